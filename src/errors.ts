@@ -1,0 +1,37 @@
+/**
+ * Error codes. Stable strings: callers switch on `error.code`, never on the message.
+ * - EINVAL: an argument is wrong (the message says which, what it was, what is expected).
+ * - EBUSY: no free block fits the request, as the kernel says when the address space is full.
+ * - ENOENT: no area starts at the address given.
+ * - EDOUBLEFREE: the area at the address was freed already.
+ * - ENOMEM: the record table cannot grow (maxAreas reached, or the host refused memory).
+ * - ECORRUPT: check() found a broken invariant.
+ */
+export type VmapErrorCode = "EINVAL" | "EBUSY" | "ENOENT" | "EDOUBLEFREE" | "ENOMEM" | "ECORRUPT";
+
+export class VmapError extends Error {
+	override readonly name = "VmapError";
+	readonly code: VmapErrorCode;
+
+	constructor(code: VmapErrorCode, message: string) {
+		super(`${code}: ${message}`);
+		this.code = code;
+	}
+}
+
+/** An internal invariant that can only break through a bug in this library. */
+export function corrupt(message: string): never {
+	throw new VmapError("ECORRUPT", message);
+}
+
+export function hex(n: number): string {
+	return `0x${n.toString(16)}`;
+}
+
+/** How a bad value reads in a message: strings quoted, everything else as JS prints it. */
+export function shown(v: unknown): string {
+	if (typeof v === "string") return JSON.stringify(v);
+	if (typeof v === "bigint") return `${v}n`;
+	if (typeof v === "number" && Number.isInteger(v) && Math.abs(v) >= 0x10000) return `${v} (${hex(v)})`;
+	return String(v);
+}

@@ -1,0 +1,117 @@
+/**
+ * The one buffer that holds a whole space. Every worker that is handed the buffer reads the
+ * same header and the same records; nothing about the space lives in JS objects.
+ *
+ * ```
+ *  byte 0            ╒══════════════════ header, Int32 words ══════════════════╕
+ *                    │ MAGIC  VERSION  CAPACITY  SLOT_HIGH  SLOT_FREE ...      │ HDR_*
+ *                    │ FREE_ROOT  FREE_HEAD  BUSY_ROOT  counters  lock words   │
+ *  byte 256          ├────────────────── header, Float64 words ────────────────┤
+ *                    │ START  END  PAGE_SIZE  FREE_BYTES  BUSY_BYTES ...       │ HDRF_*
+ *  byte 512          ├────────────────── tag table ────────────────────────────┤
+ *                    │ TAG_MAX entries × TAG_BYTES: [len u8][UTF-8 bytes]      │ entry 0 = no tag
+ *  RECORDS_OFFSET    ├────────────────── vmap_area records ────────────────────┤
+ *                    │ record 0 (all zero: "none") │ record 1 │ record 2 │ ... │ REC_BYTES each
+ *                    ╘═════════════════════════════════════════ grows → ═══════╛
+ * ```
+ *
+ * One record, REC_BYTES = 40 (5 Float64 words = 10 Int32 words):
+ *
+ * ```
+ *  f64 word   0          1          2
+ *           ┌──────────┬──────────┬─────────────────────┬──────┬───────┬──────────┬──────┐
+ *           │ vaStart  │ vaEnd    │ subtreeMaxSize (free)│ left │ right │ parent|R │ next │
+ *           │          │          │ flags │ tag  (busy)  │      │       │          │      │
+ *           └──────────┴──────────┴───────┴──────────────┴──────┴───────┴──────────┴──────┘
+ *  i32 word   0-1        2-3        4       5              6      7       8          9
+ * ```
+ *
+ * Invariants:
+ * - Slot 0 is never handed out and is never written: it is the nil of every tree and list,
+ *   black, with subtreeMaxSize 0.
+ * - Word 2 is a union, as in the kernel's vmap_area: a record in the free tree uses it as the
+ *   Float64 subtreeMaxSize; a busy or lazy record uses it as two Int32 words, flags and tag.
+ * - `next` links a free record into the address-ordered free list, a busy record into a lazy
+ *   list, and an unused record into the slot free list. A record is on at most one list.
+ * - The table grows by appending records (the buffer grows at its end), so a slot number never
+ *   changes meaning and nothing is moved.
+ *
+ * Addresses and sizes are Float64 because spaces go up to 2^53; every value stored is an
+ * integer, so Float64 arithmetic on them is exact.
+ */
+
+export const MAGIC = 0x766d6170; // "vmap"
+export const VERSION = 1;
+
+// ── header, Int32 words ────────────────────────────────────────────────────────────────
+export const HDR_MAGIC = 0;
+export const HDR_VERSION = 1;
+/** Records the table can hold now (buffer bytes beyond the header / REC_BYTES). */
+export const HDR_CAPACITY = 2;
+/** Records the table may ever hold (maxAreas + 1 for record 0). */
+export const HDR_MAX_CAPACITY = 3;
+/** First record never handed out; records [1, SLOT_HIGH) are in use or on the slot free list. */
+export const HDR_SLOT_HIGH = 4;
+/** Head of the slot free list (linked through `next`), 0 when empty. */
+export const HDR_SLOT_FREE = 5;
+/** Length of the slot free list. */
+export const HDR_SLOT_FREE_NR = 6;
+/** Root of the free tree (augmented with subtreeMaxSize), keyed by vaStart. */
+export const HDR_FREE_ROOT = 7;
+/** Lowest free block: head of the address-ordered free list. */
+export const HDR_FREE_HEAD = 8;
+/** Number of blocks in the free tree. */
+export const HDR_FREE_NR = 9;
+/** Root of the busy tree, keyed by vaStart. */
+export const HDR_BUSY_ROOT = 10;
+/** Number of areas in the busy tree. */
+export const HDR_BUSY_NR = 11;
+/** Number of tags in the tag table, entry 0 included. */
+export const HDR_TAG_NR = 12;
+export const HDR_WORDS = 64;
+
+// ── header, Float64 words (index into a Float64Array over the whole header) ─────────────
+export const HDRF_START = 32;
+export const HDRF_END = 33;
+export const HDRF_PAGE_SIZE = 34;
+export const HDRF_FREE_BYTES = 35;
+export const HDRF_BUSY_BYTES = 36;
+export const HDRF_ALLOCS = 37;
+export const HDRF_FREES = 38;
+export const HDRF_FAILED = 39;
+export const HEADER_BYTES = 512;
+
+// ── tag table ──────────────────────────────────────────────────────────────────────────
+export const TAG_OFFSET = HEADER_BYTES;
+export const TAG_BYTES = 64;
+/** Longest tag, in UTF-8 bytes (one byte of each entry holds the length). */
+export const TAG_MAX_LEN = TAG_BYTES - 1;
+export const TAG_MAX = 1024;
+
+// ── records ────────────────────────────────────────────────────────────────────────────
+export const RECORDS_OFFSET = TAG_OFFSET + TAG_MAX * TAG_BYTES;
+export const REC_BYTES = 40;
+export const REC_F64 = REC_BYTES / 8;
+export const REC_I32 = REC_BYTES / 4;
+
+/** Float64 word offsets within a record. */
+export const VA_START = 0;
+export const VA_END = 1;
+export const VA_SUBTREE_MAX = 2;
+/** Int32 word offsets within a record. */
+export const VA_FLAGS = 4;
+export const VA_TAG = 5;
+export const VA_LEFT = 6;
+export const VA_RIGHT = 7;
+/** Parent slot shifted left by one; bit 0 is set when the node is red. */
+export const VA_PARENT = 8;
+export const VA_NEXT = 9;
+
+/** Records are slot numbers < 2^30 so that `parent << 1 | red` fits an Int32. */
+export const MAX_AREAS_LIMIT = 2 ** 25;
+export const DEFAULT_MAX_AREAS = 2 ** 22;
+export const INITIAL_CAPACITY = 1024;
+
+export function bytesForCapacity(capacity: number): number {
+	return RECORDS_OFFSET + capacity * REC_BYTES;
+}

@@ -1,0 +1,266 @@
+import type { AllocOptions, AreaInfo, VmapSpaceOptions } from "./api.ts";
+import { findVmapArea, insertVmapArea } from "./busy-tree.ts";
+import { checkSpace } from "./check.ts";
+import { hex, shown, VmapError } from "./errors.ts";
+import { alignUp, findVmapLowestMatch, mergeOrAddVmapArea, vaClip } from "./free-space.ts";
+import {
+	bytesForCapacity,
+	DEFAULT_MAX_AREAS,
+	HDR_BUSY_NR,
+	HDR_BUSY_ROOT,
+	HDR_CAPACITY,
+	HDR_MAGIC,
+	HDR_MAX_CAPACITY,
+	HDR_SLOT_HIGH,
+	HDR_TAG_NR,
+	HDR_VERSION,
+	HDR_WORDS,
+	HEADER_BYTES,
+	HDRF_ALLOCS,
+	HDRF_BUSY_BYTES,
+	HDRF_END,
+	HDRF_FAILED,
+	HDRF_FREES,
+	HDRF_PAGE_SIZE,
+	HDRF_START,
+	INITIAL_CAPACITY,
+	MAGIC,
+	MAX_AREAS_LIMIT,
+	REC_F64,
+	REC_I32,
+	VA_END,
+	VA_FLAGS,
+	VA_START,
+	VA_TAG,
+	VERSION,
+} from "./layout.ts";
+import { rbErase } from "./rbtree.ts";
+import { TagTable } from "./tags.ts";
+import { type SpaceBuffer, VaTable } from "./va-table.ts";
+
+/** Record flags of a busy or lazy area (word VA_FLAGS). */
+const VA_BUSY = 1;
+
+const OPTION_KEYS = new Set(["start", "size", "pageSize", "shared", "maxAreas"]);
+
+/**
+ * A range allocator over [start, start + size), with all of its state in one buffer.
+ *
+ * Complexity: alloc O(log n) (a larger alignment may scan, see findVmapLowestMatch),
+ * free O(log n), find O(log n), check O(n); n is the number of busy areas plus free blocks.
+ */
+export class VmapSpace {
+	/** First address of the space. */
+	readonly start: number;
+	/** One past the last address of the space. */
+	readonly end: number;
+	readonly pageSize: number;
+	/** @internal */
+	readonly table: VaTable;
+	private readonly tags: TagTable;
+
+	private constructor(buffer: SpaceBuffer) {
+		this.table = new VaTable(buffer);
+		const hdrF = this.table.hdrF;
+		this.start = hdrF[HDRF_START]!;
+		this.end = hdrF[HDRF_END]!;
+		this.pageSize = hdrF[HDRF_PAGE_SIZE]!;
+		this.tags = new TagTable(buffer, this.table.hdr);
+	}
+
+	/** Create a space: one free block covering [start, start + size). */
+	static create(options: VmapSpaceOptions): VmapSpace {
+		if (typeof options !== "object" || options === null) {
+			throw new VmapError("EINVAL", `Cannot create a space: options must be an object like { size }, got ${shown(options)}`);
+		}
+		for (const key of Object.keys(options)) {
+			if (!OPTION_KEYS.has(key)) {
+				throw new VmapError("EINVAL", `Cannot create a space: unknown option ${JSON.stringify(key)} (known: ${[...OPTION_KEYS].join(", ")})`);
+			}
+		}
+		const pageSize = options.pageSize ?? 4096;
+		if (!isPowerOfTwo(pageSize)) {
+			throw new VmapError("EINVAL", `Cannot create a space: pageSize must be a power of two, got ${shown(pageSize)}`);
+		}
+		const start = options.start ?? pageSize;
+		if (!Number.isSafeInteger(start) || start < 0 || start % pageSize !== 0) {
+			throw new VmapError("EINVAL", `Cannot create a space: start must be a non-negative multiple of pageSize ${pageSize}, got ${shown(start)}`);
+		}
+		const size = options.size;
+		if (!Number.isSafeInteger(size) || size <= 0 || size % pageSize !== 0) {
+			throw new VmapError("EINVAL", `Cannot create a space: size must be a positive multiple of pageSize ${pageSize}, got ${shown(size)}`);
+		}
+		if (!Number.isSafeInteger(start + size)) {
+			throw new VmapError("EINVAL", `Cannot create a space: start + size must be at most 2^53 - 1, got ${hex(start)} + ${hex(size)}`);
+		}
+		const maxAreas = options.maxAreas ?? DEFAULT_MAX_AREAS;
+		if (!Number.isSafeInteger(maxAreas) || maxAreas < 1 || maxAreas > MAX_AREAS_LIMIT) {
+			throw new VmapError("EINVAL", `Cannot create a space: maxAreas must be a whole number from 1 to ${MAX_AREAS_LIMIT}, got ${shown(maxAreas)}`);
+		}
+		const shared = options.shared ?? true;
+		if (typeof shared !== "boolean") {
+			throw new VmapError("EINVAL", `Cannot create a space: shared must be true or false, got ${shown(shared)}`);
+		}
+
+		const maxCapacity = maxAreas + 1; // record 0 is nil
+		const capacity = Math.min(INITIAL_CAPACITY, maxCapacity);
+		const maxByteLength = bytesForCapacity(maxCapacity);
+		const bytes = bytesForCapacity(capacity);
+		const buffer = shared ? new SharedArrayBuffer(bytes, { maxByteLength }) : new ArrayBuffer(bytes, { maxByteLength });
+
+		const hdr = new Int32Array(buffer, 0, HDR_WORDS);
+		const hdrF = new Float64Array(buffer, 0, HEADER_BYTES / 8);
+		hdr[HDR_MAGIC] = MAGIC;
+		hdr[HDR_VERSION] = VERSION;
+		hdr[HDR_CAPACITY] = capacity;
+		hdr[HDR_MAX_CAPACITY] = maxCapacity;
+		hdr[HDR_SLOT_HIGH] = 1;
+		hdr[HDR_TAG_NR] = 1;
+		hdrF[HDRF_START] = start;
+		hdrF[HDRF_END] = start + size;
+		hdrF[HDRF_PAGE_SIZE] = pageSize;
+
+		const space = new VmapSpace(buffer);
+		const t = space.table;
+		t.reserve(1);
+		const va = t.allocSlot();
+		t.f64[va * REC_F64 + VA_START] = start;
+		t.f64[va * REC_F64 + VA_END] = start + size;
+		mergeOrAddVmapArea(t, va);
+		return space;
+	}
+
+	/** Bytes in the space. */
+	get size(): number {
+		return this.end - this.start;
+	}
+
+	/**
+	 * Allocate `size` bytes (a whole number of pages) at the lowest address that fits, at a
+	 * multiple of `align`, inside [vstart, vend). Returns the address.
+	 * Throws EINVAL for bad arguments and EBUSY when nothing fits; either way nothing changes.
+	 */
+	alloc(size: number, options?: AllocOptions): number {
+		const pageSize = this.pageSize;
+		let align = pageSize;
+		let vstart = this.start;
+		let vend = this.end;
+		let tag = 0;
+		if (options !== undefined) {
+			if (typeof options !== "object" || options === null) {
+				throw new VmapError("EINVAL", `Cannot alloc: options must be an object like { align, vstart, vend, tag }, got ${shown(options)}`);
+			}
+			if (options.align !== undefined) {
+				align = options.align;
+				if (!isPowerOfTwo(align)) throw new VmapError("EINVAL", `Cannot alloc: align must be a power of two, got ${shown(align)}`);
+				if (align < pageSize) align = pageSize;
+			}
+			if (options.vstart !== undefined) vstart = options.vstart;
+			if (options.vend !== undefined) vend = options.vend;
+			if (vstart !== this.start || vend !== this.end) this.checkWindow(vstart, vend);
+			if (options.tag !== undefined) {
+				if (typeof options.tag !== "string") throw new VmapError("EINVAL", `Cannot alloc: tag must be a string, got ${shown(options.tag)}`);
+				tag = this.tags.intern(options.tag);
+			}
+		}
+		if (!(size > 0 && size % pageSize === 0 && size <= vend - vstart && Number.isSafeInteger(size))) this.badSize(size, vstart, vend);
+
+		const t = this.table;
+		t.reserve(2); // the busy record and a middle split: running out fails before any change
+		const va = findVmapLowestMatch(t, size, align, vstart, vend, pageSize);
+		if (va === 0) {
+			t.hdrF[HDRF_FAILED]!++;
+			throw new VmapError(
+				"EBUSY",
+				`alloc for size ${size} align ${align} failed: Address range restricted to ${hex(vstart)} - ${hex(vend)}`,
+			);
+		}
+		const f64 = t.f64;
+		const s = f64[va * REC_F64 + VA_START]!;
+		const nva = alignUp(s > vstart ? s : vstart, align);
+		let busy = vaClip(t, va, nva, size);
+		if (busy === 0) busy = t.allocSlot();
+		f64[busy * REC_F64 + VA_START] = nva;
+		f64[busy * REC_F64 + VA_END] = nva + size;
+		t.i32[busy * REC_I32 + VA_FLAGS] = VA_BUSY;
+		t.i32[busy * REC_I32 + VA_TAG] = tag;
+		insertVmapArea(t, HDR_BUSY_ROOT, busy);
+		t.hdr[HDR_BUSY_NR]!++;
+		t.hdrF[HDRF_BUSY_BYTES]! += size;
+		t.hdrF[HDRF_ALLOCS]!++;
+		return nva;
+	}
+
+	/**
+	 * Free the area that starts at `addr`: its range returns to free space.
+	 * Throws EINVAL for a bad address and ENOENT when no area starts there; nothing changes.
+	 */
+	free(addr: number): void {
+		const t = this.table;
+		const va = this.busyAt(addr, "free");
+		const f64 = t.f64;
+		rbErase(t, HDR_BUSY_ROOT, va, false);
+		t.hdr[HDR_BUSY_NR]!--;
+		t.hdrF[HDRF_BUSY_BYTES]! -= f64[va * REC_F64 + VA_END]! - f64[va * REC_F64 + VA_START]!;
+		t.hdrF[HDRF_FREES]!++;
+		mergeOrAddVmapArea(t, va);
+	}
+
+	/** The area holding `addr`, or undefined. */
+	find(addr: number): AreaInfo | undefined {
+		if (!Number.isSafeInteger(addr)) throw new VmapError("EINVAL", `Cannot find: address must be a whole number, got ${shown(addr)}`);
+		const t = this.table;
+		const va = findVmapArea(t, HDR_BUSY_ROOT, addr);
+		if (va === 0) return undefined;
+		const start = t.f64[va * REC_F64 + VA_START]!;
+		const end = t.f64[va * REC_F64 + VA_END]!;
+		const tag = t.i32[va * REC_I32 + VA_TAG]!;
+		return { start, end, size: end - start, tag: tag === 0 ? undefined : this.tags.name(tag), state: "busy" };
+	}
+
+	/** Validate every structure in O(n); throws VmapError ECORRUPT naming the broken invariant. */
+	check(): void {
+		checkSpace(this.table, this.start, this.end);
+	}
+
+	/** The busy record starting at `addr`, or a thrown EINVAL/ENOENT in the words of `op`. */
+	private busyAt(addr: number, op: string): number {
+		if (!Number.isSafeInteger(addr)) throw new VmapError("EINVAL", `Cannot ${op}: address must be a whole number, got ${shown(addr)}`);
+		const t = this.table;
+		const va = findVmapArea(t, HDR_BUSY_ROOT, addr);
+		if (va !== 0 && t.f64[va * REC_F64 + VA_START] === addr) return va;
+		if (addr < this.start || addr >= this.end) {
+			throw new VmapError("ENOENT", `Cannot ${op} ${hex(addr)}: the address is outside the space [${hex(this.start)}, ${hex(this.end)})`);
+		}
+		if (va !== 0) {
+			const s = t.f64[va * REC_F64 + VA_START]!;
+			const e = t.f64[va * REC_F64 + VA_END]!;
+			throw new VmapError("ENOENT", `Cannot ${op} ${hex(addr)}: no area starts there; it lies inside the area [${hex(s)}, ${hex(e)})`);
+		}
+		throw new VmapError("ENOENT", `Cannot ${op} ${hex(addr)}: no area starts there; the address is free (never allocated, or already freed and purged)`);
+	}
+
+	private checkWindow(vstart: number, vend: number): void {
+		if (!Number.isSafeInteger(vstart) || !Number.isSafeInteger(vend)) {
+			throw new VmapError("EINVAL", `Cannot alloc: vstart and vend must be whole numbers, got vstart ${shown(vstart)}, vend ${shown(vend)}`);
+		}
+		if (vstart < this.start || vend > this.end || vstart >= vend) {
+			throw new VmapError(
+				"EINVAL",
+				`Cannot alloc: the window [vstart, vend) = [${hex(vstart)}, ${hex(vend)}) must be non-empty and inside the space [${hex(this.start)}, ${hex(this.end)})`,
+			);
+		}
+	}
+
+	private badSize(size: number, vstart: number, vend: number): never {
+		const what = typeof size === "number" ? shown(size) : `${typeof size} ${shown(size)}`;
+		if (typeof size === "number" && Number.isSafeInteger(size) && size > 0 && size % this.pageSize === 0) {
+			throw new VmapError("EINVAL", `Cannot alloc: size ${what} is larger than the window [${hex(vstart)}, ${hex(vend)}) of ${vend - vstart} bytes`);
+		}
+		throw new VmapError("EINVAL", `Cannot alloc: size must be a positive whole number of pages (pageSize ${this.pageSize}), got ${what}`);
+	}
+}
+
+function isPowerOfTwo(x: unknown): x is number {
+	return typeof x === "number" && Number.isSafeInteger(x) && x > 0 && 2 ** Math.round(Math.log2(x)) === x;
+}

@@ -1,0 +1,67 @@
+/**
+ * Tags: short strings that label busy areas (shown by find() and the listings). Each distinct
+ * tag is stored once in the buffer's tag table, so a tag set by one worker reads the same in
+ * every other; a record keeps only the tag's index. Index 0 means "no tag".
+ */
+import { VmapError } from "./errors.ts";
+import { HDR_TAG_NR, TAG_BYTES, TAG_MAX, TAG_MAX_LEN, TAG_OFFSET } from "./layout.ts";
+import type { SpaceBuffer } from "./va-table.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+export class TagTable {
+	private readonly bytes: Uint8Array;
+	private readonly hdr: Int32Array;
+	/** This handle's cache of the table; entries are never removed, so it can only lag. */
+	private readonly ids = new Map<string, number>();
+	private readonly names: string[] = [""];
+
+	constructor(buffer: SpaceBuffer, hdr: Int32Array) {
+		this.bytes = new Uint8Array(buffer, TAG_OFFSET, TAG_MAX * TAG_BYTES);
+		this.hdr = hdr;
+	}
+
+	/** The index of `tag`, adding it to the table if it is new. Throws EINVAL on a bad tag. */
+	intern(tag: string): number {
+		const id = this.ids.get(tag);
+		if (id !== undefined) return id;
+		const utf8 = encoder.encode(tag);
+		if (utf8.length > TAG_MAX_LEN) {
+			throw new VmapError("EINVAL", `Cannot alloc: tag must be at most ${TAG_MAX_LEN} bytes of UTF-8, got ${utf8.length} (${JSON.stringify(tag)})`);
+		}
+		this.refresh();
+		const known = this.ids.get(tag);
+		if (known !== undefined) return known;
+		const nr = this.hdr[HDR_TAG_NR]!;
+		if (nr >= TAG_MAX) {
+			throw new VmapError("EINVAL", `Cannot alloc: the tag table is full (${TAG_MAX - 1} distinct tags); cannot add ${JSON.stringify(tag)}`);
+		}
+		const at = nr * TAG_BYTES;
+		this.bytes[at] = utf8.length;
+		this.bytes.set(utf8, at + 1);
+		this.hdr[HDR_TAG_NR] = nr + 1;
+		this.remember(tag, nr);
+		return nr;
+	}
+
+	/** The tag at `id` ("" for 0). */
+	name(id: number): string {
+		if (id >= this.names.length) this.refresh();
+		return this.names[id] ?? "";
+	}
+
+	/** Read entries other handles added since we last looked. */
+	private refresh(): void {
+		const nr = this.hdr[HDR_TAG_NR]!;
+		for (let id = this.names.length; id < nr; id++) {
+			const at = id * TAG_BYTES;
+			this.remember(decoder.decode(this.bytes.slice(at + 1, at + 1 + this.bytes[at]!)), id);
+		}
+	}
+
+	private remember(tag: string, id: number): void {
+		this.names[id] = tag;
+		this.ids.set(tag, id);
+	}
+}

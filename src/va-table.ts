@@ -1,0 +1,124 @@
+import { VmapError } from "./errors.ts";
+import {
+	bytesForCapacity,
+	HDR_CAPACITY,
+	HDR_MAX_CAPACITY,
+	HDR_SLOT_FREE,
+	HDR_SLOT_FREE_NR,
+	HDR_SLOT_HIGH,
+	HDR_WORDS,
+	HEADER_BYTES,
+	REC_F64,
+	REC_I32,
+	RECORDS_OFFSET,
+	VA_NEXT,
+} from "./layout.ts";
+
+export type SpaceBuffer = SharedArrayBuffer | ArrayBuffer;
+
+/**
+ * The record table: a buffer, its views, and slot allocation.
+ *
+ * Views are fixed-length and rebuilt when the table grows. A length-tracking view over a
+ * growable SharedArrayBuffer would follow growth by itself, but on Node 20 every element
+ * access through one is about 9x slower (measured: 237 ms vs 26 ms for the same loop), so
+ * `remap()` runs after every growth and whenever the header's capacity differs from ours.
+ */
+export class VaTable {
+	readonly buffer: SpaceBuffer;
+	/** Header, Int32 words (HDR_*). */
+	readonly hdr: Int32Array;
+	/** Header, Float64 words (HDRF_*). */
+	readonly hdrF: Float64Array;
+	/** Records as Float64 words: slot * REC_F64 + VA_START etc. */
+	f64!: Float64Array;
+	/** Records as Int32 words: slot * REC_I32 + VA_LEFT etc. */
+	i32!: Int32Array;
+	/** Capacity the views cover. */
+	capacity = 0;
+
+	constructor(buffer: SpaceBuffer) {
+		this.buffer = buffer;
+		this.hdr = new Int32Array(buffer, 0, HDR_WORDS);
+		this.hdrF = new Float64Array(buffer, 0, HEADER_BYTES / 8);
+		this.remap();
+	}
+
+	/** Rebuild the record views to cover the capacity the header states. */
+	remap(): void {
+		const capacity = this.hdr[HDR_CAPACITY]!;
+		this.f64 = new Float64Array(this.buffer, RECORDS_OFFSET, capacity * REC_F64);
+		this.i32 = new Int32Array(this.buffer, RECORDS_OFFSET, capacity * REC_I32);
+		this.capacity = capacity;
+	}
+
+	/** Free slots available without growing. */
+	available(): number {
+		const hdr = this.hdr;
+		return hdr[HDR_SLOT_FREE_NR]! + (hdr[HDR_CAPACITY]! - hdr[HDR_SLOT_HIGH]!);
+	}
+
+	/**
+	 * Make sure `n` slots can be taken without failing, growing the table if needed. Called
+	 * before an operation changes anything, so that running out of records fails cleanly.
+	 */
+	reserve(n: number): void {
+		if (this.capacity !== this.hdr[HDR_CAPACITY]) this.remap();
+		if (this.available() >= n) return;
+		const hdr = this.hdr;
+		const capacity = hdr[HDR_CAPACITY]!;
+		const max = hdr[HDR_MAX_CAPACITY]!;
+		const want = capacity + n - this.available();
+		if (want > max) {
+			throw new VmapError(
+				"ENOMEM",
+				`Cannot take a vmap_area record: the table holds its maximum of ${max - 1} records (the maxAreas option)`,
+			);
+		}
+		// Grow by an eighth: bounded slack (the memory target is bytes per live area), and
+		// growing a buffer in place costs no copy, so small steps are cheap.
+		const next = Math.min(max, Math.max(want, capacity + Math.max(1024, capacity >>> 3)));
+		try {
+			growBuffer(this.buffer, bytesForCapacity(next));
+		} catch (e) {
+			throw new VmapError("ENOMEM", `Cannot grow the record table to ${next} records: ${(e as Error).message}`);
+		}
+		hdr[HDR_CAPACITY] = next;
+		this.remap();
+	}
+
+	/** Take a slot; `reserve()` must have made room. The record's words are all zero. */
+	allocSlot(): number {
+		const hdr = this.hdr;
+		let slot = hdr[HDR_SLOT_FREE]!;
+		if (slot !== 0) {
+			hdr[HDR_SLOT_FREE] = this.i32[slot * REC_I32 + VA_NEXT]!;
+			hdr[HDR_SLOT_FREE_NR]!--;
+			this.clear(slot);
+		} else {
+			slot = hdr[HDR_SLOT_HIGH]!;
+			if (slot >= this.capacity) throw new VmapError("ENOMEM", "record table full (reserve() was not called)");
+			hdr[HDR_SLOT_HIGH] = slot + 1;
+		}
+		return slot;
+	}
+
+	/** Return a slot to the slot free list. The slot must be in no tree and on no list. */
+	freeSlot(slot: number): void {
+		const hdr = this.hdr;
+		this.i32[slot * REC_I32 + VA_NEXT] = hdr[HDR_SLOT_FREE]!;
+		hdr[HDR_SLOT_FREE] = slot;
+		hdr[HDR_SLOT_FREE_NR]!++;
+	}
+
+	private clear(slot: number): void {
+		const f = slot * REC_F64;
+		this.f64.fill(0, f, f + REC_F64);
+	}
+}
+
+function growBuffer(buffer: SpaceBuffer, bytes: number): void {
+	if (buffer.byteLength >= bytes) return;
+	if (buffer instanceof SharedArrayBuffer) buffer.grow(bytes);
+	else buffer.resize(bytes);
+}
