@@ -68,12 +68,13 @@ function lowestAtOrAbove(t: VaTable, length: number, vstart: number): number {
 	if (fallback === 0) return 0;
 	if (f64[fallback * REC_F64 + VA_END]! - f64[fallback * REC_F64 + VA_START]! >= length) return fallback;
 	node = i32[fallback * REC_I32 + VA_RIGHT]!;
-	while (true) {
+	while (node !== 0) {
 		const l = i32[node * REC_I32 + VA_LEFT]!;
 		if (f64[l * REC_F64 + VA_SUBTREE_MAX]! >= length) node = l;
 		else if (f64[node * REC_F64 + VA_END]! - f64[node * REC_F64 + VA_START]! >= length) return node;
 		else node = i32[node * REC_I32 + VA_RIGHT]!;
 	}
+	return corrupt(`free tree: subtreeMaxSize under record ${fallback} promises a block of ${length} bytes that is not there`);
 }
 
 /** The free block with vaStart < addr < vaEnd, 0 when addr is in no block or at a block's start. */

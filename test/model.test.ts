@@ -1,0 +1,255 @@
+/**
+ * Model-based tests: random command sequences run against VmapSpace and against the plain model
+ * (test/support/model.ts); after every command check() must pass and the space's busy areas and
+ * free blocks must equal the model's. Errors must leave both unchanged, which the comparison
+ * after the command proves.
+ *
+ * Fixed seed; set VMAP_SEED to try another, VMAP_RUNS to run more. fast-check prints the seed
+ * and the shrunk counterexample when a property fails.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import fc from "fast-check";
+import { VmapError, VmapSpace } from "../src/index.ts";
+import { busyAreas, freeBlocks } from "./support/inspect.ts";
+import { Model } from "./support/model.ts";
+
+const SEED = Number(process.env.VMAP_SEED ?? 20261122);
+const RUNS = Number(process.env.VMAP_RUNS ?? 600);
+const MIN_COMMANDS = 200_000;
+let commandsRun = 0;
+
+const TAGS = [undefined, "textures", "vertex buffers", "ε-tag"] as const;
+
+/** Every command runs its step, then check() and a full comparison with the model. */
+abstract class Step implements fc.Command<Model, VmapSpace> {
+	abstract step(m: Model, s: VmapSpace): void;
+	check(_m: Readonly<Model>): boolean {
+		return true;
+	}
+	run(m: Model, s: VmapSpace): void {
+		commandsRun++;
+		this.step(m, s);
+		sameState(m, s);
+	}
+}
+
+function expectError(code: string, fn: () => unknown): void {
+	assert.throws(fn, (e: unknown) => {
+		assert.ok(e instanceof VmapError, `expected a VmapError, got ${String(e)}`);
+		assert.equal(e.code, code, e.message);
+		return true;
+	});
+}
+
+/** A window inside the space chosen by two fractions in thousandths, maybe off page boundaries. */
+function windowOf(m: Model, lo: number, hi: number, ragged: boolean): [number, number] {
+	const span = m.end - m.start;
+	let a = m.start + Math.floor((span * Math.min(lo, hi)) / 1000);
+	let b = m.start + Math.floor((span * Math.max(lo, hi)) / 1000);
+	if (!ragged) {
+		a -= (a - m.start) % m.pageSize;
+		b -= (b - m.start) % m.pageSize;
+	}
+	if (b <= a) b = Math.min(m.end, a + m.pageSize);
+	return [a, b];
+}
+
+class Alloc extends Step {
+	readonly pages: number;
+	readonly alignShift: number;
+	readonly win: [number, number, boolean] | null;
+	readonly tag: (typeof TAGS)[number];
+	constructor(pages: number, alignShift: number, win: [number, number, boolean] | null, tag: (typeof TAGS)[number]) {
+		super();
+		this.pages = pages;
+		this.alignShift = alignShift;
+		this.win = win;
+		this.tag = tag;
+	}
+	override step(m: Model, s: VmapSpace): void {
+		const size = this.pages * m.pageSize;
+		// Shifts below 0 ask for less than a page (treated as a page), above for large alignments.
+		const align = 2 ** Math.max(0, Math.log2(m.pageSize) + this.alignShift);
+		const [vstart, vend] = this.win ? windowOf(m, this.win[0], this.win[1], this.win[2]) : [m.start, m.end];
+		if (size > vend - vstart) {
+			expectError("EINVAL", () => s.alloc(size, { align, vstart, vend }));
+			return;
+		}
+		const opts = this.tag === undefined ? { align, vstart, vend } : { align, vstart, vend, tag: this.tag };
+		const expected = m.lowestFit(size, align, vstart, vend);
+		if (expected === undefined) {
+			expectError("EBUSY", () => s.alloc(size, opts));
+			return;
+		}
+		const got = s.alloc(size, opts);
+		const a = Math.max(align, m.pageSize);
+		assert.equal(got % a, 0, `address ${got} is not aligned to ${a}`);
+		assert.ok(got >= vstart && got + size <= vend, `[${got}, ${got + size}) is outside the window [${vstart}, ${vend})`);
+		if (a === m.pageSize) {
+			assert.equal(got, expected, "align <= pageSize must give exactly the lowest fit");
+		} else {
+			const kernel = m.adjustedFit(size, align, vstart, vend);
+			if (kernel !== undefined) assert.ok(got <= kernel, `got ${got}, the kernel's adjusted search finds ${kernel}`);
+		}
+		assert.ok(m.gaps().some(([gs, ge]) => gs <= got && got + size <= ge), `[${got}, ${got + size}) is not in free space`);
+		m.add(got, got + size, this.tag);
+	}
+	override toString = () => `alloc(${this.pages}p, align<<${this.alignShift}, ${JSON.stringify(this.win)}, ${this.tag})`;
+}
+
+class Free extends Step {
+	readonly pick: number;
+	constructor(pick: number) {
+		super();
+		this.pick = pick;
+	}
+	override check(m: Readonly<Model>): boolean {
+		return m.busy.length > 0;
+	}
+	override step(m: Model, s: VmapSpace): void {
+		const area = m.busy[this.pick % m.busy.length]!;
+		s.free(area.start);
+		m.remove(area.start);
+		// A second free of the same address finds nothing there now.
+		expectError("ENOENT", () => s.free(area.start));
+	}
+	override toString = () => `free(#${this.pick})`;
+}
+
+class FreeBad extends Step {
+	readonly kind: number;
+	readonly at: number;
+	constructor(kind: number, at: number) {
+		super();
+		this.kind = kind;
+		this.at = at;
+	}
+	override step(m: Model, s: VmapSpace): void {
+		const addr = m.start + (this.at % (m.end - m.start));
+		const area = m.areaAt(addr);
+		switch (this.kind) {
+			case 0: // an address that is no area's start: inside an area, or in free space
+				if (area?.start === addr) return;
+				expectError("ENOENT", () => s.free(addr));
+				return;
+			case 1:
+				expectError("ENOENT", () => s.free(Math.min(m.end + this.at, Number.MAX_SAFE_INTEGER)));
+				return;
+			case 2:
+				expectError("ENOENT", () => s.free(m.start - 1 - (this.at % m.start)));
+				return;
+			default:
+				for (const bad of [Number.NaN, 1.5, -1.5, 2 ** 53, Infinity, String(addr), undefined]) {
+					expectError("EINVAL", () => s.free(bad as number));
+				}
+		}
+	}
+	override toString = () => `freeBad(${this.kind}, ${this.at})`;
+}
+
+class Find extends Step {
+	readonly at: number;
+	constructor(at: number) {
+		super();
+		this.at = at;
+	}
+	override step(m: Model, s: VmapSpace): void {
+		for (const addr of [m.start + (this.at % (m.end - m.start)), m.start - 1, m.end]) {
+			const want = m.areaAt(addr);
+			const got = s.find(addr);
+			if (want === undefined) assert.equal(got, undefined, `find(${addr})`);
+			else assert.deepEqual(got, { start: want.start, end: want.end, size: want.end - want.start, tag: want.tag, state: "busy" });
+		}
+	}
+	override toString = () => `find(${this.at})`;
+}
+
+class AllocBad extends Step {
+	readonly kind: number;
+	constructor(kind: number) {
+		super();
+		this.kind = kind;
+	}
+	override step(m: Model, s: VmapSpace): void {
+		const p = m.pageSize;
+		const span = m.end - m.start;
+		const cases: Array<[number, object | undefined]> = [
+			[0, undefined],
+			[-p, undefined],
+			[p + 0.5, undefined],
+			[Number.NaN, undefined],
+			[Infinity, undefined],
+			["4096" as unknown as number, undefined],
+			[2 ** 53, undefined],
+			[span + p, undefined],
+			[p, { align: 3 }],
+			[p, { align: 0 }],
+			[p, { align: -p }],
+			[p, { align: Number.NaN }],
+			[p, { align: 2 ** 60 }],
+			[p, { vstart: m.start - p }],
+			[p, { vend: m.end + p }],
+			[p, { vstart: m.start + p, vend: m.start + p }],
+			[p, { vstart: m.start + 2 * p, vend: m.start + p }],
+			[p, { tag: 42 }],
+			[p, { tag: "x".repeat(64) }],
+			[p, "nope" as unknown as object],
+			[p, null as unknown as object],
+		];
+		if (p > 1) cases.push([p + 1, undefined], [p / 2, undefined]);
+		// Near 2^53 every double is an integer: a fractional vstart exists only lower down.
+		if (!Number.isInteger(m.start + 0.5)) cases.push([p, { vstart: m.start + 0.5 }]);
+		const [size, opts] = cases[this.kind % cases.length]!;
+		expectError("EINVAL", () => s.alloc(size, opts as never));
+	}
+	override toString = () => `allocBad(${this.kind})`;
+}
+
+function sameState(m: Model, s: VmapSpace): void {
+	s.check();
+	assert.deepEqual(busyAreas(s), m.busy.map((a) => [a.start, a.end]));
+	assert.deepEqual(freeBlocks(s), m.gaps());
+}
+
+const commands = [
+	fc.record({ pages: fc.integer({ min: 1, max: 12 }), shift: fc.integer({ min: -2, max: 6 }) }).chain(({ pages, shift }) =>
+		fc
+			.tuple(
+				fc.option(fc.tuple(fc.integer({ min: 0, max: 1000 }), fc.integer({ min: 0, max: 1000 }), fc.boolean()), { freq: 3 }),
+				fc.constantFrom(...TAGS),
+			)
+			.map(([win, tag]) => new Alloc(pages, shift, win, tag)),
+	),
+	fc.nat().map((i) => new Free(i)),
+	fc.nat().map((i) => new Free(i)),
+	fc.tuple(fc.nat(3), fc.nat()).map(([k, a]) => new FreeBad(k, a)),
+	fc.nat().map((a) => new Find(a)),
+	fc.nat().map((k) => new AllocBad(k)),
+];
+
+const configs = fc.record({
+	pageShift: fc.constantFrom(0, 12, 16),
+	pages: fc.integer({ min: 8, max: 160 }),
+	// Low addresses, addresses above 4 GiB, and addresses near 2^53.
+	base: fc.constantFrom("low", "high", "top"),
+	shared: fc.boolean(),
+});
+
+test(`model: alloc/free/find against a sorted-interval model (seed ${SEED}, ${RUNS} runs)`, () => {
+	commandsRun = 0;
+	fc.assert(
+		fc.property(configs, fc.commands(commands, { maxCommands: 1000, size: "max" }), (cfg, cmds) => {
+			const pageSize = 2 ** cfg.pageShift;
+			const size = cfg.pages * pageSize;
+			const start = cfg.base === "low" ? pageSize : cfg.base === "high" ? 2 ** 36 : 2 ** 53 - size - 2 ** 20;
+			const space = VmapSpace.create({ start, size, pageSize, shared: cfg.shared, maxAreas: 4096 });
+			const model = new Model(start, start + size, pageSize);
+			fc.modelRun(() => ({ model, real: space }), cmds);
+			sameState(model, space);
+		}),
+		{ seed: SEED, numRuns: RUNS, includeErrorInReport: true },
+	);
+	assert.ok(commandsRun >= MIN_COMMANDS || RUNS < 600, `only ${commandsRun} commands ran; the suite promises ${MIN_COMMANDS}`);
+	console.log(`# model: ${commandsRun} commands in ${RUNS} runs`);
+});

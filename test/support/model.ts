@@ -1,0 +1,86 @@
+/**
+ * The reference model: a plain sorted array of busy ranges. Free space is whatever lies
+ * between them, and the lowest fit is a linear walk over those gaps. Nothing here shares code
+ * with the library.
+ */
+import type { Range } from "./inspect.ts";
+
+export interface ModelArea {
+	start: number;
+	end: number;
+	tag: string | undefined;
+}
+
+export class Model {
+	readonly busy: ModelArea[] = [];
+
+	readonly start: number;
+	readonly end: number;
+	readonly pageSize: number;
+
+	constructor(start: number, end: number, pageSize: number) {
+		this.start = start;
+		this.end = end;
+		this.pageSize = pageSize;
+	}
+
+	/** Free gaps in address order. */
+	gaps(): Range[] {
+		const out: Range[] = [];
+		let at = this.start;
+		for (const a of this.busy) {
+			if (a.start > at) out.push([at, a.start]);
+			at = a.end;
+		}
+		if (at < this.end) out.push([at, this.end]);
+		return out;
+	}
+
+	/** Lowest address where `size` at `align` fits inside [vstart, vend), or undefined. */
+	lowestFit(size: number, align: number, vstart: number, vend: number): number | undefined {
+		const a = Math.max(align, this.pageSize);
+		for (const [gs, ge] of this.gaps()) {
+			const nva = Math.ceil(Math.max(gs, vstart) / a) * a;
+			if (nva + size <= Math.min(ge, vend)) return nva;
+		}
+		return undefined;
+	}
+
+	/**
+	 * The kernel-style adjusted answer: the gap holding vstart if the request fits in it, else
+	 * the lowest gap starting at or above vstart with size >= size + align - pageSize, if the
+	 * request then fits the window. The library must do at least this well.
+	 */
+	adjustedFit(size: number, align: number, vstart: number, vend: number): number | undefined {
+		const a = Math.max(align, this.pageSize);
+		const fit = (gs: number, ge: number) => {
+			const nva = Math.ceil(Math.max(gs, vstart) / a) * a;
+			return nva + size <= Math.min(ge, vend) ? nva : undefined;
+		};
+		for (const [gs, ge] of this.gaps()) {
+			if (gs < vstart && vstart < ge) {
+				const n = fit(gs, ge);
+				if (n !== undefined) return n;
+			} else if (gs >= vstart && ge - gs >= size + a - this.pageSize) {
+				return fit(gs, ge);
+			}
+		}
+		return undefined;
+	}
+
+	add(start: number, end: number, tag: string | undefined): void {
+		let i = 0;
+		while (i < this.busy.length && this.busy[i]!.start < start) i++;
+		this.busy.splice(i, 0, { start, end, tag });
+	}
+
+	areaAt(addr: number): ModelArea | undefined {
+		return this.busy.find((a) => a.start <= addr && addr < a.end);
+	}
+
+	remove(start: number): void {
+		const i = this.busy.findIndex((a) => a.start === start);
+		if (i < 0) throw new Error(`model: no area at ${start}`);
+		this.busy.splice(i, 1);
+	}
+}
