@@ -1,0 +1,115 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { VmapSpace } from "../src/index.ts";
+import { findVmapLowestLinearMatch, findVmapLowestMatch, fitIn } from "../src/free-space.ts";
+import { HDR_FREE_NR } from "../src/layout.ts";
+import { busyAreas, freeBlocks } from "./support/inspect.ts";
+
+const P = 4096;
+const B = 0x10000;
+/** A space of 16 pages at B. */
+const space16 = () => VmapSpace.create({ start: B, size: 16 * P });
+const at = (pages: number) => B + pages * P;
+
+test("fit types: full, left edge, right edge, middle split", () => {
+	// Full fit: the only block is used whole and leaves the free tree.
+	let s = space16();
+	assert.equal(s.alloc(16 * P), at(0));
+	assert.deepEqual(freeBlocks(s), []);
+	assert.equal(s.table.hdr[HDR_FREE_NR], 0);
+	s.check();
+
+	// Left edge: the block keeps its tail.
+	s = space16();
+	assert.equal(s.alloc(3 * P), at(0));
+	assert.deepEqual(freeBlocks(s), [[at(3), at(16)]]);
+	s.check();
+
+	// Right edge: the window ends where the block ends, vstart puts the area at its end.
+	s = space16();
+	assert.equal(s.alloc(2 * P, { vstart: at(14) }), at(14));
+	assert.deepEqual(freeBlocks(s), [[at(0), at(14)]]);
+	s.check();
+
+	// Middle: the block splits in two.
+	s = space16();
+	assert.equal(s.alloc(2 * P, { vstart: at(5) }), at(5));
+	assert.deepEqual(freeBlocks(s), [[at(0), at(5)], [at(7), at(16)]]);
+	assert.deepEqual(busyAreas(s), [[at(5), at(7)]]);
+	s.check();
+
+	// Middle by alignment: align 8 pages (0x8000) inside the block [B + 1 page, B + 16 pages).
+	s = space16();
+	s.alloc(P);
+	assert.equal(s.alloc(P, { align: 8 * P }), 0x18000);
+	assert.deepEqual(freeBlocks(s), [[at(1), 0x18000], [0x19000, at(16)]]);
+	s.check();
+});
+
+test("merge on free: with the previous block, the next, both, neither", () => {
+	const s = space16();
+	const a = [0, 1, 2, 3, 4].map(() => s.alloc(P)); // pages 0..4 busy, [5, 16) free
+	s.alloc(11 * P); // everything busy
+	assert.deepEqual(freeBlocks(s), []);
+	s.free(a[1]!); // neither neighbour free: a new block
+	assert.deepEqual(freeBlocks(s), [[at(1), at(2)]]);
+	s.free(a[2]!); // touches the previous block
+	assert.deepEqual(freeBlocks(s), [[at(1), at(3)]]);
+	s.free(a[0]!); // touches the next block
+	assert.deepEqual(freeBlocks(s), [[at(0), at(3)]]);
+	s.free(a[4]!);
+	assert.deepEqual(freeBlocks(s), [[at(0), at(3)], [at(4), at(5)]]);
+	s.free(a[3]!); // touches both: three blocks become one
+	assert.deepEqual(freeBlocks(s), [[at(0), at(5)]]);
+	assert.equal(s.table.hdr[HDR_FREE_NR], 1);
+	s.check();
+});
+
+test("the lowest fit honours vstart, vend and large alignments", () => {
+	const s = VmapSpace.create({ start: 0, size: 1 << 30 });
+	const a = s.alloc(P, { align: 1 << 20 });
+	assert.equal(a, 0);
+	assert.equal(s.alloc(P, { align: 1 << 20 }), 1 << 20);
+	assert.equal(s.alloc(P), P);
+	assert.equal(s.alloc(P, { vstart: 5 * P + 1 }), 6 * P, "a ragged vstart rounds up to the next page");
+	assert.equal(s.alloc(3 * P, { vend: 5 * P }), 2 * P);
+	assert.throws(() => s.alloc(2 * P, { vend: 6 * P }), /EBUSY: alloc for size 8192 align 4096 failed: Address range restricted to 0x0 - 0x6000/);
+	s.check();
+});
+
+/** A free space of many blocks of mixed sizes, from a seeded random alloc/free history. */
+function fragmented(pageSize: number, seed: number): VmapSpace {
+	const s = VmapSpace.create({ start: pageSize * 7, size: pageSize * 200_000, pageSize, shared: false });
+	let x = seed;
+	const rnd = (n: number) => ((x = (x * 1103515245 + 12345) % 2 ** 31), x % n);
+	const live: number[] = [];
+	for (let i = 0; i < 6000; i++) live.push(s.alloc((1 + rnd(24)) * pageSize, { align: pageSize * 2 ** rnd(4) }));
+	for (let i = 0; i < 6000; i++) if (rnd(2) === 0) s.free(live[i]!);
+	s.check();
+	return s;
+}
+
+test("findVmapLowestMatch agrees with the linear oracle (align <= pageSize: exactly)", () => {
+	for (const pageSize of [1, 4096]) {
+		const s = fragmented(pageSize, 7 + pageSize);
+		const t = s.table;
+		let x = 99;
+		const rnd = (n: number) => ((x = (x * 1103515245 + 12345) % 2 ** 31), x % n);
+		let found = 0;
+		for (let q = 0; q < 20_000; q++) {
+			const size = (1 + rnd(40)) * pageSize;
+			const align = pageSize * 2 ** rnd(q % 2 === 0 ? 1 : 9);
+			const lo = s.start + rnd(s.size);
+			const hi = Math.min(s.end, lo + size + rnd(s.size));
+			const fast = findVmapLowestMatch(t, size, align, lo, hi, pageSize);
+			const slow = findVmapLowestLinearMatch(t, size, align, lo, hi);
+			if (align === pageSize) assert.equal(fast, slow, `size ${size} align ${align} window [${lo}, ${hi})`);
+			else assert.equal(fast === 0, slow === 0, `exhaustion must mean no fit: size ${size} align ${align} window [${lo}, ${hi})`);
+			if (fast !== 0) {
+				assert.ok(fitIn(t, fast, size, align, lo, hi) >= 0);
+				found++;
+			}
+		}
+		assert.ok(found > 5000, `too few queries found a block (${found}): the test would prove little`);
+	}
+});
