@@ -77,6 +77,25 @@ function lowestAtOrAbove(t: VaTable, length: number, vstart: number): number {
 	return corrupt(`free tree: subtreeMaxSize under record ${fallback} promises a block of ${length} bytes that is not there`);
 }
 
+/**
+ * Lowest block with at least `length` bytes, 0 when there is none: lowestAtOrAbove for a vstart
+ * at or below every block. Every block qualifies by address, so a subtree whose subtreeMaxSize
+ * is large enough always holds the answer and the descent never needs to turn back.
+ */
+function lowestFit(t: VaTable, length: number): number {
+	const f64 = t.f64;
+	const i32 = t.i32;
+	let node = t.hdr[HDR_FREE_ROOT]!;
+	if (f64[node * REC_F64 + VA_SUBTREE_MAX]! < length) return 0;
+	while (true) {
+		const l = i32[node * REC_I32 + VA_LEFT]!;
+		if (f64[l * REC_F64 + VA_SUBTREE_MAX]! >= length) node = l;
+		else if (f64[node * REC_F64 + VA_END]! - f64[node * REC_F64 + VA_START]! >= length) return node;
+		else node = i32[node * REC_I32 + VA_RIGHT]!;
+		if (node === 0) return corrupt(`free tree: subtreeMaxSize promises a block of ${length} bytes that is not there`);
+	}
+}
+
 /** The free block with vaStart < addr < vaEnd, 0 when addr is in no block or at a block's start. */
 function blockStraddling(t: VaTable, addr: number): number {
 	const f64 = t.f64;
@@ -119,12 +138,19 @@ export function findVmapLowestMatch(
 	vend: number,
 	pageSize: number,
 ): number {
-	// The block holding vstart inside it lies below every other candidate.
-	const straddling = blockStraddling(t, vstart);
-	if (straddling !== 0 && fitIn(t, straddling, size, align, vstart, vend) >= 0) return straddling;
-
+	// A block holding vstart inside it lies below every other candidate. There is none when
+	// vstart is at or below the lowest free block (the common case: the whole space).
+	const head = t.hdr[HDR_FREE_HEAD]!;
+	if (head === 0) return 0;
 	const slack = align - pageSize;
-	const va = lowestAtOrAbove(t, size + slack, vstart);
+	let va: number;
+	if (vstart <= t.f64[head * REC_F64 + VA_START]!) {
+		va = lowestFit(t, size + slack);
+	} else {
+		const straddling = blockStraddling(t, vstart);
+		if (straddling !== 0 && fitIn(t, straddling, size, align, vstart, vend) >= 0) return straddling;
+		va = lowestAtOrAbove(t, size + slack, vstart);
+	}
 	if (va !== 0 && fitIn(t, va, size, align, vstart, vend) >= 0) return va;
 	if (slack === 0) return 0;
 

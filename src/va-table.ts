@@ -112,8 +112,13 @@ export class VaTable {
 	}
 
 	private clear(slot: number): void {
+		const f64 = this.f64;
 		const f = slot * REC_F64;
-		this.f64.fill(0, f, f + REC_F64);
+		f64[f] = 0;
+		f64[f + 1] = 0;
+		f64[f + 2] = 0;
+		f64[f + 3] = 0;
+		f64[f + 4] = 0;
 	}
 }
 

@@ -1,0 +1,133 @@
+/**
+ * Benchmark cases. Each runs alone in a fresh process (bench/core.bench.ts spawns them) and
+ * prints one JSON line. Workloads follow ../shared/anchors/js-allocators.md section 5, so the
+ * anchor's figures for other allocators compare directly: the same xorshift32, the same
+ * 10,000 +- 100 live band, the same 1e6 timed operations.
+ */
+import { MemPool } from "@thi.ng/malloc";
+import { VmapSpace } from "../src/index.ts";
+
+/** One allocator as the workloads see it: alloc returns 0 on failure. */
+interface Subject {
+	alloc(size: number): number;
+	free(addr: number): void;
+	/** Buffer bytes in use by the allocator's own bookkeeping plus data, where it has a figure. */
+	bytes(): number;
+	check(): void;
+}
+
+function vmapSubject(pageSize: number, size: number): Subject {
+	const s = VmapSpace.create({ start: pageSize, size, pageSize, shared: true });
+	return {
+		alloc: (n) => s.alloc(n),
+		free: (a) => s.free(a),
+		bytes: () => s.table.buffer.byteLength,
+		check: () => s.check(),
+	};
+}
+
+function thingSubject(): Subject {
+	const pool = new MemPool({ buf: new ArrayBuffer(64 << 20), align: 8 });
+	return {
+		alloc: (n) => pool.malloc(n),
+		free: (a) => void pool.free(a),
+		bytes: () => 64 << 20,
+		check: () => {},
+	};
+}
+
+let seed = 1;
+function rnd(): number {
+	seed ^= seed << 13;
+	seed >>>= 0;
+	seed ^= seed >>> 17;
+	seed ^= seed << 5;
+	seed >>>= 0;
+	return seed;
+}
+
+/** Round a byte count up to the allocator's unit. */
+type Sizer = (n: number) => number;
+
+/**
+ * W1 (and the scale runs): keep about `live` areas of random sizes 1..maxSize, and time `ops`
+ * operations, each an alloc or a free of a random live area, the live count held in
+ * [live - 100, live + 100] (1% for larger live counts).
+ */
+function random(a: Subject, live: number, ops: number, maxSize: number, unit: Sizer, timeLimitMs: number) {
+	const band = Math.max(100, Math.floor(live / 100));
+	const hs = new Float64Array(live + band + 1);
+	const sizes = new Float64Array(live + band + 1);
+	let n = 0;
+	let fails = 0;
+	const doAlloc = () => {
+		const size = unit(1 + (rnd() % maxSize));
+		const h = a.alloc(size);
+		if (!h) {
+			fails++;
+			return;
+		}
+		hs[n] = h;
+		sizes[n] = size;
+		n++;
+	};
+	const doFree = () => {
+		const i = rnd() % n;
+		a.free(hs[i]!);
+		n--;
+		hs[i] = hs[n]!;
+		sizes[i] = sizes[n]!;
+	};
+	while (n < live) doAlloc();
+	const bytesAtFill = a.bytes();
+	fails = 0;
+	let done = 0;
+	const t0 = performance.now();
+	let t = t0;
+	for (; done < ops; done++) {
+		if (n <= live - band) doAlloc();
+		else if (n >= live + band || n === 0) doFree();
+		else if (rnd() & 1) doAlloc();
+		else doFree();
+		if ((done & 1023) === 0 && (t = performance.now()) - t0 > timeLimitMs) break;
+	}
+	const sec = (performance.now() - t0) / 1000;
+	// Integrity: live ranges never overlap.
+	const order = Array.from({ length: n }, (_, i) => i).sort((x, y) => hs[x]! - hs[y]!);
+	let overlaps = 0;
+	for (let k = 1; k < order.length; k++) if (hs[order[k - 1]!]! + sizes[order[k - 1]!]! > hs[order[k]!]!) overlaps++;
+	a.check();
+	return { ops: done, sec, opsPerSec: done / sec, nsPerOp: (sec * 1e9) / done, fails, overlaps, live: n, bytesAtFill, bytesPerLiveAtFill: bytesAtFill / live, bytesAtEnd: a.bytes(), bytesPerLiveAtEnd: a.bytes() / n, capped: done < ops };
+}
+
+/** W0: fixed-size alloc+free pairs. */
+function fixed(a: Subject, size: number, pairs: number) {
+	for (let i = 0; i < 10_000; i++) a.free(a.alloc(size));
+	let fails = 0;
+	const t0 = performance.now();
+	for (let i = 0; i < pairs; i++) {
+		const h = a.alloc(size);
+		if (!h) {
+			fails++;
+			continue;
+		}
+		a.free(h);
+	}
+	const sec = (performance.now() - t0) / 1000;
+	a.check();
+	return { pairs, sec, pairsPerSec: pairs / sec, fails };
+}
+
+const byte: Sizer = (n) => n;
+
+export const cases: Record<string, () => object> = {
+	"W0 vmap 64 B (pageSize 1)": () => fixed(vmapSubject(1, 2 ** 32), 64, 5_000_000),
+	"W0 vmap 1 page (pageSize 4096)": () => fixed(vmapSubject(4096, 2 ** 40), 4096, 5_000_000),
+	"W0 thi.ng 64 B": () => fixed(thingSubject(), 64, 5_000_000),
+	"W1 vmap": () => random(vmapSubject(1, 2 ** 36), 10_000, 1_000_000, 4096, byte, 60_000),
+	"W1 thi.ng (capped: 20k ops or 10 s)": () => random(thingSubject(), 10_000, 20_000, 4096, byte, 10_000),
+	"scale vmap 1k live": () => random(vmapSubject(1, 2 ** 44), 1_000, 1_000_000, 4096, byte, 60_000),
+	"scale vmap 10k live": () => random(vmapSubject(1, 2 ** 44), 10_000, 1_000_000, 4096, byte, 60_000),
+	"scale vmap 100k live": () => random(vmapSubject(1, 2 ** 44), 100_000, 1_000_000, 4096, byte, 60_000),
+	"scale vmap 1M live": () => random(vmapSubject(1, 2 ** 44), 1_000_000, 1_000_000, 4096, byte, 60_000),
+};
