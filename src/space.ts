@@ -55,6 +55,8 @@ export class VmapSpace {
 	/** One past the last address of the space. */
 	readonly end: number;
 	readonly pageSize: number;
+	/** 1 / pageSize, exact: multiplying by it divides without rounding. */
+	private readonly pageInverse: number;
 	/** @internal */
 	readonly table: VaTable;
 	private readonly tags: TagTable;
@@ -65,7 +67,8 @@ export class VmapSpace {
 		this.start = hdrF[HDRF_START]!;
 		this.end = hdrF[HDRF_END]!;
 		this.pageSize = hdrF[HDRF_PAGE_SIZE]!;
-		this.tags = new TagTable(buffer, this.table.hdr);
+		this.pageInverse = 1 / this.pageSize;
+		this.tags = new TagTable(this.table);
 	}
 
 	/** Create a space: one free block covering [start, start + size). */
@@ -104,9 +107,8 @@ export class VmapSpace {
 
 		const maxCapacity = maxAreas + 1; // record 0 is nil
 		const capacity = Math.min(INITIAL_CAPACITY, maxCapacity);
-		const maxByteLength = bytesForCapacity(maxCapacity);
 		const bytes = bytesForCapacity(capacity);
-		const buffer = shared ? new SharedArrayBuffer(bytes, { maxByteLength }) : new ArrayBuffer(bytes, { maxByteLength });
+		const buffer = shared ? new SharedArrayBuffer(bytes, { maxByteLength: bytesForCapacity(maxCapacity) }) : new ArrayBuffer(bytes);
 
 		const hdr = new Int32Array(buffer, 0, HDR_WORDS);
 		const hdrF = new Float64Array(buffer, 0, HEADER_BYTES / 8);
@@ -163,7 +165,10 @@ export class VmapSpace {
 				tag = this.tags.intern(options.tag);
 			}
 		}
-		if (!(size > 0 && size % pageSize === 0 && size <= vend - vstart && Number.isSafeInteger(size))) this.badSize(size, vstart, vend);
+		// Whole pages: size / pageSize is exact (a power of two), and Math.floor is one instruction
+		// where `%` on doubles is a call to fmod.
+		const pages = size * this.pageInverse;
+		if (!(pages >= 1 && Math.floor(pages) === pages && size <= vend - vstart && Number.isSafeInteger(size))) this.badSize(size, vstart, vend);
 
 		const t = this.table;
 		t.reserve(2); // the busy record and a middle split: running out fails before any change
@@ -177,7 +182,8 @@ export class VmapSpace {
 		}
 		const f64 = t.f64;
 		const s = f64[va * REC_F64 + VA_START]!;
-		const nva = alignUp(s > vstart ? s : vstart, align);
+		// Block starts are page aligned: the common case needs no rounding.
+		const nva = s >= vstart && align === pageSize ? s : alignUp(s > vstart ? s : vstart, align);
 		let busy = vaClip(t, va, nva, size);
 		if (busy === 0) busy = t.allocSlot();
 		f64[busy * REC_F64 + VA_START] = nva;

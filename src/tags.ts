@@ -5,21 +5,28 @@
  */
 import { VmapError } from "./errors.ts";
 import { HDR_TAG_NR, TAG_BYTES, TAG_MAX, TAG_MAX_LEN, TAG_OFFSET } from "./layout.ts";
-import type { SpaceBuffer } from "./va-table.ts";
+import type { VaTable } from "./va-table.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 export class TagTable {
-	private readonly bytes: Uint8Array;
-	private readonly hdr: Int32Array;
+	private readonly table: VaTable;
 	/** This handle's cache of the table; entries are never removed, so it can only lag. */
 	private readonly ids = new Map<string, number>();
 	private readonly names: string[] = [""];
 
-	constructor(buffer: SpaceBuffer, hdr: Int32Array) {
-		this.bytes = new Uint8Array(buffer, TAG_OFFSET, TAG_MAX * TAG_BYTES);
-		this.hdr = hdr;
+	constructor(table: VaTable) {
+		this.table = table;
+	}
+
+	/** The tag table's bytes (the buffer of a one-thread space is replaced when it grows). */
+	private get bytes(): Uint8Array {
+		return new Uint8Array(this.table.buffer, TAG_OFFSET, TAG_MAX * TAG_BYTES);
+	}
+
+	private get hdr(): Int32Array {
+		return this.table.hdr;
 	}
 
 	/** The index of `tag`, adding it to the table if it is new. Throws EINVAL on a bad tag. */
@@ -38,8 +45,9 @@ export class TagTable {
 			throw new VmapError("EINVAL", `Cannot alloc: the tag table is full (${TAG_MAX - 1} distinct tags); cannot add ${JSON.stringify(tag)}`);
 		}
 		const at = nr * TAG_BYTES;
-		this.bytes[at] = utf8.length;
-		this.bytes.set(utf8, at + 1);
+		const bytes = this.bytes;
+		bytes[at] = utf8.length;
+		bytes.set(utf8, at + 1);
 		this.hdr[HDR_TAG_NR] = nr + 1;
 		this.remember(tag, nr);
 		return nr;
@@ -54,9 +62,10 @@ export class TagTable {
 	/** Read entries other handles added since we last looked. */
 	private refresh(): void {
 		const nr = this.hdr[HDR_TAG_NR]!;
+		const bytes = this.bytes;
 		for (let id = this.names.length; id < nr; id++) {
 			const at = id * TAG_BYTES;
-			this.remember(decoder.decode(this.bytes.slice(at + 1, at + 1 + this.bytes[at]!)), id);
+			this.remember(decoder.decode(bytes.slice(at + 1, at + 1 + bytes[at]!)), id);
 		}
 	}
 

@@ -25,11 +25,16 @@ export type SpaceBuffer = SharedArrayBuffer | ArrayBuffer;
  * `remap()` runs after every growth and whenever the header's capacity differs from ours.
  */
 export class VaTable {
-	readonly buffer: SpaceBuffer;
+	/**
+	 * A growable SharedArrayBuffer, or for one thread a plain ArrayBuffer that growth replaces
+	 * with a larger copy: on Node 20 views over a resizable ArrayBuffer are about 2.6x slower
+	 * (measured on alloc+free pairs), and a plain buffer has no other holder to surprise.
+	 */
+	buffer: SpaceBuffer;
 	/** Header, Int32 words (HDR_*). */
-	readonly hdr: Int32Array;
+	hdr!: Int32Array;
 	/** Header, Float64 words (HDRF_*). */
-	readonly hdrF: Float64Array;
+	hdrF!: Float64Array;
 	/** Records as Float64 words: slot * REC_F64 + VA_START etc. */
 	f64!: Float64Array;
 	/** Records as Int32 words: slot * REC_I32 + VA_LEFT etc. */
@@ -39,17 +44,22 @@ export class VaTable {
 
 	constructor(buffer: SpaceBuffer) {
 		this.buffer = buffer;
-		this.hdr = new Int32Array(buffer, 0, HDR_WORDS);
-		this.hdrF = new Float64Array(buffer, 0, HEADER_BYTES / 8);
 		this.remap();
 	}
 
-	/** Rebuild the record views to cover the capacity the header states. */
+	/** Rebuild the views to cover the buffer and the capacity the header states. */
 	remap(): void {
+		this.mapHeader();
 		const capacity = this.hdr[HDR_CAPACITY]!;
 		this.f64 = new Float64Array(this.buffer, RECORDS_OFFSET, capacity * REC_F64);
 		this.i32 = new Int32Array(this.buffer, RECORDS_OFFSET, capacity * REC_I32);
 		this.capacity = capacity;
+	}
+
+	private mapHeader(): void {
+		if (this.hdr?.buffer === this.buffer) return;
+		this.hdr = new Int32Array(this.buffer, 0, HDR_WORDS);
+		this.hdrF = new Float64Array(this.buffer, 0, HEADER_BYTES / 8);
 	}
 
 	/** Free slots available without growing. */
@@ -79,11 +89,12 @@ export class VaTable {
 		// growing a buffer in place costs no copy, so small steps are cheap.
 		const next = Math.min(max, Math.max(want, capacity + Math.max(1024, capacity >>> 3)));
 		try {
-			growBuffer(this.buffer, bytesForCapacity(next));
+			this.buffer = grown(this.buffer, bytesForCapacity(next));
 		} catch (e) {
 			throw new VmapError("ENOMEM", `Cannot grow the record table to ${next} records: ${(e as Error).message}`);
 		}
-		hdr[HDR_CAPACITY] = next;
+		this.mapHeader();
+		this.hdr[HDR_CAPACITY] = next;
 		this.remap();
 	}
 
@@ -122,8 +133,14 @@ export class VaTable {
 	}
 }
 
-function growBuffer(buffer: SpaceBuffer, bytes: number): void {
-	if (buffer.byteLength >= bytes) return;
-	if (buffer instanceof SharedArrayBuffer) buffer.grow(bytes);
-	else buffer.resize(bytes);
+/** The buffer with at least `bytes` bytes: grown in place if shared, else a larger copy. */
+function grown(buffer: SpaceBuffer, bytes: number): SpaceBuffer {
+	if (buffer.byteLength >= bytes) return buffer;
+	if (buffer instanceof SharedArrayBuffer) {
+		buffer.grow(bytes);
+		return buffer;
+	}
+	const copy = new ArrayBuffer(bytes);
+	new Uint8Array(copy).set(new Uint8Array(buffer));
+	return copy;
 }
