@@ -23,7 +23,7 @@ import {
 	VA_START,
 	VA_SUBTREE_MAX,
 } from "./layout.ts";
-import { augmentPropagate, rbErase, rbInsert, rbInsertAfter, rbPrev } from "./rbtree.ts";
+import { augmentPropagate, augmentPropagateGrow, rbErase, rbInsert, rbInsertAfter, rbPrev } from "./rbtree.ts";
 import type { VaTable } from "./va-table.ts";
 
 /** Round `x` up to a multiple of `align`, a power of two. Exact on all safe integers. */
@@ -276,19 +276,19 @@ export function mergeOrAddVmapArea(t: VaTable, va: number): number {
 		t.hdr[HDR_FREE_NR]!--;
 		t.freeSlot(next);
 		f64[prev * REC_F64 + VA_END] = nextEnd;
-		augmentPropagate(t, prev);
+		augmentPropagateGrow(t, prev);
 		t.freeSlot(va);
 		return prev;
 	}
 	if (mergeNext) {
 		f64[next * REC_F64 + VA_START] = start;
-		augmentPropagate(t, next);
+		augmentPropagateGrow(t, next);
 		t.freeSlot(va);
 		return next;
 	}
 	if (mergePrev) {
 		f64[prev * REC_F64 + VA_END] = end;
-		augmentPropagate(t, prev);
+		augmentPropagateGrow(t, prev);
 		t.freeSlot(va);
 		return prev;
 	}

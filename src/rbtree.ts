@@ -8,12 +8,14 @@
  * Augmented trees (the free tree) keep, in every node,
  *   subtreeMaxSize(n) = max(vaEnd(n) - vaStart(n), subtreeMaxSize(left), subtreeMaxSize(right))
  * with subtreeMaxSize(nil) = 0. The value is restored:
- * - after a link: from the new node up, stopping where a value does not change;
+ * - after a link, or after a block grows in place (`augmentPropagateGrow`): raised from the node
+ *   up, stopping at the first ancestor already as large;
  * - after an erase: on the whole path from the splice point to the root (the moved successor
  *   sits on it, so an early stop could miss it);
  * - by every rotation, locally: the node that takes the subtree's place takes its old value
  *   (the subtree holds the same blocks), and the node that went down is recomputed;
- * - after a caller changes a block's size in place: `augmentPropagate(t, slot)`.
+ * - after a block shrinks in place: `augmentPropagate`, recomputed from the node up, stopping
+ *   where a value does not change.
  */
 import type { VaTable } from "./va-table.ts";
 import { REC_F64, REC_I32, VA_END, VA_LEFT, VA_PARENT, VA_RIGHT, VA_START, VA_SUBTREE_MAX } from "./layout.ts";
@@ -65,6 +67,23 @@ export function augmentPropagate(t: VaTable, x: number): void {
 		if (f64[w] === v) break;
 		f64[w] = v;
 		x = rbParent(t.i32, x);
+	}
+}
+
+/**
+ * After block `x` grew (or was linked as a leaf): raise subtreeMaxSize on the path up to its
+ * size. Growth can only raise values, so no sibling need be read, and the walk stops at the
+ * first ancestor already at least as large.
+ */
+export function augmentPropagateGrow(t: VaTable, x: number): void {
+	const f64 = t.f64;
+	const i32 = t.i32;
+	const v = f64[x * REC_F64 + VA_END]! - f64[x * REC_F64 + VA_START]!;
+	while (x !== 0) {
+		const w = x * REC_F64 + VA_SUBTREE_MAX;
+		if (f64[w]! >= v) break;
+		f64[w] = v;
+		x = i32[x * REC_I32 + P]! >>> 1;
 	}
 }
 
@@ -122,7 +141,7 @@ export function rbInsert(t: VaTable, rootWord: number, z: number, parent: number
 	else i32[parent * REC_I32 + (left ? L : R)] = z;
 	if (aug) {
 		t.f64[z * REC_F64 + VA_SUBTREE_MAX] = 0;
-		augmentPropagate(t, z);
+		augmentPropagateGrow(t, z);
 	}
 
 	// CLRS RB-INSERT-FIXUP: z is red; the only possible violation is a red parent.
