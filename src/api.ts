@@ -17,6 +17,79 @@ export interface VmapSpaceOptions {
 	 * for this many (40 bytes each) and grows into it as needed. @defaultValue 2^22
 	 */
 	maxAreas?: number;
+	/**
+	 * Lazily freed pages that make a drain due (kernel lazy_max_pages()). At twice this the
+	 * free path purges by itself, so a loop that never yields cannot grow the backlog without
+	 * bound (seed 002). @defaultValue fls(nodes) * 32 MiB / pageSize, with nodes = 1
+	 */
+	lazyMaxPages?: number;
+	/**
+	 * Makes [start, end) safe to hand out again: called once per purge with the range covering
+	 * every area the purge returns (the kernel's single TLB flush). It may return a promise:
+	 * the purged areas then stay unusable until it resolves. If it throws or rejects, the areas
+	 * stay lazy and a later purge flushes them. @defaultValue nothing (only counted)
+	 */
+	flush?: FlushHook;
+}
+
+export type FlushHook = (start: number, end: number) => void | PromiseLike<void>;
+
+export interface PurgeOptions {
+	/**
+	 * false (try): if another purge holds the purge mutex, return at once with status
+	 * "skipped". true: wait for it, then purge. @defaultValue false
+	 */
+	sync?: boolean;
+}
+
+export interface PurgeResult {
+	/**
+	 * - "done": the batch was flushed and merged back into free space;
+	 * - "flushing": the flush hook returned a promise; `done` resolves once the batch is free;
+	 * - "queued": (sync) a purge of this handle is waiting for its flush; this purge runs after
+	 *   it, and `done` resolves when it has;
+	 * - "skipped": (try) another purge is running;
+	 * - "empty": nothing was lazy.
+	 */
+	status: "done" | "flushing" | "queued" | "skipped" | "empty";
+	/** Areas and bytes in the batch, and the range flushed ([0, 0) when none). */
+	areas: number;
+	bytes: number;
+	start: number;
+	end: number;
+	/** Resolves when the batch is reusable; rejects with the flush hook's error. */
+	done: Promise<void>;
+}
+
+/**
+ * Counters read without taking allocator locks. Figures of one group (free space; busy and
+ * lazy areas with allocs and frees; purges) always agree with each other; between groups a
+ * read may catch an operation in flight (see stats.ts). `consistent` is false only when a
+ * writer kept a group changing for the whole of a long retry loop.
+ */
+export interface VmapStats {
+	size: number;
+	pageSize: number;
+	busyBytes: number;
+	busyAreas: number;
+	lazyBytes: number;
+	lazyAreas: number;
+	freeBytes: number;
+	freeBlocks: number;
+	largestFreeBlock: number;
+	/** Lazily freed pages not yet merged back (the kernel's vmap_lazy_nr). */
+	vmapLazyNr: number;
+	lazyMaxPages: number;
+	allocs: number;
+	frees: number;
+	failedAllocs: number;
+	purges: number;
+	flushes: number;
+	flushedBytes: number;
+	purgedAreas: number;
+	overflowPurges: number;
+	flushErrors: number;
+	consistent: boolean;
 }
 
 export interface AllocOptions {

@@ -11,20 +11,30 @@ import {
 	HDR_FREE_HEAD,
 	HDR_FREE_NR,
 	HDR_FREE_ROOT,
+	HDR_LAZY_HEAD,
+	HDR_LAZY_NR,
 	HDR_MAGIC,
 	HDR_MAX_CAPACITY,
+	HDR_PURGE_HEAD,
+	HDR_PURGE_LOCK,
+	HDR_PURGE_NR,
 	HDR_SLOT_FREE,
 	HDR_SLOT_FREE_NR,
 	HDR_SLOT_HIGH,
 	HDR_VERSION,
 	HDRF_BUSY_BYTES,
 	HDRF_FREE_BYTES,
+	HDRF_LAZY_MAX,
+	HDRF_LAZY_MIN,
+	HDRF_LAZY_PAGES,
 	HDRF_PAGE_SIZE,
 	MAGIC,
 	REC_F64,
 	REC_I32,
+	VA_BUSY,
 	VA_END,
 	VA_FLAGS,
+	VA_LAZY,
 	VA_LEFT,
 	VA_NEXT,
 	VA_PARENT,
@@ -69,13 +79,32 @@ export function checkSpace(t: VaTable, spaceStart: number, spaceEnd: number): vo
 	if (free.length !== hdr[HDR_FREE_NR]) corrupt(`free tree: holds ${free.length} blocks, header says ${hdr[HDR_FREE_NR]}`);
 	if (freeBytes !== t.hdrF[HDRF_FREE_BYTES]) corrupt(`free tree: holds ${freeBytes} bytes, header says ${t.hdrF[HDRF_FREE_BYTES]}`);
 
+	// The busy tree holds busy and lazy areas; every lazy one is on the lazy list or in the
+	// purge batch, exactly once.
 	let busyBytes = 0;
+	let lazyBytes = 0;
+	const lazyFlagged = new Set<number>();
 	for (const va of busy) {
-		busyBytes += t.f64[va * REC_F64 + VA_END]! - t.f64[va * REC_F64 + VA_START]!;
-		if (t.i32[va * REC_I32 + VA_FLAGS] === 0) corrupt(`busy tree: record ${va} has no state flags`);
+		const size = t.f64[va * REC_F64 + VA_END]! - t.f64[va * REC_F64 + VA_START]!;
+		const flags = t.i32[va * REC_I32 + VA_FLAGS];
+		if (flags === VA_BUSY) busyBytes += size;
+		else if (flags === VA_LAZY) {
+			lazyBytes += size;
+			lazyFlagged.add(va);
+		} else corrupt(`busy tree: record ${va} has state flags ${flags}, neither busy nor lazy`);
 	}
 	if (busy.length !== hdr[HDR_BUSY_NR]) corrupt(`busy tree: holds ${busy.length} areas, header says ${hdr[HDR_BUSY_NR]}`);
-	if (busyBytes !== t.hdrF[HDRF_BUSY_BYTES]) corrupt(`busy tree: holds ${busyBytes} bytes, header says ${t.hdrF[HDRF_BUSY_BYTES]}`);
+	if (busyBytes !== t.hdrF[HDRF_BUSY_BYTES]) corrupt(`busy tree: holds ${busyBytes} bytes in busy areas, header says ${t.hdrF[HDRF_BUSY_BYTES]}`);
+	const lazy = walkLazy(t, "lazy list", HDR_LAZY_HEAD, HDR_LAZY_NR, lazyFlagged);
+	const batch = walkLazy(t, "purge batch", HDR_PURGE_HEAD, HDR_PURGE_NR, lazyFlagged);
+	if (lazyFlagged.size !== 0) corrupt(`busy tree: ${lazyFlagged.size} lazy areas are on neither the lazy list nor the purge batch (record ${[...lazyFlagged][0]})`);
+	if (batch.areas !== 0 && hdr[HDR_PURGE_LOCK] === 0) corrupt(`purge batch: holds ${batch.areas} areas but no purge holds the purge mutex`);
+	if ((lazy.bytes + batch.bytes) / pageSize !== t.hdrF[HDRF_LAZY_PAGES]) {
+		corrupt(`vmapLazyNr: header says ${t.hdrF[HDRF_LAZY_PAGES]} pages, the lazy list and purge batch hold ${(lazy.bytes + batch.bytes) / pageSize}`);
+	}
+	if (lazy.min !== t.hdrF[HDRF_LAZY_MIN] || lazy.max !== t.hdrF[HDRF_LAZY_MAX]) {
+		corrupt(`lazy list: covers [${lazy.min}, ${lazy.max}), the incremental flush range says [${t.hdrF[HDRF_LAZY_MIN]}, ${t.hdrF[HDRF_LAZY_MAX]})`);
+	}
 
 	// Busy and free never overlap: merge the two address-ordered sequences.
 	for (let i = 0, j = 0; i < free.length && j < busy.length; ) {
@@ -89,11 +118,12 @@ export function checkSpace(t: VaTable, spaceStart: number, spaceEnd: number): vo
 		if (fe <= bs) i++;
 		else j++;
 	}
-	if (freeBytes + busyBytes !== spaceEnd - spaceStart) {
-		corrupt(`accounting: free ${freeBytes} + busy ${busyBytes} bytes != space ${spaceEnd - spaceStart} bytes`);
+	if (freeBytes + busyBytes + lazyBytes !== spaceEnd - spaceStart) {
+		corrupt(`accounting: free ${freeBytes} + busy ${busyBytes} + lazy ${lazyBytes} bytes != space ${spaceEnd - spaceStart} bytes`);
 	}
 
 	// Slots: every record below SLOT_HIGH is in exactly one structure.
+	// (Lazy records were counted in the busy tree; their lists were checked against it above.)
 	let onFreeList = 0;
 	for (let va = hdr[HDR_SLOT_FREE]!; va !== 0; va = t.i32[va * REC_I32 + VA_NEXT]!) {
 		if (va >= high) corrupt(`slot free list: record ${va} is at or past SLOT_HIGH ${high}`);
@@ -104,6 +134,29 @@ export function checkSpace(t: VaTable, spaceStart: number, spaceEnd: number): vo
 	if (onFreeList !== hdr[HDR_SLOT_FREE_NR]) corrupt(`slot free list: holds ${onFreeList} records, header says ${hdr[HDR_SLOT_FREE_NR]}`);
 	const accounted = free.length + busy.length + onFreeList + 1;
 	if (accounted !== high) corrupt(`slots: ${accounted - 1} records accounted for (free ${free.length}, busy ${busy.length}, unused ${onFreeList}) but ${high - 1} handed out`);
+}
+
+/**
+ * Walk a list of lazy records (the lazy list or the purge batch): each must be a lazy area of
+ * the busy tree, taken off `lazyFlagged` so that none is listed twice or left out. Returns the
+ * bytes listed and the range they cover (+-Infinity when empty).
+ */
+function walkLazy(t: VaTable, name: string, headWord: number, nrWord: number, lazyFlagged: Set<number>) {
+	let areas = 0;
+	let bytes = 0;
+	let min = Infinity;
+	let max = -Infinity;
+	for (let va = t.hdr[headWord]!; va !== 0; va = t.i32[va * REC_I32 + VA_NEXT]!) {
+		if (!lazyFlagged.delete(va)) corrupt(`${name}: record ${va} is not a lazy area of the busy tree (or is listed twice)`);
+		const s = t.f64[va * REC_F64 + VA_START]!;
+		const e = t.f64[va * REC_F64 + VA_END]!;
+		areas++;
+		bytes += e - s;
+		if (s < min) min = s;
+		if (e > max) max = e;
+	}
+	if (areas !== t.hdr[nrWord]) corrupt(`${name}: holds ${areas} areas, header says ${t.hdr[nrWord]}`);
+	return { areas, bytes, min, max };
 }
 
 /**

@@ -31,8 +31,12 @@
  *   black, with subtreeMaxSize 0.
  * - Word 2 is a union, as in the kernel's vmap_area: a record in the free tree uses it as the
  *   Float64 subtreeMaxSize; a busy or lazy record uses it as two Int32 words, flags and tag.
- * - `next` links a free record into the address-ordered free list, a busy record into a lazy
- *   list, and an unused record into the slot free list. A record is on at most one list.
+ * - `next` links a free record into the address-ordered free list, a lazy record into the lazy
+ *   list or the purge batch, and an unused record into the slot free list. A record is on at
+ *   most one list.
+ * - A lazily freed area stays in the busy tree, flagged VA_LAZY, until a purge merges it into
+ *   free space: so find() reports it, a second free() sees it, and no moment exists in which
+ *   an area is in no structure.
  * - The table grows by appending records (the buffer grows at its end), so a slot number never
  *   changes meaning and nothing is moved.
  *
@@ -68,17 +72,57 @@ export const HDR_BUSY_ROOT = 10;
 export const HDR_BUSY_NR = 11;
 /** Number of tags in the tag table, entry 0 included. */
 export const HDR_TAG_NR = 12;
+/** Lazy list: busy-tree records freed lazily and not yet taken by a purge (linked through `next`). */
+export const HDR_LAZY_HEAD = 13;
+export const HDR_LAZY_NR = 14;
+/** The batch a purge took: still in the busy tree, flagged lazy, until merged into free space. */
+export const HDR_PURGE_HEAD = 15;
+export const HDR_PURGE_NR = 16;
+/** The purge mutex: 0 free, 1 held. One purge at a time (seed 000). */
+export const HDR_PURGE_LOCK = 17;
+/**
+ * Sequence words of the statistics domains (seed 001). Each counter is written in exactly one
+ * domain; a writer makes the word odd before it changes any of the domain's counters and even
+ * after. Readers take no lock: they retry while the word is odd or has moved.
+ */
+export const HDR_SEQ_FREE = 18;
+export const HDR_SEQ_BUSY = 19;
+export const HDR_SEQ_PURGE = 20;
 export const HDR_WORDS = 64;
 
 // ── header, Float64 words (index into a Float64Array over the whole header) ─────────────
+// Each counter names its statistics domain (HDR_SEQ_*) in brackets.
 export const HDRF_START = 32;
 export const HDRF_END = 33;
 export const HDRF_PAGE_SIZE = 34;
-export const HDRF_FREE_BYTES = 35;
-export const HDRF_BUSY_BYTES = 36;
-export const HDRF_ALLOCS = 37;
-export const HDRF_FREES = 38;
-export const HDRF_FAILED = 39;
+/** Lazy pages that make a drain due; twice this makes the free path purge itself. */
+export const HDRF_LAZY_MAX_PAGES = 35;
+/** [free] Bytes in free blocks. */
+export const HDRF_FREE_BYTES = 36;
+/** [free] Allocations that failed with EBUSY. */
+export const HDRF_FAILED = 37;
+/** [busy] Bytes in busy (not lazy) areas. */
+export const HDRF_BUSY_BYTES = 38;
+/** [busy] Successful allocations. */
+export const HDRF_ALLOCS = 39;
+/** [busy] Frees (each makes one area lazy). */
+export const HDRF_FREES = 40;
+/** [busy] vmap_lazy_nr: pages freed lazily and not yet merged back (lazy list + purge batch). */
+export const HDRF_LAZY_PAGES = 41;
+/** [busy] Lowest vaStart and highest vaEnd on the lazy list (+-Infinity when empty). */
+export const HDRF_LAZY_MIN = 42;
+export const HDRF_LAZY_MAX = 43;
+/** [purge] Purges that took a non-empty batch. */
+export const HDRF_PURGES = 44;
+/** [purge] Calls of the flush hook, and the bytes of the ranges they covered. */
+export const HDRF_FLUSHES = 45;
+export const HDRF_FLUSHED_BYTES = 46;
+/** [purge] Areas merged back into free space by purges. */
+export const HDRF_PURGED_AREAS = 47;
+/** [purge] Purges run by an allocation that found no fit. */
+export const HDRF_OVERFLOW_PURGES = 48;
+/** [purge] Flushes that threw or rejected (their batch went back to the lazy list). */
+export const HDRF_FLUSH_ERRORS = 49;
 export const HEADER_BYTES = 512;
 
 // ── tag table ──────────────────────────────────────────────────────────────────────────
@@ -107,10 +151,14 @@ export const VA_RIGHT = 7;
 export const VA_PARENT = 8;
 export const VA_NEXT = 9;
 
+/** Flags of a busy-tree record (word VA_FLAGS). */
+export const VA_BUSY = 1;
+export const VA_LAZY = 2;
+
 /** Records are slot numbers < 2^30 so that `parent << 1 | red` fits an Int32. */
 export const MAX_AREAS_LIMIT = 2 ** 25;
 export const DEFAULT_MAX_AREAS = 2 ** 22;
-export const INITIAL_CAPACITY = 1024;
+export const INITIAL_CAPACITY = 64;
 
 export function bytesForCapacity(capacity: number): number {
 	return RECORDS_OFFSET + capacity * REC_BYTES;

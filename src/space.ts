@@ -1,4 +1,4 @@
-import type { AllocOptions, AreaInfo, VmapSpaceOptions } from "./api.ts";
+import type { AllocOptions, AreaInfo, PurgeOptions, PurgeResult, VmapSpaceOptions, VmapStats } from "./api.ts";
 import { findVmapArea, insertVmapArea } from "./busy-tree.ts";
 import { checkSpace } from "./check.ts";
 import { hex, shown, VmapError } from "./errors.ts";
@@ -16,11 +16,16 @@ import {
 	HDR_VERSION,
 	HDR_WORDS,
 	HEADER_BYTES,
+	HDR_SEQ_BUSY,
+	HDR_SEQ_FREE,
 	HDRF_ALLOCS,
 	HDRF_BUSY_BYTES,
 	HDRF_END,
 	HDRF_FAILED,
-	HDRF_FREES,
+	HDRF_LAZY_MAX,
+	HDRF_LAZY_MAX_PAGES,
+	HDRF_LAZY_MIN,
+	HDRF_LAZY_PAGES,
 	HDRF_PAGE_SIZE,
 	HDRF_START,
 	INITIAL_CAPACITY,
@@ -28,26 +33,34 @@ import {
 	MAX_AREAS_LIMIT,
 	REC_F64,
 	REC_I32,
+	VA_BUSY,
 	VA_END,
 	VA_FLAGS,
+	VA_LAZY,
 	VA_START,
 	VA_TAG,
 	VERSION,
 } from "./layout.ts";
-import { rbErase } from "./rbtree.ts";
+import { dumpSpace, vmallocinfo } from "./info.ts";
+import { flushingNote, Purger } from "./purge.ts";
+import { readStats, seqBegin, seqEnd } from "./stats.ts";
 import { TagTable } from "./tags.ts";
 import { type SpaceBuffer, VaTable } from "./va-table.ts";
 
-/** Record flags of a busy or lazy area (word VA_FLAGS). */
-const VA_BUSY = 1;
+const OPTION_KEYS = new Set(["start", "size", "pageSize", "shared", "maxAreas", "lazyMaxPages", "flush"]);
 
-const OPTION_KEYS = new Set(["start", "size", "pageSize", "shared", "maxAreas"]);
+/** The kernel's lazy_max_pages() unit: fls(nr_cpus) * 32 MiB worth of pages. */
+const LAZY_MAX_BYTES = 32 * 2 ** 20;
 
 /**
  * A range allocator over [start, start + size), with all of its state in one buffer.
  *
+ * Freeing is lazy, as in the kernel: a freed area becomes reusable only after a purge has
+ * called the flush hook over it (see purge.ts for when purges run).
+ *
  * Complexity: alloc O(log n) (a larger alignment may scan, see findVmapLowestMatch),
- * free O(log n), find O(log n), check O(n); n is the number of busy areas plus free blocks.
+ * free O(log n), find O(log n), purge O(k log n) for k lazy areas, check O(n); n is the number
+ * of busy and lazy areas plus free blocks.
  */
 export class VmapSpace {
 	/** First address of the space. */
@@ -60,8 +73,9 @@ export class VmapSpace {
 	/** @internal */
 	readonly table: VaTable;
 	private readonly tags: TagTable;
+	private readonly purger: Purger;
 
-	private constructor(buffer: SpaceBuffer) {
+	private constructor(buffer: SpaceBuffer, flush: VmapSpaceOptions["flush"]) {
 		this.table = new VaTable(buffer);
 		const hdrF = this.table.hdrF;
 		this.start = hdrF[HDRF_START]!;
@@ -69,6 +83,7 @@ export class VmapSpace {
 		this.pageSize = hdrF[HDRF_PAGE_SIZE]!;
 		this.pageInverse = 1 / this.pageSize;
 		this.tags = new TagTable(this.table);
+		this.purger = new Purger(this.table, flush, this.pageSize);
 	}
 
 	/** Create a space: one free block covering [start, start + size). */
@@ -104,6 +119,13 @@ export class VmapSpace {
 		if (typeof shared !== "boolean") {
 			throw new VmapError("EINVAL", `Cannot create a space: shared must be true or false, got ${shown(shared)}`);
 		}
+		const lazyMaxPages = options.lazyMaxPages ?? Math.max(1, LAZY_MAX_BYTES / pageSize);
+		if (!Number.isSafeInteger(lazyMaxPages) || lazyMaxPages < 1) {
+			throw new VmapError("EINVAL", `Cannot create a space: lazyMaxPages must be a whole number of pages, at least 1, got ${shown(lazyMaxPages)}`);
+		}
+		if (options.flush !== undefined && typeof options.flush !== "function") {
+			throw new VmapError("EINVAL", `Cannot create a space: flush must be a function (start, end) => void | Promise<void>, got ${shown(options.flush)}`);
+		}
 
 		const maxCapacity = maxAreas + 1; // record 0 is nil
 		const capacity = Math.min(INITIAL_CAPACITY, maxCapacity);
@@ -121,8 +143,11 @@ export class VmapSpace {
 		hdrF[HDRF_START] = start;
 		hdrF[HDRF_END] = start + size;
 		hdrF[HDRF_PAGE_SIZE] = pageSize;
+		hdrF[HDRF_LAZY_MAX_PAGES] = lazyMaxPages;
+		hdrF[HDRF_LAZY_MIN] = Infinity;
+		hdrF[HDRF_LAZY_MAX] = -Infinity;
 
-		const space = new VmapSpace(buffer);
+		const space = new VmapSpace(buffer, options.flush);
 		const t = space.table;
 		t.reserve(1);
 		const va = t.allocSlot();
@@ -140,9 +165,28 @@ export class VmapSpace {
 	/**
 	 * Allocate `size` bytes (a whole number of pages) at the lowest address that fits, at a
 	 * multiple of `align`, inside [vstart, vend). Returns the address.
+	 * When nothing fits, purges the lazy areas and tries once more (kernel "overflow").
 	 * Throws EINVAL for bad arguments and EBUSY when nothing fits; either way nothing changes.
 	 */
 	alloc(size: number, options?: AllocOptions): number {
+		return this.allocate(size, options, true);
+	}
+
+	/**
+	 * alloc() that, when nothing fits even after its purge, waits for the purge's flush (an
+	 * asynchronous flush hook), purges again and retries once before it rejects with EBUSY.
+	 */
+	async allocAsync(size: number, options?: AllocOptions): Promise<number> {
+		try {
+			return this.allocate(size, options, true);
+		} catch (e) {
+			if (!(e instanceof VmapError) || e.code !== "EBUSY") throw e;
+		}
+		await this.purger.purge(true, true).done;
+		return this.allocate(size, options, false);
+	}
+
+	private allocate(size: number, options: AllocOptions | undefined, overflowPurge: boolean): number {
 		const pageSize = this.pageSize;
 		let align = pageSize;
 		let vstart = this.start;
@@ -172,12 +216,25 @@ export class VmapSpace {
 
 		const t = this.table;
 		t.reserve(2); // the busy record and a middle split: running out fails before any change
-		const va = findVmapLowestMatch(t, size, align, vstart, vend, pageSize);
+		const hdr = t.hdr; // after reserve(), which may have replaced the buffer and every view
+		seqBegin(hdr, HDR_SEQ_FREE);
+		let va = findVmapLowestMatch(t, size, align, vstart, vend, pageSize);
+		if (va === 0 && overflowPurge && t.hdrF[HDRF_LAZY_PAGES]! > 0) {
+			seqEnd(hdr, HDR_SEQ_FREE);
+			try {
+				this.purger.purge(true, true);
+			} catch {
+				// The flush hook threw: the batch stays lazy (counted in flushErrors); fail below.
+			}
+			seqBegin(hdr, HDR_SEQ_FREE);
+			va = findVmapLowestMatch(t, size, align, vstart, vend, pageSize);
+		}
 		if (va === 0) {
 			t.hdrF[HDRF_FAILED]!++;
+			seqEnd(hdr, HDR_SEQ_FREE);
 			throw new VmapError(
 				"EBUSY",
-				`alloc for size ${size} align ${align} failed: Address range restricted to ${hex(vstart)} - ${hex(vend)}`,
+				`alloc for size ${size} align ${align} failed: Address range restricted to ${hex(vstart)} - ${hex(vend)}${flushingNote(this.purger)}`,
 			);
 		}
 		const f64 = t.f64;
@@ -185,31 +242,55 @@ export class VmapSpace {
 		// Block starts are page aligned: the common case needs no rounding.
 		const nva = s >= vstart && align === pageSize ? s : alignUp(s > vstart ? s : vstart, align);
 		let busy = vaClip(t, va, nva, size);
+		seqEnd(hdr, HDR_SEQ_FREE);
+
 		if (busy === 0) busy = t.allocSlot();
 		f64[busy * REC_F64 + VA_START] = nva;
 		f64[busy * REC_F64 + VA_END] = nva + size;
 		t.i32[busy * REC_I32 + VA_FLAGS] = VA_BUSY;
 		t.i32[busy * REC_I32 + VA_TAG] = tag;
+		seqBegin(hdr, HDR_SEQ_BUSY);
 		insertVmapArea(t, HDR_BUSY_ROOT, busy);
-		t.hdr[HDR_BUSY_NR]!++;
+		hdr[HDR_BUSY_NR]!++;
 		t.hdrF[HDRF_BUSY_BYTES]! += size;
 		t.hdrF[HDRF_ALLOCS]!++;
+		seqEnd(hdr, HDR_SEQ_BUSY);
 		return nva;
 	}
 
 	/**
-	 * Free the area that starts at `addr`: its range returns to free space.
-	 * Throws EINVAL for a bad address and ENOENT when no area starts there; nothing changes.
+	 * Free the area that starts at `addr`, lazily: it stays unusable until a purge has flushed
+	 * it. Throws EINVAL for a bad address, ENOENT when no area starts there and EDOUBLEFREE
+	 * when the area is freed already; nothing changes then.
 	 */
 	free(addr: number): void {
-		const t = this.table;
-		const va = this.busyAt(addr, "free");
-		const f64 = t.f64;
-		rbErase(t, HDR_BUSY_ROOT, va, false);
-		t.hdr[HDR_BUSY_NR]!--;
-		t.hdrF[HDRF_BUSY_BYTES]! -= f64[va * REC_F64 + VA_END]! - f64[va * REC_F64 + VA_START]!;
-		t.hdrF[HDRF_FREES]!++;
-		mergeOrAddVmapArea(t, va);
+		this.purger.freeNoflush(this.busyAt(addr, "free"));
+	}
+
+	/**
+	 * Purge the lazy areas: one flush over the range covering them, then back to free space.
+	 * Try semantics unless `sync` (see PurgeOptions). Throws what a synchronous flush hook
+	 * throws (the areas stay lazy).
+	 */
+	purge(options?: PurgeOptions): PurgeResult {
+		const sync = options?.sync ?? false;
+		if (typeof sync !== "boolean") throw new VmapError("EINVAL", `Cannot purge: sync must be true or false, got ${shown(sync)}`);
+		return this.purger.purge(sync, false);
+	}
+
+	/** Counters, read without taking allocator locks (see VmapStats for what agrees with what). */
+	stats(): VmapStats {
+		return readStats(this.table);
+	}
+
+	/** The busy and lazy areas in the style of /proc/vmallocinfo. */
+	vmallocinfo(): string {
+		return vmallocinfo(this.table, (id) => this.tags.name(id));
+	}
+
+	/** JSON: the space, its statistics, every area and every free block. */
+	dump(): string {
+		return dumpSpace(this.table, this.stats(), (id) => this.tags.name(id));
 	}
 
 	/** The area holding `addr`, or undefined. */
@@ -221,7 +302,8 @@ export class VmapSpace {
 		const start = t.f64[va * REC_F64 + VA_START]!;
 		const end = t.f64[va * REC_F64 + VA_END]!;
 		const tag = t.i32[va * REC_I32 + VA_TAG]!;
-		return { start, end, size: end - start, tag: tag === 0 ? undefined : this.tags.name(tag), state: "busy" };
+		const state = t.i32[va * REC_I32 + VA_FLAGS] === VA_LAZY ? "lazy" : "busy";
+		return { start, end, size: end - start, tag: tag === 0 ? undefined : this.tags.name(tag), state };
 	}
 
 	/** Validate every structure in O(n); throws VmapError ECORRUPT naming the broken invariant. */
@@ -234,7 +316,11 @@ export class VmapSpace {
 		if (!Number.isSafeInteger(addr)) throw new VmapError("EINVAL", `Cannot ${op}: address must be a whole number, got ${shown(addr)}`);
 		const t = this.table;
 		const va = findVmapArea(t, HDR_BUSY_ROOT, addr);
-		if (va !== 0 && t.f64[va * REC_F64 + VA_START] === addr) return va;
+		if (va !== 0 && t.f64[va * REC_F64 + VA_START] === addr) {
+			if (t.i32[va * REC_I32 + VA_FLAGS] === VA_BUSY) return va;
+			const e = t.f64[va * REC_F64 + VA_END]!;
+			throw new VmapError("EDOUBLEFREE", `Cannot ${op} ${hex(addr)}: the area [${hex(addr)}, ${hex(e)}) is freed already (lazy, waiting for a purge)`);
+		}
 		if (addr < this.start || addr >= this.end) {
 			throw new VmapError("ENOENT", `Cannot ${op} ${hex(addr)}: the address is outside the space [${hex(this.start)}, ${hex(this.end)})`);
 		}

@@ -71,6 +71,8 @@ export class VaTable {
 	/**
 	 * Make sure `n` slots can be taken without failing, growing the table if needed. Called
 	 * before an operation changes anything, so that running out of records fails cleanly.
+	 * Hazard: growth may replace the buffer (one-thread spaces) and always replaces the views;
+	 * a caller must not use a view it read from this table before the call.
 	 */
 	reserve(n: number): void {
 		if (this.capacity !== this.hdr[HDR_CAPACITY]) this.remap();
@@ -87,7 +89,7 @@ export class VaTable {
 		}
 		// Grow by an eighth: bounded slack (the memory target is bytes per live area), and
 		// growing a buffer in place costs no copy, so small steps are cheap.
-		const next = Math.min(max, Math.max(want, capacity + Math.max(1024, capacity >>> 3)));
+		const next = Math.min(max, Math.max(want, capacity + Math.max(64, capacity >>> 3)));
 		try {
 			this.buffer = grown(this.buffer, bytesForCapacity(next));
 		} catch (e) {

@@ -51,15 +51,20 @@ test("merge on free: with the previous block, the next, both, neither", () => {
 	const a = [0, 1, 2, 3, 4].map(() => s.alloc(P)); // pages 0..4 busy, [5, 16) free
 	s.alloc(11 * P); // everything busy
 	assert.deepEqual(freeBlocks(s), []);
-	s.free(a[1]!); // neither neighbour free: a new block
+	// Free is lazy: each range joins free space at the purge after it.
+	const release = (addr: number) => {
+		s.free(addr);
+		s.purge();
+	};
+	release(a[1]!); // neither neighbour free: a new block
 	assert.deepEqual(freeBlocks(s), [[at(1), at(2)]]);
-	s.free(a[2]!); // touches the previous block
+	release(a[2]!); // touches the previous block
 	assert.deepEqual(freeBlocks(s), [[at(1), at(3)]]);
-	s.free(a[0]!); // touches the next block
+	release(a[0]!); // touches the next block
 	assert.deepEqual(freeBlocks(s), [[at(0), at(3)]]);
-	s.free(a[4]!);
+	release(a[4]!);
 	assert.deepEqual(freeBlocks(s), [[at(0), at(3)], [at(4), at(5)]]);
-	s.free(a[3]!); // touches both: three blocks become one
+	release(a[3]!); // touches both: three blocks become one
 	assert.deepEqual(freeBlocks(s), [[at(0), at(5)]]);
 	assert.equal(s.table.hdr[HDR_FREE_NR], 1);
 	s.check();
@@ -85,6 +90,7 @@ function fragmented(pageSize: number, seed: number): VmapSpace {
 	const live: number[] = [];
 	for (let i = 0; i < 6000; i++) live.push(s.alloc((1 + rnd(24)) * pageSize, { align: pageSize * 2 ** rnd(4) }));
 	for (let i = 0; i < 6000; i++) if (rnd(2) === 0) s.free(live[i]!);
+	s.purge();
 	s.check();
 	return s;
 }

@@ -1,8 +1,13 @@
 /**
  * Model-based tests: random command sequences run against VmapSpace and against the plain model
- * (test/support/model.ts); after every command check() must pass and the space's busy areas and
- * free blocks must equal the model's. Errors must leave both unchanged, which the comparison
- * after the command proves.
+ * (test/support/model.ts); after every command check() must pass, and the space's areas, free
+ * blocks and statistics must equal the model's. Errors must leave both unchanged, which the
+ * comparison after the command proves.
+ *
+ * Lazy free is modelled exactly: a freed range is not free in the model until a purge, so the
+ * exact-address comparison proves a lazy range is never handed out before its purge. Every
+ * purge (asked for, overflow, priority) must call the flush hook exactly once, with exactly the
+ * range covering the lazy areas, and an empty purge must not call it.
  *
  * Fixed seed; set VMAP_SEED to try another, VMAP_RUNS to run more. fast-check prints the seed
  * and the shrunk counterexample when a property fails.
@@ -19,20 +24,27 @@ const RUNS = Number(process.env.VMAP_RUNS ?? 600);
 const MIN_COMMANDS = 200_000;
 let commandsRun = 0;
 
-const TAGS = [undefined, "textures", "vertex buffers", "ε-tag"] as const;
+/** The space under test and every call its flush hook received. */
+interface Real {
+	space: VmapSpace;
+	flushes: Array<[number, number]>;
+}
 
 /** Every command runs its step, then check() and a full comparison with the model. */
-abstract class Step implements fc.Command<Model, VmapSpace> {
-	abstract step(m: Model, s: VmapSpace): void;
+abstract class Step implements fc.Command<Model, Real> {
+	abstract step(m: Model, r: Real): void;
 	check(_m: Readonly<Model>): boolean {
 		return true;
 	}
-	run(m: Model, s: VmapSpace): void {
+	run(m: Model, r: Real): void {
 		commandsRun++;
-		this.step(m, s);
-		sameState(m, s);
+		r.flushes.length = 0;
+		this.step(m, r);
+		sameState(m, r.space);
 	}
 }
+
+const TAGS = [undefined, "textures", "vertex buffers", "ε-tag"] as const;
 
 function expectError(code: string, fn: () => unknown): void {
 	assert.throws(fn, (e: unknown) => {
@@ -40,6 +52,13 @@ function expectError(code: string, fn: () => unknown): void {
 		assert.equal(e.code, code, e.message);
 		return true;
 	});
+}
+
+/** Purge the model as the space must have purged: one flush with the covering range, or none. */
+function expectPurge(m: Model, r: Real): void {
+	const range = m.flushRange();
+	assert.deepEqual(r.flushes.splice(0), range ? [range] : [], "flush calls of a purge");
+	m.purge();
 }
 
 /** A window inside the space chosen by two fractions in thousandths, maybe off page boundaries. */
@@ -67,7 +86,8 @@ class Alloc extends Step {
 		this.win = win;
 		this.tag = tag;
 	}
-	override step(m: Model, s: VmapSpace): void {
+	override step(m: Model, r: Real): void {
+		const s = r.space;
 		const size = this.pages * m.pageSize;
 		// Shifts below 0 ask for less than a page (treated as a page), above for large alignments.
 		const align = 2 ** Math.max(0, Math.log2(m.pageSize) + this.alignShift);
@@ -77,12 +97,32 @@ class Alloc extends Step {
 			return;
 		}
 		const opts = this.tag === undefined ? { align, vstart, vend } : { align, vstart, vend, tag: this.tag };
-		const expected = m.lowestFit(size, align, vstart, vend);
+		let expected = m.lowestFit(size, align, vstart, vend);
+		if (expected === undefined && m.lazyAreas().length > 0) {
+			// Overflow: the space must purge everything, then retry once.
+			const range = m.flushRange();
+			m.purge();
+			expected = m.lowestFit(size, align, vstart, vend);
+			if (expected === undefined) {
+				expectError("EBUSY", () => s.alloc(size, opts));
+				assert.deepEqual(r.flushes, [range], "the overflow purge flushes the covering range once");
+				return;
+			}
+			const got = s.alloc(size, opts);
+			assert.deepEqual(r.flushes, [range], "the overflow purge flushes the covering range once");
+			this.verify(m, got, size, align, vstart, vend, expected);
+			return;
+		}
 		if (expected === undefined) {
 			expectError("EBUSY", () => s.alloc(size, opts));
+			assert.deepEqual(r.flushes, [], "no purge without lazy areas");
 			return;
 		}
 		const got = s.alloc(size, opts);
+		assert.deepEqual(r.flushes, [], "no purge when a block fits");
+		this.verify(m, got, size, align, vstart, vend, expected);
+	}
+	verify(m: Model, got: number, size: number, align: number, vstart: number, vend: number, expected: number): void {
 		const a = Math.max(align, m.pageSize);
 		assert.equal(got % a, 0, `address ${got} is not aligned to ${a}`);
 		assert.ok(got >= vstart && got + size <= vend, `[${got}, ${got + size}) is outside the window [${vstart}, ${vend})`);
@@ -92,7 +132,7 @@ class Alloc extends Step {
 			const kernel = m.adjustedFit(size, align, vstart, vend);
 			if (kernel !== undefined) assert.ok(got <= kernel, `got ${got}, the kernel's adjusted search finds ${kernel}`);
 		}
-		assert.ok(m.gaps().some(([gs, ge]) => gs <= got && got + size <= ge), `[${got}, ${got + size}) is not in free space`);
+		assert.ok(m.gaps().some(([gs, ge]) => gs <= got && got + size <= ge), `[${got}, ${got + size}) is not free (a lazy range reused?)`);
 		m.add(got, got + size, this.tag);
 	}
 	override toString = () => `alloc(${this.pages}p, align<<${this.alignShift}, ${JSON.stringify(this.win)}, ${this.tag})`;
@@ -105,16 +145,38 @@ class Free extends Step {
 		this.pick = pick;
 	}
 	override check(m: Readonly<Model>): boolean {
-		return m.busy.length > 0;
+		return m.busy.some((a) => !a.lazy);
 	}
-	override step(m: Model, s: VmapSpace): void {
-		const area = m.busy[this.pick % m.busy.length]!;
-		s.free(area.start);
-		m.remove(area.start);
-		// A second free of the same address finds nothing there now.
-		expectError("ENOENT", () => s.free(area.start));
+	override step(m: Model, r: Real): void {
+		const live = m.busy.filter((a) => !a.lazy);
+		const area = live[this.pick % live.length]!;
+		r.space.free(area.start);
+		m.free(area.start);
+		// At twice lazyMaxPages the free path purges by itself (the priority threshold).
+		if (m.lazyPages() >= 2 * r.space.stats().lazyMaxPages) expectPurge(m, r);
+		else assert.deepEqual(r.flushes, [], "no purge below the priority threshold");
+		// A second free of the same address: the area is lazy (double free), or purged (free space).
+		expectError(m.areaAt(area.start) ? "EDOUBLEFREE" : "ENOENT", () => r.space.free(area.start));
 	}
 	override toString = () => `free(#${this.pick})`;
+}
+
+class Purge extends Step {
+	readonly sync: boolean;
+	constructor(sync: boolean) {
+		super();
+		this.sync = sync;
+	}
+	override step(m: Model, r: Real): void {
+		const range = m.flushRange();
+		const areas = m.lazyAreas().length;
+		const bytes = m.lazyPages() * m.pageSize;
+		const res = r.space.purge({ sync: this.sync });
+		assert.equal(res.status, range ? "done" : "empty");
+		assert.deepEqual([res.areas, res.bytes, res.start, res.end], range ? [areas, bytes, ...range] : [0, 0, 0, 0]);
+		expectPurge(m, r);
+	}
+	override toString = () => `purge(${this.sync ? "sync" : "try"})`;
 }
 
 class FreeBad extends Step {
@@ -125,12 +187,16 @@ class FreeBad extends Step {
 		this.kind = kind;
 		this.at = at;
 	}
-	override step(m: Model, s: VmapSpace): void {
+	override step(m: Model, r: Real): void {
+		const s = r.space;
 		const addr = m.start + (this.at % (m.end - m.start));
 		const area = m.areaAt(addr);
 		switch (this.kind) {
-			case 0: // an address that is no area's start: inside an area, or in free space
-				if (area?.start === addr) return;
+			case 0: // an address that is no area's start (inside an area, or free), or a lazy area's start
+				if (area?.start === addr) {
+					if (area.lazy) expectError("EDOUBLEFREE", () => s.free(addr));
+					return;
+				}
 				expectError("ENOENT", () => s.free(addr));
 				return;
 			case 1:
@@ -154,12 +220,12 @@ class Find extends Step {
 		super();
 		this.at = at;
 	}
-	override step(m: Model, s: VmapSpace): void {
+	override step(m: Model, r: Real): void {
 		for (const addr of [m.start + (this.at % (m.end - m.start)), m.start - 1, m.end]) {
 			const want = m.areaAt(addr);
-			const got = s.find(addr);
+			const got = r.space.find(addr);
 			if (want === undefined) assert.equal(got, undefined, `find(${addr})`);
-			else assert.deepEqual(got, { start: want.start, end: want.end, size: want.end - want.start, tag: want.tag, state: "busy" });
+			else assert.deepEqual(got, { start: want.start, end: want.end, size: want.end - want.start, tag: want.tag, state: want.lazy ? "lazy" : "busy" });
 		}
 	}
 	override toString = () => `find(${this.at})`;
@@ -171,7 +237,7 @@ class AllocBad extends Step {
 		super();
 		this.kind = kind;
 	}
-	override step(m: Model, s: VmapSpace): void {
+	override step(m: Model, r: Real): void {
 		const p = m.pageSize;
 		const span = m.end - m.start;
 		const cases: Array<[number, object | undefined]> = [
@@ -201,7 +267,7 @@ class AllocBad extends Step {
 		// Near 2^53 every double is an integer: a fractional vstart exists only lower down.
 		if (!Number.isInteger(m.start + 0.5)) cases.push([p, { vstart: m.start + 0.5 }]);
 		const [size, opts] = cases[this.kind % cases.length]!;
-		expectError("EINVAL", () => s.alloc(size, opts as never));
+		expectError("EINVAL", () => r.space.alloc(size, opts as never));
 	}
 	override toString = () => `allocBad(${this.kind})`;
 }
@@ -209,7 +275,16 @@ class AllocBad extends Step {
 function sameState(m: Model, s: VmapSpace): void {
 	s.check();
 	assert.deepEqual(busyAreas(s), m.busy.map((a) => [a.start, a.end]));
-	assert.deepEqual(freeBlocks(s), m.gaps());
+	const gaps = m.gaps();
+	assert.deepEqual(freeBlocks(s), gaps);
+	const st = s.stats();
+	const lazy = m.lazyAreas();
+	const sum = (xs: Array<{ start: number; end: number }>) => xs.reduce((n, a) => n + a.end - a.start, 0);
+	assert.deepEqual(
+		[st.busyAreas, st.busyBytes, st.lazyAreas, st.lazyBytes, st.vmapLazyNr, st.freeBlocks, st.freeBytes, st.largestFreeBlock, st.consistent],
+		[m.busy.length - lazy.length, sum(m.busy) - sum(lazy), lazy.length, sum(lazy), m.lazyPages(), gaps.length, sum(gaps.map(([start, end]) => ({ start, end }))), Math.max(0, ...gaps.map(([a, b]) => b - a)), true],
+		"stats() against the model: busy areas/bytes, lazy areas/bytes, vmapLazyNr, free blocks/bytes, largest free block",
+	);
 }
 
 const commands = [
@@ -223,6 +298,7 @@ const commands = [
 	),
 	fc.nat().map((i) => new Free(i)),
 	fc.nat().map((i) => new Free(i)),
+	fc.boolean().map((sync) => new Purge(sync)),
 	fc.tuple(fc.nat(3), fc.nat()).map(([k, a]) => new FreeBad(k, a)),
 	fc.nat().map((a) => new Find(a)),
 	fc.nat().map((k) => new AllocBad(k)),
@@ -234,19 +310,28 @@ const configs = fc.record({
 	// Low addresses, addresses above 4 GiB, and addresses near 2^53.
 	base: fc.constantFrom("low", "high", "top"),
 	shared: fc.boolean(),
+	lazyMaxPages: fc.integer({ min: 1, max: 64 }),
 });
 
-test(`model: alloc/free/find against a sorted-interval model (seed ${SEED}, ${RUNS} runs)`, () => {
+test(`model: alloc/free/purge/find against a sorted-interval model (seed ${SEED}, ${RUNS} runs)`, () => {
 	commandsRun = 0;
 	fc.assert(
 		fc.property(configs, fc.commands(commands, { maxCommands: 1000, size: "max" }), (cfg, cmds) => {
 			const pageSize = 2 ** cfg.pageShift;
 			const size = cfg.pages * pageSize;
 			const start = cfg.base === "low" ? pageSize : cfg.base === "high" ? 2 ** 36 : 2 ** 53 - size - 2 ** 20;
-			const space = VmapSpace.create({ start, size, pageSize, shared: cfg.shared, maxAreas: 4096 });
+			const flushes: Array<[number, number]> = [];
+			const space = VmapSpace.create({
+				start,
+				size,
+				pageSize,
+				shared: cfg.shared,
+				maxAreas: 4096,
+				lazyMaxPages: cfg.lazyMaxPages,
+				flush: (s, e) => void flushes.push([s, e]),
+			});
 			const model = new Model(start, start + size, pageSize);
-			fc.modelRun(() => ({ model, real: space }), cmds);
-			sameState(model, space);
+			fc.modelRun(() => ({ model, real: { space, flushes } }), cmds);
 		}),
 		{ seed: SEED, numRuns: RUNS, includeErrorInReport: true },
 	);

@@ -1,7 +1,7 @@
 /**
- * The reference model: a plain sorted array of busy ranges. Free space is whatever lies
- * between them, and the lowest fit is a linear walk over those gaps. Nothing here shares code
- * with the library.
+ * The reference model: a plain sorted array of busy and lazy ranges. Free space is whatever
+ * lies between them (a lazy range is not free until purged), and the lowest fit is a linear
+ * walk over those gaps. Nothing here shares code with the library.
  */
 import type { Range } from "./inspect.ts";
 
@@ -9,6 +9,7 @@ export interface ModelArea {
 	start: number;
 	end: number;
 	tag: string | undefined;
+	lazy: boolean;
 }
 
 export class Model {
@@ -71,16 +72,36 @@ export class Model {
 	add(start: number, end: number, tag: string | undefined): void {
 		let i = 0;
 		while (i < this.busy.length && this.busy[i]!.start < start) i++;
-		this.busy.splice(i, 0, { start, end, tag });
+		this.busy.splice(i, 0, { start, end, tag, lazy: false });
+	}
+
+	lazyAreas(): ModelArea[] {
+		return this.busy.filter((a) => a.lazy);
+	}
+
+	lazyPages(): number {
+		return this.lazyAreas().reduce((n, a) => n + (a.end - a.start) / this.pageSize, 0);
+	}
+
+	/** The range a purge must flush: [lowest lazy start, highest lazy end), or undefined. */
+	flushRange(): [number, number] | undefined {
+		const lazy = this.lazyAreas();
+		if (lazy.length === 0) return undefined;
+		return [Math.min(...lazy.map((a) => a.start)), Math.max(...lazy.map((a) => a.end))];
+	}
+
+	purge(): void {
+		for (let i = this.busy.length - 1; i >= 0; i--) if (this.busy[i]!.lazy) this.busy.splice(i, 1);
 	}
 
 	areaAt(addr: number): ModelArea | undefined {
 		return this.busy.find((a) => a.start <= addr && addr < a.end);
 	}
 
-	remove(start: number): void {
-		const i = this.busy.findIndex((a) => a.start === start);
-		if (i < 0) throw new Error(`model: no area at ${start}`);
-		this.busy.splice(i, 1);
+	/** Free lazily. */
+	free(start: number): void {
+		const a = this.busy.find((x) => x.start === start);
+		if (!a || a.lazy) throw new Error(`model: no busy area at ${start}`);
+		a.lazy = true;
 	}
 }

@@ -1,0 +1,272 @@
+/**
+ * Lazy free and purge (kernel free_vmap_area_noflush, __purge_vmap_area_lazy, drain work).
+ *
+ * A freed area stays in the busy tree, flagged VA_LAZY, and joins the lazy list; vmapLazyNr
+ * grows by its pages. A purge takes the whole lazy list as one batch, calls the flush hook once
+ * over the range covering it, then moves each area from the busy tree into free space,
+ * subtracting its pages from vmapLazyNr as it goes (seed 000: the backlog is never reported
+ * lower than it is).
+ *
+ * When purges run:
+ * - drain: a free that takes vmapLazyNr past lazyMaxPages schedules one on the event loop
+ *   (never inside free: seed "move draining areas out of caller context");
+ * - priority: at 2 * lazyMaxPages the free path purges itself, since a thread that never yields
+ *   never runs its drain, and the backlog would run away (seed 002);
+ * - overflow: an allocation that finds no fit purges (sync semantics) and retries once;
+ * - on request: space.purge().
+ *
+ * The purge mutex (HDR_PURGE_LOCK) admits one purge at a time; it stays held across an
+ * asynchronous flush, so a batch is never merged before its flush has completed.
+ */
+import type { FlushHook, PurgeResult } from "./api.ts";
+import { mergeOrAddVmapArea } from "./free-space.ts";
+import {
+	HDR_BUSY_NR,
+	HDR_BUSY_ROOT,
+	HDR_LAZY_HEAD,
+	HDR_LAZY_NR,
+	HDR_PURGE_HEAD,
+	HDR_PURGE_LOCK,
+	HDR_PURGE_NR,
+	HDR_SEQ_BUSY,
+	HDR_SEQ_FREE,
+	HDR_SEQ_PURGE,
+	HDRF_BUSY_BYTES,
+	HDRF_FLUSH_ERRORS,
+	HDRF_FLUSHED_BYTES,
+	HDRF_FLUSHES,
+	HDRF_FREES,
+	HDRF_LAZY_MAX,
+	HDRF_LAZY_MAX_PAGES,
+	HDRF_LAZY_MIN,
+	HDRF_LAZY_PAGES,
+	HDRF_OVERFLOW_PURGES,
+	HDRF_PURGED_AREAS,
+	HDRF_PURGES,
+	REC_F64,
+	REC_I32,
+	VA_END,
+	VA_FLAGS,
+	VA_LAZY,
+	VA_NEXT,
+	VA_START,
+} from "./layout.ts";
+import { rbErase } from "./rbtree.ts";
+import { seqBegin, seqEnd } from "./stats.ts";
+import type { VaTable } from "./va-table.ts";
+
+const schedule: (task: () => void) => void =
+	typeof setImmediate === "function" ? (task) => void setImmediate(task) : (task) => void setTimeout(task, 0);
+
+const settled = Promise.resolve();
+const ignore = () => {};
+
+export class Purger {
+	private readonly t: VaTable;
+	private readonly flush: FlushHook | undefined;
+	private readonly pageInverse: number;
+	/** This handle's purge waiting for an asynchronous flush; it holds the purge mutex. */
+	private inflight: Promise<void> | null = null;
+	private drainScheduled = false;
+
+	constructor(t: VaTable, flush: FlushHook | undefined, pageSize: number) {
+		this.t = t;
+		this.flush = flush;
+		this.pageInverse = 1 / pageSize;
+	}
+
+	/** True while this handle's purge waits for its flush. */
+	get flushing(): boolean {
+		return this.inflight !== null;
+	}
+
+	/**
+	 * Make busy record `va` lazy. Everything needed from the area is read before it is
+	 * published on the lazy list (seed 004): once there, a purge may merge it away.
+	 */
+	freeNoflush(va: number): void {
+		const t = this.t;
+		const f64 = t.f64;
+		const hdr = t.hdr;
+		const hdrF = t.hdrF;
+		const start = f64[va * REC_F64 + VA_START]!;
+		const end = f64[va * REC_F64 + VA_END]!;
+		const pages = (end - start) * this.pageInverse;
+
+		seqBegin(hdr, HDR_SEQ_BUSY);
+		hdrF[HDRF_BUSY_BYTES]! -= end - start;
+		hdrF[HDRF_FREES]!++;
+		const nrLazy = (hdrF[HDRF_LAZY_PAGES]! += pages);
+		if (start < hdrF[HDRF_LAZY_MIN]!) hdrF[HDRF_LAZY_MIN] = start;
+		if (end > hdrF[HDRF_LAZY_MAX]!) hdrF[HDRF_LAZY_MAX] = end;
+		t.i32[va * REC_I32 + VA_FLAGS] = VA_LAZY;
+		t.i32[va * REC_I32 + VA_NEXT] = hdr[HDR_LAZY_HEAD]!;
+		hdr[HDR_LAZY_HEAD] = va; // published: `va` may not be read from here on
+		hdr[HDR_LAZY_NR]!++;
+		seqEnd(hdr, HDR_SEQ_BUSY);
+
+		const lazyMax = hdrF[HDRF_LAZY_MAX_PAGES]!;
+		if (nrLazy > lazyMax) {
+			if (nrLazy >= 2 * lazyMax) this.purgeQuietly();
+			else this.scheduleDrain();
+		}
+	}
+
+	/**
+	 * Purge every lazy area. `sync`: wait for a running purge instead of skipping.
+	 * `overflow`: an allocation found no fit (counted apart).
+	 * Throws what a synchronous flush hook throws; the batch then stays lazy.
+	 */
+	purge(sync: boolean, overflow: boolean): PurgeResult {
+		const t = this.t;
+		const hdr = t.hdr;
+		if (hdr[HDR_PURGE_LOCK] !== 0) {
+			if (!sync) return result("skipped", 0, 0, 0, 0, settled);
+			// Held by this handle: by a purge awaiting its flush, or by the purge whose flush
+			// hook is running now. Either way, run after it.
+			const after = this.inflight ?? settled;
+			const done = after.then(ignore, ignore).then(() => this.purge(true, overflow).done);
+			done.catch(ignore);
+			return result("queued", 0, 0, 0, 0, done);
+		}
+		hdr[HDR_PURGE_LOCK] = 1;
+
+		// Take the whole lazy list as the batch; the flush range was kept as areas were added.
+		const hdrF = t.hdrF;
+		seqBegin(hdr, HDR_SEQ_BUSY);
+		const head = hdr[HDR_LAZY_HEAD]!;
+		const areas = hdr[HDR_LAZY_NR]!;
+		const start = hdrF[HDRF_LAZY_MIN]!;
+		const end = hdrF[HDRF_LAZY_MAX]!;
+		const bytes = hdrF[HDRF_LAZY_PAGES]! / this.pageInverse; // the batch is all that is lazy
+		hdr[HDR_PURGE_HEAD] = head;
+		hdr[HDR_PURGE_NR] = areas;
+		hdr[HDR_LAZY_HEAD] = 0;
+		hdr[HDR_LAZY_NR] = 0;
+		hdrF[HDRF_LAZY_MIN] = Infinity;
+		hdrF[HDRF_LAZY_MAX] = -Infinity;
+		seqEnd(hdr, HDR_SEQ_BUSY);
+		if (head === 0) {
+			hdr[HDR_PURGE_LOCK] = 0;
+			return result("empty", 0, 0, 0, 0, settled);
+		}
+
+		seqBegin(hdr, HDR_SEQ_PURGE);
+		hdrF[HDRF_PURGES]!++;
+		hdrF[HDRF_FLUSHES]!++;
+		hdrF[HDRF_FLUSHED_BYTES]! += end - start;
+		if (overflow) hdrF[HDRF_OVERFLOW_PURGES]!++;
+		seqEnd(hdr, HDR_SEQ_PURGE);
+
+		let pending: void | PromiseLike<void>;
+		try {
+			pending = this.flush?.(start, end);
+		} catch (e) {
+			this.unpurge();
+			throw e;
+		}
+		if (pending === undefined || typeof pending.then !== "function") {
+			this.reclaim();
+			return result("done", areas, bytes, start, end, settled);
+		}
+		const done = Promise.resolve(pending).then(
+			() => {
+				this.inflight = null;
+				this.reclaim();
+			},
+			(e: unknown) => {
+				this.inflight = null;
+				this.unpurge();
+				throw e;
+			},
+		);
+		this.inflight = done;
+		done.catch(ignore); // the caller may ignore `done`; the error is counted in flushErrors
+		return result("flushing", areas, bytes, start, end, done);
+	}
+
+	/** A purge whose errors are counted, not thrown: for purges nobody called (drain, priority). */
+	private purgeQuietly(): void {
+		try {
+			this.purge(false, false);
+		} catch {
+			// unpurge() counted it; the batch is lazy again and the next purge retries.
+		}
+	}
+
+	private scheduleDrain(): void {
+		if (this.drainScheduled) return;
+		this.drainScheduled = true;
+		schedule(() => {
+			this.drainScheduled = false;
+			this.purgeQuietly();
+		});
+	}
+
+	/** The flush is done: merge the batch into free space, one area at a time, and unlock. */
+	private reclaim(): void {
+		const t = this.t;
+		const hdr = t.hdr;
+		const hdrF = t.hdrF;
+		let merged = 0;
+		for (let va = hdr[HDR_PURGE_HEAD]!; va !== 0; ) {
+			const next = t.i32[va * REC_I32 + VA_NEXT]!;
+			const size = t.f64[va * REC_F64 + VA_END]! - t.f64[va * REC_F64 + VA_START]!;
+			seqBegin(hdr, HDR_SEQ_BUSY);
+			rbErase(t, HDR_BUSY_ROOT, va, false);
+			hdr[HDR_BUSY_NR]!--;
+			hdr[HDR_PURGE_HEAD] = next;
+			hdr[HDR_PURGE_NR]!--;
+			hdrF[HDRF_LAZY_PAGES]! -= size * this.pageInverse;
+			seqEnd(hdr, HDR_SEQ_BUSY);
+			seqBegin(hdr, HDR_SEQ_FREE);
+			mergeOrAddVmapArea(t, va);
+			seqEnd(hdr, HDR_SEQ_FREE);
+			merged++;
+			va = next;
+		}
+		seqBegin(hdr, HDR_SEQ_PURGE);
+		hdrF[HDRF_PURGED_AREAS]! += merged;
+		seqEnd(hdr, HDR_SEQ_PURGE);
+		hdr[HDR_PURGE_LOCK] = 0;
+		// Areas freed while the flush ran may already be past the threshold.
+		if (hdrF[HDRF_LAZY_PAGES]! > hdrF[HDRF_LAZY_MAX_PAGES]!) this.scheduleDrain();
+	}
+
+	/** The flush failed: the batch goes back on the lazy list, unflushed, and the lock is released. */
+	private unpurge(): void {
+		const t = this.t;
+		const hdr = t.hdr;
+		const hdrF = t.hdrF;
+		seqBegin(hdr, HDR_SEQ_BUSY);
+		let tail = 0;
+		for (let va = hdr[HDR_PURGE_HEAD]!; va !== 0; va = t.i32[va * REC_I32 + VA_NEXT]!) {
+			tail = va;
+			const s = t.f64[va * REC_F64 + VA_START]!;
+			const e = t.f64[va * REC_F64 + VA_END]!;
+			if (s < hdrF[HDRF_LAZY_MIN]!) hdrF[HDRF_LAZY_MIN] = s;
+			if (e > hdrF[HDRF_LAZY_MAX]!) hdrF[HDRF_LAZY_MAX] = e;
+		}
+		if (tail !== 0) {
+			t.i32[tail * REC_I32 + VA_NEXT] = hdr[HDR_LAZY_HEAD]!;
+			hdr[HDR_LAZY_HEAD] = hdr[HDR_PURGE_HEAD]!;
+			hdr[HDR_LAZY_NR]! += hdr[HDR_PURGE_NR]!;
+		}
+		hdr[HDR_PURGE_HEAD] = 0;
+		hdr[HDR_PURGE_NR] = 0;
+		seqEnd(hdr, HDR_SEQ_BUSY);
+		seqBegin(hdr, HDR_SEQ_PURGE);
+		hdrF[HDRF_FLUSH_ERRORS]!++;
+		seqEnd(hdr, HDR_SEQ_PURGE);
+		hdr[HDR_PURGE_LOCK] = 0;
+	}
+}
+
+function result(status: PurgeResult["status"], areas: number, bytes: number, start: number, end: number, done: Promise<void>): PurgeResult {
+	return { status, areas, bytes, start, end, done };
+}
+
+/** What an EBUSY message adds when this handle's purge is still waiting for its flush. */
+export function flushingNote(p: Purger): string {
+	return p.flushing ? " (a purge is waiting for its asynchronous flush; allocAsync() waits for it)" : "";
+}

@@ -1,0 +1,132 @@
+/**
+ * Statistics read without taking any allocator lock (seed 001: readers of /proc/meminfo must
+ * not contend with allocators).
+ *
+ * Counters are grouped in domains, one per lock that guards their writers: free space, busy
+ * areas, purges. Each domain has a sequence word: a writer makes it odd before changing any of
+ * the domain's counters and even after (seqBegin/seqEnd, always in pairs, inside the lock). A
+ * reader copies a domain's counters between two reads of its word and retries if the word was
+ * odd or moved, so each domain is read as one consistent snapshot.
+ *
+ * Across domains a snapshot may be momentarily inconsistent: an allocation leaves free space
+ * before it joins the busy areas, so free + busy + lazy bytes can read below the space size by
+ * the bytes of operations in flight, and `allocs`/`frees` can lead or lag `busy`/`lazy` by as
+ * much. Within a domain every figure agrees with every other.
+ */
+import type { VmapStats } from "./api.ts";
+import {
+	HDR_BUSY_NR,
+	HDR_FREE_NR,
+	HDR_FREE_ROOT,
+	HDR_LAZY_NR,
+	HDR_PURGE_NR,
+	HDR_SEQ_BUSY,
+	HDR_SEQ_FREE,
+	HDR_SEQ_PURGE,
+	HDRF_ALLOCS,
+	HDRF_BUSY_BYTES,
+	HDRF_END,
+	HDRF_FAILED,
+	HDRF_FLUSH_ERRORS,
+	HDRF_FLUSHED_BYTES,
+	HDRF_FLUSHES,
+	HDRF_FREE_BYTES,
+	HDRF_FREES,
+	HDRF_LAZY_MAX_PAGES,
+	HDRF_LAZY_PAGES,
+	HDRF_OVERFLOW_PURGES,
+	HDRF_PAGE_SIZE,
+	HDRF_PURGED_AREAS,
+	HDRF_PURGES,
+	HDRF_START,
+	REC_F64,
+	VA_SUBTREE_MAX,
+} from "./layout.ts";
+import type { VaTable } from "./va-table.ts";
+
+/** Open a write to domain `seqWord`; the caller holds the domain's lock. */
+export function seqBegin(hdr: Int32Array, seqWord: number): void {
+	Atomics.add(hdr, seqWord, 1);
+}
+
+/** Close a write opened by seqBegin. */
+export function seqEnd(hdr: Int32Array, seqWord: number): void {
+	Atomics.add(hdr, seqWord, 1);
+}
+
+/** Reader retries per domain before it gives up and reports `consistent: false`. */
+const MAX_RETRIES = 100_000;
+
+/**
+ * Copy one domain consistently: run `read` until it ran entirely between two equal, even
+ * readings of the sequence word. Returns false if a writer kept the word moving (or died
+ * holding it odd) for MAX_RETRIES attempts; `read` has then still filled in its last copy.
+ */
+function readDomain(hdr: Int32Array, seqWord: number, read: () => void): boolean {
+	for (let i = 0; i < MAX_RETRIES; i++) {
+		const before = Atomics.load(hdr, seqWord);
+		if (before & 1) continue;
+		read();
+		if (Atomics.load(hdr, seqWord) === before) return true;
+	}
+	read();
+	return false;
+}
+
+export function readStats(t: VaTable): VmapStats {
+	const hdr = t.hdr;
+	const f = t.hdrF;
+	const pageSize = f[HDRF_PAGE_SIZE]!;
+	const s: VmapStats = {
+		size: f[HDRF_END]! - f[HDRF_START]!,
+		pageSize,
+		busyBytes: 0,
+		busyAreas: 0,
+		lazyBytes: 0,
+		lazyAreas: 0,
+		freeBytes: 0,
+		freeBlocks: 0,
+		largestFreeBlock: 0,
+		vmapLazyNr: 0,
+		lazyMaxPages: f[HDRF_LAZY_MAX_PAGES]!,
+		allocs: 0,
+		frees: 0,
+		failedAllocs: 0,
+		purges: 0,
+		flushes: 0,
+		flushedBytes: 0,
+		purgedAreas: 0,
+		overflowPurges: 0,
+		flushErrors: 0,
+		consistent: true,
+	};
+	const free = readDomain(hdr, HDR_SEQ_FREE, () => {
+		s.freeBytes = f[HDRF_FREE_BYTES]!;
+		s.freeBlocks = hdr[HDR_FREE_NR]!;
+		s.failedAllocs = f[HDRF_FAILED]!;
+		// The root's subtreeMaxSize is the largest block. The record view may predate growth by
+		// another handle; the root is then out of its reach and the snapshot is simply retried.
+		const root = hdr[HDR_FREE_ROOT]!;
+		if (root >= t.capacity) t.remap();
+		s.largestFreeBlock = root === 0 ? 0 : t.f64[root * REC_F64 + VA_SUBTREE_MAX]!;
+	});
+	const busy = readDomain(hdr, HDR_SEQ_BUSY, () => {
+		s.busyBytes = f[HDRF_BUSY_BYTES]!;
+		s.lazyAreas = hdr[HDR_LAZY_NR]! + hdr[HDR_PURGE_NR]!;
+		s.busyAreas = hdr[HDR_BUSY_NR]! - s.lazyAreas;
+		s.vmapLazyNr = f[HDRF_LAZY_PAGES]!;
+		s.lazyBytes = s.vmapLazyNr * pageSize;
+		s.allocs = f[HDRF_ALLOCS]!;
+		s.frees = f[HDRF_FREES]!;
+	});
+	const purge = readDomain(hdr, HDR_SEQ_PURGE, () => {
+		s.purges = f[HDRF_PURGES]!;
+		s.flushes = f[HDRF_FLUSHES]!;
+		s.flushedBytes = f[HDRF_FLUSHED_BYTES]!;
+		s.purgedAreas = f[HDRF_PURGED_AREAS]!;
+		s.overflowPurges = f[HDRF_OVERFLOW_PURGES]!;
+		s.flushErrors = f[HDRF_FLUSH_ERRORS]!;
+	});
+	s.consistent = free && busy && purge;
+	return s;
+}
