@@ -54,20 +54,32 @@ export function seqEnd(hdr: Int32Array, seqWord: number): void {
 	Atomics.add(hdr, seqWord, 1);
 }
 
-/** Reader retries per domain before it gives up and reports `consistent: false`. */
-const MAX_RETRIES = 100_000;
+/**
+ * How long a reader retries one domain before it gives up and reports `consistent: false`. A
+ * writer's window is a few hundred nanoseconds, but the OS may deschedule a writer inside it
+ * (seen: about 1 ms on a loaded 2-core machine), and a writer that died inside it never
+ * leaves it.
+ */
+const GIVE_UP_MS = 20;
 
 /**
  * Copy one domain consistently: run `read` until it ran entirely between two equal, even
- * readings of the sequence word. Returns false if a writer kept the word moving (or died
- * holding it odd) for MAX_RETRIES attempts; `read` has then still filled in its last copy.
+ * readings of the sequence word. Returns false if a writer kept the word moving (or odd) for
+ * GIVE_UP_MS; `read` has then still filled in its last copy.
  */
 function readDomain(hdr: Int32Array, seqWord: number, read: () => void): boolean {
-	for (let i = 0; i < MAX_RETRIES; i++) {
+	let deadline = 0;
+	for (let i = 0; ; i++) {
 		const before = Atomics.load(hdr, seqWord);
-		if (before & 1) continue;
-		read();
-		if (Atomics.load(hdr, seqWord) === before) return true;
+		if ((before & 1) === 0) {
+			read();
+			if (Atomics.load(hdr, seqWord) === before) return true;
+		}
+		if ((i & 1023) === 1023) {
+			const now = performance.now();
+			if (deadline === 0) deadline = now + GIVE_UP_MS;
+			else if (now > deadline) break;
+		}
 	}
 	read();
 	return false;

@@ -1,0 +1,175 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { setImmediate as tick } from "node:timers/promises";
+import { VmapError, VmapSpace } from "../src/index.ts";
+import { freeBlocks } from "./support/inspect.ts";
+
+const P = 4096;
+
+/** A promise with its resolve and reject in hand. */
+function deferred() {
+	let resolve!: () => void;
+	let reject!: (e: Error) => void;
+	const promise = new Promise<void>((res, rej) => {
+		resolve = res;
+		reject = rej;
+	});
+	return { promise, resolve, reject };
+}
+
+test("a freed range is not reused before the purge that flushes it", () => {
+	const flushes: Array<[number, number]> = [];
+	const s = VmapSpace.create({ start: 0x10000, size: 8 * P, flush: (a, b) => void flushes.push([a, b]) });
+	const a = s.alloc(2 * P);
+	const b = s.alloc(2 * P);
+	s.free(a);
+	assert.equal(s.find(a)?.state, "lazy");
+	assert.equal(s.alloc(2 * P), 0x10000 + 4 * P, "the lazy range is skipped");
+	s.free(b);
+	const r = s.purge();
+	assert.deepEqual([r.status, r.areas, r.bytes, r.start, r.end], ["done", 2, 4 * P, a, b + 2 * P]);
+	assert.deepEqual(flushes, [[a, b + 2 * P]], "one flush over the covering range");
+	assert.equal(s.find(a), undefined);
+	assert.equal(s.alloc(2 * P), a, "reused after the purge");
+	assert.equal(s.purge().status, "empty");
+	assert.equal(flushes.length, 1, "an empty purge does not flush");
+	s.check();
+});
+
+test("overflow: an allocation that finds no fit purges once and retries", () => {
+	const flushes: Array<[number, number]> = [];
+	const s = VmapSpace.create({ start: 0x10000, size: 4 * P, flush: (a, b) => void flushes.push([a, b]) });
+	const all = [0, 1, 2, 3].map(() => s.alloc(P));
+	s.free(all[1]!);
+	s.free(all[2]!);
+	assert.equal(s.alloc(2 * P), all[1], "the purge merged the two lazy pages into one fitting block");
+	assert.deepEqual(flushes, [[all[1], all[2]! + P]]);
+	const st = s.stats();
+	assert.deepEqual([st.overflowPurges, st.purges, st.flushes, st.failedAllocs], [1, 1, 1, 0]);
+	assert.throws(() => s.alloc(P), { code: "EBUSY" });
+	assert.equal(s.stats().failedAllocs, 1);
+	assert.equal(flushes.length, 1, "no lazy areas: no purge before EBUSY");
+	s.check();
+});
+
+test("an asynchronous flush keeps the batch unusable until it resolves; allocAsync waits", async () => {
+	let gate = deferred();
+	const flushes: Array<[number, number]> = [];
+	const s = VmapSpace.create({
+		start: 0x10000,
+		size: 4 * P,
+		flush: (a, b) => {
+			flushes.push([a, b]);
+			return gate.promise;
+		},
+	});
+	const all = [0, 1, 2, 3].map(() => s.alloc(P));
+	s.free(all[0]!);
+	const r = s.purge();
+	assert.equal(r.status, "flushing");
+	assert.equal(s.find(all[0]!)?.state, "lazy", "still lazy while the flush runs");
+	assert.equal(s.purge().status, "skipped", "try: a purge is running");
+	assert.throws(() => s.alloc(P), (e: unknown) => e instanceof VmapError && e.code === "EBUSY" && /allocAsync\(\) waits/.test(e.message));
+	assert.throws(() => s.free(all[0]!), { code: "EDOUBLEFREE" });
+	s.check();
+	s.free(all[1]!); // freed during the flush: the next batch
+	const queued = s.purge({ sync: true });
+	assert.equal(queued.status, "queued");
+
+	const waiting = s.allocAsync(2 * P);
+	let settled = false;
+	void waiting.then(() => (settled = true));
+	await tick();
+	assert.equal(settled, false, "allocAsync waits for the flush");
+	const first = gate;
+	gate = deferred();
+	first.resolve();
+	await r.done;
+	assert.equal(s.find(all[0]!), undefined, "merged once the flush resolved");
+	gate.resolve();
+	assert.equal(await waiting, all[0], "pages 0 and 1, both purged");
+	await queued.done;
+	assert.deepEqual(flushes, [[all[0], all[0]! + P], [all[1], all[1]! + P]]);
+	s.check();
+});
+
+test("a flush that fails leaves the batch lazy, counts the error, and frees the purge mutex", async () => {
+	let fail: "sync" | "async" | "no" = "sync";
+	const s = VmapSpace.create({
+		start: 0x10000,
+		size: 4 * P,
+		flush: () => {
+			if (fail === "sync") throw new Error("fence lost");
+			if (fail === "async") return Promise.reject(new Error("fence timed out"));
+			return undefined;
+		},
+	});
+	const all = [0, 1, 2, 3].map(() => s.alloc(P));
+	s.free(all[0]!);
+	s.free(all[2]!);
+	assert.throws(() => s.purge(), /fence lost/);
+	assert.equal(s.find(all[0]!)?.state, "lazy");
+	s.check();
+	assert.throws(() => s.alloc(P), { code: "EBUSY" }, "the overflow purge failed too: nothing fits");
+	assert.equal(s.stats().flushErrors, 2);
+	fail = "async";
+	const r = s.purge();
+	await assert.rejects(r.done, /fence timed out/);
+	assert.equal(s.find(all[2]!)?.state, "lazy");
+	s.check();
+	fail = "no";
+	assert.equal(s.purge().status, "done", "the mutex was released");
+	assert.equal(s.stats().flushErrors, 3);
+	assert.deepEqual(freeBlocks(s), [[all[0], all[0]! + P], [all[2], all[2]! + P]]);
+	s.check();
+});
+
+test("drain: passing lazyMaxPages schedules a purge on the event loop, never inside free", async () => {
+	let flushes = 0;
+	const s = VmapSpace.create({ size: 1024 * P, lazyMaxPages: 4, flush: () => void flushes++ });
+	const areas = Array.from({ length: 6 }, () => s.alloc(P));
+	for (const a of areas.slice(0, 5)) s.free(a); // 5 lazy pages > 4
+	assert.equal(flushes, 0, "free does not purge below the priority threshold");
+	assert.equal(s.stats().vmapLazyNr, 5);
+	await tick();
+	await tick();
+	assert.equal(flushes, 1, "the drain ran");
+	assert.equal(s.stats().vmapLazyNr, 0);
+	s.check();
+});
+
+test("priority: at 2 * lazyMaxPages the free path purges by itself", () => {
+	let flushes = 0;
+	const s = VmapSpace.create({ size: 1024 * P, lazyMaxPages: 4, flush: () => void flushes++ });
+	// A loop that never yields: the scheduled drain cannot run; the backlog stays bounded.
+	let peak = 0;
+	for (let i = 0; i < 1000; i++) {
+		s.free(s.alloc(P * (1 + (i % 3))));
+		peak = Math.max(peak, s.stats().vmapLazyNr);
+	}
+	assert.ok(peak < 2 * 4 + 3, `backlog peaked at ${peak} pages; it must stay below 2 * lazyMaxPages + the largest area`);
+	assert.ok(flushes > 100, `only ${flushes} purges`);
+	s.check();
+});
+
+test("vmallocinfo lists busy areas, then unpurged lazy ones; dump() is JSON of everything", () => {
+	const s = VmapSpace.create({ start: 0x10000000, size: 1024 * P });
+	const a = s.alloc(3 * P, { tag: "textures" });
+	const b = s.alloc(P);
+	const c = s.alloc(2 * P, { tag: "ioremap" });
+	s.free(b);
+	assert.equal(
+		s.vmallocinfo(),
+		"0x0000000010000000-0x0000000010003000   12288 textures\n" +
+			"0x0000000010004000-0x0000000010006000    8192 ioremap\n" +
+			"0x0000000010003000-0x0000000010004000    4096 unpurged vm_area\n",
+	);
+	const d = JSON.parse(s.dump());
+	assert.deepEqual(d.areas, [
+		{ start: a, end: a + 3 * P, size: 3 * P, state: "busy", tag: "textures" },
+		{ start: b, end: b + P, size: P, state: "lazy" },
+		{ start: c, end: c + 2 * P, size: 2 * P, state: "busy", tag: "ioremap" },
+	]);
+	assert.deepEqual(d.free, [{ start: c + 2 * P, end: s.end, size: s.end - c - 2 * P }]);
+	assert.equal(d.stats.lazyBytes, P);
+});

@@ -1,0 +1,47 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { VmapSpace } from "../src/index.ts";
+import { startWorker } from "./support/workers.ts";
+
+const P = 4096;
+
+test("stats() from another worker, lock-free, while this thread allocates, frees and purges (seed 001)", async () => {
+	const space = VmapSpace.create({ size: 4096 * P, lazyMaxPages: 64 });
+	const control = new SharedArrayBuffer(8);
+	const flag = new Int32Array(control);
+	const reader = startWorker("./support/stats-reader.ts", { buffer: space.table.buffer, control });
+	let failed: unknown;
+	const report = new Promise<{ snapshots: number; inconsistent: number; violations: string[] }>((resolve, reject) => {
+		reader.once("message", resolve);
+		reader.once("error", (e) => reject((failed = e)));
+	});
+	while (Atomics.load(flag, 1) === 0 && failed === undefined) await new Promise((r) => setTimeout(r, 5));
+	if (failed !== undefined) await report; // rethrows the worker's error
+
+	// Random work for a bounded time, with the reader racing every step.
+	let x = 12345;
+	const rnd = (n: number) => ((x = (x * 1103515245 + 12345) % 2 ** 31), x % n);
+	const live: number[] = [];
+	let ops = 0;
+	const until = Date.now() + 1500;
+	while (Date.now() < until) {
+		for (let i = 0; i < 1000; i++, ops++) {
+			if (live.length > 0 && (live.length > 2000 || rnd(2) === 0)) {
+				const k = rnd(live.length);
+				space.free(live[k]!);
+				live[k] = live[live.length - 1]!;
+				live.pop();
+			} else {
+				live.push(space.alloc(P * (1 + rnd(8))));
+			}
+		}
+	}
+	Atomics.store(flag, 0, 1);
+	const r = await report;
+	await reader.terminate();
+	space.check();
+	console.log(`# stats reader: ${r.snapshots} snapshots during ${ops} operations, ${r.inconsistent} flagged inconsistent (gave up waiting for a writer)`);
+	assert.deepEqual(r.violations, []);
+	assert.ok(r.snapshots > 1000, `only ${r.snapshots} snapshots: the race was not exercised`);
+	assert.ok(space.stats().purges > 10, "the run should have purged many times");
+});

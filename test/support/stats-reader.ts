@@ -1,0 +1,36 @@
+/**
+ * A worker that reads a space's statistics in a loop from the shared buffer, taking no lock,
+ * and checks in every snapshot the invariants that hold within one statistics domain.
+ */
+import { parentPort, workerData } from "node:worker_threads";
+import { readStats } from "../../src/stats.ts";
+import { VaTable } from "../../src/va-table.ts";
+
+const { buffer, control } = workerData as { buffer: SharedArrayBuffer; control: SharedArrayBuffer };
+const flag = new Int32Array(control); // [0]: 1 = stop; [1]: reader started
+const t = new VaTable(buffer);
+let snapshots = 0;
+let inconsistent = 0;
+const violations: string[] = [];
+Atomics.store(flag, 1, 1);
+while (Atomics.load(flag, 0) === 0) {
+	const s = readStats(t);
+	snapshots++;
+	if (!s.consistent) {
+		// Flagged: the reader gave up waiting for a writer; such a snapshot promises nothing.
+		inconsistent++;
+		continue;
+	}
+	// Busy domain: every alloc made a busy area, every free turned one lazy, every purged
+	// area left; the counts and bytes move together.
+	if (s.allocs - s.frees !== s.busyAreas) violations.push(`allocs ${s.allocs} - frees ${s.frees} != busy areas ${s.busyAreas}`);
+	if (s.lazyBytes !== s.vmapLazyNr * s.pageSize) violations.push(`lazyBytes ${s.lazyBytes} != vmapLazyNr ${s.vmapLazyNr} pages`);
+	if ((s.busyAreas === 0) !== (s.busyBytes === 0)) violations.push(`busy areas ${s.busyAreas} but busy bytes ${s.busyBytes}`);
+	// Free domain: the largest block is part of the free bytes.
+	if (s.largestFreeBlock > s.freeBytes) violations.push(`largest free block ${s.largestFreeBlock} > free bytes ${s.freeBytes}`);
+	if ((s.freeBlocks === 0) !== (s.freeBytes === 0)) violations.push(`free blocks ${s.freeBlocks} but free bytes ${s.freeBytes}`);
+	// Purge domain: one flush per purge.
+	if (s.flushes !== s.purges) violations.push(`flushes ${s.flushes} != purges ${s.purges}`);
+	if (violations.length > 20) break;
+}
+parentPort!.postMessage({ snapshots, inconsistent, violations });
