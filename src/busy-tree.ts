@@ -30,7 +30,10 @@ export function insertVmapArea(t: VaTable, rootWord: number, va: number): void {
 	rbInsert(t, rootWord, va, parent, left, false);
 }
 
-/** The area with vaStart <= addr < vaEnd, 0 when there is none. */
+/**
+ * The record with vaStart <= addr < vaEnd in the tree rooted at `rootWord`, 0 when there is
+ * none. Serves any tree keyed by vaStart whose ranges do not overlap: busy or free.
+ */
 export function findVmapArea(t: VaTable, rootWord: number, addr: number): number {
 	const f64 = t.f64;
 	const i32 = t.i32;

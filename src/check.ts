@@ -79,51 +79,41 @@ export function checkSpace(t: VaTable, spaceStart: number, spaceEnd: number): vo
 	if (free.length !== hdr[HDR_FREE_NR]) corrupt(`free tree: holds ${free.length} blocks, header says ${hdr[HDR_FREE_NR]}`);
 	if (freeBytes !== t.hdrF[HDRF_FREE_BYTES]) corrupt(`free tree: holds ${freeBytes} bytes, header says ${t.hdrF[HDRF_FREE_BYTES]}`);
 
-	// The busy tree holds busy and lazy areas; every lazy one is on the lazy list or in the
-	// purge batch, exactly once.
+	// The busy tree holds busy areas only; lazy areas are on the lazy list or in the purge batch.
 	let busyBytes = 0;
-	let lazyBytes = 0;
-	const lazyFlagged = new Set<number>();
 	for (const va of busy) {
-		const size = t.f64[va * REC_F64 + VA_END]! - t.f64[va * REC_F64 + VA_START]!;
-		const flags = t.i32[va * REC_I32 + VA_FLAGS];
-		if (flags === VA_BUSY) busyBytes += size;
-		else if (flags === VA_LAZY) {
-			lazyBytes += size;
-			lazyFlagged.add(va);
-		} else corrupt(`busy tree: record ${va} has state flags ${flags}, neither busy nor lazy`);
+		busyBytes += t.f64[va * REC_F64 + VA_END]! - t.f64[va * REC_F64 + VA_START]!;
+		if (t.i32[va * REC_I32 + VA_FLAGS] !== VA_BUSY) corrupt(`busy tree: record ${va} has state flags ${t.i32[va * REC_I32 + VA_FLAGS]}, not busy`);
 	}
 	if (busy.length !== hdr[HDR_BUSY_NR]) corrupt(`busy tree: holds ${busy.length} areas, header says ${hdr[HDR_BUSY_NR]}`);
 	if (busyBytes !== t.hdrF[HDRF_BUSY_BYTES]) corrupt(`busy tree: holds ${busyBytes} bytes in busy areas, header says ${t.hdrF[HDRF_BUSY_BYTES]}`);
-	const lazy = walkLazy(t, "lazy list", HDR_LAZY_HEAD, HDR_LAZY_NR, lazyFlagged);
-	const batch = walkLazy(t, "purge batch", HDR_PURGE_HEAD, HDR_PURGE_NR, lazyFlagged);
-	if (lazyFlagged.size !== 0) corrupt(`busy tree: ${lazyFlagged.size} lazy areas are on neither the lazy list nor the purge batch (record ${[...lazyFlagged][0]})`);
-	if (batch.areas !== 0 && hdr[HDR_PURGE_LOCK] === 0) corrupt(`purge batch: holds ${batch.areas} areas but no purge holds the purge mutex`);
-	if ((lazy.bytes + batch.bytes) / pageSize !== t.hdrF[HDRF_LAZY_PAGES]) {
-		corrupt(`vmapLazyNr: header says ${t.hdrF[HDRF_LAZY_PAGES]} pages, the lazy list and purge batch hold ${(lazy.bytes + batch.bytes) / pageSize}`);
+	const lazy = walkLazy(t, "lazy list", HDR_LAZY_HEAD, HDR_LAZY_NR, seen, spaceStart, spaceEnd, pageSize);
+	const batch = walkLazy(t, "purge batch", HDR_PURGE_HEAD, HDR_PURGE_NR, seen, spaceStart, spaceEnd, pageSize);
+	if (batch.areas.length !== 0 && hdr[HDR_PURGE_LOCK] === 0) corrupt(`purge batch: holds ${batch.areas.length} areas but no purge holds the purge mutex`);
+	const lazyBytes = lazy.bytes + batch.bytes;
+	if (lazyBytes / pageSize !== t.hdrF[HDRF_LAZY_PAGES]) {
+		corrupt(`vmapLazyNr: header says ${t.hdrF[HDRF_LAZY_PAGES]} pages, the lazy list and purge batch hold ${lazyBytes / pageSize}`);
 	}
 	if (lazy.min !== t.hdrF[HDRF_LAZY_MIN] || lazy.max !== t.hdrF[HDRF_LAZY_MAX]) {
 		corrupt(`lazy list: covers [${lazy.min}, ${lazy.max}), the incremental flush range says [${t.hdrF[HDRF_LAZY_MIN]}, ${t.hdrF[HDRF_LAZY_MAX]})`);
 	}
 
-	// Busy and free never overlap: merge the two address-ordered sequences.
-	for (let i = 0, j = 0; i < free.length && j < busy.length; ) {
-		const f = free[i]!;
-		const b = busy[j]!;
-		const fs = t.f64[f * REC_F64 + VA_START]!;
-		const fe = t.f64[f * REC_F64 + VA_END]!;
-		const bs = t.f64[b * REC_F64 + VA_START]!;
-		const be = t.f64[b * REC_F64 + VA_END]!;
-		if (fs < be && bs < fe) corrupt(`busy area [${hex(bs)}, ${hex(be)}) overlaps free block [${hex(fs)}, ${hex(fe)})`);
-		if (fe <= bs) i++;
-		else j++;
+	// Busy, lazy and free ranges never overlap, and together they are the space.
+	const all: Array<[number, number, string]> = [];
+	for (const va of free) all.push([t.f64[va * REC_F64 + VA_START]!, t.f64[va * REC_F64 + VA_END]!, "free block"]);
+	for (const va of busy) all.push([t.f64[va * REC_F64 + VA_START]!, t.f64[va * REC_F64 + VA_END]!, "busy area"]);
+	for (const va of [...lazy.areas, ...batch.areas]) all.push([t.f64[va * REC_F64 + VA_START]!, t.f64[va * REC_F64 + VA_END]!, "lazy area"]);
+	all.sort((a, b) => a[0] - b[0]);
+	for (let i = 1; i < all.length; i++) {
+		const [ps, pe, pw] = all[i - 1]!;
+		const [s, e, w] = all[i]!;
+		if (s < pe) corrupt(`${w} [${hex(s)}, ${hex(e)}) overlaps ${pw} [${hex(ps)}, ${hex(pe)})`);
 	}
 	if (freeBytes + busyBytes + lazyBytes !== spaceEnd - spaceStart) {
 		corrupt(`accounting: free ${freeBytes} + busy ${busyBytes} + lazy ${lazyBytes} bytes != space ${spaceEnd - spaceStart} bytes`);
 	}
 
 	// Slots: every record below SLOT_HIGH is in exactly one structure.
-	// (Lazy records were counted in the busy tree; their lists were checked against it above.)
 	let onFreeList = 0;
 	for (let va = hdr[HDR_SLOT_FREE]!; va !== 0; va = t.i32[va * REC_I32 + VA_NEXT]!) {
 		if (va >= high) corrupt(`slot free list: record ${va} is at or past SLOT_HIGH ${high}`);
@@ -132,30 +122,39 @@ export function checkSpace(t: VaTable, spaceStart: number, spaceEnd: number): vo
 		onFreeList++;
 	}
 	if (onFreeList !== hdr[HDR_SLOT_FREE_NR]) corrupt(`slot free list: holds ${onFreeList} records, header says ${hdr[HDR_SLOT_FREE_NR]}`);
-	const accounted = free.length + busy.length + onFreeList + 1;
-	if (accounted !== high) corrupt(`slots: ${accounted - 1} records accounted for (free ${free.length}, busy ${busy.length}, unused ${onFreeList}) but ${high - 1} handed out`);
+	const lazyNr = lazy.areas.length + batch.areas.length;
+	const accounted = free.length + busy.length + lazyNr + onFreeList + 1;
+	if (accounted !== high) {
+		corrupt(`slots: ${accounted - 1} records accounted for (free ${free.length}, busy ${busy.length}, lazy ${lazyNr}, unused ${onFreeList}) but ${high - 1} handed out`);
+	}
 }
 
 /**
- * Walk a list of lazy records (the lazy list or the purge batch): each must be a lazy area of
- * the busy tree, taken off `lazyFlagged` so that none is listed twice or left out. Returns the
- * bytes listed and the range they cover (+-Infinity when empty).
+ * Walk a list of lazy records (the lazy list or the purge batch): each must be flagged lazy,
+ * page aligned, inside the space, and in no other structure. Returns the records, their bytes
+ * and the range they cover (+-Infinity when empty).
  */
-function walkLazy(t: VaTable, name: string, headWord: number, nrWord: number, lazyFlagged: Set<number>) {
-	let areas = 0;
+function walkLazy(t: VaTable, name: string, headWord: number, nrWord: number, seen: Uint8Array, spaceStart: number, spaceEnd: number, pageSize: number) {
+	const areas: number[] = [];
 	let bytes = 0;
 	let min = Infinity;
 	let max = -Infinity;
 	for (let va = t.hdr[headWord]!; va !== 0; va = t.i32[va * REC_I32 + VA_NEXT]!) {
-		if (!lazyFlagged.delete(va)) corrupt(`${name}: record ${va} is not a lazy area of the busy tree (or is listed twice)`);
+		if (va >= seen.length) corrupt(`${name}: record ${va} is at or past SLOT_HIGH ${seen.length}`);
+		if (seen[va]) corrupt(`${name}: record ${va} is reached twice (or is in another structure too)`);
+		seen[va] = 1;
+		if (t.i32[va * REC_I32 + VA_FLAGS] !== VA_LAZY) corrupt(`${name}: record ${va} has state flags ${t.i32[va * REC_I32 + VA_FLAGS]}, not lazy`);
 		const s = t.f64[va * REC_F64 + VA_START]!;
 		const e = t.f64[va * REC_F64 + VA_END]!;
-		areas++;
+		if (!(s < e) || s < spaceStart || e > spaceEnd || s % pageSize !== 0 || e % pageSize !== 0) {
+			corrupt(`${name}: record ${va} [${hex(s)}, ${hex(e)}) is empty, outside the space or not page aligned`);
+		}
+		areas.push(va);
 		bytes += e - s;
 		if (s < min) min = s;
 		if (e > max) max = e;
 	}
-	if (areas !== t.hdr[nrWord]) corrupt(`${name}: holds ${areas} areas, header says ${t.hdr[nrWord]}`);
+	if (areas.length !== t.hdr[nrWord]) corrupt(`${name}: holds ${areas.length} areas, header says ${t.hdr[nrWord]}`);
 	return { areas, bytes, min, max };
 }
 

@@ -8,6 +8,7 @@
  * - the free list is the tree's in-order sequence;
  * - every block starts and ends on a page boundary.
  */
+import { findVmapArea } from "./busy-tree.ts";
 import { corrupt, hex } from "./errors.ts";
 import {
 	HDR_FREE_HEAD,
@@ -96,20 +97,6 @@ function lowestFit(t: VaTable, length: number): number {
 	}
 }
 
-/** The free block with vaStart < addr < vaEnd, 0 when addr is in no block or at a block's start. */
-function blockStraddling(t: VaTable, addr: number): number {
-	const f64 = t.f64;
-	const i32 = t.i32;
-	let node = t.hdr[HDR_FREE_ROOT]!;
-	while (node !== 0) {
-		const s = f64[node * REC_F64 + VA_START]!;
-		if (addr <= s) node = i32[node * REC_I32 + VA_LEFT]!;
-		else if (addr < f64[node * REC_F64 + VA_END]!) return node;
-		else node = i32[node * REC_I32 + VA_RIGHT]!;
-	}
-	return 0;
-}
-
 /** Where an allocation of `size` at `align` inside [vstart, vend) would go in block `va`; -1 if it does not fit. */
 export function fitIn(t: VaTable, va: number, size: number, align: number, vstart: number, vend: number): number {
 	const f64 = t.f64;
@@ -138,7 +125,7 @@ export function findVmapLowestMatch(
 	vend: number,
 	pageSize: number,
 ): number {
-	// A block holding vstart inside it lies below every other candidate. There is none when
+	// The block holding vstart lies at or below every other candidate. There is none when
 	// vstart is at or below the lowest free block (the common case: the whole space).
 	const head = t.hdr[HDR_FREE_HEAD]!;
 	if (head === 0) return 0;
@@ -147,8 +134,8 @@ export function findVmapLowestMatch(
 	if (vstart <= t.f64[head * REC_F64 + VA_START]!) {
 		va = lowestFit(t, size + slack);
 	} else {
-		const straddling = blockStraddling(t, vstart);
-		if (straddling !== 0 && fitIn(t, straddling, size, align, vstart, vend) >= 0) return straddling;
+		const holding = findVmapArea(t, HDR_FREE_ROOT, vstart);
+		if (holding !== 0 && fitIn(t, holding, size, align, vstart, vend) >= 0) return holding;
 		va = lowestAtOrAbove(t, size + slack, vstart);
 	}
 	if (va !== 0 && fitIn(t, va, size, align, vstart, vend) >= 0) return va;

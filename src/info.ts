@@ -3,7 +3,7 @@
  * stats string. Both walk the trees, so they are O(n) and belong to diagnostics, not hot paths.
  */
 import type { VmapStats } from "./api.ts";
-import { HDR_BUSY_ROOT, HDR_FREE_HEAD, REC_F64, REC_I32, VA_END, VA_FLAGS, VA_LAZY, VA_NEXT, VA_START, VA_TAG } from "./layout.ts";
+import { HDR_BUSY_ROOT, HDR_FREE_HEAD, HDR_LAZY_HEAD, HDR_PURGE_HEAD, REC_F64, REC_I32, VA_END, VA_NEXT, VA_START, VA_TAG } from "./layout.ts";
 import { rbFirst, rbNext } from "./rbtree.ts";
 import type { VaTable } from "./va-table.ts";
 
@@ -14,42 +14,51 @@ function addr(n: number): string {
 	return `0x${n.toString(16).padStart(16, "0")}`;
 }
 
+/** Lazy records (lazy list and purge batch) in address order. */
+function lazyAreas(t: VaTable): number[] {
+	const out: number[] = [];
+	for (const head of [t.hdr[HDR_LAZY_HEAD]!, t.hdr[HDR_PURGE_HEAD]!]) {
+		for (let va = head; va !== 0; va = t.i32[va * REC_I32 + VA_NEXT]!) out.push(va);
+	}
+	return out.sort((a, b) => t.f64[a * REC_F64 + VA_START]! - t.f64[b * REC_F64 + VA_START]!);
+}
+
+function range(t: VaTable, va: number): { start: number; end: number; size: number } {
+	const start = t.f64[va * REC_F64 + VA_START]!;
+	const end = t.f64[va * REC_F64 + VA_END]!;
+	return { start, end, size: end - start };
+}
+
 /**
  * One line per busy area, `0x<start>-0x<end> <size> <tag>`, in address order; then one
  * `0x<start>-0x<end> <size> unpurged vm_area` line per lazy area, as the kernel lists them
  * after its busy areas.
  */
 export function vmallocinfo(t: VaTable, tagName: TagName): string {
-	const busy: string[] = [];
-	const lazy: string[] = [];
+	const line = (va: number) => {
+		const { start, end, size } = range(t, va);
+		return `${addr(start)}-${addr(end)} ${String(size).padStart(7)}`;
+	};
+	let out = "";
 	for (let va = rbFirst(t, HDR_BUSY_ROOT); va !== 0; va = rbNext(t, va)) {
-		const s = t.f64[va * REC_F64 + VA_START]!;
-		const e = t.f64[va * REC_F64 + VA_END]!;
-		const head = `${addr(s)}-${addr(e)} ${String(e - s).padStart(7)}`;
-		if (t.i32[va * REC_I32 + VA_FLAGS] === VA_LAZY) {
-			lazy.push(`${head} unpurged vm_area`);
-		} else {
-			const tag = t.i32[va * REC_I32 + VA_TAG]!;
-			busy.push(tag === 0 ? head : `${head} ${tagName(tag)}`);
-		}
+		const tag = t.i32[va * REC_I32 + VA_TAG]!;
+		out += tag === 0 ? `${line(va)}\n` : `${line(va)} ${tagName(tag)}\n`;
 	}
-	return busy.concat(lazy).map((l) => `${l}\n`).join("");
+	for (const va of lazyAreas(t)) out += `${line(va)} unpurged vm_area\n`;
+	return out;
 }
 
 export function dumpSpace(t: VaTable, stats: VmapStats, tagName: TagName): string {
-	const areas: Array<{ start: number; end: number; size: number; state: "busy" | "lazy"; tag?: string }> = [];
-	for (let va = rbFirst(t, HDR_BUSY_ROOT); va !== 0; va = rbNext(t, va)) {
-		const start = t.f64[va * REC_F64 + VA_START]!;
-		const end = t.f64[va * REC_F64 + VA_END]!;
+	type Area = { start: number; end: number; size: number; state: "busy" | "lazy"; tag?: string };
+	const areas: Area[] = [];
+	const add = (va: number, state: Area["state"]) => {
 		const tag = t.i32[va * REC_I32 + VA_TAG]!;
-		const state = t.i32[va * REC_I32 + VA_FLAGS] === VA_LAZY ? "lazy" : "busy";
-		areas.push(tag === 0 ? { start, end, size: end - start, state } : { start, end, size: end - start, state, tag: tagName(tag) });
-	}
+		areas.push(tag === 0 ? { ...range(t, va), state } : { ...range(t, va), state, tag: tagName(tag) });
+	};
+	for (let va = rbFirst(t, HDR_BUSY_ROOT); va !== 0; va = rbNext(t, va)) add(va, "busy");
+	for (const va of lazyAreas(t)) add(va, "lazy");
+	areas.sort((a, b) => a.start - b.start);
 	const free: Array<{ start: number; end: number; size: number }> = [];
-	for (let va = t.hdr[HDR_FREE_HEAD]!; va !== 0; va = t.i32[va * REC_I32 + VA_NEXT]!) {
-		const start = t.f64[va * REC_F64 + VA_START]!;
-		const end = t.f64[va * REC_F64 + VA_END]!;
-		free.push({ start, end, size: end - start });
-	}
+	for (let va = t.hdr[HDR_FREE_HEAD]!; va !== 0; va = t.i32[va * REC_I32 + VA_NEXT]!) free.push(range(t, va));
 	return JSON.stringify({ stats, areas, free });
 }

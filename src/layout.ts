@@ -34,9 +34,10 @@
  * - `next` links a free record into the address-ordered free list, a lazy record into the lazy
  *   list or the purge batch, and an unused record into the slot free list. A record is on at
  *   most one list.
- * - A lazily freed area stays in the busy tree, flagged VA_LAZY, until a purge merges it into
- *   free space: so find() reports it, a second free() sees it, and no moment exists in which
- *   an area is in no structure.
+ * - A lazily freed area leaves the busy tree for the lazy list (flagged VA_LAZY), then the
+ *   purge batch, then free space: at every moment it is on exactly one of them. The busy tree
+ *   holds only busy areas, so a backlog of lazy areas never deepens it (seed 002: "number of
+ *   lazy pages directly influence on busy list length").
  * - The table grows by appending records (the buffer grows at its end), so a slot number never
  *   changes meaning and nothing is moved.
  *
@@ -68,14 +69,14 @@ export const HDR_FREE_HEAD = 8;
 export const HDR_FREE_NR = 9;
 /** Root of the busy tree, keyed by vaStart. */
 export const HDR_BUSY_ROOT = 10;
-/** Number of areas in the busy tree. */
+/** Number of areas in the busy tree (busy only; lazy areas are on the lazy list or the purge batch). */
 export const HDR_BUSY_NR = 11;
 /** Number of tags in the tag table, entry 0 included. */
 export const HDR_TAG_NR = 12;
-/** Lazy list: busy-tree records freed lazily and not yet taken by a purge (linked through `next`). */
+/** Lazy list: areas freed lazily and not yet taken by a purge (linked through `next`). */
 export const HDR_LAZY_HEAD = 13;
 export const HDR_LAZY_NR = 14;
-/** The batch a purge took: still in the busy tree, flagged lazy, until merged into free space. */
+/** The batch a purge took: lazy areas, flushed or being flushed, not yet merged into free space. */
 export const HDR_PURGE_HEAD = 15;
 export const HDR_PURGE_NR = 16;
 /** The purge mutex: 0 free, 1 held. One purge at a time (seed 000). */

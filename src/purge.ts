@@ -1,11 +1,10 @@
 /**
  * Lazy free and purge (kernel free_vmap_area_noflush, __purge_vmap_area_lazy, drain work).
  *
- * A freed area stays in the busy tree, flagged VA_LAZY, and joins the lazy list; vmapLazyNr
+ * A freed area leaves the busy tree, is flagged VA_LAZY and joins the lazy list; vmapLazyNr
  * grows by its pages. A purge takes the whole lazy list as one batch, calls the flush hook once
- * over the range covering it, then moves each area from the busy tree into free space,
- * subtracting its pages from vmapLazyNr as it goes (seed 000: the backlog is never reported
- * lower than it is).
+ * over the range covering it, then merges each area into free space, subtracting its pages
+ * from vmapLazyNr as it goes (seed 000: the backlog is never reported lower than it is).
  *
  * When purges run:
  * - drain: a free that takes vmapLazyNr past lazyMaxPages schedules one on the event loop
@@ -59,6 +58,8 @@ const schedule: (task: () => void) => void =
 	typeof setImmediate === "function" ? (task) => void setImmediate(task) : (task) => void setTimeout(task, 0);
 
 const settled = Promise.resolve();
+/** Areas merged per statistics window during a purge. */
+const RECLAIM_STEP = 64;
 const ignore = () => {};
 
 export class Purger {
@@ -81,8 +82,9 @@ export class Purger {
 	}
 
 	/**
-	 * Make busy record `va` lazy. Everything needed from the area is read before it is
-	 * published on the lazy list (seed 004): once there, a purge may merge it away.
+	 * Make busy record `va` lazy: out of the busy tree, onto the lazy list. Everything needed
+	 * from the area is read before it is published on the lazy list (seed 004): once there, a
+	 * purge may merge it away.
 	 */
 	freeNoflush(va: number): void {
 		const t = this.t;
@@ -94,6 +96,8 @@ export class Purger {
 		const pages = (end - start) * this.pageInverse;
 
 		seqBegin(hdr, HDR_SEQ_BUSY);
+		rbErase(t, HDR_BUSY_ROOT, va, false);
+		hdr[HDR_BUSY_NR]!--;
 		hdrF[HDRF_BUSY_BYTES]! -= end - start;
 		hdrF[HDRF_FREES]!++;
 		const nrLazy = (hdrF[HDRF_LAZY_PAGES]! += pages);
@@ -203,27 +207,30 @@ export class Purger {
 		});
 	}
 
-	/** The flush is done: merge the batch into free space, one area at a time, and unlock. */
+	/**
+	 * The flush is done: merge the batch into free space and unlock. Areas leave the batch one
+	 * at a time, each subtracting its pages from vmapLazyNr as it goes; statistics windows are
+	 * opened once per step of RECLAIM_STEP areas, so a reader waits at most one step.
+	 */
 	private reclaim(): void {
 		const t = this.t;
 		const hdr = t.hdr;
 		const hdrF = t.hdrF;
 		let merged = 0;
-		for (let va = hdr[HDR_PURGE_HEAD]!; va !== 0; ) {
-			const next = t.i32[va * REC_I32 + VA_NEXT]!;
-			const size = t.f64[va * REC_F64 + VA_END]! - t.f64[va * REC_F64 + VA_START]!;
+		while (hdr[HDR_PURGE_HEAD] !== 0) {
 			seqBegin(hdr, HDR_SEQ_BUSY);
-			rbErase(t, HDR_BUSY_ROOT, va, false);
-			hdr[HDR_BUSY_NR]!--;
-			hdr[HDR_PURGE_HEAD] = next;
-			hdr[HDR_PURGE_NR]!--;
-			hdrF[HDRF_LAZY_PAGES]! -= size * this.pageInverse;
-			seqEnd(hdr, HDR_SEQ_BUSY);
 			seqBegin(hdr, HDR_SEQ_FREE);
-			mergeOrAddVmapArea(t, va);
+			for (let n = 0; n < RECLAIM_STEP; n++) {
+				const va = hdr[HDR_PURGE_HEAD]!;
+				if (va === 0) break;
+				hdr[HDR_PURGE_HEAD] = t.i32[va * REC_I32 + VA_NEXT]!;
+				hdr[HDR_PURGE_NR]!--;
+				hdrF[HDRF_LAZY_PAGES]! -= (t.f64[va * REC_F64 + VA_END]! - t.f64[va * REC_F64 + VA_START]!) * this.pageInverse;
+				mergeOrAddVmapArea(t, va);
+				merged++;
+			}
 			seqEnd(hdr, HDR_SEQ_FREE);
-			merged++;
-			va = next;
+			seqEnd(hdr, HDR_SEQ_BUSY);
 		}
 		seqBegin(hdr, HDR_SEQ_PURGE);
 		hdrF[HDRF_PURGED_AREAS]! += merged;
@@ -264,6 +271,20 @@ export class Purger {
 
 function result(status: PurgeResult["status"], areas: number, bytes: number, start: number, end: number, done: Promise<void>): PurgeResult {
 	return { status, areas, bytes, start, end, done };
+}
+
+/**
+ * The lazy area (on the lazy list or in the purge batch) holding `addr`, 0 when none does.
+ * O(lazy areas): lazy areas are in no tree. Callers ask only after the busy and free trees
+ * have said the address is in neither, so hot paths never come here.
+ */
+export function findLazyArea(t: VaTable, addr: number): number {
+	for (const head of [t.hdr[HDR_LAZY_HEAD]!, t.hdr[HDR_PURGE_HEAD]!]) {
+		for (let va = head; va !== 0; va = t.i32[va * REC_I32 + VA_NEXT]!) {
+			if (t.f64[va * REC_F64 + VA_START]! <= addr && addr < t.f64[va * REC_F64 + VA_END]!) return va;
+		}
+	}
+	return 0;
 }
 
 /** What an EBUSY message adds when this handle's purge is still waiting for its flush. */

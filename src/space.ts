@@ -1,7 +1,7 @@
 import type { AllocOptions, AreaInfo, PurgeOptions, PurgeResult, VmapSpaceOptions, VmapStats } from "./api.ts";
 import { findVmapArea, insertVmapArea } from "./busy-tree.ts";
 import { checkSpace } from "./check.ts";
-import { hex, shown, VmapError } from "./errors.ts";
+import { corrupt, hex, shown, VmapError } from "./errors.ts";
 import { alignUp, findVmapLowestMatch, mergeOrAddVmapArea, vaClip } from "./free-space.ts";
 import {
 	bytesForCapacity,
@@ -9,6 +9,7 @@ import {
 	HDR_BUSY_NR,
 	HDR_BUSY_ROOT,
 	HDR_CAPACITY,
+	HDR_FREE_ROOT,
 	HDR_MAGIC,
 	HDR_MAX_CAPACITY,
 	HDR_SLOT_HIGH,
@@ -42,7 +43,7 @@ import {
 	VERSION,
 } from "./layout.ts";
 import { dumpSpace, vmallocinfo } from "./info.ts";
-import { flushingNote, Purger } from "./purge.ts";
+import { findLazyArea, flushingNote, Purger } from "./purge.ts";
 import { readStats, seqBegin, seqEnd } from "./stats.ts";
 import { TagTable } from "./tags.ts";
 import { type SpaceBuffer, VaTable } from "./va-table.ts";
@@ -293,12 +294,19 @@ export class VmapSpace {
 		return dumpSpace(this.table, this.stats(), (id) => this.tags.name(id));
 	}
 
-	/** The area holding `addr`, or undefined. */
+	/**
+	 * The area holding `addr`, busy or lazy, or undefined. O(log n) for busy and free
+	 * addresses; an address in a lazily freed area is found by a scan of the lazy areas.
+	 */
 	find(addr: number): AreaInfo | undefined {
 		if (!Number.isSafeInteger(addr)) throw new VmapError("EINVAL", `Cannot find: address must be a whole number, got ${shown(addr)}`);
 		const t = this.table;
-		const va = findVmapArea(t, HDR_BUSY_ROOT, addr);
-		if (va === 0) return undefined;
+		let va = findVmapArea(t, HDR_BUSY_ROOT, addr);
+		if (va === 0) {
+			if (addr < this.start || addr >= this.end || findVmapArea(t, HDR_FREE_ROOT, addr) !== 0) return undefined;
+			va = findLazyArea(t, addr);
+			if (va === 0) return undefined;
+		}
 		const start = t.f64[va * REC_F64 + VA_START]!;
 		const end = t.f64[va * REC_F64 + VA_END]!;
 		const tag = t.i32[va * REC_I32 + VA_TAG]!;
@@ -316,20 +324,22 @@ export class VmapSpace {
 		if (!Number.isSafeInteger(addr)) throw new VmapError("EINVAL", `Cannot ${op}: address must be a whole number, got ${shown(addr)}`);
 		const t = this.table;
 		const va = findVmapArea(t, HDR_BUSY_ROOT, addr);
-		if (va !== 0 && t.f64[va * REC_F64 + VA_START] === addr) {
-			if (t.i32[va * REC_I32 + VA_FLAGS] === VA_BUSY) return va;
-			const e = t.f64[va * REC_F64 + VA_END]!;
-			throw new VmapError("EDOUBLEFREE", `Cannot ${op} ${hex(addr)}: the area [${hex(addr)}, ${hex(e)}) is freed already (lazy, waiting for a purge)`);
-		}
+		if (va !== 0 && t.f64[va * REC_F64 + VA_START] === addr) return va;
+		// The error path: say precisely what lies at the address.
 		if (addr < this.start || addr >= this.end) {
 			throw new VmapError("ENOENT", `Cannot ${op} ${hex(addr)}: the address is outside the space [${hex(this.start)}, ${hex(this.end)})`);
 		}
-		if (va !== 0) {
-			const s = t.f64[va * REC_F64 + VA_START]!;
-			const e = t.f64[va * REC_F64 + VA_END]!;
-			throw new VmapError("ENOENT", `Cannot ${op} ${hex(addr)}: no area starts there; it lies inside the area [${hex(s)}, ${hex(e)})`);
+		const range = (x: number) => `[${hex(t.f64[x * REC_F64 + VA_START]!)}, ${hex(t.f64[x * REC_F64 + VA_END]!)})`;
+		if (va !== 0) throw new VmapError("ENOENT", `Cannot ${op} ${hex(addr)}: no area starts there; it lies inside the area ${range(va)}`);
+		if (findVmapArea(t, HDR_FREE_ROOT, addr) !== 0) {
+			throw new VmapError("ENOENT", `Cannot ${op} ${hex(addr)}: no area starts there; the address is free (never allocated, or already freed and purged)`);
 		}
-		throw new VmapError("ENOENT", `Cannot ${op} ${hex(addr)}: no area starts there; the address is free (never allocated, or already freed and purged)`);
+		const lazy = findLazyArea(t, addr);
+		if (lazy === 0) return corrupt(`${hex(addr)} is in no busy area, no free block and no lazy area`);
+		if (t.f64[lazy * REC_F64 + VA_START] === addr) {
+			throw new VmapError("EDOUBLEFREE", `Cannot ${op} ${hex(addr)}: the area ${range(lazy)} is freed already (lazy, waiting for a purge)`);
+		}
+		throw new VmapError("ENOENT", `Cannot ${op} ${hex(addr)}: no area starts there; it lies inside the area ${range(lazy)}, which is freed already`);
 	}
 
 	private checkWindow(vstart: number, vend: number): void {

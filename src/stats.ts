@@ -124,8 +124,8 @@ export function readStats(t: VaTable): VmapStats {
 	});
 	const busy = readDomain(hdr, HDR_SEQ_BUSY, () => {
 		s.busyBytes = f[HDRF_BUSY_BYTES]!;
+		s.busyAreas = hdr[HDR_BUSY_NR]!;
 		s.lazyAreas = hdr[HDR_LAZY_NR]! + hdr[HDR_PURGE_NR]!;
-		s.busyAreas = hdr[HDR_BUSY_NR]! - s.lazyAreas;
 		s.vmapLazyNr = f[HDRF_LAZY_PAGES]!;
 		s.lazyBytes = s.vmapLazyNr * pageSize;
 		s.allocs = f[HDRF_ALLOCS]!;

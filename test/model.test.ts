@@ -16,7 +16,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
 import { VmapError, VmapSpace } from "../src/index.ts";
-import { busyAreas, freeBlocks } from "./support/inspect.ts";
+import { busyAreas, freeBlocks, lazyAreas } from "./support/inspect.ts";
 import { Model } from "./support/model.ts";
 
 const SEED = Number(process.env.VMAP_SEED ?? 20261122);
@@ -274,7 +274,8 @@ class AllocBad extends Step {
 
 function sameState(m: Model, s: VmapSpace): void {
 	s.check();
-	assert.deepEqual(busyAreas(s), m.busy.map((a) => [a.start, a.end]));
+	assert.deepEqual(busyAreas(s), m.busy.filter((a) => !a.lazy).map((a) => [a.start, a.end]));
+	assert.deepEqual(lazyAreas(s), m.lazyAreas().map((a) => [a.start, a.end]));
 	const gaps = m.gaps();
 	assert.deepEqual(freeBlocks(s), gaps);
 	const st = s.stats();

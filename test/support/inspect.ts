@@ -1,5 +1,5 @@
 /** Read a space's structures straight from its buffer, for assertions. */
-import { HDR_BUSY_ROOT, HDR_FREE_HEAD, REC_F64, REC_I32, VA_END, VA_NEXT, VA_START } from "../../src/layout.ts";
+import { HDR_BUSY_ROOT, HDR_FREE_HEAD, HDR_LAZY_HEAD, HDR_PURGE_HEAD, REC_F64, REC_I32, VA_END, VA_NEXT, VA_START } from "../../src/layout.ts";
 import { rbFirst, rbNext } from "../../src/rbtree.ts";
 import type { VmapSpace } from "../../src/space.ts";
 
@@ -13,6 +13,16 @@ export function freeBlocks(space: VmapSpace): Range[] {
 		out.push([t.f64[va * REC_F64 + VA_START]!, t.f64[va * REC_F64 + VA_END]!]);
 	}
 	return out;
+}
+
+/** Lazy areas (lazy list and purge batch) in address order. */
+export function lazyAreas(space: VmapSpace): Range[] {
+	const t = space.table;
+	const out: Range[] = [];
+	for (const head of [t.hdr[HDR_LAZY_HEAD]!, t.hdr[HDR_PURGE_HEAD]!]) {
+		for (let va = head; va !== 0; va = t.i32[va * REC_I32 + VA_NEXT]!) out.push([t.f64[va * REC_F64 + VA_START]!, t.f64[va * REC_F64 + VA_END]!]);
+	}
+	return out.sort((a, b) => a[0] - b[0]);
 }
 
 /** Busy areas in address order, read from the busy tree. */
