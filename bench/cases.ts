@@ -117,12 +117,40 @@ function fixed(a: Subject, size: number, pairs: number) {
 	return { pairs, sec, pairsPerSec: pairs / sec, fails };
 }
 
+/** A flush hook that costs about `us` microseconds of CPU, as a TLB shootdown or a GPU fence wait would. */
+function burn(us: number): () => void {
+	return () => {
+		const until = performance.now() + us / 1000;
+		while (performance.now() < until);
+	};
+}
+
+/**
+ * Batching (issue 3): fixed-size 1-page pairs with an expensive flush. `eager` purges after
+ * every free (a flush per free, what allocators without lazy free must do to be safe); lazy
+ * lets the threshold batch them (one flush per lazyMaxPages pages).
+ */
+function batching(eager: boolean, pairs: number) {
+	const s = VmapSpace.create({ size: 2 ** 40, flush: burn(20) });
+	const t0 = performance.now();
+	for (let i = 0; i < pairs; i++) {
+		s.free(s.alloc(4096));
+		if (eager) s.purge();
+	}
+	const sec = (performance.now() - t0) / 1000;
+	s.check();
+	const st = s.stats();
+	return { pairs, sec, pairsPerSec: pairs / sec, fails: 0, flushes: st.flushes, pairsPerFlush: pairs / st.flushes };
+}
+
 const byte: Sizer = (n) => n;
 
 export const cases: Record<string, () => object> = {
 	"W0 vmap 64 B (pageSize 1)": () => fixed(vmapSubject(1, 2 ** 32), 64, 5_000_000),
 	"W0 vmap 1 page (pageSize 4096)": () => fixed(vmapSubject(4096, 2 ** 40), 4096, 5_000_000),
 	"W0 thi.ng 64 B": () => fixed(thingSubject(), 64, 5_000_000),
+	"batching lazy (flush burns 20 us)": () => batching(false, 2_000_000),
+	"batching eager (flush burns 20 us, purge after every free)": () => batching(true, 20_000),
 	"W1 vmap": () => random(vmapSubject(1, 2 ** 36), 10_000, 1_000_000, 4096, byte, 60_000),
 	"W1 thi.ng (capped: 20k ops or 10 s)": () => random(thingSubject(), 10_000, 20_000, 4096, byte, 10_000),
 	"scale vmap 1k live": () => random(vmapSubject(1, 2 ** 44), 1_000, 1_000_000, 4096, byte, 60_000),

@@ -43,6 +43,14 @@ function print(r: Record<string, Record<string, number | boolean>>): void {
 		console.log("\n| W0: fixed-size alloc+free pairs | pairs/s | vs vmap 64 B | fails |\n|---|---:|---:|---:|");
 		for (const [n, x] of w0) console.log(`| ${n} | ${fmt(x.pairsPerSec)} | ${((x.pairsPerSec as number) / base).toFixed(2)}x | ${x.fails} |`);
 	}
+	const b = Object.entries(r).filter(([n]) => n.startsWith("batching"));
+	if (b.length) {
+		const base = r["batching lazy (flush burns 20 us)"]?.pairsPerSec as number;
+		console.log("\n| batching: 1-page pairs, flush burns 20 us | pairs | pairs/s | vs lazy | flushes | pairs per flush |\n|---|---:|---:|---:|---:|---:|");
+		for (const [n, x] of b) {
+			console.log(`| ${n} | ${fmt(x.pairs)} | ${fmt(x.pairsPerSec)} | ${((x.pairsPerSec as number) / base).toFixed(4)}x | ${fmt(x.flushes)} | ${fmt(x.pairsPerFlush, 1)} |`);
+		}
+	}
 	const w1 = Object.entries(r).filter(([n]) => n.startsWith("W1"));
 	if (w1.length) {
 		const base = r["W1 vmap"]?.opsPerSec as number;
