@@ -1,11 +1,20 @@
 /**
- * A first look at a space: allocate with alignment, windows and tags, look addresses up, free,
- * and validate. Run: npm run example
+ * A first look at a space: allocate with alignment, windows and tags, look addresses up, free
+ * lazily, purge with one flush, read statistics and listings, validate. Run: npm run example
  */
 import { VmapError, VmapSpace } from "../src/index.ts";
 
 const hex = (n: number) => `0x${n.toString(16)}`;
-const space = VmapSpace.create({ start: 0x1000_0000, size: 2 ** 40, pageSize: 4096 });
+let flushes = 0;
+const space = VmapSpace.create({
+	start: 0x1000_0000,
+	size: 2 ** 40,
+	pageSize: 4096,
+	// The expensive "make reusable" step: a TLB flush in the kernel, a GPU fence here.
+	flush: (start, end) => {
+		if (++flushes <= 2) console.log(`flush [${hex(start)}, ${hex(end)})`);
+	},
+});
 
 const tex = space.alloc(3 * 4096, { align: 65536, tag: "textures" });
 const vbo = space.alloc(4096, { tag: "vertex buffers" });
@@ -15,22 +24,27 @@ console.log("find(tex + 5):", space.find(tex + 5));
 
 space.free(vbo);
 console.log("after free, find(vbo):", space.find(vbo));
-try {
-	space.free(tex + 4096);
-} catch (e) {
-	console.log(`free(tex + 4096) -> ${(e as VmapError).message}`);
+process.stdout.write(space.vmallocinfo());
+for (const bad of [() => space.free(vbo), () => space.free(tex + 4096), () => space.alloc(2 ** 41)]) {
+	try {
+		bad();
+	} catch (e) {
+		console.log((e as VmapError).message);
+	}
 }
-try {
-	space.alloc(2 ** 41);
-} catch (e) {
-	console.log(`alloc(2^41) -> ${(e as VmapError).code}`);
-}
+const r = space.purge();
+console.log(`purge: ${r.status}, ${r.areas} area(s), ${r.bytes} bytes; find(vbo) now: ${space.find(vbo)}`);
 
-// A million areas, then all freed again: free space is one block once more.
+// A million areas, then all freed again: the threshold batches a million frees into a few flushes.
 const many: number[] = [];
 for (let i = 0; i < 1_000_000; i++) many.push(space.alloc(4096 * (1 + (i % 4))));
 for (const a of many) space.free(a);
 space.free(tex);
 space.free(low);
+space.purge();
 space.check();
-console.log(`1,000,000 areas allocated and freed; check() passed; buffer ${(space.table.buffer.byteLength / 2 ** 20).toFixed(1)} MiB`);
+const st = space.stats();
+console.log(
+	`1,000,000 areas allocated and freed with ${st.flushes} flushes; check() passed; free blocks ${st.freeBlocks}, ` +
+		`largest ${st.largestFreeBlock} bytes of ${st.size}; buffer ${(space.table.buffer.byteLength / 2 ** 20).toFixed(1)} MiB`,
+);
