@@ -34,6 +34,16 @@ export interface VmapSpaceOptions {
 
 export type FlushHook = (start: number, end: number) => void | PromiseLike<void>;
 
+/** A space's handle: structured-cloneable; post it to a worker and VmapSpace.attach() it there. */
+export interface VmapHandle {
+	buffer: SharedArrayBuffer;
+}
+
+export interface AttachOptions {
+	/** This handle's flush hook (see VmapSpaceOptions.flush). */
+	flush?: FlushHook;
+}
+
 export interface PurgeOptions {
 	/**
 	 * false (try): if another purge holds the purge mutex, return at once with status

@@ -26,7 +26,6 @@ import {
 	HDRF_FREE_BYTES,
 	HDRF_LAZY_MAX,
 	HDRF_LAZY_MIN,
-	HDRF_LAZY_PAGES,
 	HDRF_PAGE_SIZE,
 	MAGIC,
 	REC_F64,
@@ -45,7 +44,8 @@ import {
 } from "./layout.ts";
 import type { VaTable } from "./va-table.ts";
 
-export function checkSpace(t: VaTable, spaceStart: number, spaceEnd: number): void {
+/** `beat` is called every few thousand records: a long check must not look like a dead lock owner. */
+export function checkSpace(t: VaTable, spaceStart: number, spaceEnd: number, beat: () => void): void {
 	if (t.capacity !== t.hdr[HDR_CAPACITY]) t.remap();
 	const hdr = t.hdr;
 	if (hdr[HDR_MAGIC] !== MAGIC || hdr[HDR_VERSION] !== VERSION) corrupt(`header: magic/version ${hex(hdr[HDR_MAGIC]!)}/${hdr[HDR_VERSION]} is not a vmap space`);
@@ -57,8 +57,8 @@ export function checkSpace(t: VaTable, spaceStart: number, spaceEnd: number): vo
 
 	const seen = new Uint8Array(high);
 	const pageSize = t.hdrF[HDRF_PAGE_SIZE]!;
-	const free = walkTree(t, "free tree", HDR_FREE_ROOT, true, seen, spaceStart, spaceEnd, pageSize);
-	const busy = walkTree(t, "busy tree", HDR_BUSY_ROOT, false, seen, spaceStart, spaceEnd, pageSize);
+	const free = walkTree(t, "free tree", HDR_FREE_ROOT, true, seen, spaceStart, spaceEnd, pageSize, beat);
+	const busy = walkTree(t, "busy tree", HDR_BUSY_ROOT, false, seen, spaceStart, spaceEnd, pageSize, beat);
 
 	// Free blocks: coalesced, the list is the tree's order, counters agree.
 	let freeBytes = 0;
@@ -91,8 +91,8 @@ export function checkSpace(t: VaTable, spaceStart: number, spaceEnd: number): vo
 	const batch = walkLazy(t, "purge batch", HDR_PURGE_HEAD, HDR_PURGE_NR, seen, spaceStart, spaceEnd, pageSize);
 	if (batch.areas.length !== 0 && hdr[HDR_PURGE_LOCK] === 0) corrupt(`purge batch: holds ${batch.areas.length} areas but no purge holds the purge mutex`);
 	const lazyBytes = lazy.bytes + batch.bytes;
-	if (lazyBytes / pageSize !== t.hdrF[HDRF_LAZY_PAGES]) {
-		corrupt(`vmapLazyNr: header says ${t.hdrF[HDRF_LAZY_PAGES]} pages, the lazy list and purge batch hold ${lazyBytes / pageSize}`);
+	if (lazyBytes / pageSize !== t.lazyPages()) {
+		corrupt(`vmapLazyNr: header says ${t.lazyPages()} pages, the lazy list and purge batch hold ${lazyBytes / pageSize}`);
 	}
 	if (lazy.min !== t.hdrF[HDRF_LAZY_MIN] || lazy.max !== t.hdrF[HDRF_LAZY_MAX]) {
 		corrupt(`lazy list: covers [${lazy.min}, ${lazy.max}), the incremental flush range says [${t.hdrF[HDRF_LAZY_MIN]}, ${t.hdrF[HDRF_LAZY_MAX]})`);
@@ -172,6 +172,7 @@ function walkTree(
 	spaceStart: number,
 	spaceEnd: number,
 	pageSize: number,
+	beat: () => void,
 ): number[] {
 	const out: number[] = [];
 	const f64 = t.f64;
@@ -189,6 +190,7 @@ function walkTree(
 		if (x >= seen.length) corrupt(`${name}: record ${x} is at or past SLOT_HIGH ${seen.length}`);
 		if (seen[x]) corrupt(`${name}: record ${x} is reached twice (or is in another structure too)`);
 		seen[x] = 1;
+		if ((out.length & 4095) === 4095) beat();
 		const w = x * REC_I32;
 		const red = (i32[w + VA_PARENT]! & 1) === 1;
 		const l = i32[w + VA_LEFT]!;

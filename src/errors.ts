@@ -6,8 +6,9 @@
  * - EDOUBLEFREE: the area at the address was freed already.
  * - ENOMEM: the record table cannot grow (maxAreas reached, or the host refused memory).
  * - ECORRUPT: check() found a broken invariant.
+ * - EOWNERDEAD: a handle died holding a lock; the space refuses further use.
  */
-export type VmapErrorCode = "EINVAL" | "EBUSY" | "ENOENT" | "EDOUBLEFREE" | "ENOMEM" | "ECORRUPT";
+export type VmapErrorCode = "EINVAL" | "EBUSY" | "ENOENT" | "EDOUBLEFREE" | "ENOMEM" | "ECORRUPT" | "EOWNERDEAD";
 
 export class VmapError extends Error {
 	override readonly name = "VmapError";

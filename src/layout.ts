@@ -10,6 +10,8 @@
  *                    │ START  END  PAGE_SIZE  FREE_BYTES  BUSY_BYTES ...       │ HDRF_*
  *  byte 512          ├────────────────── tag table ────────────────────────────┤
  *                    │ TAG_MAX entries × TAG_BYTES: [len u8][UTF-8 bytes]      │ entry 0 = no tag
+ *  HANDLE_OFFSET     ├────────────────── handle table ─────────────────────────┤
+ *                    │ HANDLE_MAX entries × [state, heartbeat] (Int32)         │ id = index + 1
  *  RECORDS_OFFSET    ├────────────────── vmap_area records ────────────────────┤
  *                    │ record 0 (all zero: "none") │ record 1 │ record 2 │ ... │ REC_BYTES each
  *                    ╘═════════════════════════════════════════ grows → ═══════╛
@@ -46,7 +48,7 @@
  */
 
 export const MAGIC = 0x766d6170; // "vmap"
-export const VERSION = 1;
+export const VERSION = 2;
 
 // ── header, Int32 words ────────────────────────────────────────────────────────────────
 export const HDR_MAGIC = 0;
@@ -79,16 +81,30 @@ export const HDR_LAZY_NR = 14;
 /** The batch a purge took: lazy areas, flushed or being flushed, not yet merged into free space. */
 export const HDR_PURGE_HEAD = 15;
 export const HDR_PURGE_NR = 16;
-/** The purge mutex: 0 free, 1 held. One purge at a time (seed 000). */
-export const HDR_PURGE_LOCK = 17;
 /**
- * Sequence words of the statistics domains (seed 001). Each counter is written in exactly one
- * domain; a writer makes the word odd before it changes any of the domain's counters and even
- * after. Readers take no lock: they retry while the word is odd or has moved.
+ * Lock words (lock.ts). Each is also the sequence lock of the counters written under it (seed
+ * 001): bits 0-29 count acquisitions and releases, odd while held; bit 30 (LOCK_WAITERS) is set
+ * while a thread sleeps on it. Lock order: PURGE -> BUSY -> FREE -> TAG; no path takes them
+ * otherwise.
+ * - PURGE: the purge mutex, one purge at a time (seed 000), held for a whole purge, flush
+ *   included; its counters have their own sequence word, HDR_SEQ_PURGE, since readers cannot
+ *   wait out a flush;
+ * - BUSY: the busy tree and the lazy list;
+ * - FREE: the free tree and list, the slot free list and table growth, the purge batch's pops;
+ * - TAG: appending to the tag table.
  */
-export const HDR_SEQ_FREE = 18;
-export const HDR_SEQ_BUSY = 19;
-export const HDR_SEQ_PURGE = 20;
+export const HDR_PURGE_LOCK = 17;
+export const HDR_BUSY_LOCK = 18;
+export const HDR_FREE_LOCK = 19;
+export const HDR_TAG_LOCK = 20;
+/** Sequence word of the purge counters (see stats.ts). */
+export const HDR_SEQ_PURGE = 21;
+/** The handle id holding a lock sits this many words after the lock word (for waiters' liveness checks). */
+export const LOCK_OWNER_OFFSET = 5;
+/** Nonzero once a handle died holding a lock: the id of that handle. The space is then unusable. */
+export const HDR_DEAD = 27;
+/** The lock the dead handle held. */
+export const HDR_DEAD_LOCK = 28;
 export const HDR_WORDS = 64;
 
 // ── header, Float64 words (index into a Float64Array over the whole header) ─────────────
@@ -108,8 +124,11 @@ export const HDRF_BUSY_BYTES = 38;
 export const HDRF_ALLOCS = 39;
 /** [busy] Frees (each makes one area lazy). */
 export const HDRF_FREES = 40;
-/** [busy] vmap_lazy_nr: pages freed lazily and not yet merged back (lazy list + purge batch). */
-export const HDRF_LAZY_PAGES = 41;
+/**
+ * [busy] Pages ever freed lazily. vmap_lazy_nr, the pages freed lazily and not yet merged
+ * back, is LAZY_ADDED - LAZY_PURGED: two counters, since frees and purges hold different locks.
+ */
+export const HDRF_LAZY_ADDED = 41;
 /** [busy] Lowest vaStart and highest vaEnd on the lazy list (+-Infinity when empty). */
 export const HDRF_LAZY_MIN = 42;
 export const HDRF_LAZY_MAX = 43;
@@ -124,6 +143,8 @@ export const HDRF_PURGED_AREAS = 47;
 export const HDRF_OVERFLOW_PURGES = 48;
 /** [purge] Flushes that threw or rejected (their batch went back to the lazy list). */
 export const HDRF_FLUSH_ERRORS = 49;
+/** [purge] Pages ever merged back by purges (see HDRF_LAZY_ADDED). */
+export const HDRF_LAZY_PURGED = 50;
 export const HEADER_BYTES = 512;
 
 // ── tag table ──────────────────────────────────────────────────────────────────────────
@@ -133,8 +154,21 @@ export const TAG_BYTES = 64;
 export const TAG_MAX_LEN = TAG_BYTES - 1;
 export const TAG_MAX = 1024;
 
+// ── handle table ───────────────────────────────────────────────────────────────────────
+/**
+ * One entry per attached handle (the kernel's "CPU"): [state, heartbeat]. Handle ids are
+ * entry index + 1, so 0 can mean "nobody" in lock words.
+ */
+export const HANDLE_OFFSET = TAG_OFFSET + TAG_MAX * TAG_BYTES;
+export const HANDLE_MAX = 1024;
+export const HANDLE_WORDS = 2;
+export const HANDLE_STATE = 0;
+export const HANDLE_HEARTBEAT = 1;
+export const HANDLE_FREE = 0;
+export const HANDLE_ALIVE = 1;
+
 // ── records ────────────────────────────────────────────────────────────────────────────
-export const RECORDS_OFFSET = TAG_OFFSET + TAG_MAX * TAG_BYTES;
+export const RECORDS_OFFSET = HANDLE_OFFSET + HANDLE_MAX * HANDLE_WORDS * 4;
 export const REC_BYTES = 40;
 export const REC_F64 = REC_BYTES / 8;
 export const REC_I32 = REC_BYTES / 4;

@@ -14,22 +14,25 @@
  * - overflow: an allocation that finds no fit purges (sync semantics) and retries once;
  * - on request: space.purge().
  *
- * The purge mutex (HDR_PURGE_LOCK) admits one purge at a time; it stays held across an
- * asynchronous flush, so a batch is never merged before its flush has completed.
+ * The purge mutex (HDR_PURGE_LOCK) admits one purge at a time, across all handles; it stays
+ * held across an asynchronous flush, so a batch is never merged before its flush completed.
+ * Locks, in their order: purge mutex, then busy (detach the lazy list), then free space (merge
+ * back, a step at a time). The flush hook runs holding only the purge mutex.
  */
 import type { FlushHook, PurgeResult } from "./api.ts";
+import { VmapError } from "./errors.ts";
 import { mergeOrAddVmapArea } from "./free-space.ts";
 import {
+	HDR_BUSY_LOCK,
 	HDR_BUSY_NR,
 	HDR_BUSY_ROOT,
+	HDR_DEAD,
+	HDR_FREE_LOCK,
 	HDR_LAZY_HEAD,
 	HDR_LAZY_NR,
 	HDR_PURGE_HEAD,
 	HDR_PURGE_LOCK,
 	HDR_PURGE_NR,
-	HDR_SEQ_BUSY,
-	HDR_SEQ_FREE,
-	HDR_SEQ_PURGE,
 	HDRF_BUSY_BYTES,
 	HDRF_FLUSH_ERRORS,
 	HDRF_FLUSHED_BYTES,
@@ -37,8 +40,9 @@ import {
 	HDRF_FREES,
 	HDRF_LAZY_MAX,
 	HDRF_LAZY_MAX_PAGES,
+	HDRF_LAZY_ADDED,
 	HDRF_LAZY_MIN,
-	HDRF_LAZY_PAGES,
+	HDRF_LAZY_PURGED,
 	HDRF_OVERFLOW_PURGES,
 	HDRF_PURGED_AREAS,
 	HDRF_PURGES,
@@ -50,6 +54,7 @@ import {
 	VA_NEXT,
 	VA_START,
 } from "./layout.ts";
+import type { Locks } from "./lock.ts";
 import { rbErase } from "./rbtree.ts";
 import { seqBegin, seqEnd } from "./stats.ts";
 import type { VaTable } from "./va-table.ts";
@@ -64,14 +69,16 @@ const ignore = () => {};
 
 export class Purger {
 	private readonly t: VaTable;
+	private readonly locks: Locks;
 	private readonly flush: FlushHook | undefined;
 	private readonly pageInverse: number;
 	/** This handle's purge waiting for an asynchronous flush; it holds the purge mutex. */
 	private inflight: Promise<void> | null = null;
 	private drainScheduled = false;
 
-	constructor(t: VaTable, flush: FlushHook | undefined, pageSize: number) {
+	constructor(t: VaTable, locks: Locks, flush: FlushHook | undefined, pageSize: number) {
 		this.t = t;
+		this.locks = locks;
 		this.flush = flush;
 		this.pageInverse = 1 / pageSize;
 	}
@@ -82,11 +89,12 @@ export class Purger {
 	}
 
 	/**
-	 * Make busy record `va` lazy: out of the busy tree, onto the lazy list. Everything needed
-	 * from the area is read before it is published on the lazy list (seed 004): once there, a
-	 * purge may merge it away.
+	 * Make busy record `va` lazy: out of the busy tree, onto the lazy list. The caller holds
+	 * the busy lock. Everything needed from the area is read before it is published on the
+	 * lazy list (seed 004): once there, a purge in another worker may merge it away. Returns
+	 * vmapLazyNr after this free, for afterFree().
 	 */
-	freeNoflush(va: number): void {
+	freeLocked(va: number): number {
 		const t = this.t;
 		const f64 = t.f64;
 		const hdr = t.hdr;
@@ -95,21 +103,24 @@ export class Purger {
 		const end = f64[va * REC_F64 + VA_END]!;
 		const pages = (end - start) * this.pageInverse;
 
-		seqBegin(hdr, HDR_SEQ_BUSY);
 		rbErase(t, HDR_BUSY_ROOT, va, false);
 		hdr[HDR_BUSY_NR]!--;
 		hdrF[HDRF_BUSY_BYTES]! -= end - start;
 		hdrF[HDRF_FREES]!++;
-		const nrLazy = (hdrF[HDRF_LAZY_PAGES]! += pages);
+		const added = (hdrF[HDRF_LAZY_ADDED]! += pages);
 		if (start < hdrF[HDRF_LAZY_MIN]!) hdrF[HDRF_LAZY_MIN] = start;
 		if (end > hdrF[HDRF_LAZY_MAX]!) hdrF[HDRF_LAZY_MAX] = end;
 		t.i32[va * REC_I32 + VA_FLAGS] = VA_LAZY;
 		t.i32[va * REC_I32 + VA_NEXT] = hdr[HDR_LAZY_HEAD]!;
 		hdr[HDR_LAZY_HEAD] = va; // published: `va` may not be read from here on
 		hdr[HDR_LAZY_NR]!++;
-		seqEnd(hdr, HDR_SEQ_BUSY);
+		// LAZY_PURGED belongs to the purge mutex's holder; a stale read only moves a heuristic.
+		return added - hdrF[HDRF_LAZY_PURGED]!;
+	}
 
-		const lazyMax = hdrF[HDRF_LAZY_MAX_PAGES]!;
+	/** After a free (no lock held): drain when past lazyMaxPages, purge here at twice that. */
+	afterFree(nrLazy: number): void {
+		const lazyMax = this.t.hdrF[HDRF_LAZY_MAX_PAGES]!;
 		if (nrLazy > lazyMax) {
 			if (nrLazy >= 2 * lazyMax) this.purgeQuietly();
 			else this.scheduleDrain();
@@ -123,47 +134,55 @@ export class Purger {
 	 */
 	purge(sync: boolean, overflow: boolean): PurgeResult {
 		const t = this.t;
-		const hdr = t.hdr;
-		if (hdr[HDR_PURGE_LOCK] !== 0) {
+		const locks = this.locks;
+		if (locks.owner(HDR_PURGE_LOCK) === locks.self) {
 			if (!sync) return result("skipped", 0, 0, 0, 0, settled);
-			// Held by this handle: by a purge awaiting its flush, or by the purge whose flush
-			// hook is running now. Either way, run after it.
+			// This handle holds it: a purge awaiting its flush, or the purge whose flush hook is
+			// running now. Waiting here would wait for ourselves: run after it instead.
 			const after = this.inflight ?? settled;
 			const done = after.then(ignore, ignore).then(() => this.purge(true, overflow).done);
 			done.catch(ignore);
 			return result("queued", 0, 0, 0, 0, done);
 		}
-		hdr[HDR_PURGE_LOCK] = 1;
+		if (!locks.tryAcquire(HDR_PURGE_LOCK)) {
+			if (!sync) return result("skipped", 0, 0, 0, 0, settled);
+			locks.acquire(HDR_PURGE_LOCK);
+		}
 
 		// Take the whole lazy list as the batch; the flush range was kept as areas were added.
+		locks.acquire(HDR_BUSY_LOCK);
+		t.sync();
+		const hdr = t.hdr;
 		const hdrF = t.hdrF;
-		seqBegin(hdr, HDR_SEQ_BUSY);
+		seqBegin(hdr);
 		const head = hdr[HDR_LAZY_HEAD]!;
 		const areas = hdr[HDR_LAZY_NR]!;
 		const start = hdrF[HDRF_LAZY_MIN]!;
 		const end = hdrF[HDRF_LAZY_MAX]!;
-		const bytes = hdrF[HDRF_LAZY_PAGES]! / this.pageInverse; // the batch is all that is lazy
+		// No other batch exists while we hold the mutex: the lazy list is all that is lazy.
+		const bytes = (hdrF[HDRF_LAZY_ADDED]! - hdrF[HDRF_LAZY_PURGED]!) / this.pageInverse;
 		hdr[HDR_PURGE_HEAD] = head;
 		hdr[HDR_PURGE_NR] = areas;
 		hdr[HDR_LAZY_HEAD] = 0;
 		hdr[HDR_LAZY_NR] = 0;
 		hdrF[HDRF_LAZY_MIN] = Infinity;
 		hdrF[HDRF_LAZY_MAX] = -Infinity;
-		seqEnd(hdr, HDR_SEQ_BUSY);
+		if (head !== 0) {
+			hdrF[HDRF_PURGES]!++;
+			hdrF[HDRF_FLUSHES]!++;
+			hdrF[HDRF_FLUSHED_BYTES]! += end - start;
+			if (overflow) hdrF[HDRF_OVERFLOW_PURGES]!++;
+		}
+		seqEnd(hdr);
+		locks.release(HDR_BUSY_LOCK);
 		if (head === 0) {
-			hdr[HDR_PURGE_LOCK] = 0;
+			locks.release(HDR_PURGE_LOCK);
 			return result("empty", 0, 0, 0, 0, settled);
 		}
 
-		seqBegin(hdr, HDR_SEQ_PURGE);
-		hdrF[HDRF_PURGES]!++;
-		hdrF[HDRF_FLUSHES]!++;
-		hdrF[HDRF_FLUSHED_BYTES]! += end - start;
-		if (overflow) hdrF[HDRF_OVERFLOW_PURGES]!++;
-		seqEnd(hdr, HDR_SEQ_PURGE);
-
 		let pending: void | PromiseLike<void>;
 		try {
+			locks.heartbeat();
 			pending = this.flush?.(start, end);
 		} catch (e) {
 			this.unpurge();
@@ -173,12 +192,17 @@ export class Purger {
 			this.reclaim();
 			return result("done", areas, bytes, start, end, settled);
 		}
+		// The mutex stays held across the flush: tell waiters we are alive meanwhile.
+		const beat = setInterval(() => locks.heartbeat(), 100);
+		(beat as { unref?: () => void }).unref?.();
 		const done = Promise.resolve(pending).then(
 			() => {
+				clearInterval(beat);
 				this.inflight = null;
 				this.reclaim();
 			},
 			(e: unknown) => {
+				clearInterval(beat);
 				this.inflight = null;
 				this.unpurge();
 				throw e;
@@ -193,8 +217,10 @@ export class Purger {
 	private purgeQuietly(): void {
 		try {
 			this.purge(false, false);
-		} catch {
-			// unpurge() counted it; the batch is lazy again and the next purge retries.
+		} catch (e) {
+			// A failed flush was counted by unpurge(); the batch is lazy again and the next purge
+			// retries it. A dead lock owner is not ours to swallow.
+			if (e instanceof VmapError && e.code === "EOWNERDEAD") throw e;
 		}
 	}
 
@@ -203,49 +229,55 @@ export class Purger {
 		this.drainScheduled = true;
 		schedule(() => {
 			this.drainScheduled = false;
-			this.purgeQuietly();
+			if (this.t.hdr[HDR_DEAD] === 0) this.purgeQuietly();
 		});
 	}
 
 	/**
-	 * The flush is done: merge the batch into free space and unlock. Areas leave the batch one
-	 * at a time, each subtracting its pages from vmapLazyNr as it goes; statistics windows are
-	 * opened once per step of RECLAIM_STEP areas, so a reader waits at most one step.
+	 * The flush is done: merge the batch into free space and release the purge mutex. Areas
+	 * leave the batch one at a time, each subtracting its pages from vmapLazyNr as it goes
+	 * (seed 000). The free-space lock is taken per step of RECLAIM_STEP areas, so allocators
+	 * interleave with a long purge, and a statistics reader waits at most one step.
 	 */
 	private reclaim(): void {
 		const t = this.t;
-		const hdr = t.hdr;
-		const hdrF = t.hdrF;
-		let merged = 0;
-		while (hdr[HDR_PURGE_HEAD] !== 0) {
-			seqBegin(hdr, HDR_SEQ_BUSY);
-			seqBegin(hdr, HDR_SEQ_FREE);
-			for (let n = 0; n < RECLAIM_STEP; n++) {
+		const locks = this.locks;
+		while (t.hdr[HDR_PURGE_HEAD] !== 0) {
+			locks.acquire(HDR_FREE_LOCK);
+			t.sync();
+			const hdr = t.hdr;
+			const hdrF = t.hdrF;
+			seqBegin(hdr);
+			let n = 0;
+			for (; n < RECLAIM_STEP; n++) {
 				const va = hdr[HDR_PURGE_HEAD]!;
 				if (va === 0) break;
 				hdr[HDR_PURGE_HEAD] = t.i32[va * REC_I32 + VA_NEXT]!;
 				hdr[HDR_PURGE_NR]!--;
-				hdrF[HDRF_LAZY_PAGES]! -= (t.f64[va * REC_F64 + VA_END]! - t.f64[va * REC_F64 + VA_START]!) * this.pageInverse;
+				hdrF[HDRF_LAZY_PURGED]! += (t.f64[va * REC_F64 + VA_END]! - t.f64[va * REC_F64 + VA_START]!) * this.pageInverse;
 				mergeOrAddVmapArea(t, va);
-				merged++;
 			}
-			seqEnd(hdr, HDR_SEQ_FREE);
-			seqEnd(hdr, HDR_SEQ_BUSY);
+			hdrF[HDRF_PURGED_AREAS]! += n;
+			seqEnd(hdr);
+			locks.release(HDR_FREE_LOCK);
+			locks.heartbeat();
 		}
-		seqBegin(hdr, HDR_SEQ_PURGE);
-		hdrF[HDRF_PURGED_AREAS]! += merged;
-		seqEnd(hdr, HDR_SEQ_PURGE);
-		hdr[HDR_PURGE_LOCK] = 0;
+		locks.release(HDR_PURGE_LOCK);
 		// Areas freed while the flush ran may already be past the threshold.
-		if (hdrF[HDRF_LAZY_PAGES]! > hdrF[HDRF_LAZY_MAX_PAGES]!) this.scheduleDrain();
+		const hdrF = t.hdrF;
+		if (hdrF[HDRF_LAZY_ADDED]! - hdrF[HDRF_LAZY_PURGED]! > hdrF[HDRF_LAZY_MAX_PAGES]!) this.scheduleDrain();
 	}
 
-	/** The flush failed: the batch goes back on the lazy list, unflushed, and the lock is released. */
+	/** The flush failed: the batch goes back on the lazy list, unflushed, and the mutex is released. */
 	private unpurge(): void {
 		const t = this.t;
+		const locks = this.locks;
+		locks.acquire(HDR_BUSY_LOCK);
+		locks.acquire(HDR_FREE_LOCK);
+		t.sync();
 		const hdr = t.hdr;
 		const hdrF = t.hdrF;
-		seqBegin(hdr, HDR_SEQ_BUSY);
+		seqBegin(hdr);
 		let tail = 0;
 		for (let va = hdr[HDR_PURGE_HEAD]!; va !== 0; va = t.i32[va * REC_I32 + VA_NEXT]!) {
 			tail = va;
@@ -261,11 +293,11 @@ export class Purger {
 		}
 		hdr[HDR_PURGE_HEAD] = 0;
 		hdr[HDR_PURGE_NR] = 0;
-		seqEnd(hdr, HDR_SEQ_BUSY);
-		seqBegin(hdr, HDR_SEQ_PURGE);
 		hdrF[HDRF_FLUSH_ERRORS]!++;
-		seqEnd(hdr, HDR_SEQ_PURGE);
-		hdr[HDR_PURGE_LOCK] = 0;
+		seqEnd(hdr);
+		locks.release(HDR_FREE_LOCK);
+		locks.release(HDR_BUSY_LOCK);
+		locks.release(HDR_PURGE_LOCK);
 	}
 }
 
@@ -276,13 +308,12 @@ function result(status: PurgeResult["status"], areas: number, bytes: number, sta
 /**
  * The lazy area (on the lazy list or in the purge batch) holding `addr`, 0 when none does.
  * O(lazy areas): lazy areas are in no tree. Callers ask only after the busy and free trees
- * have said the address is in neither, so hot paths never come here.
+ * have said the address is in neither, so hot paths never come here. `which` picks the list:
+ * the lazy list (the caller holds the busy lock) or the purge batch (the free-space lock).
  */
-export function findLazyArea(t: VaTable, addr: number): number {
-	for (const head of [t.hdr[HDR_LAZY_HEAD]!, t.hdr[HDR_PURGE_HEAD]!]) {
-		for (let va = head; va !== 0; va = t.i32[va * REC_I32 + VA_NEXT]!) {
-			if (t.f64[va * REC_F64 + VA_START]! <= addr && addr < t.f64[va * REC_F64 + VA_END]!) return va;
-		}
+export function findLazyArea(t: VaTable, addr: number, which: "lazy" | "batch"): number {
+	for (let va = t.hdr[which === "lazy" ? HDR_LAZY_HEAD : HDR_PURGE_HEAD]!; va !== 0; va = t.i32[va * REC_I32 + VA_NEXT]!) {
+		if (t.f64[va * REC_F64 + VA_START]! <= addr && addr < t.f64[va * REC_F64 + VA_END]!) return va;
 	}
 	return 0;
 }

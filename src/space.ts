@@ -1,4 +1,4 @@
-import type { AllocOptions, AreaInfo, PurgeOptions, PurgeResult, VmapSpaceOptions, VmapStats } from "./api.ts";
+import type { AllocOptions, AreaInfo, AttachOptions, FlushHook, PurgeOptions, PurgeResult, VmapHandle, VmapSpaceOptions, VmapStats } from "./api.ts";
 import { findVmapArea, insertVmapArea } from "./busy-tree.ts";
 import { checkSpace } from "./check.ts";
 import { corrupt, hex, shown, VmapError } from "./errors.ts";
@@ -6,9 +6,14 @@ import { alignUp, findVmapLowestMatch, mergeOrAddVmapArea, vaClip } from "./free
 import {
 	bytesForCapacity,
 	DEFAULT_MAX_AREAS,
+	HANDLE_FREE,
+	HANDLE_STATE,
+	HANDLE_WORDS,
+	HDR_BUSY_LOCK,
 	HDR_BUSY_NR,
 	HDR_BUSY_ROOT,
 	HDR_CAPACITY,
+	HDR_FREE_LOCK,
 	HDR_FREE_ROOT,
 	HDR_MAGIC,
 	HDR_MAX_CAPACITY,
@@ -17,8 +22,6 @@ import {
 	HDR_VERSION,
 	HDR_WORDS,
 	HEADER_BYTES,
-	HDR_SEQ_BUSY,
-	HDR_SEQ_FREE,
 	HDRF_ALLOCS,
 	HDRF_BUSY_BYTES,
 	HDRF_END,
@@ -26,7 +29,6 @@ import {
 	HDRF_LAZY_MAX,
 	HDRF_LAZY_MAX_PAGES,
 	HDRF_LAZY_MIN,
-	HDRF_LAZY_PAGES,
 	HDRF_PAGE_SIZE,
 	HDRF_START,
 	INITIAL_CAPACITY,
@@ -34,17 +36,18 @@ import {
 	MAX_AREAS_LIMIT,
 	REC_F64,
 	REC_I32,
+	RECORDS_OFFSET,
 	VA_BUSY,
 	VA_END,
 	VA_FLAGS,
-	VA_LAZY,
 	VA_START,
 	VA_TAG,
 	VERSION,
 } from "./layout.ts";
 import { dumpSpace, vmallocinfo } from "./info.ts";
+import { claimHandle, Locks } from "./lock.ts";
 import { findLazyArea, flushingNote, Purger } from "./purge.ts";
-import { readStats, seqBegin, seqEnd } from "./stats.ts";
+import { readStats } from "./stats.ts";
 import { TagTable } from "./tags.ts";
 import { type SpaceBuffer, VaTable } from "./va-table.ts";
 
@@ -73,18 +76,60 @@ export class VmapSpace {
 	private readonly pageInverse: number;
 	/** @internal */
 	readonly table: VaTable;
+	/** This handle's id: the kernel's "CPU" (1 for the handle that created the space). */
+	readonly id: number;
+	/** @internal */
+	readonly locks: Locks;
 	private readonly tags: TagTable;
 	private readonly purger: Purger;
 
-	private constructor(buffer: SpaceBuffer, flush: VmapSpaceOptions["flush"]) {
+	private constructor(buffer: SpaceBuffer, flush: FlushHook | undefined) {
 		this.table = new VaTable(buffer);
 		const hdrF = this.table.hdrF;
 		this.start = hdrF[HDRF_START]!;
 		this.end = hdrF[HDRF_END]!;
 		this.pageSize = hdrF[HDRF_PAGE_SIZE]!;
 		this.pageInverse = 1 / this.pageSize;
-		this.tags = new TagTable(this.table);
-		this.purger = new Purger(this.table, flush, this.pageSize);
+		this.id = claimHandle(this.table);
+		this.locks = new Locks(this.table, this.id);
+		this.tags = new TagTable(this.table, this.locks);
+		this.purger = new Purger(this.table, this.locks, flush, this.pageSize);
+	}
+
+	/**
+	 * Attach to a space created elsewhere (another worker posted its `handle`). Each attached
+	 * handle gets its own id; `flush` is this handle's own hook for the purges it runs.
+	 */
+	static attach(handle: VmapHandle, options?: AttachOptions): VmapSpace {
+		const buffer = (handle as { buffer?: unknown } | null)?.buffer;
+		if (!(buffer instanceof SharedArrayBuffer) || buffer.byteLength < RECORDS_OFFSET) {
+			throw new VmapError("EINVAL", `Cannot attach: the handle must be a space's \`handle\` ({ buffer: SharedArrayBuffer }), got ${shown(handle)}`);
+		}
+		const hdr = new Int32Array(buffer, 0, HDR_WORDS);
+		if (hdr[HDR_MAGIC] !== MAGIC || hdr[HDR_VERSION] !== VERSION) {
+			throw new VmapError("EINVAL", `Cannot attach: the buffer holds no vmap space of version ${VERSION} (magic ${hex(hdr[HDR_MAGIC]!)}, version ${hdr[HDR_VERSION]})`);
+		}
+		const flush = options?.flush;
+		if (flush !== undefined && typeof flush !== "function") {
+			throw new VmapError("EINVAL", `Cannot attach: flush must be a function (start, end) => void | Promise<void>, got ${shown(flush)}`);
+		}
+		const space = new VmapSpace(buffer, flush);
+		space.locks.checkAlive();
+		return space;
+	}
+
+	/** What another worker needs to attach: post it (structured clone), then VmapSpace.attach(). */
+	get handle(): VmapHandle {
+		const buffer = this.table.buffer;
+		if (!(buffer instanceof SharedArrayBuffer)) {
+			throw new VmapError("EINVAL", "Cannot share a space created with shared: false: its buffer is a plain ArrayBuffer");
+		}
+		return { buffer };
+	}
+
+	/** Give this handle's id back (the handle table holds HANDLE_MAX). Do not use the handle after. */
+	close(): void {
+		Atomics.store(this.table.handles, (this.id - 1) * HANDLE_WORDS + HANDLE_STATE, HANDLE_FREE);
 	}
 
 	/** Create a space: one free block covering [start, start + size). */
@@ -215,48 +260,67 @@ export class VmapSpace {
 		const pages = size * this.pageInverse;
 		if (!(pages >= 1 && Math.floor(pages) === pages && size <= vend - vstart && Number.isSafeInteger(size))) this.badSize(size, vstart, vend);
 
+		// Busy, then free space (the lock order): the new area joins the busy tree before the
+		// free-space lock is dropped, so no one holding both ever sees a range in neither.
 		const t = this.table;
-		t.reserve(2); // the busy record and a middle split: running out fails before any change
-		const hdr = t.hdr; // after reserve(), which may have replaced the buffer and every view
-		seqBegin(hdr, HDR_SEQ_FREE);
-		let va = findVmapLowestMatch(t, size, align, vstart, vend, pageSize);
-		if (va === 0 && overflowPurge && t.hdrF[HDRF_LAZY_PAGES]! > 0) {
-			seqEnd(hdr, HDR_SEQ_FREE);
-			try {
-				this.purger.purge(true, true);
-			} catch {
-				// The flush hook threw: the batch stays lazy (counted in flushErrors); fail below.
-			}
-			seqBegin(hdr, HDR_SEQ_FREE);
+		const locks = this.locks;
+		locks.checkAlive();
+		locks.acquire(HDR_BUSY_LOCK);
+		locks.acquire(HDR_FREE_LOCK);
+		let va: number;
+		try {
+			t.reserve(2); // the busy record and a middle split: running out fails before any change
 			va = findVmapLowestMatch(t, size, align, vstart, vend, pageSize);
+		} catch (e) {
+			locks.release(HDR_FREE_LOCK);
+			locks.release(HDR_BUSY_LOCK);
+			throw e;
 		}
 		if (va === 0) {
-			t.hdrF[HDRF_FAILED]!++;
-			seqEnd(hdr, HDR_SEQ_FREE);
-			throw new VmapError(
-				"EBUSY",
-				`alloc for size ${size} align ${align} failed: Address range restricted to ${hex(vstart)} - ${hex(vend)}${flushingNote(this.purger)}`,
-			);
+			locks.release(HDR_FREE_LOCK);
+			locks.release(HDR_BUSY_LOCK);
+			return this.noFit(size, align, vstart, vend, tag, overflowPurge);
 		}
+		const hdr = t.hdr; // after reserve(), which may have replaced the buffer and every view
 		const f64 = t.f64;
 		const s = f64[va * REC_F64 + VA_START]!;
 		// Block starts are page aligned: the common case needs no rounding.
 		const nva = s >= vstart && align === pageSize ? s : alignUp(s > vstart ? s : vstart, align);
 		let busy = vaClip(t, va, nva, size);
-		seqEnd(hdr, HDR_SEQ_FREE);
-
 		if (busy === 0) busy = t.allocSlot();
+		locks.release(HDR_FREE_LOCK);
+
 		f64[busy * REC_F64 + VA_START] = nva;
 		f64[busy * REC_F64 + VA_END] = nva + size;
 		t.i32[busy * REC_I32 + VA_FLAGS] = VA_BUSY;
 		t.i32[busy * REC_I32 + VA_TAG] = tag;
-		seqBegin(hdr, HDR_SEQ_BUSY);
 		insertVmapArea(t, HDR_BUSY_ROOT, busy);
 		hdr[HDR_BUSY_NR]!++;
 		t.hdrF[HDRF_BUSY_BYTES]! += size;
 		t.hdrF[HDRF_ALLOCS]!++;
-		seqEnd(hdr, HDR_SEQ_BUSY);
+		locks.release(HDR_BUSY_LOCK);
 		return nva;
+	}
+
+	/** No block fits: purge and retry once (kernel "overflow"), or fail with EBUSY. */
+	private noFit(size: number, align: number, vstart: number, vend: number, tag: number, overflowPurge: boolean): number {
+		const t = this.table;
+		if (overflowPurge && t.lazyPages() > 0) {
+			try {
+				this.purger.purge(true, true);
+			} catch (e) {
+				// A flush hook that threw leaves its batch lazy (counted in flushErrors): fail below.
+				if (e instanceof VmapError && e.code === "EOWNERDEAD") throw e;
+			}
+			return this.allocate(size, { align, vstart, vend, ...(tag === 0 ? {} : { tag: this.tags.name(tag) }) }, false);
+		}
+		this.locks.acquire(HDR_FREE_LOCK);
+		t.hdrF[HDRF_FAILED]!++;
+		this.locks.release(HDR_FREE_LOCK);
+		throw new VmapError(
+			"EBUSY",
+			`alloc for size ${size} align ${align} failed: Address range restricted to ${hex(vstart)} - ${hex(vend)}${flushingNote(this.purger)}`,
+		);
 	}
 
 	/**
@@ -265,7 +329,20 @@ export class VmapSpace {
 	 * when the area is freed already; nothing changes then.
 	 */
 	free(addr: number): void {
-		this.purger.freeNoflush(this.busyAt(addr, "free"));
+		const locks = this.locks;
+		locks.checkAlive();
+		if (!Number.isSafeInteger(addr)) throw new VmapError("EINVAL", `Cannot free: address must be a whole number, got ${shown(addr)}`);
+		const t = this.table;
+		locks.acquire(HDR_BUSY_LOCK);
+		t.sync();
+		const va = findVmapArea(t, HDR_BUSY_ROOT, addr);
+		if (va === 0 || t.f64[va * REC_F64 + VA_START] !== addr) {
+			locks.release(HDR_BUSY_LOCK);
+			this.notAnArea(addr, "free");
+		}
+		const nrLazy = this.purger.freeLocked(va);
+		locks.release(HDR_BUSY_LOCK);
+		this.purger.afterFree(nrLazy);
 	}
 
 	/**
@@ -274,6 +351,7 @@ export class VmapSpace {
 	 * throws (the areas stay lazy).
 	 */
 	purge(options?: PurgeOptions): PurgeResult {
+		this.locks.checkAlive();
 		const sync = options?.sync ?? false;
 		if (typeof sync !== "boolean") throw new VmapError("EINVAL", `Cannot purge: sync must be true or false, got ${shown(sync)}`);
 		return this.purger.purge(sync, false);
@@ -286,12 +364,31 @@ export class VmapSpace {
 
 	/** The busy and lazy areas in the style of /proc/vmallocinfo. */
 	vmallocinfo(): string {
-		return vmallocinfo(this.table, (id) => this.tags.name(id));
+		return this.whole(() => vmallocinfo(this.table, (id) => this.tags.name(id)));
 	}
 
 	/** JSON: the space, its statistics, every area and every free block. */
 	dump(): string {
-		return dumpSpace(this.table, this.stats(), (id) => this.tags.name(id));
+		const stats = this.stats();
+		return this.whole(() => dumpSpace(this.table, stats, (id) => this.tags.name(id)));
+	}
+
+	/** Run `read` over the whole space, still: holding the busy and free-space locks. */
+	private whole<T>(read: () => T): T {
+		const locks = this.locks;
+		locks.checkAlive();
+		locks.acquire(HDR_BUSY_LOCK);
+		try {
+			locks.acquire(HDR_FREE_LOCK);
+			try {
+				this.table.sync();
+				return read();
+			} finally {
+				locks.release(HDR_FREE_LOCK);
+			}
+		} finally {
+			locks.release(HDR_BUSY_LOCK);
+		}
 	}
 
 	/**
@@ -299,47 +396,82 @@ export class VmapSpace {
 	 * addresses; an address in a lazily freed area is found by a scan of the lazy areas.
 	 */
 	find(addr: number): AreaInfo | undefined {
+		this.locks.checkAlive();
 		if (!Number.isSafeInteger(addr)) throw new VmapError("EINVAL", `Cannot find: address must be a whole number, got ${shown(addr)}`);
+		if (addr < this.start || addr >= this.end) return undefined;
+		// An area moves busy -> lazy list -> purge batch -> free space; looking in that order,
+		// each under its lock, finds it wherever it is (or finds it free).
+		const where = this.locate(addr);
+		return where.va === 0 || where.state === "free" ? undefined : where.info!;
+	}
+
+	/**
+	 * Where `addr` lies: in a busy area, a lazy one, or free space (va 0: in nothing, which only
+	 * a broken space allows). `info` describes the area, read while its lock was held.
+	 */
+	private locate(addr: number): { va: number; state: "busy" | "lazy" | "free"; info: AreaInfo | undefined } {
 		const t = this.table;
+		const locks = this.locks;
+		const describe = (va: number, state: "busy" | "lazy"): AreaInfo => {
+			const start = t.f64[va * REC_F64 + VA_START]!;
+			const end = t.f64[va * REC_F64 + VA_END]!;
+			const tag = t.i32[va * REC_I32 + VA_TAG]!;
+			return { start, end, size: end - start, tag: tag === 0 ? undefined : this.tags.name(tag), state };
+		};
+		locks.acquire(HDR_BUSY_LOCK);
+		t.sync();
 		let va = findVmapArea(t, HDR_BUSY_ROOT, addr);
+		let state: "busy" | "lazy" | "free" = "busy";
 		if (va === 0) {
-			if (addr < this.start || addr >= this.end || findVmapArea(t, HDR_FREE_ROOT, addr) !== 0) return undefined;
-			va = findLazyArea(t, addr);
-			if (va === 0) return undefined;
+			va = findLazyArea(t, addr, "lazy");
+			state = "lazy";
 		}
-		const start = t.f64[va * REC_F64 + VA_START]!;
-		const end = t.f64[va * REC_F64 + VA_END]!;
-		const tag = t.i32[va * REC_I32 + VA_TAG]!;
-		const state = t.i32[va * REC_I32 + VA_FLAGS] === VA_LAZY ? "lazy" : "busy";
-		return { start, end, size: end - start, tag: tag === 0 ? undefined : this.tags.name(tag), state };
+		const info = va === 0 ? undefined : describe(va, state);
+		locks.release(HDR_BUSY_LOCK);
+		if (va !== 0) return { va, state, info };
+		locks.acquire(HDR_FREE_LOCK);
+		t.sync();
+		va = findVmapArea(t, HDR_FREE_ROOT, addr);
+		state = "free";
+		if (va === 0) {
+			va = findLazyArea(t, addr, "batch");
+			state = "lazy";
+		}
+		const batchInfo = va === 0 || state === "free" ? undefined : describe(va, "lazy");
+		locks.release(HDR_FREE_LOCK);
+		return { va, state, info: batchInfo };
 	}
 
 	/** Validate every structure in O(n); throws VmapError ECORRUPT naming the broken invariant. */
 	check(): void {
-		checkSpace(this.table, this.start, this.end);
+		this.whole(() => checkSpace(this.table, this.start, this.end, () => this.locks.heartbeat()));
 	}
 
-	/** The busy record starting at `addr`, or a thrown EINVAL/ENOENT in the words of `op`. */
-	private busyAt(addr: number, op: string): number {
-		if (!Number.isSafeInteger(addr)) throw new VmapError("EINVAL", `Cannot ${op}: address must be a whole number, got ${shown(addr)}`);
-		const t = this.table;
-		const va = findVmapArea(t, HDR_BUSY_ROOT, addr);
-		if (va !== 0 && t.f64[va * REC_F64 + VA_START] === addr) return va;
-		// The error path: say precisely what lies at the address.
+	/** Milliseconds this handle has spent waiting for locks other handles held. */
+	get lockWaitMs(): number {
+		return this.locks.waitMs;
+	}
+
+	/** `addr` starts no busy area: throw the error that says what lies there, in the words of `op`. */
+	private notAnArea(addr: number, op: string): never {
 		if (addr < this.start || addr >= this.end) {
 			throw new VmapError("ENOENT", `Cannot ${op} ${hex(addr)}: the address is outside the space [${hex(this.start)}, ${hex(this.end)})`);
 		}
-		const range = (x: number) => `[${hex(t.f64[x * REC_F64 + VA_START]!)}, ${hex(t.f64[x * REC_F64 + VA_END]!)})`;
-		if (va !== 0) throw new VmapError("ENOENT", `Cannot ${op} ${hex(addr)}: no area starts there; it lies inside the area ${range(va)}`);
-		if (findVmapArea(t, HDR_FREE_ROOT, addr) !== 0) {
+		const where = this.locate(addr);
+		const info = where.info;
+		if (where.va === 0) return corrupt(`${hex(addr)} is in no busy area, no free block and no lazy area`);
+		if (info === undefined) {
 			throw new VmapError("ENOENT", `Cannot ${op} ${hex(addr)}: no area starts there; the address is free (never allocated, or already freed and purged)`);
 		}
-		const lazy = findLazyArea(t, addr);
-		if (lazy === 0) return corrupt(`${hex(addr)} is in no busy area, no free block and no lazy area`);
-		if (t.f64[lazy * REC_F64 + VA_START] === addr) {
-			throw new VmapError("EDOUBLEFREE", `Cannot ${op} ${hex(addr)}: the area ${range(lazy)} is freed already (lazy, waiting for a purge)`);
+		const range = `[${hex(info.start)}, ${hex(info.end)})`;
+		if (info.state === "lazy" && info.start === addr) {
+			throw new VmapError("EDOUBLEFREE", `Cannot ${op} ${hex(addr)}: the area ${range} is freed already (lazy, waiting for a purge)`);
 		}
-		throw new VmapError("ENOENT", `Cannot ${op} ${hex(addr)}: no area starts there; it lies inside the area ${range(lazy)}, which is freed already`);
+		if (info.start === addr) {
+			// Between the failed lookup and this diagnosis another worker allocated an area here.
+			throw new VmapError("ENOENT", `Cannot ${op} ${hex(addr)}: no area started there when the call looked (another worker allocated ${range} since)`);
+		}
+		throw new VmapError("ENOENT", `Cannot ${op} ${hex(addr)}: no area starts there; it lies inside the area ${range}${info.state === "lazy" ? ", which is freed already" : ""}`);
 	}
 
 	private checkWindow(vstart: number, vend: number): void {

@@ -2,26 +2,30 @@
  * Statistics read without taking any allocator lock (seed 001: readers of /proc/meminfo must
  * not contend with allocators).
  *
- * Counters are grouped in domains, one per lock that guards their writers: free space, busy
- * areas, purges. Each domain has a sequence word: a writer makes it odd before changing any of
- * the domain's counters and even after (seqBegin/seqEnd, always in pairs, inside the lock). A
- * reader copies a domain's counters between two reads of its word and retries if the word was
- * odd or moved, so each domain is read as one consistent snapshot.
+ * Counters are grouped in domains, one per lock that guards their writers: free space (the
+ * free-space lock), busy and lazy areas (the busy lock), purges (the purge mutex). The free and
+ * busy lock words count, odd while held (lock.ts), so they are their domains' sequence locks;
+ * the purge counters have their own word, HDR_SEQ_PURGE, made odd by seqBegin and even by
+ * seqEnd around each short update, since the purge mutex stays held across a whole flush. A
+ * reader copies a domain's counters between two equal, even readings of its word and retries
+ * otherwise, so each domain is read as one consistent snapshot. A long holder of a lock
+ * (check(), dump()) makes readers of that domain retry until it ends, up to GIVE_UP_MS.
  *
  * Across domains a snapshot may be momentarily inconsistent: an allocation leaves free space
- * before it joins the busy areas, so free + busy + lazy bytes can read below the space size by
- * the bytes of operations in flight, and `allocs`/`frees` can lead or lag `busy`/`lazy` by as
- * much. Within a domain every figure agrees with every other.
+ * before it joins the busy areas, so free + busy + lazy bytes can read below or above the space
+ * size by the bytes of operations in flight; vmapLazyNr and lazyAreas combine a count of the
+ * busy group with one of the purge group, so they may be off by the areas a purge is moving.
+ * Within a domain every figure agrees with every other.
  */
 import type { VmapStats } from "./api.ts";
 import {
+	HDR_BUSY_LOCK,
 	HDR_BUSY_NR,
+	HDR_FREE_LOCK,
 	HDR_FREE_NR,
 	HDR_FREE_ROOT,
 	HDR_LAZY_NR,
 	HDR_PURGE_NR,
-	HDR_SEQ_BUSY,
-	HDR_SEQ_FREE,
 	HDR_SEQ_PURGE,
 	HDRF_ALLOCS,
 	HDRF_BUSY_BYTES,
@@ -33,7 +37,8 @@ import {
 	HDRF_FREE_BYTES,
 	HDRF_FREES,
 	HDRF_LAZY_MAX_PAGES,
-	HDRF_LAZY_PAGES,
+	HDRF_LAZY_ADDED,
+	HDRF_LAZY_PURGED,
 	HDRF_OVERFLOW_PURGES,
 	HDRF_PAGE_SIZE,
 	HDRF_PURGED_AREAS,
@@ -42,16 +47,17 @@ import {
 	REC_F64,
 	VA_SUBTREE_MAX,
 } from "./layout.ts";
+import { LOCK_SEQ } from "./lock.ts";
 import type { VaTable } from "./va-table.ts";
 
-/** Open a write to domain `seqWord`; the caller holds the domain's lock. */
-export function seqBegin(hdr: Int32Array, seqWord: number): void {
-	Atomics.add(hdr, seqWord, 1);
+/** Open a write to the purge counters (HDR_SEQ_PURGE); the caller holds the purge mutex. */
+export function seqBegin(hdr: Int32Array): void {
+	Atomics.add(hdr, HDR_SEQ_PURGE, 1);
 }
 
 /** Close a write opened by seqBegin. */
-export function seqEnd(hdr: Int32Array, seqWord: number): void {
-	Atomics.add(hdr, seqWord, 1);
+export function seqEnd(hdr: Int32Array): void {
+	Atomics.add(hdr, HDR_SEQ_PURGE, 1);
 }
 
 /**
@@ -70,10 +76,10 @@ const GIVE_UP_MS = 20;
 function readDomain(hdr: Int32Array, seqWord: number, read: () => void): boolean {
 	let deadline = 0;
 	for (let i = 0; ; i++) {
-		const before = Atomics.load(hdr, seqWord);
+		const before = Atomics.load(hdr, seqWord) & LOCK_SEQ;
 		if ((before & 1) === 0) {
 			read();
-			if (Atomics.load(hdr, seqWord) === before) return true;
+			if ((Atomics.load(hdr, seqWord) & LOCK_SEQ) === before) return true;
 		}
 		if ((i & 1023) === 1023) {
 			const now = performance.now();
@@ -112,7 +118,11 @@ export function readStats(t: VaTable): VmapStats {
 		flushErrors: 0,
 		consistent: true,
 	};
-	const free = readDomain(hdr, HDR_SEQ_FREE, () => {
+	let lazyAdded = 0;
+	let lazyPurged = 0;
+	let lazyListed = 0;
+	let lazyBatched = 0;
+	const free = readDomain(hdr, HDR_FREE_LOCK, () => {
 		s.freeBytes = f[HDRF_FREE_BYTES]!;
 		s.freeBlocks = hdr[HDR_FREE_NR]!;
 		s.failedAllocs = f[HDRF_FAILED]!;
@@ -122,12 +132,11 @@ export function readStats(t: VaTable): VmapStats {
 		if (root >= t.capacity) t.remap();
 		s.largestFreeBlock = root === 0 ? 0 : t.f64[root * REC_F64 + VA_SUBTREE_MAX]!;
 	});
-	const busy = readDomain(hdr, HDR_SEQ_BUSY, () => {
+	const busy = readDomain(hdr, HDR_BUSY_LOCK, () => {
 		s.busyBytes = f[HDRF_BUSY_BYTES]!;
 		s.busyAreas = hdr[HDR_BUSY_NR]!;
-		s.lazyAreas = hdr[HDR_LAZY_NR]! + hdr[HDR_PURGE_NR]!;
-		s.vmapLazyNr = f[HDRF_LAZY_PAGES]!;
-		s.lazyBytes = s.vmapLazyNr * pageSize;
+		lazyListed = hdr[HDR_LAZY_NR]!;
+		lazyAdded = f[HDRF_LAZY_ADDED]!;
 		s.allocs = f[HDRF_ALLOCS]!;
 		s.frees = f[HDRF_FREES]!;
 	});
@@ -138,7 +147,13 @@ export function readStats(t: VaTable): VmapStats {
 		s.purgedAreas = f[HDRF_PURGED_AREAS]!;
 		s.overflowPurges = f[HDRF_OVERFLOW_PURGES]!;
 		s.flushErrors = f[HDRF_FLUSH_ERRORS]!;
+		lazyPurged = f[HDRF_LAZY_PURGED]!;
+		lazyBatched = hdr[HDR_PURGE_NR]!;
 	});
+	// Across groups: pages and areas freed (busy group) less those purged or in the batch.
+	s.vmapLazyNr = lazyAdded - lazyPurged;
+	s.lazyBytes = s.vmapLazyNr * pageSize;
+	s.lazyAreas = lazyListed + lazyBatched;
 	s.consistent = free && busy && purge;
 	return s;
 }

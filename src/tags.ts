@@ -4,7 +4,8 @@
  * every other; a record keeps only the tag's index. Index 0 means "no tag".
  */
 import { VmapError } from "./errors.ts";
-import { HDR_TAG_NR, TAG_BYTES, TAG_MAX, TAG_MAX_LEN, TAG_OFFSET } from "./layout.ts";
+import { HDR_TAG_LOCK, HDR_TAG_NR, TAG_BYTES, TAG_MAX, TAG_MAX_LEN, TAG_OFFSET } from "./layout.ts";
+import type { Locks } from "./lock.ts";
 import type { VaTable } from "./va-table.ts";
 
 const encoder = new TextEncoder();
@@ -12,12 +13,14 @@ const decoder = new TextDecoder();
 
 export class TagTable {
 	private readonly table: VaTable;
+	private readonly locks: Locks;
 	/** This handle's cache of the table; entries are never removed, so it can only lag. */
 	private readonly ids = new Map<string, number>();
 	private readonly names: string[] = [""];
 
-	constructor(table: VaTable) {
+	constructor(table: VaTable, locks: Locks) {
 		this.table = table;
+		this.locks = locks;
 	}
 
 	/** The tag table's bytes (the buffer of a one-thread space is replaced when it grows). */
@@ -37,20 +40,25 @@ export class TagTable {
 		if (utf8.length > TAG_MAX_LEN) {
 			throw new VmapError("EINVAL", `Cannot alloc: tag must be at most ${TAG_MAX_LEN} bytes of UTF-8, got ${utf8.length} (${JSON.stringify(tag)})`);
 		}
-		this.refresh();
-		const known = this.ids.get(tag);
-		if (known !== undefined) return known;
-		const nr = this.hdr[HDR_TAG_NR]!;
-		if (nr >= TAG_MAX) {
-			throw new VmapError("EINVAL", `Cannot alloc: the tag table is full (${TAG_MAX - 1} distinct tags); cannot add ${JSON.stringify(tag)}`);
+		this.locks.acquire(HDR_TAG_LOCK);
+		try {
+			this.refresh();
+			const known = this.ids.get(tag);
+			if (known !== undefined) return known;
+			const nr = this.hdr[HDR_TAG_NR]!;
+			if (nr >= TAG_MAX) {
+				throw new VmapError("EINVAL", `Cannot alloc: the tag table is full (${TAG_MAX - 1} distinct tags); cannot add ${JSON.stringify(tag)}`);
+			}
+			const at = nr * TAG_BYTES;
+			const bytes = this.bytes;
+			bytes[at] = utf8.length;
+			bytes.set(utf8, at + 1);
+			Atomics.store(this.hdr, HDR_TAG_NR, nr + 1); // publishes the entry written above
+			this.remember(tag, nr);
+			return nr;
+		} finally {
+			this.locks.release(HDR_TAG_LOCK);
 		}
-		const at = nr * TAG_BYTES;
-		const bytes = this.bytes;
-		bytes[at] = utf8.length;
-		bytes.set(utf8, at + 1);
-		this.hdr[HDR_TAG_NR] = nr + 1;
-		this.remember(tag, nr);
-		return nr;
 	}
 
 	/** The tag at `id` ("" for 0). */
@@ -61,7 +69,7 @@ export class TagTable {
 
 	/** Read entries other handles added since we last looked. */
 	private refresh(): void {
-		const nr = this.hdr[HDR_TAG_NR]!;
+		const nr = Atomics.load(this.hdr, HDR_TAG_NR);
 		const bytes = this.bytes;
 		for (let id = this.names.length; id < nr; id++) {
 			const at = id * TAG_BYTES;

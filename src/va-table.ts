@@ -1,12 +1,17 @@
 import { VmapError } from "./errors.ts";
 import {
 	bytesForCapacity,
+	HANDLE_MAX,
+	HANDLE_OFFSET,
+	HANDLE_WORDS,
 	HDR_CAPACITY,
 	HDR_MAX_CAPACITY,
 	HDR_SLOT_FREE,
 	HDR_SLOT_FREE_NR,
 	HDR_SLOT_HIGH,
 	HDR_WORDS,
+	HDRF_LAZY_ADDED,
+	HDRF_LAZY_PURGED,
 	HEADER_BYTES,
 	REC_F64,
 	REC_I32,
@@ -35,6 +40,8 @@ export class VaTable {
 	hdr!: Int32Array;
 	/** Header, Float64 words (HDRF_*). */
 	hdrF!: Float64Array;
+	/** The handle table (HANDLE_*), Int32 words. */
+	handles!: Int32Array;
 	/** Records as Float64 words: slot * REC_F64 + VA_START etc. */
 	f64!: Float64Array;
 	/** Records as Int32 words: slot * REC_I32 + VA_LEFT etc. */
@@ -50,7 +57,7 @@ export class VaTable {
 	/** Rebuild the views to cover the buffer and the capacity the header states. */
 	remap(): void {
 		this.mapHeader();
-		const capacity = this.hdr[HDR_CAPACITY]!;
+		const capacity = Atomics.load(this.hdr, HDR_CAPACITY);
 		this.f64 = new Float64Array(this.buffer, RECORDS_OFFSET, capacity * REC_F64);
 		this.i32 = new Int32Array(this.buffer, RECORDS_OFFSET, capacity * REC_I32);
 		this.capacity = capacity;
@@ -60,6 +67,21 @@ export class VaTable {
 		if (this.hdr?.buffer === this.buffer) return;
 		this.hdr = new Int32Array(this.buffer, 0, HDR_WORDS);
 		this.hdrF = new Float64Array(this.buffer, 0, HEADER_BYTES / 8);
+		this.handles = new Int32Array(this.buffer, HANDLE_OFFSET, HANDLE_MAX * HANDLE_WORDS);
+	}
+
+	/**
+	 * Follow growth by another handle: call after taking a lock, before touching records. A
+	 * plain read suffices there: taking the lock synchronized with its last release, and any
+	 * growth that made a record reachable under this lock happened before that release.
+	 */
+	sync(): void {
+		if (this.capacity !== this.hdr[HDR_CAPACITY]) this.remap();
+	}
+
+	/** vmap_lazy_nr: pages freed lazily and not yet merged back. */
+	lazyPages(): number {
+		return this.hdrF[HDRF_LAZY_ADDED]! - this.hdrF[HDRF_LAZY_PURGED]!;
 	}
 
 	/** Free slots available without growing. */
@@ -75,7 +97,7 @@ export class VaTable {
 	 * a caller must not use a view it read from this table before the call.
 	 */
 	reserve(n: number): void {
-		if (this.capacity !== this.hdr[HDR_CAPACITY]) this.remap();
+		this.sync();
 		if (this.available() >= n) return;
 		const hdr = this.hdr;
 		const capacity = hdr[HDR_CAPACITY]!;
@@ -96,7 +118,7 @@ export class VaTable {
 			throw new VmapError("ENOMEM", `Cannot grow the record table to ${next} records: ${(e as Error).message}`);
 		}
 		this.mapHeader();
-		this.hdr[HDR_CAPACITY] = next;
+		Atomics.store(this.hdr, HDR_CAPACITY, next); // after the buffer grew: a reader of it may map that far
 		this.remap();
 	}
 

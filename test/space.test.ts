@@ -9,7 +9,7 @@ import {
 	HDR_LAZY_NR,
 	HDRF_BUSY_BYTES,
 	HDRF_LAZY_MIN,
-	HDRF_LAZY_PAGES,
+	HDRF_LAZY_ADDED,
 	INITIAL_CAPACITY,
 	REC_F64,
 	REC_I32,
@@ -184,7 +184,7 @@ test("check() catches corruption of every kind it promises to", () => {
 		["byte counter", (s) => { s.table.hdrF[HDRF_BUSY_BYTES]! += P; }, /busy tree: holds \d+ bytes in busy areas, header says/],
 		["record 0", (s) => { s.table.f64[0] = 1; }, /record 0 \(nil\) has been written/],
 		["lazy flag", (s) => { s.table.i32[s.table.hdr[HDR_LAZY_HEAD]! * REC_I32 + VA_FLAGS] = VA_BUSY; }, /lazy list: record \d+ has state flags 1, not lazy/],
-		["vmapLazyNr", (s) => { s.table.hdrF[HDRF_LAZY_PAGES]! -= 1; }, /vmapLazyNr: header says/],
+		["vmapLazyNr", (s) => { s.table.hdrF[HDRF_LAZY_ADDED]! -= 1; }, /vmapLazyNr: header says/],
 		["flush range", (s) => { s.table.hdrF[HDRF_LAZY_MIN]! -= P; }, /incremental flush range says/],
 		["lazy count", (s) => { s.table.hdr[HDR_LAZY_NR]!++; }, /lazy list: holds \d+ areas, header says/],
 	];
