@@ -1,0 +1,100 @@
+/**
+ * One space, many real worker_threads (issue 4). Seeds are fixed, runs bounded by operation
+ * counts; VMAP_WORKER_OPS scales them.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { Worker } from "node:worker_threads";
+import { VmapError, VmapSpace } from "../src/index.ts";
+import { HDR_CAPACITY, INITIAL_CAPACITY } from "../src/layout.ts";
+import { freeBlocks } from "./support/inspect.ts";
+import { startWorker } from "./support/workers.ts";
+
+const OPS = Number(process.env.VMAP_WORKER_OPS ?? 20_000);
+const P = 4096;
+
+interface Report {
+	id: number;
+	ops: number;
+	allocs: number;
+	busy: number;
+	violations: string[];
+	ms: number;
+	lockWaitMs: number;
+}
+
+function done(w: Worker): Promise<Report> {
+	return new Promise((resolve, reject) => {
+		w.once("message", resolve);
+		w.once("error", reject);
+		w.once("exit", (code) => reject(new Error(`worker exited with ${code} before reporting`)));
+	});
+}
+
+/** Start `modes.length` workers on `space`, release them together, collect their reports. */
+async function run(space: VmapSpace, modes: string[], ops: number, maxLive: number, pages: number): Promise<Report[]> {
+	const owners = new SharedArrayBuffer(4 * pages);
+	const control = new SharedArrayBuffer(8);
+	const workers = modes.map((mode, i) => startWorker("./support/space-worker.ts", { handle: space.handle, owners, control, mode, seed: 1000 + i, ops, maxLive }));
+	const reports = workers.map(done);
+	await new Promise((r) => setTimeout(r, 200)); // let every worker reach the gate
+	Atomics.store(new Int32Array(control), 0, 1);
+	Atomics.notify(new Int32Array(control), 0);
+	const out = await Promise.all(reports);
+	await Promise.all(workers.map((w) => w.terminate()));
+	assert.deepEqual(new Int32Array(owners).filter((o) => o !== 0).length, 0, "every page given back");
+	return out;
+}
+
+/** After every worker freed everything: a sync purge leaves free space whole. */
+function wholeAgain(space: VmapSpace): void {
+	space.purge({ sync: true });
+	space.check();
+	assert.deepEqual(freeBlocks(space), [[space.start, space.end]]);
+	const st = space.stats();
+	assert.deepEqual([st.busyAreas, st.lazyAreas, st.vmapLazyNr, st.freeBytes], [0, 0, 0, space.size]);
+}
+
+for (const workers of [2, 4]) {
+	test(`${workers} workers x ${OPS} random operations: no two live areas overlap, the table grows under load`, async () => {
+		const pages = 1 << 14;
+		const space = VmapSpace.create({ size: pages * P, lazyMaxPages: 256 });
+		const reports = await run(space, Array(workers).fill("mixed"), OPS, 300, pages);
+		for (const r of reports) assert.deepEqual(r.violations, [], `worker ${r.id}`);
+		const allocs = reports.reduce((n, r) => n + r.allocs, 0);
+		console.log(`# ${workers} workers: ${allocs} allocations, ${reports.reduce((n, r) => n + r.busy, 0)} EBUSY, lock waits ${reports.map((r) => r.lockWaitMs.toFixed(0)).join("/")} ms, capacity ${space.table.hdr[HDR_CAPACITY]}`);
+		assert.ok(allocs > OPS / 4, `only ${allocs} allocations`);
+		assert.ok(space.table.hdr[HDR_CAPACITY]! > 4 * INITIAL_CAPACITY, "the record table grew while workers allocated");
+		assert.ok(space.stats().purges > 0);
+		wholeAgain(space);
+	});
+}
+
+test("seed 004: frees race purges from another worker", async () => {
+	const pages = 1 << 12;
+	const space = VmapSpace.create({ size: pages * P, lazyMaxPages: 64 });
+	const reports = await run(space, ["free-storm", "free-storm", "purge-storm"], OPS, 0, pages);
+	for (const r of reports) assert.deepEqual(r.violations, [], `worker ${r.id}`);
+	wholeAgain(space);
+});
+
+test("a worker terminated while holding a lock: others fail with EOWNERDEAD, then the space refuses use", async () => {
+	const space = VmapSpace.create({ size: 64 * P });
+	const control = new SharedArrayBuffer(8);
+	const w = startWorker("./support/space-worker.ts", { handle: space.handle, owners: new SharedArrayBuffer(4 * 64), control, mode: "hold-lock", seed: 1, ops: 0, maxLive: 0 });
+	const holding = new Promise((resolve, reject) => {
+		w.once("message", resolve);
+		w.once("error", reject);
+	});
+	Atomics.store(new Int32Array(control), 0, 1);
+	Atomics.notify(new Int32Array(control), 0);
+	await holding;
+	await w.terminate();
+	const t0 = performance.now();
+	assert.throws(() => space.alloc(P), (e: unknown) => e instanceof VmapError && e.code === "EOWNERDEAD" && /handle 2 stopped .* busy lock/.test(e.message));
+	console.log(`# EOWNERDEAD after ${(performance.now() - t0).toFixed(0)} ms`);
+	for (const call of [() => space.alloc(P), () => space.free(space.start), () => space.find(space.start), () => space.purge(), () => space.check()]) {
+		assert.throws(call, { code: "EOWNERDEAD" });
+	}
+	assert.throws(() => VmapSpace.attach(space.handle), { code: "EOWNERDEAD" });
+});
