@@ -4,6 +4,7 @@
  * anchor's figures for other allocators compare directly: the same xorshift32, the same
  * 10,000 +- 100 live band, the same 1e6 timed operations.
  */
+import { Worker } from "node:worker_threads";
 import { MemPool } from "@thi.ng/malloc";
 import { VmapSpace } from "../src/index.ts";
 
@@ -143,9 +144,36 @@ function batching(eager: boolean, pairs: number) {
 	return { pairs, sec, pairsPerSec: pairs / sec, fails: 0, flushes: st.flushes, pairsPerFlush: pairs / st.flushes };
 }
 
+/**
+ * `workers` real worker_threads share one space, released together; aggregate ops/s is all
+ * operations over the slowest worker's time. W0 counts alloc+free pairs.
+ */
+async function shared(workload: "W0" | "W1", workers: number, opsEach: number) {
+	const space = workload === "W0" ? VmapSpace.create({ size: 2 ** 40 }) : VmapSpace.create({ start: 1, size: 2 ** 40, pageSize: 1 });
+	const control = new SharedArrayBuffer(8);
+	const gate = new Int32Array(control);
+	const entry = new URL("./worker-job.ts", import.meta.url).href;
+	const boot = new URL("../test/support/ts-worker.mjs", import.meta.url);
+	const ws = Array.from({ length: workers }, (_, i) => new Worker(boot, { workerData: { entry, handle: space.handle, control, workload, ops: opsEach, live: 10_000, seed: 1 + i } }));
+	const reports = ws.map((w) => new Promise<{ ops: number; ms: number; lockWaitMs: number }>((res, rej) => (w.once("message", res), w.once("error", rej))));
+	while (Atomics.load(gate, 1) < workers) await new Promise((r) => setTimeout(r, 5));
+	Atomics.store(gate, 0, 1);
+	Atomics.notify(gate, 0);
+	const out = await Promise.all(reports);
+	await Promise.all(ws.map((w) => w.terminate()));
+	space.check();
+	const ms = Math.max(...out.map((r) => r.ms));
+	const ops = out.reduce((n, r) => n + r.ops, 0);
+	return { workers, ops, sec: ms / 1000, opsPerSec: (ops / ms) * 1000, lockWaitMs: out.reduce((n, r) => n + r.lockWaitMs, 0), lockWaitShare: out.reduce((n, r) => n + r.lockWaitMs, 0) / (ms * workers) };
+}
+
 const byte: Sizer = (n) => n;
 
-export const cases: Record<string, () => object> = {
+export const cases: Record<string, () => object | Promise<object>> = {
+	"workers W0 x1": () => shared("W0", 1, 2_000_000),
+	"workers W0 x2": () => shared("W0", 2, 1_000_000),
+	"workers W1 x1": () => shared("W1", 1, 1_000_000),
+	"workers W1 x2": () => shared("W1", 2, 500_000),
 	"W0 vmap 64 B (pageSize 1)": () => fixed(vmapSubject(1, 2 ** 32), 64, 5_000_000),
 	"W0 vmap 1 page (pageSize 4096)": () => fixed(vmapSubject(4096, 2 ** 40), 4096, 5_000_000),
 	"W0 thi.ng 64 B": () => fixed(thingSubject(), 64, 5_000_000),

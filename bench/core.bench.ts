@@ -14,7 +14,7 @@ if (first === "--case") {
 	const name = rest.join(" ");
 	const run = cases[name];
 	if (!run) throw new Error(`no bench case ${JSON.stringify(name)}`);
-	console.log(JSON.stringify(run()));
+	console.log(JSON.stringify(await run()));
 } else {
 	const json = process.argv.includes("--json");
 	const filter = process.argv.slice(2).filter((a) => !a.startsWith("--"));
@@ -49,6 +49,14 @@ function print(r: Record<string, Record<string, number | boolean>>): void {
 		console.log("\n| batching: 1-page pairs, flush burns 20 us | pairs | pairs/s | vs lazy | flushes | pairs per flush |\n|---|---:|---:|---:|---:|---:|");
 		for (const [n, x] of b) {
 			console.log(`| ${n} | ${fmt(x.pairs)} | ${fmt(x.pairsPerSec)} | ${((x.pairsPerSec as number) / base).toFixed(4)}x | ${fmt(x.flushes)} | ${fmt(x.pairsPerFlush, 1)} |`);
+		}
+	}
+	const wk = Object.entries(r).filter(([n]) => n.startsWith("workers"));
+	if (wk.length) {
+		console.log("\n| workers sharing one space | ops (all workers) | aggregate ops/s | vs 1 worker | lock wait, summed | share of worker time waiting |\n|---|---:|---:|---:|---:|---:|");
+		for (const [n, x] of wk) {
+			const one = r[n.replace(/x\d+$/, "x1")]?.opsPerSec as number;
+			console.log(`| ${n} | ${fmt(x.ops)} | ${fmt(x.opsPerSec)} | ${((x.opsPerSec as number) / one).toFixed(2)}x | ${fmt(x.lockWaitMs, 0)} ms | ${(100 * (x.lockWaitShare as number)).toFixed(1)}% |`);
 		}
 	}
 	const w1 = Object.entries(r).filter(([n]) => n.startsWith("W1"));

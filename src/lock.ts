@@ -112,9 +112,13 @@ export class Locks {
 		Atomics.add(this.t.handles, (this.self - 1) * HANDLE_WORDS + HANDLE_HEARTBEAT, 1);
 	}
 
-	/** Throw EOWNERDEAD if a handle died holding a lock. */
+	/** Set by close(): this handle takes no more locks. */
+	closed = false;
+
+	/** Throw EOWNERDEAD if a handle died holding a lock, EINVAL if this handle was closed. */
 	checkAlive(): void {
 		if (this.t.hdr[HDR_DEAD] !== 0) throw deadError(this.t.hdr);
+		if (this.closed) throw new VmapError("EINVAL", `This handle (id ${this.self}) was closed; attach a new one`);
 	}
 
 	private took(hdr: Int32Array, word: number, value: number): void {

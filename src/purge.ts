@@ -118,11 +118,16 @@ export class Purger {
 		return added - hdrF[HDRF_LAZY_PURGED]!;
 	}
 
-	/** After a free (no lock held): drain when past lazyMaxPages, purge here at twice that. */
+	/**
+	 * After a free (no lock held): drain when past lazyMaxPages; at twice that, purge here,
+	 * waiting for a purge another worker runs (seed 002: above the priority threshold freeing
+	 * comes first). Waiting throttles a thread that frees faster than purges return space; with
+	 * try semantics it would keep adding while another purged, and could fill the space.
+	 */
 	afterFree(nrLazy: number): void {
 		const lazyMax = this.t.hdrF[HDRF_LAZY_MAX_PAGES]!;
 		if (nrLazy > lazyMax) {
-			if (nrLazy >= 2 * lazyMax) this.purgeQuietly();
+			if (nrLazy >= 2 * lazyMax) this.purgeQuietly(true);
 			else this.scheduleDrain();
 		}
 	}
@@ -214,9 +219,9 @@ export class Purger {
 	}
 
 	/** A purge whose errors are counted, not thrown: for purges nobody called (drain, priority). */
-	private purgeQuietly(): void {
+	private purgeQuietly(sync: boolean): void {
 		try {
-			this.purge(false, false);
+			this.purge(sync, false);
 		} catch (e) {
 			// A failed flush was counted by unpurge(); the batch is lazy again and the next purge
 			// retries it. A dead lock owner is not ours to swallow.
@@ -229,7 +234,9 @@ export class Purger {
 		this.drainScheduled = true;
 		schedule(() => {
 			this.drainScheduled = false;
-			if (this.t.hdr[HDR_DEAD] === 0) this.purgeQuietly();
+			// A closed handle may belong to a worker about to be terminated: no purge may start
+			// that a termination could cut short, holding the purge mutex.
+			if (this.t.hdr[HDR_DEAD] === 0 && !this.locks.closed) this.purgeQuietly(false);
 		});
 	}
 

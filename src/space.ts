@@ -127,8 +127,15 @@ export class VmapSpace {
 		return { buffer };
 	}
 
-	/** Give this handle's id back (the handle table holds HANDLE_MAX). Do not use the handle after. */
+	/**
+	 * Done with this handle: it runs no more scheduled drains, any later call on it throws
+	 * EINVAL, and its id returns to the handle table (which holds HANDLE_MAX). A worker should
+	 * close its handle before it is terminated, so that no drain is cut short holding the purge
+	 * mutex. Lazy areas it freed stay for other handles' purges.
+	 */
 	close(): void {
+		if (this.locks.closed) return;
+		this.locks.closed = true;
 		Atomics.store(this.table.handles, (this.id - 1) * HANDLE_WORDS + HANDLE_STATE, HANDLE_FREE);
 	}
 

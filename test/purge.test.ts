@@ -173,3 +173,20 @@ test("vmallocinfo lists busy areas, then unpurged lazy ones; dump() is JSON of e
 	assert.deepEqual(d.free, [{ start: c + 2 * P, end: s.end, size: s.end - c - 2 * P }]);
 	assert.equal(d.stats.lazyBytes, P);
 });
+
+test("close(): no drain runs afterwards, calls throw EINVAL, the id is given back", async () => {
+	let flushes = 0;
+	const s = VmapSpace.create({ size: 1024 * P, lazyMaxPages: 2, flush: () => void flushes++ });
+	const other = VmapSpace.attach(s.handle);
+	assert.equal(other.id, 2);
+	for (let i = 0; i < 3; i++) other.free(other.alloc(P)); // past lazyMaxPages: a drain is scheduled
+	other.close();
+	await tick();
+	await tick();
+	assert.equal(flushes, 0, "the closed handle's drain did not run");
+	assert.equal(s.stats().vmapLazyNr, 3);
+	assert.throws(() => other.alloc(P), /EINVAL: This handle \(id 2\) was closed/);
+	assert.equal(VmapSpace.attach(s.handle).id, 2, "id 2 is free again");
+	assert.equal(s.purge().areas, 3);
+	s.check();
+});
