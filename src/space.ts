@@ -286,7 +286,7 @@ export class VmapSpace {
 		if (va === 0) {
 			locks.release(HDR_FREE_LOCK);
 			locks.release(HDR_BUSY_LOCK);
-			return this.noFit(size, align, vstart, vend, tag, overflowPurge);
+			return this.noFit(size, options, align, vstart, vend, overflowPurge);
 		}
 		const hdr = t.hdr; // after reserve(), which may have replaced the buffer and every view
 		const f64 = t.f64;
@@ -310,7 +310,7 @@ export class VmapSpace {
 	}
 
 	/** No block fits: purge and retry once (kernel "overflow"), or fail with EBUSY. */
-	private noFit(size: number, align: number, vstart: number, vend: number, tag: number, overflowPurge: boolean): number {
+	private noFit(size: number, options: AllocOptions | undefined, align: number, vstart: number, vend: number, overflowPurge: boolean): number {
 		const t = this.table;
 		if (overflowPurge && t.lazyPages() > 0) {
 			try {
@@ -319,7 +319,7 @@ export class VmapSpace {
 				// A flush hook that threw leaves its batch lazy (counted in flushErrors): fail below.
 				if (e instanceof VmapError && e.code === "EOWNERDEAD") throw e;
 			}
-			return this.allocate(size, { align, vstart, vend, ...(tag === 0 ? {} : { tag: this.tags.name(tag) }) }, false);
+			return this.allocate(size, options, false);
 		}
 		this.locks.acquire(HDR_FREE_LOCK);
 		t.hdrF[HDRF_FAILED]!++;
