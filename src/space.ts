@@ -5,7 +5,6 @@ import { corrupt, hex, shown, VmapError } from "./errors.ts";
 import { alignUp, findVmapLowestMatch, mergeOrAddVmapArea, vaClip } from "./free-space.ts";
 import {
 	bytesForCapacity,
-	DEFAULT_MAX_AREAS,
 	HANDLE_FREE,
 	HANDLE_STATE,
 	HANDLE_WORDS,
@@ -33,7 +32,6 @@ import {
 	HDRF_START,
 	INITIAL_CAPACITY,
 	MAGIC,
-	MAX_AREAS_LIMIT,
 	REC_F64,
 	REC_I32,
 	RECORDS_OFFSET,
@@ -47,14 +45,11 @@ import {
 import { dumpSpace, vmallocinfo } from "./info.ts";
 import { claimHandle, Locks } from "./lock.ts";
 import { findLazyArea, flushingNote, Purger } from "./purge.ts";
+import { isPowerOfTwo, parseSpaceOptions } from "./options.ts";
 import { readStats } from "./stats.ts";
 import { TagTable } from "./tags.ts";
 import { type SpaceBuffer, VaTable } from "./va-table.ts";
 
-const OPTION_KEYS = new Set(["start", "size", "pageSize", "shared", "maxAreas", "lazyMaxPages", "flush"]);
-
-/** The kernel's lazy_max_pages() unit: fls(nr_cpus) * 32 MiB worth of pages. */
-const LAZY_MAX_BYTES = 32 * 2 ** 20;
 
 /**
  * A range allocator over [start, start + size), with all of its state in one buffer.
@@ -141,44 +136,7 @@ export class VmapSpace {
 
 	/** Create a space: one free block covering [start, start + size). */
 	static create(options: VmapSpaceOptions): VmapSpace {
-		if (typeof options !== "object" || options === null) {
-			throw new VmapError("EINVAL", `Cannot create a space: options must be an object like { size }, got ${shown(options)}`);
-		}
-		for (const key of Object.keys(options)) {
-			if (!OPTION_KEYS.has(key)) {
-				throw new VmapError("EINVAL", `Cannot create a space: unknown option ${JSON.stringify(key)} (known: ${[...OPTION_KEYS].join(", ")})`);
-			}
-		}
-		const pageSize = options.pageSize ?? 4096;
-		if (!isPowerOfTwo(pageSize)) {
-			throw new VmapError("EINVAL", `Cannot create a space: pageSize must be a power of two, got ${shown(pageSize)}`);
-		}
-		const start = options.start ?? pageSize;
-		if (!Number.isSafeInteger(start) || start < 0 || start % pageSize !== 0) {
-			throw new VmapError("EINVAL", `Cannot create a space: start must be a non-negative multiple of pageSize ${pageSize}, got ${shown(start)}`);
-		}
-		const size = options.size;
-		if (!Number.isSafeInteger(size) || size <= 0 || size % pageSize !== 0) {
-			throw new VmapError("EINVAL", `Cannot create a space: size must be a positive multiple of pageSize ${pageSize}, got ${shown(size)}`);
-		}
-		if (!Number.isSafeInteger(start + size)) {
-			throw new VmapError("EINVAL", `Cannot create a space: start + size must be at most 2^53 - 1, got ${hex(start)} + ${hex(size)}`);
-		}
-		const maxAreas = options.maxAreas ?? DEFAULT_MAX_AREAS;
-		if (!Number.isSafeInteger(maxAreas) || maxAreas < 1 || maxAreas > MAX_AREAS_LIMIT) {
-			throw new VmapError("EINVAL", `Cannot create a space: maxAreas must be a whole number from 1 to ${MAX_AREAS_LIMIT}, got ${shown(maxAreas)}`);
-		}
-		const shared = options.shared ?? true;
-		if (typeof shared !== "boolean") {
-			throw new VmapError("EINVAL", `Cannot create a space: shared must be true or false, got ${shown(shared)}`);
-		}
-		const lazyMaxPages = options.lazyMaxPages ?? Math.max(1, LAZY_MAX_BYTES / pageSize);
-		if (!Number.isSafeInteger(lazyMaxPages) || lazyMaxPages < 1) {
-			throw new VmapError("EINVAL", `Cannot create a space: lazyMaxPages must be a whole number of pages, at least 1, got ${shown(lazyMaxPages)}`);
-		}
-		if (options.flush !== undefined && typeof options.flush !== "function") {
-			throw new VmapError("EINVAL", `Cannot create a space: flush must be a function (start, end) => void | Promise<void>, got ${shown(options.flush)}`);
-		}
+		const { start, size, pageSize, shared, maxAreas, lazyMaxPages, flush } = parseSpaceOptions(options);
 
 		const maxCapacity = maxAreas + 1; // record 0 is nil
 		const capacity = Math.min(INITIAL_CAPACITY, maxCapacity);
@@ -200,7 +158,7 @@ export class VmapSpace {
 		hdrF[HDRF_LAZY_MIN] = Infinity;
 		hdrF[HDRF_LAZY_MAX] = -Infinity;
 
-		const space = new VmapSpace(buffer, options.flush);
+		const space = new VmapSpace(buffer, flush);
 		const t = space.table;
 		t.reserve(1);
 		const va = t.allocSlot();
@@ -500,8 +458,4 @@ export class VmapSpace {
 		}
 		throw new VmapError("EINVAL", `Cannot alloc: size must be a positive whole number of pages (pageSize ${this.pageSize}), got ${what}`);
 	}
-}
-
-function isPowerOfTwo(x: unknown): x is number {
-	return typeof x === "number" && Number.isSafeInteger(x) && x > 0 && 2 ** Math.round(Math.log2(x)) === x;
 }

@@ -1,0 +1,67 @@
+/** Checking VmapSpace.create()'s options: every wrong value is EINVAL, naming the option. */
+import type { FlushHook, VmapSpaceOptions } from "./api.ts";
+import { hex, shown, VmapError } from "./errors.ts";
+import { DEFAULT_MAX_AREAS, MAX_AREAS_LIMIT } from "./layout.ts";
+
+const OPTION_KEYS = new Set(["start", "size", "pageSize", "shared", "maxAreas", "lazyMaxPages", "flush"]);
+
+/** The kernel's lazy_max_pages() unit: fls(nr_cpus) * 32 MiB worth of pages. */
+const LAZY_MAX_BYTES = 32 * 2 ** 20;
+
+export function isPowerOfTwo(x: unknown): x is number {
+	return typeof x === "number" && Number.isSafeInteger(x) && x > 0 && 2 ** Math.round(Math.log2(x)) === x;
+}
+
+export interface SpaceParams {
+	start: number;
+	size: number;
+	pageSize: number;
+	shared: boolean;
+	maxAreas: number;
+	lazyMaxPages: number;
+	flush: FlushHook | undefined;
+}
+
+/** The options with defaults filled in; throws EINVAL on the first wrong one. */
+export function parseSpaceOptions(options: VmapSpaceOptions): SpaceParams {
+	if (typeof options !== "object" || options === null) {
+		throw new VmapError("EINVAL", `Cannot create a space: options must be an object like { size }, got ${shown(options)}`);
+	}
+	for (const key of Object.keys(options)) {
+		if (!OPTION_KEYS.has(key)) {
+			throw new VmapError("EINVAL", `Cannot create a space: unknown option ${JSON.stringify(key)} (known: ${[...OPTION_KEYS].join(", ")})`);
+		}
+	}
+	const pageSize = options.pageSize ?? 4096;
+	if (!isPowerOfTwo(pageSize)) {
+		throw new VmapError("EINVAL", `Cannot create a space: pageSize must be a power of two, got ${shown(pageSize)}`);
+	}
+	const start = options.start ?? pageSize;
+	if (!Number.isSafeInteger(start) || start < 0 || start % pageSize !== 0) {
+		throw new VmapError("EINVAL", `Cannot create a space: start must be a non-negative multiple of pageSize ${pageSize}, got ${shown(start)}`);
+	}
+	const size = options.size;
+	if (!Number.isSafeInteger(size) || size <= 0 || size % pageSize !== 0) {
+		throw new VmapError("EINVAL", `Cannot create a space: size must be a positive multiple of pageSize ${pageSize}, got ${shown(size)}`);
+	}
+	if (!Number.isSafeInteger(start + size)) {
+		throw new VmapError("EINVAL", `Cannot create a space: start + size must be at most 2^53 - 1, got ${hex(start)} + ${hex(size)}`);
+	}
+	const maxAreas = options.maxAreas ?? DEFAULT_MAX_AREAS;
+	if (!Number.isSafeInteger(maxAreas) || maxAreas < 1 || maxAreas > MAX_AREAS_LIMIT) {
+		throw new VmapError("EINVAL", `Cannot create a space: maxAreas must be a whole number from 1 to ${MAX_AREAS_LIMIT}, got ${shown(maxAreas)}`);
+	}
+	const shared = options.shared ?? true;
+	if (typeof shared !== "boolean") {
+		throw new VmapError("EINVAL", `Cannot create a space: shared must be true or false, got ${shown(shared)}`);
+	}
+	const lazyMaxPages = options.lazyMaxPages ?? Math.max(1, LAZY_MAX_BYTES / pageSize);
+	if (!Number.isSafeInteger(lazyMaxPages) || lazyMaxPages < 1) {
+		throw new VmapError("EINVAL", `Cannot create a space: lazyMaxPages must be a whole number of pages, at least 1, got ${shown(lazyMaxPages)}`);
+	}
+	if (options.flush !== undefined && typeof options.flush !== "function") {
+		throw new VmapError("EINVAL", `Cannot create a space: flush must be a function (start, end) => void | Promise<void>, got ${shown(options.flush)}`);
+	}
+
+	return { start, size, pageSize, shared, maxAreas, lazyMaxPages, flush: options.flush };
+}
