@@ -1,0 +1,72 @@
+/**
+ * The same space shared by a browser page and two Web Workers, in Debian's headless Chromium
+ * driven by playwright-core. The library is compiled with tsc and served from 127.0.0.1 with the
+ * cross-origin isolation headers that SharedArrayBuffer needs.
+ */
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { createServer } from "node:http";
+import { tmpdir } from "node:os";
+import { extname, join, normalize } from "node:path";
+import { test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const TYPES: Record<string, string> = { ".js": "text/javascript", ".html": "text/html", ".map": "application/json" };
+
+test("browser: a page and two Web Workers share one space (headless Chromium)", { timeout: 120_000 }, async () => {
+	const dist = mkdtempSync(join(tmpdir(), "vmap-dist-"));
+	execFileSync(process.execPath, [join(root, "node_modules/typescript/bin/tsc"), "-p", join(root, "tsconfig.build.json"), "--outDir", dist]);
+	const server = createServer((req, res) => {
+		const path = normalize(new URL(req.url ?? "/", "http://x").pathname);
+		const file = path.startsWith("/dist/") ? join(dist, path.slice(6)) : path.startsWith("/test/browser/") ? join(root, path) : null;
+		try {
+			if (!file) throw new Error("not served");
+			const body = readFileSync(file);
+			res.writeHead(200, {
+				"Content-Type": TYPES[extname(file)] ?? "application/octet-stream",
+				"Cross-Origin-Opener-Policy": "same-origin",
+				"Cross-Origin-Embedder-Policy": "require-corp",
+			});
+			res.end(body);
+		} catch {
+			res.writeHead(404).end();
+		}
+	});
+	await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+	const port = (server.address() as { port: number }).port;
+	const browser = await chromium.launch({
+		executablePath: "/usr/bin/chromium",
+		args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+	});
+	try {
+		const page = await browser.newPage();
+		const errors: string[] = [];
+		page.on("pageerror", (e) => errors.push(String(e)));
+		await page.goto(`http://127.0.0.1:${port}/test/browser/index.html`);
+		await page.waitForFunction(() => (globalThis as unknown as { __result?: unknown }).__result !== undefined, undefined, { timeout: 90_000 });
+		const r = (await page.evaluate(() => (globalThis as unknown as { __result: unknown }).__result)) as {
+			error?: string;
+			crossOriginIsolated: boolean;
+			mainAllocs: number;
+			workers: Array<{ id: number; allocs: number; violations: string[] }>;
+			violations: string[];
+			whole: boolean;
+			purges: number;
+		};
+		assert.equal(r.error, undefined, r.error);
+		assert.deepEqual(errors, []);
+		console.log(`# browser: main thread ${r.mainAllocs} allocations, workers ${r.workers.map((w) => `#${w.id}: ${w.allocs}`).join(", ")}, ${r.purges} purges`);
+		assert.equal(r.crossOriginIsolated, true);
+		assert.deepEqual(r.violations, []);
+		for (const w of r.workers) assert.deepEqual(w.violations, [], `worker ${w.id}`);
+		assert.deepEqual(r.workers.map((w) => w.id).sort(), [2, 3]);
+		assert.ok(r.workers.every((w) => w.allocs > 1000));
+		assert.equal(r.whole, true, "after everything was freed and purged, free space is the whole space");
+	} finally {
+		await browser.close();
+		server.close();
+	}
+});
