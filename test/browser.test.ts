@@ -62,7 +62,8 @@ test("browser: a page and two Web Workers share one space (headless Chromium)", 
 		assert.equal(r.crossOriginIsolated, true);
 		assert.deepEqual(r.violations, []);
 		for (const w of r.workers) assert.deepEqual(w.violations, [], `worker ${w.id}`);
-		assert.deepEqual(r.workers.map((w) => w.id).sort(), [2, 3]);
+		// Ids are unique among open handles; a worker that closed early may give its id to the next.
+		assert.ok(r.workers.every((w) => w.id >= 2), `worker ids ${r.workers.map((w) => w.id)}: the page holds id 1`);
 		assert.ok(r.workers.every((w) => w.allocs > 1000));
 		assert.equal(r.whole, true, "after everything was freed and purged, free space is the whole space");
 	} finally {
