@@ -8,7 +8,9 @@
  *
  * When purges run:
  * - drain: a free that takes vmapLazyNr past lazyMaxPages schedules one on the event loop
- *   (never inside free: seed "move draining areas out of caller context");
+ *   (never inside free: seed "move draining areas out of caller context"); it merges the batch
+ *   back in slices of about SLICE_MS, yielding to the event loop between them, unless the
+ *   backlog is at or above the priority threshold;
  * - priority: at 2 * lazyMaxPages the free path purges itself, since a thread that never yields
  *   never runs its drain, and the backlog would run away (seed 002);
  * - overflow: an allocation that finds no fit purges (sync semantics) and retries once;
@@ -63,8 +65,10 @@ const schedule: (task: () => void) => void =
 	typeof setImmediate === "function" ? (task) => void setImmediate(task) : (task) => void setTimeout(task, 0);
 
 const settled = Promise.resolve();
-/** Areas merged per statistics window during a purge. */
+/** Areas merged per free-space lock hold (and statistics window) during a purge. */
 const RECLAIM_STEP = 64;
+/** A drain yields to the event loop after about this much work. */
+const SLICE_MS = 0.1;
 const ignore = () => {};
 
 export class Purger {
@@ -75,12 +79,21 @@ export class Purger {
 	/** This handle's purge waiting for an asynchronous flush; it holds the purge mutex. */
 	private inflight: Promise<void> | null = null;
 	private drainScheduled = false;
+	/** This handle's drain is reclaiming a batch in slices (it holds the purge mutex). */
+	private reclaiming = false;
+	/** Times this handle's drains yielded to the event loop mid-purge. */
+	slicesYielded = 0;
 
 	constructor(t: VaTable, locks: Locks, flush: FlushHook | undefined, pageSize: number) {
 		this.t = t;
 		this.locks = locks;
 		this.flush = flush;
 		this.pageInverse = 1 / pageSize;
+	}
+
+	/** Before the handle closes: a drain of ours in progress finishes now, releasing the purge mutex. */
+	finishDrain(): void {
+		if (this.reclaiming) this.reclaim();
 	}
 
 	/** True while this handle's purge waits for its flush. */
@@ -127,7 +140,7 @@ export class Purger {
 	afterFree(nrLazy: number): void {
 		const lazyMax = this.t.hdrF[HDRF_LAZY_MAX_PAGES]!;
 		if (nrLazy > lazyMax) {
-			if (nrLazy >= 2 * lazyMax) this.purgeQuietly(true);
+			if (nrLazy >= 2 * lazyMax) this.purgeQuietly(true, false);
 			else this.scheduleDrain();
 		}
 	}
@@ -137,11 +150,17 @@ export class Purger {
 	 * `overflow`: an allocation found no fit (counted apart).
 	 * Throws what a synchronous flush hook throws; the batch then stays lazy.
 	 */
-	purge(sync: boolean, overflow: boolean): PurgeResult {
+	purge(sync: boolean, overflow: boolean, bounded = false): PurgeResult {
 		const t = this.t;
 		const locks = this.locks;
 		if (locks.owner(HDR_PURGE_LOCK) === locks.self) {
 			if (!sync) return result("skipped", 0, 0, 0, 0, settled);
+			if (this.reclaiming) {
+				// Our own drain, between two slices: whoever needs the space now finishes it here,
+				// then purges what was freed since.
+				this.reclaim();
+				return this.purge(true, overflow, bounded);
+			}
 			// This handle holds it: a purge awaiting its flush, or the purge whose flush hook is
 			// running now. Waiting here would wait for ourselves: run after it instead.
 			const after = this.inflight ?? settled;
@@ -194,6 +213,7 @@ export class Purger {
 			throw e;
 		}
 		if (pending === undefined || typeof pending.then !== "function") {
+			if (bounded) return result("flushing", areas, bytes, start, end, this.reclaimBounded());
 			this.reclaim();
 			return result("done", areas, bytes, start, end, settled);
 		}
@@ -204,7 +224,9 @@ export class Purger {
 			() => {
 				clearInterval(beat);
 				this.inflight = null;
+				if (bounded) return this.reclaimBounded();
 				this.reclaim();
+				return undefined;
 			},
 			(e: unknown) => {
 				clearInterval(beat);
@@ -219,9 +241,9 @@ export class Purger {
 	}
 
 	/** A purge whose errors are counted, not thrown: for purges nobody called (drain, priority). */
-	private purgeQuietly(sync: boolean): void {
+	private purgeQuietly(sync: boolean, bounded: boolean): void {
 		try {
-			this.purge(sync, false);
+			this.purge(sync, false, bounded).done.catch(ignore);
 		} catch (e) {
 			// A failed flush was counted by unpurge(); the batch is lazy again and the next purge
 			// retries it. A dead lock owner is not ours to swallow.
@@ -236,43 +258,90 @@ export class Purger {
 			this.drainScheduled = false;
 			// A closed handle may belong to a worker about to be terminated: no purge may start
 			// that a termination could cut short, holding the purge mutex.
-			if (this.t.hdr[HDR_DEAD] === 0 && !this.locks.closed) this.purgeQuietly(false);
+			if (this.t.hdr[HDR_DEAD] === 0 && !this.locks.closed) this.purgeQuietly(false, true);
 		});
 	}
 
 	/**
-	 * The flush is done: merge the batch into free space and release the purge mutex. Areas
-	 * leave the batch one at a time, each subtracting its pages from vmapLazyNr as it goes
+	 * The flush is done: merge the whole batch into free space now, and release the purge mutex.
+	 * Areas leave the batch one at a time, each subtracting its pages from vmapLazyNr as it goes
 	 * (seed 000). The free-space lock is taken per step of RECLAIM_STEP areas, so allocators
 	 * interleave with a long purge, and a statistics reader waits at most one step.
 	 */
 	private reclaim(): void {
+		while (this.t.hdr[HDR_PURGE_HEAD] !== 0) this.reclaimStep();
+		this.endPurge();
+	}
+
+	/**
+	 * The scheduled drain's reclaim: slices of about SLICE_MS, yielding to the event loop
+	 * between them (the kernel's cond_resched_lock), with the purge mutex held throughout, so
+	 * the thread that drains still serves its other work (seeds 000 and 002: purges held locks
+	 * for milliseconds). While the backlog is at or above the priority threshold, it does not
+	 * yield: freeing comes first. Resolves when the batch is free.
+	 */
+	private reclaimBounded(): Promise<void> {
+		this.reclaiming = true;
+		const locks = this.locks;
+		const beat = setInterval(() => locks.heartbeat(), 100); // the mutex stays held across yields
+		(beat as { unref?: () => void }).unref?.();
+		return new Promise<void>((resolve, reject) => {
+			const slice = () => {
+				try {
+					if (this.reclaiming) {
+						const t = this.t;
+						const until = performance.now() + SLICE_MS;
+						while (t.hdr[HDR_PURGE_HEAD] !== 0) {
+							this.reclaimStep();
+							if (performance.now() > until && t.lazyPages() < 2 * t.hdrF[HDRF_LAZY_MAX_PAGES]!) {
+								this.slicesYielded++;
+								schedule(slice);
+								return;
+							}
+						}
+						this.endPurge();
+					} // else an overflow or priority purge finished it synchronously
+					clearInterval(beat);
+					resolve();
+				} catch (e) {
+					clearInterval(beat);
+					reject(e);
+				}
+			};
+			slice();
+		});
+	}
+
+	/** One step: up to RECLAIM_STEP areas of the batch into free space, under the free-space lock. */
+	private reclaimStep(): void {
 		const t = this.t;
 		const locks = this.locks;
-		while (t.hdr[HDR_PURGE_HEAD] !== 0) {
-			locks.acquire(HDR_FREE_LOCK);
-			t.sync();
-			const hdr = t.hdr;
-			const hdrF = t.hdrF;
-			seqBegin(hdr);
-			let n = 0;
-			for (; n < RECLAIM_STEP; n++) {
-				const va = hdr[HDR_PURGE_HEAD]!;
-				if (va === 0) break;
-				hdr[HDR_PURGE_HEAD] = t.i32[va * REC_I32 + VA_NEXT]!;
-				hdr[HDR_PURGE_NR]!--;
-				hdrF[HDRF_LAZY_PURGED]! += (t.f64[va * REC_F64 + VA_END]! - t.f64[va * REC_F64 + VA_START]!) * this.pageInverse;
-				mergeOrAddVmapArea(t, va);
-			}
-			hdrF[HDRF_PURGED_AREAS]! += n;
-			seqEnd(hdr);
-			locks.release(HDR_FREE_LOCK);
-			locks.heartbeat();
-		}
-		locks.release(HDR_PURGE_LOCK);
-		// Areas freed while the flush ran may already be past the threshold.
+		locks.acquire(HDR_FREE_LOCK);
+		t.sync();
+		const hdr = t.hdr;
 		const hdrF = t.hdrF;
-		if (hdrF[HDRF_LAZY_ADDED]! - hdrF[HDRF_LAZY_PURGED]! > hdrF[HDRF_LAZY_MAX_PAGES]!) this.scheduleDrain();
+		seqBegin(hdr);
+		let n = 0;
+		for (; n < RECLAIM_STEP; n++) {
+			const va = hdr[HDR_PURGE_HEAD]!;
+			if (va === 0) break;
+			hdr[HDR_PURGE_HEAD] = t.i32[va * REC_I32 + VA_NEXT]!;
+			hdr[HDR_PURGE_NR]!--;
+			hdrF[HDRF_LAZY_PURGED]! += (t.f64[va * REC_F64 + VA_END]! - t.f64[va * REC_F64 + VA_START]!) * this.pageInverse;
+			mergeOrAddVmapArea(t, va);
+		}
+		hdrF[HDRF_PURGED_AREAS]! += n;
+		seqEnd(hdr);
+		locks.release(HDR_FREE_LOCK);
+		locks.heartbeat();
+	}
+
+	/** The batch is free: release the purge mutex; areas freed meanwhile may make a drain due. */
+	private endPurge(): void {
+		this.reclaiming = false;
+		this.locks.release(HDR_PURGE_LOCK);
+		const hdrF = this.t.hdrF;
+		if (this.t.lazyPages() > hdrF[HDRF_LAZY_MAX_PAGES]!) this.scheduleDrain();
 	}
 
 	/** The flush failed: the batch goes back on the lazy list, unflushed, and the mutex is released. */

@@ -130,6 +130,7 @@ export class VmapSpace {
 	 */
 	close(): void {
 		if (this.locks.closed) return;
+		this.purger.finishDrain();
 		this.locks.closed = true;
 		Atomics.store(this.table.handles, (this.id - 1) * HANDLE_WORDS + HANDLE_STATE, HANDLE_FREE);
 	}

@@ -190,3 +190,55 @@ test("close(): no drain runs afterwards, calls throw EINVAL, the id is given bac
 	assert.equal(s.purge().areas, 3);
 	s.check();
 });
+
+test("bounded drain: a long purge yields to the event loop between slices, holding the purge mutex", async () => {
+	const lazyMaxPages = 50_000;
+	const s = VmapSpace.create({ size: 2 ** 34, lazyMaxPages });
+	const batch = Array.from({ length: 60_000 }, () => s.alloc(P));
+	const later = Array.from({ length: 2 * lazyMaxPages }, () => s.alloc(P));
+	for (const a of batch) s.free(a); // past lazyMaxPages, below twice it: a drain is scheduled
+	let midway = 0;
+	let skipped = false;
+	for (let i = 0; i < 10_000 && midway < 3; i++) {
+		await tick();
+		const lazy = s.stats().lazyAreas;
+		if (lazy > 0 && lazy < batch.length) {
+			midway++;
+			skipped ||= s.purge().status === "skipped"; // try: our own drain holds the mutex
+		}
+	}
+	assert.ok(midway >= 3, `the event loop ran ${midway} times while the drain was part-way`);
+	assert.ok(skipped, "a try purge during the drain is skipped");
+	s.check(); // mid-drain, every structure is consistent
+
+	// Above the priority threshold the drain stops yielding: frees finish it themselves.
+	const before = s.stats().lazyAreas;
+	for (const a of later) s.free(a);
+	const st = s.stats();
+	assert.ok(before > 0 && st.lazyAreas < 2 * lazyMaxPages, `lazy areas ${before} before, ${st.lazyAreas} after twice lazyMaxPages of frees`);
+	s.check();
+	await s.purge({ sync: true }).done;
+	assert.equal(s.stats().lazyAreas, 0);
+	s.check();
+});
+
+test("the incremental flush range equals the range of the lazy areas walked", () => {
+	const ranges: Array<[number, number]> = [];
+	const s = VmapSpace.create({ start: 0x100000, size: 4096 * P, flush: (a, b) => void ranges.push([a, b]) });
+	let x = 7;
+	const rnd = (n: number) => ((x = (x * 1103515245 + 12345) % 2 ** 31), x % n);
+	const live: number[] = [];
+	for (let round = 0; round < 50; round++) {
+		for (let i = 0; i < 40; i++) live.push(s.alloc(P * (1 + rnd(4))));
+		const freed: Array<[number, number]> = [];
+		for (let i = 0; i < 25; i++) {
+			const a = live.splice(rnd(live.length), 1)[0]!;
+			const f = s.find(a)!;
+			s.free(a);
+			freed.push([f.start, f.end]);
+		}
+		s.check(); // compares the kept range with the walked one
+		s.purge();
+		assert.deepEqual(ranges.pop(), [Math.min(...freed.map((r) => r[0])), Math.max(...freed.map((r) => r[1]))]);
+	}
+});
