@@ -30,6 +30,12 @@ export interface VmapSpaceOptions {
 	 * stay lazy and a later purge flushes them. @defaultValue nothing (only counted)
 	 */
 	flush?: FlushHook;
+	/**
+	 * For experiments (seed 002): false turns off the priority purge, so the free path never
+	 * purges and only drains, overflow purges and purge() return lazy areas; a loop that never
+	 * yields then lets the backlog grow until the space runs out. @defaultValue true
+	 */
+	priorityPurge?: boolean;
 }
 
 export type FlushHook = (start: number, end: number) => void | PromiseLike<void>;

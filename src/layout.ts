@@ -105,6 +105,8 @@ export const LOCK_OWNER_OFFSET = 5;
 export const HDR_DEAD = 27;
 /** The lock the dead handle held. */
 export const HDR_DEAD_LOCK = 28;
+/** 1 when the space was created with priorityPurge: false (the free path never purges). */
+export const HDR_NO_PRIORITY = 29;
 export const HDR_WORDS = 64;
 
 // ── header, Float64 words (index into a Float64Array over the whole header) ─────────────

@@ -3,7 +3,7 @@ import type { FlushHook, VmapSpaceOptions } from "./api.ts";
 import { hex, shown, VmapError } from "./errors.ts";
 import { DEFAULT_MAX_AREAS, MAX_AREAS_LIMIT } from "./layout.ts";
 
-const OPTION_KEYS = new Set(["start", "size", "pageSize", "shared", "maxAreas", "lazyMaxPages", "flush"]);
+const OPTION_KEYS = new Set(["start", "size", "pageSize", "shared", "maxAreas", "lazyMaxPages", "flush", "priorityPurge"]);
 
 /** The kernel's lazy_max_pages() unit: fls(nr_cpus) * 32 MiB worth of pages. */
 const LAZY_MAX_BYTES = 32 * 2 ** 20;
@@ -20,6 +20,7 @@ export interface SpaceParams {
 	maxAreas: number;
 	lazyMaxPages: number;
 	flush: FlushHook | undefined;
+	priorityPurge: boolean;
 }
 
 /** The options with defaults filled in; throws EINVAL on the first wrong one. */
@@ -63,5 +64,9 @@ export function parseSpaceOptions(options: VmapSpaceOptions): SpaceParams {
 		throw new VmapError("EINVAL", `Cannot create a space: flush must be a function (start, end) => void | Promise<void>, got ${shown(options.flush)}`);
 	}
 
-	return { start, size, pageSize, shared, maxAreas, lazyMaxPages, flush: options.flush };
+	const priorityPurge = options.priorityPurge ?? true;
+	if (typeof priorityPurge !== "boolean") {
+		throw new VmapError("EINVAL", `Cannot create a space: priorityPurge must be true or false, got ${shown(priorityPurge)}`);
+	}
+	return { start, size, pageSize, shared, maxAreas, lazyMaxPages, flush: options.flush, priorityPurge };
 }

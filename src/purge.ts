@@ -32,6 +32,7 @@ import {
 	HDR_FREE_LOCK,
 	HDR_LAZY_HEAD,
 	HDR_LAZY_NR,
+	HDR_NO_PRIORITY,
 	HDR_PURGE_HEAD,
 	HDR_PURGE_LOCK,
 	HDR_PURGE_NR,
@@ -140,7 +141,7 @@ export class Purger {
 	afterFree(nrLazy: number): void {
 		const lazyMax = this.t.hdrF[HDRF_LAZY_MAX_PAGES]!;
 		if (nrLazy > lazyMax) {
-			if (nrLazy >= 2 * lazyMax) this.purgeQuietly(true, false);
+			if (nrLazy >= 2 * lazyMax && this.t.hdr[HDR_NO_PRIORITY] === 0) this.purgeQuietly(true, false);
 			else this.scheduleDrain();
 		}
 	}

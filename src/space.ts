@@ -16,6 +16,7 @@ import {
 	HDR_FREE_ROOT,
 	HDR_MAGIC,
 	HDR_MAX_CAPACITY,
+	HDR_NO_PRIORITY,
 	HDR_SLOT_HIGH,
 	HDR_TAG_NR,
 	HDR_VERSION,
@@ -137,7 +138,7 @@ export class VmapSpace {
 
 	/** Create a space: one free block covering [start, start + size). */
 	static create(options: VmapSpaceOptions): VmapSpace {
-		const { start, size, pageSize, shared, maxAreas, lazyMaxPages, flush } = parseSpaceOptions(options);
+		const { start, size, pageSize, shared, maxAreas, lazyMaxPages, flush, priorityPurge } = parseSpaceOptions(options);
 
 		const maxCapacity = maxAreas + 1; // record 0 is nil
 		const capacity = Math.min(INITIAL_CAPACITY, maxCapacity);
@@ -156,6 +157,7 @@ export class VmapSpace {
 		hdrF[HDRF_END] = start + size;
 		hdrF[HDRF_PAGE_SIZE] = pageSize;
 		hdrF[HDRF_LAZY_MAX_PAGES] = lazyMaxPages;
+		hdr[HDR_NO_PRIORITY] = priorityPurge ? 0 : 1;
 		hdrF[HDRF_LAZY_MIN] = Infinity;
 		hdrF[HDRF_LAZY_MAX] = -Infinity;
 

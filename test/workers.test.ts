@@ -37,8 +37,11 @@ async function run(space: VmapSpace, modes: string[], ops: number, maxLive: numb
 	const control = new SharedArrayBuffer(8);
 	const workers = modes.map((mode, i) => startWorker("./support/space-worker.ts", { handle: space.handle, owners, control, mode, seed: 1000 + i, ops, maxLive }));
 	const reports = workers.map(done);
-	await new Promise((r) => setTimeout(r, 200)); // let every worker reach the gate
-	Atomics.store(new Int32Array(control), 0, 1);
+	const gate = new Int32Array(control);
+	let failed: unknown;
+	for (const r of reports) r.catch((e: unknown) => (failed = e));
+	while (Atomics.load(gate, 1) < workers.length && failed === undefined) await new Promise((r) => setTimeout(r, 5));
+	Atomics.store(gate, 0, 1);
 	Atomics.notify(new Int32Array(control), 0);
 	const out = await Promise.all(reports);
 	await Promise.all(workers.map((w) => w.terminate()));

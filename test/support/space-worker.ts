@@ -25,7 +25,7 @@ interface Job {
 const job = workerData as Job;
 const space = VmapSpace.attach(job.handle);
 const owners = new Int32Array(job.owners); // one word per page: the owning handle id, 0 = none
-const control = new Int32Array(job.control); // [0]: start gate
+const control = new Int32Array(job.control); // [0]: start gate, [1]: workers ready
 const me = space.id;
 const P = space.pageSize;
 const violations: string[] = [];
@@ -53,7 +53,8 @@ function release(addr: number, size: number): void {
 	}
 }
 
-// Released together, like the kernel's test threads.
+// Released together, like the kernel's test threads: say we are ready, wait for the gate.
+Atomics.add(control, 1, 1);
 Atomics.wait(control, 0, 0);
 const t0 = performance.now();
 const live: Array<[number, number]> = [];
