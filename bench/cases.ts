@@ -7,6 +7,7 @@
 import { Worker } from "node:worker_threads";
 import { MemPool } from "@thi.ng/malloc";
 import { VmapSpace } from "../src/index.ts";
+import { xorshift32 } from "../test/support/xorshift.ts";
 
 /** One allocator as the workloads see it: alloc returns 0 on failure. */
 interface Subject {
@@ -37,15 +38,7 @@ function thingSubject(): Subject {
 	};
 }
 
-let seed = 1;
-function rnd(): number {
-	seed ^= seed << 13;
-	seed >>>= 0;
-	seed ^= seed >>> 17;
-	seed ^= seed << 5;
-	seed >>>= 0;
-	return seed;
-}
+const rnd = xorshift32(1);
 
 /** Round a byte count up to the allocator's unit. */
 type Sizer = (n: number) => number;

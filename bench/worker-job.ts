@@ -6,6 +6,7 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { VmapSpace } from "../src/index.ts";
+import { xorshift32 } from "../test/support/xorshift.ts";
 
 const { handle, control, workload, ops, live, seed } = workerData as {
 	handle: { buffer: SharedArrayBuffer };
@@ -17,15 +18,7 @@ const { handle, control, workload, ops, live, seed } = workerData as {
 };
 const space = VmapSpace.attach(handle);
 const gate = new Int32Array(control);
-let x = seed >>> 0 || 1;
-const rnd = () => {
-	x ^= x << 13;
-	x >>>= 0;
-	x ^= x >>> 17;
-	x ^= x << 5;
-	x >>>= 0;
-	return x;
-};
+const rnd = xorshift32(seed);
 const hs = new Float64Array(live + 200);
 let n = 0;
 if (workload === "W1") while (n < live) hs[n++] = space.alloc(1 + (rnd() % 4096));

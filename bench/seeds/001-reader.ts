@@ -6,10 +6,10 @@
  */
 import { VmapSpace } from "../../src/index.ts";
 import { startWorker } from "../../test/support/workers.ts";
+import { xorshift32 } from "../../test/support/xorshift.ts";
 
 function w1(space: VmapSpace): number {
-	let x = 1;
-	const rnd = () => ((x ^= x << 13), (x >>>= 0), (x ^= x >>> 17), (x ^= x << 5), (x >>>= 0), x);
+	const rnd = xorshift32(1);
 	const hs = new Float64Array(10_200);
 	let n = 0;
 	while (n < 10_000) hs[n++] = space.alloc(1 + (rnd() % 4096));

@@ -5,12 +5,13 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { VmapSpace } from "../../src/index.ts";
+import { xorshift32 } from "../../test/support/xorshift.ts";
 
 const { handle, control, ops, maxLive, seed } = workerData as { handle: { buffer: SharedArrayBuffer }; control: SharedArrayBuffer; ops: number; maxLive: number; seed: number };
 const space = VmapSpace.attach(handle);
 const gate = new Int32Array(control);
-let x = seed;
-const rnd = (n: number) => ((x ^= x << 13), (x >>>= 0), (x ^= x >>> 17), (x ^= x << 5), (x >>>= 0), x % n);
+const next = xorshift32(seed);
+const rnd = (n: number) => next() % n;
 const live: number[] = [];
 let failed = 0;
 let peak = 0;

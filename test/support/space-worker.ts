@@ -11,6 +11,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { VmapSpace } from "../../src/index.ts";
 import { HDR_BUSY_LOCK } from "../../src/layout.ts";
+import { xorshift32 } from "./xorshift.ts";
 
 interface Job {
 	handle: { buffer: SharedArrayBuffer };
@@ -29,15 +30,8 @@ const control = new Int32Array(job.control); // [0]: start gate, [1]: workers re
 const me = space.id;
 const P = space.pageSize;
 const violations: string[] = [];
-let x = job.seed >>> 0 || 1;
-const rnd = (n: number) => {
-	x ^= x << 13;
-	x >>>= 0;
-	x ^= x >>> 17;
-	x ^= x << 5;
-	x >>>= 0;
-	return x % n;
-};
+const next = xorshift32(job.seed);
+const rnd = (n: number) => next() % n;
 
 function claim(addr: number, size: number): void {
 	for (let p = (addr - space.start) / P, n = size / P; n > 0; p++, n--) {
