@@ -3,11 +3,12 @@
  * same header and the same records; nothing about the space lives in JS objects.
  *
  * ```
- *  byte 0            ╒══════════════════ header, Int32 words ══════════════════╕
- *                    │ MAGIC  VERSION  CAPACITY  SLOT_HIGH  SLOT_FREE ...      │ HDR_*
- *                    │ FREE_ROOT  FREE_HEAD  BUSY_ROOT  counters  lock words   │
- *  byte 256          ├────────────────── header, Float64 words ────────────────┤
- *                    │ START  END  PAGE_SIZE  FREE_BYTES  BUSY_BYTES ...       │ HDRF_*
+ *  byte 0            ╒═══ header: Int32 words (HDR_*) and Float64 words (HDRF_*) ═══╕
+ *                    │ line 0  MAGIC VERSION CAPACITY ... START END PAGE_SIZE    │ read-mostly
+ *  byte 64           │ line 1  FREE_LOCK owner FREE_ROOT ... SLOT_* FREE_BYTES   │ free-space lock
+ *  byte 128          │ line 2  BUSY_LOCK owner BUSY_ROOT LAZY_* BUSY_BYTES ...   │ busy lock
+ *  byte 192          │ line 3  LAZY_MAX PURGE_LOCK owner SEQ_PURGE PURGE_* ...   │ purge mutex
+ *  byte 256          │ line 4  more purge counters, TAG_LOCK                     │
  *  byte 512          ├────────────────── tag table ────────────────────────────┤
  *                    │ TAG_MAX entries × TAG_BYTES: [len u8][UTF-8 bytes]      │ entry 0 = no tag
  *  HANDLE_OFFSET     ├────────────────── handle table ─────────────────────────┤
@@ -48,7 +49,7 @@
  */
 
 export const MAGIC = 0x766d6170; // "vmap"
-export const VERSION = 2;
+export const VERSION = 3;
 
 // ── header, Int32 words ────────────────────────────────────────────────────────────────
 export const HDR_MAGIC = 0;
@@ -58,29 +59,29 @@ export const HDR_CAPACITY = 2;
 /** Records the table may ever hold (maxAreas + 1 for record 0). */
 export const HDR_MAX_CAPACITY = 3;
 /** First record never handed out; records [1, SLOT_HIGH) are in use or on the slot free list. */
-export const HDR_SLOT_HIGH = 4;
+export const HDR_SLOT_HIGH = 21;
 /** Head of the slot free list (linked through `next`), 0 when empty. */
-export const HDR_SLOT_FREE = 5;
+export const HDR_SLOT_FREE = 22;
 /** Length of the slot free list. */
-export const HDR_SLOT_FREE_NR = 6;
+export const HDR_SLOT_FREE_NR = 23;
 /** Root of the free tree (augmented with subtreeMaxSize), keyed by vaStart. */
-export const HDR_FREE_ROOT = 7;
+export const HDR_FREE_ROOT = 18;
 /** Lowest free block: head of the address-ordered free list. */
-export const HDR_FREE_HEAD = 8;
+export const HDR_FREE_HEAD = 19;
 /** Number of blocks in the free tree. */
-export const HDR_FREE_NR = 9;
+export const HDR_FREE_NR = 20;
 /** Root of the busy tree, keyed by vaStart. */
-export const HDR_BUSY_ROOT = 10;
+export const HDR_BUSY_ROOT = 34;
 /** Number of areas in the busy tree (busy only; lazy areas are on the lazy list or the purge batch). */
-export const HDR_BUSY_NR = 11;
+export const HDR_BUSY_NR = 35;
 /** Number of tags in the tag table, entry 0 included. */
-export const HDR_TAG_NR = 12;
+export const HDR_TAG_NR = 5;
 /** Lazy list: areas freed lazily and not yet taken by a purge (linked through `next`). */
-export const HDR_LAZY_HEAD = 13;
-export const HDR_LAZY_NR = 14;
+export const HDR_LAZY_HEAD = 36;
+export const HDR_LAZY_NR = 37;
 /** The batch a purge took: lazy areas, flushed or being flushed, not yet merged into free space. */
-export const HDR_PURGE_HEAD = 15;
-export const HDR_PURGE_NR = 16;
+export const HDR_PURGE_HEAD = 53;
+export const HDR_PURGE_NR = 54;
 /**
  * Lock words (lock.ts). Each is also the sequence lock of the counters written under it (seed
  * 001): bits 0-29 count acquisitions and releases, odd while held; bit 30 (LOCK_WAITERS) is set
@@ -93,60 +94,62 @@ export const HDR_PURGE_NR = 16;
  * - FREE: the free tree and list, the slot free list and table growth, the purge batch's pops;
  * - TAG: appending to the tag table.
  */
-export const HDR_PURGE_LOCK = 17;
-export const HDR_BUSY_LOCK = 18;
-export const HDR_FREE_LOCK = 19;
-export const HDR_TAG_LOCK = 20;
+export const HDR_PURGE_LOCK = 50;
+export const HDR_BUSY_LOCK = 32;
+export const HDR_FREE_LOCK = 16;
+export const HDR_TAG_LOCK = 70;
 /** Sequence word of the purge counters (see stats.ts). */
-export const HDR_SEQ_PURGE = 21;
+export const HDR_SEQ_PURGE = 52;
 /** The handle id holding a lock sits this many words after the lock word (for waiters' liveness checks). */
-export const LOCK_OWNER_OFFSET = 5;
+export const LOCK_OWNER_OFFSET = 1;
 /** Nonzero once a handle died holding a lock: the id of that handle. The space is then unusable. */
-export const HDR_DEAD = 27;
+export const HDR_DEAD = 6;
 /** The lock the dead handle held. */
-export const HDR_DEAD_LOCK = 28;
+export const HDR_DEAD_LOCK = 7;
 /** 1 when the space was created with priorityPurge: false (the free path never purges). */
-export const HDR_NO_PRIORITY = 29;
-export const HDR_WORDS = 64;
+export const HDR_NO_PRIORITY = 4;
+export const HDR_WORDS = 128;
 
 // ── header, Float64 words (index into a Float64Array over the whole header) ─────────────
-// Each counter names its statistics domain (HDR_SEQ_*) in brackets.
-export const HDRF_START = 32;
-export const HDRF_END = 33;
-export const HDRF_PAGE_SIZE = 34;
+// Each counter names its statistics domain in brackets. A domain's lock word, holder, roots
+// and counters share one 64-byte line (see the diagram): a statistics reader then disturbs
+// one line per domain, and an allocation moves two lines between cores, not four.
+export const HDRF_START = 4;
+export const HDRF_END = 5;
+export const HDRF_PAGE_SIZE = 6;
 /** Lazy pages that make a drain due; twice this makes the free path purge itself. */
-export const HDRF_LAZY_MAX_PAGES = 35;
+export const HDRF_LAZY_MAX_PAGES = 7;
 /** [free] Bytes in free blocks. */
-export const HDRF_FREE_BYTES = 36;
+export const HDRF_FREE_BYTES = 13;
 /** [free] Allocations that failed with EBUSY. */
-export const HDRF_FAILED = 37;
+export const HDRF_FAILED = 14;
 /** [busy] Bytes in busy (not lazy) areas. */
-export const HDRF_BUSY_BYTES = 38;
+export const HDRF_BUSY_BYTES = 19;
 /** [busy] Successful allocations. */
-export const HDRF_ALLOCS = 39;
+export const HDRF_ALLOCS = 20;
 /** [busy] Frees (each makes one area lazy). */
-export const HDRF_FREES = 40;
+export const HDRF_FREES = 21;
 /**
  * [busy] Pages ever freed lazily. vmap_lazy_nr, the pages freed lazily and not yet merged
  * back, is LAZY_ADDED - LAZY_PURGED: two counters, since frees and purges hold different locks.
  */
-export const HDRF_LAZY_ADDED = 41;
+export const HDRF_LAZY_ADDED = 22;
 /** [busy] Lowest vaStart and highest vaEnd on the lazy list (+-Infinity when empty). */
-export const HDRF_LAZY_MIN = 42;
-export const HDRF_LAZY_MAX = 43;
+export const HDRF_LAZY_MIN = 23;
+export const HDRF_LAZY_MAX = 24;
 /** [purge] Purges that took a non-empty batch. */
-export const HDRF_PURGES = 44;
+export const HDRF_PURGES = 28;
 /** [purge] Calls of the flush hook, and the bytes of the ranges they covered. */
-export const HDRF_FLUSHES = 45;
-export const HDRF_FLUSHED_BYTES = 46;
+export const HDRF_FLUSHES = 29;
+export const HDRF_FLUSHED_BYTES = 30;
 /** [purge] Areas merged back into free space by purges. */
-export const HDRF_PURGED_AREAS = 47;
+export const HDRF_PURGED_AREAS = 31;
 /** [purge] Purges run by an allocation that found no fit. */
-export const HDRF_OVERFLOW_PURGES = 48;
+export const HDRF_OVERFLOW_PURGES = 32;
 /** [purge] Flushes that threw or rejected (their batch went back to the lazy list). */
-export const HDRF_FLUSH_ERRORS = 49;
+export const HDRF_FLUSH_ERRORS = 33;
 /** [purge] Pages ever merged back by purges (see HDRF_LAZY_ADDED). */
-export const HDRF_LAZY_PURGED = 50;
+export const HDRF_LAZY_PURGED = 34;
 export const HEADER_BYTES = 512;
 
 // ── tag table ──────────────────────────────────────────────────────────────────────────
