@@ -57,6 +57,7 @@ const LOCK_NAMES: Record<number, string> = {
 
 /** Whether this thread may block in Atomics.wait (not on a browser's main thread). */
 const canWait: boolean = (() => {
+	if (typeof SharedArrayBuffer !== "function") return false; // no sharing, nobody to wait for
 	try {
 		Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 1, 0);
 		return true;

@@ -56,6 +56,12 @@ export function parseSpaceOptions(options: VmapSpaceOptions): SpaceParams {
 	if (typeof shared !== "boolean") {
 		throw new VmapError("EINVAL", `Cannot create a space: shared must be true or false, got ${shown(shared)}`);
 	}
+	if (shared && typeof SharedArrayBuffer !== "function") {
+		throw new VmapError(
+			"EINVAL",
+			"Cannot create a shared space: SharedArrayBuffer is not available here (a browser page needs cross-origin isolation: COOP same-origin and COEP require-corp); pass shared: false for a space of this thread only",
+		);
+	}
 	const lazyMaxPages = options.lazyMaxPages ?? Math.max(1, LAZY_MAX_BYTES / pageSize);
 	if (!Number.isSafeInteger(lazyMaxPages) || lazyMaxPages < 1) {
 		throw new VmapError("EINVAL", `Cannot create a space: lazyMaxPages must be a whole number of pages, at least 1, got ${shown(lazyMaxPages)}`);

@@ -49,7 +49,7 @@ import { findLazyArea, flushingNote, Purger } from "./purge.ts";
 import { isPowerOfTwo, parseSpaceOptions } from "./options.ts";
 import { readStats } from "./stats.ts";
 import { TagTable } from "./tags.ts";
-import { type SpaceBuffer, VaTable } from "./va-table.ts";
+import { isShared, type SpaceBuffer, VaTable } from "./va-table.ts";
 
 
 /**
@@ -98,7 +98,7 @@ export class VmapSpace {
 	 */
 	static attach(handle: VmapHandle, options?: AttachOptions): VmapSpace {
 		const buffer = (handle as { buffer?: unknown } | null)?.buffer;
-		if (!(buffer instanceof SharedArrayBuffer) || buffer.byteLength < RECORDS_OFFSET) {
+		if (!isShared(buffer) || buffer.byteLength < RECORDS_OFFSET) {
 			throw new VmapError("EINVAL", `Cannot attach: the handle must be a space's \`handle\` ({ buffer: SharedArrayBuffer }), got ${shown(handle)}`);
 		}
 		const hdr = new Int32Array(buffer, 0, HDR_WORDS);
@@ -117,7 +117,7 @@ export class VmapSpace {
 	/** What another worker needs to attach: post it (structured clone), then VmapSpace.attach(). */
 	get handle(): VmapHandle {
 		const buffer = this.table.buffer;
-		if (!(buffer instanceof SharedArrayBuffer)) {
+		if (!isShared(buffer)) {
 			throw new VmapError("EINVAL", "Cannot share a space created with shared: false: its buffer is a plain ArrayBuffer");
 		}
 		return { buffer };

@@ -22,6 +22,14 @@ import {
 export type SpaceBuffer = SharedArrayBuffer | ArrayBuffer;
 
 /**
+ * Whether `buffer` is shared. A browser page that is not cross-origin isolated has no
+ * SharedArrayBuffer at all: a one-thread space must still work there.
+ */
+export function isShared(buffer: unknown): buffer is SharedArrayBuffer {
+	return typeof SharedArrayBuffer === "function" && buffer instanceof SharedArrayBuffer;
+}
+
+/**
  * The record table: a buffer, its views, and slot allocation.
  *
  * Views are fixed-length and rebuilt when the table grows. A length-tracking view over a
@@ -160,7 +168,7 @@ export class VaTable {
 /** The buffer with at least `bytes` bytes: grown in place if shared, else a larger copy. */
 function grown(buffer: SpaceBuffer, bytes: number): SpaceBuffer {
 	if (buffer.byteLength >= bytes) return buffer;
-	if (buffer instanceof SharedArrayBuffer) {
+	if (isShared(buffer)) {
 		buffer.grow(bytes);
 		return buffer;
 	}

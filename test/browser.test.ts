@@ -16,7 +16,7 @@ import { chromium } from "playwright-core";
 const root = fileURLToPath(new URL("..", import.meta.url));
 const TYPES: Record<string, string> = { ".js": "text/javascript", ".html": "text/html", ".map": "application/json" };
 
-test("browser: a page and two Web Workers share one space (headless Chromium)", { timeout: 120_000 }, async () => {
+test("browser: a page and two Web Workers share one space; without cross-origin isolation a one-thread space works (headless Chromium)", { timeout: 120_000 }, async () => {
 	const dist = mkdtempSync(join(tmpdir(), "vmap-dist-"));
 	execFileSync(process.execPath, [join(root, "node_modules/typescript/bin/tsc"), "-p", join(root, "tsconfig.build.json"), "--outDir", dist]);
 	const server = createServer((req, res) => {
@@ -25,11 +25,9 @@ test("browser: a page and two Web Workers share one space (headless Chromium)", 
 		try {
 			if (!file) throw new Error("not served");
 			const body = readFileSync(file);
-			res.writeHead(200, {
-				"Content-Type": TYPES[extname(file)] ?? "application/octet-stream",
-				"Cross-Origin-Opener-Policy": "same-origin",
-				"Cross-Origin-Embedder-Policy": "require-corp",
-			});
+			// plain.html is served without cross-origin isolation: no SharedArrayBuffer there.
+			const isolation = path.endsWith("/plain.html") ? {} : { "Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp" };
+			res.writeHead(200, { "Content-Type": TYPES[extname(file)] ?? "application/octet-stream", ...isolation });
 			res.end(body);
 		} catch {
 			res.writeHead(404).end();
@@ -66,6 +64,26 @@ test("browser: a page and two Web Workers share one space (headless Chromium)", 
 		assert.ok(r.workers.every((w) => w.id >= 2), `worker ids ${r.workers.map((w) => w.id)}: the page holds id 1`);
 		assert.ok(r.workers.every((w) => w.allocs > 1000));
 		assert.equal(r.whole, true, "after everything was freed and purged, free space is the whole space");
+
+		// Without cross-origin isolation: no SharedArrayBuffer, yet a one-thread space works.
+		const plain = await browser.newPage();
+		const plainErrors: string[] = [];
+		plain.on("pageerror", (e) => plainErrors.push(String(e)));
+		await plain.goto(`http://127.0.0.1:${port}/test/browser/plain.html`);
+		await plain.waitForFunction(() => (globalThis as unknown as { __result?: unknown }).__result !== undefined, undefined, { timeout: 30_000 });
+		const p = (await plain.evaluate(() => (globalThis as unknown as { __result: unknown }).__result)) as {
+			error?: string;
+			hasSAB: boolean;
+			sharedError: string;
+			whole: boolean;
+			allocs: number;
+		};
+		assert.equal(p.error, undefined, p.error);
+		assert.deepEqual(plainErrors, []);
+		assert.equal(p.hasSAB, false, "the plain page is not cross-origin isolated");
+		assert.match(p.sharedError, /^EINVAL: Cannot create a shared space: SharedArrayBuffer is not available here .*pass shared: false/);
+		assert.equal(p.whole, true);
+		assert.ok(p.allocs > 3000);
 	} finally {
 		await browser.close();
 		server.close();
