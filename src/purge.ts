@@ -82,8 +82,6 @@ export class Purger {
 	private drainScheduled = false;
 	/** This handle's drain is reclaiming a batch in slices (it holds the purge mutex). */
 	private reclaiming = false;
-	/** Times this handle's drains yielded to the event loop mid-purge. */
-	slicesYielded = 0;
 
 	constructor(t: VaTable, locks: Locks, flush: FlushHook | undefined, pageSize: number) {
 		this.t = t;
@@ -295,7 +293,6 @@ export class Purger {
 						while (t.hdr[HDR_PURGE_HEAD] !== 0) {
 							this.reclaimStep();
 							if (performance.now() > until && t.lazyPages() < 2 * t.hdrF[HDRF_LAZY_MAX_PAGES]!) {
-								this.slicesYielded++;
 								schedule(slice);
 								return;
 							}

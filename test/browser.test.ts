@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { extname, join, normalize } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+import { type Browser, chromium } from "playwright-core";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const TYPES: Record<string, string> = { ".js": "text/javascript", ".html": "text/html", ".map": "application/json" };
@@ -40,22 +40,14 @@ test("browser: a page and two Web Workers share one space; without cross-origin 
 		args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
 	});
 	try {
-		const page = await browser.newPage();
-		const errors: string[] = [];
-		page.on("pageerror", (e) => errors.push(String(e)));
-		await page.goto(`http://127.0.0.1:${port}/test/browser/index.html`);
-		await page.waitForFunction(() => (globalThis as unknown as { __result?: unknown }).__result !== undefined, undefined, { timeout: 90_000 });
-		const r = (await page.evaluate(() => (globalThis as unknown as { __result: unknown }).__result)) as {
-			error?: string;
+		const r = await resultOf<{
 			crossOriginIsolated: boolean;
 			mainAllocs: number;
 			workers: Array<{ id: number; allocs: number; violations: string[] }>;
 			violations: string[];
 			whole: boolean;
 			purges: number;
-		};
-		assert.equal(r.error, undefined, r.error);
-		assert.deepEqual(errors, []);
+		}>(browser, `http://127.0.0.1:${port}/test/browser/index.html`);
 		console.log(`# browser: main thread ${r.mainAllocs} allocations, workers ${r.workers.map((w) => `#${w.id}: ${w.allocs}`).join(", ")}, ${r.purges} purges`);
 		assert.equal(r.crossOriginIsolated, true);
 		assert.deepEqual(r.violations, []);
@@ -66,20 +58,7 @@ test("browser: a page and two Web Workers share one space; without cross-origin 
 		assert.equal(r.whole, true, "after everything was freed and purged, free space is the whole space");
 
 		// Without cross-origin isolation: no SharedArrayBuffer, yet a one-thread space works.
-		const plain = await browser.newPage();
-		const plainErrors: string[] = [];
-		plain.on("pageerror", (e) => plainErrors.push(String(e)));
-		await plain.goto(`http://127.0.0.1:${port}/test/browser/plain.html`);
-		await plain.waitForFunction(() => (globalThis as unknown as { __result?: unknown }).__result !== undefined, undefined, { timeout: 30_000 });
-		const p = (await plain.evaluate(() => (globalThis as unknown as { __result: unknown }).__result)) as {
-			error?: string;
-			hasSAB: boolean;
-			sharedError: string;
-			whole: boolean;
-			allocs: number;
-		};
-		assert.equal(p.error, undefined, p.error);
-		assert.deepEqual(plainErrors, []);
+		const p = await resultOf<{ hasSAB: boolean; sharedError: string; whole: boolean; allocs: number }>(browser, `http://127.0.0.1:${port}/test/browser/plain.html`);
 		assert.equal(p.hasSAB, false, "the plain page is not cross-origin isolated");
 		assert.match(p.sharedError, /^EINVAL: Cannot create a shared space: SharedArrayBuffer is not available here .*pass shared: false/);
 		assert.equal(p.whole, true);
@@ -89,3 +68,19 @@ test("browser: a page and two Web Workers share one space; without cross-origin 
 		server.close();
 	}
 });
+
+/**
+ * Open `url` in a new page, wait for the `__result` its script sets, and return it; the page must
+ * have thrown nothing and reported no error of its own.
+ */
+async function resultOf<T>(browser: Browser, url: string): Promise<T> {
+	const page = await browser.newPage();
+	const errors: string[] = [];
+	page.on("pageerror", (e) => errors.push(String(e)));
+	await page.goto(url);
+	await page.waitForFunction(() => (globalThis as unknown as { __result?: unknown }).__result !== undefined, undefined, { timeout: 90_000 });
+	const r = (await page.evaluate(() => (globalThis as unknown as { __result: unknown }).__result)) as T & { error?: string };
+	assert.equal(r.error, undefined, r.error);
+	assert.deepEqual(errors, [], `page errors on ${url}`);
+	return r;
+}
