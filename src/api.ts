@@ -20,7 +20,7 @@ export interface VmapSpaceOptions {
 	/**
 	 * Lazily freed pages that make a drain due (kernel lazy_max_pages()). At twice this the
 	 * free path purges by itself, so a loop that never yields cannot grow the backlog without
-	 * bound (seed 002). @defaultValue fls(nodes) * 32 MiB / pageSize, with nodes = 1
+	 * bound (seed 002). @defaultValue fls(nodes) * 32 MiB / pageSize
 	 */
 	lazyMaxPages?: number;
 	/**
@@ -36,6 +36,48 @@ export interface VmapSpaceOptions {
 	 * yields then lets the backlog grow until the space runs out. @defaultValue true
 	 */
 	priorityPurge?: boolean;
+	/**
+	 * Nodes (kernel vmap_nodes): busy areas are split over them by address, in zones of 16
+	 * pages, and each keeps pools of purged areas of 1..256 pages for instant reuse. A handle
+	 * allocates from the pool of node (id - 1) % nodes. With one node there are no pools and
+	 * allocation always takes the lowest fit. From 1 to 128.
+	 * @defaultValue clamp(navigator.hardwareConcurrency, 1, 128); 1 where that is missing (Node 20)
+	 */
+	nodes?: number;
+}
+
+export interface StatsOptions {
+	/** Add each node's pool lengths (`NodeStats.poolLengths`). @defaultValue false */
+	pools?: boolean;
+}
+
+/** What trim() gave back to free space. */
+export interface TrimResult {
+	areas: number;
+	bytes: number;
+}
+
+/** One node's figures (each group read consistently, like VmapStats). */
+export interface NodeStats {
+	/** Busy areas whose start lies in this node's zones, and their bytes. */
+	busyAreas: number;
+	busyBytes: number;
+	/** Areas on this node's lazy list and purge list. */
+	lazyAreas: number;
+	/** Areas in this node's pools, and their bytes. */
+	poolAreas: number;
+	poolBytes: number;
+	/** Pool-path allocations of this node's handles served by its pool, and not. */
+	poolHits: number;
+	poolMisses: number;
+	/** Areas purges reclaimed from this node (into its pools or free space). */
+	purgedAreas: number;
+	/** Areas decays moved from this node's pools to free space. */
+	decayedAreas: number;
+	/** Purges of this node's list done by a helper (another handle). */
+	helperRuns: number;
+	/** With `stats({ pools: true })`: poolLengths[k] areas of k + 1 pages. */
+	poolLengths?: number[];
 }
 
 export type FlushHook = (start: number, end: number) => void | PromiseLike<void>;
@@ -105,6 +147,15 @@ export interface VmapStats {
 	purgedAreas: number;
 	overflowPurges: number;
 	flushErrors: number;
+	/** Bytes and areas in every node's pools (reusable at once, not part of freeBytes). */
+	poolBytes: number;
+	poolAreas: number;
+	poolHits: number;
+	poolMisses: number;
+	/** Node purge lists reclaimed by helpers; trim() calls. */
+	helped: number;
+	trims: number;
+	nodes: NodeStats[];
 	consistent: boolean;
 }
 

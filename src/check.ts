@@ -5,29 +5,39 @@
  */
 import { corrupt, hex } from "./errors.ts";
 import {
-	HDR_BUSY_NR,
-	HDR_BUSY_ROOT,
 	HDR_CAPACITY,
 	HDR_FREE_HEAD,
 	HDR_FREE_NR,
 	HDR_FREE_ROOT,
-	HDR_LAZY_HEAD,
-	HDR_LAZY_NR,
 	HDR_MAGIC,
 	HDR_MAX_CAPACITY,
-	HDR_PURGE_HEAD,
 	HDR_PURGE_LOCK,
-	HDR_PURGE_NR,
 	HDR_SLOT_FREE,
 	HDR_SLOT_FREE_NR,
 	HDR_SLOT_HIGH,
 	HDR_VERSION,
-	HDRF_BUSY_BYTES,
 	HDRF_FREE_BYTES,
-	HDRF_LAZY_MAX,
-	HDRF_LAZY_MIN,
 	HDRF_PAGE_SIZE,
+	HDRF_ZONE_SIZE,
 	MAGIC,
+	MAX_VA_SIZE_PAGES,
+	N_BUSY_NR,
+	N_BUSY_ROOT,
+	N_LAZY_HEAD,
+	N_LAZY_NR,
+	N_POOL_NR,
+	N_PURGE_HEAD,
+	N_PURGE_NR,
+	NF_BUSY_BYTES,
+	NF_LAZY_ADDED,
+	NF_LAZY_MAX,
+	NF_LAZY_MIN,
+	NF_LAZY_PURGED,
+	NF_POOL_BYTES,
+	nodeBase,
+	POOL_HEAD,
+	POOL_LEN,
+	POOL_TAIL,
 	REC_F64,
 	REC_I32,
 	VA_BUSY,
@@ -37,17 +47,23 @@ import {
 	VA_LEFT,
 	VA_NEXT,
 	VA_PARENT,
+	VA_POOL,
 	VA_RIGHT,
 	VA_START,
+	VA_STATE,
 	VA_SUBTREE_MAX,
 	VERSION,
 } from "./layout.ts";
+import { addrToNode, encodeVn, poolWord, vnOf } from "./nodes.ts";
 import type { VaTable } from "./va-table.ts";
+
+type Bounds = { spaceStart: number; spaceEnd: number; pageSize: number; nodes: number; zoneInverse: number };
 
 /** `beat` is called every few thousand records: a long check must not look like a dead lock owner. */
 export function checkSpace(t: VaTable, spaceStart: number, spaceEnd: number, beat: () => void): void {
 	if (t.capacity !== t.hdr[HDR_CAPACITY]) t.remap();
 	const hdr = t.hdr;
+	const hdrF = t.hdrF;
 	if (hdr[HDR_MAGIC] !== MAGIC || hdr[HDR_VERSION] !== VERSION) corrupt(`header: magic/version ${hex(hdr[HDR_MAGIC]!)}/${hdr[HDR_VERSION]} is not a vmap space`);
 	const high = hdr[HDR_SLOT_HIGH]!;
 	if (!(high >= 1 && high <= hdr[HDR_CAPACITY]! && hdr[HDR_CAPACITY]! <= hdr[HDR_MAX_CAPACITY]!)) {
@@ -56,9 +72,9 @@ export function checkSpace(t: VaTable, spaceStart: number, spaceEnd: number, bea
 	for (let w = 0; w < REC_F64; w++) if (t.f64[w] !== 0) corrupt(`slots: record 0 (nil) has been written (word ${w})`);
 
 	const seen = new Uint8Array(high);
-	const pageSize = t.hdrF[HDRF_PAGE_SIZE]!;
-	const free = walkTree(t, "free tree", HDR_FREE_ROOT, true, seen, spaceStart, spaceEnd, pageSize, beat);
-	const busy = walkTree(t, "busy tree", HDR_BUSY_ROOT, false, seen, spaceStart, spaceEnd, pageSize, beat);
+	const pageSize = hdrF[HDRF_PAGE_SIZE]!;
+	const bounds: Bounds = { spaceStart, spaceEnd, pageSize, nodes: t.nodes, zoneInverse: 1 / hdrF[HDRF_ZONE_SIZE]! };
+	const free = walkTree(t, "free tree", HDR_FREE_ROOT, true, seen, bounds, beat);
 
 	// Free blocks: coalesced, the list is the tree's order, counters agree.
 	let freeBytes = 0;
@@ -77,40 +93,75 @@ export function checkSpace(t: VaTable, spaceStart: number, spaceEnd: number, bea
 	}
 	if (listed !== 0) corrupt(`free list: continues past the tree's last block, at record ${listed}`);
 	if (free.length !== hdr[HDR_FREE_NR]) corrupt(`free tree: holds ${free.length} blocks, header says ${hdr[HDR_FREE_NR]}`);
-	if (freeBytes !== t.hdrF[HDRF_FREE_BYTES]) corrupt(`free tree: holds ${freeBytes} bytes, header says ${t.hdrF[HDRF_FREE_BYTES]}`);
+	if (freeBytes !== hdrF[HDRF_FREE_BYTES]) corrupt(`free tree: holds ${freeBytes} bytes, header says ${hdrF[HDRF_FREE_BYTES]}`);
 
-	// The busy tree holds busy areas only; lazy areas are on the lazy list or in the purge batch.
-	let busyBytes = 0;
-	for (const va of busy) {
-		busyBytes += t.f64[va * REC_F64 + VA_END]! - t.f64[va * REC_F64 + VA_START]!;
-		if (t.i32[va * REC_I32 + VA_FLAGS] !== VA_BUSY) corrupt(`busy tree: record ${va} has state flags ${t.i32[va * REC_I32 + VA_FLAGS]}, not busy`);
-	}
-	if (busy.length !== hdr[HDR_BUSY_NR]) corrupt(`busy tree: holds ${busy.length} areas, header says ${hdr[HDR_BUSY_NR]}`);
-	if (busyBytes !== t.hdrF[HDRF_BUSY_BYTES]) corrupt(`busy tree: holds ${busyBytes} bytes in busy areas, header says ${t.hdrF[HDRF_BUSY_BYTES]}`);
-	const lazy = walkLazy(t, "lazy list", HDR_LAZY_HEAD, HDR_LAZY_NR, seen, spaceStart, spaceEnd, pageSize);
-	const batch = walkLazy(t, "purge batch", HDR_PURGE_HEAD, HDR_PURGE_NR, seen, spaceStart, spaceEnd, pageSize);
-	if (batch.areas.length !== 0 && hdr[HDR_PURGE_LOCK] === 0) corrupt(`purge batch: holds ${batch.areas.length} areas but no purge holds the purge mutex`);
-	const lazyBytes = lazy.bytes + batch.bytes;
-	if (lazyBytes / pageSize !== t.lazyPages()) {
-		corrupt(`vmapLazyNr: header says ${t.lazyPages()} pages, the lazy list and purge batch hold ${lazyBytes / pageSize}`);
-	}
-	if (lazy.min !== t.hdrF[HDRF_LAZY_MIN] || lazy.max !== t.hdrF[HDRF_LAZY_MAX]) {
-		corrupt(`lazy list: covers [${lazy.min}, ${lazy.max}), the incremental flush range says [${t.hdrF[HDRF_LAZY_MIN]}, ${t.hdrF[HDRF_LAZY_MAX]})`);
-	}
-
-	// Busy, lazy and free ranges never overlap, and together they are the space.
 	const all: Array<[number, number, string]> = [];
 	for (const va of free) all.push([t.f64[va * REC_F64 + VA_START]!, t.f64[va * REC_F64 + VA_END]!, "free block"]);
-	for (const va of busy) all.push([t.f64[va * REC_F64 + VA_START]!, t.f64[va * REC_F64 + VA_END]!, "busy area"]);
-	for (const va of [...lazy.areas, ...batch.areas]) all.push([t.f64[va * REC_F64 + VA_START]!, t.f64[va * REC_F64 + VA_END]!, "lazy area"]);
+	let busyBytes = 0;
+	let lazyBytes = 0;
+	let poolBytes = 0;
+	let records = free.length;
+	for (let v = 0; v < t.nodes; v++) {
+		const b = nodeBase(v);
+		const f = b >> 1;
+		const node = `node ${v}`;
+		// Busy areas live at their start's node, busy only; lazy areas are on lists.
+		const busy = walkTree(t, `${node} busy tree`, b + N_BUSY_ROOT, false, seen, bounds, beat);
+		let bytes = 0;
+		for (const va of busy) {
+			const s = t.f64[va * REC_F64 + VA_START]!;
+			const e = t.f64[va * REC_F64 + VA_END]!;
+			bytes += e - s;
+			all.push([s, e, "busy area"]);
+			const flags = t.i32[va * REC_I32 + VA_FLAGS]!;
+			if ((flags & VA_STATE) !== VA_BUSY) corrupt(`${node} busy tree: record ${va} has state flags ${flags & VA_STATE}, not busy`);
+			checkVn(flags, `${node} busy tree: record ${va}`, bounds.nodes);
+			const home = addrToNode(s, bounds.zoneInverse, bounds.nodes);
+			if (home !== v) corrupt(`${node} busy tree: record ${va} starts at ${hex(s)}, which belongs to node ${home}`);
+		}
+		if (busy.length !== hdr[b + N_BUSY_NR]) corrupt(`${node} busy tree: holds ${busy.length} areas, header says ${hdr[b + N_BUSY_NR]}`);
+		if (bytes !== hdrF[f + NF_BUSY_BYTES]) corrupt(`${node} busy tree: holds ${bytes} bytes in busy areas, header says ${hdrF[f + NF_BUSY_BYTES]}`);
+		busyBytes += bytes;
+		records += busy.length;
+
+		const lazy = walkList(t, `${node} lazy list`, hdr[b + N_LAZY_HEAD]!, hdr[b + N_LAZY_NR]!, VA_LAZY, v, seen, bounds, all);
+		const batch = walkList(t, `${node} purge list`, hdr[b + N_PURGE_HEAD]!, hdr[b + N_PURGE_NR]!, VA_LAZY, v, seen, bounds, all);
+		if (batch.areas !== 0 && (hdr[HDR_PURGE_LOCK]! & 1) === 0) corrupt(`${node} purge list: holds ${batch.areas} areas but no purge holds the purge mutex`);
+		const pages = (lazy.bytes + batch.bytes) / pageSize;
+		const counted = hdrF[f + NF_LAZY_ADDED]! - hdrF[f + NF_LAZY_PURGED]!;
+		if (pages !== counted) corrupt(`${node} vmapLazyNr: header says ${counted} pages, the lazy and purge lists hold ${pages}`);
+		if (lazy.min !== hdrF[f + NF_LAZY_MIN] || lazy.max !== hdrF[f + NF_LAZY_MAX]) {
+			corrupt(`${node} lazy list: covers [${lazy.min}, ${lazy.max}), the incremental flush range says [${hdrF[f + NF_LAZY_MIN]}, ${hdrF[f + NF_LAZY_MAX]})`);
+		}
+		lazyBytes += lazy.bytes + batch.bytes;
+		records += lazy.areas + batch.areas;
+
+		// Pools: LIFO lists of areas of exactly k pages, flagged pooled for this node.
+		let pooled = 0;
+		let pooledBytes = 0;
+		for (let k = 1; k <= MAX_VA_SIZE_PAGES; k++) {
+			const p = poolWord(v, k);
+			const pool = walkList(t, `${node} pool ${k}`, hdr[p + POOL_HEAD]!, hdr[p + POOL_LEN]!, VA_POOL, v, seen, bounds, all);
+			if (pool.areas !== 0 && pool.bytes !== pool.areas * k * pageSize) corrupt(`${node} pool ${k}: holds an area that is not ${k} pages`);
+			if (hdr[p + POOL_TAIL] !== pool.last) corrupt(`${node} pool ${k}: tail is record ${hdr[p + POOL_TAIL]}, the list ends at record ${pool.last}`);
+			pooled += pool.areas;
+			pooledBytes += pool.bytes;
+		}
+		if (pooled !== hdr[b + N_POOL_NR]) corrupt(`${node} pools: hold ${pooled} areas, header says ${hdr[b + N_POOL_NR]}`);
+		if (pooledBytes !== hdrF[f + NF_POOL_BYTES]) corrupt(`${node} pools: hold ${pooledBytes} bytes, header says ${hdrF[f + NF_POOL_BYTES]}`);
+		poolBytes += pooledBytes;
+		records += pooled;
+	}
+
+	// Busy, lazy, pooled and free ranges never overlap, and together they are the space.
 	all.sort((a, b) => a[0] - b[0]);
 	for (let i = 1; i < all.length; i++) {
 		const [ps, pe, pw] = all[i - 1]!;
 		const [s, e, w] = all[i]!;
 		if (s < pe) corrupt(`${w} [${hex(s)}, ${hex(e)}) overlaps ${pw} [${hex(ps)}, ${hex(pe)})`);
 	}
-	if (freeBytes + busyBytes + lazyBytes !== spaceEnd - spaceStart) {
-		corrupt(`accounting: free ${freeBytes} + busy ${busyBytes} + lazy ${lazyBytes} bytes != space ${spaceEnd - spaceStart} bytes`);
+	if (freeBytes + busyBytes + lazyBytes + poolBytes !== spaceEnd - spaceStart) {
+		corrupt(`accounting: free ${freeBytes} + busy ${busyBytes} + lazy ${lazyBytes} + pooled ${poolBytes} bytes != space ${spaceEnd - spaceStart} bytes`);
 	}
 
 	// Slots: every record below SLOT_HIGH is in exactly one structure.
@@ -122,40 +173,54 @@ export function checkSpace(t: VaTable, spaceStart: number, spaceEnd: number, bea
 		onFreeList++;
 	}
 	if (onFreeList !== hdr[HDR_SLOT_FREE_NR]) corrupt(`slot free list: holds ${onFreeList} records, header says ${hdr[HDR_SLOT_FREE_NR]}`);
-	const lazyNr = lazy.areas.length + batch.areas.length;
-	const accounted = free.length + busy.length + lazyNr + onFreeList + 1;
-	if (accounted !== high) {
-		corrupt(`slots: ${accounted - 1} records accounted for (free ${free.length}, busy ${busy.length}, lazy ${lazyNr}, unused ${onFreeList}) but ${high - 1} handed out`);
+	if (records + onFreeList + 1 !== high) {
+		corrupt(`slots: ${records + onFreeList} records accounted for (${records} in use, ${onFreeList} unused) but ${high - 1} handed out`);
 	}
 }
 
+/** A record's vn_id is none or a node of the space. */
+function checkVn(flags: number, what: string, nodes: number): void {
+	const vn = vnOf(flags);
+	if (vn < -1 || vn >= nodes) corrupt(`${what} carries node id ${vn}, not one of the ${nodes} nodes`);
+}
+
 /**
- * Walk a list of lazy records (the lazy list or the purge batch): each must be flagged lazy,
- * page aligned, inside the space, and in no other structure. Returns the records, their bytes
- * and the range they cover (+-Infinity when empty).
+ * Walk a list of records of node `v` (a lazy list, a purge list or a pool): each must be in
+ * `state`, on the right node (lazy: its vn_id's, else its address's; pooled: vn_id v), page
+ * aligned, inside the space, and in no other structure. Adds them to `all`; returns their
+ * number, bytes, last record and the range they cover (+-Infinity when empty).
  */
-function walkLazy(t: VaTable, name: string, headWord: number, nrWord: number, seen: Uint8Array, spaceStart: number, spaceEnd: number, pageSize: number) {
-	const areas: number[] = [];
+function walkList(t: VaTable, name: string, head: number, nr: number, state: number, v: number, seen: Uint8Array, bounds: Bounds, all: Array<[number, number, string]>) {
+	let areas = 0;
 	let bytes = 0;
 	let min = Infinity;
 	let max = -Infinity;
-	for (let va = t.hdr[headWord]!; va !== 0; va = t.i32[va * REC_I32 + VA_NEXT]!) {
+	let last = 0;
+	const what = state === VA_POOL ? "pooled area" : "lazy area";
+	for (let va = head; va !== 0; va = t.i32[va * REC_I32 + VA_NEXT]!) {
 		if (va >= seen.length) corrupt(`${name}: record ${va} is at or past SLOT_HIGH ${seen.length}`);
 		if (seen[va]) corrupt(`${name}: record ${va} is reached twice (or is in another structure too)`);
 		seen[va] = 1;
-		if (t.i32[va * REC_I32 + VA_FLAGS] !== VA_LAZY) corrupt(`${name}: record ${va} has state flags ${t.i32[va * REC_I32 + VA_FLAGS]}, not lazy`);
+		const flags = t.i32[va * REC_I32 + VA_FLAGS]!;
+		if ((flags & VA_STATE) !== state) corrupt(`${name}: record ${va} has state flags ${flags & VA_STATE}, not ${state === VA_POOL ? "pooled" : "lazy"}`);
+		checkVn(flags, `${name}: record ${va}`, bounds.nodes);
 		const s = t.f64[va * REC_F64 + VA_START]!;
 		const e = t.f64[va * REC_F64 + VA_END]!;
-		if (!(s < e) || s < spaceStart || e > spaceEnd || s % pageSize !== 0 || e % pageSize !== 0) {
+		if (!(s < e) || s < bounds.spaceStart || e > bounds.spaceEnd || s % bounds.pageSize !== 0 || e % bounds.pageSize !== 0) {
 			corrupt(`${name}: record ${va} [${hex(s)}, ${hex(e)}) is empty, outside the space or not page aligned`);
 		}
-		areas.push(va);
+		const vn = vnOf(flags);
+		const home = state === VA_POOL ? v : vn >= 0 ? vn : addrToNode(s, bounds.zoneInverse, bounds.nodes);
+		if (home !== v || (state === VA_POOL && flags !== (VA_POOL | encodeVn(v)))) corrupt(`${name}: record ${va} [${hex(s)}, ${hex(e)}) belongs to node ${home}'s lists`);
+		all.push([s, e, what]);
+		areas++;
 		bytes += e - s;
+		last = va;
 		if (s < min) min = s;
 		if (e > max) max = e;
 	}
-	if (areas.length !== t.hdr[nrWord]) corrupt(`${name}: holds ${areas.length} areas, header says ${t.hdr[nrWord]}`);
-	return { areas, bytes, min, max };
+	if (areas !== nr) corrupt(`${name}: holds ${areas} areas, header says ${nr}`);
+	return { areas, bytes, min, max, last };
 }
 
 /**
@@ -169,11 +234,10 @@ function walkTree(
 	rootWord: number,
 	aug: boolean,
 	seen: Uint8Array,
-	spaceStart: number,
-	spaceEnd: number,
-	pageSize: number,
+	bounds: Bounds,
 	beat: () => void,
 ): number[] {
+	const { spaceStart, spaceEnd, pageSize } = bounds;
 	const out: number[] = [];
 	const f64 = t.f64;
 	const i32 = t.i32;

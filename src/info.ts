@@ -3,7 +3,7 @@
  * stats string. Both walk the trees, so they are O(n) and belong to diagnostics, not hot paths.
  */
 import type { VmapStats } from "./api.ts";
-import { HDR_BUSY_ROOT, HDR_FREE_HEAD, HDR_LAZY_HEAD, HDR_PURGE_HEAD, REC_F64, REC_I32, VA_END, VA_NEXT, VA_START, VA_TAG } from "./layout.ts";
+import { HDR_FREE_HEAD, N_BUSY_ROOT, N_LAZY_HEAD, N_PURGE_HEAD, nodeBase, REC_F64, REC_I32, VA_END, VA_NEXT, VA_START, VA_TAG } from "./layout.ts";
 import { rbFirst, rbNext } from "./rbtree.ts";
 import type { VaTable } from "./va-table.ts";
 
@@ -14,13 +14,29 @@ function addr(n: number): string {
 	return `0x${n.toString(16).padStart(16, "0")}`;
 }
 
-/** Lazy records (lazy list and purge batch) in address order. */
+/** Records in address order. */
+function byAddress(t: VaTable, records: number[]): number[] {
+	return records.sort((a, b) => t.f64[a * REC_F64 + VA_START]! - t.f64[b * REC_F64 + VA_START]!);
+}
+
+/** Lazy records (every node's lazy and purge lists) in address order. */
 function lazyAreas(t: VaTable): number[] {
 	const out: number[] = [];
-	for (const head of [t.hdr[HDR_LAZY_HEAD]!, t.hdr[HDR_PURGE_HEAD]!]) {
-		for (let va = head; va !== 0; va = t.i32[va * REC_I32 + VA_NEXT]!) out.push(va);
+	for (let v = 0; v < t.nodes; v++) {
+		for (const head of [t.hdr[nodeBase(v) + N_LAZY_HEAD]!, t.hdr[nodeBase(v) + N_PURGE_HEAD]!]) {
+			for (let va = head; va !== 0; va = t.i32[va * REC_I32 + VA_NEXT]!) out.push(va);
+		}
 	}
-	return out.sort((a, b) => t.f64[a * REC_F64 + VA_START]! - t.f64[b * REC_F64 + VA_START]!);
+	return byAddress(t, out);
+}
+
+/** Busy records (every node's busy tree) in address order. */
+function busyAreas(t: VaTable): number[] {
+	const out: number[] = [];
+	for (let v = 0; v < t.nodes; v++) {
+		for (let va = rbFirst(t, nodeBase(v) + N_BUSY_ROOT); va !== 0; va = rbNext(t, va)) out.push(va);
+	}
+	return t.nodes === 1 ? out : byAddress(t, out);
 }
 
 function range(t: VaTable, va: number): { start: number; end: number; size: number } {
@@ -40,7 +56,7 @@ export function vmallocinfo(t: VaTable, tagName: TagName): string {
 		return `${addr(start)}-${addr(end)} ${String(size).padStart(7)}`;
 	};
 	let out = "";
-	for (let va = rbFirst(t, HDR_BUSY_ROOT); va !== 0; va = rbNext(t, va)) {
+	for (const va of busyAreas(t)) {
 		const tag = t.i32[va * REC_I32 + VA_TAG]!;
 		out += tag === 0 ? `${line(va)}\n` : `${line(va)} ${tagName(tag)}\n`;
 	}
@@ -55,7 +71,7 @@ export function dumpSpace(t: VaTable, stats: VmapStats, tagName: TagName): strin
 		const tag = t.i32[va * REC_I32 + VA_TAG]!;
 		areas.push(tag === 0 ? { ...range(t, va), state } : { ...range(t, va), state, tag: tagName(tag) });
 	};
-	for (let va = rbFirst(t, HDR_BUSY_ROOT); va !== 0; va = rbNext(t, va)) add(va, "busy");
+	for (const va of busyAreas(t)) add(va, "busy");
 	for (const va of lazyAreas(t)) add(va, "lazy");
 	areas.sort((a, b) => a.start - b.start);
 	const free: Array<{ start: number; end: number; size: number }> = [];

@@ -6,13 +6,17 @@
  *  byte 0            ╒═══ header: Int32 words (HDR_*) and Float64 words (HDRF_*) ═══╕
  *                    │ line 0  MAGIC VERSION CAPACITY ... START END PAGE_SIZE    │ read-mostly
  *  byte 64           │ line 1  FREE_LOCK owner FREE_ROOT ... SLOT_* FREE_BYTES   │ free-space lock
- *  byte 128          │ line 2  BUSY_LOCK owner BUSY_ROOT LAZY_* BUSY_BYTES ...   │ busy lock
- *  byte 192          │ line 3  LAZY_MAX PURGE_LOCK owner SEQ_PURGE PURGE_* ...   │ purge mutex
+ *  byte 192          │ line 3  PURGE_LOCK owner SEQ_PURGE purge counters         │ purge mutex
  *  byte 256          │ line 4  more purge counters, TAG_LOCK                     │
+ *  byte 320          │ line 5  NODES RECORDS_OFFSET SKIP_POPULATE ZONE_SIZE      │ read-mostly
+ *  byte 384          │ line 6  WORK                                              │ purge helpers
  *  byte 512          ├────────────────── tag table ────────────────────────────┤
  *                    │ TAG_MAX entries × TAG_BYTES: [len u8][UTF-8 bytes]      │ entry 0 = no tag
  *  HANDLE_OFFSET     ├────────────────── handle table ─────────────────────────┤
  *                    │ HANDLE_MAX entries × [state, heartbeat] (Int32)         │ id = index + 1
+ *  NODE_OFFSET       ├────────────────── node table ───────────────────────────┤
+ *                    │ NODES blocks × NODE_WORDS: locks, busy tree, lazy list, │ see below
+ *                    │ purge list, 256 pools                                   │
  *  RECORDS_OFFSET    ├────────────────── vmap_area records ────────────────────┤
  *                    │ record 0 (all zero: "none") │ record 1 │ record 2 │ ... │ REC_BYTES each
  *                    ╘═════════════════════════════════════════ grows → ═══════╛
@@ -33,12 +37,13 @@
  * - Slot 0 is never handed out and is never written: it is the nil of every tree and list,
  *   black, with subtreeMaxSize 0.
  * - Word 2 is a union, as in the kernel's vmap_area: a record in the free tree uses it as the
- *   Float64 subtreeMaxSize; a busy or lazy record uses it as two Int32 words, flags and tag.
- * - `next` links a free record into the address-ordered free list, a lazy record into the lazy
- *   list or the purge batch, and an unused record into the slot free list. A record is on at
- *   most one list.
- * - A lazily freed area leaves the busy tree for the lazy list (flagged VA_LAZY), then the
- *   purge batch, then free space: at every moment it is on exactly one of them. The busy tree
+ *   Float64 subtreeMaxSize; a busy, lazy or pooled record uses it as two Int32 words, flags
+ *   and tag.
+ * - `next` links a free record into the address-ordered free list, a lazy record into a lazy
+ *   list or a purge list, a pooled record into its pool, and an unused record into the slot
+ *   free list. A record is on at most one list.
+ * - A lazily freed area leaves its busy tree for a lazy list (flagged VA_LAZY), then a purge
+ *   list, then a pool (VA_POOL) or free space: at every moment it is in exactly one. The busy tree
  *   holds only busy areas, so a backlog of lazy areas never deepens it (seed 002: "number of
  *   lazy pages directly influence on busy list length").
  * - The table grows by appending records (the buffer grows at its end), so a slot number never
@@ -49,107 +54,96 @@
  */
 
 export const MAGIC = 0x766d6170; // "vmap"
-export const VERSION = 3;
+export const VERSION = 4;
 
 // ── header, Int32 words ────────────────────────────────────────────────────────────────
 export const HDR_MAGIC = 0;
 export const HDR_VERSION = 1;
-/** Records the table can hold now (buffer bytes beyond the header / REC_BYTES). */
+/** Records the table can hold now (buffer bytes beyond the node table / REC_BYTES). */
 export const HDR_CAPACITY = 2;
 /** Records the table may ever hold (maxAreas + 1 for record 0). */
 export const HDR_MAX_CAPACITY = 3;
-/** First record never handed out; records [1, SLOT_HIGH) are in use or on the slot free list. */
-export const HDR_SLOT_HIGH = 21;
-/** Head of the slot free list (linked through `next`), 0 when empty. */
-export const HDR_SLOT_FREE = 22;
-/** Length of the slot free list. */
-export const HDR_SLOT_FREE_NR = 23;
+/** 1 when the space was created with priorityPurge: false (the free path never purges). */
+export const HDR_NO_PRIORITY = 4;
+/** Number of tags in the tag table, entry 0 included. */
+export const HDR_TAG_NR = 5;
+/** Nonzero once a handle died holding a lock: the id of that handle. The space is then unusable. */
+export const HDR_DEAD = 6;
+/** The lock the dead handle held. */
+export const HDR_DEAD_LOCK = 7;
 /** Root of the free tree (augmented with subtreeMaxSize), keyed by vaStart. */
 export const HDR_FREE_ROOT = 18;
 /** Lowest free block: head of the address-ordered free list. */
 export const HDR_FREE_HEAD = 19;
 /** Number of blocks in the free tree. */
 export const HDR_FREE_NR = 20;
-/** Root of the busy tree, keyed by vaStart. */
-export const HDR_BUSY_ROOT = 34;
-/** Number of areas in the busy tree (busy only; lazy areas are on the lazy list or the purge batch). */
-export const HDR_BUSY_NR = 35;
-/** Number of tags in the tag table, entry 0 included. */
-export const HDR_TAG_NR = 5;
-/** Lazy list: areas freed lazily and not yet taken by a purge (linked through `next`). */
-export const HDR_LAZY_HEAD = 36;
-export const HDR_LAZY_NR = 37;
-/** The batch a purge took: lazy areas, flushed or being flushed, not yet merged into free space. */
-export const HDR_PURGE_HEAD = 53;
-export const HDR_PURGE_NR = 54;
+/** First record never handed out; records [1, SLOT_HIGH) are in use or on the slot free list. */
+export const HDR_SLOT_HIGH = 21;
+/** Head of the slot free list (linked through `next`), 0 when empty. */
+export const HDR_SLOT_FREE = 22;
+/** Length of the slot free list. */
+export const HDR_SLOT_FREE_NR = 23;
 /**
  * Lock words (lock.ts). Each is also the sequence lock of the counters written under it (seed
  * 001): bits 0-29 count acquisitions and releases, odd while held; bit 30 (LOCK_WAITERS) is set
- * while a thread sleeps on it. Lock order: PURGE -> BUSY -> FREE -> TAG; no path takes them
- * otherwise.
+ * while a thread sleeps on it. The global ones:
  * - PURGE: the purge mutex, one purge at a time (seed 000), held for a whole purge, flush
  *   included; its counters have their own sequence word, HDR_SEQ_PURGE, since readers cannot
  *   wait out a flush;
- * - BUSY: the busy tree and the lazy list;
- * - FREE: the free tree and list, the slot free list and table growth, the purge batch's pops;
+ * - FREE: the free tree and list, the slot free list and table growth;
  * - TAG: appending to the tag table.
+ * Each node has three more (N_POOL_LOCK, N_BUSY_LOCK, N_LAZY_LOCK, see the node table).
+ * Lock order: PURGE -> FREE -> POOL[i] -> BUSY[i] -> LAZY[i] -> TAG. A path holds at most one
+ * lock of each node kind, except check() and the listings, which take them all in node order.
  */
 export const HDR_PURGE_LOCK = 50;
-export const HDR_BUSY_LOCK = 32;
 export const HDR_FREE_LOCK = 16;
 export const HDR_TAG_LOCK = 70;
 /** Sequence word of the purge counters (see stats.ts). */
 export const HDR_SEQ_PURGE = 52;
 /** The handle id holding a lock sits this many words after the lock word (for waiters' liveness checks). */
 export const LOCK_OWNER_OFFSET = 1;
-/** Nonzero once a handle died holding a lock: the id of that handle. The space is then unusable. */
-export const HDR_DEAD = 6;
-/** The lock the dead handle held. */
-export const HDR_DEAD_LOCK = 7;
-/** 1 when the space was created with priorityPurge: false (the free path never purges). */
-export const HDR_NO_PRIORITY = 4;
+/** Number of nodes (kernel nr_vmap_nodes), fixed at creation. */
+export const HDR_NODES = 80;
+/** Byte offset of record 0: the node table's size depends on the number of nodes. */
+export const HDR_RECORDS_OFFSET = 81;
+/** [purge] 1 while the running purge decays pools fully and does not refill them (kernel skip_populate). */
+export const HDR_SKIP_POPULATE = 82;
+/**
+ * Purge work posted for helpers and not yet taken (parallel purge, purge.ts); idle handles
+ * wait on this word with Atomics.waitAsync. Alone on its line: it is read by every call.
+ */
+export const HDR_WORK = 96;
 export const HDR_WORDS = 128;
 
 // ── header, Float64 words (index into a Float64Array over the whole header) ─────────────
 // Each counter names its statistics domain in brackets. A domain's lock word, holder, roots
 // and counters share one 64-byte line (see the diagram): a statistics reader then disturbs
-// one line per domain, and an allocation moves two lines between cores, not four.
+// one line per domain.
 export const HDRF_START = 4;
 export const HDRF_END = 5;
 export const HDRF_PAGE_SIZE = 6;
 /** Lazy pages that make a drain due; twice this makes the free path purge itself. */
 export const HDRF_LAZY_MAX_PAGES = 7;
 /** [free] Bytes in free blocks. */
-export const HDRF_FREE_BYTES = 13;
+export const HDRF_FREE_BYTES = 12;
 /** [free] Allocations that failed with EBUSY. */
-export const HDRF_FAILED = 14;
-/** [busy] Bytes in busy (not lazy) areas. */
-export const HDRF_BUSY_BYTES = 19;
-/** [busy] Successful allocations. */
-export const HDRF_ALLOCS = 20;
-/** [busy] Frees (each makes one area lazy). */
-export const HDRF_FREES = 21;
-/**
- * [busy] Pages ever freed lazily. vmap_lazy_nr, the pages freed lazily and not yet merged
- * back, is LAZY_ADDED - LAZY_PURGED: two counters, since frees and purges hold different locks.
- */
-export const HDRF_LAZY_ADDED = 22;
-/** [busy] Lowest vaStart and highest vaEnd on the lazy list (+-Infinity when empty). */
-export const HDRF_LAZY_MIN = 23;
-export const HDRF_LAZY_MAX = 24;
+export const HDRF_FAILED = 13;
 /** [purge] Purges that took a non-empty batch. */
 export const HDRF_PURGES = 28;
 /** [purge] Calls of the flush hook, and the bytes of the ranges they covered. */
 export const HDRF_FLUSHES = 29;
 export const HDRF_FLUSHED_BYTES = 30;
-/** [purge] Areas merged back into free space by purges. */
-export const HDRF_PURGED_AREAS = 31;
+/** [purge] Nodes whose purge work a helper (another handle) did. */
+export const HDRF_HELPED = 31;
 /** [purge] Purges run by an allocation that found no fit. */
 export const HDRF_OVERFLOW_PURGES = 32;
 /** [purge] Flushes that threw or rejected (their batch went back to the lazy list). */
 export const HDRF_FLUSH_ERRORS = 33;
-/** [purge] Pages ever merged back by purges (see HDRF_LAZY_ADDED). */
-export const HDRF_LAZY_PURGED = 34;
+/** [purge] trim() calls (full decay of every pool). */
+export const HDRF_TRIMS = 34;
+/** Bytes of one node zone (kernel vmap_zone_size): 16 pages with several nodes. */
+export const HDRF_ZONE_SIZE = 42;
 export const HEADER_BYTES = 512;
 
 // ── tag table ──────────────────────────────────────────────────────────────────────────
@@ -172,8 +166,86 @@ export const HANDLE_HEARTBEAT = 1;
 export const HANDLE_FREE = 0;
 export const HANDLE_ALIVE = 1;
 
+// ── node table ─────────────────────────────────────────────────────────────────────────
+/**
+ * One block of NODE_WORDS Int32 words per node (kernel struct vmap_node), from NODE_OFFSET.
+ * Word indexes below are relative to the node's base word (nodeBase); Float64 indexes (NF_*)
+ * relative to its base / 2. Each of the first four lines is one lock domain:
+ *
+ * ```
+ *  line 0  BUSY_LOCK owner BUSY_ROOT BUSY_NR | busyBytes allocs frees             busy tree
+ *  line 1  LAZY_LOCK owner LAZY_HEAD LAZY_NR | lazyAdded lazyMin lazyMax          lazy list
+ *  line 2  POOL_LOCK owner PURGE_HEAD PURGE_NR POOL_NR | lazyPurged purgedAreas
+ *          poolHits poolBytes helperRuns                                         pools, purge list
+ *  line 3  WORK | poolMisses (free domain) decayedAreas (pool domain)
+ *  then    256 pools × [head, tail, len]
+ * ```
+ *
+ * Where an area lives (kernel, and seed 003's thread: three indices kept apart):
+ * - busy: in the busy tree of addrToNode(vaStart);
+ * - lazy: on the lazy list of its vn_id's node if it has one, else of addrToNode(vaStart);
+ * - purge list: a purge moved the node's lazy list there; only the purge and its helpers pop it;
+ * - pool: in pool (pages - 1) of its vn_id's node, an area of exactly that many pages.
+ */
+export const NODE_OFFSET = HANDLE_OFFSET + HANDLE_MAX * HANDLE_WORDS * 4;
+export const NODE_MAX = 128;
+/** Pools per node: areas of exactly 1..MAX_VA_SIZE_PAGES pages. */
+export const MAX_VA_SIZE_PAGES = 256;
+export const N_BUSY_LOCK = 0;
+export const N_BUSY_ROOT = 2;
+export const N_BUSY_NR = 3;
+export const NF_BUSY_BYTES = 2;
+export const NF_ALLOCS = 3;
+export const NF_FREES = 4;
+export const N_LAZY_LOCK = 16;
+/** The lazy list (linked through `next`): areas freed lazily, not yet taken by a purge. */
+export const N_LAZY_HEAD = 18;
+export const N_LAZY_NR = 19;
+/**
+ * Pages ever freed lazily on this node. vmap_lazy_nr is the sum over nodes of LAZY_ADDED -
+ * LAZY_PURGED: two counters, since frees and purges hold different locks.
+ */
+export const NF_LAZY_ADDED = 10;
+/** Lowest vaStart and highest vaEnd on the lazy list (+-Infinity when empty): the incremental flush range. */
+export const NF_LAZY_MIN = 11;
+export const NF_LAZY_MAX = 12;
+export const N_POOL_LOCK = 32;
+/** The purge list: the lazy list a purge took, flushed or being flushed, not yet reclaimed. */
+export const N_PURGE_HEAD = 34;
+export const N_PURGE_NR = 35;
+/** Areas in all of this node's pools. */
+export const N_POOL_NR = 36;
+/** Pages ever reclaimed from this node's purge list (into a pool or free space). */
+export const NF_LAZY_PURGED = 19;
+export const NF_PURGED_AREAS = 20;
+export const NF_POOL_HITS = 21;
+export const NF_POOL_BYTES = 22;
+/** Purges of this node's list that a helper did. */
+export const NF_HELPER_RUNS = 23;
+/** Purge work handoff: 0 none, -1 posted for a helper, else the id of the handle doing it. */
+export const N_WORK = 48;
+/** [free domain] Pool-path allocations that found no area in this node's pool. */
+export const NF_POOL_MISSES = 25;
+/** [pool domain] Areas decay moved from this node's pools back to free space. */
+export const NF_DECAYED = 26;
+export const N_POOLS = 64;
+export const POOL_WORDS = 3;
+export const POOL_HEAD = 0;
+export const POOL_TAIL = 1;
+export const POOL_LEN = 2;
+export const NODE_WORDS = N_POOLS + MAX_VA_SIZE_PAGES * POOL_WORDS;
+
+/** First Int32 word of node `v`'s block (within a view from byte 0). */
+export function nodeBase(v: number): number {
+	return NODE_OFFSET / 4 + v * NODE_WORDS;
+}
+
+/** Byte offset of record 0 for a space of `nodes` nodes. */
+export function recordsOffset(nodes: number): number {
+	return NODE_OFFSET + nodes * NODE_WORDS * 4;
+}
+
 // ── records ────────────────────────────────────────────────────────────────────────────
-export const RECORDS_OFFSET = HANDLE_OFFSET + HANDLE_MAX * HANDLE_WORDS * 4;
 export const REC_BYTES = 40;
 export const REC_F64 = REC_BYTES / 8;
 export const REC_I32 = REC_BYTES / 4;
@@ -191,15 +263,22 @@ export const VA_RIGHT = 7;
 export const VA_PARENT = 8;
 export const VA_NEXT = 9;
 
-/** Flags of a busy-tree record (word VA_FLAGS). */
+/**
+ * Flags of a busy, lazy or pooled record (word VA_FLAGS): the state in the low byte, and the
+ * node that asked for it (vn_id) encoded as (id + 1) << VN_SHIFT, 0 meaning "no node" (kernel
+ * encode_vn_id).
+ */
 export const VA_BUSY = 1;
 export const VA_LAZY = 2;
+export const VA_POOL = 4;
+export const VA_STATE = 0xff;
+export const VN_SHIFT = 8;
 
 /** Records are slot numbers < 2^30 so that `parent << 1 | red` fits an Int32. */
 export const MAX_AREAS_LIMIT = 2 ** 25;
 export const DEFAULT_MAX_AREAS = 2 ** 22;
 export const INITIAL_CAPACITY = 64;
 
-export function bytesForCapacity(capacity: number): number {
-	return RECORDS_OFFSET + capacity * REC_BYTES;
+export function bytesForCapacity(recordsAt: number, capacity: number): number {
+	return recordsAt + capacity * REC_BYTES;
 }

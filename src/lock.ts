@@ -28,13 +28,18 @@ import {
 	HANDLE_MAX,
 	HANDLE_STATE,
 	HANDLE_WORDS,
-	HDR_BUSY_LOCK,
 	HDR_DEAD,
 	HDR_DEAD_LOCK,
 	HDR_FREE_LOCK,
 	HDR_PURGE_LOCK,
 	HDR_TAG_LOCK,
 	LOCK_OWNER_OFFSET,
+	N_BUSY_LOCK,
+	N_LAZY_LOCK,
+	N_POOL_LOCK,
+	N_WORK,
+	NODE_OFFSET,
+	NODE_WORDS,
 } from "./layout.ts";
 import type { VaTable } from "./va-table.ts";
 
@@ -49,14 +54,26 @@ const SLEEP_MS = 20;
 export const OWNER_DEAD_MS = 900;
 
 const LOCK_NAMES: Record<number, string> = {
-	[HDR_FREE_LOCK]: "free-space",
-	[HDR_BUSY_LOCK]: "busy",
-	[HDR_PURGE_LOCK]: "purge",
-	[HDR_TAG_LOCK]: "tag",
+	[HDR_FREE_LOCK]: "the free-space lock",
+	[HDR_PURGE_LOCK]: "the purge mutex",
+	[HDR_TAG_LOCK]: "the tag lock",
+};
+const NODE_LOCK_NAMES: Record<number, string> = {
+	[N_BUSY_LOCK]: "busy lock",
+	[N_LAZY_LOCK]: "lazy lock",
+	[N_POOL_LOCK]: "pool lock",
+	[N_WORK]: "purge work (as a helper)",
 };
 
+/** What header word `word` is, for messages: "the purge mutex", "node 3's busy lock". */
+function lockName(word: number): string {
+	const w = word - NODE_OFFSET / 4;
+	if (w >= 0) return `node ${Math.floor(w / NODE_WORDS)}'s ${NODE_LOCK_NAMES[w % NODE_WORDS] ?? "lock"}`;
+	return LOCK_NAMES[word] ?? "a lock";
+}
+
 /** Whether this thread may block in Atomics.wait (not on a browser's main thread). */
-const canWait: boolean = (() => {
+export const canWait: boolean = (() => {
 	if (typeof SharedArrayBuffer !== "function") return false; // no sharing, nobody to wait for
 	try {
 		Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 1, 0);
@@ -129,11 +146,8 @@ export class Locks {
 
 	private contended(word: number): void {
 		const hdr = this.t.hdr;
-		const handles = this.t.handles;
 		const t0 = performance.now();
-		let holding = -1;
-		let beat = 0;
-		let since = t0;
+		const watch = new OwnerWatch();
 		for (let spin = 0; ; spin++) {
 			const cur = Atomics.load(hdr, word);
 			if ((cur & 1) === 0) {
@@ -146,17 +160,7 @@ export class Locks {
 			}
 			if (hdr[HDR_DEAD] !== 0) throw deadError(hdr);
 			if (spin < SPINS) continue;
-			const now = performance.now();
-			const owner = hdr[word + LOCK_OWNER_OFFSET]!;
-			const b = owner > 0 ? Atomics.load(handles, (owner - 1) * HANDLE_WORDS + HANDLE_HEARTBEAT) : 0;
-			if ((cur & LOCK_SEQ) !== holding || b !== beat) {
-				holding = cur & LOCK_SEQ;
-				beat = b;
-				since = now;
-			} else if (now - since >= OWNER_DEAD_MS) {
-				if (Atomics.compareExchange(hdr, HDR_DEAD, 0, owner > 0 ? owner : -1) === 0) hdr[HDR_DEAD_LOCK] = word;
-				throw deadError(hdr);
-			}
+			watch.check(this.t, word, cur & LOCK_SEQ, hdr[word + LOCK_OWNER_OFFSET]!);
 			if (!canWait) continue;
 			if ((cur & LOCK_WAITERS) === 0 && Atomics.compareExchange(hdr, word, cur, cur | LOCK_WAITERS) !== cur) continue;
 			Atomics.wait(hdr, word, cur | LOCK_WAITERS, SLEEP_MS);
@@ -165,12 +169,37 @@ export class Locks {
 	}
 }
 
-function deadError(hdr: Int32Array): VmapError {
+/**
+ * Watches the holder of a lock word (or of a node's purge work) for death: a holding that
+ * stays the same while the holder's heartbeat stays the same for OWNER_DEAD_MS is taken for
+ * dead, recorded in HDR_DEAD, and thrown as EOWNERDEAD.
+ */
+export class OwnerWatch {
+	private holding = -1;
+	private beat = 0;
+	private since = 0;
+
+	/** `holding` identifies the holding (a lock's count); `owner` is the holder's handle id. */
+	check(t: VaTable, word: number, holding: number, owner: number): void {
+		const now = performance.now();
+		const b = owner > 0 ? Atomics.load(t.handles, (owner - 1) * HANDLE_WORDS + HANDLE_HEARTBEAT) : 0;
+		if (holding !== this.holding || b !== this.beat) {
+			this.holding = holding;
+			this.beat = b;
+			this.since = now;
+		} else if (now - this.since >= OWNER_DEAD_MS) {
+			const hdr = t.hdr;
+			if (Atomics.compareExchange(hdr, HDR_DEAD, 0, owner > 0 ? owner : -1) === 0) hdr[HDR_DEAD_LOCK] = word;
+			throw deadError(hdr);
+		}
+	}
+}
+
+export function deadError(hdr: Int32Array): VmapError {
 	const who = hdr[HDR_DEAD];
-	const lock = LOCK_NAMES[hdr[HDR_DEAD_LOCK]!] ?? "a";
 	return new VmapError(
 		"EOWNERDEAD",
-		`The space is unusable: handle ${who} stopped (its worker died?) while holding the ${lock} lock, so the structures it guards may be half-changed`,
+		`The space is unusable: handle ${who} stopped (its worker died?) while holding ${lockName(hdr[HDR_DEAD_LOCK]!)}, so the structures it guards may be half-changed`,
 	);
 }
 

@@ -1,9 +1,10 @@
 /** Checking VmapSpace.create()'s options: every wrong value is EINVAL, naming the option. */
 import type { FlushHook, VmapSpaceOptions } from "./api.ts";
 import { hex, shown, VmapError } from "./errors.ts";
-import { DEFAULT_MAX_AREAS, MAX_AREAS_LIMIT } from "./layout.ts";
+import { DEFAULT_MAX_AREAS, MAX_AREAS_LIMIT, NODE_MAX } from "./layout.ts";
+import { defaultNodes } from "./nodes.ts";
 
-const OPTION_KEYS = new Set(["start", "size", "pageSize", "shared", "maxAreas", "lazyMaxPages", "flush", "priorityPurge"]);
+const OPTION_KEYS = new Set(["start", "size", "pageSize", "shared", "maxAreas", "lazyMaxPages", "flush", "priorityPurge", "nodes"]);
 
 /** The kernel's lazy_max_pages() unit: fls(nr_cpus) * 32 MiB worth of pages. */
 const LAZY_MAX_BYTES = 32 * 2 ** 20;
@@ -21,6 +22,7 @@ export interface SpaceParams {
 	lazyMaxPages: number;
 	flush: FlushHook | undefined;
 	priorityPurge: boolean;
+	nodes: number;
 }
 
 /** The options with defaults filled in; throws EINVAL on the first wrong one. */
@@ -62,7 +64,12 @@ export function parseSpaceOptions(options: VmapSpaceOptions): SpaceParams {
 			"Cannot create a shared space: SharedArrayBuffer is not available here (a browser page needs cross-origin isolation: COOP same-origin and COEP require-corp); pass shared: false for a space of this thread only",
 		);
 	}
-	const lazyMaxPages = options.lazyMaxPages ?? Math.max(1, LAZY_MAX_BYTES / pageSize);
+	const nodes = options.nodes ?? defaultNodes();
+	if (!Number.isSafeInteger(nodes) || nodes < 1 || nodes > NODE_MAX) {
+		throw new VmapError("EINVAL", `Cannot create a space: nodes must be a whole number from 1 to ${NODE_MAX}, got ${shown(nodes)}`);
+	}
+	// fls(nodes): the bit length of the node count, as the kernel scales by fls(num_online_cpus()).
+	const lazyMaxPages = options.lazyMaxPages ?? Math.max(1, ((32 - Math.clz32(nodes)) * LAZY_MAX_BYTES) / pageSize);
 	if (!Number.isSafeInteger(lazyMaxPages) || lazyMaxPages < 1) {
 		throw new VmapError("EINVAL", `Cannot create a space: lazyMaxPages must be a whole number of pages, at least 1, got ${shown(lazyMaxPages)}`);
 	}
@@ -74,5 +81,5 @@ export function parseSpaceOptions(options: VmapSpaceOptions): SpaceParams {
 	if (typeof priorityPurge !== "boolean") {
 		throw new VmapError("EINVAL", `Cannot create a space: priorityPurge must be true or false, got ${shown(priorityPurge)}`);
 	}
-	return { start, size, pageSize, shared, maxAreas, lazyMaxPages, flush: options.flush, priorityPurge };
+	return { start, size, pageSize, shared, maxAreas, lazyMaxPages, flush: options.flush, priorityPurge, nodes };
 }

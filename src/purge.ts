@@ -1,73 +1,78 @@
 /**
- * Lazy free and purge (kernel free_vmap_area_noflush, __purge_vmap_area_lazy, drain work).
+ * Purge (kernel __purge_vmap_area_lazy, drain work, shrinker).
  *
- * A freed area leaves the busy tree, is flagged VA_LAZY and joins the lazy list; vmapLazyNr
- * grows by its pages. A purge takes the whole lazy list as one batch, calls the flush hook once
- * over the range covering it, then merges each area into free space, subtracting its pages
- * from vmapLazyNr as it goes (seed 000: the backlog is never reported lower than it is).
+ * A purge, holding the purge mutex:
+ * 1. decays every node's pools (about 25% each; fully for an overflow purge or trim());
+ * 2. moves each node's lazy list to the node's purge list, widening the flush range with the
+ *    bounds each node kept as its areas were added (no walk of the lists);
+ * 3. calls the flush hook once over the union range;
+ * 4. reclaims every node's purge list into its pools or free space. With several nodes and a
+ *    backlog of k * lazyMaxPages, k - 1 nodes (at most the nodes with work, less one) are
+ *    posted for helpers: other handles take them at their next call, or at once when idle
+ *    (helpers.ts). The purging handle reclaims the rest, takes back posted nodes nobody took,
+ *    and waits for the helpers.
  *
  * When purges run:
  * - drain: a free that takes vmapLazyNr past lazyMaxPages schedules one on the event loop
- *   (never inside free: seed "move draining areas out of caller context"); it merges the batch
- *   back in slices of about SLICE_MS, yielding to the event loop between them, unless the
- *   backlog is at or above the priority threshold;
+ *   (never inside free: seed "move draining areas out of caller context"); it reclaims in
+ *   slices of about SLICE_MS, yielding to the event loop between them, unless the backlog is at
+ *   or above the priority threshold;
  * - priority: at 2 * lazyMaxPages the free path purges itself, since a thread that never yields
  *   never runs its drain, and the backlog would run away (seed 002);
- * - overflow: an allocation that finds no fit purges (sync semantics) and retries once;
- * - on request: space.purge().
+ * - overflow: an allocation that finds no fit purges (sync semantics, full decay, no pool
+ *   refill) and retries once;
+ * - on request: space.purge(); space.trim() only decays.
  *
- * The purge mutex (HDR_PURGE_LOCK) admits one purge at a time, across all handles; it stays
- * held across an asynchronous flush, so a batch is never merged before its flush completed.
- * Locks, in their order: purge mutex, then busy (detach the lazy list), then free space (merge
- * back, a step at a time). The flush hook runs holding only the purge mutex.
+ * The purge mutex admits one purge at a time across all handles; it stays held across an
+ * asynchronous flush, so a batch is never reclaimed before its flush completed. The flush hook
+ * runs holding only the purge mutex.
  */
-import type { FlushHook, PurgeResult } from "./api.ts";
+import type { FlushHook, PurgeResult, TrimResult } from "./api.ts";
 import { VmapError } from "./errors.ts";
-import { mergeOrAddVmapArea } from "./free-space.ts";
+import { finishWork, helperOf, postWork, takeWork } from "./helpers.ts";
 import {
-	HDR_BUSY_LOCK,
-	HDR_BUSY_NR,
-	HDR_BUSY_ROOT,
 	HDR_DEAD,
-	HDR_FREE_LOCK,
-	HDR_LAZY_HEAD,
-	HDR_LAZY_NR,
 	HDR_NO_PRIORITY,
-	HDR_PURGE_HEAD,
 	HDR_PURGE_LOCK,
-	HDR_PURGE_NR,
-	HDRF_BUSY_BYTES,
+	HDR_SKIP_POPULATE,
 	HDRF_FLUSH_ERRORS,
 	HDRF_FLUSHED_BYTES,
 	HDRF_FLUSHES,
-	HDRF_FREES,
-	HDRF_LAZY_MAX,
+	HDRF_HELPED,
 	HDRF_LAZY_MAX_PAGES,
-	HDRF_LAZY_ADDED,
-	HDRF_LAZY_MIN,
-	HDRF_LAZY_PURGED,
 	HDRF_OVERFLOW_PURGES,
-	HDRF_PURGED_AREAS,
 	HDRF_PURGES,
+	HDRF_TRIMS,
+	N_LAZY_HEAD,
+	N_LAZY_LOCK,
+	N_LAZY_NR,
+	N_POOL_LOCK,
+	N_POOL_NR,
+	N_PURGE_HEAD,
+	N_PURGE_NR,
+	N_WORK,
+	NF_HELPER_RUNS,
+	NF_LAZY_ADDED,
+	NF_LAZY_MAX,
+	NF_LAZY_MIN,
+	NF_LAZY_PURGED,
+	NF_POOL_BYTES,
+	nodeBase,
 	REC_F64,
 	REC_I32,
 	VA_END,
-	VA_FLAGS,
-	VA_LAZY,
 	VA_NEXT,
 	VA_START,
 } from "./layout.ts";
-import type { Locks } from "./lock.ts";
-import { rbErase } from "./rbtree.ts";
+import { canWait, type Locks, OwnerWatch } from "./lock.ts";
+import { decayNode, reclaimStep } from "./reclaim.ts";
 import { seqBegin, seqEnd } from "./stats.ts";
-import type { VaTable } from "./va-table.ts";
+import { isShared, type VaTable } from "./va-table.ts";
 
 const schedule: (task: () => void) => void =
 	typeof setImmediate === "function" ? (task) => void setImmediate(task) : (task) => void setTimeout(task, 0);
 
 const settled = Promise.resolve();
-/** Areas merged per free-space lock hold (and statistics window) during a purge. */
-const RECLAIM_STEP = 64;
 /** A drain yields to the event loop after about this much work. */
 const SLICE_MS = 0.1;
 const ignore = () => {};
@@ -80,8 +85,13 @@ export class Purger {
 	/** This handle's purge waiting for an asynchronous flush; it holds the purge mutex. */
 	private inflight: Promise<void> | null = null;
 	private drainScheduled = false;
-	/** This handle's drain is reclaiming a batch in slices (it holds the purge mutex). */
+	/** This handle's drain is reclaiming in slices (it holds the purge mutex). */
 	private reclaiming = false;
+	/** Nodes this handle's purge reclaims itself, and nodes it posted for helpers. */
+	private own: number[] = [];
+	private posted: number[] = [];
+	/** Watches the helper of posted[0] while this purge waits for it. */
+	private watch = new OwnerWatch();
 
 	constructor(t: VaTable, locks: Locks, flush: FlushHook | undefined, pageSize: number) {
 		this.t = t;
@@ -101,56 +111,27 @@ export class Purger {
 	}
 
 	/**
-	 * Make busy record `va` lazy: out of the busy tree, onto the lazy list. The caller holds
-	 * the busy lock. Everything needed from the area is read before it is published on the
-	 * lazy list (seed 004): once there, a purge in another worker may merge it away. Returns
-	 * vmapLazyNr after this free, for afterFree().
-	 */
-	freeLocked(va: number): number {
-		const t = this.t;
-		const f64 = t.f64;
-		const hdr = t.hdr;
-		const hdrF = t.hdrF;
-		const start = f64[va * REC_F64 + VA_START]!;
-		const end = f64[va * REC_F64 + VA_END]!;
-		const pages = (end - start) * this.pageInverse;
-
-		rbErase(t, HDR_BUSY_ROOT, va, false);
-		hdr[HDR_BUSY_NR]!--;
-		hdrF[HDRF_BUSY_BYTES]! -= end - start;
-		hdrF[HDRF_FREES]!++;
-		const added = (hdrF[HDRF_LAZY_ADDED]! += pages);
-		if (start < hdrF[HDRF_LAZY_MIN]!) hdrF[HDRF_LAZY_MIN] = start;
-		if (end > hdrF[HDRF_LAZY_MAX]!) hdrF[HDRF_LAZY_MAX] = end;
-		t.i32[va * REC_I32 + VA_FLAGS] = VA_LAZY;
-		t.i32[va * REC_I32 + VA_NEXT] = hdr[HDR_LAZY_HEAD]!;
-		hdr[HDR_LAZY_HEAD] = va; // published: `va` may not be read from here on
-		hdr[HDR_LAZY_NR]!++;
-		// LAZY_PURGED belongs to the purge mutex's holder; a stale read only moves a heuristic.
-		return added - hdrF[HDRF_LAZY_PURGED]!;
-	}
-
-	/**
 	 * After a free (no lock held): drain when past lazyMaxPages; at twice that, purge here,
 	 * waiting for a purge another worker runs (seed 002: above the priority threshold freeing
 	 * comes first). Waiting throttles a thread that frees faster than purges return space; with
 	 * try semantics it would keep adding while another purged, and could fill the space.
 	 */
-	afterFree(nrLazy: number): void {
-		const lazyMax = this.t.hdrF[HDRF_LAZY_MAX_PAGES]!;
+	afterFree(): void {
+		const t = this.t;
+		const lazyMax = t.hdrF[HDRF_LAZY_MAX_PAGES]!;
+		const nrLazy = t.lazyPages();
 		if (nrLazy > lazyMax) {
-			if (nrLazy >= 2 * lazyMax && this.t.hdr[HDR_NO_PRIORITY] === 0) this.purgeQuietly(true, false);
+			if (nrLazy >= 2 * lazyMax && t.hdr[HDR_NO_PRIORITY] === 0) this.purgeQuietly(true, false);
 			else this.scheduleDrain();
 		}
 	}
 
 	/**
 	 * Purge every lazy area. `sync`: wait for a running purge instead of skipping.
-	 * `overflow`: an allocation found no fit (counted apart).
-	 * Throws what a synchronous flush hook throws; the batch then stays lazy.
+	 * `overflow`: an allocation found no fit: decay pools fully and do not refill them.
+	 * Throws what a synchronous flush hook throws; the areas then stay lazy.
 	 */
 	purge(sync: boolean, overflow: boolean, bounded = false): PurgeResult {
-		const t = this.t;
 		const locks = this.locks;
 		if (locks.owner(HDR_PURGE_LOCK) === locks.self) {
 			if (!sync) return result("skipped", 0, 0, 0, 0, settled);
@@ -171,37 +152,53 @@ export class Purger {
 			if (!sync) return result("skipped", 0, 0, 0, 0, settled);
 			locks.acquire(HDR_PURGE_LOCK);
 		}
+		const t = this.t;
+		t.hdr[HDR_SKIP_POPULATE] = overflow ? 1 : 0; // read by helpers, after they take work
+		for (let v = 0; v < t.nodes; v++) decayNode(t, locks, v, overflow);
 
-		// Take the whole lazy list as the batch; the flush range was kept as areas were added.
-		locks.acquire(HDR_BUSY_LOCK);
-		t.sync();
-		const hdr = t.hdr;
-		const hdrF = t.hdrF;
-		seqBegin(hdr);
-		const head = hdr[HDR_LAZY_HEAD]!;
-		const areas = hdr[HDR_LAZY_NR]!;
-		const start = hdrF[HDRF_LAZY_MIN]!;
-		const end = hdrF[HDRF_LAZY_MAX]!;
-		// No other batch exists while we hold the mutex: the lazy list is all that is lazy.
-		const bytes = (hdrF[HDRF_LAZY_ADDED]! - hdrF[HDRF_LAZY_PURGED]!) / this.pageInverse;
-		hdr[HDR_PURGE_HEAD] = head;
-		hdr[HDR_PURGE_NR] = areas;
-		hdr[HDR_LAZY_HEAD] = 0;
-		hdr[HDR_LAZY_NR] = 0;
-		hdrF[HDRF_LAZY_MIN] = Infinity;
-		hdrF[HDRF_LAZY_MAX] = -Infinity;
-		if (head !== 0) {
-			hdrF[HDRF_PURGES]!++;
-			hdrF[HDRF_FLUSHES]!++;
-			hdrF[HDRF_FLUSHED_BYTES]! += end - start;
-			if (overflow) hdrF[HDRF_OVERFLOW_PURGES]!++;
+		// Each node's lazy list becomes its purge list; the flush range was kept as areas came.
+		let areas = 0;
+		let bytes = 0;
+		let start = Infinity;
+		let end = -Infinity;
+		this.own = [];
+		for (let v = 0; v < t.nodes; v++) {
+			const b = nodeBase(v);
+			const f = b >> 1;
+			locks.acquire(b + N_POOL_LOCK);
+			locks.acquire(b + N_LAZY_LOCK);
+			const hdr = t.hdr;
+			const hdrF = t.hdrF;
+			const head = hdr[b + N_LAZY_HEAD]!;
+			if (head !== 0) {
+				hdr[b + N_PURGE_HEAD] = head;
+				hdr[b + N_PURGE_NR] = hdr[b + N_LAZY_NR]!;
+				areas += hdr[b + N_LAZY_NR]!;
+				// No purge list existed: what is lazy on this node is what the lazy list holds.
+				bytes += (hdrF[f + NF_LAZY_ADDED]! - hdrF[f + NF_LAZY_PURGED]!) / this.pageInverse;
+				if (hdrF[f + NF_LAZY_MIN]! < start) start = hdrF[f + NF_LAZY_MIN]!;
+				if (hdrF[f + NF_LAZY_MAX]! > end) end = hdrF[f + NF_LAZY_MAX]!;
+				hdr[b + N_LAZY_HEAD] = 0;
+				hdr[b + N_LAZY_NR] = 0;
+				hdrF[f + NF_LAZY_MIN] = Infinity;
+				hdrF[f + NF_LAZY_MAX] = -Infinity;
+				this.own.push(v);
+			}
+			locks.release(b + N_LAZY_LOCK);
+			locks.release(b + N_POOL_LOCK);
 		}
-		seqEnd(hdr);
-		locks.release(HDR_BUSY_LOCK);
-		if (head === 0) {
+		if (areas === 0) {
 			locks.release(HDR_PURGE_LOCK);
 			return result("empty", 0, 0, 0, 0, settled);
 		}
+		const hdr = t.hdr;
+		const hdrF = t.hdrF;
+		seqBegin(hdr);
+		hdrF[HDRF_PURGES]!++;
+		hdrF[HDRF_FLUSHES]!++;
+		hdrF[HDRF_FLUSHED_BYTES]! += end - start;
+		if (overflow) hdrF[HDRF_OVERFLOW_PURGES]!++;
+		seqEnd(hdr);
 
 		let pending: void | PromiseLike<void>;
 		try {
@@ -212,6 +209,7 @@ export class Purger {
 			throw e;
 		}
 		if (pending === undefined || typeof pending.then !== "function") {
+			this.postHelpers();
 			if (bounded) return result("flushing", areas, bytes, start, end, this.reclaimBounded());
 			this.reclaim();
 			return result("done", areas, bytes, start, end, settled);
@@ -223,6 +221,7 @@ export class Purger {
 			() => {
 				clearInterval(beat);
 				this.inflight = null;
+				this.postHelpers();
 				if (bounded) return this.reclaimBounded();
 				this.reclaim();
 				return undefined;
@@ -239,13 +238,62 @@ export class Purger {
 		return result("flushing", areas, bytes, start, end, done);
 	}
 
+	/**
+	 * Shrinker (kernel vmap_node_shrink_scan): decay every pool fully, under the purge mutex
+	 * (decays must not run concurrently: seed 003, fix ec05f51f1e65). Waits for a purge another
+	 * handle runs; if this handle's own purge holds the mutex, decays under it.
+	 */
+	trim(): TrimResult {
+		const t = this.t;
+		const locks = this.locks;
+		const mine = locks.owner(HDR_PURGE_LOCK) === locks.self;
+		if (!mine) locks.acquire(HDR_PURGE_LOCK);
+		let areas = 0;
+		let bytes = 0;
+		try {
+			for (let v = 0; v < t.nodes; v++) {
+				bytes += t.hdrF[(nodeBase(v) >> 1) + NF_POOL_BYTES]!;
+				areas += decayNode(t, locks, v, true);
+			}
+			seqBegin(t.hdr);
+			t.hdrF[HDRF_TRIMS]!++;
+			seqEnd(t.hdr);
+		} finally {
+			if (!mine) locks.release(HDR_PURGE_LOCK);
+		}
+		return { areas, bytes };
+	}
+
+	/**
+	 * Help another handle's purge (no lock held): reclaim every node posted for helpers that
+	 * this handle can take. Called at the start of this handle's calls and when it is idle.
+	 */
+	help(): void {
+		const t = this.t;
+		const locks = this.locks;
+		// Our own purge takes back its posted nodes itself (work()).
+		if (locks.owner(HDR_PURGE_LOCK) === locks.self) return;
+		for (let v = 0; v < t.nodes; v++) {
+			if (!takeWork(t, v, locks.self)) continue;
+			try {
+				while (reclaimStep(t, locks, v, this.pageInverse));
+				const b = nodeBase(v);
+				locks.acquire(b + N_POOL_LOCK);
+				t.hdrF[(b >> 1) + NF_HELPER_RUNS]!++;
+				locks.release(b + N_POOL_LOCK);
+			} finally {
+				finishWork(t, v);
+			}
+		}
+	}
+
 	/** A purge whose errors are counted, not thrown: for purges nobody called (drain, priority). */
 	private purgeQuietly(sync: boolean, bounded: boolean): void {
 		try {
 			this.purge(sync, false, bounded).done.catch(ignore);
 		} catch (e) {
-			// A failed flush was counted by unpurge(); the batch is lazy again and the next purge
-			// retries it. A dead lock owner is not ours to swallow.
+			// A failed flush was counted by unpurge(); the areas are lazy again and the next purge
+			// retries them. A dead lock owner is not ours to swallow.
 			if (e instanceof VmapError && e.code === "EOWNERDEAD") throw e;
 		}
 	}
@@ -262,13 +310,68 @@ export class Purger {
 	}
 
 	/**
-	 * The flush is done: merge the whole batch into free space now, and release the purge mutex.
-	 * Areas leave the batch one at a time, each subtracting its pages from vmapLazyNr as it goes
-	 * (seed 000). The free-space lock is taken per step of RECLAIM_STEP areas, so allocators
-	 * interleave with a long purge, and a statistics reader waits at most one step.
+	 * The flush is done: offer nodes to helpers (kernel nr_purge_helpers = clamp(vmapLazyNr /
+	 * lazyMaxPages, 1, nodes with work) - 1). Only a shared space has other handles.
 	 */
+	private postHelpers(): void {
+		const t = this.t;
+		this.posted = [];
+		if (!isShared(t.buffer) || this.own.length < 2) return;
+		const units = Math.floor(t.lazyPages() / t.hdrF[HDRF_LAZY_MAX_PAGES]!);
+		let helpers = Math.min(Math.max(units, 1), this.own.length) - 1;
+		while (helpers-- > 0) {
+			const v = this.own.pop()!;
+			postWork(t, v);
+			this.posted.push(v);
+		}
+	}
+
+	/**
+	 * One unit of reclaim work: a step of the first own node, else the first posted node taken
+	 * back (nobody took it) or checked on. Returns "more", "wait" (a helper is still at work)
+	 * or "done" (everything reclaimed).
+	 */
+	private work(): "more" | "wait" | "done" {
+		const t = this.t;
+		const locks = this.locks;
+		if (this.own.length > 0) {
+			if (!reclaimStep(t, locks, this.own[0]!, this.pageInverse)) this.own.shift();
+			return "more";
+		}
+		if (this.posted.length === 0) return "done";
+		const v = this.posted[0]!;
+		if (takeWork(t, v, locks.self)) {
+			finishWork(t, v);
+			this.posted.shift();
+			this.own.push(v);
+			return "more";
+		}
+		const helper = helperOf(t, v);
+		if (helper === 0) {
+			this.posted.shift();
+			this.watch = new OwnerWatch();
+			seqBegin(t.hdr);
+			t.hdrF[HDRF_HELPED]!++;
+			seqEnd(t.hdr);
+			return "more";
+		}
+		this.watch.check(t, nodeBase(v) + N_WORK, helper, helper);
+		return "wait";
+	}
+
+	/** Reclaim everything now, waiting for helpers; then release the purge mutex. */
 	private reclaim(): void {
-		while (this.t.hdr[HDR_PURGE_HEAD] !== 0) this.reclaimStep();
+		const t = this.t;
+		for (;;) {
+			const w = this.work();
+			if (w === "done") break;
+			if (w === "wait") {
+				const v = this.posted[0]!;
+				const word = nodeBase(v) + N_WORK;
+				const helper = helperOf(t, v);
+				if (canWait && helper > 0) Atomics.wait(t.hdr, word, helper, 20);
+			}
+		}
 		this.endPurge();
 	}
 
@@ -277,7 +380,8 @@ export class Purger {
 	 * between them (the kernel's cond_resched_lock), with the purge mutex held throughout, so
 	 * the thread that drains still serves its other work (seeds 000 and 002: purges held locks
 	 * for milliseconds). While the backlog is at or above the priority threshold, it does not
-	 * yield: freeing comes first. Resolves when the batch is free.
+	 * yield: freeing comes first. Waiting for a helper always yields. Resolves when all is
+	 * reclaimed.
 	 */
 	private reclaimBounded(): Promise<void> {
 		this.reclaiming = true;
@@ -290,9 +394,10 @@ export class Purger {
 					if (this.reclaiming) {
 						const t = this.t;
 						const until = performance.now() + SLICE_MS;
-						while (t.hdr[HDR_PURGE_HEAD] !== 0) {
-							this.reclaimStep();
-							if (performance.now() > until && t.lazyPages() < 2 * t.hdrF[HDRF_LAZY_MAX_PAGES]!) {
+						for (;;) {
+							const w = this.work();
+							if (w === "done") break;
+							if (w === "wait" || (performance.now() > until && t.lazyPages() < 2 * t.hdrF[HDRF_LAZY_MAX_PAGES]!)) {
 								schedule(slice);
 								return;
 							}
@@ -310,67 +415,47 @@ export class Purger {
 		});
 	}
 
-	/** One step: up to RECLAIM_STEP areas of the batch into free space, under the free-space lock. */
-	private reclaimStep(): void {
-		const t = this.t;
-		const locks = this.locks;
-		locks.acquire(HDR_FREE_LOCK);
-		t.sync();
-		const hdr = t.hdr;
-		const hdrF = t.hdrF;
-		seqBegin(hdr);
-		let n = 0;
-		for (; n < RECLAIM_STEP; n++) {
-			const va = hdr[HDR_PURGE_HEAD]!;
-			if (va === 0) break;
-			hdr[HDR_PURGE_HEAD] = t.i32[va * REC_I32 + VA_NEXT]!;
-			hdr[HDR_PURGE_NR]!--;
-			hdrF[HDRF_LAZY_PURGED]! += (t.f64[va * REC_F64 + VA_END]! - t.f64[va * REC_F64 + VA_START]!) * this.pageInverse;
-			mergeOrAddVmapArea(t, va);
-		}
-		hdrF[HDRF_PURGED_AREAS]! += n;
-		seqEnd(hdr);
-		locks.release(HDR_FREE_LOCK);
-		locks.heartbeat();
-	}
-
-	/** The batch is free: release the purge mutex; areas freed meanwhile may make a drain due. */
+	/** All is reclaimed: release the purge mutex; areas freed meanwhile may make a drain due. */
 	private endPurge(): void {
 		this.reclaiming = false;
 		this.locks.release(HDR_PURGE_LOCK);
-		const hdrF = this.t.hdrF;
-		if (this.t.lazyPages() > hdrF[HDRF_LAZY_MAX_PAGES]!) this.scheduleDrain();
+		if (this.t.lazyPages() > this.t.hdrF[HDRF_LAZY_MAX_PAGES]!) this.scheduleDrain();
 	}
 
-	/** The flush failed: the batch goes back on the lazy list, unflushed, and the mutex is released. */
+	/** The flush failed: each purge list goes back on its lazy list, unflushed; the mutex is released. */
 	private unpurge(): void {
 		const t = this.t;
 		const locks = this.locks;
-		locks.acquire(HDR_BUSY_LOCK);
-		locks.acquire(HDR_FREE_LOCK);
-		t.sync();
-		const hdr = t.hdr;
-		const hdrF = t.hdrF;
-		seqBegin(hdr);
-		let tail = 0;
-		for (let va = hdr[HDR_PURGE_HEAD]!; va !== 0; va = t.i32[va * REC_I32 + VA_NEXT]!) {
-			tail = va;
-			const s = t.f64[va * REC_F64 + VA_START]!;
-			const e = t.f64[va * REC_F64 + VA_END]!;
-			if (s < hdrF[HDRF_LAZY_MIN]!) hdrF[HDRF_LAZY_MIN] = s;
-			if (e > hdrF[HDRF_LAZY_MAX]!) hdrF[HDRF_LAZY_MAX] = e;
+		for (const v of this.own) {
+			const b = nodeBase(v);
+			const f = b >> 1;
+			locks.acquire(b + N_POOL_LOCK);
+			locks.acquire(b + N_LAZY_LOCK);
+			t.sync();
+			const hdr = t.hdr;
+			const hdrF = t.hdrF;
+			let tail = 0;
+			for (let va = hdr[b + N_PURGE_HEAD]!; va !== 0; va = t.i32[va * REC_I32 + VA_NEXT]!) {
+				tail = va;
+				const s = t.f64[va * REC_F64 + VA_START]!;
+				const e = t.f64[va * REC_F64 + VA_END]!;
+				if (s < hdrF[f + NF_LAZY_MIN]!) hdrF[f + NF_LAZY_MIN] = s;
+				if (e > hdrF[f + NF_LAZY_MAX]!) hdrF[f + NF_LAZY_MAX] = e;
+			}
+			if (tail !== 0) {
+				t.i32[tail * REC_I32 + VA_NEXT] = hdr[b + N_LAZY_HEAD]!;
+				hdr[b + N_LAZY_HEAD] = hdr[b + N_PURGE_HEAD]!;
+				hdr[b + N_LAZY_NR]! += hdr[b + N_PURGE_NR]!;
+			}
+			hdr[b + N_PURGE_HEAD] = 0;
+			hdr[b + N_PURGE_NR] = 0;
+			locks.release(b + N_LAZY_LOCK);
+			locks.release(b + N_POOL_LOCK);
 		}
-		if (tail !== 0) {
-			t.i32[tail * REC_I32 + VA_NEXT] = hdr[HDR_LAZY_HEAD]!;
-			hdr[HDR_LAZY_HEAD] = hdr[HDR_PURGE_HEAD]!;
-			hdr[HDR_LAZY_NR]! += hdr[HDR_PURGE_NR]!;
-		}
-		hdr[HDR_PURGE_HEAD] = 0;
-		hdr[HDR_PURGE_NR] = 0;
-		hdrF[HDRF_FLUSH_ERRORS]!++;
-		seqEnd(hdr);
-		locks.release(HDR_FREE_LOCK);
-		locks.release(HDR_BUSY_LOCK);
+		this.own = [];
+		seqBegin(t.hdr);
+		t.hdrF[HDRF_FLUSH_ERRORS]!++;
+		seqEnd(t.hdr);
 		locks.release(HDR_PURGE_LOCK);
 	}
 }
@@ -379,17 +464,9 @@ function result(status: PurgeResult["status"], areas: number, bytes: number, sta
 	return { status, areas, bytes, start, end, done };
 }
 
-/**
- * The lazy area (on the lazy list or in the purge batch) holding `addr`, 0 when none does.
- * O(lazy areas): lazy areas are in no tree. Callers ask only after the busy and free trees
- * have said the address is in neither, so hot paths never come here. `which` picks the list:
- * the lazy list (the caller holds the busy lock) or the purge batch (the free-space lock).
- */
-export function findLazyArea(t: VaTable, addr: number, which: "lazy" | "batch"): number {
-	for (let va = t.hdr[which === "lazy" ? HDR_LAZY_HEAD : HDR_PURGE_HEAD]!; va !== 0; va = t.i32[va * REC_I32 + VA_NEXT]!) {
-		if (t.f64[va * REC_F64 + VA_START]! <= addr && addr < t.f64[va * REC_F64 + VA_END]!) return va;
-	}
-	return 0;
+/** Areas in node `v`'s pools (a plain read: a hint for callers holding no lock). */
+export function pooledAreas(t: VaTable, v: number): number {
+	return t.hdr[nodeBase(v) + N_POOL_NR]!;
 }
 
 /** What an EBUSY message adds when this handle's purge is still waiting for its flush. */

@@ -1,56 +1,77 @@
-import type { AllocOptions, AreaInfo, AttachOptions, FlushHook, PurgeOptions, PurgeResult, VmapHandle, VmapSpaceOptions, VmapStats } from "./api.ts";
+import type { AllocOptions, AreaInfo, AttachOptions, FlushHook, PurgeOptions, PurgeResult, StatsOptions, TrimResult, VmapHandle, VmapSpaceOptions, VmapStats } from "./api.ts";
 import { findVmapArea, insertVmapArea } from "./busy-tree.ts";
+import { rbErase } from "./rbtree.ts";
 import { checkSpace } from "./check.ts";
 import { corrupt, hex, shown, VmapError } from "./errors.ts";
 import { alignUp, findVmapLowestMatch, mergeOrAddVmapArea, vaClip } from "./free-space.ts";
+import { listenForWork, workPosted } from "./helpers.ts";
 import {
 	bytesForCapacity,
 	HANDLE_FREE,
 	HANDLE_STATE,
 	HANDLE_WORDS,
-	HDR_BUSY_LOCK,
-	HDR_BUSY_NR,
-	HDR_BUSY_ROOT,
 	HDR_CAPACITY,
+	HDR_DEAD,
 	HDR_FREE_LOCK,
 	HDR_FREE_ROOT,
 	HDR_MAGIC,
 	HDR_MAX_CAPACITY,
 	HDR_NO_PRIORITY,
+	HDR_NODES,
+	HDR_RECORDS_OFFSET,
 	HDR_SLOT_HIGH,
 	HDR_TAG_NR,
 	HDR_VERSION,
 	HDR_WORDS,
-	HEADER_BYTES,
-	HDRF_ALLOCS,
-	HDRF_BUSY_BYTES,
 	HDRF_END,
 	HDRF_FAILED,
-	HDRF_LAZY_MAX,
 	HDRF_LAZY_MAX_PAGES,
-	HDRF_LAZY_MIN,
 	HDRF_PAGE_SIZE,
 	HDRF_START,
+	HDRF_ZONE_SIZE,
+	HEADER_BYTES,
 	INITIAL_CAPACITY,
 	MAGIC,
+	N_BUSY_LOCK,
+	N_BUSY_NR,
+	N_BUSY_ROOT,
+	N_LAZY_HEAD,
+	N_LAZY_LOCK,
+	N_LAZY_NR,
+	N_POOL_LOCK,
+	N_POOL_NR,
+	N_PURGE_HEAD,
+	NF_ALLOCS,
+	NF_BUSY_BYTES,
+	NF_FREES,
+	NF_LAZY_ADDED,
+	NF_LAZY_MAX,
+	NF_LAZY_MIN,
+	NF_POOL_HITS,
+	NF_POOL_MISSES,
+	nodeBase,
+	POOL_LEN,
 	REC_F64,
 	REC_I32,
-	RECORDS_OFFSET,
+	recordsOffset,
+	MAX_VA_SIZE_PAGES,
 	VA_BUSY,
 	VA_END,
 	VA_FLAGS,
+	VA_LAZY,
+	VA_NEXT,
 	VA_START,
 	VA_TAG,
 	VERSION,
 } from "./layout.ts";
 import { dumpSpace, vmallocinfo } from "./info.ts";
 import { claimHandle, Locks } from "./lock.ts";
-import { findLazyArea, flushingNote, Purger } from "./purge.ts";
+import { addrToNode, encodeVn, findListed, poolTake, poolWord, vnOf, ZONE_PAGES } from "./nodes.ts";
+import { flushingNote, Purger } from "./purge.ts";
 import { isPowerOfTwo, parseSpaceOptions } from "./options.ts";
 import { readStats } from "./stats.ts";
 import { TagTable } from "./tags.ts";
 import { isShared, type SpaceBuffer, VaTable } from "./va-table.ts";
-
 
 /**
  * A range allocator over [start, start + size), with all of its state in one buffer.
@@ -58,9 +79,12 @@ import { isShared, type SpaceBuffer, VaTable } from "./va-table.ts";
  * Freeing is lazy, as in the kernel: a freed area becomes reusable only after a purge has
  * called the flush hook over it (see purge.ts for when purges run).
  *
- * Complexity: alloc O(log n) (a larger alignment may scan, see findVmapLowestMatch),
- * free O(log n), find O(log n), purge O(k log n) for k lazy areas, check O(n); n is the number
- * of busy and lazy areas plus free blocks.
+ * Busy areas are split over nodes by address, and each node keeps pools of recently purged
+ * areas of 1..256 pages that allocations of those sizes take first (see nodes.ts).
+ *
+ * Complexity: alloc O(1) from a pool, else O(log n) (a larger alignment may scan, see
+ * findVmapLowestMatch); free O(log n); find O(nodes log n); purge O(k log n) for k lazy areas;
+ * check O(n); n is the number of areas and free blocks.
  */
 export class VmapSpace {
 	/** First address of the space. */
@@ -68,8 +92,13 @@ export class VmapSpace {
 	/** One past the last address of the space. */
 	readonly end: number;
 	readonly pageSize: number;
-	/** 1 / pageSize, exact: multiplying by it divides without rounding. */
+	/** Number of nodes (kernel nr_vmap_nodes). */
+	readonly nodes: number;
+	/** This handle's node: its pool serves this handle's allocations (id - 1 modulo nodes). */
+	readonly node: number;
+	/** 1 / pageSize and 1 / zone size, exact: multiplying by them divides without rounding. */
 	private readonly pageInverse: number;
+	private readonly zoneInverse: number;
 	/** @internal */
 	readonly table: VaTable;
 	/** This handle's id: the kernel's "CPU" (1 for the handle that created the space). */
@@ -86,7 +115,10 @@ export class VmapSpace {
 		this.end = hdrF[HDRF_END]!;
 		this.pageSize = hdrF[HDRF_PAGE_SIZE]!;
 		this.pageInverse = 1 / this.pageSize;
+		this.nodes = this.table.nodes;
+		this.zoneInverse = 1 / hdrF[HDRF_ZONE_SIZE]!;
 		this.id = claimHandle(this.table);
+		this.node = (this.id - 1) % this.nodes;
 		this.locks = new Locks(this.table, this.id);
 		this.tags = new TagTable(this.table, this.locks);
 		this.purger = new Purger(this.table, this.locks, flush, this.pageSize);
@@ -98,7 +130,7 @@ export class VmapSpace {
 	 */
 	static attach(handle: VmapHandle, options?: AttachOptions): VmapSpace {
 		const buffer = (handle as { buffer?: unknown } | null)?.buffer;
-		if (!isShared(buffer) || buffer.byteLength < RECORDS_OFFSET) {
+		if (!isShared(buffer) || buffer.byteLength < HEADER_BYTES) {
 			throw new VmapError("EINVAL", `Cannot attach: the handle must be a space's \`handle\` ({ buffer: SharedArrayBuffer }), got ${shown(handle)}`);
 		}
 		const hdr = new Int32Array(buffer, 0, HDR_WORDS);
@@ -111,6 +143,8 @@ export class VmapSpace {
 		}
 		const space = new VmapSpace(buffer, flush);
 		space.locks.checkAlive();
+		// An attached handle is another worker: while idle, it helps purges (parallel purge).
+		if (space.nodes > 1) listenForWork(space.table, () => space.purger.help(), () => space.locks.closed || space.table.hdr[HDR_DEAD] !== 0);
 		return space;
 	}
 
@@ -138,15 +172,16 @@ export class VmapSpace {
 
 	/** Create a space: one free block covering [start, start + size). */
 	static create(options: VmapSpaceOptions): VmapSpace {
-		const { start, size, pageSize, shared, maxAreas, lazyMaxPages, flush, priorityPurge } = parseSpaceOptions(options);
+		const { start, size, pageSize, shared, maxAreas, lazyMaxPages, flush, priorityPurge, nodes } = parseSpaceOptions(options);
 
 		const maxCapacity = maxAreas + 1; // record 0 is nil
 		const capacity = Math.min(INITIAL_CAPACITY, maxCapacity);
-		const bytes = bytesForCapacity(capacity);
-		const buffer = shared ? new SharedArrayBuffer(bytes, { maxByteLength: bytesForCapacity(maxCapacity) }) : new ArrayBuffer(bytes);
+		const recordsAt = recordsOffset(nodes);
+		const bytes = bytesForCapacity(recordsAt, capacity);
+		const buffer = shared ? new SharedArrayBuffer(bytes, { maxByteLength: bytesForCapacity(recordsAt, maxCapacity) }) : new ArrayBuffer(bytes);
 
-		const hdr = new Int32Array(buffer, 0, HDR_WORDS);
-		const hdrF = new Float64Array(buffer, 0, HEADER_BYTES / 8);
+		const hdr = new Int32Array(buffer, 0, recordsAt / 4);
+		const hdrF = new Float64Array(buffer, 0, recordsAt / 8);
 		hdr[HDR_MAGIC] = MAGIC;
 		hdr[HDR_VERSION] = VERSION;
 		hdr[HDR_CAPACITY] = capacity;
@@ -158,8 +193,15 @@ export class VmapSpace {
 		hdrF[HDRF_PAGE_SIZE] = pageSize;
 		hdrF[HDRF_LAZY_MAX_PAGES] = lazyMaxPages;
 		hdr[HDR_NO_PRIORITY] = priorityPurge ? 0 : 1;
-		hdrF[HDRF_LAZY_MIN] = Infinity;
-		hdrF[HDRF_LAZY_MAX] = -Infinity;
+		hdr[HDR_NODES] = nodes;
+		hdr[HDR_RECORDS_OFFSET] = recordsAt;
+		// One node: every address maps to it, whatever the zone size (kernel: zone size 1).
+		hdrF[HDRF_ZONE_SIZE] = nodes > 1 ? ZONE_PAGES * pageSize : pageSize;
+		for (let v = 0; v < nodes; v++) {
+			const f = nodeBase(v) >> 1;
+			hdrF[f + NF_LAZY_MIN] = Infinity;
+			hdrF[f + NF_LAZY_MAX] = -Infinity;
+		}
 
 		const space = new VmapSpace(buffer, flush);
 		const t = space.table;
@@ -228,12 +270,31 @@ export class VmapSpace {
 		const pages = size * this.pageInverse;
 		if (!(pages >= 1 && Math.floor(pages) === pages && size <= vend - vstart && Number.isSafeInteger(size))) this.badSize(size, vstart, vend);
 
-		// Busy, then free space (the lock order): the new area joins the busy tree before the
-		// free-space lock is dropped, so no one holding both ever sees a range in neither.
 		const t = this.table;
 		const locks = this.locks;
 		locks.checkAlive();
-		locks.acquire(HDR_BUSY_LOCK);
+		if (workPosted(t)) this.purger.help();
+
+		// The pool path (kernel node_alloc): only over the whole space, with several nodes. The
+		// area is tagged with this handle's node even when the pool has none, so that its purge
+		// refills this node's pool: pools fill by demand (seed 003's thread).
+		let vn = 0;
+		let pool = 0;
+		if (this.nodes > 1 && vstart === this.start && vend === this.end) {
+			vn = encodeVn(this.node);
+			if (pages <= MAX_VA_SIZE_PAGES) {
+				pool = poolWord(this.node, pages);
+				if (t.hdr[pool + POOL_LEN] !== 0) {
+					// A peek first, as the kernel does: an empty pool costs no lock.
+					const addr = this.poolAlloc(pool, align, vn, tag);
+					if (addr >= 0) return addr;
+				}
+			}
+		}
+
+		// Free space, then the busy tree of the address's node (the lock order): the new area
+		// joins its busy tree before the free-space lock is dropped, so no one holding every lock
+		// ever sees a range in neither.
 		locks.acquire(HDR_FREE_LOCK);
 		let va: number;
 		try {
@@ -241,39 +302,69 @@ export class VmapSpace {
 			va = findVmapLowestMatch(t, size, align, vstart, vend, pageSize);
 		} catch (e) {
 			locks.release(HDR_FREE_LOCK);
-			locks.release(HDR_BUSY_LOCK);
 			throw e;
 		}
 		if (va === 0) {
 			locks.release(HDR_FREE_LOCK);
-			locks.release(HDR_BUSY_LOCK);
 			return this.noFit(size, options, align, vstart, vend, overflowPurge);
 		}
-		const hdr = t.hdr; // after reserve(), which may have replaced the buffer and every view
-		const f64 = t.f64;
+		const f64 = t.f64; // after reserve(), which may have replaced the buffer and every view
 		const s = f64[va * REC_F64 + VA_START]!;
 		// Block starts are page aligned: the common case needs no rounding.
 		const nva = s >= vstart && align === pageSize ? s : alignUp(s > vstart ? s : vstart, align);
 		let busy = vaClip(t, va, nva, size);
 		if (busy === 0) busy = t.allocSlot();
-		locks.release(HDR_FREE_LOCK);
-
+		if (pool !== 0) t.hdrF[(nodeBase(this.node) >> 1) + NF_POOL_MISSES]!++;
 		f64[busy * REC_F64 + VA_START] = nva;
 		f64[busy * REC_F64 + VA_END] = nva + size;
-		t.i32[busy * REC_I32 + VA_FLAGS] = VA_BUSY;
-		t.i32[busy * REC_I32 + VA_TAG] = tag;
-		insertVmapArea(t, HDR_BUSY_ROOT, busy);
-		hdr[HDR_BUSY_NR]!++;
-		t.hdrF[HDRF_BUSY_BYTES]! += size;
-		t.hdrF[HDRF_ALLOCS]!++;
-		locks.release(HDR_BUSY_LOCK);
+		this.insertBusy(busy, nva, size, vn, tag);
+		locks.release(HDR_FREE_LOCK);
 		return nva;
+	}
+
+	/**
+	 * Take the head of this handle's pool `pool` and make it busy (kernel node_pool_del_va).
+	 * Returns its address, or -1 when the pool is empty or its head is not aligned (then moved
+	 * to the tail: one probe only).
+	 */
+	private poolAlloc(pool: number, align: number, vn: number, tag: number): number {
+		const t = this.table;
+		const lock = nodeBase(this.node) + N_POOL_LOCK;
+		this.locks.acquire(lock);
+		t.sync();
+		const va = poolTake(t, this.node, pool, align);
+		if (va === 0) {
+			this.locks.release(lock);
+			return -1;
+		}
+		const start = t.f64[va * REC_F64 + VA_START]!;
+		// Still under the pool lock: the area is never in neither structure.
+		this.insertBusy(va, start, t.f64[va * REC_F64 + VA_END]! - start, vn, tag);
+		t.hdrF[(nodeBase(this.node) >> 1) + NF_POOL_HITS]!++;
+		this.locks.release(lock);
+		return start;
+	}
+
+	/** Link record `va` (vaStart/vaEnd set) into its node's busy tree, under that node's busy lock. */
+	private insertBusy(va: number, start: number, size: number, vn: number, tag: number): void {
+		const t = this.table;
+		const b = nodeBase(addrToNode(start, this.zoneInverse, this.nodes));
+		this.locks.acquire(b + N_BUSY_LOCK);
+		t.sync();
+		t.i32[va * REC_I32 + VA_FLAGS] = VA_BUSY | vn;
+		t.i32[va * REC_I32 + VA_TAG] = tag;
+		insertVmapArea(t, b + N_BUSY_ROOT, va);
+		t.hdr[b + N_BUSY_NR]!++;
+		const f = b >> 1;
+		t.hdrF[f + NF_BUSY_BYTES]! += size;
+		t.hdrF[f + NF_ALLOCS]!++;
+		this.locks.release(b + N_BUSY_LOCK);
 	}
 
 	/** No block fits: purge and retry once (kernel "overflow"), or fail with EBUSY. */
 	private noFit(size: number, options: AllocOptions | undefined, align: number, vstart: number, vend: number, overflowPurge: boolean): number {
 		const t = this.table;
-		if (overflowPurge && t.lazyPages() > 0) {
+		if (overflowPurge && (t.lazyPages() > 0 || this.pooled() > 0)) {
 			try {
 				this.purger.purge(true, true);
 			} catch (e) {
@@ -301,16 +392,58 @@ export class VmapSpace {
 		locks.checkAlive();
 		if (!Number.isSafeInteger(addr)) throw new VmapError("EINVAL", `Cannot free: address must be a whole number, got ${shown(addr)}`);
 		const t = this.table;
-		locks.acquire(HDR_BUSY_LOCK);
+		if (workPosted(t)) this.purger.help();
+		// An area is in the busy tree of its start's node: one tree to search.
+		const b = nodeBase(addrToNode(addr, this.zoneInverse, this.nodes));
+		locks.acquire(b + N_BUSY_LOCK);
 		t.sync();
-		const va = findVmapArea(t, HDR_BUSY_ROOT, addr);
+		const va = findVmapArea(t, b + N_BUSY_ROOT, addr);
 		if (va === 0 || t.f64[va * REC_F64 + VA_START] !== addr) {
-			locks.release(HDR_BUSY_LOCK);
+			locks.release(b + N_BUSY_LOCK);
 			this.notAnArea(addr, "free");
 		}
-		const nrLazy = this.purger.freeLocked(va);
-		locks.release(HDR_BUSY_LOCK);
-		this.purger.afterFree(nrLazy);
+		this.makeLazy(b, va);
+		locks.release(b + N_BUSY_LOCK);
+		this.purger.afterFree();
+	}
+
+	/**
+	 * Busy record `va` of the node at `b` (whose busy lock the caller holds) leaves its busy tree
+	 * for a lazy list: its vn_id's node's if it has one, else its address node's (kernel
+	 * free_vmap_area_noflush). Everything needed from the area is read before it is published
+	 * on the lazy list (seed 004): once there, a purge in another worker may merge it away.
+	 */
+	private makeLazy(b: number, va: number): void {
+		const t = this.table;
+		const f64 = t.f64;
+		const start = f64[va * REC_F64 + VA_START]!;
+		const end = f64[va * REC_F64 + VA_END]!;
+		const vn = vnOf(t.i32[va * REC_I32 + VA_FLAGS]!);
+		rbErase(t, b + N_BUSY_ROOT, va, false);
+		t.hdr[b + N_BUSY_NR]!--;
+		t.hdrF[(b >> 1) + NF_BUSY_BYTES]! -= end - start;
+		t.hdrF[(b >> 1) + NF_FREES]!++;
+
+		const l = vn >= 0 ? nodeBase(vn) : b;
+		const f = l >> 1;
+		this.locks.acquire(l + N_LAZY_LOCK);
+		const hdr = t.hdr;
+		const hdrF = t.hdrF;
+		hdrF[f + NF_LAZY_ADDED]! += (end - start) * this.pageInverse;
+		if (start < hdrF[f + NF_LAZY_MIN]!) hdrF[f + NF_LAZY_MIN] = start;
+		if (end > hdrF[f + NF_LAZY_MAX]!) hdrF[f + NF_LAZY_MAX] = end;
+		t.i32[va * REC_I32 + VA_FLAGS] = VA_LAZY | (vn >= 0 ? encodeVn(vn) : 0);
+		t.i32[va * REC_I32 + VA_NEXT] = hdr[l + N_LAZY_HEAD]!;
+		hdr[l + N_LAZY_HEAD] = va; // published: `va` may not be read from here on
+		hdr[l + N_LAZY_NR]!++;
+		this.locks.release(l + N_LAZY_LOCK);
+	}
+
+	/** Areas in every node's pools (plain reads: a hint). */
+	private pooled(): number {
+		let n = 0;
+		for (let v = 0; v < this.nodes; v++) n += this.table.hdr[nodeBase(v) + N_POOL_NR]!;
+		return n;
 	}
 
 	/**
@@ -325,9 +458,23 @@ export class VmapSpace {
 		return this.purger.purge(sync, false);
 	}
 
-	/** Counters, read without taking allocator locks (see VmapStats for what agrees with what). */
-	stats(): VmapStats {
-		return readStats(this.table);
+	/**
+	 * Give every pooled area back to free space (the kernel's shrinker, for memory pressure):
+	 * a full decay of every pool, under the purge mutex. Returns the areas and bytes released.
+	 */
+	trim(): TrimResult {
+		this.locks.checkAlive();
+		return this.purger.trim();
+	}
+
+	/**
+	 * Counters, read without taking allocator locks (see VmapStats for what agrees with what).
+	 * `{ pools: true }` adds each node's 256 pool lengths.
+	 */
+	stats(options?: StatsOptions): VmapStats {
+		const pools = options?.pools ?? false;
+		if (typeof pools !== "boolean") throw new VmapError("EINVAL", `Cannot read stats: pools must be true or false, got ${shown(pools)}`);
+		return readStats(this.table, pools);
 	}
 
 	/** The busy and lazy areas in the style of /proc/vmallocinfo. */
@@ -341,73 +488,82 @@ export class VmapSpace {
 		return this.whole(() => dumpSpace(this.table, stats, (id) => this.tags.name(id)));
 	}
 
-	/** Run `read` over the whole space, still: holding the busy and free-space locks. */
+	/**
+	 * Run `read` over the whole space, still: holding every lock but the purge mutex, in the
+	 * lock order (free space, then each kind of node lock in node order).
+	 */
 	private whole<T>(read: () => T): T {
 		const locks = this.locks;
 		locks.checkAlive();
-		locks.acquire(HDR_BUSY_LOCK);
+		const words = [HDR_FREE_LOCK];
+		for (const kind of [N_POOL_LOCK, N_BUSY_LOCK, N_LAZY_LOCK]) for (let v = 0; v < this.nodes; v++) words.push(nodeBase(v) + kind);
+		let held = 0;
 		try {
-			locks.acquire(HDR_FREE_LOCK);
-			try {
-				this.table.sync();
-				return read();
-			} finally {
-				locks.release(HDR_FREE_LOCK);
-			}
+			for (; held < words.length; held++) locks.acquire(words[held]!);
+			this.table.sync();
+			return read();
 		} finally {
-			locks.release(HDR_BUSY_LOCK);
+			while (held > 0) locks.release(words[--held]!);
 		}
 	}
 
 	/**
-	 * The area holding `addr`, busy or lazy, or undefined. O(log n) for busy and free
-	 * addresses; an address in a lazily freed area is found by a scan of the lazy areas.
+	 * The area holding `addr`, busy or lazy, or undefined. A busy area is found in O(nodes
+	 * log n): the busy trees are searched from the address's node backwards, so an area
+	 * spanning zones is found at its start's node (kernel find_vmap_area). Any other address
+	 * is looked up with every lock held, a scan of the lazy and pooled areas included.
 	 */
 	find(addr: number): AreaInfo | undefined {
 		this.locks.checkAlive();
 		if (!Number.isSafeInteger(addr)) throw new VmapError("EINVAL", `Cannot find: address must be a whole number, got ${shown(addr)}`);
 		if (addr < this.start || addr >= this.end) return undefined;
-		// An area moves busy -> lazy list -> purge batch -> free space; looking in that order,
-		// each under its lock, finds it wherever it is (or finds it free).
+		const t = this.table;
+		const locks = this.locks;
+		const first = addrToNode(addr, this.zoneInverse, this.nodes);
+		for (let i = 0, v = first; i < this.nodes; i++, v = v === 0 ? this.nodes - 1 : v - 1) {
+			const b = nodeBase(v);
+			locks.acquire(b + N_BUSY_LOCK);
+			t.sync();
+			const va = findVmapArea(t, b + N_BUSY_ROOT, addr);
+			const info = va === 0 ? undefined : this.describe(va, "busy");
+			locks.release(b + N_BUSY_LOCK);
+			if (info !== undefined) return info;
+		}
 		const where = this.locate(addr);
-		return where.va === 0 || where.state === "free" ? undefined : where.info!;
+		return where.state === "busy" || where.state === "lazy" ? where.info : undefined;
+	}
+
+	private describe(va: number, state: "busy" | "lazy"): AreaInfo {
+		const t = this.table;
+		const start = t.f64[va * REC_F64 + VA_START]!;
+		const end = t.f64[va * REC_F64 + VA_END]!;
+		const tag = t.i32[va * REC_I32 + VA_TAG]!;
+		return { start, end, size: end - start, tag: tag === 0 ? undefined : this.tags.name(tag), state };
 	}
 
 	/**
-	 * Where `addr` lies: in a busy area, a lazy one, or free space (va 0: in nothing, which only
-	 * a broken space allows). `info` describes the area, read while its lock was held.
+	 * Where `addr` lies, looked up with every lock held: in a busy area, a lazy one, free space
+	 * (a free block or a pooled area), or "nowhere", which only a broken space allows. `info`
+	 * describes a busy or lazy area.
 	 */
-	private locate(addr: number): { va: number; state: "busy" | "lazy" | "free"; info: AreaInfo | undefined } {
-		const t = this.table;
-		const locks = this.locks;
-		const describe = (va: number, state: "busy" | "lazy"): AreaInfo => {
-			const start = t.f64[va * REC_F64 + VA_START]!;
-			const end = t.f64[va * REC_F64 + VA_END]!;
-			const tag = t.i32[va * REC_I32 + VA_TAG]!;
-			return { start, end, size: end - start, tag: tag === 0 ? undefined : this.tags.name(tag), state };
-		};
-		locks.acquire(HDR_BUSY_LOCK);
-		t.sync();
-		let va = findVmapArea(t, HDR_BUSY_ROOT, addr);
-		let state: "busy" | "lazy" | "free" = "busy";
-		if (va === 0) {
-			va = findLazyArea(t, addr, "lazy");
-			state = "lazy";
-		}
-		const info = va === 0 ? undefined : describe(va, state);
-		locks.release(HDR_BUSY_LOCK);
-		if (va !== 0) return { va, state, info };
-		locks.acquire(HDR_FREE_LOCK);
-		t.sync();
-		va = findVmapArea(t, HDR_FREE_ROOT, addr);
-		state = "free";
-		if (va === 0) {
-			va = findLazyArea(t, addr, "batch");
-			state = "lazy";
-		}
-		const batchInfo = va === 0 || state === "free" ? undefined : describe(va, "lazy");
-		locks.release(HDR_FREE_LOCK);
-		return { va, state, info: batchInfo };
+	private locate(addr: number): { state: "busy" | "lazy" | "free" | "nowhere"; info: AreaInfo | undefined } {
+		return this.whole(() => {
+			const t = this.table;
+			for (let v = 0; v < this.nodes; v++) {
+				const b = nodeBase(v);
+				const busy = findVmapArea(t, b + N_BUSY_ROOT, addr);
+				if (busy !== 0) return { state: "busy", info: this.describe(busy, "busy") };
+				const lazy = findListed(t, t.hdr[b + N_LAZY_HEAD]!, addr) || findListed(t, t.hdr[b + N_PURGE_HEAD]!, addr);
+				if (lazy !== 0) return { state: "lazy", info: this.describe(lazy, "lazy") };
+			}
+			if (findVmapArea(t, HDR_FREE_ROOT, addr) !== 0) return { state: "free", info: undefined };
+			for (let v = 0; v < this.nodes; v++) {
+				for (let pages = 1; pages <= MAX_VA_SIZE_PAGES; pages++) {
+					if (findListed(t, t.hdr[poolWord(v, pages)]!, addr) !== 0) return { state: "free", info: undefined };
+				}
+			}
+			return { state: "nowhere", info: undefined };
+		});
 	}
 
 	/** Validate every structure in O(n); throws VmapError ECORRUPT naming the broken invariant. */
@@ -427,7 +583,7 @@ export class VmapSpace {
 		}
 		const where = this.locate(addr);
 		const info = where.info;
-		if (where.va === 0) return corrupt(`${hex(addr)} is in no busy area, no free block and no lazy area`);
+		if (where.state === "nowhere") return corrupt(`${hex(addr)} is in no busy area, no lazy area, no free block and no pool`);
 		if (info === undefined) {
 			throw new VmapError("ENOENT", `Cannot ${op} ${hex(addr)}: no area starts there; the address is free (never allocated, or already freed and purged)`);
 		}

@@ -3,51 +3,66 @@
  * not contend with allocators).
  *
  * Counters are grouped in domains, one per lock that guards their writers: free space (the
- * free-space lock), busy and lazy areas (the busy lock), purges (the purge mutex). The free and
- * busy lock words count, odd while held (lock.ts), so they are their domains' sequence locks;
- * the purge counters have their own word, HDR_SEQ_PURGE, made odd by seqBegin and even by
- * seqEnd around each short update, since the purge mutex stays held across a whole flush. A
- * reader copies a domain's counters between two equal, even readings of its word and retries
- * otherwise, so each domain is read as one consistent snapshot. A long holder of a lock
- * (check(), dump()) makes readers of that domain retry until it ends, up to GIVE_UP_MS.
+ * free-space lock; each node's pool misses are counted there too), and per node its busy tree
+ * (busy lock), its lazy list (lazy lock) and its pools and purge list (pool lock); purges (the
+ * purge mutex). The lock words count, odd while held (lock.ts), so they are their domains'
+ * sequence locks; the purge counters have their own word, HDR_SEQ_PURGE, made odd by seqBegin
+ * and even by seqEnd around each short update, since the purge mutex stays held across a whole
+ * flush. A reader copies a domain's counters between two equal, even readings of its word and
+ * retries otherwise, so each domain is read as one consistent snapshot. A long holder of a
+ * lock (check(), dump()) makes readers of that domain retry until it ends, up to GIVE_UP_MS.
  *
- * Across domains a snapshot may be momentarily inconsistent: an allocation leaves free space
- * before it joins the busy areas, so free + busy + lazy bytes can read below or above the space
- * size by the bytes of operations in flight; vmapLazyNr and lazyAreas combine a count of the
- * busy group with one of the purge group, so they may be off by the areas a purge is moving.
- * Within a domain every figure agrees with every other.
+ * Across domains a snapshot may be momentarily inconsistent: an area moving from one structure
+ * to another is counted in both or neither, so free + busy + lazy + pooled bytes can read off
+ * the space size by the bytes of operations in flight, and vmapLazyNr combines a node's lazy
+ * and pool domains. Within a domain every figure agrees with every other.
  */
 import type { VmapStats } from "./api.ts";
+import type { NodeStats } from "./api.ts";
 import {
-	HDR_BUSY_LOCK,
-	HDR_BUSY_NR,
 	HDR_FREE_LOCK,
 	HDR_FREE_NR,
 	HDR_FREE_ROOT,
-	HDR_LAZY_NR,
-	HDR_PURGE_NR,
 	HDR_SEQ_PURGE,
-	HDRF_ALLOCS,
-	HDRF_BUSY_BYTES,
 	HDRF_END,
 	HDRF_FAILED,
 	HDRF_FLUSH_ERRORS,
 	HDRF_FLUSHED_BYTES,
 	HDRF_FLUSHES,
 	HDRF_FREE_BYTES,
-	HDRF_FREES,
+	HDRF_HELPED,
 	HDRF_LAZY_MAX_PAGES,
-	HDRF_LAZY_ADDED,
-	HDRF_LAZY_PURGED,
 	HDRF_OVERFLOW_PURGES,
 	HDRF_PAGE_SIZE,
-	HDRF_PURGED_AREAS,
 	HDRF_PURGES,
 	HDRF_START,
+	HDRF_TRIMS,
+	MAX_VA_SIZE_PAGES,
+	N_BUSY_LOCK,
+	N_BUSY_NR,
+	N_LAZY_LOCK,
+	N_LAZY_NR,
+	N_POOL_LOCK,
+	N_POOL_NR,
+	N_PURGE_NR,
+	NF_ALLOCS,
+	NF_BUSY_BYTES,
+	NF_DECAYED,
+	NF_FREES,
+	NF_HELPER_RUNS,
+	NF_LAZY_ADDED,
+	NF_LAZY_PURGED,
+	NF_POOL_BYTES,
+	NF_POOL_HITS,
+	NF_POOL_MISSES,
+	NF_PURGED_AREAS,
+	nodeBase,
+	POOL_LEN,
 	REC_F64,
 	VA_SUBTREE_MAX,
 } from "./layout.ts";
 import { LOCK_SEQ } from "./lock.ts";
+import { poolWord } from "./nodes.ts";
 import type { VaTable } from "./va-table.ts";
 
 /** Open a write to the purge counters (HDR_SEQ_PURGE); the caller holds the purge mutex. */
@@ -91,7 +106,7 @@ function readDomain(hdr: Int32Array, seqWord: number, read: () => void): boolean
 	return false;
 }
 
-export function readStats(t: VaTable): VmapStats {
+export function readStats(t: VaTable, pools: boolean): VmapStats {
 	const hdr = t.hdr;
 	const f = t.hdrF;
 	const pageSize = f[HDRF_PAGE_SIZE]!;
@@ -116,44 +131,89 @@ export function readStats(t: VaTable): VmapStats {
 		purgedAreas: 0,
 		overflowPurges: 0,
 		flushErrors: 0,
+		poolBytes: 0,
+		poolAreas: 0,
+		poolHits: 0,
+		poolMisses: 0,
+		helped: 0,
+		trims: 0,
+		nodes: [],
 		consistent: true,
 	};
-	let lazyAdded = 0;
-	let lazyPurged = 0;
-	let lazyListed = 0;
-	let lazyBatched = 0;
-	const free = readDomain(hdr, HDR_FREE_LOCK, () => {
+	const nodes: NodeStats[] = s.nodes;
+	for (let v = 0; v < t.nodes; v++) {
+		nodes.push({ busyAreas: 0, busyBytes: 0, lazyAreas: 0, poolAreas: 0, poolBytes: 0, poolHits: 0, poolMisses: 0, purgedAreas: 0, decayedAreas: 0, helperRuns: 0 });
+	}
+	let consistent = readDomain(hdr, HDR_FREE_LOCK, () => {
 		s.freeBytes = f[HDRF_FREE_BYTES]!;
 		s.freeBlocks = hdr[HDR_FREE_NR]!;
 		s.failedAllocs = f[HDRF_FAILED]!;
+		for (let v = 0; v < t.nodes; v++) nodes[v]!.poolMisses = f[(nodeBase(v) >> 1) + NF_POOL_MISSES]!;
 		// The root's subtreeMaxSize is the largest block. The record view may predate growth by
 		// another handle; the root is then out of its reach and the snapshot is simply retried.
 		const root = hdr[HDR_FREE_ROOT]!;
 		if (root >= t.capacity) t.remap();
 		s.largestFreeBlock = root === 0 ? 0 : t.f64[root * REC_F64 + VA_SUBTREE_MAX]!;
 	});
-	const busy = readDomain(hdr, HDR_BUSY_LOCK, () => {
-		s.busyBytes = f[HDRF_BUSY_BYTES]!;
-		s.busyAreas = hdr[HDR_BUSY_NR]!;
-		lazyListed = hdr[HDR_LAZY_NR]!;
-		lazyAdded = f[HDRF_LAZY_ADDED]!;
-		s.allocs = f[HDRF_ALLOCS]!;
-		s.frees = f[HDRF_FREES]!;
-	});
-	const purge = readDomain(hdr, HDR_SEQ_PURGE, () => {
+	consistent &&= readDomain(hdr, HDR_SEQ_PURGE, () => {
 		s.purges = f[HDRF_PURGES]!;
 		s.flushes = f[HDRF_FLUSHES]!;
 		s.flushedBytes = f[HDRF_FLUSHED_BYTES]!;
-		s.purgedAreas = f[HDRF_PURGED_AREAS]!;
 		s.overflowPurges = f[HDRF_OVERFLOW_PURGES]!;
 		s.flushErrors = f[HDRF_FLUSH_ERRORS]!;
-		lazyPurged = f[HDRF_LAZY_PURGED]!;
-		lazyBatched = hdr[HDR_PURGE_NR]!;
+		s.helped = f[HDRF_HELPED]!;
+		s.trims = f[HDRF_TRIMS]!;
 	});
-	// Across groups: pages and areas freed (busy group) less those purged or in the batch.
-	s.vmapLazyNr = lazyAdded - lazyPurged;
-	s.lazyBytes = s.vmapLazyNr * pageSize;
-	s.lazyAreas = lazyListed + lazyBatched;
-	s.consistent = free && busy && purge;
+	let lazyPages = 0;
+	for (let v = 0; v < t.nodes; v++) {
+		const b = nodeBase(v);
+		const nf = b >> 1;
+		const n = nodes[v]!;
+		let allocs = 0;
+		let frees = 0;
+		let added = 0;
+		let purged = 0;
+		let listed = 0;
+		let batched = 0;
+		consistent &&= readDomain(hdr, b + N_BUSY_LOCK, () => {
+			n.busyAreas = hdr[b + N_BUSY_NR]!;
+			n.busyBytes = f[nf + NF_BUSY_BYTES]!;
+			allocs = f[nf + NF_ALLOCS]!;
+			frees = f[nf + NF_FREES]!;
+		});
+		consistent &&= readDomain(hdr, b + N_LAZY_LOCK, () => {
+			listed = hdr[b + N_LAZY_NR]!;
+			added = f[nf + NF_LAZY_ADDED]!;
+		});
+		consistent &&= readDomain(hdr, b + N_POOL_LOCK, () => {
+			batched = hdr[b + N_PURGE_NR]!;
+			purged = f[nf + NF_LAZY_PURGED]!;
+			n.purgedAreas = f[nf + NF_PURGED_AREAS]!;
+			n.poolAreas = hdr[b + N_POOL_NR]!;
+			n.poolBytes = f[nf + NF_POOL_BYTES]!;
+			n.poolHits = f[nf + NF_POOL_HITS]!;
+			n.decayedAreas = f[nf + NF_DECAYED]!;
+			n.helperRuns = f[nf + NF_HELPER_RUNS]!;
+			if (pools) {
+				const lengths: number[] = (n.poolLengths = []);
+				for (let k = 0; k < MAX_VA_SIZE_PAGES; k++) lengths.push(hdr[poolWord(v, k + 1) + POOL_LEN]!);
+			}
+		});
+		n.lazyAreas = listed + batched;
+		lazyPages += added - purged;
+		s.busyAreas += n.busyAreas;
+		s.busyBytes += n.busyBytes;
+		s.lazyAreas += n.lazyAreas;
+		s.allocs += allocs;
+		s.frees += frees;
+		s.purgedAreas += n.purgedAreas;
+		s.poolAreas += n.poolAreas;
+		s.poolBytes += n.poolBytes;
+		s.poolHits += n.poolHits;
+		s.poolMisses += n.poolMisses;
+	}
+	s.vmapLazyNr = lazyPages;
+	s.lazyBytes = lazyPages * pageSize;
+	s.consistent = consistent;
 	return s;
 }

@@ -9,13 +9,13 @@ import {
 	HDR_SLOT_FREE,
 	HDR_SLOT_FREE_NR,
 	HDR_SLOT_HIGH,
-	HDR_WORDS,
-	HDRF_LAZY_ADDED,
-	HDRF_LAZY_PURGED,
-	HEADER_BYTES,
+	HDR_NODES,
+	HDR_RECORDS_OFFSET,
+	NF_LAZY_ADDED,
+	NF_LAZY_PURGED,
+	nodeBase,
 	REC_F64,
 	REC_I32,
-	RECORDS_OFFSET,
 	VA_NEXT,
 } from "./layout.ts";
 
@@ -56,9 +56,15 @@ export class VaTable {
 	i32!: Int32Array;
 	/** Capacity the views cover. */
 	capacity = 0;
+	/** Number of nodes; byte offset of record 0. Fixed at creation. */
+	readonly nodes: number;
+	readonly recordsAt: number;
 
 	constructor(buffer: SpaceBuffer) {
 		this.buffer = buffer;
+		const hdr = new Int32Array(buffer, 0, HDR_RECORDS_OFFSET + 1);
+		this.nodes = hdr[HDR_NODES]!;
+		this.recordsAt = hdr[HDR_RECORDS_OFFSET]!;
 		this.remap();
 	}
 
@@ -66,15 +72,15 @@ export class VaTable {
 	remap(): void {
 		this.mapHeader();
 		const capacity = Atomics.load(this.hdr, HDR_CAPACITY);
-		this.f64 = new Float64Array(this.buffer, RECORDS_OFFSET, capacity * REC_F64);
-		this.i32 = new Int32Array(this.buffer, RECORDS_OFFSET, capacity * REC_I32);
+		this.f64 = new Float64Array(this.buffer, this.recordsAt, capacity * REC_F64);
+		this.i32 = new Int32Array(this.buffer, this.recordsAt, capacity * REC_I32);
 		this.capacity = capacity;
 	}
 
 	private mapHeader(): void {
 		if (this.hdr?.buffer === this.buffer) return;
-		this.hdr = new Int32Array(this.buffer, 0, HDR_WORDS);
-		this.hdrF = new Float64Array(this.buffer, 0, HEADER_BYTES / 8);
+		this.hdr = new Int32Array(this.buffer, 0, this.recordsAt / 4);
+		this.hdrF = new Float64Array(this.buffer, 0, this.recordsAt / 8);
 		this.handles = new Int32Array(this.buffer, HANDLE_OFFSET, HANDLE_MAX * HANDLE_WORDS);
 	}
 
@@ -87,9 +93,18 @@ export class VaTable {
 		if (this.capacity !== this.hdr[HDR_CAPACITY]) this.remap();
 	}
 
-	/** vmap_lazy_nr: pages freed lazily and not yet merged back. */
+	/**
+	 * vmap_lazy_nr: pages freed lazily and not yet reclaimed, summed over the nodes with plain
+	 * reads. Exact under every node's LAZY and POOL lock; otherwise a heuristic's estimate.
+	 */
 	lazyPages(): number {
-		return this.hdrF[HDRF_LAZY_ADDED]! - this.hdrF[HDRF_LAZY_PURGED]!;
+		const hdrF = this.hdrF;
+		let n = 0;
+		for (let v = 0; v < this.nodes; v++) {
+			const f = nodeBase(v) >> 1;
+			n += hdrF[f + NF_LAZY_ADDED]! - hdrF[f + NF_LAZY_PURGED]!;
+		}
+		return n;
 	}
 
 	/** Free slots available without growing. */
@@ -121,7 +136,7 @@ export class VaTable {
 		// growing a buffer in place costs no copy, so small steps are cheap.
 		const next = Math.min(max, Math.max(want, capacity + Math.max(64, capacity >>> 3)));
 		try {
-			this.buffer = grown(this.buffer, bytesForCapacity(next));
+			this.buffer = grown(this.buffer, bytesForCapacity(this.recordsAt, next));
 		} catch (e) {
 			throw new VmapError("ENOMEM", `Cannot grow the record table to ${next} records: ${(e as Error).message}`);
 		}

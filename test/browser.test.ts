@@ -47,15 +47,18 @@ test("browser: a page and two Web Workers share one space; without cross-origin 
 			violations: string[];
 			whole: boolean;
 			purges: number;
+			nodes: number;
+			poolHits: number;
+			pooledBeforeTrim: number;
 		}>(browser, `http://127.0.0.1:${port}/test/browser/index.html`);
-		console.log(`# browser: main thread ${r.mainAllocs} allocations, workers ${r.workers.map((w) => `#${w.id}: ${w.allocs}`).join(", ")}, ${r.purges} purges`);
+		console.log(`# browser: main thread ${r.mainAllocs} allocations, workers ${r.workers.map((w) => `#${w.id}: ${w.allocs}`).join(", ")}, ${r.purges} purges, ${r.nodes} nodes (navigator.hardwareConcurrency), ${r.poolHits} pool hits, ${r.pooledBeforeTrim} areas pooled before trim()`);
 		assert.equal(r.crossOriginIsolated, true);
 		assert.deepEqual(r.violations, []);
 		for (const w of r.workers) assert.deepEqual(w.violations, [], `worker ${w.id}`);
 		// Ids are unique among open handles; a worker that closed early may give its id to the next.
 		assert.ok(r.workers.every((w) => w.id >= 2), `worker ids ${r.workers.map((w) => w.id)}: the page holds id 1`);
 		assert.ok(r.workers.every((w) => w.allocs > 1000));
-		assert.equal(r.whole, true, "after everything was freed and purged, free space is the whole space");
+		assert.equal(r.whole, true, "after everything was freed, purged and trimmed, free space is the whole space");
 
 		// Without cross-origin isolation: no SharedArrayBuffer, yet a one-thread space works.
 		const p = await resultOf<{ hasSAB: boolean; sharedError: string; whole: boolean; allocs: number }>(browser, `http://127.0.0.1:${port}/test/browser/plain.html`);

@@ -2,15 +2,16 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { VmapError, VmapSpace } from "../src/index.ts";
 import {
-	HDR_BUSY_ROOT,
 	HDR_CAPACITY,
 	HDR_FREE_ROOT,
-	HDR_LAZY_HEAD,
-	HDR_LAZY_NR,
-	HDRF_BUSY_BYTES,
-	HDRF_LAZY_MIN,
-	HDRF_LAZY_ADDED,
 	INITIAL_CAPACITY,
+	N_BUSY_ROOT,
+	N_LAZY_HEAD,
+	N_LAZY_NR,
+	NF_BUSY_BYTES,
+	NF_LAZY_ADDED,
+	NF_LAZY_MIN,
+	nodeBase,
 	REC_F64,
 	REC_I32,
 	VA_BUSY,
@@ -175,18 +176,20 @@ test("free and find: wrong addresses are named in the message", () => {
 });
 
 test("check() catches corruption of every kind it promises to", () => {
+	const B = nodeBase(0);
+	const F = B >> 1;
 	const corruptions: Array<[string, (s: VmapSpace) => void, RegExp]> = [
 		["subtreeMaxSize", (s) => { s.table.f64[s.table.hdr[HDR_FREE_ROOT]! * REC_F64 + VA_SUBTREE_MAX]! += P; }, /subtreeMaxSize .* recomputed/],
-		["red root", (s) => { s.table.i32[s.table.hdr[HDR_BUSY_ROOT]! * REC_I32 + VA_PARENT]! |= 1; }, /root \d+ is red/],
+		["red root", (s) => { s.table.i32[s.table.hdr[B + N_BUSY_ROOT]! * REC_I32 + VA_PARENT]! |= 1; }, /root \d+ is red/],
 		["block end", (s) => { s.table.f64[s.table.hdr[HDR_FREE_ROOT]! * REC_F64 + VA_END]! += 1; }, /not page aligned/],
-		["overlap", (s) => { s.table.f64[s.table.hdr[HDR_BUSY_ROOT]! * REC_F64 + VA_END]! += P; }, /overlap|touch|before the previous/],
+		["overlap", (s) => { s.table.f64[s.table.hdr[B + N_BUSY_ROOT]! * REC_F64 + VA_END]! += P; }, /overlap|touch|before the previous/],
 		["free list", (s) => { s.table.i32[s.table.hdr[HDR_FREE_ROOT]! * REC_I32 + VA_NEXT] = 0; }, /free list/],
-		["byte counter", (s) => { s.table.hdrF[HDRF_BUSY_BYTES]! += P; }, /busy tree: holds \d+ bytes in busy areas, header says/],
+		["byte counter", (s) => { s.table.hdrF[F + NF_BUSY_BYTES]! += P; }, /busy tree: holds \d+ bytes in busy areas, header says/],
 		["record 0", (s) => { s.table.f64[0] = 1; }, /record 0 \(nil\) has been written/],
-		["lazy flag", (s) => { s.table.i32[s.table.hdr[HDR_LAZY_HEAD]! * REC_I32 + VA_FLAGS] = VA_BUSY; }, /lazy list: record \d+ has state flags 1, not lazy/],
-		["vmapLazyNr", (s) => { s.table.hdrF[HDRF_LAZY_ADDED]! -= 1; }, /vmapLazyNr: header says/],
-		["flush range", (s) => { s.table.hdrF[HDRF_LAZY_MIN]! -= P; }, /incremental flush range says/],
-		["lazy count", (s) => { s.table.hdr[HDR_LAZY_NR]!++; }, /lazy list: holds \d+ areas, header says/],
+		["lazy flag", (s) => { s.table.i32[s.table.hdr[B + N_LAZY_HEAD]! * REC_I32 + VA_FLAGS] = VA_BUSY; }, /lazy list: record \d+ has state flags 1, not lazy/],
+		["vmapLazyNr", (s) => { s.table.hdrF[F + NF_LAZY_ADDED]! -= 1; }, /vmapLazyNr: header says/],
+		["flush range", (s) => { s.table.hdrF[F + NF_LAZY_MIN]! -= P; }, /incremental flush range says/],
+		["lazy count", (s) => { s.table.hdr[B + N_LAZY_NR]!++; }, /lazy list: holds \d+ areas, header says/],
 	];
 	for (const [what, breakIt, msg] of corruptions) {
 		const s = VmapSpace.create({ size: 256 * P });

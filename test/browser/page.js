@@ -36,6 +36,9 @@ async function main() {
 	workers.forEach((w) => w.terminate());
 	space.purge({ sync: true });
 	space.check();
+	const pooled = space.stats();
+	space.trim(); // pooled areas back to free space
+	space.check();
 	const st = space.stats();
 	return {
 		crossOriginIsolated: self.crossOriginIsolated,
@@ -44,6 +47,9 @@ async function main() {
 		violations,
 		whole: st.freeBlocks === 1 && st.freeBytes === st.size && st.busyAreas === 0 && st.lazyAreas === 0,
 		purges: st.purges,
+		nodes: st.nodes.length,
+		poolHits: st.poolHits,
+		pooledBeforeTrim: pooled.poolAreas,
 	};
 }
 

@@ -18,6 +18,7 @@ function main() {
 	}
 	for (const a of live) space.free(a);
 	space.purge();
+	space.trim();
 	space.check();
 	const st = space.stats();
 	return { hasSAB: typeof SharedArrayBuffer !== "undefined", sharedError, whole: st.freeBlocks === 1 && st.freeBytes === st.size, allocs: st.allocs };

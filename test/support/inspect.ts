@@ -1,5 +1,6 @@
 /** Read a space's structures straight from its buffer, for assertions. */
-import { HDR_BUSY_ROOT, HDR_FREE_HEAD, HDR_LAZY_HEAD, HDR_PURGE_HEAD, REC_F64, REC_I32, VA_END, VA_NEXT, VA_START } from "../../src/layout.ts";
+import { HDR_FREE_HEAD, MAX_VA_SIZE_PAGES, N_BUSY_ROOT, N_LAZY_HEAD, N_PURGE_HEAD, nodeBase, REC_F64, REC_I32, VA_END, VA_NEXT, VA_START } from "../../src/layout.ts";
+import { poolWord } from "../../src/nodes.ts";
 import { rbFirst, rbNext } from "../../src/rbtree.ts";
 import type { VmapSpace } from "../../src/space.ts";
 
@@ -15,22 +16,40 @@ export function freeBlocks(space: VmapSpace): Range[] {
 	return out;
 }
 
-/** Lazy areas (lazy list and purge batch) in address order. */
-export function lazyAreas(space: VmapSpace): Range[] {
+/** The ranges on the lists from `heads` (linked through `next`), in address order. */
+function listed(space: VmapSpace, heads: number[]): Range[] {
 	const t = space.table;
 	const out: Range[] = [];
-	for (const head of [t.hdr[HDR_LAZY_HEAD]!, t.hdr[HDR_PURGE_HEAD]!]) {
+	for (const head of heads) {
 		for (let va = head; va !== 0; va = t.i32[va * REC_I32 + VA_NEXT]!) out.push([t.f64[va * REC_F64 + VA_START]!, t.f64[va * REC_F64 + VA_END]!]);
 	}
 	return out.sort((a, b) => a[0] - b[0]);
 }
 
-/** Busy areas in address order, read from the busy tree. */
+function nodes(space: VmapSpace): number[] {
+	return Array.from({ length: space.nodes }, (_, v) => v);
+}
+
+/** Lazy areas (every node's lazy and purge lists) in address order. */
+export function lazyAreas(space: VmapSpace): Range[] {
+	const hdr = space.table.hdr;
+	return listed(space, nodes(space).flatMap((v) => [hdr[nodeBase(v) + N_LAZY_HEAD]!, hdr[nodeBase(v) + N_PURGE_HEAD]!]));
+}
+
+/** Pooled areas (every pool of every node) in address order. */
+export function pooledAreas(space: VmapSpace): Range[] {
+	const hdr = space.table.hdr;
+	return listed(space, nodes(space).flatMap((v) => Array.from({ length: MAX_VA_SIZE_PAGES }, (_, k) => hdr[poolWord(v, k + 1)]!)));
+}
+
+/** Busy areas in address order, read from every node's busy tree. */
 export function busyAreas(space: VmapSpace): Range[] {
 	const t = space.table;
 	const out: Range[] = [];
-	for (let va = rbFirst(t, HDR_BUSY_ROOT); va !== 0; va = rbNext(t, va)) {
-		out.push([t.f64[va * REC_F64 + VA_START]!, t.f64[va * REC_F64 + VA_END]!]);
+	for (const v of nodes(space)) {
+		for (let va = rbFirst(t, nodeBase(v) + N_BUSY_ROOT); va !== 0; va = rbNext(t, va)) {
+			out.push([t.f64[va * REC_F64 + VA_START]!, t.f64[va * REC_F64 + VA_END]!]);
+		}
 	}
-	return out;
+	return out.sort((a, b) => a[0] - b[0]);
 }

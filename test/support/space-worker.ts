@@ -10,7 +10,7 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { VmapSpace } from "../../src/index.ts";
-import { HDR_BUSY_LOCK } from "../../src/layout.ts";
+import { N_BUSY_LOCK, nodeBase } from "../../src/layout.ts";
 import { xorshift32 } from "./xorshift.ts";
 
 interface Job {
@@ -56,7 +56,7 @@ let allocs = 0;
 let busy = 0;
 let ops = 0;
 if (job.mode === "hold-lock") {
-	space.locks.acquire(HDR_BUSY_LOCK);
+	space.locks.acquire(nodeBase(0) + N_BUSY_LOCK);
 	parentPort!.postMessage({ holding: true });
 	for (;;) Atomics.wait(control, 1, 0, 1000); // hold it until terminated
 }

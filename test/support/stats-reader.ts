@@ -14,7 +14,7 @@ let inconsistent = 0;
 const violations: string[] = [];
 Atomics.store(flag, 1, 1);
 while (Atomics.load(flag, 0) === 0) {
-	const s = readStats(t);
+	const s = readStats(t, false);
 	snapshots++;
 	if (!s.consistent) {
 		// Flagged: the reader gave up waiting for a writer; such a snapshot promises nothing.

@@ -1,0 +1,144 @@
+/**
+ * Nodes and their pools (kernel struct vmap_node, node_alloc, node_pool_add_va,
+ * node_pool_del_va; seed 003).
+ *
+ * Busy areas are split over nodes by address (zones of ZONE_PAGES pages, dealt round-robin),
+ * so frees and allocations of different zones take different busy locks. Each node also keeps
+ * 256 LIFO pools of areas of exactly 1..256 pages that purges refill: an allocation of such a
+ * size, over the whole space, takes the head of its handle's node pool without touching the
+ * free-space lock. A handle's node is its id modulo the nodes (the kernel's CPU id).
+ */
+import {
+	MAX_VA_SIZE_PAGES,
+	N_POOL_NR,
+	N_POOLS,
+	NF_POOL_BYTES,
+	nodeBase,
+	POOL_HEAD,
+	POOL_LEN,
+	POOL_TAIL,
+	POOL_WORDS,
+	REC_F64,
+	REC_I32,
+	VA_END,
+	VA_FLAGS,
+	VA_NEXT,
+	VA_POOL,
+	VA_START,
+	VA_TAG,
+	VN_SHIFT,
+} from "./layout.ts";
+import type { VaTable } from "./va-table.ts";
+
+/** Pages per zone with several nodes (kernel: "Node partition is 16 pages"). */
+export const ZONE_PAGES = 16;
+
+/** The default node count: clamp(hardware concurrency, 1, 128), 1 where the runtime does not say (Node 20). */
+export function defaultNodes(): number {
+	const n = (globalThis as { navigator?: { hardwareConcurrency?: unknown } }).navigator?.hardwareConcurrency;
+	return typeof n === "number" && Number.isSafeInteger(n) ? Math.min(128, Math.max(1, n)) : 1;
+}
+
+/** kernel addr_to_node_id: the zone of `addr`, modulo the nodes. */
+export function addrToNode(addr: number, zoneInverse: number, nodes: number): number {
+	if (nodes === 1) return 0;
+	const zone = Math.floor(addr * zoneInverse); // exact: zoneInverse is a power of two
+	return zone - Math.floor(zone / nodes) * nodes; // `%` on doubles is a call to fmod
+}
+
+/** The node id a record's flags carry (encode_vn_id), -1 for none. */
+export function vnOf(flags: number): number {
+	return (flags >>> VN_SHIFT) - 1;
+}
+
+export function encodeVn(node: number): number {
+	return (node + 1) << VN_SHIFT;
+}
+
+/** Word of node `v`'s pool of `pages`-page areas (1 <= pages <= MAX_VA_SIZE_PAGES). */
+export function poolWord(v: number, pages: number): number {
+	return nodeBase(v) + N_POOLS + (pages - 1) * POOL_WORDS;
+}
+
+/** Whether an area of `pages` pages fits a pool. */
+export function poolable(pages: number): boolean {
+	return pages <= MAX_VA_SIZE_PAGES;
+}
+
+/**
+ * Push record `va` (not linked anywhere, vaStart/vaEnd set) on the head of node `v`'s pool of
+ * `pages`-page areas. The caller holds v's pool lock.
+ */
+export function poolAdd(t: VaTable, v: number, va: number, pages: number): void {
+	const hdr = t.hdr;
+	const p = poolWord(v, pages);
+	const head = hdr[p + POOL_HEAD]!;
+	t.i32[va * REC_I32 + VA_FLAGS] = VA_POOL | encodeVn(v);
+	t.i32[va * REC_I32 + VA_TAG] = 0;
+	t.i32[va * REC_I32 + VA_NEXT] = head;
+	hdr[p + POOL_HEAD] = va;
+	if (head === 0) hdr[p + POOL_TAIL] = va;
+	hdr[p + POOL_LEN]!++;
+	const b = nodeBase(v);
+	hdr[b + N_POOL_NR]!++;
+	t.hdrF[(b >> 1) + NF_POOL_BYTES]! += t.f64[va * REC_F64 + VA_END]! - t.f64[va * REC_F64 + VA_START]!;
+}
+
+/**
+ * Unlink and return the head of pool `p` (poolWord), 0 when empty. The caller holds the pool
+ * lock and resets the record's flags.
+ */
+export function poolPop(t: VaTable, v: number, p: number): number {
+	const hdr = t.hdr;
+	const va = hdr[p + POOL_HEAD]!;
+	if (va === 0) return 0;
+	const next = t.i32[va * REC_I32 + VA_NEXT]!;
+	hdr[p + POOL_HEAD] = next;
+	if (next === 0) hdr[p + POOL_TAIL] = 0;
+	t.i32[va * REC_I32 + VA_NEXT] = 0;
+	hdr[p + POOL_LEN]!--;
+	const b = nodeBase(v);
+	hdr[b + N_POOL_NR]!--;
+	t.hdrF[(b >> 1) + NF_POOL_BYTES]! -= t.f64[va * REC_F64 + VA_END]! - t.f64[va * REC_F64 + VA_START]!;
+	return va;
+}
+
+/**
+ * node_pool_del_va: the head of pool `p` if it starts at a multiple of `align`, else 0. A
+ * misaligned head moves to the tail and the probe counts as a miss: one probe only, so the
+ * pool path stays O(1). The caller holds the pool lock.
+ */
+export function poolTake(t: VaTable, v: number, p: number, align: number): number {
+	const hdr = t.hdr;
+	const va = hdr[p + POOL_HEAD]!;
+	if (va === 0) return 0;
+	const start = t.f64[va * REC_F64 + VA_START]!;
+	if (start === Math.floor(start / align) * align) return poolPop(t, v, p);
+	const next = t.i32[va * REC_I32 + VA_NEXT]!;
+	if (next !== 0) {
+		// Rotate: the head becomes the tail.
+		hdr[p + POOL_HEAD] = next;
+		t.i32[hdr[p + POOL_TAIL]! * REC_I32 + VA_NEXT] = va;
+		t.i32[va * REC_I32 + VA_NEXT] = 0;
+		hdr[p + POOL_TAIL] = va;
+	}
+	return 0;
+}
+
+/**
+ * How many areas a decay takes from a pool of `len` areas: all of them on a full decay, else
+ * about 25% (len >> 2). A pool of fewer than 4 areas keeps them all (the 2025 kernel's
+ * behaviour, not 6.9's, which reclaimed them all): "the last three objects do not play a big
+ * game" either way, and keeping them keeps a small working set warm.
+ */
+export function decayCount(len: number, full: boolean): number {
+	return full ? len : len >> 2;
+}
+
+/** The record on the list from `head` (linked through `next`) holding `addr`, 0 when none does. */
+export function findListed(t: VaTable, head: number, addr: number): number {
+	for (let va = head; va !== 0; va = t.i32[va * REC_I32 + VA_NEXT]!) {
+		if (t.f64[va * REC_F64 + VA_START]! <= addr && addr < t.f64[va * REC_F64 + VA_END]!) return va;
+	}
+	return 0;
+}

@@ -1,0 +1,123 @@
+/**
+ * Moving areas back to where they can be handed out again: a node's purge list into its pools
+ * or free space (kernel purge_vmap_node), and pools into free space (decay_va_pool_node).
+ *
+ * Every move is made holding the locks of both structures the area leaves and joins, so that
+ * check() and the listings, which take every lock, never see an area in neither. Work is done
+ * in steps of RECLAIM_STEP areas per lock hold: allocators interleave with a long purge, and a
+ * statistics reader waits at most one step.
+ */
+import { mergeOrAddVmapArea } from "./free-space.ts";
+import {
+	HDR_FREE_LOCK,
+	HDR_SKIP_POPULATE,
+	MAX_VA_SIZE_PAGES,
+	N_POOL_LOCK,
+	N_PURGE_HEAD,
+	N_PURGE_NR,
+	NF_DECAYED,
+	NF_LAZY_PURGED,
+	NF_PURGED_AREAS,
+	nodeBase,
+	POOL_LEN,
+	REC_F64,
+	REC_I32,
+	VA_END,
+	VA_FLAGS,
+	VA_NEXT,
+	VA_START,
+} from "./layout.ts";
+import type { Locks } from "./lock.ts";
+import { decayCount, poolable, poolAdd, poolPop, poolWord, vnOf } from "./nodes.ts";
+import type { VaTable } from "./va-table.ts";
+
+/** Areas moved per lock hold. */
+export const RECLAIM_STEP = 64;
+
+/**
+ * Whether purged area `va` of node `v` goes to v's pool: it was asked for through node v's
+ * pool path (vn_id v), it fits a pool, and the running purge refills pools (not an overflow
+ * purge or trim: kernel skip_populate, so that the retry finds the space in the free tree).
+ */
+function toPool(t: VaTable, va: number, v: number, pageInverse: number): boolean {
+	if (t.hdr[HDR_SKIP_POPULATE] !== 0) return false;
+	if (vnOf(t.i32[va * REC_I32 + VA_FLAGS]!) !== v) return false;
+	return poolable((t.f64[va * REC_F64 + VA_END]! - t.f64[va * REC_F64 + VA_START]!) * pageInverse);
+}
+
+/**
+ * One step of node `v`'s purge list: up to RECLAIM_STEP areas, each into v's pool or free
+ * space, subtracting its pages from vmapLazyNr as it goes (seed 000: the backlog is never
+ * reported lower than it is). Only the purge and the one helper that took node v pop this list,
+ * so its head may be peeked without the lock. When the head goes to a pool the step holds only
+ * v's pool lock and stops at the first area that does not; otherwise it also holds the
+ * free-space lock (taken first: the lock order). Returns false when the list is empty.
+ */
+export function reclaimStep(t: VaTable, locks: Locks, v: number, pageInverse: number): boolean {
+	t.sync();
+	const b = nodeBase(v);
+	if (t.hdr[b + N_PURGE_HEAD] === 0) return false;
+	const poolOnly = toPool(t, t.hdr[b + N_PURGE_HEAD]!, v, pageInverse);
+	if (!poolOnly) locks.acquire(HDR_FREE_LOCK);
+	locks.acquire(b + N_POOL_LOCK);
+	t.sync();
+	const hdr = t.hdr;
+	const hdrF = t.hdrF;
+	let n = 0;
+	let pages = 0;
+	for (; n < RECLAIM_STEP; n++) {
+		const va = hdr[b + N_PURGE_HEAD]!;
+		if (va === 0) break;
+		const p = (t.f64[va * REC_F64 + VA_END]! - t.f64[va * REC_F64 + VA_START]!) * pageInverse;
+		const pool = toPool(t, va, v, pageInverse);
+		if (poolOnly && !pool) break;
+		hdr[b + N_PURGE_HEAD] = t.i32[va * REC_I32 + VA_NEXT]!;
+		hdr[b + N_PURGE_NR]!--;
+		pages += p;
+		if (pool) poolAdd(t, v, va, p);
+		else mergeOrAddVmapArea(t, va);
+	}
+	hdrF[(b >> 1) + NF_LAZY_PURGED]! += pages;
+	hdrF[(b >> 1) + NF_PURGED_AREAS]! += n;
+	locks.release(b + N_POOL_LOCK);
+	if (!poolOnly) locks.release(HDR_FREE_LOCK);
+	locks.heartbeat();
+	return true;
+}
+
+/**
+ * Decay node `v`'s pools (kernel decay_va_pool_node): from each pool, decayCount(len, full)
+ * areas from its head go back to free space. The caller holds the purge mutex (seed 003's
+ * thread: decays must not run concurrently). Returns the areas decayed.
+ */
+export function decayNode(t: VaTable, locks: Locks, v: number, full: boolean): number {
+	const b = nodeBase(v);
+	let total = 0;
+	for (let pages = 1; pages <= MAX_VA_SIZE_PAGES; pages++) {
+		const p = poolWord(v, pages);
+		if (t.hdr[p + POOL_LEN] === 0) continue; // a peek: allocators only take from pools meanwhile
+		let left = -1;
+		while (left !== 0) {
+			locks.acquire(HDR_FREE_LOCK);
+			locks.acquire(b + N_POOL_LOCK);
+			t.sync();
+			const hdr = t.hdr;
+			if (left < 0) left = decayCount(hdr[p + POOL_LEN]!, full);
+			let n = 0;
+			for (; n < RECLAIM_STEP && left > 0; n++, left--) {
+				const va = poolPop(t, v, p);
+				if (va === 0) {
+					left = 0; // allocators emptied it meanwhile
+					break;
+				}
+				mergeOrAddVmapArea(t, va);
+			}
+			t.hdrF[(b >> 1) + NF_DECAYED]! += n;
+			total += n;
+			locks.release(b + N_POOL_LOCK);
+			locks.release(HDR_FREE_LOCK);
+			locks.heartbeat();
+		}
+	}
+	return total;
+}
