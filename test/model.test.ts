@@ -9,6 +9,11 @@
  * purge (asked for, overflow, priority) must call the flush hook exactly once, with exactly the
  * range covering the lazy areas, and an empty purge must not call it.
  *
+ * With several nodes, pools hold part of free space: a pool-path allocation must return the head
+ * of its pool when that head is aligned, anything else the lowest fit in the free tree; free
+ * blocks and pooled areas together must be exactly the model's gaps, so a lazy range is still
+ * never handed out before its purge.
+ *
  * Fixed seed; set VMAP_SEED to try another, VMAP_RUNS to run more. fast-check prints the seed
  * and the shrunk counterexample when a property fails.
  */
@@ -16,7 +21,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
 import { VmapError, VmapSpace } from "../src/index.ts";
-import { busyAreas, freeBlocks, lazyAreas } from "./support/inspect.ts";
+import { busyAreas, coalesce, freeBlocks, lazyAreas, poolHead, pooledAreas } from "./support/inspect.ts";
 import { Model } from "./support/model.ts";
 
 const SEED = Number(process.env.VMAP_SEED ?? 20261122);
@@ -97,20 +102,31 @@ class Alloc extends Step {
 			return;
 		}
 		const opts = this.tag === undefined ? { align, vstart, vend } : { align, vstart, vend, tag: this.tag };
-		let expected = m.lowestFit(size, align, vstart, vend);
-		if (expected === undefined && m.lazyAreas().length > 0) {
+		// The pool path: several nodes, the whole space, at most 256 pages; only the head is probed.
+		const whole = vstart === m.start && vend === m.end;
+		const head = s.nodes > 1 && whole ? poolHead(s, s.node, this.pages) : undefined;
+		if (head !== undefined && head[0] % Math.max(align, m.pageSize) === 0) {
+			const got = s.alloc(size, opts);
+			assert.deepEqual(r.flushes, [], "no purge on a pool hit");
+			assert.equal(got, head[0], "a pool hit returns the pool's head");
+			this.verify(m, got, size, align, vstart, vend, head[0], []);
+			return;
+		}
+		const blocks = freeBlocks(s);
+		let expected = m.lowestFit(size, align, vstart, vend, blocks);
+		if (expected === undefined && (m.lazyAreas().length > 0 || pooledAreas(s).length > 0)) {
 			// Overflow: the space must purge everything, then retry once.
 			const range = m.flushRange();
 			m.purge();
 			expected = m.lowestFit(size, align, vstart, vend);
 			if (expected === undefined) {
 				expectError("EBUSY", () => s.alloc(size, opts));
-				assert.deepEqual(r.flushes, [range], "the overflow purge flushes the covering range once");
+				assert.deepEqual(r.flushes, range ? [range] : [], "the overflow purge flushes the covering range once");
 				return;
 			}
 			const got = s.alloc(size, opts);
-			assert.deepEqual(r.flushes, [range], "the overflow purge flushes the covering range once");
-			this.verify(m, got, size, align, vstart, vend, expected);
+			assert.deepEqual(r.flushes, range ? [range] : [], "the overflow purge flushes the covering range once");
+			this.verify(m, got, size, align, vstart, vend, expected, m.gaps());
 			return;
 		}
 		if (expected === undefined) {
@@ -120,16 +136,16 @@ class Alloc extends Step {
 		}
 		const got = s.alloc(size, opts);
 		assert.deepEqual(r.flushes, [], "no purge when a block fits");
-		this.verify(m, got, size, align, vstart, vend, expected);
+		this.verify(m, got, size, align, vstart, vend, expected, blocks);
 	}
-	verify(m: Model, got: number, size: number, align: number, vstart: number, vend: number, expected: number): void {
+	verify(m: Model, got: number, size: number, align: number, vstart: number, vend: number, expected: number, blocks?: Array<[number, number]>): void {
 		const a = Math.max(align, m.pageSize);
 		assert.equal(got % a, 0, `address ${got} is not aligned to ${a}`);
 		assert.ok(got >= vstart && got + size <= vend, `[${got}, ${got + size}) is outside the window [${vstart}, ${vend})`);
 		if (a === m.pageSize) {
-			assert.equal(got, expected, "align <= pageSize must give exactly the lowest fit");
+			assert.equal(got, expected, "align <= pageSize must give exactly the lowest fit (or the pool's head)");
 		} else {
-			const kernel = m.adjustedFit(size, align, vstart, vend);
+			const kernel = m.adjustedFit(size, align, vstart, vend, blocks);
 			if (kernel !== undefined) assert.ok(got <= kernel, `got ${got}, the kernel's adjusted search finds ${kernel}`);
 		}
 		assert.ok(m.gaps().some(([gs, ge]) => gs <= got && got + size <= ge), `[${got}, ${got + size}) is not free (a lazy range reused?)`);
@@ -276,15 +292,19 @@ function sameState(m: Model, s: VmapSpace): void {
 	s.check();
 	assert.deepEqual(busyAreas(s), m.busy.filter((a) => !a.lazy).map((a) => [a.start, a.end]));
 	assert.deepEqual(lazyAreas(s), m.lazyAreas().map((a) => [a.start, a.end]));
-	const gaps = m.gaps();
-	assert.deepEqual(freeBlocks(s), gaps);
+	// Free space is the free blocks and, with several nodes, the pooled areas.
+	const free = freeBlocks(s);
+	const pooled = pooledAreas(s);
+	if (s.nodes === 1) assert.deepEqual(pooled, [], "one node: no pools");
+	assert.deepEqual(coalesce([...free, ...pooled]), m.gaps(), "free blocks and pooled areas are exactly the gaps");
 	const st = s.stats();
 	const lazy = m.lazyAreas();
 	const sum = (xs: Array<{ start: number; end: number }>) => xs.reduce((n, a) => n + a.end - a.start, 0);
+	const bytes = (xs: Array<[number, number]>) => sum(xs.map(([start, end]) => ({ start, end })));
 	assert.deepEqual(
-		[st.busyAreas, st.busyBytes, st.lazyAreas, st.lazyBytes, st.vmapLazyNr, st.freeBlocks, st.freeBytes, st.largestFreeBlock, st.consistent],
-		[m.busy.length - lazy.length, sum(m.busy) - sum(lazy), lazy.length, sum(lazy), m.lazyPages(), gaps.length, sum(gaps.map(([start, end]) => ({ start, end }))), Math.max(0, ...gaps.map(([a, b]) => b - a)), true],
-		"stats() against the model: busy areas/bytes, lazy areas/bytes, vmapLazyNr, free blocks/bytes, largest free block",
+		[st.busyAreas, st.busyBytes, st.lazyAreas, st.lazyBytes, st.vmapLazyNr, st.freeBlocks, st.freeBytes, st.largestFreeBlock, st.poolAreas, st.poolBytes, st.consistent],
+		[m.busy.length - lazy.length, sum(m.busy) - sum(lazy), lazy.length, sum(lazy), m.lazyPages(), free.length, bytes(free), Math.max(0, ...free.map(([a, b]) => b - a)), pooled.length, bytes(pooled), true],
+		"stats() against the model: busy areas/bytes, lazy areas/bytes, vmapLazyNr, free blocks/bytes, largest free block, pooled areas/bytes",
 	);
 }
 
@@ -312,6 +332,7 @@ const configs = fc.record({
 	base: fc.constantFrom("low", "high", "top"),
 	shared: fc.boolean(),
 	lazyMaxPages: fc.integer({ min: 1, max: 64 }),
+	nodes: fc.constantFrom(1, 1, 2, 4),
 });
 
 test(`model: alloc/free/purge/find against a sorted-interval model (seed ${SEED}, ${RUNS} runs)`, () => {
@@ -329,6 +350,7 @@ test(`model: alloc/free/purge/find against a sorted-interval model (seed ${SEED}
 				shared: cfg.shared,
 				maxAreas: 4096,
 				lazyMaxPages: cfg.lazyMaxPages,
+				nodes: cfg.nodes,
 				flush: (s, e) => void flushes.push([s, e]),
 			});
 			const model = new Model(start, start + size, pageSize);

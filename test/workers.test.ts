@@ -49,23 +49,27 @@ async function run(space: VmapSpace, modes: string[], ops: number, maxLive: numb
 	return out;
 }
 
-/** After every worker freed everything: a sync purge leaves free space whole. */
+/** After every worker freed everything: a sync purge and a trim() leave free space whole. */
 function wholeAgain(space: VmapSpace): void {
 	space.purge({ sync: true });
+	space.check();
+	space.trim();
 	space.check();
 	assert.deepEqual(freeBlocks(space), [[space.start, space.end]]);
 	const st = space.stats();
 	assert.deepEqual([st.busyAreas, st.lazyAreas, st.vmapLazyNr, st.freeBytes], [0, 0, 0, space.size]);
 }
 
-for (const workers of [2, 4]) {
-	test(`${workers} workers x ${OPS} random operations: no two live areas overlap, the table grows under load`, async () => {
+for (const [workers, nodes] of [[2, 1], [4, 1], [2, 4], [4, 4]] as const) {
+	test(`${workers} workers x ${OPS} random operations, ${nodes} node${nodes > 1 ? "s" : ""}: no two live areas overlap, the table grows under load`, async () => {
 		const pages = 1 << 14;
-		const space = VmapSpace.create({ size: pages * P, lazyMaxPages: 256 });
+		const space = VmapSpace.create({ size: pages * P, lazyMaxPages: 256, nodes });
 		const reports = await run(space, Array(workers).fill("mixed"), OPS, 300, pages);
 		for (const r of reports) assert.deepEqual(r.violations, [], `worker ${r.id}`);
 		const allocs = reports.reduce((n, r) => n + r.allocs, 0);
-		console.log(`# ${workers} workers: ${allocs} allocations, ${reports.reduce((n, r) => n + r.busy, 0)} EBUSY, lock waits ${reports.map((r) => r.lockWaitMs.toFixed(0)).join("/")} ms, capacity ${space.table.hdr[HDR_CAPACITY]}`);
+		const st = space.stats();
+		console.log(`# ${workers} workers, ${nodes} nodes: ${allocs} allocations, ${reports.reduce((n, r) => n + r.busy, 0)} EBUSY, lock waits ${reports.map((r) => r.lockWaitMs.toFixed(0)).join("/")} ms, capacity ${space.table.hdr[HDR_CAPACITY]}, pool hits ${st.poolHits}, misses ${st.poolMisses}, helped ${st.helped}`);
+		if (nodes > 1) assert.ok(st.poolHits > 0, "workers reuse pooled areas");
 		assert.ok(allocs > OPS / 4, `only ${allocs} allocations`);
 		assert.ok(space.table.hdr[HDR_CAPACITY]! > 4 * INITIAL_CAPACITY, "the record table grew while workers allocated");
 		assert.ok(space.stats().purges > 0);
@@ -73,13 +77,15 @@ for (const workers of [2, 4]) {
 	});
 }
 
-test("seed 004: frees race purges from another worker", async () => {
-	const pages = 1 << 12;
-	const space = VmapSpace.create({ size: pages * P, lazyMaxPages: 64 });
-	const reports = await run(space, ["free-storm", "free-storm", "purge-storm"], OPS, 0, pages);
-	for (const r of reports) assert.deepEqual(r.violations, [], `worker ${r.id}`);
-	wholeAgain(space);
-});
+for (const nodes of [1, 4]) {
+	test(`seed 004: frees race purges from another worker, ${nodes} node${nodes > 1 ? "s" : ""}`, async () => {
+		const pages = 1 << 12;
+		const space = VmapSpace.create({ size: pages * P, lazyMaxPages: 64, nodes });
+		const reports = await run(space, ["free-storm", "free-storm", "purge-storm"], OPS, 0, pages);
+		for (const r of reports) assert.deepEqual(r.violations, [], `worker ${r.id}`);
+		wholeAgain(space);
+	});
+}
 
 test("a worker terminated while holding a lock: others fail with EOWNERDEAD, then the space refuses use", async () => {
 	const space = VmapSpace.create({ size: 64 * P });

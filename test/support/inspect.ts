@@ -39,7 +39,11 @@ export function lazyAreas(space: VmapSpace): Range[] {
 /** Pooled areas (every pool of every node) in address order. */
 export function pooledAreas(space: VmapSpace): Range[] {
 	const hdr = space.table.hdr;
-	return listed(space, nodes(space).flatMap((v) => Array.from({ length: MAX_VA_SIZE_PAGES }, (_, k) => hdr[poolWord(v, k + 1)]!)));
+	const heads: number[] = [];
+	for (let v = 0; v < space.nodes; v++) {
+		for (let k = 1; k <= MAX_VA_SIZE_PAGES; k++) if (hdr[poolWord(v, k)] !== 0) heads.push(hdr[poolWord(v, k)]!);
+	}
+	return listed(space, heads);
 }
 
 /** Busy areas in address order, read from every node's busy tree. */
@@ -52,4 +56,22 @@ export function busyAreas(space: VmapSpace): Range[] {
 		}
 	}
 	return out.sort((a, b) => a[0] - b[0]);
+}
+
+/** The head of node `v`'s pool of `pages`-page areas (what the next pool-path allocation probes), or undefined. */
+export function poolHead(space: VmapSpace, v: number, pages: number): Range | undefined {
+	const t = space.table;
+	const va = t.hdr[poolWord(v, pages)]!;
+	return va === 0 ? undefined : [t.f64[va * REC_F64 + VA_START]!, t.f64[va * REC_F64 + VA_END]!];
+}
+
+/** Ranges sorted and with touching ones joined. */
+export function coalesce(ranges: Range[]): Range[] {
+	const out: Range[] = [];
+	for (const [s, e] of [...ranges].sort((a, b) => a[0] - b[0])) {
+		const last = out[out.length - 1];
+		if (last !== undefined && last[1] === s) last[1] = e;
+		else out.push([s, e]);
+	}
+	return out;
 }

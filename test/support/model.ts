@@ -37,10 +37,13 @@ export class Model {
 		return out;
 	}
 
-	/** Lowest address where `size` at `align` fits inside [vstart, vend), or undefined. */
-	lowestFit(size: number, align: number, vstart: number, vend: number): number | undefined {
+	/**
+	 * Lowest address where `size` at `align` fits inside [vstart, vend), or undefined: in the
+	 * gaps, or in `blocks` when given (the free tree, when pools hold part of the gaps).
+	 */
+	lowestFit(size: number, align: number, vstart: number, vend: number, blocks: Range[] = this.gaps()): number | undefined {
 		const a = Math.max(align, this.pageSize);
-		for (const [gs, ge] of this.gaps()) {
+		for (const [gs, ge] of blocks) {
 			const nva = Math.ceil(Math.max(gs, vstart) / a) * a;
 			if (nva + size <= Math.min(ge, vend)) return nva;
 		}
@@ -52,13 +55,13 @@ export class Model {
 	 * the lowest gap starting at or above vstart with size >= size + align - pageSize, if the
 	 * request then fits the window. The library must do at least this well.
 	 */
-	adjustedFit(size: number, align: number, vstart: number, vend: number): number | undefined {
+	adjustedFit(size: number, align: number, vstart: number, vend: number, blocks: Range[] = this.gaps()): number | undefined {
 		const a = Math.max(align, this.pageSize);
 		const fit = (gs: number, ge: number) => {
 			const nva = Math.ceil(Math.max(gs, vstart) / a) * a;
 			return nva + size <= Math.min(ge, vend) ? nva : undefined;
 		};
-		for (const [gs, ge] of this.gaps()) {
+		for (const [gs, ge] of blocks) {
 			if (gs < vstart && vstart < ge) {
 				const n = fit(gs, ge);
 				if (n !== undefined) return n;

@@ -1,0 +1,203 @@
+/**
+ * Nodes and pools (issue 5, seed 003): decay arithmetic, full decay on overflow, trim(), the
+ * pool probe, where areas live (busy by address, lazy and pooled by vn_id), find() across
+ * zones, per-node statistics, check() on pools, and the parallel purge with a real helper.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { VmapError, VmapSpace } from "../src/index.ts";
+import { N_BUSY_ROOT, N_POOL_NR, nodeBase, POOL_LEN, REC_I32, VA_FLAGS, VA_LAZY } from "../src/layout.ts";
+import { poolWord } from "../src/nodes.ts";
+import { freeBlocks, poolHead, pooledAreas } from "./support/inspect.ts";
+import { startWorker } from "./support/workers.ts";
+
+const P = 4096;
+
+/** `n` areas of `pages` pages taken through the pool path, freed and purged: they fill node 0's pool. */
+function fillPool(s: VmapSpace, pages: number, n: number): number[] {
+	const got = Array.from({ length: n }, () => s.alloc(pages * P));
+	for (const a of got) s.free(a);
+	s.purge();
+	return got;
+}
+
+function poolLength(s: VmapSpace, pages: number): number {
+	return s.stats({ pools: true }).nodes[s.node]!.poolLengths![pages - 1]!;
+}
+
+test("nodes option: default and bad values", () => {
+	const cores = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency;
+	assert.equal(VmapSpace.create({ size: 64 * P }).nodes, cores ? Math.min(128, cores) : 1);
+	for (const bad of [0, 129, 1.5, -1, Number.NaN, "2"]) {
+		assert.throws(() => VmapSpace.create({ size: 64 * P, nodes: bad as number }), /EINVAL: Cannot create a space: nodes must be a whole number from 1 to 128, got/);
+	}
+	assert.throws(() => VmapSpace.create({ size: 64 * P, nodes: 2 }).stats({ pools: "yes" as never }), /EINVAL: Cannot read stats: pools must be true or false/);
+	// lazyMaxPages scales with fls(nodes), as the kernel's with fls(num_online_cpus()).
+	assert.equal(VmapSpace.create({ size: 64 * P, nodes: 1 }).stats().lazyMaxPages, 8192);
+	assert.equal(VmapSpace.create({ size: 64 * P, nodes: 4 }).stats().lazyMaxPages, 3 * 8192);
+});
+
+test("one node: no pools, allocation is always the lowest fit", () => {
+	const s = VmapSpace.create({ size: 64 * P, nodes: 1 });
+	fillPool(s, 1, 8);
+	assert.equal(s.stats().poolAreas, 0);
+	assert.deepEqual(freeBlocks(s), [[s.start, s.end]]);
+});
+
+test("decay: each purge takes about 25% (len >> 2) from every pool; pools of fewer than 4 keep theirs", () => {
+	const s = VmapSpace.create({ size: 256 * P, nodes: 2, lazyMaxPages: 1000 });
+	fillPool(s, 1, 8);
+	fillPool(s, 3, 2); // this purge decays pool 1 first: 8 -> 6
+	const lengths: Array<[number, number]> = [[poolLength(s, 1), poolLength(s, 3)]];
+	for (let i = 0; i < 5; i++) {
+		assert.equal(s.purge().status, "empty", "nothing lazy, yet the purge decays");
+		lengths.push([poolLength(s, 1), poolLength(s, 3)]);
+		s.check();
+	}
+	assert.deepEqual(lengths, [[6, 2], [5, 2], [4, 2], [3, 2], [3, 2], [3, 2]]);
+	const st = s.stats();
+	assert.equal(st.nodes[0]!.decayedAreas, 5);
+	assert.deepEqual([st.poolAreas, st.poolBytes], [5, (3 + 2 * 3) * P]);
+});
+
+test("trim(): every pool decays fully, under the purge mutex; the shrinker's count is the pooled areas", () => {
+	const s = VmapSpace.create({ size: 256 * P, nodes: 4 });
+	fillPool(s, 1, 7);
+	fillPool(s, 5, 3);
+	assert.deepEqual(s.trim(), { areas: 6 + 3, bytes: (6 + 15) * P }); // pool 1 lost 1 to the second purge's decay
+	const st = s.stats();
+	assert.deepEqual([st.poolAreas, st.poolBytes, st.trims], [0, 0, 1]);
+	assert.deepEqual(freeBlocks(s), [[s.start, s.end]]);
+	assert.deepEqual(s.trim(), { areas: 0, bytes: 0 });
+	s.check();
+});
+
+test("overflow: the purge decays every pool fully and does not refill them, so the retry succeeds", () => {
+	const s = VmapSpace.create({ size: 16 * P, nodes: 2, lazyMaxPages: 1000 });
+	fillPool(s, 1, 16); // the whole space is in node 0's pool of one-page areas
+	assert.equal(freeBlocks(s).length, 0);
+	const taken = [s.alloc(P), s.alloc(P), s.alloc(P)]; // pool hits
+	for (const a of taken) s.free(a); // lazy, tagged for node 0: a normal purge would pool them
+	const flushes: number[] = [];
+	const a = s.alloc(2 * P); // pool 2 is empty and the free tree too: overflow purge, retry
+	assert.equal(a, s.start);
+	const st = s.stats();
+	assert.deepEqual([st.overflowPurges, st.poolAreas, st.lazyAreas], [1, 0, 0], "no pool was refilled");
+	assert.deepEqual(flushes, []);
+	s.check();
+});
+
+test("the pool probe looks at the head only: a misaligned head moves to the tail and the allocation misses", () => {
+	const s = VmapSpace.create({ start: P, size: 64 * P, nodes: 2, lazyMaxPages: 1000 });
+	const a = s.alloc(P); // page 1: odd (an empty pool: a miss)
+	const b = s.alloc(P); // page 2 (a miss)
+	s.free(a);
+	s.free(b);
+	s.purge(); // the lazy list is LIFO (b, a); reclaiming pushes b, then a: a is the pool's head
+	assert.deepEqual(poolHead(s, 0, 1), [a, a + P]);
+	const c = s.alloc(P, { align: 2 * P }); // a is not 2-page aligned: rotated, and the free tree serves
+	assert.equal(c, 4 * P);
+	assert.deepEqual(poolHead(s, 0, 1), [b, b + P]);
+	assert.deepEqual([s.stats().poolHits, s.stats().poolMisses], [0, 3]);
+	assert.equal(s.alloc(P, { align: 2 * P }), b, "the aligned head is a hit");
+	assert.equal(s.alloc(P), a);
+	assert.deepEqual([s.stats().poolHits, s.stats().poolMisses], [2, 3]);
+	// A window that is not the whole space never uses the pools, and its areas carry no node.
+	fillPool(s, 1, 2);
+	const d = s.alloc(P, { vend: s.end - P });
+	assert.equal(pooledAreas(s).some(([x]) => x === d), false);
+	s.check();
+});
+
+test("busy areas live at their address's node, lazy ones at their vn_id's; find() searches nodes backwards", () => {
+	const Z = 16 * P; // zone size
+	const s = VmapSpace.create({ start: 0, size: 64 * Z, nodes: 4, lazyMaxPages: 1000 });
+	const big = s.alloc(40 * P); // zones 0-2, stored at node 0
+	assert.equal(big, 0);
+	const inZone2 = big + 35 * P;
+	assert.deepEqual(s.find(inZone2), { start: 0, end: 40 * P, size: 40 * P, tag: undefined, state: "busy" });
+	const viaPool = s.alloc(P); // [40P, 41P): zone 2, address node 2, asked through node 0's pool path
+	const windowed = s.alloc(P, { vend: s.end - P }); // zone 2 too, no node id
+	let st = s.stats();
+	assert.deepEqual(st.nodes.map((n) => n.busyAreas), [1, 0, 2, 0]);
+	s.free(viaPool);
+	s.free(windowed);
+	st = s.stats();
+	assert.deepEqual(st.nodes.map((n) => n.lazyAreas), [1, 0, 1, 0], "lazy: vn_id 0, and the address node for the windowed one");
+	assert.deepEqual(s.find(viaPool + 1)?.state, "lazy");
+	s.check();
+	s.purge();
+	assert.deepEqual(pooledAreas(s), [[viaPool, viaPool + P]], "only the pool-path area refills node 0's pool");
+	assert.equal(s.find(viaPool), undefined, "a pooled area is free space to callers");
+	assert.throws(() => s.free(viaPool), /ENOENT: Cannot free 0x28000: no area starts there; the address is free/);
+	s.free(big);
+	s.purge();
+	s.trim();
+	assert.deepEqual(freeBlocks(s), [[s.start, s.end]]);
+	s.check();
+});
+
+test("check() catches corrupt pools and misplaced areas", () => {
+	const cases: Array<[string, (s: VmapSpace) => void, RegExp]> = [
+		["pool count", (s) => { s.table.hdr[nodeBase(0) + N_POOL_NR]!++; }, /node 0 pools: hold \d+ areas, header says/],
+		["pool length", (s) => { s.table.hdr[poolWord(0, 1) + POOL_LEN]!++; }, /node 0 pool 1: holds \d+ areas, header says/],
+		["pooled flag", (s) => { s.table.i32[s.table.hdr[poolWord(0, 1)]! * REC_I32 + VA_FLAGS] = VA_LAZY; }, /node 0 pool 1: record \d+ has state flags 2, not pooled/],
+		["busy node", (s) => {
+			const t = s.table;
+			const b0 = nodeBase(0) + N_BUSY_ROOT;
+			const b1 = nodeBase(1) + N_BUSY_ROOT;
+			[t.hdr[b0], t.hdr[b1]] = [t.hdr[b1]!, t.hdr[b0]!];
+		}, /node \d busy tree: record \d+ starts at 0x[0-9a-f]+, which belongs to node \d/],
+	];
+	for (const [what, breakIt, msg] of cases) {
+		const s = VmapSpace.create({ start: 0, size: 256 * P, nodes: 2, lazyMaxPages: 1000 });
+		fillPool(s, 1, 4);
+		s.alloc(P, { vend: s.end - P }); // zone 0: node 0
+		s.alloc(P, { vstart: 16 * P }); // zone 1: node 1
+		s.check();
+		breakIt(s);
+		assert.throws(() => s.check(), (e: unknown) => e instanceof VmapError && e.code === "ECORRUPT" && msg.test(e.message), what);
+	}
+});
+
+test("parallel purge: an idle attached worker reclaims posted nodes (helpers = clamp(vmapLazyNr / lazyMaxPages, 1, nodes with work) - 1)", async () => {
+	const s = VmapSpace.create({ size: 2 ** 30, nodes: 4, lazyMaxPages: 1000, priorityPurge: false });
+	const w = startWorker("./support/idle-helper.ts", { handle: s.handle });
+	try {
+		await new Promise((resolve, reject) => {
+			w.once("message", resolve);
+			w.once("error", reject);
+		});
+		const rounds: string[] = [];
+		for (let round = 0; round < 5 && s.stats().helped === 0; round++) {
+			// Windowed allocations carry no node id: their lazy areas sit at their address's
+			// node, so all four nodes have work, and 40 units of backlog post 3 of them.
+			const live = Array.from({ length: 40_000 }, () => s.alloc(P, { vend: s.end - P }));
+			for (const a of live) s.free(a);
+			const t0 = performance.now();
+			const r = s.purge({ sync: true });
+			rounds.push(`${r.areas} areas in ${(performance.now() - t0).toFixed(1)} ms, helped ${s.stats().helped}`);
+			assert.equal(r.status, "done");
+		}
+		console.log(`# parallel purge: ${rounds.join("; ")}`);
+		const st = s.stats();
+		assert.ok(st.helped > 0, "the idle worker helped");
+		assert.equal(st.nodes.reduce((n, x) => n + x.helperRuns, 0), st.helped);
+		assert.deepEqual([st.lazyAreas, st.vmapLazyNr, st.busyAreas], [0, 0, 0]);
+		s.check();
+		assert.deepEqual(freeBlocks(s), [[s.start, s.end]]);
+	} finally {
+		w.postMessage("exit");
+		await new Promise((resolve) => w.once("exit", resolve));
+	}
+});
+
+test("a one-thread space purges every node itself", () => {
+	const s = VmapSpace.create({ size: 2 ** 30, nodes: 4, lazyMaxPages: 100, priorityPurge: false, shared: false });
+	const live = Array.from({ length: 4000 }, () => s.alloc(P, { vend: s.end - P }));
+	for (const a of live) s.free(a);
+	assert.equal(s.purge().status, "done");
+	assert.equal(s.stats().helped, 0);
+	s.check();
+	assert.deepEqual(freeBlocks(s), [[s.start, s.end]]);
+});
