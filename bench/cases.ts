@@ -16,15 +16,17 @@ interface Subject {
 	/** Buffer bytes in use by the allocator's own bookkeeping plus data, where it has a figure. */
 	bytes(): number;
 	check(): void;
+	poolHitRate?(): number;
 }
 
-function vmapSubject(pageSize: number, size: number): Subject {
-	const s = VmapSpace.create({ start: pageSize, size, pageSize, shared: true });
+function vmapSubject(pageSize: number, size: number, nodes = 1): Subject {
+	const s = VmapSpace.create({ start: pageSize, size, pageSize, shared: true, nodes });
 	return {
 		alloc: (n) => s.alloc(n),
 		free: (a) => s.free(a),
 		bytes: () => s.table.buffer.byteLength,
 		check: () => s.check(),
+		poolHitRate: () => hitRate(s),
 	};
 }
 
@@ -39,6 +41,11 @@ function thingSubject(): Subject {
 }
 
 const rnd = xorshift32(1);
+
+function hitRate(s: VmapSpace): number {
+	const st = s.stats();
+	return st.poolHits + st.poolMisses === 0 ? 0 : st.poolHits / (st.poolHits + st.poolMisses);
+}
 
 /** Round a byte count up to the allocator's unit. */
 type Sizer = (n: number) => number;
@@ -108,7 +115,7 @@ function fixed(a: Subject, size: number, pairs: number) {
 	}
 	const sec = (performance.now() - t0) / 1000;
 	a.check();
-	return { pairs, sec, pairsPerSec: pairs / sec, fails };
+	return { pairs, sec, pairsPerSec: pairs / sec, fails, poolHitRate: a.poolHitRate?.() ?? 0 };
 }
 
 /** A flush hook that costs about `us` microseconds of CPU, as a TLB shootdown or a GPU fence wait would. */
@@ -141,8 +148,8 @@ function batching(eager: boolean, pairs: number) {
  * `workers` real worker_threads share one space, released together; aggregate ops/s is all
  * operations over the slowest worker's time. W0 counts alloc+free pairs.
  */
-async function shared(workload: "W0" | "W1", workers: number, opsEach: number) {
-	const space = workload === "W0" ? VmapSpace.create({ size: 2 ** 40 }) : VmapSpace.create({ start: 1, size: 2 ** 40, pageSize: 1 });
+async function shared(workload: "W0" | "W1", workers: number, opsEach: number, nodes: number) {
+	const space = workload === "W0" ? VmapSpace.create({ size: 2 ** 40, nodes }) : VmapSpace.create({ start: 1, size: 2 ** 40, pageSize: 1, nodes });
 	const control = new SharedArrayBuffer(8);
 	const gate = new Int32Array(control);
 	const entry = new URL("./worker-job.ts", import.meta.url).href;
@@ -157,18 +164,24 @@ async function shared(workload: "W0" | "W1", workers: number, opsEach: number) {
 	space.check();
 	const ms = Math.max(...out.map((r) => r.ms));
 	const ops = out.reduce((n, r) => n + r.ops, 0);
-	return { workers, ops, sec: ms / 1000, opsPerSec: (ops / ms) * 1000, lockWaitMs: out.reduce((n, r) => n + r.lockWaitMs, 0), lockWaitShare: out.reduce((n, r) => n + r.lockWaitMs, 0) / (ms * workers) };
+	return { workers, nodes, ops, sec: ms / 1000, opsPerSec: (ops / ms) * 1000, poolHitRate: hitRate(space), helped: space.stats().helped, lockWaitMs: out.reduce((n, r) => n + r.lockWaitMs, 0), lockWaitShare: out.reduce((n, r) => n + r.lockWaitMs, 0) / (ms * workers) };
 }
 
 const byte: Sizer = (n) => n;
 
 export const cases: Record<string, () => object | Promise<object>> = {
-	"workers W0 x1": () => shared("W0", 1, 2_000_000),
-	"workers W0 x2": () => shared("W0", 2, 1_000_000),
-	"workers W1 x1": () => shared("W1", 1, 1_000_000),
-	"workers W1 x2": () => shared("W1", 2, 500_000),
+	"workers W0 x1 nodes 1": () => shared("W0", 1, 2_000_000, 1),
+	"workers W0 x2 nodes 1": () => shared("W0", 2, 1_000_000, 1),
+	"workers W0 x1 nodes 2": () => shared("W0", 1, 2_000_000, 2),
+	"workers W0 x2 nodes 2": () => shared("W0", 2, 1_000_000, 2),
+	"workers W0 x2 nodes 4": () => shared("W0", 2, 1_000_000, 4),
+	"workers W1 x1 nodes 1": () => shared("W1", 1, 1_000_000, 1),
+	"workers W1 x2 nodes 1": () => shared("W1", 2, 500_000, 1),
+	"workers W1 x1 nodes 2": () => shared("W1", 1, 1_000_000, 2),
+	"workers W1 x2 nodes 2": () => shared("W1", 2, 500_000, 2),
 	"W0 vmap 64 B (pageSize 1)": () => fixed(vmapSubject(1, 2 ** 32), 64, 5_000_000),
 	"W0 vmap 1 page (pageSize 4096)": () => fixed(vmapSubject(4096, 2 ** 40), 4096, 5_000_000),
+	"W0 vmap 1 page, pool path (nodes 2)": () => fixed(vmapSubject(4096, 2 ** 40, 2), 4096, 5_000_000),
 	"W0 thi.ng 64 B": () => fixed(thingSubject(), 64, 5_000_000),
 	"batching lazy (flush burns 20 us)": () => batching(false, 2_000_000),
 	"batching eager (flush burns 20 us, purge after every free)": () => batching(true, 20_000),

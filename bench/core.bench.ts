@@ -40,8 +40,8 @@ function print(r: Record<string, Record<string, number | boolean>>): void {
 	const w0 = Object.entries(r).filter(([n]) => n.startsWith("W0"));
 	if (w0.length) {
 		const base = r["W0 vmap 64 B (pageSize 1)"]?.pairsPerSec as number;
-		console.log("\n| W0: fixed-size alloc+free pairs | pairs/s | vs vmap 64 B | fails |\n|---|---:|---:|---:|");
-		for (const [n, x] of w0) console.log(`| ${n} | ${fmt(x.pairsPerSec)} | ${((x.pairsPerSec as number) / base).toFixed(2)}x | ${x.fails} |`);
+		console.log("\n| W0: fixed-size alloc+free pairs | pairs/s | vs vmap 64 B | fails | pool hit rate |\n|---|---:|---:|---:|---:|");
+		for (const [n, x] of w0) console.log(`| ${n} | ${fmt(x.pairsPerSec)} | ${((x.pairsPerSec as number) / base).toFixed(2)}x | ${x.fails} | ${(100 * (x.poolHitRate as number)).toFixed(1)}% |`);
 	}
 	const b = Object.entries(r).filter(([n]) => n.startsWith("batching"));
 	if (b.length) {
@@ -53,10 +53,19 @@ function print(r: Record<string, Record<string, number | boolean>>): void {
 	}
 	const wk = Object.entries(r).filter(([n]) => n.startsWith("workers"));
 	if (wk.length) {
-		console.log("\n| workers sharing one space | ops (all workers) | aggregate ops/s | vs 1 worker | lock wait, summed | share of worker time waiting |\n|---|---:|---:|---:|---:|---:|");
+		console.log(
+			"\n| workers sharing one space | ops (all workers) | aggregate ops/s | vs 1 worker, nodes 1 | vs nodes 1, same workers | lock wait, summed | share of worker time waiting | pool hit rate | nodes helped |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+		);
+		const ratio = (x: Record<string, number | boolean>, other: string) => {
+			const y = r[other]?.opsPerSec;
+			return typeof y === "number" ? `${((x.opsPerSec as number) / y).toFixed(2)}x` : "";
+		};
 		for (const [n, x] of wk) {
-			const one = r[n.replace(/x\d+$/, "x1")]?.opsPerSec as number;
-			console.log(`| ${n} | ${fmt(x.ops)} | ${fmt(x.opsPerSec)} | ${((x.opsPerSec as number) / one).toFixed(2)}x | ${fmt(x.lockWaitMs, 0)} ms | ${(100 * (x.lockWaitShare as number)).toFixed(1)}% |`);
+			const one = n.replace(/x\d+ nodes \d+$/, "x1 nodes 1");
+			const sameWorkers = n.replace(/nodes \d+$/, "nodes 1");
+			console.log(
+				`| ${n} | ${fmt(x.ops)} | ${fmt(x.opsPerSec)} | ${ratio(x, one)} | ${ratio(x, sameWorkers)} | ${fmt(x.lockWaitMs, 0)} ms | ${(100 * (x.lockWaitShare as number)).toFixed(1)}% | ${(100 * (x.poolHitRate as number)).toFixed(1)}% | ${x.helped} |`,
+			);
 		}
 	}
 	const w1 = Object.entries(r).filter(([n]) => n.startsWith("W1"));

@@ -90,8 +90,6 @@ export class Locks {
 	waitMs = 0;
 	/** Views come from the table each time: a one-thread space's buffer is replaced as it grows. */
 	private readonly t: VaTable;
-	/** The count each lock word had when this handle took it (odd), by word index. */
-	private readonly held: number[] = [];
 
 	constructor(t: VaTable, self: number) {
 		this.t = t;
@@ -108,15 +106,16 @@ export class Locks {
 		const hdr = this.t.hdr;
 		const cur = hdr[word]!; // plain read: the compareExchange validates it
 		if ((cur & 1) !== 0 || Atomics.compareExchange(hdr, word, cur, cur + 1) !== cur) return false;
-		this.took(hdr, word, cur + 1);
+		hdr[word + LOCK_OWNER_OFFSET] = this.self;
 		return true;
 	}
 
 	release(word: number): void {
 		const hdr = this.t.hdr;
 		hdr[word + LOCK_OWNER_OFFSET] = 0;
-		// Even again, LOCK_WAITERS cleared: sleepers set it anew before they sleep again.
-		if (Atomics.exchange(hdr, word, (this.held[word]! + 1) & LOCK_SEQ) & LOCK_WAITERS) Atomics.notify(hdr, word, 1);
+		// Even again, LOCK_WAITERS cleared: sleepers set it anew before they sleep again. While we
+		// hold the word only LOCK_WAITERS can change under us, so a plain read gives our count.
+		if (Atomics.exchange(hdr, word, ((hdr[word]! & LOCK_SEQ) + 1) & LOCK_SEQ) & LOCK_WAITERS) Atomics.notify(hdr, word, 1);
 	}
 
 	/** The handle id holding `word`, 0 when free. */
@@ -139,11 +138,6 @@ export class Locks {
 		if (this.closed) throw new VmapError("EINVAL", `This handle (id ${this.self}) was closed; attach a new one`);
 	}
 
-	private took(hdr: Int32Array, word: number, value: number): void {
-		this.held[word] = value & LOCK_SEQ;
-		hdr[word + LOCK_OWNER_OFFSET] = this.self;
-	}
-
 	private contended(word: number): void {
 		const hdr = this.t.hdr;
 		const t0 = performance.now();
@@ -153,7 +147,7 @@ export class Locks {
 			if ((cur & 1) === 0) {
 				// Keep LOCK_WAITERS if set: others may sleep, and our release must wake one.
 				if (Atomics.compareExchange(hdr, word, cur, cur + 1) === cur) {
-					this.took(hdr, word, cur + 1);
+					hdr[word + LOCK_OWNER_OFFSET] = this.self;
 					break;
 				}
 				continue;
