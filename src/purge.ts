@@ -75,6 +75,8 @@ const schedule: (task: () => void) => void =
 const settled = Promise.resolve();
 /** A drain yields to the event loop after about this much work. */
 const SLICE_MS = 0.1;
+/** How long the free path helps another handle's purge before it waits for the mutex. */
+const HELP_MS = 50;
 const ignore = () => {};
 
 export class Purger {
@@ -121,9 +123,30 @@ export class Purger {
 		const lazyMax = t.hdrF[HDRF_LAZY_MAX_PAGES]!;
 		const nrLazy = t.lazyPages();
 		if (nrLazy > lazyMax) {
-			if (nrLazy >= 2 * lazyMax && t.hdr[HDR_NO_PRIORITY] === 0) this.purgeQuietly(true, false);
+			if (nrLazy >= 2 * lazyMax && t.hdr[HDR_NO_PRIORITY] === 0) this.priorityPurge(2 * lazyMax);
 			else this.scheduleDrain();
 		}
+	}
+
+	/**
+	 * The free path's purge above the threshold. While another handle's purge holds the mutex,
+	 * help it (its posted nodes) instead of sleeping on the mutex, and stop as soon as the
+	 * backlog is under the threshold; after HELP_MS of that, wait for the mutex as a sync purge
+	 * does (which is also where a dead holder is detected). A purge that gets the mutex with
+	 * the backlog already under the threshold (another handle's purge just took it) is skipped.
+	 */
+	private priorityPurge(threshold: number): void {
+		const t = this.t;
+		const locks = this.locks;
+		const owner = locks.owner(HDR_PURGE_LOCK);
+		if (owner !== 0 && owner !== locks.self) {
+			const until = performance.now() + HELP_MS;
+			while (locks.owner(HDR_PURGE_LOCK) !== 0 && performance.now() < until) {
+				this.help();
+				if (t.lazyPages() < threshold) return;
+			}
+		}
+		this.purgeQuietly(true, false, threshold);
 	}
 
 	/**
@@ -131,7 +154,7 @@ export class Purger {
 	 * `overflow`: an allocation found no fit: decay pools fully and do not refill them.
 	 * Throws what a synchronous flush hook throws; the areas then stay lazy.
 	 */
-	purge(sync: boolean, overflow: boolean, bounded = false): PurgeResult {
+	purge(sync: boolean, overflow: boolean, bounded = false, minPages = 0): PurgeResult {
 		const locks = this.locks;
 		if (locks.owner(HDR_PURGE_LOCK) === locks.self) {
 			if (!sync) return result("skipped", 0, 0, 0, 0, settled);
@@ -153,6 +176,10 @@ export class Purger {
 			locks.acquire(HDR_PURGE_LOCK);
 		}
 		const t = this.t;
+		if (minPages > 0 && t.lazyPages() < minPages) {
+			locks.release(HDR_PURGE_LOCK);
+			return result("skipped", 0, 0, 0, 0, settled);
+		}
 		t.hdr[HDR_SKIP_POPULATE] = overflow ? 1 : 0; // read by helpers, after they take work
 		for (let v = 0; v < t.nodes; v++) decayNode(t, locks, v, overflow);
 
@@ -288,9 +315,9 @@ export class Purger {
 	}
 
 	/** A purge whose errors are counted, not thrown: for purges nobody called (drain, priority). */
-	private purgeQuietly(sync: boolean, bounded: boolean): void {
+	private purgeQuietly(sync: boolean, bounded: boolean, minPages = 0): void {
 		try {
-			this.purge(sync, false, bounded).done.catch(ignore);
+			this.purge(sync, false, bounded, minPages).done.catch(ignore);
 		} catch (e) {
 			// A failed flush was counted by unpurge(); the areas are lazy again and the next purge
 			// retries them. A dead lock owner is not ours to swallow.
