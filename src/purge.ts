@@ -47,7 +47,6 @@ import {
 	N_LAZY_LOCK,
 	N_LAZY_NR,
 	N_POOL_LOCK,
-	N_POOL_NR,
 	N_PURGE_HEAD,
 	N_PURGE_NR,
 	N_WORK,
@@ -56,7 +55,6 @@ import {
 	NF_LAZY_MAX,
 	NF_LAZY_MIN,
 	NF_LAZY_PURGED,
-	NF_POOL_BYTES,
 	nodeBase,
 	REC_F64,
 	REC_I32,
@@ -279,8 +277,9 @@ export class Purger {
 		let bytes = 0;
 		try {
 			for (let v = 0; v < t.nodes; v++) {
-				bytes += t.hdrF[(nodeBase(v) >> 1) + NF_POOL_BYTES]!;
-				areas += decayNode(t, locks, v, true);
+				const decayed = decayNode(t, locks, v, true);
+				areas += decayed.areas;
+				bytes += decayed.pages / this.pageInverse;
 			}
 			seqBegin(t.hdr);
 			t.hdrF[HDRF_TRIMS]!++;
@@ -489,11 +488,6 @@ export class Purger {
 
 function result(status: PurgeResult["status"], areas: number, bytes: number, start: number, end: number, done: Promise<void>): PurgeResult {
 	return { status, areas, bytes, start, end, done };
-}
-
-/** Areas in node `v`'s pools (a plain read: a hint for callers holding no lock). */
-export function pooledAreas(t: VaTable, v: number): number {
-	return t.hdr[nodeBase(v) + N_POOL_NR]!;
 }
 
 /** What an EBUSY message adds when this handle's purge is still waiting for its flush. */

@@ -88,11 +88,12 @@ export function reclaimStep(t: VaTable, locks: Locks, v: number, pageInverse: nu
 /**
  * Decay node `v`'s pools (kernel decay_va_pool_node): from each pool, decayCount(len, full)
  * areas from its head go back to free space. The caller holds the purge mutex (seed 003's
- * thread: decays must not run concurrently). Returns the areas decayed.
+ * thread: decays must not run concurrently). Returns the areas and pages decayed.
  */
-export function decayNode(t: VaTable, locks: Locks, v: number, full: boolean): number {
+export function decayNode(t: VaTable, locks: Locks, v: number, full: boolean): { areas: number; pages: number } {
 	const b = nodeBase(v);
-	let total = 0;
+	let areas = 0;
+	let decayedPages = 0;
 	for (let pages = 1; pages <= MAX_VA_SIZE_PAGES; pages++) {
 		const p = poolWord(v, pages);
 		if (t.hdr[p + POOL_LEN] === 0) continue; // a peek: allocators only take from pools meanwhile
@@ -113,11 +114,12 @@ export function decayNode(t: VaTable, locks: Locks, v: number, full: boolean): n
 				mergeOrAddVmapArea(t, va);
 			}
 			t.hdrF[(b >> 1) + NF_DECAYED]! += n;
-			total += n;
+			areas += n;
+			decayedPages += n * pages;
 			locks.release(b + N_POOL_LOCK);
 			locks.release(HDR_FREE_LOCK);
 			locks.heartbeat();
 		}
 	}
-	return total;
+	return { areas, pages: decayedPages };
 }

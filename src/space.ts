@@ -59,6 +59,7 @@ import {
 	VA_END,
 	VA_FLAGS,
 	VA_LAZY,
+	VA_STATE,
 	VA_NEXT,
 	VA_START,
 	VA_TAG,
@@ -66,7 +67,7 @@ import {
 } from "./layout.ts";
 import { dumpSpace, vmallocinfo } from "./info.ts";
 import { claimHandle, Locks } from "./lock.ts";
-import { addrToNode, encodeVn, findListed, poolTake, poolWord, vnOf, ZONE_PAGES } from "./nodes.ts";
+import { addrToNode, encodeVn, findListed, poolable, poolTake, poolWord, vnOf, ZONE_PAGES } from "./nodes.ts";
 import { flushingNote, Purger } from "./purge.ts";
 import { isPowerOfTwo, parseSpaceOptions } from "./options.ts";
 import { readStats } from "./stats.ts";
@@ -282,7 +283,7 @@ export class VmapSpace {
 		let pool = 0;
 		if (this.nodes > 1 && vstart === this.start && vend === this.end) {
 			vn = encodeVn(this.node);
-			if (pages <= MAX_VA_SIZE_PAGES) {
+			if (poolable(pages)) {
 				pool = poolWord(this.node, pages);
 				if (t.hdr[pool + POOL_LEN] !== 0) {
 					// A peek first, as the kernel does: an empty pool costs no lock.
@@ -418,7 +419,8 @@ export class VmapSpace {
 		const f64 = t.f64;
 		const start = f64[va * REC_F64 + VA_START]!;
 		const end = f64[va * REC_F64 + VA_END]!;
-		const vn = vnOf(t.i32[va * REC_I32 + VA_FLAGS]!);
+		const flags = t.i32[va * REC_I32 + VA_FLAGS]!;
+		const vn = vnOf(flags);
 		rbErase(t, b + N_BUSY_ROOT, va, false);
 		t.hdr[b + N_BUSY_NR]!--;
 		t.hdrF[(b >> 1) + NF_BUSY_BYTES]! -= end - start;
@@ -432,7 +434,7 @@ export class VmapSpace {
 		hdrF[f + NF_LAZY_ADDED]! += (end - start) * this.pageInverse;
 		if (start < hdrF[f + NF_LAZY_MIN]!) hdrF[f + NF_LAZY_MIN] = start;
 		if (end > hdrF[f + NF_LAZY_MAX]!) hdrF[f + NF_LAZY_MAX] = end;
-		t.i32[va * REC_I32 + VA_FLAGS] = VA_LAZY | (vn >= 0 ? encodeVn(vn) : 0);
+		t.i32[va * REC_I32 + VA_FLAGS] = VA_LAZY | (flags & ~VA_STATE); // keeps the vn_id
 		t.i32[va * REC_I32 + VA_NEXT] = hdr[l + N_LAZY_HEAD]!;
 		hdr[l + N_LAZY_HEAD] = va; // published: `va` may not be read from here on
 		hdr[l + N_LAZY_NR]!++;
