@@ -49,6 +49,11 @@ export interface VmapSpaceOptions {
 export interface StatsOptions {
 	/** Add each node's pool lengths (`NodeStats.poolLengths`). @defaultValue false */
 	pools?: boolean;
+	/**
+	 * A previous result of this space's stats() to refill in place and return, so that a
+	 * monitoring loop creates no objects.
+	 */
+	into?: VmapStats;
 }
 
 /** What trim() gave back to free space. */

@@ -471,12 +471,17 @@ export class VmapSpace {
 
 	/**
 	 * Counters, read without taking allocator locks (see VmapStats for what agrees with what).
-	 * `{ pools: true }` adds each node's 256 pool lengths.
+	 * `{ pools: true }` adds each node's 256 pool lengths; `{ into }` refills an earlier result.
 	 */
 	stats(options?: StatsOptions): VmapStats {
 		const pools = options?.pools ?? false;
 		if (typeof pools !== "boolean") throw new VmapError("EINVAL", `Cannot read stats: pools must be true or false, got ${shown(pools)}`);
-		return readStats(this.table, pools);
+		const into = options?.into;
+		if (into !== undefined && !(typeof into === "object" && into !== null && Array.isArray(into.nodes) && into.nodes.length === this.nodes)) {
+			const got = typeof into === "object" && into !== null ? (Array.isArray(into.nodes) ? `a result with ${into.nodes.length} nodes` : "an object without nodes") : shown(into);
+			throw new VmapError("EINVAL", `Cannot read stats: into must be a previous stats() result of this space (${this.nodes} nodes), got ${got}`);
+		}
+		return readStats(this.table, pools, into);
 	}
 
 	/** The busy and lazy areas in the style of /proc/vmallocinfo. */

@@ -83,17 +83,95 @@ export function seqEnd(hdr: Int32Array): void {
  */
 const GIVE_UP_MS = 20;
 
+// The domains readDomain copies. Node domains take the node in `v`.
+const FREE = 0;
+const PURGE = 1;
+const BUSY = 2;
+const LAZY = 3;
+const POOL = 4;
+
+// Figures a node's domains yield that are not NodeStats fields: [allocs, frees, lazyAdded,
+// lazyPurged, lazyListed, purgeListed]. Module scratch, so a snapshot creates no objects.
+const scratch = new Float64Array(6);
+const S_ALLOCS = 0;
+const S_FREES = 1;
+const S_ADDED = 2;
+const S_PURGED = 3;
+const S_LISTED = 4;
+const S_BATCHED = 5;
+
+/** Copy one domain's counters into `s` (no consistency: readDomain brackets it). */
+function copyDomain(t: VaTable, s: VmapStats, domain: number, v: number, pools: boolean): void {
+	const hdr = t.hdr;
+	const f = t.hdrF;
+	const nodes = s.nodes;
+	const b = nodeBase(v);
+	const nf = b >> 1;
+	switch (domain) {
+		case FREE: {
+			s.freeBytes = f[HDRF_FREE_BYTES]!;
+			s.freeBlocks = hdr[HDR_FREE_NR]!;
+			s.failedAllocs = f[HDRF_FAILED]!;
+			for (let u = 0; u < nodes.length; u++) nodes[u]!.poolMisses = f[(nodeBase(u) >> 1) + NF_POOL_MISSES]!;
+			// The root's subtreeMaxSize is the largest block. The record view may predate growth by
+			// another handle; the root is then out of its reach and the snapshot is simply retried.
+			const root = hdr[HDR_FREE_ROOT]!;
+			if (root >= t.capacity) t.remap();
+			s.largestFreeBlock = root === 0 ? 0 : t.f64[root * REC_F64 + VA_SUBTREE_MAX]!;
+			return;
+		}
+		case PURGE:
+			s.purges = f[HDRF_PURGES]!;
+			s.flushes = f[HDRF_FLUSHES]!;
+			s.flushedBytes = f[HDRF_FLUSHED_BYTES]!;
+			s.overflowPurges = f[HDRF_OVERFLOW_PURGES]!;
+			s.flushErrors = f[HDRF_FLUSH_ERRORS]!;
+			s.helped = f[HDRF_HELPED]!;
+			s.trims = f[HDRF_TRIMS]!;
+			return;
+		case BUSY: {
+			const n = nodes[v]!;
+			n.busyAreas = hdr[b + N_BUSY_NR]!;
+			n.busyBytes = f[nf + NF_BUSY_BYTES]!;
+			scratch[S_ALLOCS] = f[nf + NF_ALLOCS]!;
+			scratch[S_FREES] = f[nf + NF_FREES]!;
+			return;
+		}
+		case LAZY:
+			scratch[S_LISTED] = hdr[b + N_LAZY_NR]!;
+			scratch[S_ADDED] = f[nf + NF_LAZY_ADDED]!;
+			return;
+		case POOL: {
+			const n = nodes[v]!;
+			scratch[S_BATCHED] = hdr[b + N_PURGE_NR]!;
+			scratch[S_PURGED] = f[nf + NF_LAZY_PURGED]!;
+			n.purgedAreas = f[nf + NF_PURGED_AREAS]!;
+			n.poolAreas = hdr[b + N_POOL_NR]!;
+			n.poolBytes = f[nf + NF_POOL_BYTES]!;
+			n.poolHits = f[nf + NF_POOL_HITS]!;
+			n.decayedAreas = f[nf + NF_DECAYED]!;
+			n.helperRuns = f[nf + NF_HELPER_RUNS]!;
+			if (pools) {
+				const lengths = n.poolLengths!;
+				for (let k = 0; k < MAX_VA_SIZE_PAGES; k++) lengths[k] = hdr[poolWord(v, k + 1) + POOL_LEN]!;
+			}
+			return;
+		}
+	}
+}
+
 /**
- * Copy one domain consistently: run `read` until it ran entirely between two equal, even
+ * Copy one domain consistently: copy it until the copy ran entirely between two equal, even
  * readings of the sequence word. Returns false if a writer kept the word moving (or odd) for
- * GIVE_UP_MS; `read` has then still filled in its last copy.
+ * GIVE_UP_MS; the last copy is then still in `s`.
  */
-function readDomain(hdr: Int32Array, seqWord: number, read: () => void): boolean {
+function readDomain(t: VaTable, seqWord: number, s: VmapStats, domain: number, v: number, pools: boolean): boolean {
+	const hdr = t.hdr;
 	let deadline = 0;
 	for (let i = 0; ; i++) {
 		const before = Atomics.load(hdr, seqWord) & LOCK_SEQ;
 		if ((before & 1) === 0) {
-			read();
+			copyDomain(t, s, domain, v, pools);
 			if ((Atomics.load(hdr, seqWord) & LOCK_SEQ) === before) return true;
 		}
 		if ((i & 1023) === 1023) {
@@ -102,17 +180,19 @@ function readDomain(hdr: Int32Array, seqWord: number, read: () => void): boolean
 			else if (now > deadline) break;
 		}
 	}
-	read();
+	copyDomain(t, s, domain, v, pools);
 	return false;
 }
 
-export function readStats(t: VaTable, pools: boolean): VmapStats {
-	const hdr = t.hdr;
-	const f = t.hdrF;
-	const pageSize = f[HDRF_PAGE_SIZE]!;
+function emptyNode(): NodeStats {
+	return { busyAreas: 0, busyBytes: 0, lazyAreas: 0, poolAreas: 0, poolBytes: 0, poolHits: 0, poolMisses: 0, purgedAreas: 0, decayedAreas: 0, helperRuns: 0 };
+}
+
+/** A VmapStats of `nodes` zeroed nodes, for readStats to fill. */
+export function emptyStats(nodes: number): VmapStats {
 	const s: VmapStats = {
-		size: f[HDRF_END]! - f[HDRF_START]!,
-		pageSize,
+		size: 0,
+		pageSize: 0,
 		busyBytes: 0,
 		busyAreas: 0,
 		lazyBytes: 0,
@@ -121,7 +201,7 @@ export function readStats(t: VaTable, pools: boolean): VmapStats {
 		freeBlocks: 0,
 		largestFreeBlock: 0,
 		vmapLazyNr: 0,
-		lazyMaxPages: f[HDRF_LAZY_MAX_PAGES]!,
+		lazyMaxPages: 0,
 		allocs: 0,
 		frees: 0,
 		failedAllocs: 0,
@@ -140,72 +220,44 @@ export function readStats(t: VaTable, pools: boolean): VmapStats {
 		nodes: [],
 		consistent: true,
 	};
-	const nodes: NodeStats[] = s.nodes;
-	for (let v = 0; v < t.nodes; v++) {
-		nodes.push({ busyAreas: 0, busyBytes: 0, lazyAreas: 0, poolAreas: 0, poolBytes: 0, poolHits: 0, poolMisses: 0, purgedAreas: 0, decayedAreas: 0, helperRuns: 0 });
-	}
-	let consistent = readDomain(hdr, HDR_FREE_LOCK, () => {
-		s.freeBytes = f[HDRF_FREE_BYTES]!;
-		s.freeBlocks = hdr[HDR_FREE_NR]!;
-		s.failedAllocs = f[HDRF_FAILED]!;
-		for (let v = 0; v < t.nodes; v++) nodes[v]!.poolMisses = f[(nodeBase(v) >> 1) + NF_POOL_MISSES]!;
-		// The root's subtreeMaxSize is the largest block. The record view may predate growth by
-		// another handle; the root is then out of its reach and the snapshot is simply retried.
-		const root = hdr[HDR_FREE_ROOT]!;
-		if (root >= t.capacity) t.remap();
-		s.largestFreeBlock = root === 0 ? 0 : t.f64[root * REC_F64 + VA_SUBTREE_MAX]!;
-	});
-	consistent &&= readDomain(hdr, HDR_SEQ_PURGE, () => {
-		s.purges = f[HDRF_PURGES]!;
-		s.flushes = f[HDRF_FLUSHES]!;
-		s.flushedBytes = f[HDRF_FLUSHED_BYTES]!;
-		s.overflowPurges = f[HDRF_OVERFLOW_PURGES]!;
-		s.flushErrors = f[HDRF_FLUSH_ERRORS]!;
-		s.helped = f[HDRF_HELPED]!;
-		s.trims = f[HDRF_TRIMS]!;
-	});
-	let lazyPages = 0;
-	for (let v = 0; v < t.nodes; v++) {
-		const b = nodeBase(v);
-		const nf = b >> 1;
+	for (let v = 0; v < nodes; v++) s.nodes.push(emptyNode());
+	return s;
+}
+
+/**
+ * Read every domain into `into` (a previous result of this space's stats(), refilled in place,
+ * so a monitoring loop creates no objects) or into a new VmapStats.
+ */
+export function readStats(t: VaTable, pools: boolean, into?: VmapStats): VmapStats {
+	const f = t.hdrF;
+	const s = into ?? emptyStats(t.nodes);
+	const nodes = s.nodes;
+	s.size = f[HDRF_END]! - f[HDRF_START]!;
+	s.pageSize = f[HDRF_PAGE_SIZE]!;
+	s.lazyMaxPages = f[HDRF_LAZY_MAX_PAGES]!;
+	s.busyAreas = s.busyBytes = s.lazyAreas = s.allocs = s.frees = 0;
+	s.purgedAreas = s.poolAreas = s.poolBytes = s.poolHits = s.poolMisses = 0;
+	for (let v = 0; v < nodes.length; v++) {
 		const n = nodes[v]!;
-		let allocs = 0;
-		let frees = 0;
-		let added = 0;
-		let purged = 0;
-		let listed = 0;
-		let batched = 0;
-		consistent &&= readDomain(hdr, b + N_BUSY_LOCK, () => {
-			n.busyAreas = hdr[b + N_BUSY_NR]!;
-			n.busyBytes = f[nf + NF_BUSY_BYTES]!;
-			allocs = f[nf + NF_ALLOCS]!;
-			frees = f[nf + NF_FREES]!;
-		});
-		consistent &&= readDomain(hdr, b + N_LAZY_LOCK, () => {
-			listed = hdr[b + N_LAZY_NR]!;
-			added = f[nf + NF_LAZY_ADDED]!;
-		});
-		consistent &&= readDomain(hdr, b + N_POOL_LOCK, () => {
-			batched = hdr[b + N_PURGE_NR]!;
-			purged = f[nf + NF_LAZY_PURGED]!;
-			n.purgedAreas = f[nf + NF_PURGED_AREAS]!;
-			n.poolAreas = hdr[b + N_POOL_NR]!;
-			n.poolBytes = f[nf + NF_POOL_BYTES]!;
-			n.poolHits = f[nf + NF_POOL_HITS]!;
-			n.decayedAreas = f[nf + NF_DECAYED]!;
-			n.helperRuns = f[nf + NF_HELPER_RUNS]!;
-			if (pools) {
-				const lengths: number[] = (n.poolLengths = []);
-				for (let k = 0; k < MAX_VA_SIZE_PAGES; k++) lengths.push(hdr[poolWord(v, k + 1) + POOL_LEN]!);
-			}
-		});
-		n.lazyAreas = listed + batched;
-		lazyPages += added - purged;
+		if (pools) n.poolLengths ??= new Array<number>(MAX_VA_SIZE_PAGES).fill(0);
+		else delete n.poolLengths;
+	}
+	let consistent = readDomain(t, HDR_FREE_LOCK, s, FREE, 0, pools);
+	consistent &&= readDomain(t, HDR_SEQ_PURGE, s, PURGE, 0, pools);
+	let lazyPages = 0;
+	for (let v = 0; v < nodes.length; v++) {
+		const b = nodeBase(v);
+		const n = nodes[v]!;
+		consistent &&= readDomain(t, b + N_BUSY_LOCK, s, BUSY, v, pools);
+		consistent &&= readDomain(t, b + N_LAZY_LOCK, s, LAZY, v, pools);
+		consistent &&= readDomain(t, b + N_POOL_LOCK, s, POOL, v, pools);
+		n.lazyAreas = scratch[S_LISTED]! + scratch[S_BATCHED]!;
+		lazyPages += scratch[S_ADDED]! - scratch[S_PURGED]!;
 		s.busyAreas += n.busyAreas;
 		s.busyBytes += n.busyBytes;
 		s.lazyAreas += n.lazyAreas;
-		s.allocs += allocs;
-		s.frees += frees;
+		s.allocs += scratch[S_ALLOCS]!;
+		s.frees += scratch[S_FREES]!;
 		s.purgedAreas += n.purgedAreas;
 		s.poolAreas += n.poolAreas;
 		s.poolBytes += n.poolBytes;
@@ -213,7 +265,7 @@ export function readStats(t: VaTable, pools: boolean): VmapStats {
 		s.poolMisses += n.poolMisses;
 	}
 	s.vmapLazyNr = lazyPages;
-	s.lazyBytes = lazyPages * pageSize;
+	s.lazyBytes = lazyPages * s.pageSize;
 	s.consistent = consistent;
 	return s;
 }

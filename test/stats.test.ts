@@ -45,3 +45,22 @@ test("stats() from another worker, lock-free, while this thread allocates, frees
 	assert.ok(r.snapshots > 1000, `only ${r.snapshots} snapshots: the race was not exercised`);
 	assert.ok(space.stats().purges > 10, "the run should have purged many times");
 });
+
+test("stats({ into }) refills an earlier result in place, the same figures a fresh read gives", () => {
+	const space = VmapSpace.create({ size: 4096 * P, lazyMaxPages: 64, nodes: 2 });
+	const into = space.stats({ pools: true });
+	const a = space.alloc(3 * P);
+	space.free(space.alloc(P));
+	space.purge({ sync: true });
+	const nodes = into.nodes;
+	assert.equal(space.stats({ into, pools: true }), into);
+	assert.equal(into.nodes, nodes, "the nodes array is reused too");
+	assert.deepEqual(into, space.stats({ pools: true }));
+	space.free(a);
+	space.stats({ into });
+	assert.deepEqual(into, space.stats(), "without pools the lengths are dropped");
+	const other = VmapSpace.create({ size: 64 * P, nodes: 3 });
+	for (const bad of [other.stats(), {}, null, 7]) {
+		assert.throws(() => space.stats({ into: bad as never }), (e: Error & { code?: string }) => e.code === "EINVAL" && /into must be a previous stats\(\) result of this space \(2 nodes\)/.test(e.message));
+	}
+});

@@ -1,8 +1,9 @@
 /**
  * Seed 001 (Joonsoo Kim, 2014): /proc/meminfo readers contended on vmap_area_lock; the fix read
  * statistics under RCU, without the lock. Here: W1 (random sizes, 10k live, 1e6 ops) on this
- * thread, alone and with a worker reading stats() in a loop from the shared buffer.
- * Target ratio >= 0.95. Run: node --import tsx bench/seeds/001-reader.ts
+ * thread, alone and with a worker reading stats() in a loop from the shared buffer, refilling
+ * one object (`stats({ into })`), back to back or paced. Target ratio >= 0.95.
+ * Run: node --import tsx bench/seeds/001-reader.ts [rounds]
  */
 import { VmapSpace } from "../../src/index.ts";
 import { startWorker } from "../../test/support/workers.ts";
@@ -25,27 +26,62 @@ function w1(space: VmapSpace): number {
 	return 1e6 / ((performance.now() - t0) / 1000);
 }
 
-// "with spinner": a worker that only keeps the other core busy, touching nothing of the space:
-// on a 2-core machine it shows what losing the second core (V8's GC and compiler threads run
-// there) costs by itself, apart from the reader's traffic on the space's cache lines.
-const kinds = { alone: undefined, "with spinner": "./support/spin-worker.ts", "with reader": "./support/stats-reader.ts" } as const;
-const results: Record<string, number[]> = { alone: [], "with spinner": [], "with reader": [] };
-let snapshots = 0;
-for (let round = 0; round < 3; round++) {
-	for (const [kind, entry] of Object.entries(kinds)) {
+// "spinner": a worker that only keeps the other core busy, touching nothing of the space: on a
+// 2-core machine it shows what losing the second core (V8's GC and compiler threads run there)
+// costs by itself, apart from the reader's traffic on the space's cache lines. Paced readers
+// sleep between snapshots, as a monitoring loop would.
+const kinds: [string, string | undefined, number][] = [
+	["alone", undefined, 0],
+	["spinner", "./support/spin-worker.ts", 0],
+	["reader, back to back", "./support/stats-reader.ts", 0],
+	["reader, every 10 us", "./support/stats-reader.ts", 10],
+	["reader, every 100 us", "./support/stats-reader.ts", 100],
+	["reader, every 1 ms", "./support/stats-reader.ts", 1000],
+];
+const rounds = Number(process.argv[2] ?? 5);
+const runs = new Map<string, { rates: number[]; snapshots: number; inconsistent: number; violations: string[] }>();
+for (const [kind] of kinds) runs.set(kind, { rates: [], snapshots: 0, inconsistent: 0, violations: [] });
+for (let round = 0; round < rounds; round++) {
+	for (const [kind, entry, pace] of kinds) {
 		const space = VmapSpace.create({ start: 1, size: 2 ** 40, pageSize: 1 });
 		const control = new SharedArrayBuffer(8);
 		const flag = new Int32Array(control);
-		const other = entry ? startWorker(entry, { buffer: space.table.buffer, control }) : undefined;
-		const report = other && new Promise<{ snapshots: number }>((res) => other.once("message", res));
+		const other = entry ? startWorker(entry, { buffer: space.table.buffer, control, pace }) : undefined;
+		const report = other && new Promise<{ snapshots: number; inconsistent?: number; violations?: string[] }>((res) => other.once("message", res));
 		while (other && Atomics.load(flag, 1) === 0) await new Promise((r) => setTimeout(r, 5));
-		results[kind]!.push(w1(space));
+		const run = runs.get(kind)!;
+		const t0 = performance.now();
+		run.rates.push(w1(space));
 		Atomics.store(flag, 0, 1);
-		if (report) snapshots += (await report).snapshots;
+		if (report) {
+			const r = await report;
+			run.snapshots += r.snapshots / ((performance.now() - t0) / 1000) / rounds;
+			run.inconsistent += r.inconsistent ?? 0;
+			run.violations.push(...(r.violations ?? []));
+		}
 		await other?.terminate();
+		space.check();
 	}
 }
 const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-for (const [k, v] of Object.entries(results)) console.log(`W1 ${k.padEnd(12)}: ${v.map((x) => (x / 1e6).toFixed(2)).join(", ")} M ops/s (median ${(med(v) / 1e6).toFixed(2)})`);
-console.log(`ratio with/without reader: ${(med(results["with reader"]!) / med(results.alone!)).toFixed(3)} (target >= 0.95); the reader took ${snapshots} lock-free snapshots`);
-console.log(`ratio with/without a spinning worker (control): ${(med(results["with spinner"]!) / med(results.alone!)).toFixed(3)}`);
+const alone = med(runs.get("alone")!.rates);
+const spinner = med(runs.get("spinner")!.rates);
+console.log("seed 001: /proc/meminfo readers took vmap_area_lock; fixed by reading under RCU, without the lock (no figures in the mail)");
+console.log(`vmap: W1 (1e6 ops, random sizes 1..4096, 10k live) on the main thread, ${rounds} rounds interleaved, medians:\n`);
+console.log("| case | W1 ops/s (median) | runs, M ops/s | vs alone | vs spinner | snapshots/s | inconsistent | invariant violations |");
+console.log("|---|---:|---|---:|---:|---:|---:|---:|");
+for (const [kind, entry] of kinds) {
+	const r = runs.get(kind)!;
+	const m = med(r.rates);
+	const reader = entry?.includes("reader");
+	console.log(
+		`| ${kind} | ${(m / 1e6).toFixed(3)} M | ${r.rates.map((x) => (x / 1e6).toFixed(2)).join(", ")} | ${(m / alone).toFixed(3)} | ${(m / spinner).toFixed(3)} | ${reader ? Math.round(r.snapshots) : "-"} | ${reader ? r.inconsistent : "-"} | ${reader ? r.violations.length : "-"} |`,
+	);
+}
+const tight = med(runs.get("reader, back to back")!.rates);
+console.log(`\nratio with/without reader (back to back): ${(tight / alone).toFixed(3)} (target >= 0.95)`);
+const bad = [...runs.values()].flatMap((r) => r.violations);
+if (bad.length > 0) {
+	console.log(`invariant violations: ${bad.slice(0, 5).join("; ")}`);
+	process.exitCode = 1;
+}

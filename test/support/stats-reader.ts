@@ -1,20 +1,24 @@
 /**
- * A worker that reads a space's statistics in a loop from the shared buffer, taking no lock,
- * and checks in every snapshot the invariants that hold within one statistics domain.
+ * A worker that reads a space's statistics in a loop through its own handle (stats() takes no
+ * lock, and refills one object), and checks in every snapshot the invariants that hold within
+ * one statistics domain.
  */
 import { parentPort, workerData } from "node:worker_threads";
-import { readStats } from "../../src/stats.ts";
-import { VaTable } from "../../src/va-table.ts";
+import { VmapSpace } from "../../src/index.ts";
 
-const { buffer, control } = workerData as { buffer: SharedArrayBuffer; control: SharedArrayBuffer };
+// pace: sleep this many microseconds between snapshots (Atomics.wait, as a monitoring loop
+// would); 0 reads back to back.
+const { buffer, control, pace = 0 } = workerData as { buffer: SharedArrayBuffer; control: SharedArrayBuffer; pace?: number };
 const flag = new Int32Array(control); // [0]: 1 = stop; [1]: reader started
-const t = new VaTable(buffer);
+const space = VmapSpace.attach({ buffer });
+const s = space.stats();
 let snapshots = 0;
 let inconsistent = 0;
 const violations: string[] = [];
 Atomics.store(flag, 1, 1);
 while (Atomics.load(flag, 0) === 0) {
-	const s = readStats(t, false);
+	if (pace > 0) Atomics.wait(flag, 0, 0, pace / 1000);
+	space.stats({ into: s });
 	snapshots++;
 	if (!s.consistent) {
 		// Flagged: the reader gave up waiting for a writer; such a snapshot promises nothing.
@@ -33,4 +37,5 @@ while (Atomics.load(flag, 0) === 0) {
 	if (s.flushes !== s.purges) violations.push(`flushes ${s.flushes} != purges ${s.purges}`);
 	if (violations.length > 20) break;
 }
+space.close();
 parentPort!.postMessage({ snapshots, inconsistent, violations });
