@@ -420,12 +420,20 @@ export class VmapSpace {
 		const start = f64[va * REC_F64 + VA_START]!;
 		const end = f64[va * REC_F64 + VA_END]!;
 		const flags = t.i32[va * REC_I32 + VA_FLAGS]!;
-		const vn = vnOf(flags);
 		rbErase(t, b + N_BUSY_ROOT, va, false);
 		t.hdr[b + N_BUSY_NR]!--;
 		t.hdrF[(b >> 1) + NF_BUSY_BYTES]! -= end - start;
 		t.hdrF[(b >> 1) + NF_FREES]!++;
+		this.publishLazy(b, va, start, end, flags);
+	}
 
+	/**
+	 * Put record `va`, [start, end), in no tree and on no list, on a lazy list: its vn_id's
+	 * node's (from `flags`) if it has one, else the node at `b`. The caller holds `b`'s busy lock.
+	 */
+	private publishLazy(b: number, va: number, start: number, end: number, flags: number): void {
+		const t = this.table;
+		const vn = vnOf(flags);
 		const l = vn >= 0 ? nodeBase(vn) : b;
 		const f = l >> 1;
 		this.locks.acquire(l + N_LAZY_LOCK);
@@ -439,6 +447,72 @@ export class VmapSpace {
 		hdr[l + N_LAZY_HEAD] = va; // published: `va` may not be read from here on
 		hdr[l + N_LAZY_NR]!++;
 		this.locks.release(l + N_LAZY_LOCK);
+	}
+
+	/**
+	 * Change the size of the busy area that starts at `addr`, in place (vrealloc). Shrinking
+	 * always succeeds: the tail is freed lazily, as free() would free it, so it is not handed
+	 * out before a purge has flushed it. Growing succeeds when [end, addr + size) is the head of
+	 * one free block (not busy, lazy or pooled); otherwise nothing changes and it returns false.
+	 * The area keeps its tag and node. Errors as free(), and EINVAL for a bad size.
+	 */
+	resize(addr: number, size: number): boolean {
+		const locks = this.locks;
+		locks.checkAlive();
+		if (!Number.isSafeInteger(addr)) throw new VmapError("EINVAL", `Cannot resize: address must be a whole number, got ${shown(addr)}`);
+		const pages = size * this.pageInverse;
+		if (!(pages >= 1 && Math.floor(pages) === pages && Number.isSafeInteger(size) && addr + size <= this.end)) {
+			const what = typeof size === "number" ? shown(size) : `${typeof size} ${shown(size)}`;
+			throw new VmapError(
+				"EINVAL",
+				`Cannot resize ${hex(addr)}: size must be a whole number of pages (a positive multiple of ${this.pageSize}) ending inside the space (at most ${hex(this.end)}), got ${what}`,
+			);
+		}
+		const t = this.table;
+		if (workPosted(t)) this.purger.help();
+		const b = nodeBase(addrToNode(addr, this.zoneInverse, this.nodes));
+		locks.acquire(HDR_FREE_LOCK);
+		try {
+			t.reserve(1); // the lazy tail of a shrink: running out fails before any change
+		} catch (e) {
+			locks.release(HDR_FREE_LOCK);
+			throw e;
+		}
+		locks.acquire(b + N_BUSY_LOCK);
+		t.sync();
+		const va = findVmapArea(t, b + N_BUSY_ROOT, addr);
+		if (va === 0 || t.f64[va * REC_F64 + VA_START] !== addr) {
+			locks.release(b + N_BUSY_LOCK);
+			locks.release(HDR_FREE_LOCK);
+			this.notAnArea(addr, "resize");
+		}
+		const f64 = t.f64;
+		const end = f64[va * REC_F64 + VA_END]!;
+		const newEnd = addr + size;
+		let done = true;
+		if (newEnd < end) {
+			// The tail leaves the area under the busy lock and joins a lazy list under the lazy
+			// lock: check(), holding everything, sees it in one place or the other.
+			f64[va * REC_F64 + VA_END] = newEnd;
+			t.hdrF[(b >> 1) + NF_BUSY_BYTES]! -= end - newEnd;
+			const tail = t.allocSlot();
+			t.f64[tail * REC_F64 + VA_START] = newEnd;
+			t.f64[tail * REC_F64 + VA_END] = end;
+			t.i32[tail * REC_I32 + VA_TAG] = t.i32[va * REC_I32 + VA_TAG]!;
+			this.publishLazy(nodeBase(addrToNode(newEnd, this.zoneInverse, this.nodes)), tail, newEnd, end, t.i32[va * REC_I32 + VA_FLAGS]!);
+		} else if (newEnd > end) {
+			const fb = findVmapArea(t, HDR_FREE_ROOT, end);
+			if (fb !== 0 && f64[fb * REC_F64 + VA_START] === end && f64[fb * REC_F64 + VA_END]! >= newEnd) {
+				const whole = vaClip(t, fb, end, newEnd - end);
+				if (whole !== 0) t.freeSlot(whole);
+				f64[va * REC_F64 + VA_END] = newEnd;
+				t.hdrF[(b >> 1) + NF_BUSY_BYTES]! += newEnd - end;
+			} else done = false;
+		}
+		locks.release(b + N_BUSY_LOCK);
+		locks.release(HDR_FREE_LOCK);
+		if (newEnd < end) this.purger.afterFree();
+		return done;
 	}
 
 	/** Areas in every node's pools (plain reads: a hint). */

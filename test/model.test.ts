@@ -177,6 +177,43 @@ class Free extends Step {
 	override toString = () => `free(#${this.pick})`;
 }
 
+class Resize extends Step {
+	readonly pick: number;
+	readonly pages: number;
+	constructor(pick: number, pages: number) {
+		super();
+		this.pick = pick;
+		this.pages = pages;
+	}
+	override check(m: Readonly<Model>): boolean {
+		return m.busy.some((a) => !a.lazy);
+	}
+	override step(m: Model, r: Real): void {
+		const live = m.busy.filter((a) => !a.lazy);
+		const area = live[this.pick % live.length]!;
+		const size = this.pages * m.pageSize;
+		const end = area.start + size;
+		if (end > m.end) {
+			expectError("EINVAL", () => r.space.resize(area.start, size));
+			return;
+		}
+		// Growing needs the free block (free tree, not a pool) that begins right at the old end.
+		const grows = end <= area.end || freeBlocks(r.space).some(([s, e]) => s === area.end && e >= end);
+		assert.equal(r.space.resize(area.start, size), grows, `resize [${area.start}, ${area.end}) to ${size} bytes`);
+		if (!grows) {
+			assert.deepEqual(r.flushes, [], "a failed grow changes nothing");
+			return;
+		}
+		const shrinks = end < area.end;
+		m.resize(area.start, end);
+		if (shrinks && m.lazyPages() >= 2 * r.space.stats().lazyMaxPages) expectPurge(m, r);
+		else assert.deepEqual(r.flushes, [], "no purge below the priority threshold");
+		const found = r.space.find(area.start);
+		assert.deepEqual(found && [found.start, found.end, found.tag, found.state], [area.start, end, area.tag, "busy"]);
+	}
+	override toString = () => `resize(#${this.pick}, ${this.pages}p)`;
+}
+
 class Purge extends Step {
 	readonly sync: boolean;
 	constructor(sync: boolean) {
@@ -320,6 +357,7 @@ const commands = [
 	fc.nat().map((i) => new Free(i)),
 	fc.nat().map((i) => new Free(i)),
 	fc.boolean().map((sync) => new Purge(sync)),
+	fc.tuple(fc.nat(), fc.integer({ min: 1, max: 16 })).map(([i, pages]) => new Resize(i, pages)),
 	fc.tuple(fc.nat(3), fc.nat()).map(([k, a]) => new FreeBad(k, a)),
 	fc.nat().map((a) => new Find(a)),
 	fc.nat().map((k) => new AllocBad(k)),

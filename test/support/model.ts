@@ -101,6 +101,15 @@ export class Model {
 		return this.busy.find((a) => a.start <= addr && addr < a.end);
 	}
 
+	/** Resize a busy area in place: a shrink's tail becomes a lazy area of the same tag. */
+	resize(start: number, end: number): void {
+		const i = this.busy.findIndex((x) => x.start === start && !x.lazy);
+		const a = this.busy[i];
+		if (!a) throw new Error(`model: no busy area at ${start}`);
+		if (end < a.end) this.busy.splice(i + 1, 0, { start: end, end: a.end, tag: a.tag, lazy: true });
+		a.end = end;
+	}
+
 	/** Free lazily. */
 	free(start: number): void {
 		const a = this.busy.find((x) => x.start === start);
