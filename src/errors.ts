@@ -7,8 +7,10 @@
  * - ENOMEM: the record table cannot grow (maxAreas reached, or the host refused memory).
  * - ECORRUPT: check() found a broken invariant.
  * - EOWNERDEAD: a handle died holding a lock; the space refuses further use.
+ * - EFAULT: (heap) bytes asked for lie outside a live area, or poisoned bytes were written.
+ * - ETIMEDOUT: (heap) a grace period did not end in the time given.
  */
-export type VmapErrorCode = "EINVAL" | "EBUSY" | "ENOENT" | "EDOUBLEFREE" | "ENOMEM" | "ECORRUPT" | "EOWNERDEAD";
+export type VmapErrorCode = "EINVAL" | "EBUSY" | "ENOENT" | "EDOUBLEFREE" | "ENOMEM" | "ECORRUPT" | "EOWNERDEAD" | "EFAULT" | "ETIMEDOUT";
 
 export class VmapError extends Error {
 	override readonly name = "VmapError";

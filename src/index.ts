@@ -15,3 +15,4 @@ export type {
 } from "./api.ts";
 export { VmapError, type VmapErrorCode } from "./errors.ts";
 export { VmapSpace } from "./space.ts";
+export { VmapHeap, type HeapStats, type VmallocOptions, type VmapHeapHandle, type VmapHeapOptions } from "./heap.ts";

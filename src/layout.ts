@@ -8,7 +8,7 @@
  *  byte 64           │ line 1  FREE_LOCK owner FREE_ROOT ... SLOT_* FREE_BYTES   │ free-space lock
  *  byte 192          │ line 3  PURGE_LOCK owner SEQ_PURGE purge counters         │ purge mutex
  *  byte 256          │ line 4  more purge counters, TAG_LOCK                     │
- *  byte 320          │ line 5  NODES RECORDS_OFFSET SKIP_POPULATE ZONE_SIZE      │ read-mostly
+ *  byte 320          │ line 5  NODES RECORDS_OFFSET SKIP_POPULATE EXT_* ZONE_SIZE│ read-mostly
  *  byte 384          │ line 6  WORK                                              │ purge helpers
  *  byte 512          ├────────────────── tag table ────────────────────────────┤
  *                    │ TAG_MAX entries × TAG_BYTES: [len u8][UTF-8 bytes]      │ entry 0 = no tag
@@ -17,6 +17,9 @@
  *  NODE_OFFSET       ├────────────────── node table ───────────────────────────┤
  *                    │ NODES blocks × NODE_WORDS: locks, busy tree, lazy list, │ see below
  *                    │ purge list, 256 pools                                   │
+ *  EXT_OFFSET × 4    ├────────────────── extension (EXT_WORDS) ────────────────┤
+ *                    │ the heap's shared state (heap-layout.ts); empty for a   │
+ *                    │ bare space                                              │
  *  RECORDS_OFFSET    ├────────────────── vmap_area records ────────────────────┤
  *                    │ record 0 (all zero: "none") │ record 1 │ record 2 │ ... │ REC_BYTES each
  *                    ╘═════════════════════════════════════════ grows → ═══════╛
@@ -54,7 +57,7 @@
  */
 
 export const MAGIC = 0x766d6170; // "vmap"
-export const VERSION = 4;
+export const VERSION = 5;
 
 // ── header, Int32 words ────────────────────────────────────────────────────────────────
 export const HDR_MAGIC = 0;
@@ -107,6 +110,13 @@ export const LOCK_OWNER_OFFSET = 1;
 export const HDR_NODES = 80;
 /** Byte offset of record 0: the node table's size depends on the number of nodes. */
 export const HDR_RECORDS_OFFSET = 81;
+/**
+ * Word offset and length of the extension region between the node table and the records:
+ * shared state of a layer built on the space (the heap's, heap-layout.ts); 0 words for a bare
+ * space. Its lock words are driven by the space's Locks, so dead holders are detected alike.
+ */
+export const HDR_EXT_OFFSET = 83;
+export const HDR_EXT_WORDS = 86;
 /** [purge] 1 while the running purge decays pools fully and does not refill them (kernel skip_populate). */
 export const HDR_SKIP_POPULATE = 82;
 /**
@@ -240,9 +250,14 @@ export function nodeBase(v: number): number {
 	return NODE_OFFSET / 4 + v * NODE_WORDS;
 }
 
-/** Byte offset of record 0 for a space of `nodes` nodes. */
-export function recordsOffset(nodes: number): number {
+/** Byte offset of the extension region for a space of `nodes` nodes. */
+export function extOffset(nodes: number): number {
 	return NODE_OFFSET + nodes * NODE_WORDS * 4;
+}
+
+/** Byte offset of record 0 for a space of `nodes` nodes and `extWords` extension words (whole cache lines). */
+export function recordsOffset(nodes: number, extWords: number): number {
+	return extOffset(nodes) + Math.ceil(extWords / 16) * 64;
 }
 
 // ── records ────────────────────────────────────────────────────────────────────────────

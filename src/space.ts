@@ -19,6 +19,9 @@ import {
 	HDR_NO_PRIORITY,
 	HDR_NODES,
 	HDR_RECORDS_OFFSET,
+	HDR_EXT_OFFSET,
+	HDR_EXT_WORDS,
+	extOffset,
 	HDR_SLOT_HIGH,
 	HDR_TAG_NR,
 	HDR_VERSION,
@@ -69,7 +72,7 @@ import { dumpSpace, vmallocinfo } from "./info.ts";
 import { claimHandle, Locks } from "./lock.ts";
 import { addrToNode, encodeVn, findListed, poolable, poolTake, poolWord, vnOf, ZONE_PAGES } from "./nodes.ts";
 import { flushingNote, Purger } from "./purge.ts";
-import { isPowerOfTwo, parseSpaceOptions } from "./options.ts";
+import { isPowerOfTwo, parseSpaceOptions, type SpaceParams } from "./options.ts";
 import { readStats } from "./stats.ts";
 import { TagTable } from "./tags.ts";
 import { isShared, type SpaceBuffer, VaTable } from "./va-table.ts";
@@ -173,11 +176,16 @@ export class VmapSpace {
 
 	/** Create a space: one free block covering [start, start + size). */
 	static create(options: VmapSpaceOptions): VmapSpace {
-		const { start, size, pageSize, shared, maxAreas, lazyMaxPages, flush, priorityPurge, nodes } = parseSpaceOptions(options);
+		return VmapSpace.createWith(parseSpaceOptions(options), 0);
+	}
+
+	/** @internal A space whose buffer holds `extWords` zeroed words of extension (HDR_EXT_OFFSET) for the layer above. */
+	static createWith(params: SpaceParams, extWords: number): VmapSpace {
+		const { start, size, pageSize, shared, maxAreas, lazyMaxPages, flush, priorityPurge, nodes } = params;
 
 		const maxCapacity = maxAreas + 1; // record 0 is nil
 		const capacity = Math.min(INITIAL_CAPACITY, maxCapacity);
-		const recordsAt = recordsOffset(nodes);
+		const recordsAt = recordsOffset(nodes, extWords);
 		const bytes = bytesForCapacity(recordsAt, capacity);
 		const buffer = shared ? new SharedArrayBuffer(bytes, { maxByteLength: bytesForCapacity(recordsAt, maxCapacity) }) : new ArrayBuffer(bytes);
 
@@ -196,6 +204,8 @@ export class VmapSpace {
 		hdr[HDR_NO_PRIORITY] = priorityPurge ? 0 : 1;
 		hdr[HDR_NODES] = nodes;
 		hdr[HDR_RECORDS_OFFSET] = recordsAt;
+		hdr[HDR_EXT_OFFSET] = extOffset(nodes) / 4;
+		hdr[HDR_EXT_WORDS] = extWords;
 		// One node: every address maps to it, whatever the zone size (kernel: zone size 1).
 		hdrF[HDRF_ZONE_SIZE] = nodes > 1 ? ZONE_PAGES * pageSize : pageSize;
 		for (let v = 0; v < nodes; v++) {
@@ -513,6 +523,26 @@ export class VmapSpace {
 		locks.release(HDR_FREE_LOCK);
 		if (newEnd < end) this.purger.afterFree();
 		return done;
+	}
+
+	/**
+	 * @internal Set the tag of the busy area that starts at `addr` to `tag`, unless it has that
+	 * tag already. Returns false when no busy area starts there or it had the tag: a
+	 * test-and-set, under the area's busy lock, for layers that mark areas (the heap's
+	 * deferred frees).
+	 */
+	retag(addr: number, tag: string): boolean {
+		this.locks.checkAlive();
+		const id = this.tags.intern(tag);
+		const t = this.table;
+		const b = nodeBase(addrToNode(addr, this.zoneInverse, this.nodes));
+		this.locks.acquire(b + N_BUSY_LOCK);
+		t.sync();
+		const va = findVmapArea(t, b + N_BUSY_ROOT, addr);
+		const set = va !== 0 && t.f64[va * REC_F64 + VA_START] === addr && t.i32[va * REC_I32 + VA_TAG] !== id;
+		if (set) t.i32[va * REC_I32 + VA_TAG] = id;
+		this.locks.release(b + N_BUSY_LOCK);
+		return set;
 	}
 
 	/** Areas in every node's pools (plain reads: a hint). */

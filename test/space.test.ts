@@ -22,21 +22,10 @@ import {
 	VA_SUBTREE_MAX,
 } from "../src/layout.ts";
 import { busyAreas, freeBlocks } from "./support/inspect.ts";
+import { code } from "./support/code.ts";
 
 const P = 4096;
 
-function code(fn: () => unknown): string {
-	try {
-		fn();
-	} catch (e) {
-		assert.ok(e instanceof VmapError, `not a VmapError: ${String(e)}`);
-		assert.ok(e instanceof Error);
-		assert.equal(e.name, "VmapError");
-		assert.ok(e.message.startsWith(`${e.code}: `), e.message);
-		return e.code;
-	}
-	assert.fail("no error thrown");
-}
 
 test("the record table grows while areas are allocated, and views follow", () => {
 	for (const shared of [true, false]) {

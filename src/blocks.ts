@@ -1,0 +1,274 @@
+/**
+ * vm_map_ram blocks (kernel vmap_block): small mappings come from per-handle blocks, one space
+ * area of blockPages pages each, aligned to its size so that an address finds its block by a
+ * division. A block hands pages out from the front and never twice (vb_alloc); unmapped pages
+ * turn dirty (vb_free). A block with nothing mapped is purged, its whole area freed lazily
+ * (through the space's flush, as the dirty pages need it), once its dirty pages reach a
+ * quarter of it (VMAP_PURGE_THRESHOLD: purge_fragmented_blocks), or at once when all its
+ * pages are dirty.
+ *
+ * Every block's record lives in the shared block table (heap-layout.ts) under its own lock,
+ * so any handle may unmap pages another mapped. Which blocks a handle allocates from is this
+ * handle's own list (the kernel's per-CPU vmap_block_queue).
+ */
+import { VmapError, hex } from "./errors.ts";
+import {
+	B_BITMAP,
+	B_DIRTY,
+	B_DIRTY_MAX,
+	B_DIRTY_MIN,
+	B_FREE,
+	B_LOCK,
+	B_MAPPED,
+	B_OWNER,
+	B_STATE,
+	BLOCK_ACTIVE,
+	BLOCK_NONE,
+	BLOCK_WORDS,
+} from "./heap-layout.ts";
+import type { VmapSpace } from "./space.ts";
+
+export const VM_MAP_RAM = "vm_map_ram";
+
+/** What the heap lends the blocks: its space, and the hooks around memory changing hands. */
+export interface BlockHost {
+	readonly space: VmapSpace;
+	/** Make [0, end) of the data usable (the heap's growth). */
+	commit(end: number): void;
+	/** Pages [addr, addr + bytes) are being handed out: check their poison. */
+	handOut(addr: number, bytes: number, what: string): void;
+	/** Pages [addr, addr + bytes) were given back: poison them. */
+	takeBack(addr: number, bytes: number): void;
+}
+
+export class Blocks {
+	readonly pages: number;
+	readonly bytes: number;
+	readonly count: number;
+	private readonly host: BlockHost;
+	private readonly base: number;
+	private readonly pageSize: number;
+	/** Blocks this handle allocates from, newest last. */
+	private readonly mine: number[] = [];
+
+	constructor(host: BlockHost, base: number, pages: number, count: number) {
+		this.host = host;
+		this.base = base;
+		this.pages = pages;
+		this.pageSize = host.space.pageSize;
+		this.bytes = pages * this.pageSize;
+		this.count = count;
+	}
+
+	private get hdr(): Int32Array {
+		return this.host.space.table.hdr;
+	}
+
+	/** First word of block `idx`'s record. */
+	private word(idx: number): number {
+		return this.base + idx * BLOCK_WORDS;
+	}
+
+	/** Whether [addr, ...) lies in an active block: its index, else -1. */
+	blockAt(addr: number): number {
+		const idx = Math.floor(addr / this.bytes);
+		return idx < this.count && Atomics.load(this.hdr, this.word(idx) + B_STATE) === BLOCK_ACTIVE ? idx : -1;
+	}
+
+	/** Map `pages` (1..this.pages) from one of this handle's blocks, or from a new block. */
+	map(pages: number): number {
+		const hdr = this.hdr;
+		const locks = this.host.space.locks;
+		const self = this.host.space.id;
+		for (let i = this.mine.length - 1; i >= 0; i--) {
+			const idx = this.mine[i]!;
+			const w = this.word(idx);
+			locks.acquire(w + B_LOCK);
+			const free = hdr[w + B_FREE]!;
+			if (hdr[w + B_STATE] !== BLOCK_ACTIVE || hdr[w + B_OWNER] !== self || free === 0) {
+				locks.release(w + B_LOCK);
+				this.mine.splice(i, 1);
+				continue;
+			}
+			if (free >= pages) {
+				const off = this.pages - free;
+				setBits(hdr, w + B_BITMAP, off, pages, 1);
+				hdr[w + B_FREE] = free - pages;
+				hdr[w + B_MAPPED]! += pages;
+				locks.release(w + B_LOCK);
+				const addr = idx * this.bytes + off * this.pageSize;
+				this.host.handOut(addr, pages * this.pageSize, "vmMapRam");
+				return addr;
+			}
+			locks.release(w + B_LOCK);
+		}
+		// A new block (kernel new_vmap_block): its first pages are the mapping.
+		const space = this.host.space;
+		const start = space.alloc(this.bytes, { align: this.bytes, tag: VM_MAP_RAM });
+		try {
+			this.host.commit(start + this.bytes);
+		} catch (e) {
+			space.free(start);
+			throw e;
+		}
+		const idx = start / this.bytes;
+		const w = this.word(idx);
+		locks.acquire(w + B_LOCK);
+		hdr.fill(0, w + B_BITMAP, w + BLOCK_WORDS);
+		setBits(hdr, w + B_BITMAP, 0, pages, 1);
+		hdr[w + B_OWNER] = self;
+		hdr[w + B_FREE] = this.pages - pages;
+		hdr[w + B_DIRTY] = 0;
+		hdr[w + B_DIRTY_MIN] = this.pages;
+		hdr[w + B_DIRTY_MAX] = 0;
+		hdr[w + B_MAPPED] = pages;
+		Atomics.store(hdr, w + B_STATE, BLOCK_ACTIVE);
+		locks.release(w + B_LOCK);
+		if (this.pages > pages) this.mine.push(idx);
+		this.host.handOut(start, pages * this.pageSize, "vmMapRam");
+		return start;
+	}
+
+	/**
+	 * Unmap `pages` at `addr` of block `idx`. Throws EINVAL unless exactly those pages are
+	 * mapped. Purges the block when nothing in it is mapped and its dirty pages reach a quarter
+	 * of it, or all of them are dirty.
+	 */
+	unmap(idx: number, addr: number, pages: number): void {
+		const hdr = this.hdr;
+		const locks = this.host.space.locks;
+		const w = this.word(idx);
+		const start = idx * this.bytes;
+		const off = (addr - start) / this.pageSize;
+		locks.acquire(w + B_LOCK);
+		const problem =
+			hdr[w + B_STATE] !== BLOCK_ACTIVE
+				? "the block was purged"
+				: !Number.isInteger(off)
+					? `the address is not on a page boundary (page size ${this.pageSize})`
+					: off + pages > this.pages
+						? `the range runs past the block's end ${hex(start + this.bytes)}`
+						: !allSet(hdr, w + B_BITMAP, off, pages)
+							? "not all of those pages are mapped (unmapped already, or mapped with another size)"
+							: undefined;
+		if (problem !== undefined) {
+			locks.release(w + B_LOCK);
+			throw new VmapError("EINVAL", `Cannot vmUnmapRam ${hex(addr)} (${pages} pages) in the vm_map_ram block [${hex(start)}, ${hex(start + this.bytes)}): ${problem}`);
+		}
+		setBits(hdr, w + B_BITMAP, off, pages, 0);
+		this.host.takeBack(addr, pages * this.pageSize);
+		const dirty = (hdr[w + B_DIRTY]! += pages);
+		hdr[w + B_MAPPED]! -= pages;
+		if (off < hdr[w + B_DIRTY_MIN]!) hdr[w + B_DIRTY_MIN] = off;
+		if (off + pages > hdr[w + B_DIRTY_MAX]!) hdr[w + B_DIRTY_MAX] = off + pages;
+		const purge = dirty === this.pages || (hdr[w + B_MAPPED] === 0 && dirty >= this.pages / 4);
+		if (purge) Atomics.store(hdr, w + B_STATE, BLOCK_NONE);
+		locks.release(w + B_LOCK);
+		if (purge) this.host.space.free(start);
+	}
+
+	/**
+	 * Purge every block with nothing mapped and some pages dirty, whatever the threshold
+	 * (purge_fragmented_blocks_allcpus); with `mineToo`, this handle's clean blocks as well
+	 * (close()). Returns the blocks freed.
+	 */
+	purgeFragmented(mineToo: boolean): number {
+		const hdr = this.hdr;
+		const locks = this.host.space.locks;
+		let freed = 0;
+		for (let idx = 0; idx < this.count; idx++) {
+			const w = this.word(idx);
+			if (Atomics.load(hdr, w + B_STATE) !== BLOCK_ACTIVE) continue;
+			locks.acquire(w + B_LOCK);
+			const mine = hdr[w + B_OWNER] === this.host.space.id;
+			const purge = hdr[w + B_STATE] === BLOCK_ACTIVE && hdr[w + B_MAPPED] === 0 && (hdr[w + B_DIRTY]! > 0 || (mineToo && mine));
+			if (purge) Atomics.store(hdr, w + B_STATE, BLOCK_NONE);
+			else if (mineToo && mine) hdr[w + B_OWNER] = 0; // orphaned: nobody maps from it again
+			locks.release(w + B_LOCK);
+			if (purge) {
+				this.host.space.free(idx * this.bytes);
+				freed++;
+			}
+		}
+		if (mineToo) this.mine.length = 0;
+		return freed;
+	}
+
+	/** Whether pages [addr, addr + bytes) of block `idx` are all mapped (a snapshot). */
+	mapped(idx: number, addr: number, bytes: number): boolean {
+		const hdr = this.hdr;
+		const w = this.word(idx);
+		const off = Math.floor((addr - idx * this.bytes) / this.pageSize);
+		const last = Math.floor((addr + Math.max(bytes, 1) - 1 - idx * this.bytes) / this.pageSize);
+		if (last >= this.pages) return false;
+		this.host.space.locks.acquire(w + B_LOCK);
+		const ok = hdr[w + B_STATE] === BLOCK_ACTIVE && allSet(hdr, w + B_BITMAP, off, last - off + 1);
+		this.host.space.locks.release(w + B_LOCK);
+		return ok;
+	}
+
+	/** Totals over active blocks (plain reads: a snapshot for stats). */
+	totals(): { blocks: number; mapped: number; dirty: number; free: number } {
+		const hdr = this.hdr;
+		const out = { blocks: 0, mapped: 0, dirty: 0, free: 0 };
+		for (let idx = 0; idx < this.count; idx++) {
+			const w = this.word(idx);
+			if (Atomics.load(hdr, w + B_STATE) !== BLOCK_ACTIVE) continue;
+			out.blocks++;
+			out.mapped += hdr[w + B_MAPPED]!;
+			out.dirty += hdr[w + B_DIRTY]!;
+			out.free += hdr[w + B_FREE]!;
+		}
+		return out;
+	}
+
+	/** check(): each active block's record against its bitmap and its area. Returns problems. */
+	validate(): string[] {
+		const hdr = this.hdr;
+		const locks = this.host.space.locks;
+		const problems: string[] = [];
+		for (let idx = 0; idx < this.count; idx++) {
+			const w = this.word(idx);
+			locks.acquire(w + B_LOCK);
+			if (hdr[w + B_STATE] === BLOCK_ACTIVE) {
+				const start = idx * this.bytes;
+				const name = `vm_map_ram block [${hex(start)}, ${hex(start + this.bytes)})`;
+				const free = hdr[w + B_FREE]!;
+				const mapped = hdr[w + B_MAPPED]!;
+				const dirty = hdr[w + B_DIRTY]!;
+				let bits = 0;
+				let beyond = 0;
+				for (let p = 0; p < this.pages; p++) {
+					if (allSet(hdr, w + B_BITMAP, p, 1)) {
+						bits++;
+						if (p >= this.pages - free) beyond++;
+					}
+				}
+				if (free + mapped + dirty !== this.pages) problems.push(`${name}: free ${free} + mapped ${mapped} + dirty ${dirty} != ${this.pages} pages`);
+				if (bits !== mapped) problems.push(`${name}: ${bits} pages set in the bitmap, ${mapped} counted mapped`);
+				if (beyond !== 0) problems.push(`${name}: ${beyond} mapped pages lie in its never-used tail`);
+				const area = this.host.space.find(start);
+				if (!area || area.start !== start || area.end !== start + this.bytes || area.state !== "busy" || area.tag !== VM_MAP_RAM) {
+					problems.push(`${name}: its area is ${area ? `[${hex(area.start)}, ${hex(area.end)}) ${area.state} tagged ${area.tag}` : "missing"}`);
+				}
+			}
+			locks.release(w + B_LOCK);
+		}
+		return problems;
+	}
+}
+
+/** Set (value 1) or clear (0) bits [from, from + n) of the bitmap at word `w`. */
+function setBits(hdr: Int32Array, w: number, from: number, n: number, value: 0 | 1): void {
+	for (let b = from; b < from + n; b++) {
+		const word = w + (b >> 5);
+		const mask = 1 << (b & 31);
+		hdr[word] = value ? hdr[word]! | mask : hdr[word]! & ~mask;
+	}
+}
+
+/** Whether bits [from, from + n) of the bitmap at word `w` are all set. */
+function allSet(hdr: Int32Array, w: number, from: number, n: number): boolean {
+	for (let b = from; b < from + n; b++) if ((hdr[w + (b >> 5)]! & (1 << (b & 31))) === 0) return false;
+	return true;
+}

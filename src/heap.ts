@@ -1,0 +1,607 @@
+/**
+ * VmapHeap: a space that hands out bytes. The space manages addresses; a data
+ * SharedArrayBuffer holds the bytes at those addresses (address = byte offset), so an address
+ * posted to another worker names the same bytes there. Page 0 is never handed out: 0 stays
+ * free to mean "no address" in shared structures.
+ *
+ * - vmalloc areas carry `guardPages` unused pages after their end (kernel: one guard page
+ *   unless VM_NO_GUARD); bytes() and view() never reach into them.
+ * - vm_map_ram mappings of up to VMAP_MAX_ALLOC pages come from per-handle blocks (blocks.ts);
+ *   larger ones are areas of their own.
+ * - Deferred frees wait for a grace period (rcu.ts).
+ * - The data buffer grows (up to maxSize) when an area lands beyond it; growth and poisoning of
+ *   new bytes happen under the heap's grow lock, and H_COMMITTED is published after them.
+ *
+ * Quiescent points: every call that allocates or frees (vmalloc, vzalloc, vrealloc, vfree,
+ * freeDeferred, vmMapRam, vmUnmapRam, synchronize, purge) and quiescent(). bytes() and view()
+ * are not: they are how a reader reaches an area inside its read-side section.
+ */
+import type { FlushHook, VmapStats } from "./api.ts";
+import { Blocks, VM_MAP_RAM, type BlockHost } from "./blocks.ts";
+import { hex, shown, VmapError } from "./errors.ts";
+import {
+	blockPages,
+	blocksOffset,
+	H_COMMITTED,
+	H_DEFERRED,
+	H_FLAGS,
+	H_FREED_DEFERRED,
+	H_GP,
+	H_GROW_LOCK,
+	H_GUARD,
+	H_BLOCK_PAGES,
+	H_NR_BLOCKS,
+	H_QS,
+	H_RCU_LOCK,
+	H_RING_CAP,
+	heapWords,
+	HF_POISON,
+	POISON_BYTE,
+	VMAP_MAX_ALLOC,
+} from "./heap-layout.ts";
+import { HANDLE_MAX, HDR_EXT_OFFSET, HDR_EXT_WORDS } from "./layout.ts";
+import { isPowerOfTwo, parseSpaceOptions } from "./options.ts";
+import { GracePeriods } from "./rcu.ts";
+import { VmapSpace } from "./space.ts";
+
+export interface VmapHeapOptions {
+	/** Bytes of data to start with; a multiple of pageSize. */
+	size: number;
+	/** Bytes the data may grow to (the address space's end), at most 2^32. @defaultValue size */
+	maxSize?: number;
+	/** Power of two, at least 8 (every area can hold Float64 views). @defaultValue 4096 */
+	pageSize?: number;
+	/** Unused pages after every vmalloc area; 0 is the kernel's VM_NO_GUARD. @defaultValue 1 */
+	guardPages?: number;
+	/** Fill freed bytes with 0x6b and check them when handed out again (to catch writes after free). @defaultValue false */
+	poison?: boolean;
+	/** Areas freeDeferred may hold waiting for grace periods (16 bytes each). @defaultValue 16384 */
+	deferredMax?: number;
+	/** As for VmapSpace.create. */
+	nodes?: number;
+	lazyMaxPages?: number;
+	maxAreas?: number;
+	flush?: FlushHook;
+	priorityPurge?: boolean;
+}
+
+/** A heap's handle: post it to a worker and VmapHeap.attach() it there. */
+export interface VmapHeapHandle {
+	buffer: SharedArrayBuffer;
+	data: SharedArrayBuffer;
+}
+
+export interface VmallocOptions {
+	/** A label shown by find() and vmallocinfo(). @defaultValue "vmalloc" */
+	tag?: string;
+	/** Power of two; the address is a multiple of max(align, pageSize). */
+	align?: number;
+}
+
+export interface HeapStats {
+	/** Data bytes backed now, and the most they may grow to. */
+	dataBytes: number;
+	maxBytes: number;
+	/** vm_map_ram blocks, and their pages mapped, dirty (unmapped, awaiting purge) and never used. */
+	blocks: number;
+	mappedPages: number;
+	dirtyPages: number;
+	blockFreePages: number;
+	/** Areas freeDeferred queued ever, freed after their grace period, and waiting now. */
+	deferred: number;
+	deferredFreed: number;
+	deferredPending: number;
+	/** The grace-period counter. */
+	gracePeriod: number;
+	space: VmapStats;
+}
+
+type TypedArrayConstructor<T> = { new (buffer: ArrayBufferLike, byteOffset: number, length: number): T; readonly BYTES_PER_ELEMENT: number };
+
+const HEAP_KEYS = new Set(["size", "maxSize", "pageSize", "guardPages", "poison", "deferredMax", "nodes", "lazyMaxPages", "maxAreas", "flush", "priorityPurge"]);
+/** The most data a SharedArrayBuffer may grow to in Node 20 (V8). */
+const MAX_DATA = 2 ** 32;
+const DEFERRED_TAG = "vfree_deferred";
+const VMALLOC_TAG = "vmalloc";
+
+export class VmapHeap implements BlockHost {
+	readonly space: VmapSpace;
+	readonly data: SharedArrayBuffer;
+	readonly pageSize: number;
+	readonly guardPages: number;
+	readonly maxSize: number;
+	readonly poison: boolean;
+	private readonly e: number;
+	private readonly u8: Uint8Array;
+	private readonly rcu: GracePeriods;
+	private readonly blocks: Blocks;
+	private readonly expired: number[] = [];
+
+	private constructor(space: VmapSpace, data: SharedArrayBuffer) {
+		this.space = space;
+		this.data = data;
+		const hdr = space.table.hdr;
+		this.e = hdr[HDR_EXT_OFFSET]!;
+		const e = this.e;
+		this.pageSize = space.pageSize;
+		this.guardPages = hdr[e + H_GUARD]!;
+		this.maxSize = space.end;
+		this.poison = (hdr[e + H_FLAGS]! & HF_POISON) !== 0;
+		this.u8 = new Uint8Array(data); // length-tracking: follows the buffer's growth
+		this.rcu = new GracePeriods(space, e);
+		this.blocks = new Blocks(this, e + blocksOffset(hdr[e + H_RING_CAP]!), hdr[e + H_BLOCK_PAGES]!, hdr[e + H_NR_BLOCKS]!);
+		this.rcu.quiescent(); // online
+	}
+
+	/** Create a heap: a space over [pageSize, maxSize) and `size` bytes of shared data. */
+	static create(options: VmapHeapOptions): VmapHeap {
+		if (typeof options !== "object" || options === null) {
+			throw new VmapError("EINVAL", `Cannot create a heap: options must be an object like { size }, got ${shown(options)}`);
+		}
+		for (const key of Object.keys(options)) {
+			if (!HEAP_KEYS.has(key)) throw new VmapError("EINVAL", `Cannot create a heap: unknown option ${JSON.stringify(key)} (known: ${[...HEAP_KEYS].join(", ")})`);
+		}
+		const pageSize = options.pageSize ?? 4096;
+		if (!isPowerOfTwo(pageSize) || pageSize < 8) throw new VmapError("EINVAL", `Cannot create a heap: pageSize must be a power of two, at least 8, got ${shown(pageSize)}`);
+		const size = options.size;
+		const maxSize = options.maxSize ?? size;
+		if (!Number.isSafeInteger(size) || size < 2 * pageSize || size % pageSize !== 0) {
+			throw new VmapError("EINVAL", `Cannot create a heap: size must be a multiple of pageSize ${pageSize}, at least two pages, got ${shown(size)}`);
+		}
+		if (!Number.isSafeInteger(maxSize) || maxSize < size || maxSize > MAX_DATA || maxSize % pageSize !== 0) {
+			throw new VmapError("EINVAL", `Cannot create a heap: maxSize must be a multiple of pageSize ${pageSize} from size ${size} to 2^32, got ${shown(maxSize)}`);
+		}
+		const guardPages = options.guardPages ?? 1;
+		if (!Number.isSafeInteger(guardPages) || guardPages < 0 || guardPages > 16) {
+			throw new VmapError("EINVAL", `Cannot create a heap: guardPages must be a whole number from 0 to 16, got ${shown(guardPages)}`);
+		}
+		const poison = options.poison ?? false;
+		if (typeof poison !== "boolean") throw new VmapError("EINVAL", `Cannot create a heap: poison must be true or false, got ${shown(poison)}`);
+		const ringCap = options.deferredMax ?? 16384;
+		if (!Number.isSafeInteger(ringCap) || ringCap < 1 || ringCap > 2 ** 20) {
+			throw new VmapError("EINVAL", `Cannot create a heap: deferredMax must be a whole number from 1 to 2^20, got ${shown(ringCap)}`);
+		}
+		let params;
+		try {
+			params = parseSpaceOptions({
+				start: pageSize,
+				size: maxSize - pageSize,
+				pageSize,
+				shared: true,
+				...(options.nodes !== undefined && { nodes: options.nodes }),
+				...(options.lazyMaxPages !== undefined && { lazyMaxPages: options.lazyMaxPages }),
+				...(options.maxAreas !== undefined && { maxAreas: options.maxAreas }),
+				...(options.flush !== undefined && { flush: options.flush }),
+				...(options.priorityPurge !== undefined && { priorityPurge: options.priorityPurge }),
+			});
+		} catch (e) {
+			if (e instanceof VmapError) throw new VmapError(e.code, e.message.replace(/^\w+: Cannot create a (shared )?space/, "Cannot create a heap"));
+			throw e;
+		}
+		const bp = blockPages(maxSize / pageSize, params.nodes);
+		const nrBlocks = Math.floor(maxSize / (bp * pageSize));
+		let data: SharedArrayBuffer;
+		try {
+			data = new SharedArrayBuffer(size, { maxByteLength: maxSize });
+		} catch (e) {
+			throw new VmapError("ENOMEM", `Cannot create a heap: the runtime refused a SharedArrayBuffer of ${size} bytes growable to ${maxSize} (${(e as Error).message})`);
+		}
+		const space = VmapSpace.createWith(params, heapWords(ringCap, nrBlocks));
+		const hdr = space.table.hdr;
+		const e = hdr[HDR_EXT_OFFSET]!;
+		hdr[e + H_COMMITTED] = size / pageSize;
+		hdr[e + H_FLAGS] = poison ? HF_POISON : 0;
+		hdr[e + H_GUARD] = guardPages;
+		hdr[e + H_BLOCK_PAGES] = bp;
+		hdr[e + H_NR_BLOCKS] = nrBlocks;
+		hdr[e + H_RING_CAP] = ringCap;
+		hdr[e + H_GP] = 1;
+		if (poison) new Uint8Array(data).fill(POISON_BYTE);
+		return new VmapHeap(space, data);
+	}
+
+	/** Attach to a heap created elsewhere (its `handle` was posted here). */
+	static attach(handle: VmapHeapHandle, options?: { flush?: FlushHook }): VmapHeap {
+		const data = (handle as { data?: unknown } | null)?.data;
+		if (!(data instanceof SharedArrayBuffer)) {
+			throw new VmapError("EINVAL", `Cannot attach a heap: the handle must be a heap's \`handle\` ({ buffer, data }), got ${shown(handle)}`);
+		}
+		const space = VmapSpace.attach(handle, options);
+		if (space.table.hdr[HDR_EXT_WORDS] === 0) {
+			space.close();
+			throw new VmapError("EINVAL", "Cannot attach a heap: the buffer holds a bare space, not a heap (use VmapSpace.attach)");
+		}
+		return new VmapHeap(space, data);
+	}
+
+	get handle(): VmapHeapHandle {
+		return { buffer: this.space.handle.buffer, data: this.data };
+	}
+
+	/** Allocate `bytes` (rounded up to whole pages, plus the guard pages). Returns the address. */
+	vmalloc(bytes: number, options?: VmallocOptions): number {
+		return this.allocArea(bytes, options, false, "vmalloc");
+	}
+
+	/** vmalloc, with the bytes zeroed. */
+	vzalloc(bytes: number, options?: VmallocOptions): number {
+		return this.allocArea(bytes, options, true, "vzalloc");
+	}
+
+	private allocArea(bytes: number, options: VmallocOptions | undefined, zero: boolean, op: string): number {
+		this.enter();
+		const pages = this.pagesFor(bytes, op);
+		if (options !== undefined && (typeof options !== "object" || options === null)) {
+			throw new VmapError("EINVAL", `Cannot ${op}: options must be an object like { tag, align }, got ${shown(options)}`);
+		}
+		const tag = options?.tag ?? VMALLOC_TAG;
+		if (options?.align !== undefined && !isPowerOfTwo(options.align)) throw new VmapError("EINVAL", `Cannot ${op}: align must be a power of two, got ${shown(options.align)}`);
+		if (tag === VM_MAP_RAM || tag === DEFERRED_TAG) throw new VmapError("EINVAL", `Cannot ${op}: the tag ${JSON.stringify(tag)} is the heap's own`);
+		const size = (pages + this.guardPages) * this.pageSize;
+		const addr = this.space.alloc(size, options?.align === undefined ? { tag } : { tag, align: options.align });
+		try {
+			this.commit(addr + size);
+		} catch (e) {
+			this.space.free(addr);
+			throw e;
+		}
+		this.handOut(addr, size, op);
+		if (zero) this.u8.fill(0, addr, addr + pages * this.pageSize);
+		return addr;
+	}
+
+	/** Free the area at `addr` (lazily, as VmapSpace.free). */
+	vfree(addr: number): void {
+		this.enter();
+		this.release(this.liveArea(addr, "vfree").start);
+	}
+
+	/**
+	 * Resize the area at `addr` to `bytes`, keeping its contents up to the smaller size: in
+	 * place when it shrinks or the range after it is free, otherwise by moving (allocate, copy,
+	 * free). Returns the area's address. The added bytes are not zeroed. vrealloc(0, n) is
+	 * vmalloc(n); vrealloc(addr, 0) frees and returns 0 (as the kernel's).
+	 */
+	vrealloc(addr: number, bytes: number): number {
+		if (addr === 0) return this.vmalloc(bytes);
+		this.enter();
+		const area = this.liveArea(addr, "vrealloc");
+		if (bytes === 0) {
+			this.release(addr);
+			return 0;
+		}
+		const pages = this.pagesFor(bytes, "vrealloc");
+		const P = this.pageSize;
+		const guard = this.guardPages * P;
+		const oldUsable = area.end - area.start - guard;
+		const size = pages * P + guard;
+		if (size === area.end - area.start) return addr;
+		const grows = size > area.end - area.start;
+		if (this.poison) {
+			const bad = grows ? this.firstUnpoisoned(area.end - guard, area.end) : -1;
+			if (bad >= 0) throw new VmapError("EFAULT", `vrealloc ${hex(addr)}: its guard page was written at ${hex(bad)} (a write past the end of [${hex(addr)}, ${hex(area.end - guard)}))`);
+			else this.u8.fill(POISON_BYTE, addr + pages * P, area.end);
+		}
+		if (this.space.resize(addr, size)) {
+			if (grows) {
+				this.commit(addr + size);
+				this.handOut(area.end, addr + size - area.end, "vrealloc");
+			}
+			return addr;
+		}
+		const to = this.allocArea(bytes, area.tag === undefined ? undefined : { tag: area.tag }, false, "vrealloc");
+		this.u8.copyWithin(to, addr, addr + Math.min(oldUsable, pages * P));
+		this.release(addr);
+		return to;
+	}
+
+	/**
+	 * Free the area at `addr` after a grace period: once every online handle has passed a
+	 * quiescent point, so that readers that reached it before may finish. With the queue full
+	 * it waits for a grace period where this thread may block, and throws EBUSY where not.
+	 */
+	freeDeferred(addr: number): void {
+		this.enter();
+		this.liveArea(addr, "freeDeferred");
+		while (this.rcu.pending() >= this.space.table.hdr[this.e + H_RING_CAP]!) {
+			this.synchronize(); // throws EINVAL where this thread may not block
+		}
+		if (!this.space.retag(addr, DEFERRED_TAG)) {
+			throw new VmapError("EDOUBLEFREE", `Cannot freeDeferred ${hex(addr)}: another call queued it first`);
+		}
+		while (!this.rcu.enqueue(addr)) this.synchronize();
+	}
+
+	/** Report a quiescent point: this handle holds no reference into the heap now. */
+	quiescent(): void {
+		this.enter();
+	}
+
+	/** Idle: grace periods stop waiting for this handle until its next call into the heap. */
+	offline(): void {
+		this.space.locks.checkAlive();
+		this.rcu.offline();
+	}
+
+	/**
+	 * Wait for a grace period (kernel synchronize_rcu), then free what it released. Blocks; on
+	 * a browser's main thread use synchronizeAsync(). ETIMEDOUT after `timeoutMs`, naming the
+	 * handles that passed no quiescent point.
+	 */
+	synchronize(timeoutMs = Infinity): void {
+		this.enter();
+		this.rcu.wait(this.rcu.start(), timeoutMs);
+		this.reclaim();
+	}
+
+	/** synchronize() that waits without blocking the thread. */
+	async synchronizeAsync(timeoutMs = Infinity): Promise<void> {
+		this.enter();
+		await this.rcu.waitAsync(this.rcu.start(), timeoutMs);
+		this.rcu.quiescent();
+		this.reclaim();
+	}
+
+	/**
+	 * Map `pages` pages (kernel vm_map_ram): up to VMAP_MAX_ALLOC (64) from this handle's
+	 * vm_map_ram blocks, more as an area of their own. No guard page. Returns the address.
+	 */
+	vmMapRam(pages: number): number {
+		this.enter();
+		if (!Number.isSafeInteger(pages) || pages < 1 || pages * this.pageSize > this.maxSize) {
+			throw new VmapError("EINVAL", `Cannot vmMapRam: pages must be a whole number from 1 to ${this.maxSize / this.pageSize}, got ${shown(pages)}`);
+		}
+		if (pages <= Math.min(VMAP_MAX_ALLOC, this.blocks.pages)) return this.blocks.map(pages);
+		const addr = this.space.alloc(pages * this.pageSize, { tag: VM_MAP_RAM });
+		try {
+			this.commit(addr + pages * this.pageSize);
+		} catch (e) {
+			this.space.free(addr);
+			throw e;
+		}
+		this.handOut(addr, pages * this.pageSize, "vmMapRam");
+		return addr;
+	}
+
+	/** Unmap what vmMapRam(pages) returned at `addr` (kernel vm_unmap_ram). */
+	vmUnmapRam(addr: number, pages: number): void {
+		this.enter();
+		if (!Number.isSafeInteger(addr)) throw new VmapError("EINVAL", `Cannot vmUnmapRam: address must be a whole number, got ${shown(addr)}`);
+		if (!Number.isSafeInteger(pages) || pages < 1) throw new VmapError("EINVAL", `Cannot vmUnmapRam: pages must be a whole number, at least 1, got ${shown(pages)}`);
+		const idx = this.blocks.blockAt(addr);
+		if (idx >= 0) {
+			this.blocks.unmap(idx, addr, pages);
+			return;
+		}
+		const area = this.space.find(addr);
+		if (!area || area.start !== addr || area.state !== "busy" || area.tag !== VM_MAP_RAM) {
+			throw new VmapError("EINVAL", `Cannot vmUnmapRam ${hex(addr)}: vmMapRam mapped nothing there (${area ? `it lies in the ${area.state} area [${hex(area.start)}, ${hex(area.end)}) tagged ${area.tag}` : "free space"})`);
+		}
+		if (area.size !== pages * this.pageSize) {
+			throw new VmapError("EINVAL", `Cannot vmUnmapRam ${hex(addr)}: it was mapped with ${area.size / this.pageSize} pages, not ${pages}`);
+		}
+		this.takeBack(addr, area.size);
+		this.space.free(addr);
+	}
+
+	/**
+	 * Bytes [addr, addr + length) as a Uint8Array over the shared data. EFAULT unless they lie
+	 * inside one live area (before its guard pages) or mapped vm_map_ram pages.
+	 */
+	bytes(addr: number, length: number): Uint8Array {
+		this.reach(addr, length, 1, "bytes");
+		return new Uint8Array(this.data, addr, length);
+	}
+
+	/** `length` elements of `type` at `addr` (a multiple of the element size), as bytes() checks. */
+	view<T>(addr: number, type: TypedArrayConstructor<T>, length: number): T {
+		const size = (type as { BYTES_PER_ELEMENT?: unknown } | null)?.BYTES_PER_ELEMENT;
+		if (typeof type !== "function" || typeof size !== "number") {
+			throw new VmapError("EINVAL", `Cannot view: type must be a typed-array constructor such as Float64Array, got ${shown(type)}`);
+		}
+		this.reach(addr, length * size, size, "view");
+		return new type(this.data, addr, length);
+	}
+
+	/** Purge: every vm_map_ram block with nothing mapped, then every lazy area (sync). */
+	purge(): void {
+		this.enter();
+		this.blocks.purgeFragmented(false);
+		this.space.purge({ sync: true });
+	}
+
+	stats(): HeapStats {
+		const hdr = this.space.table.hdr;
+		const e = this.e;
+		const b = this.blocks.totals();
+		return {
+			dataBytes: Atomics.load(hdr, e + H_COMMITTED) * this.pageSize,
+			maxBytes: this.maxSize,
+			blocks: b.blocks,
+			mappedPages: b.mapped,
+			dirtyPages: b.dirty,
+			blockFreePages: b.free,
+			deferred: hdr[e + H_DEFERRED]!,
+			deferredFreed: hdr[e + H_FREED_DEFERRED]!,
+			deferredPending: this.rcu.pending(),
+			gracePeriod: Atomics.load(hdr, e + H_GP),
+			space: this.space.stats(),
+		};
+	}
+
+	/** The space's areas in the style of /proc/vmallocinfo (blocks show as vm_map_ram). */
+	vmallocinfo(): string {
+		return this.space.vmallocinfo();
+	}
+
+	/**
+	 * O(n) validation: the space, then the heap: blocks against their bitmaps and areas, queued
+	 * deferred frees against their areas and the grace-period counter, the data's growth.
+	 */
+	check(): void {
+		this.space.check();
+		const problems = this.blocks.validate();
+		const hdr = this.space.table.hdr;
+		const e = this.e;
+		const committed = Atomics.load(hdr, e + H_COMMITTED) * this.pageSize;
+		if (committed > this.data.byteLength) problems.push(`${committed} bytes committed, the data holds ${this.data.byteLength}`);
+		const locks = this.space.locks;
+		locks.acquire(e + H_RCU_LOCK);
+		try {
+			const gp = hdr[e + H_GP]!;
+			let last = 0;
+			this.rcu.forEachQueued((addr, target) => {
+				const area = this.space.find(addr);
+				if (!area || area.start !== addr || area.state !== "busy" || area.tag !== DEFERRED_TAG) problems.push(`deferred free ${hex(addr)} is not a busy area marked ${DEFERRED_TAG}`);
+				if (target < last || target > gp) problems.push(`deferred free ${hex(addr)} waits for grace period ${target} (previous ${last}, counter ${gp})`);
+				last = target;
+			});
+			for (let i = 0; i < HANDLE_MAX; i++) if (hdr[e + H_QS + i]! > gp) problems.push(`handle ${i + 1} passed grace period ${hdr[e + H_QS + i]}, beyond the counter ${gp}`);
+		} finally {
+			locks.release(e + H_RCU_LOCK);
+		}
+		if (problems.length > 0) throw new VmapError("ECORRUPT", problems.join("; "));
+	}
+
+	/**
+	 * Done with this handle: its clean vm_map_ram blocks are freed and the rest orphaned, it
+	 * leaves the grace periods, then its space handle closes. Deferred frees stay queued for
+	 * the other handles.
+	 */
+	close(): void {
+		if (this.space.locks.closed) return;
+		this.reclaim();
+		this.blocks.purgeFragmented(true);
+		this.rcu.offline();
+		this.space.close();
+	}
+
+	// ── BlockHost ──────────────────────────────────────────────────────────────────────────
+
+	/** @internal Back the data up to `end` (growing the buffer, poisoning new bytes). */
+	commit(end: number): void {
+		const hdr = this.space.table.hdr;
+		const e = this.e;
+		const P = this.pageSize;
+		if (end <= Atomics.load(hdr, e + H_COMMITTED) * P) return;
+		const locks = this.space.locks;
+		locks.acquire(e + H_GROW_LOCK);
+		try {
+			const have = hdr[e + H_COMMITTED]! * P;
+			if (end <= have) return;
+			const want = Math.min(this.maxSize, Math.ceil(Math.max(end, 2 * have) / P) * P);
+			try {
+				if (this.data.byteLength < want) this.data.grow(want);
+			} catch (err) {
+				throw new VmapError("ENOMEM", `Cannot grow the heap's data from ${have} to ${want} bytes: ${(err as Error).message}`);
+			}
+			if (this.poison) this.u8.fill(POISON_BYTE, have, want);
+			Atomics.store(hdr, e + H_COMMITTED, want / P);
+		} finally {
+			locks.release(e + H_GROW_LOCK);
+		}
+	}
+
+	/** @internal With poisoning: [addr, addr + size) must still hold the poison; EFAULT otherwise (the area is given back first). */
+	handOut(addr: number, size: number, op: string): void {
+		if (!this.poison) return;
+		const bad = this.firstUnpoisoned(addr, addr + size);
+		if (bad < 0) return;
+		const value = this.u8[bad]!;
+		this.u8.fill(POISON_BYTE, addr, addr + size);
+		if (op === "vmMapRam") this.vmUnmapRam(addr, size / this.pageSize);
+		else if (op !== "vrealloc") this.space.free(addr);
+		throw new VmapError("EFAULT", `${op}: byte ${hex(bad)} of [${hex(addr)}, ${hex(addr + size)}) was written after it was freed (0x${value.toString(16)}, not the poison 0x6b)`);
+	}
+
+	/** @internal With poisoning: fill [addr, addr + size). */
+	takeBack(addr: number, size: number): void {
+		if (this.poison) this.u8.fill(POISON_BYTE, addr, addr + size);
+	}
+
+	// ── inside ─────────────────────────────────────────────────────────────────────────────
+
+	/** Every allocating or freeing call starts here: a quiescent point, then expired deferred frees. */
+	private enter(): void {
+		this.space.locks.checkAlive();
+		this.rcu.quiescent();
+		if (this.rcu.pending() > 0) this.reclaim();
+	}
+
+	private reclaim(): void {
+		const out = this.expired;
+		this.rcu.takeExpired(out);
+		for (const addr of out) this.release(addr);
+		out.length = 0;
+	}
+
+	/** Poison (and check the guard pages of) the area at `addr`, then free it. */
+	private release(addr: number): void {
+		if (this.poison) {
+			const area = this.space.find(addr);
+			if (area && area.start === addr && area.state === "busy") {
+				const usableEnd = area.end - this.guardPages * this.pageSize;
+				const guard = this.firstUnpoisoned(usableEnd, area.end);
+				this.u8.fill(POISON_BYTE, addr, usableEnd);
+				if (guard >= 0) {
+					this.u8.fill(POISON_BYTE, usableEnd, area.end);
+					this.space.free(addr);
+					throw new VmapError("EFAULT", `vfree ${hex(addr)}: its guard page was written at ${hex(guard)} (a write past the end of [${hex(addr)}, ${hex(usableEnd)}))`);
+				}
+			}
+		}
+		this.space.free(addr);
+	}
+
+	/** The busy vmalloc area starting at `addr`; throws what `op` must say otherwise. */
+	private liveArea(addr: number, op: string): { start: number; end: number; tag: string | undefined } {
+		if (!Number.isSafeInteger(addr)) throw new VmapError("EINVAL", `Cannot ${op}: address must be a whole number, got ${shown(addr)}`);
+		const area = this.space.find(addr);
+		if (!area) throw new VmapError("ENOENT", `Cannot ${op} ${hex(addr)}: no area starts there; the address is free`);
+		const range = `[${hex(area.start)}, ${hex(area.end)})`;
+		if (area.start !== addr) throw new VmapError("ENOENT", `Cannot ${op} ${hex(addr)}: no area starts there; it lies inside the ${area.state} area ${range}`);
+		if (area.state === "lazy") throw new VmapError("EDOUBLEFREE", `Cannot ${op} ${hex(addr)}: the area ${range} is freed already`);
+		if (area.tag === DEFERRED_TAG) throw new VmapError("EDOUBLEFREE", `Cannot ${op} ${hex(addr)}: the area ${range} is queued for freeing after a grace period`);
+		if (area.tag === VM_MAP_RAM) throw new VmapError("EINVAL", `Cannot ${op} ${hex(addr)}: ${range} is a vm_map_ram mapping; use vmUnmapRam`);
+		return area;
+	}
+
+	/** Whole pages for `bytes`, or EINVAL in the words of `op`. */
+	private pagesFor(bytes: number, op: string): number {
+		if (!Number.isSafeInteger(bytes) || bytes < 1 || bytes > this.maxSize) {
+			const what = typeof bytes === "number" ? shown(bytes) : `${typeof bytes} ${shown(bytes)}`;
+			throw new VmapError("EINVAL", `Cannot ${op}: bytes must be a whole number from 1 to maxSize ${this.maxSize}, got ${what}`);
+		}
+		return Math.ceil(bytes / this.pageSize);
+	}
+
+	/** EFAULT unless [addr, addr + length) may be read and written; EINVAL for bad arguments. */
+	private reach(addr: number, length: number, align: number, op: string): void {
+		this.space.locks.checkAlive();
+		if (!Number.isSafeInteger(addr) || addr < 0 || addr % align !== 0) {
+			throw new VmapError("EINVAL", `Cannot ${op}: address must be a whole number${align > 1 ? ` and a multiple of ${align}` : ""}, got ${shown(addr)}`);
+		}
+		if (!Number.isSafeInteger(length) || length < 0) throw new VmapError("EINVAL", `Cannot ${op}: length must be a whole number, got ${shown(length)}`);
+		const range = `[${hex(addr)}, ${hex(addr + length)})`;
+		const idx = this.blocks.blockAt(addr);
+		if (idx >= 0) {
+			if (!this.blocks.mapped(idx, addr, length)) throw new VmapError("EFAULT", `Cannot ${op} ${range}: not all of it is mapped in its vm_map_ram block`);
+			return;
+		}
+		const area = this.space.find(addr);
+		if (!area) throw new VmapError("EFAULT", `Cannot ${op} ${range}: ${hex(addr)} is in no area (free space)`);
+		const name = `[${hex(area.start)}, ${hex(area.end)})`;
+		if (area.state === "lazy") throw new VmapError("EFAULT", `Cannot ${op} ${range}: the area ${name} was freed`);
+		const end = area.tag === VM_MAP_RAM ? area.end : area.end - this.guardPages * this.pageSize;
+		if (addr + length > end) {
+			throw new VmapError("EFAULT", `Cannot ${op} ${range}: it crosses the end of the area [${hex(area.start)}, ${hex(end)})${end < area.end ? " into its guard page" : ""}`);
+		}
+	}
+
+	/** First byte in [from, to) that is not the poison, or -1. */
+	private firstUnpoisoned(from: number, to: number): number {
+		const u8 = this.u8;
+		for (let i = from; i < to; i++) if (u8[i] !== POISON_BYTE) return i;
+		return -1;
+	}
+}

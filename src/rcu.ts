@@ -1,0 +1,180 @@
+/**
+ * Grace periods for deferred frees (kernel kvfree_rcu), in the quiescent-state-based flavour
+ * of RCU: each handle of a heap reports quiescent points, moments when it holds no reference
+ * into the heap (every allocating or freeing call into the heap is one, and quiescent()), or
+ * goes offline while idle. A grace period that starts at GP value T ends when every online
+ * handle has reported a point at or after T.
+ *
+ * freeDeferred queues an area with target T = ++GP in a ring shared by all handles; whoever
+ * next calls into the heap after the grace period ends frees it. The queuing handle reports a
+ * quiescent point at T at once: it has just let go of the area itself.
+ *
+ * Ordering: a reader's quiescent point is a seq-cst store of the GP it read; the reclaimer
+ * reads every QS word seq-cst after the area was queued. A reader that reported before it
+ * obtained an address of the area (from wherever the writer published it) reported a GP below
+ * T, so the area waits for its next report.
+ */
+import { VmapError } from "./errors.ts";
+import { H_DEFERRED, H_FREED_DEFERRED, H_GP, H_QS, H_RCU_LOCK, H_RING, H_RING_CAP, H_RING_HEAD, H_RING_NR, R_TARGET, RING_WORDS } from "./heap-layout.ts";
+import { HANDLE_MAX } from "./layout.ts";
+import { canWait } from "./lock.ts";
+import type { VmapSpace } from "./space.ts";
+
+export class GracePeriods {
+	private readonly space: VmapSpace;
+	/** First word of the heap's region. */
+	private readonly e: number;
+	/** This handle's QS word. */
+	private readonly qs: number;
+
+	constructor(space: VmapSpace, e: number) {
+		this.space = space;
+		this.e = e;
+		this.qs = e + H_QS + space.id - 1;
+	}
+
+	private get hdr(): Int32Array {
+		return this.space.table.hdr;
+	}
+
+	/** Report a quiescent point: this handle holds no reference into the heap now. */
+	quiescent(): void {
+		const hdr = this.hdr;
+		Atomics.store(hdr, this.qs, Atomics.load(hdr, this.e + H_GP));
+	}
+
+	/** Leave the set of handles grace periods wait for, until the next quiescent point. */
+	offline(): void {
+		Atomics.store(this.hdr, this.qs, 0);
+	}
+
+	/** The latest GP every online handle has passed (Infinity with none online). */
+	completed(): number {
+		const hdr = this.hdr;
+		let min = Infinity;
+		for (let w = this.e + H_QS, end = w + HANDLE_MAX; w < end; w++) {
+			const q = Atomics.load(hdr, w);
+			if (q !== 0 && q < min) min = q;
+		}
+		return min;
+	}
+
+	/** Online handles that have not passed `target`, for messages. */
+	private laggards(target: number): number[] {
+		const hdr = this.hdr;
+		const out: number[] = [];
+		for (let i = 0; i < HANDLE_MAX; i++) {
+			const q = Atomics.load(hdr, this.e + H_QS + i);
+			if (q !== 0 && q < target) out.push(i + 1);
+		}
+		return out;
+	}
+
+	/** Entries waiting in the ring (a plain read: a hint). */
+	pending(): number {
+		return this.hdr[this.e + H_RING_NR]!;
+	}
+
+	/** Queue `addr` to be freed after a grace period. Returns false when the ring is full. */
+	enqueue(addr: number): boolean {
+		const locks = this.space.locks;
+		const e = this.e;
+		locks.acquire(e + H_RCU_LOCK);
+		const hdr = this.hdr;
+		const cap = hdr[e + H_RING_CAP]!;
+		const nr = hdr[e + H_RING_NR]!;
+		if (nr === cap) {
+			locks.release(e + H_RCU_LOCK);
+			return false;
+		}
+		const target = Atomics.add(hdr, e + H_GP, 1) + 1;
+		const w = e + H_RING + ((hdr[e + H_RING_HEAD]! + nr) % cap) * RING_WORDS;
+		this.space.table.hdrF[w >> 1] = addr;
+		hdr[w + R_TARGET] = target;
+		hdr[e + H_RING_NR] = nr + 1;
+		hdr[e + H_DEFERRED]!++;
+		locks.release(e + H_RCU_LOCK);
+		Atomics.store(hdr, this.qs, target);
+		return true;
+	}
+
+	/** Take the queued addresses whose grace period has ended (oldest first) into `out`. */
+	takeExpired(out: number[]): void {
+		const e = this.e;
+		if (this.hdr[e + H_RING_NR] === 0) return;
+		const done = this.completed();
+		const locks = this.space.locks;
+		locks.acquire(e + H_RCU_LOCK);
+		const hdr = this.hdr;
+		const f = this.space.table.hdrF;
+		const cap = hdr[e + H_RING_CAP]!;
+		let head = hdr[e + H_RING_HEAD]!;
+		let nr = hdr[e + H_RING_NR]!;
+		while (nr > 0) {
+			const w = e + H_RING + head * RING_WORDS;
+			if (hdr[w + R_TARGET]! > done) break;
+			out.push(f[w >> 1]!);
+			head = (head + 1) % cap;
+			nr--;
+		}
+		hdr[e + H_RING_HEAD] = head;
+		hdr[e + H_RING_NR] = nr;
+		hdr[e + H_FREED_DEFERRED]! += out.length;
+		locks.release(e + H_RCU_LOCK);
+	}
+
+	/** Visit the queued entries, oldest first (the caller holds the RCU lock or accepts a hint). */
+	forEachQueued(visit: (addr: number, target: number) => void): void {
+		const e = this.e;
+		const hdr = this.hdr;
+		const f = this.space.table.hdrF;
+		const cap = hdr[e + H_RING_CAP]!;
+		for (let i = 0, nr = hdr[e + H_RING_NR]!; i < nr; i++) {
+			const w = e + H_RING + ((hdr[e + H_RING_HEAD]! + i) % cap) * RING_WORDS;
+			visit(f[w >> 1]!, hdr[w + R_TARGET]!);
+		}
+	}
+
+	/** Start a grace period and report this handle past it; returns its target. */
+	start(): number {
+		const hdr = this.hdr;
+		const target = Atomics.add(hdr, this.e + H_GP, 1) + 1;
+		Atomics.store(hdr, this.qs, target);
+		return target;
+	}
+
+	/** Whether the grace period of `target` has ended. */
+	ended(target: number): boolean {
+		return this.completed() >= target;
+	}
+
+	/** Block until the grace period of `target` ends; ETIMEDOUT after `timeoutMs`. */
+	wait(target: number, timeoutMs: number): void {
+		if (this.ended(target)) return;
+		if (!canWait) {
+			throw new VmapError("EINVAL", "Cannot synchronize: this thread may not block (a browser's main thread); use synchronizeAsync()");
+		}
+		const until = performance.now() + timeoutMs;
+		const nap = new Int32Array(new SharedArrayBuffer(4));
+		for (let spin = 0; !this.ended(target); spin++) {
+			if (performance.now() > until) this.timedOut(target, timeoutMs);
+			if (spin > 100) Atomics.wait(nap, 0, 0, 0.5);
+		}
+	}
+
+	/** Resolve when the grace period of `target` ends; reject with ETIMEDOUT after `timeoutMs`. */
+	async waitAsync(target: number, timeoutMs: number): Promise<void> {
+		const until = performance.now() + timeoutMs;
+		while (!this.ended(target)) {
+			if (performance.now() > until) this.timedOut(target, timeoutMs);
+			await new Promise((r) => setTimeout(r, 1));
+		}
+	}
+
+	private timedOut(target: number, timeoutMs: number): never {
+		throw new VmapError(
+			"ETIMEDOUT",
+			`A grace period did not end within ${timeoutMs} ms: handle(s) ${this.laggards(target).join(", ")} passed no quiescent point (an idle handle should call offline(); a handle that is done, close())`,
+		);
+	}
+}
