@@ -5,7 +5,7 @@
  *
  * ```
  *  line 0   GROW_LOCK owner COMMITTED FLAGS GUARD BLOCK_PAGES NR_BLOCKS RING_CAP     growth, constants
- *  line 1   RCU_LOCK owner GP RING_HEAD RING_NR DEFERRED FREED_DEFERRED             grace periods
+ *  line 1   RCU_LOCK owner GP RING_HEAD RING_NR DEFERRED FREED_DEFERRED QS_HIGH     grace periods
  *  QS       HANDLE_MAX words: the grace period each handle last passed; 0 = offline
  *  RING     RING_CAP × [addr (Float64), target, -]: areas waiting for a grace period
  *  BLOCKS   NR_BLOCKS × BLOCK_WORDS: vm_map_ram blocks, indexed by address / block bytes
@@ -43,6 +43,8 @@ export const H_RING_NR = 20;
 /** [rcu] Areas ever queued by freeDeferred, and ever freed after their grace period. */
 export const H_DEFERRED = 21;
 export const H_FREED_DEFERRED = 22;
+/** One past the highest handle id that ever went online: QS words beyond it are all 0. */
+export const H_QS_HIGH = 23;
 
 export const H_QS = 32;
 export const H_RING = H_QS + HANDLE_MAX;
@@ -71,6 +73,7 @@ export const VMAP_MAX_ALLOC = 64;
 /** Most pages in a block (the kernel's cap too): the bitmap's 32 words hold 1024 bits. */
 export const VMAP_BBMAP_MAX = 1024;
 export const POISON_BYTE = 0x6b;
+export const POISON_WORD = 0x6b6b6b6b;
 
 export function blocksOffset(ringCap: number): number {
 	return Math.ceil((H_RING + ringCap * RING_WORDS) / 16) * 16;

@@ -16,7 +16,7 @@
  * freeDeferred, vmMapRam, vmUnmapRam, synchronize, purge) and quiescent(). bytes() and view()
  * are not: they are how a reader reaches an area inside its read-side section.
  */
-import type { FlushHook, VmapStats } from "./api.ts";
+import type { AreaInfo, FlushHook, VmapStats } from "./api.ts";
 import { Blocks, VM_MAP_RAM, type BlockHost } from "./blocks.ts";
 import { hex, shown, VmapError } from "./errors.ts";
 import {
@@ -37,10 +37,12 @@ import {
 	heapWords,
 	HF_POISON,
 	POISON_BYTE,
+	POISON_WORD,
 	VMAP_MAX_ALLOC,
 } from "./heap-layout.ts";
 import { HANDLE_MAX, HDR_EXT_OFFSET, HDR_EXT_WORDS } from "./layout.ts";
 import { isPowerOfTwo, parseSpaceOptions } from "./options.ts";
+import { canWait } from "./lock.ts";
 import { GracePeriods } from "./rcu.ts";
 import { VmapSpace } from "./space.ts";
 
@@ -102,6 +104,8 @@ const HEAP_KEYS = new Set(["size", "maxSize", "pageSize", "guardPages", "poison"
 /** The most data a SharedArrayBuffer may grow to in Node 20 (V8). */
 const MAX_DATA = 2 ** 32;
 const DEFERRED_TAG = "vfree_deferred";
+/** How long an allocation that found no room waits for deferred frees' grace period. */
+const OVERFLOW_GP_MS = 1000;
 const VMALLOC_TAG = "vmalloc";
 
 export class VmapHeap implements BlockHost {
@@ -115,7 +119,6 @@ export class VmapHeap implements BlockHost {
 	private readonly u8: Uint8Array;
 	private readonly rcu: GracePeriods;
 	private readonly blocks: Blocks;
-	private readonly expired: number[] = [];
 
 	private constructor(space: VmapSpace, data: SharedArrayBuffer) {
 		this.space = space;
@@ -238,7 +241,28 @@ export class VmapHeap implements BlockHost {
 		if (options?.align !== undefined && !isPowerOfTwo(options.align)) throw new VmapError("EINVAL", `Cannot ${op}: align must be a power of two, got ${shown(options.align)}`);
 		if (tag === VM_MAP_RAM || tag === DEFERRED_TAG) throw new VmapError("EINVAL", `Cannot ${op}: the tag ${JSON.stringify(tag)} is the heap's own`);
 		const size = (pages + this.guardPages) * this.pageSize;
-		const addr = this.space.alloc(size, options?.align === undefined ? { tag } : { tag, align: options.align });
+		const opts = options?.align === undefined ? { tag } : { tag, align: options.align };
+		let addr: number;
+		try {
+			addr = this.space.alloc(size, opts);
+		} catch (e) {
+			// Nothing fits even after the space's purge: areas waiting for a grace period, or
+			// being freed after one by another handle right now, may be what is missing. Where
+			// this thread may block, wait for both (the grace period bounded), then retry once.
+			if (!(e instanceof VmapError) || e.code !== "EBUSY" || !canWait) throw e;
+			if (this.rcu.pending() > 0) {
+				try {
+					this.synchronize(OVERFLOW_GP_MS);
+				} catch (w) {
+					if (w instanceof VmapError && w.code === "ETIMEDOUT") {
+						throw new VmapError("EBUSY", `${e.message.slice(e.code.length + 2)}; ${this.rcu.pending()} areas wait for a grace period: ${w.message.slice(w.code.length + 2)}`);
+					}
+					throw w;
+				}
+			}
+			this.rcu.barrier(); // areas other handles took off the ring are back in the space
+			addr = this.space.alloc(size, opts);
+		}
 		try {
 			this.commit(addr + size);
 		} catch (e) {
@@ -529,11 +553,10 @@ export class VmapHeap implements BlockHost {
 	}
 
 	private reclaim(): void {
-		const out = this.expired;
-		this.rcu.takeExpired(out);
-		for (const addr of out) this.release(addr);
-		out.length = 0;
+		this.rcu.reclaim(this.releaseArea);
 	}
+
+	private readonly releaseArea = (addr: number): void => this.release(addr);
 
 	/** Poison (and check the guard pages of) the area at `addr`, then free it. */
 	private release(addr: number): void {
@@ -554,16 +577,16 @@ export class VmapHeap implements BlockHost {
 	}
 
 	/** The busy vmalloc area starting at `addr`; throws what `op` must say otherwise. */
-	private liveArea(addr: number, op: string): { start: number; end: number; tag: string | undefined } {
+	private liveArea(addr: number, op: string): AreaInfo {
 		if (!Number.isSafeInteger(addr)) throw new VmapError("EINVAL", `Cannot ${op}: address must be a whole number, got ${shown(addr)}`);
 		const area = this.space.find(addr);
+		if (area !== undefined && area.start === addr && area.state === "busy" && area.tag !== DEFERRED_TAG && area.tag !== VM_MAP_RAM) return area;
 		if (!area) throw new VmapError("ENOENT", `Cannot ${op} ${hex(addr)}: no area starts there; the address is free`);
 		const range = `[${hex(area.start)}, ${hex(area.end)})`;
 		if (area.start !== addr) throw new VmapError("ENOENT", `Cannot ${op} ${hex(addr)}: no area starts there; it lies inside the ${area.state} area ${range}`);
 		if (area.state === "lazy") throw new VmapError("EDOUBLEFREE", `Cannot ${op} ${hex(addr)}: the area ${range} is freed already`);
 		if (area.tag === DEFERRED_TAG) throw new VmapError("EDOUBLEFREE", `Cannot ${op} ${hex(addr)}: the area ${range} is queued for freeing after a grace period`);
-		if (area.tag === VM_MAP_RAM) throw new VmapError("EINVAL", `Cannot ${op} ${hex(addr)}: ${range} is a vm_map_ram mapping; use vmUnmapRam`);
-		return area;
+		throw new VmapError("EINVAL", `Cannot ${op} ${hex(addr)}: ${range} is a vm_map_ram mapping; use vmUnmapRam`);
 	}
 
 	/** Whole pages for `bytes`, or EINVAL in the words of `op`. */
@@ -582,26 +605,34 @@ export class VmapHeap implements BlockHost {
 			throw new VmapError("EINVAL", `Cannot ${op}: address must be a whole number${align > 1 ? ` and a multiple of ${align}` : ""}, got ${shown(addr)}`);
 		}
 		if (!Number.isSafeInteger(length) || length < 0) throw new VmapError("EINVAL", `Cannot ${op}: length must be a whole number, got ${shown(length)}`);
-		const range = `[${hex(addr)}, ${hex(addr + length)})`;
+		const range = () => `[${hex(addr)}, ${hex(addr + length)})`;
 		const idx = this.blocks.blockAt(addr);
 		if (idx >= 0) {
-			if (!this.blocks.mapped(idx, addr, length)) throw new VmapError("EFAULT", `Cannot ${op} ${range}: not all of it is mapped in its vm_map_ram block`);
+			if (!this.blocks.mapped(idx, addr, length)) throw new VmapError("EFAULT", `Cannot ${op} ${range()}: not all of it is mapped in its vm_map_ram block`);
 			return;
 		}
 		const area = this.space.find(addr);
-		if (!area) throw new VmapError("EFAULT", `Cannot ${op} ${range}: ${hex(addr)} is in no area (free space)`);
-		const name = `[${hex(area.start)}, ${hex(area.end)})`;
-		if (area.state === "lazy") throw new VmapError("EFAULT", `Cannot ${op} ${range}: the area ${name} was freed`);
+		if (!area) throw new VmapError("EFAULT", `Cannot ${op} ${range()}: ${hex(addr)} is in no area (free space)`);
+		if (area.state === "lazy") throw new VmapError("EFAULT", `Cannot ${op} ${range()}: the area [${hex(area.start)}, ${hex(area.end)}) was freed`);
 		const end = area.tag === VM_MAP_RAM ? area.end : area.end - this.guardPages * this.pageSize;
 		if (addr + length > end) {
-			throw new VmapError("EFAULT", `Cannot ${op} ${range}: it crosses the end of the area [${hex(area.start)}, ${hex(end)})${end < area.end ? " into its guard page" : ""}`);
+			throw new VmapError("EFAULT", `Cannot ${op} ${range()}: it crosses the end of the area [${hex(area.start)}, ${hex(end)})${end < area.end ? " into its guard page" : ""}`);
 		}
 	}
 
-	/** First byte in [from, to) that is not the poison, or -1. */
+	/**
+	 * First byte in [from, to) that is not the poison, or -1. Reads through a fixed-length view
+	 * 4 bytes at a time (pages are multiples of 8): V8 reads a length-tracking view of a growable
+	 * buffer, such as `u8`, about 60 times slower (22 ns a byte against 0.36 on Node 20).
+	 */
 	private firstUnpoisoned(from: number, to: number): number {
-		const u8 = this.u8;
-		for (let i = from; i < to; i++) if (u8[i] !== POISON_BYTE) return i;
+		const words = new Uint32Array(this.data, from, (to - from) >> 2);
+		for (let i = 0; i < words.length; i++) {
+			if (words[i] !== POISON_WORD) {
+				const bytes = new Uint8Array(this.data, from + i * 4, 4);
+				return from + i * 4 + bytes.findIndex((b) => b !== POISON_BYTE);
+			}
+		}
 		return -1;
 	}
 }

@@ -15,8 +15,7 @@
  * T, so the area waits for its next report.
  */
 import { VmapError } from "./errors.ts";
-import { H_DEFERRED, H_FREED_DEFERRED, H_GP, H_QS, H_RCU_LOCK, H_RING, H_RING_CAP, H_RING_HEAD, H_RING_NR, R_TARGET, RING_WORDS } from "./heap-layout.ts";
-import { HANDLE_MAX } from "./layout.ts";
+import { H_DEFERRED, H_FREED_DEFERRED, H_GP, H_QS, H_QS_HIGH, H_RCU_LOCK, H_RING, H_RING_CAP, H_RING_HEAD, H_RING_NR, R_TARGET, RING_WORDS } from "./heap-layout.ts";
 import { canWait } from "./lock.ts";
 import type { VmapSpace } from "./space.ts";
 
@@ -31,6 +30,10 @@ export class GracePeriods {
 		this.space = space;
 		this.e = e;
 		this.qs = e + H_QS + space.id - 1;
+		const hdr = this.hdr;
+		for (let high = Atomics.load(hdr, e + H_QS_HIGH); high < space.id; high = Atomics.load(hdr, e + H_QS_HIGH)) {
+			Atomics.compareExchange(hdr, e + H_QS_HIGH, high, space.id);
+		}
 	}
 
 	private get hdr(): Int32Array {
@@ -52,7 +55,7 @@ export class GracePeriods {
 	completed(): number {
 		const hdr = this.hdr;
 		let min = Infinity;
-		for (let w = this.e + H_QS, end = w + HANDLE_MAX; w < end; w++) {
+		for (let w = this.e + H_QS, end = w + Atomics.load(hdr, this.e + H_QS_HIGH); w < end; w++) {
 			const q = Atomics.load(hdr, w);
 			if (q !== 0 && q < min) min = q;
 		}
@@ -63,7 +66,7 @@ export class GracePeriods {
 	private laggards(target: number): number[] {
 		const hdr = this.hdr;
 		const out: number[] = [];
-		for (let i = 0; i < HANDLE_MAX; i++) {
+		for (let i = 0, high = Atomics.load(hdr, this.e + H_QS_HIGH); i < high; i++) {
 			const q = Atomics.load(hdr, this.e + H_QS + i);
 			if (q !== 0 && q < target) out.push(i + 1);
 		}
@@ -98,29 +101,40 @@ export class GracePeriods {
 		return true;
 	}
 
-	/** Take the queued addresses whose grace period has ended (oldest first) into `out`. */
-	takeExpired(out: number[]): void {
+	/**
+	 * Free the queued areas whose grace period has ended, oldest first, with `free`. The frees
+	 * run under the RCU lock, so that once barrier() returns no area taken off the ring is still
+	 * on its way back to the space (an allocation that waited for a grace period relies on it).
+	 */
+	reclaim(free: (addr: number) => void): void {
 		const e = this.e;
 		if (this.hdr[e + H_RING_NR] === 0) return;
 		const done = this.completed();
 		const locks = this.space.locks;
 		locks.acquire(e + H_RCU_LOCK);
-		const hdr = this.hdr;
-		const f = this.space.table.hdrF;
-		const cap = hdr[e + H_RING_CAP]!;
-		let head = hdr[e + H_RING_HEAD]!;
-		let nr = hdr[e + H_RING_NR]!;
-		while (nr > 0) {
-			const w = e + H_RING + head * RING_WORDS;
-			if (hdr[w + R_TARGET]! > done) break;
-			out.push(f[w >> 1]!);
-			head = (head + 1) % cap;
-			nr--;
+		try {
+			const hdr = this.hdr;
+			const f = this.space.table.hdrF;
+			const cap = hdr[e + H_RING_CAP]!;
+			while (hdr[e + H_RING_NR]! > 0) {
+				const head = hdr[e + H_RING_HEAD]!;
+				const w = e + H_RING + head * RING_WORDS;
+				if (hdr[w + R_TARGET]! > done) break;
+				const addr = f[w >> 1]!;
+				hdr[e + H_RING_HEAD] = (head + 1) % cap;
+				hdr[e + H_RING_NR]!--;
+				hdr[e + H_FREED_DEFERRED]!++;
+				free(addr);
+			}
+		} finally {
+			locks.release(e + H_RCU_LOCK);
 		}
-		hdr[e + H_RING_HEAD] = head;
-		hdr[e + H_RING_NR] = nr;
-		hdr[e + H_FREED_DEFERRED]! += out.length;
-		locks.release(e + H_RCU_LOCK);
+	}
+
+	/** Wait for reclaims in progress in other handles to finish. */
+	barrier(): void {
+		this.space.locks.acquire(this.e + H_RCU_LOCK);
+		this.space.locks.release(this.e + H_RCU_LOCK);
 	}
 
 	/** Visit the queued entries, oldest first (the caller holds the RCU lock or accepts a hint). */
