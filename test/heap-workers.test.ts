@@ -5,10 +5,10 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { MessageChannel, type Worker } from "node:worker_threads";
+import { MessageChannel } from "node:worker_threads";
 import { type HeapStats, VmapHeap } from "../src/index.ts";
 import { SharedQueue } from "./support/queue.ts";
-import { startWorker } from "./support/workers.ts";
+import { reportOf, startWorker } from "./support/workers.ts";
 
 const OPS = Number(process.env.VMAP_WORKER_OPS ?? 20_000);
 const P = 4096;
@@ -24,13 +24,6 @@ interface Report {
 	stats: HeapStats;
 }
 
-function done(w: Worker): Promise<Report> {
-	return new Promise((resolve, reject) => {
-		w.once("message", resolve);
-		w.once("error", reject);
-		w.once("exit", (code) => reject(new Error(`worker exited with ${code} before reporting`)));
-	});
-}
 
 /** Start the workers on `heap`, release them together, collect their reports. */
 async function run(heap: VmapHeap, jobs: Array<{ mode: string; ops: number; extra?: Record<string, unknown>; transfer?: unknown[] }>): Promise<Report[]> {
@@ -39,7 +32,7 @@ async function run(heap: VmapHeap, jobs: Array<{ mode: string; ops: number; extr
 	const workers = jobs.map((j, i) =>
 		startWorker("./support/heap-worker.ts", { handle: heap.handle, owners, control, mode: j.mode, seed: 7000 + i, ops: j.ops, ...j.extra }, (j.transfer ?? []) as never[]),
 	);
-	const reports = workers.map(done);
+	const reports = workers.map((w) => reportOf<Report>(w));
 	const gate = new Int32Array(control);
 	// This thread reads nothing while the workers run: it must not hold up their grace periods.
 	heap.offline();

@@ -22,7 +22,7 @@ import { test } from "node:test";
 import fc from "fast-check";
 import { VmapError, VmapSpace } from "../src/index.ts";
 import { busyAreas, coalesce, freeBlocks, lazyAreas, poolHead, pooledAreas } from "./support/inspect.ts";
-import { Model } from "./support/model.ts";
+import { Model, type ModelArea } from "./support/model.ts";
 
 const SEED = Number(process.env.VMAP_SEED ?? 20261122);
 const RUNS = Number(process.env.VMAP_RUNS ?? 600);
@@ -154,7 +154,8 @@ class Alloc extends Step {
 	override toString = () => `alloc(${this.pages}p, align<<${this.alignShift}, ${JSON.stringify(this.win)}, ${this.tag})`;
 }
 
-class Free extends Step {
+/** A step on one of the busy areas, picked by index. */
+abstract class OnBusy extends Step {
 	readonly pick: number;
 	constructor(pick: number) {
 		super();
@@ -163,9 +164,15 @@ class Free extends Step {
 	override check(m: Readonly<Model>): boolean {
 		return m.busy.some((a) => !a.lazy);
 	}
-	override step(m: Model, r: Real): void {
+	protected picked(m: Model): ModelArea {
 		const live = m.busy.filter((a) => !a.lazy);
-		const area = live[this.pick % live.length]!;
+		return live[this.pick % live.length]!;
+	}
+}
+
+class Free extends OnBusy {
+	override step(m: Model, r: Real): void {
+		const area = this.picked(m);
 		r.space.free(area.start);
 		m.free(area.start);
 		// At twice lazyMaxPages the free path purges by itself (the priority threshold).
@@ -177,20 +184,14 @@ class Free extends Step {
 	override toString = () => `free(#${this.pick})`;
 }
 
-class Resize extends Step {
-	readonly pick: number;
+class Resize extends OnBusy {
 	readonly pages: number;
 	constructor(pick: number, pages: number) {
-		super();
-		this.pick = pick;
+		super(pick);
 		this.pages = pages;
 	}
-	override check(m: Readonly<Model>): boolean {
-		return m.busy.some((a) => !a.lazy);
-	}
 	override step(m: Model, r: Real): void {
-		const live = m.busy.filter((a) => !a.lazy);
-		const area = live[this.pick % live.length]!;
+		const area = this.picked(m);
 		const size = this.pages * m.pageSize;
 		const end = area.start + size;
 		if (end > m.end) {

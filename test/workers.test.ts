@@ -4,11 +4,10 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import type { Worker } from "node:worker_threads";
 import { VmapError, VmapSpace } from "../src/index.ts";
 import { HDR_CAPACITY, INITIAL_CAPACITY } from "../src/layout.ts";
 import { freeBlocks } from "./support/inspect.ts";
-import { startWorker } from "./support/workers.ts";
+import { reportOf, startWorker } from "./support/workers.ts";
 
 const OPS = Number(process.env.VMAP_WORKER_OPS ?? 20_000);
 const P = 4096;
@@ -23,20 +22,13 @@ interface Report {
 	lockWaitMs: number;
 }
 
-function done(w: Worker): Promise<Report> {
-	return new Promise((resolve, reject) => {
-		w.once("message", resolve);
-		w.once("error", reject);
-		w.once("exit", (code) => reject(new Error(`worker exited with ${code} before reporting`)));
-	});
-}
 
 /** Start `modes.length` workers on `space`, release them together, collect their reports. */
 async function run(space: VmapSpace, modes: string[], ops: number, maxLive: number, pages: number): Promise<Report[]> {
 	const owners = new SharedArrayBuffer(4 * pages);
 	const control = new SharedArrayBuffer(8);
 	const workers = modes.map((mode, i) => startWorker("./support/space-worker.ts", { handle: space.handle, owners, control, mode, seed: 1000 + i, ops, maxLive }));
-	const reports = workers.map(done);
+	const reports = workers.map((w) => reportOf<Report>(w));
 	const gate = new Int32Array(control);
 	let failed: unknown;
 	for (const r of reports) r.catch((e: unknown) => (failed = e));

@@ -9,3 +9,12 @@ export function startWorker(entry: string, data: Record<string, unknown>, transf
 	const url = new URL(`../${entry.replace(/^\.\//, "")}`, import.meta.url);
 	return new Worker(new URL("./ts-worker.mjs", import.meta.url), { workerData: { ...data, entry: url.href }, transferList: transfer });
 }
+
+/** The first message a worker posts (its report); rejects if it fails or exits first. */
+export function reportOf<T>(w: Worker): Promise<T> {
+	return new Promise((resolve, reject) => {
+		w.once("message", resolve);
+		w.once("error", reject);
+		w.once("exit", (code) => reject(new Error(`worker exited with ${code} before reporting`)));
+	});
+}
