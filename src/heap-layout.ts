@@ -5,7 +5,7 @@
  *
  * ```
  *  line 0   GROW_LOCK owner COMMITTED FLAGS GUARD BLOCK_PAGES NR_BLOCKS RING_CAP     growth, constants
- *  line 1   RCU_LOCK owner GP RING_HEAD RING_NR DEFERRED FREED_DEFERRED QS_HIGH     grace periods
+ *  line 1   RCU_LOCK owner GP RING_HEAD RING_NR DEFERRED FREED QS_HIGH RECLAIMING  grace periods
  *  QS       HANDLE_MAX words: the grace period each handle last passed; 0 = offline
  *  RING     RING_CAP × [addr (Float64), target, -]: areas waiting for a grace period
  *  BLOCKS   NR_BLOCKS × BLOCK_WORDS: vm_map_ram blocks, indexed by address / block bytes
@@ -45,6 +45,8 @@ export const H_DEFERRED = 21;
 export const H_FREED_DEFERRED = 22;
 /** One past the highest handle id that ever went online: QS words beyond it are all 0. */
 export const H_QS_HIGH = 23;
+/** [rcu] Areas taken off the ring whose frees have not finished yet. */
+export const H_RECLAIMING = 24;
 
 export const H_QS = 32;
 export const H_RING = H_QS + HANDLE_MAX;

@@ -106,6 +106,8 @@ const MAX_DATA = 2 ** 32;
 const DEFERRED_TAG = "vfree_deferred";
 /** How long an allocation that found no room waits for deferred frees' grace period. */
 const OVERFLOW_GP_MS = 1000;
+/** How long it then waits for other handles' frees of such areas to finish. */
+const BARRIER_MS = 50;
 const VMALLOC_TAG = "vmalloc";
 
 export class VmapHeap implements BlockHost {
@@ -260,7 +262,7 @@ export class VmapHeap implements BlockHost {
 					throw w;
 				}
 			}
-			this.rcu.barrier(); // areas other handles took off the ring are back in the space
+			this.rcu.barrier(BARRIER_MS); // areas other handles took off the ring are back in the space
 			addr = this.space.alloc(size, opts);
 		}
 		try {

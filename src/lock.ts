@@ -30,6 +30,8 @@ import {
 	HANDLE_WORDS,
 	HDR_DEAD,
 	HDR_DEAD_LOCK,
+	HDR_EXT_OFFSET,
+	HDR_EXT_WORDS,
 	HDR_FREE_LOCK,
 	HDR_PURGE_LOCK,
 	HDR_TAG_LOCK,
@@ -66,7 +68,8 @@ const NODE_LOCK_NAMES: Record<number, string> = {
 };
 
 /** What header word `word` is, for messages: "the purge mutex", "node 3's busy lock". */
-function lockName(word: number): string {
+function lockName(hdr: Int32Array, word: number): string {
+	if (hdr[HDR_EXT_WORDS]! > 0 && word >= hdr[HDR_EXT_OFFSET]!) return `the heap's lock at word ${word - hdr[HDR_EXT_OFFSET]!} of its region (heap-layout.ts)`;
 	const w = word - NODE_OFFSET / 4;
 	if (w >= 0) return `node ${Math.floor(w / NODE_WORDS)}'s ${NODE_LOCK_NAMES[w % NODE_WORDS] ?? "lock"}`;
 	return LOCK_NAMES[word] ?? "a lock";
@@ -193,7 +196,7 @@ export function deadError(hdr: Int32Array): VmapError {
 	const who = hdr[HDR_DEAD];
 	return new VmapError(
 		"EOWNERDEAD",
-		`The space is unusable: handle ${who} stopped (its worker died?) while holding ${lockName(hdr[HDR_DEAD_LOCK]!)}, so the structures it guards may be half-changed`,
+		`The space is unusable: handle ${who} stopped (its worker died?) while holding ${lockName(hdr, hdr[HDR_DEAD_LOCK]!)}, so the structures it guards may be half-changed`,
 	);
 }
 

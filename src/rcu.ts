@@ -15,7 +15,7 @@
  * T, so the area waits for its next report.
  */
 import { VmapError } from "./errors.ts";
-import { H_DEFERRED, H_FREED_DEFERRED, H_GP, H_QS, H_QS_HIGH, H_RCU_LOCK, H_RING, H_RING_CAP, H_RING_HEAD, H_RING_NR, R_TARGET, RING_WORDS } from "./heap-layout.ts";
+import { H_DEFERRED, H_FREED_DEFERRED, H_GP, H_QS, H_QS_HIGH, H_RCU_LOCK, H_RECLAIMING, H_RING, H_RING_CAP, H_RING_HEAD, H_RING_NR, R_TARGET, RING_WORDS } from "./heap-layout.ts";
 import { canWait } from "./lock.ts";
 import type { VmapSpace } from "./space.ts";
 
@@ -102,39 +102,60 @@ export class GracePeriods {
 	}
 
 	/**
-	 * Free the queued areas whose grace period has ended, oldest first, with `free`. The frees
-	 * run under the RCU lock, so that once barrier() returns no area taken off the ring is still
-	 * on its way back to the space (an allocation that waited for a grace period relies on it).
+	 * Free the queued areas whose grace period has ended, oldest first, with `free`. Entries
+	 * leave the ring under the RCU lock, and are freed after it is dropped (a free may purge,
+	 * and a purge may wait for a handle that waits for this lock); H_RECLAIMING counts them
+	 * until their frees finish, for barrier().
 	 */
 	reclaim(free: (addr: number) => void): void {
 		const e = this.e;
 		if (this.hdr[e + H_RING_NR] === 0) return;
 		const done = this.completed();
+		const taken = this.taken;
 		const locks = this.space.locks;
 		locks.acquire(e + H_RCU_LOCK);
-		try {
-			const hdr = this.hdr;
-			const f = this.space.table.hdrF;
-			const cap = hdr[e + H_RING_CAP]!;
-			while (hdr[e + H_RING_NR]! > 0) {
-				const head = hdr[e + H_RING_HEAD]!;
-				const w = e + H_RING + head * RING_WORDS;
-				if (hdr[w + R_TARGET]! > done) break;
-				const addr = f[w >> 1]!;
-				hdr[e + H_RING_HEAD] = (head + 1) % cap;
-				hdr[e + H_RING_NR]!--;
-				hdr[e + H_FREED_DEFERRED]!++;
-				free(addr);
-			}
-		} finally {
-			locks.release(e + H_RCU_LOCK);
+		const hdr = this.hdr;
+		const f = this.space.table.hdrF;
+		const cap = hdr[e + H_RING_CAP]!;
+		let head = hdr[e + H_RING_HEAD]!;
+		let nr = hdr[e + H_RING_NR]!;
+		while (nr > 0 && hdr[e + H_RING + head * RING_WORDS + R_TARGET]! <= done) {
+			taken.push(f[(e + H_RING + head * RING_WORDS) >> 1]!);
+			head = (head + 1) % cap;
+			nr--;
 		}
+		hdr[e + H_RING_HEAD] = head;
+		hdr[e + H_RING_NR] = nr;
+		hdr[e + H_FREED_DEFERRED]! += taken.length;
+		Atomics.add(hdr, e + H_RECLAIMING, taken.length);
+		locks.release(e + H_RCU_LOCK);
+		let failure: unknown;
+		for (const addr of taken) {
+			try {
+				free(addr);
+			} catch (err) {
+				failure ??= err;
+			} finally {
+				Atomics.sub(hdr, e + H_RECLAIMING, 1);
+			}
+		}
+		taken.length = 0;
+		if (failure !== undefined) throw failure;
 	}
 
-	/** Wait for reclaims in progress in other handles to finish. */
-	barrier(): void {
-		this.space.locks.acquire(this.e + H_RCU_LOCK);
-		this.space.locks.release(this.e + H_RCU_LOCK);
+	/** Areas reclaim() took off the ring, this handle's scratch. */
+	private readonly taken: number[] = [];
+
+	/**
+	 * Wait, up to `ms`, until no area taken off the ring is still on its way back to the space.
+	 * Bounded: a handle freeing them may itself wait for a purge this thread holds.
+	 */
+	barrier(ms: number): void {
+		const hdr = this.hdr;
+		const until = performance.now() + ms;
+		while (Atomics.load(hdr, this.e + H_RECLAIMING) !== 0 && performance.now() < until) {
+			if (canWait) Atomics.wait(hdr, this.e + H_RECLAIMING, Atomics.load(hdr, this.e + H_RECLAIMING), 1);
+		}
 	}
 
 	/** Visit the queued entries, oldest first (the caller holds the RCU lock or accepts a hint). */

@@ -28,7 +28,7 @@ interface Report {
 /** Start the workers on `heap`, release them together, collect their reports. */
 async function run(heap: VmapHeap, jobs: Array<{ mode: string; ops: number; extra?: Record<string, unknown>; transfer?: unknown[] }>): Promise<Report[]> {
 	const owners = new SharedArrayBuffer(4 * (heap.maxSize / P));
-	const control = new SharedArrayBuffer(12);
+	const control = new SharedArrayBuffer(16);
 	const workers = jobs.map((j, i) =>
 		startWorker("./support/heap-worker.ts", { handle: heap.handle, owners, control, mode: j.mode, seed: 7000 + i, ops: j.ops, ...j.extra }, (j.transfer ?? []) as never[]),
 	);

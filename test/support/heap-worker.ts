@@ -34,7 +34,7 @@ const heap = VmapHeap.attach(job.handle);
 const P = heap.pageSize;
 const guard = heap.guardPages * P;
 const owners = new Int32Array(job.owners); // one word per page: owning handle id, 0 = none
-const control = new Int32Array(job.control); // [0]: start gate, [1]: workers ready, [2]: stop
+const control = new Int32Array(job.control); // [0]: start gate, [1]: workers ready, [2]: stop, [3]: a word to nap on
 const me = heap.space.id;
 const violations: string[] = [];
 const next = xorshift32(job.seed);
@@ -98,7 +98,13 @@ if (job.mode === "mixed") {
 				const bytes = 1 + rnd(6 * P);
 				expectFilled(a.addr, a.bytes, a.value, "before vrealloc");
 				unclaim(a.addr, span(a.bytes));
-				const to = heap.vrealloc(a.addr, bytes);
+				let to: number;
+				try {
+					to = heap.vrealloc(a.addr, bytes);
+				} catch (e) {
+					claim(a.addr, span(a.bytes)); // EBUSY changed nothing: the area is still ours
+					throw e;
+				}
 				claim(to, span(bytes));
 				if (to !== a.addr) moved++;
 				expectFilled(to, Math.min(a.bytes, bytes), a.value, "after vrealloc");
@@ -137,7 +143,18 @@ if (job.mode === "mixed") {
 	const queue = new SharedQueue(job.queue!);
 	for (; ops < job.ops; ops++) {
 		const bytes = 1 + rnd(3 * P);
-		const addr = heap.vmalloc(bytes);
+		// The MessagePort does not push back: when the consumer falls behind, the heap fills up
+		// (EBUSY), and the producer waits for it to free some.
+		let addr = 0;
+		while (addr === 0) {
+			try {
+				addr = heap.vmalloc(bytes);
+			} catch (e) {
+				if ((e as { code?: string }).code !== "EBUSY") throw e;
+				busy++;
+				Atomics.wait(control, 3, 0, 1);
+			}
+		}
 		const b = heap.bytes(addr, bytes);
 		for (let i = 0; i < bytes; i++) b[i] = (ops * 31 + i) & 0xff;
 		claim(addr, span(bytes)); // the consumer lets go of the pages when it frees the area
