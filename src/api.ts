@@ -173,6 +173,11 @@ export interface AllocOptions {
 	vend?: number;
 	/** A label shown by find() and the listings (at most 63 bytes of UTF-8). */
 	tag?: string;
+	/**
+	 * When nothing fits, fail with EBUSY at once instead of purging and retrying (the kernel's
+	 * GFP_NOWAIT / GFP_ATOMIC: an allocation that may not sleep). @defaultValue false
+	 */
+	nowait?: boolean;
 }
 
 export type AreaState = "busy" | "lazy";

@@ -16,7 +16,7 @@
  * freeDeferred, vmMapRam, vmUnmapRam, synchronize, purge) and quiescent(). bytes() and view()
  * are not: they are how a reader reaches an area inside its read-side section.
  */
-import type { AreaInfo, FlushHook, VmapStats } from "./api.ts";
+import type { AllocOptions, AreaInfo, FlushHook, VmapStats } from "./api.ts";
 import { Blocks, VM_MAP_RAM, type BlockHost } from "./blocks.ts";
 import { hex, shown, VmapError } from "./errors.ts";
 import {
@@ -78,6 +78,8 @@ export interface VmallocOptions {
 	tag?: string;
 	/** Power of two; the address is a multiple of max(align, pageSize). */
 	align?: number;
+	/** Fail with EBUSY at once when nothing fits: no purge, no wait for a grace period (GFP_NOWAIT). */
+	nowait?: boolean;
 }
 
 export interface HeapStats {
@@ -237,13 +239,16 @@ export class VmapHeap implements BlockHost {
 		this.enter();
 		const pages = this.pagesFor(bytes, op);
 		if (options !== undefined && (typeof options !== "object" || options === null)) {
-			throw new VmapError("EINVAL", `Cannot ${op}: options must be an object like { tag, align }, got ${shown(options)}`);
+			throw new VmapError("EINVAL", `Cannot ${op}: options must be an object like { tag, align, nowait }, got ${shown(options)}`);
 		}
 		const tag = options?.tag ?? VMALLOC_TAG;
 		if (options?.align !== undefined && !isPowerOfTwo(options.align)) throw new VmapError("EINVAL", `Cannot ${op}: align must be a power of two, got ${shown(options.align)}`);
 		if (tag === VM_MAP_RAM || tag === DEFERRED_TAG) throw new VmapError("EINVAL", `Cannot ${op}: the tag ${JSON.stringify(tag)} is the heap's own`);
 		const size = (pages + this.guardPages) * this.pageSize;
-		const opts = options?.align === undefined ? { tag } : { tag, align: options.align };
+		const opts: AllocOptions = { tag };
+		if (options?.align !== undefined) opts.align = options.align;
+		const nowait = options?.nowait ?? false;
+		if (nowait) opts.nowait = true;
 		let addr: number;
 		try {
 			addr = this.space.alloc(size, opts);
@@ -251,7 +256,7 @@ export class VmapHeap implements BlockHost {
 			// Nothing fits even after the space's purge: areas waiting for a grace period, or
 			// being freed after one by another handle right now, may be what is missing. Where
 			// this thread may block, wait for both (the grace period bounded), then retry once.
-			if (!(e instanceof VmapError) || e.code !== "EBUSY" || !canWait) throw e;
+			if (!(e instanceof VmapError) || e.code !== "EBUSY" || !canWait || nowait) throw e;
 			if (this.rcu.pending() > 0) {
 				try {
 					this.synchronize(OVERFLOW_GP_MS);

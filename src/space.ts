@@ -261,7 +261,7 @@ export class VmapSpace {
 		let tag = 0;
 		if (options !== undefined) {
 			if (typeof options !== "object" || options === null) {
-				throw new VmapError("EINVAL", `Cannot alloc: options must be an object like { align, vstart, vend, tag }, got ${shown(options)}`);
+				throw new VmapError("EINVAL", `Cannot alloc: options must be an object like { align, vstart, vend, tag, nowait }, got ${shown(options)}`);
 			}
 			if (options.align !== undefined) {
 				align = options.align;
@@ -274,6 +274,10 @@ export class VmapSpace {
 			if (options.tag !== undefined) {
 				if (typeof options.tag !== "string") throw new VmapError("EINVAL", `Cannot alloc: tag must be a string, got ${shown(options.tag)}`);
 				tag = this.tags.intern(options.tag);
+			}
+			if (options.nowait !== undefined) {
+				if (typeof options.nowait !== "boolean") throw new VmapError("EINVAL", `Cannot alloc: nowait must be true or false, got ${shown(options.nowait)}`);
+				if (options.nowait) overflowPurge = false;
 			}
 		}
 		// Whole pages: size / pageSize is exact (a power of two), and Math.floor is one instruction

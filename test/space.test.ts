@@ -191,3 +191,15 @@ test("check() catches corruption of every kind it promises to", () => {
 		assert.throws(() => s.check(), (e: unknown) => e instanceof VmapError && e.code === "ECORRUPT" && msg.test(e.message), what);
 	}
 });
+
+test("nowait: an allocation that finds no fit fails at once, without the overflow purge", () => {
+	let flushes = 0;
+	const s = VmapSpace.create({ size: 8 * P, lazyMaxPages: 100, flush: () => void flushes++ });
+	const a = s.alloc(8 * P);
+	s.free(a);
+	assert.equal(code(() => s.alloc(P, { nowait: true })), "EBUSY");
+	assert.deepEqual([flushes, s.stats().lazyAreas], [0, 1], "no purge: the lazy area stays");
+	assert.equal(code(() => s.alloc(P, { nowait: 1 as never })), "EINVAL");
+	assert.equal(s.alloc(P), a, "without nowait the overflow purge makes room");
+	assert.equal(flushes, 1);
+});
