@@ -153,7 +153,7 @@ async function shared(workload: "W0" | "W1", workers: number, opsEach: number, n
 	const control = new SharedArrayBuffer(8);
 	const gate = new Int32Array(control);
 	const entry = new URL("./worker-job.ts", import.meta.url).href;
-	const boot = new URL("../test/support/ts-worker.mjs", import.meta.url);
+	const boot = new URL("../scripts/ts-worker.mjs", import.meta.url);
 	const ws = Array.from({ length: workers }, (_, i) => new Worker(boot, { workerData: { entry, handle: space.handle, control, workload, ops: opsEach, live: 10_000, seed: 1 + i } }));
 	const reports = ws.map((w) => new Promise<{ ops: number; ms: number; lockWaitMs: number }>((res, rej) => (w.once("message", res), w.once("error", rej))));
 	while (Atomics.load(gate, 1) < workers) await new Promise((r) => setTimeout(r, 5));

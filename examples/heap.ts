@@ -14,7 +14,7 @@ if (isMainThread) {
 	const heap = VmapHeap.create({ size: 4 * 2 ** 20, maxSize: 64 * 2 ** 20 });
 	const settings = new Int32Array(new SharedArrayBuffer(4)); // the address of the settings area
 	const start = (role: string, data: Record<string, unknown>, transfer: MessagePort[]) =>
-		new Worker(new URL("../test/support/ts-worker.mjs", import.meta.url), {
+		new Worker(new URL("../scripts/ts-worker.mjs", import.meta.url), {
 			workerData: { entry: import.meta.url, role, handle: heap.handle, settings: settings.buffer, ...data },
 			transferList: transfer,
 		});

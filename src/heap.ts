@@ -329,18 +329,30 @@ export class VmapHeap implements BlockHost {
 	/**
 	 * Free the area at `addr` after a grace period: once every online handle has passed a
 	 * quiescent point, so that readers that reached it before may finish. With the queue full
-	 * it waits for a grace period where this thread may block, and throws EBUSY where not.
+	 * it waits for a grace period where this thread may block (kvfree_rcu_mightsleep); with
+	 * `nowait`, or where the thread may not block, it throws EBUSY instead and changes nothing.
 	 */
-	freeDeferred(addr: number): void {
+	freeDeferred(addr: number, options?: { nowait?: boolean }): void {
 		this.enter();
-		this.liveArea(addr, "freeDeferred");
-		while (this.rcu.pending() >= this.space.table.hdr[this.e + H_RING_CAP]!) {
-			this.synchronize(); // throws EINVAL where this thread may not block
+		const nowait = options?.nowait ?? false;
+		if (typeof nowait !== "boolean") throw new VmapError("EINVAL", `Cannot freeDeferred: nowait must be true or false, got ${shown(nowait)}`);
+		const area = this.liveArea(addr, "freeDeferred");
+		const cap = this.space.table.hdr[this.e + H_RING_CAP]!;
+		const full = () => new VmapError("EBUSY", `Cannot freeDeferred ${hex(addr)}: ${cap} areas already wait for a grace period (deferredMax)`);
+		while (this.rcu.pending() >= cap) {
+			if (nowait || !canWait) throw full();
+			this.synchronize();
 		}
 		if (!this.space.retag(addr, DEFERRED_TAG)) {
 			throw new VmapError("EDOUBLEFREE", `Cannot freeDeferred ${hex(addr)}: another call queued it first`);
 		}
-		while (!this.rcu.enqueue(addr)) this.synchronize();
+		while (!this.rcu.enqueue(addr)) {
+			if (nowait || !canWait) {
+				this.space.retag(addr, area.tag ?? VMALLOC_TAG);
+				throw full();
+			}
+			this.synchronize();
+		}
 	}
 
 	/** Report a quiescent point: this handle holds no reference into the heap now. */

@@ -260,3 +260,19 @@ test("check() catches a block whose mapped count disagrees with its bitmap", () 
 	hdr[w + B_MAPPED]!++;
 	assert.throws(() => h.check(), /ECORRUPT: vm_map_ram block \[0x[0-9a-f]+, 0x[0-9a-f]+\): free 125 \+ mapped 4 \+ dirty 0 != 128 pages; vm_map_ram block .*: 3 pages set in the bitmap, 4 counted mapped/);
 });
+
+test("freeDeferred({ nowait }) with the queue full is EBUSY and changes nothing", () => {
+	const h = VmapHeap.create({ size: 64 * P, deferredMax: 2, guardPages: 0 });
+	const reader = VmapHeap.attach(h.handle); // online and silent: no grace period ends
+	const [a, b, c] = [h.vmalloc(P, { tag: "mine" }), h.vmalloc(P), h.vmalloc(P)];
+	h.freeDeferred(a);
+	h.freeDeferred(b, { nowait: true });
+	assert.throws(() => h.freeDeferred(c, { nowait: true }), /EBUSY: Cannot freeDeferred 0x3000: 2 areas already wait for a grace period \(deferredMax\)/);
+	assert.deepEqual([h.space.find(c)?.tag, h.stats().deferredPending], ["vmalloc", 2]);
+	assert.equal(code(() => h.freeDeferred(c, { nowait: "no" as never })), "EINVAL");
+	reader.quiescent();
+	h.freeDeferred(c, { nowait: true });
+	assert.equal(h.space.find(a)?.state, "lazy");
+	reader.close();
+	h.check();
+});

@@ -2,12 +2,12 @@ import { type Transferable, Worker } from "node:worker_threads";
 
 /**
  * A real worker_threads Worker running a TypeScript file of test/ (path relative to test/),
- * through the ts-worker.mjs bootstrap. `data` reaches the worker as workerData; `transfer`
+ * through the scripts/ts-worker.mjs bootstrap. `data` reaches the worker as workerData; `transfer`
  * lists what in it moves rather than copies (MessagePorts).
  */
 export function startWorker(entry: string, data: Record<string, unknown>, transfer: Transferable[] = []): Worker {
 	const url = new URL(`../${entry.replace(/^\.\//, "")}`, import.meta.url);
-	return new Worker(new URL("./ts-worker.mjs", import.meta.url), { workerData: { ...data, entry: url.href }, transferList: transfer });
+	return new Worker(new URL("../../scripts/ts-worker.mjs", import.meta.url), { workerData: { ...data, entry: url.href }, transferList: transfer });
 }
 
 /** The first message a worker posts (its report); rejects if it fails or exits first. */
