@@ -1,0 +1,109 @@
+#!/usr/bin/env node
+/** The `vmap` command line: `vmap test` (the kernel's test_vmalloc driver). */
+import { parseArgs } from "node:util";
+import { ALL_MASK, CASES } from "./test-cases.ts";
+import { modeParams, runTests, type TestParams } from "./test-run.ts";
+
+const HELP = `vmap: the Linux kernel's vmalloc allocator design, in TypeScript
+
+Usage:
+  vmap test [options]   run the kernel's test_vmalloc cases on a shared VmapHeap
+  vmap --help           this text; vmap test --help explains every option
+
+(vmap bench is not built yet.)
+`;
+
+const TEST_HELP = `vmap test: the kernel's test_vmalloc driver (lib/test_vmalloc.c, test_vmalloc.sh), ported
+
+Workers are real worker_threads sharing one VmapHeap, released together like the kernel's
+vmalloc_test/N threads. For every worker and test it prints
+  Summary: <test> passed: N failed: N xfailed: N repeat: N loops: N avg: N usec
+(counts of repetitions), then a table across workers and a total. After the run the heap is
+validated with check(), everything is freed and purged, and the space must be whole again.
+Exit status 1 when a test failed (xfailed ones do not count) or the heap did not come back.
+
+Options (the module parameter each stands for in brackets):
+  --mode MODE          test_vmalloc.sh's parameter sets, under any option given:
+                         smoke        test_loop_count=10000 test_repeat_count=10
+                         performance  sequential_test_order=1 test_repeat_count=3, one thread
+                         stress       nr_threads=<cores> test_repeat_count=20
+                       without --mode, the module's defaults (test_loop_count=1000000)
+  --threads N          worker threads [nr_threads]; default the number of cores
+  --mask N             which tests run, a bit each [run_test_mask]; decimal or 0x hex;
+                       default ${ALL_MASK} (0x${ALL_MASK.toString(16)}): all 13 (the kernel's default is 7 since 2025)
+  --loops N            iterations inside each test [test_loop_count]
+  --repeat N           repetitions of each test [test_repeat_count]
+  --sequential         run the tests in mask order; otherwise each worker shuffles [sequential_test_order]
+  --nr-pages N         pages for fix_size_alloc_test and vm_map_ram_test [nr_pages]; default 1
+  --nr-pcpu-objects N  objects for pcpu_alloc_test [nr_pcpu_objects]; default 35000
+  --json               print one JSON document instead of text
+  -h, --help           this text
+
+Tests (id = mask bit):
+${CASES.map((c) => `  ${String(c.id).padStart(4)}  ${c.name}${c.xfail ? " (xfail)" : ""}\n        ${c.help}`).join("\n")}
+`;
+
+function fail(message: string): never {
+	process.stderr.write(`vmap test: ${message}\n`);
+	process.exit(2);
+}
+
+/** A whole number from `min` to `max`, or exit 2 naming the option. */
+function whole(name: string, value: string | undefined, min: number, max: number): number | undefined {
+	if (value === undefined) return undefined;
+	const n = /^0x[0-9a-f]+$/i.test(value) ? Number.parseInt(value, 16) : /^\d+$/.test(value) ? Number(value) : Number.NaN;
+	if (!Number.isSafeInteger(n) || n < min || n > max) fail(`--${name} must be a whole number from ${min} to ${max}, got ${JSON.stringify(value)}`);
+	return n;
+}
+
+async function test(argv: string[]): Promise<number> {
+	let parsed;
+	try {
+		parsed = parseArgs({
+			args: argv,
+			strict: true,
+			allowPositionals: false,
+			options: {
+				mode: { type: "string" },
+				threads: { type: "string" },
+				mask: { type: "string" },
+				loops: { type: "string" },
+				repeat: { type: "string" },
+				sequential: { type: "boolean" },
+				"nr-pages": { type: "string" },
+				"nr-pcpu-objects": { type: "string" },
+				json: { type: "boolean" },
+				help: { type: "boolean", short: "h" },
+			},
+		});
+	} catch (e) {
+		fail(`${(e as Error).message} (see vmap test --help)`);
+	}
+	const v = parsed.values;
+	if (v.help) {
+		process.stdout.write(TEST_HELP);
+		return 0;
+	}
+	const mode = v.mode ?? "manual";
+	if (mode !== "smoke" && mode !== "performance" && mode !== "stress" && mode !== "manual") fail(`--mode must be smoke, performance or stress, got ${JSON.stringify(mode)}`);
+	const p: TestParams = { ...modeParams(mode), json: v.json ?? false };
+	p.threads = whole("threads", v.threads, 1, 1024) ?? p.threads;
+	p.mask = whole("mask", v.mask, 1, ALL_MASK) ?? p.mask;
+	if ((p.mask & ALL_MASK) === 0) fail(`--mask ${p.mask} selects no test`);
+	p.loops = whole("loops", v.loops, 1, 1e9) ?? p.loops;
+	p.repeat = whole("repeat", v.repeat, 1, 1e6) ?? p.repeat;
+	p.nrPages = whole("nr-pages", v["nr-pages"], 1, 1024) ?? p.nrPages;
+	p.nrPcpuObjects = whole("nr-pcpu-objects", v["nr-pcpu-objects"], 1, 1e6) ?? p.nrPcpuObjects;
+	if (v.sequential) p.sequential = true;
+	return runTests(p);
+}
+
+const [command, ...rest] = process.argv.slice(2);
+if (command === undefined || command === "--help" || command === "-h" || command === "help") {
+	process.stdout.write(HELP);
+} else if (command === "test") {
+	process.exitCode = await test(rest);
+} else {
+	process.stderr.write(`vmap: unknown command ${JSON.stringify(command)}\n\n${HELP}`);
+	process.exitCode = 2;
+}

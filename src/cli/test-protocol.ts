@@ -1,0 +1,39 @@
+/** What the `vmap test` driver and its workers exchange. */
+import type { VmapHeapHandle } from "../heap.ts";
+
+export interface WorkerJob {
+	handle: VmapHeapHandle;
+	control: SharedArrayBuffer;
+	index: number;
+	mask: number;
+	loops: number;
+	repeat: number;
+	sequential: boolean;
+	nrPages: number;
+	nrPcpuObjects: number;
+	seed: number;
+}
+
+export interface TestResult {
+	id: number;
+	name: string;
+	passed: number;
+	failed: number;
+	xfailed: number;
+	repeat: number;
+	loops: number;
+	avgUs: number;
+	/** The first few errors other than a failed allocation. */
+	errors: string[];
+}
+
+export interface WorkerReport {
+	index: number;
+	results: TestResult[];
+	totalUs: number;
+}
+
+/** control words: [0] the gate, [1] workers ready, [2] repetitions done (all workers). */
+export const C_GATE = 0;
+export const C_READY = 1;
+export const C_DONE = 2;

@@ -1,0 +1,179 @@
+/**
+ * `vmap test`: the kernel's test_vmalloc driver (lib/test_vmalloc.c, run by
+ * tools/testing/selftests/mm/test_vmalloc.sh) on one shared VmapHeap. Workers are real
+ * worker_threads released together; each prints the kernel's Summary lines; then a table
+ * across workers, and the heap is checked and must be whole again once everything is freed.
+ */
+import { availableParallelism } from "node:os";
+import { Worker } from "node:worker_threads";
+import { VmapHeap } from "../heap.ts";
+import { ALL_MASK, CASES } from "./test-cases.ts";
+import { C_DONE, C_GATE, C_READY, type TestResult, type WorkerJob, type WorkerReport } from "./test-protocol.ts";
+
+export interface TestParams {
+	mode: "smoke" | "performance" | "stress" | "manual";
+	threads: number;
+	mask: number;
+	loops: number;
+	repeat: number;
+	sequential: boolean;
+	nrPages: number;
+	nrPcpuObjects: number;
+	json: boolean;
+}
+
+/** The script's parameter sets (test_vmalloc.sh), over the module's defaults. */
+export function modeParams(mode: TestParams["mode"]): Omit<TestParams, "json"> {
+	const cores = availableParallelism();
+	const base = { mode, threads: cores, mask: ALL_MASK, loops: 1_000_000, repeat: 1, sequential: false, nrPages: 1, nrPcpuObjects: 35_000 };
+	switch (mode) {
+		case "smoke":
+			return { ...base, loops: 10_000, repeat: 10 };
+		case "performance":
+			return { ...base, threads: 1, sequential: true, repeat: 3 };
+		case "stress":
+			return { ...base, threads: cores, repeat: 20 };
+		default:
+			return base;
+	}
+}
+
+/** Heap for the run: addresses up to 4 GiB (V8's largest growable buffer), 64 MiB to begin with. */
+const HEAP_SIZE = 64 * 2 ** 20;
+const HEAP_MAX = 2 ** 32;
+
+function startWorker(job: WorkerJob): Worker {
+	const here = import.meta.url;
+	if (here.endsWith(".ts")) {
+		// From the sources (npm run vmap): the worker registers tsx through the bootstrap.
+		const entry = new URL("./test-worker.ts", here).href;
+		return new Worker(new URL("../../scripts/ts-worker.mjs", here), { workerData: { ...job, entry } });
+	}
+	return new Worker(new URL("./test-worker.js", here), { workerData: job });
+}
+
+function report(w: Worker): Promise<WorkerReport> {
+	return new Promise((resolve, reject) => {
+		w.once("message", resolve);
+		w.once("error", reject);
+		w.once("exit", (code) => reject(new Error(`a test worker exited with ${code} before reporting`)));
+	});
+}
+
+const summary = (r: TestResult) =>
+	`Summary: ${r.name} passed: ${r.passed} failed: ${r.failed} xfailed: ${r.xfailed} repeat: ${r.repeat} loops: ${r.loops} avg: ${r.avgUs} usec`;
+
+/** Run the tests; returns the exit status (0: nothing failed and the heap came back whole). */
+export async function runTests(p: TestParams): Promise<number> {
+	const out = (s: string) => {
+		if (!p.json) console.log(s);
+	};
+	const heap = VmapHeap.create({ size: HEAP_SIZE, maxSize: HEAP_MAX, nodes: Math.min(128, availableParallelism()) });
+	const control = new SharedArrayBuffer(12);
+	const gate = new Int32Array(control);
+	const selected = CASES.filter((c) => (p.mask & c.id) !== 0);
+	out(
+		`vmap test: mode ${p.mode}, ${p.threads} thread(s), run_test_mask ${p.mask} (0x${p.mask.toString(16)}: ${selected.length} test(s)), test_loop_count ${p.loops}, test_repeat_count ${p.repeat}, nr_pages ${p.nrPages}, nr_pcpu_objects ${p.nrPcpuObjects}, ${p.sequential ? "sequential" : "shuffled"} order`,
+	);
+	out(`heap: ${heap.space.nodes} node(s), page size ${heap.pageSize}, guard pages ${heap.guardPages}, data ${HEAP_SIZE / 2 ** 20} MiB growing to at most ${HEAP_MAX / 2 ** 20} MiB`);
+	const workers = Array.from({ length: p.threads }, (_, index) =>
+		startWorker({
+			handle: heap.handle,
+			control,
+			index,
+			mask: p.mask,
+			loops: p.loops,
+			repeat: p.repeat,
+			sequential: p.sequential,
+			nrPages: p.nrPages,
+			nrPcpuObjects: p.nrPcpuObjects,
+			seed: 0x9e3779b9 ^ (index * 0x85ebca6b),
+		}),
+	);
+	const reports = workers.map(report);
+	// This thread only waits: grace periods must not wait for it.
+	heap.offline();
+	while (Atomics.load(gate, C_READY) < p.threads) await new Promise((r) => setTimeout(r, 5));
+	const t0 = performance.now();
+	Atomics.store(gate, C_GATE, 1);
+	Atomics.notify(gate, C_GATE);
+	const total = p.threads * selected.length * p.repeat;
+	const progress = process.stderr.isTTY && !p.json
+		? setInterval(() => {
+				const ms = performance.now() - t0;
+				if (ms > 1000) process.stderr.write(`\r\x1b[Kvmap test: ${Atomics.load(gate, C_DONE)}/${total} test repetitions done, ${(ms / 1000).toFixed(1)} s`);
+			}, 250)
+		: undefined;
+	let results: WorkerReport[];
+	try {
+		results = await Promise.all(reports);
+	} finally {
+		if (progress) {
+			clearInterval(progress);
+			process.stderr.write("\r\x1b[K");
+		}
+		await Promise.all(workers.map((w) => w.terminate()));
+	}
+	const seconds = (performance.now() - t0) / 1000;
+
+	for (const w of results.sort((a, b) => a.index - b.index)) {
+		// In mask order, as the kernel prints them, whatever order they ran in.
+		for (const r of [...w.results].sort((a, b) => a.id - b.id)) {
+			out(summary(r));
+			for (const e of r.errors) out(`  worker ${w.index} ${r.name}: ${e}`);
+		}
+		out(`All test took worker${w.index}=${w.totalUs} usec`);
+	}
+
+	// Across workers, in mask order.
+	const rows = selected.map((c) => {
+		const rs = results.map((w) => w.results.find((r) => r.id === c.id)!);
+		const avgs = rs.map((r) => r.avgUs);
+		return {
+			id: c.id,
+			name: c.name,
+			passed: rs.reduce((n, r) => n + r.passed, 0),
+			failed: rs.reduce((n, r) => n + r.failed, 0),
+			xfailed: rs.reduce((n, r) => n + r.xfailed, 0),
+			avgUs: Math.round(avgs.reduce((a, b) => a + b, 0) / avgs.length),
+			minUs: Math.min(...avgs),
+			maxUs: Math.max(...avgs),
+		};
+	});
+	const sum = (k: "passed" | "failed" | "xfailed") => rows.reduce((n, r) => n + r[k], 0);
+	out("");
+	out(`| id | test | workers | passed | failed | xfailed | repeat | loops | avg usec (mean over workers) | min | max |`);
+	out(`|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|`);
+	for (const r of rows) out(`| ${r.id} | ${r.name} | ${p.threads} | ${r.passed} | ${r.failed} | ${r.xfailed} | ${p.repeat} | ${p.loops} | ${r.avgUs} | ${r.minUs} | ${r.maxUs} |`);
+	out(`| | total | ${p.threads} | ${sum("passed")} | ${sum("failed")} | ${sum("xfailed")} | | | | | |`);
+
+	// After the run: validate, then free and purge everything and demand the whole space back.
+	const problems: string[] = [];
+	try {
+		heap.synchronize(10_000);
+		heap.purge();
+		heap.check();
+	} catch (e) {
+		problems.push(String((e as Error).message));
+	}
+	const s = heap.stats();
+	const whole = s.space.busyAreas === 0 && s.space.lazyAreas === 0 && s.blocks === 0 && s.deferredPending === 0 && s.space.freeBytes + s.space.poolBytes === s.space.size;
+	if (!whole) {
+		problems.push(
+			`leaked: ${s.space.busyAreas} busy areas (${s.space.busyBytes} bytes), ${s.space.lazyAreas} lazy, ${s.blocks} vm_map_ram blocks, ${s.deferredPending} deferred frees; free ${s.space.freeBytes + s.space.poolBytes} of ${s.space.size} bytes`,
+		);
+		problems.push(...heap.vmallocinfo().split("\n").slice(0, 10));
+	}
+	heap.close();
+	const failed = sum("failed");
+	out("");
+	out(
+		`Total: passed ${sum("passed")} failed ${failed} xfailed ${sum("xfailed")} in ${seconds.toFixed(1)} s; check() ${problems.length === 0 ? "passed" : "FAILED"}; free space whole again: ${whole ? "yes" : "NO"}; data grew to ${s.dataBytes / 2 ** 20} MiB; purges ${s.space.purges}, deferred frees ${s.deferred}`,
+	);
+	for (const line of problems) out(`  ${line}`);
+	const status = failed === 0 && problems.length === 0 ? 0 : 1;
+	if (p.json) {
+		console.log(JSON.stringify({ params: p, seconds, workers: results, tests: rows, problems, whole, heap: { ...s, space: undefined }, status }, null, 2));
+	}
+	return status;
+}
