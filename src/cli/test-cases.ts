@@ -42,6 +42,20 @@ function tryAlloc(fn: () => number): number | undefined {
 	}
 }
 
+/**
+ * The shape of most kernel cases: `loops` times allocate, write one byte (`value`), let go.
+ * False at the first allocation that fails, as the kernel's `if (!ptr) return -1`.
+ */
+function eachLoop(heap: VmapHeap, loops: number, alloc: () => number, release: (p: number) => void, value = 1): boolean {
+	for (let i = 0; i < loops; i++) {
+		const p = tryAlloc(alloc);
+		if (p === undefined) return false;
+		touch(heap, p, value);
+		release(p);
+	}
+	return true;
+}
+
 /** Write one byte at `addr`, through the heap's checked view. */
 function touch(heap: VmapHeap, addr: number, value = 1): void {
 	heap.bytes(addr, 1)[0] = value;
@@ -53,16 +67,13 @@ export const CASES: TestCase[] = [
 		name: "fix_size_alloc_test",
 		xfail: false,
 		help: "loop: vmalloc(nr_pages pages), write one byte, vfree",
-		run: ({ heap, loops, nrPages }) => {
-			const P = heap.pageSize;
-			for (let i = 0; i < loops; i++) {
-				const p = tryAlloc(() => heap.vmalloc(nrPages * P));
-				if (p === undefined) return false;
-				touch(heap, p);
-				heap.vfree(p);
-			}
-			return true;
-		},
+		run: ({ heap, loops, nrPages }) =>
+			eachLoop(
+				heap,
+				loops,
+				() => heap.vmalloc(nrPages * heap.pageSize),
+				(p) => heap.vfree(p),
+			),
 	},
 	{
 		id: 2,
@@ -131,49 +142,42 @@ export const CASES: TestCase[] = [
 		name: "random_size_alloc_test",
 		xfail: false,
 		help: "loop: vmalloc(1..100 pages, uniform), write one byte, vfree",
-		run: ({ heap, loops, rnd }) => {
-			const P = heap.pageSize;
-			for (let i = 0; i < loops; i++) {
-				const n = 1 + (rnd() % 100);
-				const p = tryAlloc(() => heap.vmalloc(n * P));
-				if (p === undefined) return false;
-				touch(heap, p);
-				heap.vfree(p);
-			}
-			return true;
-		},
+		run: ({ heap, loops, rnd }) =>
+			eachLoop(
+				heap,
+				loops,
+				() => heap.vmalloc((1 + (rnd() % 100)) * heap.pageSize),
+				(p) => heap.vfree(p),
+			),
 	},
 	{
 		id: 16,
 		name: "fix_align_alloc_test",
 		xfail: false,
 		help: "loop: vzalloc(5 pages) aligned to THREAD_ALIGN << 1 (32 KiB), vfree",
-		run: ({ heap, loops }) => {
-			const P = heap.pageSize;
-			for (let i = 0; i < loops; i++) {
-				const p = tryAlloc(() => heap.vzalloc(5 * P, { align: FIX_ALIGN }));
-				if (p === undefined || p % FIX_ALIGN !== 0) return false;
-				heap.vfree(p);
-			}
-			return true;
-		},
+		run: ({ heap, loops }) =>
+			eachLoop(
+				heap,
+				loops,
+				() => heap.vzalloc(5 * heap.pageSize, { align: FIX_ALIGN }),
+				(p) => heap.vfree(p),
+			),
 	},
 	{
 		id: 32,
 		name: "random_size_align_alloc_test",
 		xfail: false,
 		help: "loop: r = random u8; vzalloc((r % 10 + 1) pages) aligned to 1 << (r % 23), vfree",
-		run: ({ heap, loops, rnd }) => {
-			const P = heap.pageSize;
-			for (let i = 0; i < loops; i++) {
-				const r = rnd() & 0xff;
-				const align = 2 ** (r % 23);
-				const p = tryAlloc(() => heap.vzalloc(((r % 10) + 1) * P, { align }));
-				if (p === undefined || p % Math.max(align, P) !== 0) return false;
-				heap.vfree(p);
-			}
-			return true;
-		},
+		run: ({ heap, loops, rnd }) =>
+			eachLoop(
+				heap,
+				loops,
+				() => {
+					const r = rnd() & 0xff;
+					return heap.vzalloc(((r % 10) + 1) * heap.pageSize, { align: 2 ** (r % 23) });
+				},
+				(p) => heap.vfree(p),
+			),
 	},
 	{
 		id: 64,
@@ -218,45 +222,40 @@ export const CASES: TestCase[] = [
 		name: "kvfree_rcu_1_arg_vmalloc_test",
 		xfail: false,
 		help: "loop: vmalloc(1 page), write, freeDeferred (may wait for a grace period when its queue is full, as kvfree_rcu_mightsleep)",
-		run: ({ heap, loops }) => {
-			for (let i = 0; i < loops; i++) {
-				const p = tryAlloc(() => heap.vmalloc(heap.pageSize));
-				if (p === undefined) return false;
-				touch(heap, p);
-				heap.freeDeferred(p);
-			}
-			return true;
-		},
+		run: ({ heap, loops }) =>
+			eachLoop(
+				heap,
+				loops,
+				() => heap.vmalloc(heap.pageSize),
+				(p) => heap.freeDeferred(p),
+			),
 	},
 	{
 		id: 512,
 		name: "kvfree_rcu_2_arg_vmalloc_test",
 		xfail: false,
 		help: "loop: vmalloc(1 page), write, freeDeferred({ nowait }) (never waits, as kvfree_rcu with an rcu_head)",
-		run: ({ heap, loops }) => {
-			for (let i = 0; i < loops; i++) {
-				const p = tryAlloc(() => heap.vmalloc(heap.pageSize));
-				if (p === undefined) return false;
-				touch(heap, p);
-				heap.freeDeferred(p, { nowait: true });
-			}
-			return true;
-		},
+		run: ({ heap, loops }) =>
+			eachLoop(
+				heap,
+				loops,
+				() => heap.vmalloc(heap.pageSize),
+				(p) => heap.freeDeferred(p, { nowait: true }),
+			),
 	},
 	{
 		id: 1024,
 		name: "vm_map_ram_test",
 		xfail: false,
 		help: "loop: vmMapRam(nr_pages), write one byte, vmUnmapRam",
-		run: ({ heap, loops, nrPages }) => {
-			for (let i = 0; i < loops; i++) {
-				const p = tryAlloc(() => heap.vmMapRam(nrPages));
-				if (p === undefined) return false;
-				touch(heap, p, 0x61);
-				heap.vmUnmapRam(p, nrPages);
-			}
-			return true;
-		},
+		run: ({ heap, loops, nrPages }) =>
+			eachLoop(
+				heap,
+				loops,
+				() => heap.vmMapRam(nrPages),
+				(p) => heap.vmUnmapRam(p, nrPages),
+				0x61,
+			),
 	},
 	{
 		id: 2048,

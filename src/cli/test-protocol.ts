@@ -1,16 +1,26 @@
 /** What the `vmap test` driver and its workers exchange. */
 import type { VmapHeapHandle } from "../heap.ts";
 
-export interface WorkerJob {
+/** The module parameters every worker runs with. */
+export interface RunParams {
+	/** run_test_mask */
+	mask: number;
+	/** test_loop_count */
+	loops: number;
+	/** test_repeat_count */
+	repeat: number;
+	/** sequential_test_order */
+	sequential: boolean;
+	/** nr_pages */
+	nrPages: number;
+	/** nr_pcpu_objects */
+	nrPcpuObjects: number;
+}
+
+export interface WorkerJob extends RunParams {
 	handle: VmapHeapHandle;
 	control: SharedArrayBuffer;
 	index: number;
-	mask: number;
-	loops: number;
-	repeat: number;
-	sequential: boolean;
-	nrPages: number;
-	nrPcpuObjects: number;
 	seed: number;
 }
 

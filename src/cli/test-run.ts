@@ -8,17 +8,12 @@ import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import { VmapHeap } from "../heap.ts";
 import { ALL_MASK, CASES } from "./test-cases.ts";
-import { C_DONE, C_GATE, C_READY, type TestResult, type WorkerJob, type WorkerReport } from "./test-protocol.ts";
+import { C_DONE, C_GATE, C_READY, type RunParams, type TestResult, type WorkerJob, type WorkerReport } from "./test-protocol.ts";
 
-export interface TestParams {
+export interface TestParams extends RunParams {
 	mode: "smoke" | "performance" | "stress" | "manual";
+	/** nr_threads */
 	threads: number;
-	mask: number;
-	loops: number;
-	repeat: number;
-	sequential: boolean;
-	nrPages: number;
-	nrPcpuObjects: number;
 	json: boolean;
 }
 
@@ -81,13 +76,13 @@ export async function runTests(p: TestParams): Promise<number> {
 			handle: heap.handle,
 			control,
 			index,
+			seed: 0x9e3779b9 ^ (index * 0x85ebca6b),
 			mask: p.mask,
 			loops: p.loops,
 			repeat: p.repeat,
 			sequential: p.sequential,
 			nrPages: p.nrPages,
 			nrPcpuObjects: p.nrPcpuObjects,
-			seed: 0x9e3779b9 ^ (index * 0x85ebca6b),
 		}),
 	);
 	const reports = workers.map(report);
