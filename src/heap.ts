@@ -123,6 +123,11 @@ export class VmapHeap implements BlockHost {
 	private readonly u8: Uint8Array;
 	private readonly rcu: GracePeriods;
 	private readonly blocks: Blocks;
+	/** Tag ids of the heap's own areas, which vfree() refuses. */
+	private readonly deferredTag: number;
+	private readonly mapRamTag: number;
+	/** vmalloc()'s options to the space in the common case: no object made per call. */
+	private readonly plainOptions: AllocOptions = { tag: VMALLOC_TAG };
 
 	private constructor(space: VmapSpace, data: SharedArrayBuffer) {
 		this.space = space;
@@ -137,6 +142,8 @@ export class VmapHeap implements BlockHost {
 		this.u8 = new Uint8Array(data); // length-tracking: follows the buffer's growth
 		this.rcu = new GracePeriods(space, e);
 		this.blocks = new Blocks(this, e + blocksOffset(hdr[e + H_RING_CAP]!), hdr[e + H_BLOCK_PAGES]!, hdr[e + H_NR_BLOCKS]!);
+		this.deferredTag = space.tagId(DEFERRED_TAG);
+		this.mapRamTag = space.tagId(VM_MAP_RAM);
 		this.rcu.quiescent(); // online
 	}
 
@@ -245,10 +252,13 @@ export class VmapHeap implements BlockHost {
 		if (options?.align !== undefined && !isPowerOfTwo(options.align)) throw new VmapError("EINVAL", `Cannot ${op}: align must be a power of two, got ${shown(options.align)}`);
 		if (tag === VM_MAP_RAM || tag === DEFERRED_TAG) throw new VmapError("EINVAL", `Cannot ${op}: the tag ${JSON.stringify(tag)} is the heap's own`);
 		const size = (pages + this.guardPages) * this.pageSize;
-		const opts: AllocOptions = { tag };
-		if (options?.align !== undefined) opts.align = options.align;
 		const nowait = options?.nowait ?? false;
-		if (nowait) opts.nowait = true;
+		let opts = this.plainOptions;
+		if (options !== undefined) {
+			opts = { tag };
+			if (options.align !== undefined) opts.align = options.align;
+			if (nowait) opts.nowait = true;
+		}
 		let addr: number;
 		try {
 			addr = this.space.alloc(size, opts);
@@ -284,7 +294,14 @@ export class VmapHeap implements BlockHost {
 	/** Free the area at `addr` (lazily, as VmapSpace.free). */
 	vfree(addr: number): void {
 		this.enter();
-		this.release(this.liveArea(addr, "vfree").start);
+		if (this.poison) {
+			this.release(this.liveArea(addr, "vfree").start);
+			return;
+		}
+		// One lookup: the space refuses, under the busy lock, areas that are the heap's own.
+		const refused = this.space.freeArea(addr, "vfree", this.deferredTag, this.mapRamTag);
+		if (refused === this.deferredTag) throw new VmapError("EDOUBLEFREE", `Cannot vfree ${hex(addr)}: the area is queued for freeing after a grace period`);
+		if (refused === this.mapRamTag) throw new VmapError("EINVAL", `Cannot vfree ${hex(addr)}: the area is a vm_map_ram mapping; use vmUnmapRam`);
 	}
 
 	/**

@@ -403,9 +403,18 @@ export class VmapSpace {
 	 * when the area is freed already; nothing changes then.
 	 */
 	free(addr: number): void {
+		this.freeArea(addr, "free", 0, 0);
+	}
+
+	/**
+	 * @internal free() in the words of `op`, for layers that mark areas with tags: an area whose
+	 * tag id is `refusedA` or `refusedB` (0: none) is not freed, and its tag id is returned;
+	 * otherwise 0. The test and the free happen under one hold of the busy lock.
+	 */
+	freeArea(addr: number, op: string, refusedA: number, refusedB: number): number {
 		const locks = this.locks;
 		locks.checkAlive();
-		if (!Number.isSafeInteger(addr)) throw new VmapError("EINVAL", `Cannot free: address must be a whole number, got ${shown(addr)}`);
+		if (!Number.isSafeInteger(addr)) throw new VmapError("EINVAL", `Cannot ${op}: address must be a whole number, got ${shown(addr)}`);
 		const t = this.table;
 		if (workPosted(t)) this.purger.help();
 		// An area is in the busy tree of its start's node: one tree to search.
@@ -415,11 +424,22 @@ export class VmapSpace {
 		const va = findVmapArea(t, b + N_BUSY_ROOT, addr);
 		if (va === 0 || t.f64[va * REC_F64 + VA_START] !== addr) {
 			locks.release(b + N_BUSY_LOCK);
-			this.notAnArea(addr, "free");
+			this.notAnArea(addr, op);
+		}
+		const tag = t.i32[va * REC_I32 + VA_TAG]!;
+		if (tag !== 0 && (tag === refusedA || tag === refusedB)) {
+			locks.release(b + N_BUSY_LOCK);
+			return tag;
 		}
 		this.makeLazy(b, va);
 		locks.release(b + N_BUSY_LOCK);
 		this.purger.afterFree();
+		return 0;
+	}
+
+	/** @internal The id of tag `name` (interned if new), for freeArea(). */
+	tagId(name: string): number {
+		return this.tags.intern(name);
 	}
 
 	/**
