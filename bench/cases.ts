@@ -1,121 +1,79 @@
 /**
- * Benchmark cases. Each runs alone in a fresh process (bench/core.bench.ts spawns them) and
- * prints one JSON line. Workloads follow ../shared/anchors/js-allocators.md section 5, so the
- * anchor's figures for other allocators compare directly: the same xorshift32, the same
- * 10,000 +- 100 live band, the same 1e6 timed operations.
+ * What `vmap bench` runs: the plan (every case, in order) and how one case runs inside its
+ * own fresh process (bench/child.ts). A case is plain data, so the driver can pass it on a
+ * command line and print it in --json.
  */
 import { Worker } from "node:worker_threads";
-import { MemPool } from "@thi.ng/malloc";
 import { VmapSpace } from "../src/index.ts";
-import { xorshift32 } from "../test/support/xorshift.ts";
+import { PEERS, peer, type PeerId } from "./peers.ts";
+import type { WorkerJob, WorkerReport } from "./worker-job.ts";
+import { fixed, Held, random } from "./workloads.ts";
 
-/** One allocator as the workloads see it: alloc returns 0 on failure. */
-interface Subject {
-	alloc(size: number): number;
-	free(addr: number): void;
-	/** Buffer bytes in use by the allocator's own bookkeeping plus data, where it has a figure. */
-	bytes(): number;
-	check(): void;
-	poolHitRate?(): number;
+export type Spec =
+	| { kind: "W0"; peer: PeerId; size: number; pairs: number; timeLimitMs: number }
+	| { kind: "scale"; peer: PeerId; live: number; ops: number; maxSize: number; timeLimitMs: number; seed: number }
+	| { kind: "workers"; peer: "vmap" | "smo"; workload: "W0" | "W1"; workers: number; nodes: number; opsEach: number; seed: number }
+	| { kind: "batching"; peer: "vmap"; eager: boolean; pairs: number };
+
+export interface Case {
+	name: string;
+	spec: Spec;
 }
 
-function vmapSubject(pageSize: number, size: number, nodes = 1): Subject {
-	const s = VmapSpace.create({ start: pageSize, size, pageSize, shared: true, nodes });
-	return {
-		alloc: (n) => s.alloc(n),
-		free: (a) => s.free(a),
-		bytes: () => s.table.buffer.byteLength,
-		check: () => s.check(),
-		poolHitRate: () => hitRate(s),
-	};
+export interface PlanOptions {
+	seed: number;
+	/** A tenth of the operations and live counts up to 10k: proves the bench runs, gives no figures. */
+	quick: boolean;
+	/** Seconds a linear (O(n)) peer's timed loop may run. */
+	timeLimit: number;
 }
 
-function thingSubject(): Subject {
-	const pool = new MemPool({ buf: new ArrayBuffer(64 << 20), align: 8 });
-	return {
-		alloc: (n) => pool.malloc(n),
-		free: (a) => void pool.free(a),
-		bytes: () => 64 << 20,
-		check: () => {},
-	};
-}
+/** Live counts of the scale series; 10k is W1. */
+export const SCALE = [1_000, 10_000, 100_000, 1_000_000];
+/** Timed operations of W0 (pairs) and of each scale point. */
+export const OPS = 1_000_000;
+/** Linear peers' op count in the scale series. */
+export const LINEAR_OPS = 100_000;
+/** Non-linear peers' time limit, which no healthy run reaches. */
+const SAFETY_MS = 120_000;
 
-const rnd = xorshift32(1);
-
-function hitRate(s: VmapSpace): number {
-	const st = s.stats();
-	return st.poolHits + st.poolMisses === 0 ? 0 : st.poolHits / (st.poolHits + st.poolMisses);
-}
-
-/** Round a byte count up to the allocator's unit. */
-type Sizer = (n: number) => number;
-
-/**
- * W1 (and the scale runs): keep about `live` areas of random sizes 1..maxSize, and time `ops`
- * operations, each an alloc or a free of a random live area, the live count held in
- * [live - 100, live + 100] (1% for larger live counts).
- */
-function random(a: Subject, live: number, ops: number, maxSize: number, unit: Sizer, timeLimitMs: number) {
-	const band = Math.max(100, Math.floor(live / 100));
-	const hs = new Float64Array(live + band + 1);
-	const sizes = new Float64Array(live + band + 1);
-	let n = 0;
-	let fails = 0;
-	const doAlloc = () => {
-		const size = unit(1 + (rnd() % maxSize));
-		const h = a.alloc(size);
-		if (!h) {
-			fails++;
-			return;
+export function plan(o: PlanOptions): Case[] {
+	const div = o.quick ? 10 : 1;
+	const out: Case[] = [];
+	const limit = (linear: boolean) => (linear ? o.timeLimit * 1000 : SAFETY_MS);
+	for (const p of PEERS) out.push({ name: `W0 ${p.id}`, spec: { kind: "W0", peer: p.id, size: 64, pairs: OPS / div, timeLimitMs: limit(p.linear) } });
+	for (const live of o.quick ? SCALE.slice(0, 2) : SCALE) {
+		for (const p of PEERS) {
+			const ops = (p.linear ? LINEAR_OPS : OPS) / div;
+			out.push({ name: `scale ${live} ${p.id}`, spec: { kind: "scale", peer: p.id, live, ops, maxSize: 4096, timeLimitMs: limit(p.linear), seed: o.seed } });
 		}
-		hs[n] = h;
-		sizes[n] = size;
-		n++;
-	};
-	const doFree = () => {
-		const i = rnd() % n;
-		a.free(hs[i]!);
-		n--;
-		hs[i] = hs[n]!;
-		sizes[i] = sizes[n]!;
-	};
-	while (n < live) doAlloc();
-	const bytesAtFill = a.bytes();
-	fails = 0;
-	let done = 0;
-	const t0 = performance.now();
-	for (; done < ops; done++) {
-		if (n <= live - band) doAlloc();
-		else if (n >= live + band || n === 0) doFree();
-		else if (rnd() & 1) doAlloc();
-		else doFree();
-		if ((done & 1023) === 0 && performance.now() - t0 > timeLimitMs) break;
 	}
-	const sec = (performance.now() - t0) / 1000;
-	// Integrity: live ranges never overlap.
-	const order = Array.from({ length: n }, (_, i) => i).sort((x, y) => hs[x]! - hs[y]!);
-	let overlaps = 0;
-	for (let k = 1; k < order.length; k++) if (hs[order[k - 1]!]! + sizes[order[k - 1]!]! > hs[order[k]!]!) overlaps++;
-	a.check();
-	return { ops: done, sec, opsPerSec: done / sec, nsPerOp: (sec * 1e9) / done, fails, overlaps, live: n, bytesAtFill, bytesPerLiveAtFill: bytesAtFill / live, bytesAtEnd: a.bytes(), bytesPerLiveAtEnd: a.bytes() / n, capped: done < ops };
+	const workers = (peer: "vmap" | "smo", workload: "W0" | "W1", n: number, nodes: number, opsTotal: number) =>
+		out.push({ name: `workers ${peer} ${workload} x${n} nodes ${nodes}`, spec: { kind: "workers", peer, workload, workers: n, nodes, opsEach: opsTotal / n / div, seed: o.seed } });
+	for (const [n, nodes] of [[1, 1], [2, 1], [1, 2], [2, 2], [2, 4]] as const) workers("vmap", "W0", n, nodes, 2_000_000);
+	for (const [n, nodes] of [[1, 1], [2, 1], [1, 2], [2, 2]] as const) workers("vmap", "W1", n, nodes, 1_000_000);
+	workers("smo", "W0", 1, 1, 400_000);
+	workers("smo", "W0", 2, 1, 400_000);
+	out.push({ name: "batching vmap lazy", spec: { kind: "batching", peer: "vmap", eager: false, pairs: 2_000_000 / div } });
+	out.push({ name: "batching vmap eager", spec: { kind: "batching", peer: "vmap", eager: true, pairs: 20_000 / div } });
+	return out;
 }
 
-/** W0: fixed-size alloc+free pairs. */
-function fixed(a: Subject, size: number, pairs: number) {
-	for (let i = 0; i < 10_000; i++) a.free(a.alloc(size));
-	let fails = 0;
-	const t0 = performance.now();
-	for (let i = 0; i < pairs; i++) {
-		const h = a.alloc(size);
-		if (!h) {
-			fails++;
-			continue;
+export async function runCase(spec: Spec): Promise<object> {
+	switch (spec.kind) {
+		case "W0": {
+			const p = peer(spec.peer);
+			return fixed(await p.make(2 * 1_000, spec.size), { size: spec.size, pairs: spec.pairs, ids: p.unit === "ids" });
 		}
-		a.free(h);
+		case "scale": {
+			const p = peer(spec.peer);
+			return random(await p.make(spec.live, spec.maxSize), { ...spec, ids: p.unit === "ids" });
+		}
+		case "workers":
+			return shared(spec);
+		case "batching":
+			return batching(spec.eager, spec.pairs);
 	}
-	const sec = (performance.now() - t0) / 1000;
-	a.check();
-	return { pairs, sec, pairsPerSec: pairs / sec, fails, poolHitRate: a.poolHitRate?.() ?? 0 };
 }
 
 /** A flush hook that costs about `us` microseconds of CPU, as a TLB shootdown or a GPU fence wait would. */
@@ -127,9 +85,9 @@ function burn(us: number): () => void {
 }
 
 /**
- * Batching (issue 3): fixed-size 1-page pairs with an expensive flush. `eager` purges after
- * every free (a flush per free, what allocators without lazy free must do to be safe); lazy
- * lets the threshold batch them (one flush per lazyMaxPages pages).
+ * Batching: fixed-size 1-page pairs with an expensive flush. `eager` purges after every free
+ * (a flush per free, what an allocator without lazy free must do to be safe); lazy lets the
+ * threshold batch them (one flush per lazyMaxPages pages).
  */
 function batching(eager: boolean, pairs: number) {
 	const s = VmapSpace.create({ size: 2 ** 40, flush: burn(20) });
@@ -141,54 +99,73 @@ function batching(eager: boolean, pairs: number) {
 	const sec = (performance.now() - t0) / 1000;
 	s.check();
 	const st = s.stats();
-	return { pairs, sec, pairsPerSec: pairs / sec, fails: 0, flushes: st.flushes, pairsPerFlush: pairs / st.flushes };
+	return { pairs, sec, pairsPerSec: pairs / sec, fails: 0, overlaps: 0, flushes: st.flushes, pairsPerFlush: pairs / st.flushes };
 }
 
 /**
- * `workers` real worker_threads share one space, released together; aggregate ops/s is all
- * operations over the slowest worker's time. W0 counts alloc+free pairs.
+ * `workers` real worker_threads share one allocator, released together; aggregate ops/s is
+ * all operations over the slowest worker's time (W0 counts alloc+free pairs). Afterwards the
+ * ranges every worker still holds are checked for overlap across workers.
  */
-async function shared(workload: "W0" | "W1", workers: number, opsEach: number, nodes: number) {
-	const space = workload === "W0" ? VmapSpace.create({ size: 2 ** 40, nodes }) : VmapSpace.create({ start: 1, size: 2 ** 40, pageSize: 1, nodes });
+async function shared(spec: Extract<Spec, { kind: "workers" }>) {
+	let handle: { buffer: SharedArrayBuffer };
+	let space: VmapSpace | undefined;
+	let base = 1;
+	let limit: number;
+	if (spec.peer === "vmap") {
+		space = spec.workload === "W0" ? VmapSpace.create({ size: 2 ** 40, nodes: spec.nodes }) : VmapSpace.create({ start: 1, size: 2 ** 40, pageSize: 1, nodes: spec.nodes });
+		handle = space.handle;
+		base = space.start;
+		limit = space.start + space.size;
+	} else {
+		const smo = (await import("@daneren2005/shared-memory-objects" as string)) as { MemoryBuffer: new (o: { buf: SharedArrayBuffer; align: number }) => unknown };
+		const buffer = new SharedArrayBuffer(64 * 2 ** 20);
+		new smo.MemoryBuffer({ buf: buffer, align: 8 });
+		handle = { buffer };
+		limit = buffer.byteLength;
+	}
 	const control = new SharedArrayBuffer(8);
 	const gate = new Int32Array(control);
 	const entry = new URL("./worker-job.ts", import.meta.url).href;
 	const boot = new URL("../scripts/ts-worker.mjs", import.meta.url);
-	const ws = Array.from({ length: workers }, (_, i) => new Worker(boot, { workerData: { entry, handle: space.handle, control, workload, ops: opsEach, live: 10_000, seed: 1 + i } }));
-	const reports = ws.map((w) => new Promise<{ ops: number; ms: number; lockWaitMs: number }>((res, rej) => (w.once("message", res), w.once("error", rej))));
-	while (Atomics.load(gate, 1) < workers) await new Promise((r) => setTimeout(r, 5));
+	const ws = Array.from({ length: spec.workers }, (_, i) => {
+		const job: WorkerJob = { peer: spec.peer, handle, control, workload: spec.workload, ops: spec.opsEach, live: 10_000, seed: spec.seed + i };
+		return new Worker(boot, { workerData: { entry, ...job } });
+	});
+	const reports = ws.map((w) => new Promise<WorkerReport>((res, rej) => (w.once("message", res), w.once("error", rej))));
+	// A worker that dies before the gate must not leave the others waiting.
+	await Promise.race([
+		(async () => {
+			while (Atomics.load(gate, 1) < spec.workers) await new Promise((r) => setTimeout(r, 5));
+		})(),
+		Promise.all(reports),
+	]);
 	Atomics.store(gate, 0, 1);
 	Atomics.notify(gate, 0);
-	const out = await Promise.all(reports);
-	await Promise.all(ws.map((w) => w.terminate()));
-	space.check();
+	const out = await Promise.all(reports).finally(() => Promise.all(ws.map((w) => w.terminate())));
+	const held = new Held(out.reduce((n, r) => n + r.addr.length, 0));
+	for (const r of out) {
+		held.addr.set(r.addr, held.n);
+		held.size.set(r.size, held.n);
+		held.n += r.addr.length;
+	}
+	const overlaps = held.overlaps(base, limit);
+	space?.check();
+	const st = space?.stats();
 	const ms = Math.max(...out.map((r) => r.ms));
 	const ops = out.reduce((n, r) => n + r.ops, 0);
-	return { workers, nodes, ops, sec: ms / 1000, opsPerSec: (ops / ms) * 1000, poolHitRate: hitRate(space), helped: space.stats().helped, lockWaitMs: out.reduce((n, r) => n + r.lockWaitMs, 0), lockWaitShare: out.reduce((n, r) => n + r.lockWaitMs, 0) / (ms * workers) };
+	const lockWaitMs = out.reduce((n, r) => n + r.lockWaitMs, 0);
+	return {
+		workers: spec.workers,
+		nodes: spec.nodes,
+		ops,
+		sec: ms / 1000,
+		opsPerSec: (ops / ms) * 1000,
+		fails: out.reduce((n, r) => n + r.fails, 0),
+		overlaps,
+		poolHitRate: st && st.poolHits + st.poolMisses > 0 ? st.poolHits / (st.poolHits + st.poolMisses) : 0,
+		helped: st?.helped ?? 0,
+		lockWaitMs,
+		lockWaitShare: lockWaitMs / (ms * spec.workers),
+	};
 }
-
-const byte: Sizer = (n) => n;
-
-export const cases: Record<string, () => object | Promise<object>> = {
-	"workers W0 x1 nodes 1": () => shared("W0", 1, 2_000_000, 1),
-	"workers W0 x2 nodes 1": () => shared("W0", 2, 1_000_000, 1),
-	"workers W0 x1 nodes 2": () => shared("W0", 1, 2_000_000, 2),
-	"workers W0 x2 nodes 2": () => shared("W0", 2, 1_000_000, 2),
-	"workers W0 x2 nodes 4": () => shared("W0", 2, 1_000_000, 4),
-	"workers W1 x1 nodes 1": () => shared("W1", 1, 1_000_000, 1),
-	"workers W1 x2 nodes 1": () => shared("W1", 2, 500_000, 1),
-	"workers W1 x1 nodes 2": () => shared("W1", 1, 1_000_000, 2),
-	"workers W1 x2 nodes 2": () => shared("W1", 2, 500_000, 2),
-	"W0 vmap 64 B (pageSize 1)": () => fixed(vmapSubject(1, 2 ** 32), 64, 5_000_000),
-	"W0 vmap 1 page (pageSize 4096)": () => fixed(vmapSubject(4096, 2 ** 40), 4096, 5_000_000),
-	"W0 vmap 1 page, pool path (nodes 2)": () => fixed(vmapSubject(4096, 2 ** 40, 2), 4096, 5_000_000),
-	"W0 thi.ng 64 B": () => fixed(thingSubject(), 64, 5_000_000),
-	"batching lazy (flush burns 20 us)": () => batching(false, 2_000_000),
-	"batching eager (flush burns 20 us, purge after every free)": () => batching(true, 20_000),
-	"W1 vmap": () => random(vmapSubject(1, 2 ** 36), 10_000, 1_000_000, 4096, byte, 60_000),
-	"W1 thi.ng (capped: 20k ops or 10 s)": () => random(thingSubject(), 10_000, 20_000, 4096, byte, 10_000),
-	"scale vmap 1k live": () => random(vmapSubject(1, 2 ** 44), 1_000, 1_000_000, 4096, byte, 60_000),
-	"scale vmap 10k live": () => random(vmapSubject(1, 2 ** 44), 10_000, 1_000_000, 4096, byte, 60_000),
-	"scale vmap 100k live": () => random(vmapSubject(1, 2 ** 44), 100_000, 1_000_000, 4096, byte, 60_000),
-	"scale vmap 1M live": () => random(vmapSubject(1, 2 ** 44), 1_000_000, 1_000_000, 4096, byte, 60_000),
-};

@@ -1,44 +1,98 @@
 /**
  * One worker's share of a multi-worker benchmark: attach, wait at the gate, run `ops`
- * operations of the workload, report time and lock waits.
- * - W0: fixed-size alloc+free pairs of one page;
- * - W1: random sizes 1..4096 (pageSize 1), about `live` areas of this worker's own.
+ * operations of the workload, then hold PROBE more areas (W0) or keep its live set (W1) and
+ * post the ranges back so the parent checks them for overlap across all workers.
+ * - W0: fixed-size alloc+free pairs (one page for vmap, 64 B for shared-memory-objects);
+ * - W1: random sizes 1..4096 (vmap, pageSize 1), about `live` areas of this worker's own.
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { VmapSpace } from "../src/index.ts";
 import { xorshift32 } from "../test/support/xorshift.ts";
+import { PROBE } from "./workloads.ts";
 
-const { handle, control, workload, ops, live, seed } = workerData as {
+export interface WorkerJob {
+	peer: "vmap" | "smo";
+	/** vmap: the space's handle; smo: the MemoryBuffer's SharedArrayBuffer. */
 	handle: { buffer: SharedArrayBuffer };
 	control: SharedArrayBuffer;
 	workload: "W0" | "W1";
 	ops: number;
 	live: number;
 	seed: number;
-};
-const space = VmapSpace.attach(handle);
-const gate = new Int32Array(control);
-const rnd = xorshift32(seed);
-const hs = new Float64Array(live + 200);
+}
+
+export interface WorkerReport {
+	ops: number;
+	ms: number;
+	lockWaitMs: number;
+	fails: number;
+	addr: Float64Array;
+	size: Float64Array;
+}
+
+interface Allocator {
+	alloc(n: number): number;
+	free(a: number): void;
+}
+
+const job = workerData as WorkerJob;
+const gate = new Int32Array(job.control);
+const rnd = xorshift32(job.seed);
+let a: Allocator;
+let lockWaitMs = () => 0;
+let close = () => {};
+let unit: number;
+if (job.peer === "vmap") {
+	const space = VmapSpace.attach(job.handle);
+	a = space;
+	unit = space.pageSize;
+	lockWaitMs = () => space.lockWaitMs;
+	close = () => space.close();
+} else {
+	const smo = (await import("@daneren2005/shared-memory-objects" as string)) as { MemoryBuffer: new (o: { buf: SharedArrayBuffer; skipInitialization: boolean }) => { malloc(n: number): number; free(a: number): boolean } };
+	const pool = new smo.MemoryBuffer({ buf: job.handle.buffer, skipInitialization: true });
+	a = { alloc: (n) => pool.malloc(n), free: (x) => void pool.free(x) };
+	unit = 64;
+}
+
+const cap = job.workload === "W0" ? PROBE : job.live + 201;
+const addr = new Float64Array(cap);
+const size = new Float64Array(cap);
 let n = 0;
-if (workload === "W1") while (n < live) hs[n++] = space.alloc(1 + (rnd() % 4096));
+let fails = 0;
+const take = (s: number) => {
+	const h = a.alloc(s);
+	if (!h) fails++;
+	else {
+		addr[n] = h;
+		size[n++] = s;
+	}
+};
+if (job.workload === "W1") while (n < job.live && fails < job.live) take(1 + (rnd() % 4096));
 Atomics.add(gate, 1, 1); // ready
 Atomics.wait(gate, 0, 0);
 const t0 = performance.now();
-if (workload === "W0") {
-	const size = space.pageSize;
-	for (let i = 0; i < ops; i++) space.free(space.alloc(size));
+if (job.workload === "W0") {
+	for (let i = 0; i < job.ops; i++) {
+		const h = a.alloc(unit);
+		if (h) a.free(h);
+		else fails++;
+	}
 } else {
-	for (let i = 0; i < ops; i++) {
-		if (n <= live - 100) hs[n++] = space.alloc(1 + (rnd() % 4096));
-		else if (n >= live + 100 || rnd() & 1) {
+	for (let i = 0; i < job.ops; i++) {
+		if (n <= job.live - 100) take(1 + (rnd() % 4096));
+		else if (n >= job.live + 100 || rnd() & 1) {
 			const k = rnd() % n;
-			space.free(hs[k]!);
-			hs[k] = hs[--n]!;
-		} else hs[n++] = space.alloc(1 + (rnd() % 4096));
+			a.free(addr[k]!);
+			n--;
+			addr[k] = addr[n]!;
+			size[k] = size[n]!;
+		} else take(1 + (rnd() % 4096));
 	}
 }
 const ms = performance.now() - t0;
-const lockWaitMs = space.lockWaitMs;
-space.close();
-parentPort!.postMessage({ ops, ms, lockWaitMs });
+if (job.workload === "W0") for (let i = 0; i < PROBE; i++) take(unit);
+const report: WorkerReport = { ops: job.ops, ms, lockWaitMs: lockWaitMs(), fails, addr: addr.slice(0, n), size: size.slice(0, n) };
+parentPort!.postMessage(report);
+// The parent checks the ranges posted above against every other worker's before anything is freed.
+close();

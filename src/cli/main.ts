@@ -1,6 +1,9 @@
 #!/usr/bin/env node
-/** The `vmap` command line: `vmap test` (the kernel's test_vmalloc driver). */
+/** The `vmap` command line: `vmap test` (the kernel's test_vmalloc driver) and `vmap bench`. */
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { usageError, whole as wholeArg } from "./args.ts";
 import { ALL_MASK, CASES } from "./test-cases.ts";
 import { modeParams, runTests, type TestParams } from "./test-run.ts";
 
@@ -8,9 +11,9 @@ const HELP = `vmap: the Linux kernel's vmalloc allocator design, in TypeScript
 
 Usage:
   vmap test [options]   run the kernel's test_vmalloc cases on a shared VmapHeap
-  vmap --help           this text; vmap test --help explains every option
-
-(vmap bench is not built yet.)
+  vmap bench [options]  compare vmap with the JavaScript allocators, each case in a fresh
+                        process (from a clone of the repository: the peers are devDependencies)
+  vmap --help           this text; vmap test --help and vmap bench --help explain every option
 `;
 
 const TEST_HELP = `vmap test: the kernel's test_vmalloc driver (lib/test_vmalloc.c, test_vmalloc.sh), ported
@@ -44,16 +47,11 @@ ${CASES.map((c) => `  ${String(c.id).padStart(4)}  ${c.name}${c.xfail ? " (xfail
 `;
 
 function fail(message: string): never {
-	process.stderr.write(`vmap test: ${message}\n`);
-	process.exit(2);
+	return usageError("test", message);
 }
 
-/** A whole number from `min` to `max`, or exit 2 naming the option. */
 function whole(name: string, value: string | undefined, min: number, max: number): number | undefined {
-	if (value === undefined) return undefined;
-	const n = /^0x[0-9a-f]+$/i.test(value) ? Number.parseInt(value, 16) : /^\d+$/.test(value) ? Number(value) : Number.NaN;
-	if (!Number.isSafeInteger(n) || n < min || n > max) fail(`--${name} must be a whole number from ${min} to ${max}, got ${JSON.stringify(value)}`);
-	return n;
+	return wholeArg("test", name, value, min, max);
 }
 
 async function test(argv: string[]): Promise<number> {
@@ -98,11 +96,26 @@ async function test(argv: string[]): Promise<number> {
 	return runTests(p);
 }
 
+/**
+ * The bench lives in the repository's bench/, beside the peers it compares (devDependencies),
+ * and runs from the TypeScript sources; an installed package has neither.
+ */
+async function bench(argv: string[]): Promise<number> {
+	const entry = new URL("../../bench/main.ts", import.meta.url);
+	if (!existsSync(fileURLToPath(entry)) || !import.meta.url.endsWith(".ts")) {
+		usageError("bench", "runs from a clone of the repository, where its peers are installed as devDependencies: git clone, npm ci, npm run bench");
+	}
+	const { main } = (await import(entry.href)) as { main(argv: string[]): Promise<number> };
+	return main(argv);
+}
+
 const [command, ...rest] = process.argv.slice(2);
 if (command === undefined || command === "--help" || command === "-h" || command === "help") {
 	process.stdout.write(HELP);
 } else if (command === "test") {
 	process.exitCode = await test(rest);
+} else if (command === "bench") {
+	process.exitCode = await bench(rest);
 } else {
 	process.stderr.write(`vmap: unknown command ${JSON.stringify(command)}\n\n${HELP}`);
 	process.exitCode = 2;

@@ -1,0 +1,75 @@
+/** `vmap bench` arguments and help; `npm run bench -- [options]` runs it from the sources. */
+import { parseArgs } from "node:util";
+import { usageError, whole } from "../src/cli/args.ts";
+import { LINEAR_OPS, OPS, SCALE } from "./cases.ts";
+import { PEERS } from "./peers.ts";
+import { bench } from "./run.ts";
+
+const HELP = `vmap bench: vmap side by side with the JavaScript allocators, in one run
+
+Every case runs alone in a fresh child process, one after another, on the same workloads and
+the same xorshift32 seed, and the report gives ratios to vmap VmapSpace:
+  W0       ${OPS.toLocaleString("en-US")} alloc+free pairs of 64 B (number-allocator: one ID)
+  scale    random sizes 1..4096 B at ${SCALE.map((n) => n.toLocaleString("en-US")).join(" / ")} live, ${OPS.toLocaleString("en-US")} operations each
+           (10,000 live is W1); fragmentation = peak address span / peak live bytes
+  workers  1 and 2 worker_threads sharing one allocator (vmap with 1, 2 and 4 nodes;
+           shared-memory-objects' locked MemoryBuffer)
+  batching vmap's lazy free against a purge after every free, the flush costing 20 us
+O(n) peers run ${LINEAR_OPS.toLocaleString("en-US")} operations per scale point and stop at --time-limit; the report
+marks their cells. Every run reports failed allocations and overlapping ranges; a peer that
+throws, dies or overruns is reported as broken with its error, and its later cases skipped.
+Exit status 1 only if vmap itself broke or overlapped.
+
+Options:
+  --svg FILE        also write a chart of ops/s against live count (log scales) to FILE
+  --json            print one JSON document (every run's figures) instead of markdown
+  --only TEXT       run only the cases whose name starts with TEXT; repeat or separate with
+                    commas (e.g. --only W0 --only "scale 10000 "); see --list
+  --list            print the case names and exit
+  --seed N          xorshift32 seed for every workload; default 1
+  --time-limit S    seconds an O(n) peer's timed loop may run; default 5
+  --quick           a tenth of the operations and live counts up to 10k: proves the bench
+                    runs in about a minute; its figures are not for quoting
+  -h, --help        this text
+
+Allocators:
+${PEERS.map((p) => `  ${p.id.padEnd(17)} ${p.name}${p.linear ? " (O(n))" : ""}\n${" ".repeat(20)}${p.note}`).join("\n")}
+`;
+
+export async function main(argv: string[]): Promise<number> {
+	let parsed;
+	try {
+		parsed = parseArgs({
+			args: argv,
+			strict: true,
+			allowPositionals: false,
+			options: {
+				svg: { type: "string" },
+				json: { type: "boolean" },
+				only: { type: "string", multiple: true },
+				list: { type: "boolean" },
+				seed: { type: "string" },
+				"time-limit": { type: "string" },
+				quick: { type: "boolean" },
+				help: { type: "boolean", short: "h" },
+			},
+		});
+	} catch (e) {
+		usageError("bench", `${(e as Error).message} (see vmap bench --help)`);
+	}
+	const v = parsed.values;
+	if (v.help) {
+		process.stdout.write(HELP);
+		return 0;
+	}
+	if (v.svg === "") usageError("bench", "--svg needs a file name");
+	return bench({
+		svg: v.svg,
+		json: v.json ?? false,
+		only: (v.only ?? []).flatMap((s) => s.split(",")).filter((s) => s !== ""),
+		list: v.list ?? false,
+		seed: whole("bench", "seed", v.seed, 1, 2 ** 32 - 1) ?? 1,
+		timeLimit: whole("bench", "time-limit", v["time-limit"], 1, 3600) ?? 5,
+		quick: v.quick ?? false,
+	});
+}

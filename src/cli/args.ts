@@ -1,0 +1,14 @@
+/** Argument checks shared by the `vmap` subcommands: a bad argument exits 2, naming the option. */
+
+export function usageError(command: string, message: string): never {
+	process.stderr.write(`vmap ${command}: ${message}\n`);
+	process.exit(2);
+}
+
+/** A whole number from `min` to `max` (decimal or 0x hex), or exit 2 naming the option. */
+export function whole(command: string, name: string, value: string | undefined, min: number, max: number): number | undefined {
+	if (value === undefined) return undefined;
+	const n = /^0x[0-9a-f]+$/i.test(value) ? Number.parseInt(value, 16) : /^\d+$/.test(value) ? Number(value) : Number.NaN;
+	if (!Number.isSafeInteger(n) || n < min || n > max) usageError(command, `--${name} must be a whole number from ${min} to ${max}, got ${JSON.stringify(value)}`);
+	return n;
+}
