@@ -7,12 +7,12 @@ import { Worker } from "node:worker_threads";
 import { VmapSpace } from "../src/index.ts";
 import { PEERS, peer, type PeerId } from "./peers.ts";
 import type { WorkerJob, WorkerReport } from "./worker-job.ts";
-import { fixed, Held, random } from "./workloads.ts";
+import { fixed, Held, random, rssMiB } from "./workloads.ts";
 
 export type Spec =
 	| { kind: "W0"; peer: PeerId; size: number; pairs: number; timeLimitMs: number }
 	| { kind: "scale"; peer: PeerId; live: number; ops: number; maxSize: number; timeLimitMs: number; seed: number }
-	| { kind: "workers"; peer: "vmap" | "smo"; workload: "W0" | "W1"; workers: number; nodes: number; opsEach: number; seed: number }
+	| { kind: "workers"; peer: "vmap" | "smo"; workload: "W0" | "W1"; workers: number; nodes: number; opsEach: number; seed: number; selfShim: boolean }
 	| { kind: "batching"; peer: "vmap"; eager: boolean; pairs: number };
 
 export interface Case {
@@ -48,12 +48,15 @@ export function plan(o: PlanOptions): Case[] {
 			out.push({ name: `scale ${live} ${p.id}`, spec: { kind: "scale", peer: p.id, live, ops, maxSize: 4096, timeLimitMs: limit(p.linear), seed: o.seed } });
 		}
 	}
-	const workers = (peer: "vmap" | "smo", workload: "W0" | "W1", n: number, nodes: number, opsTotal: number) =>
-		out.push({ name: `workers ${peer} ${workload} x${n} nodes ${nodes}`, spec: { kind: "workers", peer, workload, workers: n, nodes, opsEach: opsTotal / n / div, seed: o.seed } });
-	for (const [n, nodes] of [[1, 1], [2, 1], [1, 2], [2, 2], [2, 4]] as const) workers("vmap", "W0", n, nodes, 2_000_000);
-	for (const [n, nodes] of [[1, 1], [2, 1], [1, 2], [2, 2]] as const) workers("vmap", "W1", n, nodes, 1_000_000);
-	workers("smo", "W0", 1, 1, 400_000);
-	workers("smo", "W0", 2, 1, 400_000);
+	const workers = (name: string, peer: "vmap" | "smo", workload: "W0" | "W1", n: number, nodes: number, opsTotal: number, selfShim = false) =>
+		out.push({ name, spec: { kind: "workers", peer, workload, workers: n, nodes, opsEach: opsTotal / n / div, seed: o.seed, selfShim } });
+	for (const [n, nodes] of [[1, 1], [2, 1], [1, 2], [2, 2], [2, 4]] as const) workers(`workers vmap W0 x${n} nodes ${nodes}`, "vmap", "W0", n, nodes, 2_000_000);
+	for (const [n, nodes] of [[1, 1], [2, 1], [1, 2], [2, 2]] as const) workers(`workers vmap W1 x${n} nodes ${nodes}`, "vmap", "W1", n, nodes, 1_000_000);
+	workers("workers smo W0 x1", "smo", "W0", 1, 1, 400_000);
+	workers("workers smo W0 x2", "smo", "W0", 2, 1, 400_000);
+	// js-allocators.md section 3: its lock names the browser global `self`; defining it in the
+	// workers makes the lock spin instead of wait, and the package run.
+	workers("workers smo W0 x2 self shim", "smo", "W0", 2, 1, 400_000, true);
 	out.push({ name: "batching vmap lazy", spec: { kind: "batching", peer: "vmap", eager: false, pairs: 2_000_000 / div } });
 	out.push({ name: "batching vmap eager", spec: { kind: "batching", peer: "vmap", eager: true, pairs: 20_000 / div } });
 	return out;
@@ -97,9 +100,10 @@ function batching(eager: boolean, pairs: number) {
 		if (eager) s.purge();
 	}
 	const sec = (performance.now() - t0) / 1000;
+	const maxRssMiB = rssMiB();
 	s.check();
 	const st = s.stats();
-	return { pairs, sec, pairsPerSec: pairs / sec, fails: 0, overlaps: 0, flushes: st.flushes, pairsPerFlush: pairs / st.flushes };
+	return { pairs, sec, pairsPerSec: pairs / sec, fails: 0, overlaps: 0, flushes: st.flushes, pairsPerFlush: pairs / st.flushes, maxRssMiB };
 }
 
 /**
@@ -129,7 +133,7 @@ async function shared(spec: Extract<Spec, { kind: "workers" }>) {
 	const entry = new URL("./worker-job.ts", import.meta.url).href;
 	const boot = new URL("../scripts/ts-worker.mjs", import.meta.url);
 	const ws = Array.from({ length: spec.workers }, (_, i) => {
-		const job: WorkerJob = { peer: spec.peer, handle, control, workload: spec.workload, ops: spec.opsEach, live: 10_000, seed: spec.seed + i };
+		const job: WorkerJob = { peer: spec.peer, handle, control, workload: spec.workload, ops: spec.opsEach, live: 10_000, seed: spec.seed + i, selfShim: spec.selfShim };
 		return new Worker(boot, { workerData: { entry, ...job } });
 	});
 	const reports = ws.map((w) => new Promise<WorkerReport>((res, rej) => (w.once("message", res), w.once("error", rej))));
@@ -143,6 +147,7 @@ async function shared(spec: Extract<Spec, { kind: "workers" }>) {
 	Atomics.store(gate, 0, 1);
 	Atomics.notify(gate, 0);
 	const out = await Promise.all(reports).finally(() => Promise.all(ws.map((w) => w.terminate())));
+	const maxRssMiB = rssMiB();
 	const held = new Held(out.reduce((n, r) => n + r.addr.length, 0));
 	for (const r of out) {
 		held.addr.set(r.addr, held.n);
@@ -167,5 +172,6 @@ async function shared(spec: Extract<Spec, { kind: "workers" }>) {
 		helped: st?.helped ?? 0,
 		lockWaitMs,
 		lockWaitShare: lockWaitMs / (ms * spec.workers),
+		maxRssMiB,
 	};
 }

@@ -1,6 +1,5 @@
 /** `vmap bench` arguments and help; `npm run bench -- [options]` runs it from the sources. */
-import { parseArgs } from "node:util";
-import { usageError, whole } from "../src/cli/args.ts";
+import { parseOptions, usageError, whole } from "../src/cli/args.ts";
 import { LINEAR_OPS, OPS, SCALE } from "./cases.ts";
 import { PEERS } from "./peers.ts";
 import { bench } from "./run.ts";
@@ -37,27 +36,16 @@ ${PEERS.map((p) => `  ${p.id.padEnd(17)} ${p.name}${p.linear ? " (O(n))" : ""}\n
 `;
 
 export async function main(argv: string[]): Promise<number> {
-	let parsed;
-	try {
-		parsed = parseArgs({
-			args: argv,
-			strict: true,
-			allowPositionals: false,
-			options: {
-				svg: { type: "string" },
-				json: { type: "boolean" },
-				only: { type: "string", multiple: true },
-				list: { type: "boolean" },
-				seed: { type: "string" },
-				"time-limit": { type: "string" },
-				quick: { type: "boolean" },
-				help: { type: "boolean", short: "h" },
-			},
-		});
-	} catch (e) {
-		usageError("bench", `${(e as Error).message} (see vmap bench --help)`);
-	}
-	const v = parsed.values;
+	const v = parseOptions("bench", argv, {
+		svg: { type: "string" },
+		json: { type: "boolean" },
+		only: { type: "string", multiple: true },
+		list: { type: "boolean" },
+		seed: { type: "string" },
+		"time-limit": { type: "string" },
+		quick: { type: "boolean" },
+		help: { type: "boolean", short: "h" },
+	});
 	if (v.help) {
 		process.stdout.write(HELP);
 		return 0;

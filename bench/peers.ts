@@ -85,21 +85,20 @@ interface Smo {
 }
 const loadSmo = async (): Promise<Smo> => (await import("@daneren2005/shared-memory-objects" as string)) as Smo;
 
+/** A vmap call as a Subject's alloc: EBUSY (nothing fits) becomes 0. */
+function orZero(alloc: (n: number) => number): (n: number) => number {
+	return (n) => {
+		try {
+			return alloc(n);
+		} catch (e) {
+			return busy(e);
+		}
+	};
+}
+
 function spaceSubject(lazyMaxBytes: number | undefined): Subject {
 	const s = VmapSpace.create({ start: 1, size: 2 ** 40, pageSize: 1, shared: true, nodes: 1, ...(lazyMaxBytes !== undefined && { lazyMaxPages: lazyMaxBytes }) });
-	return {
-		alloc(n) {
-			try {
-				return s.alloc(n);
-			} catch (e) {
-				return busy(e);
-			}
-		},
-		free: (a) => s.free(a),
-		check: () => s.check(),
-		base: 1,
-		limit: 1 + 2 ** 40,
-	};
+	return { alloc: orZero((n) => s.alloc(n)), free: (a) => s.free(a), check: () => s.check(), base: 1, limit: 1 + 2 ** 40 };
 }
 
 /** number-allocator over the IDs 1..max. */
@@ -149,19 +148,7 @@ export const PEERS: Peer[] = [
 		make(live, maxSize) {
 			const maxBytes = poolBytes(live, maxSize);
 			const h = VmapHeap.create({ size: 64 * 2 ** 20, maxSize: maxBytes, pageSize: 8, guardPages: 0, nodes: 1 });
-			return {
-				alloc(n) {
-					try {
-						return h.vmalloc(n);
-					} catch (e) {
-						return busy(e);
-					}
-				},
-				free: (a) => h.vfree(a),
-				check: () => h.check(),
-				base: 8,
-				limit: maxBytes,
-			};
+			return { alloc: orZero((n) => h.vmalloc(n)), free: (a) => h.vfree(a), check: () => h.check(), base: 8, limit: maxBytes };
 		},
 	},
 	{

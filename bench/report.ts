@@ -111,7 +111,7 @@ export function markdown(runs: Run[], m: Meta): string {
 		for (const r of wk) {
 			if (r.spec.kind !== "workers") continue;
 			const s = r.spec;
-			const name = s.peer === "vmap" ? "vmap VmapSpace" : PEERS.find((p) => p.id === "smo")!.name;
+			const name = s.peer === "vmap" ? "vmap VmapSpace" : `${PEERS.find((p) => p.id === "smo")!.name}${s.selfShim ? ", globalThis.self defined" : ""}`;
 			const lead = `| ${name} | ${s.workload} | ${s.workers} | ${s.peer === "vmap" ? s.nodes : "-"} |`;
 			if (r.status !== "ok") {
 				line(`${lead} ${r.status === "broken" ? footnote(r) : "not run"} |||||||||`);
@@ -122,7 +122,7 @@ export function markdown(runs: Run[], m: Meta): string {
 				const o = find(runs, other);
 				return o?.status === "ok" ? ratio(num(x, "opsPerSec") / num(o.result, "opsPerSec")) : "";
 			};
-			const one = `workers ${s.peer} ${s.workload} x1 nodes 1`;
+			const one = s.peer === "vmap" ? `workers vmap ${s.workload} x1 nodes 1` : `workers smo ${s.workload} x1`;
 			const sameWorkers = `workers ${s.peer} ${s.workload} x${s.workers} nodes 1`;
 			const vmap = s.peer === "vmap";
 			line(
@@ -158,7 +158,7 @@ export function markdown(runs: Run[], m: Meta): string {
 		line();
 		line(`fails: allocations that returned no address. overlaps: live ranges overlapping a neighbour or outside the allocator's range, checked after the fill and after the run (W0: 1,000 areas held at once after the pairs). Each allocator's own validator ran after the run where it has one (vmap check(), first-fit check()).`);
 		line();
-		line(`| case | allocator | operations run | seconds | fails | overlaps | peak RSS | notes |`);
+		line(`| case | allocator | operations run | seconds | fails | overlaps | peak RSS by the end of the run | notes |`);
 		line(`|---|---|---:|---:|---:|---:|---:|---|`);
 		for (const r of single) {
 			const p = PEERS.find((q) => q.id === r.spec.peer)!;

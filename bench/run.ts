@@ -70,8 +70,9 @@ function runChild(c: Case, hardMs: number): Promise<Outcome> {
 	});
 }
 
-function peerOf(c: Case): string {
-	return c.spec.peer;
+/** A peer broken in W0 or the scale series would break again there; worker setups differ and all run. */
+function peerOf(c: Case): string | undefined {
+	return c.spec.kind === "W0" || c.spec.kind === "scale" ? c.spec.peer : undefined;
 }
 
 export async function bench(o: BenchOptions): Promise<number> {
@@ -88,7 +89,8 @@ export async function bench(o: BenchOptions): Promise<number> {
 	const brokeIn = new Map<string, string>();
 	const runs: Run[] = [];
 	for (const [i, c] of cases.entries()) {
-		const where = brokeIn.get(peerOf(c));
+		const peer = peerOf(c);
+		const where = peer === undefined ? undefined : brokeIn.get(peer);
 		if (where !== undefined) {
 			runs.push({ ...c, status: "skipped", reason: `not run: broke in ${where}` });
 			process.stderr.write(`[${i + 1}/${cases.length}] ${c.name}: not run, broke in ${where}\n`);
@@ -99,7 +101,7 @@ export async function bench(o: BenchOptions): Promise<number> {
 		const hardMs = ("timeLimitMs" in c.spec ? c.spec.timeLimitMs : 0) + 180_000;
 		const outcome = await runChild(c, hardMs);
 		process.stderr.write(`${outcome.status === "ok" ? "" : "BROKEN "}${((performance.now() - t) / 1000).toFixed(1)} s\n`);
-		if (outcome.status === "broken") brokeIn.set(peerOf(c), c.name);
+		if (outcome.status === "broken" && peer !== undefined) brokeIn.set(peer, c.name);
 		runs.push({ ...c, ...outcome });
 	}
 	const meta: Meta = {

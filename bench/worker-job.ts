@@ -19,6 +19,8 @@ export interface WorkerJob {
 	ops: number;
 	live: number;
 	seed: number;
+	/** Define the browser global `self` before shared-memory-objects runs (its lock reads it). */
+	selfShim: boolean;
 }
 
 export interface WorkerReport {
@@ -49,6 +51,7 @@ if (job.peer === "vmap") {
 	lockWaitMs = () => space.lockWaitMs;
 	close = () => space.close();
 } else {
+	if (job.selfShim) (globalThis as { self?: unknown }).self = globalThis;
 	const smo = (await import("@daneren2005/shared-memory-objects" as string)) as { MemoryBuffer: new (o: { buf: SharedArrayBuffer; skipInitialization: boolean }) => { malloc(n: number): number; free(a: number): boolean } };
 	const pool = new smo.MemoryBuffer({ buf: job.handle.buffer, skipInitialization: true });
 	a = { alloc: (n) => pool.malloc(n), free: (x) => void pool.free(x) };

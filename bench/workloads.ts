@@ -40,6 +40,11 @@ export class Held {
 	}
 }
 
+/** Peak resident set so far, read as a timed loop ends, before the checks build their own structures. */
+export function rssMiB(): number {
+	return process.resourceUsage().maxRSS / 1024;
+}
+
 export interface FixedParams {
 	size: number;
 	pairs: number;
@@ -70,6 +75,7 @@ export function fixed(a: Subject, p: FixedParams) {
 		a.free(h);
 	}
 	const sec = (performance.now() - t0) / 1000;
+	const maxRssMiB = rssMiB();
 	const held = new Held(PROBE);
 	for (let i = 0; i < PROBE; i++) {
 		const h = a.alloc(p.size);
@@ -82,7 +88,7 @@ export function fixed(a: Subject, p: FixedParams) {
 	const overlaps = held.overlaps(a.base, a.limit);
 	for (let i = 0; i < held.n; i++) a.free(held.addr[i]!);
 	a.check();
-	return { pairs: p.pairs, sec, pairsPerSec: p.pairs / sec, fails, overlaps, ...a.audit?.(0) };
+	return { pairs: p.pairs, sec, pairsPerSec: p.pairs / sec, fails, overlaps, maxRssMiB, ...a.audit?.(0) };
 }
 
 export interface RandomParams {
@@ -163,6 +169,7 @@ export function random(a: Subject, p: RandomParams) {
 		}
 	}
 	const sec = (performance.now() - t0) / 1000;
+	const maxRssMiB = rssMiB();
 	overlaps += held.overlaps(a.base, a.limit);
 	a.check();
 	return {
@@ -178,6 +185,7 @@ export function random(a: Subject, p: RandomParams) {
 		peakLive,
 		peakSpan: peakEnd - a.base,
 		fragmentation: (peakEnd - a.base) / peakLive,
+		maxRssMiB,
 		...a.audit?.(held.n),
 	};
 }

@@ -1,4 +1,17 @@
 /** Argument checks shared by the `vmap` subcommands: a bad argument exits 2, naming the option. */
+import { parseArgs, type ParseArgsConfig } from "node:util";
+
+type Options = NonNullable<ParseArgsConfig["options"]>;
+type Values<O extends Options> = ReturnType<typeof parseArgs<{ args: string[]; strict: true; allowPositionals: false; options: O }>>["values"];
+
+/** Options only, strictly: an unknown option or a stray word exits 2. */
+export function parseOptions<O extends Options>(command: string, argv: string[], options: O): Values<O> {
+	try {
+		return parseArgs({ args: argv, strict: true, allowPositionals: false, options }).values;
+	} catch (e) {
+		return usageError(command, `${(e as Error).message} (see vmap ${command} --help)`);
+	}
+}
 
 export function usageError(command: string, message: string): never {
 	process.stderr.write(`vmap ${command}: ${message}\n`);

@@ -2,8 +2,7 @@
 /** The `vmap` command line: `vmap test` (the kernel's test_vmalloc driver) and `vmap bench`. */
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
-import { usageError, whole as wholeArg } from "./args.ts";
+import { parseOptions, usageError, whole as wholeArg } from "./args.ts";
 import { ALL_MASK, CASES } from "./test-cases.ts";
 import { modeParams, runTests, type TestParams } from "./test-run.ts";
 
@@ -55,29 +54,18 @@ function whole(name: string, value: string | undefined, min: number, max: number
 }
 
 async function test(argv: string[]): Promise<number> {
-	let parsed;
-	try {
-		parsed = parseArgs({
-			args: argv,
-			strict: true,
-			allowPositionals: false,
-			options: {
-				mode: { type: "string" },
-				threads: { type: "string" },
-				mask: { type: "string" },
-				loops: { type: "string" },
-				repeat: { type: "string" },
-				sequential: { type: "boolean" },
-				"nr-pages": { type: "string" },
-				"nr-pcpu-objects": { type: "string" },
-				json: { type: "boolean" },
-				help: { type: "boolean", short: "h" },
-			},
-		});
-	} catch (e) {
-		fail(`${(e as Error).message} (see vmap test --help)`);
-	}
-	const v = parsed.values;
+	const v = parseOptions("test", argv, {
+		mode: { type: "string" },
+		threads: { type: "string" },
+		mask: { type: "string" },
+		loops: { type: "string" },
+		repeat: { type: "string" },
+		sequential: { type: "boolean" },
+		"nr-pages": { type: "string" },
+		"nr-pcpu-objects": { type: "string" },
+		json: { type: "boolean" },
+		help: { type: "boolean", short: "h" },
+	});
 	if (v.help) {
 		process.stdout.write(TEST_HELP);
 		return 0;
