@@ -7,7 +7,7 @@ import { Worker } from "node:worker_threads";
 import { VmapSpace } from "../src/index.ts";
 import { PEERS, peer, type PeerId } from "./peers.ts";
 import type { WorkerJob, WorkerReport } from "./worker-job.ts";
-import { fixed, Held, random, rssMiB } from "./workloads.ts";
+import { fixed, Held, probeOverlaps, random, rssMiB } from "./workloads.ts";
 
 export type Spec =
 	| { kind: "W0"; peer: PeerId; size: number; pairs: number; timeLimitMs: number }
@@ -90,7 +90,8 @@ function burn(us: number): () => void {
 /**
  * Batching: fixed-size 1-page pairs with an expensive flush. `eager` purges after every free
  * (a flush per free, what an allocator without lazy free must do to be safe); lazy lets the
- * threshold batch them (one flush per lazyMaxPages pages).
+ * threshold batch them (one flush per lazyMaxPages pages). Pairs that fail throw (EBUSY) and
+ * break the run; PROBE areas held after it are checked for overlap.
  */
 function batching(eager: boolean, pairs: number) {
 	const s = VmapSpace.create({ size: 2 ** 40, flush: burn(20) });
@@ -101,9 +102,10 @@ function batching(eager: boolean, pairs: number) {
 	}
 	const sec = (performance.now() - t0) / 1000;
 	const maxRssMiB = rssMiB();
-	s.check();
 	const st = s.stats();
-	return { pairs, sec, pairsPerSec: pairs / sec, fails: 0, overlaps: 0, flushes: st.flushes, pairsPerFlush: pairs / st.flushes, maxRssMiB };
+	const probe = probeOverlaps({ alloc: (n) => s.alloc(n), free: (a) => s.free(a), check: () => {}, base: s.start, limit: s.start + s.size }, 4096, 4096);
+	s.check();
+	return { pairs, sec, pairsPerSec: pairs / sec, ...probe, flushes: st.flushes, pairsPerFlush: pairs / st.flushes, maxRssMiB };
 }
 
 /**
@@ -159,19 +161,15 @@ async function shared(spec: Extract<Spec, { kind: "workers" }>) {
 	const st = space?.stats();
 	const ms = Math.max(...out.map((r) => r.ms));
 	const ops = out.reduce((n, r) => n + r.ops, 0);
-	const lockWaitMs = out.reduce((n, r) => n + r.lockWaitMs, 0);
+	const common = { workers: spec.workers, ops, sec: ms / 1000, opsPerSec: (ops / ms) * 1000, fails: out.reduce((n, r) => n + r.fails, 0), overlaps, maxRssMiB };
+	if (!st) return common;
+	const lockWaitMs = out.reduce((n, r) => n + r.lockWaitMs!, 0);
 	return {
-		workers: spec.workers,
+		...common,
 		nodes: spec.nodes,
-		ops,
-		sec: ms / 1000,
-		opsPerSec: (ops / ms) * 1000,
-		fails: out.reduce((n, r) => n + r.fails, 0),
-		overlaps,
-		poolHitRate: st && st.poolHits + st.poolMisses > 0 ? st.poolHits / (st.poolHits + st.poolMisses) : 0,
-		helped: st?.helped ?? 0,
+		poolHitRate: st.poolHits + st.poolMisses > 0 ? st.poolHits / (st.poolHits + st.poolMisses) : 0,
+		helped: st.helped,
 		lockWaitMs,
 		lockWaitShare: lockWaitMs / (ms * spec.workers),
-		maxRssMiB,
 	};
 }

@@ -138,16 +138,16 @@ export function markdown(runs: Run[], m: Meta): string {
 		line();
 		line(`One-page alloc+free pairs; the flush hook burns 20 us of CPU, as a TLB shootdown or a GPU fence wait would. Eager purges after every free, what an allocator that reuses freed space at once must do to be safe.`);
 		line();
-		line(`| case | pairs | pairs/s | vs lazy | flushes | pairs per flush |`);
-		line(`|---|---:|---:|---:|---:|---:|`);
+		line(`| case | pairs | pairs/s | vs lazy | flushes | pairs per flush | fails | overlaps |`);
+		line(`|---|---:|---:|---:|---:|---:|---:|---:|`);
 		const lazy = find(runs, "batching vmap lazy");
 		for (const r of ba) {
 			if (r.status !== "ok") {
-				line(`| ${r.name} | ${r.status === "broken" ? footnote(r) : "not run"} |||||`);
+				line(`| ${r.name} | ${r.status === "broken" ? footnote(r) : "not run"} |||||||`);
 				continue;
 			}
 			const x = r.result;
-			line(`| ${r.name} | ${rate(num(x, "pairs"))} | ${rate(num(x, "pairsPerSec"))} | ${lazy?.status === "ok" ? ratio(num(x, "pairsPerSec") / num(lazy.result, "pairsPerSec")) : ""} | ${rate(num(x, "flushes"))} | ${num(x, "pairsPerFlush").toFixed(1)} |`);
+			line(`| ${r.name} | ${rate(num(x, "pairs"))} | ${rate(num(x, "pairsPerSec"))} | ${lazy?.status === "ok" ? ratio(num(x, "pairsPerSec") / num(lazy.result, "pairsPerSec")) : ""} | ${rate(num(x, "flushes"))} | ${num(x, "pairsPerFlush").toFixed(1)} | ${x.fails} | ${x.overlaps} |`);
 		}
 		line();
 	}

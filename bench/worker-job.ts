@@ -26,7 +26,8 @@ export interface WorkerJob {
 export interface WorkerReport {
 	ops: number;
 	ms: number;
-	lockWaitMs: number;
+	/** vmap only: time spent waiting for lock words (shared-memory-objects keeps no such figure). */
+	lockWaitMs: number | null;
 	fails: number;
 	addr: Float64Array;
 	size: Float64Array;
@@ -41,7 +42,7 @@ const job = workerData as WorkerJob;
 const gate = new Int32Array(job.control);
 const rnd = xorshift32(job.seed);
 let a: Allocator;
-let lockWaitMs = () => 0;
+let lockWaitMs = (): number | null => null;
 let close = () => {};
 let unit: number;
 if (job.peer === "vmap") {

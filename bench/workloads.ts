@@ -76,9 +76,17 @@ export function fixed(a: Subject, p: FixedParams) {
 	}
 	const sec = (performance.now() - t0) / 1000;
 	const maxRssMiB = rssMiB();
+	const probe = probeOverlaps(a, p.size, unit);
+	a.check();
+	return { pairs: p.pairs, sec, pairsPerSec: p.pairs / sec, fails: fails + probe.fails, overlaps: probe.overlaps, maxRssMiB, ...a.audit?.(0) };
+}
+
+/** After alloc+free pairs, which never hold two ranges: hold PROBE at once, count overlaps, free them. */
+export function probeOverlaps(a: Subject, size: number, unit: number): { fails: number; overlaps: number } {
 	const held = new Held(PROBE);
+	let fails = 0;
 	for (let i = 0; i < PROBE; i++) {
-		const h = a.alloc(p.size);
+		const h = a.alloc(size);
 		if (!h) fails++;
 		else {
 			held.addr[held.n] = h;
@@ -87,8 +95,7 @@ export function fixed(a: Subject, p: FixedParams) {
 	}
 	const overlaps = held.overlaps(a.base, a.limit);
 	for (let i = 0; i < held.n; i++) a.free(held.addr[i]!);
-	a.check();
-	return { pairs: p.pairs, sec, pairsPerSec: p.pairs / sec, fails, overlaps, maxRssMiB, ...a.audit?.(0) };
+	return { fails, overlaps };
 }
 
 export interface RandomParams {
