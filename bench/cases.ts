@@ -6,8 +6,9 @@
 import { Worker } from "node:worker_threads";
 import { VmapSpace } from "../src/index.ts";
 import { PEERS, peer, type PeerId } from "./peers.ts";
+import { loadSmo } from "./peers/smo.ts";
 import type { WorkerJob, WorkerReport } from "./worker-job.ts";
-import { fixed, Held, probeOverlaps, random, rssMiB } from "./workloads.ts";
+import { fixed, Held, PROBE, probeOverlaps, random, rssMiB } from "./workloads.ts";
 
 export type Spec =
 	| { kind: "W0"; peer: PeerId; size: number; pairs: number; timeLimitMs: number }
@@ -66,7 +67,7 @@ export async function runCase(spec: Spec): Promise<object> {
 	switch (spec.kind) {
 		case "W0": {
 			const p = peer(spec.peer);
-			return fixed(await p.make(2 * 1_000, spec.size), { size: spec.size, pairs: spec.pairs, ids: p.unit === "ids" });
+			return fixed(await p.make(2 * PROBE, spec.size), { size: spec.size, pairs: spec.pairs, ids: p.unit === "ids" });
 		}
 		case "scale": {
 			const p = peer(spec.peer);
@@ -124,9 +125,9 @@ async function shared(spec: Extract<Spec, { kind: "workers" }>) {
 		base = space.start;
 		limit = space.start + space.size;
 	} else {
-		const smo = (await import("@daneren2005/shared-memory-objects" as string)) as { MemoryBuffer: new (o: { buf: SharedArrayBuffer; align: number }) => unknown };
+		const { MemoryBuffer } = await loadSmo();
 		const buffer = new SharedArrayBuffer(64 * 2 ** 20);
-		new smo.MemoryBuffer({ buf: buffer, align: 8 });
+		new MemoryBuffer({ buf: buffer, align: 8 });
 		handle = { buffer };
 		limit = buffer.byteLength;
 	}

@@ -9,6 +9,7 @@ import { NumberAllocator } from "number-allocator";
 import { VmapError, VmapHeap, VmapSpace } from "../src/index.ts";
 import { FirstFit } from "./peers/first-fit.ts";
 import { Lifo } from "./peers/lifo.ts";
+import { loadSmo } from "./peers/smo.ts";
 
 /** One allocator as the workloads see it. */
 export interface Subject {
@@ -77,13 +78,6 @@ function poolSubject(pool: Pool, bytes: number): Subject {
 		limit: bytes,
 	};
 }
-
-/** @daneren2005/shared-memory-objects ships TypeScript sources written for Vite; loaded untyped so its sources stay out of our typecheck. */
-interface Smo {
-	MemoryBuffer: new (o: { buf: SharedArrayBuffer; align: number }) => Pool;
-	MemoryHeap: new () => { allocUI32(n: number): { pointer: number; free(): void } };
-}
-const loadSmo = async (): Promise<Smo> => (await import("@daneren2005/shared-memory-objects" as string)) as Smo;
 
 /** A vmap call as a Subject's alloc: EBUSY (nothing fits) becomes 0. */
 function orZero(alloc: (n: number) => number): (n: number) => number {

@@ -1,7 +1,8 @@
 /** The markdown report of `vmap bench`: ratios to vmap, then every run's honesty counters. */
 import { LINEAR_OPS, OPS, SCALE } from "./cases.ts";
-import { PEERS, type Peer } from "./peers.ts";
+import { PEERS, peer, type Peer } from "./peers.ts";
 import type { Meta, Run } from "./run.ts";
+import { PROBE } from "./workloads.ts";
 
 type Row = Record<string, number | string | boolean>;
 
@@ -51,7 +52,7 @@ export function markdown(runs: Run[], m: Meta): string {
 		if (r.status === "broken") return footnote(r);
 		const x = r.result;
 		const b = base?.status === "ok" ? num(base.result, key) : Number.NaN;
-		const cap = x.capped === "time" ? " ‡" : "opsPlanned" in x && num(x, "opsPlanned") < OPS / (m.quick ? 10 : 1) ? " †" : "";
+		const cap = x.capped === "time" ? " ‡" : r.spec.kind === "scale" && peer(r.spec.peer).linear ? " †" : "";
 		return `${rate(num(x, key))} (${ratio(num(x, key) / b)})${cap}`;
 	};
 
@@ -104,14 +105,14 @@ export function markdown(runs: Run[], m: Meta): string {
 	if (wk.length) {
 		line(`## Workers sharing one allocator`);
 		line();
-		line(`Real worker_threads released together by an Atomics gate; aggregate = all operations over the slowest worker's time (W0 counts pairs). After the run every worker holds ${"1,000"} areas (W0) or its 10k live set (W1), and all of them are checked for overlap across workers. vmap W0 allocates one page (pageSize 4096), W1 random sizes (pageSize 1); shared-memory-objects W0 allocates 64 B from one locked MemoryBuffer.`);
+		line(`Real worker_threads released together by an Atomics gate; aggregate = all operations over the slowest worker's time (W0 counts pairs). After the run every worker holds ${PROBE.toLocaleString("en-US")} areas (W0) or its 10k live set (W1), and all of them are checked for overlap across workers. vmap W0 allocates one page (pageSize 4096), W1 random sizes (pageSize 1); shared-memory-objects W0 allocates 64 B from one locked MemoryBuffer.`);
 		line();
 		line(`| allocator | workload | workers | nodes | ops (all workers) | aggregate ops/s | vs 1 worker, nodes 1 | vs nodes 1, same workers | lock wait, share of worker time | pool hit rate | fails | overlaps | peak RSS |`);
 		line(`|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|`);
 		for (const r of wk) {
 			if (r.spec.kind !== "workers") continue;
 			const s = r.spec;
-			const name = s.peer === "vmap" ? "vmap VmapSpace" : `${PEERS.find((p) => p.id === "smo")!.name}${s.selfShim ? ", globalThis.self defined" : ""}`;
+			const name = s.peer === "vmap" ? "vmap VmapSpace" : `${peer("smo").name}${s.selfShim ? ", globalThis.self defined" : ""}`;
 			const lead = `| ${name} | ${s.workload} | ${s.workers} | ${s.peer === "vmap" ? s.nodes : "-"} |`;
 			if (r.status !== "ok") {
 				line(`${lead} ${r.status === "broken" ? footnote(r) : "not run"} |||||||||`);
@@ -156,12 +157,12 @@ export function markdown(runs: Run[], m: Meta): string {
 	if (single.length) {
 		line(`## Every run: what ran, failures, overlaps`);
 		line();
-		line(`fails: allocations that returned no address. overlaps: live ranges overlapping a neighbour or outside the allocator's range, checked after the fill and after the run (W0: 1,000 areas held at once after the pairs). Each allocator's own validator ran after the run where it has one (vmap check(), first-fit check()).`);
+		line(`fails: allocations that returned no address. overlaps: live ranges overlapping a neighbour or outside the allocator's range, checked after the fill and after the run (W0: ${PROBE.toLocaleString("en-US")} areas held at once after the pairs). Each allocator's own validator ran after the run where it has one (vmap check(), first-fit check()).`);
 		line();
 		line(`| case | allocator | operations run | seconds | fails | overlaps | peak RSS by the end of the run | notes |`);
 		line(`|---|---|---:|---:|---:|---:|---:|---|`);
 		for (const r of single) {
-			const p = PEERS.find((q) => q.id === r.spec.peer)!;
+			const p = peer(r.spec.peer);
 			if (r.status !== "ok") {
 				line(`| ${r.name} | ${p.name} | | | | | | ${r.status === "broken" ? `**broken**: ${brokenNote(r)}` : r.reason} |`);
 				continue;

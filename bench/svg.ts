@@ -4,7 +4,7 @@
  * hollow points are capped runs; broken peers are named under the plot with their error.
  */
 import { SCALE } from "./cases.ts";
-import { PEERS, type PeerId } from "./peers.ts";
+import { PEERS, peer, type PeerId } from "./peers.ts";
 import { brokenNote, rate } from "./report.ts";
 import type { Meta, Run } from "./run.ts";
 
@@ -136,7 +136,7 @@ export function chart(runs: Run[], m: Meta): string {
 	// Peers that broke, in their own words.
 	let y = PLOT.bottom + 78;
 	for (const r of broken) {
-		const p = PEERS.find((q) => q.id === r.spec.peer)!;
+		const p = peer(r.spec.peer);
 		for (const text of wrap(`Not drawn: ${p.label} broke in ${r.name}: ${brokenNote(r)}`, 130)) {
 			o.push(`<text x="${PLOT.left}" y="${y}" fill="#a00" font-size="13">${esc(text)}</text>`);
 			y += 17;

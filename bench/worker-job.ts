@@ -8,6 +8,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { VmapSpace } from "../src/index.ts";
 import { xorshift32 } from "../test/support/xorshift.ts";
+import { loadSmo } from "./peers/smo.ts";
 import { PROBE } from "./workloads.ts";
 
 export interface WorkerJob {
@@ -53,8 +54,8 @@ if (job.peer === "vmap") {
 	close = () => space.close();
 } else {
 	if (job.selfShim) (globalThis as { self?: unknown }).self = globalThis;
-	const smo = (await import("@daneren2005/shared-memory-objects" as string)) as { MemoryBuffer: new (o: { buf: SharedArrayBuffer; skipInitialization: boolean }) => { malloc(n: number): number; free(a: number): boolean } };
-	const pool = new smo.MemoryBuffer({ buf: job.handle.buffer, skipInitialization: true });
+	const { MemoryBuffer } = await loadSmo();
+	const pool = new MemoryBuffer({ buf: job.handle.buffer, skipInitialization: true });
 	a = { alloc: (n) => pool.malloc(n), free: (x) => void pool.free(x) };
 	unit = 64;
 }
