@@ -3,26 +3,25 @@
  * it. Areas never overlap, so "greatest vaStart <= addr" is the only candidate.
  */
 import { corrupt, hex } from "./errors.ts";
-import { REC_F64, REC_I32, VA_END, VA_LEFT, VA_RIGHT, VA_START } from "./layout.ts";
+
 import { rbInsert } from "./rbtree.ts";
 import type { VaTable } from "./va-table.ts";
+import { vaEnd, vaLeft, vaRight, vaStart } from "./record.ts";
 
 /** Link busy record `va` (vaStart/vaEnd set) into the tree rooted at header word `rootWord`. */
 export function insertVmapArea(t: VaTable, rootWord: number, va: number): void {
-	const f64 = t.f64;
-	const i32 = t.i32;
-	const start = f64[va * REC_F64 + VA_START]!;
+	const start = vaStart(t, va);
 	let parent = 0;
 	let left = false;
 	for (let node = t.hdr[rootWord]!; node !== 0; ) {
 		parent = node;
-		const s = f64[node * REC_F64 + VA_START]!;
+		const s = vaStart(t, node);
 		if (start < s) {
 			left = true;
-			node = i32[node * REC_I32 + VA_LEFT]!;
+			node = vaLeft(t, node);
 		} else if (start > s) {
 			left = false;
-			node = i32[node * REC_I32 + VA_RIGHT]!;
+			node = vaRight(t, node);
 		} else {
 			corrupt(`busy tree: an area already starts at ${hex(start)}`);
 		}
@@ -35,14 +34,12 @@ export function insertVmapArea(t: VaTable, rootWord: number, va: number): void {
  * none. Serves any tree keyed by vaStart whose ranges do not overlap: busy or free.
  */
 export function findVmapArea(t: VaTable, rootWord: number, addr: number): number {
-	const f64 = t.f64;
-	const i32 = t.i32;
 	let node = t.hdr[rootWord]!;
 	while (node !== 0) {
-		const s = f64[node * REC_F64 + VA_START]!;
-		if (addr < s) node = i32[node * REC_I32 + VA_LEFT]!;
-		else if (addr < f64[node * REC_F64 + VA_END]!) return node;
-		else node = i32[node * REC_I32 + VA_RIGHT]!;
+		const s = vaStart(t, node);
+		if (addr < s) node = vaLeft(t, node);
+		else if (addr < vaEnd(t, node)) return node;
+		else node = vaRight(t, node);
 	}
 	return 0;
 }

@@ -38,24 +38,15 @@ import {
 	POOL_HEAD,
 	POOL_LEN,
 	POOL_TAIL,
-	REC_F64,
-	REC_I32,
 	VA_BUSY,
-	VA_END,
-	VA_FLAGS,
 	VA_LAZY,
-	VA_LEFT,
-	VA_NEXT,
-	VA_PARENT,
 	VA_POOL,
-	VA_RIGHT,
-	VA_START,
 	VA_STATE,
-	VA_SUBTREE_MAX,
 	VERSION,
 } from "./layout.ts";
 import { addrToNode, encodeVn, poolWord, vnOf } from "./nodes.ts";
 import type { VaTable } from "./va-table.ts";
+import { recordIsZero, subtreeMaxSize, vaEnd, vaFlags, vaIsRed, vaLeft, vaNext, vaParent, vaRight, vaStart } from "./record.ts";
 
 type Bounds = { spaceStart: number; spaceEnd: number; pageSize: number; nodes: number; zoneInverse: number };
 
@@ -69,7 +60,7 @@ export function checkSpace(t: VaTable, spaceStart: number, spaceEnd: number, bea
 	if (!(high >= 1 && high <= hdr[HDR_CAPACITY]! && hdr[HDR_CAPACITY]! <= hdr[HDR_MAX_CAPACITY]!)) {
 		corrupt(`slots: SLOT_HIGH ${high}, CAPACITY ${hdr[HDR_CAPACITY]}, MAX_CAPACITY ${hdr[HDR_MAX_CAPACITY]} out of order`);
 	}
-	for (let w = 0; w < REC_F64; w++) if (t.f64[w] !== 0) corrupt(`slots: record 0 (nil) has been written (word ${w})`);
+	if (!recordIsZero(t, 0)) corrupt(`slots: record 0 (nil) has been written`);
 
 	const seen = new Uint8Array(high);
 	const pageSize = hdrF[HDRF_PAGE_SIZE]!;
@@ -82,12 +73,12 @@ export function checkSpace(t: VaTable, spaceStart: number, spaceEnd: number, bea
 	for (let i = 0; i < free.length; i++) {
 		const va = free[i]!;
 		if (listed !== va) corrupt(`free list: entry ${i} is record ${listed}, the tree's ${i}th block is record ${va}`);
-		listed = t.i32[va * REC_I32 + VA_NEXT]!;
-		const s = t.f64[va * REC_F64 + VA_START]!;
-		const e = t.f64[va * REC_F64 + VA_END]!;
+		listed = vaNext(t, va);
+		const s = vaStart(t, va);
+		const e = vaEnd(t, va);
 		freeBytes += e - s;
 		if (i > 0) {
-			const prevEnd = t.f64[free[i - 1]! * REC_F64 + VA_END]!;
+			const prevEnd = vaEnd(t, free[i - 1]!);
 			if (prevEnd >= s) corrupt(`free tree: blocks ending at ${hex(prevEnd)} and starting at ${hex(s)} ${prevEnd === s ? "touch (not merged)" : "overlap"}`);
 		}
 	}
@@ -96,7 +87,7 @@ export function checkSpace(t: VaTable, spaceStart: number, spaceEnd: number, bea
 	if (freeBytes !== hdrF[HDRF_FREE_BYTES]) corrupt(`free tree: holds ${freeBytes} bytes, header says ${hdrF[HDRF_FREE_BYTES]}`);
 
 	const all: Array<[number, number, string]> = [];
-	for (const va of free) all.push([t.f64[va * REC_F64 + VA_START]!, t.f64[va * REC_F64 + VA_END]!, "free block"]);
+	for (const va of free) all.push([vaStart(t, va), vaEnd(t, va), "free block"]);
 	let busyBytes = 0;
 	let lazyBytes = 0;
 	let poolBytes = 0;
@@ -109,11 +100,11 @@ export function checkSpace(t: VaTable, spaceStart: number, spaceEnd: number, bea
 		const busy = walkTree(t, `${node} busy tree`, b + N_BUSY_ROOT, false, seen, bounds, beat);
 		let bytes = 0;
 		for (const va of busy) {
-			const s = t.f64[va * REC_F64 + VA_START]!;
-			const e = t.f64[va * REC_F64 + VA_END]!;
+			const s = vaStart(t, va);
+			const e = vaEnd(t, va);
 			bytes += e - s;
 			all.push([s, e, "busy area"]);
-			const flags = t.i32[va * REC_I32 + VA_FLAGS]!;
+			const flags = vaFlags(t, va);
 			if ((flags & VA_STATE) !== VA_BUSY) corrupt(`${node} busy tree: record ${va} has state flags ${flags & VA_STATE}, not busy`);
 			checkVn(flags, `${node} busy tree: record ${va}`, bounds.nodes);
 			const home = addrToNode(s, bounds.zoneInverse, bounds.nodes);
@@ -166,7 +157,7 @@ export function checkSpace(t: VaTable, spaceStart: number, spaceEnd: number, bea
 
 	// Slots: every record below SLOT_HIGH is in exactly one structure.
 	let onFreeList = 0;
-	for (let va = hdr[HDR_SLOT_FREE]!; va !== 0; va = t.i32[va * REC_I32 + VA_NEXT]!) {
+	for (let va = hdr[HDR_SLOT_FREE]!; va !== 0; va = vaNext(t, va)) {
 		if (va >= high) corrupt(`slot free list: record ${va} is at or past SLOT_HIGH ${high}`);
 		if (seen[va]) corrupt(`slot free list: record ${va} is also in use (or listed twice)`);
 		seen[va] = 1;
@@ -197,15 +188,15 @@ function walkList(t: VaTable, name: string, head: number, nr: number, state: num
 	let max = -Infinity;
 	let last = 0;
 	const what = state === VA_POOL ? "pooled area" : "lazy area";
-	for (let va = head; va !== 0; va = t.i32[va * REC_I32 + VA_NEXT]!) {
+	for (let va = head; va !== 0; va = vaNext(t, va)) {
 		if (va >= seen.length) corrupt(`${name}: record ${va} is at or past SLOT_HIGH ${seen.length}`);
 		if (seen[va]) corrupt(`${name}: record ${va} is reached twice (or is in another structure too)`);
 		seen[va] = 1;
-		const flags = t.i32[va * REC_I32 + VA_FLAGS]!;
+		const flags = vaFlags(t, va);
 		if ((flags & VA_STATE) !== state) corrupt(`${name}: record ${va} has state flags ${flags & VA_STATE}, not ${state === VA_POOL ? "pooled" : "lazy"}`);
 		checkVn(flags, `${name}: record ${va}`, bounds.nodes);
-		const s = t.f64[va * REC_F64 + VA_START]!;
-		const e = t.f64[va * REC_F64 + VA_END]!;
+		const s = vaStart(t, va);
+		const e = vaEnd(t, va);
 		if (!(s < e) || s < bounds.spaceStart || e > bounds.spaceEnd || s % bounds.pageSize !== 0 || e % bounds.pageSize !== 0) {
 			corrupt(`${name}: record ${va} [${hex(s)}, ${hex(e)}) is empty, outside the space or not page aligned`);
 		}
@@ -239,12 +230,10 @@ function walkTree(
 ): number[] {
 	const { spaceStart, spaceEnd, pageSize } = bounds;
 	const out: number[] = [];
-	const f64 = t.f64;
-	const i32 = t.i32;
 	const root = t.hdr[rootWord]!;
 	if (root === 0) return out;
-	if ((i32[root * REC_I32 + VA_PARENT]! >>> 1) !== 0) corrupt(`${name}: root ${root} has a parent`);
-	if (i32[root * REC_I32 + VA_PARENT]! & 1) corrupt(`${name}: root ${root} is red`);
+	if (vaParent(t, root) !== 0) corrupt(`${name}: root ${root} has a parent`);
+	if (vaIsRed(t, root)) corrupt(`${name}: root ${root} is red`);
 	let prevEnd = -Infinity;
 
 	// Returns the black height of the subtree and its maximal block size.
@@ -255,19 +244,18 @@ function walkTree(
 		if (seen[x]) corrupt(`${name}: record ${x} is reached twice (or is in another structure too)`);
 		seen[x] = 1;
 		if ((out.length & 4095) === 4095) beat();
-		const w = x * REC_I32;
-		const red = (i32[w + VA_PARENT]! & 1) === 1;
-		const l = i32[w + VA_LEFT]!;
-		const r = i32[w + VA_RIGHT]!;
+		const red = vaIsRed(t, x);
+		const l = vaLeft(t, x);
+		const r = vaRight(t, x);
 		for (const c of [l, r]) {
 			if (c === 0) continue;
 			if (c >= seen.length) corrupt(`${name}: record ${x} links child ${c}, at or past SLOT_HIGH ${seen.length}`);
-			if ((i32[c * REC_I32 + VA_PARENT]! >>> 1) !== x) corrupt(`${name}: record ${c}'s parent is ${i32[c * REC_I32 + VA_PARENT]! >>> 1}, but record ${x} links it as a child`);
-			if (red && (i32[c * REC_I32 + VA_PARENT]! & 1)) corrupt(`${name}: red record ${x} has red child ${c}`);
+			if (vaParent(t, c) !== x) corrupt(`${name}: record ${c}'s parent is ${vaParent(t, c)}, but record ${x} links it as a child`);
+			if (red && vaIsRed(t, c)) corrupt(`${name}: red record ${x} has red child ${c}`);
 		}
 		const left = visit(l, depth + 1);
-		const s = f64[x * REC_F64 + VA_START]!;
-		const e = f64[x * REC_F64 + VA_END]!;
+		const s = vaStart(t, x);
+		const e = vaEnd(t, x);
 		if (!(s < e)) corrupt(`${name}: record ${x} is empty or inverted: [${hex(s)}, ${hex(e)})`);
 		if (s < spaceStart || e > spaceEnd) corrupt(`${name}: record ${x} [${hex(s)}, ${hex(e)}) lies outside the space [${hex(spaceStart)}, ${hex(spaceEnd)})`);
 		if (s % pageSize !== 0 || e % pageSize !== 0) corrupt(`${name}: record ${x} [${hex(s)}, ${hex(e)}) is not page aligned (pageSize ${pageSize})`);
@@ -277,8 +265,8 @@ function walkTree(
 		const right = visit(r, depth + 1);
 		if (left.blacks !== right.blacks) corrupt(`${name}: record ${x} has black heights ${left.blacks} (left) and ${right.blacks} (right)`);
 		const max = Math.max(e - s, left.max, right.max);
-		if (aug && f64[x * REC_F64 + VA_SUBTREE_MAX] !== max) {
-			corrupt(`${name}: record ${x} [${hex(s)}, ${hex(e)}) has subtreeMaxSize ${f64[x * REC_F64 + VA_SUBTREE_MAX]}, recomputed ${max}`);
+		if (aug && subtreeMaxSize(t, x) !== max) {
+			corrupt(`${name}: record ${x} [${hex(s)}, ${hex(e)}) has subtreeMaxSize ${subtreeMaxSize(t, x)}, recomputed ${max}`);
 		}
 		return { blacks: left.blacks + (red ? 0 : 1), max };
 	};

@@ -15,17 +15,10 @@ import {
 	HDR_FREE_NR,
 	HDR_FREE_ROOT,
 	HDRF_FREE_BYTES,
-	REC_F64,
-	REC_I32,
-	VA_END,
-	VA_LEFT,
-	VA_NEXT,
-	VA_RIGHT,
-	VA_START,
-	VA_SUBTREE_MAX,
 } from "./layout.ts";
 import { augmentPropagate, augmentPropagateGrow, rbErase, rbInsert, rbInsertAfter, rbPrev } from "./rbtree.ts";
 import type { VaTable } from "./va-table.ts";
+import { setVaEnd, setVaNext, setVaRange, setVaStart, subtreeMaxSize, vaEnd, vaLeft, vaNext, vaRight, vaSize, vaStart } from "./record.ts";
 
 /** Round `x` up to a multiple of `align`, a power of two. Exact on all safe integers. */
 export function alignUp(x: number, align: number): number {
@@ -43,37 +36,34 @@ export function alignUp(x: number, align: number): number {
  * the fallback itself or the leftmost big-enough block of its right subtree.
  */
 function lowestAtOrAbove(t: VaTable, length: number, vstart: number): number {
-	const f64 = t.f64;
-	const i32 = t.i32;
 	let node = t.hdr[HDR_FREE_ROOT]!;
 	let fallback = 0;
 	while (node !== 0) {
-		const nw = node * REC_I32;
-		if (f64[node * REC_F64 + VA_START]! >= vstart) {
-			const r = i32[nw + VA_RIGHT]!;
+		if (vaStart(t, node) >= vstart) {
+			const r = vaRight(t, node);
 			if (
-				f64[node * REC_F64 + VA_END]! - f64[node * REC_F64 + VA_START]! >= length ||
-				f64[r * REC_F64 + VA_SUBTREE_MAX]! >= length
+				vaSize(t, node) >= length ||
+				subtreeMaxSize(t, r) >= length
 			) {
 				fallback = node;
 			}
-			const l = i32[nw + VA_LEFT]!;
-			if (f64[l * REC_F64 + VA_SUBTREE_MAX]! < length) break;
+			const l = vaLeft(t, node);
+			if (subtreeMaxSize(t, l) < length) break;
 			node = l;
 		} else {
-			const r = i32[nw + VA_RIGHT]!;
-			if (f64[r * REC_F64 + VA_SUBTREE_MAX]! < length) break;
+			const r = vaRight(t, node);
+			if (subtreeMaxSize(t, r) < length) break;
 			node = r;
 		}
 	}
 	if (fallback === 0) return 0;
-	if (f64[fallback * REC_F64 + VA_END]! - f64[fallback * REC_F64 + VA_START]! >= length) return fallback;
-	node = i32[fallback * REC_I32 + VA_RIGHT]!;
+	if (vaSize(t, fallback) >= length) return fallback;
+	node = vaRight(t, fallback);
 	while (node !== 0) {
-		const l = i32[node * REC_I32 + VA_LEFT]!;
-		if (f64[l * REC_F64 + VA_SUBTREE_MAX]! >= length) node = l;
-		else if (f64[node * REC_F64 + VA_END]! - f64[node * REC_F64 + VA_START]! >= length) return node;
-		else node = i32[node * REC_I32 + VA_RIGHT]!;
+		const l = vaLeft(t, node);
+		if (subtreeMaxSize(t, l) >= length) node = l;
+		else if (vaSize(t, node) >= length) return node;
+		else node = vaRight(t, node);
 	}
 	return corrupt(`free tree: subtreeMaxSize under record ${fallback} promises a block of ${length} bytes that is not there`);
 }
@@ -84,25 +74,22 @@ function lowestAtOrAbove(t: VaTable, length: number, vstart: number): number {
  * is large enough always holds the answer and the descent never needs to turn back.
  */
 function lowestFit(t: VaTable, length: number): number {
-	const f64 = t.f64;
-	const i32 = t.i32;
 	let node = t.hdr[HDR_FREE_ROOT]!;
-	if (f64[node * REC_F64 + VA_SUBTREE_MAX]! < length) return 0;
+	if (subtreeMaxSize(t, node) < length) return 0;
 	while (true) {
-		const l = i32[node * REC_I32 + VA_LEFT]!;
-		if (f64[l * REC_F64 + VA_SUBTREE_MAX]! >= length) node = l;
-		else if (f64[node * REC_F64 + VA_END]! - f64[node * REC_F64 + VA_START]! >= length) return node;
-		else node = i32[node * REC_I32 + VA_RIGHT]!;
+		const l = vaLeft(t, node);
+		if (subtreeMaxSize(t, l) >= length) node = l;
+		else if (vaSize(t, node) >= length) return node;
+		else node = vaRight(t, node);
 		if (node === 0) return corrupt(`free tree: subtreeMaxSize promises a block of ${length} bytes that is not there`);
 	}
 }
 
 /** Where an allocation of `size` at `align` inside [vstart, vend) would go in block `va`; -1 if it does not fit. */
 export function fitIn(t: VaTable, va: number, size: number, align: number, vstart: number, vend: number): number {
-	const f64 = t.f64;
-	const s = f64[va * REC_F64 + VA_START]!;
+	const s = vaStart(t, va);
 	const nva = alignUp(s > vstart ? s : vstart, align);
-	const e = f64[va * REC_F64 + VA_END]!;
+	const e = vaEnd(t, va);
 	return nva + size <= (e < vend ? e : vend) ? nva : -1;
 }
 
@@ -131,7 +118,7 @@ export function findVmapLowestMatch(
 	if (head === 0) return 0;
 	const slack = align - pageSize;
 	let va: number;
-	if (vstart <= t.f64[head * REC_F64 + VA_START]!) {
+	if (vstart <= vaStart(t, head)) {
 		va = lowestFit(t, size + slack);
 	} else {
 		const holding = findVmapArea(t, HDR_FREE_ROOT, vstart);
@@ -142,14 +129,13 @@ export function findVmapLowestMatch(
 	if (slack === 0) return 0;
 
 	// Pruned scan: blocks of at least `size` bytes, in address order, that start early enough.
-	const f64 = t.f64;
 	const last = vend - size;
 	let from = vstart;
 	while (true) {
 		const c = lowestAtOrAbove(t, size, from);
-		if (c === 0 || f64[c * REC_F64 + VA_START]! > last) return 0;
+		if (c === 0 || vaStart(t, c) > last) return 0;
 		if (fitIn(t, c, size, align, vstart, vend) >= 0) return c;
-		from = f64[c * REC_F64 + VA_START]! + 1;
+		from = vaStart(t, c) + 1;
 	}
 }
 
@@ -158,7 +144,7 @@ export function findVmapLowestMatch(
  * returns the lowest block in which the request fits, 0 when none does.
  */
 export function findVmapLowestLinearMatch(t: VaTable, size: number, align: number, vstart: number, vend: number): number {
-	for (let va = t.hdr[HDR_FREE_HEAD]!; va !== 0; va = t.i32[va * REC_I32 + VA_NEXT]!) {
+	for (let va = t.hdr[HDR_FREE_HEAD]!; va !== 0; va = vaNext(t, va)) {
 		if (fitIn(t, va, size, align, vstart, vend) >= 0) return va;
 	}
 	return 0;
@@ -170,10 +156,8 @@ export function findVmapLowestLinearMatch(t: VaTable, size: number, align: numbe
  * otherwise 0. A middle split takes one record: the caller has reserved it.
  */
 export function vaClip(t: VaTable, va: number, nva: number, size: number): number {
-	const f64 = t.f64;
-	const fw = va * REC_F64;
-	const start = f64[fw + VA_START]!;
-	const end = f64[fw + VA_END]!;
+	const start = vaStart(t, va);
+	const end = vaEnd(t, va);
 	const nend = nva + size;
 	if (nva < start || nend > end) corrupt(`va_clip: [${hex(nva)}, ${hex(nend)}) is not inside free block [${hex(start)}, ${hex(end)})`);
 	t.hdrF[HDRF_FREE_BYTES]! -= size;
@@ -184,18 +168,17 @@ export function vaClip(t: VaTable, va: number, nva: number, size: number): numbe
 	}
 	if (nva === start) {
 		// Left edge: the block keeps its tail; its key grows but stays below its successor.
-		f64[fw + VA_START] = nend;
+		setVaStart(t, va, nend);
 	} else if (nend === end) {
 		// Right edge: the block keeps its head.
-		f64[fw + VA_END] = nva;
+		setVaEnd(t, va, nva);
 	} else {
 		// Middle: the block keeps its head; a new record takes the tail, right after it.
-		f64[fw + VA_END] = nva;
+		setVaEnd(t, va, nva);
 		const tail = t.allocSlot();
-		f64[tail * REC_F64 + VA_START] = nend;
-		f64[tail * REC_F64 + VA_END] = end;
-		t.i32[tail * REC_I32 + VA_NEXT] = t.i32[va * REC_I32 + VA_NEXT]!;
-		t.i32[va * REC_I32 + VA_NEXT] = tail;
+		setVaRange(t, tail, nend, end);
+		setVaNext(t, tail, vaNext(t, va));
+		setVaNext(t, va, tail);
 		t.hdr[HDR_FREE_NR]!++;
 		augmentPropagate(t, va);
 		rbInsertAfter(t, HDR_FREE_ROOT, va, tail, true);
@@ -207,12 +190,11 @@ export function vaClip(t: VaTable, va: number, nva: number, size: number): numbe
 
 /** Remove free block `va` from the free tree and the free list. */
 function unlinkFree(t: VaTable, va: number): void {
-	const i32 = t.i32;
 	const prev = rbPrev(t, va);
-	const next = i32[va * REC_I32 + VA_NEXT]!;
+	const next = vaNext(t, va);
 	if (prev === 0) t.hdr[HDR_FREE_HEAD] = next;
-	else i32[prev * REC_I32 + VA_NEXT] = next;
-	i32[va * REC_I32 + VA_NEXT] = 0;
+	else setVaNext(t, prev, next);
+	setVaNext(t, va, 0);
 	rbErase(t, HDR_FREE_ROOT, va, true);
 	t.hdr[HDR_FREE_NR]!--;
 }
@@ -227,61 +209,59 @@ function unlinkFree(t: VaTable, va: number): void {
  * successor.
  */
 export function mergeOrAddVmapArea(t: VaTable, va: number): number {
-	const f64 = t.f64;
-	const i32 = t.i32;
-	const start = f64[va * REC_F64 + VA_START]!;
-	const end = f64[va * REC_F64 + VA_END]!;
+	const start = vaStart(t, va);
+	const end = vaEnd(t, va);
 	let parent = 0;
 	let left = false;
 	let prev = 0;
 	let next = 0;
 	for (let node = t.hdr[HDR_FREE_ROOT]!; node !== 0; ) {
 		parent = node;
-		if (start < f64[node * REC_F64 + VA_START]!) {
+		if (start < vaStart(t, node)) {
 			next = node;
 			left = true;
-			node = i32[node * REC_I32 + VA_LEFT]!;
+			node = vaLeft(t, node);
 		} else {
 			prev = node;
 			left = false;
-			node = i32[node * REC_I32 + VA_RIGHT]!;
+			node = vaRight(t, node);
 		}
 	}
-	if ((prev !== 0 && f64[prev * REC_F64 + VA_END]! > start) || (next !== 0 && f64[next * REC_F64 + VA_START]! < end)) {
+	if ((prev !== 0 && vaEnd(t, prev) > start) || (next !== 0 && vaStart(t, next) < end)) {
 		corrupt(`merge: [${hex(start)}, ${hex(end)}) overlaps a free block`);
 	}
 	t.hdrF[HDRF_FREE_BYTES]! += end - start;
-	const mergeNext = next !== 0 && f64[next * REC_F64 + VA_START] === end;
-	const mergePrev = prev !== 0 && f64[prev * REC_F64 + VA_END] === start;
+	const mergeNext = next !== 0 && vaStart(t, next) === end;
+	const mergePrev = prev !== 0 && vaEnd(t, prev) === start;
 	if (mergePrev && mergeNext) {
 		// Both: `next` leaves the tree before `prev` grows over it (kernel: unlink the merged
 		// "next" node first, so no augmented value is computed from a node about to go).
-		const nextEnd = f64[next * REC_F64 + VA_END]!;
-		i32[prev * REC_I32 + VA_NEXT] = i32[next * REC_I32 + VA_NEXT]!;
-		i32[next * REC_I32 + VA_NEXT] = 0;
+		const nextEnd = vaEnd(t, next);
+		setVaNext(t, prev, vaNext(t, next));
+		setVaNext(t, next, 0);
 		rbErase(t, HDR_FREE_ROOT, next, true);
 		t.hdr[HDR_FREE_NR]!--;
 		t.freeSlot(next);
-		f64[prev * REC_F64 + VA_END] = nextEnd;
+		setVaEnd(t, prev, nextEnd);
 		augmentPropagateGrow(t, prev);
 		t.freeSlot(va);
 		return prev;
 	}
 	if (mergeNext) {
-		f64[next * REC_F64 + VA_START] = start;
+		setVaStart(t, next, start);
 		augmentPropagateGrow(t, next);
 		t.freeSlot(va);
 		return next;
 	}
 	if (mergePrev) {
-		f64[prev * REC_F64 + VA_END] = end;
+		setVaEnd(t, prev, end);
 		augmentPropagateGrow(t, prev);
 		t.freeSlot(va);
 		return prev;
 	}
-	i32[va * REC_I32 + VA_NEXT] = next;
+	setVaNext(t, va, next);
 	if (prev === 0) t.hdr[HDR_FREE_HEAD] = va;
-	else i32[prev * REC_I32 + VA_NEXT] = va;
+	else setVaNext(t, prev, va);
 	rbInsert(t, HDR_FREE_ROOT, va, parent, left, true);
 	t.hdr[HDR_FREE_NR]!++;
 	return va;

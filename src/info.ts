@@ -3,9 +3,16 @@
  * stats string. Both walk the trees, so they are O(n) and belong to diagnostics, not hot paths.
  */
 import type { VmapStats } from "./api.ts";
-import { HDR_FREE_HEAD, N_BUSY_ROOT, N_LAZY_HEAD, N_PURGE_HEAD, nodeBase, REC_F64, REC_I32, VA_END, VA_NEXT, VA_START, VA_TAG } from "./layout.ts";
+import {
+	HDR_FREE_HEAD,
+	N_BUSY_ROOT,
+	N_LAZY_HEAD,
+	N_PURGE_HEAD,
+	nodeBase,
+} from "./layout.ts";
 import { rbFirst, rbNext } from "./rbtree.ts";
 import type { VaTable } from "./va-table.ts";
+import { vaEnd, vaNext, vaStart, vaTag } from "./record.ts";
 
 type TagName = (id: number) => string;
 
@@ -16,7 +23,7 @@ function addr(n: number): string {
 
 /** Records in address order. */
 function byAddress(t: VaTable, records: number[]): number[] {
-	return records.sort((a, b) => t.f64[a * REC_F64 + VA_START]! - t.f64[b * REC_F64 + VA_START]!);
+	return records.sort((a, b) => vaStart(t, a) - vaStart(t, b));
 }
 
 /** Lazy records (every node's lazy and purge lists) in address order. */
@@ -24,7 +31,7 @@ function lazyAreas(t: VaTable): number[] {
 	const out: number[] = [];
 	for (let v = 0; v < t.nodes; v++) {
 		for (const head of [t.hdr[nodeBase(v) + N_LAZY_HEAD]!, t.hdr[nodeBase(v) + N_PURGE_HEAD]!]) {
-			for (let va = head; va !== 0; va = t.i32[va * REC_I32 + VA_NEXT]!) out.push(va);
+			for (let va = head; va !== 0; va = vaNext(t, va)) out.push(va);
 		}
 	}
 	return byAddress(t, out);
@@ -40,8 +47,8 @@ function busyAreas(t: VaTable): number[] {
 }
 
 function range(t: VaTable, va: number): { start: number; end: number; size: number } {
-	const start = t.f64[va * REC_F64 + VA_START]!;
-	const end = t.f64[va * REC_F64 + VA_END]!;
+	const start = vaStart(t, va);
+	const end = vaEnd(t, va);
 	return { start, end, size: end - start };
 }
 
@@ -57,7 +64,7 @@ export function vmallocinfo(t: VaTable, tagName: TagName): string {
 	};
 	let out = "";
 	for (const va of busyAreas(t)) {
-		const tag = t.i32[va * REC_I32 + VA_TAG]!;
+		const tag = vaTag(t, va);
 		out += tag === 0 ? `${line(va)}\n` : `${line(va)} ${tagName(tag)}\n`;
 	}
 	for (const va of lazyAreas(t)) out += `${line(va)} unpurged vm_area\n`;
@@ -68,13 +75,13 @@ export function dumpSpace(t: VaTable, stats: VmapStats, tagName: TagName): strin
 	type Area = { start: number; end: number; size: number; state: "busy" | "lazy"; tag?: string };
 	const areas: Area[] = [];
 	const add = (va: number, state: Area["state"]) => {
-		const tag = t.i32[va * REC_I32 + VA_TAG]!;
+		const tag = vaTag(t, va);
 		areas.push(tag === 0 ? { ...range(t, va), state } : { ...range(t, va), state, tag: tagName(tag) });
 	};
 	for (const va of busyAreas(t)) add(va, "busy");
 	for (const va of lazyAreas(t)) add(va, "lazy");
 	areas.sort((a, b) => a.start - b.start);
 	const free: Array<{ start: number; end: number; size: number }> = [];
-	for (let va = t.hdr[HDR_FREE_HEAD]!; va !== 0; va = t.i32[va * REC_I32 + VA_NEXT]!) free.push(range(t, va));
+	for (let va = t.hdr[HDR_FREE_HEAD]!; va !== 0; va = vaNext(t, va)) free.push(range(t, va));
 	return JSON.stringify({ stats, areas, free });
 }

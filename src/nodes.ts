@@ -18,17 +18,11 @@ import {
 	POOL_LEN,
 	POOL_TAIL,
 	POOL_WORDS,
-	REC_F64,
-	REC_I32,
-	VA_END,
-	VA_FLAGS,
-	VA_NEXT,
 	VA_POOL,
-	VA_START,
-	VA_TAG,
 	VN_SHIFT,
 } from "./layout.ts";
 import type { VaTable } from "./va-table.ts";
+import { setVaFlags, setVaNext, setVaTag, vaEnd, vaNext, vaSize, vaStart } from "./record.ts";
 
 /** Pages per zone with several nodes (kernel: "Node partition is 16 pages"). */
 export const ZONE_PAGES = 16;
@@ -73,15 +67,15 @@ export function poolAdd(t: VaTable, v: number, va: number, pages: number): void 
 	const hdr = t.hdr;
 	const p = poolWord(v, pages);
 	const head = hdr[p + POOL_HEAD]!;
-	t.i32[va * REC_I32 + VA_FLAGS] = VA_POOL | encodeVn(v);
-	t.i32[va * REC_I32 + VA_TAG] = 0;
-	t.i32[va * REC_I32 + VA_NEXT] = head;
+	setVaFlags(t, va, VA_POOL | encodeVn(v));
+	setVaTag(t, va, 0);
+	setVaNext(t, va, head);
 	hdr[p + POOL_HEAD] = va;
 	if (head === 0) hdr[p + POOL_TAIL] = va;
 	hdr[p + POOL_LEN]!++;
 	const b = nodeBase(v);
 	hdr[b + N_POOL_NR]!++;
-	t.hdrF[(b >> 1) + NF_POOL_BYTES]! += t.f64[va * REC_F64 + VA_END]! - t.f64[va * REC_F64 + VA_START]!;
+	t.hdrF[(b >> 1) + NF_POOL_BYTES]! += vaSize(t, va);
 }
 
 /**
@@ -92,14 +86,14 @@ export function poolPop(t: VaTable, v: number, p: number): number {
 	const hdr = t.hdr;
 	const va = hdr[p + POOL_HEAD]!;
 	if (va === 0) return 0;
-	const next = t.i32[va * REC_I32 + VA_NEXT]!;
+	const next = vaNext(t, va);
 	hdr[p + POOL_HEAD] = next;
 	if (next === 0) hdr[p + POOL_TAIL] = 0;
-	t.i32[va * REC_I32 + VA_NEXT] = 0;
+	setVaNext(t, va, 0);
 	hdr[p + POOL_LEN]!--;
 	const b = nodeBase(v);
 	hdr[b + N_POOL_NR]!--;
-	t.hdrF[(b >> 1) + NF_POOL_BYTES]! -= t.f64[va * REC_F64 + VA_END]! - t.f64[va * REC_F64 + VA_START]!;
+	t.hdrF[(b >> 1) + NF_POOL_BYTES]! -= vaSize(t, va);
 	return va;
 }
 
@@ -112,14 +106,14 @@ export function poolTake(t: VaTable, v: number, p: number, align: number): numbe
 	const hdr = t.hdr;
 	const va = hdr[p + POOL_HEAD]!;
 	if (va === 0) return 0;
-	const start = t.f64[va * REC_F64 + VA_START]!;
+	const start = vaStart(t, va);
 	if (start === Math.floor(start / align) * align) return poolPop(t, v, p);
-	const next = t.i32[va * REC_I32 + VA_NEXT]!;
+	const next = vaNext(t, va);
 	if (next !== 0) {
 		// Rotate: the head becomes the tail.
 		hdr[p + POOL_HEAD] = next;
-		t.i32[hdr[p + POOL_TAIL]! * REC_I32 + VA_NEXT] = va;
-		t.i32[va * REC_I32 + VA_NEXT] = 0;
+		setVaNext(t, hdr[p + POOL_TAIL]!, va);
+		setVaNext(t, va, 0);
 		hdr[p + POOL_TAIL] = va;
 	}
 	return 0;
@@ -137,8 +131,8 @@ export function decayCount(len: number, full: boolean): number {
 
 /** The record on the list from `head` (linked through `next`) holding `addr`, 0 when none does. */
 export function findListed(t: VaTable, head: number, addr: number): number {
-	for (let va = head; va !== 0; va = t.i32[va * REC_I32 + VA_NEXT]!) {
-		if (t.f64[va * REC_F64 + VA_START]! <= addr && addr < t.f64[va * REC_F64 + VA_END]!) return va;
+	for (let va = head; va !== 0; va = vaNext(t, va)) {
+		if (vaStart(t, va) <= addr && addr < vaEnd(t, va)) return va;
 	}
 	return 0;
 }

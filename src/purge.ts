@@ -56,16 +56,12 @@ import {
 	NF_LAZY_MIN,
 	NF_LAZY_PURGED,
 	nodeBase,
-	REC_F64,
-	REC_I32,
-	VA_END,
-	VA_NEXT,
-	VA_START,
 } from "./layout.ts";
 import { canWait, type Locks, OwnerWatch } from "./lock.ts";
 import { decayNode, reclaimStep } from "./reclaim.ts";
 import { seqBegin, seqEnd } from "./stats.ts";
 import { isShared, type VaTable } from "./va-table.ts";
+import { setVaNext, vaEnd, vaNext, vaStart } from "./record.ts";
 
 const schedule: (task: () => void) => void =
 	typeof setImmediate === "function" ? (task) => void setImmediate(task) : (task) => void setTimeout(task, 0);
@@ -461,15 +457,15 @@ export class Purger {
 			const hdr = t.hdr;
 			const hdrF = t.hdrF;
 			let tail = 0;
-			for (let va = hdr[b + N_PURGE_HEAD]!; va !== 0; va = t.i32[va * REC_I32 + VA_NEXT]!) {
+			for (let va = hdr[b + N_PURGE_HEAD]!; va !== 0; va = vaNext(t, va)) {
 				tail = va;
-				const s = t.f64[va * REC_F64 + VA_START]!;
-				const e = t.f64[va * REC_F64 + VA_END]!;
+				const s = vaStart(t, va);
+				const e = vaEnd(t, va);
 				if (s < hdrF[f + NF_LAZY_MIN]!) hdrF[f + NF_LAZY_MIN] = s;
 				if (e > hdrF[f + NF_LAZY_MAX]!) hdrF[f + NF_LAZY_MAX] = e;
 			}
 			if (tail !== 0) {
-				t.i32[tail * REC_I32 + VA_NEXT] = hdr[b + N_LAZY_HEAD]!;
+				setVaNext(t, tail, hdr[b + N_LAZY_HEAD]!);
 				hdr[b + N_LAZY_HEAD] = hdr[b + N_PURGE_HEAD]!;
 				hdr[b + N_LAZY_NR]! += hdr[b + N_PURGE_NR]!;
 			}

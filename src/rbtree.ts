@@ -17,42 +17,38 @@
  * - after a block shrinks in place: `augmentPropagate`, recomputed from the node up, stopping
  *   where a value does not change.
  */
+import { VA_LEFT, VA_RIGHT } from "./layout.ts";
+import {
+	clearVaLinks,
+	setSubtreeMaxSize,
+	setVaBlack,
+	setVaChild,
+	setVaParent,
+	setVaParentColour,
+	setVaRed,
+	type Side,
+	subtreeMaxSize,
+	vaChild,
+	vaIsRed,
+	vaLeft,
+	vaParent,
+	vaRight,
+	vaSize,
+} from "./record.ts";
 import type { VaTable } from "./va-table.ts";
-import { REC_F64, REC_I32, VA_END, VA_LEFT, VA_PARENT, VA_RIGHT, VA_START, VA_SUBTREE_MAX } from "./layout.ts";
 
 const L = VA_LEFT;
 const R = VA_RIGHT;
-const P = VA_PARENT;
 
-export function rbParent(i32: Int32Array, x: number): number {
-	return i32[x * REC_I32 + P]! >>> 1;
-}
-
-function isRed(i32: Int32Array, x: number): boolean {
-	return (i32[x * REC_I32 + P]! & 1) === 1;
-}
-
-function setParent(i32: Int32Array, x: number, p: number): void {
-	const w = x * REC_I32 + P;
-	i32[w] = (p << 1) | (i32[w]! & 1);
-}
-
-function setRed(i32: Int32Array, x: number): void {
-	i32[x * REC_I32 + P]! |= 1;
-}
-
-function setBlack(i32: Int32Array, x: number): void {
-	if (x !== 0) i32[x * REC_I32 + P]! &= ~1;
+function opposite(side: Side): Side {
+	return side === L ? R : L;
 }
 
 /** The value subtreeMaxSize(x) must have, given correct values in its children. */
 export function augmentCompute(t: VaTable, x: number): number {
-	const f64 = t.f64;
-	const i32 = t.i32;
-	const fx = x * REC_F64;
-	let m = f64[fx + VA_END]! - f64[fx + VA_START]!;
-	const l = f64[i32[x * REC_I32 + L]! * REC_F64 + VA_SUBTREE_MAX]!;
-	const r = f64[i32[x * REC_I32 + R]! * REC_F64 + VA_SUBTREE_MAX]!;
+	let m = vaSize(t, x);
+	const l = subtreeMaxSize(t, vaLeft(t, x));
+	const r = subtreeMaxSize(t, vaRight(t, x));
 	if (l > m) m = l;
 	if (r > m) m = r;
 	return m;
@@ -60,13 +56,11 @@ export function augmentCompute(t: VaTable, x: number): number {
 
 /** Recompute subtreeMaxSize from `x` up, stopping at the first node whose value holds. */
 export function augmentPropagate(t: VaTable, x: number): void {
-	const f64 = t.f64;
 	while (x !== 0) {
 		const v = augmentCompute(t, x);
-		const w = x * REC_F64 + VA_SUBTREE_MAX;
-		if (f64[w] === v) break;
-		f64[w] = v;
-		x = rbParent(t.i32, x);
+		if (subtreeMaxSize(t, x) === v) break;
+		setSubtreeMaxSize(t, x, v);
+		x = vaParent(t, x);
 	}
 }
 
@@ -76,54 +70,46 @@ export function augmentPropagate(t: VaTable, x: number): void {
  * first ancestor already at least as large.
  */
 export function augmentPropagateGrow(t: VaTable, x: number): void {
-	const f64 = t.f64;
-	const i32 = t.i32;
-	const v = f64[x * REC_F64 + VA_END]! - f64[x * REC_F64 + VA_START]!;
+	const v = vaSize(t, x);
 	while (x !== 0) {
-		const w = x * REC_F64 + VA_SUBTREE_MAX;
-		if (f64[w]! >= v) break;
-		f64[w] = v;
-		x = i32[x * REC_I32 + P]! >>> 1;
+		if (subtreeMaxSize(t, x) >= v) break;
+		setSubtreeMaxSize(t, x, v);
+		x = vaParent(t, x);
 	}
 }
 
 /** Recompute subtreeMaxSize on the whole path from `x` to the root. */
 function augmentPropagateToRoot(t: VaTable, x: number): void {
-	const f64 = t.f64;
 	while (x !== 0) {
-		f64[x * REC_F64 + VA_SUBTREE_MAX] = augmentCompute(t, x);
-		x = rbParent(t.i32, x);
+		setSubtreeMaxSize(t, x, augmentCompute(t, x));
+		x = vaParent(t, x);
 	}
 }
 
 /** Point whatever pointed at `old` (its parent's child link, or the root word) at `now`. */
 function replaceChild(t: VaTable, rootWord: number, parent: number, old: number, now: number): void {
-	const i32 = t.i32;
 	if (parent === 0) t.hdr[rootWord] = now;
-	else if (i32[parent * REC_I32 + L] === old) i32[parent * REC_I32 + L] = now;
-	else i32[parent * REC_I32 + R] = now;
+	else setVaChild(t, parent, vaLeft(t, parent) === old ? L : R, now);
 }
 
 /**
  * Rotate `x` down to the `side` (L: left rotation, its right child comes up).
  * Keeps subtreeMaxSize right when the tree is augmented.
  */
-function rotate(t: VaTable, rootWord: number, x: number, side: number, aug: boolean): void {
-	const i32 = t.i32;
-	const other = side === L ? R : L;
-	const y = i32[x * REC_I32 + other]!;
-	const inner = i32[y * REC_I32 + side]!;
-	const p = rbParent(i32, x);
-	i32[x * REC_I32 + other] = inner;
-	if (inner !== 0) setParent(i32, inner, x);
-	setParent(i32, y, p);
+function rotate(t: VaTable, rootWord: number, x: number, side: Side, aug: boolean): void {
+	const other = opposite(side);
+	const y = vaChild(t, x, other);
+	const inner = vaChild(t, y, side);
+	const p = vaParent(t, x);
+	setVaChild(t, x, other, inner);
+	if (inner !== 0) setVaParent(t, inner, x);
+	setVaParent(t, y, p);
 	replaceChild(t, rootWord, p, x, y);
-	i32[y * REC_I32 + side] = x;
-	setParent(i32, x, y);
+	setVaChild(t, y, side, x);
+	setVaParent(t, x, y);
 	if (aug) {
-		const f64 = t.f64;
-		f64[y * REC_F64 + VA_SUBTREE_MAX] = f64[x * REC_F64 + VA_SUBTREE_MAX]!;
-		f64[x * REC_F64 + VA_SUBTREE_MAX] = augmentCompute(t, x);
+		setSubtreeMaxSize(t, y, subtreeMaxSize(t, x));
+		setSubtreeMaxSize(t, x, augmentCompute(t, x));
 	}
 }
 
@@ -132,52 +118,48 @@ function rotate(t: VaTable, rootWord: number, x: number, side: number, aug: bool
  * then restore the red-black properties.
  */
 export function rbInsert(t: VaTable, rootWord: number, z: number, parent: number, left: boolean, aug: boolean): void {
-	const i32 = t.i32;
-	const zw = z * REC_I32;
-	i32[zw + L] = 0;
-	i32[zw + R] = 0;
-	i32[zw + P] = (parent << 1) | 1; // red
+	setVaChild(t, z, L, 0);
+	setVaChild(t, z, R, 0);
+	setVaParentColour(t, z, parent, true);
 	if (parent === 0) t.hdr[rootWord] = z;
-	else i32[parent * REC_I32 + (left ? L : R)] = z;
+	else setVaChild(t, parent, left ? L : R, z);
 	if (aug) {
-		t.f64[z * REC_F64 + VA_SUBTREE_MAX] = 0;
+		setSubtreeMaxSize(t, z, 0);
 		augmentPropagateGrow(t, z);
 	}
 
 	// CLRS RB-INSERT-FIXUP: z is red; the only possible violation is a red parent.
 	while (true) {
-		const p = rbParent(i32, z);
-		if (p === 0 || !isRed(i32, p)) break;
-		const g = rbParent(i32, p); // exists: a red node is never the root
-		const side = i32[g * REC_I32 + L] === p ? L : R;
-		const other = side === L ? R : L;
-		const u = i32[g * REC_I32 + other]!;
-		if (u !== 0 && isRed(i32, u)) {
-			setBlack(i32, p);
-			setBlack(i32, u);
-			setRed(i32, g);
+		const p = vaParent(t, z);
+		if (p === 0 || !vaIsRed(t, p)) break;
+		const g = vaParent(t, p); // exists: a red node is never the root
+		const side: Side = vaLeft(t, g) === p ? L : R;
+		const other = opposite(side);
+		const u = vaChild(t, g, other);
+		if (u !== 0 && vaIsRed(t, u)) {
+			setVaBlack(t, p);
+			setVaBlack(t, u);
+			setVaRed(t, g);
 			z = g;
 			continue;
 		}
-		if (i32[p * REC_I32 + other] === z) {
+		if (vaChild(t, p, other) === z) {
 			rotate(t, rootWord, p, side, aug);
 			z = p;
 		}
-		const zp = rbParent(i32, z);
-		setBlack(i32, zp);
-		setRed(i32, g);
+		setVaBlack(t, vaParent(t, z));
+		setVaRed(t, g);
 		rotate(t, rootWord, g, other, aug);
 		break;
 	}
-	setBlack(i32, t.hdr[rootWord]!);
+	setVaBlack(t, t.hdr[rootWord]!);
 }
 
 /** Unlink `z` from the tree, then restore the red-black properties. */
 export function rbErase(t: VaTable, rootWord: number, z: number, aug: boolean): void {
-	const i32 = t.i32;
-	const zl = i32[z * REC_I32 + L]!;
-	const zr = i32[z * REC_I32 + R]!;
-	const zp = rbParent(i32, z);
+	const zl = vaLeft(t, z);
+	const zr = vaRight(t, z);
+	const zp = vaParent(t, z);
 	let x: number; // the node that moved into the removed position (may be nil)
 	let xp: number; // its parent: tracked apart, since nil has no parent word
 	let removedBlack: boolean;
@@ -185,124 +167,116 @@ export function rbErase(t: VaTable, rootWord: number, z: number, aug: boolean): 
 	if (zl === 0 || zr === 0) {
 		x = zl === 0 ? zr : zl;
 		xp = zp;
-		removedBlack = !isRed(i32, z);
+		removedBlack = !vaIsRed(t, z);
 		replaceChild(t, rootWord, zp, z, x);
-		if (x !== 0) setParent(i32, x, zp);
+		if (x !== 0) setVaParent(t, x, zp);
 	} else {
 		// y: z's successor, which has no left child, takes z's place and colour.
 		let y = zr;
-		while (i32[y * REC_I32 + L] !== 0) y = i32[y * REC_I32 + L]!;
-		removedBlack = !isRed(i32, y);
-		x = i32[y * REC_I32 + R]!;
+		while (vaLeft(t, y) !== 0) y = vaLeft(t, y);
+		removedBlack = !vaIsRed(t, y);
+		x = vaRight(t, y);
 		if (y === zr) {
 			xp = y;
 		} else {
-			xp = rbParent(i32, y);
-			i32[xp * REC_I32 + L] = x;
-			if (x !== 0) setParent(i32, x, xp);
-			i32[y * REC_I32 + R] = zr;
-			setParent(i32, zr, y);
+			xp = vaParent(t, y);
+			setVaChild(t, xp, L, x);
+			if (x !== 0) setVaParent(t, x, xp);
+			setVaChild(t, y, R, zr);
+			setVaParent(t, zr, y);
 		}
-		i32[y * REC_I32 + L] = zl;
-		setParent(i32, zl, y);
+		setVaChild(t, y, L, zl);
+		setVaParent(t, zl, y);
 		replaceChild(t, rootWord, zp, z, y);
-		i32[y * REC_I32 + P] = i32[z * REC_I32 + P]!; // z's parent and colour
+		setVaParentColour(t, y, zp, vaIsRed(t, z)); // z's parent and colour
 	}
-	const zw = z * REC_I32;
-	i32[zw + L] = 0;
-	i32[zw + R] = 0;
-	i32[zw + P] = 0;
+	clearVaLinks(t, z);
 	if (aug) augmentPropagateToRoot(t, xp);
 	if (removedBlack) eraseFixup(t, rootWord, x, xp, aug);
 }
 
 /** CLRS RB-DELETE-FIXUP: `x` (child of `xp`, possibly nil) carries an extra black. */
 function eraseFixup(t: VaTable, rootWord: number, x: number, xp: number, aug: boolean): void {
-	const i32 = t.i32;
-	while (xp !== 0 && (x === 0 || !isRed(i32, x))) {
-		const side = i32[xp * REC_I32 + L] === x ? L : R;
-		const other = side === L ? R : L;
-		let w = i32[xp * REC_I32 + other]!; // non-nil: the other side is a black node taller
-		if (isRed(i32, w)) {
-			setBlack(i32, w);
-			setRed(i32, xp);
+	while (xp !== 0 && (x === 0 || !vaIsRed(t, x))) {
+		const side: Side = vaLeft(t, xp) === x ? L : R;
+		const other = opposite(side);
+		let w = vaChild(t, xp, other); // non-nil: the other side is a black node taller
+		if (vaIsRed(t, w)) {
+			setVaBlack(t, w);
+			setVaRed(t, xp);
 			rotate(t, rootWord, xp, side, aug);
-			w = i32[xp * REC_I32 + other]!;
+			w = vaChild(t, xp, other);
 		}
-		const wNear = i32[w * REC_I32 + side]!;
-		const wFar = i32[w * REC_I32 + other]!;
-		if (!isRed(i32, wNear) && !isRed(i32, wFar)) {
-			setRed(i32, w);
+		const wNear = vaChild(t, w, side);
+		const wFar = vaChild(t, w, other);
+		if (!vaIsRed(t, wNear) && !vaIsRed(t, wFar)) {
+			setVaRed(t, w);
 			x = xp;
-			xp = rbParent(i32, x);
+			xp = vaParent(t, x);
 			continue;
 		}
-		if (!isRed(i32, wFar)) {
-			setBlack(i32, wNear);
-			setRed(i32, w);
+		if (!vaIsRed(t, wFar)) {
+			setVaBlack(t, wNear);
+			setVaRed(t, w);
 			rotate(t, rootWord, w, other, aug);
-			w = i32[xp * REC_I32 + other]!;
+			w = vaChild(t, xp, other);
 		}
 		// w takes xp's colour, xp and w's far child turn black, rotate: the extra black is gone.
-		i32[w * REC_I32 + P] = (i32[w * REC_I32 + P]! & ~1) | (i32[xp * REC_I32 + P]! & 1);
-		setBlack(i32, xp);
-		setBlack(i32, i32[w * REC_I32 + other]!);
+		setVaParentColour(t, w, vaParent(t, w), vaIsRed(t, xp));
+		setVaBlack(t, xp);
+		setVaBlack(t, vaChild(t, w, other));
 		rotate(t, rootWord, xp, side, aug);
 		x = t.hdr[rootWord]!;
 		break;
 	}
-	setBlack(i32, x);
+	setVaBlack(t, x);
 }
 
 /** Lowest node of the tree, 0 when empty. */
 export function rbFirst(t: VaTable, rootWord: number): number {
-	const i32 = t.i32;
 	let x = t.hdr[rootWord]!;
 	if (x === 0) return 0;
-	while (i32[x * REC_I32 + L] !== 0) x = i32[x * REC_I32 + L]!;
+	while (vaLeft(t, x) !== 0) x = vaLeft(t, x);
 	return x;
 }
 
 /** In-order successor of `x`, 0 after the last. */
 export function rbNext(t: VaTable, x: number): number {
-	const i32 = t.i32;
-	let y = i32[x * REC_I32 + R]!;
+	let y = vaRight(t, x);
 	if (y !== 0) {
-		while (i32[y * REC_I32 + L] !== 0) y = i32[y * REC_I32 + L]!;
+		while (vaLeft(t, y) !== 0) y = vaLeft(t, y);
 		return y;
 	}
-	let p = rbParent(i32, x);
-	while (p !== 0 && i32[p * REC_I32 + R] === x) {
+	let p = vaParent(t, x);
+	while (p !== 0 && vaRight(t, p) === x) {
 		x = p;
-		p = rbParent(i32, p);
+		p = vaParent(t, p);
 	}
 	return p;
 }
 
 /** In-order predecessor of `x`, 0 before the first. */
 export function rbPrev(t: VaTable, x: number): number {
-	const i32 = t.i32;
-	let y = i32[x * REC_I32 + L]!;
+	let y = vaLeft(t, x);
 	if (y !== 0) {
-		while (i32[y * REC_I32 + R] !== 0) y = i32[y * REC_I32 + R]!;
+		while (vaRight(t, y) !== 0) y = vaRight(t, y);
 		return y;
 	}
-	let p = rbParent(i32, x);
-	while (p !== 0 && i32[p * REC_I32 + L] === x) {
+	let p = vaParent(t, x);
+	while (p !== 0 && vaLeft(t, p) === x) {
 		x = p;
-		p = rbParent(i32, p);
+		p = vaParent(t, p);
 	}
 	return p;
 }
 
 /** Link `z` as the in-order successor of `x`, which is in the tree. */
 export function rbInsertAfter(t: VaTable, rootWord: number, x: number, z: number, aug: boolean): void {
-	const i32 = t.i32;
-	let y = i32[x * REC_I32 + R]!;
+	let y = vaRight(t, x);
 	if (y === 0) {
 		rbInsert(t, rootWord, z, x, false, aug);
 		return;
 	}
-	while (i32[y * REC_I32 + L] !== 0) y = i32[y * REC_I32 + L]!;
+	while (vaLeft(t, y) !== 0) y = vaLeft(t, y);
 	rbInsert(t, rootWord, z, y, true, aug);
 }

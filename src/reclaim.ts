@@ -20,16 +20,11 @@ import {
 	NF_PURGED_AREAS,
 	nodeBase,
 	POOL_LEN,
-	REC_F64,
-	REC_I32,
-	VA_END,
-	VA_FLAGS,
-	VA_NEXT,
-	VA_START,
 } from "./layout.ts";
 import type { Locks } from "./lock.ts";
 import { decayCount, poolable, poolAdd, poolPop, poolWord, vnOf } from "./nodes.ts";
 import type { VaTable } from "./va-table.ts";
+import { vaFlags, vaNext, vaSize } from "./record.ts";
 
 /** Areas moved per lock hold. */
 export const RECLAIM_STEP = 64;
@@ -41,8 +36,8 @@ export const RECLAIM_STEP = 64;
  */
 function toPool(t: VaTable, va: number, v: number, pageInverse: number): boolean {
 	if (t.hdr[HDR_SKIP_POPULATE] !== 0) return false;
-	if (vnOf(t.i32[va * REC_I32 + VA_FLAGS]!) !== v) return false;
-	return poolable((t.f64[va * REC_F64 + VA_END]! - t.f64[va * REC_F64 + VA_START]!) * pageInverse);
+	if (vnOf(vaFlags(t, va)) !== v) return false;
+	return poolable((vaSize(t, va)) * pageInverse);
 }
 
 /**
@@ -68,10 +63,10 @@ export function reclaimStep(t: VaTable, locks: Locks, v: number, pageInverse: nu
 	for (; n < RECLAIM_STEP; n++) {
 		const va = hdr[b + N_PURGE_HEAD]!;
 		if (va === 0) break;
-		const p = (t.f64[va * REC_F64 + VA_END]! - t.f64[va * REC_F64 + VA_START]!) * pageInverse;
+		const p = (vaSize(t, va)) * pageInverse;
 		const pool = toPool(t, va, v, pageInverse);
 		if (poolOnly && !pool) break;
-		hdr[b + N_PURGE_HEAD] = t.i32[va * REC_I32 + VA_NEXT]!;
+		hdr[b + N_PURGE_HEAD] = vaNext(t, va);
 		hdr[b + N_PURGE_NR]!--;
 		pages += p;
 		if (pool) poolAdd(t, v, va, p);

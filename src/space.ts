@@ -54,18 +54,11 @@ import {
 	NF_POOL_MISSES,
 	nodeBase,
 	POOL_LEN,
-	REC_F64,
-	REC_I32,
 	recordsOffset,
 	MAX_VA_SIZE_PAGES,
 	VA_BUSY,
-	VA_END,
-	VA_FLAGS,
 	VA_LAZY,
 	VA_STATE,
-	VA_NEXT,
-	VA_START,
-	VA_TAG,
 	VERSION,
 } from "./layout.ts";
 import { dumpSpace, vmallocinfo } from "./info.ts";
@@ -76,6 +69,7 @@ import { isPowerOfTwo, parseSpaceOptions, type SpaceParams } from "./options.ts"
 import { readStats } from "./stats.ts";
 import { TagTable } from "./tags.ts";
 import { isShared, type SpaceBuffer, VaTable } from "./va-table.ts";
+import { setVaEnd, setVaFlags, setVaNext, setVaStart, setVaTag, vaEnd, vaFlags, vaStart, vaTag } from "./record.ts";
 
 /**
  * A range allocator over [start, start + size), with all of its state in one buffer.
@@ -218,8 +212,8 @@ export class VmapSpace {
 		const t = space.table;
 		t.reserve(1);
 		const va = t.allocSlot();
-		t.f64[va * REC_F64 + VA_START] = start;
-		t.f64[va * REC_F64 + VA_END] = start + size;
+		setVaStart(t, va, start);
+		setVaEnd(t, va, start + size);
 		mergeOrAddVmapArea(t, va);
 		return space;
 	}
@@ -322,16 +316,15 @@ export class VmapSpace {
 		if (va === 0) {
 			locks.release(HDR_FREE_LOCK);
 			return this.noFit(size, options, align, vstart, vend, overflowPurge);
-		}
-		const f64 = t.f64; // after reserve(), which may have replaced the buffer and every view
-		const s = f64[va * REC_F64 + VA_START]!;
+		} // after reserve(), which may have replaced the buffer and every view
+		const s = vaStart(t, va);
 		// Block starts are page aligned: the common case needs no rounding.
 		const nva = s >= vstart && align === pageSize ? s : alignUp(s > vstart ? s : vstart, align);
 		let busy = vaClip(t, va, nva, size);
 		if (busy === 0) busy = t.allocSlot();
 		if (pool !== 0) t.hdrF[(nodeBase(this.node) >> 1) + NF_POOL_MISSES]!++;
-		f64[busy * REC_F64 + VA_START] = nva;
-		f64[busy * REC_F64 + VA_END] = nva + size;
+		setVaStart(t, busy, nva);
+		setVaEnd(t, busy, nva + size);
 		this.insertBusy(busy, nva, size, vn, tag);
 		locks.release(HDR_FREE_LOCK);
 		return nva;
@@ -352,9 +345,9 @@ export class VmapSpace {
 			this.locks.release(lock);
 			return -1;
 		}
-		const start = t.f64[va * REC_F64 + VA_START]!;
+		const start = vaStart(t, va);
 		// Still under the pool lock: the area is never in neither structure.
-		this.insertBusy(va, start, t.f64[va * REC_F64 + VA_END]! - start, vn, tag);
+		this.insertBusy(va, start, vaEnd(t, va) - start, vn, tag);
 		t.hdrF[(nodeBase(this.node) >> 1) + NF_POOL_HITS]!++;
 		this.locks.release(lock);
 		return start;
@@ -366,8 +359,8 @@ export class VmapSpace {
 		const b = nodeBase(addrToNode(start, this.zoneInverse, this.nodes));
 		this.locks.acquire(b + N_BUSY_LOCK);
 		t.sync();
-		t.i32[va * REC_I32 + VA_FLAGS] = VA_BUSY | vn;
-		t.i32[va * REC_I32 + VA_TAG] = tag;
+		setVaFlags(t, va, VA_BUSY | vn);
+		setVaTag(t, va, tag);
 		insertVmapArea(t, b + N_BUSY_ROOT, va);
 		t.hdr[b + N_BUSY_NR]!++;
 		const f = b >> 1;
@@ -422,11 +415,11 @@ export class VmapSpace {
 		locks.acquire(b + N_BUSY_LOCK);
 		t.sync();
 		const va = findVmapArea(t, b + N_BUSY_ROOT, addr);
-		if (va === 0 || t.f64[va * REC_F64 + VA_START] !== addr) {
+		if (va === 0 || vaStart(t, va) !== addr) {
 			locks.release(b + N_BUSY_LOCK);
 			this.notAnArea(addr, op);
 		}
-		const tag = t.i32[va * REC_I32 + VA_TAG]!;
+		const tag = vaTag(t, va);
 		if (tag !== 0 && (tag === refusedA || tag === refusedB)) {
 			locks.release(b + N_BUSY_LOCK);
 			return tag;
@@ -450,10 +443,9 @@ export class VmapSpace {
 	 */
 	private makeLazy(b: number, va: number): void {
 		const t = this.table;
-		const f64 = t.f64;
-		const start = f64[va * REC_F64 + VA_START]!;
-		const end = f64[va * REC_F64 + VA_END]!;
-		const flags = t.i32[va * REC_I32 + VA_FLAGS]!;
+		const start = vaStart(t, va);
+		const end = vaEnd(t, va);
+		const flags = vaFlags(t, va);
 		rbErase(t, b + N_BUSY_ROOT, va, false);
 		t.hdr[b + N_BUSY_NR]!--;
 		t.hdrF[(b >> 1) + NF_BUSY_BYTES]! -= end - start;
@@ -476,8 +468,8 @@ export class VmapSpace {
 		hdrF[f + NF_LAZY_ADDED]! += (end - start) * this.pageInverse;
 		if (start < hdrF[f + NF_LAZY_MIN]!) hdrF[f + NF_LAZY_MIN] = start;
 		if (end > hdrF[f + NF_LAZY_MAX]!) hdrF[f + NF_LAZY_MAX] = end;
-		t.i32[va * REC_I32 + VA_FLAGS] = VA_LAZY | (flags & ~VA_STATE); // keeps the vn_id
-		t.i32[va * REC_I32 + VA_NEXT] = hdr[l + N_LAZY_HEAD]!;
+		setVaFlags(t, va, VA_LAZY | (flags & ~VA_STATE)); // keeps the vn_id
+		setVaNext(t, va, hdr[l + N_LAZY_HEAD]!);
 		hdr[l + N_LAZY_HEAD] = va; // published: `va` may not be read from here on
 		hdr[l + N_LAZY_NR]!++;
 		this.locks.release(l + N_LAZY_LOCK);
@@ -515,31 +507,30 @@ export class VmapSpace {
 		locks.acquire(b + N_BUSY_LOCK);
 		t.sync();
 		const va = findVmapArea(t, b + N_BUSY_ROOT, addr);
-		if (va === 0 || t.f64[va * REC_F64 + VA_START] !== addr) {
+		if (va === 0 || vaStart(t, va) !== addr) {
 			locks.release(b + N_BUSY_LOCK);
 			locks.release(HDR_FREE_LOCK);
 			this.notAnArea(addr, "resize");
 		}
-		const f64 = t.f64;
-		const end = f64[va * REC_F64 + VA_END]!;
+		const end = vaEnd(t, va);
 		const newEnd = addr + size;
 		let done = true;
 		if (newEnd < end) {
 			// The tail leaves the area under the busy lock and joins a lazy list under the lazy
 			// lock: check(), holding everything, sees it in one place or the other.
-			f64[va * REC_F64 + VA_END] = newEnd;
+			setVaEnd(t, va, newEnd);
 			t.hdrF[(b >> 1) + NF_BUSY_BYTES]! -= end - newEnd;
 			const tail = t.allocSlot();
-			t.f64[tail * REC_F64 + VA_START] = newEnd;
-			t.f64[tail * REC_F64 + VA_END] = end;
-			t.i32[tail * REC_I32 + VA_TAG] = t.i32[va * REC_I32 + VA_TAG]!;
-			this.publishLazy(nodeBase(addrToNode(newEnd, this.zoneInverse, this.nodes)), tail, newEnd, end, t.i32[va * REC_I32 + VA_FLAGS]!);
+			setVaStart(t, tail, newEnd);
+			setVaEnd(t, tail, end);
+			setVaTag(t, tail, vaTag(t, va));
+			this.publishLazy(nodeBase(addrToNode(newEnd, this.zoneInverse, this.nodes)), tail, newEnd, end, vaFlags(t, va));
 		} else if (newEnd > end) {
 			const fb = findVmapArea(t, HDR_FREE_ROOT, end);
-			if (fb !== 0 && f64[fb * REC_F64 + VA_START] === end && f64[fb * REC_F64 + VA_END]! >= newEnd) {
+			if (fb !== 0 && vaStart(t, fb) === end && vaEnd(t, fb) >= newEnd) {
 				const whole = vaClip(t, fb, end, newEnd - end);
 				if (whole !== 0) t.freeSlot(whole);
-				f64[va * REC_F64 + VA_END] = newEnd;
+				setVaEnd(t, va, newEnd);
 				t.hdrF[(b >> 1) + NF_BUSY_BYTES]! += newEnd - end;
 			} else done = false;
 		}
@@ -563,8 +554,8 @@ export class VmapSpace {
 		this.locks.acquire(b + N_BUSY_LOCK);
 		t.sync();
 		const va = findVmapArea(t, b + N_BUSY_ROOT, addr);
-		const set = va !== 0 && t.f64[va * REC_F64 + VA_START] === addr && t.i32[va * REC_I32 + VA_TAG] !== id;
-		if (set) t.i32[va * REC_I32 + VA_TAG] = id;
+		const set = va !== 0 && vaStart(t, va) === addr && vaTag(t, va) !== id;
+		if (set) setVaTag(t, va, id);
 		this.locks.release(b + N_BUSY_LOCK);
 		return set;
 	}
@@ -670,9 +661,9 @@ export class VmapSpace {
 
 	private describe(va: number, state: "busy" | "lazy"): AreaInfo {
 		const t = this.table;
-		const start = t.f64[va * REC_F64 + VA_START]!;
-		const end = t.f64[va * REC_F64 + VA_END]!;
-		const tag = t.i32[va * REC_I32 + VA_TAG]!;
+		const start = vaStart(t, va);
+		const end = vaEnd(t, va);
+		const tag = vaTag(t, va);
 		return { start, end, size: end - start, tag: tag === 0 ? undefined : this.tags.name(tag), state };
 	}
 

@@ -58,12 +58,11 @@ import {
 	NF_PURGED_AREAS,
 	nodeBase,
 	POOL_LEN,
-	REC_F64,
-	VA_SUBTREE_MAX,
 } from "./layout.ts";
 import { LOCK_SEQ } from "./lock.ts";
 import { poolWord } from "./nodes.ts";
 import type { VaTable } from "./va-table.ts";
+import { subtreeMaxSize } from "./record.ts";
 
 /** Open a write to the purge counters (HDR_SEQ_PURGE); the caller holds the purge mutex. */
 export function seqBegin(hdr: Int32Array): void {
@@ -117,7 +116,7 @@ function copyDomain(t: VaTable, s: VmapStats, domain: number, v: number, pools: 
 			// another handle; the root is then out of its reach and the snapshot is simply retried.
 			const root = hdr[HDR_FREE_ROOT]!;
 			if (root >= t.capacity) t.remap();
-			s.largestFreeBlock = root === 0 ? 0 : t.f64[root * REC_F64 + VA_SUBTREE_MAX]!;
+			s.largestFreeBlock = root === 0 ? 0 : subtreeMaxSize(t, root);
 			return;
 		}
 		case PURGE:

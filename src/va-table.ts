@@ -16,8 +16,8 @@ import {
 	nodeBase,
 	REC_F64,
 	REC_I32,
-	VA_NEXT,
 } from "./layout.ts";
+import { clearRecord, setVaNext, vaNext } from "./record.ts";
 
 export type SpaceBuffer = SharedArrayBuffer | ArrayBuffer;
 
@@ -50,9 +50,9 @@ export class VaTable {
 	hdrF!: Float64Array;
 	/** The handle table (HANDLE_*), Int32 words. */
 	handles!: Int32Array;
-	/** Records as Float64 words: slot * REC_F64 + VA_START etc. */
+	/** Records as Float64 words; read and written only through record.ts. */
 	f64!: Float64Array;
-	/** Records as Int32 words: slot * REC_I32 + VA_LEFT etc. */
+	/** Records as Int32 words; read and written only through record.ts. */
 	i32!: Int32Array;
 	/** Capacity the views cover. */
 	capacity = 0;
@@ -150,9 +150,9 @@ export class VaTable {
 		const hdr = this.hdr;
 		let slot = hdr[HDR_SLOT_FREE]!;
 		if (slot !== 0) {
-			hdr[HDR_SLOT_FREE] = this.i32[slot * REC_I32 + VA_NEXT]!;
+			hdr[HDR_SLOT_FREE] = vaNext(this, slot);
 			hdr[HDR_SLOT_FREE_NR]!--;
-			this.clear(slot);
+			clearRecord(this, slot);
 		} else {
 			slot = hdr[HDR_SLOT_HIGH]!;
 			if (slot >= this.capacity) throw new VmapError("ENOMEM", "record table full (reserve() was not called)");
@@ -164,20 +164,11 @@ export class VaTable {
 	/** Return a slot to the slot free list. The slot must be in no tree and on no list. */
 	freeSlot(slot: number): void {
 		const hdr = this.hdr;
-		this.i32[slot * REC_I32 + VA_NEXT] = hdr[HDR_SLOT_FREE]!;
+		setVaNext(this, slot, hdr[HDR_SLOT_FREE]!);
 		hdr[HDR_SLOT_FREE] = slot;
 		hdr[HDR_SLOT_FREE_NR]!++;
 	}
 
-	private clear(slot: number): void {
-		const f64 = this.f64;
-		const f = slot * REC_F64;
-		f64[f] = 0;
-		f64[f + 1] = 0;
-		f64[f + 2] = 0;
-		f64[f + 3] = 0;
-		f64[f + 4] = 0;
-	}
 }
 
 /** The buffer with at least `bytes` bytes: grown in place if shared, else a larger copy. */

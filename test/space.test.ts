@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { VmapError, VmapSpace } from "../src/index.ts";
+import { setSubtreeMaxSize, setVaEnd, setVaFlags, setVaNext, setVaRed, subtreeMaxSize, vaEnd } from "../src/record.ts";
 import {
 	HDR_CAPACITY,
 	HDR_FREE_ROOT,
@@ -12,20 +13,12 @@ import {
 	NF_LAZY_ADDED,
 	NF_LAZY_MIN,
 	nodeBase,
-	REC_F64,
-	REC_I32,
 	VA_BUSY,
-	VA_END,
-	VA_FLAGS,
-	VA_NEXT,
-	VA_PARENT,
-	VA_SUBTREE_MAX,
 } from "../src/layout.ts";
 import { busyAreas, freeBlocks } from "./support/inspect.ts";
 import { code } from "./support/code.ts";
 
 const P = 4096;
-
 
 test("the record table grows while areas are allocated, and views follow", () => {
 	for (const shared of [true, false]) {
@@ -168,14 +161,14 @@ test("check() catches corruption of every kind it promises to", () => {
 	const B = nodeBase(0);
 	const F = B >> 1;
 	const corruptions: Array<[string, (s: VmapSpace) => void, RegExp]> = [
-		["subtreeMaxSize", (s) => { s.table.f64[s.table.hdr[HDR_FREE_ROOT]! * REC_F64 + VA_SUBTREE_MAX]! += P; }, /subtreeMaxSize .* recomputed/],
-		["red root", (s) => { s.table.i32[s.table.hdr[B + N_BUSY_ROOT]! * REC_I32 + VA_PARENT]! |= 1; }, /root \d+ is red/],
-		["block end", (s) => { s.table.f64[s.table.hdr[HDR_FREE_ROOT]! * REC_F64 + VA_END]! += 1; }, /not page aligned/],
-		["overlap", (s) => { s.table.f64[s.table.hdr[B + N_BUSY_ROOT]! * REC_F64 + VA_END]! += P; }, /overlap|touch|before the previous/],
-		["free list", (s) => { s.table.i32[s.table.hdr[HDR_FREE_ROOT]! * REC_I32 + VA_NEXT] = 0; }, /free list/],
+		["subtreeMaxSize", (s) => { const va = s.table.hdr[HDR_FREE_ROOT]!; setSubtreeMaxSize(s.table, va, subtreeMaxSize(s.table, va) + P); }, /subtreeMaxSize .* recomputed/],
+		["red root", (s) => { setVaRed(s.table, s.table.hdr[B + N_BUSY_ROOT]!); }, /root \d+ is red/],
+		["block end", (s) => { const va = s.table.hdr[HDR_FREE_ROOT]!; setVaEnd(s.table, va, vaEnd(s.table, va) + 1); }, /not page aligned/],
+		["overlap", (s) => { const va = s.table.hdr[B + N_BUSY_ROOT]!; setVaEnd(s.table, va, vaEnd(s.table, va) + P); }, /overlap|touch|before the previous/],
+		["free list", (s) => { setVaNext(s.table, s.table.hdr[HDR_FREE_ROOT]!, 0); }, /free list/],
 		["byte counter", (s) => { s.table.hdrF[F + NF_BUSY_BYTES]! += P; }, /busy tree: holds \d+ bytes in busy areas, header says/],
 		["record 0", (s) => { s.table.f64[0] = 1; }, /record 0 \(nil\) has been written/],
-		["lazy flag", (s) => { s.table.i32[s.table.hdr[B + N_LAZY_HEAD]! * REC_I32 + VA_FLAGS] = VA_BUSY; }, /lazy list: record \d+ has state flags 1, not lazy/],
+		["lazy flag", (s) => { setVaFlags(s.table, s.table.hdr[B + N_LAZY_HEAD]!, VA_BUSY); }, /lazy list: record \d+ has state flags 1, not lazy/],
 		["vmapLazyNr", (s) => { s.table.hdrF[F + NF_LAZY_ADDED]! -= 1; }, /vmapLazyNr: header says/],
 		["flush range", (s) => { s.table.hdrF[F + NF_LAZY_MIN]! -= P; }, /incremental flush range says/],
 		["lazy count", (s) => { s.table.hdr[B + N_LAZY_NR]!++; }, /lazy list: holds \d+ areas, header says/],

@@ -1,8 +1,16 @@
 /** Read a space's structures straight from its buffer, for assertions. */
-import { HDR_FREE_HEAD, MAX_VA_SIZE_PAGES, N_BUSY_ROOT, N_LAZY_HEAD, N_PURGE_HEAD, nodeBase, REC_F64, REC_I32, VA_END, VA_NEXT, VA_START } from "../../src/layout.ts";
+import {
+	HDR_FREE_HEAD,
+	MAX_VA_SIZE_PAGES,
+	N_BUSY_ROOT,
+	N_LAZY_HEAD,
+	N_PURGE_HEAD,
+	nodeBase,
+} from "../../src/layout.ts";
 import { poolWord } from "../../src/nodes.ts";
 import { rbFirst, rbNext } from "../../src/rbtree.ts";
 import type { VmapSpace } from "../../src/space.ts";
+import { vaEnd, vaNext, vaStart } from "../../src/record.ts";
 
 export type Range = [start: number, end: number];
 
@@ -10,8 +18,8 @@ export type Range = [start: number, end: number];
 export function freeBlocks(space: VmapSpace): Range[] {
 	const t = space.table;
 	const out: Range[] = [];
-	for (let va = t.hdr[HDR_FREE_HEAD]!; va !== 0; va = t.i32[va * REC_I32 + VA_NEXT]!) {
-		out.push([t.f64[va * REC_F64 + VA_START]!, t.f64[va * REC_F64 + VA_END]!]);
+	for (let va = t.hdr[HDR_FREE_HEAD]!; va !== 0; va = vaNext(t, va)) {
+		out.push([vaStart(t, va), vaEnd(t, va)]);
 	}
 	return out;
 }
@@ -21,7 +29,7 @@ function listed(space: VmapSpace, heads: number[]): Range[] {
 	const t = space.table;
 	const out: Range[] = [];
 	for (const head of heads) {
-		for (let va = head; va !== 0; va = t.i32[va * REC_I32 + VA_NEXT]!) out.push([t.f64[va * REC_F64 + VA_START]!, t.f64[va * REC_F64 + VA_END]!]);
+		for (let va = head; va !== 0; va = vaNext(t, va)) out.push([vaStart(t, va), vaEnd(t, va)]);
 	}
 	return out.sort((a, b) => a[0] - b[0]);
 }
@@ -52,7 +60,7 @@ export function busyAreas(space: VmapSpace): Range[] {
 	const out: Range[] = [];
 	for (const v of nodes(space)) {
 		for (let va = rbFirst(t, nodeBase(v) + N_BUSY_ROOT); va !== 0; va = rbNext(t, va)) {
-			out.push([t.f64[va * REC_F64 + VA_START]!, t.f64[va * REC_F64 + VA_END]!]);
+			out.push([vaStart(t, va), vaEnd(t, va)]);
 		}
 	}
 	return out.sort((a, b) => a[0] - b[0]);
@@ -62,7 +70,7 @@ export function busyAreas(space: VmapSpace): Range[] {
 export function poolHead(space: VmapSpace, v: number, pages: number): Range | undefined {
 	const t = space.table;
 	const va = t.hdr[poolWord(v, pages)]!;
-	return va === 0 ? undefined : [t.f64[va * REC_F64 + VA_START]!, t.f64[va * REC_F64 + VA_END]!];
+	return va === 0 ? undefined : [vaStart(t, va), vaEnd(t, va)];
 }
 
 /** Ranges sorted and with touching ones joined. */
