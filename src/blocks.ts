@@ -26,6 +26,7 @@ import {
 	BLOCK_NONE,
 	BLOCK_WORDS,
 } from "./heap-layout.ts";
+import type { SpaceExtension } from "./extension.ts";
 import type { VmapSpace } from "./space.ts";
 
 export const VM_MAP_RAM = "vm_map_ram";
@@ -33,6 +34,8 @@ export const VM_MAP_RAM = "vm_map_ram";
 /** What the heap lends the blocks: its space, and the hooks around memory changing hands. */
 export interface BlockHost {
 	readonly space: VmapSpace;
+	/** The space's extension: the block table's words and lock words live in its region. */
+	readonly ext: SpaceExtension;
 	/** Make [0, end) of the data usable (the heap's growth). */
 	commit(end: number): void;
 	/** Pages [addr, addr + bytes) are being handed out: check their poison. */
@@ -61,7 +64,7 @@ export class Blocks {
 	}
 
 	private get hdr(): Int32Array {
-		return this.host.space.table.hdr;
+		return this.host.ext.words;
 	}
 
 	/** First word of block `idx`'s record. */
@@ -78,15 +81,14 @@ export class Blocks {
 	/** Map `pages` (1..this.pages) from one of this handle's blocks, or from a new block. */
 	map(pages: number): number {
 		const hdr = this.hdr;
-		const locks = this.host.space.locks;
-		const self = this.host.space.id;
+		const self = this.host.ext.id;
 		for (let i = this.mine.length - 1; i >= 0; i--) {
 			const idx = this.mine[i]!;
 			const w = this.word(idx);
-			locks.acquire(w + B_LOCK);
+			this.host.ext.lock(w + B_LOCK);
 			const free = hdr[w + B_FREE]!;
 			if (hdr[w + B_STATE] !== BLOCK_ACTIVE || hdr[w + B_OWNER] !== self || free === 0) {
-				locks.release(w + B_LOCK);
+				this.host.ext.unlock(w + B_LOCK);
 				this.mine.splice(i, 1);
 				continue;
 			}
@@ -95,12 +97,12 @@ export class Blocks {
 				setBits(hdr, w + B_BITMAP, off, pages, 1);
 				hdr[w + B_FREE] = free - pages;
 				hdr[w + B_MAPPED]! += pages;
-				locks.release(w + B_LOCK);
+				this.host.ext.unlock(w + B_LOCK);
 				const addr = idx * this.bytes + off * this.pageSize;
 				this.host.handOut(addr, pages * this.pageSize, "vmMapRam");
 				return addr;
 			}
-			locks.release(w + B_LOCK);
+			this.host.ext.unlock(w + B_LOCK);
 		}
 		// A new block (kernel new_vmap_block): its first pages are the mapping.
 		const space = this.host.space;
@@ -113,7 +115,7 @@ export class Blocks {
 		}
 		const idx = start / this.bytes;
 		const w = this.word(idx);
-		locks.acquire(w + B_LOCK);
+		this.host.ext.lock(w + B_LOCK);
 		hdr.fill(0, w + B_BITMAP, w + BLOCK_WORDS);
 		setBits(hdr, w + B_BITMAP, 0, pages, 1);
 		hdr[w + B_OWNER] = self;
@@ -123,7 +125,7 @@ export class Blocks {
 		hdr[w + B_DIRTY_MAX] = 0;
 		hdr[w + B_MAPPED] = pages;
 		Atomics.store(hdr, w + B_STATE, BLOCK_ACTIVE);
-		locks.release(w + B_LOCK);
+		this.host.ext.unlock(w + B_LOCK);
 		if (this.pages > pages) this.mine.push(idx);
 		this.host.handOut(start, pages * this.pageSize, "vmMapRam");
 		return start;
@@ -136,11 +138,10 @@ export class Blocks {
 	 */
 	unmap(idx: number, addr: number, pages: number): void {
 		const hdr = this.hdr;
-		const locks = this.host.space.locks;
 		const w = this.word(idx);
 		const start = idx * this.bytes;
 		const off = (addr - start) / this.pageSize;
-		locks.acquire(w + B_LOCK);
+		this.host.ext.lock(w + B_LOCK);
 		const problem =
 			hdr[w + B_STATE] !== BLOCK_ACTIVE
 				? "the block was purged"
@@ -152,7 +153,7 @@ export class Blocks {
 							? "not all of those pages are mapped (unmapped already, or mapped with another size)"
 							: undefined;
 		if (problem !== undefined) {
-			locks.release(w + B_LOCK);
+			this.host.ext.unlock(w + B_LOCK);
 			throw new VmapError("EINVAL", `Cannot vmUnmapRam ${hex(addr)} (${pages} pages) in the vm_map_ram block [${hex(start)}, ${hex(start + this.bytes)}): ${problem}`);
 		}
 		setBits(hdr, w + B_BITMAP, off, pages, 0);
@@ -163,7 +164,7 @@ export class Blocks {
 		if (off + pages > hdr[w + B_DIRTY_MAX]!) hdr[w + B_DIRTY_MAX] = off + pages;
 		const purge = dirty === this.pages || (hdr[w + B_MAPPED] === 0 && dirty >= this.pages / 4);
 		if (purge) Atomics.store(hdr, w + B_STATE, BLOCK_NONE);
-		locks.release(w + B_LOCK);
+		this.host.ext.unlock(w + B_LOCK);
 		if (purge) this.host.space.free(start);
 	}
 
@@ -174,17 +175,16 @@ export class Blocks {
 	 */
 	purgeFragmented(mineToo: boolean): number {
 		const hdr = this.hdr;
-		const locks = this.host.space.locks;
 		let freed = 0;
 		for (let idx = 0; idx < this.count; idx++) {
 			const w = this.word(idx);
 			if (Atomics.load(hdr, w + B_STATE) !== BLOCK_ACTIVE) continue;
-			locks.acquire(w + B_LOCK);
-			const mine = hdr[w + B_OWNER] === this.host.space.id;
+			this.host.ext.lock(w + B_LOCK);
+			const mine = hdr[w + B_OWNER] === this.host.ext.id;
 			const purge = hdr[w + B_STATE] === BLOCK_ACTIVE && hdr[w + B_MAPPED] === 0 && (hdr[w + B_DIRTY]! > 0 || (mineToo && mine));
 			if (purge) Atomics.store(hdr, w + B_STATE, BLOCK_NONE);
 			else if (mineToo && mine) hdr[w + B_OWNER] = 0; // orphaned: nobody maps from it again
-			locks.release(w + B_LOCK);
+			this.host.ext.unlock(w + B_LOCK);
 			if (purge) {
 				this.host.space.free(idx * this.bytes);
 				freed++;
@@ -201,9 +201,9 @@ export class Blocks {
 		const off = Math.floor((addr - idx * this.bytes) / this.pageSize);
 		const last = Math.floor((addr + Math.max(bytes, 1) - 1 - idx * this.bytes) / this.pageSize);
 		if (last >= this.pages) return false;
-		this.host.space.locks.acquire(w + B_LOCK);
+		this.host.ext.lock(w + B_LOCK);
 		const ok = hdr[w + B_STATE] === BLOCK_ACTIVE && allSet(hdr, w + B_BITMAP, off, last - off + 1);
-		this.host.space.locks.release(w + B_LOCK);
+		this.host.ext.unlock(w + B_LOCK);
 		return ok;
 	}
 
@@ -225,11 +225,10 @@ export class Blocks {
 	/** check(): each active block's record against its bitmap and its area. Returns problems. */
 	validate(): string[] {
 		const hdr = this.hdr;
-		const locks = this.host.space.locks;
 		const problems: string[] = [];
 		for (let idx = 0; idx < this.count; idx++) {
 			const w = this.word(idx);
-			locks.acquire(w + B_LOCK);
+			this.host.ext.lock(w + B_LOCK);
 			if (hdr[w + B_STATE] === BLOCK_ACTIVE) {
 				const start = idx * this.bytes;
 				const name = `vm_map_ram block [${hex(start)}, ${hex(start + this.bytes)})`;
@@ -252,7 +251,7 @@ export class Blocks {
 					problems.push(`${name}: its area is ${area ? `[${hex(area.start)}, ${hex(area.end)}) ${area.state} tagged ${area.tag}` : "missing"}`);
 				}
 			}
-			locks.release(w + B_LOCK);
+			this.host.ext.unlock(w + B_LOCK);
 		}
 		return problems;
 	}

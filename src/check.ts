@@ -44,7 +44,7 @@ import {
 	VA_STATE,
 	VERSION,
 } from "./layout.ts";
-import { addrToNode, encodeVn, poolWord, vnOf } from "./nodes.ts";
+import { addrToNode, encodeVnId, poolWord, decodeVnId } from "./nodes.ts";
 import type { VaTable } from "./va-table.ts";
 import { recordIsZero, subtreeMaxSize, vaEnd, vaFlags, vaIsRed, vaLeft, vaNext, vaParent, vaRight, vaStart } from "./record.ts";
 
@@ -171,7 +171,7 @@ export function checkSpace(t: VaTable, spaceStart: number, spaceEnd: number, bea
 
 /** A record's vn_id is none or a node of the space. */
 function checkVn(flags: number, what: string, nodes: number): void {
-	const vn = vnOf(flags);
+	const vn = decodeVnId(flags);
 	if (vn < -1 || vn >= nodes) corrupt(`${what} carries node id ${vn}, not one of the ${nodes} nodes`);
 }
 
@@ -200,9 +200,9 @@ function walkList(t: VaTable, name: string, head: number, nr: number, state: num
 		if (!(s < e) || s < bounds.spaceStart || e > bounds.spaceEnd || s % bounds.pageSize !== 0 || e % bounds.pageSize !== 0) {
 			corrupt(`${name}: record ${va} [${hex(s)}, ${hex(e)}) is empty, outside the space or not page aligned`);
 		}
-		const vn = vnOf(flags);
+		const vn = decodeVnId(flags);
 		const home = state === VA_POOL ? v : vn >= 0 ? vn : addrToNode(s, bounds.zoneInverse, bounds.nodes);
-		if (home !== v || (state === VA_POOL && flags !== (VA_POOL | encodeVn(v)))) corrupt(`${name}: record ${va} [${hex(s)}, ${hex(e)}) belongs to node ${home}'s lists`);
+		if (home !== v || (state === VA_POOL && flags !== (VA_POOL | encodeVnId(v)))) corrupt(`${name}: record ${va} [${hex(s)}, ${hex(e)}) belongs to node ${home}'s lists`);
 		all.push([s, e, what]);
 		areas++;
 		bytes += e - s;

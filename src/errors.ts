@@ -15,10 +15,13 @@ export type VmapErrorCode = "EINVAL" | "EBUSY" | "ENOENT" | "EDOUBLEFREE" | "ENO
 export class VmapError extends Error {
 	override readonly name = "VmapError";
 	readonly code: VmapErrorCode;
+	/** The message without its `CODE: ` prefix, for a layer that wraps it in its own words. */
+	readonly detail: string;
 
-	constructor(code: VmapErrorCode, message: string) {
-		super(`${code}: ${message}`);
+	constructor(code: VmapErrorCode, detail: string, options?: { cause?: unknown }) {
+		super(`${code}: ${detail}`, options);
 		this.code = code;
+		this.detail = detail;
 	}
 }
 

@@ -17,7 +17,7 @@
  * are not: they are how a reader reaches an area inside its read-side section.
  */
 import type { AllocOptions, AreaInfo, FlushHook, VmapStats } from "./api.ts";
-import { Blocks, VM_MAP_RAM, type BlockHost } from "./blocks.ts";
+import { Blocks, VM_MAP_RAM } from "./blocks.ts";
 import { hex, shown, VmapError } from "./errors.ts";
 import {
 	blockPages,
@@ -40,32 +40,15 @@ import {
 	POISON_WORD,
 	VMAP_MAX_ALLOC,
 } from "./heap-layout.ts";
-import { HANDLE_MAX, HDR_EXT_OFFSET, HDR_EXT_WORDS } from "./layout.ts";
-import { isPowerOfTwo, parseSpaceOptions } from "./options.ts";
+import type { SpaceExtension } from "./extension.ts";
+import { parseHeapOptions, type VmapHeapOptions } from "./heap-options.ts";
+import { HANDLE_MAX } from "./layout.ts";
+import { isPowerOfTwo } from "./options.ts";
 import { canWait } from "./lock.ts";
 import { GracePeriods } from "./rcu.ts";
 import { VmapSpace } from "./space.ts";
 
-export interface VmapHeapOptions {
-	/** Bytes of data to start with; a multiple of pageSize. */
-	size: number;
-	/** Bytes the data may grow to (the address space's end), at most 2^32. @defaultValue size */
-	maxSize?: number;
-	/** Power of two, at least 8 (every area can hold Float64 views). @defaultValue 4096 */
-	pageSize?: number;
-	/** Unused pages after every vmalloc area; 0 is the kernel's VM_NO_GUARD. @defaultValue 1 */
-	guardPages?: number;
-	/** Fill freed bytes with 0x6b and check them when handed out again (to catch writes after free). @defaultValue false */
-	poison?: boolean;
-	/** Areas freeDeferred may hold waiting for grace periods (16 bytes each). @defaultValue 16384 */
-	deferredMax?: number;
-	/** As for VmapSpace.create. */
-	nodes?: number;
-	lazyMaxPages?: number;
-	maxAreas?: number;
-	flush?: FlushHook;
-	priorityPurge?: boolean;
-}
+export type { VmapHeapOptions };
 
 /** A heap's handle: post it to a worker and VmapHeap.attach() it there. */
 export interface VmapHeapHandle {
@@ -102,9 +85,6 @@ export interface HeapStats {
 
 type TypedArrayConstructor<T> = { new (buffer: ArrayBufferLike, byteOffset: number, length: number): T; readonly BYTES_PER_ELEMENT: number };
 
-const HEAP_KEYS = new Set(["size", "maxSize", "pageSize", "guardPages", "poison", "deferredMax", "nodes", "lazyMaxPages", "maxAreas", "flush", "priorityPurge"]);
-/** The most data a SharedArrayBuffer may grow to in Node 20 (V8). */
-const MAX_DATA = 2 ** 32;
 const DEFERRED_TAG = "vfree_deferred";
 /** How long an allocation that found no room waits for deferred frees' grace period. */
 const OVERFLOW_GP_MS = 1000;
@@ -112,13 +92,16 @@ const OVERFLOW_GP_MS = 1000;
 const BARRIER_MS = 50;
 const VMALLOC_TAG = "vmalloc";
 
-export class VmapHeap implements BlockHost {
+export class VmapHeap {
 	readonly space: VmapSpace;
 	readonly data: SharedArrayBuffer;
 	readonly pageSize: number;
 	readonly guardPages: number;
 	readonly maxSize: number;
 	readonly poison: boolean;
+	/** The heap's region of the space's header (heap-layout.ts), its locks, and the tag-aware frees. */
+	private readonly ext: SpaceExtension;
+	/** First word of the region: heap-layout.ts offsets are relative to it. */
 	private readonly e: number;
 	private readonly u8: Uint8Array;
 	private readonly rcu: GracePeriods;
@@ -126,72 +109,40 @@ export class VmapHeap implements BlockHost {
 	/** Tag ids of the heap's own areas, which vfree() refuses. */
 	private readonly deferredTag: number;
 	private readonly mapRamTag: number;
+	private readonly ownTags: readonly number[];
 	/** vmalloc()'s options to the space in the common case: no object made per call. */
 	private readonly plainOptions: AllocOptions = { tag: VMALLOC_TAG };
 
 	private constructor(space: VmapSpace, data: SharedArrayBuffer) {
 		this.space = space;
 		this.data = data;
-		const hdr = space.table.hdr;
-		this.e = hdr[HDR_EXT_OFFSET]!;
-		const e = this.e;
+		this.ext = space.extension();
+		const hdr = this.ext.words;
+		const e = (this.e = this.ext.base);
 		this.pageSize = space.pageSize;
 		this.guardPages = hdr[e + H_GUARD]!;
 		this.maxSize = space.end;
 		this.poison = (hdr[e + H_FLAGS]! & HF_POISON) !== 0;
 		this.u8 = new Uint8Array(data); // length-tracking: follows the buffer's growth
-		this.rcu = new GracePeriods(space, e);
-		this.blocks = new Blocks(this, e + blocksOffset(hdr[e + H_RING_CAP]!), hdr[e + H_BLOCK_PAGES]!, hdr[e + H_NR_BLOCKS]!);
-		this.deferredTag = space.tagId(DEFERRED_TAG);
-		this.mapRamTag = space.tagId(VM_MAP_RAM);
+		this.rcu = new GracePeriods(this.ext);
+		const host = {
+			space,
+			ext: this.ext,
+			commit: (end: number) => this.commit(end),
+			handOut: (addr: number, size: number, op: string) => this.handOut(addr, size, op),
+			takeBack: (addr: number, size: number) => this.takeBack(addr, size),
+		};
+		this.blocks = new Blocks(host, e + blocksOffset(hdr[e + H_RING_CAP]!), hdr[e + H_BLOCK_PAGES]!, hdr[e + H_NR_BLOCKS]!);
+		this.deferredTag = this.ext.tagId(DEFERRED_TAG);
+		this.mapRamTag = this.ext.tagId(VM_MAP_RAM);
+		this.ownTags = [this.deferredTag, this.mapRamTag];
 		this.rcu.quiescent(); // online
 	}
 
 	/** Create a heap: a space over [pageSize, maxSize) and `size` bytes of shared data. */
 	static create(options: VmapHeapOptions): VmapHeap {
-		if (typeof options !== "object" || options === null) {
-			throw new VmapError("EINVAL", `Cannot create a heap: options must be an object like { size }, got ${shown(options)}`);
-		}
-		for (const key of Object.keys(options)) {
-			if (!HEAP_KEYS.has(key)) throw new VmapError("EINVAL", `Cannot create a heap: unknown option ${JSON.stringify(key)} (known: ${[...HEAP_KEYS].join(", ")})`);
-		}
-		const pageSize = options.pageSize ?? 4096;
-		if (!isPowerOfTwo(pageSize) || pageSize < 8) throw new VmapError("EINVAL", `Cannot create a heap: pageSize must be a power of two, at least 8, got ${shown(pageSize)}`);
-		const size = options.size;
-		const maxSize = options.maxSize ?? size;
-		if (!Number.isSafeInteger(size) || size < 2 * pageSize || size % pageSize !== 0) {
-			throw new VmapError("EINVAL", `Cannot create a heap: size must be a multiple of pageSize ${pageSize}, at least two pages, got ${shown(size)}`);
-		}
-		if (!Number.isSafeInteger(maxSize) || maxSize < size || maxSize > MAX_DATA || maxSize % pageSize !== 0) {
-			throw new VmapError("EINVAL", `Cannot create a heap: maxSize must be a multiple of pageSize ${pageSize} from size ${size} to 2^32, got ${shown(maxSize)}`);
-		}
-		const guardPages = options.guardPages ?? 1;
-		if (!Number.isSafeInteger(guardPages) || guardPages < 0 || guardPages > 16) {
-			throw new VmapError("EINVAL", `Cannot create a heap: guardPages must be a whole number from 0 to 16, got ${shown(guardPages)}`);
-		}
-		const poison = options.poison ?? false;
-		if (typeof poison !== "boolean") throw new VmapError("EINVAL", `Cannot create a heap: poison must be true or false, got ${shown(poison)}`);
-		const ringCap = options.deferredMax ?? 16384;
-		if (!Number.isSafeInteger(ringCap) || ringCap < 1 || ringCap > 2 ** 20) {
-			throw new VmapError("EINVAL", `Cannot create a heap: deferredMax must be a whole number from 1 to 2^20, got ${shown(ringCap)}`);
-		}
-		let params;
-		try {
-			params = parseSpaceOptions({
-				start: pageSize,
-				size: maxSize - pageSize,
-				pageSize,
-				shared: true,
-				...(options.nodes !== undefined && { nodes: options.nodes }),
-				...(options.lazyMaxPages !== undefined && { lazyMaxPages: options.lazyMaxPages }),
-				...(options.maxAreas !== undefined && { maxAreas: options.maxAreas }),
-				...(options.flush !== undefined && { flush: options.flush }),
-				...(options.priorityPurge !== undefined && { priorityPurge: options.priorityPurge }),
-			});
-		} catch (e) {
-			if (e instanceof VmapError) throw new VmapError(e.code, e.message.replace(/^\w+: Cannot create a (shared )?space/, "Cannot create a heap"));
-			throw e;
-		}
+		const { space: params, size, maxSize, guardPages, poison, ringCap } = parseHeapOptions(options);
+		const pageSize = params.pageSize;
 		const bp = blockPages(maxSize / pageSize, params.nodes);
 		const nrBlocks = Math.floor(maxSize / (bp * pageSize));
 		let data: SharedArrayBuffer;
@@ -201,8 +152,9 @@ export class VmapHeap implements BlockHost {
 			throw new VmapError("ENOMEM", `Cannot create a heap: the runtime refused a SharedArrayBuffer of ${size} bytes growable to ${maxSize} (${(e as Error).message})`);
 		}
 		const space = VmapSpace.createWith(params, heapWords(ringCap, nrBlocks));
-		const hdr = space.table.hdr;
-		const e = hdr[HDR_EXT_OFFSET]!;
+		const ext = space.extension();
+		const hdr = ext.words;
+		const e = ext.base;
 		hdr[e + H_COMMITTED] = size / pageSize;
 		hdr[e + H_FLAGS] = poison ? HF_POISON : 0;
 		hdr[e + H_GUARD] = guardPages;
@@ -221,7 +173,7 @@ export class VmapHeap implements BlockHost {
 			throw new VmapError("EINVAL", `Cannot attach a heap: the handle must be a heap's \`handle\` ({ buffer, data }), got ${shown(handle)}`);
 		}
 		const space = VmapSpace.attach(handle, options);
-		if (space.table.hdr[HDR_EXT_WORDS] === 0) {
+		if (space.extension().length === 0) {
 			space.close();
 			throw new VmapError("EINVAL", "Cannot attach a heap: the buffer holds a bare space, not a heap (use VmapSpace.attach)");
 		}
@@ -272,7 +224,7 @@ export class VmapHeap implements BlockHost {
 					this.synchronize(OVERFLOW_GP_MS);
 				} catch (w) {
 					if (w instanceof VmapError && w.code === "ETIMEDOUT") {
-						throw new VmapError("EBUSY", `${e.message.slice(e.code.length + 2)}; ${this.rcu.pending()} areas wait for a grace period: ${w.message.slice(w.code.length + 2)}`);
+						throw new VmapError("EBUSY", `${e.detail}; ${this.rcu.pending()} areas wait for a grace period: ${w.detail}`, { cause: w });
 					}
 					throw w;
 				}
@@ -299,7 +251,7 @@ export class VmapHeap implements BlockHost {
 			return;
 		}
 		// One lookup: the space refuses, under the busy lock, areas that are the heap's own.
-		const refused = this.space.freeArea(addr, "vfree", this.deferredTag, this.mapRamTag);
+		const refused = this.ext.freeUnlessTagged(addr, "vfree", this.ownTags);
 		if (refused === this.deferredTag) throw new VmapError("EDOUBLEFREE", `Cannot vfree ${hex(addr)}: the area is queued for freeing after a grace period`);
 		if (refused === this.mapRamTag) throw new VmapError("EINVAL", `Cannot vfree ${hex(addr)}: the area is a vm_map_ram mapping; use vmUnmapRam`);
 	}
@@ -354,18 +306,18 @@ export class VmapHeap implements BlockHost {
 		const nowait = options?.nowait ?? false;
 		if (typeof nowait !== "boolean") throw new VmapError("EINVAL", `Cannot freeDeferred: nowait must be true or false, got ${shown(nowait)}`);
 		const area = this.liveArea(addr, "freeDeferred");
-		const cap = this.space.table.hdr[this.e + H_RING_CAP]!;
+		const cap = this.ext.words[this.e + H_RING_CAP]!;
 		const full = () => new VmapError("EBUSY", `Cannot freeDeferred ${hex(addr)}: ${cap} areas already wait for a grace period (deferredMax)`);
 		while (this.rcu.pending() >= cap) {
 			if (nowait || !canWait) throw full();
 			this.synchronize();
 		}
-		if (!this.space.retag(addr, DEFERRED_TAG)) {
+		if (!this.ext.markArea(addr, this.deferredTag)) {
 			throw new VmapError("EDOUBLEFREE", `Cannot freeDeferred ${hex(addr)}: another call queued it first`);
 		}
 		while (!this.rcu.enqueue(addr)) {
 			if (nowait || !canWait) {
-				this.space.retag(addr, area.tag ?? VMALLOC_TAG);
+				this.ext.markArea(addr, this.ext.tagId(area.tag ?? VMALLOC_TAG));
 				throw full();
 			}
 			this.synchronize();
@@ -379,7 +331,7 @@ export class VmapHeap implements BlockHost {
 
 	/** Idle: grace periods stop waiting for this handle until its next call into the heap. */
 	offline(): void {
-		this.space.locks.checkAlive();
+		this.ext.checkAlive();
 		this.rcu.offline();
 	}
 
@@ -391,7 +343,7 @@ export class VmapHeap implements BlockHost {
 	synchronize(timeoutMs = Infinity): void {
 		this.enter();
 		this.rcu.wait(this.rcu.start(), timeoutMs);
-		this.reclaim();
+		this.freeExpired();
 	}
 
 	/** synchronize() that waits without blocking the thread. */
@@ -399,7 +351,7 @@ export class VmapHeap implements BlockHost {
 		this.enter();
 		await this.rcu.waitAsync(this.rcu.start(), timeoutMs);
 		this.rcu.quiescent();
-		this.reclaim();
+		this.freeExpired();
 	}
 
 	/**
@@ -471,7 +423,7 @@ export class VmapHeap implements BlockHost {
 	}
 
 	stats(): HeapStats {
-		const hdr = this.space.table.hdr;
+		const hdr = this.ext.words;
 		const e = this.e;
 		const b = this.blocks.totals();
 		return {
@@ -501,12 +453,11 @@ export class VmapHeap implements BlockHost {
 	check(): void {
 		this.space.check();
 		const problems = this.blocks.validate();
-		const hdr = this.space.table.hdr;
+		const hdr = this.ext.words;
 		const e = this.e;
 		const committed = Atomics.load(hdr, e + H_COMMITTED) * this.pageSize;
 		if (committed > this.data.byteLength) problems.push(`${committed} bytes committed, the data holds ${this.data.byteLength}`);
-		const locks = this.space.locks;
-		locks.acquire(e + H_RCU_LOCK);
+		this.ext.lock(e + H_RCU_LOCK);
 		try {
 			const gp = hdr[e + H_GP]!;
 			let last = 0;
@@ -518,7 +469,7 @@ export class VmapHeap implements BlockHost {
 			});
 			for (let i = 0; i < HANDLE_MAX; i++) if (hdr[e + H_QS + i]! > gp) problems.push(`handle ${i + 1} passed grace period ${hdr[e + H_QS + i]}, beyond the counter ${gp}`);
 		} finally {
-			locks.release(e + H_RCU_LOCK);
+			this.ext.unlock(e + H_RCU_LOCK);
 		}
 		if (problems.length > 0) throw new VmapError("ECORRUPT", problems.join("; "));
 	}
@@ -529,23 +480,22 @@ export class VmapHeap implements BlockHost {
 	 * the other handles.
 	 */
 	close(): void {
-		if (this.space.locks.closed) return;
-		this.reclaim();
+		if (this.ext.closed) return;
+		this.freeExpired();
 		this.blocks.purgeFragmented(true);
 		this.rcu.offline();
 		this.space.close();
 	}
 
-	// ── BlockHost ──────────────────────────────────────────────────────────────────────────
+	// ── memory changing hands (also lent to the vm_map_ram blocks) ─────────────────────────
 
-	/** @internal Back the data up to `end` (growing the buffer, poisoning new bytes). */
-	commit(end: number): void {
-		const hdr = this.space.table.hdr;
+	/** Back the data up to `end` (growing the buffer, poisoning new bytes). */
+	private commit(end: number): void {
+		const hdr = this.ext.words;
 		const e = this.e;
 		const P = this.pageSize;
 		if (end <= Atomics.load(hdr, e + H_COMMITTED) * P) return;
-		const locks = this.space.locks;
-		locks.acquire(e + H_GROW_LOCK);
+		this.ext.lock(e + H_GROW_LOCK);
 		try {
 			const have = hdr[e + H_COMMITTED]! * P;
 			if (end <= have) return;
@@ -558,12 +508,12 @@ export class VmapHeap implements BlockHost {
 			if (this.poison) this.u8.fill(POISON_BYTE, have, want);
 			Atomics.store(hdr, e + H_COMMITTED, want / P);
 		} finally {
-			locks.release(e + H_GROW_LOCK);
+			this.ext.unlock(e + H_GROW_LOCK);
 		}
 	}
 
-	/** @internal With poisoning: [addr, addr + size) must still hold the poison; EFAULT otherwise (the area is given back first). */
-	handOut(addr: number, size: number, op: string): void {
+	/** With poisoning: [addr, addr + size) must still hold the poison; EFAULT otherwise (the area is given back first). */
+	private handOut(addr: number, size: number, op: string): void {
 		if (!this.poison) return;
 		const bad = this.firstUnpoisoned(addr, addr + size);
 		if (bad < 0) return;
@@ -574,8 +524,8 @@ export class VmapHeap implements BlockHost {
 		throw new VmapError("EFAULT", `${op}: byte ${hex(bad)} of [${hex(addr)}, ${hex(addr + size)}) was written after it was freed (0x${value.toString(16)}, not the poison 0x6b)`);
 	}
 
-	/** @internal With poisoning: fill [addr, addr + size). */
-	takeBack(addr: number, size: number): void {
+	/** With poisoning: fill [addr, addr + size). */
+	private takeBack(addr: number, size: number): void {
 		if (this.poison) this.u8.fill(POISON_BYTE, addr, addr + size);
 	}
 
@@ -583,13 +533,14 @@ export class VmapHeap implements BlockHost {
 
 	/** Every allocating or freeing call starts here: a quiescent point, then expired deferred frees. */
 	private enter(): void {
-		this.space.locks.checkAlive();
+		this.ext.checkAlive();
 		this.rcu.quiescent();
-		if (this.rcu.pending() > 0) this.reclaim();
+		if (this.rcu.pending() > 0) this.freeExpired();
 	}
 
-	private reclaim(): void {
-		this.rcu.reclaim(this.releaseArea);
+	/** Free the deferred areas whose grace period has ended. */
+	private freeExpired(): void {
+		this.rcu.freeExpired(this.releaseArea);
 	}
 
 	private readonly releaseArea = (addr: number): void => this.release(addr);
@@ -636,7 +587,7 @@ export class VmapHeap implements BlockHost {
 
 	/** EFAULT unless [addr, addr + length) may be read and written; EINVAL for bad arguments. */
 	private reach(addr: number, length: number, align: number, op: string): void {
-		this.space.locks.checkAlive();
+		this.ext.checkAlive();
 		if (!Number.isSafeInteger(addr) || addr < 0 || addr % align !== 0) {
 			throw new VmapError("EINVAL", `Cannot ${op}: address must be a whole number${align > 1 ? ` and a multiple of ${align}` : ""}, got ${shown(addr)}`);
 		}

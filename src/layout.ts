@@ -72,8 +72,8 @@ export const HDR_NO_PRIORITY = 4;
 export const HDR_TAG_NR = 5;
 /** Nonzero once a handle died holding a lock: the id of that handle. The space is then unusable. */
 export const HDR_DEAD = 6;
-/** The lock the dead handle held. */
-export const HDR_DEAD_LOCK = 7;
+/** The lock word (a header word index) the dead handle held: not a lock itself. */
+export const HDR_DEAD_WORD = 7;
 /** Root of the free tree (augmented with subtreeMaxSize), keyed by vaStart. */
 export const HDR_FREE_ROOT = 18;
 /** Lowest free block: head of the address-ordered free list. */
@@ -238,12 +238,13 @@ export const N_WORK = 48;
 export const NF_POOL_MISSES = 25;
 /** [pool domain] Areas decay moved from this node's pools back to free space. */
 export const NF_DECAYED = 26;
-export const N_POOLS = 64;
+/** Word offset, within the node block, of its 256 pools (POOL_WORDS each). */
+export const N_POOL_TABLE = 64;
 export const POOL_WORDS = 3;
 export const POOL_HEAD = 0;
 export const POOL_TAIL = 1;
 export const POOL_LEN = 2;
-export const NODE_WORDS = N_POOLS + MAX_VA_SIZE_PAGES * POOL_WORDS;
+export const NODE_WORDS = N_POOL_TABLE + MAX_VA_SIZE_PAGES * POOL_WORDS;
 
 /** First Int32 word of node `v`'s block (within a view from byte 0). */
 export function nodeBase(v: number): number {

@@ -29,7 +29,7 @@ import {
 	HANDLE_STATE,
 	HANDLE_WORDS,
 	HDR_DEAD,
-	HDR_DEAD_LOCK,
+	HDR_DEAD_WORD,
 	HDR_EXT_OFFSET,
 	HDR_EXT_WORDS,
 	HDR_FREE_LOCK,
@@ -186,7 +186,7 @@ export class OwnerWatch {
 			this.since = now;
 		} else if (now - this.since >= OWNER_DEAD_MS) {
 			const hdr = t.hdr;
-			if (Atomics.compareExchange(hdr, HDR_DEAD, 0, owner > 0 ? owner : -1) === 0) hdr[HDR_DEAD_LOCK] = word;
+			if (Atomics.compareExchange(hdr, HDR_DEAD, 0, owner > 0 ? owner : -1) === 0) hdr[HDR_DEAD_WORD] = word;
 			throw deadError(hdr);
 		}
 	}
@@ -196,7 +196,7 @@ export function deadError(hdr: Int32Array): VmapError {
 	const who = hdr[HDR_DEAD];
 	return new VmapError(
 		"EOWNERDEAD",
-		`The space is unusable: handle ${who} stopped (its worker died?) while holding ${lockName(hdr, hdr[HDR_DEAD_LOCK]!)}, so the structures it guards may be half-changed`,
+		`The space is unusable: handle ${who} stopped (its worker died?) while holding ${lockName(hdr, hdr[HDR_DEAD_WORD]!)}, so the structures it guards may be half-changed`,
 	);
 }
 

@@ -11,7 +11,7 @@
 import {
 	MAX_VA_SIZE_PAGES,
 	N_POOL_NR,
-	N_POOLS,
+	N_POOL_TABLE,
 	NF_POOL_BYTES,
 	nodeBase,
 	POOL_HEAD,
@@ -40,18 +40,23 @@ export function addrToNode(addr: number, zoneInverse: number, nodes: number): nu
 	return zone - Math.floor(zone / nodes) * nodes; // `%` on doubles is a call to fmod
 }
 
-/** The node id a record's flags carry (encode_vn_id), -1 for none. */
-export function vnOf(flags: number): number {
-	return (flags >>> VN_SHIFT) - 1;
+/**
+ * A record's vn_id, in its flags word above the state byte (kernel encode_vn_id /
+ * decode_vn_id): (node + 1) << VN_SHIFT, so that 0 means "no node". The two functions are the
+ * only code that knows the encoding.
+ */
+export function encodeVnId(node: number): number {
+	return (node + 1) << VN_SHIFT;
 }
 
-export function encodeVn(node: number): number {
-	return (node + 1) << VN_SHIFT;
+/** The node id in a record's flags, -1 for none. */
+export function decodeVnId(flags: number): number {
+	return (flags >>> VN_SHIFT) - 1;
 }
 
 /** Word of node `v`'s pool of `pages`-page areas (1 <= pages <= MAX_VA_SIZE_PAGES). */
 export function poolWord(v: number, pages: number): number {
-	return nodeBase(v) + N_POOLS + (pages - 1) * POOL_WORDS;
+	return nodeBase(v) + N_POOL_TABLE + (pages - 1) * POOL_WORDS;
 }
 
 /** Whether an area of `pages` pages fits a pool. */
@@ -67,7 +72,7 @@ export function poolAdd(t: VaTable, v: number, va: number, pages: number): void 
 	const hdr = t.hdr;
 	const p = poolWord(v, pages);
 	const head = hdr[p + POOL_HEAD]!;
-	setVaFlags(t, va, VA_POOL | encodeVn(v));
+	setVaFlags(t, va, VA_POOL | encodeVnId(v));
 	setVaTag(t, va, 0);
 	setVaNext(t, va, head);
 	hdr[p + POOL_HEAD] = va;

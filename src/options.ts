@@ -25,61 +25,62 @@ export interface SpaceParams {
 	nodes: number;
 }
 
-/** The options with defaults filled in; throws EINVAL on the first wrong one. */
-export function parseSpaceOptions(options: VmapSpaceOptions): SpaceParams {
+/** The options with defaults filled in; throws EINVAL on the first wrong one, saying "Cannot create `what`". */
+export function parseSpaceOptions(options: VmapSpaceOptions, what: string): SpaceParams {
+	const cannot = `Cannot create ${what}`;
 	if (typeof options !== "object" || options === null) {
-		throw new VmapError("EINVAL", `Cannot create a space: options must be an object like { size }, got ${shown(options)}`);
+		throw new VmapError("EINVAL", `${cannot}: options must be an object like { size }, got ${shown(options)}`);
 	}
 	for (const key of Object.keys(options)) {
 		if (!OPTION_KEYS.has(key)) {
-			throw new VmapError("EINVAL", `Cannot create a space: unknown option ${JSON.stringify(key)} (known: ${[...OPTION_KEYS].join(", ")})`);
+			throw new VmapError("EINVAL", `${cannot}: unknown option ${JSON.stringify(key)} (known: ${[...OPTION_KEYS].join(", ")})`);
 		}
 	}
 	const pageSize = options.pageSize ?? 4096;
 	if (!isPowerOfTwo(pageSize)) {
-		throw new VmapError("EINVAL", `Cannot create a space: pageSize must be a power of two, got ${shown(pageSize)}`);
+		throw new VmapError("EINVAL", `${cannot}: pageSize must be a power of two, got ${shown(pageSize)}`);
 	}
 	const start = options.start ?? pageSize;
 	if (!Number.isSafeInteger(start) || start < 0 || start % pageSize !== 0) {
-		throw new VmapError("EINVAL", `Cannot create a space: start must be a non-negative multiple of pageSize ${pageSize}, got ${shown(start)}`);
+		throw new VmapError("EINVAL", `${cannot}: start must be a non-negative multiple of pageSize ${pageSize}, got ${shown(start)}`);
 	}
 	const size = options.size;
 	if (!Number.isSafeInteger(size) || size <= 0 || size % pageSize !== 0) {
-		throw new VmapError("EINVAL", `Cannot create a space: size must be a positive multiple of pageSize ${pageSize}, got ${shown(size)}`);
+		throw new VmapError("EINVAL", `${cannot}: size must be a positive multiple of pageSize ${pageSize}, got ${shown(size)}`);
 	}
 	if (!Number.isSafeInteger(start + size)) {
-		throw new VmapError("EINVAL", `Cannot create a space: start + size must be at most 2^53 - 1, got ${hex(start)} + ${hex(size)}`);
+		throw new VmapError("EINVAL", `${cannot}: start + size must be at most 2^53 - 1, got ${hex(start)} + ${hex(size)}`);
 	}
 	const maxAreas = options.maxAreas ?? DEFAULT_MAX_AREAS;
 	if (!Number.isSafeInteger(maxAreas) || maxAreas < 1 || maxAreas > MAX_AREAS_LIMIT) {
-		throw new VmapError("EINVAL", `Cannot create a space: maxAreas must be a whole number from 1 to ${MAX_AREAS_LIMIT}, got ${shown(maxAreas)}`);
+		throw new VmapError("EINVAL", `${cannot}: maxAreas must be a whole number from 1 to ${MAX_AREAS_LIMIT}, got ${shown(maxAreas)}`);
 	}
 	const shared = options.shared ?? true;
 	if (typeof shared !== "boolean") {
-		throw new VmapError("EINVAL", `Cannot create a space: shared must be true or false, got ${shown(shared)}`);
+		throw new VmapError("EINVAL", `${cannot}: shared must be true or false, got ${shown(shared)}`);
 	}
 	if (shared && typeof SharedArrayBuffer !== "function") {
 		throw new VmapError(
 			"EINVAL",
-			"Cannot create a shared space: SharedArrayBuffer is not available here (a browser page needs cross-origin isolation: COOP same-origin and COEP require-corp); pass shared: false for a space of this thread only",
+			`${cannot}: SharedArrayBuffer is not available here (a browser page needs cross-origin isolation: COOP same-origin and COEP require-corp); pass shared: false for a space of this thread only`,
 		);
 	}
 	const nodes = options.nodes ?? defaultNodes();
 	if (!Number.isSafeInteger(nodes) || nodes < 1 || nodes > NODE_MAX) {
-		throw new VmapError("EINVAL", `Cannot create a space: nodes must be a whole number from 1 to ${NODE_MAX}, got ${shown(nodes)}`);
+		throw new VmapError("EINVAL", `${cannot}: nodes must be a whole number from 1 to ${NODE_MAX}, got ${shown(nodes)}`);
 	}
 	// fls(nodes): the bit length of the node count, as the kernel scales by fls(num_online_cpus()).
 	const lazyMaxPages = options.lazyMaxPages ?? Math.max(1, ((32 - Math.clz32(nodes)) * LAZY_MAX_BYTES) / pageSize);
 	if (!Number.isSafeInteger(lazyMaxPages) || lazyMaxPages < 1) {
-		throw new VmapError("EINVAL", `Cannot create a space: lazyMaxPages must be a whole number of pages, at least 1, got ${shown(lazyMaxPages)}`);
+		throw new VmapError("EINVAL", `${cannot}: lazyMaxPages must be a whole number of pages, at least 1, got ${shown(lazyMaxPages)}`);
 	}
 	if (options.flush !== undefined && typeof options.flush !== "function") {
-		throw new VmapError("EINVAL", `Cannot create a space: flush must be a function (start, end) => void | Promise<void>, got ${shown(options.flush)}`);
+		throw new VmapError("EINVAL", `${cannot}: flush must be a function (start, end) => void | Promise<void>, got ${shown(options.flush)}`);
 	}
 
 	const priorityPurge = options.priorityPurge ?? true;
 	if (typeof priorityPurge !== "boolean") {
-		throw new VmapError("EINVAL", `Cannot create a space: priorityPurge must be true or false, got ${shown(priorityPurge)}`);
+		throw new VmapError("EINVAL", `${cannot}: priorityPurge must be true or false, got ${shown(priorityPurge)}`);
 	}
 	return { start, size, pageSize, shared, maxAreas, lazyMaxPages, flush: options.flush, priorityPurge, nodes };
 }

@@ -17,27 +17,28 @@
 import { VmapError } from "./errors.ts";
 import { H_DEFERRED, H_FREED_DEFERRED, H_GP, H_QS, H_QS_HIGH, H_RCU_LOCK, H_RECLAIMING, H_RING, H_RING_CAP, H_RING_HEAD, H_RING_NR, R_TARGET, RING_WORDS } from "./heap-layout.ts";
 import { canWait } from "./lock.ts";
-import type { VmapSpace } from "./space.ts";
+import type { SpaceExtension } from "./extension.ts";
 
 export class GracePeriods {
-	private readonly space: VmapSpace;
+	private readonly ext: SpaceExtension;
 	/** First word of the heap's region. */
 	private readonly e: number;
 	/** This handle's QS word. */
 	private readonly qs: number;
 
-	constructor(space: VmapSpace, e: number) {
-		this.space = space;
+	constructor(ext: SpaceExtension) {
+		const e = ext.base;
+		this.ext = ext;
 		this.e = e;
-		this.qs = e + H_QS + space.id - 1;
+		this.qs = e + H_QS + ext.id - 1;
 		const hdr = this.hdr;
-		for (let high = Atomics.load(hdr, e + H_QS_HIGH); high < space.id; high = Atomics.load(hdr, e + H_QS_HIGH)) {
-			Atomics.compareExchange(hdr, e + H_QS_HIGH, high, space.id);
+		for (let high = Atomics.load(hdr, e + H_QS_HIGH); high < ext.id; high = Atomics.load(hdr, e + H_QS_HIGH)) {
+			Atomics.compareExchange(hdr, e + H_QS_HIGH, high, ext.id);
 		}
 	}
 
 	private get hdr(): Int32Array {
-		return this.space.table.hdr;
+		return this.ext.words;
 	}
 
 	/** Report a quiescent point: this handle holds no reference into the heap now. */
@@ -80,23 +81,22 @@ export class GracePeriods {
 
 	/** Queue `addr` to be freed after a grace period. Returns false when the ring is full. */
 	enqueue(addr: number): boolean {
-		const locks = this.space.locks;
 		const e = this.e;
-		locks.acquire(e + H_RCU_LOCK);
+		this.ext.lock(e + H_RCU_LOCK);
 		const hdr = this.hdr;
 		const cap = hdr[e + H_RING_CAP]!;
 		const nr = hdr[e + H_RING_NR]!;
 		if (nr === cap) {
-			locks.release(e + H_RCU_LOCK);
+			this.ext.unlock(e + H_RCU_LOCK);
 			return false;
 		}
 		const target = Atomics.add(hdr, e + H_GP, 1) + 1;
 		const w = e + H_RING + ((hdr[e + H_RING_HEAD]! + nr) % cap) * RING_WORDS;
-		this.space.table.hdrF[w >> 1] = addr;
+		this.ext.wordsF64[w >> 1] = addr;
 		hdr[w + R_TARGET] = target;
 		hdr[e + H_RING_NR] = nr + 1;
 		hdr[e + H_DEFERRED]!++;
-		locks.release(e + H_RCU_LOCK);
+		this.ext.unlock(e + H_RCU_LOCK);
 		Atomics.store(hdr, this.qs, target);
 		return true;
 	}
@@ -107,15 +107,14 @@ export class GracePeriods {
 	 * and a purge may wait for a handle that waits for this lock); H_RECLAIMING counts them
 	 * until their frees finish, for barrier().
 	 */
-	reclaim(free: (addr: number) => void): void {
+	freeExpired(free: (addr: number) => void): void {
 		const e = this.e;
 		if (this.hdr[e + H_RING_NR] === 0) return;
 		const done = this.completed();
 		const taken = this.taken;
-		const locks = this.space.locks;
-		locks.acquire(e + H_RCU_LOCK);
+		this.ext.lock(e + H_RCU_LOCK);
 		const hdr = this.hdr;
-		const f = this.space.table.hdrF;
+		const f = this.ext.wordsF64;
 		const cap = hdr[e + H_RING_CAP]!;
 		let head = hdr[e + H_RING_HEAD]!;
 		let nr = hdr[e + H_RING_NR]!;
@@ -128,7 +127,7 @@ export class GracePeriods {
 		hdr[e + H_RING_NR] = nr;
 		hdr[e + H_FREED_DEFERRED]! += taken.length;
 		Atomics.add(hdr, e + H_RECLAIMING, taken.length);
-		locks.release(e + H_RCU_LOCK);
+		this.ext.unlock(e + H_RCU_LOCK);
 		let failure: unknown;
 		for (const addr of taken) {
 			try {
@@ -162,7 +161,7 @@ export class GracePeriods {
 	forEachQueued(visit: (addr: number, target: number) => void): void {
 		const e = this.e;
 		const hdr = this.hdr;
-		const f = this.space.table.hdrF;
+		const f = this.ext.wordsF64;
 		const cap = hdr[e + H_RING_CAP]!;
 		for (let i = 0, nr = hdr[e + H_RING_NR]!; i < nr; i++) {
 			const w = e + H_RING + ((hdr[e + H_RING_HEAD]! + i) % cap) * RING_WORDS;

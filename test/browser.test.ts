@@ -63,7 +63,7 @@ test("browser: a page and two Web Workers share one space; without cross-origin 
 		// Without cross-origin isolation: no SharedArrayBuffer, yet a one-thread space works.
 		const p = await resultOf<{ hasSAB: boolean; sharedError: string; whole: boolean; allocs: number }>(browser, `http://127.0.0.1:${port}/test/browser/plain.html`);
 		assert.equal(p.hasSAB, false, "the plain page is not cross-origin isolated");
-		assert.match(p.sharedError, /^EINVAL: Cannot create a shared space: SharedArrayBuffer is not available here .*pass shared: false/);
+		assert.match(p.sharedError, /^EINVAL: Cannot create a space: SharedArrayBuffer is not available here .*pass shared: false/);
 		assert.equal(p.whole, true);
 		assert.ok(p.allocs > 3000);
 	} finally {

@@ -1,13 +1,13 @@
 /**
- * Parallel purge handoff (kernel: purge_vmap_node queued with schedule_work_on, then
+ * Parallel purge: the work handoff (kernel: purge_vmap_node queued with schedule_work_on, then
  * flush_work). JavaScript has no kernel workqueues, so the helpers are the space's other
  * handles: a purge posts a node in the node's N_WORK word and counts it in HDR_WORK; a handle
  * takes posted nodes at the start of its next call, or at once if it is idle (it waits on
  * HDR_WORK with Atomics.waitAsync); the purge takes back what nobody took and waits for the
  * rest.
  *
- * N_WORK: 0 none, WORK_POSTED, or the id of the handle reclaiming the node. Posting and taking
- * are Atomics operations; the reclaim itself is ordinary locked work (reclaim.ts).
+ * N_WORK: 0 none, WORK_POSTED, or the id of the handle purging the node. Posting and taking
+ * are Atomics operations; the purge of the node itself is ordinary locked work (purge-node.ts).
  */
 import { HDR_WORK, N_WORK, nodeBase } from "./layout.ts";
 import type { VaTable } from "./va-table.ts";
@@ -21,7 +21,7 @@ export function postWork(t: VaTable, v: number): void {
 	Atomics.notify(t.hdr, HDR_WORK);
 }
 
-/** Take node `v`'s posted work for handle `self`: true if it is now ours to reclaim. */
+/** Take node `v`'s posted work for handle `self`: true if it is now ours to purge. */
 export function takeWork(t: VaTable, v: number, self: number): boolean {
 	if (t.hdr[nodeBase(v) + N_WORK] !== WORK_POSTED) return false; // a plain peek first
 	if (Atomics.compareExchange(t.hdr, nodeBase(v) + N_WORK, WORK_POSTED, self) !== WORK_POSTED) return false;
@@ -35,7 +35,7 @@ export function finishWork(t: VaTable, v: number): void {
 	Atomics.notify(t.hdr, nodeBase(v) + N_WORK);
 }
 
-/** The handle reclaiming node `v`, WORK_POSTED if nobody took it yet, 0 when done. */
+/** The handle purging node `v`, WORK_POSTED if nobody took it yet, 0 when done. */
 export function helperOf(t: VaTable, v: number): number {
 	return Atomics.load(t.hdr, nodeBase(v) + N_WORK);
 }

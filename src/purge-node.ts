@@ -4,7 +4,7 @@
  *
  * Every move is made holding the locks of both structures the area leaves and joins, so that
  * check() and the listings, which take every lock, never see an area in neither. Work is done
- * in steps of RECLAIM_STEP areas per lock hold: allocators interleave with a long purge, and a
+ * in steps of PURGE_STEP areas per lock hold: allocators interleave with a long purge, and a
  * statistics reader waits at most one step.
  */
 import { mergeOrAddVmapArea } from "./free-space.ts";
@@ -22,12 +22,12 @@ import {
 	POOL_LEN,
 } from "./layout.ts";
 import type { Locks } from "./lock.ts";
-import { decayCount, poolable, poolAdd, poolPop, poolWord, vnOf } from "./nodes.ts";
+import { decayCount, poolable, poolAdd, poolPop, poolWord, decodeVnId } from "./nodes.ts";
 import type { VaTable } from "./va-table.ts";
 import { vaFlags, vaNext, vaSize } from "./record.ts";
 
 /** Areas moved per lock hold. */
-export const RECLAIM_STEP = 64;
+export const PURGE_STEP = 64;
 
 /**
  * Whether purged area `va` of node `v` goes to v's pool: it was asked for through node v's
@@ -36,19 +36,19 @@ export const RECLAIM_STEP = 64;
  */
 function toPool(t: VaTable, va: number, v: number, pageInverse: number): boolean {
 	if (t.hdr[HDR_SKIP_POPULATE] !== 0) return false;
-	if (vnOf(vaFlags(t, va)) !== v) return false;
-	return poolable((vaSize(t, va)) * pageInverse);
+	if (decodeVnId(vaFlags(t, va)) !== v) return false;
+	return poolable(vaSize(t, va) * pageInverse);
 }
 
 /**
- * One step of node `v`'s purge list: up to RECLAIM_STEP areas, each into v's pool or free
+ * One step of node `v`'s purge list: up to PURGE_STEP areas, each into v's pool or free
  * space, subtracting its pages from vmapLazyNr as it goes (seed 000: the backlog is never
  * reported lower than it is). Only the purge and the one helper that took node v pop this list,
  * so its head may be peeked without the lock. When the head goes to a pool the step holds only
  * v's pool lock and stops at the first area that does not; otherwise it also holds the
  * free-space lock (taken first: the lock order). Returns false when the list is empty.
  */
-export function reclaimStep(t: VaTable, locks: Locks, v: number, pageInverse: number): boolean {
+export function purgeVmapNodeStep(t: VaTable, locks: Locks, v: number, pageInverse: number): boolean {
 	t.sync();
 	const b = nodeBase(v);
 	if (t.hdr[b + N_PURGE_HEAD] === 0) return false;
@@ -60,10 +60,10 @@ export function reclaimStep(t: VaTable, locks: Locks, v: number, pageInverse: nu
 	const hdrF = t.hdrF;
 	let n = 0;
 	let pages = 0;
-	for (; n < RECLAIM_STEP; n++) {
+	for (; n < PURGE_STEP; n++) {
 		const va = hdr[b + N_PURGE_HEAD]!;
 		if (va === 0) break;
-		const p = (vaSize(t, va)) * pageInverse;
+		const p = vaSize(t, va) * pageInverse;
 		const pool = toPool(t, va, v, pageInverse);
 		if (poolOnly && !pool) break;
 		hdr[b + N_PURGE_HEAD] = vaNext(t, va);
@@ -85,7 +85,7 @@ export function reclaimStep(t: VaTable, locks: Locks, v: number, pageInverse: nu
  * areas from its head go back to free space. The caller holds the purge mutex (seed 003's
  * thread: decays must not run concurrently). Returns the areas and pages decayed.
  */
-export function decayNode(t: VaTable, locks: Locks, v: number, full: boolean): { areas: number; pages: number } {
+export function decayVaPoolNode(t: VaTable, locks: Locks, v: number, full: boolean): { areas: number; pages: number } {
 	const b = nodeBase(v);
 	let areas = 0;
 	let decayedPages = 0;
@@ -100,7 +100,7 @@ export function decayNode(t: VaTable, locks: Locks, v: number, full: boolean): {
 			const hdr = t.hdr;
 			if (left < 0) left = decayCount(hdr[p + POOL_LEN]!, full);
 			let n = 0;
-			for (; n < RECLAIM_STEP && left > 0; n++, left--) {
+			for (; n < PURGE_STEP && left > 0; n++, left--) {
 				const va = poolPop(t, v, p);
 				if (va === 0) {
 					left = 0; // allocators emptied it meanwhile

@@ -1,0 +1,162 @@
+/**
+ * Freeing (kernel free_vmap_area_noflush): a busy area leaves its busy tree for a lazy list,
+ * and stays out of use until a purge has flushed it. Also resize, whose shrink frees its tail
+ * the same way, and the one lookup all of them start with (lookupBusyAt).
+ */
+import { findVmapArea } from "./busy-tree.ts";
+import { hex, shown, VmapError } from "./errors.ts";
+import { vaClip } from "./free-space.ts";
+import { HDR_FREE_LOCK, HDR_FREE_ROOT, N_BUSY_LOCK, N_BUSY_NR, N_BUSY_ROOT, NF_BUSY_BYTES, NF_FREES, nodeBase } from "./layout.ts";
+import { notAnArea } from "./locate.ts";
+import { decodeVnId } from "./nodes.ts";
+import { lazyListAdd } from "./purge-list.ts";
+import { workPosted } from "./purge-work.ts";
+import { rbErase } from "./rbtree.ts";
+import { setVaEnd, setVaRange, setVaTag, vaEnd, vaFlags, vaStart, vaTag } from "./record.ts";
+import type { SpaceState } from "./space-init.ts";
+
+/**
+ * The busy area that starts exactly at `addr`, looked up in the busy tree of node base `b`
+ * (s.busyNode(addr)) under its busy lock, which this takes. Returns the record with the lock
+ * still held, or 0 with the lock released.
+ */
+export function lookupBusyAt(s: SpaceState, b: number, addr: number): number {
+	const t = s.table;
+	s.locks.acquire(b + N_BUSY_LOCK);
+	t.sync();
+	const va = findVmapArea(t, b + N_BUSY_ROOT, addr);
+	if (va !== 0 && vaStart(t, va) === addr) return va;
+	s.locks.release(b + N_BUSY_LOCK);
+	return 0;
+}
+
+function checkAddress(addr: number, op: string): void {
+	if (!Number.isSafeInteger(addr)) throw new VmapError("EINVAL", `Cannot ${op}: address must be a whole number, got ${shown(addr)}`);
+}
+
+/**
+ * Free the area that starts at `addr`, lazily, in the words of `op`. An area whose tag id is
+ * one of `refused` is not freed and that tag id is returned (0 otherwise): the test and the
+ * free happen under one hold of the busy lock, for layers that mark areas (the heap).
+ */
+export function freeVmapArea(s: SpaceState, addr: number, op: string, refused: readonly number[]): number {
+	s.locks.checkAlive();
+	checkAddress(addr, op);
+	if (workPosted(s.table)) s.purger.help();
+	// An area is in the busy tree of its start's node: one tree to search.
+	const v = s.addrNode(addr);
+	const b = nodeBase(v);
+	const va = lookupBusyAt(s, b, addr);
+	if (va === 0) notAnArea(s, addr, op);
+	const tag = vaTag(s.table, va);
+	if (tag !== 0 && refused.includes(tag)) {
+		s.locks.release(b + N_BUSY_LOCK);
+		return tag;
+	}
+	freeVmapAreaNoflush(s, v, va);
+	s.locks.release(b + N_BUSY_LOCK);
+	s.purger.drain.afterFree();
+	return 0;
+}
+
+/**
+ * Busy record `va` of node `v` (whose busy lock the caller holds) leaves its busy tree
+ * for a lazy list: its vn_id's node's if it has one, else its address node's. Everything
+ * needed from the area is read before it is published on the lazy list: once there, a purge in
+ * another worker may merge it away ("mm/vmalloc: Keep a separate lazy-free list": the free path
+ * must not touch an area after it is visible to purges).
+ */
+function freeVmapAreaNoflush(s: SpaceState, v: number, va: number): void {
+	const t = s.table;
+	const b = nodeBase(v);
+	const start = vaStart(t, va);
+	const end = vaEnd(t, va);
+	const flags = vaFlags(t, va);
+	rbErase(t, b + N_BUSY_ROOT, va, false);
+	t.hdr[b + N_BUSY_NR]!--;
+	t.hdrF[(b >> 1) + NF_BUSY_BYTES]! -= end - start;
+	t.hdrF[(b >> 1) + NF_FREES]!++;
+	publishLazy(s, v, va, start, end, flags);
+}
+
+/** Put record `va`, [start, end), on its vn_id's node's lazy list, else on node `v`'s. */
+function publishLazy(s: SpaceState, v: number, va: number, start: number, end: number, flags: number): void {
+	const vn = decodeVnId(flags);
+	lazyListAdd(s.table, s.locks, vn >= 0 ? vn : v, va, start, end, flags, s.pageInverse);
+}
+
+/**
+ * Change the size of the busy area that starts at `addr`, in place (see VmapSpace.resize).
+ * The tail of a shrink is freed lazily; a grow takes the head of the free block right after
+ * the area, or nothing changes and it returns false.
+ */
+export function resizeVmapArea(s: SpaceState, addr: number, size: number): boolean {
+	const locks = s.locks;
+	locks.checkAlive();
+	checkAddress(addr, "resize");
+	const pages = typeof size === "number" ? size * s.pageInverse : NaN;
+	if (!(pages >= 1 && Math.floor(pages) === pages && Number.isSafeInteger(size) && addr + size <= s.end)) {
+		const what = typeof size === "number" ? shown(size) : `${typeof size} ${shown(size)}`;
+		throw new VmapError(
+			"EINVAL",
+			`Cannot resize ${hex(addr)}: size must be a whole number of pages (a positive multiple of ${s.pageSize}) ending inside the space (at most ${hex(s.end)}), got ${what}`,
+		);
+	}
+	const t = s.table;
+	if (workPosted(t)) s.purger.help();
+	const b = s.busyNode(addr);
+	locks.acquire(HDR_FREE_LOCK);
+	let va: number;
+	try {
+		t.reserve(1); // the lazy tail of a shrink: running out fails before any change
+		va = lookupBusyAt(s, b, addr);
+	} catch (e) {
+		locks.release(HDR_FREE_LOCK);
+		throw e;
+	}
+	if (va === 0) {
+		locks.release(HDR_FREE_LOCK);
+		notAnArea(s, addr, "resize");
+	}
+	const end = vaEnd(t, va);
+	const newEnd = addr + size;
+	let done = true;
+	if (newEnd < end) {
+		// The tail leaves the area under the busy lock and joins a lazy list under the lazy
+		// lock: check(), holding everything, sees it in one place or the other.
+		setVaEnd(t, va, newEnd);
+		t.hdrF[(b >> 1) + NF_BUSY_BYTES]! -= end - newEnd;
+		const tail = t.allocSlot();
+		setVaRange(t, tail, newEnd, end);
+		setVaTag(t, tail, vaTag(t, va));
+		publishLazy(s, s.addrNode(newEnd), tail, newEnd, end, vaFlags(t, va));
+	} else if (newEnd > end) {
+		const fb = findVmapArea(t, HDR_FREE_ROOT, end);
+		if (fb !== 0 && vaStart(t, fb) === end && vaEnd(t, fb) >= newEnd) {
+			const usedUp = vaClip(t, fb, end, newEnd - end);
+			if (usedUp !== 0) t.freeSlot(usedUp);
+			setVaEnd(t, va, newEnd);
+			t.hdrF[(b >> 1) + NF_BUSY_BYTES]! += newEnd - end;
+		} else done = false;
+	}
+	locks.release(b + N_BUSY_LOCK);
+	locks.release(HDR_FREE_LOCK);
+	if (newEnd < end) s.purger.drain.afterFree();
+	return done;
+}
+
+/**
+ * Set the tag of the busy area that starts at `addr` to tag id `tag`, unless it has that tag
+ * already. Returns false when no busy area starts there or it had the tag: a test-and-set
+ * under the area's busy lock, for layers that mark areas (the heap's deferred frees).
+ */
+export function markVmapArea(s: SpaceState, addr: number, tag: number): boolean {
+	s.locks.checkAlive();
+	const b = s.busyNode(addr);
+	const va = lookupBusyAt(s, b, addr);
+	if (va === 0) return false;
+	const set = vaTag(s.table, va) !== tag;
+	if (set) setVaTag(s.table, va, tag);
+	s.locks.release(b + N_BUSY_LOCK);
+	return set;
+}

@@ -1,0 +1,140 @@
+/**
+ * Lazy lists and purge lists (kernel vn->lazy and vn->purge_list), and the flush range each
+ * node keeps for its lazy list.
+ *
+ * A lazily freed area is pushed on a node's lazy list (lazyListAdd). A purge moves every
+ * node's lazy list to the node's purge list at once (detachLazyLists), flushes, and then
+ * purges each purge list into pools or free space (purge-node.ts). A flush that fails puts
+ * the purge lists back (undoDetach).
+ *
+ * The flush range: NF_LAZY_MIN / NF_LAZY_MAX hold the lowest vaStart and highest vaEnd on a
+ * node's lazy list (+-Infinity when it is empty), widened as areas are added, so that a purge
+ * learns the range covering its batch without walking the lists. This file is their only
+ * writer: widenFlushRange, resetFlushRange.
+ */
+import {
+	N_LAZY_HEAD,
+	N_LAZY_LOCK,
+	N_LAZY_NR,
+	N_POOL_LOCK,
+	N_PURGE_HEAD,
+	N_PURGE_NR,
+	NF_LAZY_ADDED,
+	NF_LAZY_MAX,
+	NF_LAZY_MIN,
+	NF_LAZY_PURGED,
+	nodeBase,
+	VA_LAZY,
+	VA_STATE,
+} from "./layout.ts";
+import type { Locks } from "./lock.ts";
+import { setVaFlags, setVaNext, vaEnd, vaNext, vaStart } from "./record.ts";
+import type { VaTable } from "./va-table.ts";
+
+/** Empty node `v`'s flush range. Under v's lazy lock (or before anyone else can see the space). */
+export function resetFlushRange(t: VaTable, v: number): void {
+	const f = nodeBase(v) >> 1;
+	t.hdrF[f + NF_LAZY_MIN] = Infinity;
+	t.hdrF[f + NF_LAZY_MAX] = -Infinity;
+}
+
+/** Widen node `v`'s flush range to cover [start, end). Under v's lazy lock. */
+function widenFlushRange(t: VaTable, v: number, start: number, end: number): void {
+	const f = nodeBase(v) >> 1;
+	const hdrF = t.hdrF;
+	if (start < hdrF[f + NF_LAZY_MIN]!) hdrF[f + NF_LAZY_MIN] = start;
+	if (end > hdrF[f + NF_LAZY_MAX]!) hdrF[f + NF_LAZY_MAX] = end;
+}
+
+/**
+ * Push record `va`, [start, end), which is in no tree and on no list, on node `v`'s lazy list,
+ * flagged lazy (keeping the vn_id in `flags`), and count its pages in vmapLazyNr. Takes v's
+ * lazy lock. Once pushed, `va` belongs to the purges: the caller may not read it again
+ * (a purge in another worker may merge it away at once: the kernel's free-path ordering race).
+ */
+export function lazyListAdd(t: VaTable, locks: Locks, v: number, va: number, start: number, end: number, flags: number, pageInverse: number): void {
+	const b = nodeBase(v);
+	locks.acquire(b + N_LAZY_LOCK);
+	const hdr = t.hdr;
+	t.hdrF[(b >> 1) + NF_LAZY_ADDED]! += (end - start) * pageInverse;
+	widenFlushRange(t, v, start, end);
+	setVaFlags(t, va, VA_LAZY | (flags & ~VA_STATE));
+	setVaNext(t, va, hdr[b + N_LAZY_HEAD]!);
+	hdr[b + N_LAZY_HEAD] = va; // published
+	hdr[b + N_LAZY_NR]!++;
+	locks.release(b + N_LAZY_LOCK);
+}
+
+/** What detachLazyLists took: the batch one flush covers. */
+export interface Batch {
+	/** Nodes whose lazy list became their purge list. */
+	nodes: number[];
+	areas: number;
+	bytes: number;
+	/** The range covering every area of the batch (Infinity, -Infinity when empty). */
+	start: number;
+	end: number;
+}
+
+/**
+ * Move every node's lazy list to its purge list (the purge list must be empty: the caller
+ * holds the purge mutex and the last purge emptied them), and gather the batch's flush range
+ * from the nodes' bounds. Each node is moved under its pool and lazy locks, so that check()
+ * sees every area on one list or the other.
+ */
+export function detachLazyLists(t: VaTable, locks: Locks, pageInverse: number): Batch {
+	const batch: Batch = { nodes: [], areas: 0, bytes: 0, start: Infinity, end: -Infinity };
+	for (let v = 0; v < t.nodes; v++) {
+		const b = nodeBase(v);
+		const f = b >> 1;
+		locks.acquire(b + N_POOL_LOCK);
+		locks.acquire(b + N_LAZY_LOCK);
+		const hdr = t.hdr;
+		const hdrF = t.hdrF;
+		const head = hdr[b + N_LAZY_HEAD]!;
+		if (head !== 0) {
+			hdr[b + N_PURGE_HEAD] = head;
+			hdr[b + N_PURGE_NR] = hdr[b + N_LAZY_NR]!;
+			batch.areas += hdr[b + N_LAZY_NR]!;
+			// No purge list existed: what is lazy on this node is what the lazy list holds.
+			batch.bytes += (hdrF[f + NF_LAZY_ADDED]! - hdrF[f + NF_LAZY_PURGED]!) / pageInverse;
+			if (hdrF[f + NF_LAZY_MIN]! < batch.start) batch.start = hdrF[f + NF_LAZY_MIN]!;
+			if (hdrF[f + NF_LAZY_MAX]! > batch.end) batch.end = hdrF[f + NF_LAZY_MAX]!;
+			hdr[b + N_LAZY_HEAD] = 0;
+			hdr[b + N_LAZY_NR] = 0;
+			resetFlushRange(t, v);
+			batch.nodes.push(v);
+		}
+		locks.release(b + N_LAZY_LOCK);
+		locks.release(b + N_POOL_LOCK);
+	}
+	return batch;
+}
+
+/**
+ * The flush failed: each node's purge list goes back on the front of its lazy list, unflushed,
+ * and its flush range is widened over the areas it brings back.
+ */
+export function undoDetach(t: VaTable, locks: Locks, nodes: readonly number[]): void {
+	for (const v of nodes) {
+		const b = nodeBase(v);
+		locks.acquire(b + N_POOL_LOCK);
+		locks.acquire(b + N_LAZY_LOCK);
+		t.sync();
+		const hdr = t.hdr;
+		let tail = 0;
+		for (let va = hdr[b + N_PURGE_HEAD]!; va !== 0; va = vaNext(t, va)) {
+			tail = va;
+			widenFlushRange(t, v, vaStart(t, va), vaEnd(t, va));
+		}
+		if (tail !== 0) {
+			setVaNext(t, tail, hdr[b + N_LAZY_HEAD]!);
+			hdr[b + N_LAZY_HEAD] = hdr[b + N_PURGE_HEAD]!;
+			hdr[b + N_LAZY_NR]! += hdr[b + N_PURGE_NR]!;
+		}
+		hdr[b + N_PURGE_HEAD] = 0;
+		hdr[b + N_PURGE_NR] = 0;
+		locks.release(b + N_LAZY_LOCK);
+		locks.release(b + N_POOL_LOCK);
+	}
+}

@@ -1,0 +1,148 @@
+/**
+ * Setting a space up: the header of a new buffer, the checks on a buffer handed to attach(),
+ * and SpaceState, what one handle of a space holds (its views, its locks, its tag cache, its
+ * purger, and the space's fixed geometry), which the space's files (alloc.ts, lazy-free.ts,
+ * locate.ts) all take as their first argument.
+ */
+import type { FlushHook, VmapHandle } from "./api.ts";
+import { hex, shown, VmapError } from "./errors.ts";
+import { mergeOrAddVmapArea } from "./free-space.ts";
+import {
+	bytesForCapacity,
+	extOffset,
+	HDR_CAPACITY,
+	HDR_EXT_OFFSET,
+	HDR_EXT_WORDS,
+	HDR_MAGIC,
+	HDR_MAX_CAPACITY,
+	HDR_NO_PRIORITY,
+	HDR_NODES,
+	HDR_RECORDS_OFFSET,
+	HDR_SLOT_HIGH,
+	HDR_TAG_NR,
+	HDR_VERSION,
+	HDR_WORDS,
+	HDRF_END,
+	HDRF_LAZY_MAX_PAGES,
+	HDRF_PAGE_SIZE,
+	HDRF_START,
+	HDRF_ZONE_SIZE,
+	HEADER_BYTES,
+	INITIAL_CAPACITY,
+	MAGIC,
+	nodeBase,
+	recordsOffset,
+	VERSION,
+} from "./layout.ts";
+import { claimHandle, Locks } from "./lock.ts";
+import { addrToNode, ZONE_PAGES } from "./nodes.ts";
+import type { SpaceParams } from "./options.ts";
+import { Purger } from "./purge.ts";
+import { resetFlushRange } from "./purge-list.ts";
+import { setVaRange } from "./record.ts";
+import { TagTable } from "./tags.ts";
+import { isShared, type SpaceBuffer, VaTable } from "./va-table.ts";
+
+/** One handle's state. Every field is fixed for the handle's life. */
+export class SpaceState {
+	readonly table: VaTable;
+	/** This handle's id: the kernel's "CPU" (1 for the handle that created the space). */
+	readonly id: number;
+	readonly locks: Locks;
+	readonly tags: TagTable;
+	readonly purger: Purger;
+	readonly start: number;
+	readonly end: number;
+	readonly pageSize: number;
+	readonly nodes: number;
+	/** This handle's node: its pool serves this handle's allocations (id - 1 modulo nodes). */
+	readonly node: number;
+	/** 1 / pageSize and 1 / zone size, exact: multiplying by them divides without rounding. */
+	readonly pageInverse: number;
+	readonly zoneInverse: number;
+
+	constructor(buffer: SpaceBuffer, flush: FlushHook | undefined) {
+		this.table = new VaTable(buffer);
+		const hdrF = this.table.hdrF;
+		this.start = hdrF[HDRF_START]!;
+		this.end = hdrF[HDRF_END]!;
+		this.pageSize = hdrF[HDRF_PAGE_SIZE]!;
+		this.pageInverse = 1 / this.pageSize;
+		this.nodes = this.table.nodes;
+		this.zoneInverse = 1 / hdrF[HDRF_ZONE_SIZE]!;
+		this.id = claimHandle(this.table);
+		this.node = (this.id - 1) % this.nodes;
+		this.locks = new Locks(this.table, this.id);
+		this.tags = new TagTable(this.table, this.locks);
+		this.purger = new Purger(this.table, this.locks, flush, this.pageSize);
+	}
+
+	/** The node whose busy tree holds an area starting at `addr` (kernel addr_to_node_id). */
+	addrNode(addr: number): number {
+		return addrToNode(addr, this.zoneInverse, this.nodes);
+	}
+
+	/** Base word of that node's block. */
+	busyNode(addr: number): number {
+		return nodeBase(addrToNode(addr, this.zoneInverse, this.nodes));
+	}
+}
+
+/**
+ * A new buffer for a space of `params` with `extWords` zeroed words of extension (the layer
+ * above's shared state), its header written, and no area: openSpace() adds the free block.
+ */
+export function createSpaceBuffer(params: SpaceParams, extWords: number): SpaceBuffer {
+	const { start, size, pageSize, shared, maxAreas, lazyMaxPages, priorityPurge, nodes } = params;
+	const maxCapacity = maxAreas + 1; // record 0 is nil
+	const capacity = Math.min(INITIAL_CAPACITY, maxCapacity);
+	const recordsAt = recordsOffset(nodes, extWords);
+	const bytes = bytesForCapacity(recordsAt, capacity);
+	const buffer = shared ? new SharedArrayBuffer(bytes, { maxByteLength: bytesForCapacity(recordsAt, maxCapacity) }) : new ArrayBuffer(bytes);
+
+	const hdr = new Int32Array(buffer, 0, recordsAt / 4);
+	const hdrF = new Float64Array(buffer, 0, recordsAt / 8);
+	hdr[HDR_MAGIC] = MAGIC;
+	hdr[HDR_VERSION] = VERSION;
+	hdr[HDR_CAPACITY] = capacity;
+	hdr[HDR_MAX_CAPACITY] = maxCapacity;
+	hdr[HDR_SLOT_HIGH] = 1;
+	hdr[HDR_TAG_NR] = 1;
+	hdrF[HDRF_START] = start;
+	hdrF[HDRF_END] = start + size;
+	hdrF[HDRF_PAGE_SIZE] = pageSize;
+	hdrF[HDRF_LAZY_MAX_PAGES] = lazyMaxPages;
+	hdr[HDR_NO_PRIORITY] = priorityPurge ? 0 : 1;
+	hdr[HDR_NODES] = nodes;
+	hdr[HDR_RECORDS_OFFSET] = recordsAt;
+	hdr[HDR_EXT_OFFSET] = extOffset(nodes) / 4;
+	hdr[HDR_EXT_WORDS] = extWords;
+	// One node: every address maps to it, whatever the zone size (kernel: zone size 1).
+	hdrF[HDRF_ZONE_SIZE] = nodes > 1 ? ZONE_PAGES * pageSize : pageSize;
+	return buffer;
+}
+
+/** The first handle of a new space: its state, with one free block covering the space. */
+export function openSpace(buffer: SpaceBuffer, flush: FlushHook | undefined): SpaceState {
+	const s = new SpaceState(buffer, flush);
+	const t = s.table;
+	for (let v = 0; v < s.nodes; v++) resetFlushRange(t, v);
+	t.reserve(1);
+	const va = t.allocSlot();
+	setVaRange(t, va, s.start, s.end);
+	mergeOrAddVmapArea(t, va);
+	return s;
+}
+
+/** The buffer of a handle posted for attach(); EINVAL unless it holds a space of this version. */
+export function attachableBuffer(handle: VmapHandle): SharedArrayBuffer {
+	const buffer = (handle as { buffer?: unknown } | null)?.buffer;
+	if (!isShared(buffer) || buffer.byteLength < HEADER_BYTES) {
+		throw new VmapError("EINVAL", `Cannot attach: the handle must be a space's \`handle\` ({ buffer: SharedArrayBuffer }), got ${shown(handle)}`);
+	}
+	const hdr = new Int32Array(buffer, 0, HDR_WORDS);
+	if (hdr[HDR_MAGIC] !== MAGIC || hdr[HDR_VERSION] !== VERSION) {
+		throw new VmapError("EINVAL", `Cannot attach: the buffer holds no vmap space of version ${VERSION} (magic ${hex(hdr[HDR_MAGIC]!)}, version ${hdr[HDR_VERSION]})`);
+	}
+	return buffer;
+}
