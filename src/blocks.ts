@@ -25,23 +25,20 @@ import {
 	BLOCK_ACTIVE,
 	BLOCK_NONE,
 	BLOCK_WORDS,
+	VMAP_MAX_ALLOC,
 } from "./heap-layout.ts";
 import type { SpaceExtension } from "./extension.ts";
+import type { HeapMemory } from "./heap-memory.ts";
 import type { VmapSpace } from "./space.ts";
 
 export const VM_MAP_RAM = "vm_map_ram";
 
-/** What the heap lends the blocks: its space, and the hooks around memory changing hands. */
+/** What the heap lends the blocks: its space and the space's extension, and its data bytes. */
 export interface BlockHost {
 	readonly space: VmapSpace;
-	/** The space's extension: the block table's words and lock words live in its region. */
+	/** The block table's words and lock words live in the extension's region. */
 	readonly ext: SpaceExtension;
-	/** Make [0, end) of the data usable (the heap's growth). */
-	commit(end: number): void;
-	/** Pages [addr, addr + bytes) are being handed out: check their poison. */
-	handOut(addr: number, bytes: number, what: string): void;
-	/** Pages [addr, addr + bytes) were given back: poison them. */
-	takeBack(addr: number, bytes: number): void;
+	readonly memory: HeapMemory;
 }
 
 export class Blocks {
@@ -78,8 +75,50 @@ export class Blocks {
 		return idx < this.count && Atomics.load(this.hdr, this.word(idx) + B_STATE) === BLOCK_ACTIVE ? idx : -1;
 	}
 
+	/**
+	 * vm_map_ram: up to VMAP_MAX_ALLOC pages (and at most a block) from this handle's blocks,
+	 * more as an area of their own, tagged vm_map_ram, without a guard page.
+	 */
+	mapRam(pages: number): number {
+		if (pages <= Math.min(VMAP_MAX_ALLOC, this.pages)) return this.map(pages);
+		const space = this.host.space;
+		const bytes = pages * this.pageSize;
+		const addr = space.alloc(bytes, { tag: VM_MAP_RAM });
+		try {
+			this.host.memory.commit(addr + bytes);
+		} catch (e) {
+			space.free(addr);
+			throw e;
+		}
+		const fault = this.host.memory.handOutFault(addr, bytes, "vmMapRam");
+		if (fault !== undefined) {
+			space.free(addr);
+			throw fault;
+		}
+		return addr;
+	}
+
+	/** vm_unmap_ram: what mapRam(pages) returned at `addr`; EINVAL unless it mapped exactly that. */
+	unmapRam(addr: number, pages: number): void {
+		const idx = this.blockAt(addr);
+		if (idx >= 0) {
+			this.unmap(idx, addr, pages);
+			return;
+		}
+		const space = this.host.space;
+		const area = space.find(addr);
+		if (!area || area.start !== addr || area.state !== "busy" || area.tag !== VM_MAP_RAM) {
+			throw new VmapError("EINVAL", `Cannot vmUnmapRam ${hex(addr)}: vmMapRam mapped nothing there (${area ? `it lies in the ${area.state} area [${hex(area.start)}, ${hex(area.end)}) tagged ${area.tag}` : "free space"})`);
+		}
+		if (area.size !== pages * this.pageSize) {
+			throw new VmapError("EINVAL", `Cannot vmUnmapRam ${hex(addr)}: it was mapped with ${area.size / this.pageSize} pages, not ${pages}`);
+		}
+		this.host.memory.takeBack(addr, area.size);
+		space.free(addr);
+	}
+
 	/** Map `pages` (1..this.pages) from one of this handle's blocks, or from a new block. */
-	map(pages: number): number {
+	private map(pages: number): number {
 		const hdr = this.hdr;
 		const self = this.host.ext.id;
 		for (let i = this.mine.length - 1; i >= 0; i--) {
@@ -99,7 +138,7 @@ export class Blocks {
 				hdr[w + B_MAPPED]! += pages;
 				this.host.ext.unlock(w + B_LOCK);
 				const addr = idx * this.bytes + off * this.pageSize;
-				this.host.handOut(addr, pages * this.pageSize, "vmMapRam");
+				this.handOut(idx, addr, pages);
 				return addr;
 			}
 			this.host.ext.unlock(w + B_LOCK);
@@ -108,7 +147,7 @@ export class Blocks {
 		const space = this.host.space;
 		const start = space.alloc(this.bytes, { align: this.bytes, tag: VM_MAP_RAM });
 		try {
-			this.host.commit(start + this.bytes);
+			this.host.memory.commit(start + this.bytes);
 		} catch (e) {
 			space.free(start);
 			throw e;
@@ -127,8 +166,16 @@ export class Blocks {
 		Atomics.store(hdr, w + B_STATE, BLOCK_ACTIVE);
 		this.host.ext.unlock(w + B_LOCK);
 		if (this.pages > pages) this.mine.push(idx);
-		this.host.handOut(start, pages * this.pageSize, "vmMapRam");
+		this.handOut(idx, start, pages);
 		return start;
+	}
+
+	/** With poisoning: EFAULT, the pages unmapped again, unless the pages still hold the poison. */
+	private handOut(idx: number, addr: number, pages: number): void {
+		const fault = this.host.memory.handOutFault(addr, pages * this.pageSize, "vmMapRam");
+		if (fault === undefined) return;
+		this.unmap(idx, addr, pages);
+		throw fault;
 	}
 
 	/**
@@ -157,7 +204,7 @@ export class Blocks {
 			throw new VmapError("EINVAL", `Cannot vmUnmapRam ${hex(addr)} (${pages} pages) in the vm_map_ram block [${hex(start)}, ${hex(start + this.bytes)}): ${problem}`);
 		}
 		setBits(hdr, w + B_BITMAP, off, pages, 0);
-		this.host.takeBack(addr, pages * this.pageSize);
+		this.host.memory.takeBack(addr, pages * this.pageSize);
 		const dirty = (hdr[w + B_DIRTY]! += pages);
 		hdr[w + B_MAPPED]! -= pages;
 		if (off < hdr[w + B_DIRTY_MIN]!) hdr[w + B_DIRTY_MIN] = off;

@@ -14,7 +14,9 @@
  * obtained an address of the area (from wherever the writer published it) reported a GP below
  * T, so the area waits for its next report.
  */
-import { VmapError } from "./errors.ts";
+import type { AreaInfo } from "./api.ts";
+import { hex, VmapError } from "./errors.ts";
+import { HANDLE_MAX } from "./layout.ts";
 import { H_DEFERRED, H_FREED_DEFERRED, H_GP, H_QS, H_QS_HIGH, H_RCU_LOCK, H_RECLAIMING, H_RING, H_RING_CAP, H_RING_HEAD, H_RING_NR, R_TARGET, RING_WORDS } from "./heap-layout.ts";
 import { canWait } from "./lock.ts";
 import type { SpaceExtension } from "./extension.ts";
@@ -157,16 +159,34 @@ export class GracePeriods {
 		}
 	}
 
-	/** Visit the queued entries, oldest first (the caller holds the RCU lock or accepts a hint). */
-	forEachQueued(visit: (addr: number, target: number) => void): void {
+	/**
+	 * check(): the ring's entries in target order, none beyond the counter, each a busy area
+	 * tagged `tag` (looked up with `find`); no handle past the counter. Returns problems.
+	 */
+	validate(find: (addr: number) => AreaInfo | undefined, tag: string): string[] {
 		const e = this.e;
-		const hdr = this.hdr;
-		const f = this.ext.wordsF64;
-		const cap = hdr[e + H_RING_CAP]!;
-		for (let i = 0, nr = hdr[e + H_RING_NR]!; i < nr; i++) {
-			const w = e + H_RING + ((hdr[e + H_RING_HEAD]! + i) % cap) * RING_WORDS;
-			visit(f[w >> 1]!, hdr[w + R_TARGET]!);
+		const problems: string[] = [];
+		this.ext.lock(e + H_RCU_LOCK);
+		try {
+			const hdr = this.hdr;
+			const f = this.ext.wordsF64;
+			const gp = hdr[e + H_GP]!;
+			const cap = hdr[e + H_RING_CAP]!;
+			let last = 0;
+			for (let i = 0, nr = hdr[e + H_RING_NR]!; i < nr; i++) {
+				const w = e + H_RING + ((hdr[e + H_RING_HEAD]! + i) % cap) * RING_WORDS;
+				const addr = f[w >> 1]!;
+				const target = hdr[w + R_TARGET]!;
+				const area = find(addr);
+				if (!area || area.start !== addr || area.state !== "busy" || area.tag !== tag) problems.push(`deferred free ${hex(addr)} is not a busy area marked ${tag}`);
+				if (target < last || target > gp) problems.push(`deferred free ${hex(addr)} waits for grace period ${target} (previous ${last}, counter ${gp})`);
+				last = target;
+			}
+			for (let i = 0; i < HANDLE_MAX; i++) if (hdr[e + H_QS + i]! > gp) problems.push(`handle ${i + 1} passed grace period ${hdr[e + H_QS + i]}, beyond the counter ${gp}`);
+		} finally {
+			this.ext.unlock(e + H_RCU_LOCK);
 		}
+		return problems;
 	}
 
 	/** Start a grace period and report this handle past it; returns its target. */
