@@ -1,5 +1,5 @@
 /** `vmap bench` arguments and help; `npm run bench -- [options]` runs it from the sources. */
-import { parseOptions, usageError, whole } from "../src/cli/args.ts";
+import { parseOptions, usageError, wholeNumber } from "../src/cli/args.ts";
 import { LINEAR_OPS, OPS, SCALE } from "./cases.ts";
 import { PEERS } from "./peers.ts";
 import { bench } from "./run.ts";
@@ -56,8 +56,8 @@ export async function main(argv: string[]): Promise<number> {
 		json: v.json ?? false,
 		only: (v.only ?? []).flatMap((s) => s.split(",")).filter((s) => s !== ""),
 		list: v.list ?? false,
-		seed: whole("bench", "seed", v.seed, 1, 2 ** 32 - 1) ?? 1,
-		timeLimit: whole("bench", "time-limit", v["time-limit"], 1, 3600) ?? 5,
+		seed: wholeNumber("bench", "seed", v.seed, 1, 2 ** 32 - 1) ?? 1,
+		timeLimit: wholeNumber("bench", "time-limit", v["time-limit"], 1, 3600) ?? 5,
 		quick: v.quick ?? false,
 	});
 }

@@ -75,7 +75,7 @@ export interface NodeStats {
 	/** Pool-path allocations of this node's handles served by its pool, and not. */
 	poolHits: number;
 	poolMisses: number;
-	/** Areas purges reclaimed from this node (into its pools or free space). */
+	/** Areas purges returned from this node (into its pools or free space). */
 	purgedAreas: number;
 	/** Areas decays moved from this node's pools to free space. */
 	decayedAreas: number;
@@ -157,7 +157,7 @@ export interface VmapStats {
 	poolAreas: number;
 	poolHits: number;
 	poolMisses: number;
-	/** Node purge lists reclaimed by helpers; trim() calls. */
+	/** Node purge lists purged by helpers; trim() calls. */
 	helped: number;
 	trims: number;
 	nodes: NodeStats[];

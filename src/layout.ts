@@ -220,12 +220,12 @@ export const NF_LAZY_ADDED = 10;
 export const NF_LAZY_MIN = 11;
 export const NF_LAZY_MAX = 12;
 export const N_POOL_LOCK = 32;
-/** The purge list: the lazy list a purge took, flushed or being flushed, not yet reclaimed. */
+/** The purge list: the lazy list a purge took, flushed or being flushed, not yet purged. */
 export const N_PURGE_HEAD = 34;
 export const N_PURGE_NR = 35;
 /** Areas in all of this node's pools. */
 export const N_POOL_NR = 36;
-/** Pages ever reclaimed from this node's purge list (into a pool or free space). */
+/** Pages ever purged from this node's purge list (into a pool or free space). */
 export const NF_LAZY_PURGED = 19;
 export const NF_PURGED_AREAS = 20;
 export const NF_POOL_HITS = 21;

@@ -9,8 +9,8 @@
  * next calls into the heap after the grace period ends frees it. The queuing handle reports a
  * quiescent point at T at once: it has just let go of the area itself.
  *
- * Ordering: a reader's quiescent point is a seq-cst store of the GP it read; the reclaimer
- * reads every QS word seq-cst after the area was queued. A reader that reported before it
+ * Ordering: a reader's quiescent point is a seq-cst store of the GP it read; the handle freeing
+ * expired areas reads every QS word seq-cst after the area was queued. A reader that reported before it
  * obtained an address of the area (from wherever the writer published it) reported a GP below
  * T, so the area waits for its next report.
  */
@@ -144,7 +144,7 @@ export class GracePeriods {
 		if (failure !== undefined) throw failure;
 	}
 
-	/** Areas reclaim() took off the ring, this handle's scratch. */
+	/** Areas freeExpired() took off the ring, this handle's scratch. */
 	private readonly taken: number[] = [];
 
 	/**

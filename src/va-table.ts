@@ -94,7 +94,7 @@ export class VaTable {
 	}
 
 	/**
-	 * vmap_lazy_nr: pages freed lazily and not yet reclaimed, summed over the nodes with plain
+	 * vmap_lazy_nr: pages freed lazily and not yet purged, summed over the nodes with plain
 	 * reads. Exact under every node's LAZY and POOL lock; otherwise a heuristic's estimate.
 	 */
 	lazyPages(): number {

@@ -100,7 +100,7 @@ test("the pool probe looks at the head only: a misaligned head moves to the tail
 	const b = s.alloc(P); // page 2 (a miss)
 	s.free(a);
 	s.free(b);
-	s.purge(); // the lazy list is LIFO (b, a); reclaiming pushes b, then a: a is the pool's head
+	s.purge(); // the lazy list is LIFO (b, a); the purge pushes b, then a: a is the pool's head
 	assert.deepEqual(poolHead(s, 0, 1), [a, a + P]);
 	const c = s.alloc(P, { align: 2 * P }); // a is not 2-page aligned: rotated, and the free tree serves
 	assert.equal(c, 4 * P);
@@ -167,7 +167,7 @@ test("check() catches corrupt pools and misplaced areas", () => {
 	}
 });
 
-test("parallel purge: an idle attached worker reclaims posted nodes (helpers = clamp(vmapLazyNr / lazyMaxPages, 1, nodes with work) - 1)", async () => {
+test("parallel purge: an idle attached worker purges posted nodes (helpers = clamp(vmapLazyNr / lazyMaxPages, 1, nodes with work) - 1)", async () => {
 	const s = VmapSpace.create({ size: 2 ** 30, nodes: 4, lazyMaxPages: 1000, priorityPurge: false });
 	const w = startWorker("./support/idle-helper.ts", { handle: s.handle });
 	try {

@@ -19,7 +19,7 @@ export function usageError(command: string, message: string): never {
 }
 
 /** A whole number from `min` to `max` (decimal or 0x hex), or exit 2 naming the option. */
-export function whole(command: string, name: string, value: string | undefined, min: number, max: number): number | undefined {
+export function wholeNumber(command: string, name: string, value: string | undefined, min: number, max: number): number | undefined {
 	if (value === undefined) return undefined;
 	const n = /^0x[0-9a-f]+$/i.test(value) ? Number.parseInt(value, 16) : /^\d+$/.test(value) ? Number(value) : Number.NaN;
 	if (!Number.isSafeInteger(n) || n < min || n > max) usageError(command, `--${name} must be a whole number from ${min} to ${max}, got ${JSON.stringify(value)}`);

@@ -2,7 +2,7 @@
 /** The `vmap` command line: `vmap test` (the kernel's test_vmalloc driver) and `vmap bench`. */
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { parseOptions, usageError, whole as wholeArg } from "./args.ts";
+import { parseOptions, usageError, wholeNumber } from "./args.ts";
 import { ALL_MASK, CASES } from "./test-cases.ts";
 import { modeParams, runTests, type TestParams } from "./test-run.ts";
 
@@ -49,8 +49,8 @@ function fail(message: string): never {
 	return usageError("test", message);
 }
 
-function whole(name: string, value: string | undefined, min: number, max: number): number | undefined {
-	return wholeArg("test", name, value, min, max);
+function testNumber(name: string, value: string | undefined, min: number, max: number): number | undefined {
+	return wholeNumber("test", name, value, min, max);
 }
 
 async function test(argv: string[]): Promise<number> {
@@ -73,13 +73,13 @@ async function test(argv: string[]): Promise<number> {
 	const mode = v.mode ?? "manual";
 	if (mode !== "smoke" && mode !== "performance" && mode !== "stress" && mode !== "manual") fail(`--mode must be smoke, performance or stress, got ${JSON.stringify(mode)}`);
 	const p: TestParams = { ...modeParams(mode), json: v.json ?? false };
-	p.threads = whole("threads", v.threads, 1, 1024) ?? p.threads;
-	p.mask = whole("mask", v.mask, 1, ALL_MASK) ?? p.mask;
+	p.threads = testNumber("threads", v.threads, 1, 1024) ?? p.threads;
+	p.mask = testNumber("mask", v.mask, 1, ALL_MASK) ?? p.mask;
 	if ((p.mask & ALL_MASK) === 0) fail(`--mask ${p.mask} selects no test`);
-	p.loops = whole("loops", v.loops, 1, 1e9) ?? p.loops;
-	p.repeat = whole("repeat", v.repeat, 1, 1e6) ?? p.repeat;
-	p.nrPages = whole("nr-pages", v["nr-pages"], 1, 1024) ?? p.nrPages;
-	p.nrPcpuObjects = whole("nr-pcpu-objects", v["nr-pcpu-objects"], 1, 1e6) ?? p.nrPcpuObjects;
+	p.loops = testNumber("loops", v.loops, 1, 1e9) ?? p.loops;
+	p.repeat = testNumber("repeat", v.repeat, 1, 1e6) ?? p.repeat;
+	p.nrPages = testNumber("nr-pages", v["nr-pages"], 1, 1024) ?? p.nrPages;
+	p.nrPcpuObjects = testNumber("nr-pcpu-objects", v["nr-pcpu-objects"], 1, 1e6) ?? p.nrPcpuObjects;
 	if (v.sequential) p.sequential = true;
 	return runTests(p);
 }

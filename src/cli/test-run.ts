@@ -152,8 +152,8 @@ export async function runTests(p: TestParams): Promise<number> {
 		problems.push(String((e as Error).message));
 	}
 	const s = heap.stats();
-	const whole = s.space.busyAreas === 0 && s.space.lazyAreas === 0 && s.blocks === 0 && s.deferredPending === 0 && s.space.freeBytes + s.space.poolBytes === s.space.size;
-	if (!whole) {
+	const spaceWhole = s.space.busyAreas === 0 && s.space.lazyAreas === 0 && s.blocks === 0 && s.deferredPending === 0 && s.space.freeBytes + s.space.poolBytes === s.space.size;
+	if (!spaceWhole) {
 		problems.push(
 			`leaked: ${s.space.busyAreas} busy areas (${s.space.busyBytes} bytes), ${s.space.lazyAreas} lazy, ${s.blocks} vm_map_ram blocks, ${s.deferredPending} deferred frees; free ${s.space.freeBytes + s.space.poolBytes} of ${s.space.size} bytes`,
 		);
@@ -163,12 +163,12 @@ export async function runTests(p: TestParams): Promise<number> {
 	const failed = sum("failed");
 	out("");
 	out(
-		`Total: passed ${sum("passed")} failed ${failed} xfailed ${sum("xfailed")} in ${seconds.toFixed(1)} s; check() ${problems.length === 0 ? "passed" : "FAILED"}; free space whole again: ${whole ? "yes" : "NO"}; data grew to ${s.dataBytes / 2 ** 20} MiB; purges ${s.space.purges}, deferred frees ${s.deferred}`,
+		`Total: passed ${sum("passed")} failed ${failed} xfailed ${sum("xfailed")} in ${seconds.toFixed(1)} s; check() ${problems.length === 0 ? "passed" : "FAILED"}; free space whole again: ${spaceWhole ? "yes" : "NO"}; data grew to ${s.dataBytes / 2 ** 20} MiB; purges ${s.space.purges}, deferred frees ${s.deferred}`,
 	);
 	for (const line of problems) out(`  ${line}`);
 	const status = failed === 0 && problems.length === 0 ? 0 : 1;
 	if (p.json) {
-		console.log(JSON.stringify({ params: p, seconds, workers: results, tests: rows, problems, whole, heap: { ...s, space: undefined }, status }, null, 2));
+		console.log(JSON.stringify({ params: p, seconds, workers: results, tests: rows, problems, whole: spaceWhole, heap: { ...s, space: undefined }, status }, null, 2));
 	}
 	return status;
 }
