@@ -1,0 +1,90 @@
+/**
+ * The buffer layout against itself: no two header, node, record, heap or block words overlap
+ * (a lock word's owner word included), every word lies inside its region, and the regions
+ * follow each other in the order layout.ts draws.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import * as H from "../src/heap-layout.ts";
+import * as L from "../src/layout.ts";
+
+type Words = Record<string, number>;
+
+/**
+ * Int32 words claimed by the constants of `table` whose names start with `i32` (one word each;
+ * a name ending in _LOCK also claims its owner word) or `f64` (a Float64 index: two words).
+ * Returns the problems: a word claimed twice, or outside [0, limit).
+ */
+function overlaps(table: Words, i32: string, f64: string | undefined, limit: number, skip: readonly string[]): string[] {
+	const owner = new Map<number, string>();
+	const problems: string[] = [];
+	const claim = (word: number, name: string) => {
+		if (!(word >= 0 && word < limit)) problems.push(`${name} at word ${word} is outside [0, ${limit})`);
+		const other = owner.get(word);
+		if (other !== undefined) problems.push(`${name} and ${other} share word ${word}`);
+		owner.set(word, name);
+	};
+	for (const [name, value] of Object.entries(table)) {
+		if (typeof value !== "number" || skip.includes(name)) continue;
+		if (f64 !== undefined && name.startsWith(f64)) {
+			claim(2 * value, name);
+			claim(2 * value + 1, `${name} (high half)`);
+		} else if (name.startsWith(i32)) {
+			claim(value, name);
+			if (name.endsWith("_LOCK")) claim(value + L.LOCK_OWNER_OFFSET, `${name}'s owner`);
+		}
+	}
+	return problems;
+}
+
+test("layout: the overlap finder sees a shared word, a lock's owner word and a word out of range", () => {
+	assert.deepEqual(overlaps({ X_A: 1, X_B: 2 }, "X_", undefined, 4, []), []);
+	assert.match(overlaps({ X_A: 1, XF_B: 0 }, "X_", "XF_", 4, []).join(), /share word 1/);
+	assert.match(overlaps({ X_A_LOCK: 1, X_B: 2 }, "X_", undefined, 4, []).join(), /X_B and X_A_LOCK's owner share word 2/);
+	assert.match(overlaps({ X_A: 4 }, "X_", undefined, 4, []).join(), /outside/);
+});
+
+test("layout: header, node, record, heap and block words do not overlap and stay in their regions", () => {
+	const words = L as unknown as Words;
+	const heap = H as unknown as Words;
+	assert.deepEqual(overlaps(words, "HDR_", "HDRF_", L.HDR_WORDS, ["HDR_WORDS"]), [], "header");
+	assert.ok(L.HDR_WORDS * 4 <= L.HEADER_BYTES, "the header words fit the header bytes");
+	assert.deepEqual(overlaps(words, "N_", "NF_", L.N_POOL_TABLE, ["N_POOL_TABLE"]), [], "node block before its pools");
+	assert.equal(L.NODE_WORDS, L.N_POOL_TABLE + L.MAX_VA_SIZE_PAGES * L.POOL_WORDS, "the pools end the node block");
+	assert.deepEqual(overlaps(words, "POOL_", undefined, L.POOL_WORDS, ["POOL_WORDS"]), [], "pool");
+	assert.deepEqual(overlaps(heap, "H_", undefined, H.H_QS, ["H_QS", "H_RING", "H_RING_CAP_MAX"]), [], "heap region before its QS words");
+	assert.equal(H.H_RING, H.H_QS + L.HANDLE_MAX, "one QS word per handle, then the ring");
+	assert.deepEqual(overlaps(heap, "B_", undefined, H.B_BITMAP, ["B_BITMAP"]), [], "block record before its bitmap");
+	assert.ok(H.B_BITMAP + H.VMAP_BBMAP_MAX / 32 <= H.BLOCK_WORDS, "the bitmap fits the block record");
+	assert.ok(H.R_TARGET >= 2 && H.R_TARGET < H.RING_WORDS, "a ring entry: the Float64 address, then its target");
+});
+
+test("layout: one record is the union the diagram draws", () => {
+	const f64 = { VA_START: L.VA_START, VA_END: L.VA_END, VA_SUBTREE_MAX: L.VA_SUBTREE_MAX };
+	assert.deepEqual(overlaps(f64, "-", "VA_", L.REC_I32, []), [], "the Float64 words");
+	// Word 2 is a union: subtreeMaxSize (free) or flags and tag (busy, lazy, pooled).
+	assert.equal(L.VA_FLAGS, 2 * L.VA_SUBTREE_MAX);
+	assert.equal(L.VA_TAG, L.VA_FLAGS + 1);
+	const links = { VA_LEFT: L.VA_LEFT, VA_RIGHT: L.VA_RIGHT, VA_PARENT: L.VA_PARENT, VA_NEXT: L.VA_NEXT, VA_FLAGS: L.VA_FLAGS, VA_TAG: L.VA_TAG };
+	assert.deepEqual(overlaps(links, "VA_", undefined, L.REC_I32, []), [], "the Int32 words");
+	assert.ok(Math.min(L.VA_LEFT, L.VA_RIGHT, L.VA_PARENT, L.VA_NEXT) >= 2 * (L.VA_SUBTREE_MAX + 1), "the links lie after the Float64 words");
+	assert.equal(L.REC_BYTES, 8 * L.REC_F64);
+	assert.ok(L.REC_BYTES <= 64, "a record is at most a cache line");
+	assert.ok(L.MAX_AREAS_LIMIT < 2 ** 30, "slot << 1 | red fits an Int32 parent word");
+});
+
+test("layout: the regions follow each other in the drawn order", () => {
+	assert.equal(L.TAG_OFFSET, L.HEADER_BYTES);
+	assert.equal(L.HANDLE_OFFSET, L.TAG_OFFSET + L.TAG_MAX * L.TAG_BYTES);
+	assert.equal(L.NODE_OFFSET, L.HANDLE_OFFSET + L.HANDLE_MAX * L.HANDLE_WORDS * 4);
+	for (const nodes of [1, 2, 128]) {
+		assert.equal(L.extOffset(nodes), L.NODE_OFFSET + nodes * L.NODE_WORDS * 4);
+		for (const ext of [0, 1, 17]) {
+			const at = L.recordsOffset(nodes, ext);
+			assert.ok(at >= L.extOffset(nodes) + ext * 4, "the records start after the extension");
+			assert.equal(at % 64, 0, "record 0 starts a cache line");
+		}
+	}
+	assert.equal(L.NODE_OFFSET % 64, 0, "the node table starts a cache line");
+	assert.equal((L.NODE_WORDS * 4) % 64, 0, "so does every node block");
+});
