@@ -9,7 +9,7 @@
  *   live ranges outside the allocator's [base, limit);
  * - the allocator's own check() after the run, where it has one.
  */
-import { xorshift32 } from "../test/support/xorshift.ts";
+import { xorshift32 } from "../test/support/random.ts";
 import type { Subject } from "./peers.ts";
 
 /** Live ranges held by a workload: addresses and sizes in the allocator's units. */

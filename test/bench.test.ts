@@ -15,7 +15,7 @@ import { FirstFit } from "../bench/peers/first-fit.ts";
 import type { Meta, Run } from "../bench/run.ts";
 import { chart } from "../bench/svg.ts";
 import { fixed, random } from "../bench/workloads.ts";
-import { xorshift32 } from "./support/xorshift.ts";
+import { xorshift32 } from "./support/random.ts";
 
 const MAIN = fileURLToPath(new URL("../src/cli/main.ts", import.meta.url));
 const vmap = (...args: string[]) => spawnSync(process.execPath, ["--import", "tsx", MAIN, ...args], { encoding: "utf8", timeout: 300_000 });

@@ -4,6 +4,7 @@ import { VmapSpace } from "../src/index.ts";
 import { findVmapLowestLinearMatch, findVmapLowestMatch, fitIn } from "../src/free-space.ts";
 import { HDR_FREE_NR } from "../src/layout.ts";
 import { busyAreas, freeBlocks } from "./support/inspect.ts";
+import { randomBelow } from "./support/random.ts";
 
 const P = 4096;
 const B = 0x10000;
@@ -85,8 +86,7 @@ test("the lowest fit honours vstart, vend and large alignments", () => {
 /** A free space of many blocks of mixed sizes, from a seeded random alloc/free history. */
 function fragmented(pageSize: number, seed: number): VmapSpace {
 	const s = VmapSpace.create({ start: pageSize * 7, size: pageSize * 200_000, pageSize, shared: false });
-	let x = seed;
-	const rnd = (n: number) => ((x = (x * 1103515245 + 12345) % 2 ** 31), x % n);
+	const rnd = randomBelow(seed);
 	const live: number[] = [];
 	for (let i = 0; i < 6000; i++) live.push(s.alloc((1 + rnd(24)) * pageSize, { align: pageSize * 2 ** rnd(4) }));
 	for (let i = 0; i < 6000; i++) if (rnd(2) === 0) s.free(live[i]!);
@@ -99,8 +99,7 @@ test("findVmapLowestMatch agrees with the linear oracle (align <= pageSize: exac
 	for (const pageSize of [1, 4096]) {
 		const s = fragmented(pageSize, 7 + pageSize);
 		const t = s.table;
-		let x = 99;
-		const rnd = (n: number) => ((x = (x * 1103515245 + 12345) % 2 ** 31), x % n);
+		const rnd = randomBelow(99);
 		let found = 0;
 		for (let q = 0; q < 20_000; q++) {
 			const size = (1 + rnd(40)) * pageSize;

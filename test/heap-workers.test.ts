@@ -9,6 +9,7 @@ import { MessageChannel } from "node:worker_threads";
 import { type HeapStats, VmapHeap } from "../src/index.ts";
 import { SharedQueue } from "./support/queue.ts";
 import { reportOf, startWorker } from "./support/workers.ts";
+import { openGate } from "./support/gate.ts";
 
 const OPS = Number(process.env.VMAP_WORKER_OPS ?? 20_000);
 const P = 4096;
@@ -33,13 +34,10 @@ async function run(heap: VmapHeap, jobs: Array<{ mode: string; ops: number; extr
 		startWorker("./support/heap-worker.ts", { handle: heap.handle, owners, control, mode: j.mode, seed: 7000 + i, ops: j.ops, ...j.extra }, (j.transfer ?? []) as never[]),
 	);
 	const reports = workers.map((w) => reportOf<Report>(w));
-	const gate = new Int32Array(control);
 	// This thread reads nothing while the workers run: it must not hold up their grace periods.
 	heap.offline();
-	while (Atomics.load(gate, 1) < workers.length) await new Promise((r) => setTimeout(r, 5));
-	Atomics.store(gate, 0, 1);
-	Atomics.notify(gate, 0);
 	try {
+		await openGate(new Int32Array(control), workers.length, reports);
 		return await Promise.all(reports);
 	} finally {
 		await Promise.all(workers.map((w) => w.terminate()));

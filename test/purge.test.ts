@@ -3,6 +3,7 @@ import { test } from "node:test";
 import { setImmediate as tick } from "node:timers/promises";
 import { VmapError, VmapSpace } from "../src/index.ts";
 import { freeBlocks } from "./support/inspect.ts";
+import { randomBelow } from "./support/random.ts";
 
 const P = 4096;
 
@@ -225,8 +226,7 @@ test("bounded drain: a long purge yields to the event loop between slices, holdi
 test("the incremental flush range equals the range of the lazy areas walked", () => {
 	const ranges: Array<[number, number]> = [];
 	const s = VmapSpace.create({ start: 0x100000, size: 4096 * P, flush: (a, b) => void ranges.push([a, b]) });
-	let x = 7;
-	const rnd = (n: number) => ((x = (x * 1103515245 + 12345) % 2 ** 31), x % n);
+	const rnd = randomBelow(7);
 	const live: number[] = [];
 	for (let round = 0; round < 50; round++) {
 		for (let i = 0; i < 40; i++) live.push(s.alloc(P * (1 + rnd(4))));

@@ -1,30 +1,30 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { VmapSpace } from "../src/index.ts";
-import { startWorker } from "./support/workers.ts";
+import { CONTROL_BYTES, openGate, PROGRESS, STOP } from "./support/gate.ts";
+import { reportOf, startWorker } from "./support/workers.ts";
+import { randomBelow } from "./support/random.ts";
 
 const P = 4096;
+/** The writer runs at least MIN_OPS operations, until the reader took MIN_SNAPSHOTS, and at most MAX_OPS. */
+const MIN_OPS = 200_000;
+const MIN_SNAPSHOTS = 2_000;
+const MAX_OPS = 20_000_000;
 
 test("stats() from another worker, lock-free, while this thread allocates, frees and purges (seed 001)", async () => {
 	const space = VmapSpace.create({ size: 4096 * P, lazyMaxPages: 64 });
-	const control = new SharedArrayBuffer(8);
+	const control = new SharedArrayBuffer(CONTROL_BYTES);
 	const flag = new Int32Array(control);
 	const reader = startWorker("./support/stats-reader.ts", { buffer: space.table.buffer, control });
-	let failed: unknown;
-	const report = new Promise<{ snapshots: number; inconsistent: number; violations: string[] }>((resolve, reject) => {
-		reader.once("message", resolve);
-		reader.once("error", (e) => reject((failed = e)));
-	});
-	while (Atomics.load(flag, 1) === 0 && failed === undefined) await new Promise((r) => setTimeout(r, 5));
-	if (failed !== undefined) await report; // rethrows the worker's error
+	const report = reportOf<{ snapshots: number; inconsistent: number; violations: string[] }>(reader);
+	await openGate(flag, 1, [report]);
 
-	// Random work for a bounded time, with the reader racing every step.
-	let x = 12345;
-	const rnd = (n: number) => ((x = (x * 1103515245 + 12345) % 2 ** 31), x % n);
+	// Random work, with the reader racing every step, until both sides did enough (counted in
+	// operations and snapshots, not in time): a slow machine only takes longer.
+	const rnd = randomBelow(12345);
 	const live: number[] = [];
 	let ops = 0;
-	const until = Date.now() + 1500;
-	while (Date.now() < until) {
+	while (ops < MAX_OPS && (ops < MIN_OPS || Atomics.load(flag, PROGRESS) < MIN_SNAPSHOTS)) {
 		for (let i = 0; i < 1000; i++, ops++) {
 			if (live.length > 0 && (live.length > 2000 || rnd(2) === 0)) {
 				const k = rnd(live.length);
@@ -36,13 +36,13 @@ test("stats() from another worker, lock-free, while this thread allocates, frees
 			}
 		}
 	}
-	Atomics.store(flag, 0, 1);
+	Atomics.store(flag, STOP, 1);
 	const r = await report;
 	await reader.terminate();
 	space.check();
 	console.log(`# stats reader: ${r.snapshots} snapshots during ${ops} operations, ${r.inconsistent} flagged inconsistent (gave up waiting for a writer)`);
 	assert.deepEqual(r.violations, []);
-	assert.ok(r.snapshots > 1000, `only ${r.snapshots} snapshots: the race was not exercised`);
+	assert.ok(r.snapshots >= MIN_SNAPSHOTS, `only ${r.snapshots} snapshots in ${ops} operations: the race was not exercised`);
 	assert.ok(space.stats().purges > 10, "the run should have purged many times");
 });
 

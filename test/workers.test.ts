@@ -8,6 +8,7 @@ import { VmapError, VmapSpace } from "../src/index.ts";
 import { HDR_CAPACITY, INITIAL_CAPACITY } from "../src/layout.ts";
 import { freeBlocks } from "./support/inspect.ts";
 import { reportOf, startWorker } from "./support/workers.ts";
+import { openGate } from "./support/gate.ts";
 
 const OPS = Number(process.env.VMAP_WORKER_OPS ?? 20_000);
 const P = 4096;
@@ -29,12 +30,7 @@ async function run(space: VmapSpace, modes: string[], ops: number, maxLive: numb
 	const control = new SharedArrayBuffer(8);
 	const workers = modes.map((mode, i) => startWorker("./support/space-worker.ts", { handle: space.handle, owners, control, mode, seed: 1000 + i, ops, maxLive }));
 	const reports = workers.map((w) => reportOf<Report>(w));
-	const gate = new Int32Array(control);
-	let failed: unknown;
-	for (const r of reports) r.catch((e: unknown) => (failed = e));
-	while (Atomics.load(gate, 1) < workers.length && failed === undefined) await new Promise((r) => setTimeout(r, 5));
-	Atomics.store(gate, 0, 1);
-	Atomics.notify(new Int32Array(control), 0);
+	await openGate(new Int32Array(control), workers.length, reports);
 	const out = await Promise.all(reports);
 	await Promise.all(workers.map((w) => w.terminate()));
 	assert.deepEqual(new Int32Array(owners).filter((o) => o !== 0).length, 0, "every page given back");
@@ -83,12 +79,8 @@ test("a worker terminated while holding a lock: others fail with EOWNERDEAD, the
 	const space = VmapSpace.create({ size: 64 * P });
 	const control = new SharedArrayBuffer(8);
 	const w = startWorker("./support/space-worker.ts", { handle: space.handle, owners: new SharedArrayBuffer(4 * 64), control, mode: "hold-lock", seed: 1, ops: 0, maxLive: 0 });
-	const holding = new Promise((resolve, reject) => {
-		w.once("message", resolve);
-		w.once("error", reject);
-	});
-	Atomics.store(new Int32Array(control), 0, 1);
-	Atomics.notify(new Int32Array(control), 0);
+	const holding = reportOf(w);
+	await openGate(new Int32Array(control), 1, [holding]);
 	await holding;
 	await w.terminate();
 	const t0 = performance.now();

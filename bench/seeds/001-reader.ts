@@ -6,8 +6,9 @@
  * Run: node --import tsx bench/seeds/001-reader.ts [rounds]
  */
 import { VmapSpace } from "../../src/index.ts";
-import { startWorker } from "../../test/support/workers.ts";
-import { xorshift32 } from "../../test/support/xorshift.ts";
+import { CONTROL_BYTES, openGate, STOP } from "../../test/support/gate.ts";
+import { reportOf, startWorker } from "../../test/support/workers.ts";
+import { xorshift32 } from "../../test/support/random.ts";
 
 function w1(space: VmapSpace): number {
 	const rnd = xorshift32(1);
@@ -44,15 +45,15 @@ for (const [kind] of kinds) runs.set(kind, { rates: [], snapshots: 0, inconsiste
 for (let round = 0; round < rounds; round++) {
 	for (const [kind, entry, pace] of kinds) {
 		const space = VmapSpace.create({ start: 1, size: 2 ** 40, pageSize: 1 });
-		const control = new SharedArrayBuffer(8);
+		const control = new SharedArrayBuffer(CONTROL_BYTES);
 		const flag = new Int32Array(control);
 		const other = entry ? startWorker(entry, { buffer: space.table.buffer, control, pace }) : undefined;
-		const report = other && new Promise<{ snapshots: number; inconsistent?: number; violations?: string[] }>((res) => other.once("message", res));
-		while (other && Atomics.load(flag, 1) === 0) await new Promise((r) => setTimeout(r, 5));
+		const report = other && reportOf<{ snapshots: number; inconsistent?: number; violations?: string[] }>(other);
+		if (report) await openGate(flag, 1, [report]);
 		const run = runs.get(kind)!;
 		const t0 = performance.now();
 		run.rates.push(w1(space));
-		Atomics.store(flag, 0, 1);
+		Atomics.store(flag, STOP, 1);
 		if (report) {
 			const r = await report;
 			run.snapshots += r.snapshots / ((performance.now() - t0) / 1000) / rounds;

@@ -14,7 +14,8 @@
 import { type MessagePort, parentPort, workerData } from "node:worker_threads";
 import { VmapHeap, type VmapHeapHandle } from "../../src/index.ts";
 import { SharedQueue } from "./queue.ts";
-import { xorshift32 } from "./xorshift.ts";
+import { waitAtGate } from "./gate.ts";
+import { randomBelow } from "./random.ts";
 
 interface Job {
 	handle: VmapHeapHandle;
@@ -37,8 +38,7 @@ const owners = new Int32Array(job.owners); // one word per page: owning handle i
 const control = new Int32Array(job.control); // [0]: start gate, [1]: workers ready, [2]: stop, [3]: a word to nap on
 const me = heap.space.id;
 const violations: string[] = [];
-const next = xorshift32(job.seed);
-const rnd = (n: number) => next() % n;
+const rnd = randomBelow(job.seed);
 const note = (s: string) => void (violations.length < 10 && violations.push(s));
 
 function claim(addr: number, size: number): void {
@@ -71,8 +71,7 @@ interface Live {
 	mapped: boolean;
 }
 
-Atomics.add(control, 1, 1);
-Atomics.wait(control, 0, 0);
+waitAtGate(control);
 const t0 = performance.now();
 let ops = 0;
 let moved = 0;

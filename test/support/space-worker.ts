@@ -11,7 +11,8 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { VmapSpace } from "../../src/index.ts";
 import { N_BUSY_LOCK, nodeBase } from "../../src/layout.ts";
-import { xorshift32 } from "./xorshift.ts";
+import { waitAtGate } from "./gate.ts";
+import { randomBelow } from "./random.ts";
 
 interface Job {
 	handle: { buffer: SharedArrayBuffer };
@@ -30,8 +31,7 @@ const control = new Int32Array(job.control); // [0]: start gate, [1]: workers re
 const me = space.id;
 const P = space.pageSize;
 const violations: string[] = [];
-const next = xorshift32(job.seed);
-const rnd = (n: number) => next() % n;
+const rnd = randomBelow(job.seed);
 
 function claim(addr: number, size: number): void {
 	for (let p = (addr - space.start) / P, n = size / P; n > 0; p++, n--) {
@@ -47,9 +47,7 @@ function release(addr: number, size: number): void {
 	}
 }
 
-// Released together, like the kernel's test threads: say we are ready, wait for the gate.
-Atomics.add(control, 1, 1);
-Atomics.wait(control, 0, 0);
+waitAtGate(control);
 const t0 = performance.now();
 const live: Array<[number, number]> = [];
 let allocs = 0;

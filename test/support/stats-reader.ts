@@ -5,21 +5,22 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { VmapSpace } from "../../src/index.ts";
+import { PROGRESS, STOP, waitAtGate } from "./gate.ts";
 
 // pace: sleep this many microseconds between snapshots (Atomics.wait, as a monitoring loop
 // would); 0 reads back to back.
 const { buffer, control, pace = 0 } = workerData as { buffer: SharedArrayBuffer; control: SharedArrayBuffer; pace?: number };
-const flag = new Int32Array(control); // [0]: 1 = stop; [1]: reader started
+const flag = new Int32Array(control);
 const space = VmapSpace.attach({ buffer });
 const s = space.stats();
 let snapshots = 0;
 let inconsistent = 0;
 const violations: string[] = [];
-Atomics.store(flag, 1, 1);
-while (Atomics.load(flag, 0) === 0) {
-	if (pace > 0) Atomics.wait(flag, 0, 0, pace / 1000);
+waitAtGate(flag);
+while (Atomics.load(flag, STOP) === 0) {
+	if (pace > 0) Atomics.wait(flag, STOP, 0, pace / 1000);
 	space.stats({ into: s });
-	snapshots++;
+	Atomics.store(flag, PROGRESS, ++snapshots);
 	if (!s.consistent) {
 		// Flagged: the reader gave up waiting for a writer; such a snapshot promises nothing.
 		inconsistent++;
