@@ -4,12 +4,7 @@
  * labels every line. Speed is not asserted here; the bench measures it.
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { test } from "node:test";
-import { fileURLToPath } from "node:url";
 import { numberSubject, PEERS, type Subject } from "../bench/peers.ts";
 import { FirstFit } from "../bench/peers/first-fit.ts";
 import type { Meta, Run } from "../bench/run.ts";
@@ -17,8 +12,6 @@ import { chart } from "../bench/svg.ts";
 import { fixed, random } from "../bench/workloads.ts";
 import { xorshift32 } from "./support/random.ts";
 
-const MAIN = fileURLToPath(new URL("../src/cli/main.ts", import.meta.url));
-const vmap = (...args: string[]) => spawnSync(process.execPath, ["--import", "tsx", MAIN, ...args], { encoding: "utf8", timeout: 300_000 });
 
 const small = { live: 300, ops: 20_000, maxSize: 4096, ids: false, timeLimitMs: 60_000, seed: 7 };
 
@@ -104,28 +97,6 @@ test("bench peers: number-allocator's audit sees the IDs its free() loses", () =
 	assert.deepEqual(a.audit!(7), { leakedIds: 1 });
 });
 
-test("vmap bench --quick: fresh processes, one row per peer, the broken peer named with its error", () => {
-	const dir = mkdtempSync(join(tmpdir(), "vmap-bench-"));
-	const svg = join(dir, "chart.svg");
-	const r = vmap("bench", "--quick", "--only", "W0,scale 1000 ", "--json", "--svg", svg);
-	assert.equal(r.status, 0, r.stderr);
-	const out = JSON.parse(r.stdout) as { meta: Meta; runs: Run[] };
-	assert.equal(out.runs.length, 2 * PEERS.length);
-	for (const run of out.runs) {
-		if (run.spec.peer === "smo-heap") continue;
-		assert.equal(run.status, "ok", `${run.name}: ${run.status === "broken" ? run.error : ""}`);
-		if (run.status === "ok") assert.deepEqual([run.result.fails, run.result.overlaps], [0, 0], run.name);
-	}
-	const heap = out.runs.filter((x) => x.spec.peer === "smo-heap");
-	assert.equal(heap[0]!.status, "broken");
-	assert.match(heap[0]!.status === "broken" ? heap[0]!.error : "", /TypeError: Cannot read properties of undefined \(reading 'MODE'\)/);
-	assert.equal(heap[1]!.status, "skipped");
-	const text = readFileSync(svg, "utf8");
-	for (const p of PEERS) if (p.id !== "smo-heap") assert.ok(text.includes(`>${p.label.replace(/&/g, "&amp;")}: `), `chart labels ${p.label}`);
-	assert.match(text, /Not drawn: shared-memory-objects MemoryHeap broke in W0 smo-heap: TypeError/);
-	assert.doesNotMatch(text, /="[^"]*(NaN|undefined|Infinity)[^"]*"|NaN\/s/, "every coordinate and rate is a number");
-});
-
 test("vmap bench: the chart's labels never overlap, however close the lines end", () => {
 	const meta: Meta = { date: "2026-11-22T00:00:00Z", node: "v20", platform: "linux x64", cpu: "test", cores: 2, seed: 1, quick: false, timeLimit: 5, wallSec: 1 };
 	// Every peer ends within a few percent of the others.
@@ -136,22 +107,4 @@ test("vmap bench: the chart's labels never overlap, however close the lines end"
 	const ys = [...text.matchAll(/<text x="\d+" y="([\d.]+)" fill="#[0-9A-Fa-f]{6}" font-weight/g)].map((m) => Number(m[1])).sort((a, b) => a - b);
 	assert.equal(ys.length, PEERS.length);
 	for (let i = 1; i < ys.length; i++) assert.ok(ys[i]! - ys[i - 1]! >= 16.9, `labels ${i - 1} and ${i} at ${ys[i - 1]} and ${ys[i]}`);
-});
-
-test("vmap bench: bad arguments exit 2 naming them", () => {
-	for (const [args, message] of [
-		[["bench", "--seed", "0"], /--seed must be a whole number from 1 to/],
-		[["bench", "--time-limit", "x"], /--time-limit must be a whole number from 1 to 3600, got "x"/],
-		[["bench", "--only", "nothing-matches"], /--only nothing-matches matches no case/],
-		[["bench", "--svg"], /--svg/],
-		[["bench", "--frob"], /Unknown option '--frob'/],
-	] as const) {
-		const r = vmap(...args);
-		assert.equal(r.status, 2, `${args.join(" ")}: ${r.stderr}`);
-		assert.match(r.stderr, message);
-	}
-	const help = vmap("bench", "--help");
-	assert.equal(help.status, 0);
-	for (const opt of ["--svg", "--json", "--only", "--list", "--seed", "--time-limit", "--quick"]) assert.ok(help.stdout.includes(opt), opt);
-	for (const p of PEERS) assert.ok(help.stdout.includes(p.name), p.name);
 });

@@ -1,9 +1,14 @@
 /**
- * The `vmap` command line, run as a user runs it (a child process from the sources). The smoke
- * run is the project's main job: all 13 kernel cases must pass and the heap come back whole.
+ * One smoke run of each tool, run as a user runs it (a child process from the sources): the
+ * main job (`vmap test --mode smoke`: all 13 kernel cases must pass and the heap come back
+ * whole) and `vmap bench`. Their options, errors and the full peer set are in test/tools/
+ * (`npm run test:tools`).
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 
@@ -31,34 +36,21 @@ test("vmap test --mode smoke: all 13 cases pass on real workers, check() passes,
 	console.log(`# vmap test --mode smoke: ${out.params.threads} workers, ${out.seconds.toFixed(1)} s`);
 });
 
-test("vmap test: the kernel's Summary lines, one per worker and test, in mask order", () => {
-	const r = vmap("test", "--threads", "2", "--mask", "0x1005", "--loops", "50", "--repeat", "2", "--sequential");
-	assert.equal(r.status, 0, r.stderr);
-	const lines = r.stdout.split("\n").filter((l) => l.startsWith("Summary: "));
-	assert.equal(lines.length, 6);
-	assert.match(lines[0]!, /^Summary: fix_size_alloc_test passed: 2 failed: 0 xfailed: 0 repeat: 2 loops: 50 avg: \d+ usec$/);
-	assert.match(lines[1]!, /^Summary: long_busy_list_alloc_test passed: 2 /);
-	assert.match(lines[2]!, /^Summary: vrealloc_test passed: 2 /);
-	assert.match(r.stdout, /^All test took worker1=\d+ usec$/m);
-	assert.match(r.stdout, /^\| 4096 \| vrealloc_test \| 2 \| 4 \| 0 \| 0 \| 2 \| 50 \|/m);
-	assert.match(r.stdout, /Total: passed 12 failed 0 xfailed 0 .*check\(\) passed; free space whole again: yes/);
-});
-
-test("vmap: help for every option, and bad arguments exit 2 naming them", () => {
-	const help = vmap("test", "--help");
-	assert.equal(help.status, 0);
-	for (const opt of ["--mode", "--threads", "--mask", "--loops", "--repeat", "--sequential", "--nr-pages", "--nr-pcpu-objects", "--json"]) assert.ok(help.stdout.includes(opt), opt);
-	assert.match(help.stdout, /pcpu_alloc_test\n.*vm_map_ram/);
-	assert.equal(vmap("--help").status, 0);
-	for (const [args, message] of [
-		[["test", "--loops", "0"], /--loops must be a whole number from 1 to/],
-		[["test", "--mask", "0x4000"], /--mask must be a whole number from 1 to 8191/],
-		[["test", "--mode", "sanity"], /--mode must be smoke, performance or stress, got "sanity"/],
-		[["test", "--frob"], /Unknown option '--frob'/],
-		[["frob"], /unknown command "frob"/],
-	] as const) {
-		const r = vmap(...args);
-		assert.equal(r.status, 2, args.join(" "));
-		assert.match(r.stderr, message);
+test("vmap bench --quick, one vmap case beside the LIFO ceiling: ratios, the chart, no failure and no overlap", () => {
+	const dir = mkdtempSync(join(tmpdir(), "vmap-bench-"));
+	try {
+		const svg = join(dir, "chart.svg");
+		const r = vmap("bench", "--quick", "--only", "W0 vmap,W0 lifo", "--json", "--svg", svg);
+		assert.equal(r.status, 0, r.stderr);
+		const out = JSON.parse(r.stdout) as { runs: Array<{ name: string; status: string; result?: { fails: number; overlaps: number; pairsPerSec: number } }> };
+		assert.deepEqual(out.runs.map((x) => x.name), ["W0 vmap", "W0 vmap-1m", "W0 vmap-heap", "W0 lifo"]);
+		for (const run of out.runs) {
+			assert.equal(run.status, "ok", run.name);
+			assert.deepEqual([run.result!.fails, run.result!.overlaps], [0, 0], run.name);
+			assert.ok(run.result!.pairsPerSec > 0, run.name);
+		}
+		assert.match(readFileSync(svg, "utf8"), /^<svg /);
+	} finally {
+		rmSync(dir, { recursive: true, force: true });
 	}
 });
