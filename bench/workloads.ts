@@ -1,7 +1,8 @@
 /**
  * The workloads of `vmap bench`, the same for every allocator and every seed. They follow
- * ../shared/anchors/js-allocators.md section 5 (the same xorshift32, the same live band, the
- * same 1e6 timed operations), so the anchor's figures compare directly.
+ * the published JavaScript-allocator benchmark this project started from (the same
+ * xorshift32, the same live band, the same 1e6 timed operations), so its figures compare
+ * directly.
  *
  * Honesty counters, outside the timed loops:
  * - fails: allocations that returned 0 (no room);

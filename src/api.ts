@@ -9,7 +9,8 @@ export interface VmapSpaceOptions {
 	pageSize?: number;
 	/**
 	 * Put the space in a growable SharedArrayBuffer, so that workers can share it (true), or in
-	 * a resizable ArrayBuffer for one thread (false). @defaultValue true
+	 * a plain ArrayBuffer for one thread (false), which growth replaces with a larger copy
+	 * (views over a resizable ArrayBuffer are slower on Node 20). @defaultValue true
 	 */
 	shared?: boolean;
 	/**
@@ -20,7 +21,7 @@ export interface VmapSpaceOptions {
 	/**
 	 * Lazily freed pages that make a drain due (kernel lazy_max_pages()). At twice this the
 	 * free path purges by itself, so a loop that never yields cannot grow the backlog without
-	 * bound (seed 002). @defaultValue fls(nodes) * 32 MiB / pageSize
+	 * bound ("mm: add priority threshold to __purge_vmap_area_lazy()"). @defaultValue fls(nodes) * 32 MiB / pageSize
 	 */
 	lazyMaxPages?: number;
 	/**
@@ -31,7 +32,7 @@ export interface VmapSpaceOptions {
 	 */
 	flush?: FlushHook;
 	/**
-	 * For experiments (seed 002): false turns off the priority purge, so the free path never
+	 * For experiments (the case of "mm: add priority threshold to __purge_vmap_area_lazy()"): false turns off the priority purge, so the free path never
 	 * purges and only drains, overflow purges and purge() return lazy areas; a loop that never
 	 * yields then lets the backlog grow until the space runs out. @defaultValue true
 	 */

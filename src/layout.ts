@@ -47,7 +47,7 @@
  *   free list. A record is on at most one list.
  * - A lazily freed area leaves its busy tree for a lazy list (flagged VA_LAZY), then a purge
  *   list, then a pool (VA_POOL) or free space: at every moment it is in exactly one. The busy tree
- *   holds only busy areas, so a backlog of lazy areas never deepens it (seed 002: "number of
+ *   holds only busy areas, so a backlog of lazy areas never deepens it ("mm: add priority threshold to __purge_vmap_area_lazy()": "number of
  *   lazy pages directly influence on busy list length").
  * - The table grows by appending records (the buffer grows at its end), so a slot number never
  *   changes meaning and nothing is moved.
@@ -87,10 +87,11 @@ export const HDR_SLOT_FREE = 22;
 /** Length of the slot free list. */
 export const HDR_SLOT_FREE_NR = 23;
 /**
- * Lock words (lock.ts). Each is also the sequence lock of the counters written under it (seed
- * 001): bits 0-29 count acquisitions and releases, odd while held; bit 30 (LOCK_WAITERS) is set
+ * Lock words (lock.ts). Each is also the sequence lock of the counters written under it, so
+ * that statistics are read without a lock ("vmalloc: use rcu list iterator to reduce
+ * vmap_area_lock contention"): bits 0-29 count acquisitions and releases, odd while held; bit 30 (LOCK_WAITERS) is set
  * while a thread sleeps on it. The global ones:
- * - PURGE: the purge mutex, one purge at a time (seed 000), held for a whole purge, flush
+ * - PURGE: the purge mutex, one purge at a time ("mm: vmalloc: Replace purge_lock spinlock with atomic refcount"), held for a whole purge, flush
  *   included; its counters have their own sequence word, HDR_SEQ_PURGE, since readers cannot
  *   wait out a flush;
  * - FREE: the free tree and list, the slot free list and table growth;
@@ -191,7 +192,7 @@ export const HANDLE_ALIVE = 1;
  *  then    256 pools × [head, tail, len]
  * ```
  *
- * Where an area lives (kernel, and seed 003's thread: three indices kept apart):
+ * Where an area lives (kernel, and the thread of "mm: vmalloc: Offload free_vmap_area_lock lock": three indices kept apart):
  * - busy: in the busy tree of addrToNode(vaStart);
  * - lazy: on the lazy list of its vn_id's node if it has one, else of addrToNode(vaStart);
  * - purge list: a purge moved the node's lazy list there; only the purge and its helpers pop it;

@@ -4,7 +4,7 @@
  * A lock word counts: even when free, odd while held, one more at every acquire and release
  * (bits 0-29), with LOCK_WAITERS (bit 30) set while a thread sleeps on it. So the word is also
  * the sequence lock of everything written under it: a statistics reader copies counters
- * between two equal, even readings of the word and needs no lock (seed 001). Acquire is a plain
+ * between two equal, even readings of the word and needs no lock (as "vmalloc: use rcu list iterator to reduce vmap_area_lock contention" asks). Acquire is a plain
  * read and one compareExchange; release one exchange, and a notify only if LOCK_WAITERS was set
  * (notify costs even with nobody waiting). On V8 every Atomics call is about 10 ns (not
  * inlined), so two per critical section is the budget. A contended acquirer spins briefly,

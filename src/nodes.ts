@@ -1,6 +1,6 @@
 /**
  * Nodes and their pools (kernel struct vmap_node, node_alloc, node_pool_add_va,
- * node_pool_del_va; seed 003).
+ * node_pool_del_va; "mm: vmalloc: Offload free_vmap_area_lock lock", 2024).
  *
  * Busy areas are split over nodes by address (zones of ZONE_PAGES pages, dealt round-robin),
  * so frees and allocations of different zones take different busy locks. Each node also keeps

@@ -42,7 +42,7 @@ function toPool(t: VaTable, va: number, v: number, pageInverse: number): boolean
 
 /**
  * One step of node `v`'s purge list: up to PURGE_STEP areas, each into v's pool or free
- * space, subtracting its pages from vmapLazyNr as it goes (seed 000: the backlog is never
+ * space, subtracting its pages from vmapLazyNr as it goes ("mm: vmalloc: Replace purge_lock spinlock with atomic refcount": the backlog is never
  * reported lower than it is). Only the purge and the one helper that took node v pop this list,
  * so its head may be peeked without the lock. When the head goes to a pool the step holds only
  * v's pool lock and stops at the first area that does not; otherwise it also holds the
@@ -82,7 +82,7 @@ export function purgeVmapNodeStep(t: VaTable, locks: Locks, v: number, pageInver
 
 /**
  * Decay node `v`'s pools (kernel decay_va_pool_node): from each pool, decayCount(len, full)
- * areas from its head go back to free space. The caller holds the purge mutex (seed 003's
+ * areas from its head go back to free space. The caller holds the purge mutex (the thread of "mm: vmalloc: Offload free_vmap_area_lock lock" and its
  * thread: decays must not run concurrently). Returns the areas and pages decayed.
  */
 export function decayVaPoolNode(t: VaTable, locks: Locks, v: number, full: boolean): { areas: number; pages: number } {

@@ -1,5 +1,5 @@
 /**
- * Statistics read without taking any allocator lock (seed 001: readers of /proc/meminfo must
+ * Statistics read without taking any allocator lock ("vmalloc: use rcu list iterator to reduce vmap_area_lock contention": readers of /proc/meminfo must
  * not contend with allocators).
  *
  * Counters are grouped in domains, one per lock that guards their writers: free space (the

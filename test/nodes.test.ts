@@ -1,5 +1,5 @@
 /**
- * Nodes and pools (issue 5, seed 003): decay arithmetic, full decay on overflow, trim(), the
+ * Nodes and pools ("mm: vmalloc: Offload free_vmap_area_lock lock"): decay arithmetic, full decay on overflow, trim(), the
  * pool probe, where areas live (busy by address, lazy and pooled by vn_id), find() across
  * zones, per-node statistics, check() on pools, and the parallel purge with a real helper.
  */

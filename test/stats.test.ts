@@ -11,7 +11,7 @@ const MIN_OPS = 200_000;
 const MIN_SNAPSHOTS = 2_000;
 const MAX_OPS = 20_000_000;
 
-test("stats() from another worker, lock-free, while this thread allocates, frees and purges (seed 001)", async () => {
+test("stats() from another worker, lock-free, while this thread allocates, frees and purges (vmalloc: use rcu list iterator to reduce vmap_area_lock contention)", async () => {
 	const space = VmapSpace.create({ size: 4096 * P, lazyMaxPages: 64 });
 	const control = new SharedArrayBuffer(CONTROL_BYTES);
 	const flag = new Int32Array(control);

@@ -66,7 +66,7 @@ for (const [workers, nodes] of [[2, 1], [4, 1], [2, 4], [4, 4]] as const) {
 }
 
 for (const nodes of [1, 4]) {
-	test(`seed 004: frees race purges from another worker, ${nodes} node${nodes > 1 ? "s" : ""}`, async () => {
+	test(`free-path ordering ("mm/vmalloc: Keep a separate lazy-free list"): frees race purges from another worker, ${nodes} node${nodes > 1 ? "s" : ""}`, async () => {
 		const pages = 1 << 12;
 		const space = VmapSpace.create({ size: pages * P, lazyMaxPages: 64, nodes });
 		const reports = await run(space, ["free-storm", "free-storm", "purge-storm"], OPS, 0, pages);

@@ -4,7 +4,7 @@
  * claimed by anyone when an allocation returns it is an overlap; a page not ours when we free
  * it is one too. Modes:
  * - "mixed": alloc/free/find, occasional purges;
- * - "free-storm": alloc + free as fast as possible (seed 004: free racing another's purges);
+ * - "free-storm": alloc + free as fast as possible ("mm/vmalloc: Keep a separate lazy-free list": free racing another's purges);
  * - "purge-storm": purge({ sync: true }) in a loop, check() now and then;
  * - "hold-lock": take the busy lock and never release it (the test then terminates us).
  */
