@@ -91,13 +91,14 @@ export function allocVmapArea(s: SpaceState, size: number, options: AllocOptions
 		locks.release(HDR_FREE_LOCK);
 		return noFit(s, size, options, align, vstart, vend, overflowPurge);
 	}
-	const start = vaStart(t, va);
+	const f64 = t.f64; // after reserve(), which may have replaced the views
+	const start = vaStart(f64, va);
 	// Block starts are page aligned: the common case needs no rounding.
 	const nva = start >= vstart && align === pageSize ? start : alignUp(start > vstart ? start : vstart, align);
 	let busy = vaClip(t, va, nva, size);
 	if (busy === 0) busy = t.allocSlot();
 	if (pool !== 0) t.hdrF[(nodeBase(s.node) >> 1) + NF_POOL_MISSES]!++;
-	setVaRange(t, busy, nva, nva + size);
+	setVaRange(f64, busy, nva, nva + size);
 	insertBusy(s, busy, nva, size, vn, tag);
 	locks.release(HDR_FREE_LOCK);
 	return nva;
@@ -113,14 +114,15 @@ function nodeAlloc(s: SpaceState, pool: number, align: number, vn: number, tag: 
 	const lock = nodeBase(s.node) + N_POOL_LOCK;
 	s.locks.acquire(lock);
 	t.sync();
+	const f64 = t.f64; // after sync(): another handle may have grown the table
 	const va = poolTake(t, s.node, pool, align);
 	if (va === 0) {
 		s.locks.release(lock);
 		return -1;
 	}
-	const start = vaStart(t, va);
+	const start = vaStart(f64, va);
 	// Still under the pool lock: the area is never in neither structure.
-	insertBusy(s, va, start, vaEnd(t, va) - start, vn, tag);
+	insertBusy(s, va, start, vaEnd(f64, va) - start, vn, tag);
 	t.hdrF[(nodeBase(s.node) >> 1) + NF_POOL_HITS]!++;
 	s.locks.release(lock);
 	return start;
@@ -132,8 +134,9 @@ function insertBusy(s: SpaceState, va: number, start: number, size: number, vn: 
 	const b = s.busyNode(start);
 	s.locks.acquire(b + N_BUSY_LOCK);
 	t.sync();
-	setVaFlags(t, va, VA_BUSY | vn);
-	setVaTag(t, va, tag);
+	const i32 = t.i32;
+	setVaFlags(i32, va, VA_BUSY | vn);
+	setVaTag(i32, va, tag);
 	insertVmapArea(t, b + N_BUSY_ROOT, va);
 	t.hdr[b + N_BUSY_NR]!++;
 	const f = b >> 1;

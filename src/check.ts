@@ -53,6 +53,8 @@ type Bounds = { spaceStart: number; spaceEnd: number; pageSize: number; nodes: n
 /** `beat` is called every few thousand records: a long check must not look like a dead lock owner. */
 export function checkSpace(t: VaTable, spaceStart: number, spaceEnd: number, beat: () => void): void {
 	if (t.capacity !== t.hdr[HDR_CAPACITY]) t.remap();
+	const f64 = t.f64;
+	const i32 = t.i32;
 	const hdr = t.hdr;
 	const hdrF = t.hdrF;
 	if (hdr[HDR_MAGIC] !== MAGIC || hdr[HDR_VERSION] !== VERSION) corrupt(`header: magic/version ${hex(hdr[HDR_MAGIC]!)}/${hdr[HDR_VERSION]} is not a vmap space`);
@@ -60,7 +62,7 @@ export function checkSpace(t: VaTable, spaceStart: number, spaceEnd: number, bea
 	if (!(high >= 1 && high <= hdr[HDR_CAPACITY]! && hdr[HDR_CAPACITY]! <= hdr[HDR_MAX_CAPACITY]!)) {
 		corrupt(`slots: SLOT_HIGH ${high}, CAPACITY ${hdr[HDR_CAPACITY]}, MAX_CAPACITY ${hdr[HDR_MAX_CAPACITY]} out of order`);
 	}
-	if (!recordIsZero(t, 0)) corrupt(`slots: record 0 (nil) has been written`);
+	if (!recordIsZero(f64, 0)) corrupt(`slots: record 0 (nil) has been written`);
 
 	const seen = new Uint8Array(high);
 	const pageSize = hdrF[HDRF_PAGE_SIZE]!;
@@ -73,12 +75,12 @@ export function checkSpace(t: VaTable, spaceStart: number, spaceEnd: number, bea
 	for (let i = 0; i < free.length; i++) {
 		const va = free[i]!;
 		if (listed !== va) corrupt(`free list: entry ${i} is record ${listed}, the tree's ${i}th block is record ${va}`);
-		listed = vaNext(t, va);
-		const s = vaStart(t, va);
-		const e = vaEnd(t, va);
+		listed = vaNext(i32, va);
+		const s = vaStart(f64, va);
+		const e = vaEnd(f64, va);
 		freeBytes += e - s;
 		if (i > 0) {
-			const prevEnd = vaEnd(t, free[i - 1]!);
+			const prevEnd = vaEnd(f64, free[i - 1]!);
 			if (prevEnd >= s) corrupt(`free tree: blocks ending at ${hex(prevEnd)} and starting at ${hex(s)} ${prevEnd === s ? "touch (not merged)" : "overlap"}`);
 		}
 	}
@@ -87,7 +89,7 @@ export function checkSpace(t: VaTable, spaceStart: number, spaceEnd: number, bea
 	if (freeBytes !== hdrF[HDRF_FREE_BYTES]) corrupt(`free tree: holds ${freeBytes} bytes, header says ${hdrF[HDRF_FREE_BYTES]}`);
 
 	const all: Array<[number, number, string]> = [];
-	for (const va of free) all.push([vaStart(t, va), vaEnd(t, va), "free block"]);
+	for (const va of free) all.push([vaStart(f64, va), vaEnd(f64, va), "free block"]);
 	let busyBytes = 0;
 	let lazyBytes = 0;
 	let poolBytes = 0;
@@ -100,11 +102,11 @@ export function checkSpace(t: VaTable, spaceStart: number, spaceEnd: number, bea
 		const busy = walkTree(t, `${node} busy tree`, b + N_BUSY_ROOT, false, seen, bounds, beat);
 		let bytes = 0;
 		for (const va of busy) {
-			const s = vaStart(t, va);
-			const e = vaEnd(t, va);
+			const s = vaStart(f64, va);
+			const e = vaEnd(f64, va);
 			bytes += e - s;
 			all.push([s, e, "busy area"]);
-			const flags = vaFlags(t, va);
+			const flags = vaFlags(i32, va);
 			if ((flags & VA_STATE) !== VA_BUSY) corrupt(`${node} busy tree: record ${va} has state flags ${flags & VA_STATE}, not busy`);
 			checkVn(flags, `${node} busy tree: record ${va}`, bounds.nodes);
 			const home = addrToNode(s, bounds.zoneInverse, bounds.nodes);
@@ -157,7 +159,7 @@ export function checkSpace(t: VaTable, spaceStart: number, spaceEnd: number, bea
 
 	// Slots: every record below SLOT_HIGH is in exactly one structure.
 	let onFreeList = 0;
-	for (let va = hdr[HDR_SLOT_FREE]!; va !== 0; va = vaNext(t, va)) {
+	for (let va = hdr[HDR_SLOT_FREE]!; va !== 0; va = vaNext(i32, va)) {
 		if (va >= high) corrupt(`slot free list: record ${va} is at or past SLOT_HIGH ${high}`);
 		if (seen[va]) corrupt(`slot free list: record ${va} is also in use (or listed twice)`);
 		seen[va] = 1;
@@ -182,21 +184,23 @@ function checkVn(flags: number, what: string, nodes: number): void {
  * number, bytes, last record and the range they cover (+-Infinity when empty).
  */
 function walkList(t: VaTable, name: string, head: number, nr: number, state: number, v: number, seen: Uint8Array, bounds: Bounds, all: Array<[number, number, string]>) {
+	const f64 = t.f64;
+	const i32 = t.i32;
 	let areas = 0;
 	let bytes = 0;
 	let min = Infinity;
 	let max = -Infinity;
 	let last = 0;
 	const what = state === VA_POOL ? "pooled area" : "lazy area";
-	for (let va = head; va !== 0; va = vaNext(t, va)) {
+	for (let va = head; va !== 0; va = vaNext(i32, va)) {
 		if (va >= seen.length) corrupt(`${name}: record ${va} is at or past SLOT_HIGH ${seen.length}`);
 		if (seen[va]) corrupt(`${name}: record ${va} is reached twice (or is in another structure too)`);
 		seen[va] = 1;
-		const flags = vaFlags(t, va);
+		const flags = vaFlags(i32, va);
 		if ((flags & VA_STATE) !== state) corrupt(`${name}: record ${va} has state flags ${flags & VA_STATE}, not ${state === VA_POOL ? "pooled" : "lazy"}`);
 		checkVn(flags, `${name}: record ${va}`, bounds.nodes);
-		const s = vaStart(t, va);
-		const e = vaEnd(t, va);
+		const s = vaStart(f64, va);
+		const e = vaEnd(f64, va);
 		if (!(s < e) || s < bounds.spaceStart || e > bounds.spaceEnd || s % bounds.pageSize !== 0 || e % bounds.pageSize !== 0) {
 			corrupt(`${name}: record ${va} [${hex(s)}, ${hex(e)}) is empty, outside the space or not page aligned`);
 		}
@@ -232,8 +236,8 @@ function walkTree(
 	const out: number[] = [];
 	const root = t.hdr[rootWord]!;
 	if (root === 0) return out;
-	if (vaParent(t, root) !== 0) corrupt(`${name}: root ${root} has a parent`);
-	if (vaIsRed(t, root)) corrupt(`${name}: root ${root} is red`);
+	if (vaParent(t.i32, root) !== 0) corrupt(`${name}: root ${root} has a parent`);
+	if (vaIsRed(t.i32, root)) corrupt(`${name}: root ${root} is red`);
 	let prevEnd = -Infinity;
 
 	// Returns the black height of the subtree and its maximal block size.
@@ -244,18 +248,18 @@ function walkTree(
 		if (seen[x]) corrupt(`${name}: record ${x} is reached twice (or is in another structure too)`);
 		seen[x] = 1;
 		if ((out.length & 4095) === 4095) beat();
-		const red = vaIsRed(t, x);
-		const l = vaLeft(t, x);
-		const r = vaRight(t, x);
+		const red = vaIsRed(t.i32, x);
+		const l = vaLeft(t.i32, x);
+		const r = vaRight(t.i32, x);
 		for (const c of [l, r]) {
 			if (c === 0) continue;
 			if (c >= seen.length) corrupt(`${name}: record ${x} links child ${c}, at or past SLOT_HIGH ${seen.length}`);
-			if (vaParent(t, c) !== x) corrupt(`${name}: record ${c}'s parent is ${vaParent(t, c)}, but record ${x} links it as a child`);
-			if (red && vaIsRed(t, c)) corrupt(`${name}: red record ${x} has red child ${c}`);
+			if (vaParent(t.i32, c) !== x) corrupt(`${name}: record ${c}'s parent is ${vaParent(t.i32, c)}, but record ${x} links it as a child`);
+			if (red && vaIsRed(t.i32, c)) corrupt(`${name}: red record ${x} has red child ${c}`);
 		}
 		const left = visit(l, depth + 1);
-		const s = vaStart(t, x);
-		const e = vaEnd(t, x);
+		const s = vaStart(t.f64, x);
+		const e = vaEnd(t.f64, x);
 		if (!(s < e)) corrupt(`${name}: record ${x} is empty or inverted: [${hex(s)}, ${hex(e)})`);
 		if (s < spaceStart || e > spaceEnd) corrupt(`${name}: record ${x} [${hex(s)}, ${hex(e)}) lies outside the space [${hex(spaceStart)}, ${hex(spaceEnd)})`);
 		if (s % pageSize !== 0 || e % pageSize !== 0) corrupt(`${name}: record ${x} [${hex(s)}, ${hex(e)}) is not page aligned (pageSize ${pageSize})`);
@@ -265,8 +269,8 @@ function walkTree(
 		const right = visit(r, depth + 1);
 		if (left.blacks !== right.blacks) corrupt(`${name}: record ${x} has black heights ${left.blacks} (left) and ${right.blacks} (right)`);
 		const max = Math.max(e - s, left.max, right.max);
-		if (aug && subtreeMaxSize(t, x) !== max) {
-			corrupt(`${name}: record ${x} [${hex(s)}, ${hex(e)}) has subtreeMaxSize ${subtreeMaxSize(t, x)}, recomputed ${max}`);
+		if (aug && subtreeMaxSize(t.f64, x) !== max) {
+			corrupt(`${name}: record ${x} [${hex(s)}, ${hex(e)}) has subtreeMaxSize ${subtreeMaxSize(t.f64, x)}, recomputed ${max}`);
 		}
 		return { blacks: left.blacks + (red ? 0 : 1), max };
 	};

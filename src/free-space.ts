@@ -36,34 +36,36 @@ export function alignUp(x: number, align: number): number {
  * the fallback itself or the leftmost big-enough block of its right subtree.
  */
 function lowestAtOrAbove(t: VaTable, length: number, vstart: number): number {
+	const f64 = t.f64;
+	const i32 = t.i32;
 	let node = t.hdr[HDR_FREE_ROOT]!;
 	let fallback = 0;
 	while (node !== 0) {
-		if (vaStart(t, node) >= vstart) {
-			const r = vaRight(t, node);
+		if (vaStart(f64, node) >= vstart) {
+			const r = vaRight(i32, node);
 			if (
-				vaSize(t, node) >= length ||
-				subtreeMaxSize(t, r) >= length
+				vaSize(f64, node) >= length ||
+				subtreeMaxSize(f64, r) >= length
 			) {
 				fallback = node;
 			}
-			const l = vaLeft(t, node);
-			if (subtreeMaxSize(t, l) < length) break;
+			const l = vaLeft(i32, node);
+			if (subtreeMaxSize(f64, l) < length) break;
 			node = l;
 		} else {
-			const r = vaRight(t, node);
-			if (subtreeMaxSize(t, r) < length) break;
+			const r = vaRight(i32, node);
+			if (subtreeMaxSize(f64, r) < length) break;
 			node = r;
 		}
 	}
 	if (fallback === 0) return 0;
-	if (vaSize(t, fallback) >= length) return fallback;
-	node = vaRight(t, fallback);
+	if (vaSize(f64, fallback) >= length) return fallback;
+	node = vaRight(i32, fallback);
 	while (node !== 0) {
-		const l = vaLeft(t, node);
-		if (subtreeMaxSize(t, l) >= length) node = l;
-		else if (vaSize(t, node) >= length) return node;
-		else node = vaRight(t, node);
+		const l = vaLeft(i32, node);
+		if (subtreeMaxSize(f64, l) >= length) node = l;
+		else if (vaSize(f64, node) >= length) return node;
+		else node = vaRight(i32, node);
 	}
 	return corrupt(`free tree: subtreeMaxSize under record ${fallback} promises a block of ${length} bytes that is not there`);
 }
@@ -74,22 +76,25 @@ function lowestAtOrAbove(t: VaTable, length: number, vstart: number): number {
  * is large enough always holds the answer and the descent never needs to turn back.
  */
 function lowestFit(t: VaTable, length: number): number {
+	const f64 = t.f64;
+	const i32 = t.i32;
 	let node = t.hdr[HDR_FREE_ROOT]!;
-	if (subtreeMaxSize(t, node) < length) return 0;
+	if (subtreeMaxSize(f64, node) < length) return 0;
 	while (true) {
-		const l = vaLeft(t, node);
-		if (subtreeMaxSize(t, l) >= length) node = l;
-		else if (vaSize(t, node) >= length) return node;
-		else node = vaRight(t, node);
+		const l = vaLeft(i32, node);
+		if (subtreeMaxSize(f64, l) >= length) node = l;
+		else if (vaSize(f64, node) >= length) return node;
+		else node = vaRight(i32, node);
 		if (node === 0) return corrupt(`free tree: subtreeMaxSize promises a block of ${length} bytes that is not there`);
 	}
 }
 
 /** Where an allocation of `size` at `align` inside [vstart, vend) would go in block `va`; -1 if it does not fit. */
 export function fitIn(t: VaTable, va: number, size: number, align: number, vstart: number, vend: number): number {
-	const s = vaStart(t, va);
+	const f64 = t.f64;
+	const s = vaStart(f64, va);
 	const nva = alignUp(s > vstart ? s : vstart, align);
-	const e = vaEnd(t, va);
+	const e = vaEnd(f64, va);
 	return nva + size <= (e < vend ? e : vend) ? nva : -1;
 }
 
@@ -112,13 +117,14 @@ export function findVmapLowestMatch(
 	vend: number,
 	pageSize: number,
 ): number {
+	const f64 = t.f64;
 	// The block holding vstart lies at or below every other candidate. There is none when
 	// vstart is at or below the lowest free block (the common case: the whole space).
 	const head = t.hdr[HDR_FREE_HEAD]!;
 	if (head === 0) return 0;
 	const slack = align - pageSize;
 	let va: number;
-	if (vstart <= vaStart(t, head)) {
+	if (vstart <= vaStart(f64, head)) {
 		va = lowestFit(t, size + slack);
 	} else {
 		const holding = findVmapArea(t, HDR_FREE_ROOT, vstart);
@@ -133,9 +139,9 @@ export function findVmapLowestMatch(
 	let from = vstart;
 	while (true) {
 		const c = lowestAtOrAbove(t, size, from);
-		if (c === 0 || vaStart(t, c) > last) return 0;
+		if (c === 0 || vaStart(f64, c) > last) return 0;
 		if (fitIn(t, c, size, align, vstart, vend) >= 0) return c;
-		from = vaStart(t, c) + 1;
+		from = vaStart(f64, c) + 1;
 	}
 }
 
@@ -144,7 +150,8 @@ export function findVmapLowestMatch(
  * returns the lowest block in which the request fits, 0 when none does.
  */
 export function findVmapLowestLinearMatch(t: VaTable, size: number, align: number, vstart: number, vend: number): number {
-	for (let va = t.hdr[HDR_FREE_HEAD]!; va !== 0; va = vaNext(t, va)) {
+	const i32 = t.i32;
+	for (let va = t.hdr[HDR_FREE_HEAD]!; va !== 0; va = vaNext(i32, va)) {
 		if (fitIn(t, va, size, align, vstart, vend) >= 0) return va;
 	}
 	return 0;
@@ -156,8 +163,10 @@ export function findVmapLowestLinearMatch(t: VaTable, size: number, align: numbe
  * otherwise 0. A middle split takes one record: the caller has reserved it.
  */
 export function vaClip(t: VaTable, va: number, nva: number, size: number): number {
-	const start = vaStart(t, va);
-	const end = vaEnd(t, va);
+	const f64 = t.f64;
+	const i32 = t.i32;
+	const start = vaStart(f64, va);
+	const end = vaEnd(f64, va);
 	const nend = nva + size;
 	if (nva < start || nend > end) corrupt(`va_clip: [${hex(nva)}, ${hex(nend)}) is not inside free block [${hex(start)}, ${hex(end)})`);
 	t.hdrF[HDRF_FREE_BYTES]! -= size;
@@ -168,17 +177,17 @@ export function vaClip(t: VaTable, va: number, nva: number, size: number): numbe
 	}
 	if (nva === start) {
 		// Left edge: the block keeps its tail; its key grows but stays below its successor.
-		setVaStart(t, va, nend);
+		setVaStart(f64, va, nend);
 	} else if (nend === end) {
 		// Right edge: the block keeps its head.
-		setVaEnd(t, va, nva);
+		setVaEnd(f64, va, nva);
 	} else {
 		// Middle: the block keeps its head; a new record takes the tail, right after it.
-		setVaEnd(t, va, nva);
+		setVaEnd(f64, va, nva);
 		const tail = t.allocSlot();
-		setVaRange(t, tail, nend, end);
-		setVaNext(t, tail, vaNext(t, va));
-		setVaNext(t, va, tail);
+		setVaRange(f64, tail, nend, end);
+		setVaNext(i32, tail, vaNext(i32, va));
+		setVaNext(i32, va, tail);
 		t.hdr[HDR_FREE_NR]!++;
 		augmentPropagate(t, va);
 		rbInsertAfter(t, HDR_FREE_ROOT, va, tail, true);
@@ -190,11 +199,12 @@ export function vaClip(t: VaTable, va: number, nva: number, size: number): numbe
 
 /** Remove free block `va` from the free tree and the free list. */
 function unlinkFree(t: VaTable, va: number): void {
+	const i32 = t.i32;
 	const prev = rbPrev(t, va);
-	const next = vaNext(t, va);
+	const next = vaNext(i32, va);
 	if (prev === 0) t.hdr[HDR_FREE_HEAD] = next;
-	else setVaNext(t, prev, next);
-	setVaNext(t, va, 0);
+	else setVaNext(i32, prev, next);
+	setVaNext(i32, va, 0);
 	rbErase(t, HDR_FREE_ROOT, va, true);
 	t.hdr[HDR_FREE_NR]!--;
 }
@@ -209,59 +219,61 @@ function unlinkFree(t: VaTable, va: number): void {
  * successor.
  */
 export function mergeOrAddVmapArea(t: VaTable, va: number): number {
-	const start = vaStart(t, va);
-	const end = vaEnd(t, va);
+	const f64 = t.f64;
+	const i32 = t.i32;
+	const start = vaStart(f64, va);
+	const end = vaEnd(f64, va);
 	let parent = 0;
 	let left = false;
 	let prev = 0;
 	let next = 0;
 	for (let node = t.hdr[HDR_FREE_ROOT]!; node !== 0; ) {
 		parent = node;
-		if (start < vaStart(t, node)) {
+		if (start < vaStart(f64, node)) {
 			next = node;
 			left = true;
-			node = vaLeft(t, node);
+			node = vaLeft(i32, node);
 		} else {
 			prev = node;
 			left = false;
-			node = vaRight(t, node);
+			node = vaRight(i32, node);
 		}
 	}
-	if ((prev !== 0 && vaEnd(t, prev) > start) || (next !== 0 && vaStart(t, next) < end)) {
+	if ((prev !== 0 && vaEnd(f64, prev) > start) || (next !== 0 && vaStart(f64, next) < end)) {
 		corrupt(`merge: [${hex(start)}, ${hex(end)}) overlaps a free block`);
 	}
 	t.hdrF[HDRF_FREE_BYTES]! += end - start;
-	const mergeNext = next !== 0 && vaStart(t, next) === end;
-	const mergePrev = prev !== 0 && vaEnd(t, prev) === start;
+	const mergeNext = next !== 0 && vaStart(f64, next) === end;
+	const mergePrev = prev !== 0 && vaEnd(f64, prev) === start;
 	if (mergePrev && mergeNext) {
 		// Both: `next` leaves the tree before `prev` grows over it (kernel: unlink the merged
 		// "next" node first, so no augmented value is computed from a node about to go).
-		const nextEnd = vaEnd(t, next);
-		setVaNext(t, prev, vaNext(t, next));
-		setVaNext(t, next, 0);
+		const nextEnd = vaEnd(f64, next);
+		setVaNext(i32, prev, vaNext(i32, next));
+		setVaNext(i32, next, 0);
 		rbErase(t, HDR_FREE_ROOT, next, true);
 		t.hdr[HDR_FREE_NR]!--;
 		t.freeSlot(next);
-		setVaEnd(t, prev, nextEnd);
+		setVaEnd(f64, prev, nextEnd);
 		augmentPropagateGrow(t, prev);
 		t.freeSlot(va);
 		return prev;
 	}
 	if (mergeNext) {
-		setVaStart(t, next, start);
+		setVaStart(f64, next, start);
 		augmentPropagateGrow(t, next);
 		t.freeSlot(va);
 		return next;
 	}
 	if (mergePrev) {
-		setVaEnd(t, prev, end);
+		setVaEnd(f64, prev, end);
 		augmentPropagateGrow(t, prev);
 		t.freeSlot(va);
 		return prev;
 	}
-	setVaNext(t, va, next);
+	setVaNext(i32, va, next);
 	if (prev === 0) t.hdr[HDR_FREE_HEAD] = va;
-	else setVaNext(t, prev, va);
+	else setVaNext(i32, prev, va);
 	rbInsert(t, HDR_FREE_ROOT, va, parent, left, true);
 	t.hdr[HDR_FREE_NR]!++;
 	return va;

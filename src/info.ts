@@ -23,15 +23,17 @@ function addr(n: number): string {
 
 /** Records in address order. */
 function byAddress(t: VaTable, records: number[]): number[] {
-	return records.sort((a, b) => vaStart(t, a) - vaStart(t, b));
+	const f64 = t.f64;
+	return records.sort((a, b) => vaStart(f64, a) - vaStart(f64, b));
 }
 
 /** Lazy records (every node's lazy and purge lists) in address order. */
 function lazyAreas(t: VaTable): number[] {
+	const i32 = t.i32;
 	const out: number[] = [];
 	for (let v = 0; v < t.nodes; v++) {
 		for (const head of [t.hdr[nodeBase(v) + N_LAZY_HEAD]!, t.hdr[nodeBase(v) + N_PURGE_HEAD]!]) {
-			for (let va = head; va !== 0; va = vaNext(t, va)) out.push(va);
+			for (let va = head; va !== 0; va = vaNext(i32, va)) out.push(va);
 		}
 	}
 	return byAddress(t, out);
@@ -47,8 +49,9 @@ function busyAreas(t: VaTable): number[] {
 }
 
 function range(t: VaTable, va: number): { start: number; end: number; size: number } {
-	const start = vaStart(t, va);
-	const end = vaEnd(t, va);
+	const f64 = t.f64;
+	const start = vaStart(f64, va);
+	const end = vaEnd(f64, va);
 	return { start, end, size: end - start };
 }
 
@@ -58,13 +61,14 @@ function range(t: VaTable, va: number): { start: number; end: number; size: numb
  * after its busy areas.
  */
 export function vmallocinfo(t: VaTable, tagName: TagName): string {
+	const i32 = t.i32;
 	const line = (va: number) => {
 		const { start, end, size } = range(t, va);
 		return `${addr(start)}-${addr(end)} ${String(size).padStart(7)}`;
 	};
 	let out = "";
 	for (const va of busyAreas(t)) {
-		const tag = vaTag(t, va);
+		const tag = vaTag(i32, va);
 		out += tag === 0 ? `${line(va)}\n` : `${line(va)} ${tagName(tag)}\n`;
 	}
 	for (const va of lazyAreas(t)) out += `${line(va)} unpurged vm_area\n`;
@@ -72,16 +76,17 @@ export function vmallocinfo(t: VaTable, tagName: TagName): string {
 }
 
 export function dumpSpace(t: VaTable, stats: VmapStats, tagName: TagName): string {
+	const i32 = t.i32;
 	type Area = { start: number; end: number; size: number; state: "busy" | "lazy"; tag?: string };
 	const areas: Area[] = [];
 	const add = (va: number, state: Area["state"]) => {
-		const tag = vaTag(t, va);
+		const tag = vaTag(i32, va);
 		areas.push(tag === 0 ? { ...range(t, va), state } : { ...range(t, va), state, tag: tagName(tag) });
 	};
 	for (const va of busyAreas(t)) add(va, "busy");
 	for (const va of lazyAreas(t)) add(va, "lazy");
 	areas.sort((a, b) => a.start - b.start);
 	const free: Array<{ start: number; end: number; size: number }> = [];
-	for (let va = t.hdr[HDR_FREE_HEAD]!; va !== 0; va = vaNext(t, va)) free.push(range(t, va));
+	for (let va = t.hdr[HDR_FREE_HEAD]!; va !== 0; va = vaNext(i32, va)) free.push(range(t, va));
 	return JSON.stringify({ stats, areas, free });
 }

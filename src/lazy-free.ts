@@ -24,8 +24,9 @@ export function lookupBusyAt(s: SpaceState, b: number, addr: number): number {
 	const t = s.table;
 	s.locks.acquire(b + N_BUSY_LOCK);
 	t.sync();
+	const f64 = t.f64; // after sync(): another handle may have grown the table
 	const va = findVmapArea(t, b + N_BUSY_ROOT, addr);
-	if (va !== 0 && vaStart(t, va) === addr) return va;
+	if (va !== 0 && vaStart(f64, va) === addr) return va;
 	s.locks.release(b + N_BUSY_LOCK);
 	return 0;
 }
@@ -48,7 +49,7 @@ export function freeVmapArea(s: SpaceState, addr: number, op: string, refused: r
 	const b = nodeBase(v);
 	const va = lookupBusyAt(s, b, addr);
 	if (va === 0) notAnArea(s, addr, op);
-	const tag = vaTag(s.table, va);
+	const tag = vaTag(s.table.i32, va);
 	if (tag !== 0 && refused.includes(tag)) {
 		s.locks.release(b + N_BUSY_LOCK);
 		return tag;
@@ -68,10 +69,12 @@ export function freeVmapArea(s: SpaceState, addr: number, op: string, refused: r
  */
 function freeVmapAreaNoflush(s: SpaceState, v: number, va: number): void {
 	const t = s.table;
+	const f64 = t.f64;
+	const i32 = t.i32;
 	const b = nodeBase(v);
-	const start = vaStart(t, va);
-	const end = vaEnd(t, va);
-	const flags = vaFlags(t, va);
+	const start = vaStart(f64, va);
+	const end = vaEnd(f64, va);
+	const flags = vaFlags(i32, va);
 	rbErase(t, b + N_BUSY_ROOT, va, false);
 	t.hdr[b + N_BUSY_NR]!--;
 	t.hdrF[(b >> 1) + NF_BUSY_BYTES]! -= end - start;
@@ -118,24 +121,26 @@ export function resizeVmapArea(s: SpaceState, addr: number, size: number): boole
 		locks.release(HDR_FREE_LOCK);
 		notAnArea(s, addr, "resize");
 	}
-	const end = vaEnd(t, va);
+	const f64 = t.f64; // after reserve() and the lookup's sync(), which may replace the views
+	const i32 = t.i32;
+	const end = vaEnd(f64, va);
 	const newEnd = addr + size;
 	let done = true;
 	if (newEnd < end) {
 		// The tail leaves the area under the busy lock and joins a lazy list under the lazy
 		// lock: check(), holding everything, sees it in one place or the other.
-		setVaEnd(t, va, newEnd);
+		setVaEnd(f64, va, newEnd);
 		t.hdrF[(b >> 1) + NF_BUSY_BYTES]! -= end - newEnd;
 		const tail = t.allocSlot();
-		setVaRange(t, tail, newEnd, end);
-		setVaTag(t, tail, vaTag(t, va));
-		publishLazy(s, s.addrNode(newEnd), tail, newEnd, end, vaFlags(t, va));
+		setVaRange(f64, tail, newEnd, end);
+		setVaTag(i32, tail, vaTag(i32, va));
+		publishLazy(s, s.addrNode(newEnd), tail, newEnd, end, vaFlags(i32, va));
 	} else if (newEnd > end) {
 		const fb = findVmapArea(t, HDR_FREE_ROOT, end);
-		if (fb !== 0 && vaStart(t, fb) === end && vaEnd(t, fb) >= newEnd) {
+		if (fb !== 0 && vaStart(f64, fb) === end && vaEnd(f64, fb) >= newEnd) {
 			const usedUp = vaClip(t, fb, end, newEnd - end);
 			if (usedUp !== 0) t.freeSlot(usedUp);
-			setVaEnd(t, va, newEnd);
+			setVaEnd(f64, va, newEnd);
 			t.hdrF[(b >> 1) + NF_BUSY_BYTES]! += newEnd - end;
 		} else done = false;
 	}
@@ -155,8 +160,8 @@ export function markVmapArea(s: SpaceState, addr: number, tag: number): boolean 
 	const b = s.busyNode(addr);
 	const va = lookupBusyAt(s, b, addr);
 	if (va === 0) return false;
-	const set = vaTag(s.table, va) !== tag;
-	if (set) setVaTag(s.table, va, tag);
+	const set = vaTag(s.table.i32, va) !== tag;
+	if (set) setVaTag(s.table.i32, va, tag);
 	s.locks.release(b + N_BUSY_LOCK);
 	return set;
 }

@@ -38,9 +38,11 @@ export function findArea(s: SpaceState, addr: number): AreaInfo | undefined {
 
 function describe(s: SpaceState, va: number, state: "busy" | "lazy"): AreaInfo {
 	const t = s.table;
-	const start = vaStart(t, va);
-	const end = vaEnd(t, va);
-	const tag = vaTag(t, va);
+	const f64 = t.f64;
+	const i32 = t.i32;
+	const start = vaStart(f64, va);
+	const end = vaEnd(f64, va);
+	const tag = vaTag(i32, va);
 	return { start, end, size: end - start, tag: tag === 0 ? undefined : s.tags.name(tag), state };
 }
 

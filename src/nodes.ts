@@ -69,18 +69,20 @@ export function poolable(pages: number): boolean {
  * `pages`-page areas. The caller holds v's pool lock.
  */
 export function poolAdd(t: VaTable, v: number, va: number, pages: number): void {
+	const f64 = t.f64;
+	const i32 = t.i32;
 	const hdr = t.hdr;
 	const p = poolWord(v, pages);
 	const head = hdr[p + POOL_HEAD]!;
-	setVaFlags(t, va, VA_POOL | encodeVnId(v));
-	setVaTag(t, va, 0);
-	setVaNext(t, va, head);
+	setVaFlags(i32, va, VA_POOL | encodeVnId(v));
+	setVaTag(i32, va, 0);
+	setVaNext(i32, va, head);
 	hdr[p + POOL_HEAD] = va;
 	if (head === 0) hdr[p + POOL_TAIL] = va;
 	hdr[p + POOL_LEN]!++;
 	const b = nodeBase(v);
 	hdr[b + N_POOL_NR]!++;
-	t.hdrF[(b >> 1) + NF_POOL_BYTES]! += vaSize(t, va);
+	t.hdrF[(b >> 1) + NF_POOL_BYTES]! += vaSize(f64, va);
 }
 
 /**
@@ -88,17 +90,19 @@ export function poolAdd(t: VaTable, v: number, va: number, pages: number): void 
  * lock and resets the record's flags.
  */
 export function poolPop(t: VaTable, v: number, p: number): number {
+	const f64 = t.f64;
+	const i32 = t.i32;
 	const hdr = t.hdr;
 	const va = hdr[p + POOL_HEAD]!;
 	if (va === 0) return 0;
-	const next = vaNext(t, va);
+	const next = vaNext(i32, va);
 	hdr[p + POOL_HEAD] = next;
 	if (next === 0) hdr[p + POOL_TAIL] = 0;
-	setVaNext(t, va, 0);
+	setVaNext(i32, va, 0);
 	hdr[p + POOL_LEN]!--;
 	const b = nodeBase(v);
 	hdr[b + N_POOL_NR]!--;
-	t.hdrF[(b >> 1) + NF_POOL_BYTES]! -= vaSize(t, va);
+	t.hdrF[(b >> 1) + NF_POOL_BYTES]! -= vaSize(f64, va);
 	return va;
 }
 
@@ -108,17 +112,19 @@ export function poolPop(t: VaTable, v: number, p: number): number {
  * pool path stays O(1). The caller holds the pool lock.
  */
 export function poolTake(t: VaTable, v: number, p: number, align: number): number {
+	const f64 = t.f64;
+	const i32 = t.i32;
 	const hdr = t.hdr;
 	const va = hdr[p + POOL_HEAD]!;
 	if (va === 0) return 0;
-	const start = vaStart(t, va);
+	const start = vaStart(f64, va);
 	if (start === Math.floor(start / align) * align) return poolPop(t, v, p);
-	const next = vaNext(t, va);
+	const next = vaNext(i32, va);
 	if (next !== 0) {
 		// Rotate: the head becomes the tail.
 		hdr[p + POOL_HEAD] = next;
-		setVaNext(t, hdr[p + POOL_TAIL]!, va);
-		setVaNext(t, va, 0);
+		setVaNext(i32, hdr[p + POOL_TAIL]!, va);
+		setVaNext(i32, va, 0);
 		hdr[p + POOL_TAIL] = va;
 	}
 	return 0;
@@ -136,8 +142,10 @@ export function decayCount(len: number, full: boolean): number {
 
 /** The record on the list from `head` (linked through `next`) holding `addr`, 0 when none does. */
 export function findListed(t: VaTable, head: number, addr: number): number {
-	for (let va = head; va !== 0; va = vaNext(t, va)) {
-		if (vaStart(t, va) <= addr && addr < vaEnd(t, va)) return va;
+	const f64 = t.f64;
+	const i32 = t.i32;
+	for (let va = head; va !== 0; va = vaNext(i32, va)) {
+		if (vaStart(f64, va) <= addr && addr < vaEnd(f64, va)) return va;
 	}
 	return 0;
 }

@@ -53,13 +53,14 @@ function widenFlushRange(t: VaTable, v: number, start: number, end: number): voi
  * (a purge in another worker may merge it away at once: the kernel's free-path ordering race).
  */
 export function lazyListAdd(t: VaTable, locks: Locks, v: number, va: number, start: number, end: number, flags: number, pageInverse: number): void {
+	const i32 = t.i32;
 	const b = nodeBase(v);
 	locks.acquire(b + N_LAZY_LOCK);
 	const hdr = t.hdr;
 	t.hdrF[(b >> 1) + NF_LAZY_ADDED]! += (end - start) * pageInverse;
 	widenFlushRange(t, v, start, end);
-	setVaFlags(t, va, VA_LAZY | (flags & ~VA_STATE));
-	setVaNext(t, va, hdr[b + N_LAZY_HEAD]!);
+	setVaFlags(i32, va, VA_LAZY | (flags & ~VA_STATE));
+	setVaNext(i32, va, hdr[b + N_LAZY_HEAD]!);
 	hdr[b + N_LAZY_HEAD] = va; // published
 	hdr[b + N_LAZY_NR]!++;
 	locks.release(b + N_LAZY_LOCK);
@@ -121,14 +122,16 @@ export function undoDetach(t: VaTable, locks: Locks, nodes: readonly number[]): 
 		locks.acquire(b + N_POOL_LOCK);
 		locks.acquire(b + N_LAZY_LOCK);
 		t.sync();
+		const f64 = t.f64;
+		const i32 = t.i32;
 		const hdr = t.hdr;
 		let tail = 0;
-		for (let va = hdr[b + N_PURGE_HEAD]!; va !== 0; va = vaNext(t, va)) {
+		for (let va = hdr[b + N_PURGE_HEAD]!; va !== 0; va = vaNext(i32, va)) {
 			tail = va;
-			widenFlushRange(t, v, vaStart(t, va), vaEnd(t, va));
+			widenFlushRange(t, v, vaStart(f64, va), vaEnd(f64, va));
 		}
 		if (tail !== 0) {
-			setVaNext(t, tail, hdr[b + N_LAZY_HEAD]!);
+			setVaNext(i32, tail, hdr[b + N_LAZY_HEAD]!);
 			hdr[b + N_LAZY_HEAD] = hdr[b + N_PURGE_HEAD]!;
 			hdr[b + N_LAZY_NR]! += hdr[b + N_PURGE_NR]!;
 		}

@@ -35,9 +35,11 @@ export const PURGE_STEP = 64;
  * purge or trim: kernel skip_populate, so that the retry finds the space in the free tree).
  */
 function toPool(t: VaTable, va: number, v: number, pageInverse: number): boolean {
+	const f64 = t.f64;
+	const i32 = t.i32;
 	if (t.hdr[HDR_SKIP_POPULATE] !== 0) return false;
-	if (decodeVnId(vaFlags(t, va)) !== v) return false;
-	return poolable(vaSize(t, va) * pageInverse);
+	if (decodeVnId(vaFlags(i32, va)) !== v) return false;
+	return poolable(vaSize(f64, va) * pageInverse);
 }
 
 /**
@@ -56,6 +58,8 @@ export function purgeVmapNodeStep(t: VaTable, locks: Locks, v: number, pageInver
 	if (!poolOnly) locks.acquire(HDR_FREE_LOCK);
 	locks.acquire(b + N_POOL_LOCK);
 	t.sync();
+	const f64 = t.f64;
+	const i32 = t.i32;
 	const hdr = t.hdr;
 	const hdrF = t.hdrF;
 	let n = 0;
@@ -63,10 +67,10 @@ export function purgeVmapNodeStep(t: VaTable, locks: Locks, v: number, pageInver
 	for (; n < PURGE_STEP; n++) {
 		const va = hdr[b + N_PURGE_HEAD]!;
 		if (va === 0) break;
-		const p = vaSize(t, va) * pageInverse;
+		const p = vaSize(f64, va) * pageInverse;
 		const pool = toPool(t, va, v, pageInverse);
 		if (poolOnly && !pool) break;
-		hdr[b + N_PURGE_HEAD] = vaNext(t, va);
+		hdr[b + N_PURGE_HEAD] = vaNext(i32, va);
 		hdr[b + N_PURGE_NR]!--;
 		pages += p;
 		if (pool) poolAdd(t, v, va, p);

@@ -46,9 +46,11 @@ function opposite(side: Side): Side {
 
 /** The value subtreeMaxSize(x) must have, given correct values in its children. */
 export function augmentCompute(t: VaTable, x: number): number {
-	let m = vaSize(t, x);
-	const l = subtreeMaxSize(t, vaLeft(t, x));
-	const r = subtreeMaxSize(t, vaRight(t, x));
+	const f64 = t.f64;
+	const i32 = t.i32;
+	let m = vaSize(f64, x);
+	const l = subtreeMaxSize(f64, vaLeft(i32, x));
+	const r = subtreeMaxSize(f64, vaRight(i32, x));
 	if (l > m) m = l;
 	if (r > m) m = r;
 	return m;
@@ -56,11 +58,13 @@ export function augmentCompute(t: VaTable, x: number): number {
 
 /** Recompute subtreeMaxSize from `x` up, stopping at the first node whose value holds. */
 export function augmentPropagate(t: VaTable, x: number): void {
+	const f64 = t.f64;
+	const i32 = t.i32;
 	while (x !== 0) {
 		const v = augmentCompute(t, x);
-		if (subtreeMaxSize(t, x) === v) break;
-		setSubtreeMaxSize(t, x, v);
-		x = vaParent(t, x);
+		if (subtreeMaxSize(f64, x) === v) break;
+		setSubtreeMaxSize(f64, x, v);
+		x = vaParent(i32, x);
 	}
 }
 
@@ -70,26 +74,31 @@ export function augmentPropagate(t: VaTable, x: number): void {
  * first ancestor already at least as large.
  */
 export function augmentPropagateGrow(t: VaTable, x: number): void {
-	const v = vaSize(t, x);
+	const f64 = t.f64;
+	const i32 = t.i32;
+	const v = vaSize(f64, x);
 	while (x !== 0) {
-		if (subtreeMaxSize(t, x) >= v) break;
-		setSubtreeMaxSize(t, x, v);
-		x = vaParent(t, x);
+		if (subtreeMaxSize(f64, x) >= v) break;
+		setSubtreeMaxSize(f64, x, v);
+		x = vaParent(i32, x);
 	}
 }
 
 /** Recompute subtreeMaxSize on the whole path from `x` to the root. */
 function augmentPropagateToRoot(t: VaTable, x: number): void {
+	const f64 = t.f64;
+	const i32 = t.i32;
 	while (x !== 0) {
-		setSubtreeMaxSize(t, x, augmentCompute(t, x));
-		x = vaParent(t, x);
+		setSubtreeMaxSize(f64, x, augmentCompute(t, x));
+		x = vaParent(i32, x);
 	}
 }
 
 /** Point whatever pointed at `old` (its parent's child link, or the root word) at `now`. */
 function replaceChild(t: VaTable, rootWord: number, parent: number, old: number, now: number): void {
+	const i32 = t.i32;
 	if (parent === 0) t.hdr[rootWord] = now;
-	else setVaChild(t, parent, vaLeft(t, parent) === old ? L : R, now);
+	else setVaChild(i32, parent, vaLeft(i32, parent) === old ? L : R, now);
 }
 
 /**
@@ -97,19 +106,21 @@ function replaceChild(t: VaTable, rootWord: number, parent: number, old: number,
  * Keeps subtreeMaxSize right when the tree is augmented.
  */
 function rotate(t: VaTable, rootWord: number, x: number, side: Side, aug: boolean): void {
+	const f64 = t.f64;
+	const i32 = t.i32;
 	const other = opposite(side);
-	const y = vaChild(t, x, other);
-	const inner = vaChild(t, y, side);
-	const p = vaParent(t, x);
-	setVaChild(t, x, other, inner);
-	if (inner !== 0) setVaParent(t, inner, x);
-	setVaParent(t, y, p);
+	const y = vaChild(i32, x, other);
+	const inner = vaChild(i32, y, side);
+	const p = vaParent(i32, x);
+	setVaChild(i32, x, other, inner);
+	if (inner !== 0) setVaParent(i32, inner, x);
+	setVaParent(i32, y, p);
 	replaceChild(t, rootWord, p, x, y);
-	setVaChild(t, y, side, x);
-	setVaParent(t, x, y);
+	setVaChild(i32, y, side, x);
+	setVaParent(i32, x, y);
 	if (aug) {
-		setSubtreeMaxSize(t, y, subtreeMaxSize(t, x));
-		setSubtreeMaxSize(t, x, augmentCompute(t, x));
+		setSubtreeMaxSize(f64, y, subtreeMaxSize(f64, x));
+		setSubtreeMaxSize(f64, x, augmentCompute(t, x));
 	}
 }
 
@@ -118,48 +129,51 @@ function rotate(t: VaTable, rootWord: number, x: number, side: Side, aug: boolea
  * then restore the red-black properties.
  */
 export function rbInsert(t: VaTable, rootWord: number, z: number, parent: number, left: boolean, aug: boolean): void {
-	setVaChild(t, z, L, 0);
-	setVaChild(t, z, R, 0);
-	setVaParentColour(t, z, parent, true);
+	const f64 = t.f64;
+	const i32 = t.i32;
+	setVaChild(i32, z, L, 0);
+	setVaChild(i32, z, R, 0);
+	setVaParentColour(i32, z, parent, true);
 	if (parent === 0) t.hdr[rootWord] = z;
-	else setVaChild(t, parent, left ? L : R, z);
+	else setVaChild(i32, parent, left ? L : R, z);
 	if (aug) {
-		setSubtreeMaxSize(t, z, 0);
+		setSubtreeMaxSize(f64, z, 0);
 		augmentPropagateGrow(t, z);
 	}
 
 	// CLRS RB-INSERT-FIXUP: z is red; the only possible violation is a red parent.
 	while (true) {
-		const p = vaParent(t, z);
-		if (p === 0 || !vaIsRed(t, p)) break;
-		const g = vaParent(t, p); // exists: a red node is never the root
-		const side: Side = vaLeft(t, g) === p ? L : R;
+		const p = vaParent(i32, z);
+		if (p === 0 || !vaIsRed(i32, p)) break;
+		const g = vaParent(i32, p); // exists: a red node is never the root
+		const side: Side = vaLeft(i32, g) === p ? L : R;
 		const other = opposite(side);
-		const u = vaChild(t, g, other);
-		if (u !== 0 && vaIsRed(t, u)) {
-			setVaBlack(t, p);
-			setVaBlack(t, u);
-			setVaRed(t, g);
+		const u = vaChild(i32, g, other);
+		if (u !== 0 && vaIsRed(i32, u)) {
+			setVaBlack(i32, p);
+			setVaBlack(i32, u);
+			setVaRed(i32, g);
 			z = g;
 			continue;
 		}
-		if (vaChild(t, p, other) === z) {
+		if (vaChild(i32, p, other) === z) {
 			rotate(t, rootWord, p, side, aug);
 			z = p;
 		}
-		setVaBlack(t, vaParent(t, z));
-		setVaRed(t, g);
+		setVaBlack(i32, vaParent(i32, z));
+		setVaRed(i32, g);
 		rotate(t, rootWord, g, other, aug);
 		break;
 	}
-	setVaBlack(t, t.hdr[rootWord]!);
+	setVaBlack(i32, t.hdr[rootWord]!);
 }
 
 /** Unlink `z` from the tree, then restore the red-black properties. */
 export function rbErase(t: VaTable, rootWord: number, z: number, aug: boolean): void {
-	const zl = vaLeft(t, z);
-	const zr = vaRight(t, z);
-	const zp = vaParent(t, z);
+	const i32 = t.i32;
+	const zl = vaLeft(i32, z);
+	const zr = vaRight(i32, z);
+	const zp = vaParent(i32, z);
 	let x: number; // the node that moved into the removed position (may be nil)
 	let xp: number; // its parent: tracked apart, since nil has no parent word
 	let removedBlack: boolean;
@@ -167,116 +181,121 @@ export function rbErase(t: VaTable, rootWord: number, z: number, aug: boolean): 
 	if (zl === 0 || zr === 0) {
 		x = zl === 0 ? zr : zl;
 		xp = zp;
-		removedBlack = !vaIsRed(t, z);
+		removedBlack = !vaIsRed(i32, z);
 		replaceChild(t, rootWord, zp, z, x);
-		if (x !== 0) setVaParent(t, x, zp);
+		if (x !== 0) setVaParent(i32, x, zp);
 	} else {
 		// y: z's successor, which has no left child, takes z's place and colour.
 		let y = zr;
-		while (vaLeft(t, y) !== 0) y = vaLeft(t, y);
-		removedBlack = !vaIsRed(t, y);
-		x = vaRight(t, y);
+		while (vaLeft(i32, y) !== 0) y = vaLeft(i32, y);
+		removedBlack = !vaIsRed(i32, y);
+		x = vaRight(i32, y);
 		if (y === zr) {
 			xp = y;
 		} else {
-			xp = vaParent(t, y);
-			setVaChild(t, xp, L, x);
-			if (x !== 0) setVaParent(t, x, xp);
-			setVaChild(t, y, R, zr);
-			setVaParent(t, zr, y);
+			xp = vaParent(i32, y);
+			setVaChild(i32, xp, L, x);
+			if (x !== 0) setVaParent(i32, x, xp);
+			setVaChild(i32, y, R, zr);
+			setVaParent(i32, zr, y);
 		}
-		setVaChild(t, y, L, zl);
-		setVaParent(t, zl, y);
+		setVaChild(i32, y, L, zl);
+		setVaParent(i32, zl, y);
 		replaceChild(t, rootWord, zp, z, y);
-		setVaParentColour(t, y, zp, vaIsRed(t, z)); // z's parent and colour
+		setVaParentColour(i32, y, zp, vaIsRed(i32, z)); // z's parent and colour
 	}
-	clearVaLinks(t, z);
+	clearVaLinks(i32, z);
 	if (aug) augmentPropagateToRoot(t, xp);
 	if (removedBlack) eraseFixup(t, rootWord, x, xp, aug);
 }
 
 /** CLRS RB-DELETE-FIXUP: `x` (child of `xp`, possibly nil) carries an extra black. */
 function eraseFixup(t: VaTable, rootWord: number, x: number, xp: number, aug: boolean): void {
-	while (xp !== 0 && (x === 0 || !vaIsRed(t, x))) {
-		const side: Side = vaLeft(t, xp) === x ? L : R;
+	const i32 = t.i32;
+	while (xp !== 0 && (x === 0 || !vaIsRed(i32, x))) {
+		const side: Side = vaLeft(i32, xp) === x ? L : R;
 		const other = opposite(side);
-		let w = vaChild(t, xp, other); // non-nil: the other side is a black node taller
-		if (vaIsRed(t, w)) {
-			setVaBlack(t, w);
-			setVaRed(t, xp);
+		let w = vaChild(i32, xp, other); // non-nil: the other side is a black node taller
+		if (vaIsRed(i32, w)) {
+			setVaBlack(i32, w);
+			setVaRed(i32, xp);
 			rotate(t, rootWord, xp, side, aug);
-			w = vaChild(t, xp, other);
+			w = vaChild(i32, xp, other);
 		}
-		const wNear = vaChild(t, w, side);
-		const wFar = vaChild(t, w, other);
-		if (!vaIsRed(t, wNear) && !vaIsRed(t, wFar)) {
-			setVaRed(t, w);
+		const wNear = vaChild(i32, w, side);
+		const wFar = vaChild(i32, w, other);
+		if (!vaIsRed(i32, wNear) && !vaIsRed(i32, wFar)) {
+			setVaRed(i32, w);
 			x = xp;
-			xp = vaParent(t, x);
+			xp = vaParent(i32, x);
 			continue;
 		}
-		if (!vaIsRed(t, wFar)) {
-			setVaBlack(t, wNear);
-			setVaRed(t, w);
+		if (!vaIsRed(i32, wFar)) {
+			setVaBlack(i32, wNear);
+			setVaRed(i32, w);
 			rotate(t, rootWord, w, other, aug);
-			w = vaChild(t, xp, other);
+			w = vaChild(i32, xp, other);
 		}
 		// w takes xp's colour, xp and w's far child turn black, rotate: the extra black is gone.
-		setVaParentColour(t, w, vaParent(t, w), vaIsRed(t, xp));
-		setVaBlack(t, xp);
-		setVaBlack(t, vaChild(t, w, other));
+		setVaParentColour(i32, w, vaParent(i32, w), vaIsRed(i32, xp));
+		setVaBlack(i32, xp);
+		setVaBlack(i32, vaChild(i32, w, other));
 		rotate(t, rootWord, xp, side, aug);
 		x = t.hdr[rootWord]!;
 		break;
 	}
-	setVaBlack(t, x);
+	setVaBlack(i32, x);
 }
 
 /** Lowest node of the tree, 0 when empty. */
 export function rbFirst(t: VaTable, rootWord: number): number {
+	const i32 = t.i32;
 	let x = t.hdr[rootWord]!;
 	if (x === 0) return 0;
-	while (vaLeft(t, x) !== 0) x = vaLeft(t, x);
+	while (vaLeft(i32, x) !== 0) x = vaLeft(i32, x);
 	return x;
 }
 
 /** In-order successor of `x`, 0 after the last. */
 export function rbNext(t: VaTable, x: number): number {
-	let y = vaRight(t, x);
+	const i32 = t.i32;
+	let y = vaRight(i32, x);
 	if (y !== 0) {
-		while (vaLeft(t, y) !== 0) y = vaLeft(t, y);
+		while (vaLeft(i32, y) !== 0) y = vaLeft(i32, y);
 		return y;
 	}
-	let p = vaParent(t, x);
-	while (p !== 0 && vaRight(t, p) === x) {
+	let p = vaParent(i32, x);
+	while (p !== 0 && vaRight(i32, p) === x) {
 		x = p;
-		p = vaParent(t, p);
+		p = vaParent(i32, p);
 	}
 	return p;
 }
 
 /** In-order predecessor of `x`, 0 before the first. */
 export function rbPrev(t: VaTable, x: number): number {
-	let y = vaLeft(t, x);
+	const i32 = t.i32;
+	let y = vaLeft(i32, x);
 	if (y !== 0) {
-		while (vaRight(t, y) !== 0) y = vaRight(t, y);
+		while (vaRight(i32, y) !== 0) y = vaRight(i32, y);
 		return y;
 	}
-	let p = vaParent(t, x);
-	while (p !== 0 && vaLeft(t, p) === x) {
+	let p = vaParent(i32, x);
+	while (p !== 0 && vaLeft(i32, p) === x) {
 		x = p;
-		p = vaParent(t, p);
+		p = vaParent(i32, p);
 	}
 	return p;
 }
 
 /** Link `z` as the in-order successor of `x`, which is in the tree. */
 export function rbInsertAfter(t: VaTable, rootWord: number, x: number, z: number, aug: boolean): void {
-	let y = vaRight(t, x);
+	const i32 = t.i32;
+	let y = vaRight(i32, x);
 	if (y === 0) {
 		rbInsert(t, rootWord, z, x, false, aug);
 		return;
 	}
-	while (vaLeft(t, y) !== 0) y = vaLeft(t, y);
+	while (vaLeft(i32, y) !== 0) y = vaLeft(i32, y);
 	rbInsert(t, rootWord, z, y, true, aug);
 }

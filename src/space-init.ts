@@ -129,7 +129,7 @@ export function openSpace(buffer: SpaceBuffer, flush: FlushHook | undefined): Sp
 	for (let v = 0; v < s.nodes; v++) resetFlushRange(t, v);
 	t.reserve(1);
 	const va = t.allocSlot();
-	setVaRange(t, va, s.start, s.end);
+	setVaRange(t.f64, va, s.start, s.end);
 	mergeOrAddVmapArea(t, va);
 	return s;
 }

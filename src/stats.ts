@@ -101,6 +101,7 @@ const S_BATCHED = 5;
 
 /** Copy one domain's counters into `s` (no consistency: readDomain brackets it). */
 function copyDomain(t: VaTable, s: VmapStats, domain: number, v: number, pools: boolean): void {
+	const f64 = t.f64;
 	const hdr = t.hdr;
 	const f = t.hdrF;
 	const nodes = s.nodes;
@@ -116,7 +117,7 @@ function copyDomain(t: VaTable, s: VmapStats, domain: number, v: number, pools: 
 			// another handle; the root is then out of its reach and the snapshot is simply retried.
 			const root = hdr[HDR_FREE_ROOT]!;
 			if (root >= t.capacity) t.remap();
-			s.largestFreeBlock = root === 0 ? 0 : subtreeMaxSize(t, root);
+			s.largestFreeBlock = root === 0 ? 0 : subtreeMaxSize(f64, root);
 			return;
 		}
 		case PURGE:

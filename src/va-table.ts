@@ -150,9 +150,9 @@ export class VaTable {
 		const hdr = this.hdr;
 		let slot = hdr[HDR_SLOT_FREE]!;
 		if (slot !== 0) {
-			hdr[HDR_SLOT_FREE] = vaNext(this, slot);
+			hdr[HDR_SLOT_FREE] = vaNext(this.i32, slot);
 			hdr[HDR_SLOT_FREE_NR]!--;
-			clearRecord(this, slot);
+			clearRecord(this.f64, slot);
 		} else {
 			slot = hdr[HDR_SLOT_HIGH]!;
 			if (slot >= this.capacity) throw new VmapError("ENOMEM", "record table full (reserve() was not called)");
@@ -164,7 +164,7 @@ export class VaTable {
 	/** Return a slot to the slot free list. The slot must be in no tree and on no list. */
 	freeSlot(slot: number): void {
 		const hdr = this.hdr;
-		setVaNext(this, slot, hdr[HDR_SLOT_FREE]!);
+		setVaNext(this.i32, slot, hdr[HDR_SLOT_FREE]!);
 		hdr[HDR_SLOT_FREE] = slot;
 		hdr[HDR_SLOT_FREE_NR]!++;
 	}

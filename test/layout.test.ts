@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import * as H from "../src/heap-layout.ts";
 import * as L from "../src/layout.ts";
+import * as R from "../src/record.ts";
 
 type Words = Record<string, number>;
 
@@ -87,4 +88,41 @@ test("layout: the regions follow each other in the drawn order", () => {
 	}
 	assert.equal(L.NODE_OFFSET % 64, 0, "the node table starts a cache line");
 	assert.equal((L.NODE_WORDS * 4) % 64, 0, "so does every node block");
+});
+
+test("layout: every record accessor reads and writes the word layout.ts names (they use literal offsets)", () => {
+	const f64 = new Float64Array(4 * L.REC_F64);
+	const i32 = new Int32Array(f64.buffer);
+	const va = 2;
+	const fw = (field: number) => va * L.REC_F64 + field;
+	const iw = (field: number) => va * L.REC_I32 + field;
+	R.setVaRange(f64, va, 3, 7);
+	assert.deepEqual([f64[fw(L.VA_START)], f64[fw(L.VA_END)], R.vaStart(f64, va), R.vaEnd(f64, va), R.vaSize(f64, va)], [3, 7, 3, 7, 4]);
+	R.setVaStart(f64, va, 1);
+	R.setVaEnd(f64, va, 9);
+	R.setSubtreeMaxSize(f64, va, 5);
+	assert.deepEqual([f64[fw(L.VA_START)], f64[fw(L.VA_END)], f64[fw(L.VA_SUBTREE_MAX)], R.subtreeMaxSize(f64, va)], [1, 9, 5, 5]);
+	const fields: Array<[number, (i: Int32Array, v: number, x: number) => void, (i: Int32Array, v: number) => number]> = [
+		[L.VA_FLAGS, R.setVaFlags, R.vaFlags],
+		[L.VA_TAG, R.setVaTag, R.vaTag],
+		[L.VA_NEXT, R.setVaNext, R.vaNext],
+		[L.VA_LEFT, (i, v, x) => R.setVaChild(i, v, L.VA_LEFT, x), R.vaLeft],
+		[L.VA_RIGHT, (i, v, x) => R.setVaChild(i, v, L.VA_RIGHT, x), R.vaRight],
+	];
+	for (const [field, set, get] of fields) {
+		set(i32, va, 40 + field);
+		assert.equal(i32[iw(field)], 40 + field, `word ${field}`);
+		assert.equal(get(i32, va), 40 + field, `word ${field}`);
+	}
+	R.setVaParentColour(i32, va, 3, true);
+	assert.equal(i32[iw(L.VA_PARENT)], (3 << 1) | 1);
+	assert.deepEqual([R.vaParent(i32, va), R.vaIsRed(i32, va)], [3, true]);
+	R.clearVaLinks(i32, va);
+	assert.deepEqual([i32[iw(L.VA_LEFT)], i32[iw(L.VA_RIGHT)], i32[iw(L.VA_PARENT)]], [0, 0, 0]);
+	assert.equal(R.recordIsZero(f64, va), false);
+	R.clearRecord(f64, va);
+	assert.equal(R.recordIsZero(f64, va), true);
+	assert.ok(f64.every((w) => w === 0), "clearRecord touched only its record, and all of it");
+	f64[fw(L.REC_F64 - 1)] = 1;
+	assert.equal(R.recordIsZero(f64, va), false, "recordIsZero looks at the record's last word");
 });

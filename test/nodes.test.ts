@@ -148,7 +148,7 @@ test("check() catches corrupt pools and misplaced areas", () => {
 	const cases: Array<[string, (s: VmapSpace) => void, RegExp]> = [
 		["pool count", (s) => { s.table.hdr[nodeBase(0) + N_POOL_NR]!++; }, /node 0 pools: hold \d+ areas, header says/],
 		["pool length", (s) => { s.table.hdr[poolWord(0, 1) + POOL_LEN]!++; }, /node 0 pool 1: holds \d+ areas, header says/],
-		["pooled flag", (s) => { setVaFlags(s.table, s.table.hdr[poolWord(0, 1)]!, VA_LAZY); }, /node 0 pool 1: record \d+ has state flags 2, not pooled/],
+		["pooled flag", (s) => { setVaFlags(s.table.i32, s.table.hdr[poolWord(0, 1)]!, VA_LAZY); }, /node 0 pool 1: record \d+ has state flags 2, not pooled/],
 		["busy node", (s) => {
 			const t = s.table;
 			const b0 = nodeBase(0) + N_BUSY_ROOT;

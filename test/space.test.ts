@@ -161,14 +161,14 @@ test("check() catches corruption of every kind it promises to", () => {
 	const B = nodeBase(0);
 	const F = B >> 1;
 	const corruptions: Array<[string, (s: VmapSpace) => void, RegExp]> = [
-		["subtreeMaxSize", (s) => { const va = s.table.hdr[HDR_FREE_ROOT]!; setSubtreeMaxSize(s.table, va, subtreeMaxSize(s.table, va) + P); }, /subtreeMaxSize .* recomputed/],
-		["red root", (s) => { setVaRed(s.table, s.table.hdr[B + N_BUSY_ROOT]!); }, /root \d+ is red/],
-		["block end", (s) => { const va = s.table.hdr[HDR_FREE_ROOT]!; setVaEnd(s.table, va, vaEnd(s.table, va) + 1); }, /not page aligned/],
-		["overlap", (s) => { const va = s.table.hdr[B + N_BUSY_ROOT]!; setVaEnd(s.table, va, vaEnd(s.table, va) + P); }, /overlap|touch|before the previous/],
-		["free list", (s) => { setVaNext(s.table, s.table.hdr[HDR_FREE_ROOT]!, 0); }, /free list/],
+		["subtreeMaxSize", (s) => { const va = s.table.hdr[HDR_FREE_ROOT]!; setSubtreeMaxSize(s.table.f64, va, subtreeMaxSize(s.table.f64, va) + P); }, /subtreeMaxSize .* recomputed/],
+		["red root", (s) => { setVaRed(s.table.i32, s.table.hdr[B + N_BUSY_ROOT]!); }, /root \d+ is red/],
+		["block end", (s) => { const va = s.table.hdr[HDR_FREE_ROOT]!; setVaEnd(s.table.f64, va, vaEnd(s.table.f64, va) + 1); }, /not page aligned/],
+		["overlap", (s) => { const va = s.table.hdr[B + N_BUSY_ROOT]!; setVaEnd(s.table.f64, va, vaEnd(s.table.f64, va) + P); }, /overlap|touch|before the previous/],
+		["free list", (s) => { setVaNext(s.table.i32, s.table.hdr[HDR_FREE_ROOT]!, 0); }, /free list/],
 		["byte counter", (s) => { s.table.hdrF[F + NF_BUSY_BYTES]! += P; }, /busy tree: holds \d+ bytes in busy areas, header says/],
 		["record 0", (s) => { s.table.f64[0] = 1; }, /record 0 \(nil\) has been written/],
-		["lazy flag", (s) => { setVaFlags(s.table, s.table.hdr[B + N_LAZY_HEAD]!, VA_BUSY); }, /lazy list: record \d+ has state flags 1, not lazy/],
+		["lazy flag", (s) => { setVaFlags(s.table.i32, s.table.hdr[B + N_LAZY_HEAD]!, VA_BUSY); }, /lazy list: record \d+ has state flags 1, not lazy/],
 		["vmapLazyNr", (s) => { s.table.hdrF[F + NF_LAZY_ADDED]! -= 1; }, /vmapLazyNr: header says/],
 		["flush range", (s) => { s.table.hdrF[F + NF_LAZY_MIN]! -= P; }, /incremental flush range says/],
 		["lazy count", (s) => { s.table.hdr[B + N_LAZY_NR]!++; }, /lazy list: holds \d+ areas, header says/],

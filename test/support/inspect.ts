@@ -18,8 +18,8 @@ export type Range = [start: number, end: number];
 export function freeBlocks(space: VmapSpace): Range[] {
 	const t = space.table;
 	const out: Range[] = [];
-	for (let va = t.hdr[HDR_FREE_HEAD]!; va !== 0; va = vaNext(t, va)) {
-		out.push([vaStart(t, va), vaEnd(t, va)]);
+	for (let va = t.hdr[HDR_FREE_HEAD]!; va !== 0; va = vaNext(t.i32, va)) {
+		out.push([vaStart(t.f64, va), vaEnd(t.f64, va)]);
 	}
 	return out;
 }
@@ -29,7 +29,7 @@ function listed(space: VmapSpace, heads: number[]): Range[] {
 	const t = space.table;
 	const out: Range[] = [];
 	for (const head of heads) {
-		for (let va = head; va !== 0; va = vaNext(t, va)) out.push([vaStart(t, va), vaEnd(t, va)]);
+		for (let va = head; va !== 0; va = vaNext(t.i32, va)) out.push([vaStart(t.f64, va), vaEnd(t.f64, va)]);
 	}
 	return out.sort((a, b) => a[0] - b[0]);
 }
@@ -60,7 +60,7 @@ export function busyAreas(space: VmapSpace): Range[] {
 	const out: Range[] = [];
 	for (const v of nodes(space)) {
 		for (let va = rbFirst(t, nodeBase(v) + N_BUSY_ROOT); va !== 0; va = rbNext(t, va)) {
-			out.push([vaStart(t, va), vaEnd(t, va)]);
+			out.push([vaStart(t.f64, va), vaEnd(t.f64, va)]);
 		}
 	}
 	return out.sort((a, b) => a[0] - b[0]);
@@ -70,7 +70,7 @@ export function busyAreas(space: VmapSpace): Range[] {
 export function poolHead(space: VmapSpace, v: number, pages: number): Range | undefined {
 	const t = space.table;
 	const va = t.hdr[poolWord(v, pages)]!;
-	return va === 0 ? undefined : [vaStart(t, va), vaEnd(t, va)];
+	return va === 0 ? undefined : [vaStart(t.f64, va), vaEnd(t.f64, va)];
 }
 
 /** Ranges sorted and with touching ones joined. */
