@@ -45,6 +45,14 @@ export interface VmapSpaceOptions {
 	 * @defaultValue clamp(navigator.hardwareConcurrency, 1, 128); 1 where that is missing (Node 20)
 	 */
 	nodes?: number;
+	/**
+	 * How long a call may wait for a lock another handle holds, or for a batch another purge
+	 * is flushing, in milliseconds, before it fails with ETIMEDOUT having changed nothing. A
+	 * holder is never taken for dead because it is slow: waits last as long as it lives unless
+	 * this is finite. Handles whose workers exit unwatched look alive forever; see watch().
+	 * Per call: alloc's and purge's `timeoutMs`. @defaultValue Infinity
+	 */
+	timeoutMs?: number;
 }
 
 export interface StatsOptions {
@@ -96,6 +104,14 @@ export interface VmapHandle {
 export interface AttachOptions {
 	/** This handle's flush hook (see VmapSpaceOptions.flush). */
 	flush?: FlushHook;
+	/** This handle's timeoutMs (see VmapSpaceOptions.timeoutMs). @defaultValue the space's */
+	timeoutMs?: number;
+}
+
+/** A worker that watch() can follow: Node's worker_threads Worker. */
+export interface WatchedWorker {
+	readonly threadId: number;
+	once(event: "exit", listener: (code: number) => void): unknown;
 }
 
 export interface PurgeOptions {
@@ -104,6 +120,8 @@ export interface PurgeOptions {
 	 * "skipped". true: wait for it, then purge. @defaultValue false
 	 */
 	sync?: boolean;
+	/** This call's timeoutMs (see VmapSpaceOptions.timeoutMs). */
+	timeoutMs?: number;
 }
 
 export interface PurgeResult {
@@ -179,6 +197,8 @@ export interface AllocOptions {
 	 * GFP_NOWAIT / GFP_ATOMIC: an allocation that may not sleep). @defaultValue false
 	 */
 	nowait?: boolean;
+	/** This call's timeoutMs (see VmapSpaceOptions.timeoutMs). */
+	timeoutMs?: number;
 }
 
 export type AreaState = "busy" | "lazy";

@@ -69,6 +69,19 @@ export class Blocks {
 		return this.base + idx * BLOCK_WORDS;
 	}
 
+	/** Handle `id` ended: nobody maps from its blocks again (their mapped pages stay valid and unmappable). */
+	orphan(id: number): void {
+		const hdr = this.hdr;
+		for (let idx = 0; idx < this.count; idx++) Atomics.compareExchange(hdr, this.word(idx) + B_OWNER, id, 0);
+	}
+
+	/** Every block's lock word. */
+	get lockWords(): number[] {
+		const out: number[] = [];
+		for (let idx = 0; idx < this.count; idx++) out.push(this.word(idx) + B_LOCK);
+		return out;
+	}
+
 	/** Whether [addr, ...) lies in an active block: its index, else -1. */
 	blockAt(addr: number): number {
 		const idx = Math.floor(addr / this.bytes);

@@ -50,8 +50,7 @@ import { recordIsZero, subtreeMaxSize, vaEnd, vaFlags, vaIsRed, vaLeft, vaNext, 
 
 type Bounds = { spaceStart: number; spaceEnd: number; pageSize: number; nodes: number; zoneInverse: number };
 
-/** `beat` is called every few thousand records: a long check must not look like a dead lock owner. */
-export function checkSpace(t: VaTable, spaceStart: number, spaceEnd: number, beat: () => void): void {
+export function checkSpace(t: VaTable, spaceStart: number, spaceEnd: number): void {
 	if (t.capacity !== t.hdr[HDR_CAPACITY]) t.remap();
 	const f64 = t.f64;
 	const i32 = t.i32;
@@ -67,7 +66,7 @@ export function checkSpace(t: VaTable, spaceStart: number, spaceEnd: number, bea
 	const seen = new Uint8Array(high);
 	const pageSize = hdrF[HDRF_PAGE_SIZE]!;
 	const bounds: Bounds = { spaceStart, spaceEnd, pageSize, nodes: t.nodes, zoneInverse: 1 / hdrF[HDRF_ZONE_SIZE]! };
-	const free = walkTree(t, "free tree", HDR_FREE_ROOT, true, seen, bounds, beat);
+	const free = walkTree(t, "free tree", HDR_FREE_ROOT, true, seen, bounds);
 
 	// Free blocks: coalesced, the list is the tree's order, counters agree.
 	let freeBytes = 0;
@@ -99,7 +98,7 @@ export function checkSpace(t: VaTable, spaceStart: number, spaceEnd: number, bea
 		const f = b >> 1;
 		const node = `node ${v}`;
 		// Busy areas live at their start's node, busy only; lazy areas are on lists.
-		const busy = walkTree(t, `${node} busy tree`, b + N_BUSY_ROOT, false, seen, bounds, beat);
+		const busy = walkTree(t, `${node} busy tree`, b + N_BUSY_ROOT, false, seen, bounds);
 		let bytes = 0;
 		for (const va of busy) {
 			const s = vaStart(f64, va);
@@ -230,7 +229,6 @@ function walkTree(
 	aug: boolean,
 	seen: Uint8Array,
 	bounds: Bounds,
-	beat: () => void,
 ): number[] {
 	const { spaceStart, spaceEnd, pageSize } = bounds;
 	const out: number[] = [];
@@ -247,7 +245,6 @@ function walkTree(
 		if (x >= seen.length) corrupt(`${name}: record ${x} is at or past SLOT_HIGH ${seen.length}`);
 		if (seen[x]) corrupt(`${name}: record ${x} is reached twice (or is in another structure too)`);
 		seen[x] = 1;
-		if ((out.length & 4095) === 4095) beat();
 		const red = vaIsRed(t.i32, x);
 		const l = vaLeft(t.i32, x);
 		const r = vaRight(t.i32, x);

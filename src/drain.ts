@@ -111,8 +111,6 @@ export class Drain {
 		this.draining = true;
 		const purger = this.purger;
 		const t = purger.t;
-		const beat = setInterval(() => purger.locks.heartbeat(), 100); // the mutex stays held across yields
-		(beat as { unref?: () => void }).unref?.();
 		return new Promise<void>((resolve, reject) => {
 			const slice = () => {
 				try {
@@ -128,10 +126,8 @@ export class Drain {
 						}
 						purger.endPurge();
 					} // else an overflow or priority purge finished it synchronously
-					clearInterval(beat);
 					resolve();
 				} catch (e) {
-					clearInterval(beat);
 					reject(e);
 				}
 			};

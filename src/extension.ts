@@ -55,6 +55,16 @@ export class SpaceExtension {
 		this.#s.locks.checkAlive();
 	}
 
+	/**
+	 * What the layer adds when a handle's end is observed (watch(), exited()): `lockWords` lists
+	 * its lock words (an ended handle holding one poisons the space as for the space's own), and
+	 * `ended` runs for a handle that ended holding nothing.
+	 */
+	onHandleEnded(lockWords: () => number[], ended: (id: number) => void): void {
+		this.#s.moreLockWords = lockWords;
+		this.#s.endHooks.push(ended);
+	}
+
 	/** The id of tag `name`, interned if new. */
 	tagId(name: string): number {
 		return this.#s.tags.intern(name);

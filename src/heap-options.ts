@@ -22,6 +22,7 @@ export interface VmapHeapOptions {
 	maxAreas?: number;
 	flush?: FlushHook;
 	priorityPurge?: boolean;
+	timeoutMs?: number;
 }
 
 export interface HeapParams {
@@ -35,7 +36,7 @@ export interface HeapParams {
 	ringCap: number;
 }
 
-const HEAP_KEYS = new Set(["size", "maxSize", "pageSize", "guardPages", "poison", "deferredMax", "nodes", "lazyMaxPages", "maxAreas", "flush", "priorityPurge"]);
+const HEAP_KEYS = new Set(["size", "maxSize", "pageSize", "guardPages", "poison", "deferredMax", "nodes", "lazyMaxPages", "maxAreas", "flush", "priorityPurge", "timeoutMs"]);
 /** The most data a SharedArrayBuffer may grow to in Node 20 (V8). */
 export const MAX_DATA = 2 ** 32;
 
@@ -79,6 +80,7 @@ export function parseHeapOptions(options: VmapHeapOptions): HeapParams {
 			...(options.maxAreas !== undefined && { maxAreas: options.maxAreas }),
 			...(options.flush !== undefined && { flush: options.flush }),
 			...(options.priorityPurge !== undefined && { priorityPurge: options.priorityPurge }),
+			...(options.timeoutMs !== undefined && { timeoutMs: options.timeoutMs }),
 		},
 		"a heap",
 	);

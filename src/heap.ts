@@ -16,7 +16,7 @@
  * freeDeferred, vmMapRam, vmUnmapRam, synchronize, purge) and quiescent(). bytes() and view()
  * are not: they are how a reader reaches an area inside its read-side section.
  */
-import type { AllocOptions, FlushHook } from "./api.ts";
+import type { AllocOptions, FlushHook, WatchedWorker } from "./api.ts";
 import { Blocks, VM_MAP_RAM } from "./blocks.ts";
 import { hex, shown, VmapError } from "./errors.ts";
 import {
@@ -27,6 +27,7 @@ import {
 	H_FLAGS,
 	H_FREED_DEFERRED,
 	H_GP,
+	H_GROW_LOCK,
 	H_GUARD,
 	H_BLOCK_PAGES,
 	H_NR_BLOCKS,
@@ -37,7 +38,7 @@ import {
 } from "./heap-layout.ts";
 import type { SpaceExtension } from "./extension.ts";
 import { parseHeapOptions, type VmapHeapOptions } from "./heap-options.ts";
-import { isPowerOfTwo } from "./options.ts";
+import { isPowerOfTwo, isTimeout } from "./options.ts";
 import { canWait } from "./lock.ts";
 import { checkReach, DEFERRED_TAG, liveArea, VMALLOC_TAG } from "./heap-access.ts";
 import type { HeapStats, TypedArrayConstructor, VmallocOptions, VmapHeapHandle } from "./heap-api.ts";
@@ -91,6 +92,13 @@ export class VmapHeap {
 		this.deferredTag = this.ext.tagId(DEFERRED_TAG);
 		this.mapRamTag = this.ext.tagId(VM_MAP_RAM);
 		this.ownTags = [this.deferredTag, this.mapRamTag];
+		this.ext.onHandleEnded(
+			() => [e + H_GROW_LOCK, ...this.rcu.lockWords, ...this.blocks.lockWords],
+			(id) => {
+				this.rcu.forget(id);
+				this.blocks.orphan(id);
+			},
+		);
 		this.rcu.quiescent(); // online
 	}
 
@@ -284,7 +292,17 @@ export class VmapHeap {
 		this.enter();
 	}
 
-	/** Idle: grace periods stop waiting for this handle until its next call into the heap. */
+	/** See VmapSpace.watch(): when `worker` exits, its handles end and grace periods stop waiting for them. */
+	watch(worker: WatchedWorker): void {
+		this.space.watch(worker);
+	}
+
+	/** See VmapSpace.exited(). */
+	exited(id: number): void {
+		this.space.exited(id);
+	}
+
+	/** Idle: grace periods stop waiting for this handle until its next call into the heap (bytes() and view() included). */
 	offline(): void {
 		this.ext.checkAlive();
 		this.rcu.offline();
@@ -296,6 +314,7 @@ export class VmapHeap {
 	 * handles that passed no quiescent point.
 	 */
 	synchronize(timeoutMs = Infinity): void {
+		checkTimeout(timeoutMs, "synchronize");
 		this.enter();
 		this.rcu.wait(this.rcu.start(), timeoutMs);
 		this.freeExpired();
@@ -303,6 +322,7 @@ export class VmapHeap {
 
 	/** synchronize() that waits without blocking the thread. */
 	async synchronizeAsync(timeoutMs = Infinity): Promise<void> {
+		checkTimeout(timeoutMs, "synchronizeAsync");
 		this.enter();
 		await this.rcu.waitAsync(this.rcu.start(), timeoutMs);
 		this.rcu.quiescent();
@@ -334,6 +354,7 @@ export class VmapHeap {
 	 * inside one live area (before its guard pages) or mapped vm_map_ram pages.
 	 */
 	bytes(addr: number, length: number): Uint8Array {
+		this.rcu.online();
 		checkReach(this.ext, this.space, this.blocks, this.guardPages, addr, length, 1, "bytes");
 		return new Uint8Array(this.data, addr, length);
 	}
@@ -344,6 +365,7 @@ export class VmapHeap {
 		if (typeof type !== "function" || typeof size !== "number") {
 			throw new VmapError("EINVAL", `Cannot view: type must be a typed-array constructor such as Float64Array, got ${shown(type)}`);
 		}
+		this.rcu.online();
 		checkReach(this.ext, this.space, this.blocks, this.guardPages, addr, length * size, size, "view");
 		return new type(this.data, addr, length);
 	}
@@ -429,4 +451,8 @@ export class VmapHeap {
 		}
 		return Math.ceil(bytes / this.pageSize);
 	}
+}
+
+function checkTimeout(timeoutMs: unknown, op: string): void {
+	if (!isTimeout(timeoutMs)) throw new VmapError("EINVAL", `Cannot ${op}: timeoutMs must be a number of milliseconds, at least 0, or Infinity, got ${shown(timeoutMs)}`);
 }

@@ -12,6 +12,7 @@ export type {
 	VmapHandle,
 	VmapSpaceOptions,
 	VmapStats,
+	WatchedWorker,
 } from "./api.ts";
 export { VmapError, type VmapErrorCode } from "./errors.ts";
 export { VmapSpace } from "./space.ts";

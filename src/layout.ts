@@ -57,7 +57,7 @@
  */
 
 export const MAGIC = 0x766d6170; // "vmap"
-export const VERSION = 5;
+export const VERSION = 6;
 
 // ── header, Int32 words ────────────────────────────────────────────────────────────────
 export const HDR_MAGIC = 0;
@@ -70,7 +70,7 @@ export const HDR_MAX_CAPACITY = 3;
 export const HDR_NO_PRIORITY = 4;
 /** Number of tags in the tag table, entry 0 included. */
 export const HDR_TAG_NR = 5;
-/** Nonzero once a handle died holding a lock: the id of that handle. The space is then unusable. */
+/** Nonzero once a handle was observed to end holding a lock: the id of that handle. The space is then unusable. */
 export const HDR_DEAD = 6;
 /** The lock word (a header word index) the dead handle held: not a lock itself. */
 export const HDR_DEAD_WORD = 7;
@@ -155,6 +155,8 @@ export const HDRF_FLUSH_ERRORS = 33;
 export const HDRF_TRIMS = 34;
 /** Bytes of one node zone (kernel vmap_zone_size): 16 pages with several nodes. */
 export const HDRF_ZONE_SIZE = 42;
+/** The timeoutMs option: how long a wait made holding no lock lasts (Infinity: as long as the holder lives). */
+export const HDRF_TIMEOUT_MS = 44;
 export const HEADER_BYTES = 512;
 
 // ── tag table ──────────────────────────────────────────────────────────────────────────
@@ -166,16 +168,21 @@ export const TAG_MAX = 1024;
 
 // ── handle table ───────────────────────────────────────────────────────────────────────
 /**
- * One entry per attached handle (the kernel's "CPU"): [state, heartbeat]. Handle ids are
- * entry index + 1, so 0 can mean "nobody" in lock words.
+ * One entry per attached handle (the kernel's "CPU"): [state, thread]. Handle ids are entry
+ * index + 1, so 0 can mean "nobody" in lock words. `thread` is the worker_threads threadId of
+ * the thread that attached (0 on Node's main thread), -1 where the runtime has none (a
+ * browser): watch(worker) finds a worker's handles by it.
+ * States: FREE (never used, or closed); ALIVE; DEAD (observed to end holding a lock: the
+ * space is then unusable, and the entry is never reused).
  */
 export const HANDLE_OFFSET = TAG_OFFSET + TAG_MAX * TAG_BYTES;
 export const HANDLE_MAX = 1024;
 export const HANDLE_WORDS = 2;
 export const HANDLE_STATE = 0;
-export const HANDLE_HEARTBEAT = 1;
+export const HANDLE_THREAD = 1;
 export const HANDLE_FREE = 0;
 export const HANDLE_ALIVE = 1;
+export const HANDLE_DEAD = 2;
 
 // ── node table ─────────────────────────────────────────────────────────────────────────
 /**

@@ -4,13 +4,18 @@ import { hex, shown, VmapError } from "./errors.ts";
 import { DEFAULT_MAX_AREAS, MAX_AREAS_LIMIT, NODE_MAX } from "./layout.ts";
 import { defaultNodes } from "./nodes.ts";
 
-const OPTION_KEYS = new Set(["start", "size", "pageSize", "shared", "maxAreas", "lazyMaxPages", "flush", "priorityPurge", "nodes"]);
+const OPTION_KEYS = new Set(["start", "size", "pageSize", "shared", "maxAreas", "lazyMaxPages", "flush", "priorityPurge", "nodes", "timeoutMs"]);
 
 /** The kernel's lazy_max_pages() unit: fls(nr_cpus) * 32 MiB worth of pages. */
 const LAZY_MAX_BYTES = 32 * 2 ** 20;
 
 export function isPowerOfTwo(x: unknown): x is number {
 	return typeof x === "number" && Number.isSafeInteger(x) && x > 0 && 2 ** Math.round(Math.log2(x)) === x;
+}
+
+/** Whether `x` is a valid timeoutMs: a number of milliseconds, at least 0, or Infinity. */
+export function isTimeout(x: unknown): x is number {
+	return typeof x === "number" && x >= 0; // NaN fails, Infinity passes
 }
 
 export interface SpaceParams {
@@ -22,6 +27,7 @@ export interface SpaceParams {
 	lazyMaxPages: number;
 	flush: FlushHook | undefined;
 	priorityPurge: boolean;
+	timeoutMs: number;
 	nodes: number;
 }
 
@@ -82,5 +88,7 @@ export function parseSpaceOptions(options: VmapSpaceOptions, what: string): Spac
 	if (typeof priorityPurge !== "boolean") {
 		throw new VmapError("EINVAL", `${cannot}: priorityPurge must be true or false, got ${shown(priorityPurge)}`);
 	}
-	return { start, size, pageSize, shared, maxAreas, lazyMaxPages, flush: options.flush, priorityPurge, nodes };
+	const timeoutMs = options.timeoutMs ?? Infinity;
+	if (!isTimeout(timeoutMs)) throw new VmapError("EINVAL", `${cannot}: timeoutMs must be a number of milliseconds, at least 0, or Infinity, got ${shown(timeoutMs)}`);
+	return { start, size, pageSize, shared, maxAreas, lazyMaxPages, flush: options.flush, priorityPurge, nodes, timeoutMs };
 }

@@ -80,7 +80,6 @@ export function purgeVmapNodeStep(t: VaTable, locks: Locks, v: number, pageInver
 	hdrF[(b >> 1) + NF_PURGED_AREAS]! += n;
 	locks.release(b + N_POOL_LOCK);
 	if (!poolOnly) locks.release(HDR_FREE_LOCK);
-	locks.heartbeat();
 	return true;
 }
 
@@ -117,7 +116,6 @@ export function decayVaPoolNode(t: VaTable, locks: Locks, v: number, full: boole
 			decayedPages += n * pages;
 			locks.release(b + N_POOL_LOCK);
 			locks.release(HDR_FREE_LOCK);
-			locks.heartbeat();
 		}
 	}
 	return { areas, pages: decayedPages };

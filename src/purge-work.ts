@@ -40,6 +40,14 @@ export function helperOf(t: VaTable, v: number): number {
 	return Atomics.load(t.hdr, nodeBase(v) + N_WORK);
 }
 
+/** Helper `id` ended between two steps of node `v`: post the node again for anyone to finish. */
+export function repostWork(t: VaTable, v: number, id: number): void {
+	if (Atomics.compareExchange(t.hdr, nodeBase(v) + N_WORK, id, WORK_POSTED) !== id) return;
+	Atomics.add(t.hdr, HDR_WORK, 1);
+	Atomics.notify(t.hdr, nodeBase(v) + N_WORK);
+	Atomics.notify(t.hdr, HDR_WORK);
+}
+
 /** Whether any posted node waits for a helper (a plain read: every call looks). */
 export function workPosted(t: VaTable): boolean {
 	return t.hdr[HDR_WORK] !== 0;

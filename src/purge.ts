@@ -37,7 +37,7 @@ import {
 	NF_HELPER_RUNS,
 	nodeBase,
 } from "./layout.ts";
-import { canWait, type Locks, OwnerWatch } from "./lock.ts";
+import { canWait, type Locks } from "./lock.ts";
 import { detachLazyLists, undoDetach } from "./purge-list.ts";
 import { decayVaPoolNode, purgeVmapNodeStep } from "./purge-node.ts";
 import { finishWork, helperOf, postWork, takeWork } from "./purge-work.ts";
@@ -74,8 +74,6 @@ export class Purger {
 	/** Nodes this handle's purge purges itself, and nodes it posted for helpers. */
 	private own: number[] = [];
 	private posted: number[] = [];
-	/** Watches the helper of posted[0] while this purge waits for it. */
-	private watch = new OwnerWatch();
 
 	constructor(t: VaTable, locks: Locks, flush: FlushHook | undefined, pageSize: number) {
 		this.t = t;
@@ -149,7 +147,6 @@ export class Purger {
 
 		let pending: void | PromiseLike<void>;
 		try {
-			locks.heartbeat();
 			pending = this.flush?.(start, end);
 		} catch (e) {
 			this.flushFailed();
@@ -158,17 +155,12 @@ export class Purger {
 		if (pending === undefined || typeof pending.then !== "function") {
 			return result(req.bounded ? "flushing" : "done", areas, bytes, start, end, this.flushed(req.bounded ?? false));
 		}
-		// The mutex stays held across the flush: tell waiters we are alive meanwhile.
-		const beat = setInterval(() => locks.heartbeat(), 100);
-		(beat as { unref?: () => void }).unref?.();
 		const done = Promise.resolve(pending).then(
 			() => {
-				clearInterval(beat);
 				this.inflight = null;
 				return this.flushed(req.bounded ?? false);
 			},
 			(e: unknown) => {
-				clearInterval(beat);
 				this.inflight = null;
 				this.flushFailed();
 				throw e;
@@ -287,13 +279,11 @@ export class Purger {
 		const helper = helperOf(t, v);
 		if (helper === 0) {
 			this.posted.shift();
-			this.watch = new OwnerWatch();
 			seqBegin(t.hdr);
 			t.hdrF[HDRF_HELPED]!++;
 			seqEnd(t.hdr);
 			return "more";
 		}
-		this.watch.check(t, nodeBase(v) + N_WORK, helper, helper);
 		return "wait";
 	}
 

@@ -54,6 +54,21 @@ export class GracePeriods {
 		Atomics.store(this.hdr, this.qs, 0);
 	}
 
+	/** Back online if offline() took this handle out (bytes() and view(): a reader's first read). */
+	online(): void {
+		if (Atomics.load(this.hdr, this.qs) === 0) this.quiescent();
+	}
+
+	/** Handle `id` ended (its worker exited): grace periods stop waiting for it. */
+	forget(id: number): void {
+		Atomics.store(this.hdr, this.e + H_QS + id - 1, 0);
+	}
+
+	/** The lock words of the grace-period state. */
+	get lockWords(): number[] {
+		return [this.e + H_RCU_LOCK];
+	}
+
 	/** The latest GP every online handle has passed (Infinity with none online). */
 	completed(): number {
 		const hdr = this.hdr;
@@ -211,6 +226,7 @@ export class GracePeriods {
 		const until = performance.now() + timeoutMs;
 		const nap = new Int32Array(new SharedArrayBuffer(4));
 		for (let spin = 0; !this.ended(target); spin++) {
+			this.ext.checkAlive(); // EOWNERDEAD as soon as a handle is known to have ended holding a lock
 			if (performance.now() > until) this.timedOut(target, timeoutMs);
 			if (spin > 100) Atomics.wait(nap, 0, 0, 0.5);
 		}
@@ -220,6 +236,7 @@ export class GracePeriods {
 	async waitAsync(target: number, timeoutMs: number): Promise<void> {
 		const until = performance.now() + timeoutMs;
 		while (!this.ended(target)) {
+			this.ext.checkAlive();
 			if (performance.now() > until) this.timedOut(target, timeoutMs);
 			await new Promise((r) => setTimeout(r, 1));
 		}
@@ -228,7 +245,7 @@ export class GracePeriods {
 	private timedOut(target: number, timeoutMs: number): never {
 		throw new VmapError(
 			"ETIMEDOUT",
-			`A grace period did not end within ${timeoutMs} ms: handle(s) ${this.laggards(target).join(", ")} passed no quiescent point (an idle handle should call offline(); a handle that is done, close())`,
+			`A grace period did not end within ${timeoutMs} ms: handle(s) ${this.laggards(target).join(", ")} passed no quiescent point (an idle handle should call offline(); a handle that is done, close(); a worker that may exit without closing, watch(worker))`,
 		);
 	}
 }

@@ -26,6 +26,7 @@ import {
 	HDRF_LAZY_MAX_PAGES,
 	HDRF_PAGE_SIZE,
 	HDRF_START,
+	HDRF_TIMEOUT_MS,
 	HDRF_ZONE_SIZE,
 	HEADER_BYTES,
 	INITIAL_CAPACITY,
@@ -34,7 +35,8 @@ import {
 	recordsOffset,
 	VERSION,
 } from "./layout.ts";
-import { claimHandle, Locks } from "./lock.ts";
+import { claimHandle } from "./handles.ts";
+import { Locks } from "./lock.ts";
 import { addrToNode, ZONE_PAGES } from "./nodes.ts";
 import type { SpaceParams } from "./options.ts";
 import { Purger } from "./purge.ts";
@@ -60,8 +62,11 @@ export class SpaceState {
 	/** 1 / pageSize and 1 / zone size, exact: multiplying by them divides without rounding. */
 	readonly pageInverse: number;
 	readonly zoneInverse: number;
+	/** What the layer above (the heap) adds: its lock words, and what it does when a handle ends. */
+	moreLockWords: () => number[] = () => [];
+	readonly endHooks: Array<(id: number) => void> = [];
 
-	constructor(buffer: SpaceBuffer, flush: FlushHook | undefined) {
+	constructor(buffer: SpaceBuffer, flush: FlushHook | undefined, timeoutMs: number | undefined) {
 		this.table = new VaTable(buffer);
 		const hdrF = this.table.hdrF;
 		this.start = hdrF[HDRF_START]!;
@@ -73,6 +78,7 @@ export class SpaceState {
 		this.id = claimHandle(this.table);
 		this.node = (this.id - 1) % this.nodes;
 		this.locks = new Locks(this.table, this.id);
+		this.locks.timeoutMs = timeoutMs ?? hdrF[HDRF_TIMEOUT_MS]!;
 		this.tags = new TagTable(this.table, this.locks);
 		this.purger = new Purger(this.table, this.locks, flush, this.pageSize);
 	}
@@ -119,12 +125,13 @@ export function createSpaceBuffer(params: SpaceParams, extWords: number): SpaceB
 	hdr[HDR_EXT_WORDS] = extWords;
 	// One node: every address maps to it, whatever the zone size (kernel: zone size 1).
 	hdrF[HDRF_ZONE_SIZE] = nodes > 1 ? ZONE_PAGES * pageSize : pageSize;
+	hdrF[HDRF_TIMEOUT_MS] = params.timeoutMs;
 	return buffer;
 }
 
 /** The first handle of a new space: its state, with one free block covering the space. */
 export function openSpace(buffer: SpaceBuffer, flush: FlushHook | undefined): SpaceState {
-	const s = new SpaceState(buffer, flush);
+	const s = new SpaceState(buffer, flush, undefined);
 	const t = s.table;
 	for (let v = 0; v < s.nodes; v++) resetFlushRange(t, v);
 	t.reserve(1);

@@ -9,16 +9,17 @@
  * - check.ts, info.ts, stats.ts: the validator, the listings, the lock-free counters.
  */
 import { allocVmapArea } from "./alloc.ts";
-import type { AllocOptions, AreaInfo, AttachOptions, PurgeOptions, PurgeResult, StatsOptions, TrimResult, VmapHandle, VmapSpaceOptions, VmapStats } from "./api.ts";
+import type { AllocOptions, AreaInfo, AttachOptions, PurgeOptions, PurgeResult, StatsOptions, TrimResult, VmapHandle, VmapSpaceOptions, VmapStats, WatchedWorker } from "./api.ts";
 import { checkSpace } from "./check.ts";
 import { shown, VmapError } from "./errors.ts";
 import { SpaceExtension } from "./extension.ts";
 import { dumpSpace, vmallocinfo } from "./info.ts";
-import { HANDLE_FREE, HANDLE_STATE, HANDLE_WORDS, HDR_DEAD } from "./layout.ts";
+import { handleEnded, handlesOfThread, releaseHandle } from "./handles.ts";
+import { HANDLE_MAX, HDR_DEAD } from "./layout.ts";
 import type { Locks } from "./lock.ts";
 import { findArea, withEveryLock } from "./locate.ts";
 import { freeVmapArea, resizeVmapArea } from "./lazy-free.ts";
-import { parseSpaceOptions, type SpaceParams } from "./options.ts";
+import { isTimeout, parseSpaceOptions, type SpaceParams } from "./options.ts";
 import { OVERFLOW_PURGE, SYNC_PURGE, TRY_PURGE } from "./purge.ts";
 import { listenForWork } from "./purge-work.ts";
 import { readStats } from "./stats.ts";
@@ -84,7 +85,11 @@ export class VmapSpace {
 		if (flush !== undefined && typeof flush !== "function") {
 			throw new VmapError("EINVAL", `Cannot attach: flush must be a function (start, end) => void | Promise<void>, got ${shown(flush)}`);
 		}
-		const s = new SpaceState(buffer, flush);
+		const timeoutMs = options?.timeoutMs;
+		if (timeoutMs !== undefined && !isTimeout(timeoutMs)) {
+			throw new VmapError("EINVAL", `Cannot attach: timeoutMs must be a number of milliseconds, at least 0, or Infinity, got ${shown(timeoutMs)}`);
+		}
+		const s = new SpaceState(buffer, flush, timeoutMs);
 		s.locks.checkAlive();
 		// An attached handle is another worker: while idle, it helps purges (parallel purge).
 		if (s.nodes > 1) listenForWork(s.table, () => s.purger.help(), () => s.locks.closed || s.table.hdr[HDR_DEAD] !== 0);
@@ -111,7 +116,7 @@ export class VmapSpace {
 		if (s.locks.closed) return;
 		s.purger.drain.finish();
 		s.locks.closed = true;
-		Atomics.store(s.table.handles, (s.id - 1) * HANDLE_WORDS + HANDLE_STATE, HANDLE_FREE);
+		releaseHandle(s.table, s.id);
 	}
 
 	/** Bytes in the space. */
@@ -126,7 +131,21 @@ export class VmapSpace {
 	 * Throws EINVAL for bad arguments and EBUSY when nothing fits; either way nothing changes.
 	 */
 	alloc(size: number, options?: AllocOptions): number {
+		if (options?.timeoutMs !== undefined) return this.#within(options.timeoutMs, "alloc", () => allocVmapArea(this.#s, size, options, true));
 		return allocVmapArea(this.#s, size, options, true);
+	}
+
+	/** Run `call` with this handle's waits bounded by `timeoutMs` instead of its own. */
+	#within<T>(timeoutMs: number, op: string, call: () => T): T {
+		if (!isTimeout(timeoutMs)) throw new VmapError("EINVAL", `Cannot ${op}: timeoutMs must be a number of milliseconds, at least 0, or Infinity, got ${shown(timeoutMs)}`);
+		const locks = this.#s.locks;
+		const saved = locks.timeoutMs;
+		locks.timeoutMs = timeoutMs;
+		try {
+			return call();
+		} finally {
+			locks.timeoutMs = saved;
+		}
 	}
 
 	/**
@@ -172,7 +191,9 @@ export class VmapSpace {
 		this.#s.locks.checkAlive();
 		const sync = options?.sync ?? false;
 		if (typeof sync !== "boolean") throw new VmapError("EINVAL", `Cannot purge: sync must be true or false, got ${shown(sync)}`);
-		return this.#s.purger.purge(sync ? SYNC_PURGE : TRY_PURGE);
+		const req = sync ? SYNC_PURGE : TRY_PURGE;
+		if (options?.timeoutMs !== undefined) return this.#within(options.timeoutMs, "purge", () => this.#s.purger.purge(req));
+		return this.#s.purger.purge(req);
 	}
 
 	/**
@@ -220,7 +241,40 @@ export class VmapSpace {
 	/** Validate every structure in O(n); throws VmapError ECORRUPT naming the broken invariant. */
 	check(): void {
 		const s = this.#s;
-		withEveryLock(s, () => checkSpace(s.table, s.start, s.end, () => s.locks.heartbeat()));
+		withEveryLock(s, () => checkSpace(s.table, s.start, s.end));
+	}
+
+	/**
+	 * Follow `worker` (Node's worker_threads Worker), which holds handles of this space: when it
+	 * exits (after terminate() or a crash), each of its handles ends as if closed. A handle that
+	 * held a lock then makes the space unusable (EOWNERDEAD: what it guarded may be half-changed);
+	 * one that held nothing is simply gone, and waits for it end. Call it where the Worker was
+	 * created; without it, a worker that exits without close() looks alive forever.
+	 */
+	watch(worker: WatchedWorker): void {
+		const threadId = (worker as { threadId?: unknown } | null)?.threadId;
+		if (typeof threadId !== "number" || threadId < 0 || typeof (worker as { once?: unknown }).once !== "function") {
+			throw new VmapError("EINVAL", `Cannot watch: worker must be a running worker_threads Worker (with threadId and once()), got ${shown(worker)}`);
+		}
+		worker.once("exit", () => {
+			for (const id of handlesOfThread(this.#s.table, threadId)) this.#ended(id);
+		});
+	}
+
+	/**
+	 * Handle `id`'s worker is known to have exited without closing it (a browser page that
+	 * terminated a Web Worker, which had posted its handle's id): end it, as watch() would.
+	 */
+	exited(id: number): void {
+		if (!Number.isSafeInteger(id) || id < 1 || id > HANDLE_MAX || id === this.id) {
+			throw new VmapError("EINVAL", `Cannot mark handle ${shown(id)} exited: it must be another handle's id, from 1 to ${HANDLE_MAX}`);
+		}
+		this.#ended(id);
+	}
+
+	#ended(id: number): void {
+		const s = this.#s;
+		if (handleEnded(s.table, id, s.moreLockWords()) === "gone") for (const hook of s.endHooks) hook(id);
 	}
 
 	/** Milliseconds this handle has spent waiting for locks other handles held. */
