@@ -1,0 +1,129 @@
+/**
+ * Liveness with real workers: a worker that is slow, busy or paused never makes another fail
+ * or take it for dead; a worker's end is known only when it is observed (watch(), exited());
+ * a wait that has a deadline ends in ETIMEDOUT naming the holder, having changed nothing.
+ * No assertion here depends on the machine's speed.
+ */
+import assert from "node:assert/strict";
+import type { Worker } from "node:worker_threads";
+import { test } from "node:test";
+import { VmapError, VmapHeap, VmapSpace } from "../src/index.ts";
+import { CONTROL_BYTES, openGate, PROGRESS } from "./support/gate.ts";
+import { startWorker } from "./support/workers.ts";
+
+const P = 4096;
+
+/** Start a slow-worker.ts in `mode`, release it, and wait (without blocking) until its slow part has begun. */
+async function slowWorker(mode: string, handle: object, extra: Record<string, unknown> = {}): Promise<{ worker: Worker; id: number; done: Promise<{ status: string }> }> {
+	const control = new SharedArrayBuffer(CONTROL_BYTES);
+	const flag = new Int32Array(control);
+	const worker = startWorker("./support/slow-worker.ts", { mode, handle, control, ms: 0, areas: 0, ...extra });
+	const messages: unknown[] = [];
+	const waiters: Array<(m: unknown) => void> = [];
+	const errors: unknown[] = [];
+	worker.on("message", (m) => (waiters.length > 0 ? waiters.shift()!(m) : messages.push(m)));
+	worker.on("error", (e) => errors.push(e));
+	const next = () => new Promise<unknown>((resolve) => (messages.length > 0 ? resolve(messages.shift()) : waiters.push(resolve)));
+	const hello = (await next()) as { id: number };
+	const failed = new Promise<never>((_, reject) => worker.once("error", reject));
+	failed.catch(() => {});
+	await openGate(flag, 1, [failed]);
+	if (mode !== "heap-idle") {
+		while (Atomics.load(flag, PROGRESS) === 0) {
+			if (errors.length > 0) throw errors[0];
+			await new Promise((r) => setTimeout(r, 2));
+		}
+	}
+	return { worker, id: hello.id, done: next() as Promise<{ status: string }> };
+}
+
+test("liveness: a synchronous flush hook that runs 1.5 s makes others wait, never declares its worker dead", async () => {
+	const space = VmapSpace.create({ size: 1024 * P });
+	const slow = await slowWorker("slow-flush", space.handle, { ms: 1500 });
+	// The worker holds the purge mutex inside its flush: everything that needs no purge goes on.
+	const a = space.alloc(4 * P);
+	assert.equal(space.find(a + 1)?.state, "busy");
+	space.free(a);
+	space.stats();
+	// A sync purge waits for the mutex for as long as the flush runs, then purges.
+	const r = space.purge({ sync: true });
+	assert.ok(["done", "empty"].includes(r.status), r.status);
+	assert.deepEqual(await slow.done, { status: "done" });
+	await slow.worker.terminate();
+	space.check();
+	assert.equal(space.stats().flushErrors, 0);
+});
+
+test("liveness: a drain paused between slices while its thread busy-loops 2 s stalls nobody for good", async () => {
+	const space = VmapSpace.create({ size: 1 << 30, lazyMaxPages: 4096 });
+	const slow = await slowWorker("busy-drain", space.handle, { ms: 2000 });
+	const r = space.purge({ sync: true }); // waits for the drain's mutex; the drain's thread is busy
+	assert.ok(["done", "empty"].includes(r.status), r.status);
+	assert.deepEqual(await slow.done, { status: "done" });
+	await slow.worker.terminate();
+	space.check();
+});
+
+test("liveness: dump() of 300 k areas in one worker while another allocates: both finish, nobody is declared dead", async () => {
+	const space = VmapSpace.create({ size: 2 ** 40 });
+	const slow = await slowWorker("long-dump", space.handle, { areas: 300_000 });
+	for (let i = 0; i < 1000; i++) space.free(space.alloc(P));
+	const done = await slow.done;
+	assert.equal(done.status, "done");
+	await slow.worker.terminate();
+	space.check();
+});
+
+test("liveness: an unwatched worker terminated holding a lock is waited for; timeoutMs ends the wait with ETIMEDOUT naming it and changing nothing; exited() then makes it known", async () => {
+	const space = VmapSpace.create({ size: 64 * P, timeoutMs: 200 });
+	const slow = await slowWorker("hold-lock", space.handle);
+	await slow.worker.terminate();
+	assert.throws(
+		() => space.alloc(P),
+		(e: unknown) => e instanceof VmapError && e.code === "ETIMEDOUT" && new RegExp(`the free-space lock, held by handle ${slow.id}; nothing was changed`).test(e.message),
+	);
+	assert.throws(() => space.alloc(P, { timeoutMs: 50 }), { code: "ETIMEDOUT" }); // per call
+	assert.equal(space.stats().busyAreas, 0, "the failed allocations left no area behind");
+	assert.equal(space.stats().freeBytes, 64 * P);
+	assert.throws(() => space.alloc(P, { timeoutMs: -1 }), /EINVAL: Cannot alloc: timeoutMs must be a number of milliseconds, at least 0, or Infinity, got -1/);
+	assert.throws(() => space.purge({ sync: true, timeoutMs: Number.NaN }), /EINVAL: Cannot purge: timeoutMs must be/);
+	space.exited(slow.id);
+	assert.throws(() => space.alloc(P), (e: unknown) => e instanceof VmapError && e.code === "EOWNERDEAD" && new RegExp(`handle ${slow.id} ended`).test(e.message));
+	assert.throws(() => space.dump(), { code: "EOWNERDEAD" });
+});
+
+test("liveness: a watched heap worker that exits holding nothing is taken offline: grace periods stop waiting for it, and its id is free again", async () => {
+	const heap = VmapHeap.create({ size: 1 << 20 });
+	const idle = await slowWorker("heap-idle", heap.handle);
+	heap.watch(idle.worker);
+	const p = heap.vmalloc(100);
+	heap.freeDeferred(p);
+	// Online and silent: a grace period cannot end while it lives.
+	assert.throws(() => heap.synchronize(100), new RegExp(`ETIMEDOUT: A grace period did not end within 100 ms: handle\\(s\\) ${idle.id} passed no quiescent point`));
+	await idle.worker.terminate();
+	await new Promise((r) => setImmediate(r)); // the "exit" event
+	heap.synchronize(5000);
+	assert.equal(heap.stats().deferredPending, 0, "the deferred free went through");
+	const again = VmapSpace.attach({ buffer: heap.handle.buffer });
+	assert.equal(again.id, idle.id, "the ended handle's id was given back");
+	again.close();
+	heap.check();
+});
+
+test("liveness: synchronize() takes a number of milliseconds or Infinity, nothing else", () => {
+	const heap = VmapHeap.create({ size: 1 << 20 });
+	for (const bad of [-1, Number.NaN, null, "50", [], {}]) {
+		assert.throws(() => heap.synchronize(bad as number), /EINVAL: Cannot synchronize: timeoutMs must be a number of milliseconds, at least 0, or Infinity/, String(bad));
+	}
+	heap.synchronize(0);
+	heap.synchronize(Infinity);
+});
+
+test("liveness: watch() and exited() check their arguments", () => {
+	const space = VmapSpace.create({ size: 64 * P });
+	assert.throws(() => space.watch({} as never), /EINVAL: Cannot watch: worker must be a running worker_threads Worker/);
+	assert.throws(() => space.exited(space.id), /EINVAL: Cannot mark handle 1 exited/);
+	assert.throws(() => space.exited(0), /EINVAL/);
+	assert.throws(() => VmapSpace.attach(space.handle, { timeoutMs: -5 }), /EINVAL: Cannot attach: timeoutMs/);
+	assert.throws(() => VmapSpace.create({ size: 64 * P, timeoutMs: Number.NaN }), /EINVAL: Cannot create a space: timeoutMs/);
+});

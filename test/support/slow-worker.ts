@@ -1,0 +1,63 @@
+/**
+ * A worker that is slow, busy or silent in one of the ways that must never break the others
+ * (the liveness tests). It reports progress in the control words after the gate's: PROGRESS
+ * is set to 1 when the slow part has begun. Modes:
+ * - "slow-flush": a synchronous flush hook that burns `ms` of CPU, run by purge({ sync: true });
+ * - "busy-drain": frees past lazyMaxPages, lets the scheduled drain take its first slice, then
+ *   busy-loops `ms` without yielding (the drain stays between slices);
+ * - "long-dump": allocates `areas` areas, then dump()s them (every lock held while it lists);
+ * - "hold-lock": takes the free-space lock and never lets go (the test terminates it);
+ * - "heap-idle": attaches to a heap and waits, holding nothing (the test terminates it).
+ */
+import { parentPort, workerData } from "node:worker_threads";
+import { VmapHeap, VmapSpace } from "../../src/index.ts";
+import { HDR_FREE_LOCK } from "../../src/layout.ts";
+import { PROGRESS, waitAtGate } from "./gate.ts";
+
+const job = workerData as { mode: string; handle: { buffer: SharedArrayBuffer; data?: SharedArrayBuffer }; control: SharedArrayBuffer; ms: number; areas: number };
+const control = new Int32Array(job.control);
+const burn = (ms: number) => {
+	const until = performance.now() + ms;
+	while (performance.now() < until);
+};
+const begun = () => {
+	Atomics.store(control, PROGRESS, 1);
+	Atomics.notify(control, PROGRESS);
+};
+
+if (job.mode === "heap-idle") {
+	const heap = VmapHeap.attach(job.handle as { buffer: SharedArrayBuffer; data: SharedArrayBuffer });
+	parentPort!.postMessage({ id: heap.space.id });
+	waitAtGate(control);
+	for (;;) Atomics.wait(control, PROGRESS, 0, 1000);
+}
+
+const space = VmapSpace.attach(job.handle, job.mode === "slow-flush" ? { flush: () => (begun(), burn(job.ms)) } : {});
+const P = space.pageSize;
+parentPort!.postMessage({ id: space.id });
+waitAtGate(control);
+if (job.mode === "slow-flush") {
+	space.free(space.alloc(P));
+	const r = space.purge({ sync: true });
+	parentPort!.postMessage({ status: r.status });
+} else if (job.mode === "busy-drain") {
+	const lazyMax = space.stats().lazyMaxPages;
+	const live: number[] = [];
+	for (let i = 0; i <= lazyMax; i++) live.push(space.alloc(P));
+	for (const a of live) space.free(a); // past lazyMaxPages, under twice it: a drain is scheduled
+	setImmediate(() => {
+		// The drain ran its first slice in the check phase before us.
+		begun();
+		burn(job.ms);
+		parentPort!.postMessage({ status: "done" });
+	});
+} else if (job.mode === "long-dump") {
+	for (let i = 0; i < job.areas; i++) space.alloc(P);
+	begun();
+	const json = space.dump();
+	parentPort!.postMessage({ status: "done", bytes: json.length });
+} else if (job.mode === "hold-lock") {
+	space.locks.acquire(HDR_FREE_LOCK);
+	begun();
+	for (;;) Atomics.wait(control, PROGRESS, 1, 1000);
+}
