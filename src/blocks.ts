@@ -85,7 +85,7 @@ export class Blocks {
 	/** Whether [addr, ...) lies in an active block: its index, else -1. */
 	blockAt(addr: number): number {
 		const idx = Math.floor(addr / this.bytes);
-		return idx < this.count && Atomics.load(this.hdr, this.word(idx) + B_STATE) === BLOCK_ACTIVE ? idx : -1;
+		return idx >= 0 && idx < this.count && Atomics.load(this.hdr, this.word(idx) + B_STATE) === BLOCK_ACTIVE ? idx : -1;
 	}
 
 	/**

@@ -97,11 +97,14 @@ export class HeapMemory {
 		return -1;
 	}
 
-	/** With poisoning: EFAULT, the area given back, unless [addr, addr + size) still holds the poison. */
-	handOut(addr: number, size: number, op: string): void {
+	/**
+	 * With poisoning: EFAULT unless [addr, addr + size) still holds the poison; the area at
+	 * `addr` is given back first when `giveBack` (a new area; not the tail a resize added).
+	 */
+	handOut(addr: number, size: number, op: string, giveBack: boolean): void {
 		const fault = this.handOutFault(addr, size, op);
 		if (fault === undefined) return;
-		if (op !== "vrealloc") this.space.free(addr);
+		if (giveBack) this.space.free(addr);
 		throw fault;
 	}
 

@@ -201,7 +201,7 @@ export class VmapHeap {
 			this.space.free(addr);
 			throw e;
 		}
-		this.memory.handOut(addr, size, op);
+		this.memory.handOut(addr, size, op, true);
 		if (zero) this.memory.u8.fill(0, addr, addr + pages * this.pageSize);
 		return addr;
 	}
@@ -240,15 +240,29 @@ export class VmapHeap {
 		const size = pages * P + guard;
 		if (size === area.end - area.start) return addr;
 		const grows = size > area.end - area.start;
+		// With poisoning, a shrink's tail is poisoned before the resize frees it (once freed,
+		// another worker's purge may hand it out); its bytes are kept to restore if the resize
+		// fails, so that a failed call loses nothing.
+		let tail: Uint8Array | undefined;
 		if (this.poison) {
 			const bad = grows ? this.memory.firstUnpoisoned(area.end - guard, area.end) : -1;
 			if (bad >= 0) throw new VmapError("EFAULT", `vrealloc ${hex(addr)}: its guard page was written at ${hex(bad)} (a write past the end of [${hex(addr)}, ${hex(area.end - guard)}))`);
-			else this.memory.u8.fill(POISON_BYTE, addr + pages * P, area.end);
+			if (!grows) {
+				tail = this.memory.u8.slice(addr + pages * P, area.end);
+				this.memory.u8.fill(POISON_BYTE, addr + pages * P, area.end);
+			}
 		}
-		if (this.space.resize(addr, size)) {
+		let resized: boolean;
+		try {
+			resized = this.space.resize(addr, size);
+		} catch (e) {
+			if (tail !== undefined) this.memory.u8.set(tail, addr + pages * P);
+			throw e;
+		}
+		if (resized) {
 			if (grows) {
 				this.memory.commit(addr + size);
-				this.memory.handOut(area.end, addr + size - area.end, "vrealloc");
+				this.memory.handOut(area.end, addr + size - area.end, "vrealloc", false);
 			}
 			return addr;
 		}
@@ -365,6 +379,7 @@ export class VmapHeap {
 		if (typeof type !== "function" || typeof size !== "number") {
 			throw new VmapError("EINVAL", `Cannot view: type must be a typed-array constructor such as Float64Array, got ${shown(type)}`);
 		}
+		if (!Number.isSafeInteger(length) || length < 0) throw new VmapError("EINVAL", `Cannot view: length must be a whole number of elements, got ${typeof length === "number" ? shown(length) : `${typeof length} ${shown(length)}`}`);
 		this.rcu.online();
 		checkReach(this.ext, this.space, this.blocks, this.guardPages, addr, length * size, size, "view");
 		return new type(this.data, addr, length);

@@ -116,7 +116,8 @@ export class Purger {
 			return this.purge(req);
 		}
 		const after = this.inflight ?? settled;
-		const done = after.then(ignore, ignore).then(() => this.purge(req).done);
+		// A handle closed meanwhile runs nothing more: its worker may be terminated at any time.
+		const done = after.then(ignore, ignore).then(() => (this.locks.closed ? undefined : this.purge(req).done));
 		done.catch(ignore);
 		return result("queued", 0, 0, 0, 0, done);
 	}

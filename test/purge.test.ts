@@ -242,3 +242,24 @@ test("the incremental flush range equals the range of the lazy areas walked", ()
 		assert.deepEqual(ranges.pop(), [Math.min(...freed.map((r) => r[0])), Math.max(...freed.map((r) => r[1]))]);
 	}
 });
+
+test("close(): a purge queued behind this handle's flush in flight is cancelled, the flush in flight still completes", async () => {
+	let flushes = 0;
+	let settle: () => void = () => {};
+	const s = VmapSpace.create({ size: 64 * P, flush: () => (flushes++, new Promise<void>((r) => (settle = r))) });
+	s.free(s.alloc(P));
+	const first = s.purge();
+	assert.equal(first.status, "flushing");
+	s.free(s.alloc(P));
+	const queued = s.purge({ sync: true });
+	assert.equal(queued.status, "queued");
+	s.close();
+	settle();
+	await first.done;
+	await queued.done;
+	assert.equal(flushes, 1, "the queued purge did not flush after close()");
+	const other = VmapSpace.attach(s.handle);
+	assert.equal(other.stats().purges, 1);
+	other.check();
+	other.close();
+});
