@@ -11,7 +11,6 @@ import {
 	HDR_FREE_ROOT,
 	HDR_MAGIC,
 	HDR_MAX_CAPACITY,
-	HDR_PURGE_LOCK,
 	HDR_SLOT_FREE,
 	HDR_SLOT_FREE_NR,
 	HDR_SLOT_HIGH,
@@ -26,8 +25,6 @@ import {
 	N_LAZY_HEAD,
 	N_LAZY_NR,
 	N_POOL_NR,
-	N_PURGE_HEAD,
-	N_PURGE_NR,
 	NF_BUSY_BYTES,
 	NF_LAZY_ADDED,
 	NF_LAZY_MAX,
@@ -35,6 +32,9 @@ import {
 	NF_LAZY_PURGED,
 	NF_POOL_BYTES,
 	nodeBase,
+	purgeList,
+	BATCH_SLOTS,
+	HDR_BATCH_OWNER,
 	POOL_HEAD,
 	POOL_LEN,
 	POOL_TAIL,
@@ -117,8 +117,14 @@ export function checkSpace(t: VaTable, spaceStart: number, spaceEnd: number): vo
 		records += busy.length;
 
 		const lazy = walkList(t, `${node} lazy list`, hdr[b + N_LAZY_HEAD]!, hdr[b + N_LAZY_NR]!, VA_LAZY, v, seen, bounds, all);
-		const batch = walkList(t, `${node} purge list`, hdr[b + N_PURGE_HEAD]!, hdr[b + N_PURGE_NR]!, VA_LAZY, v, seen, bounds, all);
-		if (batch.areas !== 0 && (hdr[HDR_PURGE_LOCK]! & 1) === 0) corrupt(`${node} purge list: holds ${batch.areas} areas but no purge holds the purge mutex`);
+		const batch = { areas: 0, bytes: 0 };
+		for (let k = 0; k < BATCH_SLOTS; k++) {
+			const p = purgeList(v, k);
+			const list = walkList(t, `${node} purge list of batch ${k}`, hdr[p]!, hdr[p + 1]!, VA_LAZY, v, seen, bounds, all);
+			if (list.areas !== 0 && hdr[HDR_BATCH_OWNER + k] === 0) corrupt(`${node} purge list of batch ${k}: holds ${list.areas} areas, but the batch is free`);
+			batch.areas += list.areas;
+			batch.bytes += list.bytes;
+		}
 		const pages = (lazy.bytes + batch.bytes) / pageSize;
 		const counted = hdrF[f + NF_LAZY_ADDED]! - hdrF[f + NF_LAZY_PURGED]!;
 		if (pages !== counted) corrupt(`${node} vmapLazyNr: header says ${counted} pages, the lazy and purge lists hold ${pages}`);

@@ -1,43 +1,46 @@
 /**
  * When the free path purges (kernel free_vmap_area_noflush's tail, drain_vmap_area_work, and
- * the priority threshold of "mm/vmalloc: add priority threshold to __purge_vmap_area_lazy").
+ * the priority threshold of "mm: add priority threshold to __purge_vmap_area_lazy()").
  *
  * - drain: a free that takes vmapLazyNr past lazyMaxPages schedules a purge on the event loop
  *   (never inside free: "mm/vmalloc: move draining areas out of caller context"); its nodes are
- *   purged in slices of about SLICE_MS, yielding to the event loop between them, unless the
- *   backlog is at or above the priority threshold;
+ *   purged in slices of about SLICE_MS, yielding to the event loop between them, holding no
+ *   lock between slices, unless the backlog is at or above the priority threshold;
  * - priority: at 2 * lazyMaxPages the free path purges itself, since a thread that never yields
  *   never runs its drain, and the backlog would run away.
  */
-import { HDR_DEAD, HDR_NO_PRIORITY, HDR_PURGE_LOCK, HDRF_LAZY_MAX_PAGES } from "./layout.ts";
 import { VmapError } from "./errors.ts";
-import type { Purger, PurgeRequest } from "./purge.ts";
+import { HDR_DEAD, HDR_NO_PRIORITY, HDRF_LAZY_MAX_PAGES } from "./layout.ts";
+import type { Batch, Purger, PurgeRequest } from "./purge.ts";
+import { workPosted } from "./purge-work.ts";
 
 const schedule: (task: () => void) => void =
 	typeof setImmediate === "function" ? (task) => void setImmediate(task) : (task) => void setTimeout(task, 0);
 
 /** A drain yields to the event loop after about this much work. */
 const SLICE_MS = 0.1;
-/** How long the free path helps another handle's purge before it waits for the mutex. */
-const HELP_MS = 50;
 const ignore = () => {};
 const DRAIN: PurgeRequest = { wait: false, overflow: false, bounded: true };
 
 export class Drain {
 	private readonly purger: Purger;
 	private scheduled = false;
-	/** This handle's drain is purging nodes in slices (it holds the purge mutex). */
-	draining = false;
+	/** The batches this handle's drain is purging in slices. */
+	private batches: Batch[] = [];
 
 	constructor(purger: Purger) {
 		this.purger = purger;
 	}
 
+	/** Whether this handle's drain is between two slices. */
+	get draining(): boolean {
+		return this.batches.length > 0;
+	}
+
 	/**
-	 * After a free (no lock held): drain when past lazyMaxPages; at twice that, purge here,
-	 * waiting for a purge another worker runs (above the priority threshold freeing comes
-	 * first). Waiting throttles a thread that frees faster than purges return space; with try
-	 * semantics it would keep adding while another purged, and could fill the space.
+	 * After a free (no lock held): drain when past lazyMaxPages; at twice that, purge here
+	 * (above the priority threshold freeing comes first): a thread that frees faster than
+	 * purges return space is throttled by doing the purge itself.
 	 */
 	afterFree(): void {
 		const t = this.purger.t;
@@ -49,31 +52,26 @@ export class Drain {
 		}
 	}
 
-	/** Before the handle closes: a drain of ours in progress finishes now, releasing the purge mutex. */
+	/** The handle closes: a drain of ours in progress finishes now. */
 	finish(): void {
-		if (this.draining) this.purger.purgeNodes();
+		const batches = this.batches;
+		this.batches = [];
+		for (const b of batches) this.purger.purgeBatch(b);
 	}
 
 	/**
-	 * The free path's purge above the threshold. While another handle's purge holds the mutex,
-	 * help it (its posted nodes) instead of sleeping on the mutex, and stop as soon as the
-	 * backlog is under the threshold; after HELP_MS of that, wait for the mutex as a sync purge
-	 * does (which is also where a dead holder is detected). A purge that gets the mutex with
-	 * the backlog already under the threshold (another handle's purge just took it) is skipped.
+	 * The free path's purge above the threshold: help the purges that posted work first (their
+	 * batches may bring the backlog under it), then purge, waiting for the purge mutex (held
+	 * only while a purge detaches) but not for a batch when all are in flight. A purge that gets
+	 * the mutex with the backlog already under the threshold is skipped.
 	 */
 	private priorityPurge(threshold: number): void {
 		const purger = this.purger;
-		const t = purger.t;
-		const locks = purger.locks;
-		const owner = locks.owner(HDR_PURGE_LOCK);
-		if (owner !== 0 && owner !== locks.self) {
-			const until = performance.now() + HELP_MS;
-			while (locks.owner(HDR_PURGE_LOCK) !== 0 && performance.now() < until) {
-				purger.help();
-				if (t.lazyPages() < threshold) return;
-			}
+		if (workPosted(purger.t)) {
+			purger.help();
+			if (purger.t.lazyPages() < threshold) return;
 		}
-		this.purgeUncalled({ wait: true, overflow: false, minPages: threshold });
+		this.purgeUncalled({ wait: true, overflow: false, minPages: threshold, noBatchWait: true });
 	}
 
 	/** Schedule a drain on the event loop, once. */
@@ -82,13 +80,12 @@ export class Drain {
 		this.scheduled = true;
 		schedule(() => {
 			this.scheduled = false;
-			// A closed handle may belong to a worker about to be terminated: no purge may start
-			// that a termination could cut short, holding the purge mutex.
+			// A closed handle may belong to a worker about to be terminated: it starts nothing.
 			if (this.purger.t.hdr[HDR_DEAD] === 0 && !this.purger.locks.closed) this.purgeUncalled(DRAIN);
 		});
 	}
 
-	/** A purge nobody called (drain, priority): its flush errors are counted, not thrown. */
+	/** A purge nobody called (drain, priority): its flush errors and timeouts are counted or dropped, not thrown. */
 	private purgeUncalled(req: PurgeRequest): void {
 		try {
 			this.purger.purge(req).done.catch(ignore);
@@ -101,31 +98,34 @@ export class Drain {
 
 	/**
 	 * The drain's node purge: slices of about SLICE_MS, yielding to the event loop between them
-	 * (the kernel's cond_resched_lock), with the purge mutex held throughout, so the thread that
-	 * drains still serves its other work (purges that held locks for milliseconds are what
-	 * "mm: vmalloc: Replace purge_lock spinlock with atomic refcount" set out to fix). While the
-	 * backlog is at or above the priority threshold, it does not yield: freeing comes first.
-	 * Waiting for a helper always yields. Resolves when every node is purged.
+	 * (the kernel's cond_resched), holding no lock between them, so the thread that drains still
+	 * serves its other work (purges that held locks for milliseconds are what "mm: vmalloc:
+	 * Replace purge_lock spinlock with atomic refcount" set out to fix). While the backlog is at
+	 * or above the priority threshold, it does not yield: freeing comes first. Waiting for a
+	 * helper always yields. Resolves when every batch is purged.
 	 */
-	purgeNodesBounded(): Promise<void> {
-		this.draining = true;
+	purgeBounded(batches: Batch[]): Promise<void> {
+		this.batches.push(...batches);
 		const purger = this.purger;
 		const t = purger.t;
 		return new Promise<void>((resolve, reject) => {
 			const slice = () => {
 				try {
-					if (this.draining) {
-						const until = performance.now() + SLICE_MS;
-						for (;;) {
-							const w = purger.step();
-							if (w === "done") break;
-							if (w === "wait" || (performance.now() > until && t.lazyPages() < 2 * t.hdrF[HDRF_LAZY_MAX_PAGES]!)) {
-								schedule(slice);
-								return;
-							}
+					const until = performance.now() + SLICE_MS;
+					for (;;) {
+						const b = this.batches[0];
+						if (b === undefined) break; // done, or finish() did the rest
+						const w = purger.step(b);
+						if (w === "done") {
+							this.batches.shift();
+							purger.endBatch(b.k);
+							continue;
 						}
-						purger.endPurge();
-					} // else an overflow or priority purge finished it synchronously
+						if (w === "wait" || (performance.now() > until && t.lazyPages() < 2 * t.hdrF[HDRF_LAZY_MAX_PAGES]!)) {
+							schedule(slice);
+							return;
+						}
+					}
 					resolve();
 				} catch (e) {
 					reject(e);

@@ -65,6 +65,14 @@ export class SpaceExtension {
 		this.#s.endHooks.push(ended);
 	}
 
+	/**
+	 * `blocked(true)` runs before this handle blocks waiting for other handles' purge batches,
+	 * `blocked(false)` after: the heap takes the handle offline for grace periods meanwhile.
+	 */
+	onBlocking(blocked: (blocked: boolean) => void): void {
+		this.#s.purger.blocking = blocked;
+	}
+
 	/** The id of tag `name`, interned if new. */
 	tagId(name: string): number {
 		return this.#s.tags.intern(name);

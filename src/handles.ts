@@ -11,6 +11,9 @@
  */
 import { VmapError } from "./errors.ts";
 import {
+	BATCH_ORPHAN,
+	BATCH_SLOTS,
+	HDR_BATCH_OWNER,
 	HANDLE_ALIVE,
 	HANDLE_DEAD,
 	HANDLE_FREE,
@@ -102,6 +105,10 @@ export function handleEnded(t: VaTable, id: number, moreLocks: readonly number[]
 	// Purge work it had taken and not finished: its purge list is whole between steps, and
 	// every step runs under locks, so another handle can take the node over.
 	for (let v = 0; v < t.nodes; v++) repostWork(t, v, id);
+	// Its batches, flushed or not: the next purge adopts them and flushes their range again.
+	for (let k = 0; k < BATCH_SLOTS; k++) {
+		if (Atomics.compareExchange(hdr, HDR_BATCH_OWNER + k, id, BATCH_ORPHAN) === id) Atomics.notify(hdr, HDR_BATCH_OWNER + k);
+	}
 	Atomics.store(t.handles, entry, HANDLE_FREE);
 	return "gone";
 }

@@ -99,6 +99,7 @@ export class VmapHeap {
 				this.blocks.orphan(id);
 			},
 		);
+		this.ext.onBlocking((blocked) => (blocked ? this.rcu.offline() : this.rcu.quiescent()));
 		this.rcu.quiescent(); // online
 	}
 

@@ -7,8 +7,9 @@ import {
 	HDR_FREE_HEAD,
 	N_BUSY_ROOT,
 	N_LAZY_HEAD,
-	N_PURGE_HEAD,
 	nodeBase,
+	purgeList,
+	BATCH_SLOTS,
 } from "./layout.ts";
 import { rbFirst, rbNext } from "./rbtree.ts";
 import type { VaTable } from "./va-table.ts";
@@ -27,12 +28,19 @@ function byAddress(t: VaTable, records: number[]): number[] {
 	return records.sort((a, b) => vaStart(f64, a) - vaStart(f64, b));
 }
 
+/** Heads of node `v`'s purge lists, one per batch. */
+export function purgeHeads(t: VaTable, v: number): number[] {
+	const out: number[] = [];
+	for (let k = 0; k < BATCH_SLOTS; k++) out.push(t.hdr[purgeList(v, k)]!);
+	return out;
+}
+
 /** Lazy records (every node's lazy and purge lists) in address order. */
 function lazyAreas(t: VaTable): number[] {
 	const i32 = t.i32;
 	const out: number[] = [];
 	for (let v = 0; v < t.nodes; v++) {
-		for (const head of [t.hdr[nodeBase(v) + N_LAZY_HEAD]!, t.hdr[nodeBase(v) + N_PURGE_HEAD]!]) {
+		for (const head of [t.hdr[nodeBase(v) + N_LAZY_HEAD]!, ...purgeHeads(t, v)]) {
 			for (let va = head; va !== 0; va = vaNext(i32, va)) out.push(va);
 		}
 	}

@@ -118,13 +118,33 @@ export const HDR_RECORDS_OFFSET = 81;
  */
 export const HDR_EXT_OFFSET = 83;
 export const HDR_EXT_WORDS = 86;
-/** [purge] 1 while the running purge decays pools fully and does not refill them (kernel skip_populate). */
-export const HDR_SKIP_POPULATE = 82;
 /**
  * Purge work posted for helpers and not yet taken (parallel purge, purge.ts); idle handles
  * wait on this word with Atomics.waitAsync. Alone on its line: it is read by every call.
  */
 export const HDR_WORK = 96;
+/**
+ * Batches: a purge detaches the lazy lists into one of BATCH_SLOTS batches (each node keeps a
+ * purge list per batch), releases the purge mutex, flushes, and purges its batch's lists; so
+ * up to BATCH_SLOTS flushes are in flight at once and none holds a lock. Per batch:
+ * - OWNER: 0 free; the id of the handle that flushes and purges it; BATCH_ORPHAN when that
+ *   handle closed or ended before it was done (the next purge adopts it: flushes its range
+ *   again and purges it);
+ * - GEN: counts the batch's uses; it changes when the batch is done (purge({ sync }) waits
+ *   for the batches in flight by watching these words);
+ * - FLAGS: BATCH_SKIP_POPULATE for an overflow purge's batch (kernel skip_populate: purged
+ *   areas go to free space, not pools, so that the retry finds them);
+ * - START, END (Float64): the range its flush covers.
+ */
+export const BATCH_SLOTS = 4;
+export const HDR_BATCH_OWNER = 112;
+export const HDR_BATCH_GEN = 116;
+export const HDR_BATCH_FLAGS = 120;
+/** Float64 words HDRF_BATCH_START + k and HDRF_BATCH_END + k: batch k's flush range. */
+export const HDRF_BATCH_START = 14;
+export const HDRF_BATCH_END = 18;
+export const BATCH_ORPHAN = -1;
+export const BATCH_SKIP_POPULATE = 1;
 export const HDR_WORDS = 128;
 
 // ── header, Float64 words (index into a Float64Array over the whole header) ─────────────
@@ -193,16 +213,18 @@ export const HANDLE_DEAD = 2;
  * ```
  *  line 0  BUSY_LOCK owner BUSY_ROOT BUSY_NR | busyBytes allocs frees             busy tree
  *  line 1  LAZY_LOCK owner LAZY_HEAD LAZY_NR | lazyAdded lazyMin lazyMax          lazy list
- *  line 2  POOL_LOCK owner PURGE_HEAD PURGE_NR POOL_NR | lazyPurged purgedAreas
- *          poolHits poolBytes helperRuns                                         pools, purge list
+ *  line 2  POOL_LOCK owner - - POOL_NR | lazyPurged purgedAreas
+ *          poolHits poolBytes helperRuns                                         pools
  *  line 3  WORK | poolMisses (free domain) decayedAreas (pool domain)
+ *          PURGE[k] head, nr for each of BATCH_SLOTS batches                   purge lists
  *  then    256 pools × [head, tail, len]
  * ```
  *
  * Where an area lives (kernel, and the thread of "mm: vmalloc: Offload free_vmap_area_lock lock": three indices kept apart):
  * - busy: in the busy tree of addrToNode(vaStart);
  * - lazy: on the lazy list of its vn_id's node if it has one, else of addrToNode(vaStart);
- * - purge list: a purge moved the node's lazy list there; only the purge and its helpers pop it;
+ * - purge list k: batch k's purge moved the node's lazy list there; only that purge and its
+ *   helpers pop it, under the pool lock;
  * - pool: in pool (pages - 1) of its vn_id's node, an area of exactly that many pages.
  */
 export const NODE_OFFSET = HANDLE_OFFSET + HANDLE_MAX * HANDLE_WORDS * 4;
@@ -228,9 +250,11 @@ export const NF_LAZY_ADDED = 10;
 export const NF_LAZY_MIN = 11;
 export const NF_LAZY_MAX = 12;
 export const N_POOL_LOCK = 32;
-/** The purge list: the lazy list a purge took, flushed or being flushed, not yet purged. */
-export const N_PURGE_HEAD = 34;
-export const N_PURGE_NR = 35;
+/**
+ * The purge lists, one per batch: the lazy list a purge took, flushed or being flushed, not
+ * yet purged. Batch k's head is at N_PURGE + 2k, its length right after (purgeList()).
+ */
+export const N_PURGE = 54;
 /** Areas in all of this node's pools. */
 export const N_POOL_NR = 36;
 /** Pages ever purged from this node's purge list (into a pool or free space). */
@@ -257,6 +281,11 @@ export const NODE_WORDS = N_POOL_TABLE + MAX_VA_SIZE_PAGES * POOL_WORDS;
 /** First Int32 word of node `v`'s block (within a view from byte 0). */
 export function nodeBase(v: number): number {
 	return NODE_OFFSET / 4 + v * NODE_WORDS;
+}
+
+/** Word of node `v`'s purge list of batch `k` (its length is the next word). */
+export function purgeList(v: number, k: number): number {
+	return nodeBase(v) + N_PURGE + 2 * k;
 }
 
 /** Byte offset of the extension region for a space of `nodes` nodes. */

@@ -5,7 +5,8 @@
 import type { AreaInfo } from "./api.ts";
 import { findVmapArea } from "./busy-tree.ts";
 import { corrupt, hex, shown, VmapError } from "./errors.ts";
-import { HDR_FREE_LOCK, HDR_FREE_ROOT, MAX_VA_SIZE_PAGES, N_BUSY_LOCK, N_BUSY_ROOT, N_LAZY_HEAD, N_LAZY_LOCK, N_POOL_LOCK, N_PURGE_HEAD, nodeBase } from "./layout.ts";
+import { HDR_FREE_LOCK, HDR_FREE_ROOT, MAX_VA_SIZE_PAGES, N_BUSY_LOCK, N_BUSY_ROOT, N_LAZY_HEAD, N_LAZY_LOCK, N_POOL_LOCK, nodeBase } from "./layout.ts";
+import { purgeHeads } from "./info.ts";
 import { findListed, poolWord } from "./nodes.ts";
 import { vaEnd, vaStart, vaTag } from "./record.ts";
 import type { SpaceState } from "./space-init.ts";
@@ -77,7 +78,8 @@ function locate(s: SpaceState, addr: number): { state: "busy" | "lazy" | "free" 
 			const b = nodeBase(v);
 			const busy = findVmapArea(t, b + N_BUSY_ROOT, addr);
 			if (busy !== 0) return { state: "busy", info: describe(s, busy, "busy") };
-			const lazy = findListed(t, t.hdr[b + N_LAZY_HEAD]!, addr) || findListed(t, t.hdr[b + N_PURGE_HEAD]!, addr);
+			let lazy = findListed(t, t.hdr[b + N_LAZY_HEAD]!, addr);
+			for (const head of purgeHeads(t, v)) lazy ||= findListed(t, head, addr);
 			if (lazy !== 0) return { state: "lazy", info: describe(s, lazy, "lazy") };
 		}
 		if (findVmapArea(t, HDR_FREE_ROOT, addr) !== 0) return { state: "free", info: undefined };

@@ -3,9 +3,9 @@
  * node keeps for its lazy list.
  *
  * A lazily freed area is pushed on a node's lazy list (lazyListAdd). A purge moves every
- * node's lazy list to the node's purge list at once (detachLazyLists), flushes, and then
- * purges each purge list into pools or free space (purge-node.ts). A flush that fails puts
- * the purge lists back (undoDetach).
+ * node's lazy list to the node's purge list of its batch k at once (detachLazyLists),
+ * flushes, and then purges each of batch k's purge lists into pools or free space
+ * (purge-node.ts). A flush that fails puts the purge lists back (undoDetach).
  *
  * The flush range: NF_LAZY_MIN / NF_LAZY_MAX hold the lowest vaStart and highest vaEnd on a
  * node's lazy list (+-Infinity when it is empty), widened as areas are added, so that a purge
@@ -17,13 +17,14 @@ import {
 	N_LAZY_LOCK,
 	N_LAZY_NR,
 	N_POOL_LOCK,
-	N_PURGE_HEAD,
-	N_PURGE_NR,
+	HDRF_BATCH_END,
+	HDRF_BATCH_START,
 	NF_LAZY_ADDED,
 	NF_LAZY_MAX,
 	NF_LAZY_MIN,
 	NF_LAZY_PURGED,
 	nodeBase,
+	purgeList,
 	VA_LAZY,
 	VA_STATE,
 } from "./layout.ts";
@@ -78,12 +79,12 @@ export interface Batch {
 }
 
 /**
- * Move every node's lazy list to its purge list (the purge list must be empty: the caller
- * holds the purge mutex and the last purge emptied them), and gather the batch's flush range
- * from the nodes' bounds. Each node is moved under its pool and lazy locks, so that check()
- * sees every area on one list or the other.
+ * Move every node's lazy list to its purge list of batch `k` (empty: the caller owns the
+ * batch, which the last purge of it emptied), and gather the batch's flush range from the
+ * nodes' bounds into the batch's header words. Each node is moved under its pool and lazy
+ * locks, so that check() sees every area on one list or the other.
  */
-export function detachLazyLists(t: VaTable, locks: Locks, pageInverse: number): Batch {
+export function detachLazyLists(t: VaTable, locks: Locks, k: number, pageInverse: number): Batch {
 	const batch: Batch = { nodes: [], areas: 0, bytes: 0, start: Infinity, end: -Infinity };
 	for (let v = 0; v < t.nodes; v++) {
 		const b = nodeBase(v);
@@ -94,8 +95,9 @@ export function detachLazyLists(t: VaTable, locks: Locks, pageInverse: number): 
 		const hdrF = t.hdrF;
 		const head = hdr[b + N_LAZY_HEAD]!;
 		if (head !== 0) {
-			hdr[b + N_PURGE_HEAD] = head;
-			hdr[b + N_PURGE_NR] = hdr[b + N_LAZY_NR]!;
+			const p = purgeList(v, k);
+			hdr[p] = head;
+			hdr[p + 1] = hdr[b + N_LAZY_NR]!;
 			batch.areas += hdr[b + N_LAZY_NR]!;
 			// No purge list existed: what is lazy on this node is what the lazy list holds.
 			batch.bytes += (hdrF[f + NF_LAZY_ADDED]! - hdrF[f + NF_LAZY_PURGED]!) / pageInverse;
@@ -109,15 +111,19 @@ export function detachLazyLists(t: VaTable, locks: Locks, pageInverse: number): 
 		locks.release(b + N_LAZY_LOCK);
 		locks.release(b + N_POOL_LOCK);
 	}
+	t.hdrF[HDRF_BATCH_START + k] = batch.start;
+	t.hdrF[HDRF_BATCH_END + k] = batch.end;
 	return batch;
 }
 
 /**
- * The flush failed: each node's purge list goes back on the front of its lazy list, unflushed,
- * and its flush range is widened over the areas it brings back.
+ * The flush failed: each node's purge list of batch `k` goes back on the front of its lazy
+ * list, unflushed, and its flush range is widened over the areas it brings back.
  */
-export function undoDetach(t: VaTable, locks: Locks, nodes: readonly number[]): void {
-	for (const v of nodes) {
+export function undoDetach(t: VaTable, locks: Locks, k: number): void {
+	for (let v = 0; v < t.nodes; v++) {
+		const p = purgeList(v, k);
+		if (t.hdr[p] === 0) continue; // a peek: only the batch's owner fills it
 		const b = nodeBase(v);
 		locks.acquire(b + N_POOL_LOCK);
 		locks.acquire(b + N_LAZY_LOCK);
@@ -126,17 +132,17 @@ export function undoDetach(t: VaTable, locks: Locks, nodes: readonly number[]): 
 		const i32 = t.i32;
 		const hdr = t.hdr;
 		let tail = 0;
-		for (let va = hdr[b + N_PURGE_HEAD]!; va !== 0; va = vaNext(i32, va)) {
+		for (let va = hdr[p]!; va !== 0; va = vaNext(i32, va)) {
 			tail = va;
 			widenFlushRange(t, v, vaStart(f64, va), vaEnd(f64, va));
 		}
 		if (tail !== 0) {
 			setVaNext(i32, tail, hdr[b + N_LAZY_HEAD]!);
-			hdr[b + N_LAZY_HEAD] = hdr[b + N_PURGE_HEAD]!;
-			hdr[b + N_LAZY_NR]! += hdr[b + N_PURGE_NR]!;
+			hdr[b + N_LAZY_HEAD] = hdr[p]!;
+			hdr[b + N_LAZY_NR]! += hdr[p + 1]!;
 		}
-		hdr[b + N_PURGE_HEAD] = 0;
-		hdr[b + N_PURGE_NR] = 0;
+		hdr[p] = 0;
+		hdr[p + 1] = 0;
 		locks.release(b + N_LAZY_LOCK);
 		locks.release(b + N_POOL_LOCK);
 	}

@@ -10,11 +10,11 @@
 import { mergeOrAddVmapArea } from "./free-space.ts";
 import {
 	HDR_FREE_LOCK,
-	HDR_SKIP_POPULATE,
+	BATCH_SKIP_POPULATE,
+	HDR_BATCH_FLAGS,
 	MAX_VA_SIZE_PAGES,
 	N_POOL_LOCK,
-	N_PURGE_HEAD,
-	N_PURGE_NR,
+	purgeList,
 	NF_DECAYED,
 	NF_LAZY_PURGED,
 	NF_PURGED_AREAS,
@@ -34,27 +34,29 @@ export const PURGE_STEP = 64;
  * pool path (vn_id v), it fits a pool, and the running purge refills pools (not an overflow
  * purge or trim: kernel skip_populate, so that the retry finds the space in the free tree).
  */
-function toPool(t: VaTable, va: number, v: number, pageInverse: number): boolean {
+function toPool(t: VaTable, va: number, v: number, k: number, pageInverse: number): boolean {
 	const f64 = t.f64;
 	const i32 = t.i32;
-	if (t.hdr[HDR_SKIP_POPULATE] !== 0) return false;
+	if ((t.hdr[HDR_BATCH_FLAGS + k]! & BATCH_SKIP_POPULATE) !== 0) return false;
 	if (decodeVnId(vaFlags(i32, va)) !== v) return false;
 	return poolable(vaSize(f64, va) * pageInverse);
 }
 
 /**
- * One step of node `v`'s purge list: up to PURGE_STEP areas, each into v's pool or free
- * space, subtracting its pages from vmapLazyNr as it goes ("mm: vmalloc: Replace purge_lock spinlock with atomic refcount": the backlog is never
- * reported lower than it is). Only the purge and the one helper that took node v pop this list,
+ * One step of node `v`'s purge list of batch `k`: up to PURGE_STEP areas, each into v's pool
+ * or free space, subtracting its pages from vmapLazyNr as it goes (the backlog is never
+ * reported lower than it is: "mm: vmalloc: Replace purge_lock spinlock with atomic
+ * refcount"). Only the batch's purge and the one helper that took node v pop this list,
  * so its head may be peeked without the lock. When the head goes to a pool the step holds only
  * v's pool lock and stops at the first area that does not; otherwise it also holds the
  * free-space lock (taken first: the lock order). Returns false when the list is empty.
  */
-export function purgeVmapNodeStep(t: VaTable, locks: Locks, v: number, pageInverse: number): boolean {
+export function purgeVmapNodeStep(t: VaTable, locks: Locks, v: number, k: number, pageInverse: number): boolean {
 	t.sync();
 	const b = nodeBase(v);
-	if (t.hdr[b + N_PURGE_HEAD] === 0) return false;
-	const poolOnly = toPool(t, t.hdr[b + N_PURGE_HEAD]!, v, pageInverse);
+	const list = purgeList(v, k);
+	if (t.hdr[list] === 0) return false;
+	const poolOnly = toPool(t, t.hdr[list]!, v, k, pageInverse);
 	if (!poolOnly) locks.acquire(HDR_FREE_LOCK);
 	locks.acquire(b + N_POOL_LOCK);
 	t.sync();
@@ -65,13 +67,13 @@ export function purgeVmapNodeStep(t: VaTable, locks: Locks, v: number, pageInver
 	let n = 0;
 	let pages = 0;
 	for (; n < PURGE_STEP; n++) {
-		const va = hdr[b + N_PURGE_HEAD]!;
+		const va = hdr[list]!;
 		if (va === 0) break;
 		const p = vaSize(f64, va) * pageInverse;
-		const pool = toPool(t, va, v, pageInverse);
+		const pool = toPool(t, va, v, k, pageInverse);
 		if (poolOnly && !pool) break;
-		hdr[b + N_PURGE_HEAD] = vaNext(i32, va);
-		hdr[b + N_PURGE_NR]!--;
+		hdr[list] = vaNext(i32, va);
+		hdr[list + 1]!--;
 		pages += p;
 		if (pool) poolAdd(t, v, va, p);
 		else mergeOrAddVmapArea(t, va);

@@ -6,27 +6,36 @@
  * HDR_WORK with Atomics.waitAsync); the purge takes back what nobody took and waits for the
  * rest.
  *
- * N_WORK: 0 none, WORK_POSTED, or the id of the handle purging the node. Posting and taking
- * are Atomics operations; the purge of the node itself is ordinary locked work (purge-node.ts).
+ * N_WORK encodes batch k with the state: 0 none; -(k + 1) posted for a helper; k << 16 | id
+ * while handle `id` purges it. A node is posted for one batch at a time (a purge whose node
+ * is busy with another batch's work purges that node itself). Posting and taking are Atomics
+ * operations; the purge of the node itself is ordinary locked work (purge-node.ts).
  */
 import { HDR_WORK, N_WORK, nodeBase } from "./layout.ts";
 import type { VaTable } from "./va-table.ts";
 
-export const WORK_POSTED = -1;
+const ID_MASK = 0xffff;
 
-/** Offer node `v`'s purge list to helpers and wake idle ones. The caller holds the purge mutex. */
-export function postWork(t: VaTable, v: number): void {
-	Atomics.store(t.hdr, nodeBase(v) + N_WORK, WORK_POSTED);
+/**
+ * Offer node `v`'s purge list of batch `k` to helpers and wake idle ones. Returns false when
+ * the node's work word is busy with another batch (the caller purges the node itself).
+ */
+export function postWork(t: VaTable, v: number, k: number): boolean {
+	if (Atomics.compareExchange(t.hdr, nodeBase(v) + N_WORK, 0, -(k + 1)) !== 0) return false;
 	Atomics.add(t.hdr, HDR_WORK, 1);
 	Atomics.notify(t.hdr, HDR_WORK);
+	return true;
 }
 
-/** Take node `v`'s posted work for handle `self`: true if it is now ours to purge. */
-export function takeWork(t: VaTable, v: number, self: number): boolean {
-	if (t.hdr[nodeBase(v) + N_WORK] !== WORK_POSTED) return false; // a plain peek first
-	if (Atomics.compareExchange(t.hdr, nodeBase(v) + N_WORK, WORK_POSTED, self) !== WORK_POSTED) return false;
+/** Take node `v`'s posted work for handle `self`: the batch it is for, now ours to purge, or -1. */
+export function takeWork(t: VaTable, v: number, self: number): number {
+	const w = nodeBase(v) + N_WORK;
+	const posted = t.hdr[w]!; // a plain peek first
+	if (posted >= 0) return -1;
+	const k = -posted - 1;
+	if (Atomics.compareExchange(t.hdr, w, posted, (k << 16) | self) !== posted) return -1;
 	Atomics.sub(t.hdr, HDR_WORK, 1);
-	return true;
+	return k;
 }
 
 /** The taker is done with node `v`: its purge list is empty. Wakes the purge waiting for it. */
@@ -35,16 +44,26 @@ export function finishWork(t: VaTable, v: number): void {
 	Atomics.notify(t.hdr, nodeBase(v) + N_WORK);
 }
 
-/** The handle purging node `v`, WORK_POSTED if nobody took it yet, 0 when done. */
-export function helperOf(t: VaTable, v: number): number {
+/** The work word of node `v` (see above), to wait on. */
+export function workWord(t: VaTable, v: number): number {
 	return Atomics.load(t.hdr, nodeBase(v) + N_WORK);
+}
+
+/** The handle purging node `v` for batch `k`, -1 if it is posted and not taken yet, 0 if neither. */
+export function helperOf(t: VaTable, v: number, k: number): number {
+	const w = workWord(t, v);
+	if (w === -(k + 1)) return -1;
+	return w > 0 && w >>> 16 === k ? w & ID_MASK : 0;
 }
 
 /** Helper `id` ended between two steps of node `v`: post the node again for anyone to finish. */
 export function repostWork(t: VaTable, v: number, id: number): void {
-	if (Atomics.compareExchange(t.hdr, nodeBase(v) + N_WORK, id, WORK_POSTED) !== id) return;
+	const word = nodeBase(v) + N_WORK;
+	const w = Atomics.load(t.hdr, word);
+	if (w <= 0 || (w & ID_MASK) !== id) return;
+	if (Atomics.compareExchange(t.hdr, word, w, -((w >>> 16) + 1)) !== w) return;
 	Atomics.add(t.hdr, HDR_WORK, 1);
-	Atomics.notify(t.hdr, nodeBase(v) + N_WORK);
+	Atomics.notify(t.hdr, word);
 	Atomics.notify(t.hdr, HDR_WORK);
 }
 

@@ -1,29 +1,38 @@
 /**
  * The purge (kernel __purge_vmap_area_lazy) and the shrinker (vmap_node_shrink_scan).
  *
- * A purge, holding the purge mutex:
- * 1. decays every node's pools (about 25% each; fully for an overflow purge or trim());
- * 2. moves each node's lazy list to the node's purge list (purge-list.ts), taking the flush
- *    range from the bounds each node kept as its areas were added (no walk of the lists);
- * 3. calls the flush hook once over the union range;
- * 4. purges every node's purge list into its pools or free space (purge-node.ts). With several
- *    nodes and a backlog of k * lazyMaxPages, k - 1 nodes (at most the nodes with work, less
- *    one) are posted for helpers: other handles take them at their next call, or at once when
- *    idle (purge-work.ts). The purging handle purges the rest, takes back posted nodes nobody
- *    took, and waits for the helpers.
+ * A purge:
+ * 1. takes the purge mutex (one detach at a time), decays every node's pools (about 25% each;
+ *    fully for an overflow purge or trim()), claims one of BATCH_SLOTS batches, moves each
+ *    node's lazy list to the node's purge list of that batch (purge-list.ts), adopts the
+ *    batches whose owners closed or ended before they were done, and releases the mutex;
+ * 2. calls the flush hook once over the union range, holding no lock: other purges detach
+ *    and flush their own batches meanwhile, and an asynchronous flush may take as long as it
+ *    takes;
+ * 3. purges every node's purge list of its batches into pools or free space (purge-node.ts),
+ *    holding only the short locks of each step. With several nodes and a backlog of
+ *    k * lazyMaxPages, k - 1 nodes are posted for helpers (purge-work.ts); the purging handle
+ *    does the rest, takes back what nobody took and waits for the helpers;
+ * 4. gives the batch back; its generation word changes, which is what purge({ sync: true })
+ *    watches for the batches other handles had in flight.
  *
  * When purges run: see drain.ts (drain, priority purge), alloc.ts (overflow) and the public
- * space.purge() and space.trim().
- *
- * The purge mutex admits one purge at a time across all handles; it stays held across an
- * asynchronous flush, so a batch is never merged back before its flush completed. The flush
- * hook runs holding only the purge mutex.
+ * space.purge() and space.trim(). Liveness: no lock is held across the flush hook or a turn of
+ * the event loop, so a flush that never settles keeps its batch unusable and nothing else.
  */
 import type { FlushHook, PurgeResult, TrimResult } from "./api.ts";
 import { Drain } from "./drain.ts";
+import { VmapError } from "./errors.ts";
 import {
+	BATCH_ORPHAN,
+	BATCH_SKIP_POPULATE,
+	BATCH_SLOTS,
+	HDR_BATCH_FLAGS,
+	HDR_BATCH_GEN,
+	HDR_BATCH_OWNER,
 	HDR_PURGE_LOCK,
-	HDR_SKIP_POPULATE,
+	HDRF_BATCH_END,
+	HDRF_BATCH_START,
 	HDRF_FLUSH_ERRORS,
 	HDRF_FLUSHED_BYTES,
 	HDRF_FLUSHES,
@@ -36,17 +45,21 @@ import {
 	N_WORK,
 	NF_HELPER_RUNS,
 	nodeBase,
+	purgeList,
 } from "./layout.ts";
 import { canWait, type Locks } from "./lock.ts";
 import { detachLazyLists, undoDetach } from "./purge-list.ts";
 import { decayVaPoolNode, purgeVmapNodeStep } from "./purge-node.ts";
-import { finishWork, helperOf, postWork, takeWork } from "./purge-work.ts";
+import { finishWork, helperOf, postWork, takeWork, workWord } from "./purge-work.ts";
 import { seqBegin, seqEnd } from "./stats.ts";
 import { isShared, type VaTable } from "./va-table.ts";
 
 /** What a caller asks of a purge. */
 export interface PurgeRequest {
-	/** Wait for a purge another handle runs (sync), instead of skipping (try). */
+	/**
+	 * Wait for the purge mutex (held only while a purge detaches), and for a batch when all are
+	 * in flight, instead of skipping (try).
+	 */
 	wait: boolean;
 	/** An allocation found no fit: decay pools fully and do not refill them (kernel skip_populate). */
 	overflow: boolean;
@@ -54,14 +67,30 @@ export interface PurgeRequest {
 	bounded?: boolean;
 	/** Skip the purge unless at least this many lazy pages wait, once the mutex is taken. */
 	minPages?: number;
+	/** Skip rather than wait when every batch is in flight (the free path's priority purge). */
+	noBatchWait?: boolean;
 }
 
 export const SYNC_PURGE: PurgeRequest = { wait: true, overflow: false };
 export const OVERFLOW_PURGE: PurgeRequest = { wait: true, overflow: true };
 export const TRY_PURGE: PurgeRequest = { wait: false, overflow: false };
+/** A purge that adopts orphaned batches, and waits for nothing more. */
+const ADOPT_PURGE: PurgeRequest = { wait: true, overflow: false, noBatchWait: true };
 
 const settled = Promise.resolve();
 const ignore = () => {};
+
+/** One batch this handle flushes and purges: its slot, and the nodes it purges or posted. */
+export class Batch {
+	readonly k: number;
+	own: number[];
+	posted: number[] = [];
+
+	constructor(k: number, own: number[]) {
+		this.k = k;
+		this.own = own;
+	}
+}
 
 export class Purger {
 	readonly t: VaTable;
@@ -69,11 +98,8 @@ export class Purger {
 	readonly drain: Drain;
 	private readonly flush: FlushHook | undefined;
 	private readonly pageInverse: number;
-	/** This handle's purge waiting for an asynchronous flush; it holds the purge mutex. */
-	private inflight: Promise<void> | null = null;
-	/** Nodes this handle's purge purges itself, and nodes it posted for helpers. */
-	private own: number[] = [];
-	private posted: number[] = [];
+	/** This handle's batches waiting for an asynchronous flush, and the promises that purge them. */
+	private readonly inflight = new Map<Batch, Promise<void>>();
 
 	constructor(t: VaTable, locks: Locks, flush: FlushHook | undefined, pageSize: number) {
 		this.t = t;
@@ -83,62 +109,57 @@ export class Purger {
 		this.drain = new Drain(this);
 	}
 
-	/** True while this handle's purge waits for its flush. */
+	/** True while a batch of this handle waits for its asynchronous flush. */
 	get flushing(): boolean {
-		return this.inflight !== null;
+		return this.inflight.size > 0;
 	}
 
-	/** Whether this handle holds the purge mutex (its purge is flushing or draining). */
-	get holding(): boolean {
-		return this.locks.owner(HDR_PURGE_LOCK) === this.locks.self;
+	/** Batches in flight (any handle's), for messages. */
+	batchesInFlight(): number {
+		let n = 0;
+		for (let k = 0; k < BATCH_SLOTS; k++) if (Atomics.load(this.t.hdr, HDR_BATCH_OWNER + k) !== 0) n++;
+		return n;
 	}
 
 	/** Purge every lazy area. Throws what a synchronous flush hook throws; the areas then stay lazy. */
 	purge(req: PurgeRequest): PurgeResult {
-		if (this.holding) return this.purgeAgain(req);
-		if (!this.locks.tryAcquire(HDR_PURGE_LOCK)) {
-			if (!req.wait) return result("skipped", 0, 0, 0, 0, settled);
-			this.locks.acquire(HDR_PURGE_LOCK);
-		}
-		return this.purgeLocked(req);
-	}
-
-	/**
-	 * A purge asked for by the handle that holds the mutex already. Try: skipped. Our drain,
-	 * between two slices: whoever needs the space now finishes it here, then purges what was
-	 * freed since. Our flush in flight (or the flush hook running now, calling us): waiting
-	 * would wait for ourselves, so the purge runs after it.
-	 */
-	private purgeAgain(req: PurgeRequest): PurgeResult {
-		if (!req.wait) return result("skipped", 0, 0, 0, 0, settled);
-		if (this.drain.draining) {
-			this.purgeNodes();
-			return this.purge(req);
-		}
-		const after = this.inflight ?? settled;
-		// A handle closed meanwhile runs nothing more: its worker may be terminated at any time.
-		const done = after.then(ignore, ignore).then(() => (this.locks.closed ? undefined : this.purge(req).done));
-		done.catch(ignore);
-		return result("queued", 0, 0, 0, 0, done);
-	}
-
-	/** The purge proper, the mutex held; every exit releases it or hands it to the flush's settling. */
-	private purgeLocked(req: PurgeRequest): PurgeResult {
 		const t = this.t;
 		const locks = this.locks;
+		if (locks.closed) return result("skipped", 0, 0, 0, 0, settled);
+		// Whoever needs the space now finishes this handle's drain here, between its slices.
+		if (req.wait && !req.bounded && this.drain.draining) this.drain.finish();
+		if (!locks.tryAcquire(HDR_PURGE_LOCK)) {
+			if (!req.wait) return result("skipped", 0, 0, 0, 0, settled);
+			locks.acquire(HDR_PURGE_LOCK);
+		}
 		if (req.minPages !== undefined && t.lazyPages() < req.minPages) {
 			locks.release(HDR_PURGE_LOCK);
 			return result("skipped", 0, 0, 0, 0, settled);
 		}
-		t.hdr[HDR_SKIP_POPULATE] = req.overflow ? 1 : 0; // read by helpers, after they take work
+		const others = this.othersInFlight();
+		// A purge that waits also answers for this handle's batches already in flight.
+		const mine = req.wait ? Promise.allSettled(this.inflight.values()).then(ignore) : settled;
 		for (let v = 0; v < t.nodes; v++) decayVaPoolNode(t, locks, v, req.overflow);
-		const batch = detachLazyLists(t, locks, this.pageInverse);
-		this.own = batch.nodes;
-		if (batch.areas === 0) {
+		const k = this.claimBatch();
+		if (k < 0) {
 			locks.release(HDR_PURGE_LOCK);
-			return result("empty", 0, 0, 0, 0, settled);
+			return this.noBatch(req);
 		}
-		const { areas, bytes, start, end } = batch;
+		t.hdr[HDR_BATCH_FLAGS + k] = req.overflow ? BATCH_SKIP_POPULATE : 0;
+		const detached = detachLazyLists(t, locks, k, this.pageInverse);
+		const batches = [new Batch(k, detached.nodes), ...this.adoptOrphans()];
+		locks.release(HDR_PURGE_LOCK);
+
+		let start = Infinity;
+		let end = -Infinity;
+		for (const b of batches) {
+			start = Math.min(start, t.hdrF[HDRF_BATCH_START + b.k]!);
+			end = Math.max(end, t.hdrF[HDRF_BATCH_END + b.k]!);
+		}
+		if (start >= end) {
+			for (const b of batches) this.endBatch(b.k);
+			return result("empty", 0, 0, 0, 0, mine.then(() => this.othersDone(others)));
+		}
 		seqBegin(t.hdr);
 		t.hdrF[HDRF_PURGES]!++;
 		t.hdrF[HDRF_FLUSHES]!++;
@@ -146,60 +167,198 @@ export class Purger {
 		if (req.overflow) t.hdrF[HDRF_OVERFLOW_PURGES]!++;
 		seqEnd(t.hdr);
 
+		const { areas, bytes } = detached;
 		let pending: void | PromiseLike<void>;
 		try {
 			pending = this.flush?.(start, end);
 		} catch (e) {
-			this.flushFailed();
+			for (const b of batches) this.flushFailed(b);
 			throw e;
 		}
+		const bounded = req.bounded ?? false;
 		if (pending === undefined || typeof pending.then !== "function") {
-			return result(req.bounded ? "flushing" : "done", areas, bytes, start, end, this.flushed(req.bounded ?? false));
+			const merged = this.flushed(batches, bounded);
+			if (req.wait && !bounded && !req.noBatchWait) this.waitForBatches(others);
+			return result(bounded ? "flushing" : "done", areas, bytes, start, end, Promise.all([merged, mine]).then(() => this.othersDone(others)));
 		}
 		const done = Promise.resolve(pending).then(
 			() => {
-				this.inflight = null;
-				return this.flushed(req.bounded ?? false);
+				for (const b of batches) this.inflight.delete(b);
+				return this.flushed(batches.filter((b) => this.owns(b.k)), bounded);
 			},
 			(e: unknown) => {
-				this.inflight = null;
-				this.flushFailed();
+				for (const b of batches) {
+					this.inflight.delete(b);
+					if (this.owns(b.k)) this.flushFailed(b);
+				}
 				throw e;
 			},
 		);
-		this.inflight = done;
+		for (const b of batches) this.inflight.set(b, done);
 		done.catch(ignore); // the caller may ignore `done`; the error is counted in flushErrors
-		return result("flushing", areas, bytes, start, end, done);
+		return result("flushing", areas, bytes, start, end, Promise.all([done, mine]).then(() => this.othersDone(others)));
 	}
 
-	/** The batch is flushed: offer nodes to helpers, then purge the nodes, now or in slices. */
-	private flushed(bounded: boolean): Promise<void> {
-		this.postHelpers();
-		if (bounded) return this.drain.purgeNodesBounded();
-		this.purgeNodes();
+	/** Claim a free batch (under the purge mutex): its index, or -1 when all are in flight. */
+	private claimBatch(): number {
+		for (let k = 0; k < BATCH_SLOTS; k++) {
+			if (Atomics.compareExchange(this.t.hdr, HDR_BATCH_OWNER + k, 0, this.locks.self) === 0) return k;
+		}
+		return -1;
+	}
+
+	/** Batches whose owner closed or ended before they were done: ours now, to flush again and purge. */
+	private adoptOrphans(): Batch[] {
+		const out: Batch[] = [];
+		for (let k = 0; k < BATCH_SLOTS; k++) {
+			if (Atomics.compareExchange(this.t.hdr, HDR_BATCH_OWNER + k, BATCH_ORPHAN, this.locks.self) !== BATCH_ORPHAN) continue;
+			// Every node: its own list, and any helper the old owner had posted or that took a node.
+			const nodes: number[] = [];
+			for (let v = 0; v < this.t.nodes; v++) nodes.push(v);
+			const b = new Batch(k, nodes);
+			b.posted = [...nodes];
+			out.push(b);
+		}
+		return out;
+	}
+
+	/** Whether this handle still owns batch `k` (close() hands batches in flight over). */
+	private owns(k: number): boolean {
+		return Atomics.load(this.t.hdr, HDR_BATCH_OWNER + k) === this.locks.self;
+	}
+
+	/** The batches other handles have in flight now, by generation, for othersDone(). */
+	private othersInFlight(): Array<[number, number]> {
+		const out: Array<[number, number]> = [];
+		for (let k = 0; k < BATCH_SLOTS; k++) {
+			const owner = Atomics.load(this.t.hdr, HDR_BATCH_OWNER + k);
+			if (owner !== 0 && owner !== this.locks.self) out.push([k, Atomics.load(this.t.hdr, HDR_BATCH_GEN + k)]);
+		}
+		return out;
+	}
+
+	/**
+	 * Resolves once each of `batches` (slot, generation) is done: the areas other handles were
+	 * flushing when this purge began are then reusable too. Watches their generation words
+	 * without blocking the thread, and without keeping a Node process alive for them.
+	 */
+	private othersDone(batches: Array<[number, number]>): Promise<void> {
+		if (batches.length === 0) return settled;
+		const hdr = this.t.hdr;
+		return new Promise<void>((resolve) => {
+			const look = () => {
+				if (batches.every(([k, gen]) => Atomics.load(hdr, HDR_BATCH_GEN + k) !== gen)) resolve();
+				else (setTimeout(look, 1) as { unref?: () => void }).unref?.();
+			};
+			look();
+		});
+	}
+
+	/**
+	 * Wait, holding nothing, until each of `batches` (slot, generation) that other handles had
+	 * in flight is done: what a sync or overflow purge promises is then true of their areas too.
+	 * A batch orphaned meanwhile (its owner closed or ended) is adopted and purged here. Stops
+	 * waiting after timeoutMs (the areas then stay out of use until their batch is done); while
+	 * it waits, the layer above is told this handle is blocked (a heap handle is then quiescent
+	 * for grace periods: its thread holds no reference while it waits here).
+	 */
+	private waitForBatches(batches: Array<[number, number]>): void {
+		if (batches.length === 0) return;
+		const hdr = this.t.hdr;
+		const t0 = performance.now();
+		let blocked = false;
+		try {
+			for (;;) {
+				const pending = batches.find(([k, gen]) => Atomics.load(hdr, HDR_BATCH_GEN + k) === gen);
+				if (pending === undefined) return;
+				const [k, gen] = pending;
+				this.locks.checkAlive();
+				if (Atomics.load(hdr, HDR_BATCH_OWNER + k) === BATCH_ORPHAN) {
+					this.purge(ADOPT_PURGE);
+					continue;
+				}
+				if (!canWait || performance.now() - t0 >= this.locks.timeoutMs) return;
+				if (!blocked) {
+					blocked = true;
+					this.blocking?.(true);
+				}
+				Atomics.wait(hdr, HDR_BATCH_GEN + k, gen, 20);
+			}
+		} finally {
+			if (blocked) this.blocking?.(false);
+		}
+	}
+
+	/** Set by the layer above: told when this handle blocks waiting for other handles' batches, and when it stops. */
+	blocking: ((blocked: boolean) => void) | undefined;
+
+	/**
+	 * Every batch is in flight. Try, or the free path: skipped. A batch of ours among them:
+	 * our drain's is purged here at once; if only our flushes are in flight, this purge is
+	 * queued behind them (waiting here would wait for ourselves). Otherwise wait, holding
+	 * nothing, for another handle's batch to be done (ETIMEDOUT after timeoutMs), and retry.
+	 */
+	private noBatch(req: PurgeRequest): PurgeResult {
+		if (!req.wait || req.noBatchWait) return result("skipped", 0, 0, 0, 0, settled);
+		if (this.drain.draining) {
+			this.drain.finish();
+			return this.purge(req);
+		}
+		if (this.inflight.size > 0) {
+			const done = Promise.allSettled(this.inflight.values()).then(() => (this.locks.closed ? undefined : this.purge(req).done));
+			done.catch(ignore);
+			return result("queued", 0, 0, 0, 0, done);
+		}
+		const hdr = this.t.hdr;
+		const t0 = performance.now();
+		const k = 0;
+		const owner = Atomics.load(hdr, HDR_BATCH_OWNER + k);
+		while (Atomics.load(hdr, HDR_BATCH_OWNER + k) === owner && owner !== 0) {
+			this.locks.checkAlive();
+			const ms = performance.now() - t0;
+			if (ms >= this.locks.timeoutMs) {
+				throw new VmapError("ETIMEDOUT", `Waited ${this.locks.timeoutMs} ms for a purge batch: all ${BATCH_SLOTS} are in flight (batch 0 is handle ${owner}'s); nothing was changed`);
+			}
+			if (canWait) Atomics.wait(hdr, HDR_BATCH_OWNER + k, owner, 20);
+		}
+		return this.purge(req);
+	}
+
+	/** The batches are flushed: offer nodes to helpers, then purge the nodes, now or in slices. */
+	private flushed(batches: Batch[], bounded: boolean): Promise<void> {
+		for (const b of batches) this.postHelpers(b);
+		if (bounded) return this.drain.purgeBounded(batches);
+		for (const b of batches) this.purgeBatch(b);
 		return settled;
 	}
 
-	/** The flush threw or rejected: the batch goes back to the lazy lists; the mutex is released. */
-	private flushFailed(): void {
-		undoDetach(this.t, this.locks, this.own);
-		this.own = [];
+	/** The flush threw or rejected: batch `b` goes back to the lazy lists. */
+	private flushFailed(b: Batch): void {
+		undoDetach(this.t, this.locks, b.k);
 		seqBegin(this.t.hdr);
 		this.t.hdrF[HDRF_FLUSH_ERRORS]!++;
 		seqEnd(this.t.hdr);
-		this.locks.release(HDR_PURGE_LOCK);
+		this.endBatch(b.k, false);
+	}
+
+	/**
+	 * Close(): hand the batches still waiting for their flush over to the next purge (which
+	 * flushes their range again); a drain of ours in progress is finished now.
+	 */
+	handOver(): void {
+		this.drain.finish();
+		for (const b of this.inflight.keys()) Atomics.compareExchange(this.t.hdr, HDR_BATCH_OWNER + b.k, this.locks.self, BATCH_ORPHAN);
+		this.inflight.clear();
 	}
 
 	/**
 	 * Shrinker (kernel vmap_node_shrink_scan): decay every pool fully, under the purge mutex
-	 * (decays must not run concurrently: kernel fix ec05f51f1e65). Waits for a purge another
-	 * handle runs; if this handle's own purge holds the mutex, decays under it.
+	 * (decays must not run concurrently: kernel fix ec05f51f1e65).
 	 */
 	trim(): TrimResult {
 		const t = this.t;
 		const locks = this.locks;
-		const mine = this.holding;
-		if (!mine) locks.acquire(HDR_PURGE_LOCK);
+		locks.acquire(HDR_PURGE_LOCK);
 		let areas = 0;
 		let bytes = 0;
 		try {
@@ -212,24 +371,23 @@ export class Purger {
 			t.hdrF[HDRF_TRIMS]!++;
 			seqEnd(t.hdr);
 		} finally {
-			if (!mine) locks.release(HDR_PURGE_LOCK);
+			locks.release(HDR_PURGE_LOCK);
 		}
 		return { areas, bytes };
 	}
 
 	/**
-	 * Help another handle's purge (no lock held): purge every node posted for helpers that
-	 * this handle can take. Called at the start of this handle's calls and when it is idle.
+	 * Help other purges (no lock held): purge every node posted for helpers that this handle
+	 * can take. Called at the start of this handle's calls and when it is idle.
 	 */
 	help(): void {
 		const t = this.t;
 		const locks = this.locks;
-		// Our own purge takes back its posted nodes itself (step()).
-		if (this.holding) return;
 		for (let v = 0; v < t.nodes; v++) {
-			if (!takeWork(t, v, locks.self)) continue;
+			const k = takeWork(t, v, locks.self);
+			if (k < 0) continue;
 			try {
-				while (purgeVmapNodeStep(t, locks, v, this.pageInverse));
+				while (purgeVmapNodeStep(t, locks, v, k, this.pageInverse));
 				const b = nodeBase(v);
 				locks.acquire(b + N_POOL_LOCK);
 				t.hdrF[(b >> 1) + NF_HELPER_RUNS]!++;
@@ -241,45 +399,48 @@ export class Purger {
 	}
 
 	/**
-	 * The flush is done: offer nodes to helpers (kernel nr_purge_helpers = clamp(vmapLazyNr /
-	 * lazyMaxPages, 1, nodes with work) - 1). Only a shared space has other handles.
+	 * Batch `b` is flushed: offer nodes to helpers (kernel nr_purge_helpers = clamp(vmapLazyNr
+	 * / lazyMaxPages, 1, nodes with work) - 1). Only a shared space has other handles.
 	 */
-	private postHelpers(): void {
+	private postHelpers(b: Batch): void {
 		const t = this.t;
-		this.posted = [];
-		if (!isShared(t.buffer) || this.own.length < 2) return;
+		if (!isShared(t.buffer) || b.own.length < 2) return;
 		const units = Math.floor(t.lazyPages() / t.hdrF[HDRF_LAZY_MAX_PAGES]!);
-		let helpers = Math.min(Math.max(units, 1), this.own.length) - 1;
-		while (helpers-- > 0) {
-			const v = this.own.pop()!;
-			postWork(t, v);
-			this.posted.push(v);
+		let helpers = Math.min(Math.max(units, 1), b.own.length) - 1;
+		for (let i = b.own.length - 1; i > 0 && helpers > 0; i--) {
+			const v = b.own[i]!;
+			if (t.hdr[purgeList(v, b.k)] === 0 || !postWork(t, v, b.k)) continue;
+			b.own.splice(i, 1);
+			b.posted.push(v);
+			helpers--;
 		}
 	}
 
 	/**
-	 * One unit of the purge's node work: a step of the first own node, else the first posted
+	 * One unit of batch `b`'s node work: a step of its first own node, else its first posted
 	 * node taken back (nobody took it) or checked on. Returns "more", "wait" (a helper is still
 	 * at work) or "done" (every node purged).
 	 */
-	step(): "more" | "wait" | "done" {
+	step(b: Batch): "more" | "wait" | "done" {
 		const t = this.t;
 		const locks = this.locks;
-		if (this.own.length > 0) {
-			if (!purgeVmapNodeStep(t, locks, this.own[0]!, this.pageInverse)) this.own.shift();
+		if (b.own.length > 0) {
+			if (!purgeVmapNodeStep(t, locks, b.own[0]!, b.k, this.pageInverse)) b.own.shift();
 			return "more";
 		}
-		if (this.posted.length === 0) return "done";
-		const v = this.posted[0]!;
-		if (takeWork(t, v, locks.self)) {
-			finishWork(t, v);
-			this.posted.shift();
-			this.own.push(v);
+		if (b.posted.length === 0) return "done";
+		const v = b.posted[0]!;
+		const helper = helperOf(t, v, b.k);
+		if (helper === -1) {
+			if (takeWork(t, v, locks.self) === b.k) {
+				finishWork(t, v);
+				b.posted.shift();
+				b.own.push(v);
+			}
 			return "more";
 		}
-		const helper = helperOf(t, v);
 		if (helper === 0) {
-			this.posted.shift();
+			b.posted.shift();
 			seqBegin(t.hdr);
 			t.hdrF[HDRF_HELPED]!++;
 			seqEnd(t.hdr);
@@ -288,28 +449,33 @@ export class Purger {
 		return "wait";
 	}
 
-	/** Wait briefly for the helper of the first posted node (after step() said "wait"). */
-	waitForHelper(): void {
-		const v = this.posted[0]!;
-		const helper = helperOf(this.t, v);
-		if (canWait && helper > 0) Atomics.wait(this.t.hdr, nodeBase(v) + N_WORK, helper, 20);
+	/** Wait briefly for the helper of batch `b`'s first posted node (after step() said "wait"). */
+	waitForHelper(b: Batch): void {
+		const v = b.posted[0]!;
+		if (canWait) Atomics.wait(this.t.hdr, nodeBase(v) + N_WORK, workWord(this.t, v), 20);
 	}
 
-	/** Purge every node now, waiting for helpers; then release the purge mutex. */
-	purgeNodes(): void {
+	/** Purge every node of batch `b` now, waiting for its helpers; then give the batch back. */
+	purgeBatch(b: Batch): void {
 		for (;;) {
-			const w = this.step();
+			const w = this.step(b);
 			if (w === "done") break;
-			if (w === "wait") this.waitForHelper();
+			if (w === "wait") this.waitForHelper(b);
 		}
-		this.endPurge();
+		this.endBatch(b.k);
 	}
 
-	/** All is purged: release the purge mutex; areas freed meanwhile may make a drain due. */
-	endPurge(): void {
-		this.drain.draining = false;
-		this.locks.release(HDR_PURGE_LOCK);
-		if (this.t.lazyPages() > this.t.hdrF[HDRF_LAZY_MAX_PAGES]!) this.drain.schedule();
+	/**
+	 * Batch `k` is done (or given up): free it, change its generation, wake waiters; areas freed
+	 * meanwhile may make a drain due.
+	 */
+	endBatch(k: number, drainAfter = true): void {
+		const hdr = this.t.hdr;
+		hdr[HDR_BATCH_FLAGS + k] = 0;
+		Atomics.add(hdr, HDR_BATCH_GEN + k, 1);
+		Atomics.store(hdr, HDR_BATCH_OWNER + k, 0);
+		Atomics.notify(hdr, HDR_BATCH_OWNER + k);
+		if (drainAfter && this.t.lazyPages() > this.t.hdrF[HDRF_LAZY_MAX_PAGES]!) this.drain.schedule();
 	}
 }
 
@@ -317,7 +483,8 @@ function result(status: PurgeResult["status"], areas: number, bytes: number, sta
 	return { status, areas, bytes, start, end, done };
 }
 
-/** What an EBUSY message adds when this handle's purge is still waiting for its flush. */
+/** What an EBUSY message adds when batches are still waiting for their flush. */
 export function flushingNote(p: Purger): string {
-	return p.flushing ? " (a purge is waiting for its asynchronous flush; allocAsync() waits for it)" : "";
+	const n = p.batchesInFlight();
+	return n > 0 ? ` (${n} purge batch${n > 1 ? "es are" : " is"} still being flushed or purged; allocAsync() waits for them)` : "";
 }

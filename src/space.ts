@@ -114,7 +114,7 @@ export class VmapSpace {
 	close(): void {
 		const s = this.#s;
 		if (s.locks.closed) return;
-		s.purger.drain.finish();
+		s.purger.handOver();
 		s.locks.closed = true;
 		releaseHandle(s.table, s.id);
 	}

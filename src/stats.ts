@@ -44,7 +44,6 @@ import {
 	N_LAZY_NR,
 	N_POOL_LOCK,
 	N_POOL_NR,
-	N_PURGE_NR,
 	NF_ALLOCS,
 	NF_BUSY_BYTES,
 	NF_DECAYED,
@@ -57,6 +56,8 @@ import {
 	NF_POOL_MISSES,
 	NF_PURGED_AREAS,
 	nodeBase,
+	purgeList,
+	BATCH_SLOTS,
 	POOL_LEN,
 } from "./layout.ts";
 import { LOCK_SEQ } from "./lock.ts";
@@ -143,7 +144,9 @@ function copyDomain(t: VaTable, s: VmapStats, domain: number, v: number, pools: 
 			return;
 		case POOL: {
 			const n = nodes[v]!;
-			scratch[S_BATCHED] = hdr[b + N_PURGE_NR]!;
+			let batched = 0;
+			for (let k = 0; k < BATCH_SLOTS; k++) batched += hdr[purgeList(v, k) + 1]!;
+			scratch[S_BATCHED] = batched;
 			scratch[S_PURGED] = f[nf + NF_LAZY_PURGED]!;
 			n.purgedAreas = f[nf + NF_PURGED_AREAS]!;
 			n.poolAreas = hdr[b + N_POOL_NR]!;

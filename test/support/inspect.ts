@@ -1,10 +1,10 @@
 /** Read a space's structures straight from its buffer, for assertions. */
+import { purgeHeads } from "../../src/info.ts";
 import {
 	HDR_FREE_HEAD,
 	MAX_VA_SIZE_PAGES,
 	N_BUSY_ROOT,
 	N_LAZY_HEAD,
-	N_PURGE_HEAD,
 	nodeBase,
 } from "../../src/layout.ts";
 import { poolWord } from "../../src/nodes.ts";
@@ -41,7 +41,7 @@ function nodes(space: VmapSpace): number[] {
 /** Lazy areas (every node's lazy and purge lists) in address order. */
 export function lazyAreas(space: VmapSpace): Range[] {
 	const hdr = space.table.hdr;
-	return listed(space, nodes(space).flatMap((v) => [hdr[nodeBase(v) + N_LAZY_HEAD]!, hdr[nodeBase(v) + N_PURGE_HEAD]!]));
+	return listed(space, nodes(space).flatMap((v) => [hdr[nodeBase(v) + N_LAZY_HEAD]!, ...purgeHeads(space.table, v)]));
 }
 
 /** Pooled areas (every pool of every node) in address order. */

@@ -49,7 +49,10 @@ if (job.mode === "slow-flush") {
 		// The drain ran its first slice in the check phase before us.
 		begun();
 		burn(job.ms);
-		parentPort!.postMessage({ status: "done" });
+		// Report once the drain is done: terminating a worker inside a purge step would leave
+		// its locks held by a handle nobody watches.
+		const whenDrained = () => (space.stats().lazyAreas === 0 ? parentPort!.postMessage({ status: "done" }) : setImmediate(whenDrained));
+		whenDrained();
 	});
 } else if (job.mode === "long-dump") {
 	for (let i = 0; i < job.areas; i++) space.alloc(P);
