@@ -159,7 +159,8 @@ function noFit(s: SpaceState, size: number, options: AllocOptions | undefined, a
 		try {
 			s.purger.purge(OVERFLOW_PURGE);
 		} catch (e) {
-			// A flush hook that threw leaves its batch lazy (counted in flushErrors): fail below.
+			// A flush hook that threw leaves its batch lazy (counted in flushErrors), and a batch
+			// still flushing elsewhere past timeoutMs stays out of use: retry with what there is.
 			if (e instanceof VmapError && e.code === "EOWNERDEAD") throw e;
 		}
 		return allocVmapArea(s, size, options, false);

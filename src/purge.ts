@@ -158,6 +158,7 @@ export class Purger {
 		}
 		if (start >= end) {
 			for (const b of batches) this.endBatch(b.k);
+			if (req.wait && !req.noBatchWait) this.waitForBatches(others);
 			return result("empty", 0, 0, 0, 0, mine.then(() => this.othersDone(others)));
 		}
 		seqBegin(t.hdr);
@@ -257,8 +258,9 @@ export class Purger {
 	/**
 	 * Wait, holding nothing, until each of `batches` (slot, generation) that other handles had
 	 * in flight is done: what a sync or overflow purge promises is then true of their areas too.
-	 * A batch orphaned meanwhile (its owner closed or ended) is adopted and purged here. Stops
-	 * waiting after timeoutMs (the areas then stay out of use until their batch is done); while
+	 * A batch orphaned meanwhile (its owner closed or ended) is adopted and purged here. After
+	 * timeoutMs, ETIMEDOUT names the batch and its owner (this purge's own batch is done; the
+	 * other batch's areas stay out of use until it is); while
 	 * it waits, the layer above is told this handle is blocked (a heap handle is then quiescent
 	 * for grace periods: its thread holds no reference while it waits here).
 	 */
@@ -277,7 +279,14 @@ export class Purger {
 					this.purge(ADOPT_PURGE);
 					continue;
 				}
-				if (!canWait || performance.now() - t0 >= this.locks.timeoutMs) return;
+				if (!canWait) return;
+				if (performance.now() - t0 >= this.locks.timeoutMs) {
+					const owner = Atomics.load(hdr, HDR_BATCH_OWNER + k);
+					throw new VmapError(
+						"ETIMEDOUT",
+						`Waited ${this.locks.timeoutMs} ms for purge batch ${k}, which handle ${owner} is still flushing or purging (its flush hook has not returned or settled); this purge's own batch is done`,
+					);
+				}
 				if (!blocked) {
 					blocked = true;
 					this.blocking?.(true);

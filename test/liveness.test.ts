@@ -110,6 +110,39 @@ test("liveness: a watched heap worker that exits holding nothing is taken offlin
 	heap.check();
 });
 
+test("liveness: a heap handle whose asynchronous flush is pending calls synchronize() while another purges: both finish (no lock is held across the flush; a handle blocked on a batch is quiescent)", async () => {
+	const heap = VmapHeap.create({ size: 1 << 20 });
+	const a = await slowWorker("heap-flush-sync", heap.handle, { ms: 300 });
+	heap.vfree(heap.vmalloc(100));
+	heap.purge(); // waits for a's batch, which waits for a's synchronize(), which waits for us
+	assert.deepEqual(await a.done, { status: "flushing" });
+	await a.worker.terminate();
+	assert.equal(heap.stats().space.lazyAreas, 0);
+	heap.check();
+});
+
+test("liveness: a flush that never settles keeps its batch out of use and nothing else; sync purges end in ETIMEDOUT; close() hands the batch to the next purge", async () => {
+	const flushed: Array<[number, number]> = [];
+	const space = VmapSpace.create({ size: 1024 * P, timeoutMs: 300, flush: (a, b) => void flushed.push([a, b]) });
+	const w = await slowWorker("stuck-flush", space.handle);
+	assert.throws(() => space.purge({ sync: true }), /ETIMEDOUT: Waited 300 ms for purge batch 0, which handle 2 is still flushing/);
+	const p = space.alloc(4 * P); // allocation, free, find, trim and try purges go on
+	space.free(p);
+	assert.equal(space.find(p)?.state, "lazy");
+	space.trim();
+	assert.equal(space.purge().status, "done");
+	assert.equal(space.find(p), undefined);
+	assert.equal(space.stats().lazyAreas, 1, "the stuck batch's area is still out of use");
+	w.worker.postMessage("close");
+	assert.deepEqual(await w.done, { status: "closed" });
+	const r = space.purge({ sync: true });
+	assert.equal(r.status, "done", "the handed-over batch was adopted");
+	assert.equal(space.stats().lazyAreas, 0);
+	assert.equal(flushed.length, 2, "our purge's flush, then the adopted batch's");
+	await w.worker.terminate();
+	space.check();
+});
+
 test("liveness: synchronize() takes a number of milliseconds or Infinity, nothing else", () => {
 	const heap = VmapHeap.create({ size: 1 << 20 });
 	for (const bad of [-1, Number.NaN, null, "50", [], {}]) {

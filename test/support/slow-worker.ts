@@ -7,7 +7,10 @@
  *   busy-loops `ms` without yielding (the drain stays between slices);
  * - "long-dump": allocates `areas` areas, then dump()s them (every lock held while it lists);
  * - "hold-lock": takes the free-space lock and never lets go (the test terminates it);
- * - "heap-idle": attaches to a heap and waits, holding nothing (the test terminates it).
+ * - "heap-idle": attaches to a heap and waits, holding nothing (the test terminates it);
+ * - "heap-flush-sync": a heap handle whose asynchronous flush (settling after `ms`, on this
+ *   thread's event loop) is pending calls synchronize(), blocking that event loop;
+ * - "stuck-flush": a flush whose promise never settles; then closes on message "close".
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { VmapHeap, VmapSpace } from "../../src/index.ts";
@@ -32,7 +35,22 @@ if (job.mode === "heap-idle") {
 	for (;;) Atomics.wait(control, PROGRESS, 0, 1000);
 }
 
-const space = VmapSpace.attach(job.handle, job.mode === "slow-flush" ? { flush: () => (begun(), burn(job.ms)) } : {});
+if (job.mode === "heap-flush-sync") {
+	const heap = VmapHeap.attach(job.handle as { buffer: SharedArrayBuffer; data: SharedArrayBuffer }, { flush: () => new Promise<void>((r) => setTimeout(r, job.ms)) });
+	parentPort!.postMessage({ id: heap.space.id });
+	waitAtGate(control);
+	heap.vfree(heap.vmalloc(100));
+	const r = heap.space.purge();
+	begun();
+	heap.synchronize(60_000); // blocks this thread: its own flush cannot settle meanwhile
+	await r.done;
+	heap.close();
+	parentPort!.postMessage({ status: r.status });
+	await new Promise(() => {}); // done: the worker ends here
+}
+
+const stuck = () => new Promise<void>(() => {});
+const space = VmapSpace.attach(job.handle, job.mode === "slow-flush" ? { flush: () => (begun(), burn(job.ms)) } : job.mode === "stuck-flush" ? { flush: stuck } : {});
 const P = space.pageSize;
 parentPort!.postMessage({ id: space.id });
 waitAtGate(control);
@@ -59,6 +77,15 @@ if (job.mode === "slow-flush") {
 	begun();
 	const json = space.dump();
 	parentPort!.postMessage({ status: "done", bytes: json.length });
+} else if (job.mode === "stuck-flush") {
+	space.free(space.alloc(P));
+	parentPort!.once("message", () => {
+		space.close(); // hands the stuck batch over
+		parentPort!.postMessage({ status: "closed" });
+	});
+	const r = space.purge();
+	if (r.status !== "flushing") throw new Error(`stuck-flush: ${r.status}`);
+	begun();
 } else if (job.mode === "hold-lock") {
 	space.locks.acquire(HDR_FREE_LOCK);
 	begun();
