@@ -45,10 +45,29 @@ test("layout: the overlap finder sees a shared word, a lock's owner word and a w
 	assert.match(overlaps({ X_A: 4 }, "X_", undefined, 4, []).join(), /outside/);
 });
 
+/** The layout's constants, with every per-batch word spelled out (the constants name batch 0's). */
+function withBatches(): Words {
+	const words: Words = { ...(L as unknown as Words) };
+	for (let k = 1; k < L.BATCH_SLOTS; k++) {
+		words[`HDR_BATCH_OWNER_${k}`] = L.HDR_BATCH_OWNER + k;
+		words[`HDR_BATCH_GEN_${k}`] = L.HDR_BATCH_GEN + k;
+		words[`HDR_BATCH_FLAGS_${k}`] = L.HDR_BATCH_FLAGS + k;
+		words[`HDRF_BATCH_START_${k}`] = L.HDRF_BATCH_START + k;
+		words[`HDRF_BATCH_END_${k}`] = L.HDRF_BATCH_END + k;
+	}
+	for (let k = 0; k < L.BATCH_SLOTS; k++) {
+		words[`N_PURGE_HEAD_${k}`] = L.N_PURGE + 2 * k;
+		words[`N_PURGE_NR_${k}`] = L.N_PURGE + 2 * k + 1;
+	}
+	delete words.N_PURGE;
+	return words;
+}
+
 test("layout: header, node, record, heap and block words do not overlap and stay in their regions", () => {
-	const words = L as unknown as Words;
+	const words = withBatches();
 	const heap = H as unknown as Words;
 	assert.deepEqual(overlaps(words, "HDR_", "HDRF_", L.HDR_WORDS, ["HDR_WORDS"]), [], "header");
+	for (let v = 0; v < 3; v++) for (let k = 0; k < L.BATCH_SLOTS; k++) assert.equal(L.purgeList(v, k), L.nodeBase(v) + L.N_PURGE + 2 * k);
 	assert.ok(L.HDR_WORDS * 4 <= L.HEADER_BYTES, "the header words fit the header bytes");
 	assert.deepEqual(overlaps(words, "N_", "NF_", L.N_POOL_TABLE, ["N_POOL_TABLE"]), [], "node block before its pools");
 	assert.equal(L.NODE_WORDS, L.N_POOL_TABLE + L.MAX_VA_SIZE_PAGES * L.POOL_WORDS, "the pools end the node block");

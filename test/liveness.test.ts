@@ -160,3 +160,19 @@ test("liveness: watch() and exited() check their arguments", () => {
 	assert.throws(() => VmapSpace.attach(space.handle, { timeoutMs: -5 }), /EINVAL: Cannot attach: timeoutMs/);
 	assert.throws(() => VmapSpace.create({ size: 64 * P, timeoutMs: Number.NaN }), /EINVAL: Cannot create a space: timeoutMs/);
 });
+
+test("liveness: a reader that went offline() is back online at its next bytes() or view(): a deferred free then waits for it", () => {
+	const heap = VmapHeap.create({ size: 1 << 20 });
+	const reader = VmapHeap.attach(heap.handle);
+	const p = heap.vmalloc(64);
+	reader.offline();
+	reader.bytes(p, 8); // reading again: online, inside a read-side section
+	heap.freeDeferred(p);
+	assert.throws(() => heap.synchronize(50), new RegExp(`ETIMEDOUT: .*handle\\(s\\) ${reader.space.id} passed no quiescent point`));
+	assert.equal(heap.space.find(p)?.state, "busy", "not freed while the reader may still read it");
+	reader.quiescent();
+	heap.quiescent(); // the grace period has ended: the heap's next call frees what it released
+	assert.equal(heap.space.find(p)?.state, "lazy", "freed after the reader's quiescent point");
+	reader.close();
+	heap.check();
+});
