@@ -23,15 +23,9 @@ import {
 	HANDLE_WORDS,
 	HDR_DEAD,
 	HDR_DEAD_WORD,
-	HDR_FREE_LOCK,
-	HDR_PURGE_LOCK,
-	HDR_TAG_LOCK,
 	LOCK_OWNER_OFFSET,
-	N_BUSY_LOCK,
-	N_LAZY_LOCK,
-	N_POOL_LOCK,
-	nodeBase,
 } from "./layout.ts";
+import { spaceLockWords } from "./lock.ts";
 import { repostWork } from "./purge-work.ts";
 import type { VaTable } from "./va-table.ts";
 
@@ -76,13 +70,6 @@ export function handlesOfThread(t: VaTable, threadId: number): number[] {
 		if (Atomics.load(t.handles, w + HANDLE_STATE) === HANDLE_ALIVE && Atomics.load(t.handles, w + HANDLE_THREAD) === threadId) out.push(i + 1);
 	}
 	return out;
-}
-
-/** The space's lock words: global, then every node's. */
-export function spaceLockWords(t: VaTable): number[] {
-	const words = [HDR_PURGE_LOCK, HDR_FREE_LOCK, HDR_TAG_LOCK];
-	for (let v = 0; v < t.nodes; v++) words.push(nodeBase(v) + N_POOL_LOCK, nodeBase(v) + N_BUSY_LOCK, nodeBase(v) + N_LAZY_LOCK);
-	return words;
 }
 
 /**

@@ -16,7 +16,7 @@
  * freeDeferred, vmMapRam, vmUnmapRam, synchronize, purge) and quiescent(). bytes() and view()
  * are not: they are how a reader reaches an area inside its read-side section.
  */
-import type { AllocOptions, FlushHook, WatchedWorker } from "./api.ts";
+import type { AllocOptions, AttachOptions, WatchedWorker } from "./api.ts";
 import { Blocks, VM_MAP_RAM } from "./blocks.ts";
 import { hex, shown, VmapError } from "./errors.ts";
 import {
@@ -131,7 +131,7 @@ export class VmapHeap {
 	}
 
 	/** Attach to a heap created elsewhere (its `handle` was posted here). */
-	static attach(handle: VmapHeapHandle, options?: { flush?: FlushHook }): VmapHeap {
+	static attach(handle: VmapHeapHandle, options?: AttachOptions): VmapHeap {
 		const data = (handle as { data?: unknown } | null)?.data;
 		if (!(data instanceof SharedArrayBuffer)) {
 			throw new VmapError("EINVAL", `Cannot attach a heap: the handle must be a heap's \`handle\` ({ buffer, data }), got ${shown(handle)}`);

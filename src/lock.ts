@@ -39,6 +39,7 @@ import {
 	N_WORK,
 	NODE_OFFSET,
 	NODE_WORDS,
+	nodeBase,
 } from "./layout.ts";
 import type { VaTable } from "./va-table.ts";
 
@@ -188,4 +189,11 @@ export function timedOut(hdr: Int32Array, word: number, owner: number, ms: numbe
 		"ETIMEDOUT",
 		`Waited ${ms} ms for ${lockName(hdr, word)}, held by handle ${owner}; nothing was changed. The holder is slow, busy or paused, or its worker exited unobserved (watch(worker) makes such an exit known)`,
 	);
+}
+
+/** The space's lock words: global, then every node's. */
+export function spaceLockWords(t: VaTable): number[] {
+	const words = [HDR_PURGE_LOCK, HDR_FREE_LOCK, HDR_TAG_LOCK];
+	for (let v = 0; v < t.nodes; v++) words.push(nodeBase(v) + N_POOL_LOCK, nodeBase(v) + N_BUSY_LOCK, nodeBase(v) + N_LAZY_LOCK);
+	return words;
 }

@@ -78,6 +78,7 @@ export const TRY_PURGE: PurgeRequest = { wait: false, overflow: false };
 const ADOPT_PURGE: PurgeRequest = { wait: true, overflow: false, noBatchWait: true };
 
 const settled = Promise.resolve();
+const NOTHING_DETACHED = { areas: 0, bytes: 0 };
 const ignore = () => {};
 
 /** One batch this handle flushes and purges: its slot, and the nodes it purges or posted. */
@@ -140,14 +141,20 @@ export class Purger {
 		// A purge that waits also answers for this handle's batches already in flight.
 		const mine = req.wait ? Promise.allSettled(this.inflight.values()).then(ignore) : settled;
 		for (let v = 0; v < t.nodes; v++) decayVaPoolNode(t, locks, v, req.overflow);
+		const batches = this.adoptOrphans();
 		const k = this.claimBatch();
-		if (k < 0) {
+		if (k < 0 && batches.length === 0) {
 			locks.release(HDR_PURGE_LOCK);
 			return this.noBatch(req);
 		}
-		t.hdr[HDR_BATCH_FLAGS + k] = req.overflow ? BATCH_SKIP_POPULATE : 0;
-		const detached = detachLazyLists(t, locks, k, this.pageInverse);
-		const batches = [new Batch(k, detached.nodes), ...this.adoptOrphans()];
+		let detached: { areas: number; bytes: number } = NOTHING_DETACHED;
+		if (k >= 0) {
+			// With every batch in flight the lazy lists wait for the next purge; the adopted go now.
+			t.hdr[HDR_BATCH_FLAGS + k] = req.overflow ? BATCH_SKIP_POPULATE : 0;
+			const d = detachLazyLists(t, locks, k, this.pageInverse);
+			detached = d;
+			batches.unshift(new Batch(k, d.nodes));
+		}
 		locks.release(HDR_PURGE_LOCK);
 
 		let start = Infinity;
@@ -265,7 +272,10 @@ export class Purger {
 	 * for grace periods: its thread holds no reference while it waits here).
 	 */
 	private waitForBatches(batches: Array<[number, number]>): void {
-		if (batches.length === 0) return;
+		// A handle with a batch of its own waiting for an asynchronous flush never blocks on
+		// others': they may be waiting for ours, which settles only on this thread's event loop.
+		// Its purge's `done` covers them instead.
+		if (batches.length === 0 || this.inflight.size > 0) return;
 		const hdr = this.t.hdr;
 		const t0 = performance.now();
 		let blocked = false;
