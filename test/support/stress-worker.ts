@@ -69,9 +69,9 @@ for (;;) {
 	for (let n = 0; n < 64 && !stopping; n++, counts.ops++) {
 		const r = rnd(1000);
 		try {
-			if (live.length > 0 && (live.length > 400 || r < 450)) release(rnd(live.length), r < 20);
+			if (live.length > 0 && (live.length > 150 || r < 450)) release(rnd(live.length), r < 20);
 			else if (r < 990) {
-				const bytes = 1 + rnd(16 * P);
+				const bytes = 1 + rnd(4 * P);
 				const addr = heap.vmalloc(bytes);
 				mark(addr, bytes, 0, me);
 				const pattern = rnd(256);

@@ -16,6 +16,8 @@ import { startWorker } from "../support/workers.ts";
 const SECONDS = Number(process.env.VMAP_STRESS_SECONDS ?? 20);
 const FLUSHES = ["slow", "async", "throwing", "none"] as const;
 
+const isOwnerDead = (e: unknown) => /^EOWNERDEAD: /.test(String((e as Error | null)?.message));
+
 interface Report {
 	id: number;
 	flush: string;
@@ -55,8 +57,9 @@ test(`stress: 4 workers, slow/async/throwing flushes, dump/check, watched worker
 			const report = new Promise<Report | undefined>((resolve, reject) => {
 				w.once("message", resolve);
 				w.once("error", (e) => {
-					if (e instanceof VmapError && e.code === "EOWNERDEAD") {
-						poisoned = e;
+					// A worker's error arrives as a copy: no VmapError prototype, the message kept.
+					if (isOwnerDead(e)) {
+						poisoned = e as VmapError;
 						resolve(undefined);
 					} else reject(e);
 				});
@@ -77,10 +80,16 @@ test(`stress: 4 workers, slow/async/throwing flushes, dump/check, watched worker
 			running.delete(victim);
 			terminated.add(id);
 			totals.terminated++;
+			const exited = new Promise((r) => victim.once("exit", r));
 			await victim.terminate();
-			await new Promise((r) => setImmediate(r)); // the exit event: watch() ends its handle
+			await exited; // watch() has ended its handle
 			if (heap.space.table.hdr[HDR_DEAD] !== 0) break;
-			kinds.set(await start(kinds.get(victim)!), kinds.get(victim)!);
+			try {
+				kinds.set(await start(kinds.get(victim)!), kinds.get(victim)!);
+			} catch (e) {
+				if (!isOwnerDead(e)) throw e;
+				poisoned = e as VmapError;
+			}
 		}
 		for (const w of running.keys()) w.postMessage("stop");
 		for (const [w, { report }] of running) {
