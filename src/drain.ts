@@ -11,7 +11,8 @@
  */
 import { VmapError } from "./errors.ts";
 import { HDR_DEAD, HDR_NO_PRIORITY, HDRF_LAZY_MAX_PAGES } from "./layout.ts";
-import type { Batch, Purger, PurgeRequest } from "./purge.ts";
+import type { Batch } from "./batches.ts";
+import type { Purger, PurgeRequest } from "./purge.ts";
 import { workPosted } from "./purge-work.ts";
 
 const schedule: (task: () => void) => void =

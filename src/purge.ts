@@ -21,6 +21,7 @@
  * the event loop, so a flush that never settles keeps its batch unusable and nothing else.
  */
 import type { FlushHook, PurgeResult, TrimResult } from "./api.ts";
+import { adoptOrphans, Batch, batchesDone, batchesInFlight, claimBatch, type InFlight, othersInFlight, ownsBatch, pendingBatch } from "./batches.ts";
 import { Drain } from "./drain.ts";
 import { VmapError } from "./errors.ts";
 import {
@@ -81,18 +82,6 @@ const settled = Promise.resolve();
 const NOTHING_DETACHED = { areas: 0, bytes: 0 };
 const ignore = () => {};
 
-/** One batch this handle flushes and purges: its slot, and the nodes it purges or posted. */
-export class Batch {
-	readonly k: number;
-	own: number[];
-	posted: number[] = [];
-
-	constructor(k: number, own: number[]) {
-		this.k = k;
-		this.own = own;
-	}
-}
-
 export class Purger {
 	readonly t: VaTable;
 	readonly locks: Locks;
@@ -115,13 +104,6 @@ export class Purger {
 		return this.inflight.size > 0;
 	}
 
-	/** Batches in flight (any handle's), for messages. */
-	batchesInFlight(): number {
-		let n = 0;
-		for (let k = 0; k < BATCH_SLOTS; k++) if (Atomics.load(this.t.hdr, HDR_BATCH_OWNER + k) !== 0) n++;
-		return n;
-	}
-
 	/** Purge every lazy area. Throws what a synchronous flush hook throws; the areas then stay lazy. */
 	purge(req: PurgeRequest): PurgeResult {
 		const t = this.t;
@@ -137,12 +119,12 @@ export class Purger {
 			locks.release(HDR_PURGE_LOCK);
 			return result("skipped", 0, 0, 0, 0, settled);
 		}
-		const others = this.othersInFlight();
+		const others = othersInFlight(t, locks.self);
 		// A purge that waits also answers for this handle's batches already in flight.
 		const mine = req.wait ? Promise.allSettled(this.inflight.values()).then(ignore) : settled;
 		for (let v = 0; v < t.nodes; v++) decayVaPoolNode(t, locks, v, req.overflow);
-		const batches = this.adoptOrphans();
-		const k = this.claimBatch();
+		const batches = adoptOrphans(t, locks.self);
+		const k = claimBatch(t, locks.self);
 		if (k < 0 && batches.length === 0) {
 			locks.release(HDR_PURGE_LOCK);
 			return this.noBatch(req);
@@ -166,7 +148,7 @@ export class Purger {
 		if (start >= end) {
 			for (const b of batches) this.endBatch(b.k);
 			if (req.wait && !req.noBatchWait) this.waitForBatches(others);
-			return result("empty", 0, 0, 0, 0, mine.then(() => this.othersDone(others)));
+			return result("empty", 0, 0, 0, 0, mine.then(() => (others.length === 0 ? settled : batchesDone(t, others))));
 		}
 		seqBegin(t.hdr);
 		t.hdrF[HDRF_PURGES]!++;
@@ -187,79 +169,24 @@ export class Purger {
 		if (pending === undefined || typeof pending.then !== "function") {
 			const merged = this.flushed(batches, bounded);
 			if (req.wait && !bounded && !req.noBatchWait) this.waitForBatches(others);
-			return result(bounded ? "flushing" : "done", areas, bytes, start, end, Promise.all([merged, mine]).then(() => this.othersDone(others)));
+			return result(bounded ? "flushing" : "done", areas, bytes, start, end, Promise.all([merged, mine]).then(() => (others.length === 0 ? settled : batchesDone(t, others))));
 		}
 		const done = Promise.resolve(pending).then(
 			() => {
 				for (const b of batches) this.inflight.delete(b);
-				return this.flushed(batches.filter((b) => this.owns(b.k)), bounded);
+				return this.flushed(batches.filter((b) => ownsBatch(this.t, b.k, this.locks.self)), bounded);
 			},
 			(e: unknown) => {
 				for (const b of batches) {
 					this.inflight.delete(b);
-					if (this.owns(b.k)) this.flushFailed(b);
+					if (ownsBatch(this.t, b.k, this.locks.self)) this.flushFailed(b);
 				}
 				throw e;
 			},
 		);
 		for (const b of batches) this.inflight.set(b, done);
 		done.catch(ignore); // the caller may ignore `done`; the error is counted in flushErrors
-		return result("flushing", areas, bytes, start, end, Promise.all([done, mine]).then(() => this.othersDone(others)));
-	}
-
-	/** Claim a free batch (under the purge mutex): its index, or -1 when all are in flight. */
-	private claimBatch(): number {
-		for (let k = 0; k < BATCH_SLOTS; k++) {
-			if (Atomics.compareExchange(this.t.hdr, HDR_BATCH_OWNER + k, 0, this.locks.self) === 0) return k;
-		}
-		return -1;
-	}
-
-	/** Batches whose owner closed or ended before they were done: ours now, to flush again and purge. */
-	private adoptOrphans(): Batch[] {
-		const out: Batch[] = [];
-		for (let k = 0; k < BATCH_SLOTS; k++) {
-			if (Atomics.compareExchange(this.t.hdr, HDR_BATCH_OWNER + k, BATCH_ORPHAN, this.locks.self) !== BATCH_ORPHAN) continue;
-			// Every node: its own list, and any helper the old owner had posted or that took a node.
-			const nodes: number[] = [];
-			for (let v = 0; v < this.t.nodes; v++) nodes.push(v);
-			const b = new Batch(k, nodes);
-			b.posted = [...nodes];
-			out.push(b);
-		}
-		return out;
-	}
-
-	/** Whether this handle still owns batch `k` (close() hands batches in flight over). */
-	private owns(k: number): boolean {
-		return Atomics.load(this.t.hdr, HDR_BATCH_OWNER + k) === this.locks.self;
-	}
-
-	/** The batches other handles have in flight now, by generation, for othersDone(). */
-	private othersInFlight(): Array<[number, number]> {
-		const out: Array<[number, number]> = [];
-		for (let k = 0; k < BATCH_SLOTS; k++) {
-			const owner = Atomics.load(this.t.hdr, HDR_BATCH_OWNER + k);
-			if (owner !== 0 && owner !== this.locks.self) out.push([k, Atomics.load(this.t.hdr, HDR_BATCH_GEN + k)]);
-		}
-		return out;
-	}
-
-	/**
-	 * Resolves once each of `batches` (slot, generation) is done: the areas other handles were
-	 * flushing when this purge began are then reusable too. Watches their generation words
-	 * without blocking the thread, and without keeping a Node process alive for them.
-	 */
-	private othersDone(batches: Array<[number, number]>): Promise<void> {
-		if (batches.length === 0) return settled;
-		const hdr = this.t.hdr;
-		return new Promise<void>((resolve) => {
-			const look = () => {
-				if (batches.every(([k, gen]) => Atomics.load(hdr, HDR_BATCH_GEN + k) !== gen)) resolve();
-				else (setTimeout(look, 1) as { unref?: () => void }).unref?.();
-			};
-			look();
-		});
+		return result("flushing", areas, bytes, start, end, Promise.all([done, mine]).then(() => (others.length === 0 ? settled : batchesDone(t, others))));
 	}
 
 	/**
@@ -271,7 +198,7 @@ export class Purger {
 	 * it waits, the layer above is told this handle is blocked (a heap handle is then quiescent
 	 * for grace periods: its thread holds no reference while it waits here).
 	 */
-	private waitForBatches(batches: Array<[number, number]>): void {
+	private waitForBatches(batches: readonly InFlight[]): void {
 		// A handle with a batch of its own waiting for an asynchronous flush never blocks on
 		// others': they may be waiting for ours, which settles only on this thread's event loop.
 		// Its purge's `done` covers them instead.
@@ -281,7 +208,7 @@ export class Purger {
 		let blocked = false;
 		try {
 			for (;;) {
-				const pending = batches.find(([k, gen]) => Atomics.load(hdr, HDR_BATCH_GEN + k) === gen);
+				const pending = pendingBatch(this.t, batches);
 				if (pending === undefined) return;
 				const [k, gen] = pending;
 				this.locks.checkAlive();
@@ -504,6 +431,6 @@ function result(status: PurgeResult["status"], areas: number, bytes: number, sta
 
 /** What an EBUSY message adds when batches are still waiting for their flush. */
 export function flushingNote(p: Purger): string {
-	const n = p.batchesInFlight();
+	const n = batchesInFlight(p.t);
 	return n > 0 ? ` (${n} purge batch${n > 1 ? "es are" : " is"} still being flushed or purged; allocAsync() waits for them)` : "";
 }
