@@ -14,6 +14,7 @@
 import { VmapError, hex } from "./errors.ts";
 import {
 	B_BITMAP,
+	B_STARTS,
 	B_DIRTY,
 	B_DIRTY_MAX,
 	B_DIRTY_MIN,
@@ -147,6 +148,7 @@ export class Blocks {
 			if (free >= pages) {
 				const off = this.pages - free;
 				setBits(hdr, w + B_BITMAP, off, pages, 1);
+				setBits(hdr, w + B_STARTS, off, 1, 1);
 				hdr[w + B_FREE] = free - pages;
 				hdr[w + B_MAPPED]! += pages;
 				this.host.ext.unlock(w + B_LOCK);
@@ -170,6 +172,7 @@ export class Blocks {
 		this.host.ext.lock(w + B_LOCK);
 		hdr.fill(0, w + B_BITMAP, w + BLOCK_WORDS);
 		setBits(hdr, w + B_BITMAP, 0, pages, 1);
+		setBits(hdr, w + B_STARTS, 0, 1, 1);
 		hdr[w + B_OWNER] = self;
 		hdr[w + B_FREE] = this.pages - pages;
 		hdr[w + B_DIRTY] = 0;
@@ -211,12 +214,19 @@ export class Blocks {
 						? `the range runs past the block's end ${hex(start + this.bytes)}`
 						: !allSet(hdr, w + B_BITMAP, off, pages)
 							? "not all of those pages are mapped (unmapped already, or mapped with another size)"
-							: undefined;
+							: !allSet(hdr, w + B_STARTS, off, 1)
+								? "no mapping starts there (it lies inside one)"
+								: anySet(hdr, w + B_STARTS, off + 1, pages - 1)
+									? "it covers more than one mapping"
+									: off + pages < this.pages && allSet(hdr, w + B_BITMAP, off + pages, 1) && !allSet(hdr, w + B_STARTS, off + pages, 1)
+										? "the mapping there is longer (mapped with more pages)"
+										: undefined;
 		if (problem !== undefined) {
 			this.host.ext.unlock(w + B_LOCK);
 			throw new VmapError("EINVAL", `Cannot vmUnmapRam ${hex(addr)} (${pages} pages) in the vm_map_ram block [${hex(start)}, ${hex(start + this.bytes)}): ${problem}`);
 		}
 		setBits(hdr, w + B_BITMAP, off, pages, 0);
+		setBits(hdr, w + B_STARTS, off, 1, 0);
 		this.host.memory.takeBack(addr, pages * this.pageSize);
 		const dirty = (hdr[w + B_DIRTY]! += pages);
 		hdr[w + B_MAPPED]! -= pages;
@@ -297,12 +307,16 @@ export class Blocks {
 				const dirty = hdr[w + B_DIRTY]!;
 				let bits = 0;
 				let beyond = 0;
+				let strayStarts = 0;
 				for (let p = 0; p < this.pages; p++) {
-					if (allSet(hdr, w + B_BITMAP, p, 1)) {
+					const mappedHere = allSet(hdr, w + B_BITMAP, p, 1);
+					if (mappedHere) {
 						bits++;
 						if (p >= this.pages - free) beyond++;
 					}
+					if (allSet(hdr, w + B_STARTS, p, 1) && !mappedHere) strayStarts++;
 				}
+				if (strayStarts !== 0) problems.push(`${name}: ${strayStarts} mapping starts on pages not mapped`);
 				if (free + mapped + dirty !== this.pages) problems.push(`${name}: free ${free} + mapped ${mapped} + dirty ${dirty} != ${this.pages} pages`);
 				if (bits !== mapped) problems.push(`${name}: ${bits} pages set in the bitmap, ${mapped} counted mapped`);
 				if (beyond !== 0) problems.push(`${name}: ${beyond} mapped pages lie in its never-used tail`);
@@ -324,6 +338,12 @@ function setBits(hdr: Int32Array, w: number, from: number, n: number, value: 0 |
 		const mask = 1 << (b & 31);
 		hdr[word] = value ? hdr[word]! | mask : hdr[word]! & ~mask;
 	}
+}
+
+/** Whether any of bits [from, from + n) of the bitmap at word `w` is set. */
+function anySet(hdr: Int32Array, w: number, from: number, n: number): boolean {
+	for (let b = from; b < from + n; b++) if ((hdr[w + (b >> 5)]! & (1 << (b & 31))) !== 0) return true;
+	return false;
 }
 
 /** Whether bits [from, from + n) of the bitmap at word `w` are all set. */

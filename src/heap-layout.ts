@@ -54,7 +54,7 @@ export const RING_WORDS = 4;
 /** Ring entry words: the address as Float64 at +0, the target grace period at +2. */
 export const R_TARGET = 2;
 
-export const BLOCK_WORDS = 64;
+export const BLOCK_WORDS = 96;
 export const B_LOCK = 0;
 export const B_STATE = 2;
 export const B_OWNER = 3;
@@ -67,6 +67,8 @@ export const B_DIRTY_MAX = 7;
 /** Pages mapped now. */
 export const B_MAPPED = 8;
 export const B_BITMAP = 16;
+/** One bit per page that starts a mapping (so an unmap must name a whole mapping), 32 words after B_BITMAP. */
+export const B_STARTS = 48;
 export const BLOCK_NONE = 0;
 export const BLOCK_ACTIVE = 1;
 

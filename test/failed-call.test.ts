@@ -80,6 +80,8 @@ test("a failed call changes nothing: every VmapHeap method with bad arguments", 
 	const heap = VmapHeap.create({ size: 1 << 20, poison: true });
 	const p = heap.vmalloc(10_000, { tag: "kept" });
 	const m = heap.vmMapRam(2);
+	const m2 = heap.vmMapRam(1); // right after m in the same block
+	assert.equal(m2, m + 2 * heap.pageSize);
 	const q = heap.vmalloc(100);
 	heap.vfree(q);
 	const bad: unknown[] = [0, -1, 1.5, Number.NaN, 2 ** 60, 4096n, Symbol("x"), "100", null];
@@ -102,6 +104,9 @@ test("a failed call changes nothing: every VmapHeap method with bad arguments", 
 		["vmUnmapRam -2^40", () => heap.vmUnmapRam(-(2 ** 40), 1), "EINVAL"],
 		["vmUnmapRam 0 pages", () => heap.vmUnmapRam(m, 0), "EINVAL"],
 		["vmUnmapRam 3 pages of 2", () => heap.vmUnmapRam(m, 3), "EINVAL"],
+		["vmUnmapRam 1 page of a 2-page mapping", () => heap.vmUnmapRam(m, 1), "EINVAL"],
+		["vmUnmapRam inside a mapping", () => heap.vmUnmapRam(m + heap.pageSize, 1), "EINVAL"],
+		["vmUnmapRam across two mappings", () => heap.vmUnmapRam(m + heap.pageSize, 2), "EINVAL"],
 		["bytes NaN", () => heap.bytes(Number.NaN, 1), "EINVAL"],
 		["bytes length -1", () => heap.bytes(p, -1), "EINVAL"],
 		["bytes past the area", () => heap.bytes(p, 20_000), "EFAULT"],

@@ -162,9 +162,11 @@ test("vm_map_ram: small mappings share a block, pages handed out once; a block w
 	h.bytes(maps[3]![0], 8 * P).fill(3);
 	assert.equal(code(() => h.bytes(maps[6]![0] + 64 * P, 1)), "EFAULT", "never-mapped pages of the block");
 
-	// Pages are tracked one by one: a mapping may be unmapped in parts, each page once.
-	h.vmUnmapRam(maps[2]![0], 3);
-	h.vmUnmapRam(maps[2]![0] + 3 * P, 1);
+	// A mapping is unmapped whole, as it was mapped (kernel vm_unmap_ram takes the count given to vm_map_ram), and once.
+	assert.equal(code(() => h.vmUnmapRam(maps[2]![0], 3)), "EINVAL", "part of a 4-page mapping");
+	assert.equal(code(() => h.vmUnmapRam(maps[2]![0] + 3 * P, 1)), "EINVAL", "inside a mapping");
+	assert.equal(code(() => h.vmUnmapRam(maps[1]![0], 6)), "EINVAL", "across two mappings");
+	h.vmUnmapRam(maps[2]![0], 4);
 	assert.equal(code(() => h.vmUnmapRam(maps[2]![0], 4)), "EINVAL", "pages unmapped already");
 	assert.equal(code(() => h.bytes(maps[2]![0], 1)), "EFAULT");
 	assert.equal(code(() => h.vfree(maps[0]![0])), "EINVAL", "vfree of a block");

@@ -74,8 +74,9 @@ test("layout: header, node, record, heap and block words do not overlap and stay
 	assert.deepEqual(overlaps(words, "POOL_", undefined, L.POOL_WORDS, ["POOL_WORDS"]), [], "pool");
 	assert.deepEqual(overlaps(heap, "H_", undefined, H.H_QS, ["H_QS", "H_RING", "H_RING_CAP_MAX"]), [], "heap region before its QS words");
 	assert.equal(H.H_RING, H.H_QS + L.HANDLE_MAX, "one QS word per handle, then the ring");
-	assert.deepEqual(overlaps(heap, "B_", undefined, H.B_BITMAP, ["B_BITMAP"]), [], "block record before its bitmap");
-	assert.ok(H.B_BITMAP + H.VMAP_BBMAP_MAX / 32 <= H.BLOCK_WORDS, "the bitmap fits the block record");
+	assert.deepEqual(overlaps(heap, "B_", undefined, H.B_BITMAP, ["B_BITMAP", "B_STARTS"]), [], "block record before its bitmap");
+	assert.ok(H.B_BITMAP + H.VMAP_BBMAP_MAX / 32 <= H.B_STARTS, "the mapped bitmap ends before the starts bitmap");
+	assert.ok(H.B_STARTS + H.VMAP_BBMAP_MAX / 32 <= H.BLOCK_WORDS, "the starts bitmap fits the block record");
 	assert.ok(H.R_TARGET >= 2 && H.R_TARGET < H.RING_WORDS, "a ring entry: the Float64 address, then its target");
 });
 
