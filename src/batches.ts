@@ -72,6 +72,7 @@ export function pendingBatch(t: VaTable, batches: readonly InFlight[]): InFlight
  * without keeping a Node process alive for them.
  */
 export function batchesDone(t: VaTable, batches: readonly InFlight[]): Promise<void> {
+	if (batches.length === 0) return Promise.resolve();
 	return new Promise<void>((resolve) => {
 		const look = () => {
 			if (pendingBatch(t, batches) === undefined) resolve();

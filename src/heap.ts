@@ -38,7 +38,7 @@ import {
 } from "./heap-layout.ts";
 import type { SpaceExtension } from "./extension.ts";
 import { parseHeapOptions, type VmapHeapOptions } from "./heap-options.ts";
-import { isPowerOfTwo, isTimeout } from "./options.ts";
+import { checkTimeout, isPowerOfTwo } from "./options.ts";
 import { canWait } from "./lock.ts";
 import { checkReach, DEFERRED_TAG, liveArea, VMALLOC_TAG } from "./heap-access.ts";
 import type { HeapStats, TypedArrayConstructor, VmallocOptions, VmapHeapHandle } from "./heap-api.ts";
@@ -329,7 +329,7 @@ export class VmapHeap {
 	 * handles that passed no quiescent point.
 	 */
 	synchronize(timeoutMs = Infinity): void {
-		checkTimeout(timeoutMs, "synchronize");
+		checkTimeout(timeoutMs, "Cannot synchronize");
 		this.enter();
 		this.rcu.wait(this.rcu.start(), timeoutMs);
 		this.freeExpired();
@@ -337,7 +337,7 @@ export class VmapHeap {
 
 	/** synchronize() that waits without blocking the thread. */
 	async synchronizeAsync(timeoutMs = Infinity): Promise<void> {
-		checkTimeout(timeoutMs, "synchronizeAsync");
+		checkTimeout(timeoutMs, "Cannot synchronizeAsync");
 		this.enter();
 		await this.rcu.waitAsync(this.rcu.start(), timeoutMs);
 		this.rcu.quiescent();
@@ -467,8 +467,4 @@ export class VmapHeap {
 		}
 		return Math.ceil(bytes / this.pageSize);
 	}
-}
-
-function checkTimeout(timeoutMs: unknown, op: string): void {
-	if (!isTimeout(timeoutMs)) throw new VmapError("EINVAL", `Cannot ${op}: timeoutMs must be a number of milliseconds, at least 0, or Infinity, got ${shown(timeoutMs)}`);
 }

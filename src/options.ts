@@ -13,9 +13,10 @@ export function isPowerOfTwo(x: unknown): x is number {
 	return typeof x === "number" && Number.isSafeInteger(x) && x > 0 && 2 ** Math.round(Math.log2(x)) === x;
 }
 
-/** Whether `x` is a valid timeoutMs: a number of milliseconds, at least 0, or Infinity. */
-export function isTimeout(x: unknown): x is number {
-	return typeof x === "number" && x >= 0; // NaN fails, Infinity passes
+/** EINVAL, in the words of `cannot` ("Cannot attach"), unless `x` is a number of milliseconds, at least 0, or Infinity. */
+export function checkTimeout(x: unknown, cannot: string): asserts x is number {
+	// NaN fails, Infinity passes.
+	if (!(typeof x === "number" && x >= 0)) throw new VmapError("EINVAL", `${cannot}: timeoutMs must be a number of milliseconds, at least 0, or Infinity, got ${shown(x)}`);
 }
 
 export interface SpaceParams {
@@ -89,6 +90,6 @@ export function parseSpaceOptions(options: VmapSpaceOptions, what: string): Spac
 		throw new VmapError("EINVAL", `${cannot}: priorityPurge must be true or false, got ${shown(priorityPurge)}`);
 	}
 	const timeoutMs = options.timeoutMs ?? Infinity;
-	if (!isTimeout(timeoutMs)) throw new VmapError("EINVAL", `${cannot}: timeoutMs must be a number of milliseconds, at least 0, or Infinity, got ${shown(timeoutMs)}`);
+	checkTimeout(timeoutMs, cannot);
 	return { start, size, pageSize, shared, maxAreas, lazyMaxPages, flush: options.flush, priorityPurge, nodes, timeoutMs };
 }

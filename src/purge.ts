@@ -119,9 +119,12 @@ export class Purger {
 			locks.release(HDR_PURGE_LOCK);
 			return result("skipped", 0, 0, 0, 0, settled);
 		}
+		// A purge that waits answers for every batch in flight when it began: other handles'
+		// (waited for here, unless this is the drain or the free path), and this handle's (in `done`).
 		const others = othersInFlight(t, locks.self);
-		// A purge that waits also answers for this handle's batches already in flight.
+		const waitsForOthers = req.wait && !req.bounded && !req.noBatchWait;
 		const mine = req.wait ? Promise.allSettled(this.inflight.values()).then(ignore) : settled;
+		const answered = (own: Promise<unknown>) => Promise.all([own, mine]).then(() => batchesDone(t, others));
 		for (let v = 0; v < t.nodes; v++) decayVaPoolNode(t, locks, v, req.overflow);
 		const batches = adoptOrphans(t, locks.self);
 		const k = claimBatch(t, locks.self);
@@ -147,8 +150,8 @@ export class Purger {
 		}
 		if (start >= end) {
 			for (const b of batches) this.endBatch(b.k);
-			if (req.wait && !req.noBatchWait) this.waitForBatches(others);
-			return result("empty", 0, 0, 0, 0, mine.then(() => (others.length === 0 ? settled : batchesDone(t, others))));
+			if (waitsForOthers) this.waitForBatches(others);
+			return result("empty", 0, 0, 0, 0, answered(settled));
 		}
 		seqBegin(t.hdr);
 		t.hdrF[HDRF_PURGES]!++;
@@ -168,8 +171,8 @@ export class Purger {
 		const bounded = req.bounded ?? false;
 		if (pending === undefined || typeof pending.then !== "function") {
 			const merged = this.flushed(batches, bounded);
-			if (req.wait && !bounded && !req.noBatchWait) this.waitForBatches(others);
-			return result(bounded ? "flushing" : "done", areas, bytes, start, end, Promise.all([merged, mine]).then(() => (others.length === 0 ? settled : batchesDone(t, others))));
+			if (waitsForOthers) this.waitForBatches(others);
+			return result(bounded ? "flushing" : "done", areas, bytes, start, end, answered(merged));
 		}
 		const done = Promise.resolve(pending).then(
 			() => {
@@ -186,7 +189,7 @@ export class Purger {
 		);
 		for (const b of batches) this.inflight.set(b, done);
 		done.catch(ignore); // the caller may ignore `done`; the error is counted in flushErrors
-		return result("flushing", areas, bytes, start, end, Promise.all([done, mine]).then(() => (others.length === 0 ? settled : batchesDone(t, others))));
+		return result("flushing", areas, bytes, start, end, answered(done));
 	}
 
 	/**

@@ -19,7 +19,7 @@ import { HANDLE_MAX, HDR_DEAD } from "./layout.ts";
 import type { Locks } from "./lock.ts";
 import { findArea, withEveryLock } from "./locate.ts";
 import { freeVmapArea, resizeVmapArea } from "./lazy-free.ts";
-import { isTimeout, parseSpaceOptions, type SpaceParams } from "./options.ts";
+import { checkTimeout, parseSpaceOptions, type SpaceParams } from "./options.ts";
 import { OVERFLOW_PURGE, SYNC_PURGE, TRY_PURGE } from "./purge.ts";
 import { listenForWork } from "./purge-work.ts";
 import { readStats } from "./stats.ts";
@@ -86,9 +86,7 @@ export class VmapSpace {
 			throw new VmapError("EINVAL", `Cannot attach: flush must be a function (start, end) => void | Promise<void>, got ${shown(flush)}`);
 		}
 		const timeoutMs = options?.timeoutMs;
-		if (timeoutMs !== undefined && !isTimeout(timeoutMs)) {
-			throw new VmapError("EINVAL", `Cannot attach: timeoutMs must be a number of milliseconds, at least 0, or Infinity, got ${shown(timeoutMs)}`);
-		}
+		if (timeoutMs !== undefined) checkTimeout(timeoutMs, "Cannot attach");
 		const s = new SpaceState(buffer, flush, timeoutMs);
 		s.locks.checkAlive();
 		// An attached handle is another worker: while idle, it helps purges (parallel purge).
@@ -137,7 +135,7 @@ export class VmapSpace {
 
 	/** Run `call` with this handle's waits bounded by `timeoutMs` instead of its own. */
 	#within<T>(timeoutMs: number, op: string, call: () => T): T {
-		if (!isTimeout(timeoutMs)) throw new VmapError("EINVAL", `Cannot ${op}: timeoutMs must be a number of milliseconds, at least 0, or Infinity, got ${shown(timeoutMs)}`);
+		checkTimeout(timeoutMs, `Cannot ${op}`);
 		const locks = this.#s.locks;
 		const saved = locks.timeoutMs;
 		locks.timeoutMs = timeoutMs;
