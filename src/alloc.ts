@@ -7,7 +7,7 @@ import { insertVmapArea } from "./busy-tree.ts";
 import { hex, shown, VmapError } from "./errors.ts";
 import { alignUp, findVmapLowestMatch, vaClip } from "./free-space.ts";
 import { HDR_FREE_LOCK, HDRF_FAILED, N_BUSY_LOCK, N_BUSY_NR, N_BUSY_ROOT, N_POOL_LOCK, N_POOL_NR, NF_ALLOCS, NF_BUSY_BYTES, NF_POOL_HITS, NF_POOL_MISSES, nodeBase, POOL_LEN, VA_BUSY } from "./layout.ts";
-import { encodeVnId, poolable, poolTake, poolWord } from "./nodes.ts";
+import { encodeVnId, poolable, poolPeek, poolPop, poolWord } from "./nodes.ts";
 import { isPowerOfTwo } from "./options.ts";
 import { flushingNote, OVERFLOW_PURGE } from "./purge.ts";
 import { workPosted } from "./purge-work.ts";
@@ -75,9 +75,9 @@ export function allocVmapArea(s: SpaceState, size: number, options: AllocOptions
 		}
 	}
 
-	// Free space, then the busy tree of the address's node (the lock order): the new area
-	// joins its busy tree before the free-space lock is dropped, so no one holding every lock
-	// ever sees a range in neither.
+	// Free space, then the busy tree of the address's node (the lock order), both taken before
+	// anything changes: the new area joins its busy tree before the free-space lock is dropped,
+	// so no one holding every lock ever sees a range in neither.
 	locks.acquire(HDR_FREE_LOCK);
 	let va: number;
 	try {
@@ -91,15 +91,17 @@ export function allocVmapArea(s: SpaceState, size: number, options: AllocOptions
 		locks.release(HDR_FREE_LOCK);
 		return noFit(s, size, options, align, vstart, vend, overflowPurge);
 	}
-	const f64 = t.f64; // after reserve(), which may have replaced the views
-	const start = vaStart(f64, va);
+	const start = vaStart(t.f64, va); // after reserve(), which may have replaced the views
 	// Block starts are page aligned: the common case needs no rounding.
 	const nva = start >= vstart && align === pageSize ? start : alignUp(start > vstart ? start : vstart, align);
+	const b = s.busyNode(nva);
+	locks.acquireUnder(b + N_BUSY_LOCK, HDR_FREE_LOCK);
 	let busy = vaClip(t, va, nva, size);
 	if (busy === 0) busy = t.allocSlot();
 	if (pool !== 0) t.hdrF[(nodeBase(s.node) >> 1) + NF_POOL_MISSES]!++;
-	setVaRange(f64, busy, nva, nva + size);
-	insertBusy(s, busy, nva, size, vn, tag);
+	setVaRange(t.f64, busy, nva, nva + size);
+	linkBusy(s, b, busy, size, vn, tag);
+	locks.release(b + N_BUSY_LOCK);
 	locks.release(HDR_FREE_LOCK);
 	return nva;
 }
@@ -114,26 +116,27 @@ function nodeAlloc(s: SpaceState, pool: number, align: number, vn: number, tag: 
 	const lock = nodeBase(s.node) + N_POOL_LOCK;
 	s.locks.acquire(lock);
 	t.sync();
-	const f64 = t.f64; // after sync(): another handle may have grown the table
-	const va = poolTake(t, s.node, pool, align);
+	const va = poolPeek(t, pool, align);
 	if (va === 0) {
 		s.locks.release(lock);
 		return -1;
 	}
-	const start = vaStart(f64, va);
-	// Still under the pool lock: the area is never in neither structure.
-	insertBusy(s, va, start, vaEnd(f64, va) - start, vn, tag);
+	const start = vaStart(t.f64, va);
+	const b = s.busyNode(start);
+	s.locks.acquireUnder(b + N_BUSY_LOCK, lock);
+	t.sync(); // the busy tree may reach records another handle's growth added
+	// Under both locks: the area is never in neither structure.
+	poolPop(t, s.node, pool);
+	linkBusy(s, b, va, vaEnd(t.f64, va) - start, vn, tag);
 	t.hdrF[(nodeBase(s.node) >> 1) + NF_POOL_HITS]!++;
+	s.locks.release(b + N_BUSY_LOCK);
 	s.locks.release(lock);
 	return start;
 }
 
-/** Link record `va` (vaStart/vaEnd set) into its node's busy tree, under that node's busy lock. */
-function insertBusy(s: SpaceState, va: number, start: number, size: number, vn: number, tag: number): void {
+/** Link record `va` (its range set) into the busy tree of node base `b`, whose busy lock the caller holds. */
+function linkBusy(s: SpaceState, b: number, va: number, size: number, vn: number, tag: number): void {
 	const t = s.table;
-	const b = s.busyNode(start);
-	s.locks.acquire(b + N_BUSY_LOCK);
-	t.sync();
 	const i32 = t.i32;
 	setVaFlags(i32, va, VA_BUSY | vn);
 	setVaTag(i32, va, tag);
@@ -142,7 +145,6 @@ function insertBusy(s: SpaceState, va: number, start: number, size: number, vn: 
 	const f = b >> 1;
 	t.hdrF[f + NF_BUSY_BYTES]! += size;
 	t.hdrF[f + NF_ALLOCS]!++;
-	s.locks.release(b + N_BUSY_LOCK);
 }
 
 /** Areas in every node's pools (plain reads: a hint). */

@@ -211,3 +211,14 @@ export interface AreaInfo {
 	tag: string | undefined;
 	state: AreaState;
 }
+
+declare global {
+	/**
+	 * Symbol.dispose (explicit resource management: `using`), which VmapSpace and VmapHeap
+	 * implement. Declared here so that consumers typecheck without lib "esnext.disposable" or
+	 * @types/node; identical to their declarations, with which it merges.
+	 */
+	interface SymbolConstructor {
+		readonly dispose: unique symbol;
+	}
+}

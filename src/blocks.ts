@@ -161,15 +161,15 @@ export class Blocks {
 		// A new block (kernel new_vmap_block): its first pages are the mapping.
 		const space = this.host.space;
 		const start = space.alloc(this.bytes, { align: this.bytes, tag: VM_MAP_RAM });
+		const idx = start / this.bytes;
+		const w = this.word(idx);
 		try {
 			this.host.memory.commit(start + this.bytes);
+			this.host.ext.lock(w + B_LOCK);
 		} catch (e) {
 			space.free(start);
 			throw e;
 		}
-		const idx = start / this.bytes;
-		const w = this.word(idx);
-		this.host.ext.lock(w + B_LOCK);
 		hdr.fill(0, w + B_BITMAP, w + BLOCK_WORDS);
 		setBits(hdr, w + B_BITMAP, 0, pages, 1);
 		setBits(hdr, w + B_STARTS, 0, 1, 1);
@@ -320,7 +320,13 @@ export class Blocks {
 				if (free + mapped + dirty !== this.pages) problems.push(`${name}: free ${free} + mapped ${mapped} + dirty ${dirty} != ${this.pages} pages`);
 				if (bits !== mapped) problems.push(`${name}: ${bits} pages set in the bitmap, ${mapped} counted mapped`);
 				if (beyond !== 0) problems.push(`${name}: ${beyond} mapped pages lie in its never-used tail`);
-				const area = this.host.space.find(start);
+				let area;
+				try {
+					area = this.host.space.find(start);
+				} catch (e) {
+					this.host.ext.unlock(w + B_LOCK);
+					throw e;
+				}
 				if (!area || area.start !== start || area.end !== start + this.bytes || area.state !== "busy" || area.tag !== VM_MAP_RAM) {
 					problems.push(`${name}: its area is ${area ? `[${hex(area.start)}, ${hex(area.end)}) ${area.state} tagged ${area.tag}` : "missing"}`);
 				}

@@ -57,7 +57,11 @@ export class Drain {
 	finish(): void {
 		const batches = this.batches;
 		this.batches = [];
-		for (const b of batches) this.purger.purgeBatch(b);
+		try {
+			while (batches.length > 0) this.purger.purgeBatch(batches.shift()!);
+		} finally {
+			for (const b of batches) this.purger.orphan(b); // after a step timed out: the next purge's
+		}
 	}
 
 	/**
@@ -129,6 +133,8 @@ export class Drain {
 					}
 					resolve();
 				} catch (e) {
+					// A step's lock wait timed out: the batches go to the next purge.
+					for (const b of this.batches.splice(0)) purger.orphan(b);
 					reject(e);
 				}
 			};

@@ -8,7 +8,7 @@
  * - ECORRUPT: check() found a broken invariant.
  * - EOWNERDEAD: a handle died holding a lock; the space refuses further use.
  * - EFAULT: (heap) bytes asked for lie outside a live area, or poisoned bytes were written.
- * - ETIMEDOUT: (heap) a grace period did not end in the time given.
+ * - ETIMEDOUT: a wait (for a lock, a purge batch being flushed, a grace period) passed its timeoutMs.
  */
 export type VmapErrorCode = "EINVAL" | "EBUSY" | "ENOENT" | "EDOUBLEFREE" | "ENOMEM" | "ECORRUPT" | "EOWNERDEAD" | "EFAULT" | "ETIMEDOUT";
 

@@ -268,8 +268,17 @@ export class VmapHeap {
 			return addr;
 		}
 		const to = this.allocArea(bytes, area.tag === undefined ? undefined : { tag: area.tag }, false, "vrealloc");
-		this.memory.u8.copyWithin(to, addr, addr + Math.min(oldUsable, pages * P));
-		this.memory.release(addr);
+		const kept = Math.min(oldUsable, pages * P);
+		this.memory.u8.copyWithin(to, addr, addr + kept);
+		try {
+			this.memory.release(addr);
+		} catch (e) {
+			if (!(e instanceof VmapError) || e.code === "EFAULT") throw e; // the old area was freed (its guard was written)
+			// The old area stays (its free timed out after poisoning it): its bytes come back, the new area goes.
+			this.memory.u8.copyWithin(addr, to, to + kept);
+			this.memory.release(to);
+			throw e;
+		}
 		return to;
 	}
 
@@ -293,12 +302,15 @@ export class VmapHeap {
 		if (!this.ext.markArea(addr, this.deferredTag)) {
 			throw new VmapError("EDOUBLEFREE", `Cannot freeDeferred ${hex(addr)}: another call queued it first`);
 		}
-		while (!this.rcu.enqueue(addr)) {
-			if (nowait || !canWait) {
-				this.ext.markArea(addr, this.ext.tagId(area.tag ?? VMALLOC_TAG));
-				throw full();
+		try {
+			while (!this.rcu.enqueue(addr)) {
+				if (nowait || !canWait) throw full();
+				this.synchronize();
 			}
-			this.synchronize();
+		} catch (e) {
+			// Full, or a wait timed out: the area is live again, as it was.
+			this.ext.markArea(addr, this.ext.tagId(area.tag ?? VMALLOC_TAG));
+			throw e;
 		}
 	}
 
@@ -437,10 +449,18 @@ export class VmapHeap {
 	 */
 	close(): void {
 		if (this.ext.closed) return;
-		this.freeExpired();
-		this.blocks.purgeFragmented(true);
-		this.rcu.offline();
-		this.space.close();
+		try {
+			this.freeExpired();
+			this.blocks.purgeFragmented(true);
+		} finally {
+			this.rcu.offline();
+			this.space.close();
+		}
+	}
+
+	/** close(), for `using` (explicit resource management). */
+	[Symbol.dispose](): void {
+		this.close();
 	}
 
 	// ── inside ─────────────────────────────────────────────────────────────────────────────

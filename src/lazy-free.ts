@@ -6,7 +6,7 @@
 import { findVmapArea } from "./busy-tree.ts";
 import { hex, shown, VmapError } from "./errors.ts";
 import { vaClip } from "./free-space.ts";
-import { HDR_FREE_LOCK, HDR_FREE_ROOT, N_BUSY_LOCK, N_BUSY_NR, N_BUSY_ROOT, NF_BUSY_BYTES, NF_FREES, nodeBase } from "./layout.ts";
+import { HDR_FREE_LOCK, HDR_FREE_ROOT, N_BUSY_LOCK, N_LAZY_LOCK, N_BUSY_NR, N_BUSY_ROOT, NF_BUSY_BYTES, NF_FREES, nodeBase } from "./layout.ts";
 import { notAnArea } from "./locate.ts";
 import { decodeVnId } from "./nodes.ts";
 import { lazyListAdd } from "./purge-list.ts";
@@ -49,25 +49,29 @@ export function freeVmapArea(s: SpaceState, addr: number, op: string, refused: r
 	const b = nodeBase(v);
 	const va = lookupBusyAt(s, b, addr);
 	if (va === 0) notAnArea(s, addr, op);
-	const tag = vaTag(s.table.i32, va);
+	const i32 = s.table.i32;
+	const tag = vaTag(i32, va);
 	if (tag !== 0 && refused.includes(tag)) {
 		s.locks.release(b + N_BUSY_LOCK);
 		return tag;
 	}
-	freeVmapAreaNoflush(s, v, va);
+	const lazy = lazyNode(vaFlags(i32, va), v);
+	s.locks.acquireUnder(nodeBase(lazy) + N_LAZY_LOCK, b + N_BUSY_LOCK);
+	freeVmapAreaNoflush(s, v, va, lazy);
+	s.locks.release(nodeBase(lazy) + N_LAZY_LOCK);
 	s.locks.release(b + N_BUSY_LOCK);
 	s.purger.drain.afterFree();
 	return 0;
 }
 
 /**
- * Busy record `va` of node `v` (whose busy lock the caller holds) leaves its busy tree
- * for a lazy list: its vn_id's node's if it has one, else its address node's. Everything
- * needed from the area is read before it is published on the lazy list: once there, a purge in
- * another worker may merge it away ("mm/vmalloc: Keep a separate lazy-free list": the free path
- * must not touch an area after it is visible to purges).
+ * Busy record `va` of node `v` leaves its busy tree for node `lazy`'s lazy list; the caller
+ * holds v's busy lock and `lazy`'s lazy lock. Everything needed from the area is read before
+ * it is published on the lazy list: once there, a purge in another worker may merge it away
+ * ("mm/vmalloc: Keep a separate lazy-free list": the free path must not touch an area after
+ * it is visible to purges).
  */
-function freeVmapAreaNoflush(s: SpaceState, v: number, va: number): void {
+function freeVmapAreaNoflush(s: SpaceState, v: number, va: number, lazy: number): void {
 	const t = s.table;
 	const f64 = t.f64;
 	const i32 = t.i32;
@@ -79,13 +83,13 @@ function freeVmapAreaNoflush(s: SpaceState, v: number, va: number): void {
 	t.hdr[b + N_BUSY_NR]!--;
 	t.hdrF[(b >> 1) + NF_BUSY_BYTES]! -= end - start;
 	t.hdrF[(b >> 1) + NF_FREES]!++;
-	publishLazy(s, v, va, start, end, flags);
+	lazyListAdd(t, lazy, va, start, end, flags, s.pageInverse);
 }
 
-/** Put record `va`, [start, end), on its vn_id's node's lazy list, else on node `v`'s. */
-function publishLazy(s: SpaceState, v: number, va: number, start: number, end: number, flags: number): void {
+/** The node whose lazy list takes an area with `flags` found at node `v`: its vn_id's if it has one. */
+function lazyNode(flags: number, v: number): number {
 	const vn = decodeVnId(flags);
-	lazyListAdd(s.table, s.locks, vn >= 0 ? vn : v, va, start, end, flags, s.pageInverse);
+	return vn >= 0 ? vn : v;
 }
 
 /**
@@ -128,13 +132,17 @@ export function resizeVmapArea(s: SpaceState, addr: number, size: number): boole
 	let done = true;
 	if (newEnd < end) {
 		// The tail leaves the area under the busy lock and joins a lazy list under the lazy
-		// lock: check(), holding everything, sees it in one place or the other.
+		// lock, taken first: check(), holding everything, sees it in one place or the other.
+		const flags = vaFlags(i32, va);
+		const lazy = lazyNode(flags, s.addrNode(newEnd));
+		locks.acquireUnder(nodeBase(lazy) + N_LAZY_LOCK, b + N_BUSY_LOCK, HDR_FREE_LOCK);
 		setVaEnd(f64, va, newEnd);
 		t.hdrF[(b >> 1) + NF_BUSY_BYTES]! -= end - newEnd;
 		const tail = t.allocSlot();
 		setVaRange(f64, tail, newEnd, end);
 		setVaTag(i32, tail, vaTag(i32, va));
-		publishLazy(s, s.addrNode(newEnd), tail, newEnd, end, vaFlags(i32, va));
+		lazyListAdd(t, lazy, tail, newEnd, end, flags, s.pageInverse);
+		locks.release(nodeBase(lazy) + N_LAZY_LOCK);
 	} else if (newEnd > end) {
 		const fb = findVmapArea(t, HDR_FREE_ROOT, end);
 		if (fb !== 0 && vaStart(f64, fb) === end && vaEnd(f64, fb) >= newEnd) {

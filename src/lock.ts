@@ -18,10 +18,12 @@
  * simply wait: a holder is never taken for dead because it is slow. Death is observed, not
  * guessed (handles.ts): a handle that closes, or whose worker's exit is seen by watch(),
  * ends; if it held a lock then, HDR_DEAD records it and every call throws EOWNERDEAD, since it
- * may have left the structures half-changed. A wait made while this handle holds no other lock
- * ends after `timeoutMs` with ETIMEDOUT naming the holder, having changed nothing; a wait made
- * while holding locks (the lock order's inner locks, held for microseconds by a live holder)
- * has no deadline, since giving up there would leave an operation half-done.
+ * may have left the structures half-changed. Every wait ends after `timeoutMs` with ETIMEDOUT
+ * naming the holder, the inner locks of the lock order included (a live holder keeps them for
+ * microseconds; an unobserved dead one forever). That is safe because every critical section
+ * takes all of its locks before it changes anything (two-phase), and releases what it holds
+ * when a later acquire throws; a purge, which changes the space in several steps, hands its
+ * batch to the next purge (BATCH_ORPHAN) when a step times out.
  */
 import { VmapError } from "./errors.ts";
 import {
@@ -96,16 +98,15 @@ export class Locks {
 	}
 
 	/**
-	 * How long a wait made while holding no lock may last, in ms (the space's timeoutMs option,
-	 * or a call's own); Infinity: as long as the holder lives.
+	 * How long one wait for a lock may last, in ms (the space's timeoutMs option, or a call's
+	 * own); Infinity: as long as the holder lives.
 	 */
 	timeoutMs = Infinity;
-	/** Locks this handle holds now. */
-	private held = 0;
 
 	/**
 	 * Take lock `word`, waiting while its holder lives. Throws EOWNERDEAD once a holder's end
-	 * was observed, and ETIMEDOUT after timeoutMs when this handle holds no other lock.
+	 * was observed, and ETIMEDOUT after timeoutMs; either way the caller still holds what it
+	 * held, and releases it.
 	 */
 	acquire(word: number): void {
 		if (!this.tryAcquire(word)) this.contended(word);
@@ -117,13 +118,27 @@ export class Locks {
 		const cur = hdr[word]!; // plain read: the compareExchange validates it
 		if ((cur & 1) !== 0 || Atomics.compareExchange(hdr, word, cur, cur + 1) !== cur) return false;
 		hdr[word + LOCK_OWNER_OFFSET] = this.self;
-		this.held++;
 		return true;
+	}
+
+	/**
+	 * Take lock `word` while holding `outer` (and `outer2`, if not -1), before changing
+	 * anything: when the wait throws (ETIMEDOUT, EOWNERDEAD), the outer locks are released and
+	 * the call fails having changed nothing.
+	 */
+	acquireUnder(word: number, outer: number, outer2 = -1): void {
+		if (this.tryAcquire(word)) return;
+		try {
+			this.contended(word);
+		} catch (e) {
+			this.release(outer);
+			if (outer2 !== -1) this.release(outer2);
+			throw e;
+		}
 	}
 
 	release(word: number): void {
 		const hdr = this.t.hdr;
-		this.held--;
 		hdr[word + LOCK_OWNER_OFFSET] = 0;
 		// Even again, LOCK_WAITERS cleared: sleepers set it anew before they sleep again. While we
 		// hold the word only LOCK_WAITERS can change under us, so a plain read gives our count.
@@ -148,21 +163,20 @@ export class Locks {
 	private contended(word: number): void {
 		const hdr = this.t.hdr;
 		const t0 = performance.now();
-		const deadline = this.held === 0 ? t0 + this.timeoutMs : Infinity;
+		const deadline = t0 + this.timeoutMs;
 		for (let spin = 0; ; spin++) {
 			const cur = Atomics.load(hdr, word);
 			if ((cur & 1) === 0) {
 				// Keep LOCK_WAITERS if set: others may sleep, and our release must wake one.
 				if (Atomics.compareExchange(hdr, word, cur, cur + 1) === cur) {
 					hdr[word + LOCK_OWNER_OFFSET] = this.self;
-					this.held++;
 					break;
 				}
 				continue;
 			}
 			if (hdr[HDR_DEAD] !== 0) throw deadError(hdr);
 			if (spin < SPINS) continue;
-			if (deadline !== Infinity && performance.now() >= deadline) {
+			if (performance.now() >= deadline) {
 				this.waitMs += performance.now() - t0;
 				throw timedOut(hdr, word, hdr[word + LOCK_OWNER_OFFSET]!, this.timeoutMs);
 			}

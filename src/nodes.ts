@@ -107,18 +107,18 @@ export function poolPop(t: VaTable, v: number, p: number): number {
 }
 
 /**
- * node_pool_del_va: the head of pool `p` if it starts at a multiple of `align`, else 0. A
- * misaligned head moves to the tail and the probe counts as a miss: one probe only, so the
- * pool path stays O(1). The caller holds the pool lock.
+ * node_pool_del_va's probe: the head of pool `p` if it starts at a multiple of `align` (then
+ * poolPop() takes it), else 0. A misaligned head moves to the tail and the probe counts as a
+ * miss: one probe only, so the pool path stays O(1). The caller holds the pool lock.
  */
-export function poolTake(t: VaTable, v: number, p: number, align: number): number {
+export function poolPeek(t: VaTable, p: number, align: number): number {
 	const f64 = t.f64;
 	const i32 = t.i32;
 	const hdr = t.hdr;
 	const va = hdr[p + POOL_HEAD]!;
 	if (va === 0) return 0;
 	const start = vaStart(f64, va);
-	if (start === Math.floor(start / align) * align) return poolPop(t, v, p);
+	if (start === Math.floor(start / align) * align) return va;
 	const next = vaNext(i32, va);
 	if (next !== 0) {
 		// Rotate: the head becomes the tail.

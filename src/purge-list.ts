@@ -49,14 +49,13 @@ function widenFlushRange(t: VaTable, v: number, start: number, end: number): voi
 
 /**
  * Push record `va`, [start, end), which is in no tree and on no list, on node `v`'s lazy list,
- * flagged lazy (keeping the vn_id in `flags`), and count its pages in vmapLazyNr. Takes v's
- * lazy lock. Once pushed, `va` belongs to the purges: the caller may not read it again
+ * flagged lazy (keeping the vn_id in `flags`), and count its pages in vmapLazyNr. The caller
+ * holds v's lazy lock, taken before it unlinked `va` from anywhere. Once pushed, `va` belongs to the purges: the caller may not read it again
  * (a purge in another worker may merge it away at once: the kernel's free-path ordering race).
  */
-export function lazyListAdd(t: VaTable, locks: Locks, v: number, va: number, start: number, end: number, flags: number, pageInverse: number): void {
+export function lazyListAdd(t: VaTable, v: number, va: number, start: number, end: number, flags: number, pageInverse: number): void {
 	const i32 = t.i32;
 	const b = nodeBase(v);
-	locks.acquire(b + N_LAZY_LOCK);
 	const hdr = t.hdr;
 	t.hdrF[(b >> 1) + NF_LAZY_ADDED]! += (end - start) * pageInverse;
 	widenFlushRange(t, v, start, end);
@@ -64,7 +63,6 @@ export function lazyListAdd(t: VaTable, locks: Locks, v: number, va: number, sta
 	setVaNext(i32, va, hdr[b + N_LAZY_HEAD]!);
 	hdr[b + N_LAZY_HEAD] = va; // published
 	hdr[b + N_LAZY_NR]!++;
-	locks.release(b + N_LAZY_LOCK);
 }
 
 /** What detachLazyLists took: the batch one flush covers. */
@@ -86,34 +84,41 @@ export interface Batch {
  */
 export function detachLazyLists(t: VaTable, locks: Locks, k: number, pageInverse: number): Batch {
 	const batch: Batch = { nodes: [], areas: 0, bytes: 0, start: Infinity, end: -Infinity };
-	for (let v = 0; v < t.nodes; v++) {
-		const b = nodeBase(v);
-		const f = b >> 1;
-		locks.acquire(b + N_POOL_LOCK);
-		locks.acquire(b + N_LAZY_LOCK);
-		const hdr = t.hdr;
-		const hdrF = t.hdrF;
-		const head = hdr[b + N_LAZY_HEAD]!;
-		if (head !== 0) {
-			const p = purgeList(v, k);
-			hdr[p] = head;
-			hdr[p + 1] = hdr[b + N_LAZY_NR]!;
-			batch.areas += hdr[b + N_LAZY_NR]!;
-			// No purge list existed: what is lazy on this node is what the lazy list holds.
-			batch.bytes += (hdrF[f + NF_LAZY_ADDED]! - hdrF[f + NF_LAZY_PURGED]!) / pageInverse;
-			if (hdrF[f + NF_LAZY_MIN]! < batch.start) batch.start = hdrF[f + NF_LAZY_MIN]!;
-			if (hdrF[f + NF_LAZY_MAX]! > batch.end) batch.end = hdrF[f + NF_LAZY_MAX]!;
-			hdr[b + N_LAZY_HEAD] = 0;
-			hdr[b + N_LAZY_NR] = 0;
-			resetFlushRange(t, v);
-			batch.nodes.push(v);
-		}
-		locks.release(b + N_LAZY_LOCK);
-		locks.release(b + N_POOL_LOCK);
+	try {
+		for (let v = 0; v < t.nodes; v++) detachNode(t, locks, v, k, pageInverse, batch);
+	} finally {
+		// Also when a lock wait threw: the nodes detached so far are the batch.
+		t.hdrF[HDRF_BATCH_START + k] = batch.start;
+		t.hdrF[HDRF_BATCH_END + k] = batch.end;
 	}
-	t.hdrF[HDRF_BATCH_START + k] = batch.start;
-	t.hdrF[HDRF_BATCH_END + k] = batch.end;
 	return batch;
+}
+
+/** Move node `v`'s lazy list to its purge list of batch `k`, adding it to `batch`. */
+function detachNode(t: VaTable, locks: Locks, v: number, k: number, pageInverse: number, batch: Batch): void {
+	const b = nodeBase(v);
+	const f = b >> 1;
+	locks.acquire(b + N_POOL_LOCK);
+	locks.acquireUnder(b + N_LAZY_LOCK, b + N_POOL_LOCK);
+	const hdr = t.hdr;
+	const hdrF = t.hdrF;
+	const head = hdr[b + N_LAZY_HEAD]!;
+	if (head !== 0) {
+		const p = purgeList(v, k);
+		hdr[p] = head;
+		hdr[p + 1] = hdr[b + N_LAZY_NR]!;
+		batch.areas += hdr[b + N_LAZY_NR]!;
+		// No purge list existed: what is lazy on this node is what the lazy list holds.
+		batch.bytes += (hdrF[f + NF_LAZY_ADDED]! - hdrF[f + NF_LAZY_PURGED]!) / pageInverse;
+		if (hdrF[f + NF_LAZY_MIN]! < batch.start) batch.start = hdrF[f + NF_LAZY_MIN]!;
+		if (hdrF[f + NF_LAZY_MAX]! > batch.end) batch.end = hdrF[f + NF_LAZY_MAX]!;
+		hdr[b + N_LAZY_HEAD] = 0;
+		hdr[b + N_LAZY_NR] = 0;
+		resetFlushRange(t, v);
+		batch.nodes.push(v);
+	}
+	locks.release(b + N_LAZY_LOCK);
+	locks.release(b + N_POOL_LOCK);
 }
 
 /**
@@ -126,7 +131,7 @@ export function undoDetach(t: VaTable, locks: Locks, k: number): void {
 		if (t.hdr[p] === 0) continue; // a peek: only the batch's owner fills it
 		const b = nodeBase(v);
 		locks.acquire(b + N_POOL_LOCK);
-		locks.acquire(b + N_LAZY_LOCK);
+		locks.acquireUnder(b + N_LAZY_LOCK, b + N_POOL_LOCK);
 		t.sync();
 		const f64 = t.f64;
 		const i32 = t.i32;

@@ -57,8 +57,11 @@ export function purgeVmapNodeStep(t: VaTable, locks: Locks, v: number, k: number
 	const list = purgeList(v, k);
 	if (t.hdr[list] === 0) return false;
 	const poolOnly = toPool(t, t.hdr[list]!, v, k, pageInverse);
-	if (!poolOnly) locks.acquire(HDR_FREE_LOCK);
-	locks.acquire(b + N_POOL_LOCK);
+	if (poolOnly) locks.acquire(b + N_POOL_LOCK);
+	else {
+		locks.acquire(HDR_FREE_LOCK);
+		locks.acquireUnder(b + N_POOL_LOCK, HDR_FREE_LOCK);
+	}
 	t.sync();
 	const f64 = t.f64;
 	const i32 = t.i32;
@@ -100,7 +103,7 @@ export function decayVaPoolNode(t: VaTable, locks: Locks, v: number, full: boole
 		let left = -1;
 		while (left !== 0) {
 			locks.acquire(HDR_FREE_LOCK);
-			locks.acquire(b + N_POOL_LOCK);
+			locks.acquireUnder(b + N_POOL_LOCK, HDR_FREE_LOCK);
 			t.sync();
 			const hdr = t.hdr;
 			if (left < 0) left = decayCount(hdr[p + POOL_LEN]!, full);

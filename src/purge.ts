@@ -51,7 +51,7 @@ import {
 import { canWait, type Locks } from "./lock.ts";
 import { detachLazyLists, undoDetach } from "./purge-list.ts";
 import { decayVaPoolNode, purgeVmapNodeStep } from "./purge-node.ts";
-import { finishWork, helperOf, postWork, takeWork, workWord } from "./purge-work.ts";
+import { finishWork, helperOf, postWork, repostWork, takeWork, workWord } from "./purge-work.ts";
 import { seqBegin, seqEnd } from "./stats.ts";
 import { isShared, type VaTable } from "./va-table.ts";
 
@@ -125,22 +125,30 @@ export class Purger {
 		const waitsForOthers = req.wait && !req.bounded && !req.noBatchWait;
 		const mine = req.wait ? Promise.allSettled(this.inflight.values()).then(ignore) : settled;
 		const answered = (own: Promise<unknown>) => Promise.all([own, mine]).then(() => batchesDone(t, others));
-		for (let v = 0; v < t.nodes; v++) decayVaPoolNode(t, locks, v, req.overflow);
-		const batches = adoptOrphans(t, locks.self);
-		const k = claimBatch(t, locks.self);
-		if (k < 0 && batches.length === 0) {
-			locks.release(HDR_PURGE_LOCK);
-			return this.noBatch(req);
-		}
+		let batches: Batch[] = [];
+		let k = -1;
 		let detached: { areas: number; bytes: number } = NOTHING_DETACHED;
-		if (k >= 0) {
-			// With every batch in flight the lazy lists wait for the next purge; the adopted go now.
-			t.hdr[HDR_BATCH_FLAGS + k] = req.overflow ? BATCH_SKIP_POPULATE : 0;
-			const d = detachLazyLists(t, locks, k, this.pageInverse);
-			detached = d;
-			batches.unshift(new Batch(k, d.nodes));
+		try {
+			for (let v = 0; v < t.nodes; v++) decayVaPoolNode(t, locks, v, req.overflow);
+			batches = adoptOrphans(t, locks.self);
+			k = claimBatch(t, locks.self);
+			if (k >= 0) {
+				// With every batch in flight the lazy lists wait for the next purge; the adopted go now.
+				t.hdr[HDR_BATCH_FLAGS + k] = req.overflow ? BATCH_SKIP_POPULATE : 0;
+				batches.unshift(new Batch(k, []));
+				const d = detachLazyLists(t, locks, k, this.pageInverse);
+				detached = d;
+				batches[0]!.own = d.nodes;
+			}
+		} catch (e) {
+			// A lock wait timed out (or its holder died) between steps: what was detached or
+			// adopted goes to the next purge, which flushes it again.
+			for (const b of batches) this.orphan(b);
+			throw stopped(e);
+		} finally {
+			locks.release(HDR_PURGE_LOCK);
 		}
-		locks.release(HDR_PURGE_LOCK);
+		if (batches.length === 0) return this.noBatch(req);
 
 		let start = Infinity;
 		let end = -Infinity;
@@ -283,10 +291,15 @@ export class Purger {
 
 	/** The flush threw or rejected: batch `b` goes back to the lazy lists. */
 	private flushFailed(b: Batch): void {
-		undoDetach(this.t, this.locks, b.k);
 		seqBegin(this.t.hdr);
 		this.t.hdrF[HDRF_FLUSH_ERRORS]!++;
 		seqEnd(this.t.hdr);
+		try {
+			undoDetach(this.t, this.locks, b.k);
+		} catch {
+			this.orphan(b); // a lock wait timed out: the next purge takes the batch, unflushed as it is
+			return;
+		}
 		this.endBatch(b.k, false);
 	}
 
@@ -295,9 +308,11 @@ export class Purger {
 	 * flushes their range again); a drain of ours in progress is finished now.
 	 */
 	handOver(): void {
-		this.drain.finish();
-		for (const b of this.inflight.keys()) Atomics.compareExchange(this.t.hdr, HDR_BATCH_OWNER + b.k, this.locks.self, BATCH_ORPHAN);
-		this.inflight.clear();
+		try {
+			this.drain.finish();
+		} finally {
+			for (const b of [...this.inflight.keys()]) this.orphan(b);
+		}
 	}
 
 	/**
@@ -341,9 +356,13 @@ export class Purger {
 				locks.acquire(b + N_POOL_LOCK);
 				t.hdrF[(b >> 1) + NF_HELPER_RUNS]!++;
 				locks.release(b + N_POOL_LOCK);
-			} finally {
-				finishWork(t, v);
+			} catch (e) {
+				// Helping is optional: a lock wait that timed out posts the node again for anyone.
+				repostWork(t, v, locks.self);
+				if (e instanceof VmapError && e.code === "ETIMEDOUT") continue;
+				throw e;
 			}
+			finishWork(t, v);
 		}
 	}
 
@@ -406,12 +425,27 @@ export class Purger {
 
 	/** Purge every node of batch `b` now, waiting for its helpers; then give the batch back. */
 	purgeBatch(b: Batch): void {
-		for (;;) {
-			const w = this.step(b);
-			if (w === "done") break;
-			if (w === "wait") this.waitForHelper(b);
+		try {
+			for (;;) {
+				const w = this.step(b);
+				if (w === "done") break;
+				if (w === "wait") this.waitForHelper(b);
+			}
+		} catch (e) {
+			this.orphan(b);
+			throw stopped(e);
 		}
 		this.endBatch(b.k);
+	}
+
+	/**
+	 * Give batch `b` up, half purged (a step's lock wait timed out, or the flush failed and
+	 * could not be undone): the next purge adopts it, flushes its range again and purges it.
+	 */
+	orphan(b: Batch): void {
+		this.inflight.delete(b);
+		Atomics.compareExchange(this.t.hdr, HDR_BATCH_OWNER + b.k, this.locks.self, BATCH_ORPHAN);
+		Atomics.notify(this.t.hdr, HDR_BATCH_OWNER + b.k);
 	}
 
 	/**
@@ -426,6 +460,12 @@ export class Purger {
 		Atomics.notify(hdr, HDR_BATCH_OWNER + k);
 		if (drainAfter && this.t.lazyPages() > this.t.hdrF[HDRF_LAZY_MAX_PAGES]!) this.drain.schedule();
 	}
+}
+
+/** A purge's lock wait timed out between its steps: say what became of its areas. */
+function stopped(e: unknown): unknown {
+	if (!(e instanceof VmapError) || e.code !== "ETIMEDOUT") return e;
+	return new VmapError("ETIMEDOUT", `The purge stopped before its areas were purged; they stay lazy and the next purge takes them. ${e.detail}`, { cause: e });
 }
 
 function result(status: PurgeResult["status"], areas: number, bytes: number, start: number, end: number, done: Promise<void>): PurgeResult {

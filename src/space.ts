@@ -17,7 +17,8 @@ import { dumpSpace, vmallocinfo } from "./info.ts";
 import { handleEnded, handlesOfThread, releaseHandle } from "./handles.ts";
 import { HANDLE_MAX, HDR_DEAD } from "./layout.ts";
 import type { Locks } from "./lock.ts";
-import { findArea, withEveryLock } from "./locate.ts";
+import { findArea } from "./locate.ts";
+import { snapshot } from "./snapshot.ts";
 import { freeVmapArea, resizeVmapArea } from "./lazy-free.ts";
 import { checkTimeout, parseSpaceOptions, type SpaceParams } from "./options.ts";
 import { OVERFLOW_PURGE, SYNC_PURGE, TRY_PURGE } from "./purge.ts";
@@ -104,17 +105,26 @@ export class VmapSpace {
 	}
 
 	/**
-	 * Done with this handle: it runs no more scheduled drains, any later call on it throws
-	 * EINVAL, and its id returns to the handle table (which holds HANDLE_MAX). A worker should
-	 * close its handle before it is terminated, so that no drain is cut short holding the purge
-	 * mutex. Lazy areas it freed stay for other handles' purges.
+	 * Done with this handle: a drain of its own in progress finishes now, batches still waiting
+	 * for its asynchronous flush go to the next purge (which flushes them again), purges it
+	 * queued are cancelled, it runs no more scheduled drains, any later call on it throws EINVAL,
+	 * and its id returns to the handle table (which holds HANDLE_MAX). Lazy areas it freed stay
+	 * for other handles' purges. Idempotent; `using space = ...` calls it at the end of the block.
 	 */
 	close(): void {
 		const s = this.#s;
 		if (s.locks.closed) return;
-		s.purger.handOver();
-		s.locks.closed = true;
-		releaseHandle(s.table, s.id);
+		try {
+			s.purger.handOver();
+		} finally {
+			s.locks.closed = true;
+			releaseHandle(s.table, s.id);
+		}
+	}
+
+	/** close(), for `using` (explicit resource management). */
+	[Symbol.dispose](): void {
+		this.close();
 	}
 
 	/** Bytes in the space. */
@@ -218,17 +228,22 @@ export class VmapSpace {
 		return readStats(this.#s.table, pools, into);
 	}
 
-	/** The busy and lazy areas in the style of /proc/vmallocinfo. */
+	/**
+	 * The busy and lazy areas in the style of /proc/vmallocinfo. Like dump() and check(), it
+	 * reads a copy of the space taken at one instant: other handles wait only for the copy.
+	 */
 	vmallocinfo(): string {
 		const s = this.#s;
-		return withEveryLock(s, () => vmallocinfo(s.table, (id) => s.tags.name(id)));
+		s.locks.checkAlive();
+		return vmallocinfo(snapshot(s), (id) => s.tags.name(id));
 	}
 
 	/** JSON: the space, its statistics, every area and every free block. */
 	dump(): string {
 		const s = this.#s;
+		s.locks.checkAlive();
 		const stats = this.stats();
-		return withEveryLock(s, () => dumpSpace(s.table, stats, (id) => s.tags.name(id)));
+		return dumpSpace(snapshot(s), stats, (id) => s.tags.name(id));
 	}
 
 	/** The area holding `addr` (busy, or lazy: freed and not yet purged), or undefined. */
@@ -239,7 +254,8 @@ export class VmapSpace {
 	/** Validate every structure in O(n); throws VmapError ECORRUPT naming the broken invariant. */
 	check(): void {
 		const s = this.#s;
-		withEveryLock(s, () => checkSpace(s.table, s.start, s.end));
+		s.locks.checkAlive();
+		checkSpace(snapshot(s), s.start, s.end);
 	}
 
 	/**

@@ -14,7 +14,7 @@ import { startWorker } from "./support/workers.ts";
 const P = 4096;
 
 /** Start a slow-worker.ts in `mode`, release it, and wait (without blocking) until its slow part has begun. */
-async function slowWorker(mode: string, handle: object, extra: Record<string, unknown> = {}): Promise<{ worker: Worker; id: number; done: Promise<{ status: string }> }> {
+async function slowWorker(mode: string, handle: object, extra: Record<string, unknown> = {}): Promise<{ worker: Worker; id: number; control: Int32Array; done: Promise<{ status: string }> }> {
 	const control = new SharedArrayBuffer(CONTROL_BYTES);
 	const flag = new Int32Array(control);
 	const worker = startWorker("./support/slow-worker.ts", { mode, handle, control, ms: 0, areas: 0, ...extra });
@@ -34,7 +34,7 @@ async function slowWorker(mode: string, handle: object, extra: Record<string, un
 			await new Promise((r) => setTimeout(r, 2));
 		}
 	}
-	return { worker, id: hello.id, done: next() as Promise<{ status: string }> };
+	return { worker, id: hello.id, control: flag, done: next() as Promise<{ status: string }> };
 }
 
 test("liveness: a synchronous flush hook that runs 1.5 s makes others wait, never declares its worker dead", async () => {
@@ -64,10 +64,17 @@ test("liveness: a drain paused between slices while its thread busy-loops 2 s st
 	space.check();
 });
 
-test("liveness: dump() of 300 k areas in one worker while another allocates: both finish, nobody is declared dead", async () => {
+test("liveness: dump() of 300 k areas in one worker holds no lock while it lists: another worker allocates and frees meanwhile", async () => {
 	const space = VmapSpace.create({ size: 2 ** 40 });
 	const slow = await slowWorker("long-dump", space.handle, { areas: 300_000 });
-	for (let i = 0; i < 1000; i++) space.free(space.alloc(P));
+	// Pairs begun and finished while the dump runs. Were its locks held for the listing (about
+	// a second here), every pair would wait for the end and none would count.
+	let during = 0;
+	while (Atomics.load(slow.control, PROGRESS) === 1) {
+		space.free(space.alloc(P));
+		if (Atomics.load(slow.control, PROGRESS) === 1) during++;
+	}
+	assert.ok(during >= 1000, `only ${during} alloc+free pairs finished during the dump`);
 	const done = await slow.done;
 	assert.equal(done.status, "done");
 	await slow.worker.terminate();
@@ -175,4 +182,21 @@ test("liveness: a reader that went offline() is back online at its next bytes() 
 	assert.equal(heap.space.find(p)?.state, "lazy", "freed after the reader's quiescent point");
 	reader.close();
 	heap.check();
+});
+
+test("liveness: `using` closes a handle at the end of its block, as close() does (its id is free again; the space goes on)", () => {
+	const space = VmapSpace.create({ size: 1 << 24, pageSize: P });
+	let id = 0;
+	{
+		using other = VmapSpace.attach(space.handle);
+		id = other.id;
+		other.free(other.alloc(P));
+	}
+	const again = VmapSpace.attach(space.handle);
+	assert.equal(again.id, id, "the disposed handle's id was released");
+	{
+		using heap = VmapHeap.create({ size: 1 << 20, pageSize: P });
+		heap.vfree(heap.vmalloc(10));
+	}
+	space.check();
 });

@@ -54,6 +54,8 @@ try {
 	}
 }
 console.log(state, purged.status, node?.busyAreas, trimmed.bytes, handle.buffer.byteLength, attach.flush !== undefined, f.length, hs.dataBytes, hh.data.byteLength);
+heap[Symbol.dispose]();
+space[Symbol.dispose]();
 `;
 
 test("package: the packed tarball installs into a consumer project that typechecks every public name (strict, skipLibCheck: false) and runs", () => {

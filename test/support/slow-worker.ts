@@ -5,7 +5,7 @@
  * - "slow-flush": a synchronous flush hook that burns `ms` of CPU, run by purge({ sync: true });
  * - "busy-drain": frees past lazyMaxPages, lets the scheduled drain take its first slice, then
  *   busy-loops `ms` without yielding (the drain stays between slices);
- * - "long-dump": allocates `areas` areas, then dump()s them (every lock held while it lists);
+ * - "long-dump": allocates `areas` areas, then dump()s them; PROGRESS is 1 during the dump, 2 after;
  * - "hold-lock": takes the free-space lock and never lets go (the test terminates it);
  * - "heap-idle": attaches to a heap and waits, holding nothing (the test terminates it);
  * - "heap-flush-sync": a heap handle whose asynchronous flush (settling after `ms`, on this
@@ -76,6 +76,7 @@ if (job.mode === "slow-flush") {
 	for (let i = 0; i < job.areas; i++) space.alloc(P);
 	begun();
 	const json = space.dump();
+	Atomics.store(control, PROGRESS, 2);
 	parentPort!.postMessage({ status: "done", bytes: json.length });
 } else if (job.mode === "stuck-flush") {
 	space.free(space.alloc(P));

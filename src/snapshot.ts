@@ -1,0 +1,37 @@
+/**
+ * A still copy of a space's header and records, for the diagnostics (dump(), vmallocinfo(),
+ * check()): taken under every lock, walked holding none. Other handles stall only for one
+ * memcpy of the records in use (about 3.5 ms per 45 MB, a million areas, on the machine this
+ * was measured on), not for an O(n) walk that allocates strings (seconds at that size).
+ *
+ * The copy's memory is allocated and written once before the locks are taken: faulting in
+ * fresh pages costs some 50 times the copy itself (177 ms against 3.5 ms for 45 MB).
+ */
+import { bytesForCapacity, HDR_CAPACITY, HDR_SLOT_HIGH, REC_BYTES } from "./layout.ts";
+import { withEveryLock } from "./locate.ts";
+import type { SpaceState } from "./space-init.ts";
+import { VaTable } from "./va-table.ts";
+
+export function snapshot(s: SpaceState): VaTable {
+	for (;;) {
+		const t = s.table;
+		t.sync();
+		// Room for the table as it is and one growth step (an eighth), so a retry is rare.
+		const room = t.capacity + (t.capacity >>> 3) + 64;
+		const copy = new ArrayBuffer(bytesForCapacity(t.recordsAt, room));
+		new Uint8Array(copy).fill(0); // fault the pages in now, holding nothing
+		const taken = withEveryLock(s, () => {
+			// Records past SLOT_HIGH were never used (a corrupt SLOT_HIGH is check()'s to report).
+			const high = Math.max(0, Math.min(t.hdr[HDR_SLOT_HIGH]!, t.hdr[HDR_CAPACITY]!));
+			const used = bytesForCapacity(t.recordsAt, high);
+			if (used > copy.byteLength) return false; // grew past the room meanwhile: again
+			new Uint8Array(copy, 0, used).set(new Uint8Array(t.buffer, 0, used));
+			return true;
+		});
+		if (!taken) continue;
+		// The copy holds the records in use; its capacity is what it has room for.
+		const hdr = new Int32Array(copy, 0, HDR_CAPACITY + 1);
+		hdr[HDR_CAPACITY] = Math.min(hdr[HDR_CAPACITY]!, (copy.byteLength - t.recordsAt) / REC_BYTES);
+		return new VaTable(copy);
+	}
+}
