@@ -180,6 +180,8 @@ export class Purger {
 		if (pending === undefined || typeof pending.then !== "function") {
 			const merged = this.flushed(batches, bounded);
 			if (waitsForOthers) this.waitForBatches(others);
+			// Adopted batches took every slot, so the lazy lists were left: a sync purge goes on with them.
+			if (k < 0 && waitsForOthers && t.lazyPages() > 0) return this.purge(req);
 			return result(bounded ? "flushing" : "done", areas, bytes, start, end, answered(merged));
 		}
 		const done = Promise.resolve(pending).then(

@@ -54,6 +54,47 @@ test("liveness: a synchronous flush hook that runs 1.5 s makes others wait, neve
 	assert.equal(space.stats().flushErrors, 0);
 });
 
+test("liveness: a worker whose asynchronous flush is pending while its thread is busy for 3 s makes a sync purge wait, never declares it dead", async () => {
+	const space = VmapSpace.create({ size: 1 << 24 });
+	const slow = await slowWorker("busy-async-flush", space.handle, { ms: 3000 });
+	space.free(space.alloc(P));
+	const r = space.purge({ sync: true }); // waits, holding nothing, for the worker's batch
+	assert.equal(r.status, "done");
+	assert.deepEqual(await slow.done, { status: "flushing" });
+	await slow.worker.terminate();
+	assert.equal(space.stats().lazyAreas, 0);
+	space.check();
+});
+
+test("liveness: a purge queued behind this handle's own flushes is cancelled by close(): the flush is not called again", async () => {
+	const settle: Array<() => void> = [];
+	let flushes = 0;
+	const flush = () => {
+		flushes++;
+		return new Promise<void>((r) => settle.push(r));
+	};
+	const space = VmapSpace.create({ size: 1 << 24 });
+	const mine = VmapSpace.attach(space.handle, { flush });
+	const inFlight = [];
+	for (let i = 0; i < 4; i++) {
+		mine.free(mine.alloc(P));
+		inFlight.push(mine.purge());
+	}
+	assert.deepEqual(inFlight.map((r) => r.status), ["flushing", "flushing", "flushing", "flushing"]);
+	mine.free(mine.alloc(P));
+	const queued = mine.purge({ sync: true });
+	assert.equal(queued.status, "queued");
+	mine.close();
+	for (const r of settle) r();
+	await queued.done;
+	await Promise.all(inFlight.map((r) => r.done.catch(() => {})));
+	assert.equal(flushes, 4, "the queued purge did not run after close()");
+	// The batches close() handed over go to the next purge: everything lazy is purged.
+	space.purge({ sync: true });
+	assert.equal(space.stats().lazyAreas, 0);
+	space.check();
+});
+
 test("liveness: a drain paused between slices while its thread busy-loops 2 s stalls nobody for good", async () => {
 	const space = VmapSpace.create({ size: 1 << 30, lazyMaxPages: 4096 });
 	const slow = await slowWorker("busy-drain", space.handle, { ms: 2000 });

@@ -10,6 +10,8 @@
  * - "heap-idle": attaches to a heap and waits, holding nothing (the test terminates it);
  * - "heap-flush-sync": a heap handle whose asynchronous flush (settling after `ms`, on this
  *   thread's event loop) is pending calls synchronize(), blocking that event loop;
+ * - "busy-async-flush": frees, purges with an asynchronous flush, then keeps its thread busy for
+ *   `ms` (the flush cannot settle meanwhile), then reports the purge's status;
  * - "stuck-flush": a flush whose promise never settles; then closes on message "close".
  */
 import { parentPort, workerData } from "node:worker_threads";
@@ -47,6 +49,20 @@ if (job.mode === "heap-flush-sync") {
 	heap.close();
 	parentPort!.postMessage({ status: r.status });
 	await new Promise(() => {}); // done: the worker ends here
+}
+
+if (job.mode === "busy-async-flush") {
+	const space = VmapSpace.attach(job.handle, { flush: () => new Promise<void>((r) => setTimeout(r, 1)) });
+	parentPort!.postMessage({ id: space.id });
+	waitAtGate(control);
+	space.free(space.alloc(space.pageSize));
+	const r = space.purge();
+	begun();
+	burn(job.ms); // busy: the flush's timer cannot fire, its batch stays in flight meanwhile
+	await r.done;
+	space.close();
+	parentPort!.postMessage({ status: r.status });
+	await new Promise(() => {});
 }
 
 const stuck = () => new Promise<void>(() => {});
