@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { extname, join, normalize } from "node:path";
@@ -14,9 +14,23 @@ import { fileURLToPath } from "node:url";
 import { type Browser, chromium } from "playwright-core";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
+
+/**
+ * The Chromium to drive: $CHROMIUM, else the first on PATH. npm test installs nothing: without
+ * one the test is skipped with the reason printed, and `npm run setup:browser` installs Debian's.
+ */
+function findChromium(): string | undefined {
+	if (process.env.CHROMIUM) return process.env.CHROMIUM;
+	for (const dir of (process.env.PATH ?? "").split(":")) {
+		for (const name of ["chromium", "chromium-browser"]) if (dir && existsSync(join(dir, name))) return join(dir, name);
+	}
+	return undefined;
+}
+const CHROMIUM = findChromium();
+const skip = CHROMIUM === undefined ? "no Chromium found (set CHROMIUM, or run npm run setup:browser to install Debian's chromium)" : false;
 const TYPES: Record<string, string> = { ".js": "text/javascript", ".html": "text/html", ".map": "application/json" };
 
-test("browser: a page and two Web Workers share one space; without cross-origin isolation a one-thread space works (headless Chromium)", { timeout: 120_000 }, async () => {
+test("browser: a page and two Web Workers share one space; without cross-origin isolation a one-thread space works (headless Chromium)", { timeout: 120_000, skip }, async () => {
 	const dist = mkdtempSync(join(tmpdir(), "vmap-dist-"));
 	execFileSync(process.execPath, [join(root, "node_modules/typescript/bin/tsc"), "-p", join(root, "tsconfig.build.json"), "--outDir", dist]);
 	const server = createServer((req, res) => {
@@ -36,7 +50,7 @@ test("browser: a page and two Web Workers share one space; without cross-origin 
 	await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
 	const port = (server.address() as { port: number }).port;
 	const browser = await chromium.launch({
-		executablePath: "/usr/bin/chromium",
+		executablePath: CHROMIUM!,
 		args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
 	});
 	try {
@@ -69,6 +83,7 @@ test("browser: a page and two Web Workers share one space; without cross-origin 
 	} finally {
 		await browser.close();
 		server.close();
+		rmSync(dist, { recursive: true, force: true });
 	}
 });
 
