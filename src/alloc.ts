@@ -8,11 +8,13 @@ import { hex, shown, VmapError } from "./errors.ts";
 import { alignUp, findVmapLowestMatch, vaClip } from "./free-space.ts";
 import { HDR_FREE_LOCK, HDRF_FAILED, N_BUSY_LOCK, N_BUSY_NR, N_BUSY_ROOT, N_POOL_LOCK, N_POOL_NR, NF_ALLOCS, NF_BUSY_BYTES, NF_POOL_HITS, NF_POOL_MISSES, nodeBase, POOL_LEN, VA_BUSY } from "./layout.ts";
 import { encodeVnId, poolable, poolPeek, poolPop, poolWord } from "./nodes.ts";
-import { isPowerOfTwo } from "./options.ts";
+import { checkOptions, isPowerOfTwo } from "./options.ts";
 import { flushingNote, OVERFLOW_PURGE } from "./purge.ts";
 import { workPosted } from "./purge-work.ts";
 import { setVaFlags, setVaRange, setVaTag, vaEnd, vaStart } from "./record.ts";
 import type { SpaceState } from "./space-init.ts";
+
+const ALLOC_KEYS = ["align", "vstart", "vend", "tag", "nowait", "timeoutMs"];
 
 /**
  * Allocate `size` bytes at the lowest address that fits (see VmapSpace.alloc). `overflowPurge`:
@@ -26,9 +28,7 @@ export function allocVmapArea(s: SpaceState, size: number, options: AllocOptions
 	let vend = s.end;
 	let tagName: string | undefined;
 	if (options !== undefined) {
-		if (typeof options !== "object" || options === null) {
-			throw new VmapError("EINVAL", `Cannot alloc: options must be an object like { align, vstart, vend, tag, nowait }, got ${shown(options)}`);
-		}
+		checkOptions(options, ALLOC_KEYS, "Cannot alloc");
 		if (options.align !== undefined) {
 			align = options.align;
 			if (!isPowerOfTwo(align)) throw new VmapError("EINVAL", `Cannot alloc: align must be a power of two, got ${shown(align)}`);

@@ -1,7 +1,7 @@
 /** Checking VmapHeap.create()'s options: every wrong value is EINVAL, naming the option. */
 import type { FlushHook } from "./api.ts";
 import { shown, VmapError } from "./errors.ts";
-import { isPowerOfTwo, parseSpaceOptions, type SpaceParams } from "./options.ts";
+import { checkOptions, isPowerOfTwo, parseSpaceOptions, type SpaceParams } from "./options.ts";
 
 export interface VmapHeapOptions {
 	/** Bytes of data to start with; a multiple of pageSize. */
@@ -36,18 +36,14 @@ export interface HeapParams {
 	ringCap: number;
 }
 
-const HEAP_KEYS = new Set(["size", "maxSize", "pageSize", "guardPages", "poison", "deferredMax", "nodes", "lazyMaxPages", "maxAreas", "flush", "priorityPurge", "timeoutMs"]);
+const HEAP_KEYS = ["size", "maxSize", "pageSize", "guardPages", "poison", "deferredMax", "nodes", "lazyMaxPages", "maxAreas", "flush", "priorityPurge", "timeoutMs"] as const;
 /** The most data a SharedArrayBuffer may grow to in Node 20 (V8). */
 export const MAX_DATA = 2 ** 32;
 
 /** The options with defaults filled in; throws EINVAL on the first wrong one. */
 export function parseHeapOptions(options: VmapHeapOptions): HeapParams {
-	if (typeof options !== "object" || options === null) {
-		throw new VmapError("EINVAL", `Cannot create a heap: options must be an object like { size }, got ${shown(options)}`);
-	}
-	for (const key of Object.keys(options)) {
-		if (!HEAP_KEYS.has(key)) throw new VmapError("EINVAL", `Cannot create a heap: unknown option ${JSON.stringify(key)} (known: ${[...HEAP_KEYS].join(", ")})`);
-	}
+	if (options === undefined) throw new VmapError("EINVAL", "Cannot create a heap: options must be an object like { size, maxSize }, got undefined");
+	checkOptions(options, HEAP_KEYS, "Cannot create a heap");
 	const pageSize = options.pageSize ?? 4096;
 	if (!isPowerOfTwo(pageSize) || pageSize < 8) throw new VmapError("EINVAL", `Cannot create a heap: pageSize must be a power of two, at least 8, got ${shown(pageSize)}`);
 	const size = options.size;

@@ -37,8 +37,9 @@ import {
 	POISON_BYTE,
 } from "./heap-layout.ts";
 import type { SpaceExtension } from "./extension.ts";
-import { parseHeapOptions, type VmapHeapOptions } from "./heap-options.ts";
-import { checkTimeout, isPowerOfTwo } from "./options.ts";
+import { MAX_DATA, parseHeapOptions, type VmapHeapOptions } from "./heap-options.ts";
+import { wrongHandle } from "./space-init.ts";
+import { checkOptions, checkTimeout, isPowerOfTwo } from "./options.ts";
 import { canWait } from "./lock.ts";
 import { checkReach, DEFERRED_TAG, liveArea, VMALLOC_TAG } from "./heap-access.ts";
 import type { HeapStats, TypedArrayConstructor, VmallocOptions, VmapHeapHandle } from "./heap-api.ts";
@@ -55,6 +56,8 @@ const OVERFLOW_GP_MS = 1000;
 /** How long it then waits for other handles' frees of such areas to finish. */
 const BARRIER_MS = 50;
 
+const VMALLOC_KEYS = ["tag", "align", "nowait"];
+
 export class VmapHeap {
 	readonly space: VmapSpace;
 	readonly data: SharedArrayBuffer;
@@ -63,44 +66,44 @@ export class VmapHeap {
 	readonly maxSize: number;
 	readonly poison: boolean;
 	/** The heap's region of the space's header (heap-layout.ts), its locks, and the tag-aware frees. */
-	private readonly ext: SpaceExtension;
+	readonly #ext: SpaceExtension;
 	/** First word of the region: heap-layout.ts offsets are relative to it. */
-	private readonly e: number;
-	private readonly memory: HeapMemory;
-	private readonly rcu: GracePeriods;
-	private readonly blocks: Blocks;
+	readonly #e: number;
+	readonly #memory: HeapMemory;
+	readonly #rcu: GracePeriods;
+	readonly #blocks: Blocks;
 	/** Tag ids of the heap's own areas, which vfree() refuses. */
-	private readonly deferredTag: number;
-	private readonly mapRamTag: number;
-	private readonly ownTags: readonly number[];
+	readonly #deferredTag: number;
+	readonly #mapRamTag: number;
+	readonly #ownTags: readonly number[];
 	/** vmalloc()'s options to the space in the common case: no object made per call. */
-	private readonly plainOptions: AllocOptions = { tag: VMALLOC_TAG };
+	readonly #plainOptions: AllocOptions = { tag: VMALLOC_TAG };
 
 	private constructor(space: VmapSpace, data: SharedArrayBuffer) {
 		this.space = space;
 		this.data = data;
-		this.ext = space.extension();
-		const hdr = this.ext.words;
-		const e = (this.e = this.ext.base);
+		this.#ext = space.extension();
+		const hdr = this.#ext.words;
+		const e = (this.#e = this.#ext.base);
 		this.pageSize = space.pageSize;
 		this.guardPages = hdr[e + H_GUARD]!;
 		this.maxSize = space.end;
-		this.memory = new HeapMemory(space, this.ext, data, this.guardPages);
-		this.poison = this.memory.poison;
-		this.rcu = new GracePeriods(this.ext);
-		this.blocks = new Blocks({ space, ext: this.ext, memory: this.memory }, e + blocksOffset(hdr[e + H_RING_CAP]!), hdr[e + H_BLOCK_PAGES]!, hdr[e + H_NR_BLOCKS]!);
-		this.deferredTag = this.ext.tagId(DEFERRED_TAG);
-		this.mapRamTag = this.ext.tagId(VM_MAP_RAM);
-		this.ownTags = [this.deferredTag, this.mapRamTag];
-		this.ext.onHandleEnded(
-			() => [e + H_GROW_LOCK, ...this.rcu.lockWords, ...this.blocks.lockWords],
+		this.#memory = new HeapMemory(space, this.#ext, data, this.guardPages);
+		this.poison = this.#memory.poison;
+		this.#rcu = new GracePeriods(this.#ext);
+		this.#blocks = new Blocks({ space, ext: this.#ext, memory: this.#memory }, e + blocksOffset(hdr[e + H_RING_CAP]!), hdr[e + H_BLOCK_PAGES]!, hdr[e + H_NR_BLOCKS]!);
+		this.#deferredTag = this.#ext.tagId(DEFERRED_TAG);
+		this.#mapRamTag = this.#ext.tagId(VM_MAP_RAM);
+		this.#ownTags = [this.#deferredTag, this.#mapRamTag];
+		this.#ext.onHandleEnded(
+			() => [e + H_GROW_LOCK, ...this.#rcu.lockWords, ...this.#blocks.lockWords],
 			(id) => {
-				this.rcu.forget(id);
-				this.blocks.orphan(id);
+				this.#rcu.forget(id);
+				this.#blocks.orphan(id);
 			},
 		);
-		this.ext.onBlocking((blocked) => (blocked ? this.rcu.offline() : this.rcu.quiescent()));
-		this.rcu.quiescent(); // online
+		this.#ext.onBlocking((blocked) => (blocked ? this.#rcu.offline() : this.#rcu.quiescent()));
+		this.#rcu.quiescent(); // online
 	}
 
 	/** Create a heap: a space over [pageSize, maxSize) and `size` bytes of shared data. */
@@ -132,11 +135,13 @@ export class VmapHeap {
 
 	/** Attach to a heap created elsewhere (its `handle` was posted here). */
 	static attach(handle: VmapHeapHandle, options?: AttachOptions): VmapHeap {
+		const wrong = wrongHandle(handle, "heap");
+		if (wrong !== undefined) throw new VmapError("EINVAL", `Cannot attach a heap: the handle is ${wrong}`);
 		const data = (handle as { data?: unknown } | null)?.data;
 		if (!(data instanceof SharedArrayBuffer)) {
 			throw new VmapError("EINVAL", `Cannot attach a heap: the handle must be a heap's \`handle\` ({ buffer, data }), got ${shown(handle)}`);
 		}
-		const space = VmapSpace.attach(handle, options);
+		const space = VmapSpace.attach({ buffer: handle.buffer }, options);
 		if (space.extension().length === 0) {
 			space.close();
 			throw new VmapError("EINVAL", "Cannot attach a heap: the buffer holds a bare space, not a heap (use VmapSpace.attach)");
@@ -161,15 +166,13 @@ export class VmapHeap {
 	private allocArea(bytes: number, options: VmallocOptions | undefined, zero: boolean, op: string): number {
 		this.enter();
 		const pages = this.pagesFor(bytes, op);
-		if (options !== undefined && (typeof options !== "object" || options === null)) {
-			throw new VmapError("EINVAL", `Cannot ${op}: options must be an object like { tag, align, nowait }, got ${shown(options)}`);
-		}
+		if (options !== undefined) checkOptions(options, VMALLOC_KEYS, `Cannot ${op}`);
 		const tag = options?.tag ?? VMALLOC_TAG;
 		if (options?.align !== undefined && !isPowerOfTwo(options.align)) throw new VmapError("EINVAL", `Cannot ${op}: align must be a power of two, got ${shown(options.align)}`);
 		if (tag === VM_MAP_RAM || tag === DEFERRED_TAG) throw new VmapError("EINVAL", `Cannot ${op}: the tag ${JSON.stringify(tag)} is the heap's own`);
 		const size = (pages + this.guardPages) * this.pageSize;
 		const nowait = options?.nowait ?? false;
-		let opts = this.plainOptions;
+		let opts = this.#plainOptions;
 		if (options !== undefined) {
 			opts = { tag };
 			if (options.align !== undefined) opts.align = options.align;
@@ -182,42 +185,56 @@ export class VmapHeap {
 			// Nothing fits even after the space's purge: areas waiting for a grace period, or
 			// being freed after one by another handle right now, may be what is missing. Where
 			// this thread may block, wait for both (the grace period bounded), then retry once.
-			if (!(e instanceof VmapError) || e.code !== "EBUSY" || !canWait || nowait) throw e;
-			if (this.rcu.pending() > 0) {
+			if (!(e instanceof VmapError) || e.code !== "EBUSY") throw e;
+			if (!canWait || nowait) throw this.#full(e, op, bytes, "");
+			if (this.#rcu.pending() > 0) {
 				try {
 					this.synchronize(OVERFLOW_GP_MS);
 				} catch (w) {
-					if (w instanceof VmapError && w.code === "ETIMEDOUT") {
-						throw new VmapError("EBUSY", `${e.detail}; ${this.rcu.pending()} areas wait for a grace period: ${w.detail}`, { cause: w });
-					}
+					if (w instanceof VmapError && w.code === "ETIMEDOUT") throw this.#full(e, op, bytes, `; ${this.#rcu.pending()} areas wait for a grace period: ${w.detail}`);
 					throw w;
 				}
 			}
-			this.rcu.barrier(BARRIER_MS); // areas other handles took off the ring are back in the space
-			addr = this.space.alloc(size, opts);
+			this.#rcu.barrier(BARRIER_MS); // areas other handles took off the ring are back in the space
+			try {
+				addr = this.space.alloc(size, opts);
+			} catch (again) {
+				if (again instanceof VmapError && again.code === "EBUSY") throw this.#full(again, op, bytes, "");
+				throw again;
+			}
 		}
 		try {
-			this.memory.commit(addr + size);
+			this.#memory.commit(addr + size);
 		} catch (e) {
 			this.space.free(addr);
 			throw e;
 		}
-		this.memory.handOut(addr, size, op, true);
-		if (zero) this.memory.u8.fill(0, addr, addr + pages * this.pageSize);
+		this.#memory.handOut(addr, size, op, true);
+		if (zero) this.#memory.u8.fill(0, addr, addr + pages * this.pageSize);
 		return addr;
+	}
+
+	/** The heap is full for a request of `bytes`: say so in the heap's words, with the space's EBUSY as the cause. */
+	#full(e: VmapError, op: string, bytes: number, more: string): VmapError {
+		const s = this.space.stats();
+		return new VmapError(
+			"EBUSY",
+			`Cannot ${op} ${bytes} bytes: nothing fits in the heap's maxSize of ${this.maxSize} bytes (busy ${s.busyBytes}, freed and not yet purged ${s.lazyBytes}, largest free block ${s.largestFreeBlock}, each area with ${this.guardPages} guard page(s))${more}. Free more, or create the heap with a larger maxSize (at most ${MAX_DATA}). The space said: ${e.detail}`,
+			{ cause: e },
+		);
 	}
 
 	/** Free the area at `addr` (lazily, as VmapSpace.free). */
 	vfree(addr: number): void {
 		this.enter();
 		if (this.poison) {
-			this.memory.release(liveArea(this.space, addr, "vfree").start);
+			this.#memory.release(liveArea(this.space, addr, "vfree").start);
 			return;
 		}
 		// One lookup: the space refuses, under the busy lock, areas that are the heap's own.
-		const refused = this.ext.freeUnlessTagged(addr, "vfree", this.ownTags);
-		if (refused === this.deferredTag) throw new VmapError("EDOUBLEFREE", `Cannot vfree ${hex(addr)}: the area is queued for freeing after a grace period`);
-		if (refused === this.mapRamTag) throw new VmapError("EINVAL", `Cannot vfree ${hex(addr)}: the area is a vm_map_ram mapping; use vmUnmapRam`);
+		const refused = this.#ext.freeUnlessTagged(addr, "vfree", this.#ownTags);
+		if (refused === this.#deferredTag) throw new VmapError("EDOUBLEFREE", `Cannot vfree ${hex(addr)}: the area is queued for freeing after a grace period`);
+		if (refused === this.#mapRamTag) throw new VmapError("EINVAL", `Cannot vfree ${hex(addr)}: the area is a vm_map_ram mapping; use vmUnmapRam`);
 	}
 
 	/**
@@ -231,7 +248,7 @@ export class VmapHeap {
 		this.enter();
 		const area = liveArea(this.space, addr, "vrealloc");
 		if (bytes === 0) {
-			this.memory.release(addr);
+			this.#memory.release(addr);
 			return 0;
 		}
 		const pages = this.pagesFor(bytes, "vrealloc");
@@ -246,37 +263,37 @@ export class VmapHeap {
 		// fails, so that a failed call loses nothing.
 		let tail: Uint8Array | undefined;
 		if (this.poison) {
-			const bad = grows ? this.memory.firstUnpoisoned(area.end - guard, area.end) : -1;
+			const bad = grows ? this.#memory.firstUnpoisoned(area.end - guard, area.end) : -1;
 			if (bad >= 0) throw new VmapError("EFAULT", `vrealloc ${hex(addr)}: its guard page was written at ${hex(bad)} (a write past the end of [${hex(addr)}, ${hex(area.end - guard)}))`);
 			if (!grows) {
-				tail = this.memory.u8.slice(addr + pages * P, area.end);
-				this.memory.u8.fill(POISON_BYTE, addr + pages * P, area.end);
+				tail = this.#memory.u8.slice(addr + pages * P, area.end);
+				this.#memory.u8.fill(POISON_BYTE, addr + pages * P, area.end);
 			}
 		}
 		let resized: boolean;
 		try {
 			resized = this.space.resize(addr, size);
 		} catch (e) {
-			if (tail !== undefined) this.memory.u8.set(tail, addr + pages * P);
+			if (tail !== undefined) this.#memory.u8.set(tail, addr + pages * P);
 			throw e;
 		}
 		if (resized) {
 			if (grows) {
-				this.memory.commit(addr + size);
-				this.memory.handOut(area.end, addr + size - area.end, "vrealloc", false);
+				this.#memory.commit(addr + size);
+				this.#memory.handOut(area.end, addr + size - area.end, "vrealloc", false);
 			}
 			return addr;
 		}
 		const to = this.allocArea(bytes, area.tag === undefined ? undefined : { tag: area.tag }, false, "vrealloc");
 		const kept = Math.min(oldUsable, pages * P);
-		this.memory.u8.copyWithin(to, addr, addr + kept);
+		this.#memory.u8.copyWithin(to, addr, addr + kept);
 		try {
-			this.memory.release(addr);
+			this.#memory.release(addr);
 		} catch (e) {
 			if (!(e instanceof VmapError) || e.code === "EFAULT") throw e; // the old area was freed (its guard was written)
 			// The old area stays (its free timed out after poisoning it): its bytes come back, the new area goes.
-			this.memory.u8.copyWithin(addr, to, to + kept);
-			this.memory.release(to);
+			this.#memory.u8.copyWithin(addr, to, to + kept);
+			this.#memory.release(to);
 			throw e;
 		}
 		return to;
@@ -290,26 +307,27 @@ export class VmapHeap {
 	 */
 	freeDeferred(addr: number, options?: { nowait?: boolean }): void {
 		this.enter();
+		checkOptions(options, ["nowait"], "Cannot freeDeferred");
 		const nowait = options?.nowait ?? false;
 		if (typeof nowait !== "boolean") throw new VmapError("EINVAL", `Cannot freeDeferred: nowait must be true or false, got ${shown(nowait)}`);
 		const area = liveArea(this.space, addr, "freeDeferred");
-		const cap = this.ext.words[this.e + H_RING_CAP]!;
+		const cap = this.#ext.words[this.#e + H_RING_CAP]!;
 		const full = () => new VmapError("EBUSY", `Cannot freeDeferred ${hex(addr)}: ${cap} areas already wait for a grace period (deferredMax)`);
-		while (this.rcu.pending() >= cap) {
+		while (this.#rcu.pending() >= cap) {
 			if (nowait || !canWait) throw full();
 			this.synchronize();
 		}
-		if (!this.ext.markArea(addr, this.deferredTag)) {
+		if (!this.#ext.markArea(addr, this.#deferredTag)) {
 			throw new VmapError("EDOUBLEFREE", `Cannot freeDeferred ${hex(addr)}: another call queued it first`);
 		}
 		try {
-			while (!this.rcu.enqueue(addr)) {
+			while (!this.#rcu.enqueue(addr)) {
 				if (nowait || !canWait) throw full();
 				this.synchronize();
 			}
 		} catch (e) {
 			// Full, or a wait timed out: the area is live again, as it was.
-			this.ext.markArea(addr, this.ext.tagId(area.tag ?? VMALLOC_TAG));
+			this.#ext.markArea(addr, this.#ext.tagId(area.tag ?? VMALLOC_TAG));
 			throw e;
 		}
 	}
@@ -331,8 +349,8 @@ export class VmapHeap {
 
 	/** Idle: grace periods stop waiting for this handle until its next call into the heap (bytes() and view() included). */
 	offline(): void {
-		this.ext.checkAlive();
-		this.rcu.offline();
+		this.#ext.checkAlive();
+		this.#rcu.offline();
 	}
 
 	/**
@@ -343,7 +361,7 @@ export class VmapHeap {
 	synchronize(timeoutMs = Infinity): void {
 		checkTimeout(timeoutMs, "Cannot synchronize");
 		this.enter();
-		this.rcu.wait(this.rcu.start(), timeoutMs);
+		this.#rcu.wait(this.#rcu.start(), timeoutMs);
 		this.freeExpired();
 	}
 
@@ -351,8 +369,8 @@ export class VmapHeap {
 	async synchronizeAsync(timeoutMs = Infinity): Promise<void> {
 		checkTimeout(timeoutMs, "Cannot synchronizeAsync");
 		this.enter();
-		await this.rcu.waitAsync(this.rcu.start(), timeoutMs);
-		this.rcu.quiescent();
+		await this.#rcu.waitAsync(this.#rcu.start(), timeoutMs);
+		this.#rcu.quiescent();
 		this.freeExpired();
 	}
 
@@ -365,7 +383,7 @@ export class VmapHeap {
 		if (!Number.isSafeInteger(pages) || pages < 1 || pages * this.pageSize > this.maxSize) {
 			throw new VmapError("EINVAL", `Cannot vmMapRam: pages must be a whole number from 1 to ${this.maxSize / this.pageSize}, got ${shown(pages)}`);
 		}
-		return this.blocks.mapRam(pages);
+		return this.#blocks.mapRam(pages);
 	}
 
 	/** Unmap what vmMapRam(pages) returned at `addr` (kernel vm_unmap_ram). */
@@ -373,7 +391,7 @@ export class VmapHeap {
 		this.enter();
 		if (!Number.isSafeInteger(addr)) throw new VmapError("EINVAL", `Cannot vmUnmapRam: address must be a whole number, got ${shown(addr)}`);
 		if (!Number.isSafeInteger(pages) || pages < 1) throw new VmapError("EINVAL", `Cannot vmUnmapRam: pages must be a whole number, at least 1, got ${shown(pages)}`);
-		this.blocks.unmapRam(addr, pages);
+		this.#blocks.unmapRam(addr, pages);
 	}
 
 	/**
@@ -381,8 +399,8 @@ export class VmapHeap {
 	 * inside one live area (before its guard pages) or mapped vm_map_ram pages.
 	 */
 	bytes(addr: number, length: number): Uint8Array {
-		this.rcu.online();
-		checkReach(this.ext, this.space, this.blocks, this.guardPages, addr, length, 1, "bytes");
+		this.#rcu.online();
+		checkReach(this.#ext, this.space, this.#blocks, this.guardPages, addr, length, 1, "bytes");
 		return new Uint8Array(this.data, addr, length);
 	}
 
@@ -393,24 +411,24 @@ export class VmapHeap {
 			throw new VmapError("EINVAL", `Cannot view: type must be a typed-array constructor such as Float64Array, got ${shown(type)}`);
 		}
 		if (!Number.isSafeInteger(length) || length < 0) throw new VmapError("EINVAL", `Cannot view: length must be a whole number of elements, got ${typeof length === "number" ? shown(length) : `${typeof length} ${shown(length)}`}`);
-		this.rcu.online();
-		checkReach(this.ext, this.space, this.blocks, this.guardPages, addr, length * size, size, "view");
+		this.#rcu.online();
+		checkReach(this.#ext, this.space, this.#blocks, this.guardPages, addr, length * size, size, "view");
 		return new type(this.data, addr, length);
 	}
 
 	/** Purge: every vm_map_ram block with nothing mapped, then every lazy area (sync). */
 	purge(): void {
 		this.enter();
-		this.blocks.purgeFragmented(false);
+		this.#blocks.purgeFragmented(false);
 		this.space.purge({ sync: true });
 	}
 
 	stats(): HeapStats {
-		const hdr = this.ext.words;
-		const e = this.e;
-		const b = this.blocks.totals();
+		const hdr = this.#ext.words;
+		const e = this.#e;
+		const b = this.#blocks.totals();
 		return {
-			dataBytes: this.memory.committed,
+			dataBytes: this.#memory.committed,
 			maxBytes: this.maxSize,
 			blocks: b.blocks,
 			mappedPages: b.mapped,
@@ -418,7 +436,7 @@ export class VmapHeap {
 			blockFreePages: b.free,
 			deferred: hdr[e + H_DEFERRED]!,
 			deferredFreed: hdr[e + H_FREED_DEFERRED]!,
-			deferredPending: this.rcu.pending(),
+			deferredPending: this.#rcu.pending(),
 			gracePeriod: Atomics.load(hdr, e + H_GP),
 			space: this.space.stats(),
 		};
@@ -435,10 +453,10 @@ export class VmapHeap {
 	 */
 	check(): void {
 		this.space.check();
-		const problems = this.blocks.validate();
-		const committed = this.memory.committed;
+		const problems = this.#blocks.validate();
+		const committed = this.#memory.committed;
 		if (committed > this.data.byteLength) problems.push(`${committed} bytes committed, the data holds ${this.data.byteLength}`);
-		problems.push(...this.rcu.validate((addr) => this.space.find(addr), DEFERRED_TAG));
+		problems.push(...this.#rcu.validate((addr) => this.space.find(addr), DEFERRED_TAG));
 		if (problems.length > 0) throw new VmapError("ECORRUPT", problems.join("; "));
 	}
 
@@ -448,12 +466,12 @@ export class VmapHeap {
 	 * the other handles.
 	 */
 	close(): void {
-		if (this.ext.closed) return;
+		if (this.#ext.closed) return;
 		try {
 			this.freeExpired();
-			this.blocks.purgeFragmented(true);
+			this.#blocks.purgeFragmented(true);
 		} finally {
-			this.rcu.offline();
+			this.#rcu.offline();
 			this.space.close();
 		}
 	}
@@ -467,17 +485,17 @@ export class VmapHeap {
 
 	/** Every allocating or freeing call starts here: a quiescent point, then expired deferred frees. */
 	private enter(): void {
-		this.ext.checkAlive();
-		this.rcu.quiescent();
-		if (this.rcu.pending() > 0) this.freeExpired();
+		this.#ext.checkAlive();
+		this.#rcu.quiescent();
+		if (this.#rcu.pending() > 0) this.freeExpired();
 	}
 
 	/** Free the deferred areas whose grace period has ended. */
 	private freeExpired(): void {
-		this.rcu.freeExpired(this.releaseArea);
+		this.#rcu.freeExpired(this.#releaseArea);
 	}
 
-	private readonly releaseArea = (addr: number): void => this.memory.release(addr);
+	readonly #releaseArea = (addr: number): void => this.#memory.release(addr);
 
 	/** Whole pages for `bytes`, or EINVAL in the words of `op`. */
 	private pagesFor(bytes: number, op: string): number {

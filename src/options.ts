@@ -4,7 +4,7 @@ import { hex, shown, VmapError } from "./errors.ts";
 import { DEFAULT_MAX_AREAS, MAX_AREAS_LIMIT, NODE_MAX } from "./layout.ts";
 import { defaultNodes } from "./nodes.ts";
 
-const OPTION_KEYS = new Set(["start", "size", "pageSize", "shared", "maxAreas", "lazyMaxPages", "flush", "priorityPurge", "nodes", "timeoutMs"]);
+const OPTION_KEYS = ["start", "size", "pageSize", "shared", "maxAreas", "lazyMaxPages", "flush", "priorityPurge", "nodes", "timeoutMs"] as const;
 
 /** The kernel's lazy_max_pages() unit: fls(nr_cpus) * 32 MiB worth of pages. */
 const LAZY_MAX_BYTES = 32 * 2 ** 20;
@@ -35,14 +35,8 @@ export interface SpaceParams {
 /** The options with defaults filled in; throws EINVAL on the first wrong one, saying "Cannot create `what`". */
 export function parseSpaceOptions(options: VmapSpaceOptions, what: string): SpaceParams {
 	const cannot = `Cannot create ${what}`;
-	if (typeof options !== "object" || options === null) {
-		throw new VmapError("EINVAL", `${cannot}: options must be an object like { size }, got ${shown(options)}`);
-	}
-	for (const key of Object.keys(options)) {
-		if (!OPTION_KEYS.has(key)) {
-			throw new VmapError("EINVAL", `${cannot}: unknown option ${JSON.stringify(key)} (known: ${[...OPTION_KEYS].join(", ")})`);
-		}
-	}
+	if (options === undefined) throw new VmapError("EINVAL", `${cannot}: options must be an object like { size }, got undefined`);
+	checkOptions(options, OPTION_KEYS, cannot);
 	const pageSize = options.pageSize ?? 4096;
 	if (!isPowerOfTwo(pageSize)) {
 		throw new VmapError("EINVAL", `${cannot}: pageSize must be a power of two, got ${shown(pageSize)}`);
@@ -92,4 +86,19 @@ export function parseSpaceOptions(options: VmapSpaceOptions, what: string): Spac
 	const timeoutMs = options.timeoutMs ?? Infinity;
 	checkTimeout(timeoutMs, cannot);
 	return { start, size, pageSize, shared, maxAreas, lazyMaxPages, flush: options.flush, priorityPurge, nodes, timeoutMs };
+}
+
+/**
+ * EINVAL unless `options` is undefined or an object whose every key is one of `known`: a
+ * misspelt option is an error that names the known ones, never a silent default. `cannot`
+ * starts the message ("Cannot alloc").
+ */
+export function checkOptions(options: unknown, known: readonly string[], cannot: string): void {
+	if (options === undefined) return;
+	if (typeof options !== "object" || options === null) {
+		throw new VmapError("EINVAL", `${cannot}: options must be an object like { ${known.join(", ")} }, got ${shown(options)}`);
+	}
+	for (const key in options) {
+		if (!known.includes(key)) throw new VmapError("EINVAL", `${cannot}: unknown option ${JSON.stringify(key)} (known: ${known.join(", ")})`);
+	}
 }

@@ -143,6 +143,8 @@ export function openSpace(buffer: SpaceBuffer, flush: FlushHook | undefined): Sp
 
 /** The buffer of a handle posted for attach(); EINVAL unless it holds a space of this version. */
 export function attachableBuffer(handle: VmapHandle): SharedArrayBuffer {
+	const wrong = wrongHandle(handle, "space");
+	if (wrong !== undefined) throw new VmapError("EINVAL", `Cannot attach: the handle is ${wrong}`);
 	const buffer = (handle as { buffer?: unknown } | null)?.buffer;
 	if (!isShared(buffer) || buffer.byteLength < HEADER_BYTES) {
 		throw new VmapError("EINVAL", `Cannot attach: the handle must be a space's \`handle\` ({ buffer: SharedArrayBuffer }), got ${shown(handle)}`);
@@ -152,4 +154,20 @@ export function attachableBuffer(handle: VmapHandle): SharedArrayBuffer {
 		throw new VmapError("EINVAL", `Cannot attach: the buffer holds no vmap space of version ${VERSION} (magic ${hex(hdr[HDR_MAGIC]!)}, version ${hdr[HDR_VERSION]})`);
 	}
 	return buffer;
+}
+
+/**
+ * What a handle given to `want`'s attach() really is, when it is a usual mistake, and what to
+ * post instead; undefined otherwise. An object posted to a worker arrives as a plain copy of
+ * its public fields (structured clone), so a posted VmapSpace or VmapHeap is recognised by them.
+ */
+export function wrongHandle(handle: unknown, want: "space" | "heap"): string | undefined {
+	if (typeof handle !== "object" || handle === null) return undefined;
+	const h = handle as Record<string, unknown>;
+	const copied = "a plain copy, as every object posted to a worker arrives";
+	if (!("buffer" in h) && "space" in h && "data" in h) return `a VmapHeap object (${copied}): post \`heap.handle\`, and call VmapHeap.attach(handle) in the worker`;
+	if (!("buffer" in h) && "nodes" in h && "id" in h) return `a VmapSpace object (${copied}): post \`space.handle\`, and call VmapSpace.attach(handle) in the worker`;
+	if (want === "space" && isShared(h.buffer) && h.data instanceof SharedArrayBuffer) return "a heap's handle: attach it with VmapHeap.attach(handle) (the heap's space is then heap.space)";
+	if (want === "heap" && isShared(h.buffer) && !("data" in h)) return "a space's handle, which has no data: a heap's `heap.handle` is { buffer, data }";
+	return undefined;
 }

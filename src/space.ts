@@ -20,7 +20,7 @@ import type { Locks } from "./lock.ts";
 import { findArea } from "./locate.ts";
 import { snapshot } from "./snapshot.ts";
 import { freeVmapArea, resizeVmapArea } from "./lazy-free.ts";
-import { checkTimeout, parseSpaceOptions, type SpaceParams } from "./options.ts";
+import { checkOptions, checkTimeout, parseSpaceOptions, type SpaceParams } from "./options.ts";
 import { OVERFLOW_PURGE, SYNC_PURGE, TRY_PURGE } from "./purge.ts";
 import { listenForWork } from "./purge-work.ts";
 import { readStats } from "./stats.ts";
@@ -82,6 +82,7 @@ export class VmapSpace {
 	 */
 	static attach(handle: VmapHandle, options?: AttachOptions): VmapSpace {
 		const buffer = attachableBuffer(handle);
+		checkOptions(options, ["flush", "timeoutMs"], "Cannot attach");
 		const flush = options?.flush;
 		if (flush !== undefined && typeof flush !== "function") {
 			throw new VmapError("EINVAL", `Cannot attach: flush must be a function (start, end) => void | Promise<void>, got ${shown(flush)}`);
@@ -197,6 +198,7 @@ export class VmapSpace {
 	 */
 	purge(options?: PurgeOptions): PurgeResult {
 		this.#s.locks.checkAlive();
+		checkOptions(options, ["sync", "timeoutMs"], "Cannot purge");
 		const sync = options?.sync ?? false;
 		if (typeof sync !== "boolean") throw new VmapError("EINVAL", `Cannot purge: sync must be true or false, got ${shown(sync)}`);
 		const req = sync ? SYNC_PURGE : TRY_PURGE;
@@ -218,6 +220,7 @@ export class VmapSpace {
 	 * `{ pools: true }` adds each node's 256 pool lengths; `{ into }` refills an earlier result.
 	 */
 	stats(options?: StatsOptions): VmapStats {
+		checkOptions(options, ["pools", "into"], "Cannot read stats");
 		const pools = options?.pools ?? false;
 		if (typeof pools !== "boolean") throw new VmapError("EINVAL", `Cannot read stats: pools must be true or false, got ${shown(pools)}`);
 		const into = options?.into;

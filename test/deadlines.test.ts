@@ -151,7 +151,7 @@ test("deadlines: a heap's freeDeferred() waiting for the grace-period ring's loc
 	const heap = VmapHeap.create({ size: 1 << 22, pageSize: P, timeoutMs: MS });
 	const other = VmapHeap.attach(heap.handle, { timeoutMs: MS });
 	const p = heap.vmalloc(100, { tag: "mine" });
-	const ring = (other as unknown as { ext: { base: number } }).ext.base + H_RCU_LOCK;
+	const ring = other.space.extension().base + H_RCU_LOCK;
 	const before = heap.space.dump();
 	assert.throws(() => holding(other.space, [ring], () => heap.freeDeferred(p)), timedOut(other.space, /the heap's lock/));
 	assert.equal(heap.space.dump(), before);
