@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /** The `vmap` command line: `vmap test` (the kernel's test_vmalloc driver) and `vmap bench`. */
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseOptions, usageError, wholeNumber } from "./args.ts";
 import { ALL_MASK, CASES } from "./test-cases.ts";
@@ -12,17 +12,36 @@ Usage:
   vmap test [options]   run the kernel's test_vmalloc cases on a shared VmapHeap
   vmap bench [options]  compare vmap with the JavaScript allocators, each case in a fresh
                         process (from a clone of the repository: the peers are devDependencies)
+  vmap --version        the package's version
   vmap --help           this text; vmap test --help and vmap bench --help explain every option
+
+With --json, stdout is one JSON document; through npm, run it as npm run -s vmap -- ... so that
+npm prints no banner before it.
 `;
+
+/** The version in package.json, two folders up from src/cli/main.ts and from dist/cli/main.js. */
+function version(): string {
+	return (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
+}
 
 const TEST_HELP = `vmap test: the kernel's test_vmalloc driver (lib/test_vmalloc.c, test_vmalloc.sh), ported
 
 Workers are real worker_threads sharing one VmapHeap, released together like the kernel's
-vmalloc_test/N threads. For every worker and test it prints
+vmalloc_test/N threads. For every worker and test it prints, as the kernel does,
   Summary: <test> passed: N failed: N xfailed: N repeat: N loops: N avg: N usec
-(counts of repetitions), then a table across workers and a total. After the run the heap is
-validated with check(), everything is freed and purged, and the space must be whole again.
-Exit status 1 when a test failed (xfailed ones do not count) or the heap did not come back.
+passed/failed/xfailed count repetitions (each test runs --repeat times per worker; an xfail
+test is one expected to fail); avg is the mean time of one repetition, that is of --loops
+iterations (for the tests scaled by it), not of one allocation. Then a table across workers
+(the mean of the workers' averages, their minimum and maximum) and a total. After the run the
+heap is validated with check(), everything is freed and purged, and the space must be whole
+again. Exit status 1 when a test failed (xfailed ones do not count) or the heap did not come back.
+
+Progress goes to stderr: a line updated in place on a terminal, else a plain line every 10 s.
+Memory: the heap's data grows with the highest address the tests use (align_shift_alloc_test
+asks for alignments up to 2^31, so up to 4 GiB of address space), and the resident memory with
+the pages they write: pcpu_alloc_test alone writes nr_pcpu_objects pages per worker (35000
+pages, 137 MiB, each). A smoke run on 2 threads peaks near 1 GB resident; --nr-pcpu-objects and
+--mask bring it down.
 
 Options (the module parameter each stands for in brackets):
   --mode MODE          test_vmalloc.sh's parameter sets, under any option given:
@@ -91,7 +110,16 @@ async function test(argv: string[]): Promise<number> {
 async function bench(argv: string[]): Promise<number> {
 	const entry = new URL("../../bench/main.ts", import.meta.url);
 	if (!existsSync(fileURLToPath(entry)) || !import.meta.url.endsWith(".ts")) {
-		usageError("bench", "runs from a clone of the repository, where its peers are installed as devDependencies: git clone, npm ci, npm run bench");
+		const why = `vmap bench compares vmap with other JavaScript allocators (@thi.ng/malloc, number-allocator, shared-memory-objects),
+which are the repository's devDependencies, and runs from its TypeScript sources; an installed
+package has neither. From a clone:
+  git clone <this repository> vmap && cd vmap && npm ci --no-audit --no-fund && npm run bench -- --help
+`;
+		if (argv.includes("--help") || argv.includes("-h")) {
+			process.stdout.write(why);
+			return 0;
+		}
+		usageError("bench", `needs a clone of the repository.\n${why}`);
 	}
 	const { main } = (await import(entry.href)) as { main(argv: string[]): Promise<number> };
 	return main(argv);
@@ -100,6 +128,8 @@ async function bench(argv: string[]): Promise<number> {
 const [command, ...rest] = process.argv.slice(2);
 if (command === undefined || command === "--help" || command === "-h" || command === "help") {
 	process.stdout.write(HELP);
+} else if (command === "--version" || command === "-v" || command === "version") {
+	process.stdout.write(`${version()}\n`);
 } else if (command === "test") {
 	process.exitCode = await test(rest);
 } else if (command === "bench") {

@@ -70,7 +70,8 @@ export async function runTests(p: TestParams): Promise<number> {
 	out(
 		`vmap test: mode ${p.mode}, ${p.threads} thread(s), run_test_mask ${p.mask} (0x${p.mask.toString(16)}: ${selected.length} test(s)), test_loop_count ${p.loops}, test_repeat_count ${p.repeat}, nr_pages ${p.nrPages}, nr_pcpu_objects ${p.nrPcpuObjects}, ${p.sequential ? "sequential" : "shuffled"} order`,
 	);
-	out(`heap: ${heap.space.nodes} node(s), page size ${heap.pageSize}, guard pages ${heap.guardPages}, data ${HEAP_SIZE / 2 ** 20} MiB growing to at most ${HEAP_MAX / 2 ** 20} MiB`);
+	out(`heap: ${heap.space.nodes} node(s), page size ${heap.pageSize}, guard pages ${heap.guardPages}, data ${HEAP_SIZE / 2 ** 20} MiB growing to at most ${HEAP_MAX / 2 ** 20} MiB (as far as the highest address the tests use; see --help on memory)`);
+	out("avg: the mean time of one repetition of a test (test_loop_count iterations), in microseconds, as the kernel prints it");
 	const workers = Array.from({ length: p.threads }, (_, index) =>
 		startWorker({
 			handle: heap.handle,
@@ -93,19 +94,25 @@ export async function runTests(p: TestParams): Promise<number> {
 	Atomics.store(gate, C_GATE, 1);
 	Atomics.notify(gate, C_GATE);
 	const total = p.threads * selected.length * p.repeat;
-	const progress = process.stderr.isTTY && !p.json
-		? setInterval(() => {
-				const ms = performance.now() - t0;
-				if (ms > 1000) process.stderr.write(`\r\x1b[Kvmap test: ${Atomics.load(gate, C_DONE)}/${total} test repetitions done, ${(ms / 1000).toFixed(1)} s`);
-			}, 250)
-		: undefined;
+	// Progress on stderr: in place on a terminal; elsewhere (CI logs, pipes) a plain line every 10 s.
+	const tty = process.stderr.isTTY === true;
+	const line = () => `vmap test: ${Atomics.load(gate, C_DONE)}/${total} test repetitions done, ${((performance.now() - t0) / 1000).toFixed(1)} s`;
+	const progress = tty && p.json
+		? undefined
+		: setInterval(
+				() => {
+					if (!tty) process.stderr.write(`${line()}\n`);
+					else if (performance.now() - t0 > 1000) process.stderr.write(`\r\x1b[K${line()}`);
+				},
+				tty ? 250 : 10_000,
+			);
 	let results: WorkerReport[];
 	try {
 		results = await Promise.all(reports);
 	} finally {
 		if (progress) {
 			clearInterval(progress);
-			process.stderr.write("\r\x1b[K");
+			if (tty) process.stderr.write("\r\x1b[K");
 		}
 		await Promise.all(workers.map((w) => w.terminate()));
 	}
@@ -137,7 +144,7 @@ export async function runTests(p: TestParams): Promise<number> {
 	});
 	const sum = (k: "passed" | "failed" | "xfailed") => rows.reduce((n, r) => n + r[k], 0);
 	out("");
-	out(`| id | test | workers | passed | failed | xfailed | repeat | loops | avg usec (mean over workers) | min | max |`);
+	out(`| id | test | workers | passed | failed | xfailed | repeat | loops | avg usec per repetition (mean over workers) | min | max |`);
 	out(`|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|`);
 	for (const r of rows) out(`| ${r.id} | ${r.name} | ${p.threads} | ${r.passed} | ${r.failed} | ${r.xfailed} | ${p.repeat} | ${p.loops} | ${r.avgUs} | ${r.minUs} | ${r.maxUs} |`);
 	out(`| | total | ${p.threads} | ${sum("passed")} | ${sum("failed")} | ${sum("xfailed")} | | | | | |`);

@@ -1,0 +1,179 @@
+/**
+ * The package as users get it, three ways, each into a fresh consumer project outside this
+ * repository: the tarball `npm pack` writes, a folder path, and a `git+file://` URL of a fresh
+ * repository (npm clones it, installs its devDependencies and runs `prepare`, which builds
+ * dist/). The repository is the working tree as it is, committed or not, copied and committed
+ * anew. In each consumer: every public name imported from an .mjs file and with require() from
+ * a .cjs file; a .ts file using every public name typechecked with strict settings and
+ * skipLibCheck: false (so the published .d.ts files are checked too) under the node16, bundler
+ * and node (node10) module resolutions; `npx vmap --version`; `npx vmap bench --help` (which
+ * says what it needs); and `npx vmap test --mode smoke --threads 2` (every case, from the
+ * tarball; one case from the other two, which install the same files).
+ */
+import assert from "node:assert/strict";
+import { execFile, execFileSync } from "node:child_process";
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { after, before, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const TSC = join(ROOT, "node_modules", "typescript", "bin", "tsc");
+const VERSION = (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string }).version;
+const run = promisify(execFile);
+
+const CONSUMER = `
+declare const console: { log(...values: unknown[]): void };
+import { VmapError, VmapHeap, VmapSpace } from "vmap";
+import type {
+	AllocOptions, AreaInfo, AreaState, AttachOptions, FlushHook, HeapStats, NodeStats, PurgeOptions, PurgeResult,
+	StatsOptions, TrimResult, VmallocOptions, VmapErrorCode, VmapHandle, VmapHeapHandle, VmapHeapOptions,
+	VmapSpaceOptions, VmapStats,
+} from "vmap";
+
+const flush: FlushHook = (start: number, end: number) => void (end - start);
+const options: VmapSpaceOptions = { size: 2 ** 30, flush };
+const space: VmapSpace = VmapSpace.create(options);
+const alloc: AllocOptions = { align: 65536, tag: "consumer" };
+const a: number = space.alloc(4096, alloc);
+const info: AreaInfo | undefined = space.find(a);
+const state: AreaState | undefined = info?.state;
+space.free(a);
+const purged: PurgeResult = space.purge({ sync: true } satisfies PurgeOptions);
+const stats: VmapStats = space.stats({ pools: true } satisfies StatsOptions);
+const node: NodeStats | undefined = stats.nodes[0];
+const trimmed: TrimResult = space.trim();
+const handle: VmapHandle = space.handle;
+const attach: AttachOptions = { flush };
+const heapOptions: VmapHeapOptions = { size: 1 << 20 };
+const heap: VmapHeap = VmapHeap.create(heapOptions);
+const p: number = heap.vmalloc(100, { tag: "x" } satisfies VmallocOptions);
+const f: Float64Array = heap.view(p, Float64Array, 4);
+const hs: HeapStats = heap.stats();
+const hh: VmapHeapHandle = heap.handle;
+heap.vfree(p);
+try {
+	space.free(12345);
+} catch (e) {
+	if (e instanceof VmapError) {
+		const code: VmapErrorCode = e.code;
+		console.log(code, e.detail);
+	}
+}
+console.log(state, purged.status, node?.busyAreas, trimmed.bytes, handle.buffer.byteLength, attach.flush !== undefined, f.length, hs.dataBytes, hh.data.byteLength);
+heap[Symbol.dispose]();
+space[Symbol.dispose]();
+`;
+
+
+/** What every consumer runs with node: the names, a working space and heap. */
+const USE = (load: string) => `${load}
+const names = Object.keys(vmap).sort().join(",");
+if (names !== "VmapError,VmapHeap,VmapSpace") throw new Error("exports: " + names);
+const space = vmap.VmapSpace.create({ size: 1 << 20 });
+space.free(space.alloc(4096));
+space.check();
+const heap = vmap.VmapHeap.create({ size: 1 << 20 });
+heap.vfree(heap.vmalloc(100));
+heap.check();
+console.log(names);
+`;
+
+const RESOLUTIONS: Record<string, { module: string; moduleResolution: string }> = {
+	node16: { module: "node16", moduleResolution: "node16" },
+	bundler: { module: "esnext", moduleResolution: "bundler" },
+	node: { module: "esnext", moduleResolution: "node" },
+};
+
+let work = "";
+let repo = "";
+let tarball = "";
+
+before(() => {
+	work = mkdtempSync(join(tmpdir(), "vmap-install-"));
+	repo = join(work, "vmap");
+	// The working tree's files (tracked, and new ones not ignored), committed in a new repository.
+	const files = execFileSync("git", ["ls-files", "-co", "--exclude-standard", "-z"], { cwd: ROOT, encoding: "utf8" }).split("\0").filter((f) => f !== "");
+	for (const f of files) {
+		mkdirSync(dirname(join(repo, f)), { recursive: true });
+		cpSync(join(ROOT, f), join(repo, f));
+	}
+	const git = (...args: string[]) => execFileSync("git", ["-c", "user.name=vmap test", "-c", "user.email=test@vmap.invalid", ...args], { cwd: repo, stdio: "ignore" });
+	git("init", "-q");
+	git("add", "-A");
+	git("commit", "-qm", "the working tree");
+	// The folder a developer installs from has its devDependencies installed (`npm ci` there):
+	// ours, linked, so that this test fetches nothing. Ignored by git, so the git+file clone
+	// installs its own.
+	symlinkSync(join(ROOT, "node_modules"), join(repo, "node_modules"), "dir");
+	execFileSync("npm", ["pack", "--pack-destination", work, "--silent"], { cwd: repo, stdio: ["ignore", "pipe", "inherit"] });
+	tarball = join(work, readdirSync(work).find((f) => f.endsWith(".tgz"))!);
+});
+
+after(() => rmSync(work, { recursive: true, force: true }));
+
+for (const [kind, spec, smoke] of [
+	["tarball", () => tarball, ["--mode", "smoke", "--threads", "2"]],
+	["folder", () => repo, ["--mode", "smoke", "--threads", "2", "--mask", "1"]],
+	["git", () => `git+file://${repo}`, ["--mode", "smoke", "--threads", "2", "--mask", "1"]],
+] as const) {
+	test(`package, installed from ${kind === "git" ? "a git+file:// URL" : `the ${kind}`}: .mjs and require() import every name; the .d.ts typecheck under node16, bundler and node resolution; npx vmap runs`, { timeout: 300_000 }, async () => {
+		const app = join(work, `app-${kind}`);
+		mkdirSync(app);
+		writeFileSync(join(app, "package.json"), JSON.stringify({ name: `consumer-${kind}`, private: true, type: "module" }));
+		await run("npm", ["install", "--no-audit", "--no-fund", "--prefer-offline", spec()], { cwd: app });
+		const files = readdirSync(join(app, "node_modules", "vmap"));
+		for (const f of ["dist", "LICENSE", "README.md", "package.json"]) assert.ok(files.includes(f), `${kind}: the installed package has ${f} (${files.join(", ")})`);
+		const maps = readdirSync(join(app, "node_modules", "vmap", "dist")).filter((f) => f.endsWith(".map"));
+		assert.deepEqual(maps, [], "no source maps pointing at sources the package does not ship");
+
+		writeFileSync(join(app, "check.mjs"), USE('import * as vmap from "vmap";'));
+		writeFileSync(join(app, "check.cjs"), USE('const vmap = require("vmap");'));
+		for (const f of ["check.mjs", "check.cjs"]) {
+			const { stdout } = await run(process.execPath, [f], { cwd: app });
+			assert.equal(stdout, "VmapError,VmapHeap,VmapSpace\n", `${kind}: ${f}`);
+		}
+
+		writeFileSync(join(app, "main.ts"), CONSUMER);
+		for (const [name, r] of Object.entries(RESOLUTIONS)) {
+			const config = `tsconfig.${name}.json`;
+			writeFileSync(
+				join(app, config),
+				JSON.stringify({
+					compilerOptions: {
+						target: "es2022",
+						lib: ["es2024"],
+						...r,
+						strict: true,
+						exactOptionalPropertyTypes: true,
+						noUncheckedIndexedAccess: true,
+						skipLibCheck: false,
+						types: [],
+						outDir: `out-${name}`,
+						...(name === "node16" ? {} : { noEmit: true }),
+					},
+					files: ["main.ts"],
+				}),
+			);
+			// Our own TypeScript, so that the test installs nothing; the consumer has no @types/node.
+			const out = await run(process.execPath, [TSC, "-p", config], { cwd: app }).then(
+				() => "",
+				(e: { stdout?: string }) => String(e.stdout ?? e),
+			);
+			assert.equal(out, "", `${kind}, moduleResolution ${r.moduleResolution}: the consumer does not typecheck against the published .d.ts:\n${out}`);
+		}
+		const compiled = await run(process.execPath, [join(app, "out-node16", "main.js")], { cwd: app });
+		assert.match(compiled.stdout, /^ENOENT /, "the compiled consumer ran against the installed package");
+
+		const npx = (...args: string[]) => run("npx", ["--no-install", "vmap", ...args], { cwd: app, maxBuffer: 1 << 24 });
+		assert.equal((await npx("--version")).stdout, `${VERSION}\n`);
+		const bench = await npx("bench", "--help");
+		assert.match(bench.stdout, /devDependencies[\s\S]*npm run bench/, "installed, bench --help says what it needs");
+		const { stdout } = await npx("test", ...smoke, "--json");
+		const r = JSON.parse(stdout) as { status: number; whole: boolean; tests: Array<{ failed: number }> };
+		assert.deepEqual([r.status, r.whole, r.tests.every((t) => t.failed === 0)], [0, true, true], `${kind}: npx vmap test ${smoke.join(" ")}`);
+		console.log(`# ${kind}: installed; .mjs, require(), tsc (node16, bundler, node), --version, bench --help, test ${smoke.join(" ")}: ${r.tests.length} case(s) passed`);
+	});
+}
