@@ -1,9 +1,9 @@
 /**
- * Seed 004 (Roman Peniaev, 2016): free_vmap_area_noflush read the area after publishing it to
+ * The mail "mm/vmalloc: Keep a separate lazy-free list" (Roman Peniaev, 2016): free_vmap_area_noflush read the area after publishing it to
  * the purge list, where another CPU's purge could already have freed it. Here everything the
  * free path needs is read before the area is published; this storm runs two workers freeing
  * as fast as they can against a third purging, every live range claimed page by page in a
- * shared ownership map, then check(). Run: node --import tsx bench/seeds/004-ordering.ts
+ * shared ownership map, then check(). Run: node --import tsx bench/mails/free-ordering.ts
  */
 import { VmapSpace } from "../../src/index.ts";
 import { runWorkers } from "./run-workers.ts";

@@ -1,10 +1,10 @@
 /**
- * Seed 000 (Joel Fernandes, 2016): a purge that walks a long list while holding a lock stalls
+ * The mail "mm: vmalloc: Replace purge_lock spinlock with atomic refcount" (Joel Fernandes, 2016): a purge that walks a long list while holding a lock stalls
  * everything else; cyclictest showed Max 1177-2886 us, 284-321 us once the purge could be
  * preempted. Here: a vfree storm leaves 1,000,000 lazy areas, then they are purged while
  * perf_hooks.monitorEventLoopDelay measures how late the event loop runs: once by one
  * whole-list purge(), once by the scheduled drain, which yields between ~100 us slices.
- * Run: node --import tsx bench/seeds/000-latency.ts
+ * Run: node --import tsx bench/mails/purge-stalls.ts
  */
 import { setImmediate as tick } from "node:timers/promises";
 import { VmapSpace } from "../../src/index.ts";

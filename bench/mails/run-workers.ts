@@ -1,4 +1,4 @@
-/** Start TypeScript workers for the seed scripts, release them together, collect their reports. */
+/** Start TypeScript workers for the mail benches, release them together, collect their reports. */
 import { startWorker } from "../../test/support/workers.ts";
 
 export async function runWorkers<T>(entries: Array<{ entry: string; data: Record<string, unknown> }>, control: SharedArrayBuffer): Promise<T[]> {

@@ -1,9 +1,9 @@
 /**
- * Seed 003 (Uladzislau Rezki, 2024): per-node busy/lazy trees and pools took lock contention
+ * The mail "mm: vmalloc: Offload free_vmap_area_lock lock" (Uladzislau Rezki, 2024): per-node busy/lazy trees and pools took lock contention
  * from 93% to 6-16% on 64 threads. This script runs the same experiment at our scale: fixed-size
  * (W0) and random-size (W1) allocation from 1 and 2 workers sharing one space, with one node
  * and with 2 and 4, printing aggregate ops/s, lock wait and pool hit rate (bench harness).
- * Run: node --import tsx bench/seeds/003-nodes.ts
+ * Run: node --import tsx bench/mails/nodes.ts
  */
 import { execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";

@@ -1,5 +1,5 @@
 /**
- * Seed 002's stress load for one worker: random allocations of 1..16 pages and frees, up to
+ * The stress load of the priority-threshold bench (priority-threshold.ts) for one worker: random allocations of 1..16 pages and frees, up to
  * `maxLive` live, `ops` operations, never yielding; samples vmapLazyNr for its peak and counts
  * the allocations that failed (EBUSY).
  */

@@ -1,9 +1,9 @@
 /**
- * Seed 001 (Joonsoo Kim, 2014): /proc/meminfo readers contended on vmap_area_lock; the fix read
+ * The mail "vmalloc: use rcu list iterator to reduce vmap_area_lock contention" (Joonsoo Kim, 2014): /proc/meminfo readers contended on vmap_area_lock; the fix read
  * statistics under RCU, without the lock. Here: W1 (random sizes, 10k live, 1e6 ops) on this
  * thread, alone and with a worker reading stats() in a loop from the shared buffer, refilling
  * one object (`stats({ into })`), back to back or paced. Target ratio >= 0.95.
- * Run: node --import tsx bench/seeds/001-reader.ts [rounds]
+ * Run: node --import tsx bench/mails/stats-reader.ts [rounds]
  */
 import { VmapSpace } from "../../src/index.ts";
 import { CONTROL_BYTES, openGate, STOP } from "../../test/support/gate.ts";

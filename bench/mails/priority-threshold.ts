@@ -1,9 +1,9 @@
 /**
- * Seed 002 (Uladzislau Rezki, 2019): under test_vmalloc's stress mode, purges that yield too
+ * The mail "mm: add priority threshold to __purge_vmap_area_lazy()" (Uladzislau Rezki, 2019): under test_vmalloc's stress mode, purges that yield too
  * politely let vmap_lazy_nr run "far beyond acceptable lazy_max_pages()", up to an OOM panic;
  * the fix purges without yielding above 2 * lazy_max_pages(). Here: two workers stress one
  * space (random 1..16-page areas, never yielding), with the priority threshold on and off;
- * peak vmapLazyNr and failed allocations. Run: node --import tsx bench/seeds/002-threshold.ts
+ * peak vmapLazyNr and failed allocations. Run: node --import tsx bench/mails/priority-threshold.ts
  */
 import { VmapSpace } from "../../src/index.ts";
 import { runWorkers } from "./run-workers.ts";
@@ -13,7 +13,7 @@ for (const priorityPurge of [true, false]) {
 	const space = VmapSpace.create({ size: 2 ** 16 * 4096, lazyMaxPages, priorityPurge });
 	const data = { handle: space.handle, ops: 300_000, maxLive: 400 };
 	const r = await runWorkers<{ ops: number; failed: number; peak: number; ms: number }>(
-		[1, 2].map((seed) => ({ entry: "../bench/seeds/stress-worker.ts", data: { ...data, seed } })),
+		[1, 2].map((seed) => ({ entry: "../bench/mails/stress-worker.ts", data: { ...data, seed } })),
 		new SharedArrayBuffer(8),
 	);
 	space.purge({ sync: true });
