@@ -38,8 +38,8 @@ import {
 } from "./heap-layout.ts";
 import type { SpaceExtension } from "./extension.ts";
 import { MAX_DATA, parseHeapOptions, type VmapHeapOptions } from "./heap-options.ts";
-import { wrongHandle } from "./space-init.ts";
 import { checkOptions, checkTimeout, isPowerOfTwo } from "./options.ts";
+import { wrongHandle } from "./space-init.ts";
 import { canWait } from "./lock.ts";
 import { checkReach, DEFERRED_TAG, liveArea, VMALLOC_TAG } from "./heap-access.ts";
 import type { HeapStats, TypedArrayConstructor, VmallocOptions, VmapHeapHandle } from "./heap-api.ts";
