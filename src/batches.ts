@@ -61,9 +61,14 @@ export function othersInFlight(t: VaTable, self: number): InFlight[] {
 	return out;
 }
 
-/** The first of `batches` not done yet, or undefined. */
+/**
+ * The first of `batches` not done yet, or undefined. A batch is done once its generation moved,
+ * or once its slot is free: othersInFlight() reads owner and generation with two loads, so it
+ * may record the generation its owner had already bumped in endBatch() just before freeing the
+ * slot, and that generation moves again only when someone next claims and ends the slot.
+ */
 export function pendingBatch(t: VaTable, batches: readonly InFlight[]): InFlight | undefined {
-	return batches.find(([k, gen]) => Atomics.load(t.hdr, HDR_BATCH_GEN + k) === gen);
+	return batches.find(([k, gen]) => Atomics.load(t.hdr, HDR_BATCH_GEN + k) === gen && Atomics.load(t.hdr, HDR_BATCH_OWNER + k) !== 0);
 }
 
 /**

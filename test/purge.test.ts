@@ -2,6 +2,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { setImmediate as tick } from "node:timers/promises";
 import { VmapError, VmapSpace } from "../src/index.ts";
+import { othersInFlight, pendingBatch } from "../src/batches.ts";
+import { HDR_BATCH_GEN, HDR_BATCH_OWNER } from "../src/layout.ts";
 import { freeBlocks } from "./support/inspect.ts";
 import { randomBelow } from "./support/random.ts";
 
@@ -264,4 +266,24 @@ test("close() hands its batches in flight over: their flush settling does nothin
 	assert.equal(other.stats().lazyAreas, 0);
 	other.check();
 	other.close();
+});
+
+test("a sync purge's wait for other handles' batches ends when the slot is freed, even if it read the generation its owner had just bumped", () => {
+	// othersInFlight() reads a slot's owner and generation with two loads; endBatch() bumps the
+	// generation, then frees the slot. Between those two stores the reader records the new
+	// generation with the old owner: a wait for that generation to move again would last until
+	// someone next claims and ends the slot (it hung a 3-worker test when nobody did).
+	const space = VmapSpace.create({ size: 64 * 4096 });
+	const hdr = space.table.hdr;
+	const k = 1;
+	Atomics.store(hdr, HDR_BATCH_OWNER + k, 7); // handle 7 flushes batch 1...
+	Atomics.add(hdr, HDR_BATCH_GEN + k, 1); // ...ends it: generation first,
+	const others = othersInFlight(space.table, space.id); // (read here, between the two stores)
+	assert.deepEqual(others, [[k, Atomics.load(hdr, HDR_BATCH_GEN + k)]]);
+	Atomics.store(hdr, HDR_BATCH_OWNER + k, 0); // then the slot
+	assert.equal(pendingBatch(space.table, others), undefined, "the batch is done: its slot is free");
+	Atomics.store(hdr, HDR_BATCH_OWNER + k, 9); // claimed again with that generation: waited for, conservatively
+	assert.deepEqual(pendingBatch(space.table, others), others[0]);
+	Atomics.store(hdr, HDR_BATCH_OWNER + k, 0);
+	assert.equal(space.purge({ sync: true }).status, "empty");
 });
