@@ -39,9 +39,11 @@ again. Exit status 1 when a test failed (xfailed ones do not count) or the heap 
 Progress goes to stderr: a line updated in place on a terminal, else a plain line every 10 s.
 Memory: the heap's data grows with the highest address the tests use (align_shift_alloc_test
 asks for alignments up to 2^31, so up to 4 GiB of address space), and the resident memory with
-the pages they write: pcpu_alloc_test alone writes nr_pcpu_objects pages per worker (35000
-pages, 137 MiB, each). A smoke run on 2 threads peaks near 1 GB resident; --nr-pcpu-objects and
---mask bring it down.
+every page the tests ever wrote: a SharedArrayBuffer cannot give pages back, and lazy freeing
+makes the tests write fresh addresses until a purge lets old ones be reused. Measured on 2
+threads, smoke mode, one test at a time: pcpu_alloc_test 510 MB, random_size_align_alloc_test
+390 MB, vrealloc_test 360 MB, full_fit_alloc_test 350 MB (the process alone: 80 MB); all 13
+together about 0.9-1 GB. --mask picks fewer tests.
 
 Options (the module parameter each stands for in brackets):
   --mode MODE          test_vmalloc.sh's parameter sets, under any option given:
