@@ -57,6 +57,7 @@ const OVERFLOW_GP_MS = 1000;
 const BARRIER_MS = 50;
 
 const VMALLOC_KEYS = ["tag", "align", "nowait"];
+const FREE_DEFERRED_KEYS = ["nowait"];
 
 export class VmapHeap {
 	readonly space: VmapSpace;
@@ -307,7 +308,7 @@ export class VmapHeap {
 	 */
 	freeDeferred(addr: number, options?: { nowait?: boolean }): void {
 		this.enter();
-		checkOptions(options, ["nowait"], "Cannot freeDeferred");
+		checkOptions(options, FREE_DEFERRED_KEYS, "Cannot freeDeferred");
 		const nowait = options?.nowait ?? false;
 		if (typeof nowait !== "boolean") throw new VmapError("EINVAL", `Cannot freeDeferred: nowait must be true or false, got ${shown(nowait)}`);
 		const area = liveArea(this.space, addr, "freeDeferred");

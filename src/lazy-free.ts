@@ -49,29 +49,26 @@ export function freeVmapArea(s: SpaceState, addr: number, op: string, refused: r
 	const b = nodeBase(v);
 	const va = lookupBusyAt(s, b, addr);
 	if (va === 0) notAnArea(s, addr, op);
-	const i32 = s.table.i32;
-	const tag = vaTag(i32, va);
+	const tag = vaTag(s.table.i32, va);
 	if (tag !== 0 && refused.includes(tag)) {
 		s.locks.release(b + N_BUSY_LOCK);
 		return tag;
 	}
-	const lazy = lazyNode(vaFlags(i32, va), v);
-	s.locks.acquireUnder(nodeBase(lazy) + N_LAZY_LOCK, b + N_BUSY_LOCK);
-	freeVmapAreaNoflush(s, v, va, lazy);
-	s.locks.release(nodeBase(lazy) + N_LAZY_LOCK);
+	freeVmapAreaNoflush(s, v, va);
 	s.locks.release(b + N_BUSY_LOCK);
 	s.purger.drain.afterFree();
 	return 0;
 }
 
 /**
- * Busy record `va` of node `v` leaves its busy tree for node `lazy`'s lazy list; the caller
- * holds v's busy lock and `lazy`'s lazy lock. Everything needed from the area is read before
- * it is published on the lazy list: once there, a purge in another worker may merge it away
- * ("mm/vmalloc: Keep a separate lazy-free list": the free path must not touch an area after
- * it is visible to purges).
+ * Busy record `va` of node `v` (whose busy lock the caller holds) leaves its busy tree for a
+ * lazy list: its vn_id's node's if it has one, else v's. That list's lazy lock is taken before
+ * anything changes (a wait that fails releases the busy lock too). Everything needed from the
+ * area is read before it is published on the lazy list: once there, a purge in another worker
+ * may merge it away ("mm/vmalloc: Keep a separate lazy-free list": the free path must not
+ * touch an area after it is visible to purges).
  */
-function freeVmapAreaNoflush(s: SpaceState, v: number, va: number, lazy: number): void {
+function freeVmapAreaNoflush(s: SpaceState, v: number, va: number): void {
 	const t = s.table;
 	const f64 = t.f64;
 	const i32 = t.i32;
@@ -79,11 +76,14 @@ function freeVmapAreaNoflush(s: SpaceState, v: number, va: number, lazy: number)
 	const start = vaStart(f64, va);
 	const end = vaEnd(f64, va);
 	const flags = vaFlags(i32, va);
+	const lazy = lazyNode(flags, v);
+	s.locks.acquireUnder(nodeBase(lazy) + N_LAZY_LOCK, b + N_BUSY_LOCK);
 	rbErase(t, b + N_BUSY_ROOT, va, false);
 	t.hdr[b + N_BUSY_NR]!--;
 	t.hdrF[(b >> 1) + NF_BUSY_BYTES]! -= end - start;
 	t.hdrF[(b >> 1) + NF_FREES]!++;
 	lazyListAdd(t, lazy, va, start, end, flags, s.pageInverse);
+	s.locks.release(nodeBase(lazy) + N_LAZY_LOCK);
 }
 
 /** The node whose lazy list takes an area with `flags` found at node `v`: its vn_id's if it has one. */

@@ -313,7 +313,7 @@ export class Purger {
 		try {
 			this.drain.finish();
 		} finally {
-			for (const b of [...this.inflight.keys()]) this.orphan(b);
+			for (const b of this.inflight.keys()) this.orphan(b); // orphan() deletes the entry: safe while iterating a Map
 		}
 	}
 

@@ -13,6 +13,7 @@ import type { SpaceState } from "./space-init.ts";
 import { VaTable } from "./va-table.ts";
 
 export function snapshot(s: SpaceState): VaTable {
+	s.locks.checkAlive(); // before the copy's memory is taken (withEveryLock looks again)
 	for (;;) {
 		const t = s.table;
 		t.sync();

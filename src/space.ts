@@ -42,6 +42,11 @@ const NOTHING_REFUSED: readonly number[] = [];
  * findVmapLowestMatch); free O(log n); find O(nodes log n); purge O(k log n) for k lazy areas;
  * check O(n); n is the number of areas and free blocks.
  */
+/** The keys each options object may have (module constants: a call allocates no array). */
+const ATTACH_KEYS = ["flush", "timeoutMs"];
+const PURGE_KEYS = ["sync", "timeoutMs"];
+const STATS_KEYS = ["pools", "into"];
+
 export class VmapSpace {
 	/** First address of the space. */
 	readonly start: number;
@@ -82,7 +87,7 @@ export class VmapSpace {
 	 */
 	static attach(handle: VmapHandle, options?: AttachOptions): VmapSpace {
 		const buffer = attachableBuffer(handle);
-		checkOptions(options, ["flush", "timeoutMs"], "Cannot attach");
+		checkOptions(options, ATTACH_KEYS, "Cannot attach");
 		const flush = options?.flush;
 		if (flush !== undefined && typeof flush !== "function") {
 			throw new VmapError("EINVAL", `Cannot attach: flush must be a function (start, end) => void | Promise<void>, got ${shown(flush)}`);
@@ -198,7 +203,7 @@ export class VmapSpace {
 	 */
 	purge(options?: PurgeOptions): PurgeResult {
 		this.#s.locks.checkAlive();
-		checkOptions(options, ["sync", "timeoutMs"], "Cannot purge");
+		checkOptions(options, PURGE_KEYS, "Cannot purge");
 		const sync = options?.sync ?? false;
 		if (typeof sync !== "boolean") throw new VmapError("EINVAL", `Cannot purge: sync must be true or false, got ${shown(sync)}`);
 		const req = sync ? SYNC_PURGE : TRY_PURGE;
@@ -220,7 +225,7 @@ export class VmapSpace {
 	 * `{ pools: true }` adds each node's 256 pool lengths; `{ into }` refills an earlier result.
 	 */
 	stats(options?: StatsOptions): VmapStats {
-		checkOptions(options, ["pools", "into"], "Cannot read stats");
+		checkOptions(options, STATS_KEYS, "Cannot read stats");
 		const pools = options?.pools ?? false;
 		if (typeof pools !== "boolean") throw new VmapError("EINVAL", `Cannot read stats: pools must be true or false, got ${shown(pools)}`);
 		const into = options?.into;
@@ -237,14 +242,12 @@ export class VmapSpace {
 	 */
 	vmallocinfo(): string {
 		const s = this.#s;
-		s.locks.checkAlive();
 		return vmallocinfo(snapshot(s), (id) => s.tags.name(id));
 	}
 
 	/** JSON: the space, its statistics, every area and every free block. */
 	dump(): string {
 		const s = this.#s;
-		s.locks.checkAlive();
 		const stats = this.stats();
 		return dumpSpace(snapshot(s), stats, (id) => s.tags.name(id));
 	}
@@ -257,7 +260,6 @@ export class VmapSpace {
 	/** Validate every structure in O(n); throws VmapError ECORRUPT naming the broken invariant. */
 	check(): void {
 		const s = this.#s;
-		s.locks.checkAlive();
 		checkSpace(snapshot(s), s.start, s.end);
 	}
 
