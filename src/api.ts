@@ -53,6 +53,16 @@ export interface VmapSpaceOptions {
 	 * Per call: alloc's and purge's `timeoutMs`. @defaultValue Infinity
 	 */
 	timeoutMs?: number;
+	/**
+	 * Requests up to this many bytes (a multiple of pageSize) come from the handle's own
+	 * small-area blocks (the kernel's vmap_block): no lock and no atomic on the handle's own
+	 * alloc and free, one atomic for a free from another handle. A block is one busy area of
+	 * the power of two >= 16 * smallMax bytes (tagged "vmap_block"); sizes round up to a size
+	 * class (every page up to 8 pages, then 4 classes per doubling: at most 25% more, and at
+	 * least blockBytes / 1024). Only calls without options use it. 0 turns it off.
+	 * @defaultValue max(4096, 16 * pageSize) bytes when the space holds 64 such blocks, else 0
+	 */
+	smallMax?: number;
 }
 
 export interface StatsOptions {
@@ -179,6 +189,19 @@ export interface VmapStats {
 	/** Node purge lists purged by helpers; trim() calls. */
 	helped: number;
 	trims: number;
+	/**
+	 * The small-area cache (smallMax, 0 when off): its blocks (each also one of busyAreas, of
+	 * the block size), the small areas handed out and their bytes (class sizes), the ones freed
+	 * and waiting for a flush, and the caches' flushes. Read from every block without a lock:
+	 * exact when no handle is allocating, a moment's estimate while they are.
+	 */
+	smallMax: number;
+	smallBlocks: number;
+	smallAreas: number;
+	smallBytes: number;
+	smallLazyAreas: number;
+	smallLazyBytes: number;
+	smallFlushes: number;
 	nodes: NodeStats[];
 	consistent: boolean;
 }

@@ -41,16 +41,18 @@ import {
 	VA_BUSY,
 	VA_LAZY,
 	VA_POOL,
+	VA_SMALL_BLOCK,
 	VA_STATE,
 	VERSION,
 } from "./layout.ts";
 import { addrToNode, encodeVnId, poolWord, decodeVnId } from "./nodes.ts";
+import { checkBlocks } from "./small-check.ts";
 import type { VaTable } from "./va-table.ts";
 import { recordIsZero, subtreeMaxSize, vaEnd, vaFlags, vaIsRed, vaLeft, vaNext, vaParent, vaRight, vaStart } from "./record.ts";
 
 type Bounds = { spaceStart: number; spaceEnd: number; pageSize: number; nodes: number; zoneInverse: number };
 
-export function checkSpace(t: VaTable, spaceStart: number, spaceEnd: number): void {
+export function checkSpace(t: VaTable, spaceStart: number, spaceEnd: number, self: number): void {
 	if (t.capacity !== t.hdr[HDR_CAPACITY]) t.remap();
 	const f64 = t.f64;
 	const i32 = t.i32;
@@ -93,6 +95,7 @@ export function checkSpace(t: VaTable, spaceStart: number, spaceEnd: number): vo
 	let lazyBytes = 0;
 	let poolBytes = 0;
 	let records = free.length;
+	const blockAreas: number[] = [];
 	for (let v = 0; v < t.nodes; v++) {
 		const b = nodeBase(v);
 		const f = b >> 1;
@@ -108,6 +111,7 @@ export function checkSpace(t: VaTable, spaceStart: number, spaceEnd: number): vo
 			const flags = vaFlags(i32, va);
 			if ((flags & VA_STATE) !== VA_BUSY) corrupt(`${node} busy tree: record ${va} has state flags ${flags & VA_STATE}, not busy`);
 			checkVn(flags, `${node} busy tree: record ${va}`, bounds.nodes);
+			if (flags & VA_SMALL_BLOCK) blockAreas.push(va);
 			const home = addrToNode(s, bounds.zoneInverse, bounds.nodes);
 			if (home !== v) corrupt(`${node} busy tree: record ${va} starts at ${hex(s)}, which belongs to node ${home}`);
 		}
@@ -161,6 +165,8 @@ export function checkSpace(t: VaTable, spaceStart: number, spaceEnd: number): vo
 	if (freeBytes + busyBytes + lazyBytes + poolBytes !== spaceEnd - spaceStart) {
 		corrupt(`accounting: free ${freeBytes} + busy ${busyBytes} + lazy ${lazyBytes} + pooled ${poolBytes} bytes != space ${spaceEnd - spaceStart} bytes`);
 	}
+
+	records += checkBlocks(t, self, blockAreas, seen, pageSize);
 
 	// Slots: every record below SLOT_HIGH is in exactly one structure.
 	let onFreeList = 0;

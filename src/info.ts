@@ -10,8 +10,10 @@ import {
 	nodeBase,
 	purgeList,
 	BATCH_SLOTS,
+	HDRF_BLOCK_BYTES,
 } from "./layout.ts";
 import { rbFirst, rbNext } from "./rbtree.ts";
+import { D_DIRTY_NR, D_FREE_NR, D_LIVE_NR, D_OWNER, D_REMOTE_NR, D_SLOTS, DF_SLOT_BYTES, DF_START, eachBlock } from "./small-blocks.ts";
 import type { VaTable } from "./va-table.ts";
 import { vaEnd, vaNext, vaStart, vaTag } from "./record.ts";
 
@@ -96,5 +98,22 @@ export function dumpSpace(t: VaTable, stats: VmapStats, tagName: TagName): strin
 	areas.sort((a, b) => a.start - b.start);
 	const free: Array<{ start: number; end: number; size: number }> = [];
 	for (let va = t.hdr[HDR_FREE_HEAD]!; va !== 0; va = vaNext(i32, va)) free.push(range(t, va));
-	return JSON.stringify({ stats, areas, free });
+	// Small-area blocks: each is also one busy area above (tag vmap_block).
+	const blocks: Array<{ start: number; end: number; owner: number; areaSize: number; slots: number; live: number; lazy: number; free: number }> = [];
+	eachBlock(t, (d) => {
+		const start = t.f64[(d >> 1) + DF_START]!;
+		const remote = i32[d + D_REMOTE_NR]!;
+		blocks.push({
+			start,
+			end: start + t.hdrF[HDRF_BLOCK_BYTES]!,
+			owner: i32[d + D_OWNER]!,
+			areaSize: t.f64[(d >> 1) + DF_SLOT_BYTES]!,
+			slots: i32[d + D_SLOTS]!,
+			live: i32[d + D_LIVE_NR]! - remote,
+			lazy: i32[d + D_DIRTY_NR]! + remote,
+			free: i32[d + D_FREE_NR]!,
+		});
+	});
+	blocks.sort((a, b) => a.start - b.start);
+	return JSON.stringify({ stats, areas, free, blocks });
 }

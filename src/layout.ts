@@ -57,7 +57,7 @@
  */
 
 export const MAGIC = 0x766d6170; // "vmap"
-export const VERSION = 7;
+export const VERSION = 8;
 
 // ── header, Int32 words ────────────────────────────────────────────────────────────────
 export const HDR_MAGIC = 0;
@@ -103,6 +103,15 @@ export const HDR_SLOT_FREE_NR = 23;
 export const HDR_PURGE_LOCK = 50;
 export const HDR_FREE_LOCK = 16;
 export const HDR_TAG_LOCK = 70;
+/**
+ * The block index (small-blocks.ts), written under the FREE lock and read without one: the
+ * first record of its run (0 before the first block), blocks in it, entries in use (blocks and
+ * tombstones). SMALL_FLUSHES counts the caches' flushes (Atomics.add).
+ */
+export const HDR_BLOCK_INDEX = 72;
+export const HDR_BLOCK_NR = 73;
+export const HDR_BLOCK_USED = 74;
+export const HDR_SMALL_FLUSHES = 75;
 /** Sequence word of the purge counters (see stats.ts). */
 export const HDR_SEQ_PURGE = 52;
 /** The handle id holding a lock sits this many words after the lock word (for waiters' liveness checks). */
@@ -177,6 +186,12 @@ export const HDRF_TRIMS = 34;
 export const HDRF_ZONE_SIZE = 42;
 /** The timeoutMs option: how long a wait made holding no lock lasts (Infinity: as long as the holder lives). */
 export const HDRF_TIMEOUT_MS = 44;
+/**
+ * The small-area cache (small.ts, small-blocks.ts): smallMax, the largest request it serves
+ * (0: off), and the bytes of one block, a power of two; both fixed at creation.
+ */
+export const HDRF_SMALL_MAX = 45;
+export const HDRF_BLOCK_BYTES = 46;
 export const HEADER_BYTES = 512;
 
 // ── tag table ──────────────────────────────────────────────────────────────────────────
@@ -325,6 +340,11 @@ export const VA_BUSY = 1;
 export const VA_LAZY = 2;
 export const VA_POOL = 4;
 export const VA_STATE = 0xff;
+/**
+ * Flag of a busy area that is a small-area block (small-blocks.ts): its small areas are handed
+ * out by the cache, and only the cache frees the block, when none of them is live.
+ */
+export const VA_SMALL_BLOCK = 1 << 30;
 export const VN_SHIFT = 8;
 
 /** Records are slot numbers < 2^30 so that `parent << 1 | red` fits an Int32. */

@@ -4,9 +4,9 @@
  * the same way, and the one lookup all of them start with (lookupBusyAt).
  */
 import { findVmapArea } from "./busy-tree.ts";
-import { hex, shown, VmapError } from "./errors.ts";
+import { corrupt, hex, shown, VmapError } from "./errors.ts";
 import { vaClip } from "./free-space.ts";
-import { HDR_FREE_LOCK, HDR_FREE_ROOT, N_BUSY_LOCK, N_LAZY_LOCK, N_BUSY_NR, N_BUSY_ROOT, NF_BUSY_BYTES, NF_FREES, nodeBase } from "./layout.ts";
+import { HDR_FREE_LOCK, HDR_FREE_ROOT, N_BUSY_LOCK, N_LAZY_LOCK, N_BUSY_NR, N_BUSY_ROOT, NF_BUSY_BYTES, NF_FREES, nodeBase, VA_SMALL_BLOCK } from "./layout.ts";
 import { notAnArea } from "./locate.ts";
 import { decodeVnId } from "./nodes.ts";
 import { lazyListAdd } from "./purge-list.ts";
@@ -68,16 +68,17 @@ export function freeVmapArea(s: SpaceState, addr: number, op: string, refused: r
  * may merge it away ("mm/vmalloc: Keep a separate lazy-free list": the free path must not
  * touch an area after it is visible to purges).
  */
-function freeVmapAreaNoflush(s: SpaceState, v: number, va: number): void {
+function freeVmapAreaNoflush(s: SpaceState, v: number, va: number, outer2 = -1, before?: () => void): void {
 	const t = s.table;
 	const f64 = t.f64;
 	const i32 = t.i32;
 	const b = nodeBase(v);
 	const start = vaStart(f64, va);
 	const end = vaEnd(f64, va);
-	const flags = vaFlags(i32, va);
+	const flags = vaFlags(i32, va) & ~VA_SMALL_BLOCK; // a block's area leaves as a plain area
 	const lazy = lazyNode(flags, v);
-	s.locks.acquireUnder(nodeBase(lazy) + N_LAZY_LOCK, b + N_BUSY_LOCK);
+	s.locks.acquireUnder(nodeBase(lazy) + N_LAZY_LOCK, b + N_BUSY_LOCK, outer2);
+	before?.();
 	rbErase(t, b + N_BUSY_ROOT, va, false);
 	t.hdr[b + N_BUSY_NR]!--;
 	t.hdrF[(b >> 1) + NF_BUSY_BYTES]! -= end - start;
@@ -86,10 +87,50 @@ function freeVmapAreaNoflush(s: SpaceState, v: number, va: number): void {
 	s.locks.release(nodeBase(lazy) + N_LAZY_LOCK);
 }
 
+/**
+ * Free a small-area block's area (small.ts) lazily, as one area, so that the ordinary purge
+ * flushes its dirty slots before the range is handed out again. The FREE lock (the block
+ * index's), the busy lock and the lazy lock are all taken before anything changes; then
+ * `unindex` takes the block out of the index, and the area leaves its busy tree.
+ */
+export function freeBlockArea(s: SpaceState, addr: number, unindex: () => void): void {
+	const locks = s.locks;
+	locks.acquire(HDR_FREE_LOCK);
+	const v = s.addrNode(addr);
+	const b = nodeBase(v);
+	let va: number;
+	try {
+		va = lookupBusyAt(s, b, addr);
+	} catch (e) {
+		locks.release(HDR_FREE_LOCK);
+		throw e;
+	}
+	if (va === 0) {
+		locks.release(HDR_FREE_LOCK);
+		corrupt(`small-area block at ${hex(addr)} has no busy area`);
+	}
+	freeVmapAreaNoflush(s, v, va, HDR_FREE_LOCK, unindex); // a wait that fails releases both
+	locks.release(b + N_BUSY_LOCK);
+	locks.release(HDR_FREE_LOCK);
+	s.purger.drain.afterFree();
+}
+
 /** The node whose lazy list takes an area with `flags` found at node `v`: its vn_id's if it has one. */
 function lazyNode(flags: number, v: number): number {
 	const vn = decodeVnId(flags);
 	return vn >= 0 ? vn : v;
+}
+
+/** EINVAL unless `size` is a whole number of pages and [addr, addr + size) ends inside the space. */
+export function checkResizeSize(s: SpaceState, addr: number, size: number): void {
+	const pages = typeof size === "number" ? size * s.pageInverse : NaN;
+	if (!(pages >= 1 && Math.floor(pages) === pages && Number.isSafeInteger(size) && addr + size <= s.end)) {
+		const what = typeof size === "number" ? shown(size) : `${typeof size} ${shown(size)}`;
+		throw new VmapError(
+			"EINVAL",
+			`Cannot resize ${hex(addr)}: size must be a whole number of pages (a positive multiple of ${s.pageSize}) ending inside the space (at most ${hex(s.end)}), got ${what}`,
+		);
+	}
 }
 
 /**
@@ -101,14 +142,7 @@ export function resizeVmapArea(s: SpaceState, addr: number, size: number): boole
 	const locks = s.locks;
 	locks.checkAlive();
 	checkAddress(addr, "resize");
-	const pages = typeof size === "number" ? size * s.pageInverse : NaN;
-	if (!(pages >= 1 && Math.floor(pages) === pages && Number.isSafeInteger(size) && addr + size <= s.end)) {
-		const what = typeof size === "number" ? shown(size) : `${typeof size} ${shown(size)}`;
-		throw new VmapError(
-			"EINVAL",
-			`Cannot resize ${hex(addr)}: size must be a whole number of pages (a positive multiple of ${s.pageSize}) ending inside the space (at most ${hex(s.end)}), got ${what}`,
-		);
-	}
+	checkResizeSize(s, addr, size);
 	const t = s.table;
 	if (workPosted(t)) s.purger.help();
 	const b = s.busyNode(addr);

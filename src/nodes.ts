@@ -9,6 +9,7 @@
  * free-space lock. A handle's node is its id modulo the nodes (the kernel's CPU id).
  */
 import {
+	VA_SMALL_BLOCK,
 	MAX_VA_SIZE_PAGES,
 	N_POOL_NR,
 	N_POOL_TABLE,
@@ -51,7 +52,7 @@ export function encodeVnId(node: number): number {
 
 /** The node id in a record's flags, -1 for none. */
 export function decodeVnId(flags: number): number {
-	return (flags >>> VN_SHIFT) - 1;
+	return ((flags & ~VA_SMALL_BLOCK) >>> VN_SHIFT) - 1;
 }
 
 /** Word of node `v`'s pool of `pages`-page areas (1 <= pages <= MAX_VA_SIZE_PAGES). */

@@ -3,8 +3,12 @@ import type { FlushHook, VmapSpaceOptions } from "./api.ts";
 import { hex, shown, VmapError } from "./errors.ts";
 import { DEFAULT_MAX_AREAS, MAX_AREAS_LIMIT, NODE_MAX } from "./layout.ts";
 import { defaultNodes } from "./nodes.ts";
+import { blockBytesFor, smallMaxProblem } from "./small-blocks.ts";
 
-const OPTION_KEYS = ["start", "size", "pageSize", "shared", "maxAreas", "lazyMaxPages", "flush", "priorityPurge", "nodes", "timeoutMs"] as const;
+/** A space gets the small-area cache by default when it holds at least this many blocks. */
+const DEFAULT_SMALL_BLOCKS = 64;
+
+const OPTION_KEYS = ["start", "size", "pageSize", "shared", "maxAreas", "lazyMaxPages", "flush", "priorityPurge", "nodes", "timeoutMs", "smallMax"] as const;
 
 /** The kernel's lazy_max_pages() unit: fls(nr_cpus) * 32 MiB worth of pages. */
 const LAZY_MAX_BYTES = 32 * 2 ** 20;
@@ -30,6 +34,8 @@ export interface SpaceParams {
 	priorityPurge: boolean;
 	timeoutMs: number;
 	nodes: number;
+	/** Largest request of the small-area cache, bytes; 0: off. */
+	smallMax: number;
 }
 
 /** The options with defaults filled in; throws EINVAL on the first wrong one, saying "Cannot create `what`". */
@@ -85,7 +91,16 @@ export function parseSpaceOptions(options: VmapSpaceOptions, what: string): Spac
 	}
 	const timeoutMs = options.timeoutMs ?? Infinity;
 	checkTimeout(timeoutMs, cannot);
-	return { start, size, pageSize, shared, maxAreas, lazyMaxPages, flush: options.flush, priorityPurge, nodes, timeoutMs };
+	let smallMax = options.smallMax;
+	if (smallMax === undefined) {
+		// On by default where the space holds at least DEFAULT_SMALL_BLOCKS blocks.
+		smallMax = Math.max(4096, 16 * pageSize);
+		if (blockBytesFor(smallMax) * DEFAULT_SMALL_BLOCKS > size) smallMax = 0;
+	} else {
+		const problem = smallMaxProblem(smallMax, pageSize, size);
+		if (problem !== undefined) throw new VmapError("EINVAL", `${cannot}: ${problem}`);
+	}
+	return { start, size, pageSize, shared, maxAreas, lazyMaxPages, flush: options.flush, priorityPurge, nodes, timeoutMs, smallMax };
 }
 
 /**

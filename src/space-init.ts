@@ -27,6 +27,8 @@ import {
 	HDRF_PAGE_SIZE,
 	HDRF_START,
 	HDRF_TIMEOUT_MS,
+	HDRF_SMALL_MAX,
+	HDRF_BLOCK_BYTES,
 	HDRF_ZONE_SIZE,
 	HEADER_BYTES,
 	INITIAL_CAPACITY,
@@ -42,6 +44,8 @@ import type { SpaceParams } from "./options.ts";
 import { Purger } from "./purge.ts";
 import { resetFlushRange } from "./purge-list.ts";
 import { setVaRange } from "./record.ts";
+import { blockBytesFor } from "./small-blocks.ts";
+import { SmallCache } from "./small.ts";
 import { TagTable } from "./tags.ts";
 import { isShared, type SpaceBuffer, VaTable } from "./va-table.ts";
 
@@ -65,6 +69,8 @@ export class SpaceState {
 	/** What the layer above (the heap) adds: its lock words, and what it does when a handle ends. */
 	moreLockWords: () => number[] = () => [];
 	readonly endHooks: Array<(id: number) => void> = [];
+	/** This handle's small-area cache; undefined when the space has none (smallMax 0). */
+	readonly small: SmallCache | undefined;
 
 	constructor(buffer: SpaceBuffer, flush: FlushHook | undefined, timeoutMs: number | undefined) {
 		this.table = new VaTable(buffer);
@@ -81,6 +87,9 @@ export class SpaceState {
 		this.locks.timeoutMs = timeoutMs ?? hdrF[HDRF_TIMEOUT_MS]!;
 		this.tags = new TagTable(this.table, this.locks);
 		this.purger = new Purger(this.table, this.locks, flush, this.pageSize);
+		this.small = hdrF[HDRF_SMALL_MAX]! > 0 ? new SmallCache(this, flush) : undefined;
+		const small = this.small;
+		if (small !== undefined) this.endHooks.push((id) => small.ended(id));
 	}
 
 	/** The node whose busy tree holds an area starting at `addr` (kernel addr_to_node_id). */
@@ -126,6 +135,8 @@ export function createSpaceBuffer(params: SpaceParams, extWords: number): SpaceB
 	// One node: every address maps to it, whatever the zone size (kernel: zone size 1).
 	hdrF[HDRF_ZONE_SIZE] = nodes > 1 ? ZONE_PAGES * pageSize : pageSize;
 	hdrF[HDRF_TIMEOUT_MS] = params.timeoutMs;
+	hdrF[HDRF_SMALL_MAX] = params.smallMax;
+	hdrF[HDRF_BLOCK_BYTES] = params.smallMax > 0 ? blockBytesFor(params.smallMax) : 0;
 	return buffer;
 }
 

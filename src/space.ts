@@ -19,7 +19,8 @@ import { HANDLE_MAX, HDR_DEAD } from "./layout.ts";
 import type { Locks } from "./lock.ts";
 import { findArea } from "./locate.ts";
 import { snapshot } from "./snapshot.ts";
-import { freeVmapArea, resizeVmapArea } from "./lazy-free.ts";
+import { checkResizeSize, freeVmapArea, resizeVmapArea } from "./lazy-free.ts";
+import { NOT_SMALL } from "./small.ts";
 import { checkOptions, checkTimeout, parseSpaceOptions, type SpaceParams } from "./options.ts";
 import { OVERFLOW_PURGE, SYNC_PURGE, TRY_PURGE } from "./purge.ts";
 import { listenForWork } from "./purge-work.ts";
@@ -121,6 +122,7 @@ export class VmapSpace {
 		const s = this.#s;
 		if (s.locks.closed) return;
 		try {
+			s.small?.handOver();
 			s.purger.handOver();
 		} finally {
 			s.locks.closed = true;
@@ -145,6 +147,15 @@ export class VmapSpace {
 	 * Throws EINVAL for bad arguments and EBUSY when nothing fits; either way nothing changes.
 	 */
 	alloc(size: number, options?: AllocOptions): number {
+		if (options === undefined) {
+			// The small-area cache first: no lock, no atomic (small.ts).
+			const small = this.#s.small;
+			if (small !== undefined) {
+				const addr = small.alloc(size);
+				if (addr >= 0) return addr;
+			}
+			return allocVmapArea(this.#s, size, undefined, true);
+		}
 		if (options?.timeoutMs !== undefined) return this.#within(options.timeoutMs, "alloc", () => allocVmapArea(this.#s, size, options, true));
 		return allocVmapArea(this.#s, size, options, true);
 	}
@@ -182,6 +193,8 @@ export class VmapSpace {
 	 * when the area is freed already; nothing changes then.
 	 */
 	free(addr: number): void {
+		const small = this.#s.small;
+		if (small !== undefined && small.free(addr)) return;
 		freeVmapArea(this.#s, addr, "free", NOTHING_REFUSED);
 	}
 
@@ -193,6 +206,13 @@ export class VmapSpace {
 	 * The area keeps its tag and node. Errors as free(), and EINVAL for a bad size.
 	 */
 	resize(addr: number, size: number): boolean {
+		const small = this.#s.small;
+		if (small !== undefined && Number.isSafeInteger(addr)) {
+			this.#s.locks.checkAlive();
+			checkResizeSize(this.#s, addr, size);
+			const inPlace = small.resize(addr, size);
+			if (inPlace !== undefined) return inPlace;
+		}
 		return resizeVmapArea(this.#s, addr, size);
 	}
 
@@ -207,6 +227,7 @@ export class VmapSpace {
 		const sync = options?.sync ?? false;
 		if (typeof sync !== "boolean") throw new VmapError("EINVAL", `Cannot purge: sync must be true or false, got ${shown(sync)}`);
 		const req = sync ? SYNC_PURGE : TRY_PURGE;
+		this.#s.small?.flush(); // this handle's freed small areas: its own flush
 		if (options?.timeoutMs !== undefined) return this.#within(options.timeoutMs, "purge", () => this.#s.purger.purge(req));
 		return this.#s.purger.purge(req);
 	}
@@ -254,13 +275,19 @@ export class VmapSpace {
 
 	/** The area holding `addr` (busy, or lazy: freed and not yet purged), or undefined. */
 	find(addr: number): AreaInfo | undefined {
+		const small = this.#s.small;
+		if (small !== undefined && Number.isSafeInteger(addr)) {
+			this.#s.locks.checkAlive();
+			const info = small.find(addr);
+			if (info !== NOT_SMALL) return info;
+		}
 		return findArea(this.#s, addr);
 	}
 
 	/** Validate every structure in O(n); throws VmapError ECORRUPT naming the broken invariant. */
 	check(): void {
 		const s = this.#s;
-		checkSpace(snapshot(s), s.start, s.end);
+		checkSpace(snapshot(s), s.start, s.end, s.id);
 	}
 
 	/**

@@ -19,6 +19,7 @@
  */
 import type { VmapStats } from "./api.ts";
 import type { NodeStats } from "./api.ts";
+import { BLOCK_ACTIVE, D_DIRTY_NR, D_LIVE_NR, D_REMOTE_NR, D_STATE, DF_SLOT_BYTES } from "./small-blocks.ts";
 import {
 	HDR_FREE_LOCK,
 	HDR_FREE_NR,
@@ -37,6 +38,10 @@ import {
 	HDRF_PURGES,
 	HDRF_START,
 	HDRF_TRIMS,
+	HDRF_SMALL_MAX,
+	HDR_SMALL_FLUSHES,
+	HDR_BLOCK_INDEX,
+	REC_I32,
 	MAX_VA_SIZE_PAGES,
 	N_BUSY_LOCK,
 	N_BUSY_NR,
@@ -220,6 +225,13 @@ export function emptyStats(nodes: number): VmapStats {
 		poolMisses: 0,
 		helped: 0,
 		trims: 0,
+		smallMax: 0,
+		smallBlocks: 0,
+		smallAreas: 0,
+		smallBytes: 0,
+		smallLazyAreas: 0,
+		smallLazyBytes: 0,
+		smallFlushes: 0,
 		nodes: [],
 		consistent: true,
 	};
@@ -270,5 +282,38 @@ export function readStats(t: VaTable, pools: boolean, into?: VmapStats): VmapSta
 	s.vmapLazyNr = lazyPages;
 	s.lazyBytes = lazyPages * s.pageSize;
 	s.consistent = consistent;
+	readSmall(t, s);
 	return s;
+}
+
+/**
+ * The small-area figures: a walk of the block index without a lock, O(blocks). Each block's
+ * counts are read as its owner left them; while owners run, the sums are a moment's estimate.
+ */
+function readSmall(t: VaTable, s: VmapStats): void {
+	s.smallMax = t.hdrF[HDRF_SMALL_MAX]!;
+	s.smallFlushes = Atomics.load(t.hdr, HDR_SMALL_FLUSHES);
+	s.smallBlocks = s.smallAreas = s.smallBytes = s.smallLazyAreas = s.smallLazyBytes = 0;
+	const first = Atomics.load(t.hdr, HDR_BLOCK_INDEX);
+	if (first === 0) return;
+	t.sync();
+	const i32 = t.i32;
+	const f64 = t.f64;
+	if (first >= t.capacity) return;
+	const cap = i32[first * REC_I32]!;
+	for (let e = 0; e < cap; e++) {
+		const w = first * REC_I32 + 4 + e * 4;
+		if (w + 3 >= i32.length) break; // the index was replaced while read
+		const d = i32[w + 2]!;
+		if (d <= 0 || d + D_REMOTE_NR >= i32.length || i32[d + D_STATE] !== BLOCK_ACTIVE) continue;
+		const remote = i32[d + D_REMOTE_NR]!;
+		const live = i32[d + D_LIVE_NR]! - remote;
+		const lazy = i32[d + D_DIRTY_NR]! + remote;
+		const bytes = f64[(d >> 1) + DF_SLOT_BYTES]!;
+		s.smallBlocks++;
+		s.smallAreas += live;
+		s.smallBytes += live * bytes;
+		s.smallLazyAreas += lazy;
+		s.smallLazyBytes += lazy * bytes;
+	}
 }

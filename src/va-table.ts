@@ -145,6 +145,30 @@ export class VaTable {
 		this.remap();
 	}
 
+	/**
+	 * Make sure `n` consecutive never-used slots can be taken at SLOT_HIGH (takeRun()), growing
+	 * the table if needed; the same hazard as reserve().
+	 */
+	reserveRun(n: number): void {
+		this.sync();
+		const spare = this.hdr[HDR_CAPACITY]! - this.hdr[HDR_SLOT_HIGH]!;
+		if (spare >= n) return;
+		this.reserve(this.available() + n - spare);
+	}
+
+	/**
+	 * Take `n` consecutive slots (a small-area block's descriptor, the block index) from the
+	 * never-used end; `reserveRun()` must have made room. Their words are all zero. They return
+	 * one by one with freeSlot().
+	 */
+	takeRun(n: number): number {
+		const hdr = this.hdr;
+		const first = hdr[HDR_SLOT_HIGH]!;
+		if (first + n > this.capacity) throw new VmapError("ENOMEM", "record table full (reserveRun() was not called)");
+		hdr[HDR_SLOT_HIGH] = first + n;
+		return first;
+	}
+
 	/** Take a slot; `reserve()` must have made room. The record's words are all zero. */
 	allocSlot(): number {
 		const hdr = this.hdr;

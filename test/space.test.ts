@@ -22,7 +22,7 @@ const P = 4096;
 
 test("the record table grows while areas are allocated, and views follow", () => {
 	for (const shared of [true, false]) {
-		const s = VmapSpace.create({ size: 2 ** 40, shared });
+		const s = VmapSpace.create({ size: 2 ** 40, shared, smallMax: 0 }); // areas, not small areas
 		assert.equal(s.table.buffer instanceof SharedArrayBuffer, shared);
 		const n = 5 * INITIAL_CAPACITY;
 		const live: number[] = [];
@@ -70,7 +70,7 @@ test("addresses above 4 GiB and up to 2^53", () => {
 	assert.equal(b, 2 ** 53 - 2 ** 21);
 	assert.deepEqual(top.find(b + 12345), { start: b, end: b + 2 ** 20, size: 2 ** 20, tag: undefined, state: "busy" });
 	top.check();
-	const big = VmapSpace.create({ start: 2 ** 33, size: 2 ** 40 });
+	const big = VmapSpace.create({ start: 2 ** 33, size: 2 ** 40, smallMax: 0 }); // exact lowest fits
 	const x = big.alloc(2 ** 33);
 	assert.equal(x, 2 ** 33);
 	assert.equal(big.alloc(P), 2 ** 34);
