@@ -13,7 +13,7 @@ import { fixed, Held, PROBE, probeOverlaps, random, rssMiB } from "./workloads.t
 export type Spec =
 	| { kind: "W0"; peer: PeerId; size: number; pairs: number; timeLimitMs: number }
 	| { kind: "scale"; peer: PeerId; live: number; ops: number; maxSize: number; timeLimitMs: number; seed: number }
-	| { kind: "workers"; peer: "vmap" | "smo"; workload: "W0" | "W1"; workers: number; nodes: number; opsEach: number; seed: number; selfShim: boolean }
+	| { kind: "workers"; peer: "vmap" | "smo"; workload: "W0" | "W1"; workers: number; nodes: number; opsEach: number; seed: number; selfShim: boolean; private: boolean; cache: boolean }
 	| { kind: "batching"; peer: "vmap"; eager: boolean; pairs: number };
 
 export interface Case {
@@ -49,15 +49,26 @@ export function plan(o: PlanOptions): Case[] {
 			out.push({ name: `scale ${live} ${p.id}`, spec: { kind: "scale", peer: p.id, live, ops, maxSize: 4096, timeLimitMs: limit(p.linear), seed: o.seed } });
 		}
 	}
-	const workers = (name: string, peer: "vmap" | "smo", workload: "W0" | "W1", n: number, nodes: number, opsTotal: number, selfShim = false) =>
-		out.push({ name, spec: { kind: "workers", peer, workload, workers: n, nodes, opsEach: opsTotal / n / div, seed: o.seed, selfShim } });
-	for (const [n, nodes] of [[1, 1], [2, 1], [1, 2], [2, 2], [2, 4]] as const) workers(`workers vmap W0 x${n} nodes ${nodes}`, "vmap", "W0", n, nodes, 2_000_000);
-	for (const [n, nodes] of [[1, 1], [2, 1], [1, 2], [2, 2]] as const) workers(`workers vmap W1 x${n} nodes ${nodes}`, "vmap", "W1", n, nodes, 1_000_000);
+	const workers = (name: string, peer: "vmap" | "smo", workload: "W0" | "W1", n: number, nodes: number, opsTotal: number, more: { selfShim?: boolean; private?: boolean; cache?: boolean } = {}) =>
+		out.push({
+			name,
+			spec: { kind: "workers", peer, workload, workers: n, nodes, opsEach: opsTotal / n / div, seed: o.seed, selfShim: more.selfShim ?? false, private: more.private ?? false, cache: more.cache ?? true },
+		});
+	// The small-area cache on (the default): 1 and 2 workers on one space, and 2 workers on a
+	// space each (the machine's own ceiling for two threads); then the cache off, as before it.
+	for (const [w, total] of [["W0", 20_000_000], ["W1", 10_000_000]] as const) {
+		workers(`workers vmap ${w} x1`, "vmap", w, 1, 1, total / 2);
+		workers(`workers vmap ${w} x2`, "vmap", w, 2, 1, total);
+		workers(`workers vmap ${w} x2 private`, "vmap", w, 2, 1, total, { private: true });
+	}
+	for (const [w, total] of [["W0", 2_000_000], ["W1", 1_000_000]] as const) {
+		for (const [n, nodes] of [[1, 1], [2, 1], [2, 2]] as const) workers(`workers vmap ${w} x${n} nodes ${nodes} no cache`, "vmap", w, n, nodes, total, { cache: false });
+	}
 	workers("workers smo W0 x1", "smo", "W0", 1, 1, 400_000);
 	workers("workers smo W0 x2", "smo", "W0", 2, 1, 400_000);
 	// js-allocators.md section 3: its lock names the browser global `self`; defining it in the
 	// workers makes the lock spin instead of wait, and the package run.
-	workers("workers smo W0 x2 self shim", "smo", "W0", 2, 1, 400_000, true);
+	workers("workers smo W0 x2 self shim", "smo", "W0", 2, 1, 400_000, { selfShim: true });
 	out.push({ name: "batching vmap lazy", spec: { kind: "batching", peer: "vmap", eager: false, pairs: 2_000_000 / div } });
 	out.push({ name: "batching vmap eager", spec: { kind: "batching", peer: "vmap", eager: true, pairs: 20_000 / div } });
 	return out;
@@ -67,7 +78,7 @@ export async function runCase(spec: Spec): Promise<object> {
 	switch (spec.kind) {
 		case "W0": {
 			const p = peer(spec.peer);
-			return fixed(await p.make(2 * PROBE, spec.size), { size: spec.size, pairs: spec.pairs, ids: p.unit === "ids" });
+			return fixed(await p.make(2 * PROBE, spec.size, true), { size: spec.size, pairs: spec.pairs, ids: p.unit === "ids" });
 		}
 		case "scale": {
 			const p = peer(spec.peer);
@@ -115,13 +126,15 @@ function batching(eager: boolean, pairs: number) {
  * ranges every worker still holds are checked for overlap across workers.
  */
 async function shared(spec: Extract<Spec, { kind: "workers" }>) {
-	let handle: { buffer: SharedArrayBuffer };
+	let handle: { buffer: SharedArrayBuffer } | null;
 	let space: VmapSpace | undefined;
 	let base = 1;
 	let limit: number;
 	if (spec.peer === "vmap") {
-		space = spec.workload === "W0" ? VmapSpace.create({ size: 2 ** 40, nodes: spec.nodes }) : VmapSpace.create({ start: 1, size: 2 ** 40, pageSize: 1, nodes: spec.nodes });
-		handle = space.handle;
+		const cache = spec.cache ? {} : { smallMax: 0 };
+		space = spec.workload === "W0" ? VmapSpace.create({ size: 2 ** 40, nodes: spec.nodes, ...cache }) : VmapSpace.create({ start: 1, size: 2 ** 40, pageSize: 1, nodes: spec.nodes, ...cache });
+		// Private: each worker creates a space like this one for itself.
+		handle = spec.private ? null : space.handle;
 		base = space.start;
 		limit = space.start + space.size;
 	} else {
@@ -136,9 +149,10 @@ async function shared(spec: Extract<Spec, { kind: "workers" }>) {
 	const entry = new URL("./worker-job.ts", import.meta.url).href;
 	const boot = new URL("../scripts/ts-worker.mjs", import.meta.url);
 	const ws = Array.from({ length: spec.workers }, (_, i) => {
-		const job: WorkerJob = { peer: spec.peer, handle, control, workload: spec.workload, ops: spec.opsEach, live: 10_000, seed: spec.seed + i, selfShim: spec.selfShim };
+		const job: WorkerJob = { peer: spec.peer, handle, control, workload: spec.workload, ops: spec.opsEach, live: 10_000, seed: spec.seed + i, selfShim: spec.selfShim, nodes: spec.nodes, cache: spec.cache };
 		return new Worker(boot, { workerData: { entry, ...job } });
 	});
+	for (const w of ws) space?.watch(w); // a worker that dies holding a lock fails the case instead of hanging it
 	const reports = ws.map((w) => new Promise<WorkerReport>((res, rej) => (w.once("message", res), w.once("error", rej))));
 	// A worker that dies before the gate must not leave the others waiting.
 	await Promise.race([
@@ -157,7 +171,8 @@ async function shared(spec: Extract<Spec, { kind: "workers" }>) {
 		held.size.set(r.size, held.n);
 		held.n += r.addr.length;
 	}
-	const overlaps = held.overlaps(base, limit);
+	// Private spaces hand out the same addresses: each worker checked its own ranges.
+	const overlaps = spec.private ? out.reduce((n, r) => n + r.overlaps, 0) : held.overlaps(base, limit);
 	space?.check();
 	const st = space?.stats();
 	const ms = Math.max(...out.map((r) => r.ms));

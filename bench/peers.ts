@@ -26,7 +26,7 @@ export interface Subject {
 	audit?(live: number): Record<string, number>;
 }
 
-export type PeerId = "vmap" | "vmap-1m" | "vmap-heap" | "thi.ng" | "smo" | "smo-heap" | "number-allocator" | "first-fit" | "lifo";
+export type PeerId = "vmap" | "vmap-nocache" | "vmap-1m" | "vmap-heap" | "thi.ng" | "smo" | "smo-heap" | "number-allocator" | "first-fit" | "lifo";
 
 export interface Peer {
 	id: PeerId;
@@ -41,7 +41,7 @@ export interface Peer {
 	/** What the reader must know to read its row. */
 	note: string;
 	/** Builds the allocator for a run holding about `live` allocations of up to `maxSize` bytes. */
-	make(live: number, maxSize: number): Subject | Promise<Subject>;
+	make(live: number, maxSize: number, w0?: boolean): Subject | Promise<Subject>;
 }
 
 /** The installed version (package.json "exports" of some peers hide their package.json from require). */
@@ -90,10 +90,37 @@ function orZero(alloc: (n: number) => number): (n: number) => number {
 	};
 }
 
-function spaceSubject(lazyMaxBytes: number | undefined): Subject {
-	const s = VmapSpace.create({ start: 1, size: 2 ** 40, pageSize: 1, shared: true, nodes: 1, ...(lazyMaxBytes !== undefined && { lazyMaxPages: lazyMaxBytes }) });
-	return { alloc: orZero((n) => s.alloc(n)), free: (a) => s.free(a), check: () => s.check(), base: 1, limit: 1 + 2 ** 40 };
+/**
+ * A VmapSpace with pageSize 1 (sizes in bytes). `smallMax` undefined keeps the default (the
+ * small-area cache on, for requests up to 4096 B). W0 passes `lazyMaxBytes` 1 MiB so that its
+ * 64 MB of frees purge (at the default 32 MiB they stay under the priority threshold).
+ */
+function spaceSubject(lazyMaxBytes: number | undefined, smallMax: number | undefined): Subject {
+	const s = VmapSpace.create({
+		start: 1,
+		size: 2 ** 40,
+		pageSize: 1,
+		shared: true,
+		nodes: 1,
+		...(lazyMaxBytes !== undefined && { lazyMaxPages: lazyMaxBytes }),
+		...(smallMax !== undefined && { smallMax }),
+	});
+	return {
+		alloc: orZero((n) => s.alloc(n)),
+		free: (a) => s.free(a),
+		check: () => s.check(),
+		base: 1,
+		limit: 1 + 2 ** 40,
+		audit() {
+			s.purge(); // this handle's small-area cache flushes only when it must
+			const st = s.stats();
+			return { purges: st.purges, flushes: st.flushes + st.smallFlushes, smallBlocks: st.smallBlocks };
+		},
+	};
 }
+
+/** The lazyMaxPages (bytes, pageSize 1) of vmap's W0 spaces: 64 MB of frees purge about 32 times. */
+export const W0_LAZY_BYTES = 2 ** 20;
 
 /** number-allocator over the IDs 1..max. */
 export function numberSubject(max: number): Subject {
@@ -120,8 +147,17 @@ export const PEERS: Peer[] = [
 		label: "vmap VmapSpace",
 		unit: "bytes",
 		linear: false,
-		note: "pageSize 1, nodes 1, lazy free (32 MiB lazily freed before a purge); addresses only, no bytes behind them",
-		make: () => spaceSubject(undefined),
+		note: "pageSize 1, nodes 1, lazy free (32 MiB lazily freed before a purge; W0 1 MiB), small-area cache on (smallMax 4096: requests up to 4096 B from per-handle blocks); addresses only, no bytes behind them",
+		make: (_live, _max, w0) => spaceSubject(w0 ? W0_LAZY_BYTES : undefined, undefined),
+	},
+	{
+		id: "vmap-nocache",
+		name: "vmap VmapSpace, smallMax 0",
+		label: "vmap VmapSpace, no cache",
+		unit: "bytes",
+		linear: false,
+		note: "as above with the small-area cache off: every request takes the lowest fit in the free tree",
+		make: (_live, _max, w0) => spaceSubject(w0 ? W0_LAZY_BYTES : undefined, 0),
 	},
 	{
 		id: "vmap-1m",
@@ -130,7 +166,7 @@ export const PEERS: Peer[] = [
 		unit: "bytes",
 		linear: false,
 		note: "as above, but a purge once 1 MiB is lazily freed: more flushes, less address space held by freed ranges",
-		make: () => spaceSubject(2 ** 20),
+		make: () => spaceSubject(2 ** 20, undefined),
 	},
 	{
 		id: "vmap-heap",

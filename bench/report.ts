@@ -97,7 +97,7 @@ export function markdown(runs: Run[], m: Meta): string {
 			line(`| ${p.name} | ${cells.join(" | ")} |`);
 		}
 		line();
-		line(`vmap frees lazily: a freed range stays out of use until a purge, which runs once lazyMaxPages (32 MiB by default) have piled up, so its span includes up to 32 MiB of freed ranges. That dominates at small live counts; the lazyMaxPages 1 MiB row shows the trade: less address space held, more purges.`);
+		line(`vmap frees lazily: a freed range stays out of use until a purge, which runs once lazyMaxPages (32 MiB by default) have piled up, so its span includes up to 32 MiB of freed ranges. That dominates at small live counts; the lazyMaxPages 1 MiB row shows the trade: less address space held, more purges. With the small-area cache on, sizes round up to their class (at most 25%), each size class keeps partly used blocks of 64 KiB, and freed small areas wait for the handle's flush (at most a quarter of its blocks' bytes) before reuse.`);
 		line();
 	}
 
@@ -105,29 +105,29 @@ export function markdown(runs: Run[], m: Meta): string {
 	if (wk.length) {
 		line(`## Workers sharing one allocator`);
 		line();
-		line(`Real worker_threads released together by an Atomics gate; aggregate = all operations over the slowest worker's time (W0 counts pairs). After the run every worker holds ${PROBE.toLocaleString("en-US")} areas (W0) or its 10k live set (W1), and all of them are checked for overlap across workers. vmap W0 allocates one page (pageSize 4096), W1 random sizes (pageSize 1); shared-memory-objects W0 allocates 64 B from one locked MemoryBuffer.`);
+		line(`Real worker_threads released together by an Atomics gate; aggregate = all operations over the slowest worker's time (W0 counts pairs). After the run every worker holds ${PROBE.toLocaleString("en-US")} areas (W0) or its 10k live set (W1), and all of them are checked for overlap across workers. vmap W0 allocates one page (pageSize 4096), W1 random sizes 1..4096 B (pageSize 1); "private" gives each worker a space of its own (the same options): what two threads can do on this machine with nothing shared, the ceiling for the shared rows. shared-memory-objects W0 allocates 64 B from one locked MemoryBuffer.`);
 		line();
-		line(`| allocator | workload | workers | nodes | ops (all workers) | aggregate ops/s | vs 1 worker, nodes 1 | vs nodes 1, same workers | lock wait, share of worker time | pool hit rate | fails | overlaps | peak RSS |`);
-		line(`|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|`);
+		line(`| allocator | workload | workers | space | small-area cache | nodes | ops (all workers) | aggregate ops/s | vs 1 worker | vs 2 private spaces | lock wait, share of worker time | pool hit rate | fails | overlaps | peak RSS |`);
+		line(`|---|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|`);
 		for (const r of wk) {
 			if (r.spec.kind !== "workers") continue;
 			const s = r.spec;
-			const name = s.peer === "vmap" ? "vmap VmapSpace" : `${peer("smo").name}${s.selfShim ? ", globalThis.self defined" : ""}`;
-			const lead = `| ${name} | ${s.workload} | ${s.workers} | ${s.peer === "vmap" ? s.nodes : "-"} |`;
+			const vmap = s.peer === "vmap";
+			const name = vmap ? "vmap VmapSpace" : `${peer("smo").name}${s.selfShim ? ", globalThis.self defined" : ""}`;
+			const lead = `| ${name} | ${s.workload} | ${s.workers} | ${s.private ? "private" : "shared"} | ${vmap ? (s.cache ? "on" : "off") : "-"} | ${vmap ? s.nodes : "-"} |`;
 			if (r.status !== "ok") {
-				line(`${lead} ${r.status === "broken" ? footnote(r) : "not run"} |||||||||`);
+				line(`${lead} ${r.status === "broken" ? footnote(r) : "not run"} ||||||||`);
 				continue;
 			}
 			const x = r.result;
 			const vs = (other: string) => {
 				const o = find(runs, other);
-				return o?.status === "ok" ? ratio(num(x, "opsPerSec") / num(o.result, "opsPerSec")) : "";
+				return o && o !== r && o.status === "ok" ? ratio(num(x, "opsPerSec") / num(o.result, "opsPerSec")) : "";
 			};
-			const one = s.peer === "vmap" ? `workers vmap ${s.workload} x1 nodes 1` : `workers smo ${s.workload} x1`;
-			const sameWorkers = `workers ${s.peer} ${s.workload} x${s.workers} nodes 1`;
-			const vmap = s.peer === "vmap";
+			const one = !vmap ? `workers smo ${s.workload} x1` : s.cache ? `workers vmap ${s.workload} x1` : `workers vmap ${s.workload} x1 nodes 1 no cache`;
+			const priv = vmap && s.workers === 2 ? vs(`workers vmap ${s.workload} x2 private`) : "";
 			line(
-				`${lead} ${rate(num(x, "ops"))} | ${rate(num(x, "opsPerSec"))} | ${vs(one)} | ${vmap ? vs(sameWorkers) : "-"} | ${vmap ? `${(100 * num(x, "lockWaitShare")).toFixed(1)}%` : "-"} | ${vmap ? `${(100 * num(x, "poolHitRate")).toFixed(1)}%` : "-"} | ${x.fails} | ${x.overlaps} | ${mib(x)} |`,
+				`${lead} ${rate(num(x, "ops"))} | ${rate(num(x, "opsPerSec"))} | ${vs(one)} | ${priv} | ${vmap ? `${(100 * num(x, "lockWaitShare")).toFixed(1)}%` : "-"} | ${vmap ? `${(100 * num(x, "poolHitRate")).toFixed(1)}%` : "-"} | ${x.fails} | ${x.overlaps} | ${mib(x)} |`,
 			);
 		}
 		line();
@@ -204,6 +204,7 @@ function extra(p: Peer, x: Row): string {
 	const parts: string[] = [];
 	if (x.capped === "time") parts.push("stopped by the time limit");
 	if ("leakedIds" in x) parts.push(`IDs leaked by free(): ${x.leakedIds}`);
+	if ("flushes" in x) parts.push(`${x.purges} purges, ${x.flushes} flushes (the cache's included), ${x.smallBlocks} small-area blocks at the end`);
 	if (p.unit === "ids") parts.push("single IDs");
 	return parts.join("; ");
 }

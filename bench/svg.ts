@@ -11,6 +11,7 @@ import type { Meta, Run } from "./run.ts";
 /** Okabe-Ito and Tol colours, distinguishable with the common colour-vision deficiencies. */
 const COLOURS: Record<PeerId, string> = {
 	vmap: "#0072B2",
+	"vmap-nocache": "#44AA99",
 	"vmap-1m": "#56B4E9",
 	"vmap-heap": "#332288",
 	"thi.ng": "#E69F00",

@@ -9,12 +9,15 @@ import { parentPort, workerData } from "node:worker_threads";
 import { VmapSpace } from "../src/index.ts";
 import { xorshift32 } from "../test/support/random.ts";
 import { loadSmo } from "./peers/smo.ts";
-import { PROBE } from "./workloads.ts";
+import { Held, PROBE } from "./workloads.ts";
 
 export interface WorkerJob {
 	peer: "vmap" | "smo";
-	/** vmap: the space's handle; smo: the MemoryBuffer's SharedArrayBuffer. */
-	handle: { buffer: SharedArrayBuffer };
+	/** vmap: the space's handle (null: create a private space); smo: the MemoryBuffer's SharedArrayBuffer. */
+	handle: { buffer: SharedArrayBuffer } | null;
+	/** vmap: nodes and the small-area cache of a private space. */
+	nodes: number;
+	cache: boolean;
 	control: SharedArrayBuffer;
 	workload: "W0" | "W1";
 	ops: number;
@@ -30,6 +33,8 @@ export interface WorkerReport {
 	/** vmap only: time spent waiting for lock words (shared-memory-objects keeps no such figure). */
 	lockWaitMs: number | null;
 	fails: number;
+	/** Private spaces: overlaps among this worker's own ranges. */
+	overlaps: number;
 	addr: Float64Array;
 	size: Float64Array;
 }
@@ -47,7 +52,13 @@ let lockWaitMs = (): number | null => null;
 let close = () => {};
 let unit: number;
 if (job.peer === "vmap") {
-	const space = VmapSpace.attach(job.handle);
+	const cache = job.cache ? {} : { smallMax: 0 };
+	const space =
+		job.handle !== null
+			? VmapSpace.attach(job.handle)
+			: job.workload === "W0"
+				? VmapSpace.create({ size: 2 ** 40, nodes: job.nodes, ...cache })
+				: VmapSpace.create({ start: 1, size: 2 ** 40, pageSize: 1, nodes: job.nodes, ...cache });
 	a = space;
 	unit = space.pageSize;
 	lockWaitMs = () => space.lockWaitMs;
@@ -55,7 +66,7 @@ if (job.peer === "vmap") {
 } else {
 	if (job.selfShim) (globalThis as { self?: unknown }).self = globalThis;
 	const { MemoryBuffer } = await loadSmo();
-	const pool = new MemoryBuffer({ buf: job.handle.buffer, skipInitialization: true });
+	const pool = new MemoryBuffer({ buf: job.handle!.buffer, skipInitialization: true });
 	a = { alloc: (n) => pool.malloc(n), free: (x) => void pool.free(x) };
 	unit = 64;
 }
@@ -97,7 +108,17 @@ if (job.workload === "W0") {
 }
 const ms = performance.now() - t0;
 if (job.workload === "W0") for (let i = 0; i < PROBE; i++) take(unit);
-const report: WorkerReport = { ops: job.ops, ms, lockWaitMs: lockWaitMs(), fails, addr: addr.slice(0, n), size: size.slice(0, n) };
-parentPort!.postMessage(report);
-// The parent checks the ranges posted above against every other worker's before anything is freed.
+let overlaps = 0;
+if (job.handle === null) {
+	const own = new Held(n);
+	own.addr.set(addr.subarray(0, n));
+	own.size.set(size.subarray(0, n));
+	own.n = n;
+	overlaps = own.overlaps(-Infinity, Infinity);
+}
+const report: WorkerReport = { ops: job.ops, ms, lockWaitMs: lockWaitMs(), fails, overlaps, addr: addr.slice(0, n), size: size.slice(0, n) };
+// Closing frees no live area (its small-area blocks with live areas pass to nobody), and the
+// parent terminates this worker once it has the report: close first, so that it never ends
+// holding a lock. The parent checks the ranges against every other worker's.
 close();
+parentPort!.postMessage(report);

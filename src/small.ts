@@ -66,8 +66,9 @@ export const NOT_SMALL = null;
 const BACKOFF = 64;
 
 export class SmallCache {
-	/** Largest request served, bytes; 0 once the handle closed. */
+	/** Largest request served, bytes, and in pages; 0 once the handle closed. */
 	max: number;
+	private maxUnits: number;
 	readonly blockBytes: number;
 	readonly classBytes: Float64Array;
 	private readonly s: SpaceState;
@@ -81,12 +82,15 @@ export class SmallCache {
 	/** Per class: the block allocations come from (a descriptor's d, 0 none), and the word to look at first. */
 	private readonly cur: Int32Array;
 	private readonly hint: Int32Array;
-	/** Per class: this handle's other blocks that have FREE slots (stale entries are skipped). */
+	/** Per class: this handle's other blocks that have FREE slots (a block may be listed twice, or have none left). */
 	private readonly avail: number[][];
 	/** Every block this handle owns. */
 	private readonly mine: number[] = [];
 	/** Bytes of this handle's DIRTY slots. */
 	dirtyBytes = 0;
+	/** The block of this handle's last own free (its start and d): frees come in runs. */
+	private lastStart = -1;
+	private lastD = 0;
 	private inFlight = false;
 	private backoff = 0;
 	private readonly spare: Uint8Array;
@@ -98,6 +102,7 @@ export class SmallCache {
 		this.hook = hook;
 		const hdrF = s.table.hdrF;
 		this.max = hdrF[HDRF_SMALL_MAX]!;
+		this.maxUnits = this.max / s.pageSize;
 		this.blockBytes = hdrF[HDRF_BLOCK_BYTES]!;
 		this.blockInverse = 1 / this.blockBytes;
 		this.unitInverse = s.pageInverse;
@@ -121,7 +126,7 @@ export class SmallCache {
 	 */
 	alloc(size: number): number {
 		const units = typeof size === "number" ? size * this.unitInverse : NaN;
-		if (!(units >= 1 && units * this.s.pageSize <= this.max && Math.floor(units) === units)) return -1;
+		if (!(units >= 1 && units <= this.maxUnits && Math.floor(units) === units)) return -1;
 		const c = this.classOf[units]!;
 		for (;;) {
 			const d = this.cur[c]!;
@@ -164,6 +169,8 @@ export class SmallCache {
 		const live = d + 16 + w;
 		if ((i32[live]! & bit) === 0 || (i32[d + 16 + REMOTE * words + w]! & bit) !== 0) return this.badFree(d, addr, "free");
 		if (i32[d + D_OWNER] === this.self) {
+			this.lastStart = blockStart;
+			this.lastD = d;
 			i32[live] = i32[live]! ^ bit;
 			i32[d + 16 + words + w]! |= bit; // DIRTY
 			i32[d + D_LIVE_NR]!--;
@@ -180,10 +187,12 @@ export class SmallCache {
 
 	/** The descriptor of the block holding `addr`, or 0; without a lock. */
 	private block(addr: number): number {
+		if (typeof addr !== "number") return 0;
+		const blockStart = Math.floor(addr * this.blockInverse) * this.blockBytes;
+		if (blockStart === this.lastStart) return this.lastD;
 		const t = this.t;
 		let first = t.hdr[HDR_BLOCK_INDEX]!;
-		if (first === 0 || typeof addr !== "number") return 0;
-		const blockStart = Math.floor(addr * this.blockInverse) * this.blockBytes;
+		if (first === 0 || this.max === 0) return 0;
 		if (first >= t.capacity) t.sync();
 		let d = lookupBlock(t, first, blockStart, this.blockInverse);
 		if (d === 0) {
@@ -263,7 +272,7 @@ export class SmallCache {
 			const i32 = this.t.i32;
 			while (list.length > 0) {
 				const d = list.pop()!;
-				if (i32[d + D_STATE] === BLOCK_ACTIVE && i32[d + D_OWNER] === this.self && i32[d + D_FREE_NR]! > 0) {
+				if (i32[d + D_FREE_NR]! > 0) {
 					this.cur[c] = d;
 					this.hint[c] = 0;
 					return true;
@@ -500,18 +509,23 @@ export class SmallCache {
 	private retire(d: number): void {
 		const t = this.t;
 		const start = t.f64[(d >> 1) + DF_START]!;
+		const c = t.i32[d + D_CLASS]!;
 		freeBlockArea(this.s, start, () => {
 			indexRemove(t, d, this.blockInverse);
 			const first = d / REC_I32;
 			const run = t.i32[d + D_RUN]!;
 			for (let r = 0; r < run; r++) clearAndFree(t, first + r);
 		});
+		// Out of every list of this handle's: its records now serve others.
+		const list = this.avail[c];
+		if (list !== undefined) for (let i = list.indexOf(d); i >= 0; i = list.indexOf(d)) list.splice(i, 1);
 		const k = this.mine.indexOf(d);
 		if (k >= 0) {
 			this.mine[k] = this.mine[this.mine.length - 1]!;
 			this.mine.pop();
 		}
-		for (let c = 0; c < this.cur.length; c++) if (this.cur[c] === d) this.cur[c] = 0;
+		if (this.cur[c] === d) this.cur[c] = 0;
+		if (this.lastD === d) this.lastStart = -1;
 	}
 
 	/**
@@ -520,7 +534,8 @@ export class SmallCache {
 	 */
 	handOver(): void {
 		if (this.max === 0) return;
-		this.max = 0;
+		this.max = this.maxUnits = 0;
+		this.lastStart = -1;
 		this.cur.fill(0);
 		for (const list of this.avail) list.length = 0;
 		const blocks = this.mine.splice(0);
