@@ -445,6 +445,7 @@ export class SmallCache {
 				i32[d + D_FREE_NR]! += n;
 				this.dirtyBytes -= n * t.f64[(d >> 1) + DF_SLOT_BYTES]!;
 				if (d !== this.cur[c]) this.avail[c]!.push(d);
+				else this.hint[c] = 0; // the freed slots may lie below the word it looked at last
 			}
 			if (i32[d + D_LIVE_NR] === 0 && i32[d + D_DIRTY_NR] === 0 && d !== this.cur[c]) {
 				if (this.spare[c] === 0) this.spare[c] = 1;

@@ -1,0 +1,142 @@
+/**
+ * The small-area cache (src/small.ts) beyond the model test: what check() catches in a block,
+ * asynchronous flushes, handles that close or end holding small areas, and the option.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { VmapError, VmapSpace } from "../src/index.ts";
+import { HDR_BLOCK_INDEX, REC_I32, VA_FLAGS, VA_SMALL_BLOCK } from "../src/layout.ts";
+import { bitmap, D_AREA, D_LIVE_NR, D_WORDS, DF_START, DIRTY, eachBlock, FLUSHING, FREE, LIVE } from "../src/small-blocks.ts";
+
+const P = 16;
+const options = { start: 1 << 20, size: 1 << 24, pageSize: P, smallMax: 256, nodes: 1 };
+
+function expectCode(code: string, fn: () => unknown, what?: RegExp): void {
+	assert.throws(fn, (e: unknown) => {
+		assert.ok(e instanceof VmapError, String(e));
+		assert.equal(e.code, code, e.message);
+		if (what) assert.match(e.message, what);
+		return true;
+	});
+}
+
+/** The first block's descriptor word. */
+function firstBlock(s: VmapSpace): number {
+	let d = 0;
+	eachBlock(s.table, (x) => (d ||= x));
+	assert.ok(d > 0, "a block exists");
+	return d;
+}
+
+test("small areas: check() names each broken block invariant", () => {
+	const corruptions: Array<[string, (s: VmapSpace, d: number) => void, RegExp]> = [
+		["a slot both live and free", (s, d) => void (s.table.i32[bitmap(d, s.table.i32[d + D_WORDS]!, FREE)]! |= 1), /in two of live, dirty and free/],
+		["a live count off by one", (s, d) => void s.table.i32[d + D_LIVE_NR]!++, /the counts say/],
+		["a flushing slot that is not dirty", (s, d) => void (s.table.i32[bitmap(d, s.table.i32[d + D_WORDS]!, FLUSHING)]! |= 1 << 30), /flushing slot is not dirty/],
+		["a slot in no bitmap", (s, d) => void (s.table.i32[bitmap(d, s.table.i32[d + D_WORDS]!, LIVE)]! &= ~1), /live \| dirty \| free/],
+		["a descriptor whose start moved", (s, d) => void (s.table.f64[(d >> 1) + DF_START]! += 1 << 16), /indexed at/],
+		["a block area without its flag", (s, d) => void (s.table.i32[s.table.i32[d + D_AREA]! * REC_I32 + VA_FLAGS]! &= ~VA_SMALL_BLOCK), /flagged as a block/],
+		["the index lost", (s) => void (s.table.hdr[HDR_BLOCK_INDEX] = 0), /no block index/],
+	];
+	for (const [what, corrupt, message] of corruptions) {
+		const s = VmapSpace.create(options);
+		for (let i = 0; i < 40; i++) s.alloc(P * (1 + (i % 3)));
+		s.free(s.alloc(P));
+		s.check();
+		corrupt(s, firstBlock(s));
+		expectCode("ECORRUPT", () => s.check(), message);
+		assert.ok(what);
+	}
+});
+
+test("small areas: with an asynchronous flush, freed small areas stay lazy until it resolves, then are reused", async () => {
+	const pending: Array<() => void> = [];
+	const s = VmapSpace.create({ ...options, flush: () => new Promise<void>((r) => pending.push(r)) });
+	const a = Array.from({ length: 64 }, () => s.alloc(P));
+	for (const x of a) s.free(x);
+	s.purge(); // the cache's flush starts and waits
+	assert.equal(pending.length, 1, "one flush for the cache's dirty areas (the space has no lazy area)");
+	assert.equal(s.find(a[0]!)?.state, "lazy");
+	expectCode("EDOUBLEFREE", () => s.free(a[0]!));
+	// While the flush is pending, allocations never reuse them.
+	const more = Array.from({ length: 64 }, () => s.alloc(P));
+	for (const x of more) assert.ok(!a.includes(x), `${x} reused before its flush resolved`);
+	pending.shift()!();
+	await new Promise((r) => setTimeout(r, 0));
+	assert.equal(s.find(a[0]!), undefined, "flushed: free again");
+	expectCode("ENOENT", () => s.free(a[0]!));
+	s.check();
+	assert.equal(s.stats().smallLazyAreas, 0);
+	let reused = false;
+	for (let i = 0; i < 512 && !reused; i++) reused = a.includes(s.alloc(P));
+	assert.ok(reused, "after the flush, freed slots are handed out again");
+});
+
+test("small areas: a flush hook that throws leaves them lazy; the next flush covers them", () => {
+	let fail = true;
+	const flushed: Array<[number, number]> = [];
+	const s = VmapSpace.create({
+		...options,
+		flush: (lo, hi) => {
+			if (fail) throw new Error("fence lost");
+			flushed.push([lo, hi]);
+		},
+	});
+	const a = s.alloc(P);
+	s.free(a);
+	s.purge();
+	assert.equal(s.find(a)?.state, "lazy", "still lazy after the failed flush");
+	s.check();
+	fail = false;
+	s.purge();
+	assert.ok(flushed.some(([lo, hi]) => lo <= a && a < hi), "the next flush covers it");
+	assert.equal(s.find(a), undefined);
+	s.check();
+});
+
+test("small areas: a handle that closes with live small areas; another frees them, and the emptied blocks retire", () => {
+	const s = VmapSpace.create(options);
+	const other = VmapSpace.attach(s.handle);
+	const mine = Array.from({ length: 300 }, (_, i) => other.alloc(P * (1 + (i % 16))));
+	const blocks = s.stats().smallBlocks;
+	assert.ok(blocks >= 16);
+	other.close();
+	expectCode("EINVAL", () => other.free(mine[0]!), /closed/);
+	expectCode("EINVAL", () => other.alloc(P), /closed/);
+	s.check();
+	for (const x of mine) {
+		assert.equal(s.find(x)?.state, "busy");
+		s.free(x);
+	}
+	assert.equal(s.stats().smallBlocks, 0, "every block of the closed handle retired when its last area was freed");
+	s.purge({ sync: true });
+	s.check();
+	const d = JSON.parse(s.dump()) as { areas: unknown[] };
+	assert.deepEqual(d.areas, []);
+});
+
+test("small areas: using the space's own block words from a second handle in the same thread: remote frees, double frees refused", () => {
+	const s = VmapSpace.create(options);
+	const b = VmapSpace.attach(s.handle);
+	const a = Array.from({ length: 50 }, () => s.alloc(2 * P));
+	for (const x of a) b.free(x); // remote frees: one atomic OR each
+	for (const x of a) expectCode("EDOUBLEFREE", () => b.free(x));
+	for (const x of a) expectCode("EDOUBLEFREE", () => s.free(x));
+	assert.equal(s.stats().smallLazyAreas, 50);
+	s.purge(); // the owner takes the remote frees in and flushes them
+	for (const x of a) expectCode("ENOENT", () => b.free(x));
+	s.check();
+	b.check();
+	const d = firstBlock(s);
+	assert.equal(s.table.i32[bitmap(d, s.table.i32[d + D_WORDS]!, DIRTY)], 0);
+});
+
+test("small areas: smallMax is checked", () => {
+	for (const bad of [-16, 8, 1.5, Number.NaN, "256", 2 ** 40]) {
+		expectCode("EINVAL", () => VmapSpace.create({ ...options, smallMax: bad as number }), /smallMax/);
+	}
+	expectCode("EINVAL", () => VmapSpace.create({ ...options, size: 1 << 11, smallMax: 256 }), /larger than the space/);
+	assert.equal(VmapSpace.create({ ...options, smallMax: 0 }).stats().smallMax, 0);
+	assert.equal(VmapSpace.create({ size: 2 ** 30 }).stats().smallMax, 65536, "default at pageSize 4096: 16 pages");
+	assert.equal(VmapSpace.create({ size: 2 ** 20 }).stats().smallMax, 0, "default off in a space too small for 64 blocks");
+});
