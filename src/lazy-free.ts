@@ -31,6 +31,17 @@ export function lookupBusyAt(s: SpaceState, b: number, addr: number): number {
 	return 0;
 }
 
+/** lookupBusyAt() for a caller holding the FREE lock, after `prepare`: a failure releases that lock too. */
+function lookupBusyUnderFree(s: SpaceState, b: number, addr: number, prepare?: () => void): number {
+	try {
+		prepare?.();
+		return lookupBusyAt(s, b, addr);
+	} catch (e) {
+		s.locks.release(HDR_FREE_LOCK);
+		throw e;
+	}
+}
+
 function checkAddress(addr: number, op: string): void {
 	if (!Number.isSafeInteger(addr)) throw new VmapError("EINVAL", `Cannot ${op}: address must be a whole number, got ${shown(addr)}`);
 }
@@ -98,13 +109,7 @@ export function freeBlockArea(s: SpaceState, addr: number, unindex: () => void):
 	locks.acquire(HDR_FREE_LOCK);
 	const v = s.addrNode(addr);
 	const b = nodeBase(v);
-	let va: number;
-	try {
-		va = lookupBusyAt(s, b, addr);
-	} catch (e) {
-		locks.release(HDR_FREE_LOCK);
-		throw e;
-	}
+	const va = lookupBusyUnderFree(s, b, addr);
 	if (va === 0) {
 		locks.release(HDR_FREE_LOCK);
 		corrupt(`small-area block at ${hex(addr)} has no busy area`);
@@ -147,14 +152,8 @@ export function resizeVmapArea(s: SpaceState, addr: number, size: number): boole
 	if (workPosted(t)) s.purger.help();
 	const b = s.busyNode(addr);
 	locks.acquire(HDR_FREE_LOCK);
-	let va: number;
-	try {
-		t.reserve(1); // the lazy tail of a shrink: running out fails before any change
-		va = lookupBusyAt(s, b, addr);
-	} catch (e) {
-		locks.release(HDR_FREE_LOCK);
-		throw e;
-	}
+	// The lazy tail of a shrink takes a record: running out fails before any change.
+	const va = lookupBusyUnderFree(s, b, addr, () => t.reserve(1));
 	if (va === 0) {
 		locks.release(HDR_FREE_LOCK);
 		notAnArea(s, addr, "resize");

@@ -325,38 +325,44 @@ export class SmallCache {
 		}
 		const locks = s.locks;
 		const run = descriptorRun(slots);
+		// The block index's lock, then the area's busy lock, both before anything changes; a
+		// failure gives the area back.
 		locks.acquire(HDR_FREE_LOCK);
-		let d: number;
 		try {
 			t.reserveRun(run + indexRun(nextIndexCapacity(t)));
-			const b = s.busyNode(addr);
-			locks.acquireUnder(b + N_BUSY_LOCK, HDR_FREE_LOCK);
-			t.sync();
-			const va = findVmapArea(t, b + N_BUSY_ROOT, addr);
-			d = t.takeRun(run) * REC_I32;
-			const i32 = t.i32;
-			const f64 = t.f64;
-			i32[d + D_OWNER] = this.self;
-			i32[d + D_CLASS] = c;
-			i32[d + D_SLOTS] = slots;
-			i32[d + D_WORDS] = words;
-			i32[d + D_AREA] = va;
-			i32[d + D_RUN] = run;
-			i32[d + D_FREE_NR] = slots;
-			f64[(d >> 1) + DF_START] = addr;
-			f64[(d >> 1) + DF_SLOT_BYTES] = bytes;
-			const free = bitmap(d, words, FREE);
-			for (let w = 0; w < words; w++) i32[free + w] = slots - 32 * w >= 32 ? -1 : (1 << (slots - 32 * w)) - 1;
-			i32[d + D_STATE] = BLOCK_ACTIVE;
-			setVaFlags(i32, va, vaFlags(i32, va) | VA_SMALL_BLOCK);
-			indexInsert(t, d, this.blockInverse);
-			locks.release(b + N_BUSY_LOCK);
 		} catch (e) {
 			locks.release(HDR_FREE_LOCK);
 			freeBlockArea(s, addr, () => {});
 			if (e instanceof VmapError && e.code === "ENOMEM") return 0;
 			throw e;
 		}
+		const b = s.busyNode(addr);
+		try {
+			locks.acquireUnder(b + N_BUSY_LOCK, HDR_FREE_LOCK); // a wait that fails releases both
+		} catch (e) {
+			freeBlockArea(s, addr, () => {});
+			throw e;
+		}
+		t.sync();
+		const va = findVmapArea(t, b + N_BUSY_ROOT, addr);
+		const d = t.takeRun(run) * REC_I32;
+		const i32 = t.i32;
+		const f64 = t.f64;
+		i32[d + D_OWNER] = this.self;
+		i32[d + D_CLASS] = c;
+		i32[d + D_SLOTS] = slots;
+		i32[d + D_WORDS] = words;
+		i32[d + D_AREA] = va;
+		i32[d + D_RUN] = run;
+		i32[d + D_FREE_NR] = slots;
+		f64[(d >> 1) + DF_START] = addr;
+		f64[(d >> 1) + DF_SLOT_BYTES] = bytes;
+		const free = bitmap(d, words, FREE);
+		for (let w = 0; w < words; w++) i32[free + w] = slots - 32 * w >= 32 ? -1 : (1 << (slots - 32 * w)) - 1;
+		i32[d + D_STATE] = BLOCK_ACTIVE;
+		setVaFlags(i32, va, vaFlags(i32, va) | VA_SMALL_BLOCK);
+		indexInsert(t, d, this.blockInverse);
+		locks.release(b + N_BUSY_LOCK);
 		locks.release(HDR_FREE_LOCK);
 		this.mine.push(d);
 		return d;
@@ -387,12 +393,15 @@ export class SmallCache {
 		}
 		Atomics.add(t.hdr, HDR_SMALL_FLUSHES, 1);
 		let pending: void | PromiseLike<void>;
+		this.inFlight = true; // a hook that allocates does not flush again from inside
 		try {
 			pending = this.hook?.(lo, hi);
 		} catch {
+			this.inFlight = false;
 			this.unflush(); // the slots stay dirty: the next flush covers them
 			return;
 		}
+		this.inFlight = false;
 		if (pending !== null && typeof pending === "object" && typeof pending.then === "function") {
 			this.inFlight = true;
 			pending.then(
