@@ -21,7 +21,7 @@ test("vmap bench --quick, one vmap case beside the LIFO ceiling: ratios, the cha
 		const r = vmap("bench", "--quick", "--only", "W0 vmap,W0 lifo", "--json", "--svg", svg);
 		assert.equal(r.status, 0, r.stderr);
 		const out = JSON.parse(r.stdout) as { runs: Array<{ name: string; status: string; result?: { fails: number; overlaps: number; pairsPerSec: number } }> };
-		assert.deepEqual(out.runs.map((x) => x.name), ["W0 vmap", "W0 vmap-1m", "W0 vmap-heap", "W0 lifo"]);
+		assert.deepEqual(out.runs.map((x) => x.name), ["W0 vmap", "W0 vmap-nocache", "W0 vmap-1m", "W0 vmap-heap", "W0 lifo"]);
 		for (const run of out.runs) {
 			assert.equal(run.status, "ok", run.name);
 			assert.deepEqual([run.result!.fails, run.result!.overlaps], [0, 0], run.name);
