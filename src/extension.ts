@@ -4,8 +4,9 @@
  * dead holder is detected as for the space's own), tag ids, and two operations that test an
  * area's tag under the same hold of its busy lock as they act on it.
  */
-import { HDR_EXT_OFFSET, HDR_EXT_WORDS } from "./layout.ts";
+import { HDR_EXT_OFFSET, HDR_EXT_WORDS, HDR_SMALL_MARK_TAG } from "./layout.ts";
 import { freeVmapArea, markVmapArea } from "./lazy-free.ts";
+import { FREED, MARKED } from "./small.ts";
 import type { SpaceState } from "./space-init.ts";
 
 export class SpaceExtension {
@@ -83,11 +84,47 @@ export class SpaceExtension {
 	 * nothing is freed and that id is returned (0 when freed).
 	 */
 	freeUnlessTagged(addr: number, op: string, refused: readonly number[]): number {
+		const small = this.#s.small;
+		if (small !== undefined) {
+			this.#s.locks.checkAlive();
+			const mark = this.#s.table.hdr[HDR_SMALL_MARK_TAG]!;
+			const done = small.free(addr, op, mark !== 0 && refused.includes(mark));
+			if (done === FREED) return 0;
+			if (done === MARKED) return mark;
+		}
 		return freeVmapArea(this.#s, addr, op, refused);
 	}
 
-	/** Set the tag id of the busy area starting at `addr` unless it has it already; false if it had, or no such area. */
+	/**
+	 * Set the tag id of the busy area starting at `addr` unless it has it already; false if it
+	 * had, or no such area. A small area carries no tag of its own: setting the small-area mark
+	 * tag marks it, setting any other clears its mark.
+	 */
 	markArea(addr: number, tag: number): boolean {
+		const small = this.#s.small;
+		if (small !== undefined) {
+			this.#s.locks.checkAlive();
+			const marked = small.mark(addr, tag === this.#s.table.hdr[HDR_SMALL_MARK_TAG]);
+			if (marked !== undefined) return marked;
+		}
 		return markVmapArea(this.#s, addr, tag);
+	}
+
+	/** The one tag small areas can carry (markArea), for every handle of the space: set it before sharing the space. */
+	setSmallMarkTag(tag: number): void {
+		this.#s.table.hdr[HDR_SMALL_MARK_TAG] = tag;
+	}
+
+	/**
+	 * A small area (the space's small-area cache, as alloc() without options gives) of at least
+	 * `size` bytes, or -1 when `size` is not small or no block can be had.
+	 */
+	allocSmall(size: number): number {
+		return this.#s.small?.alloc(size) ?? -1;
+	}
+
+	/** The bytes a small area for `size` takes (its size class), or `size` when it is not small. */
+	smallSize(size: number): number {
+		return this.#s.small?.sizeFor(size) ?? size;
 	}
 }

@@ -23,6 +23,11 @@ export interface VmapHeapOptions {
 	flush?: FlushHook;
 	priorityPurge?: boolean;
 	timeoutMs?: number;
+	/**
+	 * vmalloc() without options, on a heap without poisoning, takes areas of at most this many
+	 * bytes (guard pages included) from the handle's small-area blocks (VmapSpaceOptions.smallMax).
+	 */
+	smallMax?: number;
 }
 
 export interface HeapParams {
@@ -36,7 +41,7 @@ export interface HeapParams {
 	ringCap: number;
 }
 
-const HEAP_KEYS = ["size", "maxSize", "pageSize", "guardPages", "poison", "deferredMax", "nodes", "lazyMaxPages", "maxAreas", "flush", "priorityPurge", "timeoutMs"] as const;
+const HEAP_KEYS = ["size", "maxSize", "pageSize", "guardPages", "poison", "deferredMax", "nodes", "lazyMaxPages", "maxAreas", "flush", "priorityPurge", "timeoutMs", "smallMax"] as const;
 /** The most data a SharedArrayBuffer may grow to in Node 20 (V8). */
 export const MAX_DATA = 2 ** 32;
 
@@ -77,6 +82,7 @@ export function parseHeapOptions(options: VmapHeapOptions): HeapParams {
 			...(options.flush !== undefined && { flush: options.flush }),
 			...(options.priorityPurge !== undefined && { priorityPurge: options.priorityPurge }),
 			...(options.timeoutMs !== undefined && { timeoutMs: options.timeoutMs }),
+			...(options.smallMax !== undefined && { smallMax: options.smallMax }),
 		},
 		"a heap",
 	);

@@ -96,6 +96,7 @@ export class VmapHeap {
 		this.#deferredTag = this.#ext.tagId(DEFERRED_TAG);
 		this.#mapRamTag = this.#ext.tagId(VM_MAP_RAM);
 		this.#ownTags = [this.#deferredTag, this.#mapRamTag];
+		this.#ext.setSmallMarkTag(this.#deferredTag); // a small area queued by freeDeferred is marked
 		this.#ext.onHandleEnded(
 			() => [e + H_GROW_LOCK, ...this.#rcu.lockWords, ...this.#blocks.lockWords],
 			(id) => {
@@ -171,7 +172,7 @@ export class VmapHeap {
 		const tag = options?.tag ?? VMALLOC_TAG;
 		if (options?.align !== undefined && !isPowerOfTwo(options.align)) throw new VmapError("EINVAL", `Cannot ${op}: align must be a power of two, got ${shown(options.align)}`);
 		if (tag === VM_MAP_RAM || tag === DEFERRED_TAG) throw new VmapError("EINVAL", `Cannot ${op}: the tag ${JSON.stringify(tag)} is the heap's own`);
-		const size = (pages + this.guardPages) * this.pageSize;
+		let size = (pages + this.guardPages) * this.pageSize;
 		const nowait = options?.nowait ?? false;
 		let opts = this.#plainOptions;
 		if (options !== undefined) {
@@ -179,9 +180,26 @@ export class VmapHeap {
 			if (options.align !== undefined) opts.align = options.align;
 			if (nowait) opts.nowait = true;
 		}
-		let addr: number;
+		// Without options or poisoning, a small request comes from this handle's small-area
+		// blocks (no lock): the area is its size class, guard pages included at its end.
+		let addr = options === undefined && !this.poison ? this.#ext.allocSmall(size) : -1;
+		if (addr >= 0) size = this.#ext.smallSize(size);
+		else addr = this.#allocOrdinary(size, opts, op, bytes, nowait);
 		try {
-			addr = this.space.alloc(size, opts);
+			this.#memory.commit(addr + size);
+		} catch (e) {
+			this.space.free(addr);
+			throw e;
+		}
+		this.#memory.handOut(addr, size, op, true);
+		if (zero) this.#memory.u8.fill(0, addr, addr + size - this.guardPages * this.pageSize);
+		return addr;
+	}
+
+	/** space.alloc() with the heap's overflow handling: EBUSY after the space's purge waits for grace periods and retries once. */
+	#allocOrdinary(size: number, opts: AllocOptions, op: string, bytes: number, nowait: boolean): number {
+		try {
+			return this.space.alloc(size, opts);
 		} catch (e) {
 			// Nothing fits even after the space's purge: areas waiting for a grace period, or
 			// being freed after one by another handle right now, may be what is missing. Where
@@ -198,21 +216,12 @@ export class VmapHeap {
 			}
 			this.#rcu.barrier(BARRIER_MS); // areas other handles took off the ring are back in the space
 			try {
-				addr = this.space.alloc(size, opts);
+				return this.space.alloc(size, opts);
 			} catch (again) {
 				if (again instanceof VmapError && again.code === "EBUSY") throw this.#full(again, op, bytes, "");
 				throw again;
 			}
 		}
-		try {
-			this.#memory.commit(addr + size);
-		} catch (e) {
-			this.space.free(addr);
-			throw e;
-		}
-		this.#memory.handOut(addr, size, op, true);
-		if (zero) this.#memory.u8.fill(0, addr, addr + pages * this.pageSize);
-		return addr;
 	}
 
 	/** The heap is full for a request of `bytes`: say so in the heap's words, with the space's EBUSY as the cause. */

@@ -112,6 +112,8 @@ export const HDR_BLOCK_INDEX = 72;
 export const HDR_BLOCK_NR = 73;
 export const HDR_BLOCK_USED = 74;
 export const HDR_SMALL_FLUSHES = 75;
+/** The tag id a small area's MARK bit stands for (0: none), set by the layer above (the heap). */
+export const HDR_SMALL_MARK_TAG = 76;
 /** Sequence word of the purge counters (see stats.ts). */
 export const HDR_SEQ_PURGE = 52;
 /** The handle id holding a lock sits this many words after the lock word (for waiters' liveness checks). */

@@ -9,17 +9,19 @@
  * ```
  *  0 STATE  1 OWNER  2 CLASS  3 SLOTS  4 WORDS (W)  5 AREA  6 RUN  7 (spare)
  *  8 LIVE_NR  9 DIRTY_NR  10 FREE_NR  11 REMOTE_NR  12-13 START (f64)  14-15 SLOT_BYTES (f64)
- *  16 .. 16+5W: five bitmaps of W words, LIVE DIRTY FLUSHING FREE REMOTE (bit s = slot s)
+ *  16 .. 16+6W: six bitmaps of W words, LIVE DIRTY FLUSHING FREE REMOTE MARK (bit s = slot s)
  * ```
  *
  * Invariants (check.ts validates them for blocks the checking handle owns):
  * - LIVE, DIRTY and FREE are disjoint and together are the slots; FLUSHING ⊆ DIRTY;
- *   REMOTE ⊆ LIVE; the _NR words count them (REMOTE_NR may run ahead of REMOTE by one free
+ *   REMOTE ⊆ LIVE; MARK ⊆ LIVE; the _NR words count them (REMOTE_NR may run ahead of REMOTE by one free
  *   in progress).
  * - LIVE: handed out and not freed by the owner. DIRTY: freed, not yet flushed (a small area
  *   is lazy until then: never handed out again before a flush covering it has completed).
  *   FLUSHING: part of DIRTY that a flush in flight covers. FREE: may be handed out.
- *   REMOTE: freed by another handle, not yet taken into DIRTY by the owner.
+ *   REMOTE: freed by another handle, not yet taken into DIRTY by the owner. MARK: the small
+ *   area carries the space's one small-area tag (HDR_SMALL_MARK_TAG: the heap's "queued for a
+ *   deferred free"); any handle sets and clears it with one atomic, a free clears it.
  * - Only the owner writes LIVE, DIRTY, FLUSHING, FREE and the counts, with plain stores:
  *   its own path takes no lock and no atomic. Another handle's free is one Atomics.or on
  *   REMOTE and one Atomics.add on REMOTE_NR. OWNER 0 means nobody (the owner closed or
@@ -56,6 +58,8 @@ export const DIRTY = 1;
 export const FLUSHING = 2;
 export const FREE = 3;
 export const REMOTE = 4;
+export const MARK = 5;
+export const BITMAPS = 6;
 
 export const BLOCK_ACTIVE = 0x626c6b; // "blk"
 /** Most slots in a block: its smallest class is BLOCK_BYTES / MAX_SLOTS. */
@@ -67,7 +71,7 @@ export const BLOCK_TAG = "vmap_block";
 
 /** Records of a descriptor for `slots` slots. */
 export function descriptorRun(slots: number): number {
-	return Math.ceil((D_BITS + 5 * Math.ceil(slots / 32)) / REC_I32);
+	return Math.ceil((D_BITS + BITMAPS * Math.ceil(slots / 32)) / REC_I32);
 }
 
 /**

@@ -30,6 +30,7 @@ import {
 	indexRun,
 	LIVE,
 	lookupBlock,
+	MARK,
 	MAX_SLOTS,
 	popcount,
 	REMOTE,
@@ -131,6 +132,7 @@ function checkDescriptor(
 	const flushing = bitmap(d, words, FLUSHING);
 	const free = bitmap(d, words, FREE);
 	const remote = bitmap(d, words, REMOTE);
+	const marked = bitmap(d, words, MARK);
 	let nLive = 0;
 	let nDirty = 0;
 	let nFree = 0;
@@ -143,6 +145,7 @@ function checkDescriptor(
 		if ((l | dt | f) !== all) corrupt(`${name}: word ${w}: live | dirty | free is ${hex((l | dt | f) >>> 0)}, the slots are ${hex(all >>> 0)}`);
 		if ((i32[flushing + w]! & ~dt) !== 0) corrupt(`${name}: word ${w}: a flushing slot is not dirty`);
 		if ((i32[remote + w]! & ~l) !== 0) corrupt(`${name}: word ${w}: a slot freed by another handle is not live`);
+		if ((i32[marked + w]! & ~l) !== 0) corrupt(`${name}: word ${w}: a marked slot is not live`);
 		nLive += popcount(l);
 		nDirty += popcount(dt);
 		nFree += popcount(f);

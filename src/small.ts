@@ -17,7 +17,7 @@
  */
 import type { FlushHook } from "./api.ts";
 import { hex, VmapError } from "./errors.ts";
-import { HDR_BLOCK_INDEX, HDR_DEAD, HDR_FREE_LOCK, HDR_SMALL_FLUSHES, HDRF_BLOCK_BYTES, HDRF_LAZY_MAX_PAGES, HDRF_SMALL_MAX, N_BUSY_LOCK, N_BUSY_ROOT, REC_I32, VA_SMALL_BLOCK } from "./layout.ts";
+import { HDR_BLOCK_INDEX, HDR_DEAD, HDR_SMALL_MARK_TAG, HDR_FREE_LOCK, HDR_SMALL_FLUSHES, HDRF_BLOCK_BYTES, HDRF_LAZY_MAX_PAGES, HDRF_SMALL_MAX, N_BUSY_LOCK, N_BUSY_ROOT, REC_I32, VA_SMALL_BLOCK } from "./layout.ts";
 import { findVmapArea } from "./busy-tree.ts";
 import { setVaFlags, vaFlags } from "./record.ts";
 import {
@@ -48,6 +48,7 @@ import {
 	indexRun,
 	LIVE,
 	lookupBlock,
+	MARK,
 	MAX_SLOTS,
 	nextIndexCapacity,
 	popcount,
@@ -62,6 +63,10 @@ import { freeBlockArea } from "./lazy-free.ts";
 
 /** What find() answers for an address in no block: ask the trees. */
 export const NOT_SMALL = null;
+/** What free() did. */
+export const NOT_IN_BLOCK = 0;
+export const FREED = 1;
+export const MARKED = 2;
 /** Allocations a cache that could not get a block leaves to the ordinary path before it tries again. */
 const BACKOFF = 64;
 
@@ -151,23 +156,29 @@ export class SmallCache {
 	}
 
 	/**
-	 * Free the small area starting at `addr`: true when done, false when `addr` is in no block
-	 * (the ordinary path's). Throws ENOENT or EDOUBLEFREE, changing nothing, for an address in
-	 * a block that starts no live small area.
+	 * Free the small area starting at `addr`, in the words of `op`: NOT_IN_BLOCK when `addr` is
+	 * in no block (the ordinary path's), FREED, or MARKED (nothing done) when the area carries
+	 * the small-area mark and `keepMarked`. Throws ENOENT or EDOUBLEFREE, changing nothing, for
+	 * an address in a block that starts no live small area.
 	 */
-	free(addr: number): boolean {
+	free(addr: number, op = "free", keepMarked = false): number {
 		const d = this.block(addr);
-		if (d === 0) return false;
+		if (d === 0) return NOT_IN_BLOCK;
 		const t = this.t;
 		const i32 = t.i32;
 		const blockStart = t.f64[(d >> 1) + DF_START]!;
 		const slot = (addr - blockStart) / t.f64[(d >> 1) + DF_SLOT_BYTES]!;
-		if (!(Math.floor(slot) === slot && slot < i32[d + D_SLOTS]!)) return this.badFree(d, addr, "free");
+		if (!(Math.floor(slot) === slot && slot < i32[d + D_SLOTS]!)) return this.badFree(d, addr, op);
 		const w = slot >> 5;
 		const bit = 1 << (slot & 31);
 		const words = i32[d + D_WORDS]!;
 		const live = d + 16 + w;
-		if ((i32[live]! & bit) === 0 || (i32[d + 16 + REMOTE * words + w]! & bit) !== 0) return this.badFree(d, addr, "free");
+		if ((i32[live]! & bit) === 0 || (i32[d + 16 + REMOTE * words + w]! & bit) !== 0) return this.badFree(d, addr, op);
+		const mark = d + 16 + MARK * words + w;
+		if ((i32[mark]! & bit) !== 0) {
+			if (keepMarked) return MARKED;
+			Atomics.and(i32, mark, ~bit); // others set marks in this word too
+		}
 		if (i32[d + D_OWNER] === this.self) {
 			this.lastStart = blockStart;
 			this.lastD = d;
@@ -176,13 +187,37 @@ export class SmallCache {
 			i32[d + D_LIVE_NR]!--;
 			i32[d + D_DIRTY_NR]!++;
 			this.dirtyBytes += t.f64[(d >> 1) + DF_SLOT_BYTES]!;
-			return true;
+			return FREED;
 		}
 		// Another handle's block (or nobody's): one atomic OR; the owner takes it in later.
-		if ((Atomics.or(i32, d + 16 + REMOTE * words + w, bit) & bit) !== 0) return this.badFree(d, addr, "free");
+		if ((Atomics.or(i32, d + 16 + REMOTE * words + w, bit) & bit) !== 0) return this.badFree(d, addr, op);
 		Atomics.add(i32, d + D_REMOTE_NR, 1);
 		if (Atomics.load(i32, d + D_OWNER) === 0) this.adopt(d);
-		return true;
+		return FREED;
+	}
+
+	/**
+	 * Set (`on`) or clear the mark of the live small area starting at `addr`: true when that
+	 * changed it, false when it was so already or no live small area starts there, undefined
+	 * when `addr` is in no block.
+	 */
+	mark(addr: number, on: boolean): boolean | undefined {
+		const d = this.block(addr);
+		if (d === 0) return undefined;
+		const at = this.slotAt(d, addr);
+		if (at.start !== addr || at.state !== "busy") return false;
+		const i32 = this.t.i32;
+		const slot = (addr - at.blockStart) / this.t.f64[(d >> 1) + DF_SLOT_BYTES]!;
+		const word = bitmap(d, i32[d + D_WORDS]!, MARK) + (slot >> 5);
+		const bit = 1 << (slot & 31);
+		const old = on ? Atomics.or(i32, word, bit) : Atomics.and(i32, word, ~bit);
+		return ((old & bit) !== 0) !== on;
+	}
+
+	/** The bytes a small request of `size` takes (its class), or `size` when it is not small. */
+	sizeFor(size: number): number {
+		const units = size * this.unitInverse;
+		return units >= 1 && units <= this.maxUnits && Math.floor(units) === units ? this.classBytes[this.classOf[units]!]! : size;
 	}
 
 	/** The descriptor of the block holding `addr`, or 0; without a lock. */
@@ -213,7 +248,9 @@ export class SmallCache {
 		if (d === 0) return NOT_SMALL;
 		const at = this.slotAt(d, addr);
 		if (at.state === "free" || at.state === "tail") return undefined;
-		return { start: at.start, end: at.end, size: at.end - at.start, tag: undefined, state: at.state };
+		const markTag = this.t.hdr[HDR_SMALL_MARK_TAG]!;
+		const tag = at.marked && markTag !== 0 ? this.s.tags.name(markTag) : undefined;
+		return { start: at.start, end: at.end, size: at.end - at.start, tag, state: at.state };
 	}
 
 	/**
@@ -229,20 +266,20 @@ export class SmallCache {
 	}
 
 	/** What lies at `addr` in block `d` (plain reads: another handle may be changing it). */
-	private slotAt(d: number, addr: number): { start: number; end: number; state: "busy" | "lazy" | "free" | "tail"; blockStart: number } {
+	private slotAt(d: number, addr: number): { start: number; end: number; state: "busy" | "lazy" | "free" | "tail"; blockStart: number; marked: boolean } {
 		const t = this.t;
 		const i32 = t.i32;
 		const blockStart = t.f64[(d >> 1) + DF_START]!;
 		const bytes = t.f64[(d >> 1) + DF_SLOT_BYTES]!;
 		const slot = Math.floor((addr - blockStart) / bytes);
 		const start = blockStart + slot * bytes;
-		if (slot >= i32[d + D_SLOTS]!) return { start: blockStart + slot * bytes, end: blockStart + this.blockBytes, state: "tail", blockStart };
+		if (slot >= i32[d + D_SLOTS]!) return { start: blockStart + slot * bytes, end: blockStart + this.blockBytes, state: "tail", blockStart, marked: false };
 		const words = i32[d + D_WORDS]!;
 		const w = slot >> 5;
 		const bit = 1 << (slot & 31);
 		const has = (k: number) => (i32[bitmap(d, words, k) + w]! & bit) !== 0;
 		const state = has(REMOTE) || has(DIRTY) ? "lazy" : has(LIVE) ? "busy" : "free";
-		return { start, end: start + bytes, state, blockStart };
+		return { start, end: start + bytes, state, blockStart, marked: has(MARK) };
 	}
 
 	/** The error for an address in block `d` that starts no live small area. */

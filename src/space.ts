@@ -20,7 +20,7 @@ import type { Locks } from "./lock.ts";
 import { findArea } from "./locate.ts";
 import { snapshot } from "./snapshot.ts";
 import { checkResizeSize, freeVmapArea, resizeVmapArea } from "./lazy-free.ts";
-import { NOT_SMALL } from "./small.ts";
+import { NOT_IN_BLOCK, NOT_SMALL } from "./small.ts";
 import { checkOptions, checkTimeout, parseSpaceOptions, type SpaceParams } from "./options.ts";
 import { OVERFLOW_PURGE, SYNC_PURGE, TRY_PURGE } from "./purge.ts";
 import { listenForWork } from "./purge-work.ts";
@@ -194,7 +194,7 @@ export class VmapSpace {
 	 */
 	free(addr: number): void {
 		const small = this.#s.small;
-		if (small !== undefined && small.free(addr)) return;
+		if (small !== undefined && small.free(addr) !== NOT_IN_BLOCK) return;
 		freeVmapArea(this.#s, addr, "free", NOTHING_REFUSED);
 	}
 

@@ -140,3 +140,44 @@ test("small areas: smallMax is checked", () => {
 	assert.equal(VmapSpace.create({ size: 2 ** 30 }).stats().smallMax, 65536, "default at pageSize 4096: 16 pages");
 	assert.equal(VmapSpace.create({ size: 2 ** 20 }).stats().smallMax, 0, "default off in a space too small for 64 blocks");
 });
+
+test("small areas in a heap: vmalloc without options takes them; vfree, vzalloc, vrealloc, freeDeferred and bytes() behave as for any area", async () => {
+	const { VmapHeap } = await import("../src/index.ts");
+	const heap = VmapHeap.create({ size: 1 << 20, maxSize: 1 << 27, nodes: 1 });
+	const s = heap.space;
+	assert.equal(s.stats().smallMax, 65536, "a heap of 128 MiB has the cache by default");
+	const a = heap.vmalloc(100); // one page and the guard page: two pages, a small area
+	const info = s.find(a)!;
+	assert.deepEqual([info.start, info.size, info.state, info.tag], [a, 2 * 4096, "busy", undefined]);
+	assert.equal(s.stats().smallAreas, 1);
+	heap.bytes(a, 4096).fill(7);
+	expectCode("EFAULT", () => heap.bytes(a, 4097), /guard page/);
+	// vzalloc zeroes what the caller may touch.
+	heap.vfree(a);
+	const z = heap.vzalloc(4096 * 3); // 4 pages with the guard: a small area of 4 pages
+	assert.ok(heap.bytes(z, 3 * 4096).every((b) => b === 0));
+	// vrealloc: within the class in place, beyond it a move that keeps the bytes.
+	heap.bytes(z, 8).set([1, 2, 3, 4, 5, 6, 7, 8]);
+	assert.equal(heap.vrealloc(z, 4096), z, "a shrink within the class stays in place");
+	const moved = heap.vrealloc(z, 4096 * 40);
+	assert.notEqual(moved, z);
+	assert.deepEqual([...heap.bytes(moved, 8)], [1, 2, 3, 4, 5, 6, 7, 8]);
+	expectCode("EDOUBLEFREE", () => heap.vfree(z));
+	// freeDeferred marks the small area: vfree refuses it until the grace period ends.
+	const reader = VmapHeap.attach(heap.handle); // online and never quiescent: grace periods wait for it
+	const d = heap.vmalloc(4096);
+	heap.freeDeferred(d);
+	assert.equal(s.find(d)?.tag, "vfree_deferred");
+	expectCode("EDOUBLEFREE", () => heap.vfree(d), /grace period/);
+	expectCode("EDOUBLEFREE", () => heap.freeDeferred(d));
+	heap.check();
+	s.check();
+	reader.close();
+	heap.synchronize();
+	assert.notEqual(s.find(d)?.state, "busy", "freed after the grace period");
+	heap.vfree(moved);
+	heap.check();
+	s.check();
+	assert.equal(s.stats().smallAreas, 0);
+	heap.close();
+});
