@@ -26,6 +26,7 @@ import {
 	bitmap,
 	clearAndFree,
 	D_AREA,
+	D_BITS,
 	D_CLASS,
 	D_DIRTY_NR,
 	D_FREE_NR,
@@ -275,11 +276,10 @@ export class SmallCache {
 		const start = blockStart + slot * bytes;
 		if (slot >= i32[d + D_SLOTS]!) return { start: blockStart + slot * bytes, end: blockStart + this.blockBytes, state: "tail", blockStart, marked: false };
 		const words = i32[d + D_WORDS]!;
-		const w = slot >> 5;
+		const w = d + D_BITS + (slot >> 5);
 		const bit = 1 << (slot & 31);
-		const has = (k: number) => (i32[bitmap(d, words, k) + w]! & bit) !== 0;
-		const state = has(REMOTE) || has(DIRTY) ? "lazy" : has(LIVE) ? "busy" : "free";
-		return { start, end: start + bytes, state, blockStart, marked: has(MARK) };
+		const state = ((i32[w + REMOTE * words]! | i32[w + DIRTY * words]!) & bit) !== 0 ? "lazy" : (i32[w + LIVE * words]! & bit) !== 0 ? "busy" : "free";
+		return { start, end: start + bytes, state, blockStart, marked: (i32[w + MARK * words]! & bit) !== 0 };
 	}
 
 	/** The error for an address in block `d` that starts no live small area. */
