@@ -125,6 +125,7 @@ export function lookupBlock(t: VaTable, first: number, blockStart: number, block
 		if (d === 0) return 0;
 		if (d > 0 && f64[w >> 1] === blockStart) {
 			if (d + D_BITS > i32.length || i32[d + D_STATE] !== BLOCK_ACTIVE || f64[(d >> 1) + DF_START] !== blockStart) return 0;
+			if (d + D_BITS + BITMAPS * i32[d + D_WORDS]! > i32.length) return 0; // a stale index's garbage
 			return d;
 		}
 	}

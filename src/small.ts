@@ -229,7 +229,7 @@ export class SmallCache {
 		const t = this.t;
 		let first = t.hdr[HDR_BLOCK_INDEX]!;
 		if (first === 0 || this.max === 0) return 0;
-		if (first >= t.capacity) t.sync();
+		t.sync(); // another handle's block may lie in records this handle's views do not cover yet
 		let d = lookupBlock(t, first, blockStart, this.blockInverse);
 		if (d === 0) {
 			// A plain read may see an index another handle replaced: look again after a fence.

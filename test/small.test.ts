@@ -181,3 +181,20 @@ test("small areas in a heap: vmalloc without options takes them; vfree, vzalloc,
 	assert.equal(s.stats().smallAreas, 0);
 	heap.close();
 });
+
+test("small areas: a handle whose views predate another's table growth frees, finds and marks small areas in the new blocks", () => {
+	const s = VmapSpace.create({ ...options, size: 1 << 26, maxAreas: 1 << 16 });
+	const b = VmapSpace.attach(s.handle); // maps the table as it is now
+	const capacity = b.table.capacity;
+	const areas: number[] = [];
+	for (let i = 0; areas.length < 20_000; i++) areas.push(s.alloc(P * (1 + (i % 16))));
+	assert.ok(s.table.capacity > capacity, "the table grew after b mapped it");
+	const last = areas[areas.length - 1]!;
+	b.free(last); // first: no call of b's has taken a lock (and followed the growth) since
+	assert.equal(b.find(last)?.state, "lazy");
+	for (const x of areas) if (x !== last) b.free(x);
+	assert.equal(s.stats().smallAreas, 0);
+	s.purge();
+	s.check();
+	b.check();
+});
