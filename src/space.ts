@@ -39,9 +39,14 @@ const NOTHING_REFUSED: readonly number[] = [];
  * Busy areas are split over nodes by address, and each node keeps pools of recently purged
  * areas of 1..256 pages that allocations of those sizes take first (see nodes.ts).
  *
- * Complexity: alloc O(1) from a pool, else O(log n) (a larger alignment may scan, see
- * findVmapLowestMatch); free O(log n); find O(nodes log n); purge O(k log n) for k lazy areas;
- * check O(n); n is the number of areas and free blocks.
+ * Small requests (at most smallMax bytes, no options) come from the handle's own blocks
+ * (small.ts): no lock, no atomic.
+ *
+ * Complexity: alloc of a small area O(1) (a scan of a block's bitmap, 32 slots a word, and a
+ * new block now and then), from a pool O(1), else O(log n) (a larger alignment may scan, see
+ * findVmapLowestMatch); free of a small area O(1) (one probe of the block index), else
+ * O(log n); find O(nodes log n); purge O(k log n) for k lazy areas; check O(n); n is the
+ * number of areas and free blocks.
  */
 /** The keys each options object may have (module constants: a call allocates no array). */
 const ATTACH_KEYS = ["flush", "timeoutMs"];
