@@ -175,10 +175,9 @@ export class SmallCache {
 		const words = i32[d + D_WORDS]!;
 		const live = d + 16 + w;
 		if ((i32[live]! & bit) === 0 || (i32[d + 16 + REMOTE * words + w]! & bit) !== 0) return this.badFree(d, addr, op);
-		const mark = d + 16 + MARK * words + w;
-		if ((i32[mark]! & bit) !== 0) {
+		if ((i32[d + 16 + MARK * words + w]! & bit) !== 0) {
 			if (keepMarked) return MARKED;
-			Atomics.and(i32, mark, ~bit); // others set marks in this word too
+			Atomics.and(i32, d + 16 + MARK * words + w, ~bit); // others set marks in this word too
 		}
 		if (i32[d + D_OWNER] === this.self) {
 			this.lastStart = blockStart;
@@ -190,8 +189,13 @@ export class SmallCache {
 			this.dirtyBytes += t.f64[(d >> 1) + DF_SLOT_BYTES]!;
 			return FREED;
 		}
-		// Another handle's block (or nobody's): one atomic OR; the owner takes it in later.
-		if ((Atomics.or(i32, d + 16 + REMOTE * words + w, bit) & bit) !== 0) return this.badFree(d, addr, op);
+		return this.remoteFree(d, addr, d + 16 + REMOTE * words + w, bit, op);
+	}
+
+	/** A free into another handle's block (or nobody's): one atomic OR; the owner takes it in later. */
+	private remoteFree(d: number, addr: number, remote: number, bit: number, op: string): number {
+		const i32 = this.t.i32;
+		if ((Atomics.or(i32, remote, bit) & bit) !== 0) return this.badFree(d, addr, op);
 		Atomics.add(i32, d + D_REMOTE_NR, 1);
 		if (Atomics.load(i32, d + D_OWNER) === 0) this.adopt(d);
 		return FREED;
