@@ -3,7 +3,8 @@
  * vmMapRam, vmUnmapRam, freeDeferred with a second (reader) handle, quiescent points, purges
  * and bad calls. After every step: heap.check(), no two live ranges overlap, every live area
  * still holds the bytes written to it, deferred areas stay readable until the reader has
- * passed a quiescent point, and bad calls change nothing.
+ * passed a quiescent point, and bad calls change nothing. Half the runs have the small-area
+ * cache on (smallMax 4 pages): vmalloc without options then takes small areas.
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -166,7 +167,7 @@ const commands = [
 
 test(`heap model: random heap calls against a plain model (seed ${SEED}, ${RUNS} runs)`, () => {
 	fc.assert(
-		fc.property(fc.record({ guardPages: fc.constantFrom(0, 1, 2), poison: fc.boolean(), nodes: fc.constantFrom(1, 2) }), fc.commands(commands, { maxCommands: 300, size: "max" }), (cfg, cmds) => {
+		fc.property(fc.record({ guardPages: fc.constantFrom(0, 1, 2), poison: fc.boolean(), nodes: fc.constantFrom(1, 2), smallMax: fc.constantFrom(0, 4 * P) }), fc.commands(commands, { maxCommands: 300, size: "max" }), (cfg, cmds) => {
 			const heap = VmapHeap.create({ size: 256 * P, maxSize: 1024 * P, pageSize: P, lazyMaxPages: 16, ...cfg });
 			const reader = VmapHeap.attach(heap.handle);
 			const model = new Model();
