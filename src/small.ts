@@ -132,7 +132,8 @@ export class SmallCache {
 	 */
 	alloc(size: number): number {
 		const units = typeof size === "number" ? size * this.unitInverse : NaN;
-		if (!(units >= 1 && units <= this.maxUnits && Math.floor(units) === units)) return -1;
+		// A space left unusable (EOWNERDEAD) or a closed handle: the ordinary path says so.
+		if (!(units >= 1 && units <= this.maxUnits && Math.floor(units) === units) || this.t.hdr[HDR_DEAD] !== 0) return -1;
 		const c = this.classOf[units]!;
 		for (;;) {
 			const d = this.cur[c]!;
@@ -227,7 +228,7 @@ export class SmallCache {
 
 	/** The descriptor of the block holding `addr`, or 0; without a lock. */
 	private block(addr: number): number {
-		if (typeof addr !== "number") return 0;
+		if (typeof addr !== "number" || this.t.hdr[HDR_DEAD] !== 0) return 0;
 		const blockStart = Math.floor(addr * this.blockInverse) * this.blockBytes;
 		if (blockStart === this.lastStart) return this.lastD;
 		const t = this.t;
@@ -624,10 +625,5 @@ export class SmallCache {
 			this.s.locks.release(HDR_FREE_LOCK);
 		}
 		for (const d of orphans) if (this.max !== 0) this.adopt(d);
-	}
-
-	/** @internal The blocks this handle owns, for check(): descriptor, and the handle's own view of it. */
-	get owned(): readonly number[] {
-		return this.mine;
 	}
 }
