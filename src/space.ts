@@ -146,8 +146,10 @@ export class VmapSpace {
 	}
 
 	/**
-	 * Allocate `size` bytes (a whole number of pages) at the lowest address that fits, at a
-	 * multiple of `align`, inside [vstart, vend). Returns the address.
+	 * Allocate `size` bytes (a whole number of pages). Without options and at most smallMax
+	 * bytes, from this handle's small-area blocks (rounded up to a size class; find() gives the
+	 * area's size); otherwise at the lowest address that fits, at a multiple of `align`, inside
+	 * [vstart, vend). Returns the address.
 	 * When nothing fits, purges the lazy areas and tries once more (kernel "overflow").
 	 * Throws EINVAL for bad arguments and EBUSY when nothing fits; either way nothing changes.
 	 */
