@@ -8,11 +8,13 @@ const HELP = `vmap bench: vmap side by side with the JavaScript allocators, in o
 
 Every case runs alone in a fresh child process, one after another, on the same workloads and
 the same xorshift32 seed, and the report gives ratios to vmap VmapSpace:
-  W0       ${OPS.toLocaleString("en-US")} alloc+free pairs of 64 B (number-allocator: one ID)
+  W0       ${OPS.toLocaleString("en-US")} alloc+free pairs of 64 B (number-allocator: one ID; vmap with lazyMaxPages
+           1 MiB, so that its frees purge)
   scale    random sizes 1..4096 B at ${SCALE.map((n) => n.toLocaleString("en-US")).join(" / ")} live, ${OPS.toLocaleString("en-US")} operations each
            (10,000 live is W1); fragmentation = peak address span / peak live bytes
-  workers  1 and 2 worker_threads sharing one allocator (vmap with 1, 2 and 4 nodes;
-           shared-memory-objects' locked MemoryBuffer)
+  workers  1 and 2 worker_threads sharing one allocator, and 2 on private spaces (vmap with
+           its small-area cache on; then off, with 1 and 2 nodes; shared-memory-objects'
+           locked MemoryBuffer)
   batching vmap's lazy free against a purge after every free, the flush costing 20 us
 O(n) peers run ${LINEAR_OPS.toLocaleString("en-US")} operations per scale point and stop at --time-limit; the report
 marks their cells. Every run reports failed allocations and overlapping ranges; a peer that
