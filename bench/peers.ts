@@ -174,7 +174,7 @@ export const PEERS: Peer[] = [
 		label: "vmap VmapHeap",
 		unit: "bytes",
 		linear: false,
-		note: "pageSize 8, guardPages 0, nodes 1: a space plus a growable SharedArrayBuffer of data, lazy free",
+		note: "pageSize 8, guardPages 0, nodes 1: a space plus a growable SharedArrayBuffer of data, lazy free; vmalloc without options takes small areas (the cache on, smallMax 4096)",
 		make(live, maxSize) {
 			const maxBytes = poolBytes(live, maxSize);
 			const h = VmapHeap.create({ size: 64 * 2 ** 20, maxSize: maxBytes, pageSize: 8, guardPages: 0, nodes: 1 });
