@@ -8,7 +8,7 @@ import { VmapSpace } from "../src/index.ts";
 import { PEERS, peer, type PeerId } from "./peers.ts";
 import { loadSmo } from "./peers/smo.ts";
 import type { WorkerJob, WorkerReport } from "./worker-job.ts";
-import { fixed, Held, PROBE, probeOverlaps, random, rssMiB } from "./workloads.ts";
+import { fixed, Held, PROBE, probeOverlaps, random, rssMiB, workersSpace } from "./workloads.ts";
 
 export type Spec =
 	| { kind: "W0"; peer: PeerId; size: number; pairs: number; timeLimitMs: number }
@@ -131,8 +131,7 @@ async function shared(spec: Extract<Spec, { kind: "workers" }>) {
 	let base = 1;
 	let limit: number;
 	if (spec.peer === "vmap") {
-		const cache = spec.cache ? {} : { smallMax: 0 };
-		space = spec.workload === "W0" ? VmapSpace.create({ size: 2 ** 40, nodes: spec.nodes, ...cache }) : VmapSpace.create({ start: 1, size: 2 ** 40, pageSize: 1, nodes: spec.nodes, ...cache });
+		space = workersSpace(spec.workload, spec.nodes, spec.cache);
 		// Private: each worker creates a space like this one for itself.
 		handle = spec.private ? null : space.handle;
 		base = space.start;

@@ -9,7 +9,7 @@ import { parentPort, workerData } from "node:worker_threads";
 import { VmapSpace } from "../src/index.ts";
 import { xorshift32 } from "../test/support/random.ts";
 import { loadSmo } from "./peers/smo.ts";
-import { Held, PROBE } from "./workloads.ts";
+import { Held, PROBE, workersSpace } from "./workloads.ts";
 
 export interface WorkerJob {
 	peer: "vmap" | "smo";
@@ -52,13 +52,7 @@ let lockWaitMs = (): number | null => null;
 let close = () => {};
 let unit: number;
 if (job.peer === "vmap") {
-	const cache = job.cache ? {} : { smallMax: 0 };
-	const space =
-		job.handle !== null
-			? VmapSpace.attach(job.handle)
-			: job.workload === "W0"
-				? VmapSpace.create({ size: 2 ** 40, nodes: job.nodes, ...cache })
-				: VmapSpace.create({ start: 1, size: 2 ** 40, pageSize: 1, nodes: job.nodes, ...cache });
+	const space = job.handle !== null ? VmapSpace.attach(job.handle) : workersSpace(job.workload, job.nodes, job.cache);
 	a = space;
 	unit = space.pageSize;
 	lockWaitMs = () => space.lockWaitMs;

@@ -11,6 +11,7 @@
  * - the allocator's own check() after the run, where it has one.
  */
 import { xorshift32 } from "../test/support/random.ts";
+import { VmapSpace } from "../src/index.ts";
 import type { Subject } from "./peers.ts";
 
 /** Live ranges held by a workload: addresses and sizes in the allocator's units. */
@@ -196,4 +197,10 @@ export function random(a: Subject, p: RandomParams) {
 		maxRssMiB,
 		...a.audit?.(held.n),
 	};
+}
+
+/** The space of a workers case: W0 allocates pages (pageSize 4096), W1 bytes (pageSize 1). */
+export function workersSpace(workload: "W0" | "W1", nodes: number, cache: boolean): VmapSpace {
+	const smallMax = cache ? {} : { smallMax: 0 };
+	return workload === "W0" ? VmapSpace.create({ size: 2 ** 40, nodes, ...smallMax }) : VmapSpace.create({ start: 1, size: 2 ** 40, pageSize: 1, nodes, ...smallMax });
 }

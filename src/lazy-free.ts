@@ -127,7 +127,7 @@ function lazyNode(flags: number, v: number): number {
 }
 
 /** EINVAL unless `size` is a whole number of pages and [addr, addr + size) ends inside the space. */
-export function checkResizeSize(s: SpaceState, addr: number, size: number): void {
+function checkResizeSize(s: SpaceState, addr: number, size: number): void {
 	const pages = typeof size === "number" ? size * s.pageInverse : NaN;
 	if (!(pages >= 1 && Math.floor(pages) === pages && Number.isSafeInteger(size) && addr + size <= s.end)) {
 		const what = typeof size === "number" ? shown(size) : `${typeof size} ${shown(size)}`;
@@ -148,6 +148,8 @@ export function resizeVmapArea(s: SpaceState, addr: number, size: number): boole
 	locks.checkAlive();
 	checkAddress(addr, "resize");
 	checkResizeSize(s, addr, size);
+	const inBlock = s.small?.resize(addr, size); // a small area: in place within its size class
+	if (inBlock !== undefined) return inBlock;
 	const t = s.table;
 	if (workPosted(t)) s.purger.help();
 	const b = s.busyNode(addr);

@@ -9,6 +9,7 @@ import { HDR_FREE_LOCK, HDR_FREE_ROOT, MAX_VA_SIZE_PAGES, N_BUSY_LOCK, N_BUSY_RO
 import { purgeHeads } from "./info.ts";
 import { findListed, poolWord } from "./nodes.ts";
 import { vaEnd, vaStart, vaTag } from "./record.ts";
+import { NOT_SMALL } from "./small.ts";
 import type { SpaceState } from "./space-init.ts";
 
 /**
@@ -21,6 +22,10 @@ export function findArea(s: SpaceState, addr: number): AreaInfo | undefined {
 	s.locks.checkAlive();
 	if (!Number.isSafeInteger(addr)) throw new VmapError("EINVAL", `Cannot find: address must be a whole number, got ${shown(addr)}`);
 	if (addr < s.start || addr >= s.end) return undefined;
+	if (s.small !== undefined) {
+		const info = s.small.find(addr); // an address in a small-area block: its small area, or none
+		if (info !== NOT_SMALL) return info;
+	}
 	const t = s.table;
 	const locks = s.locks;
 	const first = s.addrNode(addr);

@@ -155,13 +155,13 @@ export function indexRun(cap: number): number {
  */
 export function indexInsert(t: VaTable, d: number, blockInverse: number): void {
 	const hdr = t.hdr;
-	let first = hdr[HDR_BLOCK_INDEX]!;
-	if (first === 0 || 2 * (hdr[HDR_BLOCK_USED]! + 1) > t.i32[first * REC_I32]!) first = rebuildIndex(t, blockInverse);
+	const cap = nextIndexCapacity(t);
+	const first = cap === 0 ? hdr[HDR_BLOCK_INDEX]! : rebuildIndex(t, cap, blockInverse);
 	if (put(t, first, d, blockInverse)) hdr[HDR_BLOCK_USED]!++;
 	hdr[HDR_BLOCK_NR]!++;
 }
 
-/** The capacity the index has after the next insert (for reserving its run). */
+/** The capacity of the index the next insert rebuilds (for reserving its run), or 0 when it inserts in place. */
 export function nextIndexCapacity(t: VaTable): number {
 	const hdr = t.hdr;
 	const first = hdr[HDR_BLOCK_INDEX]!;
@@ -186,8 +186,7 @@ function put(t: VaTable, first: number, d: number, blockInverse: number): boolea
 }
 
 /** A new index with room for the blocks there are (tombstones dropped), published with one store. */
-function rebuildIndex(t: VaTable, blockInverse: number): number {
-	const cap = nextIndexCapacity(t);
+function rebuildIndex(t: VaTable, cap: number, blockInverse: number): number {
 	const old = t.hdr[HDR_BLOCK_INDEX]!;
 	const run = indexRun(cap);
 	const first = t.takeRun(run);

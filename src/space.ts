@@ -19,8 +19,8 @@ import { HANDLE_MAX, HDR_DEAD } from "./layout.ts";
 import type { Locks } from "./lock.ts";
 import { findArea } from "./locate.ts";
 import { snapshot } from "./snapshot.ts";
-import { checkResizeSize, freeVmapArea, resizeVmapArea } from "./lazy-free.ts";
-import { NOT_IN_BLOCK, NOT_SMALL } from "./small.ts";
+import { freeVmapArea, resizeVmapArea } from "./lazy-free.ts";
+import { NOT_IN_BLOCK } from "./small.ts";
 import { checkOptions, checkTimeout, parseSpaceOptions, type SpaceParams } from "./options.ts";
 import { OVERFLOW_PURGE, SYNC_PURGE, TRY_PURGE } from "./purge.ts";
 import { listenForWork } from "./purge-work.ts";
@@ -213,13 +213,6 @@ export class VmapSpace {
 	 * The area keeps its tag and node. Errors as free(), and EINVAL for a bad size.
 	 */
 	resize(addr: number, size: number): boolean {
-		const small = this.#s.small;
-		if (small !== undefined && Number.isSafeInteger(addr)) {
-			this.#s.locks.checkAlive();
-			checkResizeSize(this.#s, addr, size);
-			const inPlace = small.resize(addr, size);
-			if (inPlace !== undefined) return inPlace;
-		}
 		return resizeVmapArea(this.#s, addr, size);
 	}
 
@@ -282,12 +275,6 @@ export class VmapSpace {
 
 	/** The area holding `addr` (busy, or lazy: freed and not yet purged), or undefined. */
 	find(addr: number): AreaInfo | undefined {
-		const small = this.#s.small;
-		if (small !== undefined && Number.isSafeInteger(addr)) {
-			this.#s.locks.checkAlive();
-			const info = small.find(addr);
-			if (info !== NOT_SMALL) return info;
-		}
 		return findArea(this.#s, addr);
 	}
 
