@@ -1,6 +1,7 @@
 /**
- * Busy areas: a plain red-black tree keyed by vaStart, so that any address inside an area finds
- * it. Areas never overlap, so "greatest vaStart <= addr" is the only candidate.
+ * Address trees: plain red-black trees keyed by vaStart, so that any address inside an area
+ * finds it. Areas never overlap, so "greatest vaStart <= addr" is the only candidate. They
+ * index the busy areas of a node, and the lazy areas of a node's lazy list and purge lists.
  */
 import { corrupt, hex } from "./errors.ts";
 
@@ -8,8 +9,11 @@ import { rbInsert } from "./rbtree.ts";
 import type { VaTable } from "./va-table.ts";
 import { vaEnd, vaLeft, vaRight, vaStart } from "./record.ts";
 
-/** Link busy record `va` (vaStart/vaEnd set) into the tree rooted at header word `rootWord`. */
-export function insertVmapArea(t: VaTable, rootWord: number, va: number): void {
+/**
+ * Link record `va` (vaStart/vaEnd set, in no tree) into the address tree rooted at header word
+ * `rootWord`; `what` names the tree in the error a duplicate start raises.
+ */
+export function insertVmapArea(t: VaTable, rootWord: number, va: number, what = "busy tree"): void {
 	const f64 = t.f64;
 	const i32 = t.i32;
 	const start = vaStart(f64, va);
@@ -25,7 +29,7 @@ export function insertVmapArea(t: VaTable, rootWord: number, va: number): void {
 			left = false;
 			node = vaRight(i32, node);
 		} else {
-			corrupt(`busy tree: an area already starts at ${hex(start)}`);
+			corrupt(`${what}: an area already starts at ${hex(start)}`);
 		}
 	}
 	rbInsert(t, rootWord, va, parent, left, false);
@@ -46,4 +50,19 @@ export function findVmapArea(t: VaTable, rootWord: number, addr: number): number
 		else node = vaRight(i32, node);
 	}
 	return 0;
+}
+
+/** The record with the lowest vaStart >= `from` in the tree rooted at `rootWord`, 0 when there is none. */
+export function firstFrom(t: VaTable, rootWord: number, from: number): number {
+	const f64 = t.f64;
+	const i32 = t.i32;
+	let found = 0;
+	let node = t.hdr[rootWord]!;
+	while (node !== 0) {
+		if (vaStart(f64, node) >= from) {
+			found = node;
+			node = vaLeft(i32, node);
+		} else node = vaRight(i32, node);
+	}
+	return found;
 }

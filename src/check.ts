@@ -24,6 +24,7 @@ import {
 	N_BUSY_ROOT,
 	N_LAZY_HEAD,
 	N_LAZY_NR,
+	N_LAZY_ROOT,
 	N_POOL_NR,
 	NF_BUSY_BYTES,
 	NF_LAZY_ADDED,
@@ -33,6 +34,7 @@ import {
 	NF_POOL_BYTES,
 	nodeBase,
 	purgeList,
+	purgeRoot,
 	BATCH_SLOTS,
 	HDR_BATCH_OWNER,
 	POOL_HEAD,
@@ -66,6 +68,9 @@ export function checkSpace(t: VaTable, spaceStart: number, spaceEnd: number, sel
 	if (!recordIsZero(f64, 0)) corrupt(`slots: record 0 (nil) has been written`);
 
 	const seen = new Uint8Array(high);
+	// Which lazy or purge tree holds each record (1 + its index below): those trees index the
+	// records of lists, which `seen` counts.
+	const inTree = new Uint16Array(high);
 	const pageSize = hdrF[HDRF_PAGE_SIZE]!;
 	const bounds: Bounds = { spaceStart, spaceEnd, pageSize, nodes: t.nodes, zoneInverse: 1 / hdrF[HDRF_ZONE_SIZE]! };
 	const free = walkTree(t, "free tree", HDR_FREE_ROOT, true, seen, bounds);
@@ -120,11 +125,16 @@ export function checkSpace(t: VaTable, spaceStart: number, spaceEnd: number, sel
 		busyBytes += bytes;
 		records += busy.length;
 
-		const lazy = walkList(t, `${node} lazy list`, hdr[b + N_LAZY_HEAD]!, hdr[b + N_LAZY_NR]!, VA_LAZY, v, seen, bounds, all);
+		// Each lazy and purge list has an address tree of exactly its records.
+		const lazyId = 1 + v * (BATCH_SLOTS + 1);
+		const lazyTree = { marks: inTree, id: lazyId, size: walkTree(t, `${node} lazy tree`, b + N_LAZY_ROOT, false, inTree, bounds, lazyId).length };
+		const lazy = walkList(t, `${node} lazy list`, hdr[b + N_LAZY_HEAD]!, hdr[b + N_LAZY_NR]!, VA_LAZY, v, seen, bounds, all, lazyTree);
 		const batch = { areas: 0, bytes: 0 };
 		for (let k = 0; k < BATCH_SLOTS; k++) {
 			const p = purgeList(v, k);
-			const list = walkList(t, `${node} purge list of batch ${k}`, hdr[p]!, hdr[p + 1]!, VA_LAZY, v, seen, bounds, all);
+			const id = lazyId + 1 + k;
+			const purgeTree = { marks: inTree, id, size: walkTree(t, `${node} purge tree of batch ${k}`, purgeRoot(v, k), false, inTree, bounds, id).length };
+			const list = walkList(t, `${node} purge list of batch ${k}`, hdr[p]!, hdr[p + 1]!, VA_LAZY, v, seen, bounds, all, purgeTree);
 			if (list.areas !== 0 && hdr[HDR_BATCH_OWNER + k] === 0) corrupt(`${node} purge list of batch ${k}: holds ${list.areas} areas, but the batch is free`);
 			batch.areas += list.areas;
 			batch.bytes += list.bytes;
@@ -191,10 +201,23 @@ function checkVn(flags: number, what: string, nodes: number): void {
 /**
  * Walk a list of records of node `v` (a lazy list, a purge list or a pool): each must be in
  * `state`, on the right node (lazy: its vn_id's, else its address's; pooled: vn_id v), page
- * aligned, inside the space, and in no other structure. Adds them to `all`; returns their
- * number, bytes, last record and the range they cover (+-Infinity when empty).
+ * aligned, inside the space, and in no other structure. With `tree`, the list's address tree
+ * (walked first: its `size` records marked `tree.id` in `tree.marks`) must hold exactly the list's
+ * records. Adds them to `all`; returns their number, bytes, last record and the range they
+ * cover (+-Infinity when empty).
  */
-function walkList(t: VaTable, name: string, head: number, nr: number, state: number, v: number, seen: Uint8Array, bounds: Bounds, all: Array<[number, number, string]>) {
+function walkList(
+	t: VaTable,
+	name: string,
+	head: number,
+	nr: number,
+	state: number,
+	v: number,
+	seen: Uint8Array,
+	bounds: Bounds,
+	all: Array<[number, number, string]>,
+	tree?: { marks: Uint16Array; id: number; size: number },
+) {
 	const f64 = t.f64;
 	const i32 = t.i32;
 	let areas = 0;
@@ -218,6 +241,9 @@ function walkList(t: VaTable, name: string, head: number, nr: number, state: num
 		const vn = decodeVnId(flags);
 		const home = state === VA_POOL ? v : vn >= 0 ? vn : addrToNode(s, bounds.zoneInverse, bounds.nodes);
 		if (home !== v || (state === VA_POOL && flags !== (VA_POOL | encodeVnId(v)))) corrupt(`${name}: record ${va} [${hex(s)}, ${hex(e)}) belongs to node ${home}'s lists`);
+		if (tree !== undefined && tree.marks[va] !== tree.id) {
+			corrupt(`${name}: record ${va} [${hex(s)}, ${hex(e)}) is not in the list's address tree${tree.marks[va] === 0 ? "" : " (it is in another one)"}`);
+		}
 		all.push([s, e, what]);
 		areas++;
 		bytes += e - s;
@@ -226,21 +252,24 @@ function walkList(t: VaTable, name: string, head: number, nr: number, state: num
 		if (e > max) max = e;
 	}
 	if (areas !== nr) corrupt(`${name}: holds ${areas} areas, header says ${nr}`);
+	// Every listed record is in the tree and no other list's: equal sizes make the sets equal.
+	if (tree !== undefined && tree.size !== areas) corrupt(`${name}: its address tree holds ${tree.size} areas, the list ${areas}`);
 	return { areas, bytes, min, max, last };
 }
 
 /**
  * In-order walk of one tree, checking the red-black properties, parent links, key order, page
  * alignment, the bounds of the space and, if `aug`, every subtreeMaxSize. Returns the slots in
- * address order. `seen` marks records so that one record in two places is caught.
+ * address order. `seen` marks records (with `mark`) so that one record in two places is caught.
  */
 function walkTree(
 	t: VaTable,
 	name: string,
 	rootWord: number,
 	aug: boolean,
-	seen: Uint8Array,
+	seen: Uint8Array | Uint16Array,
 	bounds: Bounds,
+	mark = 1,
 ): number[] {
 	const { spaceStart, spaceEnd, pageSize } = bounds;
 	const out: number[] = [];
@@ -256,7 +285,7 @@ function walkTree(
 		if (depth > 128) corrupt(`${name}: deeper than 128 levels (a cycle?) at record ${x}`);
 		if (x >= seen.length) corrupt(`${name}: record ${x} is at or past SLOT_HIGH ${seen.length}`);
 		if (seen[x]) corrupt(`${name}: record ${x} is reached twice (or is in another structure too)`);
-		seen[x] = 1;
+		seen[x] = mark;
 		const red = vaIsRed(t.i32, x);
 		const l = vaLeft(t.i32, x);
 		const r = vaRight(t.i32, x);

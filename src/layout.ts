@@ -57,7 +57,7 @@
  */
 
 export const MAGIC = 0x766d6170; // "vmap"
-export const VERSION = 8;
+export const VERSION = 9;
 
 // ── header, Int32 words ────────────────────────────────────────────────────────────────
 export const HDR_MAGIC = 0;
@@ -229,13 +229,23 @@ export const HANDLE_DEAD = 2;
  *
  * ```
  *  line 0  BUSY_LOCK owner BUSY_ROOT BUSY_NR | busyBytes allocs frees             busy tree
- *  line 1  LAZY_LOCK owner LAZY_HEAD LAZY_NR | lazyAdded lazyMin lazyMax          lazy list
+ *  line 1  LAZY_LOCK owner LAZY_HEAD LAZY_NR | lazyAdded lazyMin lazyMax
+ *          LAZY_ROOT                                                          lazy list
  *  line 2  POOL_LOCK owner - - POOL_NR | lazyPurged purgedAreas
  *          poolHits poolBytes helperRuns                                         pools
  *  line 3  WORK | poolMisses (free domain) decayedAreas (pool domain)
  *          PURGE[k] head, nr for each of BATCH_SLOTS batches                   purge lists
+ *  line 4  PURGE_ROOT[k] for each batch                                      (pool domain)
  *  then    256 pools × [head, tail, len]
  * ```
+ *
+ * Lazy areas are indexed by address, as the kernel keeps them since 6.9 (vn->lazy.root, a
+ * red-black tree beside the list, from "[PATCH v3 00/11] Mitigate a vmap lock contention
+ * v3", Rezki, 2024): each lazy list and each purge list has a tree of the same records, keyed by
+ * vaStart, in the records' left/right/parent words (a lazy record is in no other tree). So
+ * find(), free() and resize() of a lazy address take O(log n) under one node's locks, never a
+ * scan. A purge moves a whole tree with its list (one root word); an area leaves the purge
+ * tree when the purge moves it to a pool or free space.
  *
  * Where an area lives (kernel, and the thread of "mm: vmalloc: Offload free_vmap_area_lock lock": three indices kept apart):
  * - busy: in the busy tree of addrToNode(vaStart);
@@ -258,6 +268,8 @@ export const N_LAZY_LOCK = 16;
 /** The lazy list (linked through `next`): areas freed lazily, not yet taken by a purge. */
 export const N_LAZY_HEAD = 18;
 export const N_LAZY_NR = 19;
+/** Root of the lazy tree: the lazy list's records keyed by vaStart. */
+export const N_LAZY_ROOT = 26;
 /**
  * Pages ever freed lazily on this node. vmap_lazy_nr is the sum over nodes of LAZY_ADDED -
  * LAZY_PURGED: two counters, since frees and purges hold different locks.
@@ -272,6 +284,8 @@ export const N_POOL_LOCK = 32;
  * yet purged. Batch k's head is at N_PURGE + 2k, its length right after (purgeList()).
  */
 export const N_PURGE = 54;
+/** Root of batch k's purge tree (the purge list's records keyed by vaStart) at N_PURGE_ROOT + k (purgeRoot()). */
+export const N_PURGE_ROOT = 64;
 /** Areas in all of this node's pools. */
 export const N_POOL_NR = 36;
 /** Pages ever purged from this node's purge list (into a pool or free space). */
@@ -288,7 +302,7 @@ export const NF_POOL_MISSES = 25;
 /** [pool domain] Areas decay moved from this node's pools back to free space. */
 export const NF_DECAYED = 26;
 /** Word offset, within the node block, of its 256 pools (POOL_WORDS each). */
-export const N_POOL_TABLE = 64;
+export const N_POOL_TABLE = 80;
 export const POOL_WORDS = 3;
 export const POOL_HEAD = 0;
 export const POOL_TAIL = 1;
@@ -303,6 +317,11 @@ export function nodeBase(v: number): number {
 /** Word of node `v`'s purge list of batch `k` (its length is the next word). */
 export function purgeList(v: number, k: number): number {
 	return nodeBase(v) + N_PURGE + 2 * k;
+}
+
+/** Word of the root of node `v`'s purge tree of batch `k`. */
+export function purgeRoot(v: number, k: number): number {
+	return nodeBase(v) + N_PURGE_ROOT + k;
 }
 
 /** Byte offset of the extension region for a space of `nodes` nodes. */

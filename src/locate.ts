@@ -1,22 +1,20 @@
 /**
  * Looking addresses up: find() (kernel find_vmap_area), where an address lies when it starts
- * no busy area, and the error that says so in the words of the call that asked.
+ * no busy area, and the error that says so in the words of the call that asked. Every lookup
+ * is a descent of address trees (busy, lazy, purge), holding one node's locks at a time.
  */
 import type { AreaInfo } from "./api.ts";
 import { findVmapArea } from "./busy-tree.ts";
-import { corrupt, hex, shown, VmapError } from "./errors.ts";
-import { HDR_FREE_LOCK, HDR_FREE_ROOT, MAX_VA_SIZE_PAGES, N_BUSY_LOCK, N_BUSY_ROOT, N_LAZY_HEAD, N_LAZY_LOCK, N_POOL_LOCK, nodeBase } from "./layout.ts";
-import { purgeHeads } from "./info.ts";
-import { findListed, poolWord } from "./nodes.ts";
+import { hex, shown, VmapError } from "./errors.ts";
+import { BATCH_SLOTS, N_BUSY_LOCK, N_BUSY_ROOT, N_LAZY_LOCK, N_LAZY_ROOT, N_POOL_LOCK, nodeBase, purgeRoot } from "./layout.ts";
 import { vaEnd, vaStart, vaTag } from "./record.ts";
 import { NOT_SMALL } from "./small.ts";
 import type { SpaceState } from "./space-init.ts";
 
 /**
- * The area holding `addr`, busy or lazy, or undefined. A busy area is found in O(nodes log n):
- * the busy trees are searched from the address's node backwards, so an area spanning zones is
- * found at its start's node. Any other address is looked up with every lock held, a scan of
- * the lazy and pooled areas included.
+ * The area holding `addr`, busy or lazy, or undefined when the address is free (in a free
+ * block or a pool, which to a caller are the same: nothing is allocated there). O(nodes log n),
+ * holding one node's locks at a time, never every lock.
  */
 export function findArea(s: SpaceState, addr: number): AreaInfo | undefined {
 	s.locks.checkAlive();
@@ -26,10 +24,17 @@ export function findArea(s: SpaceState, addr: number): AreaInfo | undefined {
 		const info = s.small.find(addr); // an address in a small-area block: its small area, or none
 		if (info !== NOT_SMALL) return info;
 	}
+	return findBusy(s, addr) ?? findLazy(s, addr);
+}
+
+/**
+ * The busy area holding `addr`: the busy trees are searched from the address's node backwards,
+ * so an area spanning zones is found at its start's node. One busy lock at a time.
+ */
+function findBusy(s: SpaceState, addr: number): AreaInfo | undefined {
 	const t = s.table;
 	const locks = s.locks;
-	const first = s.addrNode(addr);
-	for (let i = 0, v = first; i < s.nodes; i++, v = v === 0 ? s.nodes - 1 : v - 1) {
+	for (let i = 0, v = s.addrNode(addr); i < s.nodes; i++, v = v === 0 ? s.nodes - 1 : v - 1) {
 		const b = nodeBase(v);
 		locks.acquire(b + N_BUSY_LOCK);
 		t.sync();
@@ -38,8 +43,39 @@ export function findArea(s: SpaceState, addr: number): AreaInfo | undefined {
 		locks.release(b + N_BUSY_LOCK);
 		if (info !== undefined) return info;
 	}
-	const where = locate(s, addr);
-	return where.state === "busy" || where.state === "lazy" ? where.info : undefined;
+	return undefined;
+}
+
+/**
+ * The lazy area holding `addr`: each node's lazy tree and purge trees, searched holding that
+ * node's pool and lazy locks, so that a purge moving the node's lazy list (or a failed flush
+ * moving it back) is seen before or after, never half done.
+ *
+ * Why "undefined" is a true answer without holding every lock: an area moves busy -> lazy ->
+ * purge list -> pool or free block, each step under the locks of both ends. A lookup that
+ * missed the area in the busy trees and then in its lazy node's trees saw it leave them, so at
+ * some moment during the call the address was free.
+ */
+function findLazy(s: SpaceState, addr: number): AreaInfo | undefined {
+	const t = s.table;
+	const locks = s.locks;
+	for (let v = 0; v < s.nodes; v++) {
+		const b = nodeBase(v);
+		locks.acquire(b + N_POOL_LOCK);
+		let info: AreaInfo | undefined;
+		try {
+			locks.acquireUnder(b + N_LAZY_LOCK, b + N_POOL_LOCK);
+			t.sync();
+			let va = findVmapArea(t, b + N_LAZY_ROOT, addr);
+			for (let k = 0; va === 0 && k < BATCH_SLOTS; k++) va = findVmapArea(t, purgeRoot(v, k), addr);
+			info = va === 0 ? undefined : describe(s, va, "lazy");
+			locks.release(b + N_LAZY_LOCK);
+		} finally {
+			locks.release(b + N_POOL_LOCK);
+		}
+		if (info !== undefined) return info;
+	}
+	return undefined;
 }
 
 function describe(s: SpaceState, va: number, state: "busy" | "lazy"): AreaInfo {
@@ -52,59 +88,12 @@ function describe(s: SpaceState, va: number, state: "busy" | "lazy"): AreaInfo {
 	return { start, end, size: end - start, tag: tag === 0 ? undefined : s.tags.name(tag), state };
 }
 
-/**
- * Run `read` over a still space: holding every lock but the purge mutex, in the lock order
- * (free space, then each kind of node lock in node order).
- */
-export function withEveryLock<T>(s: SpaceState, read: () => T): T {
-	const locks = s.locks;
-	locks.checkAlive();
-	const words = [HDR_FREE_LOCK];
-	for (const kind of [N_POOL_LOCK, N_BUSY_LOCK, N_LAZY_LOCK]) for (let v = 0; v < s.nodes; v++) words.push(nodeBase(v) + kind);
-	let held = 0;
-	try {
-		for (; held < words.length; held++) locks.acquire(words[held]!);
-		s.table.sync();
-		return read();
-	} finally {
-		while (held > 0) locks.release(words[--held]!);
-	}
-}
-
-/**
- * Where `addr` lies, looked up with every lock held: in a busy area, a lazy one, free space
- * (a free block or a pooled area), or "nowhere", which only a broken space allows. `info`
- * describes a busy or lazy area.
- */
-function locate(s: SpaceState, addr: number): { state: "busy" | "lazy" | "free" | "nowhere"; info: AreaInfo | undefined } {
-	return withEveryLock(s, () => {
-		const t = s.table;
-		for (let v = 0; v < s.nodes; v++) {
-			const b = nodeBase(v);
-			const busy = findVmapArea(t, b + N_BUSY_ROOT, addr);
-			if (busy !== 0) return { state: "busy", info: describe(s, busy, "busy") };
-			let lazy = findListed(t, t.hdr[b + N_LAZY_HEAD]!, addr);
-			for (const head of purgeHeads(t, v)) lazy ||= findListed(t, head, addr);
-			if (lazy !== 0) return { state: "lazy", info: describe(s, lazy, "lazy") };
-		}
-		if (findVmapArea(t, HDR_FREE_ROOT, addr) !== 0) return { state: "free", info: undefined };
-		for (let v = 0; v < s.nodes; v++) {
-			for (let pages = 1; pages <= MAX_VA_SIZE_PAGES; pages++) {
-				if (findListed(t, t.hdr[poolWord(v, pages)]!, addr) !== 0) return { state: "free", info: undefined };
-			}
-		}
-		return { state: "nowhere", info: undefined };
-	});
-}
-
 /** `addr` starts no busy area: throw the error that says what lies there, in the words of `op`. */
 export function notAnArea(s: SpaceState, addr: number, op: string): never {
 	if (addr < s.start || addr >= s.end) {
 		throw new VmapError("ENOENT", `Cannot ${op} ${hex(addr)}: the address is outside the space [${hex(s.start)}, ${hex(s.end)})`);
 	}
-	const where = locate(s, addr);
-	const info = where.info;
-	if (where.state === "nowhere") return corrupt(`${hex(addr)} is in no busy area, no lazy area, no free block and no pool`);
+	const info = findBusy(s, addr) ?? findLazy(s, addr);
 	if (info === undefined) {
 		throw new VmapError("ENOENT", `Cannot ${op} ${hex(addr)}: no area starts there; the address is free (never allocated, or already freed and purged)`);
 	}

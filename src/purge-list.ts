@@ -1,6 +1,6 @@
 /**
- * Lazy lists and purge lists (kernel vn->lazy and vn->purge_list), and the flush range each
- * node keeps for its lazy list.
+ * Lazy lists and purge lists (kernel vn->lazy and vn->purge_list), the address trees beside
+ * them (kernel vn->lazy.root), and the flush range each node keeps for its lazy list.
  *
  * A lazily freed area is pushed on a node's lazy list (lazyListAdd). A purge moves every
  * node's lazy list to the node's purge list of its batch k at once (detachLazyLists),
@@ -12,8 +12,10 @@
  * learns the range covering its batch without walking the lists. This file is their only
  * writer: widenFlushRange, resetFlushRange.
  */
+import { insertVmapArea } from "./busy-tree.ts";
 import {
 	N_LAZY_HEAD,
+	N_LAZY_ROOT,
 	N_LAZY_LOCK,
 	N_LAZY_NR,
 	N_POOL_LOCK,
@@ -25,6 +27,7 @@ import {
 	NF_LAZY_PURGED,
 	nodeBase,
 	purgeList,
+	purgeRoot,
 	VA_LAZY,
 	VA_STATE,
 } from "./layout.ts";
@@ -48,8 +51,9 @@ function widenFlushRange(t: VaTable, v: number, start: number, end: number): voi
 }
 
 /**
- * Push record `va`, [start, end), which is in no tree and on no list, on node `v`'s lazy list,
- * flagged lazy (keeping the vn_id in `flags`), and count its pages in vmapLazyNr. The caller
+ * Push record `va`, [start, end), which is in no tree and on no list, on node `v`'s lazy list
+ * and into its lazy tree, flagged lazy (keeping the vn_id in `flags`), and count its pages in
+ * vmapLazyNr. The caller
  * holds v's lazy lock, taken before it unlinked `va` from anywhere. Once pushed, `va` belongs to the purges: the caller may not read it again
  * (a purge in another worker may merge it away at once: the kernel's free-path ordering race).
  */
@@ -60,6 +64,7 @@ export function lazyListAdd(t: VaTable, v: number, va: number, start: number, en
 	t.hdrF[(b >> 1) + NF_LAZY_ADDED]! += (end - start) * pageInverse;
 	widenFlushRange(t, v, start, end);
 	setVaFlags(i32, va, VA_LAZY | (flags & ~VA_STATE));
+	insertVmapArea(t, b + N_LAZY_ROOT, va, "lazy tree");
 	setVaNext(i32, va, hdr[b + N_LAZY_HEAD]!);
 	hdr[b + N_LAZY_HEAD] = va; // published
 	hdr[b + N_LAZY_NR]!++;
@@ -107,6 +112,7 @@ function detachNode(t: VaTable, locks: Locks, v: number, k: number, pageInverse:
 		const p = purgeList(v, k);
 		hdr[p] = head;
 		hdr[p + 1] = hdr[b + N_LAZY_NR]!;
+		hdr[purgeRoot(v, k)] = hdr[b + N_LAZY_ROOT]!;
 		batch.areas += hdr[b + N_LAZY_NR]!;
 		// No purge list existed: what is lazy on this node is what the lazy list holds.
 		batch.bytes += (hdrF[f + NF_LAZY_ADDED]! - hdrF[f + NF_LAZY_PURGED]!) / pageInverse;
@@ -114,6 +120,7 @@ function detachNode(t: VaTable, locks: Locks, v: number, k: number, pageInverse:
 		if (hdrF[f + NF_LAZY_MAX]! > batch.end) batch.end = hdrF[f + NF_LAZY_MAX]!;
 		hdr[b + N_LAZY_HEAD] = 0;
 		hdr[b + N_LAZY_NR] = 0;
+		hdr[b + N_LAZY_ROOT] = 0;
 		resetFlushRange(t, v);
 		batch.nodes.push(v);
 	}
@@ -123,7 +130,8 @@ function detachNode(t: VaTable, locks: Locks, v: number, k: number, pageInverse:
 
 /**
  * The flush failed: each node's purge list of batch `k` goes back on the front of its lazy
- * list, unflushed, and its flush range is widened over the areas it brings back.
+ * list, unflushed, each area into the lazy tree, and the flush range is widened over the areas
+ * it brings back. O(m log n) for m areas, on this rare path only.
  */
 export function undoDetach(t: VaTable, locks: Locks, k: number): void {
 	for (let v = 0; v < t.nodes; v++) {
@@ -137,9 +145,13 @@ export function undoDetach(t: VaTable, locks: Locks, k: number): void {
 		const i32 = t.i32;
 		const hdr = t.hdr;
 		let tail = 0;
+		// The purge tree is dropped whole: each insert below relinks a record of it. Lookups
+		// of it hold the pool lock, which this holds.
+		hdr[purgeRoot(v, k)] = 0;
 		for (let va = hdr[p]!; va !== 0; va = vaNext(i32, va)) {
 			tail = va;
 			widenFlushRange(t, v, vaStart(f64, va), vaEnd(f64, va));
+			insertVmapArea(t, b + N_LAZY_ROOT, va, "lazy tree");
 		}
 		if (tail !== 0) {
 			setVaNext(i32, tail, hdr[b + N_LAZY_HEAD]!);

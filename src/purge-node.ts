@@ -15,6 +15,7 @@ import {
 	MAX_VA_SIZE_PAGES,
 	N_POOL_LOCK,
 	purgeList,
+	purgeRoot,
 	NF_DECAYED,
 	NF_LAZY_PURGED,
 	NF_PURGED_AREAS,
@@ -23,6 +24,7 @@ import {
 } from "./layout.ts";
 import type { Locks } from "./lock.ts";
 import { decayCount, poolable, poolAdd, poolPop, poolWord, decodeVnId } from "./nodes.ts";
+import { rbErase } from "./rbtree.ts";
 import type { VaTable } from "./va-table.ts";
 import { vaFlags, vaNext, vaSize } from "./record.ts";
 
@@ -49,12 +51,14 @@ function toPool(t: VaTable, va: number, v: number, k: number, pageInverse: numbe
  * refcount"). Only the batch's purge and the one helper that took node v pop this list,
  * so its head may be peeked without the lock. When the head goes to a pool the step holds only
  * v's pool lock and stops at the first area that does not; otherwise it also holds the
- * free-space lock (taken first: the lock order). Returns false when the list is empty.
+ * free-space lock (taken first: the lock order). Each area leaves the purge tree with the
+ * list. Returns false when the list is empty.
  */
 export function purgeVmapNodeStep(t: VaTable, locks: Locks, v: number, k: number, pageInverse: number): boolean {
 	t.sync();
 	const b = nodeBase(v);
 	const list = purgeList(v, k);
+	const tree = purgeRoot(v, k);
 	if (t.hdr[list] === 0) return false;
 	const poolOnly = toPool(t, t.hdr[list]!, v, k, pageInverse);
 	if (poolOnly) locks.acquire(b + N_POOL_LOCK);
@@ -77,6 +81,7 @@ export function purgeVmapNodeStep(t: VaTable, locks: Locks, v: number, k: number
 		if (poolOnly && !pool) break;
 		hdr[list] = vaNext(i32, va);
 		hdr[list + 1]!--;
+		rbErase(t, tree, va, false); // the purge tree is the pool lock's too
 		pages += p;
 		if (pool) poolAdd(t, v, va, p);
 		else mergeOrAddVmapArea(t, va);

@@ -285,6 +285,47 @@ class Find extends Step {
 	override toString = () => `find(${this.at})`;
 }
 
+/**
+ * Lookups aimed at each kind of address: a lazy area's start or inside it, a pooled area, a
+ * free block, a busy area's inside. find() must answer as the model does; free() and
+ * resize() of anything but a busy area's start must fail with the model's error and change
+ * nothing (the comparison after every step).
+ */
+class Lookup extends Step {
+	readonly kind: number;
+	readonly pick: number;
+	readonly offset: number;
+	constructor(kind: number, pick: number, offset: number) {
+		super();
+		this.kind = kind;
+		this.pick = pick;
+		this.offset = offset;
+	}
+	override step(m: Model, r: Real): void {
+		const s = r.space;
+		const ranges: Array<[number, number]> = [
+			m.lazyAreas().map((a): [number, number] => [a.start, a.end]),
+			pooledAreas(s),
+			freeBlocks(s),
+			m.busy.filter((a) => !a.lazy).map((a): [number, number] => [a.start, a.end]),
+		][this.kind % 4]!;
+		if (ranges.length === 0) return;
+		const [start, end] = ranges[this.pick % ranges.length]!;
+		// The start, or an address inside (busy areas: inside only, so free() may not succeed).
+		const inside = this.kind % 4 === 3 || this.offset % 2 === 1;
+		const addr = inside ? start + 1 + (this.offset % Math.max(1, end - start - 1)) : start;
+		if (addr >= end) return;
+		const want = m.areaAt(addr);
+		const info = want && { start: want.start, end: want.end, size: want.end - want.start, tag: want.tag, state: want.lazy ? "lazy" : "busy" };
+		assert.deepEqual(s.find(addr), info, `find(${addr})`);
+		const code = want?.start === addr && want.lazy ? "EDOUBLEFREE" : "ENOENT";
+		expectError(code, () => s.free(addr));
+		expectError(addr + m.pageSize <= m.end ? code : "EINVAL", () => s.resize(addr, m.pageSize)); // the size is checked first
+		assert.deepEqual(r.flushes, [], "a failed lookup purges nothing");
+	}
+	override toString = () => `lookup(${["lazy", "pooled", "free", "busy inside"][this.kind % 4]}, #${this.pick}, +${this.offset})`;
+}
+
 class AllocBad extends Step {
 	readonly kind: number;
 	constructor(kind: number) {
@@ -361,6 +402,7 @@ const commands = [
 	fc.tuple(fc.nat(), fc.integer({ min: 1, max: 16 })).map(([i, pages]) => new Resize(i, pages)),
 	fc.tuple(fc.nat(3), fc.nat()).map(([k, a]) => new FreeBad(k, a)),
 	fc.nat().map((a) => new Find(a)),
+	fc.tuple(fc.nat(3), fc.nat(), fc.nat()).map(([k, i, o]) => new Lookup(k, i, o)),
 	fc.nat().map((k) => new AllocBad(k)),
 ];
 

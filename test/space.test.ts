@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { VmapError, VmapSpace } from "../src/index.ts";
-import { setSubtreeMaxSize, setVaEnd, setVaFlags, setVaNext, setVaRed, subtreeMaxSize, vaEnd } from "../src/record.ts";
+import { rbErase } from "../src/rbtree.ts";
+import { setSubtreeMaxSize, setVaChild, setVaEnd, setVaFlags, setVaNext, setVaRed, subtreeMaxSize, vaEnd, vaLeft, vaNext, vaRight } from "../src/record.ts";
 import {
 	HDR_CAPACITY,
 	HDR_FREE_ROOT,
@@ -9,6 +10,9 @@ import {
 	N_BUSY_ROOT,
 	N_LAZY_HEAD,
 	N_LAZY_NR,
+	N_LAZY_ROOT,
+	VA_LEFT,
+	VA_RIGHT,
 	NF_BUSY_BYTES,
 	NF_LAZY_ADDED,
 	NF_LAZY_MIN,
@@ -172,6 +176,9 @@ test("check() catches corruption of every kind it promises to", () => {
 		["vmapLazyNr", (s) => { s.table.hdrF[F + NF_LAZY_ADDED]! -= 1; }, /vmapLazyNr: header says/],
 		["flush range", (s) => { s.table.hdrF[F + NF_LAZY_MIN]! -= P; }, /incremental flush range says/],
 		["lazy count", (s) => { s.table.hdr[B + N_LAZY_NR]!++; }, /lazy list: holds \d+ areas, header says/],
+		["lazy tree lost an area", (s) => { rbErase(s.table, B + N_LAZY_ROOT, s.table.hdr[B + N_LAZY_HEAD]!, false); }, /lazy list: record \d+ \[0x[0-9a-f]+, 0x[0-9a-f]+\) is not in the list's address tree/],
+		["lazy tree holds an unlisted area", (s) => { const t = s.table; t.hdr[B + N_LAZY_HEAD] = vaNext(t.i32, t.hdr[B + N_LAZY_HEAD]!); t.hdr[B + N_LAZY_NR]!--; }, /lazy list: its address tree holds 7 areas, the list 6/],
+		["lazy tree order", (s) => { const t = s.table; const r = t.hdr[B + N_LAZY_ROOT]!; const l = vaLeft(t.i32, r); setVaChild(t.i32, r, VA_LEFT, vaRight(t.i32, r)); setVaChild(t.i32, r, VA_RIGHT, l); }, /lazy tree: record \d+ starts at 0x[0-9a-f]+, before the previous one ends/],
 	];
 	for (const [what, breakIt, msg] of corruptions) {
 		const s = VmapSpace.create({ size: 256 * P });
