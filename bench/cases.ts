@@ -7,6 +7,7 @@ import { Worker } from "node:worker_threads";
 import { VmapSpace } from "../src/index.ts";
 import { PEERS, peer, type PeerId } from "./peers.ts";
 import { loadSmo } from "./peers/smo.ts";
+import { lookupsCase } from "./lookups.ts";
 import type { WorkerJob, WorkerReport } from "./worker-job.ts";
 import { fixed, Held, PROBE, probeOverlaps, random, rssMiB, workersSpace } from "./workloads.ts";
 
@@ -14,7 +15,8 @@ export type Spec =
 	| { kind: "W0"; peer: PeerId; size: number; pairs: number; timeLimitMs: number }
 	| { kind: "scale"; peer: PeerId; live: number; ops: number; maxSize: number; timeLimitMs: number; seed: number }
 	| { kind: "workers"; peer: "vmap" | "smo"; workload: "W0" | "W1"; workers: number; nodes: number; opsEach: number; seed: number; selfShim: boolean; private: boolean; cache: boolean }
-	| { kind: "batching"; peer: "vmap"; eager: boolean; pairs: number };
+	| { kind: "batching"; peer: "vmap"; eager: boolean; pairs: number }
+	| { kind: "lookups"; peer: "vmap"; live: number };
 
 export interface Case {
 	name: string;
@@ -69,6 +71,7 @@ export function plan(o: PlanOptions): Case[] {
 	// js-allocators.md section 3: its lock names the browser global `self`; defining it in the
 	// workers makes the lock spin instead of wait, and the package run.
 	workers("workers smo W0 x2 self shim", "smo", "W0", 2, 1, 400_000, { selfShim: true });
+	out.push({ name: "lookups vmap", spec: { kind: "lookups", peer: "vmap", live: 1_000_000 / div } });
 	out.push({ name: "batching vmap lazy", spec: { kind: "batching", peer: "vmap", eager: false, pairs: 2_000_000 / div } });
 	out.push({ name: "batching vmap eager", spec: { kind: "batching", peer: "vmap", eager: true, pairs: 20_000 / div } });
 	return out;
@@ -88,6 +91,8 @@ export async function runCase(spec: Spec): Promise<object> {
 			return shared(spec);
 		case "batching":
 			return batching(spec.eager, spec.pairs);
+		case "lookups":
+			return lookupsCase(spec.live);
 	}
 }
 

@@ -15,6 +15,8 @@ the same xorshift32 seed, and the report gives ratios to vmap VmapSpace:
   workers  1 and 2 worker_threads sharing one allocator, and 2 on private spaces (vmap with
            its small-area cache on; then off, with 1 and 2 nodes; shared-memory-objects'
            locked MemoryBuffer)
+  lookups  vmap at 1,000,000 lazy areas: find/free/resize of lazy, free and unknown addresses;
+           another worker's worst alloc+free gap while vmallocinfo/dump/check run
   batching vmap's lazy free against a purge after every free, the flush costing 20 us
 O(n) peers run ${LINEAR_OPS.toLocaleString("en-US")} operations per scale point and stop at --time-limit; the report
 marks their cells. Every run reports failed allocations and overlapping ranges; a peer that

@@ -2,6 +2,7 @@
 import { LINEAR_OPS, OPS, SCALE } from "./cases.ts";
 import { PEERS, peer, type Peer } from "./peers.ts";
 import type { Meta, Run } from "./run.ts";
+import { STALL_LAZY_PAGES } from "./lookups.ts";
 import { PROBE } from "./workloads.ts";
 
 type Row = Record<string, number | string | boolean>;
@@ -130,6 +131,50 @@ export function markdown(runs: Run[], m: Meta): string {
 				`${lead} ${rate(num(x, "ops"))} | ${rate(num(x, "opsPerSec"))} | ${vs(one)} | ${priv} | ${vmap ? `${(100 * num(x, "lockWaitShare")).toFixed(1)}%` : "-"} | ${vmap ? `${(100 * num(x, "poolHitRate")).toFixed(1)}%` : "-"} | ${x.fails} | ${x.overlaps} | ${mib(x)} |`,
 			);
 		}
+		line();
+	}
+
+	const lk = find(runs, "lookups vmap");
+	if (lk) {
+		line(`## Lookups and diagnostics at scale (vmap only)`);
+		line();
+		if (lk.status !== "ok") line(lk.status === "broken" ? footnote(lk) : "not run");
+		else {
+			const x = lk.result as Record<string, Record<string, number>> & Row;
+			const us = (k: string) => `${x[k]!.meanUs!.toFixed(2)} µs | ${x[k]!.maxUs!.toFixed(1)} µs`;
+			line(`${rate(num(x, "lazyAreas"))} lazy areas (of 1..3 pages, 2 nodes, nothing purged); each lookup timed ${rate(2000)} times.`);
+			line();
+			line(`| call | mean | worst |`);
+			line(`|---|---:|---:|`);
+			line(`| find() of an address inside a lazy area | ${us("findLazy")} |`);
+			line(`| free() of a lazy area (EDOUBLEFREE) | ${us("doubleFree")} |`);
+			line(`| free() of a never allocated address (ENOENT) | ${us("unknownFree")} |`);
+			line(`| find() of a free address | ${us("findFree")} |`);
+			line(`| resize() of a lazy area (EDOUBLEFREE) | ${us("resizeLazy")} |`);
+			line();
+			line(`Then a space of ${rate(num(x, "live"))} busy areas (lazyMaxPages ${STALL_LAZY_PAGES}, so the worker's own purges stay small); another worker runs alloc+free pairs of 1..4 pages on the locked path (options given), giving its event loop a turn every 64 pairs. Its worst gap between two pairs while this thread runs each call, and while nothing else runs (the worker's own noise: GC, the scheduler, its drain):`);
+			line();
+			const d = x.durationMs!;
+			const g = x.worstGapMs!;
+			const lw = x.worstLockWaitMs!;
+			line(`| this thread runs | for | the worker's worst gap | its worst wait for a lock |`);
+			line(`|---|---:|---:|---:|`);
+			for (const k of Object.keys(g)) line(`| ${k === "idle" ? "nothing" : `${k}()`} | ${d[k]!.toFixed(0)} ms | ${g[k]!.toFixed(2)} ms | ${lw[k]!.toFixed(2)} ms |`);
+			line();
+		}
+	}
+	const perOp = SCALE.length > 1 ? [find(runs, `scale ${SCALE[0]} vmap`), find(runs, `scale ${SCALE[SCALE.length - 1]} vmap`)] : [];
+	if (perOp[0]?.status === "ok" && perOp[1]?.status === "ok") {
+		const rows = PEERS.flatMap((p) => {
+			const lo = find(runs, `scale ${SCALE[0]} ${p.id}`);
+			const hi = find(runs, `scale ${SCALE[SCALE.length - 1]} ${p.id}`);
+			return lo?.status === "ok" && hi?.status === "ok" && !p.linear ? [`| ${p.name} | ${(num(lo.result, "opsPerSec") / num(hi.result, "opsPerSec")).toFixed(2)} |`] : [];
+		});
+		line(`## Per-operation cost at ${live(SCALE[SCALE.length - 1]!)} live ÷ at ${live(SCALE[0]!)} live (scale series)`);
+		line();
+		line(`| allocator | cost ratio |`);
+		line(`|---|---:|`);
+		for (const r of rows) line(r);
 		line();
 	}
 

@@ -14,9 +14,7 @@ import { HDR_DEAD, HDR_NO_PRIORITY, HDRF_LAZY_MAX_PAGES } from "./layout.ts";
 import type { Batch } from "./batches.ts";
 import type { Purger, PurgeRequest } from "./purge.ts";
 import { workPosted } from "./purge-work.ts";
-
-const schedule: (task: () => void) => void =
-	typeof setImmediate === "function" ? (task) => void setImmediate(task) : (task) => void setTimeout(task, 0);
+import { schedule } from "./event-loop.ts";
 
 /** A drain yields to the event loop after about this much work. */
 const SLICE_MS = 0.1;

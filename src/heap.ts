@@ -457,6 +457,11 @@ export class VmapHeap {
 		return this.space.vmallocinfo();
 	}
 
+	/** vmallocinfo(), giving the event loop a turn every few milliseconds of work. */
+	vmallocinfoAsync(): Promise<string> {
+		return this.space.vmallocinfoAsync();
+	}
+
 	/**
 	 * O(n) validation: the space, then the heap: blocks against their bitmaps and areas, queued
 	 * deferred frees against their areas and the grace-period counter, the data's growth.

@@ -1,104 +1,271 @@
 /**
  * Listings: /proc/vmallocinfo in the kernel's shape, and a JSON dump in the spirit of VMA's
- * stats string. Both walk the trees, so they are O(n) and belong to diagnostics, not hot paths.
+ * stats string. They are O(n) and belong to diagnostics, not hot paths.
+ *
+ * They walk the address trees in slices (kernel vmalloc_info_show walks node by node under each
+ * node's lock): a slice holds the locks of one tree (a busy lock; a pool and a lazy lock; the
+ * free-space lock) for at most SLICE_AREAS records, then lets go, and the next slice goes on
+ * from the first record past the last start it read. So other handles wait at most one slice,
+ * whatever the size of the space, and no slice holds more than one node's locks.
+ *
+ * Hazard, and the promise kept instead: the listing is consistent within each slice, not as a
+ * whole. While other handles work, an area that changes state between two slices may be
+ * listed in both states (the second listing of a start is dropped) or in neither. On a still
+ * space (one thread, or between phases) it is exact. check() needs the whole at one instant
+ * and reads a copy instead (snapshot.ts).
  */
 import type { VmapStats } from "./api.ts";
+import { firstFrom } from "./busy-tree.ts";
+import { nextTurn } from "./event-loop.ts";
 import {
-	HDR_FREE_HEAD,
+	BATCH_SLOTS,
+	HDR_FREE_LOCK,
+	HDR_FREE_NR,
+	HDR_FREE_ROOT,
+	HDRF_BLOCK_BYTES,
+	N_BUSY_LOCK,
+	N_BUSY_NR,
 	N_BUSY_ROOT,
-	N_LAZY_HEAD,
+	N_LAZY_LOCK,
+	N_LAZY_NR,
+	N_LAZY_ROOT,
+	N_POOL_LOCK,
 	nodeBase,
 	purgeList,
-	BATCH_SLOTS,
-	HDRF_BLOCK_BYTES,
+	purgeRoot,
 } from "./layout.ts";
-import { rbFirst, rbNext } from "./rbtree.ts";
+import { rbNext } from "./rbtree.ts";
 import { D_DIRTY_NR, D_FREE_NR, D_LIVE_NR, D_OWNER, D_REMOTE_NR, D_SLOTS, DF_SLOT_BYTES, DF_START, eachBlock } from "./small-blocks.ts";
-import type { VaTable } from "./va-table.ts";
-import { vaEnd, vaNext, vaStart, vaTag } from "./record.ts";
+import type { SpaceState } from "./space-init.ts";
+import { TextWriter } from "./text-writer.ts";
+import { vaEnd, vaStart, vaTag } from "./record.ts";
 
-type TagName = (id: number) => string;
+/** Records one slice reads under its locks: tens of microseconds at a million areas (cache-missing loads). */
+export const SLICE_AREAS = 256;
+/** The async listings give the event loop a turn after about this much work. */
+const TURN_MS = 4;
 
-/** "0x" and 16 hex digits, as the kernel prints addresses (%pK on 64-bit). */
-function addr(n: number): string {
-	return `0x${n.toString(16).padStart(16, "0")}`;
+/**
+ * Areas as flat triples (start, end, tag id, 0 for none) in a Float64Array that grows by
+ * doubling. A slice makes room before it takes its locks, so that nothing is allocated while
+ * they are held: an allocation may start a garbage collection, which would stall every handle
+ * waiting for them (measured: 100-400 ms pauses at 2 M areas when the rows were a JS array).
+ */
+export class Rows {
+	a: Float64Array;
+	n = 0;
+	/** `areas`: about how many will be read (a guess: growing copies everything so far). */
+	constructor(areas = 0) {
+		this.a = new Float64Array(3 * Math.max(64, areas));
+	}
+	/** Room for `k` more numbers. */
+	reserve(k: number): void {
+		if (this.n + k <= this.a.length) return;
+		const b = new Float64Array(Math.max(2 * this.a.length, this.n + k));
+		b.set(this.a.subarray(0, this.n));
+		this.a = b;
+	}
 }
 
-/** Records in address order. */
-function byAddress(t: VaTable, records: number[]): number[] {
-	const f64 = t.f64;
-	return records.sort((a, b) => vaStart(f64, a) - vaStart(f64, b));
+/** What a listing read: busy and lazy areas, free blocks (tag 0), each in address order. */
+export interface Listing {
+	busy: Rows;
+	lazy: Rows;
+	free: Rows;
 }
 
-/** Heads of node `v`'s purge lists, one per batch. */
-export function purgeHeads(t: VaTable, v: number): number[] {
-	const out: number[] = [];
-	for (let k = 0; k < BATCH_SLOTS; k++) out.push(t.hdr[purgeList(v, k)]!);
+/**
+ * Read the busy and lazy areas, and with `free` the free blocks, one slice per step of the
+ * generator (yielding between slices, holding no lock).
+ */
+export function* listAreas(s: SpaceState, free: boolean): Generator<void, Listing> {
+	const busy: Rows[] = [];
+	const lazy: Rows[] = [];
+	for (let v = 0; v < s.nodes; v++) {
+		const b = nodeBase(v);
+		busy.push(yield* treeSlices(s, b + N_BUSY_LOCK, -1, b + N_BUSY_ROOT, s.table.hdr[b + N_BUSY_NR]!));
+	}
+	for (let v = 0; v < s.nodes; v++) {
+		const b = nodeBase(v);
+		// A purge moves a lazy tree to a purge tree: lazy first, so that a move is seen twice, not missed.
+		lazy.push(yield* treeSlices(s, b + N_POOL_LOCK, b + N_LAZY_LOCK, b + N_LAZY_ROOT, s.table.hdr[b + N_LAZY_NR]!));
+		for (let k = 0; k < BATCH_SLOTS; k++) lazy.push(yield* treeSlices(s, b + N_POOL_LOCK, b + N_LAZY_LOCK, purgeRoot(v, k), s.table.hdr[purgeList(v, k) + 1]!));
+	}
+	const blocks = free ? yield* treeSlices(s, HDR_FREE_LOCK, -1, HDR_FREE_ROOT, s.table.hdr[HDR_FREE_NR]!) : new Rows();
+	return { busy: mergeRuns(busy), lazy: mergeRuns(lazy), free: blocks };
+}
+
+/**
+ * The records of the tree rooted at `root`, in address order, read SLICE_AREAS per hold of
+ * `lock` (and `inner`, if not -1, taken under it). `count`: how many it holds, read without
+ * the lock (room is made for them at once: one allocation, not one per doubling).
+ */
+function* treeSlices(s: SpaceState, lock: number, inner: number, root: number, count: number): Generator<void, Rows> {
+	const locks = s.locks;
+	const into = new Rows(count + SLICE_AREAS);
+	let from = -Infinity;
+	for (;;) {
+		into.reserve(3 * SLICE_AREAS); // before the locks: see Rows
+		locks.acquire(lock);
+		if (inner !== -1) locks.acquireUnder(inner, lock); // a wait that fails releases `lock` too
+		let more = false;
+		try {
+			const t = s.table;
+			t.sync();
+			const f64 = t.f64;
+			const i32 = t.i32;
+			const a = into.a;
+			let n = into.n;
+			let va = firstFrom(t, root, from);
+			for (let k = 0; va !== 0 && k < SLICE_AREAS; k++) {
+				const start = vaStart(f64, va);
+				a[n] = start;
+				a[n + 1] = vaEnd(f64, va);
+				a[n + 2] = root === HDR_FREE_ROOT ? 0 : vaTag(i32, va);
+				n += 3;
+				from = start + 1; // starts are whole numbers
+				va = rbNext(t, va);
+			}
+			into.n = n;
+			more = va !== 0;
+		} finally {
+			// The next slice takes them again at once.
+			if (inner !== -1) locks.releaseToWaiter(inner);
+			locks.releaseToWaiter(lock);
+		}
+		if (!more) return into;
+		yield;
+	}
+}
+
+/**
+ * Merge runs each in address order into one, two at a time, dropping a second listing of a
+ * start (an area seen in two slices, or in two trees as a purge moved it).
+ */
+function mergeRuns(runs: Rows[]): Rows {
+	while (runs.length > 1) {
+		const next: Rows[] = [];
+		for (let i = 0; i < runs.length; i += 2) next.push(i + 1 < runs.length ? merge(runs[i]!, runs[i + 1]!) : runs[i]!);
+		runs = next;
+	}
+	return runs[0] ?? new Rows();
+}
+
+function merge(x: Rows, y: Rows): Rows {
+	const out = new Rows();
+	out.reserve(x.n + y.n);
+	const a = x.a;
+	const b = y.a;
+	const o = out.a;
+	let i = 0;
+	let j = 0;
+	let n = 0;
+	let last = -Infinity;
+	while (i < x.n || j < y.n) {
+		const fromX = j >= y.n || (i < x.n && a[i]! <= b[j]!);
+		const src = fromX ? a : b;
+		const k = fromX ? i : j;
+		if (src[k]! !== last) {
+			last = src[k]!;
+			o[n] = last;
+			o[n + 1] = src[k + 1]!;
+			o[n + 2] = src[k + 2]!;
+			n += 3;
+		}
+		if (fromX) i += 3;
+		else j += 3;
+	}
+	out.n = n;
 	return out;
 }
 
-/** Lazy records (every node's lazy and purge lists) in address order. */
-function lazyAreas(t: VaTable): number[] {
-	const i32 = t.i32;
-	const out: number[] = [];
-	for (let v = 0; v < t.nodes; v++) {
-		for (const head of [t.hdr[nodeBase(v) + N_LAZY_HEAD]!, ...purgeHeads(t, v)]) {
-			for (let va = head; va !== 0; va = vaNext(i32, va)) out.push(va);
+/** Run a listing to its end, slice after slice. */
+export function runSlices<T>(g: Generator<void, T>): T {
+	for (;;) {
+		const r = g.next();
+		if (r.done) return r.value;
+	}
+}
+
+/** Run a listing, giving the event loop a turn whenever about TURN_MS of work has passed. */
+export async function runSlicesAsync<T>(g: Generator<void, T>): Promise<T> {
+	let since = performance.now();
+	for (;;) {
+		const r = g.next();
+		if (r.done) return r.value;
+		if (performance.now() - since >= TURN_MS) {
+			await nextTurn();
+			since = performance.now();
 		}
 	}
-	return byAddress(t, out);
 }
 
-/** Busy records (every node's busy tree) in address order. */
-function busyAreas(t: VaTable): number[] {
-	const out: number[] = [];
-	for (let v = 0; v < t.nodes; v++) {
-		for (let va = rbFirst(t, nodeBase(v) + N_BUSY_ROOT); va !== 0; va = rbNext(t, va)) out.push(va);
-	}
-	return t.nodes === 1 ? out : byAddress(t, out);
-}
-
-function range(t: VaTable, va: number): { start: number; end: number; size: number } {
-	const f64 = t.f64;
-	const start = vaStart(f64, va);
-	const end = vaEnd(f64, va);
-	return { start, end, size: end - start };
-}
+type TagName = (id: number) => string;
 
 /**
  * One line per busy area, `0x<start>-0x<end> <size> <tag>`, in address order; then one
  * `0x<start>-0x<end> <size> unpurged vm_area` line per lazy area, as the kernel lists them
  * after its busy areas.
  */
-export function vmallocinfo(t: VaTable, tagName: TagName): string {
-	const i32 = t.i32;
-	const line = (va: number) => {
-		const { start, end, size } = range(t, va);
-		return `${addr(start)}-${addr(end)} ${String(size).padStart(7)}`;
-	};
-	let out = "";
-	for (const va of busyAreas(t)) {
-		const tag = vaTag(i32, va);
-		out += tag === 0 ? `${line(va)}\n` : `${line(va)} ${tagName(tag)}\n`;
+export function vmallocinfoText(l: Listing, tagName: TagName): string {
+	const w = new TextWriter(16 * (l.busy.n + l.lazy.n)); // 48 bytes a line without a tag
+	const line = (a: Float64Array, i: number) => w.hex16(a[i]!).text("-").hex16(a[i + 1]!).text(" ").int(a[i + 1]! - a[i]!, 7);
+	const busy = l.busy.a;
+	for (let i = 0; i < l.busy.n; i += 3) {
+		const tag = busy[i + 2]!;
+		line(busy, i);
+		if (tag !== 0) w.text(" ").text(tagName(tag));
+		w.text("\n");
 	}
-	for (const va of lazyAreas(t)) out += `${line(va)} unpurged vm_area\n`;
-	return out;
+	for (let i = 0; i < l.lazy.n; i += 3) line(l.lazy.a, i).text(" unpurged vm_area\n");
+	return w.toString();
 }
 
-export function dumpSpace(t: VaTable, stats: VmapStats, tagName: TagName): string {
-	const i32 = t.i32;
-	type Area = { start: number; end: number; size: number; state: "busy" | "lazy"; tag?: string };
-	const areas: Area[] = [];
-	const add = (va: number, state: Area["state"]) => {
-		const tag = vaTag(i32, va);
-		areas.push(tag === 0 ? { ...range(t, va), state } : { ...range(t, va), state, tag: tagName(tag) });
+/** JSON: the statistics, every busy and lazy area, every free block, every small-area block. */
+export function dumpText(s: SpaceState, l: Listing, stats: VmapStats, tagName: TagName): string {
+	const w = new TextWriter(24 * (l.busy.n + l.lazy.n + l.free.n)); // about 70 bytes an area
+	w.text(`{"stats":${JSON.stringify(stats)},"areas":[`);
+	// Busy and lazy areas in address order: merge the two runs (a start in both: the busy one).
+	const b = l.busy.a;
+	const z = l.lazy.a;
+	let i = 0;
+	let j = 0;
+	let first = true;
+	const area = (a: Float64Array, k: number, state: string) => {
+		if (!first) w.text(",");
+		first = false;
+		w.text(`{"start":`).int(a[k]!).text(`,"end":`).int(a[k + 1]!).text(`,"size":`).int(a[k + 1]! - a[k]!).text(state);
+		if (a[k + 2] !== 0) w.text(`,"tag":`).text(JSON.stringify(tagName(a[k + 2]!)));
+		w.text("}");
 	};
-	for (const va of busyAreas(t)) add(va, "busy");
-	for (const va of lazyAreas(t)) add(va, "lazy");
-	areas.sort((a, b) => a.start - b.start);
-	const free: Array<{ start: number; end: number; size: number }> = [];
-	for (let va = t.hdr[HDR_FREE_HEAD]!; va !== 0; va = vaNext(i32, va)) free.push(range(t, va));
-	// Small-area blocks: each is also one busy area above (tag vmap_block).
+	while (i < l.busy.n || j < l.lazy.n) {
+		if (j >= l.lazy.n || (i < l.busy.n && b[i]! <= z[j]!)) {
+			if (j < l.lazy.n && z[j] === b[i]) j += 3;
+			area(b, i, `,"state":"busy"`);
+			i += 3;
+		} else {
+			area(z, j, `,"state":"lazy"`);
+			j += 3;
+		}
+	}
+	w.text(`],"free":[`);
+	const f = l.free.a;
+	for (let k = 0; k < l.free.n; k += 3) {
+		if (k > 0) w.text(",");
+		w.text(`{"start":`).int(f[k]!).text(`,"end":`).int(f[k + 1]!).text(`,"size":`).int(f[k + 1]! - f[k]!).text("}");
+	}
+	w.text(`],"blocks":${JSON.stringify(smallBlocks(s))}}`);
+	return w.toString();
+}
+
+/**
+ * The small-area blocks, in address order: each is also one busy area (tag vmap_block). Read
+ * without a lock (their counters change without one): each block as it was when read.
+ */
+function smallBlocks(s: SpaceState) {
+	const t = s.table;
+	t.sync();
+	const i32 = t.i32;
 	const blocks: Array<{ start: number; end: number; owner: number; areaSize: number; slots: number; live: number; lazy: number; free: number }> = [];
 	eachBlock(t, (d) => {
 		const start = t.f64[(d >> 1) + DF_START]!;
@@ -114,6 +281,5 @@ export function dumpSpace(t: VaTable, stats: VmapStats, tagName: TagName): strin
 			free: i32[d + D_FREE_NR]!,
 		});
 	});
-	blocks.sort((a, b) => a.start - b.start);
-	return JSON.stringify({ stats, areas, free, blocks });
+	return blocks.sort((a, b) => a.start - b.start);
 }

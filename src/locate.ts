@@ -62,17 +62,13 @@ function findLazy(s: SpaceState, addr: number): AreaInfo | undefined {
 	for (let v = 0; v < s.nodes; v++) {
 		const b = nodeBase(v);
 		locks.acquire(b + N_POOL_LOCK);
-		let info: AreaInfo | undefined;
-		try {
-			locks.acquireUnder(b + N_LAZY_LOCK, b + N_POOL_LOCK);
-			t.sync();
-			let va = findVmapArea(t, b + N_LAZY_ROOT, addr);
-			for (let k = 0; va === 0 && k < BATCH_SLOTS; k++) va = findVmapArea(t, purgeRoot(v, k), addr);
-			info = va === 0 ? undefined : describe(s, va, "lazy");
-			locks.release(b + N_LAZY_LOCK);
-		} finally {
-			locks.release(b + N_POOL_LOCK);
-		}
+		locks.acquireUnder(b + N_LAZY_LOCK, b + N_POOL_LOCK); // a wait that fails releases the pool lock too
+		t.sync();
+		let va = findVmapArea(t, b + N_LAZY_ROOT, addr);
+		for (let k = 0; va === 0 && k < BATCH_SLOTS; k++) va = findVmapArea(t, purgeRoot(v, k), addr);
+		const info = va === 0 ? undefined : describe(s, va, "lazy");
+		locks.release(b + N_LAZY_LOCK);
+		locks.release(b + N_POOL_LOCK);
 		if (info !== undefined) return info;
 	}
 	return undefined;

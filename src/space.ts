@@ -13,7 +13,7 @@ import type { AllocOptions, AreaInfo, AttachOptions, PurgeOptions, PurgeResult, 
 import { checkSpace } from "./check.ts";
 import { shown, VmapError } from "./errors.ts";
 import { SpaceExtension } from "./extension.ts";
-import { dumpSpace, vmallocinfo } from "./info.ts";
+import { dumpText, listAreas, runSlices, runSlicesAsync, vmallocinfoText } from "./info.ts";
 import { handleEnded, handlesOfThread, releaseHandle } from "./handles.ts";
 import { HANDLE_MAX, HDR_DEAD } from "./layout.ts";
 import type { Locks } from "./lock.ts";
@@ -258,19 +258,36 @@ export class VmapSpace {
 	}
 
 	/**
-	 * The busy and lazy areas in the style of /proc/vmallocinfo. Like dump() and check(), it
-	 * reads a copy of the space taken at one instant: other handles wait only for the copy.
+	 * The busy and lazy areas in the style of /proc/vmallocinfo. Like dump(), it reads the
+	 * trees in slices of at most 1024 areas, each under one node's locks: other handles wait
+	 * at most one slice. While they work, each slice is consistent, not the whole (an area
+	 * that changes state meanwhile may show in both states or in neither).
 	 */
 	vmallocinfo(): string {
 		const s = this.#s;
-		return vmallocinfo(snapshot(s), (id) => s.tags.name(id));
+		s.locks.checkAlive();
+		return vmallocinfoText(runSlices(listAreas(s, false)), (id) => s.tags.name(id));
 	}
 
-	/** JSON: the space, its statistics, every area and every free block. */
+	/** vmallocinfo(), giving the event loop a turn every few milliseconds of work. */
+	async vmallocinfoAsync(): Promise<string> {
+		const s = this.#s;
+		s.locks.checkAlive();
+		return vmallocinfoText(await runSlicesAsync(listAreas(s, false)), (id) => s.tags.name(id));
+	}
+
+	/** JSON: the space, its statistics, every area, every free block and every small-area block (see vmallocinfo()). */
 	dump(): string {
 		const s = this.#s;
 		const stats = this.stats();
-		return dumpSpace(snapshot(s), stats, (id) => s.tags.name(id));
+		return dumpText(s, runSlices(listAreas(s, true)), stats, (id) => s.tags.name(id));
+	}
+
+	/** dump(), giving the event loop a turn every few milliseconds of work. */
+	async dumpAsync(): Promise<string> {
+		const s = this.#s;
+		const stats = this.stats();
+		return dumpText(s, await runSlicesAsync(listAreas(s, true)), stats, (id) => s.tags.name(id));
 	}
 
 	/** The area holding `addr` (busy, or lazy: freed and not yet purged), or undefined. */

@@ -45,7 +45,10 @@ function timedOut(other: VmapSpace, lock: RegExp) {
 /** No lock of the space is held by anyone. */
 function allFree(space: VmapSpace): void {
 	const words = [HDR_FREE_LOCK, HDR_PURGE_LOCK, ...nodeLocks(space, N_BUSY_LOCK), ...nodeLocks(space, N_LAZY_LOCK), ...nodeLocks(space, N_POOL_LOCK)];
-	for (const w of words) assert.equal(space.locks.owner(w), 0, `lock word ${w} is still held`);
+	for (const w of words) {
+		assert.equal(space.locks.owner(w), 0, `lock word ${w} is still held`);
+		assert.equal(Atomics.load(space.table.hdr, w) & 1, 0, `lock word ${w} is odd (held, or released twice)`);
+	}
 }
 
 test("deadlines: alloc() waiting for a busy lock under the free-space lock gives up, releases it and changes nothing", () => {
@@ -97,6 +100,23 @@ test("deadlines: dump(), check() and vmallocinfo() waiting for a lock give up an
 		allFree(space);
 	}
 	assert.equal(space.dump(), before);
+});
+
+test("deadlines: find() and free() of a lazy or unknown address waiting for a node's lock give up, release what they held and change nothing", () => {
+	const { space, other } = spaces(2);
+	const a = space.alloc(P, {});
+	space.alloc(P, {});
+	space.free(a);
+	const before = space.dump();
+	for (const call of [() => space.find(a), () => space.free(a), () => space.free(space.start + 64 * P)]) {
+		for (const kind of [N_LAZY_LOCK, N_POOL_LOCK]) {
+			assert.throws(() => holding(other, nodeLocks(space, kind), call), timedOut(other, /node \d's (lazy|pool) lock/));
+			allFree(space);
+		}
+	}
+	assert.equal(space.dump(), before);
+	assert.equal(space.find(a)?.state, "lazy", "the space works afterwards");
+	space.check();
 });
 
 test("deadlines: a purge whose detach times out half-way hands its batch over; the next purge flushes it again and purges everything", () => {

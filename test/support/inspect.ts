@@ -1,11 +1,12 @@
 /** Read a space's structures straight from its buffer, for assertions. */
-import { purgeHeads } from "../../src/info.ts";
 import {
+	BATCH_SLOTS,
 	HDR_FREE_HEAD,
 	MAX_VA_SIZE_PAGES,
 	N_BUSY_ROOT,
 	N_LAZY_HEAD,
 	nodeBase,
+	purgeList,
 } from "../../src/layout.ts";
 import { poolWord } from "../../src/nodes.ts";
 import { rbFirst, rbNext } from "../../src/rbtree.ts";
@@ -41,7 +42,7 @@ function nodes(space: VmapSpace): number[] {
 /** Lazy areas (every node's lazy and purge lists) in address order. */
 export function lazyAreas(space: VmapSpace): Range[] {
 	const hdr = space.table.hdr;
-	return listed(space, nodes(space).flatMap((v) => [hdr[nodeBase(v) + N_LAZY_HEAD]!, ...purgeHeads(space.table, v)]));
+	return listed(space, nodes(space).flatMap((v) => [hdr[nodeBase(v) + N_LAZY_HEAD]!, ...Array.from({ length: BATCH_SLOTS }, (_, k) => hdr[purgeList(v, k)]!)]));
 }
 
 /** Pooled areas (every pool of every node) in address order. */

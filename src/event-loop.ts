@@ -1,0 +1,10 @@
+/** Giving the event loop a turn, where the runtime has setImmediate (Node) or only setTimeout (browsers). */
+
+/** Run `task` on a later turn of the event loop. */
+export const schedule: (task: () => void) => void =
+	typeof setImmediate === "function" ? (task) => void setImmediate(task) : (task) => void setTimeout(task, 0);
+
+/** A promise that settles on a later turn of the event loop. */
+export function nextTurn(): Promise<void> {
+	return new Promise((resolve) => schedule(resolve));
+}

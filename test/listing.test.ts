@@ -1,0 +1,88 @@
+/**
+ * The listings (vmallocinfo(), dump(), their async variants) read the trees in slices of
+ * SLICE_AREAS areas, each under one node's locks, and print through TextWriter. On a still
+ * space they are exact; under load they never stop other workers for long, and check() runs
+ * beside allocating workers without an error.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { VmapSpace } from "../src/index.ts";
+import { SLICE_AREAS } from "../src/info.ts";
+import { TextWriter } from "../src/text-writer.ts";
+import { busyAreas, freeBlocks, lazyAreas } from "./support/inspect.ts";
+import { reportOf, startWorker } from "./support/workers.ts";
+
+const P = 4096;
+
+test("TextWriter prints hex and decimal exactly as toString does, up to 2^53", () => {
+	const values = [0, 1, 9, 10, 4095, 2 ** 31 - 1, 2 ** 31, 2 ** 32 - 1, 2 ** 32, 2 ** 32 + 1, 123456789012345, 2 ** 52, 2 ** 53 - 1];
+	const w = new TextWriter(0); // grows from its smallest size
+	let expected = "";
+	for (const v of values) {
+		w.hex16(v).text(" ").int(v, 7).text(" ε\n");
+		expected += `0x${v.toString(16).padStart(16, "0")} ${String(v).padStart(7)} ε\n`;
+	}
+	assert.equal(w.toString(), expected);
+});
+
+test("on a still space the listings are exact across many slices, with batches in flight, and the async variants agree", async () => {
+	let release = () => {};
+	const gate = new Promise<void>((r) => (release = r));
+	const space = VmapSpace.create({ size: 2 ** 32, pageSize: P, nodes: 3, smallMax: 0, lazyMaxPages: 2 ** 20, flush: () => gate });
+	const n = 4 * SLICE_AREAS;
+	const areas = Array.from({ length: n }, (_, i) => space.alloc(P * (1 + (i % 3)), i % 5 === 0 ? { tag: "ε-tag" } : {}));
+	for (let i = 0; i < n; i += 3) space.free(areas[i]!);
+	const r = space.purge(); // a batch in flight: its areas are in purge trees
+	assert.equal(r.status, "flushing");
+	for (let i = 1; i < n; i += 3) space.free(areas[i]!); // and lazy trees
+	const info = space.vmallocinfo();
+	const lines = info.trimEnd().split("\n");
+	const hex = (x: number) => `0x${x.toString(16).padStart(16, "0")}`;
+	const busy = busyAreas(space);
+	const lazy = lazyAreas(space);
+	assert.equal(lines.length, busy.length + lazy.length);
+	assert.deepEqual(
+		lines.map((l) => l.split(" ")[0]),
+		[...busy, ...lazy].map(([s, e]) => `${hex(s)}-${hex(e)}`),
+		"busy areas in address order, then lazy ones (lazy trees and purge trees merged)",
+	);
+	assert.equal(lines.filter((l) => l.endsWith(" unpurged vm_area")).length, lazy.length);
+	assert.equal(lines.filter((l) => l.endsWith(" ε-tag")).length, areas.filter((_, i) => i % 5 === 0 && i % 3 === 2).length);
+	const dump = JSON.parse(space.dump()) as { areas: Array<{ start: number; end: number; state: string }>; free: Array<{ start: number; end: number }> };
+	assert.deepEqual(
+		dump.areas.map((a) => [a.start, a.end, a.state]),
+		[...busy.map(([s, e]) => [s, e, "busy"]), ...lazy.map(([s, e]) => [s, e, "lazy"])].sort((a, b) => (a[0] as number) - (b[0] as number)),
+	);
+	assert.deepEqual(dump.free.map((f) => [f.start, f.end]), freeBlocks(space));
+	assert.equal(await space.vmallocinfoAsync(), info);
+	assert.equal(await space.dumpAsync(), space.dump());
+	release();
+	await r.done;
+	space.check();
+});
+
+test("workers: dump(), check() and vmallocinfo() in a loop on one worker while two others allocate and free: no error, no overlap, everyone progresses", async () => {
+	const space = VmapSpace.create({ size: 2 ** 32, pageSize: P, nodes: 2, smallMax: 0, lazyMaxPages: 256 });
+	// Enough areas that a listing takes many slices.
+	const held = Array.from({ length: 20 * SLICE_AREAS }, (_, i) => space.alloc(P * (1 + (i % 2))));
+	for (let i = 0; i < held.length; i += 2) space.free(held[i]!);
+	const control = new SharedArrayBuffer(4);
+	const owners = new SharedArrayBuffer(4 * (space.size / P));
+	const roles = ["diag", "alloc", "alloc"] as const;
+	const workers = roles.map((role) => startWorker("support/diag-worker.ts", { handle: space.handle, control, owners, role }));
+	for (const w of workers) space.watch(w);
+	const reports = workers.map((w) => reportOf<{ violations: string[]; counts: Record<string, number> }>(w));
+	await new Promise((r) => setTimeout(r, 3000));
+	Atomics.store(new Int32Array(control), 0, 1);
+	const out = await Promise.all(reports);
+	for (const [i, r] of out.entries()) assert.deepEqual(r.violations, [], `worker ${i} (${roles[i]})`);
+	const diag = out[0]!.counts;
+	assert.ok(diag.dumps! >= 1 && diag.checks! >= 1 && diag.infos! >= 1, `the diagnostics ran: ${JSON.stringify(diag)}`);
+	for (const r of out.slice(1)) assert.ok(r.counts.pairs! > 1000, `an allocating worker progressed: ${JSON.stringify(r.counts)}`);
+	// Not a timing claim (bench/ measures stalls): a bound no live system should reach.
+	const gaps = out.slice(1).map((r) => r.counts.maxGapMs!);
+	assert.ok(Math.max(...gaps) < 2000, `allocating workers' longest gaps ${gaps.map((g) => g.toFixed(1)).join(", ")} ms`);
+	console.log(`# listings under load: ${JSON.stringify(diag)}; allocating workers' longest gaps ${gaps.map((g) => g.toFixed(1)).join(", ")} ms`);
+	space.check();
+	assert.equal(space.stats().busyAreas, held.length / 2);
+});

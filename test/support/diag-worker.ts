@@ -1,0 +1,62 @@
+/**
+ * A worker of the diagnostics-under-load test (test/listing.test.ts). Role "diag": dump(),
+ * check() and vmallocinfo() in a loop, each dump parsed and its areas checked to be in address
+ * order inside the space. Role "alloc": alloc+free of 1..4 pages on the locked path, each live
+ * area claimed page by page in a shared ownership map (an overlap is a page already owned),
+ * keeping the longest gap between two operations. Both stop when control word 0 turns nonzero,
+ * then close and report.
+ */
+import { parentPort, workerData } from "node:worker_threads";
+import { VmapSpace } from "../../src/index.ts";
+
+const job = workerData as { handle: { buffer: SharedArrayBuffer }; control: SharedArrayBuffer; owners: SharedArrayBuffer; role: "diag" | "alloc" };
+const stop = new Int32Array(job.control);
+const space = VmapSpace.attach(job.handle, { timeoutMs: 60_000 });
+const P = space.pageSize;
+const me = space.id;
+const violations: string[] = [];
+const counts = { dumps: 0, checks: 0, infos: 0, pairs: 0, maxGapMs: 0 };
+
+if (job.role === "diag") {
+	while (Atomics.load(stop, 0) === 0) {
+		const d = JSON.parse(space.dump()) as { areas: Array<{ start: number; end: number }> };
+		for (let i = 0; i < d.areas.length; i++) {
+			const a = d.areas[i]!;
+			if (a.start < space.start || a.end > space.start + space.size || (i > 0 && d.areas[i - 1]!.start >= a.start)) {
+				violations.push(`dump: area ${i} [${a.start}, ${a.end}) out of order or outside the space`);
+				break;
+			}
+		}
+		counts.dumps++;
+		space.check();
+		counts.checks++;
+		if (!space.vmallocinfo().includes(" unpurged vm_area\n") && counts.infos === 0) violations.push("vmallocinfo lists no lazy area");
+		counts.infos++;
+	}
+} else {
+	const owners = new Int32Array(job.owners);
+	const claim = (addr: number, size: number, from: number, to: number) => {
+		for (let p = (addr - space.start) / P, end = p + size / P; p < end; p++) {
+			const was = Atomics.compareExchange(owners, p, from, to);
+			if (was !== from && violations.length < 10) violations.push(`handle ${me}: page ${p} held by ${was}, expected ${from}`);
+		}
+	};
+	let last = performance.now();
+	for (let i = 0; Atomics.load(stop, 0) === 0; i++) {
+		const size = P * (1 + (i & 3));
+		const a = space.alloc(size, {});
+		claim(a, size, 0, me);
+		claim(a, size, me, 0);
+		space.free(a);
+		counts.pairs++;
+		const now = performance.now();
+		if (now - last > counts.maxGapMs) counts.maxGapMs = now - last;
+		last = now;
+		if ((i & 63) === 63) {
+			await new Promise((r) => setImmediate(r)); // its drain purges here
+			last = performance.now(); // a turn of its own event loop is not a stall
+		}
+	}
+}
+space.close();
+parentPort!.postMessage({ violations, counts });
