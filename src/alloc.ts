@@ -3,6 +3,7 @@
  * the lowest fit in free space, and the overflow purge and retry.
  */
 import type { AllocOptions } from "./api.ts";
+import { hashInsert, hashMaintain } from "./busy-hash.ts";
 import { insertVmapArea } from "./busy-tree.ts";
 import { hex, shown, VmapError } from "./errors.ts";
 import { alignUp, findVmapLowestMatch, vaClip } from "./free-space.ts";
@@ -100,7 +101,8 @@ export function allocVmapArea(s: SpaceState, size: number, options: AllocOptions
 	if (busy === 0) busy = t.allocSlot();
 	if (pool !== 0) t.hdrF[(nodeBase(s.node) >> 1) + NF_POOL_MISSES]!++;
 	setVaRange(t.f64, busy, nva, nva + size);
-	linkBusy(s, b, busy, size, vn, tag);
+	linkBusy(s, b, busy, nva, size, vn, tag);
+	hashMaintain(t, b); // last: it may grow the record table, which the free-space lock allows
 	locks.release(b + N_BUSY_LOCK);
 	locks.release(HDR_FREE_LOCK);
 	return nva;
@@ -127,20 +129,21 @@ function nodeAlloc(s: SpaceState, pool: number, align: number, vn: number, tag: 
 	t.sync(); // the busy tree may reach records another handle's growth added
 	// Under both locks: the area is never in neither structure.
 	poolPop(t, s.node, pool);
-	linkBusy(s, b, va, vaEnd(t.f64, va) - start, vn, tag);
+	linkBusy(s, b, va, start, vaEnd(t.f64, va) - start, vn, tag);
 	t.hdrF[(nodeBase(s.node) >> 1) + NF_POOL_HITS]!++;
 	s.locks.release(b + N_BUSY_LOCK);
 	s.locks.release(lock);
 	return start;
 }
 
-/** Link record `va` (its range set) into the busy tree of node base `b`, whose busy lock the caller holds. */
-function linkBusy(s: SpaceState, b: number, va: number, size: number, vn: number, tag: number): void {
+/** Link record `va`, [start, start + size), into node base `b`'s busy tree and hash; the caller holds b's busy lock. */
+function linkBusy(s: SpaceState, b: number, va: number, start: number, size: number, vn: number, tag: number): void {
 	const t = s.table;
 	const i32 = t.i32;
 	setVaFlags(i32, va, VA_BUSY | vn);
 	setVaTag(i32, va, tag);
 	insertVmapArea(t, b + N_BUSY_ROOT, va);
+	hashInsert(t, b, va, start);
 	t.hdr[b + N_BUSY_NR]!++;
 	const f = b >> 1;
 	t.hdrF[f + NF_BUSY_BYTES]! += size;

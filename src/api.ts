@@ -86,7 +86,7 @@ export interface NodeStats {
 	/** Busy areas whose start lies in this node's zones, and their bytes. */
 	busyAreas: number;
 	busyBytes: number;
-	/** Areas on this node's lazy list and purge list. */
+	/** Areas in this node's lazy tree and purge trees. */
 	lazyAreas: number;
 	/** Areas in this node's pools, and their bytes. */
 	poolAreas: number;
@@ -186,7 +186,7 @@ export interface VmapStats {
 	poolAreas: number;
 	poolHits: number;
 	poolMisses: number;
-	/** Node purge lists purged by helpers; trim() calls. */
+	/** Node purge trees purged by helpers; trim() calls. */
 	helped: number;
 	trims: number;
 	/**

@@ -2,8 +2,8 @@
  * Purge batches (layout.ts, HDR_BATCH_*): which of the BATCH_SLOTS batches a purge claims,
  * which it adopts from handles that closed or ended before their batch was done, and how a
  * purge learns that the batches other handles had in flight are done (their generation words
- * change). The words are shared by every handle; a batch's per-node purge lists are
- * purge-list.ts's.
+ * change). The words are shared by every handle; a batch's per-node purge trees are
+ * lazy-tree.ts's.
  */
 import { BATCH_ORPHAN, BATCH_SLOTS, HDR_BATCH_GEN, HDR_BATCH_OWNER } from "./layout.ts";
 import type { VaTable } from "./va-table.ts";

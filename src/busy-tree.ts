@@ -1,7 +1,7 @@
 /**
  * Address trees: plain red-black trees keyed by vaStart, so that any address inside an area
  * finds it. Areas never overlap, so "greatest vaStart <= addr" is the only candidate. They
- * index the busy areas of a node, and the lazy areas of a node's lazy list and purge lists.
+ * index the busy areas of a node, and the lazy areas of a node: its lazy tree and purge trees.
  */
 import { corrupt, hex } from "./errors.ts";
 

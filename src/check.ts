@@ -22,7 +22,15 @@ import {
 	MAX_VA_SIZE_PAGES,
 	N_BUSY_NR,
 	N_BUSY_ROOT,
-	N_LAZY_HEAD,
+	N_HASH_FIRST,
+	N_HASH_LOG,
+	N_HASH_MOVED,
+	N_HASH_OLD_FIRST,
+	N_HASH_OLD_LOG,
+	N_HASH_RETIRED_FIRST,
+	N_HASH_RETIRED_LEFT,
+	REC_I32,
+	N_LAZY_LAST,
 	N_LAZY_NR,
 	N_LAZY_ROOT,
 	N_POOL_NR,
@@ -33,8 +41,7 @@ import {
 	NF_LAZY_PURGED,
 	NF_POOL_BYTES,
 	nodeBase,
-	purgeList,
-	purgeRoot,
+	purgeTree,
 	BATCH_SLOTS,
 	HDR_BATCH_OWNER,
 	POOL_HEAD,
@@ -47,6 +54,7 @@ import {
 	VA_STATE,
 	VERSION,
 } from "./layout.ts";
+import { hashBucket, hashRecords } from "./busy-hash.ts";
 import { addrToNode, encodeVnId, poolWord, decodeVnId } from "./nodes.ts";
 import { checkBlocks } from "./small-check.ts";
 import type { VaTable } from "./va-table.ts";
@@ -68,9 +76,8 @@ export function checkSpace(t: VaTable, spaceStart: number, spaceEnd: number, sel
 	if (!recordIsZero(f64, 0)) corrupt(`slots: record 0 (nil) has been written`);
 
 	const seen = new Uint8Array(high);
-	// Which lazy or purge tree holds each record (1 + its index below): those trees index the
-	// records of lists, which `seen` counts.
-	const inTree = new Uint16Array(high);
+	// The node (+ 1) whose busy hash chains each record.
+	const hashed = new Uint16Array(high);
 	const pageSize = hdrF[HDRF_PAGE_SIZE]!;
 	const bounds: Bounds = { spaceStart, spaceEnd, pageSize, nodes: t.nodes, zoneInverse: 1 / hdrF[HDRF_ZONE_SIZE]! };
 	const free = walkTree(t, "free tree", HDR_FREE_ROOT, true, seen, bounds);
@@ -121,29 +128,28 @@ export function checkSpace(t: VaTable, spaceStart: number, spaceEnd: number, sel
 			if (home !== v) corrupt(`${node} busy tree: record ${va} starts at ${hex(s)}, which belongs to node ${home}`);
 		}
 		if (busy.length !== hdr[b + N_BUSY_NR]) corrupt(`${node} busy tree: holds ${busy.length} areas, header says ${hdr[b + N_BUSY_NR]}`);
+		records += checkHash(t, b, node, busy, hashed, v + 1, seen, high);
 		if (bytes !== hdrF[f + NF_BUSY_BYTES]) corrupt(`${node} busy tree: holds ${bytes} bytes in busy areas, header says ${hdrF[f + NF_BUSY_BYTES]}`);
 		busyBytes += bytes;
 		records += busy.length;
 
-		// Each lazy and purge list has an address tree of exactly its records.
-		const lazyId = 1 + v * (BATCH_SLOTS + 1);
-		const lazyTree = { marks: inTree, id: lazyId, size: walkTree(t, `${node} lazy tree`, b + N_LAZY_ROOT, false, inTree, bounds, lazyId).length };
-		const lazy = walkList(t, `${node} lazy list`, hdr[b + N_LAZY_HEAD]!, hdr[b + N_LAZY_NR]!, VA_LAZY, v, seen, bounds, all, lazyTree);
+		// Lazy areas: the lazy tree, red-black; purge trees, search trees that their purge takes
+		// apart lowest area first (not balanced, lazy-tree.ts).
+		const lazy = walkLazy(t, `${node} lazy tree`, b + N_LAZY_ROOT, hdr[b + N_LAZY_NR]!, true, v, seen, bounds, all);
+		if (hdr[b + N_LAZY_LAST] !== lazy.last) corrupt(`${node} lazy tree: its last record is ${lazy.last}, LAZY_LAST says ${hdr[b + N_LAZY_LAST]}`);
 		const batch = { areas: 0, bytes: 0 };
 		for (let k = 0; k < BATCH_SLOTS; k++) {
-			const p = purgeList(v, k);
-			const id = lazyId + 1 + k;
-			const purgeTree = { marks: inTree, id, size: walkTree(t, `${node} purge tree of batch ${k}`, purgeRoot(v, k), false, inTree, bounds, id).length };
-			const list = walkList(t, `${node} purge list of batch ${k}`, hdr[p]!, hdr[p + 1]!, VA_LAZY, v, seen, bounds, all, purgeTree);
-			if (list.areas !== 0 && hdr[HDR_BATCH_OWNER + k] === 0) corrupt(`${node} purge list of batch ${k}: holds ${list.areas} areas, but the batch is free`);
-			batch.areas += list.areas;
-			batch.bytes += list.bytes;
+			const p = purgeTree(v, k);
+			const tree = walkLazy(t, `${node} purge tree of batch ${k}`, p, hdr[p + 1]!, false, v, seen, bounds, all);
+			if (tree.areas !== 0 && hdr[HDR_BATCH_OWNER + k] === 0) corrupt(`${node} purge tree of batch ${k}: holds ${tree.areas} areas, but the batch is free`);
+			batch.areas += tree.areas;
+			batch.bytes += tree.bytes;
 		}
 		const pages = (lazy.bytes + batch.bytes) / pageSize;
 		const counted = hdrF[f + NF_LAZY_ADDED]! - hdrF[f + NF_LAZY_PURGED]!;
-		if (pages !== counted) corrupt(`${node} vmapLazyNr: header says ${counted} pages, the lazy and purge lists hold ${pages}`);
+		if (pages !== counted) corrupt(`${node} vmapLazyNr: header says ${counted} pages, the lazy and purge trees hold ${pages}`);
 		if (lazy.min !== hdrF[f + NF_LAZY_MIN] || lazy.max !== hdrF[f + NF_LAZY_MAX]) {
-			corrupt(`${node} lazy list: covers [${lazy.min}, ${lazy.max}), the incremental flush range says [${hdrF[f + NF_LAZY_MIN]}, ${hdrF[f + NF_LAZY_MAX]})`);
+			corrupt(`${node} lazy tree: covers [${lazy.min}, ${lazy.max}), the incremental flush range says [${hdrF[f + NF_LAZY_MIN]}, ${hdrF[f + NF_LAZY_MAX]})`);
 		}
 		lazyBytes += lazy.bytes + batch.bytes;
 		records += lazy.areas + batch.areas;
@@ -153,7 +159,7 @@ export function checkSpace(t: VaTable, spaceStart: number, spaceEnd: number, sel
 		let pooledBytes = 0;
 		for (let k = 1; k <= MAX_VA_SIZE_PAGES; k++) {
 			const p = poolWord(v, k);
-			const pool = walkList(t, `${node} pool ${k}`, hdr[p + POOL_HEAD]!, hdr[p + POOL_LEN]!, VA_POOL, v, seen, bounds, all);
+			const pool = walkPool(t, `${node} pool ${k}`, hdr[p + POOL_HEAD]!, hdr[p + POOL_LEN]!, v, seen, bounds, all);
 			if (pool.areas !== 0 && pool.bytes !== pool.areas * k * pageSize) corrupt(`${node} pool ${k}: holds an area that is not ${k} pages`);
 			if (hdr[p + POOL_TAIL] !== pool.last) corrupt(`${node} pool ${k}: tail is record ${hdr[p + POOL_TAIL]}, the list ends at record ${pool.last}`);
 			pooled += pool.areas;
@@ -192,6 +198,61 @@ export function checkSpace(t: VaTable, spaceStart: number, spaceEnd: number, sel
 	}
 }
 
+/**
+ * Node base `b`'s busy hash agrees with its busy tree `busy`: every busy area is chained
+ * exactly once, in the bucket its start hashes to, in the table or in a bucket of the old
+ * table not moved yet; moved old buckets are empty; nothing else is chained. The tables' runs
+ * of records are marked in `seen`; returns how many records they take. `marks`/`id` mark
+ * what the chains reach.
+ */
+function checkHash(t: VaTable, b: number, node: string, busy: number[], marks: Uint16Array, id: number, seen: Uint8Array, high: number): number {
+	const hdr = t.hdr;
+	const f64 = t.f64;
+	const i32 = t.i32;
+	const name = `${node} busy hash`;
+	const log = hdr[b + N_HASH_LOG]!;
+	const oldLog = hdr[b + N_HASH_OLD_LOG]!;
+	const moved = hdr[b + N_HASH_MOVED]!;
+	const runs: Array<[what: string, first: number, records: number]> = [];
+	if (log !== 0) runs.push(["table", hdr[b + N_HASH_FIRST]!, hashRecords(log)]);
+	if (oldLog !== 0) runs.push(["old table", hdr[b + N_HASH_OLD_FIRST]!, hashRecords(oldLog)]);
+	if (hdr[b + N_HASH_RETIRED_LEFT]! > 0) runs.push(["retired table", hdr[b + N_HASH_RETIRED_FIRST]!, hdr[b + N_HASH_RETIRED_LEFT]!]);
+	if (log === 0 && (oldLog !== 0 || hdr[b + N_HASH_FIRST] !== 0)) corrupt(`${name}: no table (log 0), but table record ${hdr[b + N_HASH_FIRST]} or an old table of log ${oldLog}`);
+	if (!(log >= 0 && log <= 30 && oldLog >= 0 && oldLog < Math.max(1, log) && moved >= 0 && moved <= (oldLog === 0 ? 0 : 2 ** oldLog))) {
+		corrupt(`${name}: log ${log}, old log ${oldLog}, ${moved} old buckets moved: out of range`);
+	}
+	let records = 0;
+	for (const [what, first, n] of runs) {
+		if (!(first >= 1 && first + n <= high)) corrupt(`${name}: its ${what} (${n} records from record ${first}) lies outside the records handed out (SLOT_HIGH ${high})`);
+		for (let r = first; r < first + n; r++) {
+			if (seen[r]) corrupt(`${name}: record ${r} of its ${what} is also in another structure`);
+			seen[r] = 1;
+		}
+		records += n;
+	}
+	let chained = 0;
+	const chains = (first: number, bucketLog: number, from: number) => {
+		for (let i = 0, n = 2 ** bucketLog; i < n; i++) {
+			let va = i32[first * REC_I32 + i]!;
+			if (i < from && va !== 0) corrupt(`${name}: old bucket ${i} has moved but still chains record ${va}`);
+			for (let steps = 0; va !== 0; va = vaNext(i32, va), steps++) {
+				if (va >= marks.length || marks[va] !== 0 || steps > busy.length) corrupt(`${name}: bucket ${i} chains record ${va} twice, or a record past SLOT_HIGH, or a record that is not busy on this node`);
+				marks[va] = id;
+				chained++;
+				const want = hashBucket(vaStart(f64, va), bucketLog);
+				if (want !== i) corrupt(`${name}: record ${va} (start ${hex(vaStart(f64, va))}) is chained in bucket ${i}, its start hashes to ${want}`);
+			}
+		}
+	};
+	if (log !== 0) chains(hdr[b + N_HASH_FIRST]!, log, 0);
+	if (oldLog !== 0) chains(hdr[b + N_HASH_OLD_FIRST]!, oldLog, moved);
+	if (log !== 0) {
+		for (const va of busy) if (marks[va] !== id) corrupt(`${name}: busy area ${va} [${hex(vaStart(f64, va))}, ${hex(vaEnd(f64, va))}) is in no bucket`);
+		if (chained !== busy.length) corrupt(`${name}: chains ${chained} records, the busy tree holds ${busy.length}`);
+	}
+	return records;
+}
+
 /** A record's vn_id is none or a node of the space. */
 function checkVn(flags: number, what: string, nodes: number): void {
 	const vn = decodeVnId(flags);
@@ -199,84 +260,81 @@ function checkVn(flags: number, what: string, nodes: number): void {
 }
 
 /**
- * Walk a list of records of node `v` (a lazy list, a purge list or a pool): each must be in
- * `state`, on the right node (lazy: its vn_id's, else its address's; pooled: vn_id v), page
- * aligned, inside the space, and in no other structure. With `tree`, the list's address tree
- * (walked first: its `size` records marked `tree.id` in `tree.marks`) must hold exactly the list's
- * records. Adds them to `all`; returns their number, bytes, last record and the range they
- * cover (+-Infinity when empty).
+ * Walk the lazy tree or a purge tree of node `v` (rooted at header word `rootWord`, `nr` areas
+ * by its count): a search tree, red-black if `balanced`, of lazy records on the right node
+ * (their vn_id's, else their address's), each in no other structure. Adds them to `all`;
+ * returns their number, bytes, last record and the range they cover (+-Infinity when empty).
  */
-function walkList(
-	t: VaTable,
-	name: string,
-	head: number,
-	nr: number,
-	state: number,
-	v: number,
-	seen: Uint8Array,
-	bounds: Bounds,
-	all: Array<[number, number, string]>,
-	tree?: { marks: Uint16Array; id: number; size: number },
-) {
+function walkLazy(t: VaTable, name: string, rootWord: number, nr: number, balanced: boolean, v: number, seen: Uint8Array, bounds: Bounds, all: Array<[number, number, string]>) {
+	const f64 = t.f64;
+	const i32 = t.i32;
+	const records = walkTree(t, name, rootWord, false, seen, bounds, 1, balanced);
+	let bytes = 0;
+	let min = Infinity;
+	let max = -Infinity;
+	for (const va of records) {
+		const flags = vaFlags(i32, va);
+		if ((flags & VA_STATE) !== VA_LAZY) corrupt(`${name}: record ${va} has state flags ${flags & VA_STATE}, not lazy`);
+		checkVn(flags, `${name}: record ${va}`, bounds.nodes);
+		const s = vaStart(f64, va);
+		const e = vaEnd(f64, va);
+		const vn = decodeVnId(flags);
+		const home = vn >= 0 ? vn : addrToNode(s, bounds.zoneInverse, bounds.nodes);
+		if (home !== v) corrupt(`${name}: record ${va} [${hex(s)}, ${hex(e)}) belongs to node ${home}'s lazy tree`);
+		all.push([s, e, "lazy area"]);
+		bytes += e - s;
+		if (s < min) min = s;
+		if (e > max) max = e;
+	}
+	if (records.length !== nr) corrupt(`${name}: holds ${records.length} areas, header says ${nr}`);
+	return { areas: records.length, bytes, min, max, last: records[records.length - 1] ?? 0 };
+}
+
+/**
+ * Walk a pool of node `v`: each record must be pooled for v, page aligned, inside the space,
+ * and in no other structure. Adds them to `all`; returns their number, bytes and last record.
+ */
+function walkPool(t: VaTable, name: string, head: number, nr: number, v: number, seen: Uint8Array, bounds: Bounds, all: Array<[number, number, string]>) {
 	const f64 = t.f64;
 	const i32 = t.i32;
 	let areas = 0;
 	let bytes = 0;
-	let min = Infinity;
-	let max = -Infinity;
 	let last = 0;
-	const what = state === VA_POOL ? "pooled area" : "lazy area";
 	for (let va = head; va !== 0; va = vaNext(i32, va)) {
 		if (va >= seen.length) corrupt(`${name}: record ${va} is at or past SLOT_HIGH ${seen.length}`);
 		if (seen[va]) corrupt(`${name}: record ${va} is reached twice (or is in another structure too)`);
 		seen[va] = 1;
 		const flags = vaFlags(i32, va);
-		if ((flags & VA_STATE) !== state) corrupt(`${name}: record ${va} has state flags ${flags & VA_STATE}, not ${state === VA_POOL ? "pooled" : "lazy"}`);
+		if ((flags & VA_STATE) !== VA_POOL) corrupt(`${name}: record ${va} has state flags ${flags & VA_STATE}, not pooled`);
 		checkVn(flags, `${name}: record ${va}`, bounds.nodes);
 		const s = vaStart(f64, va);
 		const e = vaEnd(f64, va);
 		if (!(s < e) || s < bounds.spaceStart || e > bounds.spaceEnd || s % bounds.pageSize !== 0 || e % bounds.pageSize !== 0) {
 			corrupt(`${name}: record ${va} [${hex(s)}, ${hex(e)}) is empty, outside the space or not page aligned`);
 		}
-		const vn = decodeVnId(flags);
-		const home = state === VA_POOL ? v : vn >= 0 ? vn : addrToNode(s, bounds.zoneInverse, bounds.nodes);
-		if (home !== v || (state === VA_POOL && flags !== (VA_POOL | encodeVnId(v)))) corrupt(`${name}: record ${va} [${hex(s)}, ${hex(e)}) belongs to node ${home}'s lists`);
-		if (tree !== undefined && tree.marks[va] !== tree.id) {
-			corrupt(`${name}: record ${va} [${hex(s)}, ${hex(e)}) is not in the list's address tree${tree.marks[va] === 0 ? "" : " (it is in another one)"}`);
-		}
-		all.push([s, e, what]);
+		if (flags !== (VA_POOL | encodeVnId(v))) corrupt(`${name}: record ${va} [${hex(s)}, ${hex(e)}) belongs to node ${decodeVnId(flags)}'s pools`);
+		all.push([s, e, "pooled area"]);
 		areas++;
 		bytes += e - s;
 		last = va;
-		if (s < min) min = s;
-		if (e > max) max = e;
 	}
 	if (areas !== nr) corrupt(`${name}: holds ${areas} areas, header says ${nr}`);
-	// Every listed record is in the tree and no other list's: equal sizes make the sets equal.
-	if (tree !== undefined && tree.size !== areas) corrupt(`${name}: its address tree holds ${tree.size} areas, the list ${areas}`);
-	return { areas, bytes, min, max, last };
+	return { areas, bytes, last };
 }
 
 /**
- * In-order walk of one tree, checking the red-black properties, parent links, key order, page
- * alignment, the bounds of the space and, if `aug`, every subtreeMaxSize. Returns the slots in
- * address order. `seen` marks records (with `mark`) so that one record in two places is caught.
+ * In-order walk of one tree, checking parent links, key order, page alignment, the bounds of
+ * the space, if `balanced` the red-black properties, and if `aug` every subtreeMaxSize.
+ * Returns the slots in address order. `seen` marks records (with `mark`) so that one record
+ * in two places is caught.
  */
-function walkTree(
-	t: VaTable,
-	name: string,
-	rootWord: number,
-	aug: boolean,
-	seen: Uint8Array | Uint16Array,
-	bounds: Bounds,
-	mark = 1,
-): number[] {
+function walkTree(t: VaTable, name: string, rootWord: number, aug: boolean, seen: Uint8Array | Uint16Array, bounds: Bounds, mark = 1, balanced = true): number[] {
 	const { spaceStart, spaceEnd, pageSize } = bounds;
 	const out: number[] = [];
 	const root = t.hdr[rootWord]!;
 	if (root === 0) return out;
 	if (vaParent(t.i32, root) !== 0) corrupt(`${name}: root ${root} has a parent`);
-	if (vaIsRed(t.i32, root)) corrupt(`${name}: root ${root} is red`);
+	if (balanced && vaIsRed(t.i32, root)) corrupt(`${name}: root ${root} is red`);
 	let prevEnd = -Infinity;
 
 	// Returns the black height of the subtree and its maximal block size.
@@ -293,7 +351,7 @@ function walkTree(
 			if (c === 0) continue;
 			if (c >= seen.length) corrupt(`${name}: record ${x} links child ${c}, at or past SLOT_HIGH ${seen.length}`);
 			if (vaParent(t.i32, c) !== x) corrupt(`${name}: record ${c}'s parent is ${vaParent(t.i32, c)}, but record ${x} links it as a child`);
-			if (red && vaIsRed(t.i32, c)) corrupt(`${name}: red record ${x} has red child ${c}`);
+			if (balanced && red && vaIsRed(t.i32, c)) corrupt(`${name}: red record ${x} has red child ${c}`);
 		}
 		const left = visit(l, depth + 1);
 		const s = vaStart(t.f64, x);
@@ -305,7 +363,7 @@ function walkTree(
 		prevEnd = e;
 		out.push(x);
 		const right = visit(r, depth + 1);
-		if (left.blacks !== right.blacks) corrupt(`${name}: record ${x} has black heights ${left.blacks} (left) and ${right.blacks} (right)`);
+		if (balanced && left.blacks !== right.blacks) corrupt(`${name}: record ${x} has black heights ${left.blacks} (left) and ${right.blacks} (right)`);
 		const max = Math.max(e - s, left.max, right.max);
 		if (aug && subtreeMaxSize(t.f64, x) !== max) {
 			corrupt(`${name}: record ${x} [${hex(s)}, ${hex(e)}) has subtreeMaxSize ${subtreeMaxSize(t.f64, x)}, recomputed ${max}`);

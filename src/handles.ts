@@ -89,7 +89,7 @@ export function handleEnded(t: VaTable, id: number, moreLocks: readonly number[]
 			return "dead";
 		}
 	}
-	// Purge work it had taken and not finished: its purge list is whole between steps, and
+	// Purge work it had taken and not finished: its purge tree is whole between steps, and
 	// every step runs under locks, so another handle can take the node over.
 	for (let v = 0; v < t.nodes; v++) repostWork(t, v, id);
 	// Its batches, flushed or not: the next purge adopts them and flushes their range again.

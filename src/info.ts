@@ -31,8 +31,7 @@ import {
 	N_LAZY_ROOT,
 	N_POOL_LOCK,
 	nodeBase,
-	purgeList,
-	purgeRoot,
+	purgeTree,
 } from "./layout.ts";
 import { rbNext } from "./rbtree.ts";
 import { D_DIRTY_NR, D_FREE_NR, D_LIVE_NR, D_OWNER, D_REMOTE_NR, D_SLOTS, DF_SLOT_BYTES, DF_START, eachBlock } from "./small-blocks.ts";
@@ -89,7 +88,7 @@ export function* listAreas(s: SpaceState, free: boolean): Generator<void, Listin
 		const b = nodeBase(v);
 		// A purge moves a lazy tree to a purge tree: lazy first, so that a move is seen twice, not missed.
 		lazy.push(yield* treeSlices(s, b + N_POOL_LOCK, b + N_LAZY_LOCK, b + N_LAZY_ROOT, s.table.hdr[b + N_LAZY_NR]!));
-		for (let k = 0; k < BATCH_SLOTS; k++) lazy.push(yield* treeSlices(s, b + N_POOL_LOCK, b + N_LAZY_LOCK, purgeRoot(v, k), s.table.hdr[purgeList(v, k) + 1]!));
+		for (let k = 0; k < BATCH_SLOTS; k++) lazy.push(yield* treeSlices(s, b + N_POOL_LOCK, b + N_LAZY_LOCK, purgeTree(v, k), s.table.hdr[purgeTree(v, k) + 1]!));
 	}
 	const blocks = free ? yield* treeSlices(s, HDR_FREE_LOCK, -1, HDR_FREE_ROOT, s.table.hdr[HDR_FREE_NR]!) : new Rows();
 	return { busy: mergeRuns(busy), lazy: mergeRuns(lazy), free: blocks };

@@ -15,8 +15,8 @@
  *  HANDLE_OFFSET     ├────────────────── handle table ─────────────────────────┤
  *                    │ HANDLE_MAX entries × [state, heartbeat] (Int32)         │ id = index + 1
  *  NODE_OFFSET       ├────────────────── node table ───────────────────────────┤
- *                    │ NODES blocks × NODE_WORDS: locks, busy tree, lazy list, │ see below
- *                    │ purge list, 256 pools                                   │
+ *                    │ NODES blocks × NODE_WORDS: locks, busy tree and hash,   │ see below
+ *                    │ lazy tree, purge trees, 256 pools                       │
  *  EXT_OFFSET × 4    ├────────────────── extension (EXT_WORDS) ────────────────┤
  *                    │ the heap's shared state (heap-layout.ts); empty for a   │
  *                    │ bare space                                              │
@@ -42,11 +42,11 @@
  * - Word 2 is a union, as in the kernel's vmap_area: a record in the free tree uses it as the
  *   Float64 subtreeMaxSize; a busy, lazy or pooled record uses it as two Int32 words, flags
  *   and tag.
- * - `next` links a free record into the address-ordered free list, a lazy record into a lazy
- *   list or a purge list, a pooled record into its pool, and an unused record into the slot
+ * - `next` links a free record into the address-ordered free list, a busy record into a
+ *   chain of its node's busy hash, a pooled record into its pool, and an unused record into the slot
  *   free list. A record is on at most one list.
- * - A lazily freed area leaves its busy tree for a lazy list (flagged VA_LAZY), then a purge
- *   list, then a pool (VA_POOL) or free space: at every moment it is in exactly one. The busy tree
+ * - A lazily freed area leaves its busy tree for a lazy tree (flagged VA_LAZY), then a purge
+ *   tree, then a pool (VA_POOL) or free space: at every moment it is in exactly one. The busy tree
  *   holds only busy areas, so a backlog of lazy areas never deepens it ("mm: add priority threshold to __purge_vmap_area_lazy()": "number of
  *   lazy pages directly influence on busy list length").
  * - The table grows by appending records (the buffer grows at its end), so a slot number never
@@ -135,8 +135,8 @@ export const HDR_EXT_WORDS = 86;
  */
 export const HDR_WORK = 96;
 /**
- * Batches: a purge detaches the lazy lists into one of BATCH_SLOTS batches (each node keeps a
- * purge list per batch), releases the purge mutex, flushes, and purges its batch's lists; so
+ * Batches: a purge detaches the lazy trees into one of BATCH_SLOTS batches (each node keeps a
+ * purge tree per batch), releases the purge mutex, flushes, and purges its batch's trees; so
  * up to BATCH_SLOTS flushes are in flight at once and none holds a lock. Per batch:
  * - OWNER: 0 free; the id of the handle that flushes and purges it; BATCH_ORPHAN when that
  *   handle closed or ended before it was done (the next purge adopts it: flushes its range
@@ -180,7 +180,7 @@ export const HDRF_FLUSHED_BYTES = 30;
 export const HDRF_HELPED = 31;
 /** [purge] Purges run by an allocation that found no fit. */
 export const HDRF_OVERFLOW_PURGES = 32;
-/** [purge] Flushes that threw or rejected (their batch went back to the lazy list). */
+/** [purge] Flushes that threw or rejected (their batch went back to the lazy trees). */
 export const HDRF_FLUSH_ERRORS = 33;
 /** [purge] trim() calls (full decay of every pool). */
 export const HDRF_TRIMS = 34;
@@ -228,30 +228,34 @@ export const HANDLE_DEAD = 2;
  * relative to its base / 2. Each of the first four lines is one lock domain:
  *
  * ```
- *  line 0  BUSY_LOCK owner BUSY_ROOT BUSY_NR | busyBytes allocs frees             busy tree
- *  line 1  LAZY_LOCK owner LAZY_HEAD LAZY_NR | lazyAdded lazyMin lazyMax
- *          LAZY_ROOT                                                          lazy list
+ *  line 0  BUSY_LOCK owner BUSY_ROOT BUSY_NR | busyBytes allocs frees
+ *          HASH_FIRST HASH_LOG HASH_OLD_FIRST HASH_OLD_LOG HASH_MOVED
+ *          HASH_RETIRED_FIRST                                      busy tree and hash
+ *  line 1  LAZY_LOCK owner LAZY_ROOT LAZY_NR | lazyAdded lazyMin lazyMax
+ *          LAZY_LAST                                                          lazy tree
  *  line 2  POOL_LOCK owner - - POOL_NR | lazyPurged purgedAreas
  *          poolHits poolBytes helperRuns                                         pools
  *  line 3  WORK | poolMisses (free domain) decayedAreas (pool domain)
- *          PURGE[k] head, nr for each of BATCH_SLOTS batches                   purge lists
- *  line 4  PURGE_ROOT[k] for each batch                                      (pool domain)
+ *          PURGE[k] root, nr for each of BATCH_SLOTS batches                   purge trees
+ *          HASH_RETIRED_LEFT (busy domain)
  *  then    256 pools × [head, tail, len]
  * ```
  *
  * Lazy areas are indexed by address, as the kernel keeps them since 6.9 (vn->lazy.root, a
- * red-black tree beside the list, from "[PATCH v3 00/11] Mitigate a vmap lock contention
- * v3", Rezki, 2024): each lazy list and each purge list has a tree of the same records, keyed by
- * vaStart, in the records' left/right/parent words (a lazy record is in no other tree). So
- * find(), free() and resize() of a lazy address take O(log n) under one node's locks, never a
- * scan. A purge moves a whole tree with its list (one root word); an area leaves the purge
- * tree when the purge moves it to a pool or free space.
+ * red-black tree, from "[PATCH v3 00/11] Mitigate a vmap lock contention v3", Rezki, 2024):
+ * each node's lazy areas are a red-black tree keyed by vaStart, in the records' left, right
+ * and parent words (a lazy record is in no other tree), and nothing else: no list beside it.
+ * So find(), free() and resize() of a lazy address take O(log n) under one node's locks,
+ * never a scan. A purge moves the whole tree to a purge tree of its batch (one root word), and
+ * then takes it apart lowest area first (purge-node.ts): splicing out the lowest node keeps
+ * a search tree valid, with no rebalancing, and its height can only fall, so lookups stay
+ * O(log n) while the purge runs and each area leaves in O(1) amortized.
  *
  * Where an area lives (kernel, and the thread of "mm: vmalloc: Offload free_vmap_area_lock lock": three indices kept apart):
- * - busy: in the busy tree of addrToNode(vaStart);
- * - lazy: on the lazy list of its vn_id's node if it has one, else of addrToNode(vaStart);
- * - purge list k: batch k's purge moved the node's lazy list there; only that purge and its
- *   helpers pop it, under the pool lock;
+ * - busy: in the busy tree of addrToNode(vaStart), and its busy hash;
+ * - lazy: in the lazy tree of its vn_id's node if it has one, else of addrToNode(vaStart);
+ * - purge tree k: batch k's purge moved the node's lazy tree there; only that purge and its
+ *   helpers take it apart, under the pool lock;
  * - pool: in pool (pages - 1) of its vn_id's node, an area of exactly that many pages.
  */
 export const NODE_OFFSET = HANDLE_OFFSET + HANDLE_MAX * HANDLE_WORDS * 4;
@@ -264,31 +268,46 @@ export const N_BUSY_NR = 3;
 export const NF_BUSY_BYTES = 2;
 export const NF_ALLOCS = 3;
 export const NF_FREES = 4;
+/**
+ * The busy hash (busy-hash.ts), under the busy lock: the first record and log2 of the bucket
+ * count of the table (log 0: none yet), of the old table being moved into it (log 0: none) and
+ * how many of its buckets have moved, and the first record of a retired table and how many of
+ * its records are still to give back (N_HASH_RETIRED_LEFT sits in line 3, read only by
+ * allocations holding the free-space lock).
+ */
+export const N_HASH_FIRST = 10;
+export const N_HASH_LOG = 11;
+export const N_HASH_OLD_FIRST = 12;
+export const N_HASH_OLD_LOG = 13;
+export const N_HASH_MOVED = 14;
+export const N_HASH_RETIRED_FIRST = 15;
+export const N_HASH_RETIRED_LEFT = 62;
 export const N_LAZY_LOCK = 16;
-/** The lazy list (linked through `next`): areas freed lazily, not yet taken by a purge. */
-export const N_LAZY_HEAD = 18;
+/** Root of the lazy tree (red-black, keyed by vaStart): areas freed lazily, not yet taken by a purge. */
+export const N_LAZY_ROOT = 18;
 export const N_LAZY_NR = 19;
-/** Root of the lazy tree: the lazy list's records keyed by vaStart. */
-export const N_LAZY_ROOT = 26;
+/**
+ * The lazy tree's last record (highest vaStart), 0 when empty: frees in rising address order
+ * (the common case: lowest-fit allocations freed in turn) link there without a descent.
+ */
+export const N_LAZY_LAST = 26;
 /**
  * Pages ever freed lazily on this node. vmap_lazy_nr is the sum over nodes of LAZY_ADDED -
  * LAZY_PURGED: two counters, since frees and purges hold different locks.
  */
 export const NF_LAZY_ADDED = 10;
-/** Lowest vaStart and highest vaEnd on the lazy list (+-Infinity when empty): the incremental flush range. */
+/** Lowest vaStart and highest vaEnd in the lazy tree (+-Infinity when empty): the incremental flush range. */
 export const NF_LAZY_MIN = 11;
 export const NF_LAZY_MAX = 12;
 export const N_POOL_LOCK = 32;
 /**
- * The purge lists, one per batch: the lazy list a purge took, flushed or being flushed, not
- * yet purged. Batch k's head is at N_PURGE + 2k, its length right after (purgeList()).
+ * The purge trees, one per batch: the lazy tree a purge took, flushed or being flushed, not
+ * yet purged. Batch k's root is at N_PURGE + 2k, its number of areas right after (purgeTree()).
  */
 export const N_PURGE = 54;
-/** Root of batch k's purge tree (the purge list's records keyed by vaStart) at N_PURGE_ROOT + k (purgeRoot()). */
-export const N_PURGE_ROOT = 64;
 /** Areas in all of this node's pools. */
 export const N_POOL_NR = 36;
-/** Pages ever purged from this node's purge list (into a pool or free space). */
+/** Pages ever purged from this node's purge trees (into a pool or free space). */
 export const NF_LAZY_PURGED = 19;
 export const NF_PURGED_AREAS = 20;
 export const NF_POOL_HITS = 21;
@@ -302,7 +321,7 @@ export const NF_POOL_MISSES = 25;
 /** [pool domain] Areas decay moved from this node's pools back to free space. */
 export const NF_DECAYED = 26;
 /** Word offset, within the node block, of its 256 pools (POOL_WORDS each). */
-export const N_POOL_TABLE = 80;
+export const N_POOL_TABLE = 64;
 export const POOL_WORDS = 3;
 export const POOL_HEAD = 0;
 export const POOL_TAIL = 1;
@@ -314,14 +333,9 @@ export function nodeBase(v: number): number {
 	return NODE_OFFSET / 4 + v * NODE_WORDS;
 }
 
-/** Word of node `v`'s purge list of batch `k` (its length is the next word). */
-export function purgeList(v: number, k: number): number {
+/** Word of the root of node `v`'s purge tree of batch `k` (its number of areas is the next word). */
+export function purgeTree(v: number, k: number): number {
 	return nodeBase(v) + N_PURGE + 2 * k;
-}
-
-/** Word of the root of node `v`'s purge tree of batch `k`. */
-export function purgeRoot(v: number, k: number): number {
-	return nodeBase(v) + N_PURGE_ROOT + k;
 }
 
 /** Byte offset of the extension region for a space of `nodes` nodes. */

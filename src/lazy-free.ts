@@ -1,32 +1,37 @@
 /**
- * Freeing (kernel free_vmap_area_noflush): a busy area leaves its busy tree for a lazy list,
+ * Freeing (kernel free_vmap_area_noflush): a busy area leaves its busy tree for a lazy tree,
  * and stays out of use until a purge has flushed it. Also resize, whose shrink frees its tail
- * the same way, and the one lookup all of them start with (lookupBusyAt).
+ * the same way, and the one lookup all of them start with (lookupBusyAt: the busy hash, O(1)).
  */
+import { hashFind, hashRemove } from "./busy-hash.ts";
 import { findVmapArea } from "./busy-tree.ts";
 import { corrupt, hex, shown, VmapError } from "./errors.ts";
 import { vaClip } from "./free-space.ts";
 import { HDR_FREE_LOCK, HDR_FREE_ROOT, N_BUSY_LOCK, N_LAZY_LOCK, N_BUSY_NR, N_BUSY_ROOT, NF_BUSY_BYTES, NF_FREES, nodeBase, VA_SMALL_BLOCK } from "./layout.ts";
 import { notAnArea } from "./locate.ts";
 import { decodeVnId } from "./nodes.ts";
-import { lazyListAdd } from "./purge-list.ts";
+import { lazyTreeAdd } from "./lazy-tree.ts";
 import { workPosted } from "./purge-work.ts";
 import { rbErase } from "./rbtree.ts";
 import { setVaEnd, setVaRange, setVaTag, vaEnd, vaFlags, vaStart, vaTag } from "./record.ts";
 import type { SpaceState } from "./space-init.ts";
 
 /**
- * The busy area that starts exactly at `addr`, looked up in the busy tree of node base `b`
- * (s.busyNode(addr)) under its busy lock, which this takes. Returns the record with the lock
+ * The busy area that starts exactly at `addr`, looked up in the busy hash of node base `b`
+ * (s.busyNode(addr)), or its busy tree while it has no hash, under its busy lock, which this
+ * takes. Returns the record with the lock
  * still held, or 0 with the lock released.
  */
 export function lookupBusyAt(s: SpaceState, b: number, addr: number): number {
 	const t = s.table;
 	s.locks.acquire(b + N_BUSY_LOCK);
-	t.sync();
-	const f64 = t.f64; // after sync(): another handle may have grown the table
-	const va = findVmapArea(t, b + N_BUSY_ROOT, addr);
-	if (va !== 0 && vaStart(f64, va) === addr) return va;
+	t.sync(); // another handle may have grown the table
+	let va = hashFind(t, b, addr);
+	if (va < 0) {
+		va = findVmapArea(t, b + N_BUSY_ROOT, addr); // no hash yet: a node of few areas
+		if (va !== 0 && vaStart(t.f64, va) !== addr) va = 0;
+	}
+	if (va !== 0) return va;
 	s.locks.release(b + N_BUSY_LOCK);
 	return 0;
 }
@@ -73,9 +78,9 @@ export function freeVmapArea(s: SpaceState, addr: number, op: string, refused: r
 
 /**
  * Busy record `va` of node `v` (whose busy lock the caller holds) leaves its busy tree for a
- * lazy list: its vn_id's node's if it has one, else v's. That list's lazy lock is taken before
+ * lazy tree: its vn_id's node's if it has one, else v's. That tree's lazy lock is taken before
  * anything changes (a wait that fails releases the busy lock too). Everything needed from the
- * area is read before it is published on the lazy list: once there, a purge in another worker
+ * area is read before it is published in the lazy tree: once there, a purge in another worker
  * may merge it away ("mm/vmalloc: Keep a separate lazy-free list": the free path must not
  * touch an area after it is visible to purges).
  */
@@ -90,11 +95,12 @@ function freeVmapAreaNoflush(s: SpaceState, v: number, va: number, outer2 = -1, 
 	const lazy = lazyNode(flags, v);
 	s.locks.acquireUnder(nodeBase(lazy) + N_LAZY_LOCK, b + N_BUSY_LOCK, outer2);
 	before?.();
+	hashRemove(t, b, va, start);
 	rbErase(t, b + N_BUSY_ROOT, va, false);
 	t.hdr[b + N_BUSY_NR]!--;
 	t.hdrF[(b >> 1) + NF_BUSY_BYTES]! -= end - start;
 	t.hdrF[(b >> 1) + NF_FREES]!++;
-	lazyListAdd(t, lazy, va, start, end, flags, s.pageInverse);
+	lazyTreeAdd(t, lazy, va, start, end, flags, s.pageInverse);
 	s.locks.release(nodeBase(lazy) + N_LAZY_LOCK);
 }
 
@@ -120,7 +126,7 @@ export function freeBlockArea(s: SpaceState, addr: number, unindex: () => void):
 	s.purger.drain.afterFree();
 }
 
-/** The node whose lazy list takes an area with `flags` found at node `v`: its vn_id's if it has one. */
+/** The node whose lazy tree takes an area with `flags` found at node `v`: its vn_id's if it has one. */
 function lazyNode(flags: number, v: number): number {
 	const vn = decodeVnId(flags);
 	return vn >= 0 ? vn : v;
@@ -166,7 +172,7 @@ export function resizeVmapArea(s: SpaceState, addr: number, size: number): boole
 	const newEnd = addr + size;
 	let done = true;
 	if (newEnd < end) {
-		// The tail leaves the area under the busy lock and joins a lazy list under the lazy
+		// The tail leaves the area under the busy lock and joins a lazy tree under the lazy
 		// lock, taken first: check(), holding everything, sees it in one place or the other.
 		const flags = vaFlags(i32, va);
 		const lazy = lazyNode(flags, s.addrNode(newEnd));
@@ -176,7 +182,7 @@ export function resizeVmapArea(s: SpaceState, addr: number, size: number): boole
 		const tail = t.allocSlot();
 		setVaRange(f64, tail, newEnd, end);
 		setVaTag(i32, tail, vaTag(i32, va));
-		lazyListAdd(t, lazy, tail, newEnd, end, flags, s.pageInverse);
+		lazyTreeAdd(t, lazy, tail, newEnd, end, flags, s.pageInverse);
 		locks.release(nodeBase(lazy) + N_LAZY_LOCK);
 	} else if (newEnd > end) {
 		const fb = findVmapArea(t, HDR_FREE_ROOT, end);

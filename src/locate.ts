@@ -6,7 +6,7 @@
 import type { AreaInfo } from "./api.ts";
 import { findVmapArea } from "./busy-tree.ts";
 import { hex, shown, VmapError } from "./errors.ts";
-import { BATCH_SLOTS, N_BUSY_LOCK, N_BUSY_ROOT, N_LAZY_LOCK, N_LAZY_ROOT, N_POOL_LOCK, nodeBase, purgeRoot } from "./layout.ts";
+import { BATCH_SLOTS, N_BUSY_LOCK, N_BUSY_ROOT, N_LAZY_LOCK, N_LAZY_ROOT, N_POOL_LOCK, nodeBase, purgeTree } from "./layout.ts";
 import { vaEnd, vaStart, vaTag } from "./record.ts";
 import { NOT_SMALL } from "./small.ts";
 import type { SpaceState } from "./space-init.ts";
@@ -48,11 +48,11 @@ function findBusy(s: SpaceState, addr: number): AreaInfo | undefined {
 
 /**
  * The lazy area holding `addr`: each node's lazy tree and purge trees, searched holding that
- * node's pool and lazy locks, so that a purge moving the node's lazy list (or a failed flush
+ * node's pool and lazy locks, so that a purge moving the node's lazy tree (or a failed flush
  * moving it back) is seen before or after, never half done.
  *
  * Why "undefined" is a true answer without holding every lock: an area moves busy -> lazy ->
- * purge list -> pool or free block, each step under the locks of both ends. A lookup that
+ * purge tree -> pool or free block, each step under the locks of both ends. A lookup that
  * missed the area in the busy trees and then in its lazy node's trees saw it leave them, so at
  * some moment during the call the address was free.
  */
@@ -65,7 +65,7 @@ function findLazy(s: SpaceState, addr: number): AreaInfo | undefined {
 		locks.acquireUnder(b + N_LAZY_LOCK, b + N_POOL_LOCK); // a wait that fails releases the pool lock too
 		t.sync();
 		let va = findVmapArea(t, b + N_LAZY_ROOT, addr);
-		for (let k = 0; va === 0 && k < BATCH_SLOTS; k++) va = findVmapArea(t, purgeRoot(v, k), addr);
+		for (let k = 0; va === 0 && k < BATCH_SLOTS; k++) va = findVmapArea(t, purgeTree(v, k), addr);
 		const info = va === 0 ? undefined : describe(s, va, "lazy");
 		locks.release(b + N_LAZY_LOCK);
 		locks.release(b + N_POOL_LOCK);

@@ -1,5 +1,5 @@
 /**
- * Moving areas back to where they can be handed out again: a node's purge list into its pools
+ * Moving areas back to where they can be handed out again: a node's purge tree into its pools
  * or free space (kernel purge_vmap_node), and pools into free space (decay_va_pool_node).
  *
  * Every move is made holding the locks of both structures the area leaves and joins, so that
@@ -14,8 +14,7 @@ import {
 	HDR_BATCH_FLAGS,
 	MAX_VA_SIZE_PAGES,
 	N_POOL_LOCK,
-	purgeList,
-	purgeRoot,
+	purgeTree,
 	NF_DECAYED,
 	NF_LAZY_PURGED,
 	NF_PURGED_AREAS,
@@ -24,9 +23,9 @@ import {
 } from "./layout.ts";
 import type { Locks } from "./lock.ts";
 import { decayCount, poolable, poolAdd, poolPop, poolWord, decodeVnId } from "./nodes.ts";
-import { rbErase } from "./rbtree.ts";
+import { firstArea, removeFirst } from "./lazy-tree.ts";
 import type { VaTable } from "./va-table.ts";
-import { vaFlags, vaNext, vaSize } from "./record.ts";
+import { vaFlags, vaSize } from "./record.ts";
 
 /** Areas moved per lock hold. */
 export const PURGE_STEP = 64;
@@ -45,22 +44,22 @@ function toPool(t: VaTable, va: number, v: number, k: number, pageInverse: numbe
 }
 
 /**
- * One step of node `v`'s purge list of batch `k`: up to PURGE_STEP areas, each into v's pool
+ * One step of node `v`'s purge tree of batch `k`: up to PURGE_STEP areas, each into v's pool
  * or free space, subtracting its pages from vmapLazyNr as it goes (the backlog is never
  * reported lower than it is: "mm: vmalloc: Replace purge_lock spinlock with atomic
- * refcount"). Only the batch's purge and the one helper that took node v pop this list,
- * so its head may be peeked without the lock. When the head goes to a pool the step holds only
- * v's pool lock and stops at the first area that does not; otherwise it also holds the
- * free-space lock (taken first: the lock order). Each area leaves the purge tree with the
- * list. Returns false when the list is empty.
+ * refcount"). Areas leave the tree lowest first (lazy-tree.ts: no rebalancing, and lookups
+ * stay O(log n) meanwhile). Only the batch's purge and the one helper that took node v take
+ * this tree apart, so its lowest area may be peeked without the lock. When that area goes to a
+ * pool the step holds only v's pool lock and stops at the first area that does not;
+ * otherwise it also holds the free-space lock (taken first: the lock order). Returns false
+ * when the tree is empty.
  */
 export function purgeVmapNodeStep(t: VaTable, locks: Locks, v: number, k: number, pageInverse: number): boolean {
 	t.sync();
 	const b = nodeBase(v);
-	const list = purgeList(v, k);
-	const tree = purgeRoot(v, k);
-	if (t.hdr[list] === 0) return false;
-	const poolOnly = toPool(t, t.hdr[list]!, v, k, pageInverse);
+	const tree = purgeTree(v, k);
+	if (t.hdr[tree] === 0) return false;
+	const poolOnly = toPool(t, firstArea(t, t.hdr[tree]!), v, k, pageInverse);
 	if (poolOnly) locks.acquire(b + N_POOL_LOCK);
 	else {
 		locks.acquire(HDR_FREE_LOCK);
@@ -68,23 +67,20 @@ export function purgeVmapNodeStep(t: VaTable, locks: Locks, v: number, k: number
 	}
 	t.sync();
 	const f64 = t.f64;
-	const i32 = t.i32;
 	const hdr = t.hdr;
 	const hdrF = t.hdrF;
 	let n = 0;
 	let pages = 0;
-	for (; n < PURGE_STEP; n++) {
-		const va = hdr[list]!;
-		if (va === 0) break;
+	for (let va = firstArea(t, hdr[tree]!); va !== 0 && n < PURGE_STEP; n++) {
 		const p = vaSize(f64, va) * pageInverse;
 		const pool = toPool(t, va, v, k, pageInverse);
 		if (poolOnly && !pool) break;
-		hdr[list] = vaNext(i32, va);
-		hdr[list + 1]!--;
-		rbErase(t, tree, va, false); // the purge tree is the pool lock's too
+		const next = removeFirst(t, tree, va);
+		hdr[tree + 1]!--;
 		pages += p;
 		if (pool) poolAdd(t, v, va, p);
 		else mergeOrAddVmapArea(t, va);
+		va = next;
 	}
 	hdrF[(b >> 1) + NF_LAZY_PURGED]! += pages;
 	hdrF[(b >> 1) + NF_PURGED_AREAS]! += n;

@@ -17,7 +17,7 @@ import type { VaTable } from "./va-table.ts";
 const ID_MASK = 0xffff;
 
 /**
- * Offer node `v`'s purge list of batch `k` to helpers and wake idle ones. Returns false when
+ * Offer node `v`'s purge tree of batch `k` to helpers and wake idle ones. Returns false when
  * the node's work word is busy with another batch (the caller purges the node itself).
  */
 export function postWork(t: VaTable, v: number, k: number): boolean {
@@ -38,7 +38,7 @@ export function takeWork(t: VaTable, v: number, self: number): number {
 	return k;
 }
 
-/** The taker is done with node `v`: its purge list is empty. Wakes the purge waiting for it. */
+/** The taker is done with node `v`: its purge tree is empty. Wakes the purge waiting for it. */
 export function finishWork(t: VaTable, v: number): void {
 	Atomics.store(t.hdr, nodeBase(v) + N_WORK, 0);
 	Atomics.notify(t.hdr, nodeBase(v) + N_WORK);

@@ -4,12 +4,12 @@
  * A purge:
  * 1. takes the purge mutex (one detach at a time), decays every node's pools (about 25% each;
  *    fully for an overflow purge or trim()), claims one of BATCH_SLOTS batches, moves each
- *    node's lazy list to the node's purge list of that batch (purge-list.ts), adopts the
+ *    node's lazy tree to the node's purge tree of that batch (lazy-tree.ts), adopts the
  *    batches whose owners closed or ended before they were done, and releases the mutex;
  * 2. calls the flush hook once over the union range, holding no lock: other purges detach
  *    and flush their own batches meanwhile, and an asynchronous flush may take as long as it
  *    takes;
- * 3. purges every node's purge list of its batches into pools or free space (purge-node.ts),
+ * 3. purges every node's purge tree of its batches into pools or free space (purge-node.ts),
  *    holding only the short locks of each step. With several nodes and a backlog of
  *    k * lazyMaxPages, k - 1 nodes are posted for helpers (purge-work.ts); the purging handle
  *    does the rest, takes back what nobody took and waits for the helpers;
@@ -46,10 +46,10 @@ import {
 	N_WORK,
 	NF_HELPER_RUNS,
 	nodeBase,
-	purgeList,
+	purgeTree,
 } from "./layout.ts";
 import { canWait, type Locks } from "./lock.ts";
-import { detachLazyLists, undoDetach } from "./purge-list.ts";
+import { detachLazyTrees, undoDetach } from "./lazy-tree.ts";
 import { decayVaPoolNode, purgeVmapNodeStep } from "./purge-node.ts";
 import { finishWork, helperOf, postWork, repostWork, takeWork, workWord } from "./purge-work.ts";
 import { seqBegin, seqEnd } from "./stats.ts";
@@ -133,10 +133,10 @@ export class Purger {
 			batches = adoptOrphans(t, locks.self);
 			k = claimBatch(t, locks.self);
 			if (k >= 0) {
-				// With every batch in flight the lazy lists wait for the next purge; the adopted go now.
+				// With every batch in flight the lazy trees wait for the next purge; the adopted go now.
 				t.hdr[HDR_BATCH_FLAGS + k] = req.overflow ? BATCH_SKIP_POPULATE : 0;
 				batches.unshift(new Batch(k, []));
-				const d = detachLazyLists(t, locks, k, this.pageInverse);
+				const d = detachLazyTrees(t, locks, k, this.pageInverse);
 				detached = d;
 				batches[0]!.own = d.nodes;
 			}
@@ -180,7 +180,7 @@ export class Purger {
 		if (pending === undefined || typeof pending.then !== "function") {
 			const merged = this.flushed(batches, bounded);
 			if (waitsForOthers) this.waitForBatches(others);
-			// Adopted batches took every slot, so the lazy lists were left: a sync purge goes on with them.
+			// Adopted batches took every slot, so the lazy trees were left: a sync purge goes on with them.
 			if (k < 0 && waitsForOthers && t.lazyPages() > 0) return this.purge(req);
 			return result(bounded ? "flushing" : "done", areas, bytes, start, end, answered(merged));
 		}
@@ -291,7 +291,7 @@ export class Purger {
 		return settled;
 	}
 
-	/** The flush threw or rejected: batch `b` goes back to the lazy lists. */
+	/** The flush threw or rejected: batch `b` goes back to the lazy trees. */
 	private flushFailed(b: Batch): void {
 		seqBegin(this.t.hdr);
 		this.t.hdrF[HDRF_FLUSH_ERRORS]!++;
@@ -379,7 +379,7 @@ export class Purger {
 		let helpers = Math.min(Math.max(units, 1), b.own.length) - 1;
 		for (let i = b.own.length - 1; i > 0 && helpers > 0; i--) {
 			const v = b.own[i]!;
-			if (t.hdr[purgeList(v, b.k)] === 0 || !postWork(t, v, b.k)) continue;
+			if (t.hdr[purgeTree(v, b.k)] === 0 || !postWork(t, v, b.k)) continue;
 			b.own.splice(i, 1);
 			b.posted.push(v);
 			helpers--;

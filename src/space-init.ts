@@ -42,7 +42,7 @@ import { Locks } from "./lock.ts";
 import { addrToNode, ZONE_PAGES } from "./nodes.ts";
 import type { SpaceParams } from "./options.ts";
 import { Purger } from "./purge.ts";
-import { resetFlushRange } from "./purge-list.ts";
+import { resetFlushRange } from "./lazy-tree.ts";
 import { setVaRange } from "./record.ts";
 import { blockBytesFor } from "./small-blocks.ts";
 import { SmallCache } from "./small.ts";

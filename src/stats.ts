@@ -4,7 +4,7 @@
  *
  * Counters are grouped in domains, one per lock that guards their writers: free space (the
  * free-space lock; each node's pool misses are counted there too), and per node its busy tree
- * (busy lock), its lazy list (lazy lock) and its pools and purge list (pool lock); purges (the
+ * (busy lock), its lazy tree (lazy lock) and its pools and purge trees (pool lock); purges (the
  * purge mutex). The lock words count, odd while held (lock.ts), so they are their domains'
  * sequence locks; the purge counters have their own word, HDR_SEQ_PURGE, made odd by seqBegin
  * and even by seqEnd around each short update, since the purge mutex stays held across a whole
@@ -61,7 +61,7 @@ import {
 	NF_POOL_MISSES,
 	NF_PURGED_AREAS,
 	nodeBase,
-	purgeList,
+	purgeTree,
 	BATCH_SLOTS,
 	POOL_LEN,
 } from "./layout.ts";
@@ -150,7 +150,7 @@ function copyDomain(t: VaTable, s: VmapStats, domain: number, v: number, pools: 
 		case POOL: {
 			const n = nodes[v]!;
 			let batched = 0;
-			for (let k = 0; k < BATCH_SLOTS; k++) batched += hdr[purgeList(v, k) + 1]!;
+			for (let k = 0; k < BATCH_SLOTS; k++) batched += hdr[purgeTree(v, k) + 1]!;
 			scratch[S_BATCHED] = batched;
 			scratch[S_PURGED] = f[nf + NF_LAZY_PURGED]!;
 			n.purgedAreas = f[nf + NF_PURGED_AREAS]!;

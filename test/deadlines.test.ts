@@ -122,7 +122,7 @@ test("deadlines: find() and free() of a lazy or unknown address waiting for a no
 test("deadlines: a purge whose detach times out half-way hands its batch over; the next purge flushes it again and purges everything", () => {
 	const flushes: Array<[number, number]> = [];
 	const { space, other } = spaces(2, (start, end) => void flushes.push([start, end]));
-	// Lazy areas on both nodes' lazy lists: handle 1 allocates for node 0, handle 2 for node 1.
+	// Lazy areas in both nodes' lazy trees: handle 1 allocates for node 0, handle 2 for node 1.
 	const mine = [space.alloc(P), space.alloc(2 * P)];
 	const theirs = [other.alloc(P), other.alloc(2 * P)];
 	for (const a of mine) space.free(a);

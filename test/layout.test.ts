@@ -3,6 +3,7 @@
  * (a lock word's owner word included), every word lies inside its region, and the regions
  * follow each other in the order layout.ts draws.
  */
+import { HASH_LOG_WORD, HASH_OLD_LOG_WORD } from "../src/busy-hash.ts";
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import * as H from "../src/heap-layout.ts";
@@ -38,6 +39,11 @@ function overlaps(table: Words, i32: string, f64: string | undefined, limit: num
 	return problems;
 }
 
+test("layout: the busy hash's literal word offsets are layout.ts's", () => {
+	assert.equal(HASH_LOG_WORD, L.N_HASH_LOG);
+	assert.equal(HASH_OLD_LOG_WORD, L.N_HASH_OLD_LOG);
+});
+
 test("layout: the overlap finder sees a shared word, a lock's owner word and a word out of range", () => {
 	assert.deepEqual(overlaps({ X_A: 1, X_B: 2 }, "X_", undefined, 4, []), []);
 	assert.match(overlaps({ X_A: 1, XF_B: 0 }, "X_", "XF_", 4, []).join(), /share word 1/);
@@ -56,7 +62,7 @@ function withBatches(): Words {
 		words[`HDRF_BATCH_END_${k}`] = L.HDRF_BATCH_END + k;
 	}
 	for (let k = 0; k < L.BATCH_SLOTS; k++) {
-		words[`N_PURGE_HEAD_${k}`] = L.N_PURGE + 2 * k;
+		words[`N_PURGE_ROOT_${k}`] = L.N_PURGE + 2 * k;
 		words[`N_PURGE_NR_${k}`] = L.N_PURGE + 2 * k + 1;
 	}
 	delete words.N_PURGE;
@@ -67,7 +73,7 @@ test("layout: header, node, record, heap and block words do not overlap and stay
 	const words = withBatches();
 	const heap = H as unknown as Words;
 	assert.deepEqual(overlaps(words, "HDR_", "HDRF_", L.HDR_WORDS, ["HDR_WORDS"]), [], "header");
-	for (let v = 0; v < 3; v++) for (let k = 0; k < L.BATCH_SLOTS; k++) assert.equal(L.purgeList(v, k), L.nodeBase(v) + L.N_PURGE + 2 * k);
+	for (let v = 0; v < 3; v++) for (let k = 0; k < L.BATCH_SLOTS; k++) assert.equal(L.purgeTree(v, k), L.nodeBase(v) + L.N_PURGE + 2 * k);
 	assert.ok(L.HDR_WORDS * 4 <= L.HEADER_BYTES, "the header words fit the header bytes");
 	assert.deepEqual(overlaps(words, "N_", "NF_", L.N_POOL_TABLE, ["N_POOL_TABLE"]), [], "node block before its pools");
 	assert.equal(L.NODE_WORDS, L.N_POOL_TABLE + L.MAX_VA_SIZE_PAGES * L.POOL_WORDS, "the pools end the node block");

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { VmapError, VmapSpace } from "../src/index.ts";
-import { HDR_FREE_LOCK, purgeRoot } from "../src/layout.ts";
+import { HDR_FREE_LOCK, purgeTree } from "../src/layout.ts";
 import { pooledAreas } from "./support/inspect.ts";
 import { code } from "./support/code.ts";
 
@@ -77,7 +77,7 @@ test("areas of a batch in flight are found in its purge trees until the purge mo
 	const r = space.purge();
 	assert.equal(r.status, "flushing");
 	assert.equal(space.stats().lazyAreas, 20, "the batch is still lazy");
-	space.free(areas[1]!); // on a lazy list again while the batch is out
+	space.free(areas[1]!); // in a lazy tree again while the batch is out
 	for (const i of [0, 1, 2, 38]) {
 		const a = areas[i]!;
 		assert.equal(space.find(a)?.state, "lazy", `area ${i}`);
@@ -86,13 +86,13 @@ test("areas of a batch in flight are found in its purge trees until the purge mo
 		assert.equal(code(() => space.resize(a, P)), "EDOUBLEFREE");
 	}
 	space.check();
-	// A purge tree that lost its records: check() names the list that is not indexed.
+	// A purge tree that lost its records: check() names it.
 	const t = space.table;
-	const roots = [0, 1].flatMap((v) => [0, 1, 2, 3].map((k) => purgeRoot(v, k))).filter((w) => t.hdr[w] !== 0);
+	const roots = [0, 1].flatMap((v) => [0, 1, 2, 3].map((k) => purgeTree(v, k))).filter((w) => t.hdr[w] !== 0);
 	assert.ok(roots.length > 0, "a purge tree holds the batch");
 	const saved = t.hdr[roots[0]!]!;
 	t.hdr[roots[0]!] = 0;
-	assert.throws(() => space.check(), corruptWith(/purge list of batch \d: record \d+ \[0x[0-9a-f]+, 0x[0-9a-f]+\) is not in the list's address tree/));
+	assert.throws(() => space.check(), corruptWith(/purge tree of batch \d: holds 0 areas, header says \d+/));
 	t.hdr[roots[0]!] = saved;
 	space.check();
 	gate.resolve();
@@ -121,7 +121,7 @@ test("a flush that fails puts its purge trees back into the lazy trees", async (
 	for (let i = 0; i < 30; i += 3) space.free(areas[i]!);
 	space.free(areas[1]!);
 	assert.throws(() => space.purge({ sync: true }), /device lost/);
-	space.check(); // every lazy list is indexed by its lazy tree again
+	space.check(); // every area is back in its lazy tree, which is red-black again
 	for (const i of [0, 1, 3, 27]) {
 		assert.equal(space.find(areas[i]!)?.state, "lazy");
 		assert.equal(code(() => space.free(areas[i]!)), "EDOUBLEFREE");

@@ -96,23 +96,24 @@ test("overflow: the purge decays every pool fully and does not refill them, so t
 
 test("the pool probe looks at the head only: a misaligned head moves to the tail and the allocation misses", () => {
 	const s = VmapSpace.create({ start: P, size: 64 * P, nodes: 2, lazyMaxPages: 1000 });
-	const a = s.alloc(P); // page 1: odd (an empty pool: a miss)
+	const a = s.alloc(P); // page 1 (an empty pool: a miss)
 	const b = s.alloc(P); // page 2 (a miss)
-	s.free(a);
-	s.free(b);
-	s.purge(); // the lazy list is LIFO (b, a); the purge pushes b, then a: a is the pool's head
-	assert.deepEqual(poolHead(s, 0, 1), [a, a + P]);
-	const c = s.alloc(P, { align: 2 * P }); // a is not 2-page aligned: rotated, and the free tree serves
-	assert.equal(c, 4 * P);
+	const c = s.alloc(P); // page 3: odd (a miss)
+	for (const x of [a, b, c]) s.free(x);
+	s.purge(); // the purge takes the lazy tree lowest first and pushes a, b, then c: c is the pool's head
+	assert.deepEqual(poolHead(s, 0, 1), [c, c + P]);
+	const d = s.alloc(P, { align: 2 * P }); // c is not 2-page aligned: rotated, and the free tree serves
+	assert.equal(d, 4 * P);
 	assert.deepEqual(poolHead(s, 0, 1), [b, b + P]);
-	assert.deepEqual([s.stats().poolHits, s.stats().poolMisses], [0, 3]);
+	assert.deepEqual([s.stats().poolHits, s.stats().poolMisses], [0, 4]);
 	assert.equal(s.alloc(P, { align: 2 * P }), b, "the aligned head is a hit");
 	assert.equal(s.alloc(P), a);
-	assert.deepEqual([s.stats().poolHits, s.stats().poolMisses], [2, 3]);
+	assert.equal(s.alloc(P), c, "the rotated head went to the tail");
+	assert.deepEqual([s.stats().poolHits, s.stats().poolMisses], [3, 4]);
 	// A window that is not the whole space never uses the pools, and its areas carry no node.
 	fillPool(s, 1, 2);
-	const d = s.alloc(P, { vend: s.end - P });
-	assert.equal(pooledAreas(s).some(([x]) => x === d), false);
+	const e = s.alloc(P, { vend: s.end - P });
+	assert.equal(pooledAreas(s).some(([x]) => x === e), false);
 	s.check();
 });
 

@@ -2,14 +2,14 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { VmapError, VmapSpace } from "../src/index.ts";
 import { rbErase } from "../src/rbtree.ts";
-import { setSubtreeMaxSize, setVaChild, setVaEnd, setVaFlags, setVaNext, setVaRed, subtreeMaxSize, vaEnd, vaLeft, vaNext, vaRight } from "../src/record.ts";
+import { setSubtreeMaxSize, setVaChild, setVaEnd, setVaFlags, setVaNext, setVaRed, subtreeMaxSize, vaEnd, vaLeft, vaRight } from "../src/record.ts";
 import {
 	HDR_CAPACITY,
 	HDR_FREE_ROOT,
 	INITIAL_CAPACITY,
 	N_BUSY_ROOT,
-	N_LAZY_HEAD,
 	N_LAZY_NR,
+	N_LAZY_LAST,
 	N_LAZY_ROOT,
 	VA_LEFT,
 	VA_RIGHT,
@@ -172,12 +172,13 @@ test("check() catches corruption of every kind it promises to", () => {
 		["free list", (s) => { setVaNext(s.table.i32, s.table.hdr[HDR_FREE_ROOT]!, 0); }, /free list/],
 		["byte counter", (s) => { s.table.hdrF[F + NF_BUSY_BYTES]! += P; }, /busy tree: holds \d+ bytes in busy areas, header says/],
 		["record 0", (s) => { s.table.f64[0] = 1; }, /record 0 \(nil\) has been written/],
-		["lazy flag", (s) => { setVaFlags(s.table.i32, s.table.hdr[B + N_LAZY_HEAD]!, VA_BUSY); }, /lazy list: record \d+ has state flags 1, not lazy/],
+		["lazy flag", (s) => { setVaFlags(s.table.i32, s.table.hdr[B + N_LAZY_ROOT]!, VA_BUSY); }, /lazy tree: record \d+ has state flags 1, not lazy/],
 		["vmapLazyNr", (s) => { s.table.hdrF[F + NF_LAZY_ADDED]! -= 1; }, /vmapLazyNr: header says/],
 		["flush range", (s) => { s.table.hdrF[F + NF_LAZY_MIN]! -= P; }, /incremental flush range says/],
-		["lazy count", (s) => { s.table.hdr[B + N_LAZY_NR]!++; }, /lazy list: holds \d+ areas, header says/],
-		["lazy tree lost an area", (s) => { rbErase(s.table, B + N_LAZY_ROOT, s.table.hdr[B + N_LAZY_HEAD]!, false); }, /lazy list: record \d+ \[0x[0-9a-f]+, 0x[0-9a-f]+\) is not in the list's address tree/],
-		["lazy tree holds an unlisted area", (s) => { const t = s.table; t.hdr[B + N_LAZY_HEAD] = vaNext(t.i32, t.hdr[B + N_LAZY_HEAD]!); t.hdr[B + N_LAZY_NR]!--; }, /lazy list: its address tree holds 7 areas, the list 6/],
+		["lazy count", (s) => { s.table.hdr[B + N_LAZY_NR]!++; }, /lazy tree: holds \d+ areas, header says/],
+		["lazy tree lost an area", (s) => { rbErase(s.table, B + N_LAZY_ROOT, s.table.hdr[B + N_LAZY_ROOT]!, false); }, /lazy tree: holds 6 areas, header says 7/],
+		["lazy tree unbalanced", (s) => { setVaRed(s.table.i32, s.table.hdr[B + N_LAZY_ROOT]!); }, /lazy tree: root \d+ is red/],
+		["lazy tree's last", (s) => { s.table.hdr[B + N_LAZY_LAST] = s.table.hdr[B + N_LAZY_ROOT]!; }, /lazy tree: its last record is \d+, LAZY_LAST says \d+/],
 		["lazy tree order", (s) => { const t = s.table; const r = t.hdr[B + N_LAZY_ROOT]!; const l = vaLeft(t.i32, r); setVaChild(t.i32, r, VA_LEFT, vaRight(t.i32, r)); setVaChild(t.i32, r, VA_RIGHT, l); }, /lazy tree: record \d+ starts at 0x[0-9a-f]+, before the previous one ends/],
 	];
 	for (const [what, breakIt, msg] of corruptions) {

@@ -4,9 +4,9 @@ import {
 	HDR_FREE_HEAD,
 	MAX_VA_SIZE_PAGES,
 	N_BUSY_ROOT,
-	N_LAZY_HEAD,
+	N_LAZY_ROOT,
 	nodeBase,
-	purgeList,
+	purgeTree,
 } from "../../src/layout.ts";
 import { poolWord } from "../../src/nodes.ts";
 import { rbFirst, rbNext } from "../../src/rbtree.ts";
@@ -39,10 +39,17 @@ function nodes(space: VmapSpace): number[] {
 	return Array.from({ length: space.nodes }, (_, v) => v);
 }
 
-/** Lazy areas (every node's lazy and purge lists) in address order. */
+/** The ranges in the trees rooted at header words `roots`, in address order. */
+function treed(space: VmapSpace, roots: number[]): Range[] {
+	const t = space.table;
+	const out: Range[] = [];
+	for (const root of roots) for (let va = rbFirst(t, root); va !== 0; va = rbNext(t, va)) out.push([vaStart(t.f64, va), vaEnd(t.f64, va)]);
+	return out.sort((a, b) => a[0] - b[0]);
+}
+
+/** Lazy areas (every node's lazy tree and purge trees) in address order. */
 export function lazyAreas(space: VmapSpace): Range[] {
-	const hdr = space.table.hdr;
-	return listed(space, nodes(space).flatMap((v) => [hdr[nodeBase(v) + N_LAZY_HEAD]!, ...Array.from({ length: BATCH_SLOTS }, (_, k) => hdr[purgeList(v, k)]!)]));
+	return treed(space, nodes(space).flatMap((v) => [nodeBase(v) + N_LAZY_ROOT, ...Array.from({ length: BATCH_SLOTS }, (_, k) => purgeTree(v, k))]));
 }
 
 /** Pooled areas (every pool of every node) in address order. */

@@ -1,0 +1,121 @@
+/**
+ * The busy hash: free() finds a busy area by its start through it. Tables start at HASH_START
+ * areas, double under load and move their buckets a few at a time (the old table searched
+ * meanwhile), then give their records back a few at a time. check() holds the hash to the busy
+ * tree, and names each broken invariant.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { VmapError, VmapSpace } from "../src/index.ts";
+import { HASH_START, hashBucket } from "../src/busy-hash.ts";
+import { N_BUSY_LOCK, N_HASH_FIRST, N_HASH_LOG, N_HASH_OLD_LOG, N_HASH_RETIRED_LEFT, nodeBase, REC_I32 } from "../src/layout.ts";
+import { setVaNext, vaNext, vaStart } from "../src/record.ts";
+import { xorshift32 } from "./support/random.ts";
+import { code } from "./support/code.ts";
+
+const P = 4096;
+
+test("busy hash: tables grow, move and retire while areas come and go; every free and double free is right; check() after every step", () => {
+	const space = VmapSpace.create({ size: 2 ** 34, pageSize: P, nodes: 2, smallMax: 0, lazyMaxPages: 512 });
+	const t = space.table;
+	const rnd = xorshift32(7);
+	const live: number[] = [];
+	const seen = { tables: 0, moving: 0, retiring: 0 };
+	for (let step = 0; step < 30_000; step++) {
+		// Mostly grow to about 6000 live areas, then mostly shrink, then grow again.
+		const phase = Math.floor(step / 10_000);
+		const grow = phase === 1 ? rnd() % 4 === 0 : rnd() % 4 !== 0;
+		if (grow || live.length === 0) live.push(space.alloc(P * (1 + (rnd() % 4)), {}));
+		else {
+			const i = rnd() % live.length;
+			const a = live[i]!;
+			live[i] = live[live.length - 1]!;
+			live.pop();
+			space.free(a);
+			assert.equal(code(() => space.free(a)), space.find(a)?.state === "lazy" ? "EDOUBLEFREE" : "ENOENT"); // ENOENT once a priority purge ran
+			assert.equal(code(() => space.free(a + 1)), "ENOENT");
+		}
+		for (let v = 0; v < 2; v++) {
+			const b = nodeBase(v);
+			if (t.hdr[b + N_HASH_LOG] !== 0) seen.tables++;
+			if (t.hdr[b + N_HASH_OLD_LOG] !== 0) seen.moving++;
+			if (t.hdr[b + N_HASH_RETIRED_LEFT]! > 0) seen.retiring++;
+		}
+		if (step % 500 === 0) space.check();
+	}
+	assert.ok(seen.tables > 0 && seen.moving > 0 && seen.retiring > 0, `tables, moves and retirements all happened: ${JSON.stringify(seen)}`);
+	for (const a of live) assert.equal(space.find(a)?.start, a);
+	for (const a of live) space.free(a);
+	space.purge({ sync: true });
+	space.check();
+	assert.equal(space.stats().busyAreas, 0);
+});
+
+test("busy hash: check() names a busy area missing from its bucket, one in the wrong bucket, and a chained record that is not busy", () => {
+	const make = () => {
+		const s = VmapSpace.create({ size: 2 ** 30, pageSize: P, nodes: 1, smallMax: 0 });
+		const areas = Array.from({ length: 4 * HASH_START }, () => s.alloc(P, {}));
+		for (let i = 0; i < areas.length; i += 4) s.free(areas[i]!);
+		s.check();
+		const t = s.table;
+		const b = nodeBase(0);
+		assert.ok(t.hdr[b + N_HASH_LOG]! > 0, "the node has a table");
+		const bucket = (a: number) => t.hdr[b + N_HASH_FIRST]! * REC_I32 + hashBucket(a, t.hdr[b + N_HASH_LOG]!);
+		// A busy area at the head of its chain, and its record.
+		const a = areas.find((x, i) => i % 4 !== 0 && t.i32[bucket(x)] !== 0 && vaStart(t.f64, t.i32[bucket(x)]!) === x)!;
+		return { s, t, areas, a, va: t.i32[bucket(a)]!, bucket };
+	};
+	const broken = (s: VmapSpace, re: RegExp) => assert.throws(() => s.check(), (e: unknown) => e instanceof VmapError && e.code === "ECORRUPT" && re.test(e.message), re.source);
+	{
+		const { s, t, a, va, bucket } = make();
+		t.i32[bucket(a)] = vaNext(t.i32, va); // unchained
+		broken(s, /busy hash: busy area \d+ \[0x[0-9a-f]+, 0x[0-9a-f]+\) is in no bucket/);
+	}
+	{
+		const { s, t, a, va, bucket } = make();
+		t.i32[bucket(a)] = vaNext(t.i32, va);
+		const other = (bucket(a) - t.hdr[nodeBase(0) + N_HASH_FIRST]! * REC_I32 + 1) % 2 ** t.hdr[nodeBase(0) + N_HASH_LOG]!;
+		const w = t.hdr[nodeBase(0) + N_HASH_FIRST]! * REC_I32 + other;
+		setVaNext(t.i32, va, t.i32[w]!);
+		t.i32[w] = va; // chained in the next bucket
+		broken(s, /busy hash: record \d+ \(start 0x[0-9a-f]+\) is chained in bucket \d+, its start hashes to \d+/);
+	}
+	{
+		const { s, t, areas, bucket } = make();
+		const lazyVa = (() => {
+			// A lazy area's record (in a lazy tree): chain it into a bucket.
+			const lazy = areas[0]!;
+			assert.equal(s.find(lazy)?.state, "lazy");
+			for (let va = 1; va < t.capacity; va++) if (vaStart(t.f64, va) === lazy) return va;
+			throw new Error("no record");
+		})();
+		const w = bucket(areas[1]!);
+		setVaNext(t.i32, lazyVa, 0);
+		const tail = (() => {
+			let x = t.i32[w]!;
+			while (vaNext(t.i32, x) !== 0) x = vaNext(t.i32, x);
+			return x;
+		})();
+		setVaNext(t.i32, tail, lazyVa);
+		broken(s, /busy hash|lazy (list|tree)/);
+	}
+});
+
+test("busy hash: a table never takes the last records, so a space holds as many areas as its maxAreas allows", () => {
+	for (const maxAreas of [HASH_START * 4, 1000, 5000]) {
+		const s = VmapSpace.create({ size: 2 ** 34, pageSize: P, nodes: 1, smallMax: 0, maxAreas });
+		let n = 0;
+		try {
+			for (;;) {
+				s.alloc(P, {});
+				n++;
+			}
+		} catch (e) {
+			assert.ok(e instanceof VmapError && e.code === "ENOMEM", String(e));
+		}
+		// maxAreas counts the free block after the areas; each table is at most a tenth of its areas.
+		assert.ok(n >= Math.floor(0.9 * (maxAreas - 1)), `${n} areas in a space of maxAreas ${maxAreas}`);
+		s.check();
+		assert.equal(s.locks.owner(nodeBase(0) + N_BUSY_LOCK), 0);
+	}
+});
