@@ -14,8 +14,9 @@ export interface VmapSpaceOptions {
 	 */
 	shared?: boolean;
 	/**
-	 * Most areas (busy plus free blocks) the record table may hold; the buffer reserves room
-	 * for this many (40 bytes each) and grows into it as needed. @defaultValue 2^22
+	 * Areas (busy plus free blocks) the record table has room for; the buffer reserves room
+	 * for this many (40 bytes each), and an eighth more for the busy hash's tables (which
+	 * areas may use while the hash does not), and grows into it as needed. @defaultValue 2^22
 	 */
 	maxAreas?: number;
 	/**

@@ -16,12 +16,14 @@
  * one. Lookups meanwhile search the new table, then the old bucket if it has not moved yet.
  * Once all have moved, the old table's records are retired, and given back RETIRE_STEP at a
  * time by later allocations. A node's first table is built from its busy tree when it reaches
- * HASH_START areas (a walk of that many). A table that cannot grow (the record table at
- * maxAreas, or the buffer at its limit) stays as it is: chains grow longer, nothing fails.
+ * HASH_START areas (a walk of that many). The tables' records come from a budget of their own
+ * beyond maxAreas (hashBudget: an eighth), so they never take a record an area was promised;
+ * a table that cannot grow (its budget spent, or the buffer at its limit) stays as it is:
+ * chains grow longer, nothing fails.
  *
  * Everything here runs under the node's busy lock; hashMaintain also under the free-space lock.
  */
-import { N_BUSY_NR, N_BUSY_ROOT, N_HASH_FIRST, N_HASH_MOVED, N_HASH_OLD_FIRST, N_HASH_RETIRED_FIRST, N_HASH_RETIRED_LEFT, REC_I32, HDR_MAX_CAPACITY, HDR_SLOT_HIGH } from "./layout.ts";
+import { HDR_HASH_BUDGET, HDR_HASH_RECORDS, N_BUSY_NR, N_BUSY_ROOT, N_HASH_FIRST, N_HASH_MOVED, N_HASH_OLD_FIRST, N_HASH_RETIRED_FIRST, N_HASH_RETIRED_LEFT, REC_I32 } from "./layout.ts";
 import { rbFirst, rbNext } from "./rbtree.ts";
 import { clearRecord, setVaNext, vaNext, vaStart } from "./record.ts";
 import type { VaTable } from "./va-table.ts";
@@ -170,6 +172,7 @@ export function hashMaintain(t: VaTable, b: number): void {
 			t.freeSlot(r);
 		}
 		hdr[b + N_HASH_RETIRED_LEFT] = left - n;
+		hdr[HDR_HASH_RECORDS]! -= n;
 		if (left === n) hdr[b + N_HASH_RETIRED_FIRST] = 0;
 		return;
 	}
@@ -178,8 +181,9 @@ export function hashMaintain(t: VaTable, b: number): void {
 	if (hdr[b + HASH_OLD_LOG_WORD] !== 0 || (log === 0 ? count < HASH_START : count <= MAX_LOAD * 2 ** log)) return;
 	const next = log === 0 ? Math.max(HASH_MIN_LOG, Math.ceil(Math.log2(count))) : log + 1;
 	const run = hashRecords(next);
-	// Never take the last records: the areas come first (maxAreas counts both).
-	if (hdr[HDR_MAX_CAPACITY]! - hdr[HDR_SLOT_HIGH]! < 2 * run) return;
+	// Within the hashes' budget (HDR_HASH_BUDGET, beyond maxAreas): the areas keep every record
+	// they were promised.
+	if (hdr[HDR_HASH_RECORDS]! + run > hdr[HDR_HASH_BUDGET]!) return;
 	try {
 		t.reserveRun(run);
 	} catch {
@@ -187,6 +191,7 @@ export function hashMaintain(t: VaTable, b: number): void {
 	}
 	const first = t.takeRun(run);
 	const h = t.hdr; // after reserveRun, which may have replaced the views
+	h[HDR_HASH_RECORDS]! += run;
 	if (log === 0) {
 		h[b + N_HASH_FIRST] = first;
 		h[b + HASH_LOG_WORD] = next;

@@ -10,6 +10,8 @@ import {
 	HDR_FREE_NR,
 	HDR_FREE_ROOT,
 	HDR_MAGIC,
+	HDR_HASH_BUDGET,
+	HDR_HASH_RECORDS,
 	HDR_MAX_CAPACITY,
 	HDR_SLOT_FREE,
 	HDR_SLOT_FREE_NR,
@@ -108,6 +110,7 @@ export function checkSpace(t: VaTable, spaceStart: number, spaceEnd: number, sel
 	let poolBytes = 0;
 	let records = free.length;
 	const blockAreas: number[] = [];
+	let hashRecords = 0;
 	for (let v = 0; v < t.nodes; v++) {
 		const b = nodeBase(v);
 		const f = b >> 1;
@@ -128,7 +131,9 @@ export function checkSpace(t: VaTable, spaceStart: number, spaceEnd: number, sel
 			if (home !== v) corrupt(`${node} busy tree: record ${va} starts at ${hex(s)}, which belongs to node ${home}`);
 		}
 		if (busy.length !== hdr[b + N_BUSY_NR]) corrupt(`${node} busy tree: holds ${busy.length} areas, header says ${hdr[b + N_BUSY_NR]}`);
-		records += checkHash(t, b, node, busy, hashed, v + 1, seen, high);
+		const hashRuns = checkHash(t, b, node, busy, hashed, v + 1, seen, high);
+		hashRecords += hashRuns;
+		records += hashRuns;
 		if (bytes !== hdrF[f + NF_BUSY_BYTES]) corrupt(`${node} busy tree: holds ${bytes} bytes in busy areas, header says ${hdrF[f + NF_BUSY_BYTES]}`);
 		busyBytes += bytes;
 		records += busy.length;
@@ -183,6 +188,9 @@ export function checkSpace(t: VaTable, spaceStart: number, spaceEnd: number, sel
 	}
 
 	records += checkBlocks(t, self, blockAreas, seen, pageSize);
+	if (hashRecords !== hdr[HDR_HASH_RECORDS] || hashRecords > hdr[HDR_HASH_BUDGET]!) {
+		corrupt(`busy hash: the tables hold ${hashRecords} records, the header says ${hdr[HDR_HASH_RECORDS]} of a budget of ${hdr[HDR_HASH_BUDGET]}`);
+	}
 
 	// Slots: every record below SLOT_HIGH is in exactly one structure.
 	let onFreeList = 0;

@@ -64,7 +64,7 @@ export const HDR_MAGIC = 0;
 export const HDR_VERSION = 1;
 /** Records the table can hold now (buffer bytes beyond the node table / REC_BYTES). */
 export const HDR_CAPACITY = 2;
-/** Records the table may ever hold (maxAreas + 1 for record 0). */
+/** Records the table may ever hold: maxAreas, hashBudget(maxAreas) for the busy hash, and record 0. */
 export const HDR_MAX_CAPACITY = 3;
 /** 1 when the space was created with priorityPurge: false (the free path never purges). */
 export const HDR_NO_PRIORITY = 4;
@@ -114,6 +114,13 @@ export const HDR_BLOCK_USED = 74;
 export const HDR_SMALL_FLUSHES = 75;
 /** The tag id a small area's MARK bit stands for (0: none), set by the layer above (the heap). */
 export const HDR_SMALL_MARK_TAG = 76;
+/**
+ * The busy hashes' records (busy-hash.ts): how many they may hold (hashBudget(maxAreas), on
+ * top of maxAreas: the tables never take records the areas were promised) and how many they
+ * hold now, under the free-space lock.
+ */
+export const HDR_HASH_BUDGET = 77;
+export const HDR_HASH_RECORDS = 78;
 /** Sequence word of the purge counters (see stats.ts). */
 export const HDR_SEQ_PURGE = 52;
 /** The handle id holding a lock sits this many words after the lock word (for waiters' liveness checks). */
@@ -386,6 +393,11 @@ export const VN_SHIFT = 8;
 export const MAX_AREAS_LIMIT = 2 ** 25;
 export const DEFAULT_MAX_AREAS = 2 ** 22;
 export const INITIAL_CAPACITY = 64;
+
+/** Records the busy hashes may hold beyond maxAreas: an eighth (a hash takes a tenth of its areas' records at most, and an old table while it moves). */
+export function hashBudget(maxAreas: number): number {
+	return Math.ceil(maxAreas / 8);
+}
 
 export function bytesForCapacity(recordsAt: number, capacity: number): number {
 	return recordsAt + capacity * REC_BYTES;

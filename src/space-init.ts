@@ -14,6 +14,8 @@ import {
 	HDR_EXT_OFFSET,
 	HDR_EXT_WORDS,
 	HDR_MAGIC,
+	HDR_HASH_BUDGET,
+	hashBudget,
 	HDR_MAX_CAPACITY,
 	HDR_NO_PRIORITY,
 	HDR_NODES,
@@ -109,7 +111,7 @@ export class SpaceState {
  */
 export function createSpaceBuffer(params: SpaceParams, extWords: number): SpaceBuffer {
 	const { start, size, pageSize, shared, maxAreas, lazyMaxPages, priorityPurge, nodes } = params;
-	const maxCapacity = maxAreas + 1; // record 0 is nil
+	const maxCapacity = maxAreas + hashBudget(maxAreas) + 1; // record 0 is nil
 	const capacity = Math.min(INITIAL_CAPACITY, maxCapacity);
 	const recordsAt = recordsOffset(nodes, extWords);
 	const bytes = bytesForCapacity(recordsAt, capacity);
@@ -121,6 +123,7 @@ export function createSpaceBuffer(params: SpaceParams, extWords: number): SpaceB
 	hdr[HDR_VERSION] = VERSION;
 	hdr[HDR_CAPACITY] = capacity;
 	hdr[HDR_MAX_CAPACITY] = maxCapacity;
+	hdr[HDR_HASH_BUDGET] = hashBudget(maxAreas);
 	hdr[HDR_SLOT_HIGH] = 1;
 	hdr[HDR_TAG_NR] = 1;
 	hdrF[HDRF_START] = start;

@@ -5,6 +5,7 @@ import {
 	HANDLE_OFFSET,
 	HANDLE_WORDS,
 	HDR_CAPACITY,
+	HDR_HASH_BUDGET,
 	HDR_MAX_CAPACITY,
 	HDR_SLOT_FREE,
 	HDR_SLOT_FREE_NR,
@@ -127,9 +128,10 @@ export class VaTable {
 		const max = hdr[HDR_MAX_CAPACITY]!;
 		const want = capacity + n - this.available();
 		if (want > max) {
+			const maxAreas = max - 1 - hdr[HDR_HASH_BUDGET]!;
 			throw new VmapError(
 				"ENOMEM",
-				`Cannot take a vmap_area record: the table holds its maximum of ${max - 1} records (the maxAreas option)`,
+				`Cannot take a vmap_area record: the table holds its maximum of ${max - 1} records (maxAreas ${maxAreas}, and ${hdr[HDR_HASH_BUDGET]} more for the busy hash)`,
 			);
 		}
 		// Grow by an eighth: bounded slack (the memory target is bytes per live area), and

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { VmapError, VmapSpace } from "../src/index.ts";
 import { HASH_START, hashBucket } from "../src/busy-hash.ts";
-import { N_BUSY_LOCK, N_HASH_FIRST, N_HASH_LOG, N_HASH_OLD_LOG, N_HASH_RETIRED_LEFT, nodeBase, REC_I32 } from "../src/layout.ts";
+import { HDR_HASH_RECORDS, hashBudget, N_BUSY_LOCK, N_HASH_FIRST, N_HASH_LOG, N_HASH_OLD_LOG, N_HASH_RETIRED_LEFT, nodeBase, REC_I32 } from "../src/layout.ts";
 import { setVaNext, vaNext, vaStart } from "../src/record.ts";
 import { xorshift32 } from "./support/random.ts";
 import { code } from "./support/code.ts";
@@ -51,7 +51,7 @@ test("busy hash: tables grow, move and retire while areas come and go; every fre
 	assert.equal(space.stats().busyAreas, 0);
 });
 
-test("busy hash: check() names a busy area missing from its bucket, one in the wrong bucket, and a chained record that is not busy", () => {
+test("busy hash: check() names a busy area missing from its bucket, one in the wrong bucket, a chained record that is not busy, and a wrong count of the tables' records", () => {
 	const make = () => {
 		const s = VmapSpace.create({ size: 2 ** 30, pageSize: P, nodes: 1, smallMax: 0 });
 		const areas = Array.from({ length: 4 * HASH_START }, () => s.alloc(P, {}));
@@ -99,9 +99,14 @@ test("busy hash: check() names a busy area missing from its bucket, one in the w
 		setVaNext(t.i32, tail, lazyVa);
 		broken(s, /busy hash|lazy (list|tree)/);
 	}
+	{
+		const { s, t } = make();
+		t.hdr[HDR_HASH_RECORDS]!++; // the count of the tables' records
+		broken(s, /busy hash: the tables hold \d+ records, the header says \d+ of a budget of \d+/);
+	}
 });
 
-test("busy hash: a table never takes the last records, so a space holds as many areas as its maxAreas allows", () => {
+test("busy hash: the tables live in a budget beyond maxAreas, so a space always holds maxAreas areas", () => {
 	for (const maxAreas of [HASH_START * 4, 1000, 5000]) {
 		const s = VmapSpace.create({ size: 2 ** 34, pageSize: P, nodes: 1, smallMax: 0, maxAreas });
 		let n = 0;
@@ -113,8 +118,9 @@ test("busy hash: a table never takes the last records, so a space holds as many 
 		} catch (e) {
 			assert.ok(e instanceof VmapError && e.code === "ENOMEM", String(e));
 		}
-		// maxAreas counts the free block after the areas; each table is at most a tenth of its areas.
-		assert.ok(n >= Math.floor(0.9 * (maxAreas - 1)), `${n} areas in a space of maxAreas ${maxAreas}`);
+		// maxAreas counts the free block after the areas.
+		assert.ok(n >= maxAreas - 1, `${n} areas in a space of maxAreas ${maxAreas}`);
+		assert.ok(s.table.hdr[HDR_HASH_RECORDS]! > 0 && s.table.hdr[HDR_HASH_RECORDS]! <= hashBudget(maxAreas), "the hash took its records from its budget");
 		s.check();
 		assert.equal(s.locks.owner(nodeBase(0) + N_BUSY_LOCK), 0);
 	}

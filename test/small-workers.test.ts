@@ -32,7 +32,7 @@ async function ask<T>(w: Worker, msg: object): Promise<T> {
 test("small areas: three workers free each other's small areas (remote frees); no overlap, double frees refused, closed handles' blocks emptied by others, the space whole at the end", async () => {
 	const P = 16;
 	const size = 2 ** 24;
-	const space = VmapSpace.create({ size, pageSize: P, smallMax: 1024, nodes: 2, lazyMaxPages: 2 ** 16 });
+	const space = VmapSpace.create({ size, pageSize: P, smallMax: 1024, nodes: 2, lazyMaxPages: 2 ** 20 }); // no drain runs between a free and its second free
 	const owners = new SharedArrayBuffer((size / P) * 4);
 	const workers = [0, 1, 2].map((i) => startWorker("support/small-worker.ts", { handle: space.handle, owners, seed: 7 + i }));
 	try {
