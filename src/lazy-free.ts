@@ -19,8 +19,7 @@ import type { SpaceState } from "./space-init.ts";
 /**
  * The busy area that starts exactly at `addr`, looked up in the busy hash of node base `b`
  * (s.busyNode(addr)), or its busy tree while it has no hash, under its busy lock, which this
- * takes. Returns the record with the lock
- * still held, or 0 with the lock released.
+ * takes. Returns the record with the lock still held, or 0 with the lock released.
  */
 export function lookupBusyAt(s: SpaceState, b: number, addr: number): number {
 	const t = s.table;

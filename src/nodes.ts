@@ -23,7 +23,7 @@ import {
 	VN_SHIFT,
 } from "./layout.ts";
 import type { VaTable } from "./va-table.ts";
-import { setVaFlags, setVaNext, setVaTag, vaEnd, vaNext, vaSize, vaStart } from "./record.ts";
+import { setVaFlags, setVaNext, setVaTag, vaNext, vaSize, vaStart } from "./record.ts";
 
 /** Pages per zone with several nodes (kernel: "Node partition is 16 pages"). */
 export const ZONE_PAGES = 16;
@@ -139,14 +139,4 @@ export function poolPeek(t: VaTable, p: number, align: number): number {
  */
 export function decayCount(len: number, full: boolean): number {
 	return full ? len : len >> 2;
-}
-
-/** The record on the list from `head` (linked through `next`) holding `addr`, 0 when none does. */
-export function findListed(t: VaTable, head: number, addr: number): number {
-	const f64 = t.f64;
-	const i32 = t.i32;
-	for (let va = head; va !== 0; va = vaNext(i32, va)) {
-		if (vaStart(f64, va) <= addr && addr < vaEnd(f64, va)) return va;
-	}
-	return 0;
 }

@@ -141,7 +141,7 @@ test("deadlines: a purge whose detach times out half-way hands its batch over; t
 	const r = other.purge({ sync: true });
 	assert.equal(r.status, "done");
 	assert.equal(space.stats().lazyAreas, 0);
-	assert.equal(flushes.length, 1, "one flush covers the adopted batch and the lazy lists");
+	assert.equal(flushes.length, 1, "one flush covers the adopted batch and the lazy trees");
 	space.check();
 });
 

@@ -196,7 +196,7 @@ test("close(): no drain runs afterwards, calls throw EINVAL, the id is given bac
 
 test("bounded drain: a long purge yields to the event loop between slices, holding no lock", async () => {
 	const lazyMaxPages = 50_000;
-	const s = VmapSpace.create({ size: 2 ** 34, lazyMaxPages, smallMax: 0 }); // areas on the lazy lists
+	const s = VmapSpace.create({ size: 2 ** 34, lazyMaxPages, smallMax: 0 }); // areas in the lazy trees
 	const batch = Array.from({ length: 60_000 }, () => s.alloc(P));
 	const later = Array.from({ length: 2 * lazyMaxPages }, () => s.alloc(P));
 	for (const a of batch) s.free(a); // past lazyMaxPages, below twice it: a drain is scheduled
