@@ -51,18 +51,3 @@ export function findVmapArea(t: VaTable, rootWord: number, addr: number): number
 	}
 	return 0;
 }
-
-/** The record with the lowest vaStart >= `from` in the tree rooted at `rootWord`, 0 when there is none. */
-export function firstFrom(t: VaTable, rootWord: number, from: number): number {
-	const f64 = t.f64;
-	const i32 = t.i32;
-	let found = 0;
-	let node = t.hdr[rootWord]!;
-	while (node !== 0) {
-		if (vaStart(f64, node) >= from) {
-			found = node;
-			node = vaLeft(i32, node);
-		} else node = vaRight(i32, node);
-	}
-	return found;
-}

@@ -3,10 +3,11 @@
  * stats string. They are O(n) and belong to diagnostics, not hot paths.
  *
  * They walk the address trees in slices (kernel vmalloc_info_show walks node by node under each
- * node's lock): a slice holds the locks of one tree (a busy lock; a pool and a lazy lock; the
- * free-space lock) for at most SLICE_AREAS records, then lets go, and the next slice goes on
- * from the first record past the last start it read. So other handles wait at most one slice,
- * whatever the size of the space, and no slice holds more than one node's locks.
+ * node's lock): a slice reads at most SLICE_AREAS records of one tree, without a lock when no
+ * writer came meanwhile, else holding that tree's locks (a busy lock; a pool and a lazy lock;
+ * the free-space lock), and the next slice goes on from the first record past the last start
+ * it read. So other handles wait at most one slice, whatever the size of the space, and no
+ * slice holds more than one node's locks.
  *
  * Hazard, and the promise kept instead: the listing is consistent within each slice, not as a
  * whole. While other handles work, an area that changes state between two slices may be
@@ -15,7 +16,7 @@
  * and reads a copy instead (snapshot.ts).
  */
 import type { VmapStats } from "./api.ts";
-import { firstFrom } from "./busy-tree.ts";
+import { corrupt } from "./errors.ts";
 import { nextTurn } from "./event-loop.ts";
 import {
 	BATCH_SLOTS,
@@ -33,14 +34,17 @@ import {
 	nodeBase,
 	purgeTree,
 } from "./layout.ts";
-import { rbNext } from "./rbtree.ts";
+import { LOCK_SEQ } from "./lock.ts";
 import { D_DIRTY_NR, D_FREE_NR, D_LIVE_NR, D_OWNER, D_REMOTE_NR, D_SLOTS, DF_SLOT_BYTES, DF_START, eachBlock } from "./small-blocks.ts";
 import type { SpaceState } from "./space-init.ts";
 import { TextWriter } from "./text-writer.ts";
-import { vaEnd, vaStart, vaTag } from "./record.ts";
+import { vaEnd, vaLeft, vaParent, vaRight, vaStart, vaTag } from "./record.ts";
+import type { VaTable } from "./va-table.ts";
 
 /** Records one slice reads under its locks: tens of microseconds at a million areas (cache-missing loads). */
 export const SLICE_AREAS = 256;
+/** Deeper than any red-black tree of 2^30 records (2 log2 n), so a longer path is a half-done change. */
+const MAX_DEPTH = 64;
 /** The async listings give the event loop a turn after about this much work. */
 const TURN_MS = 4;
 
@@ -95,46 +99,115 @@ export function* listAreas(s: SpaceState, free: boolean): Generator<void, Listin
 }
 
 /**
- * The records of the tree rooted at `root`, in address order, read SLICE_AREAS per hold of
- * `lock` (and `inner`, if not -1, taken under it). `count`: how many it holds, read without
- * the lock (room is made for them at once: one allocation, not one per doubling).
+ * The records of the tree rooted at `root`, in address order, SLICE_AREAS at a time, each
+ * slice consistent under `lock` (and `inner`, if not -1, taken under it). `count`: how many it
+ * holds, read without the lock (room is made for them at once: one allocation, not one per
+ * doubling).
+ *
+ * A slice is first read without the locks, and kept if neither lock word moved meanwhile (they
+ * count acquisitions, lock.ts: no writer touched the tree). Otherwise it is read again under
+ * the locks; the first read has brought its records into the cache, so that hold is short
+ * (a hold that walks cold records at a million areas lasted long enough for the scheduler to
+ * preempt the holder inside it, and other workers then waited for a whole time slice).
  */
 function* treeSlices(s: SpaceState, lock: number, inner: number, root: number, count: number): Generator<void, Rows> {
 	const locks = s.locks;
+	const t = s.table;
 	const into = new Rows(count + SLICE_AREAS);
 	let from = -Infinity;
 	for (;;) {
 		into.reserve(3 * SLICE_AREAS); // before the locks: see Rows
-		locks.acquire(lock);
-		if (inner !== -1) locks.acquireUnder(inner, lock); // a wait that fails releases `lock` too
-		let more = false;
-		try {
-			const t = s.table;
-			t.sync();
-			const f64 = t.f64;
-			const i32 = t.i32;
-			const a = into.a;
-			let n = into.n;
-			let va = firstFrom(t, root, from);
-			for (let k = 0; va !== 0 && k < SLICE_AREAS; k++) {
-				const start = vaStart(f64, va);
-				a[n] = start;
-				a[n + 1] = vaEnd(f64, va);
-				a[n + 2] = root === HDR_FREE_ROOT ? 0 : vaTag(i32, va);
-				n += 3;
-				from = start + 1; // starts are whole numbers
-				va = rbNext(t, va);
+		t.sync();
+		const hdr = t.hdr;
+		const outerSeq = Atomics.load(hdr, lock) & LOCK_SEQ;
+		const innerSeq = inner === -1 ? 0 : Atomics.load(hdr, inner) & LOCK_SEQ;
+		let n = ((outerSeq | innerSeq) & 1) === 0 ? walkSlice(t, root, from, into) : -1;
+		// A writer came meanwhile: read it again under the locks.
+		if (n >= 0 && ((Atomics.load(hdr, lock) & LOCK_SEQ) !== outerSeq || (inner !== -1 && (Atomics.load(hdr, inner) & LOCK_SEQ) !== innerSeq))) n = -1;
+		if (n < 0) {
+			locks.acquire(lock);
+			if (inner !== -1) locks.acquireUnder(inner, lock); // a wait that fails releases `lock` too
+			try {
+				t.sync();
+				n = walkSlice(t, root, from, into);
+				if (n < 0) corrupt(`listing: the tree rooted at header word ${root} is not a search tree; check() says more`);
+			} finally {
+				// The next slice takes them again at once.
+				if (inner !== -1) locks.releaseToWaiter(inner);
+				locks.releaseToWaiter(lock);
 			}
-			into.n = n;
-			more = va !== 0;
-		} finally {
-			// The next slice takes them again at once.
-			if (inner !== -1) locks.releaseToWaiter(inner);
-			locks.releaseToWaiter(lock);
 		}
-		if (!more) return into;
+		into.n = n;
+		from = sliceFrom;
+		if (!sliceMore) return into;
 		yield;
 	}
+}
+
+// What walkSlice found besides its rows: whether records follow, and the start to go on from.
+// Module scratch, so a slice creates no objects.
+let sliceMore = false;
+let sliceFrom = 0;
+
+/**
+ * Write up to SLICE_AREAS records of the tree rooted at `root`, from the lowest start >= `from`,
+ * as rows after `into.n` (not counted yet); returns the new row end, or -1 when what it read
+ * is not a search tree: a read without the lock may see a writer's half-done change, so every
+ * slot, every descent and every climb is bounded, and starts must rise.
+ */
+function walkSlice(t: VaTable, root: number, from: number, into: Rows): number {
+	const f64 = t.f64;
+	const i32 = t.i32;
+	const cap = t.capacity;
+	let found = 0;
+	let node = t.hdr[root]!;
+	for (let depth = 0; node !== 0; depth++) {
+		if (depth > MAX_DEPTH || !(node > 0 && node < cap)) return -1;
+		if (vaStart(f64, node) >= from) {
+			found = node;
+			node = vaLeft(i32, node);
+		} else node = vaRight(i32, node);
+	}
+	const a = into.a;
+	const tagged = root !== HDR_FREE_ROOT; // a free block's word 2 is its subtreeMaxSize
+	let n = into.n;
+	let last = from - 1;
+	let va = found;
+	for (let k = 0; va !== 0 && k < SLICE_AREAS; k++) {
+		const start = vaStart(f64, va);
+		if (!(start > last)) return -1;
+		a[n] = start;
+		a[n + 1] = vaEnd(f64, va);
+		a[n + 2] = tagged ? vaTag(i32, va) : 0;
+		n += 3;
+		last = start;
+		va = nextInOrder(i32, va, cap);
+		if (va < 0) return -1;
+	}
+	sliceMore = va !== 0;
+	sliceFrom = last + 1; // starts are whole numbers
+	return n;
+}
+
+/** rbNext, bounded: the in-order successor of `x`, 0 after the last, -1 for a slot out of range or a path too long. */
+function nextInOrder(i32: Int32Array, x: number, cap: number): number {
+	let y = vaRight(i32, x);
+	if (y !== 0) {
+		for (let depth = 0; ; depth++) {
+			if (depth > MAX_DEPTH || !(y > 0 && y < cap)) return -1;
+			const l = vaLeft(i32, y);
+			if (l === 0) return y;
+			y = l;
+		}
+	}
+	let p = vaParent(i32, x);
+	for (let depth = 0; p !== 0; depth++) {
+		if (depth > MAX_DEPTH || !(p > 0 && p < cap)) return -1;
+		if (vaRight(i32, p) !== x) return p;
+		x = p;
+		p = vaParent(i32, p);
+	}
+	return 0;
 }
 
 /**

@@ -86,3 +86,31 @@ test("workers: dump(), check() and vmallocinfo() in a loop on one worker while t
 	space.check();
 	assert.equal(space.stats().busyAreas, held.length / 2);
 });
+
+test("workers: while another worker rebalances the busy tree under them, every area that stays busy is in every listing", async () => {
+	const space = VmapSpace.create({ size: 2 ** 30, pageSize: P, nodes: 1, smallMax: 0, lazyMaxPages: 64 });
+	// Areas that stay busy, in one busy tree small enough to be read in one slice, beside the
+	// worker's area that comes and goes (each alloc and free rebalances the tree under them).
+	const fixed = Array.from({ length: 100 }, () => space.alloc(P, {}));
+	const control = new SharedArrayBuffer(4);
+	const owners = new SharedArrayBuffer(4 * (space.size / P));
+	const w = startWorker("support/diag-worker.ts", { handle: space.handle, control, owners, role: "alloc" });
+	space.watch(w);
+	const report = reportOf<{ violations: string[]; counts: Record<string, number> }>(w);
+	const hex = (x: number) => `0x${x.toString(16).padStart(16, "0")}-`;
+	let listings = 0;
+	let missing = 0;
+	const until = performance.now() + 1500;
+	while (performance.now() < until) {
+		const info = space.vmallocinfo();
+		for (const a of fixed) if (!info.includes(hex(a))) missing++;
+		listings++;
+		if (listings % 64 === 0) await new Promise((r) => setImmediate(r));
+	}
+	Atomics.store(new Int32Array(control), 0, 1);
+	const r = await report;
+	assert.deepEqual(r.violations, []);
+	assert.ok(r.counts.pairs! > 1000, `the worker churned: ${JSON.stringify(r.counts)}`);
+	assert.equal(missing, 0, `${missing} areas missing from ${listings} listings`);
+	space.check();
+});
