@@ -9,7 +9,7 @@
  * in a run of whole records taken from the table's never-used end (VaTable.takeRun); an area
  * is chained through its `next` word, which nothing else uses while it is busy.
  *
- * Growth never stalls (a demand of the kernel's own design: no O(n) step under a lock). When a
+ * Growth never stalls: no step is O(n) under a lock. When a
  * node holds more than MAX_LOAD areas per bucket, the next allocation that holds the
  * free-space lock (the lock of table growth) takes a table twice the size; the old one stays,
  * and every later hashed operation of the node moves MIGRATE_STEP of its buckets into the new

@@ -110,7 +110,7 @@ export function checkSpace(t: VaTable, spaceStart: number, spaceEnd: number, sel
 	let poolBytes = 0;
 	let records = free.length;
 	const blockAreas: number[] = [];
-	let hashRecords = 0;
+	let hashTables = 0; // records the busy hashes' tables take
 	for (let v = 0; v < t.nodes; v++) {
 		const b = nodeBase(v);
 		const f = b >> 1;
@@ -132,7 +132,7 @@ export function checkSpace(t: VaTable, spaceStart: number, spaceEnd: number, sel
 		}
 		if (busy.length !== hdr[b + N_BUSY_NR]) corrupt(`${node} busy tree: holds ${busy.length} areas, header says ${hdr[b + N_BUSY_NR]}`);
 		const hashRuns = checkHash(t, b, node, busy, hashed, v + 1, seen, high);
-		hashRecords += hashRuns;
+		hashTables += hashRuns;
 		records += hashRuns;
 		if (bytes !== hdrF[f + NF_BUSY_BYTES]) corrupt(`${node} busy tree: holds ${bytes} bytes in busy areas, header says ${hdrF[f + NF_BUSY_BYTES]}`);
 		busyBytes += bytes;
@@ -188,8 +188,8 @@ export function checkSpace(t: VaTable, spaceStart: number, spaceEnd: number, sel
 	}
 
 	records += checkBlocks(t, self, blockAreas, seen, pageSize);
-	if (hashRecords !== hdr[HDR_HASH_RECORDS] || hashRecords > hdr[HDR_HASH_BUDGET]!) {
-		corrupt(`busy hash: the tables hold ${hashRecords} records, the header says ${hdr[HDR_HASH_RECORDS]} of a budget of ${hdr[HDR_HASH_BUDGET]}`);
+	if (hashTables !== hdr[HDR_HASH_RECORDS] || hashTables > hdr[HDR_HASH_BUDGET]!) {
+		corrupt(`busy hash: the tables hold ${hashTables} records, the header says ${hdr[HDR_HASH_RECORDS]} of a budget of ${hdr[HDR_HASH_BUDGET]}`);
 	}
 
 	// Slots: every record below SLOT_HIGH is in exactly one structure.

@@ -41,7 +41,7 @@ import { TextWriter } from "./text-writer.ts";
 import { vaEnd, vaLeft, vaParent, vaRight, vaStart, vaTag } from "./record.ts";
 import type { VaTable } from "./va-table.ts";
 
-/** Records one slice reads under its locks: tens of microseconds at a million areas (cache-missing loads). */
+/** Records one slice reads: tens of microseconds at a million areas (cache-missing loads). */
 export const SLICE_AREAS = 256;
 /** Deeper than any red-black tree of 2^30 records (2 log2 n), so a longer path is a half-done change. */
 const MAX_DEPTH = 64;

@@ -259,9 +259,10 @@ export class VmapSpace {
 
 	/**
 	 * The busy and lazy areas in the style of /proc/vmallocinfo. Like dump(), it reads the
-	 * trees in slices of at most 1024 areas, each under one node's locks: other handles wait
-	 * at most one slice. While they work, each slice is consistent, not the whole (an area
-	 * that changes state meanwhile may show in both states or in neither).
+	 * trees in slices of at most 256 areas, each without a lock when no writer came meanwhile,
+	 * else under that tree's locks: other handles wait at most one slice. While they work,
+	 * each slice is consistent, not the whole (an area that changes state meanwhile may show
+	 * in both states or in neither).
 	 */
 	vmallocinfo(): string {
 		const s = this.#s;
