@@ -23,7 +23,7 @@
  *
  * Everything here runs under the node's busy lock; hashMaintain also under the free-space lock.
  */
-import { HDR_HASH_BUDGET, HDR_HASH_RECORDS, N_BUSY_NR, N_BUSY_ROOT, N_HASH_FIRST, N_HASH_MOVED, N_HASH_OLD_FIRST, N_HASH_RETIRED_FIRST, N_HASH_RETIRED_LEFT, REC_I32 } from "./layout.ts";
+import { HDR_HASH_BUDGET, HDR_HASH_RECORDS, N_BUSY_NR, N_BUSY_ROOT, N_HASH_FIRST, N_HASH_LOG, N_HASH_MOVED, N_HASH_OLD_FIRST, N_HASH_OLD_LOG, N_HASH_RETIRED_FIRST, N_HASH_RETIRED_LEFT, REC_I32 } from "./layout.ts";
 import { rbFirst, rbNext } from "./rbtree.ts";
 import { clearRecord, setVaNext, vaNext, vaStart } from "./record.ts";
 import type { VaTable } from "./va-table.ts";
@@ -40,13 +40,6 @@ const RETIRE_STEP = 64;
 /** The Int32 word of `next` within a record (record.ts: va * 10 + 9), for unlinking in place. */
 const NEXT_WORD = 9;
 
-/**
- * N_HASH_LOG and N_HASH_OLD_LOG as numbers, not imports: the hot paths test them on every
- * allocation and free, and an imported constant is a module-variable load that counts
- * against V8's inlining budget there (see record.ts). test/layout.test.ts checks them.
- */
-export const HASH_LOG_WORD = 11;
-export const HASH_OLD_LOG_WORD = 13;
 
 /** The bucket of start address `addr` in a table of 2^log buckets (Fibonacci hashing of both 32-bit halves). */
 export function hashBucket(addr: number, log: number): number {
@@ -73,13 +66,13 @@ function chainFind(f64: Float64Array, i32: Int32Array, head: number, addr: numbe
  */
 export function hashFind(t: VaTable, b: number, addr: number): number {
 	const hdr = t.hdr;
-	const log = hdr[b + HASH_LOG_WORD]!;
+	const log = hdr[b + N_HASH_LOG]!;
 	if (log === 0) return -1;
 	const f64 = t.f64;
 	const i32 = t.i32;
 	const va = chainFind(f64, i32, i32[hdr[b + N_HASH_FIRST]! * REC_I32 + hashBucket(addr, log)]!, addr);
 	if (va !== 0) return va;
-	const oldLog = hdr[b + HASH_OLD_LOG_WORD]!;
+	const oldLog = hdr[b + N_HASH_OLD_LOG]!;
 	if (oldLog === 0) return 0;
 	const ob = hashBucket(addr, oldLog);
 	return ob < hdr[b + N_HASH_MOVED]! ? 0 : chainFind(f64, i32, i32[hdr[b + N_HASH_OLD_FIRST]! * REC_I32 + ob]!, addr);
@@ -88,13 +81,13 @@ export function hashFind(t: VaTable, b: number, addr: number): number {
 /** Chain busy record `va`, starting at `start`, into node base `b`'s table (if it has one). */
 export function hashInsert(t: VaTable, b: number, va: number, start: number): void {
 	const hdr = t.hdr;
-	const log = hdr[b + HASH_LOG_WORD]!;
+	const log = hdr[b + N_HASH_LOG]!;
 	if (log === 0) return;
 	const i32 = t.i32;
 	const w = hdr[b + N_HASH_FIRST]! * REC_I32 + hashBucket(start, log);
 	setVaNext(i32, va, i32[w]!);
 	i32[w] = va;
-	if (hdr[b + HASH_OLD_LOG_WORD] !== 0) migrateStep(t, b);
+	if (hdr[b + N_HASH_OLD_LOG] !== 0) migrateStep(t, b);
 }
 
 /** Unlink `va` from the chain whose head is in Int32 word `w`; whether it was there. */
@@ -113,14 +106,14 @@ function unlink(i32: Int32Array, w: number, va: number): boolean {
 /** Take busy record `va`, starting at `start`, out of node base `b`'s table (if it has one). */
 export function hashRemove(t: VaTable, b: number, va: number, start: number): void {
 	const hdr = t.hdr;
-	const log = hdr[b + HASH_LOG_WORD]!;
+	const log = hdr[b + N_HASH_LOG]!;
 	if (log === 0) return;
 	const i32 = t.i32;
 	if (!unlink(i32, hdr[b + N_HASH_FIRST]! * REC_I32 + hashBucket(start, log), va)) {
-		const oldLog = hdr[b + HASH_OLD_LOG_WORD]!;
+		const oldLog = hdr[b + N_HASH_OLD_LOG]!;
 		if (oldLog !== 0) unlink(i32, hdr[b + N_HASH_OLD_FIRST]! * REC_I32 + hashBucket(start, oldLog), va);
 	}
-	if (hdr[b + HASH_OLD_LOG_WORD] !== 0) migrateStep(t, b);
+	if (hdr[b + N_HASH_OLD_LOG] !== 0) migrateStep(t, b);
 }
 
 /** Move the next MIGRATE_STEP buckets of the old table into the new one; retire the old table after its last. */
@@ -128,10 +121,10 @@ function migrateStep(t: VaTable, b: number): void {
 	const hdr = t.hdr;
 	const f64 = t.f64;
 	const i32 = t.i32;
-	const oldLog = hdr[b + HASH_OLD_LOG_WORD]!;
+	const oldLog = hdr[b + N_HASH_OLD_LOG]!;
 	const oldFirst = hdr[b + N_HASH_OLD_FIRST]! * REC_I32;
 	const first = hdr[b + N_HASH_FIRST]! * REC_I32;
-	const log = hdr[b + HASH_LOG_WORD]!;
+	const log = hdr[b + N_HASH_LOG]!;
 	const n = 2 ** oldLog;
 	let moved = hdr[b + N_HASH_MOVED]!;
 	for (const stop = Math.min(n, moved + MIGRATE_STEP); moved < stop; moved++) {
@@ -151,7 +144,7 @@ function migrateStep(t: VaTable, b: number): void {
 	hdr[b + N_HASH_RETIRED_FIRST] = hdr[b + N_HASH_OLD_FIRST]!;
 	hdr[b + N_HASH_RETIRED_LEFT] = hashRecords(oldLog);
 	hdr[b + N_HASH_OLD_FIRST] = 0;
-	hdr[b + HASH_OLD_LOG_WORD] = 0;
+	hdr[b + N_HASH_OLD_LOG] = 0;
 	hdr[b + N_HASH_MOVED] = 0;
 }
 
@@ -176,9 +169,9 @@ export function hashMaintain(t: VaTable, b: number): void {
 		if (left === n) hdr[b + N_HASH_RETIRED_FIRST] = 0;
 		return;
 	}
-	const log = hdr[b + HASH_LOG_WORD]!;
+	const log = hdr[b + N_HASH_LOG]!;
 	const count = hdr[b + N_BUSY_NR]!;
-	if (hdr[b + HASH_OLD_LOG_WORD] !== 0 || (log === 0 ? count < HASH_START : count <= MAX_LOAD * 2 ** log)) return;
+	if (hdr[b + N_HASH_OLD_LOG] !== 0 || (log === 0 ? count < HASH_START : count <= MAX_LOAD * 2 ** log)) return;
 	const next = log === 0 ? Math.max(HASH_MIN_LOG, Math.ceil(Math.log2(count))) : log + 1;
 	const run = hashRecords(next);
 	// Within the hashes' budget (HDR_HASH_BUDGET, beyond maxAreas): the areas keep every record
@@ -194,7 +187,7 @@ export function hashMaintain(t: VaTable, b: number): void {
 	h[HDR_HASH_RECORDS]! += run;
 	if (log === 0) {
 		h[b + N_HASH_FIRST] = first;
-		h[b + HASH_LOG_WORD] = next;
+		h[b + N_HASH_LOG] = next;
 		// The first table: every busy area of the node, from its tree (HASH_START of them, plus
 		// what pools handed out since the last allocation that held the free-space lock).
 		const f64 = t.f64;
@@ -207,8 +200,8 @@ export function hashMaintain(t: VaTable, b: number): void {
 		return;
 	}
 	h[b + N_HASH_OLD_FIRST] = h[b + N_HASH_FIRST]!;
-	h[b + HASH_OLD_LOG_WORD] = log;
+	h[b + N_HASH_OLD_LOG] = log;
 	h[b + N_HASH_MOVED] = 0;
 	h[b + N_HASH_FIRST] = first;
-	h[b + HASH_LOG_WORD] = next;
+	h[b + N_HASH_LOG] = next;
 }

@@ -79,7 +79,7 @@ export function checkSpace(t: VaTable, spaceStart: number, spaceEnd: number, sel
 
 	const seen = new Uint8Array(high);
 	// The node (+ 1) whose busy hash chains each record.
-	const hashed = new Uint16Array(high);
+	const hashed = new Uint8Array(high);
 	const pageSize = hdrF[HDRF_PAGE_SIZE]!;
 	const bounds: Bounds = { spaceStart, spaceEnd, pageSize, nodes: t.nodes, zoneInverse: 1 / hdrF[HDRF_ZONE_SIZE]! };
 	const free = walkTree(t, "free tree", HDR_FREE_ROOT, true, seen, bounds);
@@ -213,7 +213,7 @@ export function checkSpace(t: VaTable, spaceStart: number, spaceEnd: number, sel
  * of records are marked in `seen`; returns how many records they take. `marks`/`id` mark
  * what the chains reach.
  */
-function checkHash(t: VaTable, b: number, node: string, busy: number[], marks: Uint16Array, id: number, seen: Uint8Array, high: number): number {
+function checkHash(t: VaTable, b: number, node: string, busy: number[], marks: Uint8Array, id: number, seen: Uint8Array, high: number): number {
 	const hdr = t.hdr;
 	const f64 = t.f64;
 	const i32 = t.i32;
@@ -276,7 +276,7 @@ function checkVn(flags: number, what: string, nodes: number): void {
 function walkLazy(t: VaTable, name: string, rootWord: number, nr: number, balanced: boolean, v: number, seen: Uint8Array, bounds: Bounds, all: Array<[number, number, string]>) {
 	const f64 = t.f64;
 	const i32 = t.i32;
-	const records = walkTree(t, name, rootWord, false, seen, bounds, 1, balanced);
+	const records = walkTree(t, name, rootWord, false, seen, bounds, balanced);
 	let bytes = 0;
 	let min = Infinity;
 	let max = -Infinity;
@@ -333,10 +333,10 @@ function walkPool(t: VaTable, name: string, head: number, nr: number, v: number,
 /**
  * In-order walk of one tree, checking parent links, key order, page alignment, the bounds of
  * the space, if `balanced` the red-black properties, and if `aug` every subtreeMaxSize.
- * Returns the slots in address order. `seen` marks records (with `mark`) so that one record
- * in two places is caught.
+ * Returns the slots in address order. `seen` marks records so that one record in two places
+ * is caught.
  */
-function walkTree(t: VaTable, name: string, rootWord: number, aug: boolean, seen: Uint8Array | Uint16Array, bounds: Bounds, mark = 1, balanced = true): number[] {
+function walkTree(t: VaTable, name: string, rootWord: number, aug: boolean, seen: Uint8Array, bounds: Bounds, balanced = true): number[] {
 	const { spaceStart, spaceEnd, pageSize } = bounds;
 	const out: number[] = [];
 	const root = t.hdr[rootWord]!;
@@ -351,7 +351,7 @@ function walkTree(t: VaTable, name: string, rootWord: number, aug: boolean, seen
 		if (depth > 128) corrupt(`${name}: deeper than 128 levels (a cycle?) at record ${x}`);
 		if (x >= seen.length) corrupt(`${name}: record ${x} is at or past SLOT_HIGH ${seen.length}`);
 		if (seen[x]) corrupt(`${name}: record ${x} is reached twice (or is in another structure too)`);
-		seen[x] = mark;
+		seen[x] = 1;
 		const red = vaIsRed(t.i32, x);
 		const l = vaLeft(t.i32, x);
 		const r = vaRight(t.i32, x);

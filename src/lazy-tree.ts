@@ -6,7 +6,7 @@
  * (lazyTreeAdd). A purge moves every node's lazy tree to the node's purge tree of its batch k
  * at once (detachLazyTrees: one root word and one count per node), flushes, and then takes
  * each of batch k's purge trees apart from its lowest area up into pools or free space
- * (purge-node.ts, with firstArea and removeFirst here). A flush that fails puts the purge
+ * (purge-node.ts, with rbFirst and removeFirst here). A flush that fails puts the purge
  * trees back (undoDetach).
  *
  * Why from the lowest area, with no rebalancing: a purge tree is only searched, never added
@@ -42,8 +42,8 @@ import {
 	VA_STATE,
 } from "./layout.ts";
 import type { Locks } from "./lock.ts";
-import { rbInsert } from "./rbtree.ts";
-import { clearVaLinks, setVaChild, setVaFlags, setVaParent, vaEnd, vaLeft, vaParent, vaRight, vaStart } from "./record.ts";
+import { rbFirst, rbInsert, rbLeftmost } from "./rbtree.ts";
+import { clearVaLinks, setVaChild, setVaFlags, setVaParent, vaEnd, vaParent, vaRight, vaStart } from "./record.ts";
 import type { VaTable } from "./va-table.ts";
 
 /** Empty node `v`'s flush range. Under v's lazy lock (or before anyone else can see the space). */
@@ -91,14 +91,6 @@ function linkLazy(t: VaTable, b: number, va: number, start: number): void {
 	} else insertVmapArea(t, b + N_LAZY_ROOT, va, "lazy tree");
 }
 
-/** The lowest node of the tree under `x` (0 for an empty tree). */
-export function firstArea(t: VaTable, x: number): number {
-	const i32 = t.i32;
-	if (x === 0) return 0;
-	for (let l = vaLeft(i32, x); l !== 0; l = vaLeft(i32, x)) x = l;
-	return x;
-}
-
 /**
  * Splice out `x`, the lowest node of the tree rooted at header word `rootWord`, with no
  * rebalancing: its right subtree takes its place. Returns the next lowest node (0: the tree
@@ -113,7 +105,7 @@ export function removeFirst(t: VaTable, rootWord: number, x: number): number {
 	else setVaChild(i32, p, VA_LEFT, r); // the lowest node is a left child
 	if (r === 0) return p;
 	setVaParent(i32, r, p);
-	return firstArea(t, r);
+	return rbLeftmost(t, r);
 }
 
 /** What detachLazyTrees took: the batch one flush covers. */
@@ -188,7 +180,7 @@ export function undoDetach(t: VaTable, locks: Locks, k: number): void {
 		t.sync();
 		const f64 = t.f64;
 		const hdr = t.hdr;
-		for (let va = firstArea(t, hdr[p]!); va !== 0; ) {
+		for (let va = rbFirst(t, p); va !== 0; ) {
 			const next = removeFirst(t, p, va);
 			const start = vaStart(f64, va);
 			widenFlushRange(t, v, start, vaEnd(f64, va));

@@ -23,7 +23,8 @@ import {
 } from "./layout.ts";
 import type { Locks } from "./lock.ts";
 import { decayCount, poolable, poolAdd, poolPop, poolWord, decodeVnId } from "./nodes.ts";
-import { firstArea, removeFirst } from "./lazy-tree.ts";
+import { removeFirst } from "./lazy-tree.ts";
+import { rbFirst } from "./rbtree.ts";
 import type { VaTable } from "./va-table.ts";
 import { vaFlags, vaSize } from "./record.ts";
 
@@ -59,7 +60,7 @@ export function purgeVmapNodeStep(t: VaTable, locks: Locks, v: number, k: number
 	const b = nodeBase(v);
 	const tree = purgeTree(v, k);
 	if (t.hdr[tree] === 0) return false;
-	const poolOnly = toPool(t, firstArea(t, t.hdr[tree]!), v, k, pageInverse);
+	const poolOnly = toPool(t, rbFirst(t, tree), v, k, pageInverse);
 	if (poolOnly) locks.acquire(b + N_POOL_LOCK);
 	else {
 		locks.acquire(HDR_FREE_LOCK);
@@ -71,7 +72,7 @@ export function purgeVmapNodeStep(t: VaTable, locks: Locks, v: number, k: number
 	const hdrF = t.hdrF;
 	let n = 0;
 	let pages = 0;
-	for (let va = firstArea(t, hdr[tree]!); va !== 0 && n < PURGE_STEP; n++) {
+	for (let va = rbFirst(t, tree); va !== 0 && n < PURGE_STEP; n++) {
 		const p = vaSize(f64, va) * pageInverse;
 		const pool = toPool(t, va, v, k, pageInverse);
 		if (poolOnly && !pool) break;

@@ -249,8 +249,12 @@ function eraseFixup(t: VaTable, rootWord: number, x: number, xp: number, aug: bo
 
 /** Lowest node of the tree, 0 when empty. */
 export function rbFirst(t: VaTable, rootWord: number): number {
+	return rbLeftmost(t, t.hdr[rootWord]!);
+}
+
+/** Lowest node of the subtree under `x` (0 for none). */
+export function rbLeftmost(t: VaTable, x: number): number {
 	const i32 = t.i32;
-	let x = t.hdr[rootWord]!;
 	if (x === 0) return 0;
 	while (vaLeft(i32, x) !== 0) x = vaLeft(i32, x);
 	return x;

@@ -3,7 +3,6 @@
  * (a lock word's owner word included), every word lies inside its region, and the regions
  * follow each other in the order layout.ts draws.
  */
-import { HASH_LOG_WORD, HASH_OLD_LOG_WORD } from "../src/busy-hash.ts";
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import * as H from "../src/heap-layout.ts";
@@ -38,11 +37,6 @@ function overlaps(table: Words, i32: string, f64: string | undefined, limit: num
 	}
 	return problems;
 }
-
-test("layout: the busy hash's literal word offsets are layout.ts's", () => {
-	assert.equal(HASH_LOG_WORD, L.N_HASH_LOG);
-	assert.equal(HASH_OLD_LOG_WORD, L.N_HASH_OLD_LOG);
-});
 
 test("layout: the overlap finder sees a shared word, a lock's owner word and a word out of range", () => {
 	assert.deepEqual(overlaps({ X_A: 1, X_B: 2 }, "X_", undefined, 4, []), []);
