@@ -170,6 +170,11 @@ export interface VmapStats {
 	freeBytes: number;
 	freeBlocks: number;
 	largestFreeBlock: number;
+	/**
+	 * Bytes from the space's start to the end of its highest area that is not free space
+	 * (busy, lazy or pooled): the address span in use. Fragmentation is this over busyBytes.
+	 */
+	spanBytes: number;
 	/** Lazily freed pages not yet merged back (the kernel's vmap_lazy_nr). */
 	vmapLazyNr: number;
 	lazyMaxPages: number;
@@ -180,7 +185,14 @@ export interface VmapStats {
 	flushes: number;
 	flushedBytes: number;
 	purgedAreas: number;
+	/**
+	 * Purges (each also counted in `purges`) by who ran them: an allocation that found no fit;
+	 * the free path at twice lazyMaxPages (priority); the drain the free path schedules past
+	 * lazyMaxPages. The rest were purge() calls and helpers' adoptions.
+	 */
 	overflowPurges: number;
+	priorityPurges: number;
+	drainPurges: number;
 	flushErrors: number;
 	/** Bytes and areas in every node's pools (reusable at once, not part of freeBytes). */
 	poolBytes: number;
@@ -245,4 +257,45 @@ declare global {
 	interface SymbolConstructor {
 		readonly dispose: unique symbol;
 	}
+}
+
+/** An area in a dump: busy or lazy (freed, awaiting a purge). */
+export interface DumpArea {
+	start: number;
+	end: number;
+	size: number;
+	state: AreaState;
+	tag?: string;
+}
+
+/** A free block in a dump. */
+export interface DumpFreeBlock {
+	start: number;
+	end: number;
+	size: number;
+}
+
+/** A small-area block in a dump: one busy area, owned by handle `owner`, cut in `slots` areas of `areaSize`. */
+export interface DumpSmallBlock {
+	start: number;
+	end: number;
+	owner: number;
+	areaSize: number;
+	slots: number;
+	live: number;
+	lazy: number;
+	free: number;
+}
+
+/**
+ * `JSON.parse(space.dump())`. Addresses in [start, end) that are in no area and no free block
+ * are pooled (purged into a node's pool), or moved between listings while others worked.
+ */
+export interface VmapDump {
+	start: number;
+	end: number;
+	stats: VmapStats;
+	areas: DumpArea[];
+	free: DumpFreeBlock[];
+	blocks: DumpSmallBlock[];
 }

@@ -17,3 +17,6 @@ export type {
 export { VmapError, type VmapErrorCode } from "./errors.ts";
 export { VmapSpace } from "./space.ts";
 export { VmapHeap, type HeapStats, type VmallocOptions, type VmapHeapHandle, type VmapHeapOptions } from "./heap.ts";
+export type { DumpArea, DumpFreeBlock, DumpSmallBlock, VmapDump } from "./api.ts";
+export { mapSvg, type MapOptions } from "./viz/map.ts";
+export { Timeline, timelineSvg, type TimelineData, type TimelineOptions } from "./viz/timeline.ts";

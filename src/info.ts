@@ -293,10 +293,10 @@ export function vmallocinfoText(l: Listing, tagName: TagName): string {
 	return w.toString();
 }
 
-/** JSON: the statistics, every busy and lazy area, every free block, every small-area block. */
+/** JSON (VmapDump): the space's range, the statistics, every busy and lazy area, every free block, every small-area block. */
 export function dumpText(s: SpaceState, l: Listing, stats: VmapStats, tagName: TagName): string {
 	const w = new TextWriter(24 * (l.busy.n + l.lazy.n + l.free.n)); // about 70 bytes an area
-	w.text(`{"stats":${JSON.stringify(stats)},"areas":[`);
+	w.text(`{"start":`).int(s.start).text(`,"end":`).int(s.end).text(`,"stats":${JSON.stringify(stats)},"areas":[`);
 	// Busy and lazy areas in address order: merge the two runs (a start in both: the busy one).
 	const b = l.busy.a;
 	const z = l.lazy.a;

@@ -57,7 +57,7 @@
  */
 
 export const MAGIC = 0x766d6170; // "vmap"
-export const VERSION = 9;
+export const VERSION = 10;
 
 // ── header, Int32 words ────────────────────────────────────────────────────────────────
 export const HDR_MAGIC = 0;
@@ -178,6 +178,9 @@ export const HDRF_LAZY_MAX_PAGES = 7;
 export const HDRF_FREE_BYTES = 12;
 /** [free] Allocations that failed with EBUSY. */
 export const HDRF_FAILED = 13;
+/** [purge] Purges the free path ran: drains (past lazyMaxPages) and priority purges (at twice it). */
+export const HDRF_DRAIN_PURGES = 24;
+export const HDRF_PRIORITY_PURGES = 27;
 /** [purge] Purges that took a non-empty batch. */
 export const HDRF_PURGES = 28;
 /** [purge] Calls of the flush hook, and the bytes of the ranges they covered. */

@@ -40,6 +40,8 @@ import {
 	HDRF_HELPED,
 	HDRF_LAZY_MAX_PAGES,
 	HDRF_OVERFLOW_PURGES,
+	HDRF_PRIORITY_PURGES,
+	HDRF_DRAIN_PURGES,
 	HDRF_PURGES,
 	HDRF_TRIMS,
 	N_POOL_LOCK,
@@ -166,6 +168,8 @@ export class Purger {
 		t.hdrF[HDRF_FLUSHES]!++;
 		t.hdrF[HDRF_FLUSHED_BYTES]! += end - start;
 		if (req.overflow) t.hdrF[HDRF_OVERFLOW_PURGES]!++;
+		else if (req.minPages !== undefined) t.hdrF[HDRF_PRIORITY_PURGES]!++;
+		else if (req.bounded) t.hdrF[HDRF_DRAIN_PURGES]!++;
 		seqEnd(t.hdr);
 
 		const { areas, bytes } = detached;

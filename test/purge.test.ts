@@ -137,7 +137,9 @@ test("drain: passing lazyMaxPages schedules a purge on the event loop, never ins
 	await tick();
 	await tick();
 	assert.equal(flushes, 1, "the drain ran");
-	assert.equal(s.stats().vmapLazyNr, 0);
+	const st = s.stats();
+	assert.equal(st.vmapLazyNr, 0);
+	assert.deepEqual([st.purges, st.drainPurges, st.priorityPurges, st.overflowPurges], [1, 1, 0, 0], "counted as a drain");
 	s.check();
 });
 
@@ -152,6 +154,8 @@ test("priority: at 2 * lazyMaxPages the free path purges by itself", () => {
 	}
 	assert.ok(peak < 2 * 4 + 3, `backlog peaked at ${peak} pages; it must stay below 2 * lazyMaxPages + the largest area`);
 	assert.ok(flushes > 100, `only ${flushes} purges`);
+	const st = s.stats();
+	assert.deepEqual([st.priorityPurges, st.drainPurges, st.overflowPurges], [st.purges, 0, 0], "every purge was the free path's priority purge");
 	s.check();
 });
 

@@ -25,3 +25,15 @@ export function wholeNumber(command: string, name: string, value: string | undef
 	if (!Number.isSafeInteger(n) || n < min || n > max) usageError(command, `--${name} must be a whole number from ${min} to ${max}, got ${JSON.stringify(value)}`);
 	return n;
 }
+
+/** Options and exactly one positional argument, `what` (named in the error when missing). */
+export function parseWithFile<O extends Options>(command: string, argv: string[], options: O, what: string): { values: ReturnType<typeof parseArgs<{ args: string[]; strict: true; allowPositionals: true; options: O }>>["values"]; file: string | undefined } {
+	let r;
+	try {
+		r = parseArgs({ args: argv, strict: true, allowPositionals: true, options });
+	} catch (e) {
+		return usageError(command, `${(e as Error).message} (see vmap ${command} --help)`);
+	}
+	if (r.positionals.length > 1) usageError(command, `takes one ${what}, got ${r.positionals.length}: ${r.positionals.map((p) => JSON.stringify(p)).join(" ")}`);
+	return { values: r.values, file: r.positionals[0] };
+}

@@ -4,9 +4,13 @@
  * worker_threads released together; each prints the kernel's Summary lines; then a table
  * across workers, and the heap is checked and must be whole again once everything is freed.
  */
+import { mkdirSync, writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
+import { join } from "node:path";
 import { Worker } from "node:worker_threads";
 import { VmapHeap } from "../heap.ts";
+import { mapSvg } from "../viz/map.ts";
+import { Timeline, timelineSvg } from "../viz/timeline.ts";
 import { ALL_MASK, CASES } from "./test-cases.ts";
 import { C_DONE, C_GATE, C_READY, type RunParams, type TestResult, type WorkerJob, type WorkerReport } from "./test-protocol.ts";
 
@@ -15,6 +19,8 @@ export interface TestParams extends RunParams {
 	/** nr_threads */
 	threads: number;
 	json: boolean;
+	/** Folder for the pictures of the run (--viz). */
+	viz?: string | undefined;
 }
 
 /** The script's parameter sets (test_vmalloc.sh), over the module's defaults. */
@@ -58,6 +64,26 @@ function report(w: Worker): Promise<WorkerReport> {
 const summary = (r: TestResult) =>
 	`Summary: ${r.name} passed: ${r.passed} failed: ${r.failed} xfailed: ${r.xfailed} repeat: ${r.repeat} loops: ${r.loops} avg: ${r.avgUs} usec`;
 
+/** --viz: the timeline's sampling period. */
+const VIZ_MS = 50;
+
+/** The map of the heap's space as the tests end, and the run's timeline, with their JSON. */
+function writePictures(dir: string, heap: VmapHeap, timeline: Timeline, what: string): string[] {
+	mkdirSync(dir, { recursive: true });
+	const dump = heap.space.dump();
+	const stats = heap.space.stats();
+	// The tests reach up to 4 GiB for alignment; draw what they used, in whole rows.
+	const to = Math.min(heap.space.end, heap.space.start + 2 ** Math.ceil(Math.log2(Math.max(stats.spanBytes, 64 * heap.pageSize))));
+	const files: Array<[string, string]> = [
+		["map.svg", mapSvg(dump, { to, title: `${what}: the heap's space as the tests ended, before the final purge` })],
+		["timeline.svg", timelineSvg(timeline, { title: `${what}: stats() every ${VIZ_MS} ms` })],
+		["dump.json", dump],
+		["timeline.json", JSON.stringify(timeline)],
+	];
+	for (const [name, text] of files) writeFileSync(join(dir, name), text);
+	return files.map(([name]) => join(dir, name));
+}
+
 /** Run the tests; returns the exit status (0: nothing failed and the heap came back whole). */
 export async function runTests(p: TestParams): Promise<number> {
 	const out = (s: string) => {
@@ -98,6 +124,10 @@ export async function runTests(p: TestParams): Promise<number> {
 	Atomics.store(gate, C_GATE, 1);
 	Atomics.notify(gate, C_GATE);
 	const total = p.threads * selected.length * p.repeat;
+	// --viz: the timeline, from stats() (no lock) every VIZ_MS while this thread waits.
+	const timeline = new Timeline();
+	const st = heap.space.stats();
+	const sampler = p.viz === undefined ? undefined : setInterval(() => timeline.sample(heap.space.stats({ into: st })), VIZ_MS);
 	// Progress on stderr: in place on a terminal; elsewhere (CI logs, pipes) a plain line every 10 s.
 	const tty = process.stderr.isTTY === true;
 	const line = () => `vmap test: ${Atomics.load(gate, C_DONE)}/${total} test repetitions done, ${((performance.now() - t0) / 1000).toFixed(1)} s`;
@@ -114,6 +144,7 @@ export async function runTests(p: TestParams): Promise<number> {
 	try {
 		results = await Promise.all(reports);
 	} finally {
+		if (sampler) clearInterval(sampler);
 		if (progress) {
 			clearInterval(progress);
 			if (tty) process.stderr.write("\r\x1b[K");
@@ -152,6 +183,12 @@ export async function runTests(p: TestParams): Promise<number> {
 	out(`|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|`);
 	for (const r of rows) out(`| ${r.id} | ${r.name} | ${p.threads} | ${r.passed} | ${r.failed} | ${r.xfailed} | ${p.repeat} | ${p.loops} | ${r.avgUs} | ${r.minUs} | ${r.maxUs} |`);
 	out(`| | total | ${p.threads} | ${sum("passed")} | ${sum("failed")} | ${sum("xfailed")} | | | | | |`);
+
+	if (p.viz !== undefined) {
+		timeline.sample(heap.space.stats({ into: st }));
+		const files = writePictures(p.viz, heap, timeline, `vmap test --mode ${p.mode}: ${p.threads} thread(s), ${selected.length} test(s), ${seconds.toFixed(1)} s`);
+		process.stderr.write(`vmap test: pictures written: ${files.join(", ")}\n`);
+	}
 
 	// After the run: validate, then free and purge everything and demand the whole space back.
 	const problems: string[] = [];
