@@ -13,7 +13,7 @@ import { fixed, Held, PROBE, probeOverlaps, random, rssMiB, workersSpace } from 
 
 export type Spec =
 	| { kind: "W0"; peer: PeerId; size: number; pairs: number; timeLimitMs: number }
-	| { kind: "scale"; peer: PeerId; live: number; ops: number; maxSize: number; timeLimitMs: number; seed: number }
+	| { kind: "scale"; peer: PeerId; live: number; ops: number; maxSize: number; timeLimitMs: number; seed: number; viz?: string }
 	| { kind: "workers"; peer: "vmap" | "smo"; workload: "W0" | "W1"; workers: number; nodes: number; opsEach: number; seed: number; selfShim: boolean; private: boolean; cache: boolean }
 	| { kind: "batching"; peer: "vmap"; eager: boolean; pairs: number }
 	| { kind: "lookups"; peer: "vmap"; live: number };
@@ -29,6 +29,8 @@ export interface PlanOptions {
 	quick: boolean;
 	/** Seconds a linear (O(n)) peer's timed loop may run. */
 	timeLimit: number;
+	/** A folder for the pictures of vmap's scale runs (--viz). */
+	viz?: string | undefined;
 }
 
 /** Live counts of the scale series; 10k is W1. */
@@ -48,7 +50,8 @@ export function plan(o: PlanOptions): Case[] {
 	for (const live of o.quick ? SCALE.slice(0, 2) : SCALE) {
 		for (const p of PEERS) {
 			const ops = (p.linear ? LINEAR_OPS : OPS) / div;
-			out.push({ name: `scale ${live} ${p.id}`, spec: { kind: "scale", peer: p.id, live, ops, maxSize: 4096, timeLimitMs: limit(p.linear), seed: o.seed } });
+			const viz = o.viz !== undefined && p.id.startsWith("vmap") ? { viz: o.viz } : {};
+			out.push({ name: `scale ${live} ${p.id}`, spec: { kind: "scale", peer: p.id, live, ops, maxSize: 4096, timeLimitMs: limit(p.linear), seed: o.seed, ...viz } });
 		}
 	}
 	const workers = (name: string, peer: "vmap" | "smo", workload: "W0" | "W1", n: number, nodes: number, opsTotal: number, more: { selfShim?: boolean; private?: boolean; cache?: boolean } = {}) =>
@@ -85,7 +88,8 @@ export async function runCase(spec: Spec): Promise<object> {
 		}
 		case "scale": {
 			const p = peer(spec.peer);
-			return random(await p.make(spec.live, spec.maxSize), { ...spec, ids: p.unit === "ids" });
+			const viz = spec.viz === undefined ? undefined : { dir: spec.viz, name: `scale-${spec.live}-${spec.peer}`, title: `vmap bench, scale ${spec.live.toLocaleString("en-US")} live, ${p.name}` };
+			return random(await p.make(spec.live, spec.maxSize), { ...spec, ids: p.unit === "ids", viz });
 		}
 		case "workers":
 			return shared(spec);

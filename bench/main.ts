@@ -25,6 +25,10 @@ Exit status 1 only if vmap itself broke or overlapped.
 
 Options:
   --svg FILE        also write a chart of ops/s against live count (log scales) to FILE
+  --viz DIR         also write, for every vmap run of the scale series, the map of its space
+                    after the timed loop and the timeline of the loop (stats() at every clock
+                    reading, about once a millisecond): DIR/scale-<live>-<peer>.map.svg and
+                    .timeline.svg
   --json            print one JSON document (every run's figures) instead of markdown
   --only TEXT       run only the cases whose name starts with TEXT; repeat or separate with
                     commas (e.g. --only W0 --only "scale 10000 "); see --list
@@ -42,6 +46,7 @@ ${PEERS.map((p) => `  ${p.id.padEnd(17)} ${p.name}${p.linear ? " (O(n))" : ""}\n
 export async function main(argv: string[]): Promise<number> {
 	const v = parseOptions("bench", argv, {
 		svg: { type: "string" },
+		viz: { type: "string" },
 		json: { type: "boolean" },
 		only: { type: "string", multiple: true },
 		list: { type: "boolean" },
@@ -55,6 +60,7 @@ export async function main(argv: string[]): Promise<number> {
 		return 0;
 	}
 	if (v.svg === "") usageError("bench", "--svg needs a file name");
+	if (v.viz === "") usageError("bench", "--viz needs a folder");
 	return bench({
 		svg: v.svg,
 		json: v.json ?? false,
@@ -63,5 +69,6 @@ export async function main(argv: string[]): Promise<number> {
 		seed: wholeNumber("bench", "seed", v.seed, 1, 2 ** 32 - 1) ?? 1,
 		timeLimit: wholeNumber("bench", "time-limit", v["time-limit"], 1, 3600) ?? 5,
 		quick: v.quick ?? false,
+		viz: v.viz,
 	});
 }

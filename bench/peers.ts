@@ -24,6 +24,8 @@ export interface Subject {
 	readonly limit: number;
 	/** Figures only this peer has (number-allocator's leaked IDs), read after the run. */
 	audit?(live: number): Record<string, number>;
+	/** vmap's space, for the pictures of `vmap bench --viz`. */
+	space?: VmapSpace;
 }
 
 export type PeerId = "vmap" | "vmap-nocache" | "vmap-1m" | "vmap-heap" | "thi.ng" | "smo" | "smo-heap" | "number-allocator" | "first-fit" | "lifo";
@@ -106,6 +108,7 @@ function spaceSubject(lazyMaxBytes: number | undefined, smallMax: number | undef
 		...(smallMax !== undefined && { smallMax }),
 	});
 	return {
+		space: s,
 		alloc: orZero((n) => s.alloc(n)),
 		free: (a) => s.free(a),
 		check: () => s.check(),
@@ -178,7 +181,7 @@ export const PEERS: Peer[] = [
 		make(live, maxSize) {
 			const maxBytes = poolBytes(live, maxSize);
 			const h = VmapHeap.create({ size: 64 * 2 ** 20, maxSize: maxBytes, pageSize: 8, guardPages: 0, nodes: 1 });
-			return { alloc: orZero((n) => h.vmalloc(n)), free: (a) => h.vfree(a), check: () => h.check(), base: 8, limit: maxBytes };
+			return { space: h.space, alloc: orZero((n) => h.vmalloc(n)), free: (a) => h.vfree(a), check: () => h.check(), base: 8, limit: maxBytes };
 		},
 	},
 	{

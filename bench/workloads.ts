@@ -11,7 +11,9 @@
  * - the allocator's own check() after the run, where it has one.
  */
 import { xorshift32 } from "../test/support/random.ts";
-import { VmapSpace } from "../src/index.ts";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { mapSvg, Timeline, timelineSvg, VmapSpace } from "../src/index.ts";
 import type { Subject } from "./peers.ts";
 
 /** Live ranges held by a workload: addresses and sizes in the allocator's units. */
@@ -112,6 +114,8 @@ export interface RandomParams {
 	/** The timed loop stops here even if `ops` are not done. */
 	timeLimitMs: number;
 	seed: number;
+	/** `vmap bench --viz`: the folder and file-name stem of this run's pictures (vmap peers only). */
+	viz?: { dir: string; name: string; title: string } | undefined;
 }
 
 /**
@@ -160,6 +164,10 @@ export function random(a: Subject, p: RandomParams) {
 	// The clock is read after every operation for the first millisecond, then about once a
 	// millisecond: cheap for fast allocators, and a slow one overruns the limit by one operation.
 	let mask = 0;
+	// --viz: the timeline, from stats() at every clock reading (no lock, no object made).
+	const space = p.viz === undefined ? undefined : a.space;
+	const timeline = new Timeline();
+	const st = space?.stats();
 	const t0 = performance.now();
 	for (; done < p.ops; done++) {
 		const n = held.n;
@@ -168,6 +176,7 @@ export function random(a: Subject, p: RandomParams) {
 		else if (rnd() & 1) doAlloc();
 		else doFree();
 		if ((done & mask) === mask) {
+			if (space !== undefined) timeline.sample(space.stats({ into: st! }));
 			const ms = performance.now() - t0;
 			if (ms > p.timeLimitMs) {
 				done++;
@@ -179,6 +188,7 @@ export function random(a: Subject, p: RandomParams) {
 	}
 	const sec = (performance.now() - t0) / 1000;
 	const maxRssMiB = rssMiB();
+	if (space !== undefined) vizFiles(p.viz!, space, timeline, peakEnd - a.base, `${done.toLocaleString("en-US")} operations in ${sec.toFixed(2)} s`);
 	overlaps += held.overlaps(a.base, a.limit);
 	a.check();
 	return {
@@ -197,6 +207,15 @@ export function random(a: Subject, p: RandomParams) {
 		maxRssMiB,
 		...a.audit?.(held.n),
 	};
+}
+
+/** The pictures of a vmap run: the map of the part of the space it used, and the timeline. */
+function vizFiles(v: { dir: string; name: string; title: string }, space: VmapSpace, timeline: Timeline, peakSpan: number, what: string): void {
+	mkdirSync(v.dir, { recursive: true });
+	timeline.sample(space.stats());
+	const to = Math.min(space.end, space.start + 2 ** Math.ceil(Math.log2(Math.max(peakSpan, 64 * space.pageSize))));
+	writeFileSync(join(v.dir, `${v.name}.map.svg`), mapSvg(space.dump(), { to, title: `${v.title}: the space after the timed loop` }));
+	writeFileSync(join(v.dir, `${v.name}.timeline.svg`), timelineSvg(timeline, { title: `${v.title}: ${what}` }));
 }
 
 /** The space of a workers case: W0 allocates pages (pageSize 4096), W1 bytes (pageSize 1). */

@@ -284,19 +284,21 @@ export function readStats(t: VaTable, pools: boolean, into?: VmapStats): VmapSta
 		if (pools) n.poolLengths ??= new Array<number>(MAX_VA_SIZE_PAGES).fill(0);
 		else delete n.poolLengths;
 	}
+	// Every domain is read even after one gave up (`&&=` would skip the rest, leaving figures
+	// of an earlier snapshot, and module scratch of another node, in this one).
 	let consistent = readDomain(t, HDR_FREE_LOCK, s, FREE, 0, pools);
-	consistent &&= readDomain(t, HDR_SEQ_PURGE, s, PURGE, 0, pools);
+	consistent = readDomain(t, HDR_SEQ_PURGE, s, PURGE, 0, pools) && consistent;
 	let lazyPages = 0;
 	for (let v = 0; v < nodes.length; v++) {
 		const b = nodeBase(v);
 		const n = nodes[v]!;
-		consistent &&= readDomain(t, b + N_BUSY_LOCK, s, BUSY, v, pools);
+		consistent = readDomain(t, b + N_BUSY_LOCK, s, BUSY, v, pools) && consistent;
 		// The pool domain first: it holds the count of lazy pages purged, which only grows, and
 		// is read before the count added (the lazy domain), which is never below it; so
 		// vmapLazyNr is never negative (in the other order a purge between the two reads made
 		// it so: -46,965 pages, seen in a timeline of vmap test).
-		consistent &&= readDomain(t, b + N_POOL_LOCK, s, POOL, v, pools);
-		consistent &&= readDomain(t, b + N_LAZY_LOCK, s, LAZY, v, pools);
+		consistent = readDomain(t, b + N_POOL_LOCK, s, POOL, v, pools) && consistent;
+		consistent = readDomain(t, b + N_LAZY_LOCK, s, LAZY, v, pools) && consistent;
 		n.lazyAreas = scratch[S_LISTED]! + scratch[S_BATCHED]!;
 		lazyPages += scratch[S_ADDED]! - scratch[S_PURGED]!;
 		s.busyAreas += n.busyAreas;

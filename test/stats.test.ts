@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { VmapSpace } from "../src/index.ts";
+import { N_BUSY_LOCK, nodeBase } from "../src/layout.ts";
 import { CONTROL_BYTES, openGate, PROGRESS, STOP } from "./support/gate.ts";
 import { reportOf, startWorker } from "./support/workers.ts";
 import { randomBelow } from "./support/random.ts";
@@ -63,4 +64,21 @@ test("stats({ into }) refills an earlier result in place, the same figures a fre
 	for (const bad of [other.stats(), {}, null, 7]) {
 		assert.throws(() => space.stats({ into: bad as never }), (e: Error & { code?: string }) => e.code === "EINVAL" && /into must be a previous stats\(\) result of this space \(2 nodes\)/.test(e.message));
 	}
+});
+
+test("stats(): a domain whose writer never finishes is flagged, and every other domain is still read", () => {
+	const space = VmapSpace.create({ size: 4096 * P, lazyMaxPages: 1 << 20, nodes: 2, smallMax: 0 });
+	// Areas on both nodes (zones of 16 pages alternate), some of them lazy.
+	const areas = Array.from({ length: 40 }, () => space.alloc(4 * P));
+	for (const a of areas.slice(0, 10)) space.free(a);
+	const want = space.stats();
+	assert.equal(want.consistent, true);
+	// Node 0's busy lock word odd and unchanging: a writer inside it, forever (a reader gives up after 20 ms).
+	const hdr = space.table.hdr;
+	const word = nodeBase(0) + N_BUSY_LOCK;
+	Atomics.add(hdr, word, 1);
+	const got = space.stats();
+	Atomics.sub(hdr, word, 1);
+	assert.equal(got.consistent, false);
+	assert.deepEqual({ ...got, consistent: true }, want, "the domains after the stuck one were read all the same");
 });

@@ -1,0 +1,135 @@
+// The live page: creates the heap, starts the workers, and redraws the map and the timeline.
+import { mapSvg, Timeline, timelineSvg, VmapHeap } from "/dist/index.js";
+
+const params = new URLSearchParams(location.search);
+const N = Math.max(1, Math.min(16, Number(params.get("workers")) || Math.min(4, Math.max(2, navigator.hardwareConcurrency || 2))));
+const SAMPLE_MS = 100;
+const MAP_MS = 500;
+const $ = (id) => document.getElementById(id);
+const fmt = (n) => (n >= 2 ** 20 ? `${(n / 2 ** 20).toFixed(1)} MiB` : n >= 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${n} B`);
+
+// What the browser test reads.
+const state = (globalThis.__demo = { workers: N, frames: 0, samples: 0, allocs: 0, badBytes: 0, killed: [], errors: [], status: "" });
+
+const status = (text, bad = false) => {
+	$("status").textContent = text;
+	$("status").className = bad ? "bad" : "";
+	state.status = text;
+};
+
+if (!crossOriginIsolated) {
+	status("This page needs cross-origin isolation (COOP and COEP headers) for SharedArrayBuffer: open it through npm run demo.", true);
+	throw new Error("not cross-origin isolated");
+}
+
+// 64 MiB of addresses, 4 KiB pages, 2 nodes; a drain is due at 8 MiB lazily freed.
+const heap = VmapHeap.create({ size: 4 * 2 ** 20, maxSize: 64 * 2 ** 20, nodes: 2, lazyMaxPages: 2048 });
+heap.offline(); // this page only watches: grace periods do not wait for it
+$("n").textContent = String(N);
+
+const workers = [];
+for (let i = 0; i < N; i++) {
+	const w = new Worker("/demo/worker.js", { type: "module" });
+	const row = { index: i, worker: w, id: 0, alive: true, report: null };
+	w.onmessage = ({ data }) => {
+		if (data.type === "hello") row.id = data.id;
+		else row.report = data;
+	};
+	w.onerror = (e) => {
+		e.preventDefault();
+		state.errors.push(`worker ${i}: ${e.message}`);
+	};
+	w.postMessage({ cmd: "start", handle: heap.handle, index: i, seed: 0x9e3779b9 ^ (i * 7919) });
+	workers.push(row);
+}
+
+const timeline = new Timeline();
+state.timeline = timeline;
+const st = heap.space.stats();
+setInterval(() => {
+	timeline.sample(heap.space.stats({ into: st }));
+	state.samples = timeline.length;
+}, SAMPLE_MS);
+
+function renderTable() {
+	const body = $("workers").tBodies[0];
+	const rows = workers.map((w) => {
+		const r = w.report ?? { allocs: 0, frees: 0, live: 0, liveBytes: 0, badBytes: 0, error: "" };
+		return `<tr class="${w.alive ? "" : "dead"}"><td>worker ${w.index}${w.alive ? "" : " (killed)"}</td><td>${w.id}</td><td>${r.allocs}</td><td>${r.frees}</td><td>${r.live}</td><td>${fmt(r.liveBytes)}</td><td>${r.badBytes}</td><td class="err">${escapeHtml(r.error)}</td></tr>`;
+	});
+	body.innerHTML = rows.join("");
+	state.allocs = workers.reduce((n, w) => n + (w.report?.allocs ?? 0), 0);
+	state.badBytes = workers.reduce((n, w) => n + (w.report?.badBytes ?? 0), 0);
+}
+
+function escapeHtml(s) {
+	return s.replace(/&/g, "&amp;").replace(/</g, "&lt;");
+}
+
+let drawing = false;
+async function redraw() {
+	if (drawing) return;
+	drawing = true;
+	try {
+		const dump = await heap.space.dumpAsync();
+		const t0 = performance.now();
+		$("map").innerHTML = mapSvg(dump, { width: 1000, rows: 24, idPrefix: "map-", title: `The heap's address space now: ${fmt(heap.maxSize)}, ${N} workers` });
+		$("timeline").innerHTML = timelineSvg(timeline, { width: 960, title: `The last ${timeline.length} samples of stats(), one every ${SAMPLE_MS} ms` });
+		state.drawMs = performance.now() - t0;
+		renderTable();
+		state.frames++;
+	} catch (e) {
+		state.errors.push(String(e && e.message ? e.message : e));
+		status(`drawing failed: ${e.message}`, true);
+	} finally {
+		drawing = false;
+	}
+}
+setInterval(redraw, MAP_MS);
+redraw();
+status(`${N} workers running; the map and the timeline redraw twice a second.`);
+
+$("storm").onclick = () => {
+	for (const w of workers) if (w.alive) w.worker.postMessage({ cmd: "storm" });
+	status("vfree storm: every worker allocates 600 more areas, then frees everything at once. Watch the lazy backlog pass lazyMaxPages (drains) and 2 × it (priority purges).");
+};
+$("purge").onclick = () => {
+	const before = heap.space.stats();
+	heap.purge();
+	const after = heap.space.stats();
+	status(`purge: ${before.lazyAreas} lazy areas (${fmt(before.lazyBytes)}) before, ${after.lazyAreas} after; ${after.purges - before.purges} purge(s) ran.`);
+};
+$("trim").onclick = () => {
+	const r = heap.space.trim();
+	status(`trim(): ${r.areas} pooled areas (${fmt(r.bytes)}) went back to free space.`);
+};
+$("kill").onclick = () => {
+	const w = [...workers].reverse().find((x) => x.alive && x.id > 0);
+	if (!w) {
+		status("no worker left to kill.", true);
+		return;
+	}
+	w.worker.terminate();
+	w.alive = false;
+	// A Web Worker has no exit event: the page saw it end, and says so.
+	heap.exited(w.id);
+	const r = w.report ?? { live: 0, liveBytes: 0 };
+	const dead = isPoisoned();
+	state.killed.push(w.index);
+	status(
+		dead
+			? `worker ${w.index} (handle ${w.id}) was killed holding a lock: the space is poisoned, and every other worker now gets EOWNERDEAD (see the table).`
+			: `worker ${w.index} (handle ${w.id}) killed mid-run: it held no lock, so the others go on. Its ${r.live} areas (${fmt(r.liveBytes)}) stay busy, tagged "worker ${w.index}" and in its blocks: only it could have freed them.`,
+		dead,
+	);
+};
+
+/** Whether the space was poisoned (a handle ended holding a lock): any locked call then throws EOWNERDEAD. */
+function isPoisoned() {
+	try {
+		heap.space.find(heap.space.start);
+		return false;
+	} catch (e) {
+		return e && e.code === "EOWNERDEAD";
+	}
+}
