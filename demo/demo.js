@@ -9,7 +9,7 @@ const $ = (id) => document.getElementById(id);
 const fmt = (n) => (n >= 2 ** 20 ? `${(n / 2 ** 20).toFixed(1)} MiB` : n >= 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${n} B`);
 
 // What the browser test reads.
-const state = (globalThis.__demo = { workers: N, frames: 0, samples: 0, allocs: 0, badBytes: 0, killed: [], errors: [], status: "" });
+const state = (globalThis.__demo = { workers: N, frames: 0, samples: 0, allocs: 0, badBytes: 0, killed: [], errors: [], status: "", poisoned: false });
 
 const status = (text, bad = false) => {
 	$("status").textContent = text;
@@ -44,8 +44,9 @@ for (let i = 0; i < N; i++) {
 }
 
 const timeline = new Timeline();
-state.timeline = timeline;
 const st = heap.space.stats();
+state.timeline = timeline;
+state.stats = st;
 setInterval(() => {
 	timeline.sample(heap.space.stats({ into: st }));
 	state.samples = timeline.length;
@@ -67,8 +68,9 @@ function escapeHtml(s) {
 }
 
 let drawing = false;
+let paused = false;
 async function redraw() {
-	if (drawing) return;
+	if (drawing || paused) return;
 	drawing = true;
 	try {
 		const dump = await heap.space.dumpAsync();
@@ -79,16 +81,30 @@ async function redraw() {
 		renderTable();
 		state.frames++;
 	} catch (e) {
+		if (e && e.code === "EOWNERDEAD") {
+			// A killed worker held a lock: the space is poisoned. The last map stays; stats() and
+			// the timeline go on (they take no lock).
+			clearInterval(mapTimer);
+			renderTable();
+			status(`The space is poisoned (a handle ended holding a lock): ${e.message}. Reload the page to start again.`, true);
+			state.poisoned = true;
+			return;
+		}
 		state.errors.push(String(e && e.message ? e.message : e));
 		status(`drawing failed: ${e.message}`, true);
 	} finally {
 		drawing = false;
 	}
 }
-setInterval(redraw, MAP_MS);
+const mapTimer = setInterval(redraw, MAP_MS);
 redraw();
 status(`${N} workers running; the map and the timeline redraw twice a second.`);
 
+$("pause").onclick = () => {
+	paused = !paused;
+	state.paused = paused;
+	$("pause").textContent = paused ? "resume pictures" : "pause pictures";
+};
 $("storm").onclick = () => {
 	for (const w of workers) if (w.alive) w.worker.postMessage({ cmd: "storm" });
 	status("vfree storm: every worker allocates 600 more areas, then frees everything at once. Watch the lazy backlog pass lazyMaxPages (drains) and 2 × it (priority purges).");
@@ -115,10 +131,13 @@ $("kill").onclick = () => {
 	heap.exited(w.id);
 	const r = w.report ?? { live: 0, liveBytes: 0 };
 	const dead = isPoisoned();
+	state.poisoned = dead;
+	renderTable();
+	if (dead) setInterval(renderTable, 250); // the map no longer redraws: the table still shows the others' errors
 	state.killed.push(w.index);
 	status(
 		dead
-			? `worker ${w.index} (handle ${w.id}) was killed holding a lock: the space is poisoned, and every other worker now gets EOWNERDEAD (see the table).`
+			? `worker ${w.index} (handle ${w.id}) was killed holding a lock: the space is poisoned, and every other worker now gets EOWNERDEAD (see the table). Reload the page to start again.`
 			: `worker ${w.index} (handle ${w.id}) killed mid-run: it held no lock, so the others go on. Its ${r.live} areas (${fmt(r.liveBytes)}) stay busy, tagged "worker ${w.index}" and in its blocks: only it could have freed them.`,
 		dead,
 	);

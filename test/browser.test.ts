@@ -1,7 +1,8 @@
 /**
- * The same space shared by a browser page and two Web Workers, in Debian's headless Chromium
- * driven by playwright-core. The library is compiled with tsc and served from 127.0.0.1 with the
- * cross-origin isolation headers that SharedArrayBuffer needs.
+ * The same space shared by a browser page and two Web Workers, and the live demo page
+ * (npm run demo), in Debian's headless Chromium driven by playwright-core. The library is
+ * compiled with tsc (once, for both) and served from 127.0.0.1 with the cross-origin isolation
+ * headers that SharedArrayBuffer needs.
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -9,9 +10,11 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { extname, join, normalize } from "node:path";
-import { test } from "node:test";
+import { after, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { type Browser, chromium } from "playwright-core";
+import { type Browser, chromium, type Page } from "playwright-core";
+import { serveDemo } from "../demo/server.ts";
+import { countColour, decodePng } from "./support/png.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 
@@ -29,13 +32,26 @@ function findChromium(): string | undefined {
 const CHROMIUM = findChromium();
 const skip = CHROMIUM === undefined ? "no Chromium found (set CHROMIUM, or run npm run setup:browser to install Debian's chromium)" : false;
 const TYPES: Record<string, string> = { ".js": "text/javascript", ".html": "text/html", ".map": "application/json" };
+const ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+
+/** The library compiled to a temporary folder, once for every test of this file. */
+let compiled: string | undefined;
+function dist(): string {
+	if (compiled === undefined) {
+		compiled = mkdtempSync(join(tmpdir(), "vmap-dist-"));
+		execFileSync(process.execPath, [join(root, "node_modules/typescript/bin/tsc"), "-p", join(root, "tsconfig.build.json"), "--outDir", compiled]);
+	}
+	return compiled;
+}
+after(() => {
+	if (compiled !== undefined) rmSync(compiled, { recursive: true, force: true });
+});
 
 test("browser: a page and two Web Workers share one space; without cross-origin isolation a one-thread space works (headless Chromium)", { timeout: 120_000, skip }, async () => {
-	const dist = mkdtempSync(join(tmpdir(), "vmap-dist-"));
-	execFileSync(process.execPath, [join(root, "node_modules/typescript/bin/tsc"), "-p", join(root, "tsconfig.build.json"), "--outDir", dist]);
+	const lib = dist();
 	const server = createServer((req, res) => {
 		const path = normalize(new URL(req.url ?? "/", "http://x").pathname);
-		const file = path.startsWith("/dist/") ? join(dist, path.slice(6)) : path.startsWith("/test/browser/") ? join(root, path) : null;
+		const file = path.startsWith("/dist/") ? join(lib, path.slice(6)) : path.startsWith("/test/browser/") ? join(root, path) : null;
 		try {
 			if (!file) throw new Error("not served");
 			const body = readFileSync(file);
@@ -49,10 +65,7 @@ test("browser: a page and two Web Workers share one space; without cross-origin 
 	});
 	await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
 	const port = (server.address() as { port: number }).port;
-	const browser = await chromium.launch({
-		executablePath: CHROMIUM!,
-		args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-	});
+	const browser = await chromium.launch({ executablePath: CHROMIUM!, args: ARGS });
 	try {
 		const r = await resultOf<{
 			crossOriginIsolated: boolean;
@@ -83,7 +96,6 @@ test("browser: a page and two Web Workers share one space; without cross-origin 
 	} finally {
 		await browser.close();
 		server.close();
-		rmSync(dist, { recursive: true, force: true });
 	}
 });
 
@@ -101,4 +113,91 @@ async function resultOf<T>(browser: Browser, url: string): Promise<T> {
 	assert.equal(r.error, undefined, r.error);
 	assert.deepEqual(errors, [], `page errors on ${url}`);
 	return r;
+}
+
+test("browser: the live demo page (npm run demo) draws the map and the timeline, its buttons work, a killed worker leaves the others running (headless Chromium)", { timeout: 120_000, skip }, async () => {
+	const { server, url } = await serveDemo({ port: 0, dist: dist() });
+	const browser = await chromium.launch({ executablePath: CHROMIUM!, args: ARGS });
+	try {
+		const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+		const problems: string[] = [];
+		page.on("pageerror", (e) => problems.push(`page error: ${String(e)}`));
+		page.on("console", (m) => {
+			if (m.type() === "error" || m.type() === "warning") problems.push(`console ${m.type()}: ${m.text()}`);
+		});
+		await page.goto(`${url}?workers=3`);
+		type Demo = { frames: number; samples: number; allocs: number; badBytes: number; killed: number[]; errors: string[]; status: string; poisoned: boolean; stats: { purges: number; trims: number; lazyAreas: number } };
+		const demo = () => page.evaluate(() => {
+			const d = (globalThis as unknown as { __demo: Demo }).__demo;
+			return { ...d, stats: { purges: d.stats.purges, trims: d.stats.trims, lazyAreas: d.stats.lazyAreas }, timeline: undefined };
+		}) as Promise<Demo>;
+		const until = (what: string, ok: (d: Demo) => boolean) => waitFor(page, what, ok, demo);
+		await until("3 frames drawn and 1000 allocations made", (d) => d.frames >= 3 && d.allocs > 1000);
+		const firstMap = await page.innerHTML("#map");
+		assert.match(firstMap, /<svg[^>]*data-px-bytes/, "the map is an SVG from mapSvg()");
+		assert.match(await page.innerHTML("#timeline"), /Lazy backlog/, "the timeline is drawn");
+
+		// vfree storm: purges follow (drains or priority purges); purge and trim() report.
+		const before = await demo();
+		await page.click("#storm");
+		await until("a purge after the storm", (d) => d.stats.purges > before.stats.purges && d.frames >= before.frames + 2);
+		await page.click("#purge");
+		assert.match((await demo()).status, /^purge: \d+ lazy areas/);
+		await page.click("#trim");
+		assert.match((await demo()).status, /^trim\(\): \d+ pooled areas/);
+		await until("trim() counted in stats()", (d) => d.stats.trims >= 1);
+
+		// Kill a worker: the page says what the others see, and they go on allocating.
+		await page.click("#kill");
+		const killed = await demo();
+		assert.deepEqual(killed.killed, [2], "the last worker was killed");
+		// It held no lock (the usual case: small areas take none), or it held one, which poisons
+		// the space: every other handle then gets EOWNERDEAD, and the page says so.
+		assert.match(killed.status, /^worker 2 \(handle \d+\) (killed mid-run: it held no lock, so the others go on|was killed holding a lock: the space is poisoned)/);
+		assert.equal(await page.locator("#workers tr.dead").count(), 1, "the killed worker's row is struck through");
+		if (killed.poisoned) {
+				const errs = page.locator("#workers tbody tr:not(.dead) td.err");
+			await waitFor(page, "both other workers report EOWNERDEAD", (t: string[]) => t.length === 2 && t.every((e) => e.startsWith("EOWNERDEAD")), () => errs.allTextContents());
+			console.log("# demo: the worker was killed holding a lock; the others saw EOWNERDEAD");
+		} else {
+			await until("the others allocate on after the kill, and 2 more frames", (d) => d.allocs > killed.allocs + 1000 && d.frames >= killed.frames + 2);
+		}
+		const end = await demo();
+		assert.equal(end.badBytes, 0, "no worker found another's bytes in its areas");
+		assert.deepEqual(end.errors, []);
+		assert.notEqual(await page.innerHTML("#map"), firstMap, "the picture changed");
+
+		// The screenshot's pixels: the map is not blank, and its legend is there (drawn once more,
+		// then held still, so that the boxes measured are the ones in the picture).
+		const frames = (await demo()).frames;
+		if (!killed.poisoned) await until("one more frame", (d) => d.frames > frames); // a poisoned space keeps its last map
+		await page.click("#pause");
+		const shot = decodePng(await page.screenshot({ fullPage: true }));
+		const map = (await page.locator("#map svg").boundingBox())!;
+		const totals = (await page.locator("#map-totals").boundingBox())!;
+		const plot = { x: map.x + 150, y: map.y + 84, width: map.width - 170, height: totals.y - map.y - 180 };
+		const white = countColour(shot, plot, "#ffffff", 6);
+		const share = 1 - white / (plot.width * plot.height);
+		const legend = { x: map.x, y: totals.y - 90, width: map.width, height: 90 };
+		const swatches = { blue: countColour(shot, legend, "#0072b2"), orange: countColour(shot, legend, "#e69f00"), ink: countColour(shot, { ...totals, x: totals.x, width: totals.width }, "#222222", 60) };
+		console.log(`# demo: ${end.frames} frames, ${end.samples} samples, ${end.allocs} allocations, ${end.stats.purges} purges; map ${Math.round(share * 100)}% painted; legend swatch pixels ${JSON.stringify(swatches)}`);
+		assert.ok(share > 0.05, `the map is ${Math.round(share * 100)}% painted: blank`);
+		assert.ok(swatches.blue > 100 && swatches.orange > 100, `legend swatches missing: ${JSON.stringify(swatches)}`);
+		assert.ok(swatches.ink > 100, "the legend's totals line is not drawn");
+		assert.deepEqual(problems, [], "console errors or page errors");
+	} finally {
+		await browser.close();
+		server.close();
+	}
+});
+
+/** Poll `read()` until `ok`, or fail after 30 s saying what did not happen and what was seen. */
+async function waitFor<T>(page: Page, what: string, ok: (d: T) => boolean, read: () => Promise<T>): Promise<void> {
+	const deadline = Date.now() + 30_000;
+	for (;;) {
+		const d = await read();
+		if (ok(d)) return;
+		if (Date.now() > deadline) assert.fail(`waited 30 s for ${what}; the page shows ${JSON.stringify(d)}`);
+		await page.waitForTimeout(100);
+	}
 }

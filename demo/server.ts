@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 // `npm run demo`: serve the live page from 127.0.0.1 with the cross-origin isolation headers
 // that SharedArrayBuffer needs (COOP same-origin, COEP require-corp). The page imports the
 // compiled library from /dist/; dist/ is (re)built with the repository's TypeScript when it is
@@ -7,15 +6,16 @@ import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { createServer } from "node:http";
 import { createRequire } from "node:module";
+import type { Server } from "node:http";
 import { extname, join, normalize, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
-const TYPES = { ".js": "text/javascript", ".mjs": "text/javascript", ".html": "text/html; charset=utf-8", ".css": "text/css", ".svg": "image/svg+xml", ".map": "application/json" };
+const TYPES: Record<string, string> = { ".js": "text/javascript", ".mjs": "text/javascript", ".html": "text/html; charset=utf-8", ".css": "text/css", ".svg": "image/svg+xml", ".map": "application/json" };
 
 /** Newest modification time of the files under `dir`. */
-function newest(dir) {
+function newest(dir: string): number {
 	let t = 0;
 	for (const e of readdirSync(dir, { withFileTypes: true })) {
 		const p = join(dir, e.name);
@@ -25,7 +25,7 @@ function newest(dir) {
 }
 
 /** dist/ of the repository, built first when missing or older than src/. */
-export function ensureDist() {
+export function ensureDist(): string {
 	const dist = join(root, "dist");
 	const index = join(dist, "index.js");
 	if (!existsSync(index) || statSync(index).mtimeMs < newest(join(root, "src"))) {
@@ -40,7 +40,7 @@ export function ensureDist() {
  * Serve /demo/* from the repository's demo/ and /dist/* from `dist`, on 127.0.0.1:`port` (0:
  * any free port). Resolves to the listening server and its URL.
  */
-export function serveDemo({ port = 8080, dist = join(root, "dist") } = {}) {
+export function serveDemo({ port = 8080, dist = join(root, "dist") }: { port?: number; dist?: string } = {}): Promise<{ server: Server; url: string }> {
 	const server = createServer((req, res) => {
 		const path = normalize(decodeURIComponent(new URL(req.url ?? "/", "http://x").pathname));
 		const file = path === "/" || path === "/index.html" ? join(root, "demo", "index.html")
@@ -64,7 +64,7 @@ export function serveDemo({ port = 8080, dist = join(root, "dist") } = {}) {
 	});
 	return new Promise((resolve, reject) => {
 		server.once("error", reject);
-		server.listen(port, "127.0.0.1", () => resolve({ server, url: `http://127.0.0.1:${server.address().port}/` }));
+		server.listen(port, "127.0.0.1", () => resolve({ server, url: `http://127.0.0.1:${(server.address() as { port: number }).port}/` }));
 	});
 }
 
@@ -83,7 +83,8 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === normalize(process.argv
 	try {
 		const { url } = await serveDemo({ port, dist });
 		process.stdout.write(`vmap demo: open ${url} in a browser (Ctrl-C stops the server)\n`);
-	} catch (e) {
+	} catch (err) {
+		const e = err as NodeJS.ErrnoException;
 		const why = e.code === "EADDRINUSE" ? `port ${port} is in use; pick another: npm run demo -- --port ${port + 1}` : e.message;
 		process.stderr.write(`vmap demo: ${why}\n`);
 		process.exit(1);
