@@ -39,6 +39,8 @@ const LEFT = 150;
 const TOP = 84;
 const ROW_H = 14;
 const ROW_GAP = 4;
+/** Most rectangles the aggregated pixels may take (about 3 MB of SVG). */
+const AGG_RECTS = 40_000;
 
 interface Category {
 	label: string;
@@ -180,31 +182,23 @@ export function mapSvg(dump: VmapDump | string, options: MapOptions = {}): strin
 	}
 	gap(d.end);
 
-	// Aggregated pixels: each shows the category with the most bytes; runs merge.
-	const agg: string[] = [];
+	// Aggregated pixels: a stacked bar each, every category as tall as its share of the pixel's
+	// bytes (free space leaves the rest blank); neighbours with the same bar merge. Cells widen
+	// (1, 2, 4... pixels) until the picture holds at most AGG_RECTS rectangles.
 	let aggregated = 0;
-	for (let r = 0; r < rows; r++) {
-		let runC = -1;
-		let runX = 0;
-		for (let x = 0; x <= W; x++) {
-			let best = -1;
-			if (x < W) {
-				let most = 0;
-				const base = (r * W + x) * C;
-				for (let c = 0; c < C; c++) {
-					if (cov[base + c]! > most) {
-						most = cov[base + c]!;
-						best = c;
-					}
-				}
-				if (best >= 0) aggregated++;
-			}
-			if (best !== runC) {
-				if (runC >= 0) agg.push(`<rect x="${LEFT + runX}" y="${rowY(r)}" width="${x - runX}" height="${ROW_H}" fill="${cats[runC]!.fill}"/>`);
-				runC = best;
-				runX = x;
+	for (let q = 0; q < rows * W; q++) {
+		for (let c = 0; c < C; c++) {
+			if (cov[q * C + c]! > 0) {
+				aggregated++;
+				break;
 			}
 		}
+	}
+	let agg: string[] = [];
+	let cell = 1;
+	for (; cell <= W; cell *= 2) {
+		agg = stackedCells(cov, rows, W, C, cell, pxBytes, (x, r, w, y0, h, c) => `<rect x="${LEFT + x}" y="${rowY(r) + y0}" width="${w}" height="${h}" fill="${cats[c]!.fill}"/>`);
+		if (agg.length <= AGG_RECTS) break;
 	}
 
 	// The largest free block, outlined.
@@ -266,7 +260,7 @@ export function mapSvg(dump: VmapDump | string, options: MapOptions = {}): strin
 	);
 	ly += 18;
 	const note = aggregated > 0
-		? `1 px = ${bytes(pxBytes)}. ${count(aggregated)} pixels hold areas narrower than ${BIG_PX} px: each of those shows the state holding most of its bytes.`
+		? `1 px = ${bytes(pxBytes)}. ${count(aggregated)} pixels hold areas narrower than ${BIG_PX} px: there each state is as tall as its share of the bytes${cell > 1 ? ` of ${cell} px` : ""}.`
 		: `1 px = ${bytes(pxBytes)}; every area is drawn at its own width.`;
 	legend.push(`<text x="20" y="${ly}" font-size="11" fill="#444" ${FONT}>${esc(note)}</text>`);
 	const height = ly + 16;
@@ -289,6 +283,58 @@ export function mapSvg(dump: VmapDump | string, options: MapOptions = {}): strin
 	function rowY(r: number): number {
 		return TOP + r * (ROW_H + ROW_GAP);
 	}
+}
+
+/**
+ * The stacked bars of cells `cell` pixels wide: in each, category c is as tall (in whole pixels
+ * of ROW_H, by largest remainder) as its share of the cell's bytes; runs of equal bars merge.
+ */
+function stackedCells(cov: Float64Array, rows: number, W: number, C: number, cell: number, pxBytes: number, rect: (x: number, r: number, w: number, y0: number, h: number, c: number) => string): string[] {
+	const out: string[] = [];
+	const h = new Int32Array(C);
+	const runH = new Int32Array(C);
+	const frac = new Float64Array(C);
+	const cellBytes = cell * pxBytes;
+	const flush = (r: number, x0: number, x1: number) => {
+		let y = 0;
+		for (let c = 0; c < C; c++) {
+			if (runH[c]! > 0) out.push(rect(x0, r, x1 - x0, y, runH[c]!, c));
+			y += runH[c]!;
+		}
+	};
+	for (let r = 0; r < rows; r++) {
+		let runX = 0;
+		runH.fill(0);
+		for (let x = 0; x < W; x += cell) {
+			// Bytes of each category in the cell, as heights; the total rounded, shared by largest remainder.
+			let total = 0;
+			let given = 0;
+			for (let c = 0; c < C; c++) {
+				let b = 0;
+				for (let k = x; k < Math.min(W, x + cell); k++) b += cov[((r * W + k) * C) + c]!;
+				const exact = (b / cellBytes) * ROW_H;
+				h[c] = Math.floor(exact);
+				frac[c] = exact - h[c]!;
+				total += exact;
+				given += h[c]!;
+			}
+			for (let left = Math.min(ROW_H, Math.round(total)) - given; left > 0; left--) {
+				let best = 0;
+				for (let c = 1; c < C; c++) if (frac[c]! > frac[best]!) best = c;
+				h[best]!++;
+				frac[best] = -1;
+			}
+			let same = true;
+			for (let c = 0; c < C; c++) if (h[c] !== runH[c]) same = false;
+			if (!same) {
+				flush(r, runX, x);
+				runH.set(h);
+				runX = x;
+			}
+		}
+		flush(r, runX, W);
+	}
+	return out;
 }
 
 /** The pieces, one per row, of the pixel range [g0, g1) of bands `width` pixels wide: [row, x0, x1]. */

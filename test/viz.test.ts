@@ -1,0 +1,206 @@
+/**
+ * The pictures: mapSvg() of known spaces (every area at its width, the legend's totals equal to
+ * stats()), aggregation at scale, timelineSvg(), their bad inputs; and the `vmap viz` and
+ * `vmap replay` commands as a user runs them.
+ */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { gzipSync } from "node:zlib";
+import { mapSvg, Timeline, timelineSvg, type VmapDump, VmapSpace, type VmapStats } from "../src/index.ts";
+
+const P = 4096;
+const MAIN = fileURLToPath(new URL("../src/cli/main.ts", import.meta.url));
+const vmap = (...args: string[]) => spawnSync(process.execPath, ["--import", "tsx", MAIN, ...args], { encoding: "utf8", timeout: 120_000 });
+
+/** The attributes of every <rect data-start=...>: its start (hex) and width. */
+function areaRects(svg: string): Array<{ start: number; width: number; fill: string }> {
+	return [...svg.matchAll(/<rect data-start="0x([0-9a-f]+)" x="[\d.]+" y="[\d.]+" width="([\d.]+)" height="\d+" fill="([^"]+)"/g)].map((m) => ({ start: Number.parseInt(m[1]!, 16), width: Number(m[2]), fill: m[3]! }));
+}
+
+/** The legend's totals, from the data attributes of its totals line. */
+function totals(svg: string): Record<string, number> {
+	const line = /<text id="vmap-totals"([^>]*)>/.exec(svg);
+	assert.ok(line, "the legend has a totals line");
+	return Object.fromEntries([...line[1]!.matchAll(/data-([a-z-]+)="(\d+)"/g)].map((m) => [m[1]!, Number(m[2])]));
+}
+
+function legendMatchesStats(svg: string, st: VmapStats): void {
+	const t = totals(svg);
+	assert.deepEqual(
+		[t["busy-bytes"], t["busy-areas"], t["lazy-bytes"], t["lazy-areas"], t["pooled-bytes"], t["free-bytes"], t["free-blocks"], t["largest-free-block"]],
+		[st.busyBytes, st.busyAreas, st.lazyBytes, st.lazyAreas, st.poolBytes, st.freeBytes, st.freeBlocks, st.largestFreeBlock],
+		"legend totals = stats()",
+	);
+}
+
+test("mapSvg: a known small space, every area at its exact width and colour, the legend's totals equal to stats()", () => {
+	// 64 pages in 4 rows of 16 pages, 160 px wide: one page is 10 px.
+	const s = VmapSpace.create({ size: 64 * P, nodes: 1, smallMax: 0, lazyMaxPages: 1000 });
+	const a = s.alloc(3 * P, { tag: "textures" });
+	const b = s.alloc(P, { tag: "meshes" });
+	const c = s.alloc(20 * P, { tag: "textures" }); // crosses from row 0 into row 1
+	const d = s.alloc(2 * P);
+	s.free(b); // lazy
+	const dump = JSON.parse(s.dump()) as VmapDump;
+	const svg = mapSvg(dump, { width: 160, rows: 4 });
+	assert.match(svg, /data-px-bytes="409.6"/);
+	const rects = areaRects(svg);
+	const widthOf = (start: number) => rects.filter((r) => r.start === start).reduce((n, r) => n + r.width, 0);
+	for (const [start, pages] of [[a, 3], [b, 1], [c, 20], [d, 2]] as const) assert.equal(widthOf(start), pages * 10, `the area at ${start} is ${pages} pages wide`);
+	assert.equal(rects.filter((r) => r.start === c).length, 2, "an area that crosses a row is drawn in two pieces");
+	const fill = (start: number) => rects.find((r) => r.start === start)!.fill;
+	assert.equal(fill(a), fill(c), "one tag, one colour");
+	assert.notEqual(fill(a), fill(d));
+	assert.equal(fill(b), "url(#vmap-lazy)", "lazy areas are hatched");
+	assert.match(svg, /busy · textures: 92 KiB in 2 areas/);
+	assert.match(svg, /lazy: freed, waiting for a purge: 4 KiB in 1 area/);
+	assert.match(svg, /largest free block: 152 KiB at 0x1b000/);
+	assert.match(svg, /every area is drawn at its own width/);
+	assert.match(svg, /<text[^>]*>0x01000<\/text>[^]*<text[^>]*>0x11000<\/text>/, "rows are labelled with their first address in hex");
+	legendMatchesStats(svg, s.stats());
+	// A string works as well as the parsed object.
+	assert.equal(mapSvg(s.dump(), { width: 160, rows: 4 }), svg);
+});
+
+test("mapSvg: pooled areas (nodes 2, after a purge) and small-area blocks with their owner; totals equal stats()", () => {
+	const s = VmapSpace.create({ size: 4096 * P, nodes: 2, smallMax: 4 * P, lazyMaxPages: 1 << 20 });
+	const big = Array.from({ length: 60 }, (_, i) => s.alloc((1 + (i % 5)) * P, { tag: `t${i % 8}` }));
+	const small = Array.from({ length: 50 }, () => s.alloc(P)); // from this handle's blocks
+	for (const x of big.filter((_, i) => i % 3 === 0)) s.free(x);
+	s.purge({ sync: true }); // purged areas of up to 256 pages go to their node's pools
+	for (const x of big.filter((_, i) => i % 3 === 1)) s.free(x); // lazy again
+	const st = s.stats();
+	assert.ok(st.poolBytes > 0 && st.lazyBytes > 0 && st.smallBlocks > 0, "the space has pooled, lazy and small areas");
+	const dump = JSON.parse(s.dump()) as VmapDump;
+	const svg = mapSvg(dump);
+	legendMatchesStats(svg, st);
+	assert.match(svg, /pooled: purged into a node's pool/);
+	assert.match(svg, /busy · 3 other tags/, "tags past the fifth share one colour");
+	assert.match(svg, new RegExp(`small-area blocks \\(busy; label: owning handle\\): [^<]* in ${st.smallBlocks} area`));
+	assert.match(svg, new RegExp(`>${s.id}</text>`), "each block is labelled with its owner's handle id");
+	assert.equal(totals(svg)["block-bytes"], dump.blocks.reduce((n, b) => n + b.end - b.start, 0));
+	assert.equal(small.length, 50);
+});
+
+test("mapSvg at 200,000 areas: aggregated below a pixel (and says so), bounded in size, totals still equal stats()", () => {
+	const s = VmapSpace.create({ size: 2 ** 32, smallMax: 0, lazyMaxPages: 1 << 30 }); // about half of it used
+	let x = 1;
+	const rnd = (n: number) => ((x = (Math.imul(x, 1103515245) + 12345) >>> 0) % n);
+	const live: number[] = [];
+	for (let i = 0; i < 200_000; i++) live.push(s.alloc(P * (1 + rnd(4)), rnd(3) === 0 ? { tag: `tag${rnd(9)}` } : undefined));
+	for (let i = 0; i < 50_000; i++) {
+		const k = rnd(live.length);
+		s.free(live[k]!);
+		live[k] = live[live.length - 1]!;
+		live.pop();
+	}
+	const st = s.stats();
+	const t0 = performance.now();
+	const svg = mapSvg(s.dump());
+	const ms = performance.now() - t0;
+	const rects = (svg.match(/<rect /g) ?? []).length;
+	console.log(`# mapSvg of ${st.busyAreas + st.lazyAreas} areas: ${ms.toFixed(0)} ms, ${(svg.length / 1024).toFixed(0)} KiB, ${rects} rects`);
+	assert.ok(rects < 40_000 + 1000, `${rects} rectangles: not bounded`);
+	assert.match(svg, /pixels hold areas narrower than 2 px: there each state is as tall as its share of the bytes/);
+	// Minorities stay visible: the lazy areas (a fifth of the bytes) and a tag of a ninth of a third.
+	assert.ok((svg.match(/fill="url\(#vmap-lazy\)"/g) ?? []).length > 100, "lazy areas show among the aggregated pixels");
+	const tag0 = /<rect x="20" y="\d+" width="18" height="12" fill="(#[0-9A-F]{6})"[^>]*\/>\n<text[^>]*>busy · tag\d/.exec(svg)![1]!;
+	assert.ok((svg.match(new RegExp(`fill="${tag0}"`, "g")) ?? []).length > 100, "the largest tag shows among the aggregated pixels");
+	legendMatchesStats(svg, st);
+});
+
+test("mapSvg and timelineSvg: bad input is EINVAL, saying what was expected", () => {
+	const s = VmapSpace.create({ size: 64 * P });
+	const dump = s.dump();
+	const bad = (f: () => unknown, re: RegExp) => assert.throws(f, (e: Error & { code?: string }) => e.code === "EINVAL" && re.test(e.message), String(re));
+	bad(() => mapSvg("{nope"), /^EINVAL: Cannot draw a map: dump is not JSON/);
+	bad(() => mapSvg({} as VmapDump), /dump must be what VmapSpace.dump\(\) returns \(\{ start, end, stats, areas, free, blocks \}\)/);
+	bad(() => mapSvg({ ...(JSON.parse(dump) as VmapDump), areas: [{ start: 5, end: 3, size: -2, state: "busy" }] }), /dump.areas must list ranges \{ start, end \} with start < end, in rising order/);
+	bad(() => mapSvg(dump, { rows: 0 }), /rows must be a whole number from 1 to 4096, got 0/);
+	bad(() => mapSvg(dump, { width: 1.5 }), /width must be a whole number from 100 to 20000, got 1.5/);
+	bad(() => mapSvg(dump, { from: 0 }), /from must be a whole number from 4096 to/);
+	bad(() => mapSvg(dump, { from: 8 * P, to: 8 * P }), /to must be a whole number from 32769 to/);
+	bad(() => mapSvg(dump, { colour: "red" } as never), /unknown option "colour" \(known: width, rows, from, to, title, idPrefix\)/);
+	bad(() => mapSvg(dump, { idPrefix: "1<" }), /idPrefix must be letters, digits/);
+	bad(() => timelineSvg("[1,2]"), /^EINVAL: Cannot read a timeline: it must be a Timeline's toJSON\(\)/);
+	bad(() => timelineSvg(new Timeline(), { width: 50 }), /width must be a whole number from 200 to 20000, got 50/);
+	bad(() => timelineSvg(new Timeline(), { height: 5 } as never), /unknown option "height"/);
+});
+
+test("timelineSvg: the lazy backlog against lazyMaxPages and 2x, purges by kind, bytes, fragmentation; JSON round trip", () => {
+	const s = VmapSpace.create({ size: 1024 * P, lazyMaxPages: 8, smallMax: 0 });
+	const tl = new Timeline();
+	const st = s.stats();
+	const live: number[] = [];
+	for (let i = 0; i < 300; i++) {
+		if (i % 3 === 2) s.free(live.shift()!);
+		else live.push(s.alloc(P * (1 + (i % 4))));
+		tl.sample(s.stats({ into: st }), i * 10);
+	}
+	assert.equal(tl.length, 300);
+	assert.ok(st.priorityPurges > 0, "the loop never yields: the free path purged at 2 x lazyMaxPages");
+	const svg = timelineSvg(tl);
+	assert.match(svg, /data-samples="300"/);
+	assert.match(svg, /lazyMaxPages: a drain is due/);
+	assert.match(svg, /2 × lazyMaxPages: priority threshold/);
+	assert.match(svg, new RegExp(`priority \\(at 2 × lazyMaxPages\\): ${st.priorityPurges}<`));
+	assert.match(svg, /time since the first sample \(s\)/);
+	assert.equal((svg.match(/<polyline /g) ?? []).length, 3 + 4 + 2 + 1, "one line per series");
+	const json = JSON.parse(JSON.stringify(tl)) as { t: number[]; lazyPages: number[] };
+	assert.equal(json.t[299], 2.99, "seconds from the first sample");
+	assert.deepEqual(json.lazyPages.slice(0, 3), [0, 0, 1], "the third step freed a page: one lazy page");
+	assert.equal(timelineSvg(JSON.stringify(tl)), svg, "a timeline read back from JSON draws the same");
+});
+
+test("vmap viz draws a dump file and a timeline file; vmap replay replays a trace (plain and gzip) and writes the pictures", () => {
+	const dir = mkdtempSync(join(tmpdir(), "vmap-viz-"));
+	try {
+		const s = VmapSpace.create({ size: 256 * P });
+		s.alloc(3 * P, { tag: "x" });
+		writeFileSync(join(dir, "dump.json"), s.dump());
+		let r = vmap("viz", join(dir, "dump.json"), "--rows", "8");
+		assert.equal(r.status, 0, r.stderr);
+		assert.match(readFileSync(join(dir, "dump.svg"), "utf8"), /^<svg [^>]*data-rows="8"/);
+
+		const trace = "# a comment\na 100 one\na 5000 two\nf one\na 0 three\nf two\nf three\n";
+		writeFileSync(join(dir, "t.trace"), trace);
+		writeFileSync(join(dir, "t.trace.gz"), gzipSync(trace));
+		for (const file of ["t.trace", "t.trace.gz"]) {
+			r = vmap("replay", join(dir, file), "--out", join(dir, "out"), "--json");
+			assert.equal(r.status, 0, r.stderr);
+			const f = JSON.parse(r.stdout) as { ops: number; allocs: number; frees: number; peakLiveBytes: number; fragmentation: number; pictures: string[] };
+			assert.deepEqual([f.ops, f.allocs, f.frees, f.peakLiveBytes], [6, 3, 3, 112 + 5008], file);
+			assert.ok(f.fragmentation >= 1);
+			assert.deepEqual(f.pictures.map((p) => p.slice(dir.length + 5)), ["map-peak.svg", "map-end.svg", "timeline.svg"]);
+		}
+		r = vmap("viz", join(dir, "out", "timeline.json"), "-o", join(dir, "tl.svg"));
+		assert.equal(r.status, 0, r.stderr);
+		assert.match(readFileSync(join(dir, "tl.svg"), "utf8"), /Lazy backlog/);
+
+		// Bad traces name the line and what was expected; nothing is written.
+		for (const [text, re] of [
+			["a 10 x\nf y\n", /t2.trace:2: ID "y" is freed but not live/],
+			["a 10 x\na 5 x\n", /t2.trace:2: ID "x" is allocated again while it is live/],
+			["a -3 x\n", /t2.trace:1: SIZE must be a whole number of bytes, got "-3"/],
+			["m 3 x\n", /t2.trace:1: a line is "a SIZE ID" or "f ID"/],
+		] as const) {
+			writeFileSync(join(dir, "t2.trace"), text);
+			r = vmap("replay", join(dir, "t2.trace"), "--out", join(dir, "out2"));
+			assert.equal(r.status, 1, text);
+			assert.match(r.stderr, re);
+		}
+		r = vmap("viz", join(dir, "t.trace"));
+		assert.equal(r.status, 1);
+		assert.match(r.stderr, /t.trace: not a JSON file/);
+		r = vmap("replay");
+		assert.equal(r.status, 2);
+		assert.match(r.stderr, /needs FILE: an allocation trace/);
+	} finally {
+		rmSync(dir, { recursive: true, force: true });
+	}
+});
