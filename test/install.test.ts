@@ -28,10 +28,10 @@ const run = promisify(execFile);
 
 const CONSUMER = `
 declare const console: { log(...values: unknown[]): void };
-import { VmapError, VmapHeap, VmapSpace } from "vmap";
+import { mapSvg, Timeline, timelineSvg, VmapError, VmapHeap, VmapSpace } from "vmap";
 import type {
-	AllocOptions, AreaInfo, AreaState, AttachOptions, FlushHook, HeapStats, NodeStats, PurgeOptions, PurgeResult,
-	StatsOptions, TrimResult, VmallocOptions, VmapErrorCode, VmapHandle, VmapHeapHandle, VmapHeapOptions,
+	AllocOptions, AreaInfo, AreaState, AttachOptions, DumpArea, FlushHook, HeapStats, MapOptions, NodeStats, PurgeOptions, PurgeResult,
+	StatsOptions, TimelineData, TimelineOptions, TrimResult, VmallocOptions, VmapDump, VmapErrorCode, VmapHandle, VmapHeapHandle, VmapHeapOptions,
 	VmapSpaceOptions, VmapStats,
 } from "vmap";
 
@@ -65,6 +65,14 @@ try {
 	}
 }
 console.log(state, purged.status, node?.busyAreas, trimmed.bytes, handle.buffer.byteLength, attach.flush !== undefined, f.length, hs.dataBytes, hh.data.byteLength);
+const dump: VmapDump = JSON.parse(space.dump()) as VmapDump;
+const first: DumpArea | undefined = dump.areas[0];
+const mapOptions: MapOptions = { rows: 8, width: 400 };
+const timeline = new Timeline();
+timeline.sample(space.stats());
+const data: TimelineData = timeline.toJSON();
+const svgs: string[] = [mapSvg(dump, mapOptions), timelineSvg(Timeline.fromJSON(data), { width: 400 } satisfies TimelineOptions)];
+console.log(first?.state, svgs.length);
 heap[Symbol.dispose]();
 space[Symbol.dispose]();
 `;
@@ -73,13 +81,14 @@ space[Symbol.dispose]();
 /** What every consumer runs with node: the names, a working space and heap. */
 const USE = (load: string) => `${load}
 const names = Object.keys(vmap).sort().join(",");
-if (names !== "VmapError,VmapHeap,VmapSpace") throw new Error("exports: " + names);
+if (names !== "Timeline,VmapError,VmapHeap,VmapSpace,mapSvg,timelineSvg") throw new Error("exports: " + names);
 const space = vmap.VmapSpace.create({ size: 1 << 20 });
 space.free(space.alloc(4096));
 space.check();
 const heap = vmap.VmapHeap.create({ size: 1 << 20 });
 heap.vfree(heap.vmalloc(100));
 heap.check();
+if (!vmap.mapSvg(heap.space.dump()).startsWith("<svg")) throw new Error("mapSvg");
 console.log(names);
 `;
 
@@ -150,7 +159,7 @@ for (const [kind, spec, smoke, resolutions] of [
 		writeFileSync(join(app, "check.cjs"), USE('const vmap = require("vmap");'));
 		for (const f of ["check.mjs", "check.cjs"]) {
 			const { stdout } = await run(process.execPath, [f], { cwd: app });
-			assert.equal(stdout, "VmapError,VmapHeap,VmapSpace\n", `${kind}: ${f}`);
+			assert.equal(stdout, "Timeline,VmapError,VmapHeap,VmapSpace,mapSvg,timelineSvg\n", `${kind}: ${f}`);
 		}
 
 		writeFileSync(join(app, "main.ts"), CONSUMER);
@@ -189,6 +198,11 @@ for (const [kind, spec, smoke, resolutions] of [
 		assert.equal((await npx("--version")).stdout, `${VERSION}\n`);
 		const bench = await npx("bench", "--help");
 		assert.match(bench.stdout, /devDependencies[\s\S]*npm run bench/, "installed, bench --help says what it needs");
+		writeFileSync(join(app, "t.trace"), "a 100 x\na 5000 y\nf x\n");
+		const replayed = await npx("replay", "t.trace", "--out", "viz-out");
+		assert.match(replayed.stdout, /3 operations \(2 allocations, 1 frees\)/, "installed, vmap replay runs");
+		const drawn = await npx("viz", join("viz-out", "timeline.json"));
+		assert.match(drawn.stderr, /wrote viz-out\/timeline.svg/, "installed, vmap viz runs");
 		const { stdout } = await npx("test", ...smoke, "--json");
 		const out = JSON.parse(stdout) as {
 			status: number;
