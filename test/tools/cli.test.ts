@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -32,7 +32,7 @@ test("vmap test: the kernel's Summary lines, one per worker and test, in mask or
 test("vmap: help for every option, and bad arguments exit 2 naming them", () => {
 	const help = vmap("test", "--help");
 	assert.equal(help.status, 0);
-	for (const opt of ["--mode", "--threads", "--mask", "--loops", "--repeat", "--sequential", "--nr-pages", "--nr-pcpu-objects", "--json"]) assert.ok(help.stdout.includes(opt), opt);
+	for (const opt of ["--mode", "--threads", "--mask", "--loops", "--repeat", "--sequential", "--nr-pages", "--nr-pcpu-objects", "--json", "--viz"]) assert.ok(help.stdout.includes(opt), opt);
 	assert.match(help.stdout, /pcpu_alloc_test\n.*vm_map_ram/);
 	assert.equal(vmap("--help").status, 0);
 	for (const [args, message] of [
@@ -88,6 +88,43 @@ test("vmap bench: bad arguments exit 2 naming them", () => {
 	}
 	const help = vmap("bench", "--help");
 	assert.equal(help.status, 0);
-	for (const opt of ["--svg", "--json", "--only", "--list", "--seed", "--time-limit", "--quick"]) assert.ok(help.stdout.includes(opt), opt);
+	for (const opt of ["--svg", "--viz", "--json", "--only", "--list", "--seed", "--time-limit", "--quick"]) assert.ok(help.stdout.includes(opt), opt);
 	for (const p of PEERS) assert.ok(help.stdout.includes(p.name), p.name);
+});
+
+test("vmap viz, vmap replay: help for every option, bad arguments exit 2 naming them; --viz of test and bench writes the pictures", () => {
+	const viz = vmap("viz", "--help");
+	assert.equal(viz.status, 0);
+	for (const opt of ["--out", "--rows", "--width", "--from", "--to", "--title"]) assert.ok(viz.stdout.includes(opt), opt);
+	const replay = vmap("replay", "--help");
+	assert.equal(replay.status, 0);
+	for (const opt of ["--out", "--page-size", "--size", "--nodes", "--lazy-max-pages", "--small-max", "--json", "a SIZE ID", "f ID"]) assert.ok(replay.stdout.includes(opt), opt);
+	for (const [args, message] of [
+		[["viz"], /needs FILE: a dump\(\) JSON file or a timeline.json/],
+		[["viz", "a.json", "b.json"], /takes one FILE, got 2/],
+		[["viz", "a.json", "--rows", "0"], /--rows must be a whole number from 1 to 4096, got "0"/],
+		[["replay", "no-such.trace"], /no such file: no-such.trace/],
+		[["replay", "examples/traces/gcc-cc1.trace.gz", "--page-size", "24"], /--page-size must be a power of two, got 24/],
+		[["replay", "examples/traces/gcc-cc1.trace.gz", "--nodes", "0"], /--nodes must be a whole number from 1 to 128/],
+		[["test", "--viz", ""], /--viz needs a folder/],
+		[["bench", "--viz", ""], /--viz needs a folder/],
+	] as const) {
+		const r = vmap(...args);
+		assert.equal(r.status, 2, `${args.join(" ")}: ${r.stderr}`);
+		assert.match(r.stderr, message);
+	}
+	const dir = mkdtempSync(join(tmpdir(), "vmap-viz-"));
+	try {
+		const t = vmap("test", "--threads", "2", "--mask", "1", "--loops", "50", "--repeat", "2", "--viz", join(dir, "test"));
+		assert.equal(t.status, 0, t.stderr);
+		for (const f of ["map.svg", "timeline.svg", "dump.json", "timeline.json"]) assert.ok(existsSync(join(dir, "test", f)), f);
+		assert.match(readFileSync(join(dir, "test", "map.svg"), "utf8"), /the heap's space as the tests ended/);
+		const b = vmap("bench", "--quick", "--only", "scale 1000 vmap", "--viz", join(dir, "bench"));
+		assert.equal(b.status, 0, b.stderr);
+		for (const p of PEERS.filter((x) => x.id.startsWith("vmap"))) {
+			for (const f of ["map", "timeline"]) assert.match(readFileSync(join(dir, "bench", `scale-1000-${p.id}.${f}.svg`), "utf8"), /^<svg /, `${p.id} ${f}`);
+		}
+	} finally {
+		rmSync(dir, { recursive: true, force: true });
+	}
 });
