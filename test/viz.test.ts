@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
+import fc from "fast-check";
 import { mapSvg, Timeline, timelineSvg, type VmapDump, VmapSpace, type VmapStats } from "../src/index.ts";
 
 const P = 4096;
@@ -112,6 +113,50 @@ test("mapSvg at 200,000 areas: aggregated below a pixel (and says so), bounded i
 	const tag0 = /<rect x="20" y="\d+" width="18" height="12" fill="(#[0-9A-F]{6})"[^>]*\/>\n<text[^>]*>busy · tag\d/.exec(svg)![1]!;
 	assert.ok((svg.match(new RegExp(`fill="${tag0}"`, "g")) ?? []).length > 100, "the largest tag shows among the aggregated pixels");
 	legendMatchesStats(svg, st);
+});
+
+test("mapSvg, random spaces and pictures (fast-check): legend totals = stats(), every area of 2 px or more at its exact width inside the range drawn, no NaN", () => {
+	const op = fc.oneof(
+		fc.record({ kind: fc.constant("alloc" as const), pages: fc.integer({ min: 1, max: 24 }), tag: fc.constantFrom(undefined, "a", "b", "c", "d", "e", "f", "g") }),
+		fc.record({ kind: fc.constant("free" as const), pick: fc.nat() }),
+		fc.record({ kind: fc.constant("purge" as const) }),
+	);
+	fc.assert(
+		fc.property(
+			fc.array(op, { maxLength: 120 }),
+			fc.record({ nodes: fc.integer({ min: 1, max: 3 }), width: fc.integer({ min: 100, max: 700 }), rows: fc.integer({ min: 1, max: 40 }), lo: fc.nat({ max: 1023 }), hi: fc.nat({ max: 1023 }) }),
+			(ops, o) => {
+				const s = VmapSpace.create({ size: 1024 * P, nodes: o.nodes, smallMax: 0, lazyMaxPages: 64 });
+				const live: number[] = [];
+				for (const x of ops) {
+					if (x.kind === "alloc") {
+						try {
+							live.push(s.alloc(x.pages * P, x.tag === undefined ? undefined : { tag: x.tag }));
+						} catch {
+							// EBUSY: full
+						}
+					} else if (x.kind === "free" && live.length > 0) s.free(live.splice(x.pick % live.length, 1)[0]!);
+					else if (x.kind === "purge") s.purge({ sync: true });
+				}
+				const st = s.stats();
+				const from = s.start + Math.min(o.lo, o.hi) * P;
+				const to = s.start + (Math.max(o.lo, o.hi) + 1) * P;
+				const dump = JSON.parse(s.dump()) as VmapDump;
+				const svg = mapSvg(dump, { width: o.width, rows: o.rows, from, to });
+				legendMatchesStats(svg, st);
+				assert.doesNotMatch(svg, /NaN|undefined|Infinity/);
+				const pxBytes = Number(/data-px-bytes="([\d.e+-]+)"/.exec(svg)![1]);
+				const rects = areaRects(svg);
+				for (const a of dump.areas) {
+					const w = (Math.min(a.end, to) - Math.max(a.start, from)) / pxBytes;
+					const drawn = rects.filter((r) => r.start === a.start).reduce((n, r) => n + r.width, 0);
+					if (w >= 2) assert.ok(Math.abs(drawn - w) < 0.05 * Math.ceil(w / o.width + 1), `area at ${a.start}: ${drawn} px drawn, ${w} expected`);
+					else assert.equal(drawn, 0, `area at ${a.start} narrower than 2 px is aggregated`);
+				}
+			},
+		),
+		{ seed: Number(process.env.VMAP_SEED ?? 20), numRuns: Number(process.env.VMAP_RUNS ?? 150) },
+	);
 });
 
 test("mapSvg and timelineSvg: bad input is EINVAL, saying what was expected", () => {
