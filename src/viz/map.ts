@@ -5,8 +5,8 @@
  * share one), lazy areas are hatched, pooled ones dotted, small-area blocks gridded with their
  * owning handle's id, free space is left blank and the largest free block is outlined. An area
  * at least BIG_PX pixels wide is drawn alone at its exact width; narrower ones are aggregated
- * per pixel, which shows the state holding most of its bytes, so a million areas draw in
- * O(areas + pixels) time and at most one rectangle per pixel.
+ * per pixel into a stacked bar, each state as tall as its share of the pixel's bytes, so a
+ * million areas draw in O(areas + pixels) time into at most about AGG_RECTS rectangles.
  *
  * Pooled space is what lies in no area and no free block: exact on a still space; on one that
  * others change while the dump reads it, a range that moved between listings shows as pooled.
@@ -31,7 +31,7 @@ export interface MapOptions {
 
 const MAP_KEYS = ["width", "rows", "from", "to", "title", "idPrefix"];
 /** An area at least this many pixels wide is drawn alone; narrower ones are aggregated. */
-export const BIG_PX = 2;
+const BIG_PX = 2;
 /** Busy tags that get a colour of their own, largest first. */
 const TAG_COLOURS = [BLUE, ORANGE, PURPLE, SKY, VERMILLION];
 const BLOCK_TAG = "vmap_block";
@@ -50,7 +50,7 @@ interface Category {
 }
 
 /** What the picture shows, totalled from the dump (the legend's figures). */
-export interface MapTotals {
+interface MapTotals {
 	busyBytes: number;
 	busyAreas: number;
 	lazyBytes: number;
@@ -158,7 +158,9 @@ export function mapSvg(dump: VmapDump | string, options: MapOptions = {}): strin
 			} else {
 				t.busyBytes += a.size;
 				t.busyAreas++;
-				if (block !== undefined || (a.tag === BLOCK_TAG && d.blocks.length > 0)) {
+				// A block is a busy area tagged vmap_block; dump.blocks, read without a lock, may
+				// miss one made meanwhile (it is drawn as a block, without its owner).
+				if (block !== undefined || a.tag === BLOCK_TAG) {
 					c = BLOCK;
 					t.blockBytes += a.size;
 					t.blocks++;
