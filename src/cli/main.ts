@@ -2,11 +2,11 @@
 /** The `vmap` command line: `vmap test` (the kernel's test_vmalloc driver), `vmap bench`, `vmap viz` and `vmap replay`. */
 import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { parseOptions, parseWithFile, usageError, wholeNumber } from "./args.ts";
-import { replay } from "./replay.ts";
+import { parseOptions, usageError, wholeNumber } from "./args.ts";
+import { replayCommand } from "./replay.ts";
 import { ALL_MASK, CASES } from "./test-cases.ts";
 import { modeParams, runTests, type TestParams } from "./test-run.ts";
-import { viz } from "./viz.ts";
+import { vizCommand } from "./viz.ts";
 
 const HELP = `vmap: the Linux kernel's vmalloc allocator design, in TypeScript
 
@@ -137,112 +137,6 @@ package has neither. From a clone:
 	}
 	const { main } = (await import(entry.href)) as { main(argv: string[]): Promise<number> };
 	return main(argv);
-}
-
-const VIZ_HELP = `vmap viz FILE: draw a dump or a timeline as SVG
-
-FILE is JSON: what VmapSpace.dump() returns (or VmapHeap's space.dump()), drawn as the map of
-the space: rows of address bands, busy areas coloured by tag, lazy areas hatched, pooled ones
-dotted, small-area blocks gridded with their owner's handle id, free space blank, the largest
-free block outlined, a legend with the bytes of each state. Or a timeline.json that vmap test
---viz, vmap bench --viz and vmap replay write, drawn as the timeline.
-
-Options:
-  -o, --out FILE   the SVG to write; default FILE with .json replaced by .svg
-  --rows N         address bands of the map; default 32
-  --width N        width in pixels; default 960 (map), 900 (timeline)
-  --from ADDR      first address the map shows (decimal or 0x hex); default the space's start
-  --to ADDR        end of the range the map shows; default the space's end
-  --title TEXT     the title; default says what is shown
-  -h, --help       this text
-`;
-
-function vizCommand(argv: string[]): number {
-	const { values: v, file } = parseWithFile("viz", argv, {
-		out: { type: "string", short: "o" },
-		rows: { type: "string" },
-		width: { type: "string" },
-		from: { type: "string" },
-		to: { type: "string" },
-		title: { type: "string" },
-		help: { type: "boolean", short: "h" },
-	}, "FILE");
-	if (v.help) {
-		process.stdout.write(VIZ_HELP);
-		return 0;
-	}
-	if (file === undefined) usageError("viz", "needs FILE: a dump() JSON file or a timeline.json (see vmap viz --help)");
-	const n = (name: string, value: string | undefined, min: number, max: number) => wholeNumber("viz", name, value, min, max);
-	const map = { rows: n("rows", v.rows, 1, 4096), from: n("from", v.from, 0, 2 ** 53), to: n("to", v.to, 1, 2 ** 53) };
-	const out = viz({
-		file,
-		out: v.out,
-		map: Object.fromEntries(Object.entries(map).filter(([, x]) => x !== undefined)),
-		width: n("width", v.width, 200, 20_000),
-		title: v.title,
-	});
-	process.stderr.write(`vmap viz: wrote ${out}\n`);
-	return 0;
-}
-
-const REPLAY_HELP = `vmap replay FILE: an allocation trace through a VmapSpace
-
-FILE holds one operation per line (gzip accepted, by its magic number):
-  a SIZE ID    allocate SIZE bytes (0 allowed) and call the area ID
-  f ID         free the area called ID
-ID is any word, unique among the areas live at the time; # starts a comment line. The
-repository's examples/traces/ has real traces and the LD_PRELOAD shim that recorded them.
-
-Sizes round up to whole pages, and live bytes count them so. It prints the operations per second (the event loop gets a
-turn every 1024 operations, so that drains run as in a program that yields), the peak of live
-bytes, the peak address span, fragmentation = peak span / peak live, and the purges; and writes
-OUT/map-peak.svg (the space at the peak of live bytes), OUT/map-end.svg, OUT/timeline.svg and
-OUT/timeline.json.
-
-Options:
-  --out DIR             folder for the pictures; default replay-out
-  --page-size N         a power of two; default 16 (malloc's alignment: traces of malloc
-                        calls keep their sizes)
-  --size N              bytes of the space; default the power of two >= 4 x the peak of live
-                        bytes in whole pages
-  --nodes N             nodes (1 to 128); default 1
-  --lazy-max-pages N    lazily freed pages that make a drain due; default an eighth of the
-                        peak of live bytes, in pages
-  --small-max N         the small-area cache's largest request (0: off); default the space's
-  --json                print the figures as one JSON document
-  -h, --help            this text
-`;
-
-async function replayCommand(argv: string[]): Promise<number> {
-	const { values: v, file } = parseWithFile("replay", argv, {
-		out: { type: "string" },
-		"page-size": { type: "string" },
-		size: { type: "string" },
-		nodes: { type: "string" },
-		"lazy-max-pages": { type: "string" },
-		"small-max": { type: "string" },
-		json: { type: "boolean" },
-		help: { type: "boolean", short: "h" },
-	}, "FILE");
-	if (v.help) {
-		process.stdout.write(REPLAY_HELP);
-		return 0;
-	}
-	if (file === undefined) usageError("replay", "needs FILE: an allocation trace (see vmap replay --help)");
-	if (!existsSync(file)) usageError("replay", `no such file: ${file}`);
-	const n = (name: string, value: string | undefined, min: number, max: number) => wholeNumber("replay", name, value, min, max);
-	const pageSize = n("page-size", v["page-size"], 1, 2 ** 30) ?? 16;
-	if ((pageSize & (pageSize - 1)) !== 0) usageError("replay", `--page-size must be a power of two, got ${pageSize}`);
-	return replay({
-		file,
-		out: v.out ?? "replay-out",
-		pageSize,
-		size: n("size", v.size, pageSize, 2 ** 52),
-		nodes: n("nodes", v.nodes, 1, 128) ?? 1,
-		lazyMaxPages: n("lazy-max-pages", v["lazy-max-pages"], 1, 2 ** 40),
-		smallMax: n("small-max", v["small-max"], 0, 2 ** 40),
-		json: v.json ?? false,
-	});
 }
 
 /** A command's failure that is not a usage error: its message, exit 1. */

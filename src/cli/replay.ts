@@ -3,15 +3,16 @@
  * and fragmentation (peak address span / peak live bytes), and writes the map at the peak of
  * live bytes and at the end, and the timeline of the run.
  */
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { VmapSpace } from "../space.ts";
 import { mapSvg } from "../viz/map.ts";
 import { Timeline, timelineSvg } from "../viz/timeline.ts";
 import { bytes, count } from "../viz/format.ts";
+import { parseWithFile, usageError, wholeNumber } from "./args.ts";
 import { parseTrace, traceText } from "./trace.ts";
 
-export interface ReplayParams {
+interface ReplayParams {
 	file: string;
 	/** Folder for the pictures. */
 	out: string;
@@ -29,7 +30,7 @@ const YIELD_EVERY = 1024;
 /** About this many timeline samples over the run. */
 const SAMPLES = 2000;
 
-export async function replay(p: ReplayParams): Promise<number> {
+async function replay(p: ReplayParams): Promise<number> {
 	const trace = parseTrace(traceText(readFileSync(p.file)), p.file);
 	const page = p.pageSize;
 	// Sizes in whole pages (0 bytes takes one page, as malloc(0) returns a unique pointer).
@@ -148,4 +149,65 @@ export async function replay(p: ReplayParams): Promise<number> {
 	console.log(`purges: ${end.purges} (drain ${end.drainPurges}, priority ${end.priorityPurges}, overflow ${end.overflowPurges}); live at the end: ${bytes(end.busyBytes)}`);
 	console.log(`pictures: ${figures.pictures.join(", ")}`);
 	return 0;
+}
+
+const REPLAY_HELP = `vmap replay FILE: an allocation trace through a VmapSpace
+
+FILE holds one operation per line (gzip accepted, by its magic number):
+  a SIZE ID    allocate SIZE bytes (0 allowed) and call the area ID
+  f ID         free the area called ID
+ID is any word, unique among the areas live at the time; # starts a comment line. The
+repository's examples/traces/ has real traces and the LD_PRELOAD shim that recorded them.
+
+Sizes round up to whole pages, and live bytes count them so. It prints the operations per
+second (the event loop gets a turn every 1024 operations, so that drains run as in a program
+that yields), the peak of live bytes, the peak address span, fragmentation = peak span / peak
+live, and the purges; and writes OUT/map-peak.svg (the space at the peak of live bytes),
+OUT/map-end.svg, OUT/timeline.svg and OUT/timeline.json.
+
+Options:
+  --out DIR             folder for the pictures; default replay-out
+  --page-size N         a power of two; default 16 (malloc's alignment: traces of malloc
+                        calls keep their sizes)
+  --size N              bytes of the space; default the power of two >= 4 x the peak of live
+                        bytes in whole pages
+  --nodes N             nodes (1 to 128); default 1
+  --lazy-max-pages N    lazily freed pages that make a drain due; default an eighth of the
+                        peak of live bytes, in pages
+  --small-max N         the small-area cache's largest request (0: off); default the space's
+  --json                print the figures as one JSON document
+  -h, --help            this text
+`;
+
+/** `vmap replay` from its arguments; exits 2 on a bad one. */
+export async function replayCommand(argv: string[]): Promise<number> {
+	const { values: v, file } = parseWithFile("replay", argv, {
+		out: { type: "string" },
+		"page-size": { type: "string" },
+		size: { type: "string" },
+		nodes: { type: "string" },
+		"lazy-max-pages": { type: "string" },
+		"small-max": { type: "string" },
+		json: { type: "boolean" },
+		help: { type: "boolean", short: "h" },
+	}, "FILE");
+	if (v.help) {
+		process.stdout.write(REPLAY_HELP);
+		return 0;
+	}
+	if (file === undefined) usageError("replay", "needs FILE: an allocation trace (see vmap replay --help)");
+	if (!existsSync(file)) usageError("replay", `no such file: ${file}`);
+	const n = (name: string, value: string | undefined, min: number, max: number) => wholeNumber("replay", name, value, min, max);
+	const pageSize = n("page-size", v["page-size"], 1, 2 ** 30) ?? 16;
+	if ((pageSize & (pageSize - 1)) !== 0) usageError("replay", `--page-size must be a power of two, got ${pageSize}`);
+	return replay({
+		file,
+		out: v.out ?? "replay-out",
+		pageSize,
+		size: n("size", v.size, pageSize, 2 ** 52),
+		nodes: n("nodes", v.nodes, 1, 128) ?? 1,
+		lazyMaxPages: n("lazy-max-pages", v["lazy-max-pages"], 1, 2 ** 40),
+		smallMax: n("small-max", v["small-max"], 0, 2 ** 40),
+		json: v.json ?? false,
+	});
 }
