@@ -12,6 +12,7 @@ import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
 import fc from "fast-check";
+import { parseTrace } from "../src/cli/trace.ts";
 import { mapSvg, Timeline, timelineSvg, type VmapDump, VmapSpace, type VmapStats } from "../src/index.ts";
 
 const P = 4096;
@@ -231,18 +232,22 @@ test("vmap viz draws a dump file and a timeline file; vmap replay replays a trac
 		assert.equal(r.status, 0, r.stderr);
 		assert.match(readFileSync(join(dir, "tl.svg"), "utf8"), /Lazy backlog/);
 
-		// Bad traces name the line and what was expected; nothing is written.
+		// Bad traces name the line and what was expected (the parser here; the command once).
 		for (const [text, re] of [
 			["a 10 x\nf y\n", /t2.trace:2: ID "y" is freed but not live/],
 			["a 10 x\na 5 x\n", /t2.trace:2: ID "x" is allocated again while it is live/],
 			["a -3 x\n", /t2.trace:1: SIZE must be a whole number of bytes, got "-3"/],
+			["a 1.5 x\n", /t2.trace:1: SIZE must be a whole number of bytes, got "1.5"/],
 			["m 3 x\n", /t2.trace:1: a line is "a SIZE ID" or "f ID"/],
+			["f\n", /t2.trace:1: a free is "f ID", got "f"/],
+			["# nothing\n", /t2.trace: no operation in the trace/],
 		] as const) {
-			writeFileSync(join(dir, "t2.trace"), text);
-			r = vmap("replay", join(dir, "t2.trace"), "--out", join(dir, "out2"));
-			assert.equal(r.status, 1, text);
-			assert.match(r.stderr, re);
+			assert.throws(() => parseTrace(text, "t2.trace"), re, text);
 		}
+		writeFileSync(join(dir, "t2.trace"), "a 10 x\nf y\n");
+		r = vmap("replay", join(dir, "t2.trace"), "--out", join(dir, "out2"));
+		assert.equal(r.status, 1);
+		assert.match(r.stderr, /t2.trace:2: ID "y" is freed but not live/);
 		r = vmap("viz", join(dir, "t.trace"));
 		assert.equal(r.status, 1);
 		assert.match(r.stderr, /t.trace: not a JSON file/);

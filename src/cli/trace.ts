@@ -71,6 +71,6 @@ export function parseTrace(text: string, name: string): Trace {
 			size[ops++] = -1;
 		} else bad(`a line is "a SIZE ID" or "f ID" (or # a comment), got ${JSON.stringify(line)}`);
 	}
-	if (ops === 0) bad("no operation in the trace");
+	if (ops === 0) throw new Error(`${name}: no operation in the trace (a line is "a SIZE ID" or "f ID")`);
 	return { ops, slot: slot.subarray(0, ops), size: size.subarray(0, ops), slots };
 }
