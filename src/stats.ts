@@ -15,7 +15,8 @@
  * Across domains a snapshot may be momentarily inconsistent: an area moving from one structure
  * to another is counted in both or neither, so free + busy + lazy + pooled bytes can read off
  * the space size by the bytes of operations in flight, and vmapLazyNr combines a node's lazy
- * and pool domains. Within a domain every figure agrees with every other.
+ * and pool domains (read pool first, so that it may lag but never goes below zero). Within a
+ * domain every figure agrees with every other.
  */
 import type { VmapStats } from "./api.ts";
 import type { NodeStats } from "./api.ts";
@@ -173,11 +174,6 @@ function copyDomain(t: VaTable, s: VmapStats, domain: number, v: number, pools: 
 }
 
 /**
- * Copy one domain consistently: copy it until the copy ran entirely between two equal, even
- * readings of the sequence word. Returns false if a writer kept the word moving (or odd) for
- * GIVE_UP_MS; the last copy is then still in `s`.
- */
-/**
  * Bytes from the space's start to the end of its highest area that is not free: the free
  * tree's rightmost block ends the span when it reaches the space's end. Read without the free
  * lock inside readDomain's retry loop, so a half-done rotation may be seen: the descent is
@@ -197,6 +193,11 @@ function spanBytes(t: VaTable, root: number): number {
 	return vaStart(t.f64, va) - f[HDRF_START]!;
 }
 
+/**
+ * Copy one domain consistently: copy it until the copy ran entirely between two equal, even
+ * readings of the sequence word. Returns false if a writer kept the word moving (or odd) for
+ * GIVE_UP_MS; the last copy is then still in `s`.
+ */
 function readDomain(t: VaTable, seqWord: number, s: VmapStats, domain: number, v: number, pools: boolean): boolean {
 	const hdr = t.hdr;
 	let deadline = 0;
