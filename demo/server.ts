@@ -42,14 +42,15 @@ export function ensureDist(): string {
  */
 export function serveDemo({ port = 8080, dist = join(root, "dist") }: { port?: number; dist?: string } = {}): Promise<{ server: Server; url: string }> {
 	const server = createServer((req, res) => {
-		const path = normalize(decodeURIComponent(new URL(req.url ?? "/", "http://x").pathname));
-		const file = path === "/" || path === "/index.html" ? join(root, "demo", "index.html")
-			: path.startsWith("/demo/") ? join(root, path)
-			: path.startsWith("/dist/") ? join(dist, path.slice(6))
-			: null;
-		const inside = file !== null && (file.startsWith(join(root, "demo") + sep) || file.startsWith(dist + sep));
 		try {
-			if (!inside) throw new Error("not served");
+			// decodeURIComponent throws on a malformed escape: that request is a 404 too.
+			const path = normalize(decodeURIComponent(new URL(req.url ?? "/", "http://x").pathname));
+			const file = path === "/" || path === "/index.html" ? join(root, "demo", "index.html")
+				: path.startsWith("/demo/") ? join(root, path)
+				: path.startsWith("/dist/") ? join(dist, path.slice(6))
+				: null;
+			// Only files under demo/ and dist/: a path with .. that normalizes elsewhere is refused.
+			if (file === null || !(file.startsWith(join(root, "demo") + sep) || file.startsWith(dist + sep))) throw new Error("not served");
 			const body = readFileSync(file);
 			res.writeHead(200, {
 				"Content-Type": TYPES[extname(file)] ?? "application/octet-stream",
