@@ -3,6 +3,7 @@
  * scale. Each line is labelled at its right end in its own colour, so no legend is needed;
  * hollow points are capped runs; broken peers are named under the plot with their error.
  */
+import { esc } from "../src/viz/format.ts";
 import { SCALE } from "./cases.ts";
 import { PEERS, peer, type PeerId } from "./peers.ts";
 import { brokenNote, rate } from "./report.ts";
@@ -26,7 +27,6 @@ const W = 1080;
 const H = 640;
 const PLOT = { left: 96, right: 660, top: 92, bottom: 500 };
 
-const esc = (s: string): string => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 
 /** 10, 100, 1 k, 10 k, 100 k, 1 M, 10 M: decade ticks. */
 function decade(d: number): string {

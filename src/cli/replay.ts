@@ -38,12 +38,14 @@ async function replay(p: ReplayParams): Promise<number> {
 	let liveNow = 0;
 	let peakLive = 0;
 	let peakAt = 0;
+	let allocs = 0;
 	const held = new Float64Array(trace.slots);
 	for (let i = 0; i < trace.ops; i++) {
 		const s = trace.size[i]!;
 		if (s >= 0) {
 			held[trace.slot[i]!] = pages(s);
 			liveNow += pages(s);
+			allocs++;
 		} else liveNow -= held[trace.slot[i]!]!;
 		if (liveNow > peakLive) {
 			peakLive = liveNow;
@@ -54,8 +56,6 @@ async function replay(p: ReplayParams): Promise<number> {
 	// The space's default (32 MiB at 4 KiB pages) is made for kernel-sized spaces; a trace's
 	// lazy backlog is sized to the trace instead: an eighth of its peak of live bytes.
 	const lazyMaxPages = p.lazyMaxPages ?? Math.max(1, Math.ceil(peakLive / page / 8));
-	let allocs = 0;
-	for (let i = 0; i < trace.ops; i++) if (trace.size[i]! >= 0) allocs++;
 	const space = VmapSpace.create({
 		start: page,
 		size,

@@ -1,8 +1,22 @@
 /**
  * What the pictures share: a colour-blind-safe palette (Okabe and Ito's eight colours), the
- * patterns that mark states without relying on colour, and number formats. No Node imports:
- * the pictures are drawn in browsers too.
+ * patterns that mark states without relying on colour, number formats, and the checks of the
+ * pictures' options. No Node imports: the pictures are drawn in browsers too.
  */
+import { shown, VmapError } from "../errors.ts";
+
+/** Option `name`: undefined gives `dflt`; else a whole number in [min, max], or EINVAL. */
+export function wholeOption(cannot: string, name: string, v: unknown, min: number, max: number, dflt: number): number {
+	if (v === undefined) return dflt;
+	if (!(typeof v === "number" && Number.isSafeInteger(v) && v >= min && v <= max)) throw new VmapError("EINVAL", `${cannot}: ${name} must be a whole number from ${min} to ${max}, got ${shown(v)}`);
+	return v;
+}
+
+/** The title option: undefined, or a string (else EINVAL). */
+export function titleOption(cannot: string, v: unknown): string | undefined {
+	if (v !== undefined && typeof v !== "string") throw new VmapError("EINVAL", `${cannot}: title must be a string, got ${shown(v)}`);
+	return v;
+}
 
 /** Okabe-Ito colours, distinguishable with the common colour-vision deficiencies. */
 export const BLUE = "#0072B2";
@@ -36,11 +50,6 @@ export function bytes(n: number): string {
 	}
 	const digits = u === 0 || Math.abs(v) >= 100 ? 0 : Math.abs(v) >= 10 ? 1 : 2;
 	return `${Number(v.toFixed(digits))} ${UNITS[u]}`;
-}
-
-/** An address in hex, zero-padded to `digits`. */
-export function hex(n: number, digits = 0): string {
-	return `0x${n.toString(16).padStart(digits, "0")}`;
 }
 
 /** 1234567 -> "1,234,567" (no Intl: identical output everywhere). */

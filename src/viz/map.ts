@@ -12,8 +12,9 @@
  * others change while the dump reads it, a range that moved between listings shows as pooled.
  */
 import type { DumpArea, DumpFreeBlock, DumpSmallBlock, VmapDump } from "../api.ts";
-import { VmapError, shown } from "../errors.ts";
-import { BLUE, bytes, count, esc, FAINT, FONT, GREEN, GREY, hex, INK, MONO, ORANGE, PURPLE, px, SKY, VERMILLION, YELLOW } from "./format.ts";
+import { hex, VmapError, shown } from "../errors.ts";
+import { checkOptions } from "../options.ts";
+import { BLUE, bytes, count, esc, FAINT, FONT, GREEN, GREY, INK, MONO, ORANGE, PURPLE, px, SKY, titleOption, VERMILLION, wholeOption, YELLOW } from "./format.ts";
 
 export interface MapOptions {
 	/** Width of the address bands, in pixels. @defaultValue 960 */
@@ -49,17 +50,12 @@ interface Category {
 	areas: number;
 }
 
-/** What the picture shows, totalled from the dump (the legend's figures). */
+/** Totals from the dump beside the categories' (the legend's figures): all busy areas, and free space. */
 interface MapTotals {
 	busyBytes: number;
 	busyAreas: number;
-	lazyBytes: number;
-	lazyAreas: number;
-	pooledBytes: number;
 	freeBytes: number;
 	freeBlocks: number;
-	blockBytes: number;
-	blocks: number;
 	largestFreeBlock: number;
 	largestFreeStart: number;
 }
@@ -99,7 +95,7 @@ export function mapSvg(dump: VmapDump | string, options: MapOptions = {}): strin
 	cats.push({ label: "pooled: purged into a node's pool", fill: `url(#${p}pooled)`, bytes: 0, areas: 0 });
 	const C = cats.length;
 
-	const t: MapTotals = { busyBytes: 0, busyAreas: 0, lazyBytes: 0, lazyAreas: 0, pooledBytes: 0, freeBytes: 0, freeBlocks: 0, blockBytes: 0, blocks: 0, largestFreeBlock: 0, largestFreeStart: -1 };
+	const t: MapTotals = { busyBytes: 0, busyAreas: 0, freeBytes: 0, freeBlocks: 0, largestFreeBlock: 0, largestFreeStart: -1 };
 	const cov = new Float64Array(rows * W * C); // bytes of each category under each pixel, from areas narrower than BIG_PX
 	const big: string[] = [];
 	const labels: string[] = [];
@@ -135,7 +131,6 @@ export function mapSvg(dump: VmapDump | string, options: MapOptions = {}): strin
 	let cursor = d.start;
 	const gap = (end: number) => {
 		if (end > cursor) {
-			t.pooledBytes += end - cursor;
 			cats[POOLED]!.bytes += end - cursor;
 			cats[POOLED]!.areas++;
 			paint(cursor, end, POOLED, `${hex(cursor)}–${hex(end)} ${bytes(end - cursor)} pooled`);
@@ -151,20 +146,14 @@ export function mapSvg(dump: VmapDump | string, options: MapOptions = {}): strin
 			cursor = Math.max(cursor, a.end);
 			const block = a.state === "busy" ? blockAt.get(a.start) : undefined;
 			let c: number;
-			if (a.state === "lazy") {
-				c = LAZY;
-				t.lazyBytes += a.size;
-				t.lazyAreas++;
-			} else {
+			if (a.state === "lazy") c = LAZY;
+			else {
 				t.busyBytes += a.size;
 				t.busyAreas++;
 				// A block is a busy area tagged vmap_block; dump.blocks, read without a lock, may
 				// miss one made meanwhile (it is drawn as a block, without its owner).
-				if (block !== undefined || a.tag === BLOCK_TAG) {
-					c = BLOCK;
-					t.blockBytes += a.size;
-					t.blocks++;
-				} else c = a.tag === undefined ? UNTAGGED : (catOfTag.get(a.tag) ?? OTHER);
+				if (block !== undefined || a.tag === BLOCK_TAG) c = BLOCK;
+				else c = a.tag === undefined ? UNTAGGED : (catOfTag.get(a.tag) ?? OTHER);
 			}
 			cats[c]!.bytes += a.size;
 			cats[c]!.areas++;
@@ -222,7 +211,7 @@ export function mapSvg(dump: VmapDump | string, options: MapOptions = {}): strin
 	const rowLabelEvery = Math.ceil(rows / 40);
 	for (let r = 0; r < rows; r++) {
 		axes.push(`<rect x="${LEFT}" y="${rowY(r)}" width="${W}" height="${ROW_H}" fill="#fff" stroke="${FAINT}" stroke-width="1"/>`);
-		if (r % rowLabelEvery === 0) axes.push(`<text x="${LEFT - 6}" y="${rowY(r) + ROW_H - 3}" text-anchor="end" font-size="10" ${MONO}>${hex(o.from + r * rowBytes, digits)}</text>`);
+		if (r % rowLabelEvery === 0) axes.push(`<text x="${LEFT - 6}" y="${rowY(r) + ROW_H - 3}" text-anchor="end" font-size="10" ${MONO}>0x${(o.from + r * rowBytes).toString(16).padStart(digits, "0")}</text>`);
 	}
 	for (let k = 0; k <= 4; k++) {
 		const x = LEFT + (W * k) / 4;
@@ -256,9 +245,11 @@ export function mapSvg(dump: VmapDump | string, options: MapOptions = {}): strin
 	}
 	legend.push(...freeRow);
 	ly += 22;
-	const totals = `busy ${bytes(t.busyBytes)} (${count(t.busyAreas)} areas) · lazy ${bytes(t.lazyBytes)} (${count(t.lazyAreas)}) · pooled ${bytes(t.pooledBytes)} · free ${bytes(t.freeBytes)} (${count(t.freeBlocks)} blocks)`;
+	const lazy = cats[LAZY]!;
+	const pooled = cats[POOLED]!.bytes;
+	const totals = `busy ${bytes(t.busyBytes)} (${count(t.busyAreas)} areas) · lazy ${bytes(lazy.bytes)} (${count(lazy.areas)}) · pooled ${bytes(pooled)} · free ${bytes(t.freeBytes)} (${count(t.freeBlocks)} blocks)`;
 	legend.push(
-		`<text id="${p}totals" x="20" y="${ly}" font-size="12" font-weight="600" ${FONT} data-busy-bytes="${t.busyBytes}" data-busy-areas="${t.busyAreas}" data-lazy-bytes="${t.lazyBytes}" data-lazy-areas="${t.lazyAreas}" data-pooled-bytes="${t.pooledBytes}" data-free-bytes="${t.freeBytes}" data-free-blocks="${t.freeBlocks}" data-block-bytes="${t.blockBytes}" data-largest-free-block="${t.largestFreeBlock}">Totals: ${totals}</text>`,
+		`<text id="${p}totals" x="20" y="${ly}" font-size="12" font-weight="600" ${FONT} data-busy-bytes="${t.busyBytes}" data-busy-areas="${t.busyAreas}" data-lazy-bytes="${lazy.bytes}" data-lazy-areas="${lazy.areas}" data-pooled-bytes="${pooled}" data-free-bytes="${t.freeBytes}" data-free-blocks="${t.freeBlocks}" data-block-bytes="${cats[BLOCK]!.bytes}" data-largest-free-block="${t.largestFreeBlock}">Totals: ${totals}</text>`,
 	);
 	ly += 18;
 	const note = aggregated > 0
@@ -268,7 +259,7 @@ export function mapSvg(dump: VmapDump | string, options: MapOptions = {}): strin
 	const height = ly + 16;
 	const totalW = LEFT + W + 20;
 
-	const title = o.title ?? `vmap address space [${hex(o.from)}, ${hex(o.to)}): ${bytes(span)}, ${count(t.busyAreas + t.lazyAreas)} areas`;
+	const title = o.title ?? `vmap address space [${hex(o.from)}, ${hex(o.to)}): ${bytes(span)}, ${count(t.busyAreas + lazy.areas)} areas`;
 	const head = [
 		`<svg xmlns="http://www.w3.org/2000/svg" width="${totalW}" height="${height}" viewBox="0 0 ${totalW} ${height}" data-px-bytes="${pxBytes}" data-row-bytes="${rowBytes}" data-rows="${rows}" data-from="${o.from}" data-to="${o.to}">`,
 		`<title>${esc(title)}</title>`,
@@ -395,22 +386,16 @@ function checkSorted(list: Array<DumpArea | DumpFreeBlock>, name: string): void 
 	}
 }
 
+const CANNOT = "Cannot draw a map";
+
 function mapOptions(d: VmapDump, options: MapOptions): Required<Omit<MapOptions, "title">> & { title: string | undefined } {
-	if (typeof options !== "object" || options === null) throw new VmapError("EINVAL", `Cannot draw a map: options must be an object, got ${shown(options)}`);
-	for (const k of Object.keys(options)) {
-		if (!MAP_KEYS.includes(k)) throw new VmapError("EINVAL", `Cannot draw a map: unknown option ${JSON.stringify(k)} (known: ${MAP_KEYS.join(", ")})`);
-	}
-	const whole = (name: string, v: unknown, min: number, max: number, dflt: number): number => {
-		if (v === undefined) return dflt;
-		if (!(typeof v === "number" && Number.isSafeInteger(v) && v >= min && v <= max)) throw new VmapError("EINVAL", `Cannot draw a map: ${name} must be a whole number from ${min} to ${max}, got ${shown(v)}`);
-		return v;
-	};
-	const width = whole("width", options.width, 100, 20_000, 960);
-	const rows = whole("rows", options.rows, 1, 4096, 32);
-	const from = whole("from", options.from, d.start, d.end - 1, d.start);
-	const to = whole("to", options.to, from + 1, d.end, d.end);
-	if (options.title !== undefined && typeof options.title !== "string") throw new VmapError("EINVAL", `Cannot draw a map: title must be a string, got ${shown(options.title)}`);
+	checkOptions(options, MAP_KEYS, CANNOT);
+	const width = wholeOption(CANNOT, "width", options.width, 100, 20_000, 960);
+	const rows = wholeOption(CANNOT, "rows", options.rows, 1, 4096, 32);
+	const from = wholeOption(CANNOT, "from", options.from, d.start, d.end - 1, d.start);
+	const to = wholeOption(CANNOT, "to", options.to, from + 1, d.end, d.end);
+	const title = titleOption(CANNOT, options.title);
 	const idPrefix = options.idPrefix ?? "vmap-";
-	if (typeof idPrefix !== "string" || !/^[A-Za-z][\w-]*$/.test(idPrefix)) throw new VmapError("EINVAL", `Cannot draw a map: idPrefix must be letters, digits, _ or -, starting with a letter, got ${shown(idPrefix)}`);
-	return { width, rows, from, to, title: options.title, idPrefix };
+	if (typeof idPrefix !== "string" || !/^[A-Za-z][\w-]*$/.test(idPrefix)) throw new VmapError("EINVAL", `${CANNOT}: idPrefix must be letters, digits, _ or -, starting with a letter, got ${shown(idPrefix)}`);
+	return { width, rows, from, to, title, idPrefix };
 }

@@ -11,7 +11,8 @@
  */
 import type { VmapStats } from "../api.ts";
 import { VmapError, shown } from "../errors.ts";
-import { BLUE, bytes, esc, FAINT, FONT, GREEN, GREY, INK, num, ORANGE, PURPLE, px, VERMILLION, niceStep } from "./format.ts";
+import { checkOptions } from "../options.ts";
+import { BLUE, bytes, esc, FAINT, FONT, GREEN, GREY, INK, num, ORANGE, PURPLE, px, titleOption, VERMILLION, niceStep, wholeOption } from "./format.ts";
 
 /** The figures a timeline keeps of each sample. */
 const FIELDS = ["t", "lazyPages", "lazyMaxPages", "purges", "drainPurges", "priorityPurges", "overflowPurges", "liveBytes", "spanBytes", "largestFreeBlock"] as const;
@@ -110,11 +111,10 @@ interface Series {
 /** Draw `timeline` as an SVG document. */
 export function timelineSvg(timeline: Timeline | TimelineData | string, options: TimelineOptions = {}): string {
 	const tl = timeline instanceof Timeline ? timeline : Timeline.fromJSON(timeline);
-	if (typeof options !== "object" || options === null) throw new VmapError("EINVAL", `Cannot draw a timeline: options must be an object, got ${shown(options)}`);
-	for (const k of Object.keys(options)) if (!TL_KEYS.includes(k)) throw new VmapError("EINVAL", `Cannot draw a timeline: unknown option ${JSON.stringify(k)} (known: ${TL_KEYS.join(", ")})`);
-	const W = options.width ?? 900;
-	if (!(Number.isSafeInteger(W) && W >= 200 && W <= 20_000)) throw new VmapError("EINVAL", `Cannot draw a timeline: width must be a whole number from 200 to 20000, got ${shown(W)}`);
-	if (options.title !== undefined && typeof options.title !== "string") throw new VmapError("EINVAL", `Cannot draw a timeline: title must be a string, got ${shown(options.title)}`);
+	const cannot = "Cannot draw a timeline";
+	checkOptions(options, TL_KEYS, cannot);
+	const W = wholeOption(cannot, "width", options.width, 200, 20_000, 900);
+	titleOption(cannot, options.title);
 	const n = tl.length;
 	const t = tl.column("t");
 	const tMax = n > 0 ? Math.max(t[n - 1]!, 1e-3) : 1;
