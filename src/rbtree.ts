@@ -303,3 +303,15 @@ export function rbInsertAfter(t: VaTable, rootWord: number, x: number, z: number
 	while (vaLeft(i32, y) !== 0) y = vaLeft(i32, y);
 	rbInsert(t, rootWord, z, y, true, aug);
 }
+
+/** Link `z` as the in-order predecessor of `x`, which is in the tree. */
+export function rbInsertBefore(t: VaTable, rootWord: number, x: number, z: number, aug: boolean): void {
+	const i32 = t.i32;
+	let y = vaLeft(i32, x);
+	if (y === 0) {
+		rbInsert(t, rootWord, z, x, true, aug);
+		return;
+	}
+	while (vaRight(i32, y) !== 0) y = vaRight(i32, y);
+	rbInsert(t, rootWord, z, y, false, aug);
+}

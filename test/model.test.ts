@@ -154,6 +154,33 @@ class Alloc extends Step {
 	override toString = () => `alloc(${this.pages}p, align<<${this.alignShift}, ${JSON.stringify(this.win)}, ${this.tag})`;
 }
 
+/**
+ * Several allocations in one command, each checked against the model as Alloc checks it, in
+ * spaces of FILL_PAGES pages or more. Frees outnumber allocations among the commands: without
+ * this no node ever held HASH_START busy areas, so the busy hash (and the busy insert it hands
+ * a successor) went unexercised.
+ */
+const FILL_PAGES = 256;
+class Fill extends Step {
+	readonly sizes: number[];
+	readonly alignShift: number;
+	constructor(sizes: number[], alignShift: number) {
+		super();
+		this.sizes = sizes;
+		this.alignShift = alignShift;
+	}
+	override check(m: Readonly<Model>): boolean {
+		return m.end - m.start >= FILL_PAGES * m.pageSize;
+	}
+	override step(m: Model, r: Real): void {
+		for (const pages of this.sizes) {
+			r.flushes.length = 0; // each allocation's purge is its own
+			new Alloc(pages, this.alignShift, null, undefined).step(m, r);
+		}
+	}
+	override toString = () => `fill(${JSON.stringify(this.sizes)}p, align<<${this.alignShift})`;
+}
+
 /** A step on one of the busy areas, picked by index. */
 abstract class OnBusy extends Step {
 	readonly pick: number;
@@ -396,6 +423,7 @@ const commands = [
 			)
 			.map(([win, tag]) => new Alloc(pages, shift, win, tag)),
 	),
+	fc.tuple(fc.array(fc.integer({ min: 1, max: 4 }), { minLength: 8, maxLength: 32 }), fc.integer({ min: 0, max: 3 })).map(([sizes, shift]) => new Fill(sizes, shift)),
 	fc.nat().map((i) => new Free(i)),
 	fc.nat().map((i) => new Free(i)),
 	fc.boolean().map((sync) => new Purge(sync)),
@@ -408,7 +436,9 @@ const commands = [
 
 const configs = fc.record({
 	pageShift: fc.constantFrom(0, 12, 16),
-	pages: fc.integer({ min: 8, max: 160 }),
+	// Mostly small spaces, where every edge is near; one in eight large enough that a node holds
+	// more than HASH_START busy areas: the busy hash, and the busy insert it gives a successor.
+	pages: fc.oneof({ arbitrary: fc.integer({ min: 8, max: 160 }), weight: 7 }, { arbitrary: fc.integer({ min: FILL_PAGES, max: 1024 }), weight: 1 }),
 	// Low addresses, addresses above 4 GiB, and addresses near 2^53.
 	base: fc.constantFrom("low", "high", "top"),
 	shared: fc.boolean(),
