@@ -7,12 +7,12 @@ import { hashFind, hashInsert, hashMaintain } from "./busy-hash.ts";
 import { insertVmapArea } from "./busy-tree.ts";
 import { hex, shown, VmapError } from "./errors.ts";
 import { alignUp, findVmapLowestMatch, vaClip } from "./free-space.ts";
-import { HDR_FREE_LOCK, HDRF_FAILED, N_BUSY_LOCK, N_BUSY_NR, N_BUSY_ROOT, N_POOL_LOCK, N_POOL_NR, NF_ALLOCS, NF_BUSY_BYTES, NF_POOL_HITS, NF_POOL_MISSES, nodeBase, POOL_LEN, VA_BUSY } from "./layout.ts";
+import { HDR_FREE_LOCK, HDRF_FAILED, N_BUSY_LOCK, N_BUSY_NR, N_BUSY_ROOT, N_POOL_LOCK, N_POOL_NR, NF_ALLOCS, NF_BUSY_BYTES, NF_POOL_HITS, NF_POOL_MISSES, nodeBase, POOL_LEN, VA_BUSY, VA_LEFT } from "./layout.ts";
 import { encodeVnId, poolable, poolPeek, poolPop, poolWord } from "./nodes.ts";
 import { checkOptions, isPowerOfTwo } from "./options.ts";
 import { flushingNote, OVERFLOW_PURGE } from "./purge.ts";
 import { workPosted } from "./purge-work.ts";
-import { rbInsertBefore } from "./rbtree.ts";
+import { rbInsertBeside } from "./rbtree.ts";
 import { setVaFlags, setVaRange, setVaTag, vaEnd, vaStart } from "./record.ts";
 import type { SpaceState } from "./space-init.ts";
 
@@ -151,7 +151,7 @@ function linkBusy(s: SpaceState, b: number, va: number, start: number, size: num
 	const i32 = t.i32;
 	setVaFlags(i32, va, VA_BUSY | vn);
 	setVaTag(i32, va, tag);
-	if (succ !== 0) rbInsertBefore(t, b + N_BUSY_ROOT, succ, va, false);
+	if (succ !== 0) rbInsertBeside(t, b + N_BUSY_ROOT, succ, va, VA_LEFT, false);
 	else insertVmapArea(t, b + N_BUSY_ROOT, va);
 	hashInsert(t, b, va, start);
 	t.hdr[b + N_BUSY_NR]!++;

@@ -15,8 +15,9 @@ import {
 	HDR_FREE_NR,
 	HDR_FREE_ROOT,
 	HDRF_FREE_BYTES,
+	VA_RIGHT,
 } from "./layout.ts";
-import { augmentPropagate, augmentPropagateGrow, rbErase, rbInsert, rbInsertAfter, rbNext } from "./rbtree.ts";
+import { augmentPropagate, augmentPropagateGrow, rbErase, rbInsert, rbInsertBeside, rbNext } from "./rbtree.ts";
 import type { VaTable } from "./va-table.ts";
 import { LEFT_MAX_SLACK, leftMaxLow, setVaEnd, setVaNext, setVaRange, setVaStart, subtreeMaxSize, vaEnd, vaLeft, vaRight, vaSize, vaStart } from "./record.ts";
 
@@ -194,7 +195,7 @@ export function vaClip(t: VaTable, va: number, nva: number, size: number): numbe
 		setVaRange(f64, tail, nend, end);
 		t.hdr[HDR_FREE_NR]!++;
 		augmentPropagate(t, va);
-		rbInsertAfter(t, HDR_FREE_ROOT, va, tail, true);
+		rbInsertBeside(t, HDR_FREE_ROOT, va, tail, VA_RIGHT, true);
 		return 0;
 	}
 	augmentPropagate(t, va);

@@ -323,26 +323,15 @@ export function rbPrev(t: VaTable, x: number): number {
 	return p;
 }
 
-/** Link `z` as the in-order successor of `x`, which is in the tree. */
-export function rbInsertAfter(t: VaTable, rootWord: number, x: number, z: number, aug: boolean): void {
+/** Link `z` next to `x`, which is in the tree, in order: just after it (side VA_RIGHT) or just before it (VA_LEFT). */
+export function rbInsertBeside(t: VaTable, rootWord: number, x: number, z: number, side: Side, aug: boolean): void {
 	const i32 = t.i32;
-	let y = vaRight(i32, x);
+	const other = opposite(side);
+	let y = vaChild(i32, x, side);
 	if (y === 0) {
-		rbInsert(t, rootWord, z, x, false, aug);
+		rbInsert(t, rootWord, z, x, side === L, aug);
 		return;
 	}
-	while (vaLeft(i32, y) !== 0) y = vaLeft(i32, y);
-	rbInsert(t, rootWord, z, y, true, aug);
-}
-
-/** Link `z` as the in-order predecessor of `x`, which is in the tree. */
-export function rbInsertBefore(t: VaTable, rootWord: number, x: number, z: number, aug: boolean): void {
-	const i32 = t.i32;
-	let y = vaLeft(i32, x);
-	if (y === 0) {
-		rbInsert(t, rootWord, z, x, true, aug);
-		return;
-	}
-	while (vaRight(i32, y) !== 0) y = vaRight(i32, y);
-	rbInsert(t, rootWord, z, y, false, aug);
+	while (vaChild(i32, y, other) !== 0) y = vaChild(i32, y, other);
+	rbInsert(t, rootWord, z, y, other === L, aug);
 }
