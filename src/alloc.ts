@@ -3,16 +3,15 @@
  * the lowest fit in free space, and the overflow purge and retry.
  */
 import type { AllocOptions } from "./api.ts";
-import { hashFind, hashInsert, hashMaintain } from "./busy-hash.ts";
+import { hashInsert, hashMaintain } from "./busy-hash.ts";
 import { insertVmapArea } from "./busy-tree.ts";
 import { hex, shown, VmapError } from "./errors.ts";
 import { alignUp, findVmapLowestMatch, vaClip } from "./free-space.ts";
-import { HDR_FREE_LOCK, HDRF_FAILED, N_BUSY_LOCK, N_BUSY_NR, N_BUSY_ROOT, N_POOL_LOCK, N_POOL_NR, NF_ALLOCS, NF_BUSY_BYTES, NF_POOL_HITS, NF_POOL_MISSES, nodeBase, POOL_LEN, VA_BUSY, VA_LEFT } from "./layout.ts";
+import { HDR_FREE_LOCK, HDRF_FAILED, N_BUSY_LOCK, N_BUSY_NR, N_BUSY_ROOT, N_POOL_LOCK, N_POOL_NR, NF_ALLOCS, NF_BUSY_BYTES, NF_POOL_HITS, NF_POOL_MISSES, nodeBase, POOL_LEN, VA_BUSY } from "./layout.ts";
 import { encodeVnId, poolable, poolPeek, poolPop, poolWord } from "./nodes.ts";
 import { checkOptions, isPowerOfTwo } from "./options.ts";
 import { flushingNote, OVERFLOW_PURGE } from "./purge.ts";
 import { workPosted } from "./purge-work.ts";
-import { rbInsertBeside } from "./rbtree.ts";
 import { setVaFlags, setVaRange, setVaTag, vaEnd, vaStart } from "./record.ts";
 import type { SpaceState } from "./space-init.ts";
 
@@ -94,20 +93,15 @@ export function allocVmapArea(s: SpaceState, size: number, options: AllocOptions
 		return noFit(s, size, options, align, vstart, vend, overflowPurge);
 	}
 	const start = vaStart(t.f64, va); // after reserve(), which may have replaced the views
-	const end = vaEnd(t.f64, va);
 	// Block starts are page aligned: the common case needs no rounding.
 	const nva = start >= vstart && align === pageSize ? start : alignUp(start > vstart ? start : vstart, align);
 	const b = s.busyNode(nva);
 	locks.acquireUnder(b + N_BUSY_LOCK, HDR_FREE_LOCK);
-	// Everything from the new area's end to the block's end stays free, so a busy area of this
-	// node starting at the block's end is the new area's successor in the busy tree (the hash
-	// finds it in O(1)), and the insert needs no descent. Looked up before the clip changes `va`.
-	const succ = s.busyNode(end) === b ? hashFind(t, b, end) : 0;
 	let busy = vaClip(t, va, nva, size);
 	if (busy === 0) busy = t.allocSlot();
 	if (pool !== 0) t.hdrF[(nodeBase(s.node) >> 1) + NF_POOL_MISSES]!++;
 	setVaRange(t.f64, busy, nva, nva + size);
-	linkBusy(s, b, busy, nva, size, vn, tag, succ > 0 ? succ : 0);
+	linkBusy(s, b, busy, nva, size, vn, tag);
 	hashMaintain(t, b); // last: it may grow the record table, which the free-space lock allows
 	locks.release(b + N_BUSY_LOCK);
 	locks.release(HDR_FREE_LOCK);
@@ -135,24 +129,20 @@ function nodeAlloc(s: SpaceState, pool: number, align: number, vn: number, tag: 
 	t.sync(); // the busy tree may reach records another handle's growth added
 	// Under both locks: the area is never in neither structure.
 	poolPop(t, s.node, pool);
-	linkBusy(s, b, va, start, vaEnd(t.f64, va) - start, vn, tag, 0);
+	linkBusy(s, b, va, start, vaEnd(t.f64, va) - start, vn, tag);
 	t.hdrF[(nodeBase(s.node) >> 1) + NF_POOL_HITS]!++;
 	s.locks.release(b + N_BUSY_LOCK);
 	s.locks.release(lock);
 	return start;
 }
 
-/**
- * Link record `va`, [start, start + size), into node base `b`'s busy tree and hash; the caller
- * holds b's busy lock. `succ`: the tree's next area after `va` when the caller knows it, else 0.
- */
-function linkBusy(s: SpaceState, b: number, va: number, start: number, size: number, vn: number, tag: number, succ: number): void {
+/** Link record `va`, [start, start + size), into node base `b`'s busy tree and hash; the caller holds b's busy lock. */
+function linkBusy(s: SpaceState, b: number, va: number, start: number, size: number, vn: number, tag: number): void {
 	const t = s.table;
 	const i32 = t.i32;
 	setVaFlags(i32, va, VA_BUSY | vn);
 	setVaTag(i32, va, tag);
-	if (succ !== 0) rbInsertBeside(t, b + N_BUSY_ROOT, succ, va, VA_LEFT, false);
-	else insertVmapArea(t, b + N_BUSY_ROOT, va);
+	insertVmapArea(t, b + N_BUSY_ROOT, va);
 	hashInsert(t, b, va, start);
 	t.hdr[b + N_BUSY_NR]!++;
 	const f = b >> 1;

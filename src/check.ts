@@ -1,7 +1,7 @@
 /**
  * The O(n) validator. Walks every structure in the buffer and throws ECORRUPT naming the first
- * broken invariant. It trusts nothing the fast paths maintain: counters, subtreeMaxSize and
- * leftMaxLow, the lowest free block and the slot accounting are all recomputed from the records.
+ * broken invariant. It trusts nothing the fast paths maintain: counters, subtreeMaxSize, the
+ * free list and the slot accounting are all recomputed from the records.
  */
 import { corrupt, hex } from "./errors.ts";
 import {
@@ -60,7 +60,7 @@ import { hashBucket, hashRecords } from "./busy-hash.ts";
 import { addrToNode, encodeVnId, poolWord, decodeVnId } from "./nodes.ts";
 import { checkBlocks } from "./small-check.ts";
 import type { VaTable } from "./va-table.ts";
-import { leftMaxLow, recordIsZero, setLeftMaxLow, subtreeMaxSize, vaEnd, vaFlags, vaIsRed, vaLeft, vaNext, vaParent, vaRight, vaStart } from "./record.ts";
+import { recordIsZero, subtreeMaxSize, vaEnd, vaFlags, vaIsRed, vaLeft, vaNext, vaParent, vaRight, vaStart } from "./record.ts";
 
 type Bounds = { spaceStart: number; spaceEnd: number; pageSize: number; nodes: number; zoneInverse: number };
 
@@ -84,11 +84,13 @@ export function checkSpace(t: VaTable, spaceStart: number, spaceEnd: number, sel
 	const bounds: Bounds = { spaceStart, spaceEnd, pageSize, nodes: t.nodes, zoneInverse: 1 / hdrF[HDRF_ZONE_SIZE]! };
 	const free = walkTree(t, "free tree", HDR_FREE_ROOT, true, seen, bounds);
 
-	// Free blocks: coalesced, the head is the lowest, counters agree.
+	// Free blocks: coalesced, the list is the tree's order, counters agree.
 	let freeBytes = 0;
-	if (hdr[HDR_FREE_HEAD] !== (free[0] ?? 0)) corrupt(`free tree: HDR_FREE_HEAD is record ${hdr[HDR_FREE_HEAD]}, the lowest block is record ${free[0] ?? 0}`);
+	let listed = t.hdr[HDR_FREE_HEAD]!;
 	for (let i = 0; i < free.length; i++) {
 		const va = free[i]!;
+		if (listed !== va) corrupt(`free list: entry ${i} is record ${listed}, the tree's ${i}th block is record ${va}`);
+		listed = vaNext(i32, va);
 		const s = vaStart(f64, va);
 		const e = vaEnd(f64, va);
 		freeBytes += e - s;
@@ -97,6 +99,7 @@ export function checkSpace(t: VaTable, spaceStart: number, spaceEnd: number, sel
 			if (prevEnd >= s) corrupt(`free tree: blocks ending at ${hex(prevEnd)} and starting at ${hex(s)} ${prevEnd === s ? "touch (not merged)" : "overlap"}`);
 		}
 	}
+	if (listed !== 0) corrupt(`free list: continues past the tree's last block, at record ${listed}`);
 	if (free.length !== hdr[HDR_FREE_NR]) corrupt(`free tree: holds ${free.length} blocks, header says ${hdr[HDR_FREE_NR]}`);
 	if (freeBytes !== hdrF[HDRF_FREE_BYTES]) corrupt(`free tree: holds ${freeBytes} bytes, header says ${hdrF[HDRF_FREE_BYTES]}`);
 
@@ -333,15 +336,6 @@ function walkPool(t: VaTable, name: string, head: number, nr: number, v: number,
  * Returns the slots in address order. `seen` marks records so that one record in two places
  * is caught.
  */
-const SCRATCH_F32 = new Float32Array(REC_I32);
-const SCRATCH_I32 = new Int32Array(SCRATCH_F32.buffer);
-
-/** The leftMaxLow that a left subtree whose largest block is `max` gives its parent. */
-function leftMaxLowOf(max: number): number {
-	setLeftMaxLow(SCRATCH_F32, SCRATCH_I32, 0, max);
-	return leftMaxLow(SCRATCH_F32, 0);
-}
-
 function walkTree(t: VaTable, name: string, rootWord: number, aug: boolean, seen: Uint8Array, bounds: Bounds, balanced = true): number[] {
 	const { spaceStart, spaceEnd, pageSize } = bounds;
 	const out: number[] = [];
@@ -381,9 +375,6 @@ function walkTree(t: VaTable, name: string, rootWord: number, aug: boolean, seen
 		const max = Math.max(e - s, left.max, right.max);
 		if (aug && subtreeMaxSize(t.f64, x) !== max) {
 			corrupt(`${name}: record ${x} [${hex(s)}, ${hex(e)}) has subtreeMaxSize ${subtreeMaxSize(t.f64, x)}, recomputed ${max}`);
-		}
-		if (aug && leftMaxLow(t.f32, x) !== leftMaxLowOf(left.max)) {
-			corrupt(`${name}: record ${x} has leftMaxLow ${leftMaxLow(t.f32, x)}, but its left subtree's largest block is ${left.max} (leftMaxLow ${leftMaxLowOf(left.max)})`);
 		}
 		return { blacks: left.blacks + (red ? 0 : 1), max };
 	};

@@ -1,11 +1,11 @@
 /**
- * Free space: the free tree, augmented with subtreeMaxSize (and each node's leftMaxLow, its left
- * child's, rounded down: rbtree.ts), keyed by vaStart, and HDR_FREE_HEAD, its lowest block.
- * Single-threaded: callers hold the free lock.
+ * Free space: the free tree (augmented with subtreeMaxSize, keyed by vaStart) and the
+ * address-ordered free list threaded through `next`. Single-threaded: callers hold the free
+ * lock.
  *
  * Invariants (check.ts verifies every one):
  * - free blocks never overlap and never touch: a block that would touch a neighbour is merged;
- * - HDR_FREE_HEAD is the tree's leftmost block (0: none);
+ * - the free list is the tree's in-order sequence;
  * - every block starts and ends on a page boundary.
  */
 import { findVmapArea } from "./busy-tree.ts";
@@ -15,11 +15,10 @@ import {
 	HDR_FREE_NR,
 	HDR_FREE_ROOT,
 	HDRF_FREE_BYTES,
-	VA_RIGHT,
 } from "./layout.ts";
-import { augmentPropagate, augmentPropagateGrow, rbErase, rbInsert, rbInsertBeside, rbNext } from "./rbtree.ts";
+import { augmentPropagate, augmentPropagateGrow, rbErase, rbInsert, rbInsertAfter, rbPrev } from "./rbtree.ts";
 import type { VaTable } from "./va-table.ts";
-import { LEFT_MAX_SLACK, leftMaxLow, setVaEnd, setVaNext, setVaRange, setVaStart, subtreeMaxSize, vaEnd, vaLeft, vaRight, vaSize, vaStart } from "./record.ts";
+import { setVaEnd, setVaNext, setVaRange, setVaStart, subtreeMaxSize, vaEnd, vaLeft, vaNext, vaRight, vaSize, vaStart } from "./record.ts";
 
 /** Round `x` up to a multiple of `align`, a power of two. Exact on all safe integers. */
 export function alignUp(x: number, align: number): number {
@@ -75,22 +74,15 @@ function lowestAtOrAbove(t: VaTable, length: number, vstart: number): number {
  * Lowest block with at least `length` bytes, 0 when there is none: lowestAtOrAbove for a vstart
  * at or below every block. Every block qualifies by address, so a subtree whose subtreeMaxSize
  * is large enough always holds the answer and the descent never needs to turn back.
- *
- * Each level reads one record: the node's leftMaxLow says whether its left subtree holds a
- * fit, except when `length` lies within one Float32 step above it (only for values of 2^24 or
- * more), and then the left child's exact subtreeMaxSize decides. Reading the left child at
- * every level, as lowestAtOrAbove does, costs a second cache miss at every right turn: at a
- * million areas about 24 misses a descent instead of 16.
  */
 function lowestFit(t: VaTable, length: number): number {
 	const f64 = t.f64;
 	const i32 = t.i32;
-	const f32 = t.f32;
 	let node = t.hdr[HDR_FREE_ROOT]!;
 	if (subtreeMaxSize(f64, node) < length) return 0;
 	while (true) {
-		const low = leftMaxLow(f32, node);
-		if (low >= length || (low * LEFT_MAX_SLACK > length && subtreeMaxSize(f64, vaLeft(i32, node)) >= length)) node = vaLeft(i32, node);
+		const l = vaLeft(i32, node);
+		if (subtreeMaxSize(f64, l) >= length) node = l;
 		else if (vaSize(f64, node) >= length) return node;
 		else node = vaRight(i32, node);
 		if (node === 0) return corrupt(`free tree: subtreeMaxSize promises a block of ${length} bytes that is not there`);
@@ -154,12 +146,12 @@ export function findVmapLowestMatch(
 }
 
 /**
- * The oracle for findVmapLowestMatch: a linear walk of the blocks in address order (the tree's
- * in-order links, no subtreeMaxSize or leftMaxLow) that returns the lowest block in which the
- * request fits, 0 when none does.
+ * The oracle for findVmapLowestMatch: a linear walk of the free list (not the tree) that
+ * returns the lowest block in which the request fits, 0 when none does.
  */
 export function findVmapLowestLinearMatch(t: VaTable, size: number, align: number, vstart: number, vend: number): number {
-	for (let va = t.hdr[HDR_FREE_HEAD]!; va !== 0; va = rbNext(t, va)) {
+	const i32 = t.i32;
+	for (let va = t.hdr[HDR_FREE_HEAD]!; va !== 0; va = vaNext(i32, va)) {
 		if (fitIn(t, va, size, align, vstart, vend) >= 0) return va;
 	}
 	return 0;
@@ -167,18 +159,19 @@ export function findVmapLowestLinearMatch(t: VaTable, size: number, align: numbe
 
 /**
  * Carve [nva, nva + size) out of free block `va` (kernel va_clip). Returns `va` itself when the
- * block is used whole (it has left the free tree and may become the busy record),
+ * block is used whole (it has left the free tree and list and may become the busy record),
  * otherwise 0. A middle split takes one record: the caller has reserved it.
  */
 export function vaClip(t: VaTable, va: number, nva: number, size: number): number {
 	const f64 = t.f64;
+	const i32 = t.i32;
 	const start = vaStart(f64, va);
 	const end = vaEnd(f64, va);
 	const nend = nva + size;
 	if (nva < start || nend > end) corrupt(`va_clip: [${hex(nva)}, ${hex(nend)}) is not inside free block [${hex(start)}, ${hex(end)})`);
 	t.hdrF[HDRF_FREE_BYTES]! -= size;
 	if (nva === start && nend === end) {
-		// Full fit: the block leaves the free tree.
+		// Full fit: the block leaves the free tree and the free list.
 		unlinkFree(t, va);
 		return va;
 	}
@@ -193,20 +186,26 @@ export function vaClip(t: VaTable, va: number, nva: number, size: number): numbe
 		setVaEnd(f64, va, nva);
 		const tail = t.allocSlot();
 		setVaRange(f64, tail, nend, end);
+		setVaNext(i32, tail, vaNext(i32, va));
+		setVaNext(i32, va, tail);
 		t.hdr[HDR_FREE_NR]!++;
 		augmentPropagate(t, va);
-		rbInsertBeside(t, HDR_FREE_ROOT, va, tail, VA_RIGHT, true);
+		rbInsertAfter(t, HDR_FREE_ROOT, va, tail, true);
 		return 0;
 	}
 	augmentPropagate(t, va);
 	return 0;
 }
 
-/** Remove free block `va` from the free tree; its word 9 (leftMaxLow) goes back to `next` = 0. */
+/** Remove free block `va` from the free tree and the free list. */
 function unlinkFree(t: VaTable, va: number): void {
-	if (t.hdr[HDR_FREE_HEAD] === va) t.hdr[HDR_FREE_HEAD] = rbNext(t, va);
+	const i32 = t.i32;
+	const prev = rbPrev(t, va);
+	const next = vaNext(i32, va);
+	if (prev === 0) t.hdr[HDR_FREE_HEAD] = next;
+	else setVaNext(i32, prev, next);
+	setVaNext(i32, va, 0);
 	rbErase(t, HDR_FREE_ROOT, va, true);
-	setVaNext(t.i32, va, 0);
 	t.hdr[HDR_FREE_NR]!--;
 }
 
@@ -250,6 +249,8 @@ export function mergeOrAddVmapArea(t: VaTable, va: number): number {
 		// Both: `next` leaves the tree before `prev` grows over it (kernel: unlink the merged
 		// "next" node first, so no augmented value is computed from a node about to go).
 		const nextEnd = vaEnd(f64, next);
+		setVaNext(i32, prev, vaNext(i32, next));
+		setVaNext(i32, next, 0);
 		rbErase(t, HDR_FREE_ROOT, next, true);
 		t.hdr[HDR_FREE_NR]!--;
 		t.freeSlot(next);
@@ -270,7 +271,9 @@ export function mergeOrAddVmapArea(t: VaTable, va: number): number {
 		t.freeSlot(va);
 		return prev;
 	}
+	setVaNext(i32, va, next);
 	if (prev === 0) t.hdr[HDR_FREE_HEAD] = va;
+	else setVaNext(i32, prev, va);
 	rbInsert(t, HDR_FREE_ROOT, va, parent, left, true);
 	t.hdr[HDR_FREE_NR]!++;
 	return va;

@@ -29,11 +29,10 @@
  *
  * ```
  *  f64 word   0          1          2
- *           ┌──────────┬──────────┬─────────────────────┬──────┬───────┬──────────┬───────────────┐
- *           │ vaStart  │ vaEnd    │ subtreeMaxSize (free)│ left │ right │ parent|R │ leftMaxLow    │
- *           │          │          │                      │      │       │          │ (free, F32)   │
- *           │          │          │ flags │ tag  (busy)  │      │       │          │ next (others) │
- *           └──────────┴──────────┴───────┴──────────────┴──────┴───────┴──────────┴───────────────┘
+ *           ┌──────────┬──────────┬─────────────────────┬──────┬───────┬──────────┬──────┐
+ *           │ vaStart  │ vaEnd    │ subtreeMaxSize (free)│ left │ right │ parent|R │ next │
+ *           │          │          │ flags │ tag  (busy)  │      │       │          │      │
+ *           └──────────┴──────────┴───────┴──────────────┴──────┴───────┴──────────┴──────┘
  *  i32 word   0-1        2-3        4       5              6      7       8          9
  * ```
  *
@@ -43,12 +42,9 @@
  * - Word 2 is a union, as in the kernel's vmap_area: a record in the free tree uses it as the
  *   Float64 subtreeMaxSize; a busy, lazy or pooled record uses it as two Int32 words, flags
  *   and tag.
- * - Word 9 is a union too: a record in the free tree holds leftMaxLow, its left child's
- *   subtreeMaxSize rounded down to a Float32 (record.ts), so that the lowest-fit descent reads
- *   one record per level; any other record holds `next`, which links a busy record into a chain
- *   of its node's busy hash, a pooled record into its pool, and an unused record into the slot
- *   free list. A record is on at most one list. Free blocks have no list: the free tree's
- *   in-order walk is their address order, and HDR_FREE_HEAD names the lowest.
+ * - `next` links a free record into the address-ordered free list, a busy record into a
+ *   chain of its node's busy hash, a pooled record into its pool, and an unused record into the slot
+ *   free list. A record is on at most one list.
  * - A lazily freed area leaves its busy tree for a lazy tree (flagged VA_LAZY), then a purge
  *   tree, then a pool (VA_POOL) or free space: at every moment it is in exactly one. The busy tree
  *   holds only busy areas, so a backlog of lazy areas never deepens it ("mm: add priority threshold to __purge_vmap_area_lazy()": "number of
@@ -61,7 +57,7 @@
  */
 
 export const MAGIC = 0x766d6170; // "vmap"
-export const VERSION = 11;
+export const VERSION = 10;
 
 // ── header, Int32 words ────────────────────────────────────────────────────────────────
 export const HDR_MAGIC = 0;
@@ -80,7 +76,7 @@ export const HDR_DEAD = 6;
 export const HDR_DEAD_WORD = 7;
 /** Root of the free tree (augmented with subtreeMaxSize), keyed by vaStart. */
 export const HDR_FREE_ROOT = 18;
-/** Lowest free block: the free tree's leftmost record (0: none). */
+/** Lowest free block: head of the address-ordered free list. */
 export const HDR_FREE_HEAD = 19;
 /** Number of blocks in the free tree. */
 export const HDR_FREE_NR = 20;
@@ -379,8 +375,6 @@ export const VA_RIGHT = 7;
 /** Parent slot shifted left by one; bit 0 is set when the node is red. */
 export const VA_PARENT = 8;
 export const VA_NEXT = 9;
-/** Float32 word offset (the same word as VA_NEXT): leftMaxLow of a free-tree record. */
-export const VA_LEFT_MAX_LOW = 9;
 
 /**
  * Flags of a busy, lazy or pooled record (word VA_FLAGS): the state in the low byte, and the

@@ -16,17 +16,10 @@
  *   (the subtree holds the same blocks), and the node that went down is recomputed;
  * - after a block shrinks in place: `augmentPropagate`, recomputed from the node up, stopping
  *   where a value does not change.
- *
- * Every node of an augmented tree also keeps leftMaxLow (record.ts), subtreeMaxSize of its
- * left child rounded down to a Float32. One rule keeps it: whoever writes a node's
- * subtreeMaxSize (setAug) also writes its parent's leftMaxLow when the node is a left child,
- * and whoever gives a node a new left child rewrites the node's own (fixLeftMax): a rotation
- * for the node that went down, an erase for the nodes it relinked.
  */
 import { VA_LEFT, VA_RIGHT } from "./layout.ts";
 import {
 	clearVaLinks,
-	setLeftMaxLow,
 	setSubtreeMaxSize,
 	setVaBlack,
 	setVaChild,
@@ -63,20 +56,6 @@ export function augmentCompute(t: VaTable, x: number): number {
 	return m;
 }
 
-/** Set subtreeMaxSize(x) = v, and the leftMaxLow of x's parent when x is its left child. */
-function setAug(t: VaTable, x: number, v: number): void {
-	const i32 = t.i32;
-	setSubtreeMaxSize(t.f64, x, v);
-	const p = vaParent(i32, x);
-	if (p !== 0 && vaLeft(i32, p) === x) setLeftMaxLow(t.f32, i32, p, v);
-}
-
-/** Rewrite leftMaxLow of `x` (not nil) from its left child, which has changed. */
-function fixLeftMax(t: VaTable, x: number): void {
-	const i32 = t.i32;
-	setLeftMaxLow(t.f32, i32, x, subtreeMaxSize(t.f64, vaLeft(i32, x)));
-}
-
 /** Recompute subtreeMaxSize from `x` up, stopping at the first node whose value holds. */
 export function augmentPropagate(t: VaTable, x: number): void {
 	const f64 = t.f64;
@@ -84,7 +63,7 @@ export function augmentPropagate(t: VaTable, x: number): void {
 	while (x !== 0) {
 		const v = augmentCompute(t, x);
 		if (subtreeMaxSize(f64, x) === v) break;
-		setAug(t, x, v);
+		setSubtreeMaxSize(f64, x, v);
 		x = vaParent(i32, x);
 	}
 }
@@ -100,16 +79,17 @@ export function augmentPropagateGrow(t: VaTable, x: number): void {
 	const v = vaSize(f64, x);
 	while (x !== 0) {
 		if (subtreeMaxSize(f64, x) >= v) break;
-		setAug(t, x, v);
+		setSubtreeMaxSize(f64, x, v);
 		x = vaParent(i32, x);
 	}
 }
 
 /** Recompute subtreeMaxSize on the whole path from `x` to the root. */
 function augmentPropagateToRoot(t: VaTable, x: number): void {
+	const f64 = t.f64;
 	const i32 = t.i32;
 	while (x !== 0) {
-		setAug(t, x, augmentCompute(t, x));
+		setSubtreeMaxSize(f64, x, augmentCompute(t, x));
 		x = vaParent(i32, x);
 	}
 }
@@ -139,11 +119,8 @@ function rotate(t: VaTable, rootWord: number, x: number, side: Side, aug: boolea
 	setVaChild(i32, y, side, x);
 	setVaParent(i32, x, y);
 	if (aug) {
-		// y's parent keeps its leftMaxLow: y holds what x held. x may have a new left child
-		// (a right rotation), and is y's left child after a left rotation: setAug writes y's.
 		setSubtreeMaxSize(f64, y, subtreeMaxSize(f64, x));
-		fixLeftMax(t, x);
-		setAug(t, x, augmentCompute(t, x));
+		setSubtreeMaxSize(f64, x, augmentCompute(t, x));
 	}
 }
 
@@ -161,8 +138,7 @@ export function rbInsert(t: VaTable, rootWord: number, z: number, parent: number
 	else setVaChild(i32, parent, left ? L : R, z);
 	if (aug) {
 		setSubtreeMaxSize(f64, z, 0);
-		setLeftMaxLow(t.f32, i32, z, 0);
-		augmentPropagateGrow(t, z); // writes the parent's leftMaxLow when z is a left child
+		augmentPropagateGrow(t, z);
 	}
 
 	// CLRS RB-INSERT-FIXUP: z is red; the only possible violation is a red parent.
@@ -201,7 +177,6 @@ export function rbErase(t: VaTable, rootWord: number, z: number, aug: boolean): 
 	let x: number; // the node that moved into the removed position (may be nil)
 	let xp: number; // its parent: tracked apart, since nil has no parent word
 	let removedBlack: boolean;
-	let y = 0; // z's successor when z has two children
 
 	if (zl === 0 || zr === 0) {
 		x = zl === 0 ? zr : zl;
@@ -211,7 +186,7 @@ export function rbErase(t: VaTable, rootWord: number, z: number, aug: boolean): 
 		if (x !== 0) setVaParent(i32, x, zp);
 	} else {
 		// y: z's successor, which has no left child, takes z's place and colour.
-		y = zr;
+		let y = zr;
 		while (vaLeft(i32, y) !== 0) y = vaLeft(i32, y);
 		removedBlack = !vaIsRed(i32, y);
 		x = vaRight(i32, y);
@@ -230,13 +205,7 @@ export function rbErase(t: VaTable, rootWord: number, z: number, aug: boolean): 
 		setVaParentColour(i32, y, zp, vaIsRed(i32, z)); // z's parent and colour
 	}
 	clearVaLinks(i32, z);
-	if (aug) {
-		// New left children: xp's (x, or z's other child in z's place), and y's (z's left).
-		// z's parent is on the path up (through y), or is xp.
-		if (xp !== 0) fixLeftMax(t, xp);
-		if (y !== 0 && xp !== y) fixLeftMax(t, y);
-		augmentPropagateToRoot(t, xp);
-	}
+	if (aug) augmentPropagateToRoot(t, xp);
 	if (removedBlack) eraseFixup(t, rootWord, x, xp, aug);
 }
 
@@ -323,15 +292,14 @@ export function rbPrev(t: VaTable, x: number): number {
 	return p;
 }
 
-/** Link `z` next to `x`, which is in the tree, in order: just after it (side VA_RIGHT) or just before it (VA_LEFT). */
-export function rbInsertBeside(t: VaTable, rootWord: number, x: number, z: number, side: Side, aug: boolean): void {
+/** Link `z` as the in-order successor of `x`, which is in the tree. */
+export function rbInsertAfter(t: VaTable, rootWord: number, x: number, z: number, aug: boolean): void {
 	const i32 = t.i32;
-	const other = opposite(side);
-	let y = vaChild(i32, x, side);
+	let y = vaRight(i32, x);
 	if (y === 0) {
-		rbInsert(t, rootWord, z, x, side === L, aug);
+		rbInsert(t, rootWord, z, x, false, aug);
 		return;
 	}
-	while (vaChild(i32, y, other) !== 0) y = vaChild(i32, y, other);
-	rbInsert(t, rootWord, z, y, other === L, aug);
+	while (vaLeft(i32, y) !== 0) y = vaLeft(i32, y);
+	rbInsert(t, rootWord, z, y, true, aug);
 }

@@ -87,33 +87,13 @@ export function setVaTag(i32: Int32Array, va: number, tag: number): void {
 	i32[va * 10 + 5] = tag;
 }
 
-/** The next record on whichever list `va` is on (busy-hash chain, pool or slot list). */
+/** The next record on whichever list `va` is on (free, lazy, purge, pool or slot list). */
 export function vaNext(i32: Int32Array, va: number): number {
 	return i32[va * 10 + 9]!;
 }
 
 export function setVaNext(i32: Int32Array, va: number, next: number): void {
 	i32[va * 10 + 9] = next;
-}
-
-/**
- * Free-tree record `va`: subtreeMaxSize of its left child rounded down to a Float32 (word 9,
- * the union with `next`). For the exact value m it holds: low <= m < low * LEFT_MAX_SLACK, and
- * low === m when m < 2^24. So the lowest-fit descent decides most turns from the node's own
- * words, without loading the left child.
- */
-export function leftMaxLow(f32: Float32Array, va: number): number {
-	return f32[va * 10 + 9]!;
-}
-
-/** 1 + 2^-23: one Float32 step above any positive Float32, relatively (the product is exact in Float64). */
-export const LEFT_MAX_SLACK = 1 + 2 ** -23;
-
-/** Store `max` (>= 0) as `va`'s leftMaxLow: the Float32 nearest to it, one step down when that is above. */
-export function setLeftMaxLow(f32: Float32Array, i32: Int32Array, va: number, max: number): void {
-	const w = va * 10 + 9;
-	f32[w] = max;
-	if (f32[w]! > max) i32[w]!--; // a positive Float32's bits less one: the next Float32 down
 }
 
 export function vaLeft(i32: Int32Array, va: number): number {

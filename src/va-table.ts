@@ -55,8 +55,6 @@ export class VaTable {
 	f64!: Float64Array;
 	/** Records as Int32 words; read and written only through record.ts. */
 	i32!: Int32Array;
-	/** Records as Float32 words (the free tree's left-subtree hint); only through record.ts. */
-	f32!: Float32Array;
 	/** Capacity the views cover. */
 	capacity = 0;
 	/** Number of nodes; byte offset of record 0. Fixed at creation. */
@@ -77,7 +75,6 @@ export class VaTable {
 		const capacity = Atomics.load(this.hdr, HDR_CAPACITY);
 		this.f64 = new Float64Array(this.buffer, this.recordsAt, capacity * REC_F64);
 		this.i32 = new Int32Array(this.buffer, this.recordsAt, capacity * REC_I32);
-		this.f32 = new Float32Array(this.buffer, this.recordsAt, capacity * REC_I32);
 		this.capacity = capacity;
 	}
 

@@ -143,15 +143,6 @@ test("layout: every record accessor reads and writes the word layout.ts names (t
 	R.clearRecord(f64, va);
 	assert.equal(R.recordIsZero(f64, va), true);
 	assert.ok(f64.every((w) => w === 0), "clearRecord touched only its record, and all of it");
-	// leftMaxLow: a Float32 at most the value, equal below 2^24, within one Float32 step above.
-	const f32 = new Float32Array(f64.buffer);
-	for (const m of [0, 1, 4096, 2 ** 24 - 1, 2 ** 24 + 1, 2 ** 40 + 12345, 2 ** 53 - 1]) {
-		R.setLeftMaxLow(f32, i32, va, m);
-		const low = R.leftMaxLow(f32, va);
-		assert.equal(f32[iw(L.VA_LEFT_MAX_LOW)], low, `leftMaxLow(${m}) is word ${L.VA_LEFT_MAX_LOW}`);
-		assert.ok(low <= m && (m < 2 ** 24 ? low === m : m < low * R.LEFT_MAX_SLACK), `leftMaxLow(${m}) = ${low}`);
-	}
-	R.clearRecord(f64, va);
 	f64[fw(L.REC_F64 - 1)] = 1;
 	assert.equal(R.recordIsZero(f64, va), false, "recordIsZero looks at the record's last word");
 });

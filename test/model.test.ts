@@ -157,8 +157,8 @@ class Alloc extends Step {
 /**
  * Several allocations in one command, each checked against the model as Alloc checks it, in
  * spaces of FILL_PAGES pages or more. Frees outnumber allocations among the commands: without
- * this no node ever held HASH_START busy areas, so the busy hash (and the busy insert it hands
- * a successor) went unexercised.
+ * this no node ever held HASH_START busy areas, so the model never met the busy hash (free(),
+ * resize() and the lookups through it).
  */
 const FILL_PAGES = 256;
 class Fill extends Step {
@@ -436,8 +436,8 @@ const commands = [
 
 const configs = fc.record({
 	pageShift: fc.constantFrom(0, 12, 16),
-	// Mostly small spaces, where every edge is near; one in eight large enough that a node holds
-	// more than HASH_START busy areas: the busy hash, and the busy insert it gives a successor.
+	// Mostly small spaces, where every edge is near; one in eight large enough for Fill to give a
+	// node more than HASH_START busy areas: the busy hash.
 	pages: fc.oneof({ arbitrary: fc.integer({ min: 8, max: 160 }), weight: 7 }, { arbitrary: fc.integer({ min: FILL_PAGES, max: 1024 }), weight: 1 }),
 	// Low addresses, addresses above 4 GiB, and addresses near 2^53.
 	base: fc.constantFrom("low", "high", "top"),

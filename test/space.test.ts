@@ -1,11 +1,10 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { VmapError, VmapSpace } from "../src/index.ts";
-import { rbErase, rbFirst, rbNext } from "../src/rbtree.ts";
-import { setLeftMaxLow, setSubtreeMaxSize, setVaChild, setVaEnd, setVaFlags, setVaRed, subtreeMaxSize, vaEnd, vaLeft, vaRight } from "../src/record.ts";
+import { rbErase } from "../src/rbtree.ts";
+import { setSubtreeMaxSize, setVaChild, setVaEnd, setVaFlags, setVaNext, setVaRed, subtreeMaxSize, vaEnd, vaLeft, vaRight } from "../src/record.ts";
 import {
 	HDR_CAPACITY,
-	HDR_FREE_HEAD,
 	HDR_FREE_ROOT,
 	INITIAL_CAPACITY,
 	N_BUSY_ROOT,
@@ -170,9 +169,7 @@ test("check() catches corruption of every kind it promises to", () => {
 		["red root", (s) => { setVaRed(s.table.i32, s.table.hdr[B + N_BUSY_ROOT]!); }, /root \d+ is red/],
 		["block end", (s) => { const va = s.table.hdr[HDR_FREE_ROOT]!; setVaEnd(s.table.f64, va, vaEnd(s.table.f64, va) + 1); }, /not page aligned/],
 		["overlap", (s) => { const va = s.table.hdr[B + N_BUSY_ROOT]!; setVaEnd(s.table.f64, va, vaEnd(s.table.f64, va) + P); }, /overlap|touch|before the previous/],
-		["leftMaxLow", (s) => { const t = s.table; const r = t.hdr[HDR_FREE_ROOT]!; setLeftMaxLow(t.f32, t.i32, r, subtreeMaxSize(t.f64, vaLeft(t.i32, r)) + P); }, /record \d+ has leftMaxLow \d+, but its left subtree's largest block is \d+/],
-		["leftMaxLow of a leaf", (s) => { const t = s.table; const leaf = rbFirst(t, HDR_FREE_ROOT); setLeftMaxLow(t.f32, t.i32, leaf, P); }, /has leftMaxLow \d+, but its left subtree's largest block is 0/],
-		["free head", (s) => { const t = s.table; t.hdr[HDR_FREE_HEAD] = rbNext(t, t.hdr[HDR_FREE_HEAD]!); }, /HDR_FREE_HEAD is record \d+, the lowest block is record \d+/],
+		["free list", (s) => { setVaNext(s.table.i32, s.table.hdr[HDR_FREE_ROOT]!, 0); }, /free list/],
 		["byte counter", (s) => { s.table.hdrF[F + NF_BUSY_BYTES]! += P; }, /busy tree: holds \d+ bytes in busy areas, header says/],
 		["record 0", (s) => { s.table.f64[0] = 1; }, /record 0 \(nil\) has been written/],
 		["lazy flag", (s) => { setVaFlags(s.table.i32, s.table.hdr[B + N_LAZY_ROOT]!, VA_BUSY); }, /lazy tree: record \d+ has state flags 1, not lazy/],

@@ -15,11 +15,11 @@ import { vaEnd, vaNext, vaStart } from "../../src/record.ts";
 
 export type Range = [start: number, end: number];
 
-/** Free blocks in address order: the free tree's in-order walk from its head. */
+/** Free blocks in address order, read from the free list. */
 export function freeBlocks(space: VmapSpace): Range[] {
 	const t = space.table;
 	const out: Range[] = [];
-	for (let va = t.hdr[HDR_FREE_HEAD]!; va !== 0; va = rbNext(t, va)) {
+	for (let va = t.hdr[HDR_FREE_HEAD]!; va !== 0; va = vaNext(t.i32, va)) {
 		out.push([vaStart(t.f64, va), vaEnd(t.f64, va)]);
 	}
 	return out;
