@@ -152,14 +152,14 @@ export function markdown(runs: Run[], m: Meta): string {
 			line(`| find() of a free address | ${us("findFree")} |`);
 			line(`| resize() of a lazy area (EDOUBLEFREE) | ${us("resizeLazy")} |`);
 			line();
-			line(`Then a space of ${rate(num(x, "live"))} busy areas (lazyMaxPages ${STALL_LAZY_PAGES}, so the worker's own purges stay small); another worker runs alloc+free pairs of 1..4 pages on the locked path (options given), giving its event loop a turn every 64 pairs. Its worst gap between two pairs while this thread runs each call, and while nothing else runs (the worker's own noise: GC, the scheduler, its drain):`);
+			line(`Then a space of ${rate(num(x, "live"))} busy areas (lazyMaxPages ${STALL_LAZY_PAGES}, so the worker's own purges stay small); another worker runs alloc+free pairs of 1..4 pages on the locked path (options given), giving its event loop a turn every 64 pairs. Its worst gap between two pairs while this thread runs each call, and while nothing else runs (the worker's own noise: GC, the scheduler, its drain). The last row is the machine's floor: this thread spins as long as the longest call took while the worker only reads the clock (no allocator, no event loop), so whatever gap it sees is the scheduler's and the host's:`);
 			line();
 			const d = x.durationMs!;
 			const g = x.worstGapMs!;
 			const lw = x.worstLockWaitMs!;
 			line(`| this thread runs | for | the worker's worst gap | its worst wait for a lock |`);
 			line(`|---|---:|---:|---:|`);
-			for (const k of Object.keys(g)) line(`| ${k === "idle" ? "nothing" : `${k}()`} | ${d[k]!.toFixed(0)} ms | ${g[k]!.toFixed(2)} ms | ${lw[k]!.toFixed(2)} ms |`);
+			for (const k of Object.keys(g)) line(`| ${k === "idle" ? "nothing" : k === "floor" ? "a busy loop; the worker only reads the clock" : `${k}()`} | ${d[k]!.toFixed(0)} ms | ${g[k]!.toFixed(2)} ms | ${lw[k]!.toFixed(2)} ms |`);
 			line();
 		}
 	}

@@ -3,10 +3,12 @@
  * until told to stop, keeping the longest gap between two pairs for each phase the parent
  * announces, and the longest wait for a lock within one pair. It gives its event loop a turn every 64 pairs, as a real worker would, so that
  * its space's drain runs (bounded slices) instead of the free path's priority purge. Control words: [0] the phase (-1: stop), [1] pairs done; then two Float64s per
- * phase: the worst gap and the worst lock wait (ms).
+ * phase: the worst gap and the worst lock wait (ms). In the last phase (FLOOR) it only reads
+ * the clock: no allocator, no event loop, so its gap is the machine's.
  */
 import { workerData } from "node:worker_threads";
 import { VmapSpace } from "../src/index.ts";
+import { PHASES } from "./lookups.ts";
 
 export interface StallJob {
 	handle: { buffer: SharedArrayBuffer };
@@ -21,9 +23,16 @@ const space = VmapSpace.attach(job.handle);
 const P = space.pageSize;
 let last = performance.now();
 let pairs = 0;
+const FLOOR = PHASES.indexOf("floor");
 for (;;) {
 	const phase = Atomics.load(words, 0);
 	if (phase < 0) break;
+	if (phase === FLOOR) {
+		const now = performance.now();
+		if (now - last > gaps[2 * phase]!) gaps[2 * phase] = now - last;
+		last = now;
+		continue;
+	}
 	// Sizes of 1..4 pages, with options: the node pools, busy and lazy locks, the free-space lock.
 	const waited = space.lockWaitMs;
 	space.free(space.alloc(P * (1 + (pairs & 3)), {}));
