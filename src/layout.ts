@@ -13,7 +13,7 @@
  *  byte 512          ├────────────────── tag table ────────────────────────────┤
  *                    │ TAG_MAX entries × TAG_BYTES: [len u8][UTF-8 bytes]      │ entry 0 = no tag
  *  HANDLE_OFFSET     ├────────────────── handle table ─────────────────────────┤
- *                    │ HANDLE_MAX entries × [state, heartbeat] (Int32)         │ id = index + 1
+ *                    │ HANDLE_MAX entries × [state, thread, remote] (Int32)    │ id = index + 1
  *  NODE_OFFSET       ├────────────────── node table ───────────────────────────┤
  *                    │ NODES blocks × NODE_WORDS: locks, busy tree and hash,   │ see below
  *                    │ lazy tree, purge trees, 256 pools                       │
@@ -57,7 +57,7 @@
  */
 
 export const MAGIC = 0x766d6170; // "vmap"
-export const VERSION = 10;
+export const VERSION = 11;
 
 // ── header, Int32 words ────────────────────────────────────────────────────────────────
 export const HDR_MAGIC = 0;
@@ -215,7 +215,7 @@ export const TAG_MAX = 1024;
 
 // ── handle table ───────────────────────────────────────────────────────────────────────
 /**
- * One entry per attached handle (the kernel's "CPU"): [state, thread]. Handle ids are entry
+ * One entry per attached handle (the kernel's "CPU"): [state, thread, remote]. Handle ids are entry
  * index + 1, so 0 can mean "nobody" in lock words. `thread` is the worker_threads threadId of
  * the thread that attached (0 on Node's main thread), -1 where the runtime has none (a
  * browser): watch(worker) finds a worker's handles by it.
@@ -224,9 +224,14 @@ export const TAG_MAX = 1024;
  */
 export const HANDLE_OFFSET = TAG_OFFSET + TAG_MAX * TAG_BYTES;
 export const HANDLE_MAX = 1024;
-export const HANDLE_WORDS = 2;
+export const HANDLE_WORDS = 3;
 export const HANDLE_STATE = 0;
 export const HANDLE_THREAD = 1;
+/**
+ * Frees other handles made into this handle's small-area blocks (Atomics.add, wrapping): the
+ * owner's flush looks for them in its blocks only when the count moved (small.ts).
+ */
+export const HANDLE_REMOTE = 2;
 export const HANDLE_FREE = 0;
 export const HANDLE_ALIVE = 1;
 export const HANDLE_DEAD = 2;

@@ -10,14 +10,36 @@
  * slots turn FREE. A block with no live slot beyond one spare per size class leaves as one
  * area through the ordinary lazy free, so the space's purge flushes it before reuse.
  *
- * Frees from other handles are one Atomics.or on the block's REMOTE bitmap; the owner takes
- * them in before it flushes. A block whose owner closed or ended is owned by nobody: each
- * free into it takes it for a moment (CAS on OWNER) to take remote frees in, and the free
- * that empties it retires it.
+ * Frees from other handles are one Atomics.or on the block's REMOTE bitmap, counted in the
+ * owner's handle entry (HANDLE_REMOTE); the owner takes them in before it flushes, looking
+ * through its blocks only when that count moved. A block whose owner closed or ended is owned
+ * by nobody: each free into it takes it for a moment (CAS on OWNER) to take remote frees in,
+ * and the free that empties it retires it.
+ *
+ * Scale: a flush and its completion visit the blocks on this handle's dirty list, not every
+ * block it owns. At a million live small areas of random sizes a handle owns some 35 k
+ * blocks and flushes every lazyMaxPages of frees, with about 11 k blocks dirty; walking all
+ * of them three times per flush (remote frees, FLUSHING, reclaim) took about 98 ns of the
+ * 400 ns an operation cost, the dirty list about 65 (CPU profiles of the same loop).
  */
 import type { FlushHook } from "./api.ts";
 import { hex, VmapError } from "./errors.ts";
-import { HDR_BLOCK_INDEX, HDR_DEAD, HDR_SMALL_MARK_TAG, HDR_FREE_LOCK, HDR_SMALL_FLUSHES, HDRF_BLOCK_BYTES, HDRF_LAZY_MAX_PAGES, HDRF_SMALL_MAX, N_BUSY_LOCK, N_BUSY_ROOT, REC_I32, VA_SMALL_BLOCK } from "./layout.ts";
+import {
+	HANDLE_REMOTE,
+	HANDLE_WORDS,
+	HDR_BLOCK_INDEX,
+	HDR_DEAD,
+	HDR_SMALL_MARK_TAG,
+	HDR_FREE_LOCK,
+	HDR_SMALL_FLUSHES,
+	HDRF_BLOCK_BYTES,
+	HDRF_LAZY_MAX_PAGES,
+	HDRF_SMALL_MAX,
+	N_BUSY_LOCK,
+	N_BUSY_ROOT,
+	REC_I32,
+	VA_SMALL_BLOCK,
+} from "./layout.ts";
 import { findVmapArea } from "./busy-tree.ts";
 import { setVaFlags, vaFlags } from "./record.ts";
 import {
@@ -92,6 +114,19 @@ export class SmallCache {
 	private readonly avail: number[][];
 	/** Every block this handle owns. */
 	private readonly mine: number[] = [];
+	/**
+	 * Blocks with DIRTY slots that the next flush takes: a block joins when its dirty count
+	 * leaves 0 (a free, remote frees taken in), or when a completed or failed flush leaves it
+	 * some. Invariant: every block of `mine` with DIRTY slots not FLUSHING is on it, once.
+	 */
+	private dirtyList: number[] = [];
+	/** The blocks whose DIRTY slots the flush in flight covers (FLUSHING); empty when none is. */
+	private flushing: number[] = [];
+	/** Per class: the one empty block kept for reuse (0 none); reclaim retires other empty ones. */
+	private readonly spareD: Int32Array;
+	/** This handle's HANDLE_REMOTE word, and its value when the blocks were last looked through. */
+	private readonly remoteWord: number;
+	private remoteSeen: number;
 	/** Bytes of this handle's DIRTY slots. */
 	dirtyBytes = 0;
 	/** The block of this handle's last own free (its start and d): frees come in runs. */
@@ -99,7 +134,6 @@ export class SmallCache {
 	private lastD = 0;
 	private inFlight = false;
 	private backoff = 0;
-	private readonly spare: Uint8Array;
 
 	constructor(s: SpaceState, hook: FlushHook | undefined) {
 		this.s = s;
@@ -123,7 +157,10 @@ export class SmallCache {
 		this.cur = new Int32Array(classes.length);
 		this.hint = new Int32Array(classes.length);
 		this.avail = classes.map(() => []);
-		this.spare = new Uint8Array(classes.length);
+		this.spareD = new Int32Array(classes.length);
+		// No block is this handle's yet, so no remote free into one was counted before this.
+		this.remoteWord = (s.id - 1) * HANDLE_WORDS + HANDLE_REMOTE;
+		this.remoteSeen = Atomics.load(s.table.handles, this.remoteWord);
 	}
 
 	/**
@@ -186,19 +223,29 @@ export class SmallCache {
 			i32[live] = i32[live]! ^ bit;
 			i32[d + 16 + words + w]! |= bit; // DIRTY
 			i32[d + D_LIVE_NR]!--;
-			i32[d + D_DIRTY_NR]!++;
+			const dirty = i32[d + D_DIRTY_NR]!;
+			i32[d + D_DIRTY_NR] = dirty + 1;
+			if (dirty === 0) this.dirtyList.push(d);
 			this.dirtyBytes += t.f64[(d >> 1) + DF_SLOT_BYTES]!;
 			return FREED;
 		}
 		return this.remoteFree(d, addr, d + 16 + REMOTE * words + w, bit, op);
 	}
 
-	/** A free into another handle's block (or nobody's): one atomic OR; the owner takes it in later. */
+	/**
+	 * A free into another handle's block (or nobody's): an atomic OR, counted in the block and
+	 * in its owner's handle entry; the owner takes it in at its next flush. The count goes up
+	 * after the bit is set, so an owner that reads the count before it looks through its blocks
+	 * sees the bit then or the count moved at its next flush.
+	 */
 	private remoteFree(d: number, addr: number, remote: number, bit: number, op: string): number {
-		const i32 = this.t.i32;
+		const t = this.t;
+		const i32 = t.i32;
 		if ((Atomics.or(i32, remote, bit) & bit) !== 0) return this.badFree(d, addr, op);
 		Atomics.add(i32, d + D_REMOTE_NR, 1);
-		if (Atomics.load(i32, d + D_OWNER) === 0) this.adopt(d);
+		const owner = Atomics.load(i32, d + D_OWNER);
+		if (owner === 0) this.adopt(d);
+		else Atomics.add(t.handles, (owner - 1) * HANDLE_WORDS + HANDLE_REMOTE, 1);
 		return FREED;
 	}
 
@@ -425,8 +472,11 @@ export class SmallCache {
 		const i32 = t.i32;
 		let lo = Infinity;
 		let hi = -Infinity;
-		for (const d of this.mine) {
-			if (i32[d + D_DIRTY_NR] === 0) continue;
+		// The dirty list becomes the flushing list (empty: no flush is in flight).
+		const flushing = this.dirtyList;
+		this.dirtyList = this.flushing;
+		this.flushing = flushing;
+		for (const d of flushing) {
 			const words = i32[d + D_WORDS]!;
 			i32.copyWithin(bitmap(d, words, FLUSHING), bitmap(d, words, DIRTY), bitmap(d, words, DIRTY) + words);
 			const start = t.f64[(d >> 1) + DF_START]!;
@@ -461,22 +511,28 @@ export class SmallCache {
 		this.reclaim();
 	}
 
-	/** The flush failed: FLUSHING slots are plain DIRTY again. */
+	/** The flush failed: FLUSHING slots are plain DIRTY again, their blocks on the dirty list. */
 	private unflush(): void {
 		const i32 = this.t.i32;
-		for (const d of this.mine) {
+		for (const d of this.flushing) {
 			const words = i32[d + D_WORDS]!;
 			i32.fill(0, bitmap(d, words, FLUSHING), bitmap(d, words, FLUSHING) + words);
+			this.dirtyList.push(d);
 		}
+		this.flushing.length = 0;
 	}
 
-	/** The flush completed: FLUSHING slots turn FREE; empty blocks beyond one spare per class retire. */
+	/**
+	 * The flush completed: FLUSHING slots turn FREE; a block that it left empty is kept as its
+	 * class's spare or, when the class has one, retires. A block dirtied again meanwhile goes
+	 * back on the dirty list. Only a completed flush empties a block (a free leaves its slot
+	 * DIRTY), so the blocks it covered are the only new candidates.
+	 */
 	private reclaim(): void {
 		const t = this.t;
 		const i32 = t.i32;
-		this.spare.fill(0);
 		const retire: number[] = [];
-		for (const d of this.mine) {
+		for (const d of this.flushing) {
 			const words = i32[d + D_WORDS]!;
 			const fl = bitmap(d, words, FLUSHING);
 			const dirty = bitmap(d, words, DIRTY);
@@ -498,18 +554,28 @@ export class SmallCache {
 				if (d !== this.cur[c]) this.avail[c]!.push(d);
 				else this.hint[c] = 0; // the freed slots may lie below the word it looked at last
 			}
-			if (i32[d + D_LIVE_NR] === 0 && i32[d + D_DIRTY_NR] === 0 && d !== this.cur[c]) {
-				if (this.spare[c] === 0) this.spare[c] = 1;
+			if (i32[d + D_DIRTY_NR] !== 0) this.dirtyList.push(d);
+			else if (i32[d + D_LIVE_NR] === 0 && d !== this.cur[c]) {
+				const spare = this.spareD[c]!;
+				if (spare === 0 || spare === d || spare === this.cur[c] || i32[spare + D_LIVE_NR] !== 0 || i32[spare + D_DIRTY_NR] !== 0) this.spareD[c] = d;
 				else retire.push(d);
 			}
 		}
+		this.flushing.length = 0;
 		for (const d of retire) this.retire(d);
 	}
 
-	/** Take the frees other handles made into this handle's blocks into DIRTY. */
+	/** Take the frees other handles made into this handle's blocks into DIRTY (none counted since the last look: nothing to do). */
 	private takeRemoteFrees(): void {
+		const t = this.t;
+		const seen = Atomics.load(t.handles, this.remoteWord);
+		if (seen === this.remoteSeen) return;
+		this.remoteSeen = seen;
 		for (const d of this.mine) {
-			if (Atomics.load(this.t.i32, d + D_REMOTE_NR) !== 0) this.dirtyBytes += this.takeRemote(d);
+			if (Atomics.load(t.i32, d + D_REMOTE_NR) === 0) continue;
+			const clean = t.i32[d + D_DIRTY_NR] === 0;
+			this.dirtyBytes += this.takeRemote(d);
+			if (clean && t.i32[d + D_DIRTY_NR] !== 0) this.dirtyList.push(d);
 		}
 	}
 
@@ -577,6 +643,7 @@ export class SmallCache {
 			this.mine.pop();
 		}
 		if (this.cur[c] === d) this.cur[c] = 0;
+		if (this.spareD[c] === d) this.spareD[c] = 0;
 		if (this.lastD === d) this.lastStart = -1;
 	}
 
@@ -589,6 +656,9 @@ export class SmallCache {
 		this.max = this.maxUnits = 0;
 		this.lastStart = -1;
 		this.cur.fill(0);
+		this.spareD.fill(0);
+		this.dirtyList.length = 0;
+		this.flushing.length = 0;
 		for (const list of this.avail) list.length = 0;
 		const blocks = this.mine.splice(0);
 		let failed: unknown;

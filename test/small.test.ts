@@ -72,6 +72,65 @@ test("small areas: with an asynchronous flush, freed small areas stay lazy until
 	assert.ok(reused, "after the flush, freed slots are handed out again");
 });
 
+test("small areas: an area freed while its block's flush is in flight waits for the next flush, which covers it", async () => {
+	const pending: Array<() => void> = [];
+	const ranges: Array<[number, number]> = [];
+	const s = VmapSpace.create({
+		...options,
+		flush: (lo, hi) => {
+			ranges.push([lo, hi]);
+			return new Promise<void>((r) => pending.push(r));
+		},
+	});
+	const a = Array.from({ length: 8 }, () => s.alloc(P));
+	const late = a.pop()!; // same block as the others
+	for (const x of a) s.free(x);
+	s.purge(); // the flush of the first seven starts and waits
+	assert.equal(pending.length, 1);
+	s.free(late); // its block is being flushed: this slot is not covered by that flush
+	pending.shift()!();
+	await new Promise((r) => setTimeout(r, 0));
+	assert.equal(s.find(a[0]!), undefined, "the first seven are free");
+	assert.equal(s.find(late)?.state, "lazy", "the late one waits for a flush of its own");
+	s.check();
+	s.purge(); // the next flush
+	assert.equal(pending.length, 1, "the late one's block is flushed again");
+	assert.ok(ranges[1]![0] <= late && late < ranges[1]![1], "and the flush covers it");
+	pending.shift()!();
+	await new Promise((r) => setTimeout(r, 0));
+	assert.equal(s.find(late), undefined, "flushed: free again");
+	assert.equal(s.stats().smallLazyAreas, 0);
+	s.check();
+});
+
+test("small areas: a flush that empties blocks keeps one spare per size class and retires the rest; a spare taken into use is replaced", () => {
+	const s = VmapSpace.create(options);
+	const a: number[] = [];
+	while (s.stats().smallBlocks < 4) a.push(s.alloc(P));
+	a.push(...Array.from({ length: 8 }, () => s.alloc(P))); // into the fourth block
+	assert.equal(s.stats().smallBlocks, 4);
+	for (const x of a) s.free(x);
+	s.purge(); // the flush completes at once: every block is empty
+	assert.equal(s.stats().smallBlocks, 2, "the current block and one spare kept, two retired");
+	s.check();
+	// The spare goes into use and empties again; blocks emptied alongside retire again, one stays.
+	const b: number[] = [];
+	while (s.stats().smallBlocks < 4) b.push(s.alloc(P));
+	for (const x of b) s.free(x);
+	s.purge();
+	assert.equal(s.stats().smallBlocks, 2, "again the current block and one spare");
+	// A spare taken into use is no spare: the next block emptied is kept in its place. The
+	// current block fills first, then the spare, then a new block comes.
+	const c: number[] = [];
+	while (s.stats().smallBlocks < 3) c.push(s.alloc(P));
+	const keep = c[c.length - 2]!; // the spare's last area
+	for (const x of c) if (x !== keep) s.free(x);
+	s.purge();
+	assert.equal(s.stats().smallBlocks, 3, "the old spare (holding one area), the emptied block as the new spare, the current block");
+	assert.equal(s.find(keep)?.state, "busy");
+	s.check();
+});
+
 test("small areas: a flush hook that throws leaves them lazy; the next flush covers them", () => {
 	let fail = true;
 	const flushed: Array<[number, number]> = [];
