@@ -7,7 +7,7 @@
  * records (VaTable.takeRun), Int32 words from d = first record * REC_I32:
  *
  * ```
- *  0 STATE  1 OWNER  2 CLASS  3 SLOTS  4 WORDS (W)  5 AREA  6 RUN  7 (spare)
+ *  0 STATE  1 OWNER  2 CLASS  3 SLOTS  4 WORDS (W)  5 AREA  6 RUN  7 LISTED
  *  8 LIVE_NR  9 DIRTY_NR  10 FREE_NR  11 REMOTE_NR  12-13 START (f64)  14-15 SLOT_BYTES (f64)
  *  16 .. 16+6W: six bitmaps of W words, LIVE DIRTY FLUSHING FREE REMOTE MARK (bit s = slot s)
  * ```
@@ -44,6 +44,8 @@ export const D_SLOTS = 3;
 export const D_WORDS = 4;
 export const D_AREA = 5;
 export const D_RUN = 6;
+/** 1 while the block is on its owner's list of blocks with FREE slots (small.ts): the owner's bookkeeping, so a block is listed once. */
+export const D_LISTED = 7;
 export const D_LIVE_NR = 8;
 export const D_DIRTY_NR = 9;
 export const D_FREE_NR = 10;

@@ -52,6 +52,7 @@ import {
 	D_CLASS,
 	D_DIRTY_NR,
 	D_FREE_NR,
+	D_LISTED,
 	D_LIVE_NR,
 	D_OWNER,
 	D_REMOTE_NR,
@@ -110,7 +111,7 @@ export class SmallCache {
 	/** Per class: the block allocations come from (a descriptor's d, 0 none), and the word to look at first. */
 	private readonly cur: Int32Array;
 	private readonly hint: Int32Array;
-	/** Per class: this handle's other blocks that have FREE slots (a block may be listed twice, or have none left). */
+	/** Per class: this handle's other blocks that got FREE slots (each once, D_LISTED; one may have none left by now). */
 	private readonly avail: number[][];
 	/** Every block this handle owns. */
 	private readonly mine: number[] = [];
@@ -361,6 +362,7 @@ export class SmallCache {
 			const i32 = this.t.i32;
 			while (list.length > 0) {
 				const d = list.pop()!;
+				i32[d + D_LISTED] = 0;
 				if (i32[d + D_FREE_NR]! > 0) {
 					this.cur[c] = d;
 					this.hint[c] = 0;
@@ -443,6 +445,7 @@ export class SmallCache {
 		i32[d + D_WORDS] = words;
 		i32[d + D_AREA] = va;
 		i32[d + D_RUN] = run;
+		i32[d + D_LISTED] = 0;
 		i32[d + D_FREE_NR] = slots;
 		f64[(d >> 1) + DF_START] = addr;
 		f64[(d >> 1) + DF_SLOT_BYTES] = bytes;
@@ -551,7 +554,12 @@ export class SmallCache {
 				i32[d + D_DIRTY_NR]! -= n;
 				i32[d + D_FREE_NR]! += n;
 				this.dirtyBytes -= n * t.f64[(d >> 1) + DF_SLOT_BYTES]!;
-				if (d !== this.cur[c]) this.avail[c]!.push(d);
+				// Listed once: a block that gets FREE slots at every flush would otherwise pile up in
+				// the list (measured: 123 k entries for 35 k blocks after 8 M operations, growing).
+				if (d !== this.cur[c] && i32[d + D_LISTED] === 0) {
+					i32[d + D_LISTED] = 1;
+					this.avail[c]!.push(d);
+				}
 				else this.hint[c] = 0; // the freed slots may lie below the word it looked at last
 			}
 			if (i32[d + D_DIRTY_NR] !== 0) this.dirtyList.push(d);
@@ -665,6 +673,7 @@ export class SmallCache {
 		for (const d of blocks) {
 			this.takeRemote(d);
 			const i32 = this.t.i32;
+			i32[d + D_LISTED] = 0; // on no list now
 			if (i32[d + D_LIVE_NR] === 0) {
 				try {
 					this.mine.push(d);

@@ -7,6 +7,7 @@ import { test } from "node:test";
 import { VmapError, VmapSpace } from "../src/index.ts";
 import { HDR_BLOCK_INDEX, REC_I32, VA_FLAGS, VA_SMALL_BLOCK } from "../src/layout.ts";
 import { bitmap, D_AREA, D_LIVE_NR, D_WORDS, DF_START, DIRTY, eachBlock, FLUSHING, FREE, LIVE } from "../src/small-blocks.ts";
+import { xorshift32 } from "./support/random.ts";
 
 const P = 16;
 const options = { start: 1 << 20, size: 1 << 24, pageSize: P, smallMax: 256, nodes: 1 };
@@ -128,6 +129,26 @@ test("small areas: a flush that empties blocks keeps one spare per size class an
 	s.purge();
 	assert.equal(s.stats().smallBlocks, 3, "the old spare (holding one area), the emptied block as the new spare, the current block");
 	assert.equal(s.find(keep)?.state, "busy");
+	s.check();
+});
+
+test("small areas: a block whose slots were freed is used again after every flush, so churn needs no new blocks", () => {
+	const s = VmapSpace.create(options);
+	const rnd = xorshift32(7);
+	const live: number[] = [];
+	while (live.length < 2000) live.push(s.alloc(P));
+	const blocks = s.stats().smallBlocks;
+	for (let round = 0; round < 50; round++) {
+		for (let i = 0; i < 1000; i++) {
+			const k = rnd() % live.length;
+			s.free(live[k]!);
+			live[k] = live[live.length - 1]!;
+			live.pop();
+		}
+		s.purge(); // the flush completes at once: the freed slots are FREE again
+		while (live.length < 2000) live.push(s.alloc(P));
+		assert.ok(s.stats().smallBlocks <= blocks + 1, `round ${round}: ${s.stats().smallBlocks} blocks for what ${blocks} held`);
+	}
 	s.check();
 });
 
