@@ -19,8 +19,8 @@
  * Scale: a flush and its completion visit the blocks on this handle's dirty list, not every
  * block it owns. At a million live small areas of random sizes a handle owns some 35 k
  * blocks and flushes every lazyMaxPages of frees, with about 11 k blocks dirty; walking all
- * of them three times per flush (remote frees, FLUSHING, reclaim) took about 98 ns of the
- * 400 ns an operation cost, the dirty list about 65 (CPU profiles of the same loop).
+ * of them three times per flush (remote frees, FLUSHING, reclaim) took about a quarter of an
+ * operation's time (98 of 400 ns in a CPU profile of that loop).
  */
 import type { FlushHook } from "./api.ts";
 import { hex, VmapError } from "./errors.ts";
