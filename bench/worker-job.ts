@@ -7,7 +7,7 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { VmapSpace } from "../src/index.ts";
-import { xorshift32 } from "../test/support/random.ts";
+import { xorshift32 } from "../harness/random.ts";
 import { loadSmo } from "./peers/smo.ts";
 import { Held, PROBE, workersSpace } from "./workloads.ts";
 

@@ -10,7 +10,7 @@
  *   live ranges outside the allocator's [base, limit);
  * - the allocator's own check() after the run, where it has one.
  */
-import { xorshift32 } from "../test/support/random.ts";
+import { xorshift32 } from "../harness/random.ts";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { mapSvg, Timeline, timelineSvg, VmapSpace } from "../src/index.ts";

@@ -13,10 +13,10 @@ export type {
 	VmapSpaceOptions,
 	VmapStats,
 	WatchedWorker,
-} from "./api.ts";
-export { VmapError, type VmapErrorCode } from "./errors.ts";
-export { VmapSpace } from "./space.ts";
-export { VmapHeap, type HeapStats, type VmallocOptions, type VmapHeapHandle, type VmapHeapOptions } from "./heap.ts";
-export type { DumpArea, DumpFreeBlock, DumpSmallBlock, VmapDump } from "./api.ts";
+} from "./api/types.ts";
+export { VmapError, type VmapErrorCode } from "./api/errors.ts";
+export { VmapSpace } from "./space/space.ts";
+export { VmapHeap, type HeapStats, type VmallocOptions, type VmapHeapHandle, type VmapHeapOptions } from "./heap/heap.ts";
+export type { DumpArea, DumpFreeBlock, DumpSmallBlock, VmapDump } from "./api/types.ts";
 export { mapSvg, type MapOptions } from "./viz/map.ts";
 export { Timeline, timelineSvg, type TimelineData, type TimelineOptions } from "./viz/timeline.ts";

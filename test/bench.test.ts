@@ -10,7 +10,7 @@ import { FirstFit } from "../bench/peers/first-fit.ts";
 import type { Meta, Run } from "../bench/run.ts";
 import { chart } from "../bench/svg.ts";
 import { fixed, random } from "../bench/workloads.ts";
-import { xorshift32 } from "./support/random.ts";
+import { xorshift32 } from "../harness/random.ts";
 
 
 const small = { live: 300, ops: 20_000, maxSize: 4096, ids: false, timeLimitMs: 60_000, seed: 7 };

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { VmapSpace } from "../src/index.ts";
-import { findVmapLowestLinearMatch, findVmapLowestMatch, fitIn } from "../src/free-space.ts";
-import { HDR_FREE_NR } from "../src/layout.ts";
+import { findVmapLowestLinearMatch, findVmapLowestMatch, fitIn } from "../src/tree/free-space.ts";
+import { HDR_FREE_NR } from "../src/buffer/layout.ts";
 import { busyAreas, freeBlocks } from "./support/inspect.ts";
-import { randomBelow } from "./support/random.ts";
+import { randomBelow } from "../harness/random.ts";
 
 const P = 4096;
 const B = 0x10000;

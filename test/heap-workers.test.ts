@@ -8,8 +8,8 @@ import { test } from "node:test";
 import { MessageChannel } from "node:worker_threads";
 import { type HeapStats, VmapHeap } from "../src/index.ts";
 import { SharedQueue } from "./support/queue.ts";
-import { reportOf, startWorker } from "./support/workers.ts";
-import { openGate } from "./support/gate.ts";
+import { reportOf, startWorker } from "../harness/workers.ts";
+import { openGate } from "../harness/gate.ts";
 
 const OPS = Number(process.env.VMAP_WORKER_OPS ?? 20_000);
 const P = 4096;
@@ -31,7 +31,7 @@ async function run(heap: VmapHeap, jobs: Array<{ mode: string; ops: number; extr
 	const owners = new SharedArrayBuffer(4 * (heap.maxSize / P));
 	const control = new SharedArrayBuffer(16);
 	const workers = jobs.map((j, i) =>
-		startWorker("./support/heap-worker.ts", { handle: heap.handle, owners, control, mode: j.mode, seed: 7000 + i, ops: j.ops, ...j.extra }, (j.transfer ?? []) as never[]),
+		startWorker(new URL("./support/heap-worker.ts", import.meta.url), { handle: heap.handle, owners, control, mode: j.mode, seed: 7000 + i, ops: j.ops, ...j.extra }, (j.transfer ?? []) as never[]),
 	);
 	const reports = workers.map((w) => reportOf<Report>(w));
 	// This thread reads nothing while the workers run: it must not hold up their grace periods.

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { VmapHeap } from "../src/index.ts";
-import { B_MAPPED, BLOCK_WORDS, blocksOffset, H_RING_CAP } from "../src/heap-layout.ts";
-import { HDR_EXT_OFFSET } from "../src/layout.ts";
+import { B_MAPPED, BLOCK_WORDS, blocksOffset, H_RING_CAP } from "../src/heap/layout.ts";
+import { HDR_EXT_OFFSET } from "../src/buffer/layout.ts";
 import { code } from "./support/code.ts";
 
 const P = 4096;

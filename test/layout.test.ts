@@ -5,9 +5,9 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import * as H from "../src/heap-layout.ts";
-import * as L from "../src/layout.ts";
-import * as R from "../src/record.ts";
+import * as H from "../src/heap/layout.ts";
+import * as L from "../src/buffer/layout.ts";
+import * as R from "../src/buffer/record.ts";
 
 type Words = Record<string, number>;
 

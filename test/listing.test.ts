@@ -7,10 +7,10 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { VmapSpace } from "../src/index.ts";
-import { SLICE_AREAS } from "../src/info.ts";
-import { TextWriter } from "../src/text-writer.ts";
+import { SLICE_AREAS } from "../src/diag/info.ts";
+import { TextWriter } from "../src/util/text-writer.ts";
 import { busyAreas, freeBlocks, lazyAreas } from "./support/inspect.ts";
-import { reportOf, startWorker } from "./support/workers.ts";
+import { reportOf, startWorker } from "../harness/workers.ts";
 
 const P = 4096;
 
@@ -69,7 +69,7 @@ test("workers: dump(), check() and vmallocinfo() in a loop on one worker while t
 	const control = new SharedArrayBuffer(4);
 	const owners = new SharedArrayBuffer(4 * (space.size / P));
 	const roles = ["diag", "alloc", "alloc"] as const;
-	const workers = roles.map((role) => startWorker("support/diag-worker.ts", { handle: space.handle, control, owners, role }));
+	const workers = roles.map((role) => startWorker(new URL("./support/diag-worker.ts", import.meta.url), { handle: space.handle, control, owners, role }));
 	for (const w of workers) space.watch(w);
 	const reports = workers.map((w) => reportOf<{ violations: string[]; counts: Record<string, number> }>(w));
 	await new Promise((r) => setTimeout(r, 3000));
@@ -94,7 +94,7 @@ test("workers: while another worker rebalances the busy tree under them, every a
 	const fixed = Array.from({ length: 100 }, () => space.alloc(P, {}));
 	const control = new SharedArrayBuffer(4);
 	const owners = new SharedArrayBuffer(4 * (space.size / P));
-	const w = startWorker("support/diag-worker.ts", { handle: space.handle, control, owners, role: "alloc" });
+	const w = startWorker(new URL("./support/diag-worker.ts", import.meta.url), { handle: space.handle, control, owners, role: "alloc" });
 	space.watch(w);
 	const report = reportOf<{ violations: string[]; counts: Record<string, number> }>(w);
 	const hex = (x: number) => `0x${x.toString(16).padStart(16, "0")}-`;

@@ -8,8 +8,8 @@ import assert from "node:assert/strict";
 import type { Worker } from "node:worker_threads";
 import { test } from "node:test";
 import { VmapError, VmapHeap, VmapSpace } from "../src/index.ts";
-import { CONTROL_BYTES, openGate, PROGRESS } from "./support/gate.ts";
-import { startWorker } from "./support/workers.ts";
+import { CONTROL_BYTES, openGate, PROGRESS } from "../harness/gate.ts";
+import { startWorker } from "../harness/workers.ts";
 
 const P = 4096;
 
@@ -17,7 +17,7 @@ const P = 4096;
 async function slowWorker(mode: string, handle: object, extra: Record<string, unknown> = {}): Promise<{ worker: Worker; id: number; control: Int32Array; done: Promise<{ status: string }> }> {
 	const control = new SharedArrayBuffer(CONTROL_BYTES);
 	const flag = new Int32Array(control);
-	const worker = startWorker("./support/slow-worker.ts", { mode, handle, control, ms: 0, areas: 0, ...extra });
+	const worker = startWorker(new URL("./support/slow-worker.ts", import.meta.url), { mode, handle, control, ms: 0, areas: 0, ...extra });
 	const messages: unknown[] = [];
 	const waiters: Array<(m: unknown) => void> = [];
 	const errors: unknown[] = [];

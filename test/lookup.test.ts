@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { VmapError, VmapSpace } from "../src/index.ts";
-import { HDR_FREE_LOCK, purgeTree } from "../src/layout.ts";
+import { HDR_FREE_LOCK, purgeTree } from "../src/buffer/layout.ts";
 import { pooledAreas } from "./support/inspect.ts";
 import { code } from "./support/code.ts";
 

@@ -6,17 +6,17 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { VmapError, VmapSpace } from "../src/index.ts";
-import { setVaFlags } from "../src/record.ts";
+import { setVaFlags } from "../src/buffer/record.ts";
 import {
 	N_BUSY_ROOT,
 	N_POOL_NR,
 	nodeBase,
 	POOL_LEN,
 	VA_LAZY,
-} from "../src/layout.ts";
-import { poolWord } from "../src/nodes.ts";
+} from "../src/buffer/layout.ts";
+import { poolWord } from "../src/tree/nodes.ts";
 import { freeBlocks, poolHead, pooledAreas } from "./support/inspect.ts";
-import { startWorker } from "./support/workers.ts";
+import { startWorker } from "../harness/workers.ts";
 
 const P = 4096;
 
@@ -170,7 +170,7 @@ test("check() catches corrupt pools and misplaced areas", () => {
 
 test("parallel purge: an idle attached worker purges posted nodes (helpers = clamp(vmapLazyNr / lazyMaxPages, 1, nodes with work) - 1)", async () => {
 	const s = VmapSpace.create({ size: 2 ** 30, nodes: 4, lazyMaxPages: 1000, priorityPurge: false });
-	const w = startWorker("./support/idle-helper.ts", { handle: s.handle });
+	const w = startWorker(new URL("./support/idle-helper.ts", import.meta.url), { handle: s.handle });
 	try {
 		await new Promise((resolve, reject) => {
 			w.once("message", resolve);

@@ -2,10 +2,10 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { setImmediate as tick } from "node:timers/promises";
 import { VmapError, VmapSpace } from "../src/index.ts";
-import { othersInFlight, pendingBatch } from "../src/batches.ts";
-import { HDR_BATCH_GEN, HDR_BATCH_OWNER } from "../src/layout.ts";
+import { othersInFlight, pendingBatch } from "../src/purge/batches.ts";
+import { HDR_BATCH_GEN, HDR_BATCH_OWNER } from "../src/buffer/layout.ts";
 import { freeBlocks } from "./support/inspect.ts";
-import { randomBelow } from "./support/random.ts";
+import { randomBelow } from "../harness/random.ts";
 
 const P = 4096;
 

@@ -10,7 +10,7 @@ import { test } from "node:test";
 import type { Worker } from "node:worker_threads";
 import { VmapSpace } from "../src/index.ts";
 import { freeBlocks } from "./support/inspect.ts";
-import { reportOf, startWorker } from "./support/workers.ts";
+import { reportOf, startWorker } from "../harness/workers.ts";
 
 type Area = [addr: number, size: number, owner: number];
 
@@ -34,7 +34,7 @@ test("small areas: three workers free each other's small areas (remote frees); n
 	const size = 2 ** 24;
 	const space = VmapSpace.create({ size, pageSize: P, smallMax: 1024, nodes: 2, lazyMaxPages: 2 ** 20 }); // no drain runs between a free and its second free
 	const owners = new SharedArrayBuffer((size / P) * 4);
-	const workers = [0, 1, 2].map((i) => startWorker("support/small-worker.ts", { handle: space.handle, owners, seed: 7 + i }));
+	const workers = [0, 1, 2].map((i) => startWorker(new URL("./support/small-worker.ts", import.meta.url), { handle: space.handle, owners, seed: 7 + i }));
 	try {
 		for (const w of workers) space.watch(w);
 		await Promise.all(workers.map((w) => reportOf(w)));

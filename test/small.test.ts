@@ -5,9 +5,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { VmapError, VmapSpace } from "../src/index.ts";
-import { HDR_BLOCK_INDEX, REC_I32, VA_FLAGS, VA_SMALL_BLOCK } from "../src/layout.ts";
-import { bitmap, D_AREA, D_LIVE_NR, D_WORDS, DF_START, DIRTY, eachBlock, FLUSHING, FREE, LIVE } from "../src/small-blocks.ts";
-import { xorshift32 } from "./support/random.ts";
+import { HDR_BLOCK_INDEX, REC_I32, VA_FLAGS, VA_SMALL_BLOCK } from "../src/buffer/layout.ts";
+import { bitmap, D_AREA, D_LIVE_NR, D_WORDS, DF_START, DIRTY, eachBlock, FLUSHING, FREE, LIVE } from "../src/small/blocks.ts";
+import { xorshift32 } from "../harness/random.ts";
 
 const P = 16;
 const options = { start: 1 << 20, size: 1 << 24, pageSize: P, smallMax: 256, nodes: 1 };

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { VmapError, VmapSpace } from "../src/index.ts";
-import { rbErase } from "../src/rbtree.ts";
-import { setSubtreeMaxSize, setVaChild, setVaEnd, setVaFlags, setVaNext, setVaRed, subtreeMaxSize, vaEnd, vaLeft, vaRight } from "../src/record.ts";
+import { rbErase } from "../src/tree/rbtree.ts";
+import { setSubtreeMaxSize, setVaChild, setVaEnd, setVaFlags, setVaNext, setVaRed, subtreeMaxSize, vaEnd, vaLeft, vaRight } from "../src/buffer/record.ts";
 import {
 	HDR_CAPACITY,
 	HDR_FREE_ROOT,
@@ -18,7 +18,7 @@ import {
 	NF_LAZY_MIN,
 	nodeBase,
 	VA_BUSY,
-} from "../src/layout.ts";
+} from "../src/buffer/layout.ts";
 import { busyAreas, freeBlocks } from "./support/inspect.ts";
 import { code } from "./support/code.ts";
 

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { VmapSpace } from "../src/index.ts";
-import { N_BUSY_LOCK, nodeBase } from "../src/layout.ts";
-import { CONTROL_BYTES, openGate, PROGRESS, STOP } from "./support/gate.ts";
-import { reportOf, startWorker } from "./support/workers.ts";
-import { randomBelow } from "./support/random.ts";
+import { N_BUSY_LOCK, nodeBase } from "../src/buffer/layout.ts";
+import { CONTROL_BYTES, openGate, PROGRESS, STOP } from "../harness/gate.ts";
+import { reportOf, startWorker } from "../harness/workers.ts";
+import { randomBelow } from "../harness/random.ts";
 
 const P = 4096;
 /** The writer runs at least MIN_OPS operations, until the reader took MIN_SNAPSHOTS, and at most MAX_OPS. */
@@ -16,7 +16,7 @@ test("stats() from another worker, lock-free, while this thread allocates, frees
 	const space = VmapSpace.create({ size: 4096 * P, lazyMaxPages: 64 });
 	const control = new SharedArrayBuffer(CONTROL_BYTES);
 	const flag = new Int32Array(control);
-	const reader = startWorker("./support/stats-reader.ts", { buffer: space.table.buffer, control });
+	const reader = startWorker(new URL("../harness/stats-reader.ts", import.meta.url), { buffer: space.table.buffer, control });
 	const report = reportOf<{ snapshots: number; inconsistent: number; violations: string[] }>(reader);
 	await openGate(flag, 1, [report]);
 

@@ -5,10 +5,10 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { VmapError, VmapSpace } from "../src/index.ts";
-import { HDR_CAPACITY, INITIAL_CAPACITY } from "../src/layout.ts";
+import { HDR_CAPACITY, INITIAL_CAPACITY } from "../src/buffer/layout.ts";
 import { freeBlocks } from "./support/inspect.ts";
-import { reportOf, startWorker } from "./support/workers.ts";
-import { openGate } from "./support/gate.ts";
+import { reportOf, startWorker } from "../harness/workers.ts";
+import { openGate } from "../harness/gate.ts";
 
 const OPS = Number(process.env.VMAP_WORKER_OPS ?? 20_000);
 const P = 4096;
@@ -28,7 +28,7 @@ interface Report {
 async function run(space: VmapSpace, modes: string[], ops: number, maxLive: number, pages: number): Promise<Report[]> {
 	const owners = new SharedArrayBuffer(4 * pages);
 	const control = new SharedArrayBuffer(8);
-	const workers = modes.map((mode, i) => startWorker("./support/space-worker.ts", { handle: space.handle, owners, control, mode, seed: 1000 + i, ops, maxLive }));
+	const workers = modes.map((mode, i) => startWorker(new URL("../harness/space-worker.ts", import.meta.url), { handle: space.handle, owners, control, mode, seed: 1000 + i, ops, maxLive }));
 	const reports = workers.map((w) => reportOf<Report>(w));
 	await openGate(new Int32Array(control), workers.length, reports);
 	const out = await Promise.all(reports);
@@ -78,7 +78,7 @@ for (const nodes of [1, 4]) {
 test("a watched worker terminated while holding a lock: others fail with EOWNERDEAD, then the space refuses use", async () => {
 	const space = VmapSpace.create({ size: 64 * P });
 	const control = new SharedArrayBuffer(8);
-	const w = startWorker("./support/space-worker.ts", { handle: space.handle, owners: new SharedArrayBuffer(4 * 64), control, mode: "hold-lock", seed: 1, ops: 0, maxLive: 0 });
+	const w = startWorker(new URL("../harness/space-worker.ts", import.meta.url), { handle: space.handle, owners: new SharedArrayBuffer(4 * 64), control, mode: "hold-lock", seed: 1, ops: 0, maxLive: 0 });
 	space.watch(w);
 	const holding = reportOf(w);
 	await openGate(new Int32Array(control), 1, [holding]);

@@ -14,7 +14,7 @@ const owners = new SharedArrayBuffer(4 * pages);
 const ops = 200_000;
 const r = await runWorkers<{ id: number; ops: number; violations: string[]; ms: number }>(
 	["free-storm", "free-storm", "purge-storm"].map((mode, i) => ({
-		entry: "./support/space-worker.ts",
+		entry: new URL("../../harness/space-worker.ts", import.meta.url),
 		data: { handle: space.handle, owners, mode, seed: 40 + i, ops: mode === "purge-storm" ? ops / 10 : ops, maxLive: 0 },
 	})),
 	new SharedArrayBuffer(8),

@@ -13,7 +13,7 @@ for (const priorityPurge of [true, false]) {
 	const space = VmapSpace.create({ size: 2 ** 16 * 4096, lazyMaxPages, priorityPurge });
 	const data = { handle: space.handle, ops: 300_000, maxLive: 400 };
 	const r = await runWorkers<{ ops: number; failed: number; peak: number; ms: number }>(
-		[1, 2].map((seed) => ({ entry: "../bench/mails/stress-worker.ts", data: { ...data, seed } })),
+		[1, 2].map((seed) => ({ entry: new URL("./stress-worker.ts", import.meta.url), data: { ...data, seed } })),
 		new SharedArrayBuffer(8),
 	);
 	space.purge({ sync: true });

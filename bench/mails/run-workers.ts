@@ -1,7 +1,7 @@
 /** Start TypeScript workers for the mail benches, release them together, collect their reports. */
-import { startWorker } from "../../test/support/workers.ts";
+import { startWorker } from "../../harness/workers.ts";
 
-export async function runWorkers<T>(entries: Array<{ entry: string; data: Record<string, unknown> }>, control: SharedArrayBuffer): Promise<T[]> {
+export async function runWorkers<T>(entries: Array<{ entry: URL; data: Record<string, unknown> }>, control: SharedArrayBuffer): Promise<T[]> {
 	const gate = new Int32Array(control);
 	const ws = entries.map(({ entry, data }) => startWorker(entry, { ...data, control }));
 	const reports = ws.map((w) => new Promise<T>((res, rej) => (w.once("message", res), w.once("error", rej))));

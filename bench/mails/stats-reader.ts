@@ -6,9 +6,9 @@
  * Run: node --import tsx bench/mails/stats-reader.ts [rounds]
  */
 import { VmapSpace } from "../../src/index.ts";
-import { CONTROL_BYTES, openGate, STOP } from "../../test/support/gate.ts";
-import { reportOf, startWorker } from "../../test/support/workers.ts";
-import { xorshift32 } from "../../test/support/random.ts";
+import { CONTROL_BYTES, openGate, STOP } from "../../harness/gate.ts";
+import { reportOf, startWorker } from "../../harness/workers.ts";
+import { xorshift32 } from "../../harness/random.ts";
 
 function w1(space: VmapSpace): number {
 	const rnd = xorshift32(1);
@@ -31,13 +31,13 @@ function w1(space: VmapSpace): number {
 // 2-core machine it shows what losing the second core (V8's GC and compiler threads run there)
 // costs by itself, apart from the reader's traffic on the space's cache lines. Paced readers
 // sleep between snapshots, as a monitoring loop would.
-const kinds: [string, string | undefined, number][] = [
+const kinds: [string, URL | undefined, number][] = [
 	["alone", undefined, 0],
-	["spinner", "./support/spin-worker.ts", 0],
-	["reader, back to back", "./support/stats-reader.ts", 0],
-	["reader, every 10 us", "./support/stats-reader.ts", 10],
-	["reader, every 100 us", "./support/stats-reader.ts", 100],
-	["reader, every 1 ms", "./support/stats-reader.ts", 1000],
+	["spinner", new URL("../../harness/spin-worker.ts", import.meta.url), 0],
+	["reader, back to back", new URL("../../harness/stats-reader.ts", import.meta.url), 0],
+	["reader, every 10 us", new URL("../../harness/stats-reader.ts", import.meta.url), 10],
+	["reader, every 100 us", new URL("../../harness/stats-reader.ts", import.meta.url), 100],
+	["reader, every 1 ms", new URL("../../harness/stats-reader.ts", import.meta.url), 1000],
 ];
 const rounds = Number(process.argv[2] ?? 5);
 const runs = new Map<string, { rates: number[]; snapshots: number; inconsistent: number; violations: string[] }>();
@@ -74,7 +74,7 @@ console.log("|---|---:|---|---:|---:|---:|---:|---:|");
 for (const [kind, entry] of kinds) {
 	const r = runs.get(kind)!;
 	const m = med(r.rates);
-	const reader = entry?.includes("reader");
+	const reader = entry?.pathname.includes("reader");
 	console.log(
 		`| ${kind} | ${(m / 1e6).toFixed(3)} M | ${r.rates.map((x) => (x / 1e6).toFixed(2)).join(", ")} | ${(m / alone).toFixed(3)} | ${(m / spinner).toFixed(3)} | ${reader ? Math.round(r.snapshots) : "-"} | ${reader ? r.inconsistent : "-"} | ${reader ? r.violations.length : "-"} |`,
 	);

@@ -5,7 +5,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { VmapSpace } from "../space.ts";
+import { VmapSpace } from "../space/space.ts";
 import { mapSvg } from "../viz/map.ts";
 import { Timeline, timelineSvg } from "../viz/timeline.ts";
 import { bytes, count } from "../viz/format.ts";

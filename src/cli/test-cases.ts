@@ -3,8 +3,8 @@
  * and names, on a VmapHeap. Each returns true when it passed; a failed allocation (EBUSY) is a
  * failure, as the kernel's NULL is. Each touches the memory it gets, as the kernel's do.
  */
-import { VmapError } from "../errors.ts";
-import type { VmapHeap } from "../heap.ts";
+import { VmapError } from "../api/errors.ts";
+import type { VmapHeap } from "../heap/heap.ts";
 
 export interface CaseContext {
 	heap: VmapHeap;

@@ -1,5 +1,5 @@
 /** What the `vmap test` driver and its workers exchange. */
-import type { VmapHeapHandle } from "../heap.ts";
+import type { VmapHeapHandle } from "../heap/heap.ts";
 
 /** The module parameters every worker runs with. */
 export interface RunParams {

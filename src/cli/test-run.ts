@@ -8,7 +8,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { Worker } from "node:worker_threads";
-import { VmapHeap } from "../heap.ts";
+import { VmapHeap } from "../heap/heap.ts";
 import { mapSvg } from "../viz/map.ts";
 import { Timeline, timelineSvg } from "../viz/timeline.ts";
 import { ALL_MASK, CASES } from "./test-cases.ts";

@@ -5,7 +5,7 @@
  * average time of one repetition.
  */
 import { parentPort, workerData } from "node:worker_threads";
-import { VmapHeap } from "../heap.ts";
+import { VmapHeap } from "../heap/heap.ts";
 import { CASES } from "./test-cases.ts";
 import { C_DONE, C_GATE, C_READY, type TestResult, type WorkerJob, type WorkerReport } from "./test-protocol.ts";
 

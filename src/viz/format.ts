@@ -3,7 +3,7 @@
  * patterns that mark states without relying on colour, number formats, and the checks of the
  * pictures' options. No Node imports: the pictures are drawn in browsers too.
  */
-import { shown, VmapError } from "../errors.ts";
+import { shown, VmapError } from "../api/errors.ts";
 
 /** Option `name`: undefined gives `dflt`; else a whole number in [min, max], or EINVAL. */
 export function wholeOption(cannot: string, name: string, v: unknown, min: number, max: number, dflt: number): number {

@@ -11,9 +11,9 @@
  * Pooled space is what lies in no area and no free block: exact on a still space; on one that
  * others change while the dump reads it, a range that moved between listings shows as pooled.
  */
-import type { DumpArea, DumpFreeBlock, DumpSmallBlock, VmapDump } from "../api.ts";
-import { hex, VmapError, shown } from "../errors.ts";
-import { checkOptions } from "../options.ts";
+import type { DumpArea, DumpFreeBlock, DumpSmallBlock, VmapDump } from "../api/types.ts";
+import { hex, VmapError, shown } from "../api/errors.ts";
+import { checkOptions } from "../core/options.ts";
 import { BLUE, bytes, count, esc, FAINT, FONT, GREEN, GREY, INK, MONO, ORANGE, PURPLE, px, SKY, titleOption, VERMILLION, wholeOption, YELLOW } from "./format.ts";
 
 export interface MapOptions {

@@ -9,9 +9,9 @@
  * - live bytes (busyBytes) and the largest free block;
  * - fragmentation: the peak span so far over the peak live bytes so far.
  */
-import type { VmapStats } from "../api.ts";
-import { VmapError, shown } from "../errors.ts";
-import { checkOptions } from "../options.ts";
+import type { VmapStats } from "../api/types.ts";
+import { VmapError, shown } from "../api/errors.ts";
+import { checkOptions } from "../core/options.ts";
 import { BLUE, bytes, esc, FAINT, FONT, GREEN, GREY, INK, num, ORANGE, PURPLE, px, titleOption, VERMILLION, niceStep, wholeOption } from "./format.ts";
 
 /** The figures a timeline keeps of each sample. */

@@ -14,8 +14,8 @@
 import { type MessagePort, parentPort, workerData } from "node:worker_threads";
 import { VmapHeap, type VmapHeapHandle } from "../../src/index.ts";
 import { SharedQueue } from "./queue.ts";
-import { waitAtGate } from "./gate.ts";
-import { randomBelow } from "./random.ts";
+import { waitAtGate } from "../../harness/gate.ts";
+import { randomBelow } from "../../harness/random.ts";
 
 interface Job {
 	handle: VmapHeapHandle;

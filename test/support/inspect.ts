@@ -7,11 +7,11 @@ import {
 	N_LAZY_ROOT,
 	nodeBase,
 	purgeTree,
-} from "../../src/layout.ts";
-import { poolWord } from "../../src/nodes.ts";
-import { rbFirst, rbNext } from "../../src/rbtree.ts";
-import type { VmapSpace } from "../../src/space.ts";
-import { vaEnd, vaNext, vaStart } from "../../src/record.ts";
+} from "../../src/buffer/layout.ts";
+import { poolWord } from "../../src/tree/nodes.ts";
+import { rbFirst, rbNext } from "../../src/tree/rbtree.ts";
+import type { VmapSpace } from "../../src/space/space.ts";
+import { vaEnd, vaNext, vaStart } from "../../src/buffer/record.ts";
 
 export type Range = [start: number, end: number];
 

@@ -16,8 +16,8 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { VmapHeap, VmapSpace } from "../../src/index.ts";
-import { HDR_FREE_LOCK } from "../../src/layout.ts";
-import { PROGRESS, waitAtGate } from "./gate.ts";
+import { HDR_FREE_LOCK } from "../../src/buffer/layout.ts";
+import { PROGRESS, waitAtGate } from "../../harness/gate.ts";
 
 const job = workerData as { mode: string; handle: { buffer: SharedArrayBuffer; data?: SharedArrayBuffer }; control: SharedArrayBuffer; ms: number; areas: number };
 const control = new Int32Array(job.control);

@@ -15,7 +15,7 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { VmapError, VmapSpace } from "../../src/index.ts";
-import { randomBelow } from "./random.ts";
+import { randomBelow } from "../../harness/random.ts";
 
 interface Job {
 	handle: { buffer: SharedArrayBuffer };

@@ -8,7 +8,7 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { VmapError, VmapHeap } from "../../src/index.ts";
-import { randomBelow } from "./random.ts";
+import { randomBelow } from "../../harness/random.ts";
 
 const job = workerData as { handle: { buffer: SharedArrayBuffer; data: SharedArrayBuffer }; owners: SharedArrayBuffer; flush: "slow" | "async" | "throwing" | "none"; seed: number };
 const rnd = randomBelow(job.seed);

@@ -10,8 +10,8 @@ import assert from "node:assert/strict";
 import type { Worker } from "node:worker_threads";
 import { test } from "node:test";
 import { VmapError, VmapHeap } from "../../src/index.ts";
-import { HDR_DEAD } from "../../src/layout.ts";
-import { startWorker } from "../support/workers.ts";
+import { HDR_DEAD } from "../../src/buffer/layout.ts";
+import { startWorker } from "../../harness/workers.ts";
 
 const SECONDS = Number(process.env.VMAP_STRESS_SECONDS ?? 20);
 const FLUSHES = ["slow", "async", "throwing", "none"] as const;
@@ -48,7 +48,7 @@ test(`stress: 4 workers, slow/async/throwing flushes, dump/check, watched worker
 		let poisoned: VmapError | undefined;
 		const running = new Map<Worker, { id: number; report: Promise<Report | undefined> }>();
 		const start = async (flush: (typeof FLUSHES)[number]) => {
-			const w = startWorker("./support/stress-worker.ts", { handle: heap.handle, owners, flush, seed: seed++ });
+			const w = startWorker(new URL("../support/stress-worker.ts", import.meta.url), { handle: heap.handle, owners, flush, seed: seed++ });
 			heap.watch(w);
 			const id = await new Promise<number>((resolve, reject) => {
 				w.once("message", (m: { ready: number }) => resolve(m.ready));

@@ -1,0 +1,112 @@
+// npm run lint's import check. Fails on:
+// - an import cycle (type imports included) among the files of the folders named;
+// - a cycle among src/'s layer folders (src/buffer imports src/tree and src/tree src/buffer,
+//   even through different files): each layer imports only the layers below it;
+// - a file in src/ that imports, or loads by `new URL(...)`, a file outside src/ (the package
+//   ships src/ only, compiled into dist/).
+// Usage: node scripts/check-imports.mjs src bench test [--graph]
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { dirname, join, relative, resolve } from "node:path";
+
+const IMPORT = /(?:^|[^.\w])(?:import|export)\s*(?:type\s+)?(?:[\w*{}\s,$]*?\s*from\s*)?["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)/g;
+
+function sourceFiles(dir) {
+	const out = [];
+	for (const name of readdirSync(dir)) {
+		const path = join(dir, name);
+		if (name === "node_modules" || name.startsWith(".")) continue;
+		if (statSync(path).isDirectory()) out.push(...sourceFiles(path));
+		else if (/\.(ts|mts|js|mjs)$/.test(name) && !name.endsWith(".d.ts")) out.push(path);
+	}
+	return out;
+}
+
+const URL_REF = /new\s+URL\(\s*["'`](\.[^"'`]+)["'`]\s*,\s*import\.meta\.url/g;
+
+function code(path) {
+	return readFileSync(path, "utf8")
+		.replace(/\/\*[\s\S]*?\*\//g, "")
+		.replace(/(^|[^:"'`])\/\/.*$/gm, "$1");
+}
+
+/** The relative imports of one file, resolved to paths; comments are stripped first. */
+function importsOf(path) {
+	const out = [];
+	for (const m of code(path).matchAll(IMPORT)) {
+		const spec = m[1] ?? m[2];
+		if (spec?.startsWith(".")) out.push(resolve(dirname(path), spec));
+	}
+	return out;
+}
+
+/** The files one file loads by `new URL("./x", import.meta.url)` (workers, entries). */
+function urlsOf(path) {
+	return [...code(path).matchAll(URL_REF)].map((m) => resolve(dirname(path), m[1]));
+}
+
+/** Strongly connected components of more than one file, or a file importing itself (Tarjan). */
+function cycles(graph) {
+	let next = 0;
+	const index = new Map();
+	const low = new Map();
+	const stack = [];
+	const onStack = new Set();
+	const found = [];
+	const visit = (v) => {
+		index.set(v, next);
+		low.set(v, next++);
+		stack.push(v);
+		onStack.add(v);
+		for (const w of graph.get(v) ?? []) {
+			if (!graph.has(w)) continue;
+			if (!index.has(w)) {
+				visit(w);
+				low.set(v, Math.min(low.get(v), low.get(w)));
+			} else if (onStack.has(w)) low.set(v, Math.min(low.get(v), index.get(w)));
+		}
+		if (low.get(v) !== index.get(v)) return;
+		const scc = [];
+		let w;
+		do {
+			w = stack.pop();
+			onStack.delete(w);
+			scc.push(w);
+		} while (w !== v);
+		if (scc.length > 1 || (graph.get(v) ?? []).includes(v)) found.push(scc);
+	};
+	for (const v of graph.keys()) if (!index.has(v)) visit(v);
+	return found;
+}
+
+const args = process.argv.slice(2);
+const roots = args.filter((a) => !a.startsWith("--"));
+const graph = new Map();
+for (const root of roots) for (const f of sourceFiles(root)) graph.set(resolve(f), importsOf(f));
+
+const problems = [];
+const src = resolve("src");
+const layers = new Map();
+const layerOf = (file) => relative(src, dirname(file)).split("/")[0] || ".";
+for (const [file, deps] of graph) {
+	if (!file.startsWith(src + "/")) continue;
+	for (const d of [...deps, ...urlsOf(file)]) {
+		if (!d.startsWith(src + "/") && d !== resolve("package.json")) problems.push(`${relative(".", file)} loads ${relative(".", d)}, which the package does not ship`);
+	}
+	const from = layerOf(file);
+	if (!layers.has(from)) layers.set(from, new Set());
+	for (const d of deps) if (d.startsWith(src + "/") && layerOf(d) !== from) layers.get(from).add(layerOf(d));
+}
+for (const scc of cycles(graph)) {
+	problems.push(`import cycle: ${scc.map((f) => relative(".", f)).sort().join(", ")}`);
+}
+const layerGraph = new Map([...layers].map(([k, v]) => [k, [...v]]));
+for (const scc of cycles(layerGraph)) {
+	const edges = scc.flatMap((a) => (layerGraph.get(a) ?? []).filter((b) => scc.includes(b)).map((b) => `${a} -> ${b}`));
+	problems.push(`layer cycle in src/: ${edges.sort().join(", ")}`);
+}
+if (args.includes("--graph")) {
+	for (const [file, deps] of graph) for (const d of deps) console.log(`${relative(".", file)} -> ${relative(".", d)}`);
+}
+for (const p of problems) console.error(p);
+if (problems.length > 0) process.exit(1);
+console.log(`check-imports: ${graph.size} files in ${roots.join(", ")}, no import cycle`);

@@ -1,0 +1,194 @@
+/**
+ * Allocation (kernel alloc_vmap_area): the argument checks, the node pool path (node_alloc),
+ * the lowest fit in free space, and the overflow purge and retry.
+ */
+import type { AllocOptions } from "../api/types.ts";
+import { hashInsert, hashMaintain } from "../tree/busy-hash.ts";
+import { insertVmapArea } from "../tree/busy-tree.ts";
+import { hex, shown, VmapError } from "../api/errors.ts";
+import { alignUp, findVmapLowestMatch, vaClip } from "../tree/free-space.ts";
+import { HDR_FREE_LOCK, HDRF_FAILED, N_BUSY_LOCK, N_BUSY_NR, N_BUSY_ROOT, N_POOL_LOCK, N_POOL_NR, NF_ALLOCS, NF_BUSY_BYTES, NF_POOL_HITS, NF_POOL_MISSES, nodeBase, POOL_LEN, VA_BUSY } from "../buffer/layout.ts";
+import { encodeVnId, poolable, poolPeek, poolPop, poolWord } from "../tree/nodes.ts";
+import { checkOptions, isPowerOfTwo } from "./options.ts";
+import { flushingNote } from "../purge/purge.ts";
+import { workPosted } from "../purge/work.ts";
+import { setVaFlags, setVaRange, setVaTag, vaEnd, vaStart } from "../buffer/record.ts";
+import type { SpaceState } from "./state.ts";
+
+const ALLOC_KEYS = ["align", "vstart", "vend", "tag", "nowait", "timeoutMs"];
+
+/**
+ * Allocate `size` bytes at the lowest address that fits (see VmapSpace.alloc). `overflowPurge`:
+ * when nothing fits, purge and retry once. Every check that can fail runs before anything is
+ * written (the tag is interned last of all), so a failed call changes nothing.
+ */
+export function allocVmapArea(s: SpaceState, size: number, options: AllocOptions | undefined, overflowPurge: boolean): number {
+	const pageSize = s.pageSize;
+	let align = pageSize;
+	let vstart = s.start;
+	let vend = s.end;
+	let tagName: string | undefined;
+	if (options !== undefined) {
+		checkOptions(options, ALLOC_KEYS, "Cannot alloc");
+		if (options.align !== undefined) {
+			align = options.align;
+			if (!isPowerOfTwo(align)) throw new VmapError("EINVAL", `Cannot alloc: align must be a power of two, got ${shown(align)}`);
+			if (align < pageSize) align = pageSize;
+		}
+		if (options.vstart !== undefined) vstart = options.vstart;
+		if (options.vend !== undefined) vend = options.vend;
+		if (vstart !== s.start || vend !== s.end) checkWindow(s, vstart, vend);
+		if (options.tag !== undefined) {
+			if (typeof options.tag !== "string") throw new VmapError("EINVAL", `Cannot alloc: tag must be a string, got ${shown(options.tag)}`);
+			tagName = options.tag;
+		}
+		if (options.nowait !== undefined) {
+			if (typeof options.nowait !== "boolean") throw new VmapError("EINVAL", `Cannot alloc: nowait must be true or false, got ${shown(options.nowait)}`);
+			if (options.nowait) overflowPurge = false;
+		}
+	}
+	// Whole pages: size / pageSize is exact (a power of two), and Math.floor is one instruction
+	// where `%` on doubles is a call to fmod.
+	const pages = typeof size === "number" ? size * s.pageInverse : NaN; // a bigint or symbol is EINVAL, not a TypeError
+	if (!(pages >= 1 && Math.floor(pages) === pages && size <= vend - vstart && Number.isSafeInteger(size))) badSize(s, size, vstart, vend);
+	const tag = tagName === undefined ? 0 : s.tags.intern(tagName);
+
+	const t = s.table;
+	const locks = s.locks;
+	locks.checkAlive();
+	if (workPosted(t)) s.purger.help();
+
+	// The pool path (kernel node_alloc): only over the whole space, with several nodes. The
+	// area is tagged with this handle's node even when the pool has none, so that its purge
+	// refills this node's pool: pools fill by demand ("mm: vmalloc: Offload
+	// free_vmap_area_lock lock").
+	let vn = 0;
+	let pool = 0;
+	if (s.nodes > 1 && vstart === s.start && vend === s.end) {
+		vn = encodeVnId(s.node);
+		if (poolable(pages)) {
+			pool = poolWord(s.node, pages);
+			if (t.hdr[pool + POOL_LEN] !== 0) {
+				// A peek first, as the kernel does: an empty pool costs no lock.
+				const addr = nodeAlloc(s, pool, align, vn, tag);
+				if (addr >= 0) return addr;
+			}
+		}
+	}
+
+	// Free space, then the busy tree of the address's node (the lock order), both taken before
+	// anything changes: the new area joins its busy tree before the free-space lock is dropped,
+	// so no one holding every lock ever sees a range in neither.
+	locks.acquire(HDR_FREE_LOCK);
+	let va: number;
+	try {
+		t.reserve(2); // the busy record and a middle split: running out fails before any change
+		va = findVmapLowestMatch(t, size, align, vstart, vend, pageSize);
+	} catch (e) {
+		locks.release(HDR_FREE_LOCK);
+		throw e;
+	}
+	if (va === 0) {
+		locks.release(HDR_FREE_LOCK);
+		return noFit(s, size, options, align, vstart, vend, overflowPurge);
+	}
+	const start = vaStart(t.f64, va); // after reserve(), which may have replaced the views
+	// Block starts are page aligned: the common case needs no rounding.
+	const nva = start >= vstart && align === pageSize ? start : alignUp(start > vstart ? start : vstart, align);
+	const b = s.busyNode(nva);
+	locks.acquireUnder(b + N_BUSY_LOCK, HDR_FREE_LOCK);
+	let busy = vaClip(t, va, nva, size);
+	if (busy === 0) busy = t.allocSlot();
+	if (pool !== 0) t.hdrF[(nodeBase(s.node) >> 1) + NF_POOL_MISSES]!++;
+	setVaRange(t.f64, busy, nva, nva + size);
+	linkBusy(s, b, busy, nva, size, vn, tag);
+	hashMaintain(t, b); // last: it may grow the record table, which the free-space lock allows
+	locks.release(b + N_BUSY_LOCK);
+	locks.release(HDR_FREE_LOCK);
+	return nva;
+}
+
+/**
+ * Take the head of this handle's pool `pool` and make it busy (kernel node_pool_del_va).
+ * Returns its address, or -1 when the pool is empty or its head is not aligned (then moved
+ * to the tail: one probe only).
+ */
+function nodeAlloc(s: SpaceState, pool: number, align: number, vn: number, tag: number): number {
+	const t = s.table;
+	const lock = nodeBase(s.node) + N_POOL_LOCK;
+	s.locks.acquire(lock);
+	t.sync();
+	const va = poolPeek(t, pool, align);
+	if (va === 0) {
+		s.locks.release(lock);
+		return -1;
+	}
+	const start = vaStart(t.f64, va);
+	const b = s.busyNode(start);
+	s.locks.acquireUnder(b + N_BUSY_LOCK, lock);
+	t.sync(); // the busy tree may reach records another handle's growth added
+	// Under both locks: the area is never in neither structure.
+	poolPop(t, s.node, pool);
+	linkBusy(s, b, va, start, vaEnd(t.f64, va) - start, vn, tag);
+	t.hdrF[(nodeBase(s.node) >> 1) + NF_POOL_HITS]!++;
+	s.locks.release(b + N_BUSY_LOCK);
+	s.locks.release(lock);
+	return start;
+}
+
+/** Link record `va`, [start, start + size), into node base `b`'s busy tree and hash; the caller holds b's busy lock. */
+function linkBusy(s: SpaceState, b: number, va: number, start: number, size: number, vn: number, tag: number): void {
+	const t = s.table;
+	const i32 = t.i32;
+	setVaFlags(i32, va, VA_BUSY | vn);
+	setVaTag(i32, va, tag);
+	insertVmapArea(t, b + N_BUSY_ROOT, va);
+	hashInsert(t, b, va, start);
+	t.hdr[b + N_BUSY_NR]!++;
+	const f = b >> 1;
+	t.hdrF[f + NF_BUSY_BYTES]! += size;
+	t.hdrF[f + NF_ALLOCS]!++;
+}
+
+/** Areas in every node's pools (plain reads: a hint). */
+function pooled(s: SpaceState): number {
+	let n = 0;
+	for (let v = 0; v < s.nodes; v++) n += s.table.hdr[nodeBase(v) + N_POOL_NR]!;
+	return n;
+}
+
+/** No block fits: purge and retry once (kernel "overflow"), or fail with EBUSY. */
+function noFit(s: SpaceState, size: number, options: AllocOptions | undefined, align: number, vstart: number, vend: number, overflowPurge: boolean): number {
+	const t = s.table;
+	if (overflowPurge && (t.lazyPages() > 0 || pooled(s) > 0)) {
+		try {
+			s.purger.purge("overflow");
+		} catch (e) {
+			// A flush hook that threw leaves its batch lazy (counted in flushErrors), and a batch
+			// still flushing elsewhere past timeoutMs stays out of use: retry with what there is.
+			if (e instanceof VmapError && e.code === "EOWNERDEAD") throw e;
+		}
+		return allocVmapArea(s, size, options, false);
+	}
+	s.locks.acquire(HDR_FREE_LOCK);
+	t.hdrF[HDRF_FAILED]!++;
+	s.locks.release(HDR_FREE_LOCK);
+	throw new VmapError("EBUSY", `alloc for size ${size} align ${align} failed: Address range restricted to ${hex(vstart)} - ${hex(vend)}${flushingNote(s.purger)}`);
+}
+
+function checkWindow(s: SpaceState, vstart: number, vend: number): void {
+	if (!Number.isSafeInteger(vstart) || !Number.isSafeInteger(vend)) {
+		throw new VmapError("EINVAL", `Cannot alloc: vstart and vend must be whole numbers, got vstart ${shown(vstart)}, vend ${shown(vend)}`);
+	}
+	if (vstart < s.start || vend > s.end || vstart >= vend) {
+		throw new VmapError("EINVAL", `Cannot alloc: the window [vstart, vend) = [${hex(vstart)}, ${hex(vend)}) must be non-empty and inside the space [${hex(s.start)}, ${hex(s.end)})`);
+	}
+}
+
+function badSize(s: SpaceState, size: number, vstart: number, vend: number): never {
+	const what = typeof size === "number" ? shown(size) : `${typeof size} ${shown(size)}`;
+	if (typeof size === "number" && Number.isSafeInteger(size) && size > 0 && size % s.pageSize === 0) {
+		throw new VmapError("EINVAL", `Cannot alloc: size ${what} is larger than the window [${hex(vstart)}, ${hex(vend)}) of ${vend - vstart} bytes`);
+	}
+	throw new VmapError("EINVAL", `Cannot alloc: size must be a positive whole number of pages (pageSize ${s.pageSize}), got ${what}`);
+}

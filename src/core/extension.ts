@@ -1,0 +1,130 @@
+/**
+ * What a layer built on a space (the heap) may use beyond the public calls: its own region of
+ * the header (HDR_EXT_OFFSET, HDR_EXT_WORDS), the space's locks for the lock words there (so a
+ * dead holder is detected as for the space's own), tag ids, and two operations that test an
+ * area's tag under the same hold of its busy lock as they act on it.
+ */
+import { HDR_EXT_OFFSET, HDR_EXT_WORDS, HDR_SMALL_MARK_TAG } from "../buffer/layout.ts";
+import { freeVmapArea, markVmapArea } from "./lazy-free.ts";
+import { FREED, MARKED } from "../small/cache.ts";
+import type { SpaceState } from "./state.ts";
+
+export class SpaceExtension {
+	readonly #s: SpaceState;
+	/** First Int32 word of the region, in `words` (the header view). */
+	readonly base: number;
+	/** The region's length in Int32 words (0: a bare space). */
+	readonly length: number;
+
+	constructor(s: SpaceState) {
+		this.#s = s;
+		this.base = s.table.hdr[HDR_EXT_OFFSET]!;
+		this.length = s.table.hdr[HDR_EXT_WORDS]!;
+	}
+
+	/** The header as Int32 words; the region is [base, base + length). Read it anew after a call that may grow the table. */
+	get words(): Int32Array {
+		return this.#s.table.hdr;
+	}
+
+	/** The header as Float64 words (index `w >> 1` for an even Int32 word `w`). */
+	get wordsF64(): Float64Array {
+		return this.#s.table.hdrF;
+	}
+
+	/** The handle's id. */
+	get id(): number {
+		return this.#s.id;
+	}
+
+	/** Take or release a lock word of the region, as the space's own locks are. */
+	lock(word: number): void {
+		this.#s.locks.acquire(word);
+	}
+
+	unlock(word: number): void {
+		this.#s.locks.release(word);
+	}
+
+	/** Whether this handle was closed. */
+	get closed(): boolean {
+		return this.#s.locks.closed;
+	}
+
+	/** EOWNERDEAD if a handle died holding a lock, EINVAL if this handle was closed. */
+	checkAlive(): void {
+		this.#s.locks.checkAlive();
+	}
+
+	/**
+	 * What the layer adds when a handle's end is observed (watch(), exited()): `lockWords` lists
+	 * its lock words (an ended handle holding one poisons the space as for the space's own), and
+	 * `ended` runs for a handle that ended holding nothing.
+	 */
+	onHandleEnded(lockWords: () => number[], ended: (id: number) => void): void {
+		this.#s.moreLockWords = lockWords;
+		this.#s.endHooks.push(ended);
+	}
+
+	/**
+	 * `blocked(true)` runs before this handle blocks waiting for other handles' purge batches,
+	 * `blocked(false)` after: the heap takes the handle offline for grace periods meanwhile.
+	 */
+	onBlocking(blocked: (blocked: boolean) => void): void {
+		this.#s.purger.blocking = blocked;
+	}
+
+	/** The id of tag `name`, interned if new. */
+	tagId(name: string): number {
+		return this.#s.tags.intern(name);
+	}
+
+	/**
+	 * space.free(addr) in the words of `op`, unless the area's tag id is one of `refused`: then
+	 * nothing is freed and that id is returned (0 when freed).
+	 */
+	freeUnlessTagged(addr: number, op: string, refused: readonly number[]): number {
+		const small = this.#s.small;
+		if (small !== undefined) {
+			this.#s.locks.checkAlive();
+			const mark = this.#s.table.hdr[HDR_SMALL_MARK_TAG]!;
+			const done = small.free(addr, op, mark !== 0 && refused.includes(mark));
+			if (done === FREED) return 0;
+			if (done === MARKED) return mark;
+		}
+		return freeVmapArea(this.#s, addr, op, refused);
+	}
+
+	/**
+	 * Set the tag id of the busy area starting at `addr` unless it has it already; false if it
+	 * had, or no such area. A small area carries no tag of its own: setting the small-area mark
+	 * tag marks it, setting any other clears its mark.
+	 */
+	markArea(addr: number, tag: number): boolean {
+		const small = this.#s.small;
+		if (small !== undefined) {
+			this.#s.locks.checkAlive();
+			const marked = small.mark(addr, tag === this.#s.table.hdr[HDR_SMALL_MARK_TAG]);
+			if (marked !== undefined) return marked;
+		}
+		return markVmapArea(this.#s, addr, tag);
+	}
+
+	/** The one tag small areas can carry (markArea), for every handle of the space: set it before sharing the space. */
+	setSmallMarkTag(tag: number): void {
+		this.#s.table.hdr[HDR_SMALL_MARK_TAG] = tag;
+	}
+
+	/**
+	 * A small area (the space's small-area cache, as alloc() without options gives) of at least
+	 * `size` bytes, or -1 when `size` is not small or no block can be had.
+	 */
+	allocSmall(size: number): number {
+		return this.#s.small?.alloc(size) ?? -1;
+	}
+
+	/** The bytes a small area for `size` takes (its size class), or `size` when it is not small. */
+	smallSize(size: number): number {
+		return this.#s.small?.sizeFor(size) ?? size;
+	}
+}

@@ -1,0 +1,101 @@
+/**
+ * The handle table: who is attached, on which thread, and what happens when a handle's end is
+ * observed (kernel: a CPU going offline). A handle ends by close(), or when the thread holding
+ * its worker sees the worker exit (watch(): Node's "exit" event, which fires after terminate()
+ * and after a crash), or when a page that terminated a Web Worker says so (exited(id)).
+ *
+ * An ended handle that held nothing is forgotten: its id is free again, the purge work it had
+ * taken is posted anew, and the layer above is told (the heap takes it offline for grace
+ * periods). One that held a lock may have left the structures that lock guards half-changed:
+ * HDR_DEAD records it and every call on the space throws EOWNERDEAD from then on.
+ */
+import { VmapError } from "../api/errors.ts";
+import {
+	BATCH_ORPHAN,
+	BATCH_SLOTS,
+	HDR_BATCH_OWNER,
+	HANDLE_ALIVE,
+	HANDLE_DEAD,
+	HANDLE_FREE,
+	HANDLE_MAX,
+	HANDLE_STATE,
+	HANDLE_THREAD,
+	HANDLE_WORDS,
+	HDR_DEAD,
+	HDR_DEAD_WORD,
+	LOCK_OWNER_OFFSET,
+} from "../buffer/layout.ts";
+import { spaceLockWords } from "../buffer/lock.ts";
+import { repostWork } from "../purge/work.ts";
+import type { VaTable } from "../buffer/va-table.ts";
+
+/** This thread's worker_threads threadId (0: Node's main thread), or -1 where there is none. */
+export const THREAD_ID: number = (() => {
+	const proc = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process;
+	const wt = proc?.getBuiltinModule?.("node:worker_threads") as { threadId?: unknown } | undefined;
+	return typeof wt?.threadId === "number" ? wt.threadId : -1;
+})();
+
+/**
+ * Claim a free entry of the handle table for this thread: the new handle's id (entry index +
+ * 1). Throws EINVAL when all HANDLE_MAX entries are in use (handles give theirs back with
+ * close(), or when their end is observed).
+ */
+export function claimHandle(t: VaTable): number {
+	const handles = t.handles;
+	for (let i = 0; i < HANDLE_MAX; i++) {
+		if (Atomics.compareExchange(handles, i * HANDLE_WORDS + HANDLE_STATE, HANDLE_FREE, HANDLE_ALIVE) === HANDLE_FREE) {
+			Atomics.store(handles, i * HANDLE_WORDS + HANDLE_THREAD, THREAD_ID);
+			return i + 1;
+		}
+	}
+	throw new VmapError("EINVAL", `Cannot attach: all ${HANDLE_MAX} handle ids are in use (close() handles you no longer need)`);
+}
+
+/** Give handle `id`'s entry back (close()). */
+export function releaseHandle(t: VaTable, id: number): void {
+	Atomics.store(t.handles, (id - 1) * HANDLE_WORDS + HANDLE_STATE, HANDLE_FREE);
+}
+
+export function handleState(t: VaTable, id: number): number {
+	return Atomics.load(t.handles, (id - 1) * HANDLE_WORDS + HANDLE_STATE);
+}
+
+/** The live handles attached from worker_threads thread `threadId`. */
+export function handlesOfThread(t: VaTable, threadId: number): number[] {
+	const out: number[] = [];
+	if (threadId < 0) return out;
+	for (let i = 0; i < HANDLE_MAX; i++) {
+		const w = i * HANDLE_WORDS;
+		if (Atomics.load(t.handles, w + HANDLE_STATE) === HANDLE_ALIVE && Atomics.load(t.handles, w + HANDLE_THREAD) === threadId) out.push(i + 1);
+	}
+	return out;
+}
+
+/**
+ * Handle `id` was observed to end (its worker exited). Call only once its thread runs no more
+ * (after the worker's "exit" event): its lock holdings are then final. Returns "dead" when it
+ * held one of the space's locks or of `moreLocks` (the space is poisoned: EOWNERDEAD), else
+ * "gone" (its id is free again); "closed" when the handle had closed already.
+ */
+export function handleEnded(t: VaTable, id: number, moreLocks: readonly number[]): "dead" | "gone" | "closed" {
+	const hdr = t.hdr;
+	const entry = (id - 1) * HANDLE_WORDS + HANDLE_STATE;
+	if (Atomics.load(t.handles, entry) !== HANDLE_ALIVE) return "closed";
+	for (const word of [...spaceLockWords(t), ...moreLocks]) {
+		if ((Atomics.load(hdr, word) & 1) !== 0 && Atomics.load(hdr, word + LOCK_OWNER_OFFSET) === id) {
+			Atomics.store(t.handles, entry, HANDLE_DEAD);
+			if (Atomics.compareExchange(hdr, HDR_DEAD, 0, id) === 0) Atomics.store(hdr, HDR_DEAD_WORD, word);
+			return "dead";
+		}
+	}
+	// Purge work it had taken and not finished: its purge tree is whole between steps, and
+	// every step runs under locks, so another handle can take the node over.
+	for (let v = 0; v < t.nodes; v++) repostWork(t, v, id);
+	// Its batches, flushed or not: the next purge adopts them and flushes their range again.
+	for (let k = 0; k < BATCH_SLOTS; k++) {
+		if (Atomics.compareExchange(hdr, HDR_BATCH_OWNER + k, id, BATCH_ORPHAN) === id) Atomics.notify(hdr, HDR_BATCH_OWNER + k);
+	}
+	Atomics.store(t.handles, entry, HANDLE_FREE);
+	return "gone";
+}

@@ -1,0 +1,523 @@
+/**
+ * VmapHeap: a space that hands out bytes. The space manages addresses; a data
+ * SharedArrayBuffer holds the bytes at those addresses (address = byte offset), so an address
+ * posted to another worker names the same bytes there. Page 0 is never handed out: 0 stays
+ * free to mean "no address" in shared structures.
+ *
+ * - vmalloc areas carry `guardPages` unused pages after their end (kernel: one guard page
+ *   unless VM_NO_GUARD); bytes() and view() never reach into them.
+ * - vm_map_ram mappings of up to VMAP_MAX_ALLOC pages come from per-handle blocks (blocks.ts);
+ *   larger ones are areas of their own.
+ * - Deferred frees wait for a grace period (rcu.ts).
+ * - The data buffer grows (up to maxSize) when an area lands beyond it; growth and poisoning of
+ *   new bytes happen under the heap's grow lock, and H_COMMITTED is published after them.
+ *
+ * Quiescent points: every call that allocates or frees (vmalloc, vzalloc, vrealloc, vfree,
+ * freeDeferred, vmMapRam, vmUnmapRam, synchronize, purge) and quiescent(). bytes() and view()
+ * are not: they are how a reader reaches an area inside its read-side section.
+ */
+import type { AllocOptions, AttachOptions, WatchedWorker } from "../api/types.ts";
+import { Blocks, VM_MAP_RAM } from "./map-ram.ts";
+import { hex, shown, VmapError } from "../api/errors.ts";
+import {
+	blockPages,
+	blocksOffset,
+	H_COMMITTED,
+	H_DEFERRED,
+	H_FLAGS,
+	H_FREED_DEFERRED,
+	H_GP,
+	H_GROW_LOCK,
+	H_GUARD,
+	H_BLOCK_PAGES,
+	H_NR_BLOCKS,
+	H_RING_CAP,
+	heapWords,
+	HF_POISON,
+	POISON_BYTE,
+} from "./layout.ts";
+import type { SpaceExtension } from "../core/extension.ts";
+import { MAX_DATA, parseHeapOptions, type VmapHeapOptions } from "./options.ts";
+import { checkOptions, checkTimeout, isPowerOfTwo } from "../core/options.ts";
+import { wrongHandle } from "../core/state.ts";
+import { canWait } from "../buffer/lock.ts";
+import { checkReach, DEFERRED_TAG, liveArea, VMALLOC_TAG } from "./access.ts";
+import type { HeapStats, TypedArrayConstructor, VmallocOptions, VmapHeapHandle } from "../api/heap-types.ts";
+import { HeapMemory } from "./memory.ts";
+import { GracePeriods } from "./rcu.ts";
+import { VmapSpace } from "../space/space.ts";
+
+export type { VmapHeapOptions };
+
+export type { HeapStats, VmallocOptions, VmapHeapHandle } from "../api/heap-types.ts";
+
+/** How long an allocation that found no room waits for deferred frees' grace period. */
+const OVERFLOW_GP_MS = 1000;
+/** How long it then waits for other handles' frees of such areas to finish. */
+const BARRIER_MS = 50;
+
+const VMALLOC_KEYS = ["tag", "align", "nowait"];
+const FREE_DEFERRED_KEYS = ["nowait"];
+
+export class VmapHeap {
+	readonly space: VmapSpace;
+	readonly data: SharedArrayBuffer;
+	readonly pageSize: number;
+	readonly guardPages: number;
+	readonly maxSize: number;
+	readonly poison: boolean;
+	/** The heap's region of the space's header (heap-layout.ts), its locks, and the tag-aware frees. */
+	readonly #ext: SpaceExtension;
+	/** First word of the region: heap-layout.ts offsets are relative to it. */
+	readonly #e: number;
+	readonly #memory: HeapMemory;
+	readonly #rcu: GracePeriods;
+	readonly #blocks: Blocks;
+	/** Tag ids of the heap's own areas, which vfree() refuses. */
+	readonly #deferredTag: number;
+	readonly #mapRamTag: number;
+	readonly #ownTags: readonly number[];
+	/** vmalloc()'s options to the space in the common case: no object made per call. */
+	readonly #plainOptions: AllocOptions = { tag: VMALLOC_TAG };
+
+	private constructor(space: VmapSpace, data: SharedArrayBuffer) {
+		this.space = space;
+		this.data = data;
+		this.#ext = space.extension();
+		const hdr = this.#ext.words;
+		const e = (this.#e = this.#ext.base);
+		this.pageSize = space.pageSize;
+		this.guardPages = hdr[e + H_GUARD]!;
+		this.maxSize = space.end;
+		this.#memory = new HeapMemory(space, this.#ext, data, this.guardPages);
+		this.poison = this.#memory.poison;
+		this.#rcu = new GracePeriods(this.#ext);
+		this.#blocks = new Blocks({ space, ext: this.#ext, memory: this.#memory }, e + blocksOffset(hdr[e + H_RING_CAP]!), hdr[e + H_BLOCK_PAGES]!, hdr[e + H_NR_BLOCKS]!);
+		this.#deferredTag = this.#ext.tagId(DEFERRED_TAG);
+		this.#mapRamTag = this.#ext.tagId(VM_MAP_RAM);
+		this.#ownTags = [this.#deferredTag, this.#mapRamTag];
+		this.#ext.setSmallMarkTag(this.#deferredTag); // a small area queued by freeDeferred is marked
+		this.#ext.onHandleEnded(
+			() => [e + H_GROW_LOCK, ...this.#rcu.lockWords, ...this.#blocks.lockWords],
+			(id) => {
+				this.#rcu.forget(id);
+				this.#blocks.orphan(id);
+			},
+		);
+		this.#ext.onBlocking((blocked) => (blocked ? this.#rcu.offline() : this.#rcu.quiescent()));
+		this.#rcu.quiescent(); // online
+	}
+
+	/** Create a heap: a space over [pageSize, maxSize) and `size` bytes of shared data. */
+	static create(options: VmapHeapOptions): VmapHeap {
+		const { space: params, size, maxSize, guardPages, poison, ringCap } = parseHeapOptions(options);
+		const pageSize = params.pageSize;
+		const bp = blockPages(maxSize / pageSize, params.nodes);
+		const nrBlocks = Math.floor(maxSize / (bp * pageSize));
+		let data: SharedArrayBuffer;
+		try {
+			data = new SharedArrayBuffer(size, { maxByteLength: maxSize });
+		} catch (e) {
+			throw new VmapError("ENOMEM", `Cannot create a heap: the runtime refused a SharedArrayBuffer of ${size} bytes growable to ${maxSize} (${(e as Error).message})`);
+		}
+		const space = VmapSpace.createWith(params, heapWords(ringCap, nrBlocks));
+		const ext = space.extension();
+		const hdr = ext.words;
+		const e = ext.base;
+		hdr[e + H_COMMITTED] = size / pageSize;
+		hdr[e + H_FLAGS] = poison ? HF_POISON : 0;
+		hdr[e + H_GUARD] = guardPages;
+		hdr[e + H_BLOCK_PAGES] = bp;
+		hdr[e + H_NR_BLOCKS] = nrBlocks;
+		hdr[e + H_RING_CAP] = ringCap;
+		hdr[e + H_GP] = 1;
+		if (poison) new Uint8Array(data).fill(POISON_BYTE);
+		return new VmapHeap(space, data);
+	}
+
+	/** Attach to a heap created elsewhere (its `handle` was posted here). */
+	static attach(handle: VmapHeapHandle, options?: AttachOptions): VmapHeap {
+		const wrong = wrongHandle(handle, "heap");
+		if (wrong !== undefined) throw new VmapError("EINVAL", `Cannot attach a heap: the handle is ${wrong}`);
+		const data = (handle as { data?: unknown } | null)?.data;
+		if (!(data instanceof SharedArrayBuffer)) {
+			throw new VmapError("EINVAL", `Cannot attach a heap: the handle must be a heap's \`handle\` ({ buffer, data }), got ${shown(handle)}`);
+		}
+		const space = VmapSpace.attach({ buffer: handle.buffer }, options);
+		if (space.extension().length === 0) {
+			space.close();
+			throw new VmapError("EINVAL", "Cannot attach a heap: the buffer holds a bare space, not a heap (use VmapSpace.attach)");
+		}
+		return new VmapHeap(space, data);
+	}
+
+	get handle(): VmapHeapHandle {
+		return { buffer: this.space.handle.buffer, data: this.data };
+	}
+
+	/** Allocate `bytes` (rounded up to whole pages, plus the guard pages). Returns the address. */
+	vmalloc(bytes: number, options?: VmallocOptions): number {
+		return this.allocArea(bytes, options, false, "vmalloc");
+	}
+
+	/** vmalloc, with the bytes zeroed. */
+	vzalloc(bytes: number, options?: VmallocOptions): number {
+		return this.allocArea(bytes, options, true, "vzalloc");
+	}
+
+	private allocArea(bytes: number, options: VmallocOptions | undefined, zero: boolean, op: string): number {
+		this.enter();
+		const pages = this.pagesFor(bytes, op);
+		if (options !== undefined) checkOptions(options, VMALLOC_KEYS, `Cannot ${op}`);
+		const tag = options?.tag ?? VMALLOC_TAG;
+		if (options?.align !== undefined && !isPowerOfTwo(options.align)) throw new VmapError("EINVAL", `Cannot ${op}: align must be a power of two, got ${shown(options.align)}`);
+		if (tag === VM_MAP_RAM || tag === DEFERRED_TAG) throw new VmapError("EINVAL", `Cannot ${op}: the tag ${JSON.stringify(tag)} is the heap's own`);
+		let size = (pages + this.guardPages) * this.pageSize;
+		const nowait = options?.nowait ?? false;
+		let opts = this.#plainOptions;
+		if (options !== undefined) {
+			opts = { tag };
+			if (options.align !== undefined) opts.align = options.align;
+			if (nowait) opts.nowait = true;
+		}
+		// Without options or poisoning, a small request comes from this handle's small-area
+		// blocks (no lock): the area is its size class, guard pages included at its end.
+		let addr = options === undefined && !this.poison ? this.#ext.allocSmall(size) : -1;
+		if (addr >= 0) size = this.#ext.smallSize(size);
+		else addr = this.#allocOrdinary(size, opts, op, bytes, nowait);
+		try {
+			this.#memory.commit(addr + size);
+		} catch (e) {
+			this.space.free(addr);
+			throw e;
+		}
+		this.#memory.handOut(addr, size, op, true);
+		if (zero) this.#memory.u8.fill(0, addr, addr + size - this.guardPages * this.pageSize);
+		return addr;
+	}
+
+	/** space.alloc() with the heap's overflow handling: EBUSY after the space's purge waits for grace periods and retries once. */
+	#allocOrdinary(size: number, opts: AllocOptions, op: string, bytes: number, nowait: boolean): number {
+		try {
+			return this.space.alloc(size, opts);
+		} catch (e) {
+			// Nothing fits even after the space's purge: areas waiting for a grace period, or
+			// being freed after one by another handle right now, may be what is missing. Where
+			// this thread may block, wait for both (the grace period bounded), then retry once.
+			if (!(e instanceof VmapError) || e.code !== "EBUSY") throw e;
+			if (!canWait || nowait) throw this.#full(e, op, bytes, "");
+			if (this.#rcu.pending() > 0) {
+				try {
+					this.synchronize(OVERFLOW_GP_MS);
+				} catch (w) {
+					if (w instanceof VmapError && w.code === "ETIMEDOUT") throw this.#full(e, op, bytes, `; ${this.#rcu.pending()} areas wait for a grace period: ${w.detail}`);
+					throw w;
+				}
+			}
+			this.#rcu.barrier(BARRIER_MS); // areas other handles took off the ring are back in the space
+			try {
+				return this.space.alloc(size, opts);
+			} catch (again) {
+				if (again instanceof VmapError && again.code === "EBUSY") throw this.#full(again, op, bytes, "");
+				throw again;
+			}
+		}
+	}
+
+	/** The heap is full for a request of `bytes`: say so in the heap's words, with the space's EBUSY as the cause. */
+	#full(e: VmapError, op: string, bytes: number, more: string): VmapError {
+		const s = this.space.stats();
+		return new VmapError(
+			"EBUSY",
+			`Cannot ${op} ${bytes} bytes: nothing fits in the heap's maxSize of ${this.maxSize} bytes (busy ${s.busyBytes}, freed and not yet purged ${s.lazyBytes}, largest free block ${s.largestFreeBlock}, each area with ${this.guardPages} guard page(s))${more}. Free more, or create the heap with a larger maxSize (at most ${MAX_DATA}). The space said: ${e.detail}`,
+			{ cause: e },
+		);
+	}
+
+	/** Free the area at `addr` (lazily, as VmapSpace.free). */
+	vfree(addr: number): void {
+		this.enter();
+		if (this.poison) {
+			this.#memory.release(liveArea(this.space, addr, "vfree").start);
+			return;
+		}
+		// One lookup: the space refuses, under the busy lock, areas that are the heap's own.
+		const refused = this.#ext.freeUnlessTagged(addr, "vfree", this.#ownTags);
+		if (refused === this.#deferredTag) throw new VmapError("EDOUBLEFREE", `Cannot vfree ${hex(addr)}: the area is queued for freeing after a grace period`);
+		if (refused === this.#mapRamTag) throw new VmapError("EINVAL", `Cannot vfree ${hex(addr)}: the area is a vm_map_ram mapping; use vmUnmapRam`);
+	}
+
+	/**
+	 * Resize the area at `addr` to `bytes`, keeping its contents up to the smaller size: in
+	 * place when it shrinks or the range after it is free, otherwise by moving (allocate, copy,
+	 * free). Returns the area's address. The added bytes are not zeroed. vrealloc(0, n) is
+	 * vmalloc(n); vrealloc(addr, 0) frees and returns 0 (as the kernel's).
+	 */
+	vrealloc(addr: number, bytes: number): number {
+		if (addr === 0) return this.vmalloc(bytes);
+		this.enter();
+		const area = liveArea(this.space, addr, "vrealloc");
+		if (bytes === 0) {
+			this.#memory.release(addr);
+			return 0;
+		}
+		const pages = this.pagesFor(bytes, "vrealloc");
+		const P = this.pageSize;
+		const guard = this.guardPages * P;
+		const oldUsable = area.end - area.start - guard;
+		const size = pages * P + guard;
+		if (size === area.end - area.start) return addr;
+		const grows = size > area.end - area.start;
+		// With poisoning, a shrink's tail is poisoned before the resize frees it (once freed,
+		// another worker's purge may hand it out); its bytes are kept to restore if the resize
+		// fails, so that a failed call loses nothing.
+		let tail: Uint8Array | undefined;
+		if (this.poison) {
+			const bad = grows ? this.#memory.firstUnpoisoned(area.end - guard, area.end) : -1;
+			if (bad >= 0) throw new VmapError("EFAULT", `vrealloc ${hex(addr)}: its guard page was written at ${hex(bad)} (a write past the end of [${hex(addr)}, ${hex(area.end - guard)}))`);
+			if (!grows) {
+				tail = this.#memory.u8.slice(addr + pages * P, area.end);
+				this.#memory.u8.fill(POISON_BYTE, addr + pages * P, area.end);
+			}
+		}
+		let resized: boolean;
+		try {
+			resized = this.space.resize(addr, size);
+		} catch (e) {
+			if (tail !== undefined) this.#memory.u8.set(tail, addr + pages * P);
+			throw e;
+		}
+		if (resized) {
+			if (grows) {
+				this.#memory.commit(addr + size);
+				this.#memory.handOut(area.end, addr + size - area.end, "vrealloc", false);
+			}
+			return addr;
+		}
+		const to = this.allocArea(bytes, area.tag === undefined ? undefined : { tag: area.tag }, false, "vrealloc");
+		const kept = Math.min(oldUsable, pages * P);
+		this.#memory.u8.copyWithin(to, addr, addr + kept);
+		try {
+			this.#memory.release(addr);
+		} catch (e) {
+			if (!(e instanceof VmapError) || e.code === "EFAULT") throw e; // the old area was freed (its guard was written)
+			// The old area stays (its free timed out after poisoning it): its bytes come back, the new area goes.
+			this.#memory.u8.copyWithin(addr, to, to + kept);
+			this.#memory.release(to);
+			throw e;
+		}
+		return to;
+	}
+
+	/**
+	 * Free the area at `addr` after a grace period: once every online handle has passed a
+	 * quiescent point, so that readers that reached it before may finish. With the queue full
+	 * it waits for a grace period where this thread may block (kvfree_rcu_mightsleep); with
+	 * `nowait`, or where the thread may not block, it throws EBUSY instead and changes nothing.
+	 */
+	freeDeferred(addr: number, options?: { nowait?: boolean }): void {
+		this.enter();
+		checkOptions(options, FREE_DEFERRED_KEYS, "Cannot freeDeferred");
+		const nowait = options?.nowait ?? false;
+		if (typeof nowait !== "boolean") throw new VmapError("EINVAL", `Cannot freeDeferred: nowait must be true or false, got ${shown(nowait)}`);
+		const area = liveArea(this.space, addr, "freeDeferred");
+		const cap = this.#ext.words[this.#e + H_RING_CAP]!;
+		const full = () => new VmapError("EBUSY", `Cannot freeDeferred ${hex(addr)}: ${cap} areas already wait for a grace period (deferredMax)`);
+		while (this.#rcu.pending() >= cap) {
+			if (nowait || !canWait) throw full();
+			this.synchronize();
+		}
+		if (!this.#ext.markArea(addr, this.#deferredTag)) {
+			throw new VmapError("EDOUBLEFREE", `Cannot freeDeferred ${hex(addr)}: another call queued it first`);
+		}
+		try {
+			while (!this.#rcu.enqueue(addr)) {
+				if (nowait || !canWait) throw full();
+				this.synchronize();
+			}
+		} catch (e) {
+			// Full, or a wait timed out: the area is live again, as it was.
+			this.#ext.markArea(addr, this.#ext.tagId(area.tag ?? VMALLOC_TAG));
+			throw e;
+		}
+	}
+
+	/** Report a quiescent point: this handle holds no reference into the heap now. */
+	quiescent(): void {
+		this.enter();
+	}
+
+	/** See VmapSpace.watch(): when `worker` exits, its handles end and grace periods stop waiting for them. */
+	watch(worker: WatchedWorker): void {
+		this.space.watch(worker);
+	}
+
+	/** See VmapSpace.exited(). */
+	exited(id: number): void {
+		this.space.exited(id);
+	}
+
+	/** Idle: grace periods stop waiting for this handle until its next call into the heap (bytes() and view() included). */
+	offline(): void {
+		this.#ext.checkAlive();
+		this.#rcu.offline();
+	}
+
+	/**
+	 * Wait for a grace period (kernel synchronize_rcu), then free what it released. Blocks; on
+	 * a browser's main thread use synchronizeAsync(). ETIMEDOUT after `timeoutMs`, naming the
+	 * handles that passed no quiescent point.
+	 */
+	synchronize(timeoutMs = Infinity): void {
+		checkTimeout(timeoutMs, "Cannot synchronize");
+		this.enter();
+		this.#rcu.wait(this.#rcu.start(), timeoutMs);
+		this.freeExpired();
+	}
+
+	/** synchronize() that waits without blocking the thread. */
+	async synchronizeAsync(timeoutMs = Infinity): Promise<void> {
+		checkTimeout(timeoutMs, "Cannot synchronizeAsync");
+		this.enter();
+		await this.#rcu.waitAsync(this.#rcu.start(), timeoutMs);
+		this.#rcu.quiescent();
+		this.freeExpired();
+	}
+
+	/**
+	 * Map `pages` pages (kernel vm_map_ram): up to VMAP_MAX_ALLOC (64) from this handle's
+	 * vm_map_ram blocks, more as an area of their own. No guard page. Returns the address.
+	 */
+	vmMapRam(pages: number): number {
+		this.enter();
+		if (!Number.isSafeInteger(pages) || pages < 1 || pages * this.pageSize > this.maxSize) {
+			throw new VmapError("EINVAL", `Cannot vmMapRam: pages must be a whole number from 1 to ${this.maxSize / this.pageSize}, got ${shown(pages)}`);
+		}
+		return this.#blocks.mapRam(pages);
+	}
+
+	/** Unmap what vmMapRam(pages) returned at `addr` (kernel vm_unmap_ram). */
+	vmUnmapRam(addr: number, pages: number): void {
+		this.enter();
+		if (!Number.isSafeInteger(addr)) throw new VmapError("EINVAL", `Cannot vmUnmapRam: address must be a whole number, got ${shown(addr)}`);
+		if (!Number.isSafeInteger(pages) || pages < 1) throw new VmapError("EINVAL", `Cannot vmUnmapRam: pages must be a whole number, at least 1, got ${shown(pages)}`);
+		this.#blocks.unmapRam(addr, pages);
+	}
+
+	/**
+	 * Bytes [addr, addr + length) as a Uint8Array over the shared data. EFAULT unless they lie
+	 * inside one live area (before its guard pages) or mapped vm_map_ram pages.
+	 */
+	bytes(addr: number, length: number): Uint8Array {
+		this.#rcu.online();
+		checkReach(this.#ext, this.space, this.#blocks, this.guardPages, addr, length, 1, "bytes");
+		return new Uint8Array(this.data, addr, length);
+	}
+
+	/** `length` elements of `type` at `addr` (a multiple of the element size), as bytes() checks. */
+	view<T>(addr: number, type: TypedArrayConstructor<T>, length: number): T {
+		const size = (type as { BYTES_PER_ELEMENT?: unknown } | null)?.BYTES_PER_ELEMENT;
+		if (typeof type !== "function" || typeof size !== "number") {
+			throw new VmapError("EINVAL", `Cannot view: type must be a typed-array constructor such as Float64Array, got ${shown(type)}`);
+		}
+		if (!Number.isSafeInteger(length) || length < 0) throw new VmapError("EINVAL", `Cannot view: length must be a whole number of elements, got ${typeof length === "number" ? shown(length) : `${typeof length} ${shown(length)}`}`);
+		this.#rcu.online();
+		checkReach(this.#ext, this.space, this.#blocks, this.guardPages, addr, length * size, size, "view");
+		return new type(this.data, addr, length);
+	}
+
+	/** Purge: every vm_map_ram block with nothing mapped, then every lazy area (sync). */
+	purge(): void {
+		this.enter();
+		this.#blocks.purgeFragmented(false);
+		this.space.purge({ sync: true });
+	}
+
+	stats(): HeapStats {
+		const hdr = this.#ext.words;
+		const e = this.#e;
+		const b = this.#blocks.totals();
+		return {
+			dataBytes: this.#memory.committed,
+			maxBytes: this.maxSize,
+			blocks: b.blocks,
+			mappedPages: b.mapped,
+			dirtyPages: b.dirty,
+			blockFreePages: b.free,
+			deferred: hdr[e + H_DEFERRED]!,
+			deferredFreed: hdr[e + H_FREED_DEFERRED]!,
+			deferredPending: this.#rcu.pending(),
+			gracePeriod: Atomics.load(hdr, e + H_GP),
+			space: this.space.stats(),
+		};
+	}
+
+	/** The space's areas in the style of /proc/vmallocinfo (blocks show as vm_map_ram). */
+	vmallocinfo(): string {
+		return this.space.vmallocinfo();
+	}
+
+	/** vmallocinfo(), giving the event loop a turn every few milliseconds of work. */
+	vmallocinfoAsync(): Promise<string> {
+		return this.space.vmallocinfoAsync();
+	}
+
+	/**
+	 * O(n) validation: the space, then the heap: blocks against their bitmaps and areas, queued
+	 * deferred frees against their areas and the grace-period counter, the data's growth.
+	 */
+	check(): void {
+		this.space.check();
+		const problems = this.#blocks.validate();
+		const committed = this.#memory.committed;
+		if (committed > this.data.byteLength) problems.push(`${committed} bytes committed, the data holds ${this.data.byteLength}`);
+		problems.push(...this.#rcu.validate((addr) => this.space.find(addr), DEFERRED_TAG));
+		if (problems.length > 0) throw new VmapError("ECORRUPT", problems.join("; "));
+	}
+
+	/**
+	 * Done with this handle: its clean vm_map_ram blocks are freed and the rest orphaned, it
+	 * leaves the grace periods, then its space handle closes. Deferred frees stay queued for
+	 * the other handles.
+	 */
+	close(): void {
+		if (this.#ext.closed) return;
+		try {
+			this.freeExpired();
+			this.#blocks.purgeFragmented(true);
+		} finally {
+			this.#rcu.offline();
+			this.space.close();
+		}
+	}
+
+	/** close(), for `using` (explicit resource management). */
+	[Symbol.dispose](): void {
+		this.close();
+	}
+
+	// ── inside ─────────────────────────────────────────────────────────────────────────────
+
+	/** Every allocating or freeing call starts here: a quiescent point, then expired deferred frees. */
+	private enter(): void {
+		this.#ext.checkAlive();
+		this.#rcu.quiescent();
+		if (this.#rcu.pending() > 0) this.freeExpired();
+	}
+
+	/** Free the deferred areas whose grace period has ended. */
+	private freeExpired(): void {
+		this.#rcu.freeExpired(this.#releaseArea);
+	}
+
+	readonly #releaseArea = (addr: number): void => this.#memory.release(addr);
+
+	/** Whole pages for `bytes`, or EINVAL in the words of `op`. */
+	private pagesFor(bytes: number, op: string): number {
+		if (!Number.isSafeInteger(bytes) || bytes < 1 || bytes > this.maxSize) {
+			const what = typeof bytes === "number" ? shown(bytes) : `${typeof bytes} ${shown(bytes)}`;
+			throw new VmapError("EINVAL", `Cannot ${op}: bytes must be a whole number from 1 to maxSize ${this.maxSize}, got ${what}`);
+		}
+		return Math.ceil(bytes / this.pageSize);
+	}
+}

@@ -1,0 +1,251 @@
+/**
+ * Grace periods for deferred frees (kernel kvfree_rcu), in the quiescent-state-based flavour
+ * of RCU: each handle of a heap reports quiescent points, moments when it holds no reference
+ * into the heap (every allocating or freeing call into the heap is one, and quiescent()), or
+ * goes offline while idle. A grace period that starts at GP value T ends when every online
+ * handle has reported a point at or after T.
+ *
+ * freeDeferred queues an area with target T = ++GP in a ring shared by all handles; whoever
+ * next calls into the heap after the grace period ends frees it. The queuing handle reports a
+ * quiescent point at T at once: it has just let go of the area itself.
+ *
+ * Ordering: a reader's quiescent point is a seq-cst store of the GP it read; the handle freeing
+ * expired areas reads every QS word seq-cst after the area was queued. A reader that reported before it
+ * obtained an address of the area (from wherever the writer published it) reported a GP below
+ * T, so the area waits for its next report.
+ */
+import type { AreaInfo } from "../api/types.ts";
+import { hex, VmapError } from "../api/errors.ts";
+import { HANDLE_MAX } from "../buffer/layout.ts";
+import { H_DEFERRED, H_FREED_DEFERRED, H_GP, H_QS, H_QS_HIGH, H_RCU_LOCK, H_RECLAIMING, H_RING, H_RING_CAP, H_RING_HEAD, H_RING_NR, R_TARGET, RING_WORDS } from "./layout.ts";
+import { canWait } from "../buffer/lock.ts";
+import type { SpaceExtension } from "../core/extension.ts";
+
+export class GracePeriods {
+	private readonly ext: SpaceExtension;
+	/** First word of the heap's region. */
+	private readonly e: number;
+	/** This handle's QS word. */
+	private readonly qs: number;
+
+	constructor(ext: SpaceExtension) {
+		const e = ext.base;
+		this.ext = ext;
+		this.e = e;
+		this.qs = e + H_QS + ext.id - 1;
+		const hdr = this.hdr;
+		for (let high = Atomics.load(hdr, e + H_QS_HIGH); high < ext.id; high = Atomics.load(hdr, e + H_QS_HIGH)) {
+			Atomics.compareExchange(hdr, e + H_QS_HIGH, high, ext.id);
+		}
+	}
+
+	private get hdr(): Int32Array {
+		return this.ext.words;
+	}
+
+	/** Report a quiescent point: this handle holds no reference into the heap now. */
+	quiescent(): void {
+		const hdr = this.hdr;
+		Atomics.store(hdr, this.qs, Atomics.load(hdr, this.e + H_GP));
+	}
+
+	/** Leave the set of handles grace periods wait for, until the next quiescent point. */
+	offline(): void {
+		Atomics.store(this.hdr, this.qs, 0);
+	}
+
+	/** Back online if offline() took this handle out (bytes() and view(): a reader's first read). */
+	online(): void {
+		if (Atomics.load(this.hdr, this.qs) === 0) this.quiescent();
+	}
+
+	/** Handle `id` ended (its worker exited): grace periods stop waiting for it. */
+	forget(id: number): void {
+		Atomics.store(this.hdr, this.e + H_QS + id - 1, 0);
+	}
+
+	/** The lock words of the grace-period state. */
+	get lockWords(): number[] {
+		return [this.e + H_RCU_LOCK];
+	}
+
+	/** The latest GP every online handle has passed (Infinity with none online). */
+	completed(): number {
+		const hdr = this.hdr;
+		let min = Infinity;
+		for (let w = this.e + H_QS, end = w + Atomics.load(hdr, this.e + H_QS_HIGH); w < end; w++) {
+			const q = Atomics.load(hdr, w);
+			if (q !== 0 && q < min) min = q;
+		}
+		return min;
+	}
+
+	/** Online handles that have not passed `target`, for messages. */
+	private laggards(target: number): number[] {
+		const hdr = this.hdr;
+		const out: number[] = [];
+		for (let i = 0, high = Atomics.load(hdr, this.e + H_QS_HIGH); i < high; i++) {
+			const q = Atomics.load(hdr, this.e + H_QS + i);
+			if (q !== 0 && q < target) out.push(i + 1);
+		}
+		return out;
+	}
+
+	/** Entries waiting in the ring (a plain read: a hint). */
+	pending(): number {
+		return this.hdr[this.e + H_RING_NR]!;
+	}
+
+	/** Queue `addr` to be freed after a grace period. Returns false when the ring is full. */
+	enqueue(addr: number): boolean {
+		const e = this.e;
+		this.ext.lock(e + H_RCU_LOCK);
+		const hdr = this.hdr;
+		const cap = hdr[e + H_RING_CAP]!;
+		const nr = hdr[e + H_RING_NR]!;
+		if (nr === cap) {
+			this.ext.unlock(e + H_RCU_LOCK);
+			return false;
+		}
+		const target = Atomics.add(hdr, e + H_GP, 1) + 1;
+		const w = e + H_RING + ((hdr[e + H_RING_HEAD]! + nr) % cap) * RING_WORDS;
+		this.ext.wordsF64[w >> 1] = addr;
+		hdr[w + R_TARGET] = target;
+		hdr[e + H_RING_NR] = nr + 1;
+		hdr[e + H_DEFERRED]!++;
+		this.ext.unlock(e + H_RCU_LOCK);
+		Atomics.store(hdr, this.qs, target);
+		return true;
+	}
+
+	/**
+	 * Free the queued areas whose grace period has ended, oldest first, with `free`. Entries
+	 * leave the ring under the RCU lock, and are freed after it is dropped (a free may purge,
+	 * and a purge may wait for a handle that waits for this lock); H_RECLAIMING counts them
+	 * until their frees finish, for barrier().
+	 */
+	freeExpired(free: (addr: number) => void): void {
+		const e = this.e;
+		if (this.hdr[e + H_RING_NR] === 0) return;
+		const done = this.completed();
+		const taken = this.taken;
+		this.ext.lock(e + H_RCU_LOCK);
+		const hdr = this.hdr;
+		const f = this.ext.wordsF64;
+		const cap = hdr[e + H_RING_CAP]!;
+		let head = hdr[e + H_RING_HEAD]!;
+		let nr = hdr[e + H_RING_NR]!;
+		while (nr > 0 && hdr[e + H_RING + head * RING_WORDS + R_TARGET]! <= done) {
+			taken.push(f[(e + H_RING + head * RING_WORDS) >> 1]!);
+			head = (head + 1) % cap;
+			nr--;
+		}
+		hdr[e + H_RING_HEAD] = head;
+		hdr[e + H_RING_NR] = nr;
+		hdr[e + H_FREED_DEFERRED]! += taken.length;
+		Atomics.add(hdr, e + H_RECLAIMING, taken.length);
+		this.ext.unlock(e + H_RCU_LOCK);
+		let failure: unknown;
+		for (const addr of taken) {
+			try {
+				free(addr);
+			} catch (err) {
+				failure ??= err;
+			} finally {
+				Atomics.sub(hdr, e + H_RECLAIMING, 1);
+			}
+		}
+		taken.length = 0;
+		if (failure !== undefined) throw failure;
+	}
+
+	/** Areas freeExpired() took off the ring, this handle's scratch. */
+	private readonly taken: number[] = [];
+
+	/**
+	 * Wait, up to `ms`, until no area taken off the ring is still on its way back to the space.
+	 * Bounded: a handle freeing them may itself wait for a purge this thread holds.
+	 */
+	barrier(ms: number): void {
+		const hdr = this.hdr;
+		const until = performance.now() + ms;
+		while (Atomics.load(hdr, this.e + H_RECLAIMING) !== 0 && performance.now() < until) {
+			if (canWait) Atomics.wait(hdr, this.e + H_RECLAIMING, Atomics.load(hdr, this.e + H_RECLAIMING), 1);
+		}
+	}
+
+	/**
+	 * check(): the ring's entries in target order, none beyond the counter, each a busy area
+	 * tagged `tag` (looked up with `find`); no handle past the counter. Returns problems.
+	 */
+	validate(find: (addr: number) => AreaInfo | undefined, tag: string): string[] {
+		const e = this.e;
+		const problems: string[] = [];
+		this.ext.lock(e + H_RCU_LOCK);
+		try {
+			const hdr = this.hdr;
+			const f = this.ext.wordsF64;
+			const gp = hdr[e + H_GP]!;
+			const cap = hdr[e + H_RING_CAP]!;
+			let last = 0;
+			for (let i = 0, nr = hdr[e + H_RING_NR]!; i < nr; i++) {
+				const w = e + H_RING + ((hdr[e + H_RING_HEAD]! + i) % cap) * RING_WORDS;
+				const addr = f[w >> 1]!;
+				const target = hdr[w + R_TARGET]!;
+				const area = find(addr);
+				if (!area || area.start !== addr || area.state !== "busy" || area.tag !== tag) problems.push(`deferred free ${hex(addr)} is not a busy area marked ${tag}`);
+				if (target < last || target > gp) problems.push(`deferred free ${hex(addr)} waits for grace period ${target} (previous ${last}, counter ${gp})`);
+				last = target;
+			}
+			for (let i = 0; i < HANDLE_MAX; i++) if (hdr[e + H_QS + i]! > gp) problems.push(`handle ${i + 1} passed grace period ${hdr[e + H_QS + i]}, beyond the counter ${gp}`);
+		} finally {
+			this.ext.unlock(e + H_RCU_LOCK);
+		}
+		return problems;
+	}
+
+	/** Start a grace period and report this handle past it; returns its target. */
+	start(): number {
+		const hdr = this.hdr;
+		const target = Atomics.add(hdr, this.e + H_GP, 1) + 1;
+		Atomics.store(hdr, this.qs, target);
+		return target;
+	}
+
+	/** Whether the grace period of `target` has ended. */
+	ended(target: number): boolean {
+		return this.completed() >= target;
+	}
+
+	/** Block until the grace period of `target` ends; ETIMEDOUT after `timeoutMs`. */
+	wait(target: number, timeoutMs: number): void {
+		if (this.ended(target)) return;
+		if (!canWait) {
+			throw new VmapError("EINVAL", "Cannot synchronize: this thread may not block (a browser's main thread); use synchronizeAsync()");
+		}
+		const until = performance.now() + timeoutMs;
+		const nap = new Int32Array(new SharedArrayBuffer(4));
+		for (let spin = 0; !this.ended(target); spin++) {
+			this.ext.checkAlive(); // EOWNERDEAD as soon as a handle is known to have ended holding a lock
+			if (performance.now() > until) this.timedOut(target, timeoutMs);
+			if (spin > 100) Atomics.wait(nap, 0, 0, 0.5);
+		}
+	}
+
+	/** Resolve when the grace period of `target` ends; reject with ETIMEDOUT after `timeoutMs`. */
+	async waitAsync(target: number, timeoutMs: number): Promise<void> {
+		const until = performance.now() + timeoutMs;
+		while (!this.ended(target)) {
+			this.ext.checkAlive();
+			if (performance.now() > until) this.timedOut(target, timeoutMs);
+			await new Promise((r) => setTimeout(r, 1));
+		}
+	}
+
+	private timedOut(target: number, timeoutMs: number): never {
+		throw new VmapError(
+			"ETIMEDOUT",
+			`A grace period did not end within ${timeoutMs} ms: handle(s) ${this.laggards(target).join(", ")} passed no quiescent point (an idle handle should call offline(); a handle that is done, close(); a worker that may exit without closing, watch(worker))`,
+		);
+	}
+}

@@ -1,0 +1,156 @@
+/**
+ * When the free path purges (kernel free_vmap_area_noflush's tail, drain_vmap_area_work, and
+ * the priority threshold of "mm: add priority threshold to __purge_vmap_area_lazy()").
+ *
+ * - drain: a free that takes vmapLazyNr past lazyMaxPages schedules a purge on the event loop
+ *   (never inside free: "mm/vmalloc: move draining areas out of caller context"); its nodes are
+ *   purged in slices of about SLICE_MS, yielding to the event loop between them, holding no
+ *   lock between slices, unless the backlog is at or above the priority threshold;
+ * - priority: at 2 * lazyMaxPages the free path purges itself, since a thread that never yields
+ *   never runs its drain, and the backlog would run away.
+ */
+import type { PurgeResult } from "../api/types.ts";
+import { VmapError } from "../api/errors.ts";
+import { HDR_DEAD, HDR_NO_PRIORITY, HDRF_LAZY_MAX_PAGES } from "../buffer/layout.ts";
+import type { Locks } from "../buffer/lock.ts";
+import type { VaTable } from "../buffer/va-table.ts";
+import type { Batch } from "./batches.ts";
+import type { PurgeKind } from "./kinds.ts";
+import { workPosted } from "./work.ts";
+import { schedule } from "../util/event-loop.ts";
+
+/** What the drain asks of its handle's purger (purge.ts's Purger, which owns the drain). */
+export interface DrainHost {
+	readonly t: VaTable;
+	readonly locks: Locks;
+	purge(kind: PurgeKind): PurgeResult;
+	purgeBatch(b: Batch): void;
+	orphan(b: Batch): void;
+	help(): void;
+	step(b: Batch): "more" | "wait" | "done";
+	endBatch(k: number): void;
+}
+
+/** A drain yields to the event loop after about this much work. */
+const SLICE_MS = 0.1;
+const ignore = () => {};
+
+export class Drain {
+	private readonly purger: DrainHost;
+	private scheduled = false;
+	/** The batches this handle's drain is purging in slices. */
+	private batches: Batch[] = [];
+
+	constructor(purger: DrainHost) {
+		this.purger = purger;
+	}
+
+	/** Whether this handle's drain is between two slices. */
+	get draining(): boolean {
+		return this.batches.length > 0;
+	}
+
+	/**
+	 * After a free (no lock held): drain when past lazyMaxPages; at twice that, purge here
+	 * (above the priority threshold freeing comes first): a thread that frees faster than
+	 * purges return space is throttled by doing the purge itself.
+	 */
+	afterFree(): void {
+		const t = this.purger.t;
+		const lazyMax = t.hdrF[HDRF_LAZY_MAX_PAGES]!;
+		const nrLazy = t.lazyPages();
+		if (nrLazy > lazyMax) {
+			if (nrLazy >= 2 * lazyMax && t.hdr[HDR_NO_PRIORITY] === 0) this.priorityPurge(2 * lazyMax);
+			else this.schedule();
+		}
+	}
+
+	/** The handle closes: a drain of ours in progress finishes now. */
+	finish(): void {
+		const batches = this.batches;
+		this.batches = [];
+		try {
+			while (batches.length > 0) this.purger.purgeBatch(batches.shift()!);
+		} finally {
+			for (const b of batches) this.purger.orphan(b); // after a step timed out: the next purge's
+		}
+	}
+
+	/**
+	 * The free path's purge above the threshold: help the purges that posted work first (their
+	 * batches may bring the backlog under it), then purge, waiting for the purge mutex (held
+	 * only while a purge detaches) but not for a batch when all are in flight. A purge that gets
+	 * the mutex with the backlog already under the threshold is skipped.
+	 */
+	private priorityPurge(threshold: number): void {
+		const purger = this.purger;
+		if (workPosted(purger.t)) {
+			purger.help();
+			if (purger.t.lazyPages() < threshold) return;
+		}
+		this.purgeUncalled("priority");
+	}
+
+	/** Schedule a drain on the event loop, once. */
+	schedule(): void {
+		if (this.scheduled) return;
+		this.scheduled = true;
+		schedule(() => {
+			this.scheduled = false;
+			// A closed handle may belong to a worker about to be terminated: it starts nothing.
+			if (this.purger.t.hdr[HDR_DEAD] === 0 && !this.purger.locks.closed) this.purgeUncalled("drain");
+		});
+	}
+
+	/** A purge nobody called (drain, priority): its flush errors and timeouts are counted or dropped, not thrown. */
+	private purgeUncalled(kind: PurgeKind): void {
+		try {
+			this.purger.purge(kind).done.catch(ignore);
+		} catch (e) {
+			// A failed flush was counted; the areas are lazy again and the next purge retries
+			// them. A dead lock owner is not ours to swallow.
+			if (e instanceof VmapError && e.code === "EOWNERDEAD") throw e;
+		}
+	}
+
+	/**
+	 * The drain's node purge: slices of about SLICE_MS, yielding to the event loop between them
+	 * (the kernel's cond_resched), holding no lock between them, so the thread that drains still
+	 * serves its other work (purges that held locks for milliseconds are what "mm: vmalloc:
+	 * Replace purge_lock spinlock with atomic refcount" set out to fix). While the backlog is at
+	 * or above the priority threshold, it does not yield: freeing comes first. Waiting for a
+	 * helper always yields. Resolves when every batch is purged.
+	 */
+	purgeBounded(batches: Batch[]): Promise<void> {
+		this.batches.push(...batches);
+		const purger = this.purger;
+		const t = purger.t;
+		return new Promise<void>((resolve, reject) => {
+			const slice = () => {
+				try {
+					const until = performance.now() + SLICE_MS;
+					for (;;) {
+						const b = this.batches[0];
+						if (b === undefined) break; // done, or finish() did the rest
+						const w = purger.step(b);
+						if (w === "done") {
+							this.batches.shift();
+							purger.endBatch(b.k);
+							continue;
+						}
+						if (w === "wait" || (performance.now() > until && t.lazyPages() < 2 * t.hdrF[HDRF_LAZY_MAX_PAGES]!)) {
+							schedule(slice);
+							return;
+						}
+					}
+					resolve();
+				} catch (e) {
+					// A step's lock wait timed out: the batches go to the next purge.
+					for (const b of this.batches.splice(0)) purger.orphan(b);
+					reject(e);
+				}
+			};
+			slice();
+		});
+	}
+}

@@ -1,0 +1,356 @@
+/**
+ * VmapSpace: the public face of a space. Each call checks its arguments and hands over to the
+ * file that does the work:
+ * - space-init.ts: the buffer's header, attach checks, one handle's state;
+ * - alloc.ts: alloc_vmap_area, the node pools, overflow;
+ * - lazy-free.ts: free_vmap_area_noflush, resize;
+ * - purge.ts, drain.ts: purges and when they run;
+ * - locate.ts: find(), and what an address that starts no area is;
+ * - check.ts, info.ts, stats.ts: the validator, the listings, the lock-free counters.
+ */
+import { allocVmapArea } from "../core/alloc.ts";
+import type { AllocOptions, AreaInfo, AttachOptions, PurgeOptions, PurgeResult, StatsOptions, TrimResult, VmapHandle, VmapSpaceOptions, VmapStats, WatchedWorker } from "../api/types.ts";
+import { checkSpace } from "../diag/check.ts";
+import { shown, VmapError } from "../api/errors.ts";
+import { SpaceExtension } from "../core/extension.ts";
+import { dumpText, listAreas, runSlices, runSlicesAsync, vmallocinfoText } from "../diag/info.ts";
+import { handleEnded, handlesOfThread, releaseHandle } from "../core/handles.ts";
+import { HANDLE_MAX, HDR_DEAD } from "../buffer/layout.ts";
+import type { Locks } from "../buffer/lock.ts";
+import { findArea } from "../core/locate.ts";
+import { snapshot } from "../diag/snapshot.ts";
+import { freeVmapArea, resizeVmapArea } from "../core/lazy-free.ts";
+import { NOT_IN_BLOCK } from "../small/cache.ts";
+import { checkOptions, checkTimeout, parseSpaceOptions, type SpaceParams } from "../core/options.ts";
+import { listenForWork } from "../purge/work.ts";
+import { readStats } from "../diag/stats.ts";
+import { attachableBuffer, createSpaceBuffer, openSpace, SpaceState } from "../core/state.ts";
+import { isShared, type VaTable } from "../buffer/va-table.ts";
+
+const NOTHING_REFUSED: readonly number[] = [];
+
+/**
+ * A range allocator over [start, start + size), with all of its state in one buffer.
+ *
+ * Freeing is lazy, as in the kernel: a freed area becomes reusable only after a purge has
+ * called the flush hook over it (see purge.ts and drain.ts for when purges run).
+ *
+ * Busy areas are split over nodes by address, and each node keeps pools of recently purged
+ * areas of 1..256 pages that allocations of those sizes take first (see nodes.ts).
+ *
+ * Small requests (at most smallMax bytes, no options) come from the handle's own blocks
+ * (small.ts): no lock, no atomic.
+ *
+ * Complexity: alloc of a small area O(1) (a scan of a block's bitmap, 32 slots a word, and a
+ * new block now and then), from a pool O(1), else O(log n) (a larger alignment may scan, see
+ * findVmapLowestMatch); free of a small area O(1) (one probe of the block index), else
+ * O(log n); find O(nodes log n); purge O(k log n) for k lazy areas; check O(n); n is the
+ * number of areas and free blocks.
+ */
+/** The keys each options object may have (module constants: a call allocates no array). */
+const ATTACH_KEYS = ["flush", "timeoutMs"];
+const PURGE_KEYS = ["sync", "timeoutMs"];
+const STATS_KEYS = ["pools", "into"];
+
+export class VmapSpace {
+	/** First address of the space. */
+	readonly start: number;
+	/** One past the last address of the space. */
+	readonly end: number;
+	readonly pageSize: number;
+	/** Number of nodes (kernel nr_vmap_nodes). */
+	readonly nodes: number;
+	/** This handle's node: its pool serves this handle's allocations (id - 1 modulo nodes). */
+	readonly node: number;
+	/** This handle's id: the kernel's "CPU" (1 for the handle that created the space). */
+	readonly id: number;
+	readonly #s: SpaceState;
+
+	private constructor(s: SpaceState) {
+		this.#s = s;
+		this.start = s.start;
+		this.end = s.end;
+		this.pageSize = s.pageSize;
+		this.nodes = s.nodes;
+		this.node = s.node;
+		this.id = s.id;
+	}
+
+	/** Create a space: one free block covering [start, start + size). */
+	static create(options: VmapSpaceOptions): VmapSpace {
+		return VmapSpace.createWith(parseSpaceOptions(options, "a space"), 0);
+	}
+
+	/** @internal A space whose buffer holds `extWords` zeroed words of extension for the layer above (the heap). */
+	static createWith(params: SpaceParams, extWords: number): VmapSpace {
+		return new VmapSpace(openSpace(createSpaceBuffer(params, extWords), params.flush));
+	}
+
+	/**
+	 * Attach to a space created elsewhere (another worker posted its `handle`). Each attached
+	 * handle gets its own id; `flush` is this handle's own hook for the purges it runs.
+	 */
+	static attach(handle: VmapHandle, options?: AttachOptions): VmapSpace {
+		const buffer = attachableBuffer(handle);
+		checkOptions(options, ATTACH_KEYS, "Cannot attach");
+		const flush = options?.flush;
+		if (flush !== undefined && typeof flush !== "function") {
+			throw new VmapError("EINVAL", `Cannot attach: flush must be a function (start, end) => void | Promise<void>, got ${shown(flush)}`);
+		}
+		const timeoutMs = options?.timeoutMs;
+		if (timeoutMs !== undefined) checkTimeout(timeoutMs, "Cannot attach");
+		const s = new SpaceState(buffer, flush, timeoutMs);
+		s.locks.checkAlive();
+		// An attached handle is another worker: while idle, it helps purges (parallel purge).
+		if (s.nodes > 1) listenForWork(s.table, () => s.purger.help(), () => s.locks.closed || s.table.hdr[HDR_DEAD] !== 0);
+		return new VmapSpace(s);
+	}
+
+	/** What another worker needs to attach: post it (structured clone), then VmapSpace.attach(). */
+	get handle(): VmapHandle {
+		const buffer = this.#s.table.buffer;
+		if (!isShared(buffer)) {
+			throw new VmapError("EINVAL", "Cannot share a space created with shared: false: its buffer is a plain ArrayBuffer");
+		}
+		return { buffer };
+	}
+
+	/**
+	 * Done with this handle: a drain of its own in progress finishes now, batches still waiting
+	 * for its asynchronous flush go to the next purge (which flushes them again), purges it
+	 * queued are cancelled, it runs no more scheduled drains, any later call on it throws EINVAL,
+	 * and its id returns to the handle table (which holds HANDLE_MAX). Lazy areas it freed stay
+	 * for other handles' purges. Idempotent; `using space = ...` calls it at the end of the block.
+	 */
+	close(): void {
+		const s = this.#s;
+		if (s.locks.closed) return;
+		try {
+			s.small?.handOver();
+			s.purger.handOver();
+		} finally {
+			s.locks.closed = true;
+			releaseHandle(s.table, s.id);
+		}
+	}
+
+	/** close(), for `using` (explicit resource management). */
+	[Symbol.dispose](): void {
+		this.close();
+	}
+
+	/** Bytes in the space. */
+	get size(): number {
+		return this.end - this.start;
+	}
+
+	/**
+	 * Allocate `size` bytes (a whole number of pages). Without options and at most smallMax
+	 * bytes, from this handle's small-area blocks (rounded up to a size class; find() gives the
+	 * area's size); otherwise at the lowest address that fits, at a multiple of `align`, inside
+	 * [vstart, vend). Returns the address.
+	 * When nothing fits, purges the lazy areas and tries once more (kernel "overflow").
+	 * Throws EINVAL for bad arguments and EBUSY when nothing fits; either way nothing changes.
+	 */
+	alloc(size: number, options?: AllocOptions): number {
+		if (options === undefined) {
+			// The small-area cache first: no lock, no atomic (small.ts).
+			const small = this.#s.small;
+			if (small !== undefined) {
+				const addr = small.alloc(size);
+				if (addr >= 0) return addr;
+			}
+			return allocVmapArea(this.#s, size, undefined, true);
+		}
+		if (options?.timeoutMs !== undefined) return this.#within(options.timeoutMs, "alloc", () => allocVmapArea(this.#s, size, options, true));
+		return allocVmapArea(this.#s, size, options, true);
+	}
+
+	/** Run `call` with this handle's waits bounded by `timeoutMs` instead of its own. */
+	#within<T>(timeoutMs: number, op: string, call: () => T): T {
+		checkTimeout(timeoutMs, `Cannot ${op}`);
+		const locks = this.#s.locks;
+		const saved = locks.timeoutMs;
+		locks.timeoutMs = timeoutMs;
+		try {
+			return call();
+		} finally {
+			locks.timeoutMs = saved;
+		}
+	}
+
+	/**
+	 * alloc() that, when nothing fits even after its purge, waits for the purge's flush (an
+	 * asynchronous flush hook), purges again and retries once before it rejects with EBUSY.
+	 */
+	async allocAsync(size: number, options?: AllocOptions): Promise<number> {
+		try {
+			return allocVmapArea(this.#s, size, options, true);
+		} catch (e) {
+			if (!(e instanceof VmapError) || e.code !== "EBUSY") throw e;
+		}
+		await this.#s.purger.purge("overflow").done;
+		return allocVmapArea(this.#s, size, options, false);
+	}
+
+	/**
+	 * Free the area that starts at `addr`, lazily: it stays unusable until a purge has flushed
+	 * it. Throws EINVAL for a bad address, ENOENT when no area starts there and EDOUBLEFREE
+	 * when the area is freed already; nothing changes then.
+	 */
+	free(addr: number): void {
+		const small = this.#s.small;
+		if (small !== undefined && small.free(addr) !== NOT_IN_BLOCK) return;
+		freeVmapArea(this.#s, addr, "free", NOTHING_REFUSED);
+	}
+
+	/**
+	 * Change the size of the busy area that starts at `addr`, in place (vrealloc). Shrinking
+	 * always succeeds: the tail is freed lazily, as free() would free it, so it is not handed
+	 * out before a purge has flushed it. Growing succeeds when [end, addr + size) is the head of
+	 * one free block (not busy, lazy or pooled); otherwise nothing changes and it returns false.
+	 * The area keeps its tag and node. Errors as free(), and EINVAL for a bad size.
+	 */
+	resize(addr: number, size: number): boolean {
+		return resizeVmapArea(this.#s, addr, size);
+	}
+
+	/**
+	 * Purge the lazy areas: one flush over the range covering them, then back to free space.
+	 * Try semantics unless `sync` (see PurgeOptions). Throws what a synchronous flush hook
+	 * throws (the areas stay lazy).
+	 */
+	purge(options?: PurgeOptions): PurgeResult {
+		this.#s.locks.checkAlive();
+		checkOptions(options, PURGE_KEYS, "Cannot purge");
+		const sync = options?.sync ?? false;
+		if (typeof sync !== "boolean") throw new VmapError("EINVAL", `Cannot purge: sync must be true or false, got ${shown(sync)}`);
+		const kind = sync ? "sync" : "try";
+		this.#s.small?.flush(); // this handle's freed small areas: its own flush
+		if (options?.timeoutMs !== undefined) return this.#within(options.timeoutMs, "purge", () => this.#s.purger.purge(kind));
+		return this.#s.purger.purge(kind);
+	}
+
+	/**
+	 * Give every pooled area back to free space (the kernel's shrinker, for memory pressure):
+	 * a full decay of every pool, under the purge mutex. Returns the areas and bytes released.
+	 */
+	trim(): TrimResult {
+		this.#s.locks.checkAlive();
+		return this.#s.purger.trim();
+	}
+
+	/**
+	 * Counters, read without taking allocator locks (see VmapStats for what agrees with what).
+	 * `{ pools: true }` adds each node's 256 pool lengths; `{ into }` refills an earlier result.
+	 */
+	stats(options?: StatsOptions): VmapStats {
+		checkOptions(options, STATS_KEYS, "Cannot read stats");
+		const pools = options?.pools ?? false;
+		if (typeof pools !== "boolean") throw new VmapError("EINVAL", `Cannot read stats: pools must be true or false, got ${shown(pools)}`);
+		const into = options?.into;
+		if (into !== undefined && !(typeof into === "object" && into !== null && Array.isArray(into.nodes) && into.nodes.length === this.nodes)) {
+			const got = typeof into === "object" && into !== null ? (Array.isArray(into.nodes) ? `a result with ${into.nodes.length} nodes` : "an object without nodes") : shown(into);
+			throw new VmapError("EINVAL", `Cannot read stats: into must be a previous stats() result of this space (${this.nodes} nodes), got ${got}`);
+		}
+		return readStats(this.#s.table, pools, into);
+	}
+
+	/**
+	 * The busy and lazy areas in the style of /proc/vmallocinfo. Like dump(), it reads the
+	 * trees in slices of at most 256 areas, each without a lock when no writer came meanwhile,
+	 * else under that tree's locks: other handles wait at most one slice. While they work,
+	 * each slice is consistent, not the whole (an area that changes state meanwhile may show
+	 * in both states or in neither).
+	 */
+	vmallocinfo(): string {
+		const s = this.#s;
+		s.locks.checkAlive();
+		return vmallocinfoText(runSlices(listAreas(s, false)), (id) => s.tags.name(id));
+	}
+
+	/** vmallocinfo(), giving the event loop a turn every few milliseconds of work. */
+	async vmallocinfoAsync(): Promise<string> {
+		const s = this.#s;
+		s.locks.checkAlive();
+		return vmallocinfoText(await runSlicesAsync(listAreas(s, false)), (id) => s.tags.name(id));
+	}
+
+	/** JSON: the space, its statistics, every area, every free block and every small-area block (see vmallocinfo()). */
+	dump(): string {
+		const s = this.#s;
+		const stats = this.stats();
+		return dumpText(s, runSlices(listAreas(s, true)), stats, (id) => s.tags.name(id));
+	}
+
+	/** dump(), giving the event loop a turn every few milliseconds of work. */
+	async dumpAsync(): Promise<string> {
+		const s = this.#s;
+		const stats = this.stats();
+		return dumpText(s, await runSlicesAsync(listAreas(s, true)), stats, (id) => s.tags.name(id));
+	}
+
+	/** The area holding `addr` (busy, or lazy: freed and not yet purged), or undefined. */
+	find(addr: number): AreaInfo | undefined {
+		return findArea(this.#s, addr);
+	}
+
+	/** Validate every structure in O(n); throws VmapError ECORRUPT naming the broken invariant. */
+	check(): void {
+		const s = this.#s;
+		checkSpace(snapshot(s), s.start, s.end, s.id);
+	}
+
+	/**
+	 * Follow `worker` (Node's worker_threads Worker), which holds handles of this space: when it
+	 * exits (after terminate() or a crash), each of its handles ends as if closed. A handle that
+	 * held a lock then makes the space unusable (EOWNERDEAD: what it guarded may be half-changed);
+	 * one that held nothing is simply gone, and waits for it end. Call it where the Worker was
+	 * created; without it, a worker that exits without close() looks alive forever.
+	 */
+	watch(worker: WatchedWorker): void {
+		const threadId = (worker as { threadId?: unknown } | null)?.threadId;
+		if (typeof threadId !== "number" || threadId < 0 || typeof (worker as { once?: unknown }).once !== "function") {
+			throw new VmapError("EINVAL", `Cannot watch: worker must be a running worker_threads Worker (with threadId and once()), got ${shown(worker)}`);
+		}
+		worker.once("exit", () => {
+			for (const id of handlesOfThread(this.#s.table, threadId)) this.#ended(id);
+		});
+	}
+
+	/**
+	 * Handle `id`'s worker is known to have exited without closing it (a browser page that
+	 * terminated a Web Worker, which had posted its handle's id): end it, as watch() would.
+	 */
+	exited(id: number): void {
+		if (!Number.isSafeInteger(id) || id < 1 || id > HANDLE_MAX || id === this.id) {
+			throw new VmapError("EINVAL", `Cannot mark handle ${shown(id)} exited: it must be another handle's id, from 1 to ${HANDLE_MAX}`);
+		}
+		this.#ended(id);
+	}
+
+	#ended(id: number): void {
+		const s = this.#s;
+		if (handleEnded(s.table, id, s.moreLockWords()) === "gone") for (const hook of s.endHooks) hook(id);
+	}
+
+	/** Milliseconds this handle has spent waiting for locks other handles held. */
+	get lockWaitMs(): number {
+		return this.#s.locks.waitMs;
+	}
+
+	/** @internal The record table (tests and tools inspect the buffer through it). */
+	get table(): VaTable {
+		return this.#s.table;
+	}
+
+	/** @internal This handle's locks. */
+	get locks(): Locks {
+		return this.#s.locks;
+	}
+
+	/** @internal What a layer built on this space (the heap) uses beyond the public calls. */
+	extension(): SpaceExtension {
+		return new SpaceExtension(this.#s);
+	}
+}

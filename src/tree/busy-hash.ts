@@ -1,0 +1,207 @@
+/**
+ * The busy hash: each node's busy areas by start address, so that free() (and resize(), and a
+ * block's retirement) finds the area starting at an address in O(1): a bucket word and a short
+ * chain, instead of a descent of the busy tree whose every level, at a million areas, is a
+ * cache and TLB miss. The busy tree stays: find() of an address inside an area, and the
+ * ordered listings, need it.
+ *
+ * Layout: a table of 2^log Int32 buckets (record slots, 0: empty), packed REC_I32 to a record
+ * in a run of whole records taken from the table's never-used end (VaTable.takeRun); an area
+ * is chained through its `next` word, which nothing else uses while it is busy.
+ *
+ * Growth never stalls: no step is O(n) under a lock. When a
+ * node holds more than MAX_LOAD areas per bucket, the next allocation that holds the
+ * free-space lock (the lock of table growth) takes a table twice the size; the old one stays,
+ * and every later hashed operation of the node moves MIGRATE_STEP of its buckets into the new
+ * one. Lookups meanwhile search the new table, then the old bucket if it has not moved yet.
+ * Once all have moved, the old table's records are retired, and given back RETIRE_STEP at a
+ * time by later allocations. A node's first table is built from its busy tree when it reaches
+ * HASH_START areas (a walk of that many). The tables' records come from a budget of their own
+ * beyond maxAreas (hashBudget: an eighth), so they never take a record an area was promised;
+ * a table that cannot grow (its budget spent, or the buffer at its limit) stays as it is:
+ * chains grow longer, nothing fails.
+ *
+ * Everything here runs under the node's busy lock; hashMaintain also under the free-space lock.
+ */
+import { HDR_HASH_BUDGET, HDR_HASH_RECORDS, N_BUSY_NR, N_BUSY_ROOT, N_HASH_FIRST, N_HASH_LOG, N_HASH_MOVED, N_HASH_OLD_FIRST, N_HASH_OLD_LOG, N_HASH_RETIRED_FIRST, N_HASH_RETIRED_LEFT, REC_I32 } from "../buffer/layout.ts";
+import { rbFirst, rbNext } from "./rbtree.ts";
+import { clearRecord, setVaNext, vaNext, vaStart } from "../buffer/record.ts";
+import type { VaTable } from "../buffer/va-table.ts";
+
+/** Busy areas of a node before it gets a table: below it, the tree's descent is a few cached levels. */
+export const HASH_START = 32;
+const HASH_MIN_LOG = 5;
+/** Areas per bucket above which the table doubles (at most 4 bytes of table per 2 areas after). */
+const MAX_LOAD = 2;
+/** Old buckets moved into the new table per hashed operation. */
+const MIGRATE_STEP = 4;
+/** Retired table records given back per maintenance call. */
+const RETIRE_STEP = 64;
+/** The Int32 word of `next` within a record (record.ts: va * 10 + 9), for unlinking in place. */
+const NEXT_WORD = 9;
+
+
+/** The bucket of start address `addr` in a table of 2^log buckets (Fibonacci hashing of both 32-bit halves). */
+export function hashBucket(addr: number, log: number): number {
+	const lo = addr >>> 0;
+	const hi = (addr / 4294967296) >>> 0;
+	return Math.imul(lo ^ Math.imul(hi, 0x27d4eb2d), 0x9e3779b1) >>> (32 - log);
+}
+
+/** Records a table of 2^log buckets takes. */
+export function hashRecords(log: number): number {
+	return Math.ceil(2 ** log / REC_I32);
+}
+
+/** The record on the chain from `head` that starts at `addr`, or 0. */
+function chainFind(f64: Float64Array, i32: Int32Array, head: number, addr: number): number {
+	let va = head;
+	while (va !== 0 && vaStart(f64, va) !== addr) va = vaNext(i32, va);
+	return va;
+}
+
+/**
+ * The busy area of node base `b` starting exactly at `addr`, or 0; -1 when the node has no
+ * table yet (look in the busy tree).
+ */
+export function hashFind(t: VaTable, b: number, addr: number): number {
+	const hdr = t.hdr;
+	const log = hdr[b + N_HASH_LOG]!;
+	if (log === 0) return -1;
+	const f64 = t.f64;
+	const i32 = t.i32;
+	const va = chainFind(f64, i32, i32[hdr[b + N_HASH_FIRST]! * REC_I32 + hashBucket(addr, log)]!, addr);
+	if (va !== 0) return va;
+	const oldLog = hdr[b + N_HASH_OLD_LOG]!;
+	if (oldLog === 0) return 0;
+	const ob = hashBucket(addr, oldLog);
+	return ob < hdr[b + N_HASH_MOVED]! ? 0 : chainFind(f64, i32, i32[hdr[b + N_HASH_OLD_FIRST]! * REC_I32 + ob]!, addr);
+}
+
+/** Chain busy record `va`, starting at `start`, into node base `b`'s table (if it has one). */
+export function hashInsert(t: VaTable, b: number, va: number, start: number): void {
+	const hdr = t.hdr;
+	const log = hdr[b + N_HASH_LOG]!;
+	if (log === 0) return;
+	const i32 = t.i32;
+	const w = hdr[b + N_HASH_FIRST]! * REC_I32 + hashBucket(start, log);
+	setVaNext(i32, va, i32[w]!);
+	i32[w] = va;
+	if (hdr[b + N_HASH_OLD_LOG] !== 0) migrateStep(t, b);
+}
+
+/** Unlink `va` from the chain whose head is in Int32 word `w`; whether it was there. */
+function unlink(i32: Int32Array, w: number, va: number): boolean {
+	for (let x = i32[w]!; x !== 0; x = i32[w]!) {
+		if (x === va) {
+			i32[w] = vaNext(i32, va);
+			setVaNext(i32, va, 0);
+			return true;
+		}
+		w = x * REC_I32 + NEXT_WORD;
+	}
+	return false;
+}
+
+/** Take busy record `va`, starting at `start`, out of node base `b`'s table (if it has one). */
+export function hashRemove(t: VaTable, b: number, va: number, start: number): void {
+	const hdr = t.hdr;
+	const log = hdr[b + N_HASH_LOG]!;
+	if (log === 0) return;
+	const i32 = t.i32;
+	if (!unlink(i32, hdr[b + N_HASH_FIRST]! * REC_I32 + hashBucket(start, log), va)) {
+		const oldLog = hdr[b + N_HASH_OLD_LOG]!;
+		if (oldLog !== 0) unlink(i32, hdr[b + N_HASH_OLD_FIRST]! * REC_I32 + hashBucket(start, oldLog), va);
+	}
+	if (hdr[b + N_HASH_OLD_LOG] !== 0) migrateStep(t, b);
+}
+
+/** Move the next MIGRATE_STEP buckets of the old table into the new one; retire the old table after its last. */
+function migrateStep(t: VaTable, b: number): void {
+	const hdr = t.hdr;
+	const f64 = t.f64;
+	const i32 = t.i32;
+	const oldLog = hdr[b + N_HASH_OLD_LOG]!;
+	const oldFirst = hdr[b + N_HASH_OLD_FIRST]! * REC_I32;
+	const first = hdr[b + N_HASH_FIRST]! * REC_I32;
+	const log = hdr[b + N_HASH_LOG]!;
+	const n = 2 ** oldLog;
+	let moved = hdr[b + N_HASH_MOVED]!;
+	for (const stop = Math.min(n, moved + MIGRATE_STEP); moved < stop; moved++) {
+		let va = i32[oldFirst + moved]!;
+		i32[oldFirst + moved] = 0;
+		while (va !== 0) {
+			const after = vaNext(i32, va);
+			const w = first + hashBucket(vaStart(f64, va), log);
+			setVaNext(i32, va, i32[w]!);
+			i32[w] = va;
+			va = after;
+		}
+	}
+	hdr[b + N_HASH_MOVED] = moved;
+	if (moved < n) return;
+	// Every bucket moved: the old table's records wait for hashMaintain to give them back.
+	hdr[b + N_HASH_RETIRED_FIRST] = hdr[b + N_HASH_OLD_FIRST]!;
+	hdr[b + N_HASH_RETIRED_LEFT] = hashRecords(oldLog);
+	hdr[b + N_HASH_OLD_FIRST] = 0;
+	hdr[b + N_HASH_OLD_LOG] = 0;
+	hdr[b + N_HASH_MOVED] = 0;
+}
+
+/**
+ * Under the free-space lock and node base `b`'s busy lock, after an allocation: give back a
+ * step of a retired table's records, and start a larger table when the node is due one (only
+ * when no old table is still moving or retiring). May grow the record table: the caller reads
+ * the views again after it.
+ */
+export function hashMaintain(t: VaTable, b: number): void {
+	const hdr = t.hdr;
+	const left = hdr[b + N_HASH_RETIRED_LEFT]!;
+	if (left > 0) {
+		const n = Math.min(left, RETIRE_STEP);
+		const at = hdr[b + N_HASH_RETIRED_FIRST]! + left - n;
+		for (let r = at + n - 1; r >= at; r--) {
+			clearRecord(t.f64, r); // buckets of a retired table: slots hold zeros until reused
+			t.freeSlot(r);
+		}
+		hdr[b + N_HASH_RETIRED_LEFT] = left - n;
+		hdr[HDR_HASH_RECORDS]! -= n;
+		if (left === n) hdr[b + N_HASH_RETIRED_FIRST] = 0;
+		return;
+	}
+	const log = hdr[b + N_HASH_LOG]!;
+	const count = hdr[b + N_BUSY_NR]!;
+	if (hdr[b + N_HASH_OLD_LOG] !== 0 || (log === 0 ? count < HASH_START : count <= MAX_LOAD * 2 ** log)) return;
+	const next = log === 0 ? Math.max(HASH_MIN_LOG, Math.ceil(Math.log2(count))) : log + 1;
+	const run = hashRecords(next);
+	// Within the hashes' budget (HDR_HASH_BUDGET, beyond maxAreas): the areas keep every record
+	// they were promised.
+	if (hdr[HDR_HASH_RECORDS]! + run > hdr[HDR_HASH_BUDGET]!) return;
+	try {
+		t.reserveRun(run);
+	} catch {
+		return; // the buffer cannot grow: longer chains, nothing fails
+	}
+	const first = t.takeRun(run);
+	const h = t.hdr; // after reserveRun, which may have replaced the views
+	h[HDR_HASH_RECORDS]! += run;
+	if (log === 0) {
+		h[b + N_HASH_FIRST] = first;
+		h[b + N_HASH_LOG] = next;
+		// The first table: every busy area of the node, from its tree (HASH_START of them, plus
+		// what pools handed out since the last allocation that held the free-space lock).
+		const f64 = t.f64;
+		const i32 = t.i32;
+		for (let va = rbFirst(t, b + N_BUSY_ROOT); va !== 0; va = rbNext(t, va)) {
+			const w = first * REC_I32 + hashBucket(vaStart(f64, va), next);
+			setVaNext(i32, va, i32[w]!);
+			i32[w] = va;
+		}
+		return;
+	}
+	h[b + N_HASH_OLD_FIRST] = h[b + N_HASH_FIRST]!;
+	h[b + N_HASH_OLD_LOG] = log;
+	h[b + N_HASH_MOVED] = 0;
+	h[b + N_HASH_FIRST] = first;
+	h[b + N_HASH_LOG] = next;
+}

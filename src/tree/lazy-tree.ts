@@ -1,0 +1,195 @@
+/**
+ * Lazy trees and purge trees (kernel vn->lazy.root and vn->purge_list), and the flush range
+ * each node keeps for its lazy tree.
+ *
+ * A lazily freed area is linked into a node's lazy tree, a red-black tree keyed by vaStart
+ * (lazyTreeAdd). A purge moves every node's lazy tree to the node's purge tree of its batch k
+ * at once (detachLazyTrees: one root word and one count per node), flushes, and then takes
+ * each of batch k's purge trees apart from its lowest area up into pools or free space
+ * (purge-node.ts, with rbFirst and removeFirst here). A flush that fails puts the purge
+ * trees back (undoDetach).
+ *
+ * Why from the lowest area, with no rebalancing: a purge tree is only searched, never added
+ * to, while it lasts. The lowest node has no left child; splicing it out (its right subtree
+ * takes its place) keeps a binary search tree valid and cannot make it taller, so lookups of
+ * the areas still waiting stay O(log n), and each area leaves in O(1) amortized. Rising
+ * addresses are also what merging into free space likes best: each area usually extends the
+ * block the one before it made. (An erase with its fixups, in list order, made the no-cache
+ * W0 loop's purge four times slower.)
+ *
+ * The flush range: NF_LAZY_MIN / NF_LAZY_MAX hold the lowest vaStart and highest vaEnd in a
+ * node's lazy tree (+-Infinity when it is empty), widened as areas are added, so that a purge
+ * learns the range covering its batch without walking the trees. This file is their only
+ * writer: widenFlushRange, resetFlushRange.
+ */
+import { insertVmapArea } from "./busy-tree.ts";
+import {
+	N_LAZY_LAST,
+	N_LAZY_LOCK,
+	N_LAZY_NR,
+	N_LAZY_ROOT,
+	N_POOL_LOCK,
+	HDRF_BATCH_END,
+	HDRF_BATCH_START,
+	NF_LAZY_ADDED,
+	NF_LAZY_MAX,
+	NF_LAZY_MIN,
+	NF_LAZY_PURGED,
+	nodeBase,
+	purgeTree,
+	VA_LAZY,
+	VA_LEFT,
+	VA_STATE,
+} from "../buffer/layout.ts";
+import type { Locks } from "../buffer/lock.ts";
+import { rbFirst, rbInsert, rbLeftmost } from "./rbtree.ts";
+import { clearVaLinks, setVaChild, setVaFlags, setVaParent, vaEnd, vaParent, vaRight, vaStart } from "../buffer/record.ts";
+import type { VaTable } from "../buffer/va-table.ts";
+
+/** Empty node `v`'s flush range. Under v's lazy lock (or before anyone else can see the space). */
+export function resetFlushRange(t: VaTable, v: number): void {
+	const f = nodeBase(v) >> 1;
+	t.hdrF[f + NF_LAZY_MIN] = Infinity;
+	t.hdrF[f + NF_LAZY_MAX] = -Infinity;
+}
+
+/** Widen node `v`'s flush range to cover [start, end). Under v's lazy lock. */
+function widenFlushRange(t: VaTable, v: number, start: number, end: number): void {
+	const f = nodeBase(v) >> 1;
+	const hdrF = t.hdrF;
+	if (start < hdrF[f + NF_LAZY_MIN]!) hdrF[f + NF_LAZY_MIN] = start;
+	if (end > hdrF[f + NF_LAZY_MAX]!) hdrF[f + NF_LAZY_MAX] = end;
+}
+
+/**
+ * Link record `va`, [start, end), which is in no tree and on no list, into node `v`'s lazy
+ * tree, flagged lazy (keeping the vn_id in `flags`), and count its pages in vmapLazyNr. The
+ * caller holds v's lazy lock, taken before it unlinked `va` from anywhere. Once linked, `va`
+ * belongs to the purges: the caller may not read it again (a purge in another worker may merge
+ * it away at once: the kernel's free-path ordering race).
+ */
+export function lazyTreeAdd(t: VaTable, v: number, va: number, start: number, end: number, flags: number, pageInverse: number): void {
+	const b = nodeBase(v);
+	t.hdrF[(b >> 1) + NF_LAZY_ADDED]! += (end - start) * pageInverse;
+	widenFlushRange(t, v, start, end);
+	setVaFlags(t.i32, va, VA_LAZY | (flags & ~VA_STATE));
+	linkLazy(t, b, va, start); // published
+	t.hdr[b + N_LAZY_NR]!++;
+}
+
+/**
+ * Link `va`, starting at `start`, into node base `b`'s lazy tree: as the right child of the
+ * tree's last record when it starts above it (that record has no right child: the common case
+ * of lowest-fit areas freed in turn, no descent), else by a descent.
+ */
+function linkLazy(t: VaTable, b: number, va: number, start: number): void {
+	const hdr = t.hdr;
+	const last = hdr[b + N_LAZY_LAST]!;
+	if (last === 0 || start > vaStart(t.f64, last)) {
+		rbInsert(t, b + N_LAZY_ROOT, va, last, false, false);
+		hdr[b + N_LAZY_LAST] = va;
+	} else insertVmapArea(t, b + N_LAZY_ROOT, va, "lazy tree");
+}
+
+/**
+ * Splice out `x`, the lowest node of the tree rooted at header word `rootWord`, with no
+ * rebalancing: its right subtree takes its place. Returns the next lowest node (0: the tree
+ * is empty). `x` is left with no links.
+ */
+export function removeFirst(t: VaTable, rootWord: number, x: number): number {
+	const i32 = t.i32;
+	const p = vaParent(i32, x);
+	const r = vaRight(i32, x);
+	clearVaLinks(i32, x);
+	if (p === 0) t.hdr[rootWord] = r;
+	else setVaChild(i32, p, VA_LEFT, r); // the lowest node is a left child
+	if (r === 0) return p;
+	setVaParent(i32, r, p);
+	return rbLeftmost(t, r);
+}
+
+/** What detachLazyTrees took: the batch one flush covers. */
+export interface Batch {
+	/** Nodes whose lazy tree became their purge tree. */
+	nodes: number[];
+	areas: number;
+	bytes: number;
+	/** The range covering every area of the batch (Infinity, -Infinity when empty). */
+	start: number;
+	end: number;
+}
+
+/**
+ * Move every node's lazy tree to its purge tree of batch `k` (empty: the caller owns the
+ * batch, which the last purge of it emptied), and gather the batch's flush range from the
+ * nodes' bounds into the batch's header words. Each node is moved under its pool and lazy
+ * locks, so that lookups and check() see every area in one tree or the other.
+ */
+export function detachLazyTrees(t: VaTable, locks: Locks, k: number, pageInverse: number): Batch {
+	const batch: Batch = { nodes: [], areas: 0, bytes: 0, start: Infinity, end: -Infinity };
+	try {
+		for (let v = 0; v < t.nodes; v++) detachNode(t, locks, v, k, pageInverse, batch);
+	} finally {
+		// Also when a lock wait threw: the nodes detached so far are the batch.
+		t.hdrF[HDRF_BATCH_START + k] = batch.start;
+		t.hdrF[HDRF_BATCH_END + k] = batch.end;
+	}
+	return batch;
+}
+
+/** Move node `v`'s lazy tree to its purge tree of batch `k`, adding it to `batch`. */
+function detachNode(t: VaTable, locks: Locks, v: number, k: number, pageInverse: number, batch: Batch): void {
+	const b = nodeBase(v);
+	const f = b >> 1;
+	locks.acquire(b + N_POOL_LOCK);
+	locks.acquireUnder(b + N_LAZY_LOCK, b + N_POOL_LOCK);
+	const hdr = t.hdr;
+	const hdrF = t.hdrF;
+	const root = hdr[b + N_LAZY_ROOT]!;
+	if (root !== 0) {
+		const p = purgeTree(v, k);
+		hdr[p] = root;
+		hdr[p + 1] = hdr[b + N_LAZY_NR]!;
+		batch.areas += hdr[b + N_LAZY_NR]!;
+		// No purge tree existed: what is lazy on this node is what the lazy tree holds.
+		batch.bytes += (hdrF[f + NF_LAZY_ADDED]! - hdrF[f + NF_LAZY_PURGED]!) / pageInverse;
+		if (hdrF[f + NF_LAZY_MIN]! < batch.start) batch.start = hdrF[f + NF_LAZY_MIN]!;
+		if (hdrF[f + NF_LAZY_MAX]! > batch.end) batch.end = hdrF[f + NF_LAZY_MAX]!;
+		hdr[b + N_LAZY_ROOT] = 0;
+		hdr[b + N_LAZY_NR] = 0;
+		hdr[b + N_LAZY_LAST] = 0;
+		resetFlushRange(t, v);
+		batch.nodes.push(v);
+	}
+	locks.release(b + N_LAZY_LOCK);
+	locks.release(b + N_POOL_LOCK);
+}
+
+/**
+ * The flush failed: each node's purge tree of batch `k` goes back into its lazy tree,
+ * unflushed, lowest area first (O(m log n) for m areas, on this rare path only), and the flush
+ * range is widened over the areas it brings back.
+ */
+export function undoDetach(t: VaTable, locks: Locks, k: number): void {
+	for (let v = 0; v < t.nodes; v++) {
+		const p = purgeTree(v, k);
+		if (t.hdr[p] === 0) continue; // a peek: only the batch's owner fills it
+		const b = nodeBase(v);
+		locks.acquire(b + N_POOL_LOCK);
+		locks.acquireUnder(b + N_LAZY_LOCK, b + N_POOL_LOCK);
+		t.sync();
+		const f64 = t.f64;
+		const hdr = t.hdr;
+		for (let va = rbFirst(t, p); va !== 0; ) {
+			const next = removeFirst(t, p, va);
+			const start = vaStart(f64, va);
+			widenFlushRange(t, v, start, vaEnd(f64, va));
+			linkLazy(t, b, va, start);
+			va = next;
+		}
+		hdr[b + N_LAZY_NR]! += hdr[p + 1]!;
+		hdr[p + 1] = 0;
+		locks.release(b + N_LAZY_LOCK);
+		locks.release(b + N_POOL_LOCK);
+	}
+}
