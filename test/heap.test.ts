@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { VmapHeap } from "../src/index.ts";
-import { B_MAPPED, BLOCK_WORDS, blocksOffset, H_RING_CAP } from "../src/heap/layout.ts";
+import { B_MAPPED, RAM_BLOCK_WORDS, blocksOffset, H_RING_CAP } from "../src/heap/layout.ts";
 import { HDR_EXT_OFFSET } from "../src/buffer/layout.ts";
 import { code } from "./support/code.ts";
 
@@ -258,7 +258,7 @@ test("check() catches a block whose mapped count disagrees with its bitmap", () 
 	const hdr = h.space.table.hdr;
 	const e = hdr[HDR_EXT_OFFSET]!;
 	// 1024 pages: blocks of 128 pages (the kernel's floor), aligned to their size.
-	const w = e + blocksOffset(hdr[e + H_RING_CAP]!) + Math.floor(m / (128 * P)) * BLOCK_WORDS;
+	const w = e + blocksOffset(hdr[e + H_RING_CAP]!) + Math.floor(m / (128 * P)) * RAM_BLOCK_WORDS;
 	hdr[w + B_MAPPED]!++;
 	assert.throws(() => h.check(), /ECORRUPT: vm_map_ram block \[0x[0-9a-f]+, 0x[0-9a-f]+\): free 125 \+ mapped 4 \+ dirty 0 != 128 pages; vm_map_ram block .*: 3 pages set in the bitmap, 4 counted mapped/);
 });

@@ -76,7 +76,7 @@ test("layout: header, node, record, heap and block words do not overlap and stay
 	assert.equal(H.H_RING, H.H_QS + L.HANDLE_MAX, "one QS word per handle, then the ring");
 	assert.deepEqual(overlaps(heap, "B_", undefined, H.B_BITMAP, ["B_BITMAP", "B_STARTS"]), [], "block record before its bitmap");
 	assert.ok(H.B_BITMAP + H.VMAP_BBMAP_MAX / 32 <= H.B_STARTS, "the mapped bitmap ends before the starts bitmap");
-	assert.ok(H.B_STARTS + H.VMAP_BBMAP_MAX / 32 <= H.BLOCK_WORDS, "the starts bitmap fits the block record");
+	assert.ok(H.B_STARTS + H.VMAP_BBMAP_MAX / 32 <= H.RAM_BLOCK_WORDS, "the starts bitmap fits the block record");
 	assert.ok(H.R_TARGET >= 2 && H.R_TARGET < H.RING_WORDS, "a ring entry: the Float64 address, then its target");
 });
 

@@ -1,13 +1,13 @@
 /**
  * The listings (vmallocinfo(), dump(), their async variants) read the trees in slices of
- * SLICE_AREAS areas, each under one node's locks, and print through TextWriter. On a still
+ * CHUNK_AREAS areas, each under one node's locks, and print through TextWriter. On a still
  * space they are exact; under load they never stop other workers for long, and check() runs
  * beside allocating workers without an error.
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { VmapSpace } from "../src/index.ts";
-import { SLICE_AREAS } from "../src/diag/info.ts";
+import { CHUNK_AREAS } from "../src/diag/info.ts";
 import { TextWriter } from "../src/util/text-writer.ts";
 import { busyAreas, freeBlocks, lazyAreas } from "./support/inspect.ts";
 import { reportOf, startWorker } from "../harness/workers.ts";
@@ -29,7 +29,7 @@ test("on a still space the listings are exact across many slices, with batches i
 	let release = () => {};
 	const gate = new Promise<void>((r) => (release = r));
 	const space = VmapSpace.create({ size: 2 ** 32, pageSize: P, nodes: 3, smallMax: 0, lazyMaxPages: 2 ** 20, flush: () => gate });
-	const n = 4 * SLICE_AREAS;
+	const n = 4 * CHUNK_AREAS;
 	const areas = Array.from({ length: n }, (_, i) => space.alloc(P * (1 + (i % 3)), i % 5 === 0 ? { tag: "ε-tag" } : {}));
 	for (let i = 0; i < n; i += 3) space.free(areas[i]!);
 	const r = space.purge(); // a batch in flight: its areas are in purge trees
@@ -64,7 +64,7 @@ test("on a still space the listings are exact across many slices, with batches i
 test("workers: dump(), check() and vmallocinfo() in a loop on one worker while two others allocate and free: no error, no overlap, everyone progresses", async () => {
 	const space = VmapSpace.create({ size: 2 ** 32, pageSize: P, nodes: 2, smallMax: 0, lazyMaxPages: 256 });
 	// Enough areas that a listing takes many slices.
-	const held = Array.from({ length: 20 * SLICE_AREAS }, (_, i) => space.alloc(P * (1 + (i % 2))));
+	const held = Array.from({ length: 20 * CHUNK_AREAS }, (_, i) => space.alloc(P * (1 + (i % 2))));
 	for (let i = 0; i < held.length; i += 2) space.free(held[i]!);
 	const control = new SharedArrayBuffer(4);
 	const owners = new SharedArrayBuffer(4 * (space.size / P));

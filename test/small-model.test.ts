@@ -20,7 +20,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
 import { VmapError, VmapSpace } from "../src/index.ts";
-import { blockBytesFor, sizeClasses } from "../src/small/blocks.ts";
+import { blockBytesFor, sizeClasses } from "../src/small/descriptor.ts";
 import { freeBlocks } from "./support/inspect.ts";
 
 const SEED = Number(process.env.VMAP_SEED ?? 20261126);

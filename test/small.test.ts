@@ -6,7 +6,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { VmapError, VmapSpace } from "../src/index.ts";
 import { HDR_BLOCK_INDEX, REC_I32, VA_FLAGS, VA_SMALL_BLOCK } from "../src/buffer/layout.ts";
-import { bitmap, D_AREA, D_LIVE_NR, D_WORDS, DF_START, DIRTY, eachBlock, FLUSHING, FREE, LIVE } from "../src/small/blocks.ts";
+import { bitmap, D_AREA, DF_START, D_LIVE_NR, D_WORDS, DIRTY, FLUSHING, FREE, LIVE } from "../src/small/descriptor.ts";
+import { eachBlock } from "../src/small/block-index.ts";
 import { xorshift32 } from "../harness/random.ts";
 
 const P = 16;

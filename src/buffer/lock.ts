@@ -187,7 +187,7 @@ export class Locks {
 	closed = false;
 
 	/** Throw EOWNERDEAD if a handle died holding a lock, EINVAL if this handle was closed. */
-	checkAlive(): void {
+	ensureAlive(): void {
 		if (this.t.hdr[HDR_DEAD] !== 0) throw deadError(this.t.hdr);
 		if (this.closed) throw new VmapError("EINVAL", `This handle (id ${this.self}) was closed; attach a new one`);
 	}

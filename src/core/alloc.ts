@@ -9,7 +9,7 @@ import { hex, shown, VmapError } from "../api/errors.ts";
 import { alignUp, findVmapLowestMatch, vaClip } from "../tree/free-space.ts";
 import { HDR_FREE_LOCK, HDRF_FAILED, N_BUSY_LOCK, N_BUSY_NR, N_BUSY_ROOT, N_POOL_LOCK, N_POOL_NR, NF_ALLOCS, NF_BUSY_BYTES, NF_POOL_HITS, NF_POOL_MISSES, nodeBase, POOL_LEN, VA_BUSY } from "../buffer/layout.ts";
 import { encodeVnId, poolable, poolPeek, poolPop, poolWord } from "../tree/nodes.ts";
-import { checkOptions, isPowerOfTwo } from "./options.ts";
+import { validateOptions, isPowerOfTwo } from "./options.ts";
 import { flushingNote } from "../purge/purge.ts";
 import { workPosted } from "../purge/work.ts";
 import { setVaFlags, setVaRange, setVaTag, vaEnd, vaStart } from "../buffer/record.ts";
@@ -29,7 +29,7 @@ export function allocVmapArea(s: SpaceState, size: number, options: AllocOptions
 	let vend = s.end;
 	let tagName: string | undefined;
 	if (options !== undefined) {
-		checkOptions(options, ALLOC_KEYS, "Cannot alloc");
+		validateOptions(options, ALLOC_KEYS, "Cannot alloc");
 		if (options.align !== undefined) {
 			align = options.align;
 			if (!isPowerOfTwo(align)) throw new VmapError("EINVAL", `Cannot alloc: align must be a power of two, got ${shown(align)}`);
@@ -37,7 +37,7 @@ export function allocVmapArea(s: SpaceState, size: number, options: AllocOptions
 		}
 		if (options.vstart !== undefined) vstart = options.vstart;
 		if (options.vend !== undefined) vend = options.vend;
-		if (vstart !== s.start || vend !== s.end) checkWindow(s, vstart, vend);
+		if (vstart !== s.start || vend !== s.end) validateWindow(s, vstart, vend);
 		if (options.tag !== undefined) {
 			if (typeof options.tag !== "string") throw new VmapError("EINVAL", `Cannot alloc: tag must be a string, got ${shown(options.tag)}`);
 			tagName = options.tag;
@@ -55,7 +55,7 @@ export function allocVmapArea(s: SpaceState, size: number, options: AllocOptions
 
 	const t = s.table;
 	const locks = s.locks;
-	locks.checkAlive();
+	locks.ensureAlive();
 	if (workPosted(t)) s.purger.help();
 
 	// The pool path (kernel node_alloc): only over the whole space, with several nodes. The
@@ -95,7 +95,7 @@ export function allocVmapArea(s: SpaceState, size: number, options: AllocOptions
 	const start = vaStart(t.f64, va); // after reserve(), which may have replaced the views
 	// Block starts are page aligned: the common case needs no rounding.
 	const nva = start >= vstart && align === pageSize ? start : alignUp(start > vstart ? start : vstart, align);
-	const b = s.busyNode(nva);
+	const b = s.busyNodeBase(nva);
 	locks.acquireUnder(b + N_BUSY_LOCK, HDR_FREE_LOCK);
 	let busy = vaClip(t, va, nva, size);
 	if (busy === 0) busy = t.allocSlot();
@@ -124,7 +124,7 @@ function nodeAlloc(s: SpaceState, pool: number, align: number, vn: number, tag: 
 		return -1;
 	}
 	const start = vaStart(t.f64, va);
-	const b = s.busyNode(start);
+	const b = s.busyNodeBase(start);
 	s.locks.acquireUnder(b + N_BUSY_LOCK, lock);
 	t.sync(); // the busy tree may reach records another handle's growth added
 	// Under both locks: the area is never in neither structure.
@@ -176,7 +176,7 @@ function noFit(s: SpaceState, size: number, options: AllocOptions | undefined, a
 	throw new VmapError("EBUSY", `alloc for size ${size} align ${align} failed: Address range restricted to ${hex(vstart)} - ${hex(vend)}${flushingNote(s.purger)}`);
 }
 
-function checkWindow(s: SpaceState, vstart: number, vend: number): void {
+function validateWindow(s: SpaceState, vstart: number, vend: number): void {
 	if (!Number.isSafeInteger(vstart) || !Number.isSafeInteger(vend)) {
 		throw new VmapError("EINVAL", `Cannot alloc: vstart and vend must be whole numbers, got vstart ${shown(vstart)}, vend ${shown(vend)}`);
 	}

@@ -6,7 +6,7 @@
  */
 import { HDR_EXT_OFFSET, HDR_EXT_WORDS, HDR_SMALL_MARK_TAG } from "../buffer/layout.ts";
 import { freeVmapArea, markVmapArea } from "./lazy-free.ts";
-import { FREED, MARKED } from "../small/cache.ts";
+import { NOT_SMALL } from "../small/cache.ts";
 import type { SpaceState } from "./state.ts";
 
 export class SpaceExtension {
@@ -52,8 +52,8 @@ export class SpaceExtension {
 	}
 
 	/** EOWNERDEAD if a handle died holding a lock, EINVAL if this handle was closed. */
-	checkAlive(): void {
-		this.#s.locks.checkAlive();
+	ensureAlive(): void {
+		this.#s.locks.ensureAlive();
 	}
 
 	/**
@@ -86,11 +86,11 @@ export class SpaceExtension {
 	freeUnlessTagged(addr: number, op: string, refused: readonly number[]): number {
 		const small = this.#s.small;
 		if (small !== undefined) {
-			this.#s.locks.checkAlive();
+			this.#s.locks.ensureAlive();
 			const mark = this.#s.table.hdr[HDR_SMALL_MARK_TAG]!;
 			const done = small.free(addr, op, mark !== 0 && refused.includes(mark));
-			if (done === FREED) return 0;
-			if (done === MARKED) return mark;
+			if (done === "freed") return 0;
+			if (done === "marked") return mark;
 		}
 		return freeVmapArea(this.#s, addr, op, refused);
 	}
@@ -103,9 +103,9 @@ export class SpaceExtension {
 	markArea(addr: number, tag: number): boolean {
 		const small = this.#s.small;
 		if (small !== undefined) {
-			this.#s.locks.checkAlive();
+			this.#s.locks.ensureAlive();
 			const marked = small.mark(addr, tag === this.#s.table.hdr[HDR_SMALL_MARK_TAG]);
-			if (marked !== undefined) return marked;
+			if (marked !== NOT_SMALL) return marked;
 		}
 		return markVmapArea(this.#s, addr, tag);
 	}
@@ -120,7 +120,7 @@ export class SpaceExtension {
 	 * `size` bytes, or -1 when `size` is not small or no block can be had.
 	 */
 	allocSmall(size: number): number {
-		return this.#s.small?.alloc(size) ?? -1;
+		return this.#s.small?.alloc(size) ?? -1; // NOT_SMALL (null) too
 	}
 
 	/** The bytes a small area for `size` takes (its size class), or `size` when it is not small. */

@@ -9,6 +9,7 @@ import { corrupt, hex, shown, VmapError } from "../api/errors.ts";
 import { vaClip } from "../tree/free-space.ts";
 import { HDR_FREE_LOCK, HDR_FREE_ROOT, N_BUSY_LOCK, N_LAZY_LOCK, N_BUSY_NR, N_BUSY_ROOT, NF_BUSY_BYTES, NF_FREES, nodeBase, VA_SMALL_BLOCK } from "../buffer/layout.ts";
 import { notAnArea } from "./locate.ts";
+import { NOT_SMALL } from "../small/cache.ts";
 import { decodeVnId } from "../tree/nodes.ts";
 import { lazyTreeAdd } from "../tree/lazy-tree.ts";
 import { workPosted } from "../purge/work.ts";
@@ -18,7 +19,7 @@ import type { SpaceState } from "./state.ts";
 
 /**
  * The busy area that starts exactly at `addr`, looked up in the busy hash of node base `b`
- * (s.busyNode(addr)), or its busy tree while it has no hash, under its busy lock, which this
+ * (s.busyNodeBase(addr)), or its busy tree while it has no hash, under its busy lock, which this
  * takes. Returns the record with the lock still held, or 0 with the lock released.
  */
 export function lookupBusyAt(s: SpaceState, b: number, addr: number): number {
@@ -46,7 +47,7 @@ function lookupBusyUnderFree(s: SpaceState, b: number, addr: number, prepare?: (
 	}
 }
 
-function checkAddress(addr: number, op: string): void {
+function validateAddress(addr: number, op: string): void {
 	if (!Number.isSafeInteger(addr)) throw new VmapError("EINVAL", `Cannot ${op}: address must be a whole number, got ${shown(addr)}`);
 }
 
@@ -56,8 +57,8 @@ function checkAddress(addr: number, op: string): void {
  * free happen under one hold of the busy lock, for layers that mark areas (the heap).
  */
 export function freeVmapArea(s: SpaceState, addr: number, op: string, refused: readonly number[]): number {
-	s.locks.checkAlive();
-	checkAddress(addr, op);
+	s.locks.ensureAlive();
+	validateAddress(addr, op);
 	if (workPosted(s.table)) s.purger.help();
 	// An area is in the busy tree of its start's node: one tree to search.
 	const v = s.addrNode(addr);
@@ -132,7 +133,7 @@ function lazyNode(flags: number, v: number): number {
 }
 
 /** EINVAL unless `size` is a whole number of pages and [addr, addr + size) ends inside the space. */
-function checkResizeSize(s: SpaceState, addr: number, size: number): void {
+function validateResizeSize(s: SpaceState, addr: number, size: number): void {
 	const pages = typeof size === "number" ? size * s.pageInverse : NaN;
 	if (!(pages >= 1 && Math.floor(pages) === pages && Number.isSafeInteger(size) && addr + size <= s.end)) {
 		const what = typeof size === "number" ? shown(size) : `${typeof size} ${shown(size)}`;
@@ -150,14 +151,14 @@ function checkResizeSize(s: SpaceState, addr: number, size: number): void {
  */
 export function resizeVmapArea(s: SpaceState, addr: number, size: number): boolean {
 	const locks = s.locks;
-	locks.checkAlive();
-	checkAddress(addr, "resize");
-	checkResizeSize(s, addr, size);
-	const inBlock = s.small?.resize(addr, size); // a small area: in place within its size class
-	if (inBlock !== undefined) return inBlock;
+	locks.ensureAlive();
+	validateAddress(addr, "resize");
+	validateResizeSize(s, addr, size);
+	const inBlock = s.small?.resize(addr, size) ?? NOT_SMALL; // a small area: in place within its size class
+	if (inBlock !== NOT_SMALL) return inBlock;
 	const t = s.table;
 	if (workPosted(t)) s.purger.help();
-	const b = s.busyNode(addr);
+	const b = s.busyNodeBase(addr);
 	locks.acquire(HDR_FREE_LOCK);
 	// The lazy tail of a shrink takes a record: running out fails before any change.
 	const va = lookupBusyUnderFree(s, b, addr, () => t.reserve(1));
@@ -204,8 +205,8 @@ export function resizeVmapArea(s: SpaceState, addr: number, size: number): boole
  * under the area's busy lock, for layers that mark areas (the heap's deferred frees).
  */
 export function markVmapArea(s: SpaceState, addr: number, tag: number): boolean {
-	s.locks.checkAlive();
-	const b = s.busyNode(addr);
+	s.locks.ensureAlive();
+	const b = s.busyNodeBase(addr);
 	const va = lookupBusyAt(s, b, addr);
 	if (va === 0) return false;
 	const set = vaTag(s.table.i32, va) !== tag;

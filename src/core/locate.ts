@@ -17,7 +17,7 @@ import type { SpaceState } from "./state.ts";
  * holding one node's locks at a time, never every lock.
  */
 export function findArea(s: SpaceState, addr: number): AreaInfo | undefined {
-	s.locks.checkAlive();
+	s.locks.ensureAlive();
 	if (!Number.isSafeInteger(addr)) throw new VmapError("EINVAL", `Cannot find: address must be a whole number, got ${shown(addr)}`);
 	if (addr < s.start || addr >= s.end) return undefined;
 	if (s.small !== undefined) {

@@ -3,7 +3,7 @@ import type { FlushHook, VmapSpaceOptions } from "../api/types.ts";
 import { hex, shown, VmapError } from "../api/errors.ts";
 import { DEFAULT_MAX_AREAS, MAX_AREAS_LIMIT, NODE_MAX } from "../buffer/layout.ts";
 import { defaultNodes } from "../tree/nodes.ts";
-import { blockBytesFor, smallMaxProblem } from "../small/blocks.ts";
+import { blockBytesFor, smallMaxProblem } from "../small/descriptor.ts";
 
 /** A space gets the small-area cache by default when it holds at least this many blocks. */
 const DEFAULT_SMALL_BLOCKS = 64;
@@ -18,7 +18,7 @@ export function isPowerOfTwo(x: unknown): x is number {
 }
 
 /** EINVAL, in the words of `cannot` ("Cannot attach"), unless `x` is a number of milliseconds, at least 0, or Infinity. */
-export function checkTimeout(x: unknown, cannot: string): asserts x is number {
+export function validateTimeout(x: unknown, cannot: string): asserts x is number {
 	// NaN fails, Infinity passes.
 	if (!(typeof x === "number" && x >= 0)) throw new VmapError("EINVAL", `${cannot}: timeoutMs must be a number of milliseconds, at least 0, or Infinity, got ${shown(x)}`);
 }
@@ -42,7 +42,7 @@ export interface SpaceParams {
 export function parseSpaceOptions(options: VmapSpaceOptions, what: string): SpaceParams {
 	const cannot = `Cannot create ${what}`;
 	if (options === undefined) throw new VmapError("EINVAL", `${cannot}: options must be an object like { size }, got undefined`);
-	checkOptions(options, OPTION_KEYS, cannot);
+	validateOptions(options, OPTION_KEYS, cannot);
 	const pageSize = options.pageSize ?? 4096;
 	if (!isPowerOfTwo(pageSize)) {
 		throw new VmapError("EINVAL", `${cannot}: pageSize must be a power of two, got ${shown(pageSize)}`);
@@ -90,7 +90,7 @@ export function parseSpaceOptions(options: VmapSpaceOptions, what: string): Spac
 		throw new VmapError("EINVAL", `${cannot}: priorityPurge must be true or false, got ${shown(priorityPurge)}`);
 	}
 	const timeoutMs = options.timeoutMs ?? Infinity;
-	checkTimeout(timeoutMs, cannot);
+	validateTimeout(timeoutMs, cannot);
 	let smallMax = options.smallMax;
 	if (smallMax === undefined) {
 		// On by default where the space holds at least DEFAULT_SMALL_BLOCKS blocks.
@@ -108,7 +108,7 @@ export function parseSpaceOptions(options: VmapSpaceOptions, what: string): Spac
  * misspelt option is an error that names the known ones, never a silent default. `cannot`
  * starts the message ("Cannot alloc").
  */
-export function checkOptions(options: unknown, known: readonly string[], cannot: string): void {
+export function validateOptions(options: unknown, known: readonly string[], cannot: string): void {
 	if (options === undefined) return;
 	if (typeof options !== "object" || options === null) {
 		throw new VmapError("EINVAL", `${cannot}: options must be an object like { ${known.join(", ")} }, got ${shown(options)}`);

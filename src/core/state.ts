@@ -46,8 +46,8 @@ import type { SpaceParams } from "./options.ts";
 import { Purger } from "../purge/purge.ts";
 import { resetFlushRange } from "../tree/lazy-tree.ts";
 import { setVaRange } from "../buffer/record.ts";
-import { blockBytesFor } from "../small/blocks.ts";
-import { SmallCache } from "../small/cache.ts";
+import { blockBytesFor } from "../small/descriptor.ts";
+import type { SmallCache } from "../small/cache.ts";
 import { TagTable } from "../buffer/tags.ts";
 import { isShared, type SpaceBuffer, VaTable } from "../buffer/va-table.ts";
 
@@ -71,8 +71,8 @@ export class SpaceState {
 	/** What the layer above (the heap) adds: its lock words, and what it does when a handle ends. */
 	moreLockWords: () => number[] = () => [];
 	readonly endHooks: Array<(id: number) => void> = [];
-	/** This handle's small-area cache; undefined when the space has none (smallMax 0). */
-	readonly small: SmallCache | undefined;
+	/** This handle's small-area cache; undefined when the space has none (smallMax 0). Set once, by openSmallCache(), right after construction. */
+	small: SmallCache | undefined = undefined;
 
 	constructor(buffer: SpaceBuffer, flush: FlushHook | undefined, timeoutMs: number | undefined) {
 		this.table = new VaTable(buffer);
@@ -89,9 +89,6 @@ export class SpaceState {
 		this.locks.timeoutMs = timeoutMs ?? hdrF[HDRF_TIMEOUT_MS]!;
 		this.tags = new TagTable(this.table, this.locks);
 		this.purger = new Purger(this.table, this.locks, flush, this.pageSize);
-		this.small = hdrF[HDRF_SMALL_MAX]! > 0 ? new SmallCache(this, flush) : undefined;
-		const small = this.small;
-		if (small !== undefined) this.endHooks.push((id) => small.ended(id));
 	}
 
 	/** The node whose busy tree holds an area starting at `addr` (kernel addr_to_node_id). */
@@ -100,7 +97,7 @@ export class SpaceState {
 	}
 
 	/** Base word of that node's block. */
-	busyNode(addr: number): number {
+	busyNodeBase(addr: number): number {
 		return nodeBase(addrToNode(addr, this.zoneInverse, this.nodes));
 	}
 }

@@ -2,15 +2,15 @@
  * Listings: /proc/vmallocinfo in the kernel's shape, and a JSON dump in the spirit of VMA's
  * stats string. They are O(n) and belong to diagnostics, not hot paths.
  *
- * They walk the address trees in slices (kernel vmalloc_info_show walks node by node under each
- * node's lock): a slice reads at most SLICE_AREAS records of one tree, without a lock when no
+ * They walk the address trees in chunks (kernel vmalloc_info_show walks node by node under each
+ * node's lock): a chunk reads at most CHUNK_AREAS records of one tree, without a lock when no
  * writer came meanwhile, else holding that tree's locks (a busy lock; a pool and a lazy lock;
- * the free-space lock), and the next slice goes on from the first record past the last start
- * it read. So other handles wait at most one slice, whatever the size of the space, and no
- * slice holds more than one node's locks.
+ * the free-space lock), and the next chunk goes on from the first record past the last start
+ * it read. So other handles wait at most one chunk, whatever the size of the space, and no
+ * chunk holds more than one node's locks.
  *
- * Hazard, and the promise kept instead: the listing is consistent within each slice, not as a
- * whole. While other handles work, an area that changes state between two slices may be
+ * Hazard, and the promise kept instead: the listing is consistent within each chunk, not as a
+ * whole. While other handles work, an area that changes state between two chunks may be
  * listed in both states (the second listing of a start is dropped) or in neither. On a still
  * space (one thread, or between phases) it is exact. check() needs the whole at one instant
  * and reads a copy instead (snapshot.ts).
@@ -35,14 +35,15 @@ import {
 	purgeTree,
 } from "../buffer/layout.ts";
 import { LOCK_SEQ } from "../buffer/lock.ts";
-import { D_DIRTY_NR, D_FREE_NR, D_LIVE_NR, D_OWNER, D_REMOTE_NR, D_SLOTS, DF_SLOT_BYTES, DF_START, eachBlock } from "../small/blocks.ts";
+import { blockStartOf, D_DIRTY_NR, D_FREE_NR, D_LIVE_NR, D_OWNER, D_REMOTE_NR, D_SLOTS, slotBytesOf } from "../small/descriptor.ts";
+import { eachBlock } from "../small/block-index.ts";
 import type { SpaceState } from "../core/state.ts";
 import { TextWriter } from "../util/text-writer.ts";
 import { vaEnd, vaLeft, vaParent, vaRight, vaStart, vaTag } from "../buffer/record.ts";
 import type { VaTable } from "../buffer/va-table.ts";
 
-/** Records one slice reads: tens of microseconds at a million areas (cache-missing loads). */
-export const SLICE_AREAS = 256;
+/** Records one chunk reads: tens of microseconds at a million areas (cache-missing loads). */
+export const CHUNK_AREAS = 256;
 /** Deeper than any red-black tree of 2^30 records (2 log2 n), so a longer path is a half-done change. */
 const MAX_DEPTH = 64;
 /** The async listings give the event loop a turn after about this much work. */
@@ -50,7 +51,7 @@ const TURN_MS = 4;
 
 /**
  * Areas as flat triples (start, end, tag id, 0 for none) in a Float64Array that grows by
- * doubling. A slice makes room before it takes its locks, so that nothing is allocated while
+ * doubling. A chunk makes room before it takes its locks, so that nothing is allocated while
  * they are held: an allocation may start a garbage collection, which would stall every handle
  * waiting for them (measured: 100-400 ms pauses at 2 M areas when the rows were a JS array).
  */
@@ -78,50 +79,50 @@ export interface Listing {
 }
 
 /**
- * Read the busy and lazy areas, and with `free` the free blocks, one slice per step of the
- * generator (yielding between slices, holding no lock).
+ * Read the busy and lazy areas, and with `free` the free blocks, one chunk per step of the
+ * generator (yielding between chunks, holding no lock).
  */
 export function* listAreas(s: SpaceState, free: boolean): Generator<void, Listing> {
 	const busy: Rows[] = [];
 	const lazy: Rows[] = [];
 	for (let v = 0; v < s.nodes; v++) {
 		const b = nodeBase(v);
-		busy.push(yield* treeSlices(s, b + N_BUSY_LOCK, -1, b + N_BUSY_ROOT, s.table.hdr[b + N_BUSY_NR]!));
+		busy.push(yield* treeChunks(s, b + N_BUSY_LOCK, -1, b + N_BUSY_ROOT, s.table.hdr[b + N_BUSY_NR]!));
 	}
 	for (let v = 0; v < s.nodes; v++) {
 		const b = nodeBase(v);
 		// A purge moves a lazy tree to a purge tree: lazy first, so that a move is seen twice, not missed.
-		lazy.push(yield* treeSlices(s, b + N_POOL_LOCK, b + N_LAZY_LOCK, b + N_LAZY_ROOT, s.table.hdr[b + N_LAZY_NR]!));
-		for (let k = 0; k < BATCH_SLOTS; k++) lazy.push(yield* treeSlices(s, b + N_POOL_LOCK, b + N_LAZY_LOCK, purgeTree(v, k), s.table.hdr[purgeTree(v, k) + 1]!));
+		lazy.push(yield* treeChunks(s, b + N_POOL_LOCK, b + N_LAZY_LOCK, b + N_LAZY_ROOT, s.table.hdr[b + N_LAZY_NR]!));
+		for (let k = 0; k < BATCH_SLOTS; k++) lazy.push(yield* treeChunks(s, b + N_POOL_LOCK, b + N_LAZY_LOCK, purgeTree(v, k), s.table.hdr[purgeTree(v, k) + 1]!));
 	}
-	const blocks = free ? yield* treeSlices(s, HDR_FREE_LOCK, -1, HDR_FREE_ROOT, s.table.hdr[HDR_FREE_NR]!) : new Rows();
+	const blocks = free ? yield* treeChunks(s, HDR_FREE_LOCK, -1, HDR_FREE_ROOT, s.table.hdr[HDR_FREE_NR]!) : new Rows();
 	return { busy: mergeRuns(busy), lazy: mergeRuns(lazy), free: blocks };
 }
 
 /**
- * The records of the tree rooted at `root`, in address order, SLICE_AREAS at a time, each
- * slice consistent under `lock` (and `inner`, if not -1, taken under it). `count`: how many it
+ * The records of the tree rooted at `root`, in address order, CHUNK_AREAS at a time, each
+ * chunk consistent under `lock` (and `inner`, if not -1, taken under it). `count`: how many it
  * holds, read without the lock (room is made for them at once: one allocation, not one per
  * doubling).
  *
- * A slice is first read without the locks, and kept if neither lock word moved meanwhile (they
+ * A chunk is first read without the locks, and kept if neither lock word moved meanwhile (they
  * count acquisitions, lock.ts: no writer touched the tree). Otherwise it is read again under
  * the locks; the first read has brought its records into the cache, so that hold is short
  * (a hold that walks cold records at a million areas lasted long enough for the scheduler to
  * preempt the holder inside it, and other workers then waited for a whole time slice).
  */
-function* treeSlices(s: SpaceState, lock: number, inner: number, root: number, count: number): Generator<void, Rows> {
+function* treeChunks(s: SpaceState, lock: number, inner: number, root: number, count: number): Generator<void, Rows> {
 	const locks = s.locks;
 	const t = s.table;
-	const into = new Rows(count + SLICE_AREAS);
+	const into = new Rows(count + CHUNK_AREAS);
 	let from = -Infinity;
 	for (;;) {
-		into.reserve(3 * SLICE_AREAS); // before the locks: see Rows
+		into.reserve(3 * CHUNK_AREAS); // before the locks: see Rows
 		t.sync();
 		const hdr = t.hdr;
 		const outerSeq = Atomics.load(hdr, lock) & LOCK_SEQ;
 		const innerSeq = inner === -1 ? 0 : Atomics.load(hdr, inner) & LOCK_SEQ;
-		let n = ((outerSeq | innerSeq) & 1) === 0 ? walkSlice(t, root, from, into) : -1;
+		let n = ((outerSeq | innerSeq) & 1) === 0 ? walkChunk(t, root, from, into) : -1;
 		// A writer came meanwhile: read it again under the locks.
 		if (n >= 0 && ((Atomics.load(hdr, lock) & LOCK_SEQ) !== outerSeq || (inner !== -1 && (Atomics.load(hdr, inner) & LOCK_SEQ) !== innerSeq))) n = -1;
 		if (n < 0) {
@@ -129,33 +130,33 @@ function* treeSlices(s: SpaceState, lock: number, inner: number, root: number, c
 			if (inner !== -1) locks.acquireUnder(inner, lock); // a wait that fails releases `lock` too
 			try {
 				t.sync();
-				n = walkSlice(t, root, from, into);
+				n = walkChunk(t, root, from, into);
 				if (n < 0) corrupt(`listing: the tree rooted at header word ${root} is not a search tree; check() says more`);
 			} finally {
-				// The next slice takes them again at once.
+				// The next chunk takes them again at once.
 				if (inner !== -1) locks.releaseToWaiter(inner);
 				locks.releaseToWaiter(lock);
 			}
 		}
 		into.n = n;
-		from = sliceFrom;
-		if (!sliceMore) return into;
+		from = chunkFrom;
+		if (!chunkMore) return into;
 		yield;
 	}
 }
 
-// What walkSlice found besides its rows: whether records follow, and the start to go on from.
-// Module scratch, so a slice creates no objects.
-let sliceMore = false;
-let sliceFrom = 0;
+// What walkChunk found besides its rows: whether records follow, and the start to go on from.
+// Module scratch, so a chunk creates no objects.
+let chunkMore = false;
+let chunkFrom = 0;
 
 /**
- * Write up to SLICE_AREAS records of the tree rooted at `root`, from the lowest start >= `from`,
+ * Write up to CHUNK_AREAS records of the tree rooted at `root`, from the lowest start >= `from`,
  * as rows after `into.n` (not counted yet); returns the new row end, or -1 when what it read
  * is not a search tree: a read without the lock may see a writer's half-done change, so every
  * slot, every descent and every climb is bounded, and starts must rise.
  */
-function walkSlice(t: VaTable, root: number, from: number, into: Rows): number {
+function walkChunk(t: VaTable, root: number, from: number, into: Rows): number {
 	const f64 = t.f64;
 	const i32 = t.i32;
 	const cap = t.capacity;
@@ -173,7 +174,7 @@ function walkSlice(t: VaTable, root: number, from: number, into: Rows): number {
 	let n = into.n;
 	let last = from - 1;
 	let va = found;
-	for (let k = 0; va !== 0 && k < SLICE_AREAS; k++) {
+	for (let k = 0; va !== 0 && k < CHUNK_AREAS; k++) {
 		const start = vaStart(f64, va);
 		if (!(start > last)) return -1;
 		a[n] = start;
@@ -184,8 +185,8 @@ function walkSlice(t: VaTable, root: number, from: number, into: Rows): number {
 		va = nextInOrder(i32, va, cap);
 		if (va < 0) return -1;
 	}
-	sliceMore = va !== 0;
-	sliceFrom = last + 1; // starts are whole numbers
+	chunkMore = va !== 0;
+	chunkFrom = last + 1; // starts are whole numbers
 	return n;
 }
 
@@ -212,7 +213,7 @@ function nextInOrder(i32: Int32Array, x: number, cap: number): number {
 
 /**
  * Merge runs each in address order into one, two at a time, dropping a second listing of a
- * start (an area seen in two slices, or in two trees as a purge moved it).
+ * start (an area seen in two chunks, or in two trees as a purge moved it).
  */
 function mergeRuns(runs: Rows[]): Rows {
 	while (runs.length > 1) {
@@ -251,8 +252,8 @@ function merge(x: Rows, y: Rows): Rows {
 	return out;
 }
 
-/** Run a listing to its end, slice after slice. */
-export function runSlices<T>(g: Generator<void, T>): T {
+/** Run a listing to its end, chunk after chunk. */
+export function runChunks<T>(g: Generator<void, T>): T {
 	for (;;) {
 		const r = g.next();
 		if (r.done) return r.value;
@@ -260,7 +261,7 @@ export function runSlices<T>(g: Generator<void, T>): T {
 }
 
 /** Run a listing, giving the event loop a turn whenever about TURN_MS of work has passed. */
-export async function runSlicesAsync<T>(g: Generator<void, T>): Promise<T> {
+export async function runChunksAsync<T>(g: Generator<void, T>): Promise<T> {
 	let since = performance.now();
 	for (;;) {
 		const r = g.next();
@@ -340,13 +341,13 @@ function smallBlocks(s: SpaceState) {
 	const i32 = t.i32;
 	const blocks: Array<{ start: number; end: number; owner: number; areaSize: number; slots: number; live: number; lazy: number; free: number }> = [];
 	eachBlock(t, (d) => {
-		const start = t.f64[(d >> 1) + DF_START]!;
+		const start = blockStartOf(t.f64, d);
 		const remote = i32[d + D_REMOTE_NR]!;
 		blocks.push({
 			start,
 			end: start + t.hdrF[HDRF_BLOCK_BYTES]!,
 			owner: i32[d + D_OWNER]!,
-			areaSize: t.f64[(d >> 1) + DF_SLOT_BYTES]!,
+			areaSize: slotBytesOf(t.f64, d),
 			slots: i32[d + D_SLOTS]!,
 			live: i32[d + D_LIVE_NR]! - remote,
 			lazy: i32[d + D_DIRTY_NR]! + remote,

@@ -13,7 +13,7 @@ import type { SpaceState } from "../core/state.ts";
 import { VaTable } from "../buffer/va-table.ts";
 
 export function snapshot(s: SpaceState): VaTable {
-	s.locks.checkAlive(); // before the copy's memory is taken (withEveryLock looks again)
+	s.locks.ensureAlive(); // before the copy's memory is taken (withEveryLock looks again)
 	for (;;) {
 		const t = s.table;
 		t.sync();
@@ -43,7 +43,7 @@ export function snapshot(s: SpaceState): VaTable {
  */
 function withEveryLock<T>(s: SpaceState, read: () => T): T {
 	const locks = s.locks;
-	locks.checkAlive();
+	locks.ensureAlive();
 	const words = [HDR_FREE_LOCK];
 	for (const kind of [N_POOL_LOCK, N_BUSY_LOCK, N_LAZY_LOCK]) for (let v = 0; v < s.nodes; v++) words.push(nodeBase(v) + kind);
 	let held = 0;

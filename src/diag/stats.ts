@@ -20,7 +20,7 @@
  */
 import type { VmapStats } from "../api/types.ts";
 import type { NodeStats } from "../api/types.ts";
-import { BLOCK_ACTIVE, D_DIRTY_NR, D_LIVE_NR, D_REMOTE_NR, D_STATE, DF_SLOT_BYTES } from "../small/blocks.ts";
+import { D_DIRTY_NR, D_LIVE_NR, D_REMOTE_NR, D_STATE, slotBytesOf, SMALL_BLOCK_ACTIVE } from "../small/descriptor.ts";
 import {
 	HDR_FREE_LOCK,
 	HDR_FREE_NR,
@@ -329,11 +329,11 @@ function readSmall(t: VaTable, s: VmapStats): void {
 		const w = first * REC_I32 + 4 + e * 4;
 		if (w + 3 >= i32.length) break; // the index was replaced while read
 		const d = i32[w + 2]!;
-		if (d <= 0 || d + D_REMOTE_NR >= i32.length || i32[d + D_STATE] !== BLOCK_ACTIVE) continue;
+		if (d <= 0 || d + D_REMOTE_NR >= i32.length || i32[d + D_STATE] !== SMALL_BLOCK_ACTIVE) continue;
 		const remote = i32[d + D_REMOTE_NR]!;
 		const live = i32[d + D_LIVE_NR]! - remote;
 		const lazy = i32[d + D_DIRTY_NR]! + remote;
-		const bytes = f64[(d >> 1) + DF_SLOT_BYTES]!;
+		const bytes = slotBytesOf(f64, d);
 		s.smallBlocks++;
 		s.smallAreas += live;
 		s.smallBytes += live * bytes;

@@ -30,7 +30,7 @@ export function liveArea(space: VmapSpace, addr: number, op: string): AreaInfo {
 
 /** EFAULT unless [addr, addr + length) may be read and written; EINVAL for bad arguments. */
 export function checkReach(ext: SpaceExtension, space: VmapSpace, blocks: Blocks, guardPages: number, addr: number, length: number, align: number, op: string): void {
-	ext.checkAlive();
+	ext.ensureAlive();
 	if (!Number.isSafeInteger(addr) || addr < 0 || addr % align !== 0) {
 		throw new VmapError("EINVAL", `Cannot ${op}: address must be a whole number${align > 1 ? ` and a multiple of ${align}` : ""}, got ${shown(addr)}`);
 	}

@@ -38,7 +38,7 @@ import {
 } from "./layout.ts";
 import type { SpaceExtension } from "../core/extension.ts";
 import { MAX_DATA, parseHeapOptions, type VmapHeapOptions } from "./options.ts";
-import { checkOptions, checkTimeout, isPowerOfTwo } from "../core/options.ts";
+import { validateOptions, validateTimeout, isPowerOfTwo } from "../core/options.ts";
 import { wrongHandle } from "../core/state.ts";
 import { canWait } from "../buffer/lock.ts";
 import { checkReach, DEFERRED_TAG, liveArea, VMALLOC_TAG } from "./access.ts";
@@ -168,7 +168,7 @@ export class VmapHeap {
 	private allocArea(bytes: number, options: VmallocOptions | undefined, zero: boolean, op: string): number {
 		this.enter();
 		const pages = this.pagesFor(bytes, op);
-		if (options !== undefined) checkOptions(options, VMALLOC_KEYS, `Cannot ${op}`);
+		if (options !== undefined) validateOptions(options, VMALLOC_KEYS, `Cannot ${op}`);
 		const tag = options?.tag ?? VMALLOC_TAG;
 		if (options?.align !== undefined && !isPowerOfTwo(options.align)) throw new VmapError("EINVAL", `Cannot ${op}: align must be a power of two, got ${shown(options.align)}`);
 		if (tag === VM_MAP_RAM || tag === DEFERRED_TAG) throw new VmapError("EINVAL", `Cannot ${op}: the tag ${JSON.stringify(tag)} is the heap's own`);
@@ -317,7 +317,7 @@ export class VmapHeap {
 	 */
 	freeDeferred(addr: number, options?: { nowait?: boolean }): void {
 		this.enter();
-		checkOptions(options, FREE_DEFERRED_KEYS, "Cannot freeDeferred");
+		validateOptions(options, FREE_DEFERRED_KEYS, "Cannot freeDeferred");
 		const nowait = options?.nowait ?? false;
 		if (typeof nowait !== "boolean") throw new VmapError("EINVAL", `Cannot freeDeferred: nowait must be true or false, got ${shown(nowait)}`);
 		const area = liveArea(this.space, addr, "freeDeferred");
@@ -359,7 +359,7 @@ export class VmapHeap {
 
 	/** Idle: grace periods stop waiting for this handle until its next call into the heap (bytes() and view() included). */
 	offline(): void {
-		this.#ext.checkAlive();
+		this.#ext.ensureAlive();
 		this.#rcu.offline();
 	}
 
@@ -369,7 +369,7 @@ export class VmapHeap {
 	 * handles that passed no quiescent point.
 	 */
 	synchronize(timeoutMs = Infinity): void {
-		checkTimeout(timeoutMs, "Cannot synchronize");
+		validateTimeout(timeoutMs, "Cannot synchronize");
 		this.enter();
 		this.#rcu.wait(this.#rcu.start(), timeoutMs);
 		this.freeExpired();
@@ -377,7 +377,7 @@ export class VmapHeap {
 
 	/** synchronize() that waits without blocking the thread. */
 	async synchronizeAsync(timeoutMs = Infinity): Promise<void> {
-		checkTimeout(timeoutMs, "Cannot synchronizeAsync");
+		validateTimeout(timeoutMs, "Cannot synchronizeAsync");
 		this.enter();
 		await this.#rcu.waitAsync(this.#rcu.start(), timeoutMs);
 		this.#rcu.quiescent();
@@ -500,7 +500,7 @@ export class VmapHeap {
 
 	/** Every allocating or freeing call starts here: a quiescent point, then expired deferred frees. */
 	private enter(): void {
-		this.#ext.checkAlive();
+		this.#ext.ensureAlive();
 		this.#rcu.quiescent();
 		if (this.#rcu.pending() > 0) this.freeExpired();
 	}

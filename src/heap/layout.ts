@@ -8,7 +8,7 @@
  *  line 1   RCU_LOCK owner GP RING_HEAD RING_NR DEFERRED FREED QS_HIGH RECLAIMING  grace periods
  *  QS       HANDLE_MAX words: the grace period each handle last passed; 0 = offline
  *  RING     RING_CAP × [addr (Float64), target, -]: areas waiting for a grace period
- *  BLOCKS   NR_BLOCKS × BLOCK_WORDS: vm_map_ram blocks, indexed by address / block bytes
+ *  BLOCKS   NR_BLOCKS × RAM_BLOCK_WORDS: vm_map_ram blocks, indexed by address / block bytes
  * ```
  *
  * Invariants:
@@ -18,7 +18,7 @@
  *   a GP value it read at a quiescent point. A ring entry of target T may be freed once every
  *   non-zero QS word is >= T.
  * - Ring entries are busy areas of the space, in the order of their targets.
- * - A block record in state BLOCK_ACTIVE describes the busy area at its index × block bytes:
+ * - A block record in state RAM_BLOCK_ACTIVE describes the busy area at its index × block bytes:
  *   free + dirty + mapped = BLOCK_PAGES, the used bitmap has `mapped` bits, all below
  *   BLOCK_PAGES - free (pages are handed out from the front, never twice: kernel vb_alloc).
  */
@@ -54,7 +54,7 @@ export const RING_WORDS = 4;
 /** Ring entry words: the address as Float64 at +0, the target grace period at +2. */
 export const R_TARGET = 2;
 
-export const BLOCK_WORDS = 96;
+export const RAM_BLOCK_WORDS = 96;
 export const B_LOCK = 0;
 export const B_STATE = 2;
 export const B_OWNER = 3;
@@ -69,8 +69,8 @@ export const B_MAPPED = 8;
 export const B_BITMAP = 16;
 /** One bit per page that starts a mapping (so an unmap must name a whole mapping), 32 words after B_BITMAP. */
 export const B_STARTS = 48;
-export const BLOCK_NONE = 0;
-export const BLOCK_ACTIVE = 1;
+export const RAM_BLOCK_NONE = 0;
+export const RAM_BLOCK_ACTIVE = 1;
 
 /** Most pages one vm_map_ram call maps (kernel VMAP_MAX_ALLOC = BITS_PER_LONG). */
 export const VMAP_MAX_ALLOC = 64;
@@ -85,7 +85,7 @@ export function blocksOffset(ringCap: number): number {
 
 /** Extension words for a heap of `nrBlocks` blocks and a ring of `ringCap` entries. */
 export function heapWords(ringCap: number, nrBlocks: number): number {
-	return blocksOffset(ringCap) + nrBlocks * BLOCK_WORDS;
+	return blocksOffset(ringCap) + nrBlocks * RAM_BLOCK_WORDS;
 }
 
 /**

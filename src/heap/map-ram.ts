@@ -23,9 +23,9 @@ import {
 	B_MAPPED,
 	B_OWNER,
 	B_STATE,
-	BLOCK_ACTIVE,
-	BLOCK_NONE,
-	BLOCK_WORDS,
+	RAM_BLOCK_ACTIVE,
+	RAM_BLOCK_NONE,
+	RAM_BLOCK_WORDS,
 	VMAP_MAX_ALLOC,
 } from "./layout.ts";
 import type { SpaceExtension } from "../core/extension.ts";
@@ -67,7 +67,7 @@ export class Blocks {
 
 	/** First word of block `idx`'s record. */
 	private word(idx: number): number {
-		return this.base + idx * BLOCK_WORDS;
+		return this.base + idx * RAM_BLOCK_WORDS;
 	}
 
 	/** Handle `id` ended: nobody maps from its blocks again (their mapped pages stay valid and unmappable). */
@@ -86,7 +86,7 @@ export class Blocks {
 	/** Whether [addr, ...) lies in an active block: its index, else -1. */
 	blockAt(addr: number): number {
 		const idx = Math.floor(addr / this.bytes);
-		return idx >= 0 && idx < this.count && Atomics.load(this.hdr, this.word(idx) + B_STATE) === BLOCK_ACTIVE ? idx : -1;
+		return idx >= 0 && idx < this.count && Atomics.load(this.hdr, this.word(idx) + B_STATE) === RAM_BLOCK_ACTIVE ? idx : -1;
 	}
 
 	/**
@@ -140,7 +140,7 @@ export class Blocks {
 			const w = this.word(idx);
 			this.host.ext.lock(w + B_LOCK);
 			const free = hdr[w + B_FREE]!;
-			if (hdr[w + B_STATE] !== BLOCK_ACTIVE || hdr[w + B_OWNER] !== self || free === 0) {
+			if (hdr[w + B_STATE] !== RAM_BLOCK_ACTIVE || hdr[w + B_OWNER] !== self || free === 0) {
 				this.host.ext.unlock(w + B_LOCK);
 				this.mine.splice(i, 1);
 				continue;
@@ -170,7 +170,7 @@ export class Blocks {
 			space.free(start);
 			throw e;
 		}
-		hdr.fill(0, w + B_BITMAP, w + BLOCK_WORDS);
+		hdr.fill(0, w + B_BITMAP, w + RAM_BLOCK_WORDS);
 		setBits(hdr, w + B_BITMAP, 0, pages, 1);
 		setBits(hdr, w + B_STARTS, 0, 1, 1);
 		hdr[w + B_OWNER] = self;
@@ -179,7 +179,7 @@ export class Blocks {
 		hdr[w + B_DIRTY_MIN] = this.pages;
 		hdr[w + B_DIRTY_MAX] = 0;
 		hdr[w + B_MAPPED] = pages;
-		Atomics.store(hdr, w + B_STATE, BLOCK_ACTIVE);
+		Atomics.store(hdr, w + B_STATE, RAM_BLOCK_ACTIVE);
 		this.host.ext.unlock(w + B_LOCK);
 		if (this.pages > pages) this.mine.push(idx);
 		this.handOut(idx, start, pages);
@@ -206,7 +206,7 @@ export class Blocks {
 		const off = (addr - start) / this.pageSize;
 		this.host.ext.lock(w + B_LOCK);
 		const problem =
-			hdr[w + B_STATE] !== BLOCK_ACTIVE
+			hdr[w + B_STATE] !== RAM_BLOCK_ACTIVE
 				? "the block was purged"
 				: !Number.isInteger(off)
 					? `the address is not on a page boundary (page size ${this.pageSize})`
@@ -233,7 +233,7 @@ export class Blocks {
 		if (off < hdr[w + B_DIRTY_MIN]!) hdr[w + B_DIRTY_MIN] = off;
 		if (off + pages > hdr[w + B_DIRTY_MAX]!) hdr[w + B_DIRTY_MAX] = off + pages;
 		const purge = dirty === this.pages || (hdr[w + B_MAPPED] === 0 && dirty >= this.pages / 4);
-		if (purge) Atomics.store(hdr, w + B_STATE, BLOCK_NONE);
+		if (purge) Atomics.store(hdr, w + B_STATE, RAM_BLOCK_NONE);
 		this.host.ext.unlock(w + B_LOCK);
 		if (purge) this.host.space.free(start);
 	}
@@ -248,11 +248,11 @@ export class Blocks {
 		let freed = 0;
 		for (let idx = 0; idx < this.count; idx++) {
 			const w = this.word(idx);
-			if (Atomics.load(hdr, w + B_STATE) !== BLOCK_ACTIVE) continue;
+			if (Atomics.load(hdr, w + B_STATE) !== RAM_BLOCK_ACTIVE) continue;
 			this.host.ext.lock(w + B_LOCK);
 			const mine = hdr[w + B_OWNER] === this.host.ext.id;
-			const purge = hdr[w + B_STATE] === BLOCK_ACTIVE && hdr[w + B_MAPPED] === 0 && (hdr[w + B_DIRTY]! > 0 || (mineToo && mine));
-			if (purge) Atomics.store(hdr, w + B_STATE, BLOCK_NONE);
+			const purge = hdr[w + B_STATE] === RAM_BLOCK_ACTIVE && hdr[w + B_MAPPED] === 0 && (hdr[w + B_DIRTY]! > 0 || (mineToo && mine));
+			if (purge) Atomics.store(hdr, w + B_STATE, RAM_BLOCK_NONE);
 			else if (mineToo && mine) hdr[w + B_OWNER] = 0; // orphaned: nobody maps from it again
 			this.host.ext.unlock(w + B_LOCK);
 			if (purge) {
@@ -272,7 +272,7 @@ export class Blocks {
 		const last = Math.floor((addr + Math.max(bytes, 1) - 1 - idx * this.bytes) / this.pageSize);
 		if (last >= this.pages) return false;
 		this.host.ext.lock(w + B_LOCK);
-		const ok = hdr[w + B_STATE] === BLOCK_ACTIVE && allSet(hdr, w + B_BITMAP, off, last - off + 1);
+		const ok = hdr[w + B_STATE] === RAM_BLOCK_ACTIVE && allSet(hdr, w + B_BITMAP, off, last - off + 1);
 		this.host.ext.unlock(w + B_LOCK);
 		return ok;
 	}
@@ -283,7 +283,7 @@ export class Blocks {
 		const out = { blocks: 0, mapped: 0, dirty: 0, free: 0 };
 		for (let idx = 0; idx < this.count; idx++) {
 			const w = this.word(idx);
-			if (Atomics.load(hdr, w + B_STATE) !== BLOCK_ACTIVE) continue;
+			if (Atomics.load(hdr, w + B_STATE) !== RAM_BLOCK_ACTIVE) continue;
 			out.blocks++;
 			out.mapped += hdr[w + B_MAPPED]!;
 			out.dirty += hdr[w + B_DIRTY]!;
@@ -299,7 +299,7 @@ export class Blocks {
 		for (let idx = 0; idx < this.count; idx++) {
 			const w = this.word(idx);
 			this.host.ext.lock(w + B_LOCK);
-			if (hdr[w + B_STATE] === BLOCK_ACTIVE) {
+			if (hdr[w + B_STATE] === RAM_BLOCK_ACTIVE) {
 				const start = idx * this.bytes;
 				const name = `vm_map_ram block [${hex(start)}, ${hex(start + this.bytes)})`;
 				const free = hdr[w + B_FREE]!;

@@ -1,7 +1,7 @@
 /** Checking VmapHeap.create()'s options: every wrong value is EINVAL, naming the option. */
 import type { FlushHook } from "../api/types.ts";
 import { shown, VmapError } from "../api/errors.ts";
-import { checkOptions, isPowerOfTwo, parseSpaceOptions, type SpaceParams } from "../core/options.ts";
+import { validateOptions, isPowerOfTwo, parseSpaceOptions, type SpaceParams } from "../core/options.ts";
 
 export interface VmapHeapOptions {
 	/** Bytes of data to start with; a multiple of pageSize. */
@@ -48,7 +48,7 @@ export const MAX_DATA = 2 ** 32;
 /** The options with defaults filled in; throws EINVAL on the first wrong one. */
 export function parseHeapOptions(options: VmapHeapOptions): HeapParams {
 	if (options === undefined) throw new VmapError("EINVAL", "Cannot create a heap: options must be an object like { size, maxSize }, got undefined");
-	checkOptions(options, HEAP_KEYS, "Cannot create a heap");
+	validateOptions(options, HEAP_KEYS, "Cannot create a heap");
 	const pageSize = options.pageSize ?? 4096;
 	if (!isPowerOfTwo(pageSize) || pageSize < 8) throw new VmapError("EINVAL", `Cannot create a heap: pageSize must be a power of two, at least 8, got ${shown(pageSize)}`);
 	const size = options.size;

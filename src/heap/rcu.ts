@@ -226,7 +226,7 @@ export class GracePeriods {
 		const until = performance.now() + timeoutMs;
 		const nap = new Int32Array(new SharedArrayBuffer(4));
 		for (let spin = 0; !this.ended(target); spin++) {
-			this.ext.checkAlive(); // EOWNERDEAD as soon as a handle is known to have ended holding a lock
+			this.ext.ensureAlive(); // EOWNERDEAD as soon as a handle is known to have ended holding a lock
 			if (performance.now() > until) this.timedOut(target, timeoutMs);
 			if (spin > 100) Atomics.wait(nap, 0, 0, 0.5);
 		}
@@ -236,7 +236,7 @@ export class GracePeriods {
 	async waitAsync(target: number, timeoutMs: number): Promise<void> {
 		const until = performance.now() + timeoutMs;
 		while (!this.ended(target)) {
-			this.ext.checkAlive();
+			this.ext.ensureAlive();
 			if (performance.now() > until) this.timedOut(target, timeoutMs);
 			await new Promise((r) => setTimeout(r, 1));
 		}

@@ -252,7 +252,7 @@ export class Purger {
 				const pending = pendingBatch(this.t, batches);
 				if (pending === undefined) return;
 				const [k, gen] = pending;
-				this.locks.checkAlive();
+				this.locks.ensureAlive();
 				if (Atomics.load(hdr, HDR_BATCH_OWNER + k) === BATCH_ORPHAN) {
 					this.pass(PURGE_POLICY.adopt); // waits for no other batch: no pass nests in it
 					continue;
@@ -301,7 +301,7 @@ export class Purger {
 		const t0 = performance.now();
 		const owner = Atomics.load(hdr, HDR_BATCH_OWNER);
 		while (Atomics.load(hdr, HDR_BATCH_OWNER) === owner && owner !== 0) {
-			this.locks.checkAlive();
+			this.locks.ensureAlive();
 			if (performance.now() - t0 >= this.locks.timeoutMs) {
 				throw new VmapError("ETIMEDOUT", `Waited ${this.locks.timeoutMs} ms for a purge batch: all ${BATCH_SLOTS} are in flight (batch 0 is handle ${owner}'s); nothing was changed`);
 			}

@@ -8,34 +8,8 @@
 import { corrupt, hex } from "../api/errors.ts";
 import { HANDLE_ALIVE, HANDLE_MAX, HANDLE_WORDS, HDR_BLOCK_INDEX, HDR_BLOCK_NR, HDR_BLOCK_USED, HDRF_BLOCK_BYTES, HDRF_SMALL_MAX, REC_I32, VA_BUSY, VA_SMALL_BLOCK, VA_STATE } from "../buffer/layout.ts";
 import { vaEnd, vaFlags, vaStart } from "../buffer/record.ts";
-import {
-	BLOCK_ACTIVE,
-	bitmap,
-	D_AREA,
-	D_CLASS,
-	D_DIRTY_NR,
-	D_FREE_NR,
-	D_LIVE_NR,
-	D_OWNER,
-	D_RUN,
-	D_SLOTS,
-	D_STATE,
-	D_WORDS,
-	descriptorRun,
-	DF_SLOT_BYTES,
-	DF_START,
-	DIRTY,
-	FLUSHING,
-	FREE,
-	indexRun,
-	LIVE,
-	lookupBlock,
-	MARK,
-	MAX_SLOTS,
-	popcount,
-	REMOTE,
-	sizeClasses,
-} from "./blocks.ts";
+import { bitmap, blockStartOf, D_AREA, D_CLASS, D_DIRTY_NR, D_FREE_NR, D_LIVE_NR, D_OWNER, D_RUN, D_SLOTS, D_STATE, D_WORDS, descriptorRun, DIRTY, FLUSHING, FREE, LIVE, MARK, MAX_SLOTS, popcount, REMOTE, sizeClasses, slotBytesOf, SMALL_BLOCK_ACTIVE } from "./descriptor.ts";
+import { indexRun, lookupBlock } from "./block-index.ts";
 import type { VaTable } from "../buffer/va-table.ts";
 
 /**
@@ -87,8 +61,8 @@ export function checkBlocks(t: VaTable, self: number, blockAreas: number[], seen
 		const what = `block index entry ${e}`;
 		if (d % REC_I32 !== 0) corrupt(`${what}: descriptor word ${d} is not a record's first`);
 		const start = f64[w >> 1]!;
-		if (i32[d + D_STATE] !== BLOCK_ACTIVE) corrupt(`${what}: descriptor at record ${d / REC_I32} is not an active block`);
-		if (f64[(d >> 1) + DF_START] !== start) corrupt(`${what}: indexed at ${hex(start)}, its descriptor says ${hex(f64[(d >> 1) + DF_START]!)}`);
+		if (i32[d + D_STATE] !== SMALL_BLOCK_ACTIVE) corrupt(`${what}: descriptor at record ${d / REC_I32} is not an active block`);
+		if (blockStartOf(f64, d) !== start) corrupt(`${what}: indexed at ${hex(start)}, its descriptor says ${hex(blockStartOf(f64, d))}`);
 		if (lookupBlock(t, first, start, 1 / blockBytes) !== d) corrupt(`${what}: a lookup of ${hex(start)} does not find it (probe chain broken)`);
 		checkDescriptor(t, d, start, classes, blockBytes, areaOf, self, mark);
 	}
@@ -112,7 +86,7 @@ function checkDescriptor(
 	const f64 = t.f64;
 	const name = `small-area block [${hex(start)}, ${hex(start + blockBytes)})`;
 	const c = i32[d + D_CLASS]!;
-	const bytes = f64[(d >> 1) + DF_SLOT_BYTES]!;
+	const bytes = slotBytesOf(f64, d);
 	const slots = i32[d + D_SLOTS]!;
 	const words = i32[d + D_WORDS]!;
 	if (!(c >= 0 && c < classes.length) || classes[c] !== bytes) corrupt(`${name}: class ${c} with ${bytes}-byte areas is not one of the size classes`);

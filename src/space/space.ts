@@ -13,15 +13,16 @@ import type { AllocOptions, AreaInfo, AttachOptions, PurgeOptions, PurgeResult, 
 import { checkSpace } from "../diag/check.ts";
 import { shown, VmapError } from "../api/errors.ts";
 import { SpaceExtension } from "../core/extension.ts";
-import { dumpText, listAreas, runSlices, runSlicesAsync, vmallocinfoText } from "../diag/info.ts";
+import { dumpText, listAreas, runChunks, runChunksAsync, vmallocinfoText } from "../diag/info.ts";
 import { handleEnded, handlesOfThread, releaseHandle } from "../core/handles.ts";
 import { HANDLE_MAX, HDR_DEAD } from "../buffer/layout.ts";
 import type { Locks } from "../buffer/lock.ts";
 import { findArea } from "../core/locate.ts";
 import { snapshot } from "../diag/snapshot.ts";
 import { freeVmapArea, resizeVmapArea } from "../core/lazy-free.ts";
-import { NOT_IN_BLOCK } from "../small/cache.ts";
-import { checkOptions, checkTimeout, parseSpaceOptions, type SpaceParams } from "../core/options.ts";
+import { NOT_SMALL } from "../small/cache.ts";
+import { openSmallCache } from "../core/block-source.ts";
+import { validateOptions, validateTimeout, parseSpaceOptions, type SpaceParams } from "../core/options.ts";
 import { listenForWork } from "../purge/work.ts";
 import { readStats } from "../diag/stats.ts";
 import { attachableBuffer, createSpaceBuffer, openSpace, SpaceState } from "../core/state.ts";
@@ -83,7 +84,9 @@ export class VmapSpace {
 
 	/** @internal A space whose buffer holds `extWords` zeroed words of extension for the layer above (the heap). */
 	static createWith(params: SpaceParams, extWords: number): VmapSpace {
-		return new VmapSpace(openSpace(createSpaceBuffer(params, extWords), params.flush));
+		const s = openSpace(createSpaceBuffer(params, extWords), params.flush);
+		openSmallCache(s, params.flush);
+		return new VmapSpace(s);
 	}
 
 	/**
@@ -92,15 +95,16 @@ export class VmapSpace {
 	 */
 	static attach(handle: VmapHandle, options?: AttachOptions): VmapSpace {
 		const buffer = attachableBuffer(handle);
-		checkOptions(options, ATTACH_KEYS, "Cannot attach");
+		validateOptions(options, ATTACH_KEYS, "Cannot attach");
 		const flush = options?.flush;
 		if (flush !== undefined && typeof flush !== "function") {
 			throw new VmapError("EINVAL", `Cannot attach: flush must be a function (start, end) => void | Promise<void>, got ${shown(flush)}`);
 		}
 		const timeoutMs = options?.timeoutMs;
-		if (timeoutMs !== undefined) checkTimeout(timeoutMs, "Cannot attach");
+		if (timeoutMs !== undefined) validateTimeout(timeoutMs, "Cannot attach");
 		const s = new SpaceState(buffer, flush, timeoutMs);
-		s.locks.checkAlive();
+		openSmallCache(s, flush);
+		s.locks.ensureAlive();
 		// An attached handle is another worker: while idle, it helps purges (parallel purge).
 		if (s.nodes > 1) listenForWork(s.table, () => s.purger.help(), () => s.locks.closed || s.table.hdr[HDR_DEAD] !== 0);
 		return new VmapSpace(s);
@@ -154,11 +158,11 @@ export class VmapSpace {
 	 */
 	alloc(size: number, options?: AllocOptions): number {
 		if (options === undefined) {
-			// The small-area cache first: no lock, no atomic (small.ts).
+			// The small-area cache first: no lock, no atomic (small/carve.ts).
 			const small = this.#s.small;
 			if (small !== undefined) {
 				const addr = small.alloc(size);
-				if (addr >= 0) return addr;
+				if (addr !== NOT_SMALL) return addr;
 			}
 			return allocVmapArea(this.#s, size, undefined, true);
 		}
@@ -168,7 +172,7 @@ export class VmapSpace {
 
 	/** Run `call` with this handle's waits bounded by `timeoutMs` instead of its own. */
 	#within<T>(timeoutMs: number, op: string, call: () => T): T {
-		checkTimeout(timeoutMs, `Cannot ${op}`);
+		validateTimeout(timeoutMs, `Cannot ${op}`);
 		const locks = this.#s.locks;
 		const saved = locks.timeoutMs;
 		locks.timeoutMs = timeoutMs;
@@ -200,7 +204,7 @@ export class VmapSpace {
 	 */
 	free(addr: number): void {
 		const small = this.#s.small;
-		if (small !== undefined && small.free(addr) !== NOT_IN_BLOCK) return;
+		if (small !== undefined && small.free(addr) !== NOT_SMALL) return;
 		freeVmapArea(this.#s, addr, "free", NOTHING_REFUSED);
 	}
 
@@ -221,8 +225,8 @@ export class VmapSpace {
 	 * throws (the areas stay lazy).
 	 */
 	purge(options?: PurgeOptions): PurgeResult {
-		this.#s.locks.checkAlive();
-		checkOptions(options, PURGE_KEYS, "Cannot purge");
+		this.#s.locks.ensureAlive();
+		validateOptions(options, PURGE_KEYS, "Cannot purge");
 		const sync = options?.sync ?? false;
 		if (typeof sync !== "boolean") throw new VmapError("EINVAL", `Cannot purge: sync must be true or false, got ${shown(sync)}`);
 		const kind = sync ? "sync" : "try";
@@ -236,7 +240,7 @@ export class VmapSpace {
 	 * a full decay of every pool, under the purge mutex. Returns the areas and bytes released.
 	 */
 	trim(): TrimResult {
-		this.#s.locks.checkAlive();
+		this.#s.locks.ensureAlive();
 		return this.#s.purger.trim();
 	}
 
@@ -245,7 +249,7 @@ export class VmapSpace {
 	 * `{ pools: true }` adds each node's 256 pool lengths; `{ into }` refills an earlier result.
 	 */
 	stats(options?: StatsOptions): VmapStats {
-		checkOptions(options, STATS_KEYS, "Cannot read stats");
+		validateOptions(options, STATS_KEYS, "Cannot read stats");
 		const pools = options?.pools ?? false;
 		if (typeof pools !== "boolean") throw new VmapError("EINVAL", `Cannot read stats: pools must be true or false, got ${shown(pools)}`);
 		const into = options?.into;
@@ -258,36 +262,36 @@ export class VmapSpace {
 
 	/**
 	 * The busy and lazy areas in the style of /proc/vmallocinfo. Like dump(), it reads the
-	 * trees in slices of at most 256 areas, each without a lock when no writer came meanwhile,
-	 * else under that tree's locks: other handles wait at most one slice. While they work,
-	 * each slice is consistent, not the whole (an area that changes state meanwhile may show
+	 * trees in chunks of at most 256 areas, each without a lock when no writer came meanwhile,
+	 * else under that tree's locks: other handles wait at most one chunk. While they work,
+	 * each chunk is consistent, not the whole (an area that changes state meanwhile may show
 	 * in both states or in neither).
 	 */
 	vmallocinfo(): string {
 		const s = this.#s;
-		s.locks.checkAlive();
-		return vmallocinfoText(runSlices(listAreas(s, false)), (id) => s.tags.name(id));
+		s.locks.ensureAlive();
+		return vmallocinfoText(runChunks(listAreas(s, false)), (id) => s.tags.name(id));
 	}
 
 	/** vmallocinfo(), giving the event loop a turn every few milliseconds of work. */
 	async vmallocinfoAsync(): Promise<string> {
 		const s = this.#s;
-		s.locks.checkAlive();
-		return vmallocinfoText(await runSlicesAsync(listAreas(s, false)), (id) => s.tags.name(id));
+		s.locks.ensureAlive();
+		return vmallocinfoText(await runChunksAsync(listAreas(s, false)), (id) => s.tags.name(id));
 	}
 
 	/** JSON: the space, its statistics, every area, every free block and every small-area block (see vmallocinfo()). */
 	dump(): string {
 		const s = this.#s;
 		const stats = this.stats();
-		return dumpText(s, runSlices(listAreas(s, true)), stats, (id) => s.tags.name(id));
+		return dumpText(s, runChunks(listAreas(s, true)), stats, (id) => s.tags.name(id));
 	}
 
 	/** dump(), giving the event loop a turn every few milliseconds of work. */
 	async dumpAsync(): Promise<string> {
 		const s = this.#s;
 		const stats = this.stats();
-		return dumpText(s, await runSlicesAsync(listAreas(s, true)), stats, (id) => s.tags.name(id));
+		return dumpText(s, await runChunksAsync(listAreas(s, true)), stats, (id) => s.tags.name(id));
 	}
 
 	/** The area holding `addr` (busy, or lazy: freed and not yet purged), or undefined. */

@@ -13,7 +13,7 @@
  */
 import type { DumpArea, DumpFreeBlock, DumpSmallBlock, VmapDump } from "../api/types.ts";
 import { hex, VmapError, shown } from "../api/errors.ts";
-import { checkOptions } from "../core/options.ts";
+import { validateOptions } from "../core/options.ts";
 import { BLUE, bytes, count, esc, FAINT, FONT, GREEN, GREY, INK, MONO, ORANGE, PURPLE, px, SKY, titleOption, VERMILLION, wholeOption, YELLOW } from "./format.ts";
 
 export interface MapOptions {
@@ -389,7 +389,7 @@ function checkSorted(list: Array<DumpArea | DumpFreeBlock>, name: string): void 
 const CANNOT = "Cannot draw a map";
 
 function mapOptions(d: VmapDump, options: MapOptions): Required<Omit<MapOptions, "title">> & { title: string | undefined } {
-	checkOptions(options, MAP_KEYS, CANNOT);
+	validateOptions(options, MAP_KEYS, CANNOT);
 	const width = wholeOption(CANNOT, "width", options.width, 100, 20_000, 960);
 	const rows = wholeOption(CANNOT, "rows", options.rows, 1, 4096, 32);
 	const from = wholeOption(CANNOT, "from", options.from, d.start, d.end - 1, d.start);

@@ -11,7 +11,7 @@
  */
 import type { VmapStats } from "../api/types.ts";
 import { VmapError, shown } from "../api/errors.ts";
-import { checkOptions } from "../core/options.ts";
+import { validateOptions } from "../core/options.ts";
 import { BLUE, bytes, esc, FAINT, FONT, GREEN, GREY, INK, num, ORANGE, PURPLE, px, titleOption, VERMILLION, niceStep, wholeOption } from "./format.ts";
 
 /** The figures a timeline keeps of each sample. */
@@ -112,7 +112,7 @@ interface Series {
 export function timelineSvg(timeline: Timeline | TimelineData | string, options: TimelineOptions = {}): string {
 	const tl = timeline instanceof Timeline ? timeline : Timeline.fromJSON(timeline);
 	const cannot = "Cannot draw a timeline";
-	checkOptions(options, TL_KEYS, cannot);
+	validateOptions(options, TL_KEYS, cannot);
 	const W = wholeOption(cannot, "width", options.width, 200, 20_000, 900);
 	titleOption(cannot, options.title);
 	const n = tl.length;

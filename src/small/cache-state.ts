@@ -1,0 +1,106 @@
+/**
+ * What one handle's small-area cache holds (cache.ts is its public side): the port through
+ * which it gets and gives back block areas, its size classes, and its own lists of the blocks
+ * it owns. The lists are this handle's alone (plain JS arrays); the blocks' words are shared
+ * (descriptor.ts).
+ */
+import type { FlushHook } from "../api/types.ts";
+import { HANDLE_REMOTE, HANDLE_WORDS, HDRF_BLOCK_BYTES, HDRF_SMALL_MAX } from "../buffer/layout.ts";
+import type { Locks } from "../buffer/lock.ts";
+import type { VaTable } from "../buffer/va-table.ts";
+import { sizeClasses } from "./descriptor.ts";
+
+/**
+ * The space, as the cache sees it (core/block-source.ts implements it): block areas come from
+ * the ordinary allocator and go back through the ordinary lazy free, so that the space's purge
+ * flushes a retired block's dirty slots before its range is reused.
+ */
+export interface BlockSource {
+	/** A busy area of `bytes` aligned to `bytes`, without purging or waiting, or -1 when the space has no room. */
+	allocBlockArea(bytes: number): number;
+	/** Free the block area at `addr` lazily; `unindex` runs under the locks that make the block unreachable. */
+	freeBlockArea(addr: number, unindex: () => void): void;
+	/** Base word of the node whose busy tree holds an area starting at `addr`. */
+	busyNodeBase(addr: number): number;
+	/** The name of tag `tag`. */
+	tagName(tag: number): string | undefined;
+}
+
+/** What the cache answers when an address is in no block, or a request is not small: ask the trees. */
+export const NOT_SMALL = null;
+
+export class CacheState {
+	/** Largest request served, bytes, and in pages; 0 once the handle closed. */
+	max: number;
+	maxUnits: number;
+	readonly blockBytes: number;
+	readonly classBytes: Float64Array;
+	readonly t: VaTable;
+	readonly locks: Locks;
+	readonly source: BlockSource;
+	readonly self: number;
+	readonly hook: FlushHook | undefined;
+	readonly pageSize: number;
+	readonly blockInverse: number;
+	/** 1 / pageSize, exact: multiplying by it divides without rounding. */
+	readonly unitInverse: number;
+	/** Size class of a request of u pages, u = 1 .. smallMax / pageSize. */
+	readonly classOf: Uint16Array;
+	/** Per class: the block allocations come from (a descriptor's d, 0 none), and the word to look at first. */
+	readonly cur: Int32Array;
+	readonly hint: Int32Array;
+	/** Per class: this handle's other blocks that got FREE slots (each once, D_LISTED; one may have none left by now). */
+	readonly avail: number[][];
+	/** Every block this handle owns. */
+	readonly mine: number[] = [];
+	/**
+	 * Blocks with DIRTY slots that the next flush takes: a block joins when its dirty count
+	 * leaves 0 (a free, remote frees taken in), or when a completed or failed flush leaves it
+	 * some. Invariant: every block of `mine` with DIRTY slots not FLUSHING is on it, once.
+	 */
+	dirtyList: number[] = [];
+	/** The blocks whose DIRTY slots the flush in flight covers (FLUSHING); empty when none is. */
+	flushing: number[] = [];
+	/** Per class: the one empty block kept for reuse (0 none); reclaim retires other empty ones. */
+	readonly spareD: Int32Array;
+	/** This handle's HANDLE_REMOTE word, and its value when the blocks were last looked through. */
+	readonly remoteWord: number;
+	remoteSeen: number;
+	/** Bytes of this handle's DIRTY slots. */
+	dirtyBytes = 0;
+	/** The block of this handle's last own free (its start and d): frees come in runs. */
+	lastStart = -1;
+	lastD = 0;
+	/** A flush of this handle's is in flight (at most one is). */
+	inFlight = false;
+	/** Allocations left to the ordinary path before the cache tries for a new block again. */
+	backoff = 0;
+
+	constructor(t: VaTable, locks: Locks, pageSize: number, hook: FlushHook | undefined, source: BlockSource) {
+		this.t = t;
+		this.locks = locks;
+		this.source = source;
+		this.self = locks.self;
+		this.hook = hook;
+		this.max = t.hdrF[HDRF_SMALL_MAX]!;
+		this.maxUnits = this.max / pageSize;
+		this.blockBytes = t.hdrF[HDRF_BLOCK_BYTES]!;
+		this.blockInverse = 1 / this.blockBytes;
+		this.pageSize = pageSize;
+		this.unitInverse = 1 / pageSize;
+		const classes = sizeClasses(this.max, this.blockBytes, pageSize);
+		this.classBytes = Float64Array.from(classes);
+		this.classOf = new Uint16Array(this.maxUnits + 1);
+		for (let u = 1, c = 0; u <= this.maxUnits; u++) {
+			while (classes[c]! < u * pageSize) c++;
+			this.classOf[u] = c;
+		}
+		this.cur = new Int32Array(classes.length);
+		this.hint = new Int32Array(classes.length);
+		this.avail = classes.map(() => []);
+		this.spareD = new Int32Array(classes.length);
+		// No block is this handle's yet, so no remote free into one was counted before this.
+		this.remoteWord = (this.self - 1) * HANDLE_WORDS + HANDLE_REMOTE;
+		this.remoteSeen = Atomics.load(t.handles, this.remoteWord);
+	}
+}
