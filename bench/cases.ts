@@ -9,6 +9,7 @@ import { PEERS, peer, type PeerId } from "./peers.ts";
 import { loadSmo } from "./peers/smo.ts";
 import { lookupsCase } from "./lookups.ts";
 import type { WorkerJob, WorkerReport } from "./worker-job.ts";
+import { reportOf } from "../harness/workers.ts";
 import { fixed, Held, PROBE, probeOverlaps, random, rssMiB, workersSpace } from "./workloads.ts";
 
 export type Spec =
@@ -161,7 +162,7 @@ async function shared(spec: Extract<Spec, { kind: "workers" }>) {
 		return new Worker(boot, { workerData: { entry, ...job } });
 	});
 	for (const w of ws) space?.watch(w); // a worker that dies holding a lock fails the case instead of hanging it
-	const reports = ws.map((w) => new Promise<WorkerReport>((res, rej) => (w.once("message", res), w.once("error", rej))));
+	const reports = ws.map((w) => reportOf<WorkerReport>(w));
 	// A worker that dies before the gate must not leave the others waiting.
 	await Promise.race([
 		(async () => {

@@ -15,12 +15,10 @@
  */
 import { Worker } from "node:worker_threads";
 import { VmapError, VmapSpace } from "../src/index.ts";
-import type { StallJob } from "./stall-worker.ts";
+import { PHASES, type StallJob } from "./stall-protocol.ts";
 
 const P = 4096;
 const LOOKUPS = 2000;
-/** The phases of the stall measurement, in order; the worker keeps a worst gap per phase. */
-export const PHASES = ["idle", "vmallocinfo", "vmallocinfoAsync", "dump", "check", "floor"] as const;
 const IDLE_MS = 500;
 /**
  * lazyMaxPages of the stall space (4 MiB): the worker's frees purge in small batches, so that
@@ -92,7 +90,10 @@ async function stalls(live: number) {
 	const job: StallJob = { handle: space.handle, control, entry: new URL("./stall-worker.ts", import.meta.url).href };
 	const w = new Worker(new URL("../scripts/ts-worker.mjs", import.meta.url), { workerData: job });
 	space.watch(w);
-	const exited = new Promise<void>((res, rej) => (w.once("exit", () => res()), w.once("error", rej)));
+	const exited = new Promise<void>((res, rej) => {
+		w.once("exit", () => res());
+		w.once("error", rej);
+	});
 	while (Atomics.load(words, 1) === 0) await new Promise((r) => setTimeout(r, 5)); // the worker runs
 	const durationMs: Record<string, number> = {};
 	for (let phase = 0; phase < PHASES.length; phase++) {
@@ -115,7 +116,10 @@ async function stalls(live: number) {
 	await exited;
 	const worstGapMs: Record<string, number> = {};
 	const worstLockWaitMs: Record<string, number> = {};
-	PHASES.forEach((name, i) => ((worstGapMs[name] = gaps[2 * i]!), (worstLockWaitMs[name] = gaps[2 * i + 1]!)));
+	for (const [i, name] of PHASES.entries()) {
+		worstGapMs[name] = gaps[2 * i]!;
+		worstLockWaitMs[name] = gaps[2 * i + 1]!;
+	}
 	const pairs = words[1]!;
 	space.check();
 	return { durationMs, worstGapMs, worstLockWaitMs, workerPairs: pairs };

@@ -1,4 +1,4 @@
-/** `vmap bench` arguments and help; `npm run bench -- [options]` runs it from the sources. */
+/** `npm run bench -- [options]`: the bench's arguments and help; run from a clone (the peers are devDependencies). */
 import { parseOptions, usageError, wholeNumber } from "../src/cli/args.ts";
 import { LINEAR_OPS, OPS, SCALE } from "./cases.ts";
 import { PEERS } from "./peers.ts";
@@ -43,7 +43,7 @@ Allocators:
 ${PEERS.map((p) => `  ${p.id.padEnd(17)} ${p.name}${p.linear ? " (O(n))" : ""}\n${" ".repeat(20)}${p.note}`).join("\n")}
 `;
 
-export async function main(argv: string[]): Promise<number> {
+async function main(argv: string[]): Promise<number> {
 	const v = parseOptions("bench", argv, {
 		svg: { type: "string" },
 		viz: { type: "string" },
@@ -72,3 +72,5 @@ export async function main(argv: string[]): Promise<number> {
 		viz: v.viz,
 	});
 }
+
+process.exitCode = await main(process.argv.slice(2));

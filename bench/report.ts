@@ -1,7 +1,7 @@
 /** The markdown report of `vmap bench`: ratios to vmap, then every run's honesty counters. */
 import { LINEAR_OPS, OPS, SCALE } from "./cases.ts";
 import { PEERS, peer, type Peer } from "./peers.ts";
-import type { Meta, Run } from "./run.ts";
+import type { Meta, Run } from "./results.ts";
 import { STALL_LAZY_PAGES } from "./lookups.ts";
 import { PROBE } from "./workloads.ts";
 

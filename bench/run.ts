@@ -8,6 +8,7 @@ import { writeFileSync } from "node:fs";
 import os from "node:os";
 import { fileURLToPath } from "node:url";
 import { plan, type Case, type PlanOptions } from "./cases.ts";
+import type { Meta, Outcome, Run } from "./results.ts";
 import { PEERS } from "./peers.ts";
 import { markdown } from "./report.ts";
 import { chart } from "./svg.ts";
@@ -20,24 +21,6 @@ export interface BenchOptions extends PlanOptions {
 	list: boolean;
 }
 
-export type Outcome =
-	| { status: "ok"; result: Record<string, number | string | boolean> }
-	| { status: "broken"; error: string; at: string }
-	| { status: "skipped"; reason: string };
-
-export type Run = Case & Outcome;
-
-export interface Meta {
-	date: string;
-	node: string;
-	platform: string;
-	cpu: string;
-	cores: number;
-	seed: number;
-	quick: boolean;
-	timeLimit: number;
-	wallSec: number;
-}
 
 const CHILD = fileURLToPath(new URL("./child.ts", import.meta.url));
 

@@ -8,13 +8,7 @@
  */
 import { workerData } from "node:worker_threads";
 import { VmapSpace } from "../src/index.ts";
-import { PHASES } from "./lookups.ts";
-
-export interface StallJob {
-	handle: { buffer: SharedArrayBuffer };
-	control: SharedArrayBuffer;
-	entry: string;
-}
+import { PHASES, type StallJob } from "./stall-protocol.ts";
 
 const job = workerData as StallJob;
 const words = new Int32Array(job.control);

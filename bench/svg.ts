@@ -7,7 +7,7 @@ import { esc } from "../src/viz/format.ts";
 import { SCALE } from "./cases.ts";
 import { PEERS, peer, type PeerId } from "./peers.ts";
 import { brokenNote, rate } from "./report.ts";
-import type { Meta, Run } from "./run.ts";
+import type { Meta, Run } from "./results.ts";
 
 /** Okabe-Ito and Tol colours, distinguishable with the common colour-vision deficiencies. */
 const COLOURS: Record<PeerId, string> = {

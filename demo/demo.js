@@ -9,7 +9,8 @@ const $ = (id) => document.getElementById(id);
 const fmt = (n) => (n >= 2 ** 20 ? `${(n / 2 ** 20).toFixed(1)} MiB` : n >= 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${n} B`);
 
 // What the browser test reads.
-const state = (globalThis.__demo = { workers: N, frames: 0, samples: 0, allocs: 0, badBytes: 0, killed: [], errors: [], status: "", poisoned: false });
+const state = { workers: N, frames: 0, samples: 0, allocs: 0, badBytes: 0, killed: [], errors: [], status: "", poisoned: false };
+globalThis.__demo = state;
 
 const status = (text, bad = false) => {
 	$("status").textContent = text;
@@ -90,7 +91,7 @@ async function redraw() {
 			state.poisoned = true;
 			return;
 		}
-		state.errors.push(String(e && e.message ? e.message : e));
+		state.errors.push(String(e?.message ? e.message : e));
 		status(`drawing failed: ${e.message}`, true);
 	} finally {
 		drawing = false;

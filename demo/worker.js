@@ -13,7 +13,14 @@ function start({ handle, index, seed }) {
 	const tag = `worker ${index}`;
 	const P = heap.pageSize;
 	let x = seed >>> 0 || 1;
-	const rnd = (n) => ((x ^= x << 13), (x >>>= 0), (x ^= x >>> 17), (x ^= x << 5), (x >>>= 0), x % n);
+	const rnd = (n) => {
+		x ^= x << 13;
+		x >>>= 0;
+		x ^= x >>> 17;
+		x ^= x << 5;
+		x >>>= 0;
+		return x % n;
+	};
 	const live = []; // [addr, bytes]
 	const r = { type: "report", index, id: heap.space.id, allocs: 0, frees: 0, live: 0, liveBytes: 0, badBytes: 0, error: "" };
 	self.postMessage({ type: "hello", index, id: heap.space.id });
@@ -55,7 +62,7 @@ function start({ handle, index, seed }) {
 			}
 			heap.quiescent();
 		} catch (e) {
-			r.error = String(e && e.message ? e.message : e);
+			r.error = String(e?.message ? e.message : e);
 			if (e && e.code === "EOWNERDEAD") {
 				report(true);
 				return; // the space is poisoned: nothing more to do

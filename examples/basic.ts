@@ -2,7 +2,7 @@
  * A first look at a space: allocate with alignment, windows and tags, look addresses up, free
  * lazily, purge with one flush, read statistics and listings, validate. Run: npm run example
  */
-import { VmapError, VmapSpace } from "../src/index.ts";
+import { type VmapError, VmapSpace } from "../src/index.ts";
 
 const hex = (n: number) => `0x${n.toString(16)}`;
 let flushes = 0;

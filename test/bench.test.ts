@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { numberSubject, PEERS, type Subject } from "../bench/peers.ts";
 import { FirstFit } from "../bench/peers/first-fit.ts";
-import type { Meta, Run } from "../bench/run.ts";
+import type { Meta, Run } from "../bench/results.ts";
 import { chart } from "../bench/svg.ts";
 import { fixed, random } from "../bench/workloads.ts";
 import { xorshift32 } from "../harness/random.ts";
@@ -37,7 +37,11 @@ test("bench workloads: overlaps, out-of-range ranges and failures of a broken al
 
 	// A bump allocator that runs past its limit.
 	let top = 1;
-	const runaway: Subject = { alloc: (n) => ((top += n), top - n), free: () => {}, check: () => {}, base: 1, limit: 100_000 };
+	const bumpBy = (n: number) => {
+		top += n;
+		return top - n;
+	};
+	const runaway: Subject = { alloc: bumpBy, free: () => {}, check: () => {}, base: 1, limit: 100_000 };
 	assert.ok(random(runaway, small).overlaps > 0, "ranges beyond the allocator's limit are counted");
 
 	// Out of room after 100 allocations.
@@ -50,7 +54,11 @@ test("bench workloads: overlaps, out-of-range ranges and failures of a broken al
 test("bench workloads: fragmentation is peak span over peak live", () => {
 	// A bump allocator never reuses: its span is everything ever allocated.
 	let top = 1;
-	const bump: Subject = { alloc: (n) => ((top += n), top - n), free: () => {}, check: () => {}, base: 1, limit: 2 ** 40 };
+	const bumpBy = (n: number) => {
+		top += n;
+		return top - n;
+	};
+	const bump: Subject = { alloc: bumpBy, free: () => {}, check: () => {}, base: 1, limit: 2 ** 40 };
 	const r = random(bump, small);
 	assert.equal(r.peakSpan, top - 1);
 	assert.ok(r.fragmentation > 10, `a bump allocator over 20k ops of 300 live: ${r.fragmentation}`);

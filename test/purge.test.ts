@@ -252,7 +252,13 @@ test("the incremental flush range equals the range of the lazy areas walked", ()
 test("close() hands its batches in flight over: their flush settling does nothing, and another handle's next purge adopts them, flushes their range again and merges them", async () => {
 	const flushed: Array<[string, number, number]> = [];
 	let settle: () => void = () => {};
-	const s = VmapSpace.create({ size: 64 * P, flush: (a, b) => (flushed.push(["first", a, b]), new Promise<void>((r) => (settle = r))) });
+	const s = VmapSpace.create({ size: 64 * P, flush: (a, b) => {
+			flushed.push(["first", a, b]);
+			return new Promise<void>((r) => {
+				settle = r;
+			});
+		},
+	});
 	const a = s.alloc(P);
 	s.free(a);
 	const first = s.purge();

@@ -106,10 +106,10 @@ export class Locks {
 	/** Milliseconds this handle spent waiting for locks held by others. */
 	waitMs = 0;
 	/** Views come from the table each time: a one-thread space's buffer is replaced as it grows. */
-	private readonly t: VaTable;
+	readonly #t: VaTable;
 
 	constructor(t: VaTable, self: number) {
-		this.t = t;
+		this.#t = t;
 		this.self = self;
 	}
 
@@ -125,12 +125,12 @@ export class Locks {
 	 * held, and releases it.
 	 */
 	acquire(word: number): void {
-		if (!this.tryAcquire(word)) this.contended(word);
+		if (!this.tryAcquire(word)) this.#contended(word);
 	}
 
 	/** Take lock `word` if it is free now. */
 	tryAcquire(word: number): boolean {
-		const hdr = this.t.hdr;
+		const hdr = this.#t.hdr;
 		const cur = hdr[word]!; // plain read: the compareExchange validates it
 		if ((cur & 1) !== 0 || Atomics.compareExchange(hdr, word, cur, cur + 1) !== cur) return false;
 		hdr[word + LOCK_OWNER_OFFSET] = this.self;
@@ -145,7 +145,7 @@ export class Locks {
 	acquireUnder(word: number, outer: number, outer2 = -1): void {
 		if (this.tryAcquire(word)) return;
 		try {
-			this.contended(word);
+			this.#contended(word);
 		} catch (e) {
 			this.release(outer);
 			if (outer2 !== -1) this.release(outer2);
@@ -154,7 +154,7 @@ export class Locks {
 	}
 
 	release(word: number): void {
-		const hdr = this.t.hdr;
+		const hdr = this.#t.hdr;
 		hdr[word + LOCK_OWNER_OFFSET] = 0;
 		// Even again, LOCK_WAITERS cleared: sleepers set it anew before they sleep again. While we
 		// hold the word only LOCK_WAITERS can change under us, so a plain read gives our count.
@@ -168,7 +168,7 @@ export class Locks {
 	 * starves (measured: 60 ms waits behind a listing of a million areas, in slices of 0.1 ms).
 	 */
 	releaseToWaiter(word: number): void {
-		const hdr = this.t.hdr;
+		const hdr = this.#t.hdr;
 		hdr[word + LOCK_OWNER_OFFSET] = 0;
 		const released = ((hdr[word]! & LOCK_SEQ) + 1) & LOCK_SEQ;
 		if ((Atomics.exchange(hdr, word, released) & LOCK_WAITERS) === 0) return;
@@ -179,7 +179,7 @@ export class Locks {
 
 	/** The handle id holding `word`, 0 when free. */
 	owner(word: number): number {
-		const hdr = this.t.hdr;
+		const hdr = this.#t.hdr;
 		return Atomics.load(hdr, word) & 1 ? hdr[word + LOCK_OWNER_OFFSET]! : 0;
 	}
 
@@ -188,12 +188,12 @@ export class Locks {
 
 	/** Throw EOWNERDEAD if a handle died holding a lock, EINVAL if this handle was closed. */
 	ensureAlive(): void {
-		if (this.t.hdr[HDR_DEAD] !== 0) throw deadError(this.t.hdr);
+		if (this.#t.hdr[HDR_DEAD] !== 0) throw deadError(this.#t.hdr);
 		if (this.closed) throw new VmapError("EINVAL", `This handle (id ${this.self}) was closed; attach a new one`);
 	}
 
-	private contended(word: number): void {
-		const hdr = this.t.hdr;
+	#contended(word: number): void {
+		const hdr = this.#t.hdr;
 		const t0 = performance.now();
 		const deadline = t0 + this.timeoutMs;
 		for (let spin = 0; ; spin++) {

@@ -12,73 +12,73 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 export class TagTable {
-	private readonly table: VaTable;
-	private readonly locks: Locks;
+	readonly #table: VaTable;
+	readonly #locks: Locks;
 	/** This handle's cache of the table; entries are never removed, so it can only lag. */
-	private readonly ids = new Map<string, number>();
-	private readonly names: string[] = [""];
+	readonly #ids = new Map<string, number>();
+	readonly #names: string[] = [""];
 
 	constructor(table: VaTable, locks: Locks) {
-		this.table = table;
-		this.locks = locks;
+		this.#table = table;
+		this.#locks = locks;
 	}
 
 	/** The tag table's bytes (the buffer of a one-thread space is replaced when it grows). */
-	private get bytes(): Uint8Array {
-		return new Uint8Array(this.table.buffer, TAG_OFFSET, TAG_MAX * TAG_BYTES);
+	get #bytes(): Uint8Array {
+		return new Uint8Array(this.#table.buffer, TAG_OFFSET, TAG_MAX * TAG_BYTES);
 	}
 
-	private get hdr(): Int32Array {
-		return this.table.hdr;
+	get #hdr(): Int32Array {
+		return this.#table.hdr;
 	}
 
 	/** The index of `tag`, adding it to the table if it is new. Throws EINVAL on a bad tag. */
 	intern(tag: string): number {
-		const id = this.ids.get(tag);
+		const id = this.#ids.get(tag);
 		if (id !== undefined) return id;
 		const utf8 = encoder.encode(tag);
 		if (utf8.length > TAG_MAX_LEN) {
 			throw new VmapError("EINVAL", `Cannot alloc: tag must be at most ${TAG_MAX_LEN} bytes of UTF-8, got ${utf8.length} (${JSON.stringify(tag)})`);
 		}
-		this.locks.acquire(HDR_TAG_LOCK);
+		this.#locks.acquire(HDR_TAG_LOCK);
 		try {
-			this.refresh();
-			const known = this.ids.get(tag);
+			this.#refresh();
+			const known = this.#ids.get(tag);
 			if (known !== undefined) return known;
-			const nr = this.hdr[HDR_TAG_NR]!;
+			const nr = this.#hdr[HDR_TAG_NR]!;
 			if (nr >= TAG_MAX) {
 				throw new VmapError("EINVAL", `Cannot alloc: the tag table is full (${TAG_MAX - 1} distinct tags); cannot add ${JSON.stringify(tag)}`);
 			}
 			const at = nr * TAG_BYTES;
-			const bytes = this.bytes;
+			const bytes = this.#bytes;
 			bytes[at] = utf8.length;
 			bytes.set(utf8, at + 1);
-			Atomics.store(this.hdr, HDR_TAG_NR, nr + 1); // publishes the entry written above
-			this.remember(tag, nr);
+			Atomics.store(this.#hdr, HDR_TAG_NR, nr + 1); // publishes the entry written above
+			this.#remember(tag, nr);
 			return nr;
 		} finally {
-			this.locks.release(HDR_TAG_LOCK);
+			this.#locks.release(HDR_TAG_LOCK);
 		}
 	}
 
 	/** The tag at `id` ("" for 0). */
 	name(id: number): string {
-		if (id >= this.names.length) this.refresh();
-		return this.names[id] ?? "";
+		if (id >= this.#names.length) this.#refresh();
+		return this.#names[id] ?? "";
 	}
 
 	/** Read entries other handles added since we last looked. */
-	private refresh(): void {
-		const nr = Atomics.load(this.hdr, HDR_TAG_NR);
-		const bytes = this.bytes;
-		for (let id = this.names.length; id < nr; id++) {
+	#refresh(): void {
+		const nr = Atomics.load(this.#hdr, HDR_TAG_NR);
+		const bytes = this.#bytes;
+		for (let id = this.#names.length; id < nr; id++) {
 			const at = id * TAG_BYTES;
-			this.remember(decoder.decode(bytes.slice(at + 1, at + 1 + bytes[at]!)), id);
+			this.#remember(decoder.decode(bytes.slice(at + 1, at + 1 + bytes[at]!)), id);
 		}
 	}
 
-	private remember(tag: string, id: number): void {
-		this.names[id] = tag;
-		this.ids.set(tag, id);
+	#remember(tag: string, id: number): void {
+		this.#names[id] = tag;
+		this.#ids.set(tag, id);
 	}
 }

@@ -71,14 +71,14 @@ export class VaTable {
 
 	/** Rebuild the views to cover the buffer and the capacity the header states. */
 	remap(): void {
-		this.mapHeader();
+		this.#mapHeader();
 		const capacity = Atomics.load(this.hdr, HDR_CAPACITY);
 		this.f64 = new Float64Array(this.buffer, this.recordsAt, capacity * REC_F64);
 		this.i32 = new Int32Array(this.buffer, this.recordsAt, capacity * REC_I32);
 		this.capacity = capacity;
 	}
 
-	private mapHeader(): void {
+	#mapHeader(): void {
 		if (this.hdr?.buffer === this.buffer) return;
 		this.hdr = new Int32Array(this.buffer, 0, this.recordsAt / 4);
 		this.hdrF = new Float64Array(this.buffer, 0, this.recordsAt / 8);
@@ -142,7 +142,7 @@ export class VaTable {
 		} catch (e) {
 			throw new VmapError("ENOMEM", `Cannot grow the record table to ${next} records: ${(e as Error).message}`);
 		}
-		this.mapHeader();
+		this.#mapHeader();
 		Atomics.store(this.hdr, HDR_CAPACITY, next); // after the buffer grew: a reader of it may map that far
 		this.remap();
 	}

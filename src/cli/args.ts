@@ -28,7 +28,7 @@ export function wholeNumber(command: string, name: string, value: string | undef
 
 /** Options and exactly one positional argument, `what` (named in the error when missing). */
 export function parseWithFile<O extends Options>(command: string, argv: string[], options: O, what: string): { values: ReturnType<typeof parseArgs<{ args: string[]; strict: true; allowPositionals: true; options: O }>>["values"]; file: string | undefined } {
-	let r;
+	let r: ReturnType<typeof parseArgs<{ args: string[]; strict: true; allowPositionals: true; options: O }>>;
 	try {
 		r = parseArgs({ args: argv, strict: true, allowPositionals: true, options });
 	} catch (e) {

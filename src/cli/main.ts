@@ -1,7 +1,6 @@
 #!/usr/bin/env node
-/** The `vmap` command line: `vmap test` (the kernel's test_vmalloc driver), `vmap bench`, `vmap viz` and `vmap replay`. */
-import { existsSync, readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
+/** The `vmap` command line: `vmap test` (the kernel's test_vmalloc driver), `vmap viz` and `vmap replay`. */
+import { readFileSync } from "node:fs";
 import { parseOptions, usageError, wholeNumber } from "./args.ts";
 import { replayCommand } from "./replay.ts";
 import { ALL_MASK, CASES } from "./test-cases.ts";
@@ -12,8 +11,6 @@ const HELP = `vmap: the Linux kernel's vmalloc allocator design, in TypeScript
 
 Usage:
   vmap test [options]   run the kernel's test_vmalloc cases on a shared VmapHeap
-  vmap bench [options]  compare vmap with the JavaScript allocators, each case in a fresh
-                        process (from a clone of the repository: the peers are devDependencies)
   vmap viz FILE         draw a dump() JSON file as a map of the space, or a timeline JSON file
                         as the timeline (SVG)
   vmap replay FILE      replay an allocation trace (a SIZE ID / f ID lines, gzip accepted):
@@ -23,6 +20,9 @@ Usage:
 
 With --json, stdout is one JSON document; through npm, run it as npm run -s vmap -- ... so that
 npm prints no banner before it.
+
+The benchmarks against the other JavaScript allocators (their devDependencies) run from a clone
+of the repository: npm ci && npm run bench -- --help
 `;
 
 /** The version in package.json, two folders up from src/cli/main.ts and from dist/cli/main.js. */
@@ -117,28 +117,6 @@ async function test(argv: string[]): Promise<number> {
 	return runTests(p);
 }
 
-/**
- * The bench lives in the repository's bench/, beside the peers it compares (devDependencies),
- * and runs from the TypeScript sources; an installed package has neither.
- */
-async function bench(argv: string[]): Promise<number> {
-	const entry = new URL("../../bench/main.ts", import.meta.url);
-	if (!existsSync(fileURLToPath(entry)) || !import.meta.url.endsWith(".ts")) {
-		const why = `vmap bench compares vmap with other JavaScript allocators (@thi.ng/malloc, number-allocator, shared-memory-objects),
-which are the repository's devDependencies, and runs from its TypeScript sources; an installed
-package has neither. From a clone:
-  git clone <this repository> vmap && cd vmap && npm ci --no-audit --no-fund && npm run bench -- --help
-`;
-		if (argv.includes("--help") || argv.includes("-h")) {
-			process.stdout.write(why);
-			return 0;
-		}
-		usageError("bench", `needs a clone of the repository.\n${why}`);
-	}
-	const { main } = (await import(entry.href)) as { main(argv: string[]): Promise<number> };
-	return main(argv);
-}
-
 /** A command's failure that is not a usage error: its message, exit 1. */
 async function reported(command: string, run: () => number | Promise<number>): Promise<number> {
 	try {
@@ -156,8 +134,6 @@ if (command === undefined || command === "--help" || command === "-h" || command
 	process.stdout.write(`${version()}\n`);
 } else if (command === "test") {
 	process.exitCode = await test(rest);
-} else if (command === "bench") {
-	process.exitCode = await bench(rest);
 } else if (command === "viz") {
 	process.exitCode = await reported("viz", () => vizCommand(rest));
 } else if (command === "replay") {

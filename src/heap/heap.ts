@@ -85,7 +85,8 @@ export class VmapHeap {
 		this.data = data;
 		this.#ext = space.extension();
 		const hdr = this.#ext.words;
-		const e = (this.#e = this.#ext.base);
+		this.#e = this.#ext.base;
+		const e = this.#e;
 		this.pageSize = space.pageSize;
 		this.guardPages = hdr[e + H_GUARD]!;
 		this.maxSize = space.end;
@@ -157,17 +158,17 @@ export class VmapHeap {
 
 	/** Allocate `bytes` (rounded up to whole pages, plus the guard pages). Returns the address. */
 	vmalloc(bytes: number, options?: VmallocOptions): number {
-		return this.allocArea(bytes, options, false, "vmalloc");
+		return this.#allocArea(bytes, options, false, "vmalloc");
 	}
 
 	/** vmalloc, with the bytes zeroed. */
 	vzalloc(bytes: number, options?: VmallocOptions): number {
-		return this.allocArea(bytes, options, true, "vzalloc");
+		return this.#allocArea(bytes, options, true, "vzalloc");
 	}
 
-	private allocArea(bytes: number, options: VmallocOptions | undefined, zero: boolean, op: string): number {
-		this.enter();
-		const pages = this.pagesFor(bytes, op);
+	#allocArea(bytes: number, options: VmallocOptions | undefined, zero: boolean, op: string): number {
+		this.#enter();
+		const pages = this.#pagesFor(bytes, op);
 		if (options !== undefined) validateOptions(options, VMALLOC_KEYS, `Cannot ${op}`);
 		const tag = options?.tag ?? VMALLOC_TAG;
 		if (options?.align !== undefined && !isPowerOfTwo(options.align)) throw new VmapError("EINVAL", `Cannot ${op}: align must be a power of two, got ${shown(options.align)}`);
@@ -236,7 +237,7 @@ export class VmapHeap {
 
 	/** Free the area at `addr` (lazily, as VmapSpace.free). */
 	vfree(addr: number): void {
-		this.enter();
+		this.#enter();
 		if (this.poison) {
 			this.#memory.release(liveArea(this.space, addr, "vfree").start);
 			return;
@@ -255,13 +256,13 @@ export class VmapHeap {
 	 */
 	vrealloc(addr: number, bytes: number): number {
 		if (addr === 0) return this.vmalloc(bytes);
-		this.enter();
+		this.#enter();
 		const area = liveArea(this.space, addr, "vrealloc");
 		if (bytes === 0) {
 			this.#memory.release(addr);
 			return 0;
 		}
-		const pages = this.pagesFor(bytes, "vrealloc");
+		const pages = this.#pagesFor(bytes, "vrealloc");
 		const P = this.pageSize;
 		const guard = this.guardPages * P;
 		const oldUsable = area.end - area.start - guard;
@@ -294,7 +295,7 @@ export class VmapHeap {
 			}
 			return addr;
 		}
-		const to = this.allocArea(bytes, area.tag === undefined ? undefined : { tag: area.tag }, false, "vrealloc");
+		const to = this.#allocArea(bytes, area.tag === undefined ? undefined : { tag: area.tag }, false, "vrealloc");
 		const kept = Math.min(oldUsable, pages * P);
 		this.#memory.u8.copyWithin(to, addr, addr + kept);
 		try {
@@ -316,7 +317,7 @@ export class VmapHeap {
 	 * `nowait`, or where the thread may not block, it throws EBUSY instead and changes nothing.
 	 */
 	freeDeferred(addr: number, options?: { nowait?: boolean }): void {
-		this.enter();
+		this.#enter();
 		validateOptions(options, FREE_DEFERRED_KEYS, "Cannot freeDeferred");
 		const nowait = options?.nowait ?? false;
 		if (typeof nowait !== "boolean") throw new VmapError("EINVAL", `Cannot freeDeferred: nowait must be true or false, got ${shown(nowait)}`);
@@ -344,7 +345,7 @@ export class VmapHeap {
 
 	/** Report a quiescent point: this handle holds no reference into the heap now. */
 	quiescent(): void {
-		this.enter();
+		this.#enter();
 	}
 
 	/** See VmapSpace.watch(): when `worker` exits, its handles end and grace periods stop waiting for them. */
@@ -370,18 +371,18 @@ export class VmapHeap {
 	 */
 	synchronize(timeoutMs = Infinity): void {
 		validateTimeout(timeoutMs, "Cannot synchronize");
-		this.enter();
+		this.#enter();
 		this.#rcu.wait(this.#rcu.start(), timeoutMs);
-		this.freeExpired();
+		this.#freeExpired();
 	}
 
 	/** synchronize() that waits without blocking the thread. */
 	async synchronizeAsync(timeoutMs = Infinity): Promise<void> {
 		validateTimeout(timeoutMs, "Cannot synchronizeAsync");
-		this.enter();
+		this.#enter();
 		await this.#rcu.waitAsync(this.#rcu.start(), timeoutMs);
 		this.#rcu.quiescent();
-		this.freeExpired();
+		this.#freeExpired();
 	}
 
 	/**
@@ -389,7 +390,7 @@ export class VmapHeap {
 	 * vm_map_ram blocks, more as an area of their own. No guard page. Returns the address.
 	 */
 	vmMapRam(pages: number): number {
-		this.enter();
+		this.#enter();
 		if (!Number.isSafeInteger(pages) || pages < 1 || pages * this.pageSize > this.maxSize) {
 			throw new VmapError("EINVAL", `Cannot vmMapRam: pages must be a whole number from 1 to ${this.maxSize / this.pageSize}, got ${shown(pages)}`);
 		}
@@ -398,7 +399,7 @@ export class VmapHeap {
 
 	/** Unmap what vmMapRam(pages) returned at `addr` (kernel vm_unmap_ram). */
 	vmUnmapRam(addr: number, pages: number): void {
-		this.enter();
+		this.#enter();
 		if (!Number.isSafeInteger(addr)) throw new VmapError("EINVAL", `Cannot vmUnmapRam: address must be a whole number, got ${shown(addr)}`);
 		if (!Number.isSafeInteger(pages) || pages < 1) throw new VmapError("EINVAL", `Cannot vmUnmapRam: pages must be a whole number, at least 1, got ${shown(pages)}`);
 		this.#blocks.unmapRam(addr, pages);
@@ -428,7 +429,7 @@ export class VmapHeap {
 
 	/** Purge: every vm_map_ram block with nothing mapped, then every lazy area (sync). */
 	purge(): void {
-		this.enter();
+		this.#enter();
 		this.#blocks.purgeFragmented(false);
 		this.space.purge({ sync: true });
 	}
@@ -483,7 +484,7 @@ export class VmapHeap {
 	close(): void {
 		if (this.#ext.closed) return;
 		try {
-			this.freeExpired();
+			this.#freeExpired();
 			this.#blocks.purgeFragmented(true);
 		} finally {
 			this.#rcu.offline();
@@ -499,21 +500,21 @@ export class VmapHeap {
 	// ── inside ─────────────────────────────────────────────────────────────────────────────
 
 	/** Every allocating or freeing call starts here: a quiescent point, then expired deferred frees. */
-	private enter(): void {
+	#enter(): void {
 		this.#ext.ensureAlive();
 		this.#rcu.quiescent();
-		if (this.#rcu.pending() > 0) this.freeExpired();
+		if (this.#rcu.pending() > 0) this.#freeExpired();
 	}
 
 	/** Free the deferred areas whose grace period has ended. */
-	private freeExpired(): void {
+	#freeExpired(): void {
 		this.#rcu.freeExpired(this.#releaseArea);
 	}
 
 	readonly #releaseArea = (addr: number): void => this.#memory.release(addr);
 
 	/** Whole pages for `bytes`, or EINVAL in the words of `op`. */
-	private pagesFor(bytes: number, op: string): number {
+	#pagesFor(bytes: number, op: string): number {
 		if (!Number.isSafeInteger(bytes) || bytes < 1 || bytes > this.maxSize) {
 			const what = typeof bytes === "number" ? shown(bytes) : `${typeof bytes} ${shown(bytes)}`;
 			throw new VmapError("EINVAL", `Cannot ${op}: bytes must be a whole number from 1 to maxSize ${this.maxSize}, got ${what}`);

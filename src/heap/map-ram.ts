@@ -28,6 +28,7 @@ import {
 	RAM_BLOCK_WORDS,
 	VMAP_MAX_ALLOC,
 } from "./layout.ts";
+import type { AreaInfo } from "../api/types.ts";
 import type { SpaceExtension } from "../core/extension.ts";
 import type { HeapMemory } from "./memory.ts";
 import type { VmapSpace } from "../space/space.ts";
@@ -46,47 +47,47 @@ export class Blocks {
 	readonly pages: number;
 	readonly bytes: number;
 	readonly count: number;
-	private readonly host: BlockHost;
-	private readonly base: number;
-	private readonly pageSize: number;
+	readonly #host: BlockHost;
+	readonly #base: number;
+	readonly #pageSize: number;
 	/** Blocks this handle allocates from, newest last. */
-	private readonly mine: number[] = [];
+	readonly #mine: number[] = [];
 
 	constructor(host: BlockHost, base: number, pages: number, count: number) {
-		this.host = host;
-		this.base = base;
+		this.#host = host;
+		this.#base = base;
 		this.pages = pages;
-		this.pageSize = host.space.pageSize;
-		this.bytes = pages * this.pageSize;
+		this.#pageSize = host.space.pageSize;
+		this.bytes = pages * this.#pageSize;
 		this.count = count;
 	}
 
-	private get hdr(): Int32Array {
-		return this.host.ext.words;
+	get #hdr(): Int32Array {
+		return this.#host.ext.words;
 	}
 
 	/** First word of block `idx`'s record. */
-	private word(idx: number): number {
-		return this.base + idx * RAM_BLOCK_WORDS;
+	#word(idx: number): number {
+		return this.#base + idx * RAM_BLOCK_WORDS;
 	}
 
 	/** Handle `id` ended: nobody maps from its blocks again (their mapped pages stay valid and unmappable). */
 	orphan(id: number): void {
-		const hdr = this.hdr;
-		for (let idx = 0; idx < this.count; idx++) Atomics.compareExchange(hdr, this.word(idx) + B_OWNER, id, 0);
+		const hdr = this.#hdr;
+		for (let idx = 0; idx < this.count; idx++) Atomics.compareExchange(hdr, this.#word(idx) + B_OWNER, id, 0);
 	}
 
 	/** Every block's lock word. */
 	get lockWords(): number[] {
 		const out: number[] = [];
-		for (let idx = 0; idx < this.count; idx++) out.push(this.word(idx) + B_LOCK);
+		for (let idx = 0; idx < this.count; idx++) out.push(this.#word(idx) + B_LOCK);
 		return out;
 	}
 
 	/** Whether [addr, ...) lies in an active block: its index, else -1. */
 	blockAt(addr: number): number {
 		const idx = Math.floor(addr / this.bytes);
-		return idx >= 0 && idx < this.count && Atomics.load(this.hdr, this.word(idx) + B_STATE) === RAM_BLOCK_ACTIVE ? idx : -1;
+		return idx >= 0 && idx < this.count && Atomics.load(this.#hdr, this.#word(idx) + B_STATE) === RAM_BLOCK_ACTIVE ? idx : -1;
 	}
 
 	/**
@@ -94,17 +95,17 @@ export class Blocks {
 	 * more as an area of their own, tagged vm_map_ram, without a guard page.
 	 */
 	mapRam(pages: number): number {
-		if (pages <= Math.min(VMAP_MAX_ALLOC, this.pages)) return this.map(pages);
-		const space = this.host.space;
-		const bytes = pages * this.pageSize;
+		if (pages <= Math.min(VMAP_MAX_ALLOC, this.pages)) return this.#map(pages);
+		const space = this.#host.space;
+		const bytes = pages * this.#pageSize;
 		const addr = space.alloc(bytes, { tag: VM_MAP_RAM });
 		try {
-			this.host.memory.commit(addr + bytes);
+			this.#host.memory.commit(addr + bytes);
 		} catch (e) {
 			space.free(addr);
 			throw e;
 		}
-		const fault = this.host.memory.handOutFault(addr, bytes, "vmMapRam");
+		const fault = this.#host.memory.handOutFault(addr, bytes, "vmMapRam");
 		if (fault !== undefined) {
 			space.free(addr);
 			throw fault;
@@ -119,30 +120,30 @@ export class Blocks {
 			this.unmap(idx, addr, pages);
 			return;
 		}
-		const space = this.host.space;
+		const space = this.#host.space;
 		const area = space.find(addr);
 		if (!area || area.start !== addr || area.state !== "busy" || area.tag !== VM_MAP_RAM) {
 			throw new VmapError("EINVAL", `Cannot vmUnmapRam ${hex(addr)}: vmMapRam mapped nothing there (${area ? `it lies in the ${area.state} area [${hex(area.start)}, ${hex(area.end)}) tagged ${area.tag}` : "free space"})`);
 		}
-		if (area.size !== pages * this.pageSize) {
-			throw new VmapError("EINVAL", `Cannot vmUnmapRam ${hex(addr)}: it was mapped with ${area.size / this.pageSize} pages, not ${pages}`);
+		if (area.size !== pages * this.#pageSize) {
+			throw new VmapError("EINVAL", `Cannot vmUnmapRam ${hex(addr)}: it was mapped with ${area.size / this.#pageSize} pages, not ${pages}`);
 		}
-		this.host.memory.takeBack(addr, area.size);
+		this.#host.memory.takeBack(addr, area.size);
 		space.free(addr);
 	}
 
 	/** Map `pages` (1..this.pages) from one of this handle's blocks, or from a new block. */
-	private map(pages: number): number {
-		const hdr = this.hdr;
-		const self = this.host.ext.id;
-		for (let i = this.mine.length - 1; i >= 0; i--) {
-			const idx = this.mine[i]!;
-			const w = this.word(idx);
-			this.host.ext.lock(w + B_LOCK);
+	#map(pages: number): number {
+		const hdr = this.#hdr;
+		const self = this.#host.ext.id;
+		for (let i = this.#mine.length - 1; i >= 0; i--) {
+			const idx = this.#mine[i]!;
+			const w = this.#word(idx);
+			this.#host.ext.lock(w + B_LOCK);
 			const free = hdr[w + B_FREE]!;
 			if (hdr[w + B_STATE] !== RAM_BLOCK_ACTIVE || hdr[w + B_OWNER] !== self || free === 0) {
-				this.host.ext.unlock(w + B_LOCK);
-				this.mine.splice(i, 1);
+				this.#host.ext.unlock(w + B_LOCK);
+				this.#mine.splice(i, 1);
 				continue;
 			}
 			if (free >= pages) {
@@ -151,21 +152,21 @@ export class Blocks {
 				setBits(hdr, w + B_STARTS, off, 1, 1);
 				hdr[w + B_FREE] = free - pages;
 				hdr[w + B_MAPPED]! += pages;
-				this.host.ext.unlock(w + B_LOCK);
-				const addr = idx * this.bytes + off * this.pageSize;
-				this.handOut(idx, addr, pages);
+				this.#host.ext.unlock(w + B_LOCK);
+				const addr = idx * this.bytes + off * this.#pageSize;
+				this.#handOut(idx, addr, pages);
 				return addr;
 			}
-			this.host.ext.unlock(w + B_LOCK);
+			this.#host.ext.unlock(w + B_LOCK);
 		}
 		// A new block (kernel new_vmap_block): its first pages are the mapping.
-		const space = this.host.space;
+		const space = this.#host.space;
 		const start = space.alloc(this.bytes, { align: this.bytes, tag: VM_MAP_RAM });
 		const idx = start / this.bytes;
-		const w = this.word(idx);
+		const w = this.#word(idx);
 		try {
-			this.host.memory.commit(start + this.bytes);
-			this.host.ext.lock(w + B_LOCK);
+			this.#host.memory.commit(start + this.bytes);
+			this.#host.ext.lock(w + B_LOCK);
 		} catch (e) {
 			space.free(start);
 			throw e;
@@ -180,15 +181,15 @@ export class Blocks {
 		hdr[w + B_DIRTY_MAX] = 0;
 		hdr[w + B_MAPPED] = pages;
 		Atomics.store(hdr, w + B_STATE, RAM_BLOCK_ACTIVE);
-		this.host.ext.unlock(w + B_LOCK);
-		if (this.pages > pages) this.mine.push(idx);
-		this.handOut(idx, start, pages);
+		this.#host.ext.unlock(w + B_LOCK);
+		if (this.pages > pages) this.#mine.push(idx);
+		this.#handOut(idx, start, pages);
 		return start;
 	}
 
 	/** With poisoning: EFAULT, the pages unmapped again, unless the pages still hold the poison. */
-	private handOut(idx: number, addr: number, pages: number): void {
-		const fault = this.host.memory.handOutFault(addr, pages * this.pageSize, "vmMapRam");
+	#handOut(idx: number, addr: number, pages: number): void {
+		const fault = this.#host.memory.handOutFault(addr, pages * this.#pageSize, "vmMapRam");
 		if (fault === undefined) return;
 		this.unmap(idx, addr, pages);
 		throw fault;
@@ -200,16 +201,16 @@ export class Blocks {
 	 * of it, or all of them are dirty.
 	 */
 	unmap(idx: number, addr: number, pages: number): void {
-		const hdr = this.hdr;
-		const w = this.word(idx);
+		const hdr = this.#hdr;
+		const w = this.#word(idx);
 		const start = idx * this.bytes;
-		const off = (addr - start) / this.pageSize;
-		this.host.ext.lock(w + B_LOCK);
+		const off = (addr - start) / this.#pageSize;
+		this.#host.ext.lock(w + B_LOCK);
 		const problem =
 			hdr[w + B_STATE] !== RAM_BLOCK_ACTIVE
 				? "the block was purged"
 				: !Number.isInteger(off)
-					? `the address is not on a page boundary (page size ${this.pageSize})`
+					? `the address is not on a page boundary (page size ${this.#pageSize})`
 					: off + pages > this.pages
 						? `the range runs past the block's end ${hex(start + this.bytes)}`
 						: !allSet(hdr, w + B_BITMAP, off, pages)
@@ -222,20 +223,21 @@ export class Blocks {
 										? "the mapping there is longer (mapped with more pages)"
 										: undefined;
 		if (problem !== undefined) {
-			this.host.ext.unlock(w + B_LOCK);
+			this.#host.ext.unlock(w + B_LOCK);
 			throw new VmapError("EINVAL", `Cannot vmUnmapRam ${hex(addr)} (${pages} pages) in the vm_map_ram block [${hex(start)}, ${hex(start + this.bytes)}): ${problem}`);
 		}
 		setBits(hdr, w + B_BITMAP, off, pages, 0);
 		setBits(hdr, w + B_STARTS, off, 1, 0);
-		this.host.memory.takeBack(addr, pages * this.pageSize);
-		const dirty = (hdr[w + B_DIRTY]! += pages);
+		this.#host.memory.takeBack(addr, pages * this.#pageSize);
+		hdr[w + B_DIRTY]! += pages;
+		const dirty = hdr[w + B_DIRTY]!;
 		hdr[w + B_MAPPED]! -= pages;
 		if (off < hdr[w + B_DIRTY_MIN]!) hdr[w + B_DIRTY_MIN] = off;
 		if (off + pages > hdr[w + B_DIRTY_MAX]!) hdr[w + B_DIRTY_MAX] = off + pages;
 		const purge = dirty === this.pages || (hdr[w + B_MAPPED] === 0 && dirty >= this.pages / 4);
 		if (purge) Atomics.store(hdr, w + B_STATE, RAM_BLOCK_NONE);
-		this.host.ext.unlock(w + B_LOCK);
-		if (purge) this.host.space.free(start);
+		this.#host.ext.unlock(w + B_LOCK);
+		if (purge) this.#host.space.free(start);
 	}
 
 	/**
@@ -244,45 +246,45 @@ export class Blocks {
 	 * (close()). Returns the blocks freed.
 	 */
 	purgeFragmented(mineToo: boolean): number {
-		const hdr = this.hdr;
+		const hdr = this.#hdr;
 		let freed = 0;
 		for (let idx = 0; idx < this.count; idx++) {
-			const w = this.word(idx);
+			const w = this.#word(idx);
 			if (Atomics.load(hdr, w + B_STATE) !== RAM_BLOCK_ACTIVE) continue;
-			this.host.ext.lock(w + B_LOCK);
-			const mine = hdr[w + B_OWNER] === this.host.ext.id;
+			this.#host.ext.lock(w + B_LOCK);
+			const mine = hdr[w + B_OWNER] === this.#host.ext.id;
 			const purge = hdr[w + B_STATE] === RAM_BLOCK_ACTIVE && hdr[w + B_MAPPED] === 0 && (hdr[w + B_DIRTY]! > 0 || (mineToo && mine));
 			if (purge) Atomics.store(hdr, w + B_STATE, RAM_BLOCK_NONE);
 			else if (mineToo && mine) hdr[w + B_OWNER] = 0; // orphaned: nobody maps from it again
-			this.host.ext.unlock(w + B_LOCK);
+			this.#host.ext.unlock(w + B_LOCK);
 			if (purge) {
-				this.host.space.free(idx * this.bytes);
+				this.#host.space.free(idx * this.bytes);
 				freed++;
 			}
 		}
-		if (mineToo) this.mine.length = 0;
+		if (mineToo) this.#mine.length = 0;
 		return freed;
 	}
 
 	/** Whether pages [addr, addr + bytes) of block `idx` are all mapped (a snapshot). */
 	mapped(idx: number, addr: number, bytes: number): boolean {
-		const hdr = this.hdr;
-		const w = this.word(idx);
-		const off = Math.floor((addr - idx * this.bytes) / this.pageSize);
-		const last = Math.floor((addr + Math.max(bytes, 1) - 1 - idx * this.bytes) / this.pageSize);
+		const hdr = this.#hdr;
+		const w = this.#word(idx);
+		const off = Math.floor((addr - idx * this.bytes) / this.#pageSize);
+		const last = Math.floor((addr + Math.max(bytes, 1) - 1 - idx * this.bytes) / this.#pageSize);
 		if (last >= this.pages) return false;
-		this.host.ext.lock(w + B_LOCK);
+		this.#host.ext.lock(w + B_LOCK);
 		const ok = hdr[w + B_STATE] === RAM_BLOCK_ACTIVE && allSet(hdr, w + B_BITMAP, off, last - off + 1);
-		this.host.ext.unlock(w + B_LOCK);
+		this.#host.ext.unlock(w + B_LOCK);
 		return ok;
 	}
 
 	/** Totals over active blocks (plain reads: a snapshot for stats). */
 	totals(): { blocks: number; mapped: number; dirty: number; free: number } {
-		const hdr = this.hdr;
+		const hdr = this.#hdr;
 		const out = { blocks: 0, mapped: 0, dirty: 0, free: 0 };
 		for (let idx = 0; idx < this.count; idx++) {
-			const w = this.word(idx);
+			const w = this.#word(idx);
 			if (Atomics.load(hdr, w + B_STATE) !== RAM_BLOCK_ACTIVE) continue;
 			out.blocks++;
 			out.mapped += hdr[w + B_MAPPED]!;
@@ -294,11 +296,11 @@ export class Blocks {
 
 	/** check(): each active block's record against its bitmap and its area. Returns problems. */
 	validate(): string[] {
-		const hdr = this.hdr;
+		const hdr = this.#hdr;
 		const problems: string[] = [];
 		for (let idx = 0; idx < this.count; idx++) {
-			const w = this.word(idx);
-			this.host.ext.lock(w + B_LOCK);
+			const w = this.#word(idx);
+			this.#host.ext.lock(w + B_LOCK);
 			if (hdr[w + B_STATE] === RAM_BLOCK_ACTIVE) {
 				const start = idx * this.bytes;
 				const name = `vm_map_ram block [${hex(start)}, ${hex(start + this.bytes)})`;
@@ -320,18 +322,18 @@ export class Blocks {
 				if (free + mapped + dirty !== this.pages) problems.push(`${name}: free ${free} + mapped ${mapped} + dirty ${dirty} != ${this.pages} pages`);
 				if (bits !== mapped) problems.push(`${name}: ${bits} pages set in the bitmap, ${mapped} counted mapped`);
 				if (beyond !== 0) problems.push(`${name}: ${beyond} mapped pages lie in its never-used tail`);
-				let area;
+				let area: AreaInfo | undefined;
 				try {
-					area = this.host.space.find(start);
+					area = this.#host.space.find(start);
 				} catch (e) {
-					this.host.ext.unlock(w + B_LOCK);
+					this.#host.ext.unlock(w + B_LOCK);
 					throw e;
 				}
 				if (!area || area.start !== start || area.end !== start + this.bytes || area.state !== "busy" || area.tag !== VM_MAP_RAM) {
 					problems.push(`${name}: its area is ${area ? `[${hex(area.start)}, ${hex(area.end)}) ${area.state} tagged ${area.tag}` : "missing"}`);
 				}
 			}
-			this.host.ext.unlock(w + B_LOCK);
+			this.#host.ext.unlock(w + B_LOCK);
 		}
 		return problems;
 	}

@@ -16,40 +16,40 @@ export class HeapMemory {
 	readonly poison: boolean;
 	/** Length-tracking: follows the buffer's growth (slow to index; fill and copyWithin only). */
 	readonly u8: Uint8Array;
-	private readonly space: VmapSpace;
-	private readonly ext: SpaceExtension;
-	private readonly pageSize: number;
-	private readonly maxSize: number;
+	readonly #space: VmapSpace;
+	readonly #ext: SpaceExtension;
+	readonly #pageSize: number;
+	readonly #maxSize: number;
 	/** Bytes of guard pages after every vmalloc area. */
-	private readonly guardBytes: number;
+	readonly #guardBytes: number;
 
 	constructor(space: VmapSpace, ext: SpaceExtension, data: SharedArrayBuffer, guardPages: number) {
-		this.space = space;
-		this.ext = ext;
+		this.#space = space;
+		this.#ext = ext;
 		this.data = data;
-		this.pageSize = space.pageSize;
-		this.maxSize = space.end;
-		this.guardBytes = guardPages * space.pageSize;
+		this.#pageSize = space.pageSize;
+		this.#maxSize = space.end;
+		this.#guardBytes = guardPages * space.pageSize;
 		this.poison = (ext.words[ext.base + H_FLAGS]! & HF_POISON) !== 0;
 		this.u8 = new Uint8Array(data);
 	}
 
 	/** Bytes backed now. */
 	get committed(): number {
-		return Atomics.load(this.ext.words, this.ext.base + H_COMMITTED) * this.pageSize;
+		return Atomics.load(this.#ext.words, this.#ext.base + H_COMMITTED) * this.#pageSize;
 	}
 
 	/** Back the data up to `end` (growing the buffer, poisoning new bytes). ENOMEM if the runtime refuses. */
 	commit(end: number): void {
-		const hdr = this.ext.words;
-		const e = this.ext.base;
-		const P = this.pageSize;
+		const hdr = this.#ext.words;
+		const e = this.#ext.base;
+		const P = this.#pageSize;
 		if (end <= Atomics.load(hdr, e + H_COMMITTED) * P) return;
-		this.ext.lock(e + H_GROW_LOCK);
+		this.#ext.lock(e + H_GROW_LOCK);
 		try {
 			const have = hdr[e + H_COMMITTED]! * P;
 			if (end <= have) return;
-			const want = Math.min(this.maxSize, Math.ceil(Math.max(end, 2 * have) / P) * P);
+			const want = Math.min(this.#maxSize, Math.ceil(Math.max(end, 2 * have) / P) * P);
 			try {
 				if (this.data.byteLength < want) this.data.grow(want);
 			} catch (err) {
@@ -58,7 +58,7 @@ export class HeapMemory {
 			if (this.poison) this.u8.fill(POISON_BYTE, have, want);
 			Atomics.store(hdr, e + H_COMMITTED, want / P);
 		} finally {
-			this.ext.unlock(e + H_GROW_LOCK);
+			this.#ext.unlock(e + H_GROW_LOCK);
 		}
 	}
 
@@ -104,25 +104,25 @@ export class HeapMemory {
 	handOut(addr: number, size: number, op: string, giveBack: boolean): void {
 		const fault = this.handOutFault(addr, size, op);
 		if (fault === undefined) return;
-		if (giveBack) this.space.free(addr);
+		if (giveBack) this.#space.free(addr);
 		throw fault;
 	}
 
 	/** Poison (and check the guard pages of) the area at `addr`, then free it. */
 	release(addr: number): void {
 		if (this.poison) {
-			const area = this.space.find(addr);
+			const area = this.#space.find(addr);
 			if (area && area.start === addr && area.state === "busy") {
-				const usableEnd = area.end - this.guardBytes;
+				const usableEnd = area.end - this.#guardBytes;
 				const guard = this.firstUnpoisoned(usableEnd, area.end);
 				this.u8.fill(POISON_BYTE, addr, usableEnd);
 				if (guard >= 0) {
 					this.u8.fill(POISON_BYTE, usableEnd, area.end);
-					this.space.free(addr);
+					this.#space.free(addr);
 					throw new VmapError("EFAULT", `vfree ${hex(addr)}: its guard page was written at ${hex(guard)} (a write past the end of [${hex(addr)}, ${hex(usableEnd)}))`);
 				}
 			}
 		}
-		this.space.free(addr);
+		this.#space.free(addr);
 	}
 }

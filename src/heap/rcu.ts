@@ -22,58 +22,58 @@ import { canWait } from "../buffer/lock.ts";
 import type { SpaceExtension } from "../core/extension.ts";
 
 export class GracePeriods {
-	private readonly ext: SpaceExtension;
+	readonly #ext: SpaceExtension;
 	/** First word of the heap's region. */
-	private readonly e: number;
+	readonly #e: number;
 	/** This handle's QS word. */
-	private readonly qs: number;
+	readonly #qs: number;
 
 	constructor(ext: SpaceExtension) {
 		const e = ext.base;
-		this.ext = ext;
-		this.e = e;
-		this.qs = e + H_QS + ext.id - 1;
-		const hdr = this.hdr;
+		this.#ext = ext;
+		this.#e = e;
+		this.#qs = e + H_QS + ext.id - 1;
+		const hdr = this.#hdr;
 		for (let high = Atomics.load(hdr, e + H_QS_HIGH); high < ext.id; high = Atomics.load(hdr, e + H_QS_HIGH)) {
 			Atomics.compareExchange(hdr, e + H_QS_HIGH, high, ext.id);
 		}
 	}
 
-	private get hdr(): Int32Array {
-		return this.ext.words;
+	get #hdr(): Int32Array {
+		return this.#ext.words;
 	}
 
 	/** Report a quiescent point: this handle holds no reference into the heap now. */
 	quiescent(): void {
-		const hdr = this.hdr;
-		Atomics.store(hdr, this.qs, Atomics.load(hdr, this.e + H_GP));
+		const hdr = this.#hdr;
+		Atomics.store(hdr, this.#qs, Atomics.load(hdr, this.#e + H_GP));
 	}
 
 	/** Leave the set of handles grace periods wait for, until the next quiescent point. */
 	offline(): void {
-		Atomics.store(this.hdr, this.qs, 0);
+		Atomics.store(this.#hdr, this.#qs, 0);
 	}
 
 	/** Back online if offline() took this handle out (bytes() and view(): a reader's first read). */
 	online(): void {
-		if (Atomics.load(this.hdr, this.qs) === 0) this.quiescent();
+		if (Atomics.load(this.#hdr, this.#qs) === 0) this.quiescent();
 	}
 
 	/** Handle `id` ended (its worker exited): grace periods stop waiting for it. */
 	forget(id: number): void {
-		Atomics.store(this.hdr, this.e + H_QS + id - 1, 0);
+		Atomics.store(this.#hdr, this.#e + H_QS + id - 1, 0);
 	}
 
 	/** The lock words of the grace-period state. */
 	get lockWords(): number[] {
-		return [this.e + H_RCU_LOCK];
+		return [this.#e + H_RCU_LOCK];
 	}
 
 	/** The latest GP every online handle has passed (Infinity with none online). */
 	completed(): number {
-		const hdr = this.hdr;
+		const hdr = this.#hdr;
 		let min = Infinity;
-		for (let w = this.e + H_QS, end = w + Atomics.load(hdr, this.e + H_QS_HIGH); w < end; w++) {
+		for (let w = this.#e + H_QS, end = w + Atomics.load(hdr, this.#e + H_QS_HIGH); w < end; w++) {
 			const q = Atomics.load(hdr, w);
 			if (q !== 0 && q < min) min = q;
 		}
@@ -81,11 +81,11 @@ export class GracePeriods {
 	}
 
 	/** Online handles that have not passed `target`, for messages. */
-	private laggards(target: number): number[] {
-		const hdr = this.hdr;
+	#laggards(target: number): number[] {
+		const hdr = this.#hdr;
 		const out: number[] = [];
-		for (let i = 0, high = Atomics.load(hdr, this.e + H_QS_HIGH); i < high; i++) {
-			const q = Atomics.load(hdr, this.e + H_QS + i);
+		for (let i = 0, high = Atomics.load(hdr, this.#e + H_QS_HIGH); i < high; i++) {
+			const q = Atomics.load(hdr, this.#e + H_QS + i);
 			if (q !== 0 && q < target) out.push(i + 1);
 		}
 		return out;
@@ -93,28 +93,28 @@ export class GracePeriods {
 
 	/** Entries waiting in the ring (a plain read: a hint). */
 	pending(): number {
-		return this.hdr[this.e + H_RING_NR]!;
+		return this.#hdr[this.#e + H_RING_NR]!;
 	}
 
 	/** Queue `addr` to be freed after a grace period. Returns false when the ring is full. */
 	enqueue(addr: number): boolean {
-		const e = this.e;
-		this.ext.lock(e + H_RCU_LOCK);
-		const hdr = this.hdr;
+		const e = this.#e;
+		this.#ext.lock(e + H_RCU_LOCK);
+		const hdr = this.#hdr;
 		const cap = hdr[e + H_RING_CAP]!;
 		const nr = hdr[e + H_RING_NR]!;
 		if (nr === cap) {
-			this.ext.unlock(e + H_RCU_LOCK);
+			this.#ext.unlock(e + H_RCU_LOCK);
 			return false;
 		}
 		const target = Atomics.add(hdr, e + H_GP, 1) + 1;
 		const w = e + H_RING + ((hdr[e + H_RING_HEAD]! + nr) % cap) * RING_WORDS;
-		this.ext.wordsF64[w >> 1] = addr;
+		this.#ext.wordsF64[w >> 1] = addr;
 		hdr[w + R_TARGET] = target;
 		hdr[e + H_RING_NR] = nr + 1;
 		hdr[e + H_DEFERRED]!++;
-		this.ext.unlock(e + H_RCU_LOCK);
-		Atomics.store(hdr, this.qs, target);
+		this.#ext.unlock(e + H_RCU_LOCK);
+		Atomics.store(hdr, this.#qs, target);
 		return true;
 	}
 
@@ -125,13 +125,13 @@ export class GracePeriods {
 	 * until their frees finish, for barrier().
 	 */
 	freeExpired(free: (addr: number) => void): void {
-		const e = this.e;
-		if (this.hdr[e + H_RING_NR] === 0) return;
+		const e = this.#e;
+		if (this.#hdr[e + H_RING_NR] === 0) return;
 		const done = this.completed();
-		const taken = this.taken;
-		this.ext.lock(e + H_RCU_LOCK);
-		const hdr = this.hdr;
-		const f = this.ext.wordsF64;
+		const taken = this.#taken;
+		this.#ext.lock(e + H_RCU_LOCK);
+		const hdr = this.#hdr;
+		const f = this.#ext.wordsF64;
 		const cap = hdr[e + H_RING_CAP]!;
 		let head = hdr[e + H_RING_HEAD]!;
 		let nr = hdr[e + H_RING_NR]!;
@@ -144,7 +144,7 @@ export class GracePeriods {
 		hdr[e + H_RING_NR] = nr;
 		hdr[e + H_FREED_DEFERRED]! += taken.length;
 		Atomics.add(hdr, e + H_RECLAIMING, taken.length);
-		this.ext.unlock(e + H_RCU_LOCK);
+		this.#ext.unlock(e + H_RCU_LOCK);
 		let failure: unknown;
 		for (const addr of taken) {
 			try {
@@ -160,17 +160,17 @@ export class GracePeriods {
 	}
 
 	/** Areas freeExpired() took off the ring, this handle's scratch. */
-	private readonly taken: number[] = [];
+	readonly #taken: number[] = [];
 
 	/**
 	 * Wait, up to `ms`, until no area taken off the ring is still on its way back to the space.
 	 * Bounded: a handle freeing them may itself wait for a purge this thread holds.
 	 */
 	barrier(ms: number): void {
-		const hdr = this.hdr;
+		const hdr = this.#hdr;
 		const until = performance.now() + ms;
-		while (Atomics.load(hdr, this.e + H_RECLAIMING) !== 0 && performance.now() < until) {
-			if (canWait) Atomics.wait(hdr, this.e + H_RECLAIMING, Atomics.load(hdr, this.e + H_RECLAIMING), 1);
+		while (Atomics.load(hdr, this.#e + H_RECLAIMING) !== 0 && performance.now() < until) {
+			if (canWait) Atomics.wait(hdr, this.#e + H_RECLAIMING, Atomics.load(hdr, this.#e + H_RECLAIMING), 1);
 		}
 	}
 
@@ -179,12 +179,12 @@ export class GracePeriods {
 	 * tagged `tag` (looked up with `find`); no handle past the counter. Returns problems.
 	 */
 	validate(find: (addr: number) => AreaInfo | undefined, tag: string): string[] {
-		const e = this.e;
+		const e = this.#e;
 		const problems: string[] = [];
-		this.ext.lock(e + H_RCU_LOCK);
+		this.#ext.lock(e + H_RCU_LOCK);
 		try {
-			const hdr = this.hdr;
-			const f = this.ext.wordsF64;
+			const hdr = this.#hdr;
+			const f = this.#ext.wordsF64;
 			const gp = hdr[e + H_GP]!;
 			const cap = hdr[e + H_RING_CAP]!;
 			let last = 0;
@@ -199,16 +199,16 @@ export class GracePeriods {
 			}
 			for (let i = 0; i < HANDLE_MAX; i++) if (hdr[e + H_QS + i]! > gp) problems.push(`handle ${i + 1} passed grace period ${hdr[e + H_QS + i]}, beyond the counter ${gp}`);
 		} finally {
-			this.ext.unlock(e + H_RCU_LOCK);
+			this.#ext.unlock(e + H_RCU_LOCK);
 		}
 		return problems;
 	}
 
 	/** Start a grace period and report this handle past it; returns its target. */
 	start(): number {
-		const hdr = this.hdr;
-		const target = Atomics.add(hdr, this.e + H_GP, 1) + 1;
-		Atomics.store(hdr, this.qs, target);
+		const hdr = this.#hdr;
+		const target = Atomics.add(hdr, this.#e + H_GP, 1) + 1;
+		Atomics.store(hdr, this.#qs, target);
 		return target;
 	}
 
@@ -226,8 +226,8 @@ export class GracePeriods {
 		const until = performance.now() + timeoutMs;
 		const nap = new Int32Array(new SharedArrayBuffer(4));
 		for (let spin = 0; !this.ended(target); spin++) {
-			this.ext.ensureAlive(); // EOWNERDEAD as soon as a handle is known to have ended holding a lock
-			if (performance.now() > until) this.timedOut(target, timeoutMs);
+			this.#ext.ensureAlive(); // EOWNERDEAD as soon as a handle is known to have ended holding a lock
+			if (performance.now() > until) this.#timedOut(target, timeoutMs);
 			if (spin > 100) Atomics.wait(nap, 0, 0, 0.5);
 		}
 	}
@@ -236,16 +236,16 @@ export class GracePeriods {
 	async waitAsync(target: number, timeoutMs: number): Promise<void> {
 		const until = performance.now() + timeoutMs;
 		while (!this.ended(target)) {
-			this.ext.ensureAlive();
-			if (performance.now() > until) this.timedOut(target, timeoutMs);
+			this.#ext.ensureAlive();
+			if (performance.now() > until) this.#timedOut(target, timeoutMs);
 			await new Promise((r) => setTimeout(r, 1));
 		}
 	}
 
-	private timedOut(target: number, timeoutMs: number): never {
+	#timedOut(target: number, timeoutMs: number): never {
 		throw new VmapError(
 			"ETIMEDOUT",
-			`A grace period did not end within ${timeoutMs} ms: handle(s) ${this.laggards(target).join(", ")} passed no quiescent point (an idle handle should call offline(); a handle that is done, close(); a worker that may exit without closing, watch(worker))`,
+			`A grace period did not end within ${timeoutMs} ms: handle(s) ${this.#laggards(target).join(", ")} passed no quiescent point (an idle handle should call offline(); a handle that is done, close(); a worker that may exit without closing, watch(worker))`,
 		);
 	}
 }

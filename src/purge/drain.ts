@@ -36,18 +36,18 @@ const SLICE_MS = 0.1;
 const ignore = () => {};
 
 export class Drain {
-	private readonly purger: DrainHost;
-	private scheduled = false;
+	readonly #purger: DrainHost;
+	#scheduled = false;
 	/** The batches this handle's drain is purging in slices. */
-	private batches: Batch[] = [];
+	#batches: Batch[] = [];
 
 	constructor(purger: DrainHost) {
-		this.purger = purger;
+		this.#purger = purger;
 	}
 
 	/** Whether this handle's drain is between two slices. */
 	get draining(): boolean {
-		return this.batches.length > 0;
+		return this.#batches.length > 0;
 	}
 
 	/**
@@ -56,23 +56,23 @@ export class Drain {
 	 * purges return space is throttled by doing the purge itself.
 	 */
 	afterFree(): void {
-		const t = this.purger.t;
+		const t = this.#purger.t;
 		const lazyMax = t.hdrF[HDRF_LAZY_MAX_PAGES]!;
 		const nrLazy = t.lazyPages();
 		if (nrLazy > lazyMax) {
-			if (nrLazy >= 2 * lazyMax && t.hdr[HDR_NO_PRIORITY] === 0) this.priorityPurge(2 * lazyMax);
+			if (nrLazy >= 2 * lazyMax && t.hdr[HDR_NO_PRIORITY] === 0) this.#priorityPurge(2 * lazyMax);
 			else this.schedule();
 		}
 	}
 
 	/** The handle closes: a drain of ours in progress finishes now. */
 	finish(): void {
-		const batches = this.batches;
-		this.batches = [];
+		const batches = this.#batches;
+		this.#batches = [];
 		try {
-			while (batches.length > 0) this.purger.purgeBatch(batches.shift()!);
+			while (batches.length > 0) this.#purger.purgeBatch(batches.shift()!);
 		} finally {
-			for (const b of batches) this.purger.orphan(b); // after a step timed out: the next purge's
+			for (const b of batches) this.#purger.orphan(b); // after a step timed out: the next purge's
 		}
 	}
 
@@ -82,30 +82,30 @@ export class Drain {
 	 * only while a purge detaches) but not for a batch when all are in flight. A purge that gets
 	 * the mutex with the backlog already under the threshold is skipped.
 	 */
-	private priorityPurge(threshold: number): void {
-		const purger = this.purger;
+	#priorityPurge(threshold: number): void {
+		const purger = this.#purger;
 		if (workPosted(purger.t)) {
 			purger.help();
 			if (purger.t.lazyPages() < threshold) return;
 		}
-		this.purgeUncalled("priority");
+		this.#purgeUncalled("priority");
 	}
 
 	/** Schedule a drain on the event loop, once. */
 	schedule(): void {
-		if (this.scheduled) return;
-		this.scheduled = true;
+		if (this.#scheduled) return;
+		this.#scheduled = true;
 		schedule(() => {
-			this.scheduled = false;
+			this.#scheduled = false;
 			// A closed handle may belong to a worker about to be terminated: it starts nothing.
-			if (this.purger.t.hdr[HDR_DEAD] === 0 && !this.purger.locks.closed) this.purgeUncalled("drain");
+			if (this.#purger.t.hdr[HDR_DEAD] === 0 && !this.#purger.locks.closed) this.#purgeUncalled("drain");
 		});
 	}
 
 	/** A purge nobody called (drain, priority): its flush errors and timeouts are counted or dropped, not thrown. */
-	private purgeUncalled(kind: PurgeKind): void {
+	#purgeUncalled(kind: PurgeKind): void {
 		try {
-			this.purger.purge(kind).done.catch(ignore);
+			this.#purger.purge(kind).done.catch(ignore);
 		} catch (e) {
 			// A failed flush was counted; the areas are lazy again and the next purge retries
 			// them. A dead lock owner is not ours to swallow.
@@ -122,19 +122,19 @@ export class Drain {
 	 * helper always yields. Resolves when every batch is purged.
 	 */
 	purgeBounded(batches: Batch[]): Promise<void> {
-		this.batches.push(...batches);
-		const purger = this.purger;
+		this.#batches.push(...batches);
+		const purger = this.#purger;
 		const t = purger.t;
 		return new Promise<void>((resolve, reject) => {
 			const slice = () => {
 				try {
 					const until = performance.now() + SLICE_MS;
 					for (;;) {
-						const b = this.batches[0];
+						const b = this.#batches[0];
 						if (b === undefined) break; // done, or finish() did the rest
 						const w = purger.step(b);
 						if (w === "done") {
-							this.batches.shift();
+							this.#batches.shift();
 							purger.endBatch(b.k);
 							continue;
 						}
@@ -146,7 +146,7 @@ export class Drain {
 					resolve();
 				} catch (e) {
 					// A step's lock wait timed out: the batches go to the next purge.
-					for (const b of this.batches.splice(0)) purger.orphan(b);
+					for (const b of this.#batches.splice(0)) purger.orphan(b);
 					reject(e);
 				}
 			};

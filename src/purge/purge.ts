@@ -74,22 +74,22 @@ export class Purger {
 	readonly t: VaTable;
 	readonly locks: Locks;
 	readonly drain: Drain;
-	private readonly flush: FlushHook | undefined;
-	private readonly pageInverse: number;
+	readonly #flush: FlushHook | undefined;
+	readonly #pageInverse: number;
 	/** This handle's batches waiting for an asynchronous flush, and the promises that purge them. */
-	private readonly inflight = new Map<Batch, Promise<void>>();
+	readonly #inflight = new Map<Batch, Promise<void>>();
 
 	constructor(t: VaTable, locks: Locks, flush: FlushHook | undefined, pageSize: number) {
 		this.t = t;
 		this.locks = locks;
-		this.flush = flush;
-		this.pageInverse = 1 / pageSize;
+		this.#flush = flush;
+		this.#pageInverse = 1 / pageSize;
 		this.drain = new Drain(this);
 	}
 
 	/** True while a batch of this handle waits for its asynchronous flush. */
 	get flushing(): boolean {
-		return this.inflight.size > 0;
+		return this.#inflight.size > 0;
 	}
 
 	/**
@@ -100,27 +100,27 @@ export class Purger {
 	purge(kind: PurgeKind): PurgeResult {
 		const p = PURGE_POLICY[kind];
 		for (;;) {
-			const pass = this.pass(p);
-			if (pass.waitFor.length > 0) this.waitForBatches(pass.waitFor);
+			const pass = this.#pass(p);
+			if (pass.waitFor.length > 0) this.#waitForBatches(pass.waitFor);
 			if (!pass.again) return pass.result;
 		}
 	}
 
 	/** One pass: take the mutex, detach, flush holding nothing, purge the nodes (now or in slices). */
-	private pass(p: PurgePolicy): Pass {
+	#pass(p: PurgePolicy): Pass {
 		const t = this.t;
 		if (this.locks.closed) return { result: SKIPPED, waitFor: [], again: false };
 		// Whoever needs the space now finishes this handle's drain here, between its slices.
 		if (p.finishDrain && this.drain.draining) this.drain.finish();
-		if (!this.takeMutex(p)) return { result: SKIPPED, waitFor: [], again: false };
+		if (!this.#takeMutex(p)) return { result: SKIPPED, waitFor: [], again: false };
 		// A purge that waits answers for every batch in flight when it began: other handles'
 		// (waited for, with waitOthers), and this handle's own (in `done`, with coverOwn).
 		const others = othersInFlight(t, this.locks.self);
 		const waitFor = p.waitOthers ? others : [];
-		const own = p.coverOwn ? Promise.allSettled(this.inflight.values()).then(ignore) : settled;
+		const own = p.coverOwn ? Promise.allSettled(this.#inflight.values()).then(ignore) : settled;
 		const answered = (done: Promise<unknown>) => Promise.all([done, own]).then(() => batchesDone(t, others));
-		const taken = this.detach(p);
-		if (taken.batches.length === 0) return this.noBatch(p);
+		const taken = this.#detach(p);
+		if (taken.batches.length === 0) return this.#noBatch(p);
 		const { batches, areas, bytes } = taken;
 		let start = Infinity;
 		let end = -Infinity;
@@ -132,26 +132,26 @@ export class Purger {
 			for (const b of batches) this.endBatch(b.k);
 			return { result: { status: "empty", areas: 0, bytes: 0, start: 0, end: 0, done: answered(settled) }, waitFor, again: false };
 		}
-		this.count(p, end - start);
+		this.#count(p, end - start);
 		let pending: void | PromiseLike<void>;
 		try {
-			pending = this.flush?.(start, end);
+			pending = this.#flush?.(start, end);
 		} catch (e) {
-			for (const b of batches) this.flushFailed(b);
+			for (const b of batches) this.#flushFailed(b);
 			throw e;
 		}
 		if (pending !== undefined && typeof pending.then === "function") {
-			const done = this.flushLater(batches, pending, p.bounded);
+			const done = this.#flushLater(batches, pending, p.bounded);
 			return { result: { status: "flushing", areas, bytes, start, end, done: answered(done) }, waitFor: [], again: false };
 		}
-		const merged = this.flushed(batches, p.bounded);
+		const merged = this.#flushed(batches, p.bounded);
 		// Adopted batches took every slot, so the lazy trees were left: a sync purge goes on with them.
 		const again = !taken.claimed && p.waitOthers && t.lazyPages() > 0;
 		return { result: { status: p.bounded ? "flushing" : "done", areas, bytes, start, end, done: answered(merged) }, waitFor, again };
 	}
 
 	/** Take the purge mutex as `p` says: false to skip (busy and not waited for, or under the priority threshold). */
-	private takeMutex(p: PurgePolicy): boolean {
+	#takeMutex(p: PurgePolicy): boolean {
 		const locks = this.locks;
 		if (!locks.tryAcquire(HDR_PURGE_LOCK)) {
 			if (!p.waitMutex) return false;
@@ -169,7 +169,7 @@ export class Purger {
 	 * batch and detach the lazy trees into it. With every batch in flight the lazy trees wait
 	 * for the next purge; the adopted go now.
 	 */
-	private detach(p: PurgePolicy): Taken {
+	#detach(p: PurgePolicy): Taken {
 		const t = this.t;
 		const locks = this.locks;
 		const taken: Taken = { batches: [], claimed: false, areas: 0, bytes: 0 };
@@ -182,7 +182,7 @@ export class Purger {
 				const b = new Batch(k, []);
 				taken.batches.unshift(b);
 				taken.claimed = true;
-				const d = detachLazyTrees(t, locks, k, this.pageInverse);
+				const d = detachLazyTrees(t, locks, k, this.#pageInverse);
 				b.own = d.nodes;
 				taken.areas = d.areas;
 				taken.bytes = d.bytes;
@@ -199,7 +199,7 @@ export class Purger {
 	}
 
 	/** Count a purge that flushes `bytes` (the seqlock lets stats() read the counters without a lock). */
-	private count(p: PurgePolicy, bytes: number): void {
+	#count(p: PurgePolicy, bytes: number): void {
 		const hdr = this.t.hdr;
 		const f = this.t.hdrF;
 		seqBegin(hdr);
@@ -211,21 +211,21 @@ export class Purger {
 	}
 
 	/** The flush hook returned a promise: the batches are purged when it settles, undone if it rejects. */
-	private flushLater(batches: Batch[], pending: PromiseLike<void>, bounded: boolean): Promise<void> {
+	#flushLater(batches: Batch[], pending: PromiseLike<void>, bounded: boolean): Promise<void> {
 		const done = Promise.resolve(pending).then(
 			() => {
-				for (const b of batches) this.inflight.delete(b);
-				return this.flushed(batches.filter((b) => ownsBatch(this.t, b.k, this.locks.self)), bounded);
+				for (const b of batches) this.#inflight.delete(b);
+				return this.#flushed(batches.filter((b) => ownsBatch(this.t, b.k, this.locks.self)), bounded);
 			},
 			(e: unknown) => {
 				for (const b of batches) {
-					this.inflight.delete(b);
-					if (ownsBatch(this.t, b.k, this.locks.self)) this.flushFailed(b);
+					this.#inflight.delete(b);
+					if (ownsBatch(this.t, b.k, this.locks.self)) this.#flushFailed(b);
 				}
 				throw e;
 			},
 		);
-		for (const b of batches) this.inflight.set(b, done);
+		for (const b of batches) this.#inflight.set(b, done);
 		done.catch(ignore); // the caller may ignore `done`; the error is counted in flushErrors
 		return done;
 	}
@@ -239,11 +239,11 @@ export class Purger {
 	 * it waits, the layer above is told this handle is blocked (a heap handle is then quiescent
 	 * for grace periods: its thread holds no reference while it waits here).
 	 */
-	private waitForBatches(batches: readonly InFlight[]): void {
+	#waitForBatches(batches: readonly InFlight[]): void {
 		// A handle with a batch of its own waiting for an asynchronous flush never blocks on
 		// others': they may be waiting for ours, which settles only on this thread's event loop.
 		// Its purge's `done` covers them instead.
-		if (batches.length === 0 || this.inflight.size > 0) return;
+		if (batches.length === 0 || this.#inflight.size > 0) return;
 		const hdr = this.t.hdr;
 		const t0 = performance.now();
 		let blocked = false;
@@ -254,7 +254,7 @@ export class Purger {
 				const [k, gen] = pending;
 				this.locks.ensureAlive();
 				if (Atomics.load(hdr, HDR_BATCH_OWNER + k) === BATCH_ORPHAN) {
-					this.pass(PURGE_POLICY.adopt); // waits for no other batch: no pass nests in it
+					this.#pass(PURGE_POLICY.adopt); // waits for no other batch: no pass nests in it
 					continue;
 				}
 				if (!canWait) return;
@@ -285,15 +285,15 @@ export class Purger {
 	 * queued behind them (waiting here would wait for ourselves). Otherwise wait, holding
 	 * nothing, for another handle's batch to be done (ETIMEDOUT after timeoutMs), and go again.
 	 */
-	private noBatch(p: PurgePolicy): Pass {
+	#noBatch(p: PurgePolicy): Pass {
 		if (!p.waitBatch) return { result: SKIPPED, waitFor: [], again: false };
 		if (this.drain.draining) {
 			this.drain.finish();
 			return { result: SKIPPED, waitFor: [], again: true };
 		}
-		if (this.inflight.size > 0) {
+		if (this.#inflight.size > 0) {
 			const kind: PurgeKind = p.overflow ? "overflow" : "sync";
-			const done = Promise.allSettled(this.inflight.values()).then(() => (this.locks.closed ? undefined : this.purge(kind).done));
+			const done = Promise.allSettled(this.#inflight.values()).then(() => (this.locks.closed ? undefined : this.purge(kind).done));
 			done.catch(ignore);
 			return { result: { status: "queued", areas: 0, bytes: 0, start: 0, end: 0, done: done.then(ignore) }, waitFor: [], again: false };
 		}
@@ -311,7 +311,7 @@ export class Purger {
 	}
 
 	/** The batches are flushed: offer nodes to helpers, then purge the nodes, now or in slices. */
-	private flushed(batches: Batch[], bounded: boolean): Promise<void> {
+	#flushed(batches: Batch[], bounded: boolean): Promise<void> {
 		for (const b of batches) postHelpers(this.t, b);
 		if (bounded) return this.drain.purgeBounded(batches);
 		for (const b of batches) this.purgeBatch(b);
@@ -319,7 +319,7 @@ export class Purger {
 	}
 
 	/** The flush threw or rejected: batch `b` goes back to the lazy trees. */
-	private flushFailed(b: Batch): void {
+	#flushFailed(b: Batch): void {
 		seqBegin(this.t.hdr);
 		this.t.hdrF[HDRF_FLUSH_ERRORS]!++;
 		seqEnd(this.t.hdr);
@@ -340,7 +340,7 @@ export class Purger {
 		try {
 			this.drain.finish();
 		} finally {
-			for (const b of this.inflight.keys()) this.orphan(b); // orphan() deletes the entry: safe while iterating a Map
+			for (const b of this.#inflight.keys()) this.orphan(b); // orphan() deletes the entry: safe while iterating a Map
 		}
 	}
 
@@ -358,7 +358,7 @@ export class Purger {
 			for (let v = 0; v < t.nodes; v++) {
 				const decayed = decayVaPoolNode(t, locks, v, true);
 				areas += decayed.areas;
-				bytes += decayed.pages / this.pageInverse;
+				bytes += decayed.pages / this.#pageInverse;
 			}
 			seqBegin(t.hdr);
 			t.hdrF[HDRF_TRIMS]!++;
@@ -371,12 +371,12 @@ export class Purger {
 
 	/** Help other purges: purge the nodes they posted that this handle can take (work.ts). */
 	help(): void {
-		helpPurges(this.t, this.locks, this.pageInverse);
+		helpPurges(this.t, this.locks, this.#pageInverse);
 	}
 
 	/** One unit of batch `b`'s node work (work.ts's stepBatch). */
 	step(b: Batch): "more" | "wait" | "done" {
-		return stepBatch(this.t, this.locks, this.pageInverse, b);
+		return stepBatch(this.t, this.locks, this.#pageInverse, b);
 	}
 
 	/** Purge every node of batch `b` now, waiting for its helpers; then give the batch back. */
@@ -399,7 +399,7 @@ export class Purger {
 	 * could not be undone): the next purge adopts it, flushes its range again and purges it.
 	 */
 	orphan(b: Batch): void {
-		this.inflight.delete(b);
+		this.#inflight.delete(b);
 		Atomics.compareExchange(this.t.hdr, HDR_BATCH_OWNER + b.k, this.locks.self, BATCH_ORPHAN);
 		Atomics.notify(this.t.hdr, HDR_BATCH_OWNER + b.k);
 	}

@@ -13,7 +13,7 @@
  * request that is not small) answers NOT_SMALL, and the caller asks the trees.
  */
 import type { AreaInfo } from "../api/types.ts";
-import { CacheState, NOT_SMALL } from "./cache-state.ts";
+import { CacheState, type NOT_SMALL } from "./cache-state.ts";
 import { carve, classSize, findSmall, freeSmall, markSmall, resizeSmall } from "./carve.ts";
 import { flushCache } from "./flush.ts";
 import { ended, handOver } from "./owner.ts";

@@ -51,7 +51,7 @@ function unitsOf(c: CacheState, size: number): number {
  */
 export function carve(c: CacheState, size: number): number | typeof NOT_SMALL {
 	const units = unitsOf(c, size);
-	if (units !== units || c.t.hdr[HDR_DEAD] !== 0) return NOT_SMALL;
+	if (Number.isNaN(units) || c.t.hdr[HDR_DEAD] !== 0) return NOT_SMALL;
 	const k = c.classOf[units]!;
 	for (;;) {
 		const d = c.cur[k]!;
@@ -79,7 +79,7 @@ export function carve(c: CacheState, size: number): number | typeof NOT_SMALL {
 /** The bytes a small request of `size` takes (its class), or `size` when it is not small. */
 export function classSize(c: CacheState, size: number): number {
 	const units = unitsOf(c, size);
-	return units === units ? c.classBytes[c.classOf[units]!]! : size;
+	return !Number.isNaN(units) ? c.classBytes[c.classOf[units]!]! : size;
 }
 
 /**

@@ -56,7 +56,7 @@ export class Timeline {
 	/** The samples as plain arrays (JSON.stringify calls this). */
 	toJSON(): TimelineData {
 		const out = {} as TimelineData;
-		FIELDS.forEach((f, k) => (out[f] = Array.from(this.#cols[k]!.subarray(0, this.#n))));
+		for (const [k, f] of FIELDS.entries()) out[f] = Array.from(this.#cols[k]!.subarray(0, this.#n));
 		return out;
 	}
 

@@ -33,7 +33,7 @@ async function main() {
 		await new Promise((r) => setTimeout(r, 1));
 	}
 	const done = await Promise.all(reports);
-	workers.forEach((w) => w.terminate());
+	for (const w of workers) w.terminate();
 	space.purge({ sync: true });
 	space.check();
 	const pooled = space.stats();
@@ -53,4 +53,4 @@ async function main() {
 	};
 }
 
-main().then((r) => (window.__result = r), (e) => (window.__result = { error: String(e && e.stack || e) }));
+main().then((r) => (window.__result = r), (e) => (window.__result = { error: String(e?.stack || e) }));

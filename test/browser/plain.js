@@ -27,5 +27,5 @@ function main() {
 try {
 	window.__result = main();
 } catch (e) {
-	window.__result = { error: String((e && e.stack) || e) };
+	window.__result = { error: String((e?.stack) || e) };
 }

@@ -10,7 +10,14 @@ self.onmessage = ({ data }) => {
 	const P = space.pageSize;
 	const violations = [];
 	let x = seed;
-	const rnd = (n) => ((x ^= x << 13), (x >>>= 0), (x ^= x >>> 17), (x ^= x << 5), (x >>>= 0), x % n);
+	const rnd = (n) => {
+		x ^= x << 13;
+		x >>>= 0;
+		x ^= x >>> 17;
+		x ^= x << 5;
+		x >>>= 0;
+		return x % n;
+	};
 	const mark = (a, size, from, to) => {
 		for (let p = (a - space.start) / P, n = size / P; n > 0; p++, n--) {
 			const was = Atomics.compareExchange(owners, p, from, to);

@@ -66,7 +66,12 @@ if (job.mode === "busy-async-flush") {
 }
 
 const stuck = () => new Promise<void>(() => {});
-const space = VmapSpace.attach(job.handle, job.mode === "slow-flush" ? { flush: () => (begun(), burn(job.ms)) } : job.mode === "stuck-flush" ? { flush: stuck } : {});
+const space = VmapSpace.attach(job.handle, job.mode === "slow-flush" ? {
+				flush: () => {
+					begun();
+					burn(job.ms);
+				},
+			} : job.mode === "stuck-flush" ? { flush: stuck } : {});
 const P = space.pageSize;
 parentPort!.postMessage({ id: space.id });
 waitAtGate(control);

@@ -19,9 +19,15 @@ const burn = (ms: number) => {
 let flushes = 0;
 const flush =
 	job.flush === "slow"
-		? () => void (flushes++, burn(1 + rnd(20)))
+		? () => {
+				flushes++;
+				burn(1 + rnd(20));
+			}
 		: job.flush === "async"
-			? () => (flushes++, new Promise<void>((r) => setTimeout(r, rnd(15))))
+			? () => {
+					flushes++;
+					return new Promise<void>((r) => setTimeout(r, rnd(15)));
+				}
 			: job.flush === "throwing"
 				? () => {
 						flushes++;

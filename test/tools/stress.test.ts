@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import type { Worker } from "node:worker_threads";
 import { test } from "node:test";
-import { VmapError, VmapHeap } from "../../src/index.ts";
+import { type VmapError, VmapHeap } from "../../src/index.ts";
 import { HDR_DEAD } from "../../src/buffer/layout.ts";
 import { startWorker } from "../../harness/workers.ts";
 
