@@ -15,7 +15,18 @@ import { fixed, Held, PROBE, probeOverlaps, random, rssMiB, workersSpace } from 
 export type Spec =
 	| { kind: "W0"; peer: PeerId; size: number; pairs: number; timeLimitMs: number }
 	| { kind: "scale"; peer: PeerId; live: number; ops: number; maxSize: number; timeLimitMs: number; seed: number; viz?: string }
-	| { kind: "workers"; peer: "vmap" | "smo"; workload: "W0" | "W1"; workers: number; nodes: number; opsEach: number; seed: number; selfShim: boolean; private: boolean; cache: boolean }
+	| {
+			kind: "workers";
+			peer: "vmap" | "smo";
+			workload: "W0" | "W1";
+			workers: number;
+			nodes: number;
+			opsEach: number;
+			seed: number;
+			selfShim: boolean;
+			private: boolean;
+			cache: boolean;
+	  }
 	| { kind: "batching"; peer: "vmap"; eager: boolean; pairs: number }
 	| { kind: "lookups"; peer: "vmap"; live: number };
 
@@ -47,28 +58,62 @@ export function plan(o: PlanOptions): Case[] {
 	const div = o.quick ? 10 : 1;
 	const out: Case[] = [];
 	const limit = (linear: boolean) => (linear ? o.timeLimit * 1000 : SAFETY_MS);
-	for (const p of PEERS) out.push({ name: `W0 ${p.id}`, spec: { kind: "W0", peer: p.id, size: 64, pairs: OPS / div, timeLimitMs: limit(p.linear) } });
+	for (const p of PEERS)
+		out.push({ name: `W0 ${p.id}`, spec: { kind: "W0", peer: p.id, size: 64, pairs: OPS / div, timeLimitMs: limit(p.linear) } });
 	for (const live of o.quick ? SCALE.slice(0, 2) : SCALE) {
 		for (const p of PEERS) {
 			const ops = (p.linear ? LINEAR_OPS : OPS) / div;
 			const viz = o.viz !== undefined && p.id.startsWith("vmap") ? { viz: o.viz } : {};
-			out.push({ name: `scale ${live} ${p.id}`, spec: { kind: "scale", peer: p.id, live, ops, maxSize: 4096, timeLimitMs: limit(p.linear), seed: o.seed, ...viz } });
+			out.push({
+				name: `scale ${live} ${p.id}`,
+				spec: { kind: "scale", peer: p.id, live, ops, maxSize: 4096, timeLimitMs: limit(p.linear), seed: o.seed, ...viz },
+			});
 		}
 	}
-	const workers = (name: string, peer: "vmap" | "smo", workload: "W0" | "W1", n: number, nodes: number, opsTotal: number, more: { selfShim?: boolean; private?: boolean; cache?: boolean } = {}) =>
+	const workers = (
+		name: string,
+		peer: "vmap" | "smo",
+		workload: "W0" | "W1",
+		n: number,
+		nodes: number,
+		opsTotal: number,
+		more: { selfShim?: boolean; private?: boolean; cache?: boolean } = {},
+	) =>
 		out.push({
 			name,
-			spec: { kind: "workers", peer, workload, workers: n, nodes, opsEach: opsTotal / n / div, seed: o.seed, selfShim: more.selfShim ?? false, private: more.private ?? false, cache: more.cache ?? true },
+			spec: {
+				kind: "workers",
+				peer,
+				workload,
+				workers: n,
+				nodes,
+				opsEach: opsTotal / n / div,
+				seed: o.seed,
+				selfShim: more.selfShim ?? false,
+				private: more.private ?? false,
+				cache: more.cache ?? true,
+			},
 		});
 	// The small-area cache on (the default): 1 and 2 workers on one space, and 2 workers on a
 	// space each (the machine's own ceiling for two threads); then the cache off, as before it.
-	for (const [w, total] of [["W0", 20_000_000], ["W1", 10_000_000]] as const) {
+	for (const [w, total] of [
+		["W0", 20_000_000],
+		["W1", 10_000_000],
+	] as const) {
 		workers(`workers vmap ${w} x1`, "vmap", w, 1, 1, total / 2);
 		workers(`workers vmap ${w} x2`, "vmap", w, 2, 1, total);
 		workers(`workers vmap ${w} x2 private`, "vmap", w, 2, 1, total, { private: true });
 	}
-	for (const [w, total] of [["W0", 2_000_000], ["W1", 1_000_000]] as const) {
-		for (const [n, nodes] of [[1, 1], [2, 1], [2, 2]] as const) workers(`workers vmap ${w} x${n} nodes ${nodes} no cache`, "vmap", w, n, nodes, total, { cache: false });
+	for (const [w, total] of [
+		["W0", 2_000_000],
+		["W1", 1_000_000],
+	] as const) {
+		for (const [n, nodes] of [
+			[1, 1],
+			[2, 1],
+			[2, 2],
+		] as const)
+			workers(`workers vmap ${w} x${n} nodes ${nodes} no cache`, "vmap", w, n, nodes, total, { cache: false });
 	}
 	workers("workers smo W0 x1", "smo", "W0", 1, 1, 400_000);
 	workers("workers smo W0 x2", "smo", "W0", 2, 1, 400_000);
@@ -89,7 +134,14 @@ export async function runCase(spec: Spec): Promise<object> {
 		}
 		case "scale": {
 			const p = peer(spec.peer);
-			const viz = spec.viz === undefined ? undefined : { dir: spec.viz, name: `scale-${spec.live}-${spec.peer}`, title: `vmap bench, scale ${spec.live.toLocaleString("en-US")} live, ${p.name}` };
+			const viz =
+				spec.viz === undefined
+					? undefined
+					: {
+							dir: spec.viz,
+							name: `scale-${spec.live}-${spec.peer}`,
+							title: `vmap bench, scale ${spec.live.toLocaleString("en-US")} live, ${p.name}`,
+						};
 			return random(await p.make(spec.live, spec.maxSize), { ...spec, ids: p.unit === "ids", viz });
 		}
 		case "workers":
@@ -125,7 +177,11 @@ function batching(eager: boolean, pairs: number) {
 	const sec = (performance.now() - t0) / 1000;
 	const maxRssMiB = rssMiB();
 	const st = s.stats();
-	const probe = probeOverlaps({ alloc: (n) => s.alloc(n), free: (a) => s.free(a), check: () => {}, base: s.start, limit: s.start + s.size }, 4096, 4096);
+	const probe = probeOverlaps(
+		{ alloc: (n) => s.alloc(n), free: (a) => s.free(a), check: () => {}, base: s.start, limit: s.start + s.size },
+		4096,
+		4096,
+	);
 	s.check();
 	return { pairs, sec, pairsPerSec: pairs / sec, ...probe, flushes: st.flushes, pairsPerFlush: pairs / st.flushes, maxRssMiB };
 }
@@ -158,7 +214,18 @@ async function shared(spec: Extract<Spec, { kind: "workers" }>) {
 	const entry = new URL("./worker-job.ts", import.meta.url).href;
 	const boot = new URL("../scripts/ts-worker.mjs", import.meta.url);
 	const ws = Array.from({ length: spec.workers }, (_, i) => {
-		const job: WorkerJob = { peer: spec.peer, handle, control, workload: spec.workload, ops: spec.opsEach, live: 10_000, seed: spec.seed + i, selfShim: spec.selfShim, nodes: spec.nodes, cache: spec.cache };
+		const job: WorkerJob = {
+			peer: spec.peer,
+			handle,
+			control,
+			workload: spec.workload,
+			ops: spec.opsEach,
+			live: 10_000,
+			seed: spec.seed + i,
+			selfShim: spec.selfShim,
+			nodes: spec.nodes,
+			cache: spec.cache,
+		};
 		return new Worker(boot, { workerData: { entry, ...job } });
 	});
 	for (const w of ws) space?.watch(w); // a worker that dies holding a lock fails the case instead of hanging it
@@ -186,7 +253,15 @@ async function shared(spec: Extract<Spec, { kind: "workers" }>) {
 	const st = space?.stats();
 	const ms = Math.max(...out.map((r) => r.ms));
 	const ops = out.reduce((n, r) => n + r.ops, 0);
-	const common = { workers: spec.workers, ops, sec: ms / 1000, opsPerSec: (ops / ms) * 1000, fails: out.reduce((n, r) => n + r.fails, 0), overlaps, maxRssMiB };
+	const common = {
+		workers: spec.workers,
+		ops,
+		sec: ms / 1000,
+		opsPerSec: (ops / ms) * 1000,
+		fails: out.reduce((n, r) => n + r.fails, 0),
+		overlaps,
+		maxRssMiB,
+	};
 	if (!st) return common;
 	const lockWaitMs = out.reduce((n, r) => n + r.lockWaitMs!, 0);
 	return {

@@ -12,7 +12,11 @@ try {
 } catch (e) {
 	const err = e instanceof Error ? e : new Error(String(e));
 	// The first stack frame says where the peer broke.
-	const at = err.stack?.split("\n").find((l) => l.trimStart().startsWith("at "))?.trim() ?? "";
+	const at =
+		err.stack
+			?.split("\n")
+			.find((l) => l.trimStart().startsWith("at "))
+			?.trim() ?? "";
 	console.log(JSON.stringify({ error: `${err.name}: ${err.message}`, at }));
 	process.exitCode = 1;
 }

@@ -60,7 +60,14 @@ function fill(space: VmapSpace, live: number, spaced: boolean): Float64Array {
 }
 
 function lookups(live: number) {
-	const space = VmapSpace.create({ size: 2 ** 44, pageSize: P, maxAreas: 2 * live + 1024, nodes: 2, lazyMaxPages: 2 ** 40, priorityPurge: false });
+	const space = VmapSpace.create({
+		size: 2 ** 44,
+		pageSize: P,
+		maxAreas: 2 * live + 1024,
+		nodes: 2,
+		lazyMaxPages: 2 ** 40,
+		priorityPurge: false,
+	});
 	const addrs = fill(space, live, true);
 	for (const a of addrs) space.free(a);
 	const pick = (i: number) => addrs[(i * 7919) % live]!;

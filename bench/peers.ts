@@ -28,7 +28,17 @@ export interface Subject {
 	space?: VmapSpace;
 }
 
-export type PeerId = "vmap" | "vmap-nocache" | "vmap-1m" | "vmap-heap" | "thi.ng" | "smo" | "smo-heap" | "number-allocator" | "first-fit" | "lifo";
+export type PeerId =
+	| "vmap"
+	| "vmap-nocache"
+	| "vmap-1m"
+	| "vmap-heap"
+	| "thi.ng"
+	| "smo"
+	| "smo-heap"
+	| "number-allocator"
+	| "first-fit"
+	| "lifo";
 
 export interface Peer {
 	id: PeerId;
@@ -47,7 +57,8 @@ export interface Peer {
 }
 
 /** The installed version (package.json "exports" of some peers hide their package.json from require). */
-const version = (pkg: string): string => (JSON.parse(readFileSync(new URL(`../node_modules/${pkg}/package.json`, import.meta.url), "utf8")) as { version: string }).version;
+const version = (pkg: string): string =>
+	(JSON.parse(readFileSync(new URL(`../node_modules/${pkg}/package.json`, import.meta.url), "utf8")) as { version: string }).version;
 
 /**
  * Bytes for a byte allocator's pool: room for `live` areas of up to maxSize, below 4 GiB
@@ -181,7 +192,14 @@ export const PEERS: Peer[] = [
 		make(live, maxSize) {
 			const maxBytes = poolBytes(live, maxSize);
 			const h = VmapHeap.create({ size: 64 * 2 ** 20, maxSize: maxBytes, pageSize: 8, guardPages: 0, nodes: 1 });
-			return { space: h.space, alloc: orZero((n) => h.vmalloc(n)), free: (a) => h.vfree(a), check: () => h.check(), base: 8, limit: maxBytes };
+			return {
+				space: h.space,
+				alloc: orZero((n) => h.vmalloc(n)),
+				free: (a) => h.vfree(a),
+				check: () => h.check(),
+				base: 8,
+				limit: maxBytes,
+			};
 		},
 	},
 	{

@@ -21,7 +21,6 @@ export interface BenchOptions extends PlanOptions {
 	list: boolean;
 }
 
-
 const CHILD = fileURLToPath(new URL("./child.ts", import.meta.url));
 
 /** One case in a fresh process, killed if it runs past `hardMs`. */
@@ -43,7 +42,8 @@ function runChild(c: Case, hardMs: number): Promise<Outcome> {
 				parsed = undefined;
 			}
 			if (signal === "SIGKILL") resolve({ status: "broken", error: `no result after ${hardMs / 1000} s; killed`, at: "" });
-			else if (parsed && typeof parsed.error === "string") resolve({ status: "broken", error: parsed.error, at: String(parsed.at ?? "") });
+			else if (parsed && typeof parsed.error === "string")
+				resolve({ status: "broken", error: parsed.error, at: String(parsed.at ?? "") });
 			else if (code !== 0 || !parsed) {
 				const lines = err.trim().split("\n");
 				const e = lines.find((l) => /^\w*Error\b/.test(l)) ?? lines.pop() ?? "";
@@ -107,6 +107,9 @@ export async function bench(o: BenchOptions): Promise<number> {
 	// The bench fails only for our own allocator: a peer that breaks or overlaps is a finding.
 	const ours = runs.filter((r) => r.spec.peer.startsWith("vmap"));
 	const bad = ours.filter((r) => r.status === "broken" || (r.status === "ok" && Number(r.result.overlaps) > 0));
-	for (const r of bad) process.stderr.write(`vmap bench: ${r.name}: ${r.status === "broken" ? r.error : `${r.status === "ok" ? r.result.overlaps : ""} overlaps`}\n`);
+	for (const r of bad)
+		process.stderr.write(
+			`vmap bench: ${r.name}: ${r.status === "broken" ? r.error : `${r.status === "ok" ? r.result.overlaps : ""} overlaps`}\n`,
+		);
 	return bad.length > 0 ? 1 : 0;
 }

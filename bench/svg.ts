@@ -27,7 +27,6 @@ const W = 1080;
 const H = 640;
 const PLOT = { left: 96, right: 660, top: 92, bottom: 500 };
 
-
 /** 10, 100, 1 k, 10 k, 100 k, 1 M, 10 M: decade ticks. */
 function decade(d: number): string {
 	const units = ["", " k", " M", " G"];
@@ -82,11 +81,17 @@ export function chart(runs: Run[], m: Meta): string {
 	const sy = (v: number) => PLOT.bottom - ((Math.log10(v) - y0) / (y1 - y0)) * (PLOT.bottom - PLOT.top);
 
 	const o: string[] = [];
-	o.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="Helvetica, Arial, sans-serif" font-size="14">`);
+	o.push(
+		`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="Helvetica, Arial, sans-serif" font-size="14">`,
+	);
 	o.push(`<rect width="${W}" height="${H}" fill="#ffffff"/>`);
 	o.push(`<text x="${PLOT.left}" y="34" font-size="20" font-weight="bold">Allocator throughput as the live count grows</text>`);
-	o.push(`<text x="${PLOT.left}" y="58" fill="#444">Random sizes 1..4096 B, one alloc or free per operation; higher is faster; both axes log scale.</text>`);
-	o.push(`<text x="${PLOT.left}" y="78" fill="#444">vmap bench, ${esc(m.date.slice(0, 10))}, Node ${esc(m.node)}, ${m.cores} cores, seed ${m.seed}${m.quick ? ", --quick" : ""}. Hollow points: O(n) peer, capped run.</text>`);
+	o.push(
+		`<text x="${PLOT.left}" y="58" fill="#444">Random sizes 1..4096 B, one alloc or free per operation; higher is faster; both axes log scale.</text>`,
+	);
+	o.push(
+		`<text x="${PLOT.left}" y="78" fill="#444">vmap bench, ${esc(m.date.slice(0, 10))}, Node ${esc(m.node)}, ${m.cores} cores, seed ${m.seed}${m.quick ? ", --quick" : ""}. Hollow points: O(n) peer, capped run.</text>`,
+	);
 
 	// Grid and axes.
 	for (let d = y0; d <= y1; d++) {
@@ -97,20 +102,30 @@ export function chart(runs: Run[], m: Meta): string {
 	for (const live of SCALE.filter((l) => Math.log10(l) >= x0 - 1e-9 && Math.log10(l) <= x1 + 1e-9)) {
 		const x = sx(live);
 		o.push(`<line x1="${x.toFixed(1)}" y1="${PLOT.top}" x2="${x.toFixed(1)}" y2="${PLOT.bottom}" stroke="#ddd"/>`);
-		o.push(`<text x="${x.toFixed(1)}" y="${PLOT.bottom + 22}" text-anchor="middle" fill="#333">${liveLabel(live)}${live === 10_000 ? " (W1)" : ""}</text>`);
+		o.push(
+			`<text x="${x.toFixed(1)}" y="${PLOT.bottom + 22}" text-anchor="middle" fill="#333">${liveLabel(live)}${live === 10_000 ? " (W1)" : ""}</text>`,
+		);
 	}
-	o.push(`<rect x="${PLOT.left}" y="${PLOT.top}" width="${PLOT.right - PLOT.left}" height="${PLOT.bottom - PLOT.top}" fill="none" stroke="#888"/>`);
+	o.push(
+		`<rect x="${PLOT.left}" y="${PLOT.top}" width="${PLOT.right - PLOT.left}" height="${PLOT.bottom - PLOT.top}" fill="none" stroke="#888"/>`,
+	);
 	o.push(`<text x="${(PLOT.left + PLOT.right) / 2}" y="${PLOT.bottom + 48}" text-anchor="middle" fill="#222">allocations live</text>`);
-	o.push(`<text transform="translate(26 ${(PLOT.top + PLOT.bottom) / 2}) rotate(-90)" text-anchor="middle" fill="#222">operations per second</text>`);
+	o.push(
+		`<text transform="translate(26 ${(PLOT.top + PLOT.bottom) / 2}) rotate(-90)" text-anchor="middle" fill="#222">operations per second</text>`,
+	);
 
 	// Lines and points; vmap's drawn last, on top, and thicker.
 	const order = [...series].sort((a, b) => Number(a.peer.id.startsWith("vmap")) - Number(b.peer.id.startsWith("vmap")));
 	for (const s of order) {
 		const width = s.peer.id.startsWith("vmap") ? 3.5 : 2;
 		const d = s.points.map((p, i) => `${i ? "L" : "M"}${sx(p.live).toFixed(1)} ${sy(p.opsPerSec).toFixed(1)}`).join(" ");
-		o.push(`<path d="${d}" fill="none" stroke="${s.colour}" stroke-width="${width}"${s.peer.id === "lifo" ? ` stroke-dasharray="6 4"` : ""}/>`);
+		o.push(
+			`<path d="${d}" fill="none" stroke="${s.colour}" stroke-width="${width}"${s.peer.id === "lifo" ? ` stroke-dasharray="6 4"` : ""}/>`,
+		);
 		for (const p of s.points) {
-			o.push(`<circle cx="${sx(p.live).toFixed(1)}" cy="${sy(p.opsPerSec).toFixed(1)}" r="4.5" fill="${p.capped ? "#fff" : s.colour}" stroke="${s.colour}" stroke-width="2"/>`);
+			o.push(
+				`<circle cx="${sx(p.live).toFixed(1)}" cy="${sy(p.opsPerSec).toFixed(1)}" r="4.5" fill="${p.capped ? "#fff" : s.colour}" stroke="${s.colour}" stroke-width="2"/>`,
+			);
 		}
 	}
 
@@ -129,9 +144,13 @@ export function chart(runs: Run[], m: Meta): string {
 	for (const l of labels) {
 		const px = sx(l.last.live);
 		const py = sy(l.last.opsPerSec);
-		o.push(`<polyline points="${(px + 6).toFixed(1)},${py.toFixed(1)} ${(lx - 6).toFixed(1)},${l.y.toFixed(1)}" fill="none" stroke="${l.s.colour}" stroke-width="1"/>`);
+		o.push(
+			`<polyline points="${(px + 6).toFixed(1)},${py.toFixed(1)} ${(lx - 6).toFixed(1)},${l.y.toFixed(1)}" fill="none" stroke="${l.s.colour}" stroke-width="1"/>`,
+		);
 		const at = l.last.live === SCALE[SCALE.length - 1] ? "" : ` at ${liveLabel(l.last.live)}`;
-		o.push(`<text x="${lx}" y="${(l.y + 5).toFixed(1)}" fill="${l.s.colour}" font-weight="${l.s.peer.id.startsWith("vmap") ? "bold" : "normal"}">${esc(l.s.peer.label)}: ${rate(l.last.opsPerSec)}/s${at}</text>`);
+		o.push(
+			`<text x="${lx}" y="${(l.y + 5).toFixed(1)}" fill="${l.s.colour}" font-weight="${l.s.peer.id.startsWith("vmap") ? "bold" : "normal"}">${esc(l.s.peer.label)}: ${rate(l.last.opsPerSec)}/s${at}</text>`,
+		);
 	}
 
 	// Peers that broke, in their own words.

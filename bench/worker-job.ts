@@ -112,7 +112,15 @@ if (job.handle === null) {
 	overlaps = own.overlaps(-Infinity, Infinity);
 }
 const waited = lockWaitMs();
-const report: WorkerReport = { ops: job.ops, ms, lockWaitMs: waited === null ? null : waited - waitedBefore, fails, overlaps, addr: addr.slice(0, n), size: size.slice(0, n) };
+const report: WorkerReport = {
+	ops: job.ops,
+	ms,
+	lockWaitMs: waited === null ? null : waited - waitedBefore,
+	fails,
+	overlaps,
+	addr: addr.slice(0, n),
+	size: size.slice(0, n),
+};
 // Closing frees no live area (its small-area blocks with live areas pass to nobody), and the
 // parent terminates this worker once it has the report: close first, so that it never ends
 // holding a lock. The parent checks the ranges against every other worker's.

@@ -82,7 +82,15 @@ export function fixed(a: Subject, p: FixedParams) {
 	const maxRssMiB = rssMiB();
 	const probe = probeOverlaps(a, p.size, unit);
 	a.check();
-	return { pairs: p.pairs, sec, pairsPerSec: p.pairs / sec, fails: fails + probe.fails, overlaps: probe.overlaps, maxRssMiB, ...a.audit?.(0) };
+	return {
+		pairs: p.pairs,
+		sec,
+		pairsPerSec: p.pairs / sec,
+		fails: fails + probe.fails,
+		overlaps: probe.overlaps,
+		maxRssMiB,
+		...a.audit?.(0),
+	};
 }
 
 /** After alloc+free pairs, which never hold two ranges: hold PROBE at once, count overlaps, free them. */
@@ -188,7 +196,8 @@ export function random(a: Subject, p: RandomParams) {
 	}
 	const sec = (performance.now() - t0) / 1000;
 	const maxRssMiB = rssMiB();
-	if (space !== undefined) vizFiles(p.viz!, space, timeline, peakEnd - a.base, `${done.toLocaleString("en-US")} operations in ${sec.toFixed(2)} s`);
+	if (space !== undefined)
+		vizFiles(p.viz!, space, timeline, peakEnd - a.base, `${done.toLocaleString("en-US")} operations in ${sec.toFixed(2)} s`);
 	overlaps += held.overlaps(a.base, a.limit);
 	a.check();
 	return {
@@ -210,7 +219,13 @@ export function random(a: Subject, p: RandomParams) {
 }
 
 /** The pictures of a vmap run: the map of the part of the space it used, and the timeline. */
-function vizFiles(v: { dir: string; name: string; title: string }, space: VmapSpace, timeline: Timeline, peakSpan: number, what: string): void {
+function vizFiles(
+	v: { dir: string; name: string; title: string },
+	space: VmapSpace,
+	timeline: Timeline,
+	peakSpan: number,
+	what: string,
+): void {
 	mkdirSync(v.dir, { recursive: true });
 	timeline.sample(space.stats());
 	const to = Math.min(space.end, space.start + 2 ** Math.ceil(Math.log2(Math.max(peakSpan, 64 * space.pageSize))));
@@ -221,5 +236,7 @@ function vizFiles(v: { dir: string; name: string; title: string }, space: VmapSp
 /** The space of a workers case: W0 allocates pages (pageSize 4096), W1 bytes (pageSize 1). */
 export function workersSpace(workload: "W0" | "W1", nodes: number, cache: boolean): VmapSpace {
 	const smallMax = cache ? {} : { smallMax: 0 };
-	return workload === "W0" ? VmapSpace.create({ size: 2 ** 40, nodes, ...smallMax }) : VmapSpace.create({ start: 1, size: 2 ** 40, pageSize: 1, nodes, ...smallMax });
+	return workload === "W0"
+		? VmapSpace.create({ size: 2 ** 40, nodes, ...smallMax })
+		: VmapSpace.create({ start: 1, size: 2 ** 40, pageSize: 1, nodes, ...smallMax });
 }

@@ -76,8 +76,16 @@ async function redraw() {
 	try {
 		const dump = await heap.space.dumpAsync();
 		const t0 = performance.now();
-		$("map").innerHTML = mapSvg(dump, { width: 1000, rows: 24, idPrefix: "map-", title: `The heap's address space now: ${fmt(heap.maxSize)}, ${N} workers` });
-		$("timeline").innerHTML = timelineSvg(timeline, { width: 960, title: `The last ${timeline.length} samples of stats(), one every ${SAMPLE_MS} ms` });
+		$("map").innerHTML = mapSvg(dump, {
+			width: 1000,
+			rows: 24,
+			idPrefix: "map-",
+			title: `The heap's address space now: ${fmt(heap.maxSize)}, ${N} workers`,
+		});
+		$("timeline").innerHTML = timelineSvg(timeline, {
+			width: 960,
+			title: `The last ${timeline.length} samples of stats(), one every ${SAMPLE_MS} ms`,
+		});
 		state.drawMs = performance.now() - t0;
 		renderTable();
 		state.frames++;
@@ -108,13 +116,17 @@ $("pause").onclick = () => {
 };
 $("storm").onclick = () => {
 	for (const w of workers) if (w.alive) w.worker.postMessage({ cmd: "storm" });
-	status("vfree storm: every worker allocates 600 more areas, then frees everything at once. Watch the lazy backlog pass lazyMaxPages (drains) and 2 × it (priority purges).");
+	status(
+		"vfree storm: every worker allocates 600 more areas, then frees everything at once. Watch the lazy backlog pass lazyMaxPages (drains) and 2 × it (priority purges).",
+	);
 };
 $("purge").onclick = () => {
 	const before = heap.space.stats();
 	heap.purge();
 	const after = heap.space.stats();
-	status(`purge: ${before.lazyAreas} lazy areas (${fmt(before.lazyBytes)}) before, ${after.lazyAreas} after; ${after.purges - before.purges} purge(s) ran.`);
+	status(
+		`purge: ${before.lazyAreas} lazy areas (${fmt(before.lazyBytes)}) before, ${after.lazyAreas} after; ${after.purges - before.purges} purge(s) ran.`,
+	);
 };
 $("trim").onclick = () => {
 	const r = heap.space.trim();

@@ -12,7 +12,14 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
-const TYPES: Record<string, string> = { ".js": "text/javascript", ".mjs": "text/javascript", ".html": "text/html; charset=utf-8", ".css": "text/css", ".svg": "image/svg+xml", ".map": "application/json" };
+const TYPES: Record<string, string> = {
+	".js": "text/javascript",
+	".mjs": "text/javascript",
+	".html": "text/html; charset=utf-8",
+	".css": "text/css",
+	".svg": "image/svg+xml",
+	".map": "application/json",
+};
 
 /** Newest modification time of the files under `dir`. */
 function newest(dir: string): number {
@@ -40,15 +47,25 @@ export function ensureDist(): string {
  * Serve /demo/* from the repository's demo/ and /dist/* from `dist`, on 127.0.0.1:`port` (0:
  * any free port). Resolves to the listening server and its URL.
  */
-export function serveDemo({ port = 8080, dist = join(root, "dist") }: { port?: number; dist?: string } = {}): Promise<{ server: Server; url: string }> {
+export function serveDemo({
+	port = 8080,
+	dist = join(root, "dist"),
+}: {
+	port?: number;
+	dist?: string;
+} = {}): Promise<{ server: Server; url: string }> {
 	const server = createServer((req, res) => {
 		try {
 			// decodeURIComponent throws on a malformed escape: that request is a 404 too.
 			const path = normalize(decodeURIComponent(new URL(req.url ?? "/", "http://x").pathname));
-			const file = path === "/" || path === "/index.html" ? join(root, "demo", "index.html")
-				: path.startsWith("/demo/") ? join(root, path)
-				: path.startsWith("/dist/") ? join(dist, path.slice(6))
-				: null;
+			const file =
+				path === "/" || path === "/index.html"
+					? join(root, "demo", "index.html")
+					: path.startsWith("/demo/")
+						? join(root, path)
+						: path.startsWith("/dist/")
+							? join(dist, path.slice(6))
+							: null;
 			// Only files under demo/ and dist/: a path with .. that normalizes elsewhere is refused.
 			if (file === null || !(file.startsWith(join(root, "demo") + sep) || file.startsWith(dist + sep))) throw new Error("not served");
 			const body = readFileSync(file);
@@ -65,7 +82,9 @@ export function serveDemo({ port = 8080, dist = join(root, "dist") }: { port?: n
 	});
 	return new Promise((resolve, reject) => {
 		server.once("error", reject);
-		server.listen(port, "127.0.0.1", () => resolve({ server, url: `http://127.0.0.1:${(server.address() as { port: number }).port}/` }));
+		server.listen(port, "127.0.0.1", () =>
+			resolve({ server, url: `http://127.0.0.1:${(server.address() as { port: number }).port}/` }),
+		);
 	});
 }
 

@@ -19,7 +19,11 @@ if (isMainThread) {
 			transferList: transfer,
 		});
 	const channels = [new MessageChannel(), new MessageChannel()];
-	const producer = start("producer", { ports: channels.map((c) => c.port1) }, channels.map((c) => c.port1));
+	const producer = start(
+		"producer",
+		{ ports: channels.map((c) => c.port1) },
+		channels.map((c) => c.port1),
+	);
 	const consumers = channels.map((c, i) => start(`consumer ${i + 1}`, { port: c.port2 }, [c.port2]));
 	heap.offline(); // this thread reads nothing while they run
 	const reports = await Promise.all([producer, ...consumers].map((w) => new Promise<string>((resolve) => w.once("message", resolve))));
@@ -33,7 +37,13 @@ if (isMainThread) {
 		`heap after the run: data ${s.dataBytes / 2 ** 20} MiB of at most ${s.maxBytes / 2 ** 20} MiB, ${s.space.allocs} areas allocated and ${s.space.frees} freed, ${s.deferred} deferred frees, busy now ${s.space.busyAreas}, free ${s.space.freeBytes === s.space.size ? "the whole space" : `${s.space.freeBytes} bytes`}; check() passed`,
 	);
 } else {
-	const job = workerData as { role: string; handle: VmapHeapHandle; settings: SharedArrayBuffer; ports?: MessagePort[]; port?: MessagePort };
+	const job = workerData as {
+		role: string;
+		handle: VmapHeapHandle;
+		settings: SharedArrayBuffer;
+		ports?: MessagePort[];
+		port?: MessagePort;
+	};
 	const heap = VmapHeap.attach(job.handle);
 	const settings = new Int32Array(job.settings);
 	if (job.role === "producer") {
@@ -57,7 +67,9 @@ if (isMainThread) {
 		for (const p of job.ports!) p.postMessage(0);
 		const s = heap.stats();
 		heap.close();
-		parentPort!.postMessage(`producer: ${MESSAGES} messages posted as addresses, settings replaced ${replaced} times; data grew to ${s.dataBytes / 2 ** 20} MiB`);
+		parentPort!.postMessage(
+			`producer: ${MESSAGES} messages posted as addresses, settings replaced ${replaced} times; data grew to ${s.dataBytes / 2 ** 20} MiB`,
+		);
 	} else {
 		let got = 0;
 		let bad = 0;

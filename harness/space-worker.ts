@@ -36,7 +36,8 @@ const rnd = randomBelow(job.seed);
 function claim(addr: number, size: number): void {
 	for (let p = (addr - space.start) / P, n = size / P; n > 0; p++, n--) {
 		const was = Atomics.compareExchange(owners, p, 0, me);
-		if (was !== 0 && violations.length < 10) violations.push(`handle ${me} got page ${p} (area ${addr}+${size}) already owned by handle ${was}`);
+		if (was !== 0 && violations.length < 10)
+			violations.push(`handle ${me} got page ${p} (area ${addr}+${size}) already owned by handle ${was}`);
 	}
 }
 

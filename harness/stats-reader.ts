@@ -36,10 +36,12 @@ while (Atomics.load(flag, STOP) === 0) {
 	if ((s.freeBlocks === 0) !== (s.freeBytes === 0)) violations.push(`free blocks ${s.freeBlocks} but free bytes ${s.freeBytes}`);
 	// Purge domain: one flush per purge; the free path's and overflow purges are some of them.
 	if (s.flushes !== s.purges) violations.push(`flushes ${s.flushes} != purges ${s.purges}`);
-	if (s.drainPurges + s.priorityPurges + s.overflowPurges > s.purges) violations.push(`drain ${s.drainPurges} + priority ${s.priorityPurges} + overflow ${s.overflowPurges} purges > purges ${s.purges}`);
+	if (s.drainPurges + s.priorityPurges + s.overflowPurges > s.purges)
+		violations.push(`drain ${s.drainPurges} + priority ${s.priorityPurges} + overflow ${s.overflowPurges} purges > purges ${s.purges}`);
 	// Across the lazy and pool domains: the pages purged are read before the pages added.
 	if (s.vmapLazyNr < 0) violations.push(`vmapLazyNr ${s.vmapLazyNr} < 0`);
-	if (!(s.spanBytes >= 0 && s.spanBytes <= s.size && s.spanBytes % s.pageSize === 0)) violations.push(`spanBytes ${s.spanBytes} of a space of ${s.size}`);
+	if (!(s.spanBytes >= 0 && s.spanBytes <= s.size && s.spanBytes % s.pageSize === 0))
+		violations.push(`spanBytes ${s.spanBytes} of a space of ${s.size}`);
 	if (violations.length > 20) break;
 }
 space.close();

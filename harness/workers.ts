@@ -6,7 +6,10 @@ import { type Transferable, Worker } from "node:worker_threads";
  * lists what in it moves rather than copies (MessagePorts).
  */
 export function startWorker(entry: URL, data: Record<string, unknown>, transfer: Transferable[] = []): Worker {
-	return new Worker(new URL("../scripts/ts-worker.mjs", import.meta.url), { workerData: { ...data, entry: entry.href }, transferList: transfer });
+	return new Worker(new URL("../scripts/ts-worker.mjs", import.meta.url), {
+		workerData: { ...data, entry: entry.href },
+		transferList: transfer,
+	});
 }
 
 /** The first message a worker posts (its report); rejects if it fails or exits first. */

@@ -90,14 +90,20 @@ const layerOf = (file) => relative(src, dirname(file)).split("/")[0] || ".";
 for (const [file, deps] of graph) {
 	if (!file.startsWith(`${src}/`)) continue;
 	for (const d of [...deps, ...urlsOf(file)]) {
-		if (!d.startsWith(`${src}/`) && d !== resolve("package.json")) problems.push(`${relative(".", file)} loads ${relative(".", d)}, which the package does not ship`);
+		if (!d.startsWith(`${src}/`) && d !== resolve("package.json"))
+			problems.push(`${relative(".", file)} loads ${relative(".", d)}, which the package does not ship`);
 	}
 	const from = layerOf(file);
 	if (!layers.has(from)) layers.set(from, new Set());
 	for (const d of deps) if (d.startsWith(`${src}/`) && layerOf(d) !== from) layers.get(from).add(layerOf(d));
 }
 for (const scc of cycles(graph)) {
-	problems.push(`import cycle: ${scc.map((f) => relative(".", f)).sort().join(", ")}`);
+	problems.push(
+		`import cycle: ${scc
+			.map((f) => relative(".", f))
+			.sort()
+			.join(", ")}`,
+	);
 }
 const layerGraph = new Map([...layers].map(([k, v]) => [k, [...v]]));
 for (const scc of cycles(layerGraph)) {

@@ -17,7 +17,9 @@ try {
 		console.error(`vmap: TypeScript is not installed in ${root}; keeping the dist/ built before`);
 		process.exit(0);
 	}
-	console.error(`vmap: cannot build dist/: TypeScript is not installed in ${root}. Run \`npm install\` there first (it builds dist/), then install this folder again.`);
+	console.error(
+		`vmap: cannot build dist/: TypeScript is not installed in ${root}. Run \`npm install\` there first (it builds dist/), then install this folder again.`,
+	);
 	process.exit(1);
 }
 execFileSync(process.execPath, [tsc, "-p", join(root, "tsconfig.build.json")], { stdio: "inherit" });

@@ -12,7 +12,6 @@ import { chart } from "../bench/svg.ts";
 import { fixed, random } from "../bench/workloads.ts";
 import { xorshift32 } from "../harness/random.ts";
 
-
 const small = { live: 300, ops: 20_000, maxSize: 4096, ids: false, timeLimitMs: 60_000, seed: 7 };
 
 test("bench workloads: overlaps, out-of-range ranges and failures of a broken allocator are counted", () => {
@@ -46,7 +45,13 @@ test("bench workloads: overlaps, out-of-range ranges and failures of a broken al
 
 	// Out of room after 100 allocations.
 	let count = 0;
-	const full: Subject = { alloc: (n) => (++count > 100 ? 0 : count * 4096 + n * 0), free: () => {}, check: () => {}, base: 4096, limit: 2 ** 30 };
+	const full: Subject = {
+		alloc: (n) => (++count > 100 ? 0 : count * 4096 + n * 0),
+		free: () => {},
+		check: () => {},
+		base: 4096,
+		limit: 2 ** 30,
+	};
 	const r = random(full, small);
 	assert.ok(r.fillFails > 0 && r.live === 100, "failed allocations are counted, not held");
 });
@@ -106,13 +111,30 @@ test("bench peers: number-allocator's audit sees the IDs its free() loses", () =
 });
 
 test("vmap bench: the chart's labels never overlap, however close the lines end", () => {
-	const meta: Meta = { date: "2026-11-22T00:00:00Z", node: "v20", platform: "linux x64", cpu: "test", cores: 2, seed: 1, quick: false, timeLimit: 5, wallSec: 1 };
+	const meta: Meta = {
+		date: "2026-11-22T00:00:00Z",
+		node: "v20",
+		platform: "linux x64",
+		cpu: "test",
+		cores: 2,
+		seed: 1,
+		quick: false,
+		timeLimit: 5,
+		wallSec: 1,
+	};
 	// Every peer ends within a few percent of the others.
 	const runs: Run[] = PEERS.flatMap((p, i) =>
-		[1_000, 1_000_000].map((live) => ({ name: `scale ${live} ${p.id}`, spec: { kind: "scale" as const, peer: p.id, live, ops: 1, maxSize: 1, timeLimitMs: 1, seed: 1 }, status: "ok" as const, result: { opsPerSec: 1e6 * (1 + i / 100) } })),
+		[1_000, 1_000_000].map((live) => ({
+			name: `scale ${live} ${p.id}`,
+			spec: { kind: "scale" as const, peer: p.id, live, ops: 1, maxSize: 1, timeLimitMs: 1, seed: 1 },
+			status: "ok" as const,
+			result: { opsPerSec: 1e6 * (1 + i / 100) },
+		})),
 	);
 	const text = chart(runs, meta);
-	const ys = [...text.matchAll(/<text x="\d+" y="([\d.]+)" fill="#[0-9A-Fa-f]{6}" font-weight/g)].map((m) => Number(m[1])).sort((a, b) => a - b);
+	const ys = [...text.matchAll(/<text x="\d+" y="([\d.]+)" fill="#[0-9A-Fa-f]{6}" font-weight/g)]
+		.map((m) => Number(m[1]))
+		.sort((a, b) => a - b);
 	assert.equal(ys.length, PEERS.length);
 	for (let i = 1; i < ys.length; i++) assert.ok(ys[i]! - ys[i - 1]! >= 16.9, `labels ${i - 1} and ${i} at ${ys[i - 1]} and ${ys[i]}`);
 });

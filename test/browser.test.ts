@@ -32,14 +32,28 @@ function findChromium(): string | undefined {
 const CHROMIUM = findChromium();
 const skip = CHROMIUM === undefined ? "no Chromium found (set CHROMIUM, or run npm run setup:browser to install Debian's chromium)" : false;
 const TYPES: Record<string, string> = { ".js": "text/javascript", ".html": "text/html", ".map": "application/json" };
-const ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+const ARGS = [
+	"--no-sandbox",
+	"--disable-gpu",
+	"--disable-quic",
+	"--no-first-run",
+	"--disable-background-networking",
+	"--disable-component-update",
+	"--disable-sync",
+];
 
 /** The library compiled to a temporary folder, once for every test of this file. */
 let compiled: string | undefined;
 function dist(): string {
 	if (compiled === undefined) {
 		compiled = mkdtempSync(join(tmpdir(), "vmap-dist-"));
-		execFileSync(process.execPath, [join(root, "node_modules/typescript/bin/tsc"), "-p", join(root, "tsconfig.build.json"), "--outDir", compiled]);
+		execFileSync(process.execPath, [
+			join(root, "node_modules/typescript/bin/tsc"),
+			"-p",
+			join(root, "tsconfig.build.json"),
+			"--outDir",
+			compiled,
+		]);
 	}
 	return compiled;
 }
@@ -47,7 +61,10 @@ after(() => {
 	if (compiled !== undefined) rmSync(compiled, { recursive: true, force: true });
 });
 
-test("browser: a page and two Web Workers share one space; without cross-origin isolation a one-thread space works (headless Chromium)", { timeout: 120_000, skip }, async () => {
+test("browser: a page and two Web Workers share one space; without cross-origin isolation a one-thread space works (headless Chromium)", {
+	timeout: 120_000,
+	skip,
+}, async () => {
 	const lib = dist();
 	const server = createServer((req, res) => {
 		const path = normalize(new URL(req.url ?? "/", "http://x").pathname);
@@ -56,7 +73,9 @@ test("browser: a page and two Web Workers share one space; without cross-origin 
 			if (!file) throw new Error("not served");
 			const body = readFileSync(file);
 			// plain.html is served without cross-origin isolation: no SharedArrayBuffer there.
-			const isolation = path.endsWith("/plain.html") ? {} : { "Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp" };
+			const isolation = path.endsWith("/plain.html")
+				? {}
+				: { "Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp" };
 			res.writeHead(200, { "Content-Type": TYPES[extname(file)] ?? "application/octet-stream", ...isolation });
 			res.end(body);
 		} catch {
@@ -78,17 +97,25 @@ test("browser: a page and two Web Workers share one space; without cross-origin 
 			poolHits: number;
 			pooledBeforeTrim: number;
 		}>(browser, `http://127.0.0.1:${port}/test/browser/index.html`);
-		console.log(`# browser: main thread ${r.mainAllocs} allocations, workers ${r.workers.map((w) => `#${w.id}: ${w.allocs}`).join(", ")}, ${r.purges} purges, ${r.nodes} nodes (navigator.hardwareConcurrency), ${r.poolHits} pool hits, ${r.pooledBeforeTrim} areas pooled before trim()`);
+		console.log(
+			`# browser: main thread ${r.mainAllocs} allocations, workers ${r.workers.map((w) => `#${w.id}: ${w.allocs}`).join(", ")}, ${r.purges} purges, ${r.nodes} nodes (navigator.hardwareConcurrency), ${r.poolHits} pool hits, ${r.pooledBeforeTrim} areas pooled before trim()`,
+		);
 		assert.equal(r.crossOriginIsolated, true);
 		assert.deepEqual(r.violations, []);
 		for (const w of r.workers) assert.deepEqual(w.violations, [], `worker ${w.id}`);
 		// Ids are unique among open handles; a worker that closed early may give its id to the next.
-		assert.ok(r.workers.every((w) => w.id >= 2), `worker ids ${r.workers.map((w) => w.id)}: the page holds id 1`);
+		assert.ok(
+			r.workers.every((w) => w.id >= 2),
+			`worker ids ${r.workers.map((w) => w.id)}: the page holds id 1`,
+		);
 		assert.ok(r.workers.every((w) => w.allocs > 1000));
 		assert.equal(r.whole, true, "after everything was freed, purged and trimmed, free space is the whole space");
 
 		// Without cross-origin isolation: no SharedArrayBuffer, yet a one-thread space works.
-		const p = await resultOf<{ hasSAB: boolean; sharedError: string; whole: boolean; allocs: number }>(browser, `http://127.0.0.1:${port}/test/browser/plain.html`);
+		const p = await resultOf<{ hasSAB: boolean; sharedError: string; whole: boolean; allocs: number }>(
+			browser,
+			`http://127.0.0.1:${port}/test/browser/plain.html`,
+		);
 		assert.equal(p.hasSAB, false, "the plain page is not cross-origin isolated");
 		assert.match(p.sharedError, /^EINVAL: Cannot create a space: SharedArrayBuffer is not available here .*pass shared: false/);
 		assert.equal(p.whole, true);
@@ -108,14 +135,19 @@ async function resultOf<T>(browser: Browser, url: string): Promise<T> {
 	const errors: string[] = [];
 	page.on("pageerror", (e) => errors.push(String(e)));
 	await page.goto(url);
-	await page.waitForFunction(() => (globalThis as unknown as { __result?: unknown }).__result !== undefined, undefined, { timeout: 90_000 });
+	await page.waitForFunction(() => (globalThis as unknown as { __result?: unknown }).__result !== undefined, undefined, {
+		timeout: 90_000,
+	});
 	const r = (await page.evaluate(() => (globalThis as unknown as { __result: unknown }).__result)) as T & { error?: string };
 	assert.equal(r.error, undefined, r.error);
 	assert.deepEqual(errors, [], `page errors on ${url}`);
 	return r;
 }
 
-test("browser: the live demo page (npm run demo) draws the map and the timeline, its buttons work, a killed worker leaves the others running (headless Chromium)", { timeout: 120_000, skip }, async () => {
+test("browser: the live demo page (npm run demo) draws the map and the timeline, its buttons work, a killed worker leaves the others running (headless Chromium)", {
+	timeout: 120_000,
+	skip,
+}, async () => {
 	const { server, url } = await serveDemo({ port: 0, dist: dist() });
 	const browser = await chromium.launch({ executablePath: CHROMIUM!, args: ARGS });
 	try {
@@ -126,11 +158,22 @@ test("browser: the live demo page (npm run demo) draws the map and the timeline,
 			if (m.type() === "error" || m.type() === "warning") problems.push(`console ${m.type()}: ${m.text()}`);
 		});
 		await page.goto(`${url}?workers=3`);
-		type Demo = { frames: number; samples: number; allocs: number; badBytes: number; killed: number[]; errors: string[]; status: string; poisoned: boolean; stats: { purges: number; trims: number; lazyAreas: number } };
-		const demo = () => page.evaluate(() => {
-			const d = (globalThis as unknown as { __demo: Demo }).__demo;
-			return { ...d, stats: { purges: d.stats.purges, trims: d.stats.trims, lazyAreas: d.stats.lazyAreas }, timeline: undefined };
-		}) as Promise<Demo>;
+		type Demo = {
+			frames: number;
+			samples: number;
+			allocs: number;
+			badBytes: number;
+			killed: number[];
+			errors: string[];
+			status: string;
+			poisoned: boolean;
+			stats: { purges: number; trims: number; lazyAreas: number };
+		};
+		const demo = () =>
+			page.evaluate(() => {
+				const d = (globalThis as unknown as { __demo: Demo }).__demo;
+				return { ...d, stats: { purges: d.stats.purges, trims: d.stats.trims, lazyAreas: d.stats.lazyAreas }, timeline: undefined };
+			}) as Promise<Demo>;
 		const until = (what: string, ok: (d: Demo) => boolean) => waitFor(page, what, ok, demo);
 		await until("3 frames drawn and 1000 allocations made", (d) => d.frames >= 3 && d.allocs > 1000);
 		const firstMap = await page.innerHTML("#map");
@@ -153,14 +196,25 @@ test("browser: the live demo page (npm run demo) draws the map and the timeline,
 		assert.deepEqual(killed.killed, [2], "the last worker was killed");
 		// It held no lock (the usual case: small areas take none), or it held one, which poisons
 		// the space: every other handle then gets EOWNERDEAD, and the page says so.
-		assert.match(killed.status, /^worker 2 \(handle \d+\) (killed mid-run: it held no lock, so the others go on|was killed holding a lock: the space is poisoned)/);
+		assert.match(
+			killed.status,
+			/^worker 2 \(handle \d+\) (killed mid-run: it held no lock, so the others go on|was killed holding a lock: the space is poisoned)/,
+		);
 		assert.equal(await page.locator("#workers tr.dead").count(), 1, "the killed worker's row is struck through");
 		if (killed.poisoned) {
-				const errs = page.locator("#workers tbody tr:not(.dead) td.err");
-			await waitFor(page, "both other workers report EOWNERDEAD", (t: string[]) => t.length === 2 && t.every((e) => e.startsWith("EOWNERDEAD")), () => errs.allTextContents());
+			const errs = page.locator("#workers tbody tr:not(.dead) td.err");
+			await waitFor(
+				page,
+				"both other workers report EOWNERDEAD",
+				(t: string[]) => t.length === 2 && t.every((e) => e.startsWith("EOWNERDEAD")),
+				() => errs.allTextContents(),
+			);
 			console.log("# demo: the worker was killed holding a lock; the others saw EOWNERDEAD");
 		} else {
-			await until("the others allocate on after the kill, and 2 more frames", (d) => d.allocs > killed.allocs + 1000 && d.frames >= killed.frames + 2);
+			await until(
+				"the others allocate on after the kill, and 2 more frames",
+				(d) => d.allocs > killed.allocs + 1000 && d.frames >= killed.frames + 2,
+			);
 		}
 		const end = await demo();
 		assert.equal(end.badBytes, 0, "no worker found another's bytes in its areas");
@@ -179,8 +233,14 @@ test("browser: the live demo page (npm run demo) draws the map and the timeline,
 		const white = countColour(shot, plot, "#ffffff", 6);
 		const share = 1 - white / (plot.width * plot.height);
 		const legend = { x: map.x, y: totals.y - 90, width: map.width, height: 90 };
-		const swatches = { blue: countColour(shot, legend, "#0072b2"), orange: countColour(shot, legend, "#e69f00"), ink: countColour(shot, { ...totals, x: totals.x, width: totals.width }, "#222222", 60) };
-		console.log(`# demo: ${end.frames} frames, ${end.samples} samples, ${end.allocs} allocations, ${end.stats.purges} purges; map ${Math.round(share * 100)}% painted; legend swatch pixels ${JSON.stringify(swatches)}`);
+		const swatches = {
+			blue: countColour(shot, legend, "#0072b2"),
+			orange: countColour(shot, legend, "#e69f00"),
+			ink: countColour(shot, { ...totals, x: totals.x, width: totals.width }, "#222222", 60),
+		};
+		console.log(
+			`# demo: ${end.frames} frames, ${end.samples} samples, ${end.allocs} allocations, ${end.stats.purges} purges; map ${Math.round(share * 100)}% painted; legend swatch pixels ${JSON.stringify(swatches)}`,
+		);
 		assert.ok(share > 0.05, `the map is ${Math.round(share * 100)}% painted: blank`);
 		assert.ok(swatches.blue > 100 && swatches.orange > 100, `legend swatches missing: ${JSON.stringify(swatches)}`);
 		assert.ok(swatches.ink > 100, "the legend's totals line is not drawn");

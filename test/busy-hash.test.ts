@@ -8,7 +8,17 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { VmapError, VmapSpace } from "../src/index.ts";
 import { HASH_START, hashBucket } from "../src/tree/busy-hash.ts";
-import { HDR_HASH_RECORDS, hashBudget, N_BUSY_LOCK, N_HASH_FIRST, N_HASH_LOG, N_HASH_OLD_LOG, N_HASH_RETIRED_LEFT, nodeBase, REC_I32 } from "../src/buffer/layout.ts";
+import {
+	HDR_HASH_RECORDS,
+	hashBudget,
+	N_BUSY_LOCK,
+	N_HASH_FIRST,
+	N_HASH_LOG,
+	N_HASH_OLD_LOG,
+	N_HASH_RETIRED_LEFT,
+	nodeBase,
+	REC_I32,
+} from "../src/buffer/layout.ts";
 import { setVaNext, vaNext, vaStart } from "../src/buffer/record.ts";
 import { xorshift32 } from "../harness/random.ts";
 import { code } from "./support/code.ts";
@@ -32,8 +42,14 @@ test("busy hash: tables grow, move and retire while areas come and go; every fre
 			live[i] = live[live.length - 1]!;
 			live.pop();
 			space.free(a);
-			assert.equal(code(() => space.free(a)), space.find(a)?.state === "lazy" ? "EDOUBLEFREE" : "ENOENT"); // ENOENT once a priority purge ran
-			assert.equal(code(() => space.free(a + 1)), "ENOENT");
+			assert.equal(
+				code(() => space.free(a)),
+				space.find(a)?.state === "lazy" ? "EDOUBLEFREE" : "ENOENT",
+			); // ENOENT once a priority purge ran
+			assert.equal(
+				code(() => space.free(a + 1)),
+				"ENOENT",
+			);
 		}
 		for (let v = 0; v < 2; v++) {
 			const b = nodeBase(v);
@@ -43,7 +59,10 @@ test("busy hash: tables grow, move and retire while areas come and go; every fre
 		}
 		if (step % 500 === 0) space.check();
 	}
-	assert.ok(seen.tables > 0 && seen.moving > 0 && seen.retiring > 0, `tables, moves and retirements all happened: ${JSON.stringify(seen)}`);
+	assert.ok(
+		seen.tables > 0 && seen.moving > 0 && seen.retiring > 0,
+		`tables, moves and retirements all happened: ${JSON.stringify(seen)}`,
+	);
 	for (const a of live) assert.equal(space.find(a)?.start, a);
 	for (const a of live) space.free(a);
 	space.purge({ sync: true });
@@ -65,7 +84,12 @@ test("busy hash: check() names a busy area missing from its bucket, one in the w
 		const a = areas.find((x, i) => i % 4 !== 0 && t.i32[bucket(x)] !== 0 && vaStart(t.f64, t.i32[bucket(x)]!) === x)!;
 		return { s, t, areas, a, va: t.i32[bucket(a)]!, bucket };
 	};
-	const broken = (s: VmapSpace, re: RegExp) => assert.throws(() => s.check(), (e: unknown) => e instanceof VmapError && e.code === "ECORRUPT" && re.test(e.message), re.source);
+	const broken = (s: VmapSpace, re: RegExp) =>
+		assert.throws(
+			() => s.check(),
+			(e: unknown) => e instanceof VmapError && e.code === "ECORRUPT" && re.test(e.message),
+			re.source,
+		);
 	{
 		const { s, t, a, va, bucket } = make();
 		t.i32[bucket(a)] = vaNext(t.i32, va); // unchained
@@ -120,7 +144,10 @@ test("busy hash: the tables live in a budget beyond maxAreas, so a space always 
 		}
 		// maxAreas counts the free block after the areas.
 		assert.ok(n >= maxAreas - 1, `${n} areas in a space of maxAreas ${maxAreas}`);
-		assert.ok(s.table.hdr[HDR_HASH_RECORDS]! > 0 && s.table.hdr[HDR_HASH_RECORDS]! <= hashBudget(maxAreas), "the hash took its records from its budget");
+		assert.ok(
+			s.table.hdr[HDR_HASH_RECORDS]! > 0 && s.table.hdr[HDR_HASH_RECORDS]! <= hashBudget(maxAreas),
+			"the hash took its records from its budget",
+		);
 		s.check();
 		assert.equal(s.locks.owner(nodeBase(0) + N_BUSY_LOCK), 0);
 	}

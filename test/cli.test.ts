@@ -14,7 +14,11 @@ import { fileURLToPath } from "node:url";
 const MAIN = fileURLToPath(new URL("../src/cli/main.ts", import.meta.url));
 /** `npm run bench`: the bench runs from the repository, not from the package's CLI. */
 const BENCH = fileURLToPath(new URL("../bench/main.ts", import.meta.url));
-const vmap = (...args: string[]) => spawnSync(process.execPath, ["--import", "tsx", ...(args[0] === "bench" ? [BENCH, ...args.slice(1)] : [MAIN, ...args])], { encoding: "utf8", timeout: 600_000 });
+const vmap = (...args: string[]) =>
+	spawnSync(process.execPath, ["--import", "tsx", ...(args[0] === "bench" ? [BENCH, ...args.slice(1)] : [MAIN, ...args])], {
+		encoding: "utf8",
+		timeout: 600_000,
+	});
 
 test("vmap bench --quick, one vmap case beside the LIFO ceiling: ratios, the chart, no failure and no overlap", () => {
 	const dir = mkdtempSync(join(tmpdir(), "vmap-bench-"));
@@ -22,8 +26,13 @@ test("vmap bench --quick, one vmap case beside the LIFO ceiling: ratios, the cha
 		const svg = join(dir, "chart.svg");
 		const r = vmap("bench", "--quick", "--only", "W0 vmap,W0 lifo", "--json", "--svg", svg);
 		assert.equal(r.status, 0, r.stderr);
-		const out = JSON.parse(r.stdout) as { runs: Array<{ name: string; status: string; result?: { fails: number; overlaps: number; pairsPerSec: number } }> };
-		assert.deepEqual(out.runs.map((x) => x.name), ["W0 vmap", "W0 vmap-nocache", "W0 vmap-1m", "W0 vmap-heap", "W0 lifo"]);
+		const out = JSON.parse(r.stdout) as {
+			runs: Array<{ name: string; status: string; result?: { fails: number; overlaps: number; pairsPerSec: number } }>;
+		};
+		assert.deepEqual(
+			out.runs.map((x) => x.name),
+			["W0 vmap", "W0 vmap-nocache", "W0 vmap-1m", "W0 vmap-heap", "W0 lifo"],
+		);
 		for (const run of out.runs) {
 			assert.equal(run.status, "ok", run.name);
 			assert.deepEqual([run.result!.fails, run.result!.overlaps], [0, 0], run.name);

@@ -39,12 +39,19 @@ function holding<T>(other: VmapSpace, words: number[], fn: () => T): T {
 }
 
 function timedOut(other: VmapSpace, lock: RegExp) {
-	return (e: unknown) => e instanceof VmapError && e.code === "ETIMEDOUT" && lock.test(e.message) && e.message.includes(`held by handle ${other.id}`);
+	return (e: unknown) =>
+		e instanceof VmapError && e.code === "ETIMEDOUT" && lock.test(e.message) && e.message.includes(`held by handle ${other.id}`);
 }
 
 /** No lock of the space is held by anyone. */
 function allFree(space: VmapSpace): void {
-	const words = [HDR_FREE_LOCK, HDR_PURGE_LOCK, ...nodeLocks(space, N_BUSY_LOCK), ...nodeLocks(space, N_LAZY_LOCK), ...nodeLocks(space, N_POOL_LOCK)];
+	const words = [
+		HDR_FREE_LOCK,
+		HDR_PURGE_LOCK,
+		...nodeLocks(space, N_BUSY_LOCK),
+		...nodeLocks(space, N_LAZY_LOCK),
+		...nodeLocks(space, N_POOL_LOCK),
+	];
 	for (const w of words) {
 		assert.equal(space.locks.owner(w), 0, `lock word ${w} is still held`);
 		assert.equal(Atomics.load(space.table.hdr, w) & 1, 0, `lock word ${w} is odd (held, or released twice)`);

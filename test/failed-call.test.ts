@@ -14,11 +14,15 @@ type Case = [name: string, call: () => unknown, code: string];
 function expectNoChange(cases: Case[], snapshot: () => string): void {
 	const before = snapshot();
 	for (const [name, call, code] of cases) {
-		assert.throws(call, (e: unknown) => {
-			assert.ok(e instanceof VmapError, `${name}: threw ${String(e)}, not a VmapError`);
-			assert.equal(e.code, code, `${name}: ${e.message}`);
-			return true;
-		}, name);
+		assert.throws(
+			call,
+			(e: unknown) => {
+				assert.ok(e instanceof VmapError, `${name}: threw ${String(e)}, not a VmapError`);
+				assert.equal(e.code, code, `${name}: ${e.message}`);
+				return true;
+			},
+			name,
+		);
 		assert.equal(snapshot(), before, `${name} changed the space`);
 	}
 }
@@ -32,7 +36,13 @@ test("a failed call changes nothing: every VmapSpace method with bad arguments",
 	const bad: unknown[] = [0, -P, 1.5, Number.NaN, Infinity, 2 ** 60, 4096n, Symbol("x"), "4096", null, undefined, {}];
 	const cases: Case[] = [
 		...bad.map((size): Case => [`alloc(${String(size)})`, () => space.alloc(size as number), "EINVAL"]),
-		...bad.map((size): Case => [`alloc(${String(size)}, { tag })`, () => space.alloc(size as number, { tag: `fresh tag ${String(size)}` }), "EINVAL"]),
+		...bad.map(
+			(size): Case => [
+				`alloc(${String(size)}, { tag })`,
+				() => space.alloc(size as number, { tag: `fresh tag ${String(size)}` }),
+				"EINVAL",
+			],
+		),
 		["alloc align 3", () => space.alloc(P, { align: 3 }), "EINVAL"],
 		["alloc align 2^60", () => space.alloc(P, { align: 2 ** 60 }), "EINVAL"],
 		["alloc vstart -1", () => space.alloc(P, { vstart: -1 }), "EINVAL"],
@@ -143,7 +153,10 @@ test("vrealloc with poisoning: a shrink whose resize fails keeps every byte; a m
 	heap.vrealloc(areas[1]!, heap.pageSize); // its tail takes the last record (alloc keeps two in hand)
 	// A shrink frees its tail, which takes a record: the table is full, so the resize fails.
 	assert.throws(() => heap.vrealloc(a, heap.pageSize), { code: "ENOMEM" });
-	assert.ok(heap.bytes(a, P4).every((b) => b === 0x5a), "the tail kept its bytes");
+	assert.ok(
+		heap.bytes(a, P4).every((b) => b === 0x5a),
+		"the tail kept its bytes",
+	);
 	heap.check();
 
 	const h = VmapHeap.create({ size: 1 << 20, poison: true, guardPages: 0 });

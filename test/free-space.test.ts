@@ -35,7 +35,10 @@ test("fit types: full, left edge, right edge, middle split", () => {
 	// Middle: the block splits in two.
 	s = space16();
 	assert.equal(s.alloc(2 * P, { vstart: at(5) }), at(5));
-	assert.deepEqual(freeBlocks(s), [[at(0), at(5)], [at(7), at(16)]]);
+	assert.deepEqual(freeBlocks(s), [
+		[at(0), at(5)],
+		[at(7), at(16)],
+	]);
 	assert.deepEqual(busyAreas(s), [[at(5), at(7)]]);
 	s.check();
 
@@ -43,7 +46,10 @@ test("fit types: full, left edge, right edge, middle split", () => {
 	s = space16();
 	s.alloc(P);
 	assert.equal(s.alloc(P, { align: 8 * P }), 0x18000);
-	assert.deepEqual(freeBlocks(s), [[at(1), 0x18000], [0x19000, at(16)]]);
+	assert.deepEqual(freeBlocks(s), [
+		[at(1), 0x18000],
+		[0x19000, at(16)],
+	]);
 	s.check();
 });
 
@@ -64,7 +70,10 @@ test("merge on free: with the previous block, the next, both, neither", () => {
 	release(a[0]!); // touches the next block
 	assert.deepEqual(freeBlocks(s), [[at(0), at(3)]]);
 	release(a[4]!);
-	assert.deepEqual(freeBlocks(s), [[at(0), at(3)], [at(4), at(5)]]);
+	assert.deepEqual(freeBlocks(s), [
+		[at(0), at(3)],
+		[at(4), at(5)],
+	]);
 	release(a[3]!); // touches both: three blocks become one
 	assert.deepEqual(freeBlocks(s), [[at(0), at(5)]]);
 	assert.equal(s.table.hdr[HDR_FREE_NR], 1);
@@ -79,7 +88,10 @@ test("the lowest fit honours vstart, vend and large alignments", () => {
 	assert.equal(s.alloc(P), P);
 	assert.equal(s.alloc(P, { vstart: 5 * P + 1 }), 6 * P, "a ragged vstart rounds up to the next page");
 	assert.equal(s.alloc(3 * P, { vend: 5 * P }), 2 * P);
-	assert.throws(() => s.alloc(2 * P, { vend: 6 * P }), /EBUSY: alloc for size 8192 align 4096 failed: Address range restricted to 0x0 - 0x6000/);
+	assert.throws(
+		() => s.alloc(2 * P, { vend: 6 * P }),
+		/EBUSY: alloc for size 8192 align 4096 failed: Address range restricted to 0x0 - 0x6000/,
+	);
 	s.check();
 });
 

@@ -37,7 +37,10 @@ const span = (h: VmapHeap, a: Area) => (a.mapped ? a.bytes : Math.ceil(a.bytes /
 
 function intact(h: VmapHeap, a: Area, what: string): void {
 	const b = h.bytes(a.addr, a.bytes);
-	assert.ok(b[0] === a.value && b[a.bytes - 1] === a.value && b[a.bytes >> 1] === a.value, `${what} ${a.addr}+${a.bytes} lost its bytes (${b[0]}, want ${a.value})`);
+	assert.ok(
+		b[0] === a.value && b[a.bytes - 1] === a.value && b[a.bytes >> 1] === a.value,
+		`${what} ${a.addr}+${a.bytes} lost its bytes (${b[0]}, want ${a.value})`,
+	);
 }
 
 function place(m: Model, h: VmapHeap, a: Area): void {
@@ -75,106 +78,174 @@ const busy = (fn: () => number): number | undefined => {
 
 const commands = [
 	fc.tuple(fc.integer({ min: 1, max: 6 * P }), fc.boolean(), fc.integer({ min: 1, max: 255 })).map(([bytes, zero, value]) =>
-		cmd(`${zero ? "vzalloc" : "vmalloc"}(${bytes})`, () => true, (m, { heap }) => {
-			const addr = busy(() => (zero ? heap.vzalloc(bytes) : heap.vmalloc(bytes)));
-			if (addr === undefined) return;
-			if (zero) assert.ok(heap.bytes(addr, bytes).every((x) => x === 0), "vzalloc zeroes");
-			place(m, heap, { addr, bytes, value, mapped: false });
-		}),
+		cmd(
+			`${zero ? "vzalloc" : "vmalloc"}(${bytes})`,
+			() => true,
+			(m, { heap }) => {
+				const addr = busy(() => (zero ? heap.vzalloc(bytes) : heap.vmalloc(bytes)));
+				if (addr === undefined) return;
+				if (zero)
+					assert.ok(
+						heap.bytes(addr, bytes).every((x) => x === 0),
+						"vzalloc zeroes",
+					);
+				place(m, heap, { addr, bytes, value, mapped: false });
+			},
+		),
 	),
 	fc.nat().map((k) =>
-		cmd(`vfree(#${k})`, (m) => m.live.some((a) => !a.mapped), (m, { heap }) => {
-			const vs = m.live.filter((a) => !a.mapped);
-			const a = vs[k % vs.length]!;
-			intact(heap, a, "before vfree");
-			heap.vfree(a.addr);
-			m.live.splice(m.live.indexOf(a), 1);
-			assert.throws(() => heap.vfree(a.addr), /EDOUBLEFREE|ENOENT/);
-		}),
+		cmd(
+			`vfree(#${k})`,
+			(m) => m.live.some((a) => !a.mapped),
+			(m, { heap }) => {
+				const vs = m.live.filter((a) => !a.mapped);
+				const a = vs[k % vs.length]!;
+				intact(heap, a, "before vfree");
+				heap.vfree(a.addr);
+				m.live.splice(m.live.indexOf(a), 1);
+				assert.throws(() => heap.vfree(a.addr), /EDOUBLEFREE|ENOENT/);
+			},
+		),
 	),
 	fc.tuple(fc.nat(), fc.integer({ min: 1, max: 8 * P })).map(([k, bytes]) =>
-		cmd(`vrealloc(#${k}, ${bytes})`, (m) => m.live.some((a) => !a.mapped), (m, { heap }) => {
-			const vs = m.live.filter((a) => !a.mapped);
-			const a = vs[k % vs.length]!;
-			intact(heap, a, "before vrealloc");
-			m.live.splice(m.live.indexOf(a), 1);
-			const to = busy(() => heap.vrealloc(a.addr, bytes));
-			if (to === undefined) {
-				m.live.push(a); // EBUSY: nothing changed
-				intact(heap, a, "after a failed vrealloc");
-				return;
-			}
-			const kept = { addr: to, bytes: Math.min(a.bytes, bytes), value: a.value, mapped: false };
-			intact(heap, kept, "after vrealloc");
-			place(m, heap, { addr: to, bytes, value: a.value, mapped: false });
-		}),
+		cmd(
+			`vrealloc(#${k}, ${bytes})`,
+			(m) => m.live.some((a) => !a.mapped),
+			(m, { heap }) => {
+				const vs = m.live.filter((a) => !a.mapped);
+				const a = vs[k % vs.length]!;
+				intact(heap, a, "before vrealloc");
+				m.live.splice(m.live.indexOf(a), 1);
+				const to = busy(() => heap.vrealloc(a.addr, bytes));
+				if (to === undefined) {
+					m.live.push(a); // EBUSY: nothing changed
+					intact(heap, a, "after a failed vrealloc");
+					return;
+				}
+				const kept = { addr: to, bytes: Math.min(a.bytes, bytes), value: a.value, mapped: false };
+				intact(heap, kept, "after vrealloc");
+				place(m, heap, { addr: to, bytes, value: a.value, mapped: false });
+			},
+		),
 	),
 	fc.tuple(fc.integer({ min: 1, max: 70 }), fc.integer({ min: 1, max: 255 })).map(([pages, value]) =>
-		cmd(`vmMapRam(${pages})`, () => true, (m, { heap }) => {
-			const addr = busy(() => heap.vmMapRam(pages));
-			if (addr !== undefined) place(m, heap, { addr, bytes: pages * P, value, mapped: true });
-		}),
+		cmd(
+			`vmMapRam(${pages})`,
+			() => true,
+			(m, { heap }) => {
+				const addr = busy(() => heap.vmMapRam(pages));
+				if (addr !== undefined) place(m, heap, { addr, bytes: pages * P, value, mapped: true });
+			},
+		),
 	),
 	fc.nat().map((k) =>
-		cmd(`vmUnmapRam(#${k})`, (m) => m.live.some((a) => a.mapped), (m, { heap }) => {
-			const ms = m.live.filter((a) => a.mapped);
-			const a = ms[k % ms.length]!;
-			intact(heap, a, "before vmUnmapRam");
-			heap.vmUnmapRam(a.addr, a.bytes / P);
-			m.live.splice(m.live.indexOf(a), 1);
-			assert.throws(() => heap.vmUnmapRam(a.addr, a.bytes / P), /EINVAL/);
-		}),
+		cmd(
+			`vmUnmapRam(#${k})`,
+			(m) => m.live.some((a) => a.mapped),
+			(m, { heap }) => {
+				const ms = m.live.filter((a) => a.mapped);
+				const a = ms[k % ms.length]!;
+				intact(heap, a, "before vmUnmapRam");
+				heap.vmUnmapRam(a.addr, a.bytes / P);
+				m.live.splice(m.live.indexOf(a), 1);
+				assert.throws(() => heap.vmUnmapRam(a.addr, a.bytes / P), /EINVAL/);
+			},
+		),
 	),
 	fc.nat().map((k) =>
-		cmd(`freeDeferred(#${k})`, (m) => m.live.some((a) => !a.mapped), (m, { heap }) => {
-			const vs = m.live.filter((a) => !a.mapped);
-			const a = vs[k % vs.length]!;
-			heap.freeDeferred(a.addr);
-			m.live.splice(m.live.indexOf(a), 1);
-			m.deferred.push(a);
-		}),
+		cmd(
+			`freeDeferred(#${k})`,
+			(m) => m.live.some((a) => !a.mapped),
+			(m, { heap }) => {
+				const vs = m.live.filter((a) => !a.mapped);
+				const a = vs[k % vs.length]!;
+				heap.freeDeferred(a.addr);
+				m.live.splice(m.live.indexOf(a), 1);
+				m.deferred.push(a);
+			},
+		),
 	),
 	fc.constant(
-		cmd("reader.quiescent()", () => true, (m, { heap, reader }) => {
-			reader.quiescent();
-			heap.quiescent(); // the grace period has ended for everything queued: this frees it
-			for (const a of m.deferred.splice(0)) assert.notEqual(heap.space.find(a.addr)?.state, "busy", `deferred ${a.addr} was not freed after the grace period`);
-		}),
+		cmd(
+			"reader.quiescent()",
+			() => true,
+			(m, { heap, reader }) => {
+				reader.quiescent();
+				heap.quiescent(); // the grace period has ended for everything queued: this frees it
+				for (const a of m.deferred.splice(0))
+					assert.notEqual(heap.space.find(a.addr)?.state, "busy", `deferred ${a.addr} was not freed after the grace period`);
+			},
+		),
 	),
-	fc.constant(cmd("purge()", () => true, (_m, { heap }) => heap.purge())),
+	fc.constant(
+		cmd(
+			"purge()",
+			() => true,
+			(_m, { heap }) => heap.purge(),
+		),
+	),
 	fc.tuple(fc.nat(), fc.constantFrom("vfree", "vrealloc", "freeDeferred", "vmUnmapRam", "bytes")).map(([at, op]) =>
-		cmd(`bad ${op}(${at % 512})`, () => true, (m, { heap }) => {
-			const addr = (at % 512) * P + (at % 3 === 0 ? 8 : 0);
-			if (m.live.some((a) => a.addr === addr) || m.deferred.some((a) => a.addr === addr)) return;
-			const inside = [...m.live, ...m.deferred].some((a) => a.addr < addr && addr < a.addr + (a.mapped ? a.bytes : Math.ceil(a.bytes / P) * P));
-			// Reading inside a live area is fine, and so is unmapping part of a mapping: pages are
-			// unmapped one by one.
-			if (inside && (op === "bytes" || op === "vmUnmapRam")) return;
-			if (addr === 0 && op === "vrealloc") return; // vrealloc(0, n) is vmalloc(n)
-			const before = JSON.stringify([heap.stats().space.busyBytes, heap.stats().space.allocs, heap.stats().space.frees, heap.stats().mappedPages]);
-			const call = {
-				vfree: () => heap.vfree(addr),
-				vrealloc: () => heap.vrealloc(addr, P),
-				freeDeferred: () => heap.freeDeferred(addr),
-				vmUnmapRam: () => heap.vmUnmapRam(addr, 1),
-				bytes: () => heap.bytes(addr, 1),
-			}[op];
-			assert.throws(call, /^VmapError: (EINVAL|ENOENT|EDOUBLEFREE|EFAULT): /);
-			assert.equal(JSON.stringify([heap.stats().space.busyBytes, heap.stats().space.allocs, heap.stats().space.frees, heap.stats().mappedPages]), before, "a bad call changes nothing");
-		}),
+		cmd(
+			`bad ${op}(${at % 512})`,
+			() => true,
+			(m, { heap }) => {
+				const addr = (at % 512) * P + (at % 3 === 0 ? 8 : 0);
+				if (m.live.some((a) => a.addr === addr) || m.deferred.some((a) => a.addr === addr)) return;
+				const inside = [...m.live, ...m.deferred].some(
+					(a) => a.addr < addr && addr < a.addr + (a.mapped ? a.bytes : Math.ceil(a.bytes / P) * P),
+				);
+				// Reading inside a live area is fine, and so is unmapping part of a mapping: pages are
+				// unmapped one by one.
+				if (inside && (op === "bytes" || op === "vmUnmapRam")) return;
+				if (addr === 0 && op === "vrealloc") return; // vrealloc(0, n) is vmalloc(n)
+				const before = JSON.stringify([
+					heap.stats().space.busyBytes,
+					heap.stats().space.allocs,
+					heap.stats().space.frees,
+					heap.stats().mappedPages,
+				]);
+				const call = {
+					vfree: () => heap.vfree(addr),
+					vrealloc: () => heap.vrealloc(addr, P),
+					freeDeferred: () => heap.freeDeferred(addr),
+					vmUnmapRam: () => heap.vmUnmapRam(addr, 1),
+					bytes: () => heap.bytes(addr, 1),
+				}[op];
+				assert.throws(call, /^VmapError: (EINVAL|ENOENT|EDOUBLEFREE|EFAULT): /);
+				assert.equal(
+					JSON.stringify([
+						heap.stats().space.busyBytes,
+						heap.stats().space.allocs,
+						heap.stats().space.frees,
+						heap.stats().mappedPages,
+					]),
+					before,
+					"a bad call changes nothing",
+				);
+			},
+		),
 	),
 ];
 
 test(`heap model: random heap calls against a plain model (seed ${SEED}, ${RUNS} runs)`, () => {
 	fc.assert(
-		fc.property(fc.record({ guardPages: fc.constantFrom(0, 1, 2), poison: fc.boolean(), nodes: fc.constantFrom(1, 2), smallMax: fc.constantFrom(0, 4 * P) }), fc.commands(commands, { maxCommands: 300, size: "max" }), (cfg, cmds) => {
-			const heap = VmapHeap.create({ size: 256 * P, maxSize: 1024 * P, pageSize: P, lazyMaxPages: 16, ...cfg });
-			const reader = VmapHeap.attach(heap.handle);
-			const model = new Model();
-			fc.modelRun(() => ({ model, real: { heap, reader } }), cmds);
-			reader.close();
-			heap.close();
-		}),
+		fc.property(
+			fc.record({
+				guardPages: fc.constantFrom(0, 1, 2),
+				poison: fc.boolean(),
+				nodes: fc.constantFrom(1, 2),
+				smallMax: fc.constantFrom(0, 4 * P),
+			}),
+			fc.commands(commands, { maxCommands: 300, size: "max" }),
+			(cfg, cmds) => {
+				const heap = VmapHeap.create({ size: 256 * P, maxSize: 1024 * P, pageSize: P, lazyMaxPages: 16, ...cfg });
+				const reader = VmapHeap.attach(heap.handle);
+				const model = new Model();
+				fc.modelRun(() => ({ model, real: { heap, reader } }), cmds);
+				reader.close();
+				heap.close();
+			},
+		),
 		{ seed: SEED, numRuns: RUNS },
 	);
 	console.log(`# heap model: ${steps} commands in ${RUNS} runs`);

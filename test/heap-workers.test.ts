@@ -25,13 +25,19 @@ interface Report {
 	stats: HeapStats;
 }
 
-
 /** Start the workers on `heap`, release them together, collect their reports. */
-async function run(heap: VmapHeap, jobs: Array<{ mode: string; ops: number; extra?: Record<string, unknown>; transfer?: unknown[] }>): Promise<Report[]> {
+async function run(
+	heap: VmapHeap,
+	jobs: Array<{ mode: string; ops: number; extra?: Record<string, unknown>; transfer?: unknown[] }>,
+): Promise<Report[]> {
 	const owners = new SharedArrayBuffer(4 * (heap.maxSize / P));
 	const control = new SharedArrayBuffer(16);
 	const workers = jobs.map((j, i) =>
-		startWorker(new URL("./support/heap-worker.ts", import.meta.url), { handle: heap.handle, owners, control, mode: j.mode, seed: 7000 + i, ops: j.ops, ...j.extra }, (j.transfer ?? []) as never[]),
+		startWorker(
+			new URL("./support/heap-worker.ts", import.meta.url),
+			{ handle: heap.handle, owners, control, mode: j.mode, seed: 7000 + i, ops: j.ops, ...j.extra },
+			(j.transfer ?? []) as never[],
+		),
 	);
 	const reports = workers.map((w) => reportOf<Report>(w));
 	// This thread reads nothing while the workers run: it must not hold up their grace periods.
@@ -64,8 +70,14 @@ test("heap workers: a producer hands areas to a consumer through a shared queue 
 		{ mode: "mixed", ops: OPS / 2 },
 		{ mode: "mixed", ops: OPS / 2 },
 	]);
-	for (const r of reports) console.log(`# heap worker ${r.id} ${r.mode}: ${r.ops} ops in ${r.ms.toFixed(0)} ms, ${r.moved} moved by vrealloc, ${r.busy} EBUSY, ${r.violations.length} violations`);
-	assert.deepEqual(reports.flatMap((r) => r.violations), []);
+	for (const r of reports)
+		console.log(
+			`# heap worker ${r.id} ${r.mode}: ${r.ops} ops in ${r.ms.toFixed(0)} ms, ${r.moved} moved by vrealloc, ${r.busy} EBUSY, ${r.violations.length} violations`,
+		);
+	assert.deepEqual(
+		reports.flatMap((r) => r.violations),
+		[],
+	);
 	assert.equal(reports[1]!.ops, OPS / 4, "the consumer got every item");
 	const s = heap.stats();
 	console.log(`# heap: data ${s.dataBytes} bytes (grew from ${256 * P}), ${s.deferred} deferred frees, grace period ${s.gracePeriod}`);
@@ -83,8 +95,12 @@ test("heap workers: a deferred free is not reused while a reader is still inside
 		{ mode: "rcu-reader", ops: 0, extra: { slots } },
 		{ mode: "rcu-reader", ops: 0, extra: { slots } },
 	]);
-	for (const r of reports) console.log(`# rcu ${r.mode} ${r.id}: ${r.ops} ${r.mode === "rcu-writer" ? "areas published" : "reads"} in ${r.ms.toFixed(0)} ms`);
-	assert.deepEqual(reports.flatMap((r) => r.violations), []);
+	for (const r of reports)
+		console.log(`# rcu ${r.mode} ${r.id}: ${r.ops} ${r.mode === "rcu-writer" ? "areas published" : "reads"} in ${r.ms.toFixed(0)} ms`);
+	assert.deepEqual(
+		reports.flatMap((r) => r.violations),
+		[],
+	);
 	assert.ok(reports[1]!.ops > 100 && reports[2]!.ops > 100, "the readers read while the writer freed");
 	const s = heap.stats();
 	assert.equal(s.deferred, OPS / 2);

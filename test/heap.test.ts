@@ -10,7 +10,19 @@ const P = 4096;
 /** Everything a bad call must leave as it was. */
 function snapshot(h: VmapHeap): unknown {
 	const s = h.stats();
-	return [s.space.busyBytes, s.space.lazyBytes, s.space.freeBytes, s.space.allocs, s.space.frees, s.blocks, s.mappedPages, s.dirtyPages, s.deferredPending, s.dataBytes, h.vmallocinfo()];
+	return [
+		s.space.busyBytes,
+		s.space.lazyBytes,
+		s.space.freeBytes,
+		s.space.allocs,
+		s.space.frees,
+		s.blocks,
+		s.mappedPages,
+		s.dirtyPages,
+		s.deferredPending,
+		s.dataBytes,
+		h.vmallocinfo(),
+	];
 }
 
 test("heap options: every wrong value is EINVAL in the heap's words", () => {
@@ -28,9 +40,16 @@ test("heap options: every wrong value is EINVAL in the heap's words", () => {
 		[{ size: 4 * P, sizee: 1 }, /unknown option "sizee"/],
 	];
 	for (const [options, message] of bad) {
-		assert.throws(() => VmapHeap.create(options as never), (e: Error & { code?: string }) => e.code === "EINVAL" && message.test(e.message), JSON.stringify(options));
+		assert.throws(
+			() => VmapHeap.create(options as never),
+			(e: Error & { code?: string }) => e.code === "EINVAL" && message.test(e.message),
+			JSON.stringify(options),
+		);
 	}
-	assert.equal(code(() => VmapHeap.attach({ buffer: new SharedArrayBuffer(8) } as never)), "EINVAL");
+	assert.equal(
+		code(() => VmapHeap.attach({ buffer: new SharedArrayBuffer(8) } as never)),
+		"EINVAL",
+	);
 });
 
 test("vmalloc: whole pages plus a guard page; bytes() and view() stop at the guard; page 0 is never handed out", () => {
@@ -43,9 +62,15 @@ test("vmalloc: whole pages plus a guard page; bytes() and view() stop at the gua
 	const f = h.view(a, Float64Array, P / 8);
 	f[0] = 1.5;
 	assert.equal(new Float64Array(h.data, a, 1)[0], 1.5, "views are over the shared data, at the address");
-	assert.throws(() => h.bytes(a, P + 1), /EFAULT: Cannot bytes \[0x1000, 0x2001\): it crosses the end of the area \[0x1000, 0x2000\) into its guard page/);
+	assert.throws(
+		() => h.bytes(a, P + 1),
+		/EFAULT: Cannot bytes \[0x1000, 0x2001\): it crosses the end of the area \[0x1000, 0x2000\) into its guard page/,
+	);
 	assert.throws(() => h.bytes(a + P, 1), /EFAULT/, "the guard page itself");
-	assert.throws(() => h.view(a + 4, Float64Array, 1), /EINVAL: Cannot view: address must be a whole number and a multiple of 8, got 4100/);
+	assert.throws(
+		() => h.view(a + 4, Float64Array, 1),
+		/EINVAL: Cannot view: address must be a whole number and a multiple of 8, got 4100/,
+	);
 	assert.throws(() => h.view(a, Object as never, 1), /EINVAL: Cannot view: type must be a typed-array constructor/);
 	const tagged = h.vmalloc(P, { tag: "frames" });
 	assert.equal(h.space.find(tagged)!.tag, "frames");
@@ -74,29 +99,90 @@ test("bad calls are typed errors and change nothing", () => {
 	const gone = h.vmalloc(P);
 	h.vfree(gone);
 	const before = snapshot(h);
-	for (const bytes of [0, -1, 1.5, Number.NaN, 2 ** 60, "8" as never]) assert.equal(code(() => h.vmalloc(bytes)), "EINVAL", String(bytes));
-	assert.equal(code(() => h.vzalloc(0)), "EINVAL");
-	assert.equal(code(() => h.vmalloc(P, { tag: "vm_map_ram" })), "EINVAL");
+	for (const bytes of [0, -1, 1.5, Number.NaN, 2 ** 60, "8" as never])
+		assert.equal(
+			code(() => h.vmalloc(bytes)),
+			"EINVAL",
+			String(bytes),
+		);
+	assert.equal(
+		code(() => h.vzalloc(0)),
+		"EINVAL",
+	);
+	assert.equal(
+		code(() => h.vmalloc(P, { tag: "vm_map_ram" })),
+		"EINVAL",
+	);
 	assert.throws(() => h.vmalloc(P, { align: 3 }), /EINVAL: Cannot vmalloc: align must be a power of two, got 3/);
-	assert.equal(code(() => h.vfree(a + P)), "ENOENT", "the guard page");
-	assert.equal(code(() => h.vfree(a + 8)), "ENOENT", "inside an area");
-	assert.equal(code(() => h.vfree(40 * P)), "ENOENT", "never allocated");
-	assert.equal(code(() => h.vfree(gone)), "EDOUBLEFREE");
-	assert.equal(code(() => h.vfree(1.5)), "EINVAL");
-	assert.equal(code(() => h.vrealloc(gone, P)), "EDOUBLEFREE");
-	assert.equal(code(() => h.vrealloc(a, -4)), "EINVAL");
-	assert.equal(code(() => h.freeDeferred(gone)), "EDOUBLEFREE");
-	assert.equal(code(() => h.bytes(gone, 1)), "EFAULT");
+	assert.equal(
+		code(() => h.vfree(a + P)),
+		"ENOENT",
+		"the guard page",
+	);
+	assert.equal(
+		code(() => h.vfree(a + 8)),
+		"ENOENT",
+		"inside an area",
+	);
+	assert.equal(
+		code(() => h.vfree(40 * P)),
+		"ENOENT",
+		"never allocated",
+	);
+	assert.equal(
+		code(() => h.vfree(gone)),
+		"EDOUBLEFREE",
+	);
+	assert.equal(
+		code(() => h.vfree(1.5)),
+		"EINVAL",
+	);
+	assert.equal(
+		code(() => h.vrealloc(gone, P)),
+		"EDOUBLEFREE",
+	);
+	assert.equal(
+		code(() => h.vrealloc(a, -4)),
+		"EINVAL",
+	);
+	assert.equal(
+		code(() => h.freeDeferred(gone)),
+		"EDOUBLEFREE",
+	);
+	assert.equal(
+		code(() => h.bytes(gone, 1)),
+		"EFAULT",
+	);
 	assert.throws(() => h.bytes(gone, 1), /EFAULT: Cannot bytes \[0x3000, 0x3001\): the area \[0x3000, 0x5000\) was freed/);
 	assert.throws(() => h.bytes(50 * P, 1), /EFAULT: Cannot bytes \[0x32000, 0x32001\): 0x32000 is in no area \(free space\)/);
-	assert.equal(code(() => h.bytes(0, 1)), "EFAULT", "page 0");
-	assert.equal(code(() => h.bytes(a, -1)), "EINVAL");
-	assert.equal(code(() => h.vmMapRam(0)), "EINVAL");
-	assert.equal(code(() => h.vmUnmapRam(a, 1)), "EINVAL", "a vmalloc area is no mapping");
-	assert.equal(code(() => h.vmUnmapRam(50 * P, 1)), "EINVAL");
+	assert.equal(
+		code(() => h.bytes(0, 1)),
+		"EFAULT",
+		"page 0",
+	);
+	assert.equal(
+		code(() => h.bytes(a, -1)),
+		"EINVAL",
+	);
+	assert.equal(
+		code(() => h.vmMapRam(0)),
+		"EINVAL",
+	);
+	assert.equal(
+		code(() => h.vmUnmapRam(a, 1)),
+		"EINVAL",
+		"a vmalloc area is no mapping",
+	);
+	assert.equal(
+		code(() => h.vmUnmapRam(50 * P, 1)),
+		"EINVAL",
+	);
 	assert.deepEqual(snapshot(h), before);
 	// Nothing fits: EBUSY, after the overflow purge (which does change things, as the kernel's).
-	assert.equal(code(() => h.vmalloc(62 * P)), "EBUSY");
+	assert.equal(
+		code(() => h.vmalloc(62 * P)),
+		"EBUSY",
+	);
 	h.check();
 });
 
@@ -143,7 +229,11 @@ test("the data grows up to maxSize when an area lands beyond it", () => {
 	assert.ok(h.data.byteLength >= a + 21 * P, `data ${h.data.byteLength} bytes, area ends at ${a + 21 * P}`);
 	assert.equal(h.stats().dataBytes, h.data.byteLength);
 	h.bytes(a, 20 * P).fill(9);
-	assert.equal(code(() => h.vmalloc(300 * P)), "EINVAL", "beyond maxSize");
+	assert.equal(
+		code(() => h.vmalloc(300 * P)),
+		"EINVAL",
+		"beyond maxSize",
+	);
 	h.check();
 });
 
@@ -160,16 +250,43 @@ test("vm_map_ram: small mappings share a block, pages handed out once; a block w
 	assert.match(h.vmallocinfo(), /^0x[0-9a-f]+-0x[0-9a-f]+ +4194304 vm_map_ram$/m);
 	for (let i = 1; i < maps.length; i++) assert.equal(maps[i]![0], maps[i - 1]![0] + maps[i - 1]![1] * P, "handed out from the front");
 	h.bytes(maps[3]![0], 8 * P).fill(3);
-	assert.equal(code(() => h.bytes(maps[6]![0] + 64 * P, 1)), "EFAULT", "never-mapped pages of the block");
+	assert.equal(
+		code(() => h.bytes(maps[6]![0] + 64 * P, 1)),
+		"EFAULT",
+		"never-mapped pages of the block",
+	);
 
 	// A mapping is unmapped whole, as it was mapped (kernel vm_unmap_ram takes the count given to vm_map_ram), and once.
-	assert.equal(code(() => h.vmUnmapRam(maps[2]![0], 3)), "EINVAL", "part of a 4-page mapping");
-	assert.equal(code(() => h.vmUnmapRam(maps[2]![0] + 3 * P, 1)), "EINVAL", "inside a mapping");
-	assert.equal(code(() => h.vmUnmapRam(maps[1]![0], 6)), "EINVAL", "across two mappings");
+	assert.equal(
+		code(() => h.vmUnmapRam(maps[2]![0], 3)),
+		"EINVAL",
+		"part of a 4-page mapping",
+	);
+	assert.equal(
+		code(() => h.vmUnmapRam(maps[2]![0] + 3 * P, 1)),
+		"EINVAL",
+		"inside a mapping",
+	);
+	assert.equal(
+		code(() => h.vmUnmapRam(maps[1]![0], 6)),
+		"EINVAL",
+		"across two mappings",
+	);
 	h.vmUnmapRam(maps[2]![0], 4);
-	assert.equal(code(() => h.vmUnmapRam(maps[2]![0], 4)), "EINVAL", "pages unmapped already");
-	assert.equal(code(() => h.bytes(maps[2]![0], 1)), "EFAULT");
-	assert.equal(code(() => h.vfree(maps[0]![0])), "EINVAL", "vfree of a block");
+	assert.equal(
+		code(() => h.vmUnmapRam(maps[2]![0], 4)),
+		"EINVAL",
+		"pages unmapped already",
+	);
+	assert.equal(
+		code(() => h.bytes(maps[2]![0], 1)),
+		"EFAULT",
+	);
+	assert.equal(
+		code(() => h.vfree(maps[0]![0])),
+		"EINVAL",
+		"vfree of a block",
+	);
 	for (const [addr, pages] of maps) if (pages !== 4) h.vmUnmapRam(addr, pages);
 	s = h.stats();
 	assert.deepEqual([s.blocks, s.mappedPages, s.dirtyPages], [1, 0, 127], "127 dirty pages < a quarter of 1024: the block stays");
@@ -190,7 +307,10 @@ test("vm_map_ram: small mappings share a block, pages handed out once; a block w
 	// Beyond VMAP_MAX_ALLOC: an area of its own.
 	const large = h.vmMapRam(100);
 	assert.deepEqual([h.space.find(large)!.size, h.stats().blocks], [100 * P, 0]);
-	assert.equal(code(() => h.vmUnmapRam(large, 99)), "EINVAL");
+	assert.equal(
+		code(() => h.vmUnmapRam(large, 99)),
+		"EINVAL",
+	);
 	h.vmUnmapRam(large, 100);
 	h.check();
 });
@@ -198,12 +318,18 @@ test("vm_map_ram: small mappings share a block, pages handed out once; a block w
 test("poisoning catches a write after free (on reuse) and a write into the guard page (on vfree)", () => {
 	const h = VmapHeap.create({ size: 32 * P, poison: true, lazyMaxPages: 1000 });
 	const a = h.vmalloc(P);
-	assert.ok(h.bytes(a, P).every((x) => x === 0x6b), "fresh bytes hold the poison");
+	assert.ok(
+		h.bytes(a, P).every((x) => x === 0x6b),
+		"fresh bytes hold the poison",
+	);
 	const stale = h.bytes(a, P);
 	h.vfree(a);
 	h.purge();
 	stale[17] = 1; // use after free through a view kept too long
-	assert.throws(() => h.vmalloc(P), /EFAULT: vmalloc: byte 0x1011 of \[0x1000, 0x3000\) was written after it was freed \(0x1, not the poison 0x6b\)/);
+	assert.throws(
+		() => h.vmalloc(P),
+		/EFAULT: vmalloc: byte 0x1011 of \[0x1000, 0x3000\) was written after it was freed \(0x1, not the poison 0x6b\)/,
+	);
 	h.purge();
 	const b = h.vmalloc(P);
 	assert.equal(b, a, "the range was poisoned again and given back");
@@ -219,13 +345,25 @@ test("freeDeferred: the area stays readable until every online handle passed a q
 	const a = h.vmalloc(P);
 	h.bytes(a, P).fill(5);
 	h.freeDeferred(a);
-	assert.equal(code(() => h.freeDeferred(a)), "EDOUBLEFREE");
-	assert.equal(code(() => h.vfree(a)), "EDOUBLEFREE");
+	assert.equal(
+		code(() => h.freeDeferred(a)),
+		"EDOUBLEFREE",
+	);
+	assert.equal(
+		code(() => h.vfree(a)),
+		"EDOUBLEFREE",
+	);
 	assert.equal(h.space.find(a)?.tag, "vfree_deferred");
-	assert.ok(reader.bytes(a, P).every((x) => x === 5), "a reader may still read it");
+	assert.ok(
+		reader.bytes(a, P).every((x) => x === 5),
+		"a reader may still read it",
+	);
 	h.vmalloc(P); // a call: a quiescent point of h, but the reader has passed none
 	assert.equal(h.space.find(a)?.state, "busy");
-	assert.throws(() => h.synchronize(30), new RegExp(`ETIMEDOUT: A grace period did not end within 30 ms: handle\\(s\\) ${reader.space.id} passed no quiescent point`));
+	assert.throws(
+		() => h.synchronize(30),
+		new RegExp(`ETIMEDOUT: A grace period did not end within 30 ms: handle\\(s\\) ${reader.space.id} passed no quiescent point`),
+	);
 	reader.quiescent();
 	h.quiescent(); // the grace period has ended: the next call frees the area
 	assert.equal(h.space.find(a)?.state, "lazy", "freed after the grace period");
@@ -260,7 +398,10 @@ test("check() catches a block whose mapped count disagrees with its bitmap", () 
 	// 1024 pages: blocks of 128 pages (the kernel's floor), aligned to their size.
 	const w = e + blocksOffset(hdr[e + H_RING_CAP]!) + Math.floor(m / (128 * P)) * RAM_BLOCK_WORDS;
 	hdr[w + B_MAPPED]!++;
-	assert.throws(() => h.check(), /ECORRUPT: vm_map_ram block \[0x[0-9a-f]+, 0x[0-9a-f]+\): free 125 \+ mapped 4 \+ dirty 0 != 128 pages; vm_map_ram block .*: 3 pages set in the bitmap, 4 counted mapped/);
+	assert.throws(
+		() => h.check(),
+		/ECORRUPT: vm_map_ram block \[0x[0-9a-f]+, 0x[0-9a-f]+\): free 125 \+ mapped 4 \+ dirty 0 != 128 pages; vm_map_ram block .*: 3 pages set in the bitmap, 4 counted mapped/,
+	);
 });
 
 test("freeDeferred({ nowait }) with the queue full is EBUSY and changes nothing", () => {
@@ -269,9 +410,15 @@ test("freeDeferred({ nowait }) with the queue full is EBUSY and changes nothing"
 	const [a, b, c] = [h.vmalloc(P, { tag: "mine" }), h.vmalloc(P), h.vmalloc(P)];
 	h.freeDeferred(a);
 	h.freeDeferred(b, { nowait: true });
-	assert.throws(() => h.freeDeferred(c, { nowait: true }), /EBUSY: Cannot freeDeferred 0x3000: 2 areas already wait for a grace period \(deferredMax\)/);
+	assert.throws(
+		() => h.freeDeferred(c, { nowait: true }),
+		/EBUSY: Cannot freeDeferred 0x3000: 2 areas already wait for a grace period \(deferredMax\)/,
+	);
 	assert.deepEqual([h.space.find(c)?.tag, h.stats().deferredPending], ["vmalloc", 2]);
-	assert.equal(code(() => h.freeDeferred(c, { nowait: "no" as never })), "EINVAL");
+	assert.equal(
+		code(() => h.freeDeferred(c, { nowait: "no" as never })),
+		"EINVAL",
+	);
 	reader.quiescent();
 	h.freeDeferred(c, { nowait: true });
 	assert.equal(h.space.find(a)?.state, "lazy");

@@ -77,7 +77,6 @@ heap[Symbol.dispose]();
 space[Symbol.dispose]();
 `;
 
-
 /** What every consumer runs with node: the names, a working space and heap. */
 const USE = (load: string) => `${load}
 const names = Object.keys(vmap).sort().join(",");
@@ -107,12 +106,15 @@ before(() => {
 	work = mkdtempSync(join(tmpdir(), "vmap-install-"));
 	repo = join(work, "vmap");
 	// The working tree's files (tracked, and new ones not ignored), committed in a new repository.
-	const files = execFileSync("git", ["ls-files", "-co", "--exclude-standard", "-z"], { cwd: ROOT, encoding: "utf8" }).split("\0").filter((f) => f !== "");
+	const files = execFileSync("git", ["ls-files", "-co", "--exclude-standard", "-z"], { cwd: ROOT, encoding: "utf8" })
+		.split("\0")
+		.filter((f) => f !== "");
 	for (const f of files) {
 		mkdirSync(dirname(join(repo, f)), { recursive: true });
 		cpSync(join(ROOT, f), join(repo, f));
 	}
-	const git = (...args: string[]) => execFileSync("git", ["-c", "user.name=vmap test", "-c", "user.email=test@vmap.invalid", ...args], { cwd: repo, stdio: "ignore" });
+	const git = (...args: string[]) =>
+		execFileSync("git", ["-c", "user.name=vmap test", "-c", "user.email=test@vmap.invalid", ...args], { cwd: repo, stdio: "ignore" });
 	git("init", "-q");
 	git("add", "-A");
 	git("commit", "-qm", "the working tree");
@@ -143,15 +145,22 @@ for (const [kind, spec, smoke, resolutions] of [
 	["folder", () => repo, ONE, ["node16"]],
 	["git", () => `git+file://${repo}`, ONE, ["node16"]],
 ] as const) {
-	test(`package, installed from ${kind === "git" ? "a git+file:// URL" : `the ${kind}`}: .mjs and require() import every name; the .d.ts typecheck (${resolutions.join(", ")} resolution); npx vmap --version, bench --help, test ${smoke.join(" ")}${kind === "tarball" ? ", replay, viz" : ""}`, { timeout: 300_000 }, async () => {
+	test(`package, installed from ${kind === "git" ? "a git+file:// URL" : `the ${kind}`}: .mjs and require() import every name; the .d.ts typecheck (${resolutions.join(", ")} resolution); npx vmap --version, bench --help, test ${smoke.join(" ")}${kind === "tarball" ? ", replay, viz" : ""}`, {
+		timeout: 300_000,
+	}, async () => {
 		const app = join(work, `app-${kind}`);
 		mkdirSync(app);
 		writeFileSync(join(app, "package.json"), JSON.stringify({ name: `consumer-${kind}`, private: true, type: "module" }));
 		await run("npm", ["install", "--no-audit", "--no-fund", "--prefer-offline", spec()], { cwd: app });
 		const files = readdirSync(join(app, "node_modules", "vmap"));
-		for (const f of ["dist", "LICENSE", "README.md", "package.json"]) assert.ok(files.includes(f), `${kind}: the installed package has ${f} (${files.join(", ")})`);
+		for (const f of ["dist", "LICENSE", "README.md", "package.json"])
+			assert.ok(files.includes(f), `${kind}: the installed package has ${f} (${files.join(", ")})`);
 		const dist = tree(join(app, "node_modules", "vmap", "dist"));
-		assert.deepEqual([...dist.keys()].filter((f) => f.endsWith(".map")), [], "no source maps pointing at sources the package does not ship");
+		assert.deepEqual(
+			[...dist.keys()].filter((f) => f.endsWith(".map")),
+			[],
+			"no source maps pointing at sources the package does not ship",
+		);
 		if (kind === "tarball") tarballDist = dist;
 		else assert.deepEqual(dist, tarballDist, `${kind}: the same dist/ as the tarball's`);
 
@@ -189,7 +198,11 @@ for (const [kind, spec, smoke, resolutions] of [
 				() => "",
 				(e: { stdout?: string }) => String(e.stdout ?? e),
 			);
-			assert.equal(out, "", `${kind}, moduleResolution ${r.moduleResolution}: the consumer does not typecheck against the published .d.ts:\n${out}`);
+			assert.equal(
+				out,
+				"",
+				`${kind}, moduleResolution ${r.moduleResolution}: the consumer does not typecheck against the published .d.ts:\n${out}`,
+			);
 		}
 		const compiled = await run(process.execPath, [join(app, "out-node16", "main.js")], { cwd: app });
 		assert.match(compiled.stdout, /^ENOENT /, "the compiled consumer ran against the installed package");
@@ -214,14 +227,24 @@ for (const [kind, spec, smoke, resolutions] of [
 			whole: boolean;
 			seconds: number;
 		};
-		assert.deepEqual([out.params.loops, out.params.repeat, out.params.threads], [10_000, 10, 2], "test_vmalloc.sh smoke: test_loop_count=10000 test_repeat_count=10");
+		assert.deepEqual(
+			[out.params.loops, out.params.repeat, out.params.threads],
+			[10_000, 10, 2],
+			"test_vmalloc.sh smoke: test_loop_count=10000 test_repeat_count=10",
+		);
 		assert.equal(out.tests.length, smoke === FULL ? 13 : 1);
 		for (const t of out.tests) {
 			assert.equal(t.failed, 0, t.name);
 			assert.equal(t.passed + t.xfailed, 2 * 10, t.name);
-			assert.equal(t.xfailed, t.name === "align_shift_alloc_test" ? 20 : 0, `${t.name}: only align_shift_alloc_test is supposed to fail`);
+			assert.equal(
+				t.xfailed,
+				t.name === "align_shift_alloc_test" ? 20 : 0,
+				`${t.name}: only align_shift_alloc_test is supposed to fail`,
+			);
 		}
 		assert.deepEqual([out.status, out.problems, out.whole], [0, [], true], `${kind}: npx vmap test ${smoke.join(" ")}`);
-		console.log(`# ${kind}: installed; .mjs, require(), tsc (${resolutions.join(", ")}), --version, bench --help; vmap test ${smoke.join(" ")}: ${out.tests.length} case(s) passed in ${out.seconds.toFixed(1)} s`);
+		console.log(
+			`# ${kind}: installed; .mjs, require(), tsc (${resolutions.join(", ")}), --version, bench --help; vmap test ${smoke.join(" ")}: ${out.tests.length} case(s) passed in ${out.seconds.toFixed(1)} s`,
+		);
 	});
 }

@@ -86,9 +86,19 @@ test("layout: one record is the union the diagram draws", () => {
 	// Word 2 is a union: subtreeMaxSize (free) or flags and tag (busy, lazy, pooled).
 	assert.equal(L.VA_FLAGS, 2 * L.VA_SUBTREE_MAX);
 	assert.equal(L.VA_TAG, L.VA_FLAGS + 1);
-	const links = { VA_LEFT: L.VA_LEFT, VA_RIGHT: L.VA_RIGHT, VA_PARENT: L.VA_PARENT, VA_NEXT: L.VA_NEXT, VA_FLAGS: L.VA_FLAGS, VA_TAG: L.VA_TAG };
+	const links = {
+		VA_LEFT: L.VA_LEFT,
+		VA_RIGHT: L.VA_RIGHT,
+		VA_PARENT: L.VA_PARENT,
+		VA_NEXT: L.VA_NEXT,
+		VA_FLAGS: L.VA_FLAGS,
+		VA_TAG: L.VA_TAG,
+	};
 	assert.deepEqual(overlaps(links, "VA_", undefined, L.REC_I32, []), [], "the Int32 words");
-	assert.ok(Math.min(L.VA_LEFT, L.VA_RIGHT, L.VA_PARENT, L.VA_NEXT) >= 2 * (L.VA_SUBTREE_MAX + 1), "the links lie after the Float64 words");
+	assert.ok(
+		Math.min(L.VA_LEFT, L.VA_RIGHT, L.VA_PARENT, L.VA_NEXT) >= 2 * (L.VA_SUBTREE_MAX + 1),
+		"the links lie after the Float64 words",
+	);
 	assert.equal(L.REC_BYTES, 8 * L.REC_F64);
 	assert.ok(L.REC_BYTES <= 64, "a record is at most a cache line");
 	assert.ok(L.MAX_AREAS_LIMIT < 2 ** 30, "slot << 1 | red fits an Int32 parent word");
@@ -142,7 +152,10 @@ test("layout: every record accessor reads and writes the word layout.ts names (t
 	assert.equal(R.recordIsZero(f64, va), false);
 	R.clearRecord(f64, va);
 	assert.equal(R.recordIsZero(f64, va), true);
-	assert.ok(f64.every((w) => w === 0), "clearRecord touched only its record, and all of it");
+	assert.ok(
+		f64.every((w) => w === 0),
+		"clearRecord touched only its record, and all of it",
+	);
 	f64[fw(L.REC_F64 - 1)] = 1;
 	assert.equal(R.recordIsZero(f64, va), false, "recordIsZero looks at the record's last word");
 });

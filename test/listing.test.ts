@@ -48,12 +48,20 @@ test("on a still space the listings are exact across many slices, with batches i
 	);
 	assert.equal(lines.filter((l) => l.endsWith(" unpurged vm_area")).length, lazy.length);
 	assert.equal(lines.filter((l) => l.endsWith(" ε-tag")).length, areas.filter((_, i) => i % 5 === 0 && i % 3 === 2).length);
-	const dump = JSON.parse(space.dump()) as { areas: Array<{ start: number; end: number; state: string }>; free: Array<{ start: number; end: number }> };
+	const dump = JSON.parse(space.dump()) as {
+		areas: Array<{ start: number; end: number; state: string }>;
+		free: Array<{ start: number; end: number }>;
+	};
 	assert.deepEqual(
 		dump.areas.map((a) => [a.start, a.end, a.state]),
-		[...busy.map(([s, e]) => [s, e, "busy"]), ...lazy.map(([s, e]) => [s, e, "lazy"])].sort((a, b) => (a[0] as number) - (b[0] as number)),
+		[...busy.map(([s, e]) => [s, e, "busy"]), ...lazy.map(([s, e]) => [s, e, "lazy"])].sort(
+			(a, b) => (a[0] as number) - (b[0] as number),
+		),
 	);
-	assert.deepEqual(dump.free.map((f) => [f.start, f.end]), freeBlocks(space));
+	assert.deepEqual(
+		dump.free.map((f) => [f.start, f.end]),
+		freeBlocks(space),
+	);
 	assert.equal(await space.vmallocinfoAsync(), info);
 	assert.equal(await space.dumpAsync(), space.dump());
 	release();
@@ -69,7 +77,9 @@ test("workers: dump(), check() and vmallocinfo() in a loop on one worker while t
 	const control = new SharedArrayBuffer(4);
 	const owners = new SharedArrayBuffer(4 * (space.size / P));
 	const roles = ["diag", "alloc", "alloc"] as const;
-	const workers = roles.map((role) => startWorker(new URL("./support/diag-worker.ts", import.meta.url), { handle: space.handle, control, owners, role }));
+	const workers = roles.map((role) =>
+		startWorker(new URL("./support/diag-worker.ts", import.meta.url), { handle: space.handle, control, owners, role }),
+	);
 	for (const w of workers) space.watch(w);
 	const reports = workers.map((w) => reportOf<{ violations: string[]; counts: Record<string, number> }>(w));
 	await new Promise((r) => setTimeout(r, 3000));
@@ -82,7 +92,9 @@ test("workers: dump(), check() and vmallocinfo() in a loop on one worker while t
 	// Not a timing claim (bench/ measures stalls): a bound no live system should reach.
 	const gaps = out.slice(1).map((r) => r.counts.maxGapMs!);
 	assert.ok(Math.max(...gaps) < 2000, `allocating workers' longest gaps ${gaps.map((g) => g.toFixed(1)).join(", ")} ms`);
-	console.log(`# listings under load: ${JSON.stringify(diag)}; allocating workers' longest gaps ${gaps.map((g) => g.toFixed(1)).join(", ")} ms`);
+	console.log(
+		`# listings under load: ${JSON.stringify(diag)}; allocating workers' longest gaps ${gaps.map((g) => g.toFixed(1)).join(", ")} ms`,
+	);
 	space.check();
 	assert.equal(space.stats().busyAreas, held.length / 2);
 });

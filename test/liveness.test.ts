@@ -14,7 +14,11 @@ import { startWorker } from "../harness/workers.ts";
 const P = 4096;
 
 /** Start a slow-worker.ts in `mode`, release it, and wait (without blocking) until its slow part has begun. */
-async function slowWorker(mode: string, handle: object, extra: Record<string, unknown> = {}): Promise<{ worker: Worker; id: number; control: Int32Array; done: Promise<{ status: string }> }> {
+async function slowWorker(
+	mode: string,
+	handle: object,
+	extra: Record<string, unknown> = {},
+): Promise<{ worker: Worker; id: number; control: Int32Array; done: Promise<{ status: string }> }> {
 	const control = new SharedArrayBuffer(CONTROL_BYTES);
 	const flag = new Int32Array(control);
 	const worker = startWorker(new URL("./support/slow-worker.ts", import.meta.url), { mode, handle, control, ms: 0, areas: 0, ...extra });
@@ -80,7 +84,10 @@ test("liveness: a purge queued behind this handle's own flushes is cancelled by 
 		mine.free(mine.alloc(P));
 		inFlight.push(mine.purge());
 	}
-	assert.deepEqual(inFlight.map((r) => r.status), ["flushing", "flushing", "flushing", "flushing"]);
+	assert.deepEqual(
+		inFlight.map((r) => r.status),
+		["flushing", "flushing", "flushing", "flushing"],
+	);
 	mine.free(mine.alloc(P));
 	const queued = mine.purge({ sync: true });
 	assert.equal(queued.status, "queued");
@@ -128,15 +135,24 @@ test("liveness: an unwatched worker terminated holding a lock is waited for; tim
 	await slow.worker.terminate();
 	assert.throws(
 		() => space.alloc(P),
-		(e: unknown) => e instanceof VmapError && e.code === "ETIMEDOUT" && new RegExp(`the free-space lock, held by handle ${slow.id}; nothing was changed`).test(e.message),
+		(e: unknown) =>
+			e instanceof VmapError &&
+			e.code === "ETIMEDOUT" &&
+			new RegExp(`the free-space lock, held by handle ${slow.id}; nothing was changed`).test(e.message),
 	);
 	assert.throws(() => space.alloc(P, { timeoutMs: 50 }), { code: "ETIMEDOUT" }); // per call
 	assert.equal(space.stats().busyAreas, 0, "the failed allocations left no area behind");
 	assert.equal(space.stats().freeBytes, 64 * P);
-	assert.throws(() => space.alloc(P, { timeoutMs: -1 }), /EINVAL: Cannot alloc: timeoutMs must be a number of milliseconds, at least 0, or Infinity, got -1/);
+	assert.throws(
+		() => space.alloc(P, { timeoutMs: -1 }),
+		/EINVAL: Cannot alloc: timeoutMs must be a number of milliseconds, at least 0, or Infinity, got -1/,
+	);
 	assert.throws(() => space.purge({ sync: true, timeoutMs: Number.NaN }), /EINVAL: Cannot purge: timeoutMs must be/);
 	space.exited(slow.id);
-	assert.throws(() => space.alloc(P), (e: unknown) => e instanceof VmapError && e.code === "EOWNERDEAD" && new RegExp(`handle ${slow.id} ended`).test(e.message));
+	assert.throws(
+		() => space.alloc(P),
+		(e: unknown) => e instanceof VmapError && e.code === "EOWNERDEAD" && new RegExp(`handle ${slow.id} ended`).test(e.message),
+	);
 	assert.throws(() => space.dump(), { code: "EOWNERDEAD" });
 });
 
@@ -147,7 +163,10 @@ test("liveness: a watched heap worker that exits holding nothing is taken offlin
 	const p = heap.vmalloc(100);
 	heap.freeDeferred(p);
 	// Online and silent: a grace period cannot end while it lives.
-	assert.throws(() => heap.synchronize(100), new RegExp(`ETIMEDOUT: A grace period did not end within 100 ms: handle\\(s\\) ${idle.id} passed no quiescent point`));
+	assert.throws(
+		() => heap.synchronize(100),
+		new RegExp(`ETIMEDOUT: A grace period did not end within 100 ms: handle\\(s\\) ${idle.id} passed no quiescent point`),
+	);
 	await idle.worker.terminate();
 	await new Promise((r) => setImmediate(r)); // the "exit" event
 	heap.synchronize(5000);
@@ -194,7 +213,11 @@ test("liveness: a flush that never settles keeps its batch out of use and nothin
 test("liveness: synchronize() takes a number of milliseconds or Infinity, nothing else", () => {
 	const heap = VmapHeap.create({ size: 1 << 20 });
 	for (const bad of [-1, Number.NaN, null, "50", [], {}]) {
-		assert.throws(() => heap.synchronize(bad as number), /EINVAL: Cannot synchronize: timeoutMs must be a number of milliseconds, at least 0, or Infinity/, String(bad));
+		assert.throws(
+			() => heap.synchronize(bad as number),
+			/EINVAL: Cannot synchronize: timeoutMs must be a number of milliseconds, at least 0, or Infinity/,
+			String(bad),
+		);
 	}
 	heap.synchronize(0);
 	heap.synchronize(Infinity);

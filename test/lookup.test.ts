@@ -59,7 +59,10 @@ test("lookups of lazy, pooled, free and unknown addresses never take the free-sp
 		}
 		const unknown = space.start + (1 << 23);
 		assert.equal(space.find(unknown), undefined);
-		assert.equal(code(() => space.free(unknown)), "ENOENT");
+		assert.equal(
+			code(() => space.free(unknown)),
+			"ENOENT",
+		);
 		assert.equal(space.find(areas[2]! + 1)?.state, "busy");
 	} finally {
 		other.locks.release(HDR_FREE_LOCK);
@@ -82,8 +85,14 @@ test("areas of a batch in flight are found in its purge trees until the purge mo
 		const a = areas[i]!;
 		assert.equal(space.find(a)?.state, "lazy", `area ${i}`);
 		assert.equal(space.find(a + P - 1)?.start, a);
-		assert.equal(code(() => space.free(a)), "EDOUBLEFREE");
-		assert.equal(code(() => space.resize(a, P)), "EDOUBLEFREE");
+		assert.equal(
+			code(() => space.free(a)),
+			"EDOUBLEFREE",
+		);
+		assert.equal(
+			code(() => space.resize(a, P)),
+			"EDOUBLEFREE",
+		);
 	}
 	space.check();
 	// A purge tree that lost its records: check() names it.
@@ -99,7 +108,10 @@ test("areas of a batch in flight are found in its purge trees until the purge mo
 	await r.done;
 	for (const i of [0, 2, 38]) {
 		assert.equal(space.find(areas[i]!), undefined, "purged: free space");
-		assert.equal(code(() => space.free(areas[i]!)), "ENOENT");
+		assert.equal(
+			code(() => space.free(areas[i]!)),
+			"ENOENT",
+		);
 	}
 	assert.equal(space.find(areas[1]!)?.state, "lazy");
 	space.check();
@@ -124,7 +136,10 @@ test("a flush that fails puts its purge trees back into the lazy trees", async (
 	space.check(); // every area is back in its lazy tree, which is red-black again
 	for (const i of [0, 1, 3, 27]) {
 		assert.equal(space.find(areas[i]!)?.state, "lazy");
-		assert.equal(code(() => space.free(areas[i]!)), "EDOUBLEFREE");
+		assert.equal(
+			code(() => space.free(areas[i]!)),
+			"EDOUBLEFREE",
+		);
 	}
 	space.free(areas[4]!); // the lazy tree takes new areas beside the ones that came back
 	space.check();

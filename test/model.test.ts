@@ -138,7 +138,16 @@ class Alloc extends Step {
 		assert.deepEqual(r.flushes, [], "no purge when a block fits");
 		this.verify(m, got, size, align, vstart, vend, expected, blocks);
 	}
-	verify(m: Model, got: number, size: number, align: number, vstart: number, vend: number, expected: number, blocks?: Array<[number, number]>): void {
+	verify(
+		m: Model,
+		got: number,
+		size: number,
+		align: number,
+		vstart: number,
+		vend: number,
+		expected: number,
+		blocks?: Array<[number, number]>,
+	): void {
 		const a = Math.max(align, m.pageSize);
 		assert.equal(got % a, 0, `address ${got} is not aligned to ${a}`);
 		assert.ok(got >= vstart && got + size <= vend, `[${got}, ${got + size}) is outside the window [${vstart}, ${vend})`);
@@ -148,7 +157,10 @@ class Alloc extends Step {
 			const kernel = m.adjustedFit(size, align, vstart, vend, blocks);
 			if (kernel !== undefined) assert.ok(got <= kernel, `got ${got}, the kernel's adjusted search finds ${kernel}`);
 		}
-		assert.ok(m.gaps().some(([gs, ge]) => gs <= got && got + size <= ge), `[${got}, ${got + size}) is not free (a lazy range reused?)`);
+		assert.ok(
+			m.gaps().some(([gs, ge]) => gs <= got && got + size <= ge),
+			`[${got}, ${got + size}) is not free (a lazy range reused?)`,
+		);
 		m.add(got, got + size, this.tag);
 	}
 	override toString = () => `alloc(${this.pages}p, align<<${this.alignShift}, ${JSON.stringify(this.win)}, ${this.tag})`;
@@ -306,7 +318,14 @@ class Find extends Step {
 			const want = m.areaAt(addr);
 			const got = r.space.find(addr);
 			if (want === undefined) assert.equal(got, undefined, `find(${addr})`);
-			else assert.deepEqual(got, { start: want.start, end: want.end, size: want.end - want.start, tag: want.tag, state: want.lazy ? "lazy" : "busy" });
+			else
+				assert.deepEqual(got, {
+					start: want.start,
+					end: want.end,
+					size: want.end - want.start,
+					tag: want.tag,
+					state: want.lazy ? "lazy" : "busy",
+				});
 		}
 	}
 	override toString = () => `find(${this.at})`;
@@ -343,7 +362,13 @@ class Lookup extends Step {
 		const addr = inside ? start + 1 + (this.offset % Math.max(1, end - start - 1)) : start;
 		if (addr >= end) return;
 		const want = m.areaAt(addr);
-		const info = want && { start: want.start, end: want.end, size: want.end - want.start, tag: want.tag, state: want.lazy ? "lazy" : "busy" };
+		const info = want && {
+			start: want.start,
+			end: want.end,
+			size: want.end - want.start,
+			tag: want.tag,
+			state: want.lazy ? "lazy" : "busy",
+		};
 		assert.deepEqual(s.find(addr), info, `find(${addr})`);
 		const code = want?.start === addr && want.lazy ? "EDOUBLEFREE" : "ENOENT";
 		expectError(code, () => s.free(addr));
@@ -396,8 +421,14 @@ class AllocBad extends Step {
 
 function sameState(m: Model, s: VmapSpace): void {
 	s.check();
-	assert.deepEqual(busyAreas(s), m.busy.filter((a) => !a.lazy).map((a) => [a.start, a.end]));
-	assert.deepEqual(lazyAreas(s), m.lazyAreas().map((a) => [a.start, a.end]));
+	assert.deepEqual(
+		busyAreas(s),
+		m.busy.filter((a) => !a.lazy).map((a) => [a.start, a.end]),
+	);
+	assert.deepEqual(
+		lazyAreas(s),
+		m.lazyAreas().map((a) => [a.start, a.end]),
+	);
 	// Free space is the free blocks and, with several nodes, the pooled areas.
 	const free = freeBlocks(s);
 	const pooled = pooledAreas(s);
@@ -408,22 +439,50 @@ function sameState(m: Model, s: VmapSpace): void {
 	const sum = (xs: Array<{ start: number; end: number }>) => xs.reduce((n, a) => n + a.end - a.start, 0);
 	const bytes = (xs: Array<[number, number]>) => sum(xs.map(([start, end]) => ({ start, end })));
 	assert.deepEqual(
-		[st.busyAreas, st.busyBytes, st.lazyAreas, st.lazyBytes, st.vmapLazyNr, st.freeBlocks, st.freeBytes, st.largestFreeBlock, st.poolAreas, st.poolBytes, st.consistent],
-		[m.busy.length - lazy.length, sum(m.busy) - sum(lazy), lazy.length, sum(lazy), m.lazyPages(), free.length, bytes(free), Math.max(0, ...free.map(([a, b]) => b - a)), pooled.length, bytes(pooled), true],
+		[
+			st.busyAreas,
+			st.busyBytes,
+			st.lazyAreas,
+			st.lazyBytes,
+			st.vmapLazyNr,
+			st.freeBlocks,
+			st.freeBytes,
+			st.largestFreeBlock,
+			st.poolAreas,
+			st.poolBytes,
+			st.consistent,
+		],
+		[
+			m.busy.length - lazy.length,
+			sum(m.busy) - sum(lazy),
+			lazy.length,
+			sum(lazy),
+			m.lazyPages(),
+			free.length,
+			bytes(free),
+			Math.max(0, ...free.map(([a, b]) => b - a)),
+			pooled.length,
+			bytes(pooled),
+			true,
+		],
 		"stats() against the model: busy areas/bytes, lazy areas/bytes, vmapLazyNr, free blocks/bytes, largest free block, pooled areas/bytes",
 	);
 }
 
 const commands = [
-	fc.record({ pages: fc.integer({ min: 1, max: 12 }), shift: fc.integer({ min: -2, max: 6 }) }).chain(({ pages, shift }) =>
-		fc
-			.tuple(
-				fc.option(fc.tuple(fc.integer({ min: 0, max: 1000 }), fc.integer({ min: 0, max: 1000 }), fc.boolean()), { freq: 3 }),
-				fc.constantFrom(...TAGS),
-			)
-			.map(([win, tag]) => new Alloc(pages, shift, win, tag)),
-	),
-	fc.tuple(fc.array(fc.integer({ min: 1, max: 4 }), { minLength: 8, maxLength: 32 }), fc.integer({ min: 0, max: 3 })).map(([sizes, shift]) => new Fill(sizes, shift)),
+	fc
+		.record({ pages: fc.integer({ min: 1, max: 12 }), shift: fc.integer({ min: -2, max: 6 }) })
+		.chain(({ pages, shift }) =>
+			fc
+				.tuple(
+					fc.option(fc.tuple(fc.integer({ min: 0, max: 1000 }), fc.integer({ min: 0, max: 1000 }), fc.boolean()), { freq: 3 }),
+					fc.constantFrom(...TAGS),
+				)
+				.map(([win, tag]) => new Alloc(pages, shift, win, tag)),
+		),
+	fc
+		.tuple(fc.array(fc.integer({ min: 1, max: 4 }), { minLength: 8, maxLength: 32 }), fc.integer({ min: 0, max: 3 }))
+		.map(([sizes, shift]) => new Fill(sizes, shift)),
 	fc.nat().map((i) => new Free(i)),
 	fc.nat().map((i) => new Free(i)),
 	fc.boolean().map((sync) => new Purge(sync)),
@@ -438,7 +497,10 @@ const configs = fc.record({
 	pageShift: fc.constantFrom(0, 12, 16),
 	// Mostly small spaces, where every edge is near; one in eight large enough for Fill to give a
 	// node more than HASH_START busy areas: the busy hash.
-	pages: fc.oneof({ arbitrary: fc.integer({ min: 8, max: 160 }), weight: 7 }, { arbitrary: fc.integer({ min: FILL_PAGES, max: 1024 }), weight: 1 }),
+	pages: fc.oneof(
+		{ arbitrary: fc.integer({ min: 8, max: 160 }), weight: 7 },
+		{ arbitrary: fc.integer({ min: FILL_PAGES, max: 1024 }), weight: 1 },
+	),
 	// Low addresses, addresses above 4 GiB, and addresses near 2^53.
 	base: fc.constantFrom("low", "high", "top"),
 	shared: fc.boolean(),

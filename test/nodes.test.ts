@@ -7,13 +7,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { VmapError, VmapSpace } from "../src/index.ts";
 import { setVaFlags } from "../src/buffer/record.ts";
-import {
-	N_BUSY_ROOT,
-	N_POOL_NR,
-	nodeBase,
-	POOL_LEN,
-	VA_LAZY,
-} from "../src/buffer/layout.ts";
+import { N_BUSY_ROOT, N_POOL_NR, nodeBase, POOL_LEN, VA_LAZY } from "../src/buffer/layout.ts";
 import { poolWord } from "../src/tree/nodes.ts";
 import { freeBlocks, poolHead, pooledAreas } from "./support/inspect.ts";
 import { startWorker } from "../harness/workers.ts";
@@ -36,9 +30,15 @@ test("nodes option: default and bad values", () => {
 	const cores = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency;
 	assert.equal(VmapSpace.create({ size: 64 * P }).nodes, cores ? Math.min(128, cores) : 1);
 	for (const bad of [0, 129, 1.5, -1, Number.NaN, "2"]) {
-		assert.throws(() => VmapSpace.create({ size: 64 * P, nodes: bad as number }), /EINVAL: Cannot create a space: nodes must be a whole number from 1 to 128, got/);
+		assert.throws(
+			() => VmapSpace.create({ size: 64 * P, nodes: bad as number }),
+			/EINVAL: Cannot create a space: nodes must be a whole number from 1 to 128, got/,
+		);
 	}
-	assert.throws(() => VmapSpace.create({ size: 64 * P, nodes: 2 }).stats({ pools: "yes" as never }), /EINVAL: Cannot read stats: pools must be true or false/);
+	assert.throws(
+		() => VmapSpace.create({ size: 64 * P, nodes: 2 }).stats({ pools: "yes" as never }),
+		/EINVAL: Cannot read stats: pools must be true or false/,
+	);
 	// lazyMaxPages scales with fls(nodes), as the kernel's with fls(num_online_cpus()).
 	assert.equal(VmapSpace.create({ size: 64 * P, nodes: 1 }).stats().lazyMaxPages, 8192);
 	assert.equal(VmapSpace.create({ size: 64 * P, nodes: 4 }).stats().lazyMaxPages, 3 * 8192);
@@ -61,7 +61,14 @@ test("decay: each purge takes about 25% (len >> 2) from every pool; pools of few
 		lengths.push([poolLength(s, 1), poolLength(s, 3)]);
 		s.check();
 	}
-	assert.deepEqual(lengths, [[6, 2], [5, 2], [4, 2], [3, 2], [3, 2], [3, 2]]);
+	assert.deepEqual(lengths, [
+		[6, 2],
+		[5, 2],
+		[4, 2],
+		[3, 2],
+		[3, 2],
+		[3, 2],
+	]);
 	const st = s.stats();
 	assert.equal(st.nodes[0]!.decayedAreas, 5);
 	assert.deepEqual([st.poolAreas, st.poolBytes], [5, (3 + 2 * 3) * P]);
@@ -113,7 +120,10 @@ test("the pool probe looks at the head only: a misaligned head moves to the tail
 	// A window that is not the whole space never uses the pools, and its areas carry no node.
 	fillPool(s, 1, 2);
 	const e = s.alloc(P, { vend: s.end - P });
-	assert.equal(pooledAreas(s).some(([x]) => x === e), false);
+	assert.equal(
+		pooledAreas(s).some(([x]) => x === e),
+		false,
+	);
 	s.check();
 });
 
@@ -127,11 +137,18 @@ test("busy areas live at their address's node, lazy ones at their vn_id's; find(
 	const viaPool = s.alloc(P); // [40P, 41P): zone 2, address node 2, asked through node 0's pool path
 	const windowed = s.alloc(P, { vend: s.end - P }); // zone 2 too, no node id
 	let st = s.stats();
-	assert.deepEqual(st.nodes.map((n) => n.busyAreas), [1, 0, 2, 0]);
+	assert.deepEqual(
+		st.nodes.map((n) => n.busyAreas),
+		[1, 0, 2, 0],
+	);
 	s.free(viaPool);
 	s.free(windowed);
 	st = s.stats();
-	assert.deepEqual(st.nodes.map((n) => n.lazyAreas), [1, 0, 1, 0], "lazy: vn_id 0, and the address node for the windowed one");
+	assert.deepEqual(
+		st.nodes.map((n) => n.lazyAreas),
+		[1, 0, 1, 0],
+		"lazy: vn_id 0, and the address node for the windowed one",
+	);
 	assert.deepEqual(s.find(viaPool + 1)?.state, "lazy");
 	s.check();
 	s.purge();
@@ -147,15 +164,37 @@ test("busy areas live at their address's node, lazy ones at their vn_id's; find(
 
 test("check() catches corrupt pools and misplaced areas", () => {
 	const cases: Array<[string, (s: VmapSpace) => void, RegExp]> = [
-		["pool count", (s) => { s.table.hdr[nodeBase(0) + N_POOL_NR]!++; }, /node 0 pools: hold \d+ areas, header says/],
-		["pool length", (s) => { s.table.hdr[poolWord(0, 1) + POOL_LEN]!++; }, /node 0 pool 1: holds \d+ areas, header says/],
-		["pooled flag", (s) => { setVaFlags(s.table.i32, s.table.hdr[poolWord(0, 1)]!, VA_LAZY); }, /node 0 pool 1: record \d+ has state flags 2, not pooled/],
-		["busy node", (s) => {
-			const t = s.table;
-			const b0 = nodeBase(0) + N_BUSY_ROOT;
-			const b1 = nodeBase(1) + N_BUSY_ROOT;
-			[t.hdr[b0], t.hdr[b1]] = [t.hdr[b1]!, t.hdr[b0]!];
-		}, /node \d busy tree: record \d+ starts at 0x[0-9a-f]+, which belongs to node \d/],
+		[
+			"pool count",
+			(s) => {
+				s.table.hdr[nodeBase(0) + N_POOL_NR]!++;
+			},
+			/node 0 pools: hold \d+ areas, header says/,
+		],
+		[
+			"pool length",
+			(s) => {
+				s.table.hdr[poolWord(0, 1) + POOL_LEN]!++;
+			},
+			/node 0 pool 1: holds \d+ areas, header says/,
+		],
+		[
+			"pooled flag",
+			(s) => {
+				setVaFlags(s.table.i32, s.table.hdr[poolWord(0, 1)]!, VA_LAZY);
+			},
+			/node 0 pool 1: record \d+ has state flags 2, not pooled/,
+		],
+		[
+			"busy node",
+			(s) => {
+				const t = s.table;
+				const b0 = nodeBase(0) + N_BUSY_ROOT;
+				const b1 = nodeBase(1) + N_BUSY_ROOT;
+				[t.hdr[b0], t.hdr[b1]] = [t.hdr[b1]!, t.hdr[b0]!];
+			},
+			/node \d busy tree: record \d+ starts at 0x[0-9a-f]+, which belongs to node \d/,
+		],
 	];
 	for (const [what, breakIt, msg] of cases) {
 		const s = VmapSpace.create({ start: 0, size: 256 * P, nodes: 2, lazyMaxPages: 1000 });
@@ -164,7 +203,11 @@ test("check() catches corrupt pools and misplaced areas", () => {
 		s.alloc(P, { vstart: 16 * P }); // zone 1: node 1
 		s.check();
 		breakIt(s);
-		assert.throws(() => s.check(), (e: unknown) => e instanceof VmapError && e.code === "ECORRUPT" && msg.test(e.message), what);
+		assert.throws(
+			() => s.check(),
+			(e: unknown) => e instanceof VmapError && e.code === "ECORRUPT" && msg.test(e.message),
+			what,
+		);
 	}
 });
 
@@ -190,7 +233,10 @@ test("parallel purge: an idle attached worker purges posted nodes (helpers = cla
 		console.log(`# parallel purge: ${rounds.join("; ")}`);
 		const st = s.stats();
 		assert.ok(st.helped > 0, "the idle worker helped");
-		assert.equal(st.nodes.reduce((n, x) => n + x.helperRuns, 0), st.helped);
+		assert.equal(
+			st.nodes.reduce((n, x) => n + x.helperRuns, 0),
+			st.helped,
+		);
 		assert.deepEqual([st.lazyAreas, st.vmapLazyNr, st.busyAreas], [0, 0, 0]);
 		s.check();
 		assert.deepEqual(freeBlocks(s), [[s.start, s.end]]);

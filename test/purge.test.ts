@@ -72,7 +72,10 @@ test("an asynchronous flush keeps the batch unusable until it resolves; allocAsy
 	assert.equal(r.status, "flushing");
 	assert.equal(s.find(all[0]!)?.state, "lazy", "still lazy while the flush runs");
 	assert.equal(s.purge().status, "empty", "another purge holds no lock while its flush runs: this one finds nothing new");
-	assert.throws(() => s.alloc(P), (e: unknown) => e instanceof VmapError && e.code === "EBUSY" && /allocAsync\(\) waits/.test(e.message));
+	assert.throws(
+		() => s.alloc(P),
+		(e: unknown) => e instanceof VmapError && e.code === "EBUSY" && /allocAsync\(\) waits/.test(e.message),
+	);
 	assert.throws(() => s.free(all[0]!), { code: "EDOUBLEFREE" });
 	s.check();
 	s.free(all[1]!); // freed during the flush: the next batch, flushed while the first one is
@@ -92,7 +95,10 @@ test("an asynchronous flush keeps the batch unusable until it resolves; allocAsy
 	gate.resolve();
 	assert.equal(await waiting, all[0], "pages 0 and 1, both purged");
 	await queued.done;
-	assert.deepEqual(flushes, [[all[0], all[0]! + P], [all[1], all[1]! + P]]);
+	assert.deepEqual(flushes, [
+		[all[0], all[0]! + P],
+		[all[1], all[1]! + P],
+	]);
 	s.check();
 });
 
@@ -123,7 +129,10 @@ test("a flush that fails leaves the batch lazy, counts the error, and frees the 
 	fail = "no";
 	assert.equal(s.purge().status, "done", "the mutex was released");
 	assert.equal(s.stats().flushErrors, 3);
-	assert.deepEqual(freeBlocks(s), [[all[0], all[0]! + P], [all[2], all[2]! + P]]);
+	assert.deepEqual(freeBlocks(s), [
+		[all[0], all[0]! + P],
+		[all[2], all[2]! + P],
+	]);
 	s.check();
 });
 
@@ -155,7 +164,11 @@ test("priority: at 2 * lazyMaxPages the free path purges by itself", () => {
 	assert.ok(peak < 2 * 4 + 3, `backlog peaked at ${peak} pages; it must stay below 2 * lazyMaxPages + the largest area`);
 	assert.ok(flushes > 100, `only ${flushes} purges`);
 	const st = s.stats();
-	assert.deepEqual([st.priorityPurges, st.drainPurges, st.overflowPurges], [st.purges, 0, 0], "every purge was the free path's priority purge");
+	assert.deepEqual(
+		[st.priorityPurges, st.drainPurges, st.overflowPurges],
+		[st.purges, 0, 0],
+		"every purge was the free path's priority purge",
+	);
 	s.check();
 });
 
@@ -222,7 +235,10 @@ test("bounded drain: a long purge yields to the event loop between slices, holdi
 	const before = s.stats().lazyAreas;
 	for (const a of later) s.free(a);
 	const st = s.stats();
-	assert.ok(before > 0 && st.lazyAreas < 2 * lazyMaxPages, `lazy areas ${before} before, ${st.lazyAreas} after twice lazyMaxPages of frees`);
+	assert.ok(
+		before > 0 && st.lazyAreas < 2 * lazyMaxPages,
+		`lazy areas ${before} before, ${st.lazyAreas} after twice lazyMaxPages of frees`,
+	);
 	s.check();
 	await s.purge({ sync: true }).done;
 	assert.equal(s.stats().lazyAreas, 0);
@@ -252,7 +268,9 @@ test("the incremental flush range equals the range of the lazy areas walked", ()
 test("close() hands its batches in flight over: their flush settling does nothing, and another handle's next purge adopts them, flushes their range again and merges them", async () => {
 	const flushed: Array<[string, number, number]> = [];
 	let settle: () => void = () => {};
-	const s = VmapSpace.create({ size: 64 * P, flush: (a, b) => {
+	const s = VmapSpace.create({
+		size: 64 * P,
+		flush: (a, b) => {
 			flushed.push(["first", a, b]);
 			return new Promise<void>((r) => {
 				settle = r;
@@ -271,7 +289,14 @@ test("close() hands its batches in flight over: their flush settling does nothin
 	other.check();
 	const r = other.purge({ sync: true });
 	assert.equal(r.status, "done");
-	assert.deepEqual(flushed, [["first", a, a + P], ["other", a, a + P]], "flushed again by the handle that adopted it");
+	assert.deepEqual(
+		flushed,
+		[
+			["first", a, a + P],
+			["other", a, a + P],
+		],
+		"flushed again by the handle that adopted it",
+	);
 	assert.equal(other.find(a), undefined, "merged back");
 	assert.equal(other.stats().lazyAreas, 0);
 	other.check();

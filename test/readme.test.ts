@@ -15,7 +15,11 @@ import { promisify } from "node:util";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const README = readFileSync(join(ROOT, "README.md"), "utf8");
-const BLOCKS = [...README.matchAll(/^```(\w*)\n([\s\S]*?)^```$/gm)].map((m) => ({ lang: m[1]!, code: m[2]!, line: README.slice(0, m.index).split("\n").length }));
+const BLOCKS = [...README.matchAll(/^```(\w*)\n([\s\S]*?)^```$/gm)].map((m) => ({
+	lang: m[1]!,
+	code: m[2]!,
+	line: README.slice(0, m.index).split("\n").length,
+}));
 
 let app = "";
 before(() => {
@@ -23,20 +27,35 @@ before(() => {
 	const pkg = join(app, "node_modules", "vmap");
 	mkdirSync(pkg, { recursive: true });
 	copyFileSync(join(ROOT, "package.json"), join(pkg, "package.json"));
-	execFileSync(process.execPath, [join(ROOT, "node_modules/typescript/bin/tsc"), "-p", join(ROOT, "tsconfig.build.json"), "--outDir", join(pkg, "dist")]);
+	execFileSync(process.execPath, [
+		join(ROOT, "node_modules/typescript/bin/tsc"),
+		"-p",
+		join(ROOT, "tsconfig.build.json"),
+		"--outDir",
+		join(pkg, "dist"),
+	]);
 	writeFileSync(join(app, "package.json"), JSON.stringify({ name: "readme", private: true, type: "module" }));
 });
 after(() => rmSync(app, { recursive: true, force: true }));
 
 test("README: its code blocks are js (run below) or sh (commands), and there are some of each", () => {
-	for (const b of BLOCKS) assert.ok(b.lang === "js" || b.lang === "sh", `README.md:${b.line}: a \`\`\`${b.lang} block; write js (it is run) or sh`);
+	for (const b of BLOCKS)
+		assert.ok(b.lang === "js" || b.lang === "sh", `README.md:${b.line}: a \`\`\`${b.lang} block; write js (it is run) or sh`);
 	assert.ok(BLOCKS.filter((b) => b.lang === "js").length >= 3, "the three quick starts");
-	assert.match(BLOCKS[0]!.code, /^npm ci --no-audit --no-fund && npm run vmap -- test --mode smoke .*\nnpm ci --no-audit --no-fund && npm test /, "README starts with the two commands");
+	assert.match(
+		BLOCKS[0]!.code,
+		/^npm ci --no-audit --no-fund && npm run vmap -- test --mode smoke .*\nnpm ci --no-audit --no-fund && npm test /,
+		"README starts with the two commands",
+	);
 });
 
 for (const [i, b] of BLOCKS.entries()) {
 	if (b.lang !== "js") continue;
-	const title = README.slice(0, README.indexOf(b.code)).match(/^## (.*)$/gm)?.at(-1)?.slice(3) ?? "the introduction";
+	const title =
+		README.slice(0, README.indexOf(b.code))
+			.match(/^## (.*)$/gm)
+			?.at(-1)
+			?.slice(3) ?? "the introduction";
 	test(`README, block at line ${b.line} (${title}): runs, and prints what its comments say`, { timeout: 120_000 }, async () => {
 		const file = join(app, `block-${i}.mjs`);
 		writeFileSync(file, b.code);

@@ -78,7 +78,8 @@ class World {
 	/** [start, end) may be handed out: it overlaps no live area and no freed range a flush has not covered. */
 	handedOut(start: number, end: number, small: boolean): void {
 		for (const [s, a] of this.live) assert.ok(end <= s || a.end <= start, `[${start}, ${end}) overlaps the live area [${s}, ${a.end})`);
-		for (const f of this.freed) assert.ok(end <= f.start || f.end <= start, `[${start}, ${end}) reuses [${f.start}, ${f.end}), freed and not flushed since`);
+		for (const f of this.freed)
+			assert.ok(end <= f.start || f.end <= start, `[${start}, ${end}) reuses [${f.start}, ${f.end}), freed and not flushed since`);
 		this.live.set(start, { end, small });
 	}
 
@@ -89,10 +90,17 @@ class World {
 		const blocks = d.blocks;
 		const busy = d.areas.filter((a) => a.state === "busy");
 		// Busy areas are the live large areas and the blocks.
-		const large = [...this.live].filter(([, a]) => !a.small).map(([st, a]): Range => [st, a.end]).sort((x, y) => x[0] - y[0]);
+		const large = [...this.live]
+			.filter(([, a]) => !a.small)
+			.map(([st, a]): Range => [st, a.end])
+			.sort((x, y) => x[0] - y[0]);
 		const blockRanges = blocks.map((b): Range => [b.start, b.end]);
 		const expected = [...large, ...blockRanges].sort((x, y) => x[0] - y[0]);
-		assert.deepEqual(busy.map((a): Range => [a.start, a.end]), expected, "busy areas are the live large areas and the blocks");
+		assert.deepEqual(
+			busy.map((a): Range => [a.start, a.end]),
+			expected,
+			"busy areas are the live large areas and the blocks",
+		);
 		for (const b of blocks) assert.equal(busy.find((a) => a.start === b.start)!.tag, "vmap_block");
 		let n = 0;
 		let bytes = 0;
@@ -106,7 +114,11 @@ class World {
 		}
 		const st = s.stats();
 		assert.deepEqual([st.smallAreas, st.smallBytes, st.smallBlocks], [n, bytes, blocks.length], "stats(): small areas, bytes, blocks");
-		assert.equal(blocks.reduce((k, b) => k + b.live, 0), n, "dump(): live small areas");
+		assert.equal(
+			blocks.reduce((k, b) => k + b.live, 0),
+			n,
+			"dump(): live small areas",
+		);
 	}
 
 	/** `call` fails with `code` and changes nothing. */

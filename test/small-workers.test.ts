@@ -34,7 +34,9 @@ test("small areas: three workers free each other's small areas (remote frees); n
 	const size = 2 ** 24;
 	const space = VmapSpace.create({ size, pageSize: P, smallMax: 1024, nodes: 2, lazyMaxPages: 2 ** 20 }); // no drain runs between a free and its second free
 	const owners = new SharedArrayBuffer((size / P) * 4);
-	const workers = [0, 1, 2].map((i) => startWorker(new URL("./support/small-worker.ts", import.meta.url), { handle: space.handle, owners, seed: 7 + i }));
+	const workers = [0, 1, 2].map((i) =>
+		startWorker(new URL("./support/small-worker.ts", import.meta.url), { handle: space.handle, owners, seed: 7 + i }),
+	);
 	try {
 		for (const w of workers) space.watch(w);
 		await Promise.all(workers.map((w) => reportOf(w)));
@@ -49,10 +51,16 @@ test("small areas: three workers free each other's small areas (remote frees); n
 			const smallLive = space.stats().smallAreas;
 			assert.ok(smallLive > 6000, `most areas are small: ${smallLive} small areas live`);
 			// Worker i frees what worker i + 1 allocated, all at once.
-			const freed = await Promise.all(workers.map((w, i) => ask<{ violations: string[] }>(w, { cmd: "free", areas: lists[(i + 1) % 3]!.areas })));
+			const freed = await Promise.all(
+				workers.map((w, i) => ask<{ violations: string[] }>(w, { cmd: "free", areas: lists[(i + 1) % 3]!.areas })),
+			);
 			for (const [i, r] of freed.entries()) assert.deepEqual(r.violations, [], `worker ${i}`);
 			await checkAll(workers);
-			const refreed = await Promise.all(workers.map((w, i) => ask<{ refused: number; lazy: number; violations: string[] }>(w, { cmd: "refree", areas: lists[(i + 1) % 3]!.areas })));
+			const refreed = await Promise.all(
+				workers.map((w, i) =>
+					ask<{ refused: number; lazy: number; violations: string[] }>(w, { cmd: "refree", areas: lists[(i + 1) % 3]!.areas }),
+				),
+			);
 			for (const [i, r] of refreed.entries()) {
 				assert.deepEqual(r.violations, [], `worker ${i}`);
 				assert.equal(r.refused, lists[(i + 1) % 3]!.areas.length, `worker ${i}: every second free is refused`);
@@ -76,7 +84,10 @@ test("small areas: three workers free each other's small areas (remote frees); n
 		assert.equal(st.smallAreas, 0);
 		assert.ok(st.smallBlocks < blocksBefore, `emptied orphaned blocks retire: ${blocksBefore} blocks, then ${st.smallBlocks}`);
 		const dump = JSON.parse(space.dump()) as { blocks: Array<{ owner: number }> };
-		assert.ok(dump.blocks.every((b) => b.owner !== 0), "no block owned by nobody is left: each retired when its last area was freed");
+		assert.ok(
+			dump.blocks.every((b) => b.owner !== 0),
+			"no block owned by nobody is left: each retired when its last area was freed",
+		);
 
 		// Everything freed: the last handles close, a purge flushes, the space is one free block.
 		for (const w of workers.slice(1)) await ask(w, { cmd: "close" });

@@ -32,27 +32,55 @@ function firstBlock(s: VmapSpace): number {
 
 test("small areas: check() names each broken block invariant", () => {
 	const corruptions: Array<[string, (s: VmapSpace, d: number) => void, RegExp]> = [
-		["a slot both live and free", (s, d) => {
-			s.table.i32[bitmap(d, s.table.i32[d + D_WORDS]!, FREE)]! |= 1;
-		}, /in two of live, dirty and free/],
-		["a live count off by one", (s, d) => {
-			s.table.i32[d + D_LIVE_NR]!++;
-		}, /the counts say/],
-		["a flushing slot that is not dirty", (s, d) => {
-			s.table.i32[bitmap(d, s.table.i32[d + D_WORDS]!, FLUSHING)]! |= 1 << 30;
-		}, /flushing slot is not dirty/],
-		["a slot in no bitmap", (s, d) => {
-			s.table.i32[bitmap(d, s.table.i32[d + D_WORDS]!, LIVE)]! &= ~1;
-		}, /live \| dirty \| free/],
-		["a descriptor whose start moved", (s, d) => {
-			s.table.f64[(d >> 1) + DF_START]! += 1 << 16;
-		}, /indexed at/],
-		["a block area without its flag", (s, d) => {
-			s.table.i32[s.table.i32[d + D_AREA]! * REC_I32 + VA_FLAGS]! &= ~VA_SMALL_BLOCK;
-		}, /flagged as a block/],
-		["the index lost", (s) => {
-			s.table.hdr[HDR_BLOCK_INDEX] = 0;
-		}, /no block index/],
+		[
+			"a slot both live and free",
+			(s, d) => {
+				s.table.i32[bitmap(d, s.table.i32[d + D_WORDS]!, FREE)]! |= 1;
+			},
+			/in two of live, dirty and free/,
+		],
+		[
+			"a live count off by one",
+			(s, d) => {
+				s.table.i32[d + D_LIVE_NR]!++;
+			},
+			/the counts say/,
+		],
+		[
+			"a flushing slot that is not dirty",
+			(s, d) => {
+				s.table.i32[bitmap(d, s.table.i32[d + D_WORDS]!, FLUSHING)]! |= 1 << 30;
+			},
+			/flushing slot is not dirty/,
+		],
+		[
+			"a slot in no bitmap",
+			(s, d) => {
+				s.table.i32[bitmap(d, s.table.i32[d + D_WORDS]!, LIVE)]! &= ~1;
+			},
+			/live \| dirty \| free/,
+		],
+		[
+			"a descriptor whose start moved",
+			(s, d) => {
+				s.table.f64[(d >> 1) + DF_START]! += 1 << 16;
+			},
+			/indexed at/,
+		],
+		[
+			"a block area without its flag",
+			(s, d) => {
+				s.table.i32[s.table.i32[d + D_AREA]! * REC_I32 + VA_FLAGS]! &= ~VA_SMALL_BLOCK;
+			},
+			/flagged as a block/,
+		],
+		[
+			"the index lost",
+			(s) => {
+				s.table.hdr[HDR_BLOCK_INDEX] = 0;
+			},
+			/no block index/,
+		],
 	];
 	for (const [what, corrupt, message] of corruptions) {
 		const s = VmapSpace.create(options);
@@ -184,7 +212,10 @@ test("small areas: a flush hook that throws leaves them lazy; the next flush cov
 	s.check();
 	fail = false;
 	s.purge();
-	assert.ok(flushed.some(([lo, hi]) => lo <= a && a < hi), "the next flush covers it");
+	assert.ok(
+		flushed.some(([lo, hi]) => lo <= a && a < hi),
+		"the next flush covers it",
+	);
 	assert.equal(s.find(a), undefined);
 	s.check();
 });

@@ -2,7 +2,18 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { VmapError, VmapSpace } from "../src/index.ts";
 import { rbErase } from "../src/tree/rbtree.ts";
-import { setSubtreeMaxSize, setVaChild, setVaEnd, setVaFlags, setVaNext, setVaRed, subtreeMaxSize, vaEnd, vaLeft, vaRight } from "../src/buffer/record.ts";
+import {
+	setSubtreeMaxSize,
+	setVaChild,
+	setVaEnd,
+	setVaFlags,
+	setVaNext,
+	setVaRed,
+	subtreeMaxSize,
+	vaEnd,
+	vaLeft,
+	vaRight,
+} from "../src/buffer/record.ts";
 import {
 	HDR_CAPACITY,
 	HDR_FREE_ROOT,
@@ -57,7 +68,10 @@ test("maxAreas: running out of records is ENOMEM and changes nothing", () => {
 	}
 	assert.equal(err, "ENOMEM");
 	const before = [busyAreas(s), freeBlocks(s)];
-	assert.equal(code(() => s.alloc(P, { align: 2 * P })), "ENOMEM");
+	assert.equal(
+		code(() => s.alloc(P, { align: 2 * P })),
+		"ENOMEM",
+	);
 	assert.deepEqual([busyAreas(s), freeBlocks(s)], before);
 	s.check();
 	for (const a of got) s.free(a);
@@ -92,7 +106,10 @@ test("tags are interned once and read back", () => {
 	assert.equal(s.find(a)?.tag, "textures");
 	assert.equal(s.find(b)?.tag, "textures");
 	assert.equal(s.find(c + P - 1)?.tag, "ünïcødé ✓");
-	assert.equal(code(() => s.alloc(P, { tag: "é".repeat(32) })), "EINVAL"); // 64 bytes of UTF-8
+	assert.equal(
+		code(() => s.alloc(P, { tag: "é".repeat(32) })),
+		"EINVAL",
+	); // 64 bytes of UTF-8
 	assert.equal(s.alloc(P, { tag: `${"é".repeat(31)}x` }) > 0, true); // 63 bytes
 	for (let i = 0; i < 1020; i++) s.alloc(P, { tag: `t${i}` }); // 3 + 1020 = 1023 tags: the table is full
 	assert.match(String(tryMsg(() => s.alloc(P, { tag: "one too many" }))), /EINVAL: .*tag table is full/);
@@ -127,7 +144,11 @@ test("create: bad options are EINVAL, with the option named", () => {
 		[{ size: P, alignment: 4 }, /unknown option "alignment"/],
 	];
 	for (const [opts, msg] of bad) {
-		assert.throws(() => VmapSpace.create(opts as never), (e: unknown) => e instanceof VmapError && e.code === "EINVAL" && msg.test(e.message), JSON.stringify(opts));
+		assert.throws(
+			() => VmapSpace.create(opts as never),
+			(e: unknown) => e instanceof VmapError && e.code === "EINVAL" && msg.test(e.message),
+			JSON.stringify(opts),
+		);
 	}
 });
 
@@ -155,9 +176,15 @@ test("free and find: wrong addresses are named in the message", () => {
 	assert.equal(s.find(0), undefined);
 	assert.equal(s.find(a + 2 * P), undefined);
 	s.free(a);
-	assert.throws(() => s.free(a), /EDOUBLEFREE: Cannot free 0x10000: the area \[0x10000, 0x12000\) is freed already \(lazy, waiting for a purge\)/);
+	assert.throws(
+		() => s.free(a),
+		/EDOUBLEFREE: Cannot free 0x10000: the area \[0x10000, 0x12000\) is freed already \(lazy, waiting for a purge\)/,
+	);
 	s.purge();
-	assert.equal(code(() => s.free(a)), "ENOENT");
+	assert.equal(
+		code(() => s.free(a)),
+		"ENOENT",
+	);
 	s.check();
 });
 
@@ -165,21 +192,118 @@ test("check() catches corruption of every kind it promises to", () => {
 	const B = nodeBase(0);
 	const F = B >> 1;
 	const corruptions: Array<[string, (s: VmapSpace) => void, RegExp]> = [
-		["subtreeMaxSize", (s) => { const va = s.table.hdr[HDR_FREE_ROOT]!; setSubtreeMaxSize(s.table.f64, va, subtreeMaxSize(s.table.f64, va) + P); }, /subtreeMaxSize .* recomputed/],
-		["red root", (s) => { setVaRed(s.table.i32, s.table.hdr[B + N_BUSY_ROOT]!); }, /root \d+ is red/],
-		["block end", (s) => { const va = s.table.hdr[HDR_FREE_ROOT]!; setVaEnd(s.table.f64, va, vaEnd(s.table.f64, va) + 1); }, /not page aligned/],
-		["overlap", (s) => { const va = s.table.hdr[B + N_BUSY_ROOT]!; setVaEnd(s.table.f64, va, vaEnd(s.table.f64, va) + P); }, /overlap|touch|before the previous/],
-		["free list", (s) => { setVaNext(s.table.i32, s.table.hdr[HDR_FREE_ROOT]!, 0); }, /free list/],
-		["byte counter", (s) => { s.table.hdrF[F + NF_BUSY_BYTES]! += P; }, /busy tree: holds \d+ bytes in busy areas, header says/],
-		["record 0", (s) => { s.table.f64[0] = 1; }, /record 0 \(nil\) has been written/],
-		["lazy flag", (s) => { setVaFlags(s.table.i32, s.table.hdr[B + N_LAZY_ROOT]!, VA_BUSY); }, /lazy tree: record \d+ has state flags 1, not lazy/],
-		["vmapLazyNr", (s) => { s.table.hdrF[F + NF_LAZY_ADDED]! -= 1; }, /vmapLazyNr: header says/],
-		["flush range", (s) => { s.table.hdrF[F + NF_LAZY_MIN]! -= P; }, /incremental flush range says/],
-		["lazy count", (s) => { s.table.hdr[B + N_LAZY_NR]!++; }, /lazy tree: holds \d+ areas, header says/],
-		["lazy tree lost an area", (s) => { rbErase(s.table, B + N_LAZY_ROOT, s.table.hdr[B + N_LAZY_ROOT]!, false); }, /lazy tree: holds 6 areas, header says 7/],
-		["lazy tree unbalanced", (s) => { setVaRed(s.table.i32, s.table.hdr[B + N_LAZY_ROOT]!); }, /lazy tree: root \d+ is red/],
-		["lazy tree's last", (s) => { s.table.hdr[B + N_LAZY_LAST] = s.table.hdr[B + N_LAZY_ROOT]!; }, /lazy tree: its last record is \d+, LAZY_LAST says \d+/],
-		["lazy tree order", (s) => { const t = s.table; const r = t.hdr[B + N_LAZY_ROOT]!; const l = vaLeft(t.i32, r); setVaChild(t.i32, r, VA_LEFT, vaRight(t.i32, r)); setVaChild(t.i32, r, VA_RIGHT, l); }, /lazy tree: record \d+ starts at 0x[0-9a-f]+, before the previous one ends/],
+		[
+			"subtreeMaxSize",
+			(s) => {
+				const va = s.table.hdr[HDR_FREE_ROOT]!;
+				setSubtreeMaxSize(s.table.f64, va, subtreeMaxSize(s.table.f64, va) + P);
+			},
+			/subtreeMaxSize .* recomputed/,
+		],
+		[
+			"red root",
+			(s) => {
+				setVaRed(s.table.i32, s.table.hdr[B + N_BUSY_ROOT]!);
+			},
+			/root \d+ is red/,
+		],
+		[
+			"block end",
+			(s) => {
+				const va = s.table.hdr[HDR_FREE_ROOT]!;
+				setVaEnd(s.table.f64, va, vaEnd(s.table.f64, va) + 1);
+			},
+			/not page aligned/,
+		],
+		[
+			"overlap",
+			(s) => {
+				const va = s.table.hdr[B + N_BUSY_ROOT]!;
+				setVaEnd(s.table.f64, va, vaEnd(s.table.f64, va) + P);
+			},
+			/overlap|touch|before the previous/,
+		],
+		[
+			"free list",
+			(s) => {
+				setVaNext(s.table.i32, s.table.hdr[HDR_FREE_ROOT]!, 0);
+			},
+			/free list/,
+		],
+		[
+			"byte counter",
+			(s) => {
+				s.table.hdrF[F + NF_BUSY_BYTES]! += P;
+			},
+			/busy tree: holds \d+ bytes in busy areas, header says/,
+		],
+		[
+			"record 0",
+			(s) => {
+				s.table.f64[0] = 1;
+			},
+			/record 0 \(nil\) has been written/,
+		],
+		[
+			"lazy flag",
+			(s) => {
+				setVaFlags(s.table.i32, s.table.hdr[B + N_LAZY_ROOT]!, VA_BUSY);
+			},
+			/lazy tree: record \d+ has state flags 1, not lazy/,
+		],
+		[
+			"vmapLazyNr",
+			(s) => {
+				s.table.hdrF[F + NF_LAZY_ADDED]! -= 1;
+			},
+			/vmapLazyNr: header says/,
+		],
+		[
+			"flush range",
+			(s) => {
+				s.table.hdrF[F + NF_LAZY_MIN]! -= P;
+			},
+			/incremental flush range says/,
+		],
+		[
+			"lazy count",
+			(s) => {
+				s.table.hdr[B + N_LAZY_NR]!++;
+			},
+			/lazy tree: holds \d+ areas, header says/,
+		],
+		[
+			"lazy tree lost an area",
+			(s) => {
+				rbErase(s.table, B + N_LAZY_ROOT, s.table.hdr[B + N_LAZY_ROOT]!, false);
+			},
+			/lazy tree: holds 6 areas, header says 7/,
+		],
+		[
+			"lazy tree unbalanced",
+			(s) => {
+				setVaRed(s.table.i32, s.table.hdr[B + N_LAZY_ROOT]!);
+			},
+			/lazy tree: root \d+ is red/,
+		],
+		[
+			"lazy tree's last",
+			(s) => {
+				s.table.hdr[B + N_LAZY_LAST] = s.table.hdr[B + N_LAZY_ROOT]!;
+			},
+			/lazy tree: its last record is \d+, LAZY_LAST says \d+/,
+		],
+		[
+			"lazy tree order",
+			(s) => {
+				const t = s.table;
+				const r = t.hdr[B + N_LAZY_ROOT]!;
+				const l = vaLeft(t.i32, r);
+				setVaChild(t.i32, r, VA_LEFT, vaRight(t.i32, r));
+				setVaChild(t.i32, r, VA_RIGHT, l);
+			},
+			/lazy tree: record \d+ starts at 0x[0-9a-f]+, before the previous one ends/,
+		],
 	];
 	for (const [what, breakIt, msg] of corruptions) {
 		const s = VmapSpace.create({ size: 256 * P });
@@ -189,7 +313,11 @@ test("check() catches corruption of every kind it promises to", () => {
 		for (let i = 1; i < 40; i += 6) s.free(live[i]!); // and lazy areas (indices 1 mod 3: not freed above)
 		s.check();
 		breakIt(s);
-		assert.throws(() => s.check(), (e: unknown) => e instanceof VmapError && e.code === "ECORRUPT" && msg.test(e.message), what);
+		assert.throws(
+			() => s.check(),
+			(e: unknown) => e instanceof VmapError && e.code === "ECORRUPT" && msg.test(e.message),
+			what,
+		);
 	}
 });
 
@@ -198,9 +326,15 @@ test("nowait: an allocation that finds no fit fails at once, without the overflo
 	const s = VmapSpace.create({ size: 8 * P, lazyMaxPages: 100, flush: () => void flushes++ });
 	const a = s.alloc(8 * P);
 	s.free(a);
-	assert.equal(code(() => s.alloc(P, { nowait: true })), "EBUSY");
+	assert.equal(
+		code(() => s.alloc(P, { nowait: true })),
+		"EBUSY",
+	);
 	assert.deepEqual([flushes, s.stats().lazyAreas], [0, 1], "no purge: the lazy area stays");
-	assert.equal(code(() => s.alloc(P, { nowait: 1 as never })), "EINVAL");
+	assert.equal(
+		code(() => s.alloc(P, { nowait: 1 as never })),
+		"EINVAL",
+	);
 	assert.equal(s.alloc(P), a, "without nowait the overflow purge makes room");
 	assert.equal(flushes, 1);
 });

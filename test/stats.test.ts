@@ -41,7 +41,9 @@ test("stats() from another worker, lock-free, while this thread allocates, frees
 	const r = await report;
 	await reader.terminate();
 	space.check();
-	console.log(`# stats reader: ${r.snapshots} snapshots during ${ops} operations, ${r.inconsistent} flagged inconsistent (gave up waiting for a writer)`);
+	console.log(
+		`# stats reader: ${r.snapshots} snapshots during ${ops} operations, ${r.inconsistent} flagged inconsistent (gave up waiting for a writer)`,
+	);
 	assert.deepEqual(r.violations, []);
 	assert.ok(r.snapshots >= MIN_SNAPSHOTS, `only ${r.snapshots} snapshots in ${ops} operations: the race was not exercised`);
 	assert.ok(space.stats().purges > 10, "the run should have purged many times");
@@ -62,7 +64,11 @@ test("stats({ into }) refills an earlier result in place, the same figures a fre
 	assert.deepEqual(into, space.stats(), "without pools the lengths are dropped");
 	const other = VmapSpace.create({ size: 64 * P, nodes: 3 });
 	for (const bad of [other.stats(), {}, null, 7]) {
-		assert.throws(() => space.stats({ into: bad as never }), (e: Error & { code?: string }) => e.code === "EINVAL" && /into must be a previous stats\(\) result of this space \(2 nodes\)/.test(e.message));
+		assert.throws(
+			() => space.stats({ into: bad as never }),
+			(e: Error & { code?: string }) =>
+				e.code === "EINVAL" && /into must be a previous stats\(\) result of this space \(2 nodes\)/.test(e.message),
+		);
 	}
 });
 

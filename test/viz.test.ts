@@ -21,7 +21,9 @@ const vmap = (...args: string[]) => spawnSync(process.execPath, ["--import", "ts
 
 /** The attributes of every <rect data-start=...>: its start (hex) and width. */
 function areaRects(svg: string): Array<{ start: number; width: number; fill: string }> {
-	return [...svg.matchAll(/<rect data-start="0x([0-9a-f]+)" x="[\d.]+" y="[\d.]+" width="([\d.]+)" height="\d+" fill="([^"]+)"/g)].map((m) => ({ start: Number.parseInt(m[1]!, 16), width: Number(m[2]), fill: m[3]! }));
+	return [...svg.matchAll(/<rect data-start="0x([0-9a-f]+)" x="[\d.]+" y="[\d.]+" width="([\d.]+)" height="\d+" fill="([^"]+)"/g)].map(
+		(m) => ({ start: Number.parseInt(m[1]!, 16), width: Number(m[2]), fill: m[3]! }),
+	);
 }
 
 /** The legend's totals, from the data attributes of its totals line. */
@@ -34,7 +36,16 @@ function totals(svg: string): Record<string, number> {
 function legendMatchesStats(svg: string, st: VmapStats): void {
 	const t = totals(svg);
 	assert.deepEqual(
-		[t["busy-bytes"], t["busy-areas"], t["lazy-bytes"], t["lazy-areas"], t["pooled-bytes"], t["free-bytes"], t["free-blocks"], t["largest-free-block"]],
+		[
+			t["busy-bytes"],
+			t["busy-areas"],
+			t["lazy-bytes"],
+			t["lazy-areas"],
+			t["pooled-bytes"],
+			t["free-bytes"],
+			t["free-blocks"],
+			t["largest-free-block"],
+		],
 		[st.busyBytes, st.busyAreas, st.lazyBytes, st.lazyAreas, st.poolBytes, st.freeBytes, st.freeBlocks, st.largestFreeBlock],
 		"legend totals = stats()",
 	);
@@ -54,7 +65,14 @@ test("mapSvg: a known small space, every area at its exact width and colour, the
 	assert.match(svg, /data-px-bytes="409.6"/);
 	const rects = areaRects(svg);
 	const widthOf = (start: number) => rects.filter((r) => r.start === start).reduce((n, r) => n + r.width, 0);
-	for (const [start, pages] of [[a, 3], [b, 1], [c, 20], [d, 2], [e, 7]] as const) assert.equal(widthOf(start), pages * 10, `the area at ${start} is ${pages} pages wide`);
+	for (const [start, pages] of [
+		[a, 3],
+		[b, 1],
+		[c, 20],
+		[d, 2],
+		[e, 7],
+	] as const)
+		assert.equal(widthOf(start), pages * 10, `the area at ${start} is ${pages} pages wide`);
 	assert.equal(rects.filter((r) => r.start === c).length, 2, "an area that crosses a row is drawn in two pieces");
 	const fill = (start: number) => rects.find((r) => r.start === start)!.fill;
 	assert.equal(fill(a), fill(c), "one tag, one colour");
@@ -70,7 +88,10 @@ test("mapSvg: a known small space, every area at its exact width and colour, the
 	assert.equal(mapSvg(s.dump(), { width: 160, rows: 4 }), svg);
 	// 2 rows of 32 pages in 100 px: the last area's piece in the second row is 3.125 px.
 	const narrow = areaRects(mapSvg(dump, { width: 100, rows: 2 })).filter((r) => r.start === e);
-	assert.deepEqual(narrow.map((r) => r.width), [18.75, 3.13]);
+	assert.deepEqual(
+		narrow.map((r) => r.width),
+		[18.75, 3.13],
+	);
 });
 
 test("mapSvg: pooled areas (nodes 2, after a purge) and small-area blocks with their owner; totals equal stats()", () => {
@@ -89,7 +110,10 @@ test("mapSvg: pooled areas (nodes 2, after a purge) and small-area blocks with t
 	assert.match(svg, /busy · 3 other tags/, "tags past the fifth share one colour");
 	assert.match(svg, new RegExp(`small-area blocks \\(busy; label: owning handle\\): [^<]* in ${st.smallBlocks} area`));
 	assert.match(svg, new RegExp(`>${s.id}</text>`), "each block is labelled with its owner's handle id");
-	assert.equal(totals(svg)["block-bytes"], dump.blocks.reduce((n, b) => n + b.end - b.start, 0));
+	assert.equal(
+		totals(svg)["block-bytes"],
+		dump.blocks.reduce((n, b) => n + b.end - b.start, 0),
+	);
 	assert.equal(small.length, 50);
 });
 
@@ -113,7 +137,9 @@ test("mapSvg at 200,000 areas: aggregated below a pixel (and says so), bounded i
 	const svg = mapSvg(s.dump());
 	const ms = performance.now() - t0;
 	const rects = (svg.match(/<rect /g) ?? []).length;
-	console.log(`# mapSvg of ${st.busyAreas + st.lazyAreas} areas: ${ms.toFixed(0)} ms, ${(svg.length / 1024).toFixed(0)} KiB, ${rects} rects`);
+	console.log(
+		`# mapSvg of ${st.busyAreas + st.lazyAreas} areas: ${ms.toFixed(0)} ms, ${(svg.length / 1024).toFixed(0)} KiB, ${rects} rects`,
+	);
 	assert.ok(rects < 40_000 + 1000, `${rects} rectangles: not bounded`);
 	assert.match(svg, /pixels hold areas narrower than 2 px: there each state is as tall as its share of the bytes/);
 	// Minorities stay visible: the lazy areas (a fifth of the bytes) and a tag of a ninth of a third.
@@ -125,14 +151,24 @@ test("mapSvg at 200,000 areas: aggregated below a pixel (and says so), bounded i
 
 test("mapSvg, random spaces and pictures (fast-check): legend totals = stats(), every area of 2 px or more at its exact width inside the range drawn, no NaN", () => {
 	const op = fc.oneof(
-		fc.record({ kind: fc.constant("alloc" as const), pages: fc.integer({ min: 1, max: 24 }), tag: fc.constantFrom(undefined, "a", "b", "c", "d", "e", "f", "g") }),
+		fc.record({
+			kind: fc.constant("alloc" as const),
+			pages: fc.integer({ min: 1, max: 24 }),
+			tag: fc.constantFrom(undefined, "a", "b", "c", "d", "e", "f", "g"),
+		}),
 		fc.record({ kind: fc.constant("free" as const), pick: fc.nat() }),
 		fc.record({ kind: fc.constant("purge" as const) }),
 	);
 	fc.assert(
 		fc.property(
 			fc.array(op, { maxLength: 120 }),
-			fc.record({ nodes: fc.integer({ min: 1, max: 3 }), width: fc.integer({ min: 100, max: 700 }), rows: fc.integer({ min: 1, max: 300 }), lo: fc.nat({ max: 1023 }), hi: fc.nat({ max: 1023 }) }),
+			fc.record({
+				nodes: fc.integer({ min: 1, max: 3 }),
+				width: fc.integer({ min: 100, max: 700 }),
+				rows: fc.integer({ min: 1, max: 300 }),
+				lo: fc.nat({ max: 1023 }),
+				hi: fc.nat({ max: 1023 }),
+			}),
 			(ops, o) => {
 				const s = VmapSpace.create({ size: 1024 * P, nodes: o.nodes, smallMax: 0, lazyMaxPages: 64 });
 				const live: number[] = [];
@@ -158,7 +194,11 @@ test("mapSvg, random spaces and pictures (fast-check): legend totals = stats(), 
 				for (const a of dump.areas) {
 					const w = (Math.min(a.end, to) - Math.max(a.start, from)) / pxBytes;
 					const drawn = rects.filter((r) => r.start === a.start).reduce((n, r) => n + r.width, 0);
-					if (w >= 2) assert.ok(Math.abs(drawn - w) < 0.05 * Math.ceil(w / o.width + 1), `area at ${a.start}: ${drawn} px drawn, ${w} expected`);
+					if (w >= 2)
+						assert.ok(
+							Math.abs(drawn - w) < 0.05 * Math.ceil(w / o.width + 1),
+							`area at ${a.start}: ${drawn} px drawn, ${w} expected`,
+						);
 					else assert.equal(drawn, 0, `area at ${a.start} narrower than 2 px is aggregated`);
 				}
 			},
@@ -170,10 +210,14 @@ test("mapSvg, random spaces and pictures (fast-check): legend totals = stats(), 
 test("mapSvg and timelineSvg: bad input is EINVAL, saying what was expected", () => {
 	const s = VmapSpace.create({ size: 64 * P });
 	const dump = s.dump();
-	const bad = (f: () => unknown, re: RegExp) => assert.throws(f, (e: Error & { code?: string }) => e.code === "EINVAL" && re.test(e.message), String(re));
+	const bad = (f: () => unknown, re: RegExp) =>
+		assert.throws(f, (e: Error & { code?: string }) => e.code === "EINVAL" && re.test(e.message), String(re));
 	bad(() => mapSvg("{nope"), /^EINVAL: Cannot draw a map: dump is not JSON/);
 	bad(() => mapSvg({} as VmapDump), /dump must be what VmapSpace.dump\(\) returns \(\{ start, end, stats, areas, free, blocks \}\)/);
-	bad(() => mapSvg({ ...(JSON.parse(dump) as VmapDump), areas: [{ start: 5, end: 3, size: -2, state: "busy" }] }), /dump.areas must list ranges \{ start, end \} with start < end, in rising order/);
+	bad(
+		() => mapSvg({ ...(JSON.parse(dump) as VmapDump), areas: [{ start: 5, end: 3, size: -2, state: "busy" }] }),
+		/dump.areas must list ranges \{ start, end \} with start < end, in rising order/,
+	);
 	bad(() => mapSvg(dump, { rows: 0 }), /rows must be a whole number from 1 to 4096, got 0/);
 	bad(() => mapSvg(dump, { width: 1.5 }), /width must be a whole number from 100 to 20000, got 1.5/);
 	bad(() => mapSvg(dump, { from: 0 }), /from must be a whole number from 4096 to/);
@@ -226,10 +270,20 @@ test("vmap viz draws a dump file and a timeline file; vmap replay replays a trac
 		for (const file of ["t.trace", "t.trace.gz"]) {
 			r = vmap("replay", join(dir, file), "--out", join(dir, "out"), "--json");
 			assert.equal(r.status, 0, r.stderr);
-			const f = JSON.parse(r.stdout) as { ops: number; allocs: number; frees: number; peakLiveBytes: number; fragmentation: number; pictures: string[] };
+			const f = JSON.parse(r.stdout) as {
+				ops: number;
+				allocs: number;
+				frees: number;
+				peakLiveBytes: number;
+				fragmentation: number;
+				pictures: string[];
+			};
 			assert.deepEqual([f.ops, f.allocs, f.frees, f.peakLiveBytes], [6, 3, 3, 112 + 5008], file);
 			assert.ok(f.fragmentation >= 1);
-			assert.deepEqual(f.pictures.map((p) => p.slice(dir.length + 5)), ["map-peak.svg", "map-end.svg", "timeline.svg"]);
+			assert.deepEqual(
+				f.pictures.map((p) => p.slice(dir.length + 5)),
+				["map-peak.svg", "map-end.svg", "timeline.svg"],
+			);
 		}
 		r = vmap("viz", join(dir, "out", "timeline.json"), "-o", join(dir, "tl.svg"));
 		assert.equal(r.status, 0, r.stderr);

@@ -23,12 +23,21 @@ interface Report {
 	lockWaitMs: number;
 }
 
-
 /** Start `modes.length` workers on `space`, release them together, collect their reports. */
 async function run(space: VmapSpace, modes: string[], ops: number, maxLive: number, pages: number): Promise<Report[]> {
 	const owners = new SharedArrayBuffer(4 * pages);
 	const control = new SharedArrayBuffer(8);
-	const workers = modes.map((mode, i) => startWorker(new URL("../harness/space-worker.ts", import.meta.url), { handle: space.handle, owners, control, mode, seed: 1000 + i, ops, maxLive }));
+	const workers = modes.map((mode, i) =>
+		startWorker(new URL("../harness/space-worker.ts", import.meta.url), {
+			handle: space.handle,
+			owners,
+			control,
+			mode,
+			seed: 1000 + i,
+			ops,
+			maxLive,
+		}),
+	);
 	const reports = workers.map((w) => reportOf<Report>(w));
 	await openGate(new Int32Array(control), workers.length, reports);
 	const out = await Promise.all(reports);
@@ -48,7 +57,12 @@ function wholeAgain(space: VmapSpace): void {
 	assert.deepEqual([st.busyAreas, st.lazyAreas, st.vmapLazyNr, st.freeBytes], [0, 0, 0, space.size]);
 }
 
-for (const [workers, nodes] of [[2, 1], [4, 1], [2, 4], [4, 4]] as const) {
+for (const [workers, nodes] of [
+	[2, 1],
+	[4, 1],
+	[2, 4],
+	[4, 4],
+] as const) {
 	test(`${workers} workers x ${OPS} random operations, ${nodes} node${nodes > 1 ? "s" : ""}: no two live areas overlap, the table grows under load`, async () => {
 		const pages = 1 << 14;
 		const space = VmapSpace.create({ size: pages * P, lazyMaxPages: 256, nodes });
@@ -56,7 +70,9 @@ for (const [workers, nodes] of [[2, 1], [4, 1], [2, 4], [4, 4]] as const) {
 		for (const r of reports) assert.deepEqual(r.violations, [], `worker ${r.id}`);
 		const allocs = reports.reduce((n, r) => n + r.allocs, 0);
 		const st = space.stats();
-		console.log(`# ${workers} workers, ${nodes} nodes: ${allocs} allocations, ${reports.reduce((n, r) => n + r.busy, 0)} EBUSY, lock waits ${reports.map((r) => r.lockWaitMs.toFixed(0)).join("/")} ms, capacity ${space.table.hdr[HDR_CAPACITY]}, pool hits ${st.poolHits}, misses ${st.poolMisses}, helped ${st.helped}`);
+		console.log(
+			`# ${workers} workers, ${nodes} nodes: ${allocs} allocations, ${reports.reduce((n, r) => n + r.busy, 0)} EBUSY, lock waits ${reports.map((r) => r.lockWaitMs.toFixed(0)).join("/")} ms, capacity ${space.table.hdr[HDR_CAPACITY]}, pool hits ${st.poolHits}, misses ${st.poolMisses}, helped ${st.helped}`,
+		);
 		if (nodes > 1) assert.ok(st.poolHits > 0, "workers reuse pooled areas");
 		assert.ok(allocs > OPS / 4, `only ${allocs} allocations`);
 		assert.ok(space.table.hdr[HDR_CAPACITY]! > 4 * INITIAL_CAPACITY, "the record table grew while workers allocated");
@@ -78,15 +94,32 @@ for (const nodes of [1, 4]) {
 test("a watched worker terminated while holding a lock: others fail with EOWNERDEAD, then the space refuses use", async () => {
 	const space = VmapSpace.create({ size: 64 * P });
 	const control = new SharedArrayBuffer(8);
-	const w = startWorker(new URL("../harness/space-worker.ts", import.meta.url), { handle: space.handle, owners: new SharedArrayBuffer(4 * 64), control, mode: "hold-lock", seed: 1, ops: 0, maxLive: 0 });
+	const w = startWorker(new URL("../harness/space-worker.ts", import.meta.url), {
+		handle: space.handle,
+		owners: new SharedArrayBuffer(4 * 64),
+		control,
+		mode: "hold-lock",
+		seed: 1,
+		ops: 0,
+		maxLive: 0,
+	});
 	space.watch(w);
 	const holding = reportOf(w);
 	await openGate(new Int32Array(control), 1, [holding]);
 	await holding;
 	await w.terminate();
 	await new Promise((r) => setImmediate(r)); // the "exit" event, which watch() follows
-	assert.throws(() => space.alloc(P), (e: unknown) => e instanceof VmapError && e.code === "EOWNERDEAD" && /handle 2 ended .* busy lock/.test(e.message));
-	for (const call of [() => space.alloc(P), () => space.free(space.start), () => space.find(space.start), () => space.purge(), () => space.check()]) {
+	assert.throws(
+		() => space.alloc(P),
+		(e: unknown) => e instanceof VmapError && e.code === "EOWNERDEAD" && /handle 2 ended .* busy lock/.test(e.message),
+	);
+	for (const call of [
+		() => space.alloc(P),
+		() => space.free(space.start),
+		() => space.find(space.start),
+		() => space.purge(),
+		() => space.check(),
+	]) {
 		assert.throws(call, { code: "EOWNERDEAD" });
 	}
 	assert.throws(() => VmapSpace.attach(space.handle), { code: "EOWNERDEAD" });

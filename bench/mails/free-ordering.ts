@@ -22,7 +22,11 @@ const r = await runWorkers<{ id: number; ops: number; violations: string[]; ms: 
 space.purge({ sync: true });
 space.check();
 const st = space.stats();
-console.log("mm/vmalloc: Keep a separate lazy-free list: the free path read an area after publishing it to the purge list, where another CPU's purge could already free it (no figures in the mail)");
+console.log(
+	"mm/vmalloc: Keep a separate lazy-free list: the free path read an area after publishing it to the purge list, where another CPU's purge could already free it (no figures in the mail)",
+);
 console.log("vmap: two workers free as fast as they can against a third purging, every live range claimed page by page:");
 for (const w of r) console.log(`handle ${w.id}: ${w.ops} operations in ${w.ms.toFixed(0)} ms, ${w.violations.length} overlaps`);
-console.log(`frees ${st.frees}, purges ${st.purges}, purged areas ${st.purgedAreas}; check() passed; free space whole again: ${st.freeBlocks === 1 && st.freeBytes === st.size}`);
+console.log(
+	`frees ${st.frees}, purges ${st.purges}, purged areas ${st.purgedAreas}; check() passed; free space whole again: ${st.freeBlocks === 1 && st.freeBytes === st.size}`,
+);

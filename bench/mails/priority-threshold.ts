@@ -25,4 +25,6 @@ for (const priorityPurge of [true, false]) {
 			`of ${r.reduce((n, w) => n + w.ops, 0)} ops, purges ${st.purges} (overflow ${st.overflowPurges}), ${Math.max(...r.map((w) => w.ms)).toFixed(0)} ms`,
 	);
 }
-console.log("mm: add priority threshold to __purge_vmap_area_lazy(): without the threshold vmap_lazy_nr went \"far beyond\" lazy_max_pages() until OOM (HiKey 960, test_vmalloc.sh stress)");
+console.log(
+	'mm: add priority threshold to __purge_vmap_area_lazy(): without the threshold vmap_lazy_nr went "far beyond" lazy_max_pages() until OOM (HiKey 960, test_vmalloc.sh stress)',
+);

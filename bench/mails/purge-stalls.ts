@@ -49,7 +49,9 @@ async function run(mode: "whole-list purge" | "bounded drain") {
 
 const whole = await run("whole-list purge");
 const bounded = await run("bounded drain");
-console.log("mm: vmalloc: Replace purge_lock spinlock with atomic refcount (cyclictest -p 99 -n beside a vmalloc/vfree 8K loop, 4.8, quad core):");
+console.log(
+	"mm: vmalloc: Replace purge_lock spinlock with atomic refcount (cyclictest -p 99 -n beside a vmalloc/vfree 8K loop, 4.8, quad core):",
+);
 console.log("  Without patch: Avg: 128 Max: 1177 | Avg: 122 Max: 1897 | Avg: 93 Max: 2886 (us)");
 console.log("  With patch:    Avg: 92 Max: 284   | Avg: 94 Max: 296   | Avg: 107 Max: 321 (us)");
 console.log(`vmap, purging ${N.toLocaleString("en")} lazy areas; gaps between turns of the event loop:`);

@@ -1,7 +1,10 @@
 /** Start TypeScript workers for the mail benches, release them together, collect their reports. */
 import { reportOf, startWorker } from "../../harness/workers.ts";
 
-export async function runWorkers<T>(entries: Array<{ entry: URL; data: Record<string, unknown> }>, control: SharedArrayBuffer): Promise<T[]> {
+export async function runWorkers<T>(
+	entries: Array<{ entry: URL; data: Record<string, unknown> }>,
+	control: SharedArrayBuffer,
+): Promise<T[]> {
 	const gate = new Int32Array(control);
 	const ws = entries.map(({ entry, data }) => startWorker(entry, { ...data, control }));
 	const reports = ws.map((w) => reportOf<T>(w));

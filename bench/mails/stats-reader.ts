@@ -67,7 +67,9 @@ for (let round = 0; round < rounds; round++) {
 const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const alone = med(runs.get("alone")!.rates);
 const spinner = med(runs.get("spinner")!.rates);
-console.log("vmalloc: use rcu list iterator to reduce vmap_area_lock contention: /proc/meminfo readers took vmap_area_lock; fixed by reading under RCU, without the lock (no figures in the mail)");
+console.log(
+	"vmalloc: use rcu list iterator to reduce vmap_area_lock contention: /proc/meminfo readers took vmap_area_lock; fixed by reading under RCU, without the lock (no figures in the mail)",
+);
 console.log(`vmap: W1 (1e6 ops, random sizes 1..4096, 10k live) on the main thread, ${rounds} rounds interleaved, medians:\n`);
 console.log("| case | W1 ops/s (median) | runs, M ops/s | vs alone | vs spinner | snapshots/s | inconsistent | invariant violations |");
 console.log("|---|---:|---|---:|---:|---:|---:|---:|");

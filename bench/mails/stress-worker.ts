@@ -7,7 +7,13 @@ import { parentPort, workerData } from "node:worker_threads";
 import { VmapSpace } from "../../src/index.ts";
 import { xorshift32 } from "../../harness/random.ts";
 
-const { handle, control, ops, maxLive, seed } = workerData as { handle: { buffer: SharedArrayBuffer }; control: SharedArrayBuffer; ops: number; maxLive: number; seed: number };
+const { handle, control, ops, maxLive, seed } = workerData as {
+	handle: { buffer: SharedArrayBuffer };
+	control: SharedArrayBuffer;
+	ops: number;
+	maxLive: number;
+	seed: number;
+};
 const space = VmapSpace.attach(handle);
 const gate = new Int32Array(control);
 const next = xorshift32(seed);

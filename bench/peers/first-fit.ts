@@ -75,7 +75,8 @@ export class FirstFit {
 		for (let i = 0; i < this.#n; i++) {
 			const s = this.#start[i]!;
 			const l = this.#len[i]!;
-			if (!(l > 0) || s < end || (i > 0 && s === end) || s + l > this.base + this.size) throw new Error(`first-fit: free range ${i} [${s}, ${s + l}) is out of order, empty, touching or outside`);
+			if (!(l > 0) || s < end || (i > 0 && s === end) || s + l > this.base + this.size)
+				throw new Error(`first-fit: free range ${i} [${s}, ${s + l}) is out of order, empty, touching or outside`);
 			end = s + l;
 		}
 		let busy = 0;

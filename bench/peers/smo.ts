@@ -10,7 +10,11 @@ export interface SmoBuffer {
 
 export interface Smo {
 	/** `skipInitialization`: attach to a buffer another thread initialized. */
-	MemoryBuffer: new (o: { buf: SharedArrayBuffer; align?: number; skipInitialization?: boolean }) => SmoBuffer;
+	MemoryBuffer: new (o: {
+		buf: SharedArrayBuffer;
+		align?: number;
+		skipInitialization?: boolean;
+	}) => SmoBuffer;
 	MemoryHeap: new () => { allocUI32(n: number): { pointer: number; free(): void } };
 }
 

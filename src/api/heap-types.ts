@@ -35,5 +35,7 @@ export interface HeapStats {
 }
 
 /** A typed-array constructor such as Float64Array, for view(). */
-export type TypedArrayConstructor<T> = { new (buffer: ArrayBufferLike, byteOffset: number, length: number): T; readonly BYTES_PER_ELEMENT: number };
-
+export type TypedArrayConstructor<T> = {
+	new (buffer: ArrayBufferLike, byteOffset: number, length: number): T;
+	readonly BYTES_PER_ELEMENT: number;
+};

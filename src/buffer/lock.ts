@@ -83,7 +83,8 @@ const NODE_LOCK_NAMES: Record<number, string> = {
 
 /** What header word `word` is, for messages: "the purge mutex", "node 3's busy lock". */
 export function lockName(hdr: Int32Array, word: number): string {
-	if (hdr[HDR_EXT_WORDS]! > 0 && word >= hdr[HDR_EXT_OFFSET]!) return `the heap's lock at word ${word - hdr[HDR_EXT_OFFSET]!} of its region (heap-layout.ts)`;
+	if (hdr[HDR_EXT_WORDS]! > 0 && word >= hdr[HDR_EXT_OFFSET]!)
+		return `the heap's lock at word ${word - hdr[HDR_EXT_OFFSET]!} of its region (heap-layout.ts)`;
 	const w = word - NODE_OFFSET / 4;
 	if (w >= 0) return `node ${Math.floor(w / NODE_WORDS)}'s ${NODE_LOCK_NAMES[w % NODE_WORDS] ?? "lock"}`;
 	return LOCK_NAMES[word] ?? "a lock";

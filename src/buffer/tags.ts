@@ -38,7 +38,10 @@ export class TagTable {
 		if (id !== undefined) return id;
 		const utf8 = encoder.encode(tag);
 		if (utf8.length > TAG_MAX_LEN) {
-			throw new VmapError("EINVAL", `Cannot alloc: tag must be at most ${TAG_MAX_LEN} bytes of UTF-8, got ${utf8.length} (${JSON.stringify(tag)})`);
+			throw new VmapError(
+				"EINVAL",
+				`Cannot alloc: tag must be at most ${TAG_MAX_LEN} bytes of UTF-8, got ${utf8.length} (${JSON.stringify(tag)})`,
+			);
 		}
 		this.#locks.acquire(HDR_TAG_LOCK);
 		try {
@@ -47,7 +50,10 @@ export class TagTable {
 			if (known !== undefined) return known;
 			const nr = this.#hdr[HDR_TAG_NR]!;
 			if (nr >= TAG_MAX) {
-				throw new VmapError("EINVAL", `Cannot alloc: the tag table is full (${TAG_MAX - 1} distinct tags); cannot add ${JSON.stringify(tag)}`);
+				throw new VmapError(
+					"EINVAL",
+					`Cannot alloc: the tag table is full (${TAG_MAX - 1} distinct tags); cannot add ${JSON.stringify(tag)}`,
+				);
 			}
 			const at = nr * TAG_BYTES;
 			const bytes = this.#bytes;

@@ -194,7 +194,6 @@ export class VaTable {
 		hdr[HDR_SLOT_FREE] = slot;
 		hdr[HDR_SLOT_FREE_NR]!++;
 	}
-
 }
 
 /** The buffer with at least `bytes` bytes: grown in place if shared, else a larger copy. */

@@ -102,7 +102,8 @@ async function test(argv: string[]): Promise<number> {
 		return 0;
 	}
 	const mode = v.mode ?? "manual";
-	if (mode !== "smoke" && mode !== "performance" && mode !== "stress" && mode !== "manual") fail(`--mode must be smoke, performance or stress, got ${JSON.stringify(mode)}`);
+	if (mode !== "smoke" && mode !== "performance" && mode !== "stress" && mode !== "manual")
+		fail(`--mode must be smoke, performance or stress, got ${JSON.stringify(mode)}`);
 	const p: TestParams = { ...modeParams(mode), json: v.json ?? false };
 	p.threads = testNumber("threads", v.threads, 1, 1024) ?? p.threads;
 	p.mask = testNumber("mask", v.mask, 1, ALL_MASK) ?? p.mask;

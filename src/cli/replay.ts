@@ -81,7 +81,9 @@ async function replay(p: ReplayParams): Promise<number> {
 			try {
 				a = space.alloc(n);
 			} catch (e) {
-				throw new Error(`operation ${i + 1} (a ${s}): ${(e as Error).message}; a larger --size may help (the space has ${size} bytes)`);
+				throw new Error(
+					`operation ${i + 1} (a ${s}): ${(e as Error).message}; a larger --size may help (the space has ${size} bytes)`,
+				);
 			}
 			addr[k] = a;
 			if (a + n > peakEnd) peakEnd = a + n;
@@ -132,9 +134,20 @@ async function replay(p: ReplayParams): Promise<number> {
 		writeFileSync(join(p.out, file), svg);
 		figures.pictures.push(join(p.out, file));
 	};
-	write("map-peak.svg", mapSvg(peakDump, { to, title: `${name}: the space at the peak of live bytes (operation ${count(peakAt + 1)} of ${count(trace.ops)})` }));
+	write(
+		"map-peak.svg",
+		mapSvg(peakDump, {
+			to,
+			title: `${name}: the space at the peak of live bytes (operation ${count(peakAt + 1)} of ${count(trace.ops)})`,
+		}),
+	);
 	write("map-end.svg", mapSvg(endDump, { to, title: `${name}: the space after the last operation (${count(trace.ops)})` }));
-	write("timeline.svg", timelineSvg(timeline, { title: `${name}: ${count(trace.ops)} operations replayed in ${sec.toFixed(2)} s (stats() every ${count(every)} operations)` }));
+	write(
+		"timeline.svg",
+		timelineSvg(timeline, {
+			title: `${name}: ${count(trace.ops)} operations replayed in ${sec.toFixed(2)} s (stats() every ${count(every)} operations)`,
+		}),
+	);
 	writeFileSync(join(p.out, "timeline.json"), JSON.stringify(timeline));
 	space.close();
 
@@ -142,11 +155,21 @@ async function replay(p: ReplayParams): Promise<number> {
 		console.log(JSON.stringify(figures, null, 2));
 		return 0;
 	}
-	console.log(`vmap replay ${p.file}: ${count(trace.ops)} operations (${count(figures.allocs)} allocations, ${count(figures.frees)} frees)`);
-	console.log(`space: ${bytes(size)} from ${space.start}, page size ${page} B (sizes round up to pages), ${p.nodes} node(s), lazyMaxPages ${count(end.lazyMaxPages)}, smallMax ${end.smallMax}`);
-	console.log(`throughput: ${count(figures.opsPerSec)} operations/s (${sec.toFixed(3)} s, timeline sampling and event-loop turns included, map dumps not)`);
-	console.log(`peak live: ${bytes(peakLive)} (${count(peakLive)} B in whole pages) at operation ${count(peakAt + 1)}; peak span: ${bytes(peakSpan)}; fragmentation (peak span / peak live): ${figures.fragmentation.toFixed(3)}`);
-	console.log(`purges: ${end.purges} (drain ${end.drainPurges}, priority ${end.priorityPurges}, overflow ${end.overflowPurges}); live at the end: ${bytes(end.busyBytes)}`);
+	console.log(
+		`vmap replay ${p.file}: ${count(trace.ops)} operations (${count(figures.allocs)} allocations, ${count(figures.frees)} frees)`,
+	);
+	console.log(
+		`space: ${bytes(size)} from ${space.start}, page size ${page} B (sizes round up to pages), ${p.nodes} node(s), lazyMaxPages ${count(end.lazyMaxPages)}, smallMax ${end.smallMax}`,
+	);
+	console.log(
+		`throughput: ${count(figures.opsPerSec)} operations/s (${sec.toFixed(3)} s, timeline sampling and event-loop turns included, map dumps not)`,
+	);
+	console.log(
+		`peak live: ${bytes(peakLive)} (${count(peakLive)} B in whole pages) at operation ${count(peakAt + 1)}; peak span: ${bytes(peakSpan)}; fragmentation (peak span / peak live): ${figures.fragmentation.toFixed(3)}`,
+	);
+	console.log(
+		`purges: ${end.purges} (drain ${end.drainPurges}, priority ${end.priorityPurges}, overflow ${end.overflowPurges}); live at the end: ${bytes(end.busyBytes)}`,
+	);
 	console.log(`pictures: ${figures.pictures.join(", ")}`);
 	return 0;
 }
@@ -181,16 +204,21 @@ Options:
 
 /** `vmap replay` from its arguments; exits 2 on a bad one. */
 export async function replayCommand(argv: string[]): Promise<number> {
-	const { values: v, file } = parseWithFile("replay", argv, {
-		out: { type: "string" },
-		"page-size": { type: "string" },
-		size: { type: "string" },
-		nodes: { type: "string" },
-		"lazy-max-pages": { type: "string" },
-		"small-max": { type: "string" },
-		json: { type: "boolean" },
-		help: { type: "boolean", short: "h" },
-	}, "FILE");
+	const { values: v, file } = parseWithFile(
+		"replay",
+		argv,
+		{
+			out: { type: "string" },
+			"page-size": { type: "string" },
+			size: { type: "string" },
+			nodes: { type: "string" },
+			"lazy-max-pages": { type: "string" },
+			"small-max": { type: "string" },
+			json: { type: "boolean" },
+			help: { type: "boolean", short: "h" },
+		},
+		"FILE",
+	);
 	if (v.help) {
 		process.stdout.write(REPLAY_HELP);
 		return 0;

@@ -26,7 +26,16 @@ export interface TestParams extends RunParams {
 /** The script's parameter sets (test_vmalloc.sh), over the module's defaults. */
 export function modeParams(mode: TestParams["mode"]): Omit<TestParams, "json"> {
 	const cores = availableParallelism();
-	const base = { mode, threads: cores, mask: ALL_MASK, loops: 1_000_000, repeat: 1, sequential: false, nrPages: 1, nrPcpuObjects: 35_000 };
+	const base = {
+		mode,
+		threads: cores,
+		mask: ALL_MASK,
+		loops: 1_000_000,
+		repeat: 1,
+		sequential: false,
+		nrPages: 1,
+		nrPcpuObjects: 35_000,
+	};
 	switch (mode) {
 		case "smoke":
 			return { ...base, loops: 10_000, repeat: 10 };
@@ -100,7 +109,9 @@ export async function runTests(p: TestParams): Promise<number> {
 	out(
 		`vmap test: mode ${p.mode}, ${p.threads} thread(s), run_test_mask ${p.mask} (0x${p.mask.toString(16)}: ${selected.length} test(s)), test_loop_count ${p.loops}, test_repeat_count ${p.repeat}, nr_pages ${p.nrPages}, nr_pcpu_objects ${p.nrPcpuObjects}, ${p.sequential ? "sequential" : "shuffled"} order`,
 	);
-	out(`heap: ${heap.space.nodes} node(s), page size ${heap.pageSize}, guard pages ${heap.guardPages}, data ${HEAP_SIZE / 2 ** 20} MiB growing to at most ${HEAP_MAX / 2 ** 20} MiB (as far as the highest address the tests use; see --help on memory)`);
+	out(
+		`heap: ${heap.space.nodes} node(s), page size ${heap.pageSize}, guard pages ${heap.guardPages}, data ${HEAP_SIZE / 2 ** 20} MiB growing to at most ${HEAP_MAX / 2 ** 20} MiB (as far as the highest address the tests use; see --help on memory)`,
+	);
 	out("avg: the mean time of one repetition of a test (test_loop_count iterations), in microseconds, as the kernel prints it");
 	const workers = Array.from({ length: p.threads }, (_, index) =>
 		startWorker({
@@ -130,16 +141,18 @@ export async function runTests(p: TestParams): Promise<number> {
 	const sampler = p.viz === undefined ? undefined : setInterval(() => timeline.sample(heap.space.stats({ into: st })), VIZ_MS);
 	// Progress on stderr: in place on a terminal; elsewhere (CI logs, pipes) a plain line every 10 s.
 	const tty = process.stderr.isTTY === true;
-	const line = () => `vmap test: ${Atomics.load(gate, C_DONE)}/${total} test repetitions done, ${((performance.now() - t0) / 1000).toFixed(1)} s`;
-	const progress = tty && p.json
-		? undefined
-		: setInterval(
-				() => {
-					if (!tty) process.stderr.write(`${line()}\n`);
-					else if (performance.now() - t0 > 1000) process.stderr.write(`\r\x1b[K${line()}`);
-				},
-				tty ? 250 : 10_000,
-			);
+	const line = () =>
+		`vmap test: ${Atomics.load(gate, C_DONE)}/${total} test repetitions done, ${((performance.now() - t0) / 1000).toFixed(1)} s`;
+	const progress =
+		tty && p.json
+			? undefined
+			: setInterval(
+					() => {
+						if (!tty) process.stderr.write(`${line()}\n`);
+						else if (performance.now() - t0 > 1000) process.stderr.write(`\r\x1b[K${line()}`);
+					},
+					tty ? 250 : 10_000,
+				);
 	let results: WorkerReport[];
 	try {
 		results = await Promise.all(reports);
@@ -181,12 +194,20 @@ export async function runTests(p: TestParams): Promise<number> {
 	out("");
 	out(`| id | test | workers | passed | failed | xfailed | repeat | loops | avg usec per repetition (mean over workers) | min | max |`);
 	out(`|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|`);
-	for (const r of rows) out(`| ${r.id} | ${r.name} | ${p.threads} | ${r.passed} | ${r.failed} | ${r.xfailed} | ${p.repeat} | ${p.loops} | ${r.avgUs} | ${r.minUs} | ${r.maxUs} |`);
+	for (const r of rows)
+		out(
+			`| ${r.id} | ${r.name} | ${p.threads} | ${r.passed} | ${r.failed} | ${r.xfailed} | ${p.repeat} | ${p.loops} | ${r.avgUs} | ${r.minUs} | ${r.maxUs} |`,
+		);
 	out(`| | total | ${p.threads} | ${sum("passed")} | ${sum("failed")} | ${sum("xfailed")} | | | | | |`);
 
 	if (p.viz !== undefined) {
 		timeline.sample(heap.space.stats({ into: st }));
-		const files = writePictures(p.viz, heap, timeline, `vmap test --mode ${p.mode}: ${p.threads} thread(s), ${selected.length} test(s), ${seconds.toFixed(1)} s`);
+		const files = writePictures(
+			p.viz,
+			heap,
+			timeline,
+			`vmap test --mode ${p.mode}: ${p.threads} thread(s), ${selected.length} test(s), ${seconds.toFixed(1)} s`,
+		);
 		process.stderr.write(`vmap test: pictures written: ${files.join(", ")}\n`);
 	}
 
@@ -200,7 +221,12 @@ export async function runTests(p: TestParams): Promise<number> {
 		problems.push(String((e as Error).message));
 	}
 	const s = heap.stats();
-	const spaceWhole = s.space.busyAreas === 0 && s.space.lazyAreas === 0 && s.blocks === 0 && s.deferredPending === 0 && s.space.freeBytes + s.space.poolBytes === s.space.size;
+	const spaceWhole =
+		s.space.busyAreas === 0 &&
+		s.space.lazyAreas === 0 &&
+		s.blocks === 0 &&
+		s.deferredPending === 0 &&
+		s.space.freeBytes + s.space.poolBytes === s.space.size;
 	if (!spaceWhole) {
 		problems.push(
 			`leaked: ${s.space.busyAreas} busy areas (${s.space.busyBytes} bytes), ${s.space.lazyAreas} lazy, ${s.blocks} vm_map_ram blocks, ${s.deferredPending} deferred frees; free ${s.space.freeBytes + s.space.poolBytes} of ${s.space.size} bytes`,
@@ -216,7 +242,22 @@ export async function runTests(p: TestParams): Promise<number> {
 	for (const line of problems) out(`  ${line}`);
 	const status = failed === 0 && problems.length === 0 ? 0 : 1;
 	if (p.json) {
-		console.log(JSON.stringify({ params: p, seconds, workers: results, tests: rows, problems, whole: spaceWhole, heap: { ...s, space: undefined }, status }, null, 2));
+		console.log(
+			JSON.stringify(
+				{
+					params: p,
+					seconds,
+					workers: results,
+					tests: rows,
+					problems,
+					whole: spaceWhole,
+					heap: { ...s, space: undefined },
+					status,
+				},
+				null,
+				2,
+			),
+		);
 	}
 	return status;
 }

@@ -34,7 +34,17 @@ Atomics.wait(control, C_GATE, 0);
 const start = performance.now();
 const results: TestResult[] = [];
 for (const t of tests) {
-	const r: TestResult = { id: t.id, name: t.name, passed: 0, failed: 0, xfailed: 0, repeat: job.repeat, loops: job.loops, avgUs: 0, errors: [] };
+	const r: TestResult = {
+		id: t.id,
+		name: t.name,
+		passed: 0,
+		failed: 0,
+		xfailed: 0,
+		repeat: job.repeat,
+		loops: job.loops,
+		avgUs: 0,
+		errors: [],
+	};
 	let total = 0;
 	for (let k = 0; k < job.repeat; k++) {
 		const t0 = performance.now();

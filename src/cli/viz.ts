@@ -26,11 +26,17 @@ function viz(p: VizParams): string {
 	const out = p.out ?? `${p.file.replace(/\.json$/i, "")}.svg`;
 	const isMap = typeof data === "object" && data !== null && "areas" in data;
 	const isTimeline = typeof data === "object" && data !== null && "lazyPages" in data;
-	if (!isMap && !isTimeline) throw new Error(`${p.file}: neither a dump (VmapSpace.dump(): { start, end, stats, areas, free, blocks }) nor a timeline (Timeline's toJSON(): { t, lazyPages, ... })`);
+	if (!isMap && !isTimeline)
+		throw new Error(
+			`${p.file}: neither a dump (VmapSpace.dump(): { start, end, stats, areas, free, blocks }) nor a timeline (Timeline's toJSON(): { t, lazyPages, ... })`,
+		);
 	const title = p.title === undefined ? {} : { title: p.title };
 	const svg = isMap
 		? mapSvg(data as Parameters<typeof mapSvg>[0], { ...p.map, ...(p.width !== undefined && { width: p.width }), ...title })
-		: timelineSvg(Timeline.fromJSON(data as Parameters<typeof Timeline.fromJSON>[0]), { ...(p.width !== undefined && { width: p.width }), ...title });
+		: timelineSvg(Timeline.fromJSON(data as Parameters<typeof Timeline.fromJSON>[0]), {
+				...(p.width !== undefined && { width: p.width }),
+				...title,
+			});
 	writeFileSync(out, svg);
 	return out;
 }
@@ -55,15 +61,20 @@ Options:
 
 /** `vmap viz` from its arguments; exits 2 on a bad one. */
 export function vizCommand(argv: string[]): number {
-	const { values: v, file } = parseWithFile("viz", argv, {
-		out: { type: "string", short: "o" },
-		rows: { type: "string" },
-		width: { type: "string" },
-		from: { type: "string" },
-		to: { type: "string" },
-		title: { type: "string" },
-		help: { type: "boolean", short: "h" },
-	}, "FILE");
+	const { values: v, file } = parseWithFile(
+		"viz",
+		argv,
+		{
+			out: { type: "string", short: "o" },
+			rows: { type: "string" },
+			width: { type: "string" },
+			from: { type: "string" },
+			to: { type: "string" },
+			title: { type: "string" },
+			help: { type: "boolean", short: "h" },
+		},
+		"FILE",
+	);
 	if (v.help) {
 		process.stdout.write(VIZ_HELP);
 		return 0;

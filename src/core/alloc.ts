@@ -7,7 +7,22 @@ import { hashInsert, hashMaintain } from "../tree/busy-hash.ts";
 import { insertVmapArea } from "../tree/busy-tree.ts";
 import { hex, shown, VmapError } from "../api/errors.ts";
 import { alignUp, findVmapLowestMatch, vaClip } from "../tree/free-space.ts";
-import { HDR_FREE_LOCK, HDRF_FAILED, N_BUSY_LOCK, N_BUSY_NR, N_BUSY_ROOT, N_POOL_LOCK, N_POOL_NR, NF_ALLOCS, NF_BUSY_BYTES, NF_POOL_HITS, NF_POOL_MISSES, nodeBase, POOL_LEN, VA_BUSY } from "../buffer/layout.ts";
+import {
+	HDR_FREE_LOCK,
+	HDRF_FAILED,
+	N_BUSY_LOCK,
+	N_BUSY_NR,
+	N_BUSY_ROOT,
+	N_POOL_LOCK,
+	N_POOL_NR,
+	NF_ALLOCS,
+	NF_BUSY_BYTES,
+	NF_POOL_HITS,
+	NF_POOL_MISSES,
+	nodeBase,
+	POOL_LEN,
+	VA_BUSY,
+} from "../buffer/layout.ts";
 import { encodeVnId, poolable, poolPeek, poolPop, poolWord } from "../tree/nodes.ts";
 import { validateOptions, isPowerOfTwo } from "./options.ts";
 import { flushingNote } from "../purge/purge.ts";
@@ -39,11 +54,13 @@ export function allocVmapArea(s: SpaceState, size: number, options: AllocOptions
 		if (options.vend !== undefined) vend = options.vend;
 		if (vstart !== s.start || vend !== s.end) validateWindow(s, vstart, vend);
 		if (options.tag !== undefined) {
-			if (typeof options.tag !== "string") throw new VmapError("EINVAL", `Cannot alloc: tag must be a string, got ${shown(options.tag)}`);
+			if (typeof options.tag !== "string")
+				throw new VmapError("EINVAL", `Cannot alloc: tag must be a string, got ${shown(options.tag)}`);
 			tagName = options.tag;
 		}
 		if (options.nowait !== undefined) {
-			if (typeof options.nowait !== "boolean") throw new VmapError("EINVAL", `Cannot alloc: nowait must be true or false, got ${shown(options.nowait)}`);
+			if (typeof options.nowait !== "boolean")
+				throw new VmapError("EINVAL", `Cannot alloc: nowait must be true or false, got ${shown(options.nowait)}`);
 			if (options.nowait) overflowPurge = false;
 		}
 	}
@@ -158,7 +175,15 @@ function pooled(s: SpaceState): number {
 }
 
 /** No block fits: purge and retry once (kernel "overflow"), or fail with EBUSY. */
-function noFit(s: SpaceState, size: number, options: AllocOptions | undefined, align: number, vstart: number, vend: number, overflowPurge: boolean): number {
+function noFit(
+	s: SpaceState,
+	size: number,
+	options: AllocOptions | undefined,
+	align: number,
+	vstart: number,
+	vend: number,
+	overflowPurge: boolean,
+): number {
 	const t = s.table;
 	if (overflowPurge && (t.lazyPages() > 0 || pooled(s) > 0)) {
 		try {
@@ -173,22 +198,34 @@ function noFit(s: SpaceState, size: number, options: AllocOptions | undefined, a
 	s.locks.acquire(HDR_FREE_LOCK);
 	t.hdrF[HDRF_FAILED]!++;
 	s.locks.release(HDR_FREE_LOCK);
-	throw new VmapError("EBUSY", `alloc for size ${size} align ${align} failed: Address range restricted to ${hex(vstart)} - ${hex(vend)}${flushingNote(s.purger)}`);
+	throw new VmapError(
+		"EBUSY",
+		`alloc for size ${size} align ${align} failed: Address range restricted to ${hex(vstart)} - ${hex(vend)}${flushingNote(s.purger)}`,
+	);
 }
 
 function validateWindow(s: SpaceState, vstart: number, vend: number): void {
 	if (!Number.isSafeInteger(vstart) || !Number.isSafeInteger(vend)) {
-		throw new VmapError("EINVAL", `Cannot alloc: vstart and vend must be whole numbers, got vstart ${shown(vstart)}, vend ${shown(vend)}`);
+		throw new VmapError(
+			"EINVAL",
+			`Cannot alloc: vstart and vend must be whole numbers, got vstart ${shown(vstart)}, vend ${shown(vend)}`,
+		);
 	}
 	if (vstart < s.start || vend > s.end || vstart >= vend) {
-		throw new VmapError("EINVAL", `Cannot alloc: the window [vstart, vend) = [${hex(vstart)}, ${hex(vend)}) must be non-empty and inside the space [${hex(s.start)}, ${hex(s.end)})`);
+		throw new VmapError(
+			"EINVAL",
+			`Cannot alloc: the window [vstart, vend) = [${hex(vstart)}, ${hex(vend)}) must be non-empty and inside the space [${hex(s.start)}, ${hex(s.end)})`,
+		);
 	}
 }
 
 function badSize(s: SpaceState, size: number, vstart: number, vend: number): never {
 	const what = typeof size === "number" ? shown(size) : `${typeof size} ${shown(size)}`;
 	if (typeof size === "number" && Number.isSafeInteger(size) && size > 0 && size % s.pageSize === 0) {
-		throw new VmapError("EINVAL", `Cannot alloc: size ${what} is larger than the window [${hex(vstart)}, ${hex(vend)}) of ${vend - vstart} bytes`);
+		throw new VmapError(
+			"EINVAL",
+			`Cannot alloc: size ${what} is larger than the window [${hex(vstart)}, ${hex(vend)}) of ${vend - vstart} bytes`,
+		);
 	}
 	throw new VmapError("EINVAL", `Cannot alloc: size must be a positive whole number of pages (pageSize ${s.pageSize}), got ${what}`);
 }

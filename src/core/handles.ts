@@ -67,7 +67,8 @@ export function handlesOfThread(t: VaTable, threadId: number): number[] {
 	if (threadId < 0) return out;
 	for (let i = 0; i < HANDLE_MAX; i++) {
 		const w = i * HANDLE_WORDS;
-		if (Atomics.load(t.handles, w + HANDLE_STATE) === HANDLE_ALIVE && Atomics.load(t.handles, w + HANDLE_THREAD) === threadId) out.push(i + 1);
+		if (Atomics.load(t.handles, w + HANDLE_STATE) === HANDLE_ALIVE && Atomics.load(t.handles, w + HANDLE_THREAD) === threadId)
+			out.push(i + 1);
 	}
 	return out;
 }

@@ -91,7 +91,10 @@ export function notAnArea(s: SpaceState, addr: number, op: string): never {
 	}
 	const info = findBusy(s, addr) ?? findLazy(s, addr);
 	if (info === undefined) {
-		throw new VmapError("ENOENT", `Cannot ${op} ${hex(addr)}: no area starts there; the address is free (never allocated, or already freed and purged)`);
+		throw new VmapError(
+			"ENOENT",
+			`Cannot ${op} ${hex(addr)}: no area starts there; the address is free (never allocated, or already freed and purged)`,
+		);
 	}
 	const range = `[${hex(info.start)}, ${hex(info.end)})`;
 	if (info.state === "lazy" && info.start === addr) {
@@ -99,7 +102,13 @@ export function notAnArea(s: SpaceState, addr: number, op: string): never {
 	}
 	if (info.start === addr) {
 		// Between the failed lookup and this diagnosis another worker allocated an area here.
-		throw new VmapError("ENOENT", `Cannot ${op} ${hex(addr)}: no area started there when the call looked (another worker allocated ${range} since)`);
+		throw new VmapError(
+			"ENOENT",
+			`Cannot ${op} ${hex(addr)}: no area started there when the call looked (another worker allocated ${range} since)`,
+		);
 	}
-	throw new VmapError("ENOENT", `Cannot ${op} ${hex(addr)}: no area starts there; it lies inside the area ${range}${info.state === "lazy" ? ", which is freed already" : ""}`);
+	throw new VmapError(
+		"ENOENT",
+		`Cannot ${op} ${hex(addr)}: no area starts there; it lies inside the area ${range}${info.state === "lazy" ? ", which is freed already" : ""}`,
+	);
 }

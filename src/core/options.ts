@@ -8,7 +8,19 @@ import { blockBytesFor, smallMaxProblem } from "../small/descriptor.ts";
 /** A space gets the small-area cache by default when it holds at least this many blocks. */
 const DEFAULT_SMALL_BLOCKS = 64;
 
-const OPTION_KEYS = ["start", "size", "pageSize", "shared", "maxAreas", "lazyMaxPages", "flush", "priorityPurge", "nodes", "timeoutMs", "smallMax"] as const;
+const OPTION_KEYS = [
+	"start",
+	"size",
+	"pageSize",
+	"shared",
+	"maxAreas",
+	"lazyMaxPages",
+	"flush",
+	"priorityPurge",
+	"nodes",
+	"timeoutMs",
+	"smallMax",
+] as const;
 
 /** The kernel's lazy_max_pages() unit: fls(nr_cpus) * 32 MiB worth of pages. */
 const LAZY_MAX_BYTES = 32 * 2 ** 20;
@@ -20,7 +32,8 @@ export function isPowerOfTwo(x: unknown): x is number {
 /** EINVAL, in the words of `cannot` ("Cannot attach"), unless `x` is a number of milliseconds, at least 0, or Infinity. */
 export function validateTimeout(x: unknown, cannot: string): asserts x is number {
 	// NaN fails, Infinity passes.
-	if (!(typeof x === "number" && x >= 0)) throw new VmapError("EINVAL", `${cannot}: timeoutMs must be a number of milliseconds, at least 0, or Infinity, got ${shown(x)}`);
+	if (!(typeof x === "number" && x >= 0))
+		throw new VmapError("EINVAL", `${cannot}: timeoutMs must be a number of milliseconds, at least 0, or Infinity, got ${shown(x)}`);
 }
 
 export interface SpaceParams {
@@ -82,7 +95,10 @@ export function parseSpaceOptions(options: VmapSpaceOptions, what: string): Spac
 		throw new VmapError("EINVAL", `${cannot}: lazyMaxPages must be a whole number of pages, at least 1, got ${shown(lazyMaxPages)}`);
 	}
 	if (options.flush !== undefined && typeof options.flush !== "function") {
-		throw new VmapError("EINVAL", `${cannot}: flush must be a function (start, end) => void | Promise<void>, got ${shown(options.flush)}`);
+		throw new VmapError(
+			"EINVAL",
+			`${cannot}: flush must be a function (start, end) => void | Promise<void>, got ${shown(options.flush)}`,
+		);
 	}
 
 	const priorityPurge = options.priorityPurge ?? true;
@@ -114,6 +130,7 @@ export function validateOptions(options: unknown, known: readonly string[], cann
 		throw new VmapError("EINVAL", `${cannot}: options must be an object like { ${known.join(", ")} }, got ${shown(options)}`);
 	}
 	for (const key in options) {
-		if (!known.includes(key)) throw new VmapError("EINVAL", `${cannot}: unknown option ${JSON.stringify(key)} (known: ${known.join(", ")})`);
+		if (!known.includes(key))
+			throw new VmapError("EINVAL", `${cannot}: unknown option ${JSON.stringify(key)} (known: ${known.join(", ")})`);
 	}
 }

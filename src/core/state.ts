@@ -112,7 +112,9 @@ export function createSpaceBuffer(params: SpaceParams, extWords: number): SpaceB
 	const capacity = Math.min(INITIAL_CAPACITY, maxCapacity);
 	const recordsAt = recordsOffset(nodes, extWords);
 	const bytes = bytesForCapacity(recordsAt, capacity);
-	const buffer = shared ? new SharedArrayBuffer(bytes, { maxByteLength: bytesForCapacity(recordsAt, maxCapacity) }) : new ArrayBuffer(bytes);
+	const buffer = shared
+		? new SharedArrayBuffer(bytes, { maxByteLength: bytesForCapacity(recordsAt, maxCapacity) })
+		: new ArrayBuffer(bytes);
 
 	const hdr = new Int32Array(buffer, 0, recordsAt / 4);
 	const hdrF = new Float64Array(buffer, 0, recordsAt / 8);
@@ -158,11 +160,17 @@ export function attachableBuffer(handle: VmapHandle): SharedArrayBuffer {
 	if (wrong !== undefined) throw new VmapError("EINVAL", `Cannot attach: the handle is ${wrong}`);
 	const buffer = (handle as { buffer?: unknown } | null)?.buffer;
 	if (!isShared(buffer) || buffer.byteLength < HEADER_BYTES) {
-		throw new VmapError("EINVAL", `Cannot attach: the handle must be a space's \`handle\` ({ buffer: SharedArrayBuffer }), got ${shown(handle)}`);
+		throw new VmapError(
+			"EINVAL",
+			`Cannot attach: the handle must be a space's \`handle\` ({ buffer: SharedArrayBuffer }), got ${shown(handle)}`,
+		);
 	}
 	const hdr = new Int32Array(buffer, 0, HDR_WORDS);
 	if (hdr[HDR_MAGIC] !== MAGIC || hdr[HDR_VERSION] !== VERSION) {
-		throw new VmapError("EINVAL", `Cannot attach: the buffer holds no vmap space of version ${VERSION} (magic ${hex(hdr[HDR_MAGIC]!)}, version ${hdr[HDR_VERSION]})`);
+		throw new VmapError(
+			"EINVAL",
+			`Cannot attach: the buffer holds no vmap space of version ${VERSION} (magic ${hex(hdr[HDR_MAGIC]!)}, version ${hdr[HDR_VERSION]})`,
+		);
 	}
 	return buffer;
 }
@@ -176,9 +184,13 @@ export function wrongHandle(handle: unknown, want: "space" | "heap"): string | u
 	if (typeof handle !== "object" || handle === null) return undefined;
 	const h = handle as Record<string, unknown>;
 	const copied = "a plain copy, as every object posted to a worker arrives";
-	if (!("buffer" in h) && "space" in h && "data" in h) return `a VmapHeap object (${copied}): post \`heap.handle\`, and call VmapHeap.attach(handle) in the worker`;
-	if (!("buffer" in h) && "nodes" in h && "id" in h) return `a VmapSpace object (${copied}): post \`space.handle\`, and call VmapSpace.attach(handle) in the worker`;
-	if (want === "space" && isShared(h.buffer) && h.data instanceof SharedArrayBuffer) return "a heap's handle: attach it with VmapHeap.attach(handle) (the heap's space is then heap.space)";
-	if (want === "heap" && isShared(h.buffer) && !("data" in h)) return "a space's handle, which has no data: a heap's `heap.handle` is { buffer, data }";
+	if (!("buffer" in h) && "space" in h && "data" in h)
+		return `a VmapHeap object (${copied}): post \`heap.handle\`, and call VmapHeap.attach(handle) in the worker`;
+	if (!("buffer" in h) && "nodes" in h && "id" in h)
+		return `a VmapSpace object (${copied}): post \`space.handle\`, and call VmapSpace.attach(handle) in the worker`;
+	if (want === "space" && isShared(h.buffer) && h.data instanceof SharedArrayBuffer)
+		return "a heap's handle: attach it with VmapHeap.attach(handle) (the heap's space is then heap.space)";
+	if (want === "heap" && isShared(h.buffer) && !("data" in h))
+		return "a space's handle, which has no data: a heap's `heap.handle` is { buffer, data }";
 	return undefined;
 }

@@ -70,7 +70,8 @@ export function checkSpace(t: VaTable, spaceStart: number, spaceEnd: number, sel
 	const i32 = t.i32;
 	const hdr = t.hdr;
 	const hdrF = t.hdrF;
-	if (hdr[HDR_MAGIC] !== MAGIC || hdr[HDR_VERSION] !== VERSION) corrupt(`header: magic/version ${hex(hdr[HDR_MAGIC]!)}/${hdr[HDR_VERSION]} is not a vmap space`);
+	if (hdr[HDR_MAGIC] !== MAGIC || hdr[HDR_VERSION] !== VERSION)
+		corrupt(`header: magic/version ${hex(hdr[HDR_MAGIC]!)}/${hdr[HDR_VERSION]} is not a vmap space`);
 	const high = hdr[HDR_SLOT_HIGH]!;
 	if (!(high >= 1 && high <= hdr[HDR_CAPACITY]! && hdr[HDR_CAPACITY]! <= hdr[HDR_MAX_CAPACITY]!)) {
 		corrupt(`slots: SLOT_HIGH ${high}, CAPACITY ${hdr[HDR_CAPACITY]}, MAX_CAPACITY ${hdr[HDR_MAX_CAPACITY]} out of order`);
@@ -96,7 +97,10 @@ export function checkSpace(t: VaTable, spaceStart: number, spaceEnd: number, sel
 		freeBytes += e - s;
 		if (i > 0) {
 			const prevEnd = vaEnd(f64, free[i - 1]!);
-			if (prevEnd >= s) corrupt(`free tree: blocks ending at ${hex(prevEnd)} and starting at ${hex(s)} ${prevEnd === s ? "touch (not merged)" : "overlap"}`);
+			if (prevEnd >= s)
+				corrupt(
+					`free tree: blocks ending at ${hex(prevEnd)} and starting at ${hex(s)} ${prevEnd === s ? "touch (not merged)" : "overlap"}`,
+				);
 		}
 	}
 	if (listed !== 0) corrupt(`free list: continues past the tree's last block, at record ${listed}`);
@@ -134,19 +138,22 @@ export function checkSpace(t: VaTable, spaceStart: number, spaceEnd: number, sel
 		const hashRuns = checkHash(t, b, node, busy, hashed, v + 1, seen, high);
 		hashTables += hashRuns;
 		records += hashRuns;
-		if (bytes !== hdrF[f + NF_BUSY_BYTES]) corrupt(`${node} busy tree: holds ${bytes} bytes in busy areas, header says ${hdrF[f + NF_BUSY_BYTES]}`);
+		if (bytes !== hdrF[f + NF_BUSY_BYTES])
+			corrupt(`${node} busy tree: holds ${bytes} bytes in busy areas, header says ${hdrF[f + NF_BUSY_BYTES]}`);
 		busyBytes += bytes;
 		records += busy.length;
 
 		// Lazy areas: the lazy tree, red-black; purge trees, search trees that their purge takes
 		// apart lowest area first (not balanced, lazy-tree.ts).
 		const lazy = walkLazy(t, `${node} lazy tree`, b + N_LAZY_ROOT, hdr[b + N_LAZY_NR]!, true, v, seen, bounds, all);
-		if (hdr[b + N_LAZY_LAST] !== lazy.last) corrupt(`${node} lazy tree: its last record is ${lazy.last}, LAZY_LAST says ${hdr[b + N_LAZY_LAST]}`);
+		if (hdr[b + N_LAZY_LAST] !== lazy.last)
+			corrupt(`${node} lazy tree: its last record is ${lazy.last}, LAZY_LAST says ${hdr[b + N_LAZY_LAST]}`);
 		const batch = { areas: 0, bytes: 0 };
 		for (let k = 0; k < BATCH_SLOTS; k++) {
 			const p = purgeTree(v, k);
 			const tree = walkLazy(t, `${node} purge tree of batch ${k}`, p, hdr[p + 1]!, false, v, seen, bounds, all);
-			if (tree.areas !== 0 && hdr[HDR_BATCH_OWNER + k] === 0) corrupt(`${node} purge tree of batch ${k}: holds ${tree.areas} areas, but the batch is free`);
+			if (tree.areas !== 0 && hdr[HDR_BATCH_OWNER + k] === 0)
+				corrupt(`${node} purge tree of batch ${k}: holds ${tree.areas} areas, but the batch is free`);
 			batch.areas += tree.areas;
 			batch.bytes += tree.bytes;
 		}
@@ -154,7 +161,9 @@ export function checkSpace(t: VaTable, spaceStart: number, spaceEnd: number, sel
 		const counted = hdrF[f + NF_LAZY_ADDED]! - hdrF[f + NF_LAZY_PURGED]!;
 		if (pages !== counted) corrupt(`${node} vmapLazyNr: header says ${counted} pages, the lazy and purge trees hold ${pages}`);
 		if (lazy.min !== hdrF[f + NF_LAZY_MIN] || lazy.max !== hdrF[f + NF_LAZY_MAX]) {
-			corrupt(`${node} lazy tree: covers [${lazy.min}, ${lazy.max}), the incremental flush range says [${hdrF[f + NF_LAZY_MIN]}, ${hdrF[f + NF_LAZY_MAX]})`);
+			corrupt(
+				`${node} lazy tree: covers [${lazy.min}, ${lazy.max}), the incremental flush range says [${hdrF[f + NF_LAZY_MIN]}, ${hdrF[f + NF_LAZY_MAX]})`,
+			);
 		}
 		lazyBytes += lazy.bytes + batch.bytes;
 		records += lazy.areas + batch.areas;
@@ -165,13 +174,16 @@ export function checkSpace(t: VaTable, spaceStart: number, spaceEnd: number, sel
 		for (let k = 1; k <= MAX_VA_SIZE_PAGES; k++) {
 			const p = poolWord(v, k);
 			const pool = walkPool(t, `${node} pool ${k}`, hdr[p + POOL_HEAD]!, hdr[p + POOL_LEN]!, v, seen, bounds, all);
-			if (pool.areas !== 0 && pool.bytes !== pool.areas * k * pageSize) corrupt(`${node} pool ${k}: holds an area that is not ${k} pages`);
-			if (hdr[p + POOL_TAIL] !== pool.last) corrupt(`${node} pool ${k}: tail is record ${hdr[p + POOL_TAIL]}, the list ends at record ${pool.last}`);
+			if (pool.areas !== 0 && pool.bytes !== pool.areas * k * pageSize)
+				corrupt(`${node} pool ${k}: holds an area that is not ${k} pages`);
+			if (hdr[p + POOL_TAIL] !== pool.last)
+				corrupt(`${node} pool ${k}: tail is record ${hdr[p + POOL_TAIL]}, the list ends at record ${pool.last}`);
 			pooled += pool.areas;
 			pooledBytes += pool.bytes;
 		}
 		if (pooled !== hdr[b + N_POOL_NR]) corrupt(`${node} pools: hold ${pooled} areas, header says ${hdr[b + N_POOL_NR]}`);
-		if (pooledBytes !== hdrF[f + NF_POOL_BYTES]) corrupt(`${node} pools: hold ${pooledBytes} bytes, header says ${hdrF[f + NF_POOL_BYTES]}`);
+		if (pooledBytes !== hdrF[f + NF_POOL_BYTES])
+			corrupt(`${node} pools: hold ${pooledBytes} bytes, header says ${hdrF[f + NF_POOL_BYTES]}`);
 		poolBytes += pooledBytes;
 		records += pooled;
 	}
@@ -184,12 +196,16 @@ export function checkSpace(t: VaTable, spaceStart: number, spaceEnd: number, sel
 		if (s < pe) corrupt(`${w} [${hex(s)}, ${hex(e)}) overlaps ${pw} [${hex(ps)}, ${hex(pe)})`);
 	}
 	if (freeBytes + busyBytes + lazyBytes + poolBytes !== spaceEnd - spaceStart) {
-		corrupt(`accounting: free ${freeBytes} + busy ${busyBytes} + lazy ${lazyBytes} + pooled ${poolBytes} bytes != space ${spaceEnd - spaceStart} bytes`);
+		corrupt(
+			`accounting: free ${freeBytes} + busy ${busyBytes} + lazy ${lazyBytes} + pooled ${poolBytes} bytes != space ${spaceEnd - spaceStart} bytes`,
+		);
 	}
 
 	records += checkBlocks(t, self, blockAreas, seen, pageSize);
 	if (hashTables !== hdr[HDR_HASH_RECORDS] || hashTables > hdr[HDR_HASH_BUDGET]!) {
-		corrupt(`busy hash: the tables hold ${hashTables} records, the header says ${hdr[HDR_HASH_RECORDS]} of a budget of ${hdr[HDR_HASH_BUDGET]}`);
+		corrupt(
+			`busy hash: the tables hold ${hashTables} records, the header says ${hdr[HDR_HASH_RECORDS]} of a budget of ${hdr[HDR_HASH_BUDGET]}`,
+		);
 	}
 
 	// Slots: every record below SLOT_HIGH is in exactly one structure.
@@ -202,7 +218,9 @@ export function checkSpace(t: VaTable, spaceStart: number, spaceEnd: number, sel
 	}
 	if (onFreeList !== hdr[HDR_SLOT_FREE_NR]) corrupt(`slot free list: holds ${onFreeList} records, header says ${hdr[HDR_SLOT_FREE_NR]}`);
 	if (records + onFreeList + 1 !== high) {
-		corrupt(`slots: ${records + onFreeList} records accounted for (${records} in use, ${onFreeList} unused) but ${high - 1} handed out`);
+		corrupt(
+			`slots: ${records + onFreeList} records accounted for (${records} in use, ${onFreeList} unused) but ${high - 1} handed out`,
+		);
 	}
 }
 
@@ -213,7 +231,16 @@ export function checkSpace(t: VaTable, spaceStart: number, spaceEnd: number, sel
  * of records are marked in `seen`; returns how many records they take. `marks`/`id` mark
  * what the chains reach.
  */
-function checkHash(t: VaTable, b: number, node: string, busy: number[], marks: Uint8Array, id: number, seen: Uint8Array, high: number): number {
+function checkHash(
+	t: VaTable,
+	b: number,
+	node: string,
+	busy: number[],
+	marks: Uint8Array,
+	id: number,
+	seen: Uint8Array,
+	high: number,
+): number {
 	const hdr = t.hdr;
 	const f64 = t.f64;
 	const i32 = t.i32;
@@ -225,13 +252,15 @@ function checkHash(t: VaTable, b: number, node: string, busy: number[], marks: U
 	if (log !== 0) runs.push(["table", hdr[b + N_HASH_FIRST]!, hashRecords(log)]);
 	if (oldLog !== 0) runs.push(["old table", hdr[b + N_HASH_OLD_FIRST]!, hashRecords(oldLog)]);
 	if (hdr[b + N_HASH_RETIRED_LEFT]! > 0) runs.push(["retired table", hdr[b + N_HASH_RETIRED_FIRST]!, hdr[b + N_HASH_RETIRED_LEFT]!]);
-	if (log === 0 && (oldLog !== 0 || hdr[b + N_HASH_FIRST] !== 0)) corrupt(`${name}: no table (log 0), but table record ${hdr[b + N_HASH_FIRST]} or an old table of log ${oldLog}`);
+	if (log === 0 && (oldLog !== 0 || hdr[b + N_HASH_FIRST] !== 0))
+		corrupt(`${name}: no table (log 0), but table record ${hdr[b + N_HASH_FIRST]} or an old table of log ${oldLog}`);
 	if (!(log >= 0 && log <= 30 && oldLog >= 0 && oldLog < Math.max(1, log) && moved >= 0 && moved <= (oldLog === 0 ? 0 : 2 ** oldLog))) {
 		corrupt(`${name}: log ${log}, old log ${oldLog}, ${moved} old buckets moved: out of range`);
 	}
 	let records = 0;
 	for (const [what, first, n] of runs) {
-		if (!(first >= 1 && first + n <= high)) corrupt(`${name}: its ${what} (${n} records from record ${first}) lies outside the records handed out (SLOT_HIGH ${high})`);
+		if (!(first >= 1 && first + n <= high))
+			corrupt(`${name}: its ${what} (${n} records from record ${first}) lies outside the records handed out (SLOT_HIGH ${high})`);
 		for (let r = first; r < first + n; r++) {
 			if (seen[r]) corrupt(`${name}: record ${r} of its ${what} is also in another structure`);
 			seen[r] = 1;
@@ -244,18 +273,25 @@ function checkHash(t: VaTable, b: number, node: string, busy: number[], marks: U
 			let va = i32[first * REC_I32 + i]!;
 			if (i < from && va !== 0) corrupt(`${name}: old bucket ${i} has moved but still chains record ${va}`);
 			for (let steps = 0; va !== 0; va = vaNext(i32, va), steps++) {
-				if (va >= marks.length || marks[va] !== 0 || steps > busy.length) corrupt(`${name}: bucket ${i} chains record ${va} twice, or a record past SLOT_HIGH, or a record that is not busy on this node`);
+				if (va >= marks.length || marks[va] !== 0 || steps > busy.length)
+					corrupt(
+						`${name}: bucket ${i} chains record ${va} twice, or a record past SLOT_HIGH, or a record that is not busy on this node`,
+					);
 				marks[va] = id;
 				chained++;
 				const want = hashBucket(vaStart(f64, va), bucketLog);
-				if (want !== i) corrupt(`${name}: record ${va} (start ${hex(vaStart(f64, va))}) is chained in bucket ${i}, its start hashes to ${want}`);
+				if (want !== i)
+					corrupt(
+						`${name}: record ${va} (start ${hex(vaStart(f64, va))}) is chained in bucket ${i}, its start hashes to ${want}`,
+					);
 			}
 		}
 	};
 	if (log !== 0) chains(hdr[b + N_HASH_FIRST]!, log, 0);
 	if (oldLog !== 0) chains(hdr[b + N_HASH_OLD_FIRST]!, oldLog, moved);
 	if (log !== 0) {
-		for (const va of busy) if (marks[va] !== id) corrupt(`${name}: busy area ${va} [${hex(vaStart(f64, va))}, ${hex(vaEnd(f64, va))}) is in no bucket`);
+		for (const va of busy)
+			if (marks[va] !== id) corrupt(`${name}: busy area ${va} [${hex(vaStart(f64, va))}, ${hex(vaEnd(f64, va))}) is in no bucket`);
 		if (chained !== busy.length) corrupt(`${name}: chains ${chained} records, the busy tree holds ${busy.length}`);
 	}
 	return records;
@@ -273,7 +309,17 @@ function checkVn(flags: number, what: string, nodes: number): void {
  * (their vn_id's, else their address's), each in no other structure. Adds them to `all`;
  * returns their number, bytes, last record and the range they cover (+-Infinity when empty).
  */
-function walkLazy(t: VaTable, name: string, rootWord: number, nr: number, balanced: boolean, v: number, seen: Uint8Array, bounds: Bounds, all: Array<[number, number, string]>) {
+function walkLazy(
+	t: VaTable,
+	name: string,
+	rootWord: number,
+	nr: number,
+	balanced: boolean,
+	v: number,
+	seen: Uint8Array,
+	bounds: Bounds,
+	all: Array<[number, number, string]>,
+) {
 	const f64 = t.f64;
 	const i32 = t.i32;
 	const records = walkTree(t, name, rootWord, false, seen, bounds, balanced);
@@ -302,7 +348,16 @@ function walkLazy(t: VaTable, name: string, rootWord: number, nr: number, balanc
  * Walk a pool of node `v`: each record must be pooled for v, page aligned, inside the space,
  * and in no other structure. Adds them to `all`; returns their number, bytes and last record.
  */
-function walkPool(t: VaTable, name: string, head: number, nr: number, v: number, seen: Uint8Array, bounds: Bounds, all: Array<[number, number, string]>) {
+function walkPool(
+	t: VaTable,
+	name: string,
+	head: number,
+	nr: number,
+	v: number,
+	seen: Uint8Array,
+	bounds: Bounds,
+	all: Array<[number, number, string]>,
+) {
 	const f64 = t.f64;
 	const i32 = t.i32;
 	let areas = 0;
@@ -320,7 +375,8 @@ function walkPool(t: VaTable, name: string, head: number, nr: number, v: number,
 		if (!(s < e) || s < bounds.spaceStart || e > bounds.spaceEnd || s % bounds.pageSize !== 0 || e % bounds.pageSize !== 0) {
 			corrupt(`${name}: record ${va} [${hex(s)}, ${hex(e)}) is empty, outside the space or not page aligned`);
 		}
-		if (flags !== (VA_POOL | encodeVnId(v))) corrupt(`${name}: record ${va} [${hex(s)}, ${hex(e)}) belongs to node ${decodeVnId(flags)}'s pools`);
+		if (flags !== (VA_POOL | encodeVnId(v)))
+			corrupt(`${name}: record ${va} [${hex(s)}, ${hex(e)}) belongs to node ${decodeVnId(flags)}'s pools`);
 		all.push([s, e, "pooled area"]);
 		areas++;
 		bytes += e - s;
@@ -358,20 +414,25 @@ function walkTree(t: VaTable, name: string, rootWord: number, aug: boolean, seen
 		for (const c of [l, r]) {
 			if (c === 0) continue;
 			if (c >= seen.length) corrupt(`${name}: record ${x} links child ${c}, at or past SLOT_HIGH ${seen.length}`);
-			if (vaParent(t.i32, c) !== x) corrupt(`${name}: record ${c}'s parent is ${vaParent(t.i32, c)}, but record ${x} links it as a child`);
+			if (vaParent(t.i32, c) !== x)
+				corrupt(`${name}: record ${c}'s parent is ${vaParent(t.i32, c)}, but record ${x} links it as a child`);
 			if (balanced && red && vaIsRed(t.i32, c)) corrupt(`${name}: red record ${x} has red child ${c}`);
 		}
 		const left = visit(l, depth + 1);
 		const s = vaStart(t.f64, x);
 		const e = vaEnd(t.f64, x);
 		if (!(s < e)) corrupt(`${name}: record ${x} is empty or inverted: [${hex(s)}, ${hex(e)})`);
-		if (s < spaceStart || e > spaceEnd) corrupt(`${name}: record ${x} [${hex(s)}, ${hex(e)}) lies outside the space [${hex(spaceStart)}, ${hex(spaceEnd)})`);
-		if (s % pageSize !== 0 || e % pageSize !== 0) corrupt(`${name}: record ${x} [${hex(s)}, ${hex(e)}) is not page aligned (pageSize ${pageSize})`);
-		if (s < prevEnd) corrupt(`${name}: record ${x} starts at ${hex(s)}, before the previous one ends at ${hex(prevEnd)} (order or overlap)`);
+		if (s < spaceStart || e > spaceEnd)
+			corrupt(`${name}: record ${x} [${hex(s)}, ${hex(e)}) lies outside the space [${hex(spaceStart)}, ${hex(spaceEnd)})`);
+		if (s % pageSize !== 0 || e % pageSize !== 0)
+			corrupt(`${name}: record ${x} [${hex(s)}, ${hex(e)}) is not page aligned (pageSize ${pageSize})`);
+		if (s < prevEnd)
+			corrupt(`${name}: record ${x} starts at ${hex(s)}, before the previous one ends at ${hex(prevEnd)} (order or overlap)`);
 		prevEnd = e;
 		out.push(x);
 		const right = visit(r, depth + 1);
-		if (balanced && left.blacks !== right.blacks) corrupt(`${name}: record ${x} has black heights ${left.blacks} (left) and ${right.blacks} (right)`);
+		if (balanced && left.blacks !== right.blacks)
+			corrupt(`${name}: record ${x} has black heights ${left.blacks} (left) and ${right.blacks} (right)`);
 		const max = Math.max(e - s, left.max, right.max);
 		if (aug && subtreeMaxSize(t.f64, x) !== max) {
 			corrupt(`${name}: record ${x} [${hex(s)}, ${hex(e)}) has subtreeMaxSize ${subtreeMaxSize(t.f64, x)}, recomputed ${max}`);

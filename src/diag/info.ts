@@ -93,7 +93,8 @@ export function* listAreas(s: SpaceState, free: boolean): Generator<void, Listin
 		const b = nodeBase(v);
 		// A purge moves a lazy tree to a purge tree: lazy first, so that a move is seen twice, not missed.
 		lazy.push(yield* treeChunks(s, b + N_POOL_LOCK, b + N_LAZY_LOCK, b + N_LAZY_ROOT, s.table.hdr[b + N_LAZY_NR]!));
-		for (let k = 0; k < BATCH_SLOTS; k++) lazy.push(yield* treeChunks(s, b + N_POOL_LOCK, b + N_LAZY_LOCK, purgeTree(v, k), s.table.hdr[purgeTree(v, k) + 1]!));
+		for (let k = 0; k < BATCH_SLOTS; k++)
+			lazy.push(yield* treeChunks(s, b + N_POOL_LOCK, b + N_LAZY_LOCK, purgeTree(v, k), s.table.hdr[purgeTree(v, k) + 1]!));
 	}
 	const blocks = free ? yield* treeChunks(s, HDR_FREE_LOCK, -1, HDR_FREE_ROOT, s.table.hdr[HDR_FREE_NR]!) : new Rows();
 	return { busy: mergeRuns(busy), lazy: mergeRuns(lazy), free: blocks };
@@ -124,7 +125,11 @@ function* treeChunks(s: SpaceState, lock: number, inner: number, root: number, c
 		const innerSeq = inner === -1 ? 0 : Atomics.load(hdr, inner) & LOCK_SEQ;
 		let n = ((outerSeq | innerSeq) & 1) === 0 ? walkChunk(t, root, from, into) : -1;
 		// A writer came meanwhile: read it again under the locks.
-		if (n >= 0 && ((Atomics.load(hdr, lock) & LOCK_SEQ) !== outerSeq || (inner !== -1 && (Atomics.load(hdr, inner) & LOCK_SEQ) !== innerSeq))) n = -1;
+		if (
+			n >= 0 &&
+			((Atomics.load(hdr, lock) & LOCK_SEQ) !== outerSeq || (inner !== -1 && (Atomics.load(hdr, inner) & LOCK_SEQ) !== innerSeq))
+		)
+			n = -1;
 		if (n < 0) {
 			locks.acquire(lock);
 			if (inner !== -1) locks.acquireUnder(inner, lock); // a wait that fails releases `lock` too
@@ -282,7 +287,13 @@ type TagName = (id: number) => string;
  */
 export function vmallocinfoText(l: Listing, tagName: TagName): string {
 	const w = new TextWriter(16 * (l.busy.n + l.lazy.n)); // 48 bytes a line without a tag
-	const line = (a: Float64Array, i: number) => w.hex16(a[i]!).text("-").hex16(a[i + 1]!).text(" ").int(a[i + 1]! - a[i]!, 7);
+	const line = (a: Float64Array, i: number) =>
+		w
+			.hex16(a[i]!)
+			.text("-")
+			.hex16(a[i + 1]!)
+			.text(" ")
+			.int(a[i + 1]! - a[i]!, 7);
 	const busy = l.busy.a;
 	for (let i = 0; i < l.busy.n; i += 3) {
 		const tag = busy[i + 2]!;
@@ -297,7 +308,11 @@ export function vmallocinfoText(l: Listing, tagName: TagName): string {
 /** JSON (VmapDump): the space's range, the statistics, every busy and lazy area, every free block, every small-area block. */
 export function dumpText(s: SpaceState, l: Listing, stats: VmapStats, tagName: TagName): string {
 	const w = new TextWriter(24 * (l.busy.n + l.lazy.n + l.free.n)); // about 70 bytes an area
-	w.text(`{"start":`).int(s.start).text(`,"end":`).int(s.end).text(`,"stats":${JSON.stringify(stats)},"areas":[`);
+	w.text(`{"start":`)
+		.int(s.start)
+		.text(`,"end":`)
+		.int(s.end)
+		.text(`,"stats":${JSON.stringify(stats)},"areas":[`);
 	// Busy and lazy areas in address order: merge the two runs (a start in both: the busy one).
 	const b = l.busy.a;
 	const z = l.lazy.a;
@@ -307,7 +322,13 @@ export function dumpText(s: SpaceState, l: Listing, stats: VmapStats, tagName: T
 	const area = (a: Float64Array, k: number, state: string) => {
 		if (!first) w.text(",");
 		first = false;
-		w.text(`{"start":`).int(a[k]!).text(`,"end":`).int(a[k + 1]!).text(`,"size":`).int(a[k + 1]! - a[k]!).text(state);
+		w.text(`{"start":`)
+			.int(a[k]!)
+			.text(`,"end":`)
+			.int(a[k + 1]!)
+			.text(`,"size":`)
+			.int(a[k + 1]! - a[k]!)
+			.text(state);
 		if (a[k + 2] !== 0) w.text(`,"tag":`).text(JSON.stringify(tagName(a[k + 2]!)));
 		w.text("}");
 	};
@@ -325,7 +346,13 @@ export function dumpText(s: SpaceState, l: Listing, stats: VmapStats, tagName: T
 	const f = l.free.a;
 	for (let k = 0; k < l.free.n; k += 3) {
 		if (k > 0) w.text(",");
-		w.text(`{"start":`).int(f[k]!).text(`,"end":`).int(f[k + 1]!).text(`,"size":`).int(f[k + 1]! - f[k]!).text("}");
+		w.text(`{"start":`)
+			.int(f[k]!)
+			.text(`,"end":`)
+			.int(f[k + 1]!)
+			.text(`,"size":`)
+			.int(f[k + 1]! - f[k]!)
+			.text("}");
 	}
 	w.text(`],"blocks":${JSON.stringify(smallBlocks(s))}}`);
 	return w.toString();
@@ -339,7 +366,16 @@ function smallBlocks(s: SpaceState) {
 	const t = s.table;
 	t.sync();
 	const i32 = t.i32;
-	const blocks: Array<{ start: number; end: number; owner: number; areaSize: number; slots: number; live: number; lazy: number; free: number }> = [];
+	const blocks: Array<{
+		start: number;
+		end: number;
+		owner: number;
+		areaSize: number;
+		slots: number;
+		live: number;
+		lazy: number;
+		free: number;
+	}> = [];
 	eachBlock(t, (d) => {
 		const start = blockStartOf(t.f64, d);
 		const remote = i32[d + D_REMOTE_NR]!;

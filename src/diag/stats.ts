@@ -208,7 +208,18 @@ function readDomain(t: VaTable, seqWord: number, s: VmapStats, domain: number, v
 }
 
 function emptyNode(): NodeStats {
-	return { busyAreas: 0, busyBytes: 0, lazyAreas: 0, poolAreas: 0, poolBytes: 0, poolHits: 0, poolMisses: 0, purgedAreas: 0, decayedAreas: 0, helperRuns: 0 };
+	return {
+		busyAreas: 0,
+		busyBytes: 0,
+		lazyAreas: 0,
+		poolAreas: 0,
+		poolBytes: 0,
+		poolHits: 0,
+		poolMisses: 0,
+		purgedAreas: 0,
+		decayedAreas: 0,
+		helperRuns: 0,
+	};
 }
 
 /** A VmapStats of `nodes` zeroed nodes, for readStats to fill. */

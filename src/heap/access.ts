@@ -18,34 +18,54 @@ export const VMALLOC_TAG = "vmalloc";
 export function liveArea(space: VmapSpace, addr: number, op: string): AreaInfo {
 	if (!Number.isSafeInteger(addr)) throw new VmapError("EINVAL", `Cannot ${op}: address must be a whole number, got ${shown(addr)}`);
 	const area = space.find(addr);
-	if (area !== undefined && area.start === addr && area.state === "busy" && area.tag !== DEFERRED_TAG && area.tag !== VM_MAP_RAM) return area;
+	if (area !== undefined && area.start === addr && area.state === "busy" && area.tag !== DEFERRED_TAG && area.tag !== VM_MAP_RAM)
+		return area;
 	if (!area) throw new VmapError("ENOENT", `Cannot ${op} ${hex(addr)}: no area starts there; the address is free`);
 	const range = `[${hex(area.start)}, ${hex(area.end)})`;
-	if (area.start !== addr) throw new VmapError("ENOENT", `Cannot ${op} ${hex(addr)}: no area starts there; it lies inside the ${area.state} area ${range}`);
+	if (area.start !== addr)
+		throw new VmapError("ENOENT", `Cannot ${op} ${hex(addr)}: no area starts there; it lies inside the ${area.state} area ${range}`);
 	if (area.state === "lazy") throw new VmapError("EDOUBLEFREE", `Cannot ${op} ${hex(addr)}: the area ${range} is freed already`);
-	if (area.tag === DEFERRED_TAG) throw new VmapError("EDOUBLEFREE", `Cannot ${op} ${hex(addr)}: the area ${range} is queued for freeing after a grace period`);
+	if (area.tag === DEFERRED_TAG)
+		throw new VmapError("EDOUBLEFREE", `Cannot ${op} ${hex(addr)}: the area ${range} is queued for freeing after a grace period`);
 	throw new VmapError("EINVAL", `Cannot ${op} ${hex(addr)}: ${range} is a vm_map_ram mapping; use vmUnmapRam`);
 }
 
-
 /** EFAULT unless [addr, addr + length) may be read and written; EINVAL for bad arguments. */
-export function checkReach(ext: SpaceExtension, space: VmapSpace, blocks: Blocks, guardPages: number, addr: number, length: number, align: number, op: string): void {
+export function checkReach(
+	ext: SpaceExtension,
+	space: VmapSpace,
+	blocks: Blocks,
+	guardPages: number,
+	addr: number,
+	length: number,
+	align: number,
+	op: string,
+): void {
 	ext.ensureAlive();
 	if (!Number.isSafeInteger(addr) || addr < 0 || addr % align !== 0) {
-		throw new VmapError("EINVAL", `Cannot ${op}: address must be a whole number${align > 1 ? ` and a multiple of ${align}` : ""}, got ${shown(addr)}`);
+		throw new VmapError(
+			"EINVAL",
+			`Cannot ${op}: address must be a whole number${align > 1 ? ` and a multiple of ${align}` : ""}, got ${shown(addr)}`,
+		);
 	}
-	if (!Number.isSafeInteger(length) || length < 0) throw new VmapError("EINVAL", `Cannot ${op}: length must be a whole number, got ${shown(length)}`);
+	if (!Number.isSafeInteger(length) || length < 0)
+		throw new VmapError("EINVAL", `Cannot ${op}: length must be a whole number, got ${shown(length)}`);
 	const range = () => `[${hex(addr)}, ${hex(addr + length)})`;
 	const idx = blocks.blockAt(addr);
 	if (idx >= 0) {
-		if (!blocks.mapped(idx, addr, length)) throw new VmapError("EFAULT", `Cannot ${op} ${range()}: not all of it is mapped in its vm_map_ram block`);
+		if (!blocks.mapped(idx, addr, length))
+			throw new VmapError("EFAULT", `Cannot ${op} ${range()}: not all of it is mapped in its vm_map_ram block`);
 		return;
 	}
 	const area = space.find(addr);
 	if (!area) throw new VmapError("EFAULT", `Cannot ${op} ${range()}: ${hex(addr)} is in no area (free space)`);
-	if (area.state === "lazy") throw new VmapError("EFAULT", `Cannot ${op} ${range()}: the area [${hex(area.start)}, ${hex(area.end)}) was freed`);
+	if (area.state === "lazy")
+		throw new VmapError("EFAULT", `Cannot ${op} ${range()}: the area [${hex(area.start)}, ${hex(area.end)}) was freed`);
 	const end = area.tag === VM_MAP_RAM ? area.end : area.end - guardPages * space.pageSize;
 	if (addr + length > end) {
-		throw new VmapError("EFAULT", `Cannot ${op} ${range()}: it crosses the end of the area [${hex(area.start)}, ${hex(end)})${end < area.end ? " into its guard page" : ""}`);
+		throw new VmapError(
+			"EFAULT",
+			`Cannot ${op} ${range()}: it crosses the end of the area [${hex(area.start)}, ${hex(end)})${end < area.end ? " into its guard page" : ""}`,
+		);
 	}
 }

@@ -93,7 +93,12 @@ export class VmapHeap {
 		this.#memory = new HeapMemory(space, this.#ext, data, this.guardPages);
 		this.poison = this.#memory.poison;
 		this.#rcu = new GracePeriods(this.#ext);
-		this.#blocks = new Blocks({ space, ext: this.#ext, memory: this.#memory }, e + blocksOffset(hdr[e + H_RING_CAP]!), hdr[e + H_BLOCK_PAGES]!, hdr[e + H_NR_BLOCKS]!);
+		this.#blocks = new Blocks(
+			{ space, ext: this.#ext, memory: this.#memory },
+			e + blocksOffset(hdr[e + H_RING_CAP]!),
+			hdr[e + H_BLOCK_PAGES]!,
+			hdr[e + H_NR_BLOCKS]!,
+		);
 		this.#deferredTag = this.#ext.tagId(DEFERRED_TAG);
 		this.#mapRamTag = this.#ext.tagId(VM_MAP_RAM);
 		this.#ownTags = [this.#deferredTag, this.#mapRamTag];
@@ -119,7 +124,10 @@ export class VmapHeap {
 		try {
 			data = new SharedArrayBuffer(size, { maxByteLength: maxSize });
 		} catch (e) {
-			throw new VmapError("ENOMEM", `Cannot create a heap: the runtime refused a SharedArrayBuffer of ${size} bytes growable to ${maxSize} (${(e as Error).message})`);
+			throw new VmapError(
+				"ENOMEM",
+				`Cannot create a heap: the runtime refused a SharedArrayBuffer of ${size} bytes growable to ${maxSize} (${(e as Error).message})`,
+			);
 		}
 		const space = VmapSpace.createWith(params, heapWords(ringCap, nrBlocks));
 		const ext = space.extension();
@@ -142,7 +150,10 @@ export class VmapHeap {
 		if (wrong !== undefined) throw new VmapError("EINVAL", `Cannot attach a heap: the handle is ${wrong}`);
 		const data = (handle as { data?: unknown } | null)?.data;
 		if (!(data instanceof SharedArrayBuffer)) {
-			throw new VmapError("EINVAL", `Cannot attach a heap: the handle must be a heap's \`handle\` ({ buffer, data }), got ${shown(handle)}`);
+			throw new VmapError(
+				"EINVAL",
+				`Cannot attach a heap: the handle must be a heap's \`handle\` ({ buffer, data }), got ${shown(handle)}`,
+			);
 		}
 		const space = VmapSpace.attach({ buffer: handle.buffer }, options);
 		if (space.extension().length === 0) {
@@ -171,8 +182,10 @@ export class VmapHeap {
 		const pages = this.#pagesFor(bytes, op);
 		if (options !== undefined) validateOptions(options, VMALLOC_KEYS, `Cannot ${op}`);
 		const tag = options?.tag ?? VMALLOC_TAG;
-		if (options?.align !== undefined && !isPowerOfTwo(options.align)) throw new VmapError("EINVAL", `Cannot ${op}: align must be a power of two, got ${shown(options.align)}`);
-		if (tag === VM_MAP_RAM || tag === DEFERRED_TAG) throw new VmapError("EINVAL", `Cannot ${op}: the tag ${JSON.stringify(tag)} is the heap's own`);
+		if (options?.align !== undefined && !isPowerOfTwo(options.align))
+			throw new VmapError("EINVAL", `Cannot ${op}: align must be a power of two, got ${shown(options.align)}`);
+		if (tag === VM_MAP_RAM || tag === DEFERRED_TAG)
+			throw new VmapError("EINVAL", `Cannot ${op}: the tag ${JSON.stringify(tag)} is the heap's own`);
 		let size = (pages + this.guardPages) * this.pageSize;
 		const nowait = options?.nowait ?? false;
 		let opts = this.#plainOptions;
@@ -211,7 +224,8 @@ export class VmapHeap {
 				try {
 					this.synchronize(OVERFLOW_GP_MS);
 				} catch (w) {
-					if (w instanceof VmapError && w.code === "ETIMEDOUT") throw this.#full(e, op, bytes, `; ${this.#rcu.pending()} areas wait for a grace period: ${w.detail}`);
+					if (w instanceof VmapError && w.code === "ETIMEDOUT")
+						throw this.#full(e, op, bytes, `; ${this.#rcu.pending()} areas wait for a grace period: ${w.detail}`);
 					throw w;
 				}
 			}
@@ -244,8 +258,10 @@ export class VmapHeap {
 		}
 		// One lookup: the space refuses, under the busy lock, areas that are the heap's own.
 		const refused = this.#ext.freeUnlessTagged(addr, "vfree", this.#ownTags);
-		if (refused === this.#deferredTag) throw new VmapError("EDOUBLEFREE", `Cannot vfree ${hex(addr)}: the area is queued for freeing after a grace period`);
-		if (refused === this.#mapRamTag) throw new VmapError("EINVAL", `Cannot vfree ${hex(addr)}: the area is a vm_map_ram mapping; use vmUnmapRam`);
+		if (refused === this.#deferredTag)
+			throw new VmapError("EDOUBLEFREE", `Cannot vfree ${hex(addr)}: the area is queued for freeing after a grace period`);
+		if (refused === this.#mapRamTag)
+			throw new VmapError("EINVAL", `Cannot vfree ${hex(addr)}: the area is a vm_map_ram mapping; use vmUnmapRam`);
 	}
 
 	/**
@@ -275,7 +291,11 @@ export class VmapHeap {
 		let tail: Uint8Array | undefined;
 		if (this.poison) {
 			const bad = grows ? this.#memory.firstUnpoisoned(area.end - guard, area.end) : -1;
-			if (bad >= 0) throw new VmapError("EFAULT", `vrealloc ${hex(addr)}: its guard page was written at ${hex(bad)} (a write past the end of [${hex(addr)}, ${hex(area.end - guard)}))`);
+			if (bad >= 0)
+				throw new VmapError(
+					"EFAULT",
+					`vrealloc ${hex(addr)}: its guard page was written at ${hex(bad)} (a write past the end of [${hex(addr)}, ${hex(area.end - guard)}))`,
+				);
 			if (!grows) {
 				tail = this.#memory.u8.slice(addr + pages * P, area.end);
 				this.#memory.u8.fill(POISON_BYTE, addr + pages * P, area.end);
@@ -320,10 +340,12 @@ export class VmapHeap {
 		this.#enter();
 		validateOptions(options, FREE_DEFERRED_KEYS, "Cannot freeDeferred");
 		const nowait = options?.nowait ?? false;
-		if (typeof nowait !== "boolean") throw new VmapError("EINVAL", `Cannot freeDeferred: nowait must be true or false, got ${shown(nowait)}`);
+		if (typeof nowait !== "boolean")
+			throw new VmapError("EINVAL", `Cannot freeDeferred: nowait must be true or false, got ${shown(nowait)}`);
 		const area = liveArea(this.space, addr, "freeDeferred");
 		const cap = this.#ext.words[this.#e + H_RING_CAP]!;
-		const full = () => new VmapError("EBUSY", `Cannot freeDeferred ${hex(addr)}: ${cap} areas already wait for a grace period (deferredMax)`);
+		const full = () =>
+			new VmapError("EBUSY", `Cannot freeDeferred ${hex(addr)}: ${cap} areas already wait for a grace period (deferredMax)`);
 		while (this.#rcu.pending() >= cap) {
 			if (nowait || !canWait) throw full();
 			this.synchronize();
@@ -392,7 +414,10 @@ export class VmapHeap {
 	vmMapRam(pages: number): number {
 		this.#enter();
 		if (!Number.isSafeInteger(pages) || pages < 1 || pages * this.pageSize > this.maxSize) {
-			throw new VmapError("EINVAL", `Cannot vmMapRam: pages must be a whole number from 1 to ${this.maxSize / this.pageSize}, got ${shown(pages)}`);
+			throw new VmapError(
+				"EINVAL",
+				`Cannot vmMapRam: pages must be a whole number from 1 to ${this.maxSize / this.pageSize}, got ${shown(pages)}`,
+			);
 		}
 		return this.#blocks.mapRam(pages);
 	}
@@ -400,8 +425,10 @@ export class VmapHeap {
 	/** Unmap what vmMapRam(pages) returned at `addr` (kernel vm_unmap_ram). */
 	vmUnmapRam(addr: number, pages: number): void {
 		this.#enter();
-		if (!Number.isSafeInteger(addr)) throw new VmapError("EINVAL", `Cannot vmUnmapRam: address must be a whole number, got ${shown(addr)}`);
-		if (!Number.isSafeInteger(pages) || pages < 1) throw new VmapError("EINVAL", `Cannot vmUnmapRam: pages must be a whole number, at least 1, got ${shown(pages)}`);
+		if (!Number.isSafeInteger(addr))
+			throw new VmapError("EINVAL", `Cannot vmUnmapRam: address must be a whole number, got ${shown(addr)}`);
+		if (!Number.isSafeInteger(pages) || pages < 1)
+			throw new VmapError("EINVAL", `Cannot vmUnmapRam: pages must be a whole number, at least 1, got ${shown(pages)}`);
 		this.#blocks.unmapRam(addr, pages);
 	}
 
@@ -421,7 +448,11 @@ export class VmapHeap {
 		if (typeof type !== "function" || typeof size !== "number") {
 			throw new VmapError("EINVAL", `Cannot view: type must be a typed-array constructor such as Float64Array, got ${shown(type)}`);
 		}
-		if (!Number.isSafeInteger(length) || length < 0) throw new VmapError("EINVAL", `Cannot view: length must be a whole number of elements, got ${typeof length === "number" ? shown(length) : `${typeof length} ${shown(length)}`}`);
+		if (!Number.isSafeInteger(length) || length < 0)
+			throw new VmapError(
+				"EINVAL",
+				`Cannot view: length must be a whole number of elements, got ${typeof length === "number" ? shown(length) : `${typeof length} ${shown(length)}`}`,
+			);
 		this.#rcu.online();
 		checkReach(this.#ext, this.space, this.#blocks, this.guardPages, addr, length * size, size, "view");
 		return new type(this.data, addr, length);

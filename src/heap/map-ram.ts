@@ -123,10 +123,16 @@ export class Blocks {
 		const space = this.#host.space;
 		const area = space.find(addr);
 		if (!area || area.start !== addr || area.state !== "busy" || area.tag !== VM_MAP_RAM) {
-			throw new VmapError("EINVAL", `Cannot vmUnmapRam ${hex(addr)}: vmMapRam mapped nothing there (${area ? `it lies in the ${area.state} area [${hex(area.start)}, ${hex(area.end)}) tagged ${area.tag}` : "free space"})`);
+			throw new VmapError(
+				"EINVAL",
+				`Cannot vmUnmapRam ${hex(addr)}: vmMapRam mapped nothing there (${area ? `it lies in the ${area.state} area [${hex(area.start)}, ${hex(area.end)}) tagged ${area.tag}` : "free space"})`,
+			);
 		}
 		if (area.size !== pages * this.#pageSize) {
-			throw new VmapError("EINVAL", `Cannot vmUnmapRam ${hex(addr)}: it was mapped with ${area.size / this.#pageSize} pages, not ${pages}`);
+			throw new VmapError(
+				"EINVAL",
+				`Cannot vmUnmapRam ${hex(addr)}: it was mapped with ${area.size / this.#pageSize} pages, not ${pages}`,
+			);
 		}
 		this.#host.memory.takeBack(addr, area.size);
 		space.free(addr);
@@ -219,12 +225,17 @@ export class Blocks {
 								? "no mapping starts there (it lies inside one)"
 								: anySet(hdr, w + B_STARTS, off + 1, pages - 1)
 									? "it covers more than one mapping"
-									: off + pages < this.pages && allSet(hdr, w + B_BITMAP, off + pages, 1) && !allSet(hdr, w + B_STARTS, off + pages, 1)
+									: off + pages < this.pages &&
+											allSet(hdr, w + B_BITMAP, off + pages, 1) &&
+											!allSet(hdr, w + B_STARTS, off + pages, 1)
 										? "the mapping there is longer (mapped with more pages)"
 										: undefined;
 		if (problem !== undefined) {
 			this.#host.ext.unlock(w + B_LOCK);
-			throw new VmapError("EINVAL", `Cannot vmUnmapRam ${hex(addr)} (${pages} pages) in the vm_map_ram block [${hex(start)}, ${hex(start + this.bytes)}): ${problem}`);
+			throw new VmapError(
+				"EINVAL",
+				`Cannot vmUnmapRam ${hex(addr)} (${pages} pages) in the vm_map_ram block [${hex(start)}, ${hex(start + this.bytes)}): ${problem}`,
+			);
 		}
 		setBits(hdr, w + B_BITMAP, off, pages, 0);
 		setBits(hdr, w + B_STARTS, off, 1, 0);
@@ -319,7 +330,8 @@ export class Blocks {
 					if (allSet(hdr, w + B_STARTS, p, 1) && !mappedHere) strayStarts++;
 				}
 				if (strayStarts !== 0) problems.push(`${name}: ${strayStarts} mapping starts on pages not mapped`);
-				if (free + mapped + dirty !== this.pages) problems.push(`${name}: free ${free} + mapped ${mapped} + dirty ${dirty} != ${this.pages} pages`);
+				if (free + mapped + dirty !== this.pages)
+					problems.push(`${name}: free ${free} + mapped ${mapped} + dirty ${dirty} != ${this.pages} pages`);
 				if (bits !== mapped) problems.push(`${name}: ${bits} pages set in the bitmap, ${mapped} counted mapped`);
 				if (beyond !== 0) problems.push(`${name}: ${beyond} mapped pages lie in its never-used tail`);
 				let area: AreaInfo | undefined;
@@ -330,7 +342,9 @@ export class Blocks {
 					throw e;
 				}
 				if (!area || area.start !== start || area.end !== start + this.bytes || area.state !== "busy" || area.tag !== VM_MAP_RAM) {
-					problems.push(`${name}: its area is ${area ? `[${hex(area.start)}, ${hex(area.end)}) ${area.state} tagged ${area.tag}` : "missing"}`);
+					problems.push(
+						`${name}: its area is ${area ? `[${hex(area.start)}, ${hex(area.end)}) ${area.state} tagged ${area.tag}` : "missing"}`,
+					);
 				}
 			}
 			this.#host.ext.unlock(w + B_LOCK);

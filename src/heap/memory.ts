@@ -53,7 +53,9 @@ export class HeapMemory {
 			try {
 				if (this.data.byteLength < want) this.data.grow(want);
 			} catch (err) {
-				throw new VmapError("ENOMEM", `Cannot grow the heap's data from ${have} to ${want} bytes: ${(err as Error).message}`, { cause: err });
+				throw new VmapError("ENOMEM", `Cannot grow the heap's data from ${have} to ${want} bytes: ${(err as Error).message}`, {
+					cause: err,
+				});
 			}
 			if (this.poison) this.u8.fill(POISON_BYTE, have, want);
 			Atomics.store(hdr, e + H_COMMITTED, want / P);
@@ -73,7 +75,10 @@ export class HeapMemory {
 		if (bad < 0) return undefined;
 		const value = this.u8[bad]!;
 		this.u8.fill(POISON_BYTE, addr, addr + size);
-		return new VmapError("EFAULT", `${op}: byte ${hex(bad)} of [${hex(addr)}, ${hex(addr + size)}) was written after it was freed (0x${value.toString(16)}, not the poison 0x6b)`);
+		return new VmapError(
+			"EFAULT",
+			`${op}: byte ${hex(bad)} of [${hex(addr)}, ${hex(addr + size)}) was written after it was freed (0x${value.toString(16)}, not the poison 0x6b)`,
+		);
 	}
 
 	/** With poisoning: [addr, addr + size) was given back; fill it. */
@@ -119,7 +124,10 @@ export class HeapMemory {
 				if (guard >= 0) {
 					this.u8.fill(POISON_BYTE, usableEnd, area.end);
 					this.#space.free(addr);
-					throw new VmapError("EFAULT", `vfree ${hex(addr)}: its guard page was written at ${hex(guard)} (a write past the end of [${hex(addr)}, ${hex(usableEnd)}))`);
+					throw new VmapError(
+						"EFAULT",
+						`vfree ${hex(addr)}: its guard page was written at ${hex(guard)} (a write past the end of [${hex(addr)}, ${hex(usableEnd)}))`,
+					);
 				}
 			}
 		}

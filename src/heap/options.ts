@@ -41,30 +41,53 @@ export interface HeapParams {
 	ringCap: number;
 }
 
-const HEAP_KEYS = ["size", "maxSize", "pageSize", "guardPages", "poison", "deferredMax", "nodes", "lazyMaxPages", "maxAreas", "flush", "priorityPurge", "timeoutMs", "smallMax"] as const;
+const HEAP_KEYS = [
+	"size",
+	"maxSize",
+	"pageSize",
+	"guardPages",
+	"poison",
+	"deferredMax",
+	"nodes",
+	"lazyMaxPages",
+	"maxAreas",
+	"flush",
+	"priorityPurge",
+	"timeoutMs",
+	"smallMax",
+] as const;
 /** The most data a SharedArrayBuffer may grow to in Node 20 (V8). */
 export const MAX_DATA = 2 ** 32;
 
 /** The options with defaults filled in; throws EINVAL on the first wrong one. */
 export function parseHeapOptions(options: VmapHeapOptions): HeapParams {
-	if (options === undefined) throw new VmapError("EINVAL", "Cannot create a heap: options must be an object like { size, maxSize }, got undefined");
+	if (options === undefined)
+		throw new VmapError("EINVAL", "Cannot create a heap: options must be an object like { size, maxSize }, got undefined");
 	validateOptions(options, HEAP_KEYS, "Cannot create a heap");
 	const pageSize = options.pageSize ?? 4096;
-	if (!isPowerOfTwo(pageSize) || pageSize < 8) throw new VmapError("EINVAL", `Cannot create a heap: pageSize must be a power of two, at least 8, got ${shown(pageSize)}`);
+	if (!isPowerOfTwo(pageSize) || pageSize < 8)
+		throw new VmapError("EINVAL", `Cannot create a heap: pageSize must be a power of two, at least 8, got ${shown(pageSize)}`);
 	const size = options.size;
 	const maxSize = options.maxSize ?? size;
 	if (!Number.isSafeInteger(size) || size < 2 * pageSize || size % pageSize !== 0) {
-		throw new VmapError("EINVAL", `Cannot create a heap: size must be a multiple of pageSize ${pageSize}, at least two pages, got ${shown(size)}`);
+		throw new VmapError(
+			"EINVAL",
+			`Cannot create a heap: size must be a multiple of pageSize ${pageSize}, at least two pages, got ${shown(size)}`,
+		);
 	}
 	if (!Number.isSafeInteger(maxSize) || maxSize < size || maxSize > MAX_DATA || maxSize % pageSize !== 0) {
-		throw new VmapError("EINVAL", `Cannot create a heap: maxSize must be a multiple of pageSize ${pageSize} from size ${size} to 2^32, got ${shown(maxSize)}`);
+		throw new VmapError(
+			"EINVAL",
+			`Cannot create a heap: maxSize must be a multiple of pageSize ${pageSize} from size ${size} to 2^32, got ${shown(maxSize)}`,
+		);
 	}
 	const guardPages = options.guardPages ?? 1;
 	if (!Number.isSafeInteger(guardPages) || guardPages < 0 || guardPages > 16) {
 		throw new VmapError("EINVAL", `Cannot create a heap: guardPages must be a whole number from 0 to 16, got ${shown(guardPages)}`);
 	}
 	const poison = options.poison ?? false;
-	if (typeof poison !== "boolean") throw new VmapError("EINVAL", `Cannot create a heap: poison must be true or false, got ${shown(poison)}`);
+	if (typeof poison !== "boolean")
+		throw new VmapError("EINVAL", `Cannot create a heap: poison must be true or false, got ${shown(poison)}`);
 	const ringCap = options.deferredMax ?? 16384;
 	if (!Number.isSafeInteger(ringCap) || ringCap < 1 || ringCap > 2 ** 20) {
 		throw new VmapError("EINVAL", `Cannot create a heap: deferredMax must be a whole number from 1 to 2^20, got ${shown(ringCap)}`);

@@ -17,7 +17,21 @@
 import type { AreaInfo } from "../api/types.ts";
 import { hex, VmapError } from "../api/errors.ts";
 import { HANDLE_MAX } from "../buffer/layout.ts";
-import { H_DEFERRED, H_FREED_DEFERRED, H_GP, H_QS, H_QS_HIGH, H_RCU_LOCK, H_RECLAIMING, H_RING, H_RING_CAP, H_RING_HEAD, H_RING_NR, R_TARGET, RING_WORDS } from "./layout.ts";
+import {
+	H_DEFERRED,
+	H_FREED_DEFERRED,
+	H_GP,
+	H_QS,
+	H_QS_HIGH,
+	H_RCU_LOCK,
+	H_RECLAIMING,
+	H_RING,
+	H_RING_CAP,
+	H_RING_HEAD,
+	H_RING_NR,
+	R_TARGET,
+	RING_WORDS,
+} from "./layout.ts";
 import { canWait } from "../buffer/lock.ts";
 import type { SpaceExtension } from "../core/extension.ts";
 
@@ -193,11 +207,15 @@ export class GracePeriods {
 				const addr = f[w >> 1]!;
 				const target = hdr[w + R_TARGET]!;
 				const area = find(addr);
-				if (!area || area.start !== addr || area.state !== "busy" || area.tag !== tag) problems.push(`deferred free ${hex(addr)} is not a busy area marked ${tag}`);
-				if (target < last || target > gp) problems.push(`deferred free ${hex(addr)} waits for grace period ${target} (previous ${last}, counter ${gp})`);
+				if (!area || area.start !== addr || area.state !== "busy" || area.tag !== tag)
+					problems.push(`deferred free ${hex(addr)} is not a busy area marked ${tag}`);
+				if (target < last || target > gp)
+					problems.push(`deferred free ${hex(addr)} waits for grace period ${target} (previous ${last}, counter ${gp})`);
 				last = target;
 			}
-			for (let i = 0; i < HANDLE_MAX; i++) if (hdr[e + H_QS + i]! > gp) problems.push(`handle ${i + 1} passed grace period ${hdr[e + H_QS + i]}, beyond the counter ${gp}`);
+			for (let i = 0; i < HANDLE_MAX; i++)
+				if (hdr[e + H_QS + i]! > gp)
+					problems.push(`handle ${i + 1} passed grace period ${hdr[e + H_QS + i]}, beyond the counter ${gp}`);
 		} finally {
 			this.#ext.unlock(e + H_RCU_LOCK);
 		}
@@ -221,7 +239,10 @@ export class GracePeriods {
 	wait(target: number, timeoutMs: number): void {
 		if (this.ended(target)) return;
 		if (!canWait) {
-			throw new VmapError("EINVAL", "Cannot synchronize: this thread may not block (a browser's main thread); use synchronizeAsync()");
+			throw new VmapError(
+				"EINVAL",
+				"Cannot synchronize: this thread may not block (a browser's main thread); use synchronizeAsync()",
+			);
 		}
 		const until = performance.now() + timeoutMs;
 		const nap = new Int32Array(new SharedArrayBuffer(4));

@@ -21,7 +21,17 @@
  * the event loop, so a flush that never settles keeps its batch unusable and nothing else.
  */
 import type { FlushHook, PurgeResult, TrimResult } from "../api/types.ts";
-import { adoptOrphans, Batch, batchesDone, batchesInFlight, claimBatch, type InFlight, othersInFlight, ownsBatch, pendingBatch } from "./batches.ts";
+import {
+	adoptOrphans,
+	Batch,
+	batchesDone,
+	batchesInFlight,
+	claimBatch,
+	type InFlight,
+	othersInFlight,
+	ownsBatch,
+	pendingBatch,
+} from "./batches.ts";
 import { Drain } from "./drain.ts";
 import { VmapError } from "../api/errors.ts";
 import {
@@ -215,7 +225,10 @@ export class Purger {
 		const done = Promise.resolve(pending).then(
 			() => {
 				for (const b of batches) this.#inflight.delete(b);
-				return this.#flushed(batches.filter((b) => ownsBatch(this.t, b.k, this.locks.self)), bounded);
+				return this.#flushed(
+					batches.filter((b) => ownsBatch(this.t, b.k, this.locks.self)),
+					bounded,
+				);
 			},
 			(e: unknown) => {
 				for (const b of batches) {
@@ -295,7 +308,11 @@ export class Purger {
 			const kind: PurgeKind = p.overflow ? "overflow" : "sync";
 			const done = Promise.allSettled(this.#inflight.values()).then(() => (this.locks.closed ? undefined : this.purge(kind).done));
 			done.catch(ignore);
-			return { result: { status: "queued", areas: 0, bytes: 0, start: 0, end: 0, done: done.then(ignore) }, waitFor: [], again: false };
+			return {
+				result: { status: "queued", areas: 0, bytes: 0, start: 0, end: 0, done: done.then(ignore) },
+				waitFor: [],
+				again: false,
+			};
 		}
 		const hdr = this.t.hdr;
 		const t0 = performance.now();
@@ -303,7 +320,10 @@ export class Purger {
 		while (Atomics.load(hdr, HDR_BATCH_OWNER) === owner && owner !== 0) {
 			this.locks.ensureAlive();
 			if (performance.now() - t0 >= this.locks.timeoutMs) {
-				throw new VmapError("ETIMEDOUT", `Waited ${this.locks.timeoutMs} ms for a purge batch: all ${BATCH_SLOTS} are in flight (batch 0 is handle ${owner}'s); nothing was changed`);
+				throw new VmapError(
+					"ETIMEDOUT",
+					`Waited ${this.locks.timeoutMs} ms for a purge batch: all ${BATCH_SLOTS} are in flight (batch 0 is handle ${owner}'s); nothing was changed`,
+				);
 			}
 			if (canWait) Atomics.wait(hdr, HDR_BATCH_OWNER, owner, POLL_MS);
 		}
@@ -421,7 +441,11 @@ export class Purger {
 /** A purge's lock wait timed out between its steps: say what became of its areas. */
 function stopped(e: unknown): unknown {
 	if (!(e instanceof VmapError) || e.code !== "ETIMEDOUT") return e;
-	return new VmapError("ETIMEDOUT", `The purge stopped before its areas were purged; they stay lazy and the next purge takes them. ${e.detail}`, { cause: e });
+	return new VmapError(
+		"ETIMEDOUT",
+		`The purge stopped before its areas were purged; they stay lazy and the next purge takes them. ${e.detail}`,
+		{ cause: e },
+	);
 }
 
 /** What an EBUSY message adds when batches are still waiting for their flush. */

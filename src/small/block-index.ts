@@ -144,4 +144,3 @@ export function clearAndFree(t: VaTable, rec: number): void {
 	t.i32.fill(0, rec * REC_I32, (rec + 1) * REC_I32);
 	t.freeSlot(rec);
 }
-

@@ -205,12 +205,15 @@ function badFree(c: CacheState, d: number, addr: number, op: string): never {
 	const block = `[${hex(at.blockStart)}, ${hex(at.blockStart + c.blockBytes)})`;
 	const range = `[${hex(at.start)}, ${hex(at.end)})`;
 	const cannot = `Cannot ${op} ${hex(addr)}`;
-	if (at.state === "tail") throw new VmapError("ENOENT", `${cannot}: no area starts there; it lies in the unused end of the small-area block ${block}`);
+	if (at.state === "tail")
+		throw new VmapError("ENOENT", `${cannot}: no area starts there; it lies in the unused end of the small-area block ${block}`);
 	if (at.start !== addr) {
 		const what = at.state === "lazy" ? ", which is freed already" : at.state === "free" ? ", which is free" : "";
 		throw new VmapError("ENOENT", `${cannot}: no area starts there; it lies inside the small area ${range}${what}`);
 	}
-	if (at.state === "lazy") throw new VmapError("EDOUBLEFREE", `${cannot}: the small area ${range} is freed already (lazy, waiting for a flush)`);
-	if (at.state === "free") throw new VmapError("ENOENT", `${cannot}: no area starts there; the small area ${range} of block ${block} is free`);
+	if (at.state === "lazy")
+		throw new VmapError("EDOUBLEFREE", `${cannot}: the small area ${range} is freed already (lazy, waiting for a flush)`);
+	if (at.state === "free")
+		throw new VmapError("ENOENT", `${cannot}: no area starts there; the small area ${range} of block ${block} is free`);
 	throw new VmapError("ENOENT", `${cannot}: no area started there when the call looked (another worker allocated ${range} since)`);
 }

@@ -6,9 +6,47 @@
  * owners change without a lock; each owner's own check() covers them.
  */
 import { corrupt, hex } from "../api/errors.ts";
-import { HANDLE_ALIVE, HANDLE_MAX, HANDLE_WORDS, HDR_BLOCK_INDEX, HDR_BLOCK_NR, HDR_BLOCK_USED, HDRF_BLOCK_BYTES, HDRF_SMALL_MAX, REC_I32, VA_BUSY, VA_SMALL_BLOCK, VA_STATE } from "../buffer/layout.ts";
+import {
+	HANDLE_ALIVE,
+	HANDLE_MAX,
+	HANDLE_WORDS,
+	HDR_BLOCK_INDEX,
+	HDR_BLOCK_NR,
+	HDR_BLOCK_USED,
+	HDRF_BLOCK_BYTES,
+	HDRF_SMALL_MAX,
+	REC_I32,
+	VA_BUSY,
+	VA_SMALL_BLOCK,
+	VA_STATE,
+} from "../buffer/layout.ts";
 import { vaEnd, vaFlags, vaStart } from "../buffer/record.ts";
-import { bitmap, blockStartOf, D_AREA, D_CLASS, D_DIRTY_NR, D_FREE_NR, D_LIVE_NR, D_OWNER, D_RUN, D_SLOTS, D_STATE, D_WORDS, descriptorRun, DIRTY, FLUSHING, FREE, LIVE, MARK, MAX_SLOTS, popcount, REMOTE, sizeClasses, slotBytesOf, SMALL_BLOCK_ACTIVE } from "./descriptor.ts";
+import {
+	bitmap,
+	blockStartOf,
+	D_AREA,
+	D_CLASS,
+	D_DIRTY_NR,
+	D_FREE_NR,
+	D_LIVE_NR,
+	D_OWNER,
+	D_RUN,
+	D_SLOTS,
+	D_STATE,
+	D_WORDS,
+	descriptorRun,
+	DIRTY,
+	FLUSHING,
+	FREE,
+	LIVE,
+	MARK,
+	MAX_SLOTS,
+	popcount,
+	REMOTE,
+	sizeClasses,
+	slotBytesOf,
+	SMALL_BLOCK_ACTIVE,
+} from "./descriptor.ts";
 import { indexRun, lookupBlock } from "./block-index.ts";
 import type { VaTable } from "../buffer/va-table.ts";
 
@@ -25,11 +63,15 @@ export function checkBlocks(t: VaTable, self: number, blockAreas: number[], seen
 	const blockBytes = t.hdrF[HDRF_BLOCK_BYTES]!;
 	const first = hdr[HDR_BLOCK_INDEX]!;
 	if (smallMax === 0) {
-		if (first !== 0 || blockAreas.length !== 0) corrupt(`small-area blocks: the space has no cache (smallMax 0) but ${blockAreas.length} block areas and index record ${first}`);
+		if (first !== 0 || blockAreas.length !== 0)
+			corrupt(
+				`small-area blocks: the space has no cache (smallMax 0) but ${blockAreas.length} block areas and index record ${first}`,
+			);
 		return 0;
 	}
 	if (first === 0) {
-		if (blockAreas.length !== 0 || hdr[HDR_BLOCK_NR] !== 0) corrupt(`small-area blocks: ${blockAreas.length} block areas but no block index`);
+		if (blockAreas.length !== 0 || hdr[HDR_BLOCK_NR] !== 0)
+			corrupt(`small-area blocks: ${blockAreas.length} block areas but no block index`);
 		return 0;
 	}
 	let records = 0;
@@ -44,7 +86,8 @@ export function checkBlocks(t: VaTable, self: number, blockAreas: number[], seen
 	const cap = i32[first * REC_I32]!;
 	if (!(cap >= 16 && 2 ** Math.round(Math.log2(cap)) === cap)) corrupt(`block index: capacity ${cap} is not a power of two >= 16`);
 	mark(first, indexRun(cap), "block index");
-	if (i32[first * REC_I32 + 1] !== indexRun(cap)) corrupt(`block index: run of ${i32[first * REC_I32 + 1]} records, ${indexRun(cap)} expected`);
+	if (i32[first * REC_I32 + 1] !== indexRun(cap))
+		corrupt(`block index: run of ${i32[first * REC_I32 + 1]} records, ${indexRun(cap)} expected`);
 
 	const classes = sizeClasses(smallMax, blockBytes, pageSize);
 	const areaOf = new Map<number, number>();
@@ -63,12 +106,15 @@ export function checkBlocks(t: VaTable, self: number, blockAreas: number[], seen
 		const start = f64[w >> 1]!;
 		if (i32[d + D_STATE] !== SMALL_BLOCK_ACTIVE) corrupt(`${what}: descriptor at record ${d / REC_I32} is not an active block`);
 		if (blockStartOf(f64, d) !== start) corrupt(`${what}: indexed at ${hex(start)}, its descriptor says ${hex(blockStartOf(f64, d))}`);
-		if (lookupBlock(t, first, start, 1 / blockBytes) !== d) corrupt(`${what}: a lookup of ${hex(start)} does not find it (probe chain broken)`);
+		if (lookupBlock(t, first, start, 1 / blockBytes) !== d)
+			corrupt(`${what}: a lookup of ${hex(start)} does not find it (probe chain broken)`);
 		checkDescriptor(t, d, start, classes, blockBytes, areaOf, self, mark);
 	}
 	if (blocks !== hdr[HDR_BLOCK_NR]) corrupt(`block index: holds ${blocks} blocks, header says ${hdr[HDR_BLOCK_NR]}`);
-	if (used !== hdr[HDR_BLOCK_USED]) corrupt(`block index: ${used} entries in use (blocks and deleted), header says ${hdr[HDR_BLOCK_USED]}`);
-	if (blocks !== blockAreas.length) corrupt(`small-area blocks: ${blockAreas.length} busy areas are flagged as blocks, the index holds ${blocks}`);
+	if (used !== hdr[HDR_BLOCK_USED])
+		corrupt(`block index: ${used} entries in use (blocks and deleted), header says ${hdr[HDR_BLOCK_USED]}`);
+	if (blocks !== blockAreas.length)
+		corrupt(`small-area blocks: ${blockAreas.length} busy areas are flagged as blocks, the index holds ${blocks}`);
 	return records;
 }
 
@@ -89,17 +135,23 @@ function checkDescriptor(
 	const bytes = slotBytesOf(f64, d);
 	const slots = i32[d + D_SLOTS]!;
 	const words = i32[d + D_WORDS]!;
-	if (!(c >= 0 && c < classes.length) || classes[c] !== bytes) corrupt(`${name}: class ${c} with ${bytes}-byte areas is not one of the size classes`);
-	if (slots !== Math.min(MAX_SLOTS, Math.floor(blockBytes / bytes)) || words !== Math.ceil(slots / 32)) corrupt(`${name}: ${slots} slots in ${words} words for ${bytes}-byte areas`);
-	if (i32[d + D_RUN] !== descriptorRun(slots)) corrupt(`${name}: descriptor run of ${i32[d + D_RUN]} records, ${descriptorRun(slots)} expected`);
+	if (!(c >= 0 && c < classes.length) || classes[c] !== bytes)
+		corrupt(`${name}: class ${c} with ${bytes}-byte areas is not one of the size classes`);
+	if (slots !== Math.min(MAX_SLOTS, Math.floor(blockBytes / bytes)) || words !== Math.ceil(slots / 32))
+		corrupt(`${name}: ${slots} slots in ${words} words for ${bytes}-byte areas`);
+	if (i32[d + D_RUN] !== descriptorRun(slots))
+		corrupt(`${name}: descriptor run of ${i32[d + D_RUN]} records, ${descriptorRun(slots)} expected`);
 	mark(d / REC_I32, descriptorRun(slots), `${name} descriptor`);
 	if (start % blockBytes !== 0) corrupt(`${name}: not aligned to its size`);
 	const va = areaOf.get(start);
-	if (va === undefined || va !== i32[d + D_AREA]) corrupt(`${name}: its area record ${i32[d + D_AREA]} is not a busy area flagged as a block starting there`);
-	if (vaEnd(f64, va) !== start + blockBytes || (vaFlags(i32, va) & (VA_STATE | VA_SMALL_BLOCK)) !== (VA_BUSY | VA_SMALL_BLOCK)) corrupt(`${name}: its area is not a busy block of ${blockBytes} bytes`);
+	if (va === undefined || va !== i32[d + D_AREA])
+		corrupt(`${name}: its area record ${i32[d + D_AREA]} is not a busy area flagged as a block starting there`);
+	if (vaEnd(f64, va) !== start + blockBytes || (vaFlags(i32, va) & (VA_STATE | VA_SMALL_BLOCK)) !== (VA_BUSY | VA_SMALL_BLOCK))
+		corrupt(`${name}: its area is not a busy block of ${blockBytes} bytes`);
 	const owner = i32[d + D_OWNER]!;
 	if (owner < 0 || owner > HANDLE_MAX) corrupt(`${name}: owner ${owner} is no handle id`);
-	if (owner !== 0 && t.handles[(owner - 1) * HANDLE_WORDS] !== HANDLE_ALIVE) corrupt(`${name}: owned by handle ${owner}, which is not attached`);
+	if (owner !== 0 && t.handles[(owner - 1) * HANDLE_WORDS] !== HANDLE_ALIVE)
+		corrupt(`${name}: owned by handle ${owner}, which is not attached`);
 	if (owner !== self) return; // its bitmaps change under their owner's hand
 	const live = bitmap(d, words, LIVE);
 	const dirty = bitmap(d, words, DIRTY);
@@ -116,7 +168,8 @@ function checkDescriptor(
 		const dt = i32[dirty + w]!;
 		const f = i32[free + w]!;
 		if ((l & dt) | (l & f) | (dt & f)) corrupt(`${name}: word ${w}: a slot is in two of live, dirty and free`);
-		if ((l | dt | f) !== all) corrupt(`${name}: word ${w}: live | dirty | free is ${hex((l | dt | f) >>> 0)}, the slots are ${hex(all >>> 0)}`);
+		if ((l | dt | f) !== all)
+			corrupt(`${name}: word ${w}: live | dirty | free is ${hex((l | dt | f) >>> 0)}, the slots are ${hex(all >>> 0)}`);
 		if ((i32[flushing + w]! & ~dt) !== 0) corrupt(`${name}: word ${w}: a flushing slot is not dirty`);
 		if ((i32[remote + w]! & ~l) !== 0) corrupt(`${name}: word ${w}: a slot freed by another handle is not live`);
 		if ((i32[marked + w]! & ~l) !== 0) corrupt(`${name}: word ${w}: a marked slot is not live`);
@@ -125,6 +178,8 @@ function checkDescriptor(
 		nFree += popcount(f);
 	}
 	if (nLive !== i32[d + D_LIVE_NR] || nDirty !== i32[d + D_DIRTY_NR] || nFree !== i32[d + D_FREE_NR]) {
-		corrupt(`${name}: bitmaps hold ${nLive} live, ${nDirty} dirty, ${nFree} free slots; the counts say ${i32[d + D_LIVE_NR]}, ${i32[d + D_DIRTY_NR]}, ${i32[d + D_FREE_NR]}`);
+		corrupt(
+			`${name}: bitmaps hold ${nLive} live, ${nDirty} dirty, ${nFree} free slots; the counts say ${i32[d + D_LIVE_NR]}, ${i32[d + D_DIRTY_NR]}, ${i32[d + D_FREE_NR]}`,
+		);
 	}
 }

@@ -14,7 +14,21 @@
  */
 import { HDR_SMALL_FLUSHES, HDRF_LAZY_MAX_PAGES } from "../buffer/layout.ts";
 import type { CacheState } from "./cache-state.ts";
-import { bitmap, blockStartOf, D_CLASS, D_DIRTY_NR, D_FREE_NR, D_LISTED, D_LIVE_NR, D_WORDS, DIRTY, FLUSHING, FREE, popcount, slotBytesOf } from "./descriptor.ts";
+import {
+	bitmap,
+	blockStartOf,
+	D_CLASS,
+	D_DIRTY_NR,
+	D_FREE_NR,
+	D_LISTED,
+	D_LIVE_NR,
+	D_WORDS,
+	DIRTY,
+	FLUSHING,
+	FREE,
+	popcount,
+	slotBytesOf,
+} from "./descriptor.ts";
 import { retire, takeRemoteFrees } from "./owner.ts";
 
 /** Dirty bytes that make a flush due: a quarter of this handle's blocks, at least one block, at most lazyMaxPages. */
@@ -108,7 +122,8 @@ function reclaim(c: CacheState): void {
 			i32[d + D_DIRTY_NR]! -= n;
 			i32[d + D_FREE_NR]! += n;
 			c.dirtyBytes -= n * slotBytesOf(c.t.f64, d);
-			if (d === c.cur[k]) c.hint[k] = 0; // the freed slots may lie below the word it looked at last
+			if (d === c.cur[k])
+				c.hint[k] = 0; // the freed slots may lie below the word it looked at last
 			else if (i32[d + D_LISTED] === 0) {
 				// Listed once: a block that gets FREE slots at every flush would otherwise pile up in
 				// the list (measured: 123 k entries for 35 k blocks after 8 M operations, growing).

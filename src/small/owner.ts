@@ -11,7 +11,23 @@
 import { HANDLE_REMOTE, HANDLE_WORDS, HDR_FREE_LOCK, REC_I32 } from "../buffer/layout.ts";
 import { clearAndFree, eachBlock, indexRemove } from "./block-index.ts";
 import type { CacheState } from "./cache-state.ts";
-import { bitmap, blockStartOf, D_CLASS, D_DIRTY_NR, D_LISTED, D_LIVE_NR, D_OWNER, D_REMOTE_NR, D_RUN, D_WORDS, DIRTY, LIVE, popcount, REMOTE, slotBytesOf } from "./descriptor.ts";
+import {
+	bitmap,
+	blockStartOf,
+	D_CLASS,
+	D_DIRTY_NR,
+	D_LISTED,
+	D_LIVE_NR,
+	D_OWNER,
+	D_REMOTE_NR,
+	D_RUN,
+	D_WORDS,
+	DIRTY,
+	LIVE,
+	popcount,
+	REMOTE,
+	slotBytesOf,
+} from "./descriptor.ts";
 
 /**
  * A free into another handle's block (or nobody's), at word `remote` of its REMOTE bitmap: an

@@ -9,7 +9,19 @@
  * - check.ts, info.ts, stats.ts: the validator, the listings, the lock-free counters.
  */
 import { allocVmapArea } from "../core/alloc.ts";
-import type { AllocOptions, AreaInfo, AttachOptions, PurgeOptions, PurgeResult, StatsOptions, TrimResult, VmapHandle, VmapSpaceOptions, VmapStats, WatchedWorker } from "../api/types.ts";
+import type {
+	AllocOptions,
+	AreaInfo,
+	AttachOptions,
+	PurgeOptions,
+	PurgeResult,
+	StatsOptions,
+	TrimResult,
+	VmapHandle,
+	VmapSpaceOptions,
+	VmapStats,
+	WatchedWorker,
+} from "../api/types.ts";
 import { checkSpace } from "../diag/check.ts";
 import { shown, VmapError } from "../api/errors.ts";
 import { SpaceExtension } from "../core/extension.ts";
@@ -98,7 +110,10 @@ export class VmapSpace {
 		validateOptions(options, ATTACH_KEYS, "Cannot attach");
 		const flush = options?.flush;
 		if (flush !== undefined && typeof flush !== "function") {
-			throw new VmapError("EINVAL", `Cannot attach: flush must be a function (start, end) => void | Promise<void>, got ${shown(flush)}`);
+			throw new VmapError(
+				"EINVAL",
+				`Cannot attach: flush must be a function (start, end) => void | Promise<void>, got ${shown(flush)}`,
+			);
 		}
 		const timeoutMs = options?.timeoutMs;
 		if (timeoutMs !== undefined) validateTimeout(timeoutMs, "Cannot attach");
@@ -106,7 +121,12 @@ export class VmapSpace {
 		openSmallCache(s, flush);
 		s.locks.ensureAlive();
 		// An attached handle is another worker: while idle, it helps purges (parallel purge).
-		if (s.nodes > 1) listenForWork(s.table, () => s.purger.help(), () => s.locks.closed || s.table.hdr[HDR_DEAD] !== 0);
+		if (s.nodes > 1)
+			listenForWork(
+				s.table,
+				() => s.purger.help(),
+				() => s.locks.closed || s.table.hdr[HDR_DEAD] !== 0,
+			);
 		return new VmapSpace(s);
 	}
 
@@ -166,7 +186,8 @@ export class VmapSpace {
 			}
 			return allocVmapArea(this.#s, size, undefined, true);
 		}
-		if (options?.timeoutMs !== undefined) return this.#within(options.timeoutMs, "alloc", () => allocVmapArea(this.#s, size, options, true));
+		if (options?.timeoutMs !== undefined)
+			return this.#within(options.timeoutMs, "alloc", () => allocVmapArea(this.#s, size, options, true));
 		return allocVmapArea(this.#s, size, options, true);
 	}
 
@@ -251,11 +272,23 @@ export class VmapSpace {
 	stats(options?: StatsOptions): VmapStats {
 		validateOptions(options, STATS_KEYS, "Cannot read stats");
 		const pools = options?.pools ?? false;
-		if (typeof pools !== "boolean") throw new VmapError("EINVAL", `Cannot read stats: pools must be true or false, got ${shown(pools)}`);
+		if (typeof pools !== "boolean")
+			throw new VmapError("EINVAL", `Cannot read stats: pools must be true or false, got ${shown(pools)}`);
 		const into = options?.into;
-		if (into !== undefined && !(typeof into === "object" && into !== null && Array.isArray(into.nodes) && into.nodes.length === this.nodes)) {
-			const got = typeof into === "object" && into !== null ? (Array.isArray(into.nodes) ? `a result with ${into.nodes.length} nodes` : "an object without nodes") : shown(into);
-			throw new VmapError("EINVAL", `Cannot read stats: into must be a previous stats() result of this space (${this.nodes} nodes), got ${got}`);
+		if (
+			into !== undefined &&
+			!(typeof into === "object" && into !== null && Array.isArray(into.nodes) && into.nodes.length === this.nodes)
+		) {
+			const got =
+				typeof into === "object" && into !== null
+					? Array.isArray(into.nodes)
+						? `a result with ${into.nodes.length} nodes`
+						: "an object without nodes"
+					: shown(into);
+			throw new VmapError(
+				"EINVAL",
+				`Cannot read stats: into must be a previous stats() result of this space (${this.nodes} nodes), got ${got}`,
+			);
 		}
 		return readStats(this.#s.table, pools, into);
 	}
@@ -315,7 +348,10 @@ export class VmapSpace {
 	watch(worker: WatchedWorker): void {
 		const threadId = (worker as { threadId?: unknown } | null)?.threadId;
 		if (typeof threadId !== "number" || threadId < 0 || typeof (worker as { once?: unknown }).once !== "function") {
-			throw new VmapError("EINVAL", `Cannot watch: worker must be a running worker_threads Worker (with threadId and once()), got ${shown(worker)}`);
+			throw new VmapError(
+				"EINVAL",
+				`Cannot watch: worker must be a running worker_threads Worker (with threadId and once()), got ${shown(worker)}`,
+			);
 		}
 		worker.once("exit", () => {
 			for (const id of handlesOfThread(this.#s.table, threadId)) this.#ended(id);
@@ -328,7 +364,10 @@ export class VmapSpace {
 	 */
 	exited(id: number): void {
 		if (!Number.isSafeInteger(id) || id < 1 || id > HANDLE_MAX || id === this.id) {
-			throw new VmapError("EINVAL", `Cannot mark handle ${shown(id)} exited: it must be another handle's id, from 1 to ${HANDLE_MAX}`);
+			throw new VmapError(
+				"EINVAL",
+				`Cannot mark handle ${shown(id)} exited: it must be another handle's id, from 1 to ${HANDLE_MAX}`,
+			);
 		}
 		this.#ended(id);
 	}

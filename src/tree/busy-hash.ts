@@ -23,7 +23,20 @@
  *
  * Everything here runs under the node's busy lock; hashMaintain also under the free-space lock.
  */
-import { HDR_HASH_BUDGET, HDR_HASH_RECORDS, N_BUSY_NR, N_BUSY_ROOT, N_HASH_FIRST, N_HASH_LOG, N_HASH_MOVED, N_HASH_OLD_FIRST, N_HASH_OLD_LOG, N_HASH_RETIRED_FIRST, N_HASH_RETIRED_LEFT, REC_I32 } from "../buffer/layout.ts";
+import {
+	HDR_HASH_BUDGET,
+	HDR_HASH_RECORDS,
+	N_BUSY_NR,
+	N_BUSY_ROOT,
+	N_HASH_FIRST,
+	N_HASH_LOG,
+	N_HASH_MOVED,
+	N_HASH_OLD_FIRST,
+	N_HASH_OLD_LOG,
+	N_HASH_RETIRED_FIRST,
+	N_HASH_RETIRED_LEFT,
+	REC_I32,
+} from "../buffer/layout.ts";
 import { rbFirst, rbNext } from "./rbtree.ts";
 import { clearRecord, setVaNext, vaNext, vaStart } from "../buffer/record.ts";
 import type { VaTable } from "../buffer/va-table.ts";
@@ -39,7 +52,6 @@ const MIGRATE_STEP = 4;
 const RETIRE_STEP = 64;
 /** The Int32 word of `next` within a record (record.ts: va * 10 + 9), for unlinking in place. */
 const NEXT_WORD = 9;
-
 
 /** The bucket of start address `addr` in a table of 2^log buckets (Fibonacci hashing of both 32-bit halves). */
 export function hashBucket(addr: number, log: number): number {

@@ -10,15 +10,22 @@
  */
 import { findVmapArea } from "./busy-tree.ts";
 import { corrupt, hex } from "../api/errors.ts";
-import {
-	HDR_FREE_HEAD,
-	HDR_FREE_NR,
-	HDR_FREE_ROOT,
-	HDRF_FREE_BYTES,
-} from "../buffer/layout.ts";
+import { HDR_FREE_HEAD, HDR_FREE_NR, HDR_FREE_ROOT, HDRF_FREE_BYTES } from "../buffer/layout.ts";
 import { augmentPropagate, augmentPropagateGrow, rbErase, rbInsert, rbInsertAfter, rbPrev } from "./rbtree.ts";
 import type { VaTable } from "../buffer/va-table.ts";
-import { setVaEnd, setVaNext, setVaRange, setVaStart, subtreeMaxSize, vaEnd, vaLeft, vaNext, vaRight, vaSize, vaStart } from "../buffer/record.ts";
+import {
+	setVaEnd,
+	setVaNext,
+	setVaRange,
+	setVaStart,
+	subtreeMaxSize,
+	vaEnd,
+	vaLeft,
+	vaNext,
+	vaRight,
+	vaSize,
+	vaStart,
+} from "../buffer/record.ts";
 
 /** Round `x` up to a multiple of `align`, a power of two. Exact on all safe integers. */
 export function alignUp(x: number, align: number): number {
@@ -43,10 +50,7 @@ function lowestAtOrAbove(t: VaTable, length: number, vstart: number): number {
 	while (node !== 0) {
 		if (vaStart(f64, node) >= vstart) {
 			const r = vaRight(i32, node);
-			if (
-				vaSize(f64, node) >= length ||
-				subtreeMaxSize(f64, r) >= length
-			) {
+			if (vaSize(f64, node) >= length || subtreeMaxSize(f64, r) >= length) {
 				fallback = node;
 			}
 			const l = vaLeft(i32, node);
@@ -109,14 +113,7 @@ export function fitIn(t: VaTable, va: number, size: number, align: number, vstar
  *   pruned in-order scan tries every block big enough before alignment, so the call fails only
  *   when no block in the window fits.
  */
-export function findVmapLowestMatch(
-	t: VaTable,
-	size: number,
-	align: number,
-	vstart: number,
-	vend: number,
-	pageSize: number,
-): number {
+export function findVmapLowestMatch(t: VaTable, size: number, align: number, vstart: number, vend: number, pageSize: number): number {
 	const f64 = t.f64;
 	// The block holding vstart lies at or below every other candidate. There is none when
 	// vstart is at or below the lowest free block (the common case: the whole space).

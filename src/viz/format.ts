@@ -8,7 +8,8 @@ import { shown, VmapError } from "../api/errors.ts";
 /** Option `name`: undefined gives `dflt`; else a whole number in [min, max], or EINVAL. */
 export function wholeOption(cannot: string, name: string, v: unknown, min: number, max: number, dflt: number): number {
 	if (v === undefined) return dflt;
-	if (!(typeof v === "number" && Number.isSafeInteger(v) && v >= min && v <= max)) throw new VmapError("EINVAL", `${cannot}: ${name} must be a whole number from ${min} to ${max}, got ${shown(v)}`);
+	if (!(typeof v === "number" && Number.isSafeInteger(v) && v >= min && v <= max))
+		throw new VmapError("EINVAL", `${cannot}: ${name} must be a whole number from ${min} to ${max}, got ${shown(v)}`);
 	return v;
 }
 

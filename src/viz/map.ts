@@ -14,7 +14,26 @@
 import type { DumpArea, DumpFreeBlock, DumpSmallBlock, VmapDump } from "../api/types.ts";
 import { hex, VmapError, shown } from "../api/errors.ts";
 import { validateOptions } from "../core/options.ts";
-import { BLUE, bytes, count, esc, FAINT, FONT, GREEN, GREY, INK, MONO, ORANGE, PURPLE, px, SKY, titleOption, VERMILLION, wholeOption, YELLOW } from "./format.ts";
+import {
+	BLUE,
+	bytes,
+	count,
+	esc,
+	FAINT,
+	FONT,
+	GREEN,
+	GREY,
+	INK,
+	MONO,
+	ORANGE,
+	PURPLE,
+	px,
+	SKY,
+	titleOption,
+	VERMILLION,
+	wholeOption,
+	YELLOW,
+} from "./format.ts";
 
 export interface MapOptions {
 	/** Width of the address bands, in pixels. @defaultValue 960 */
@@ -75,7 +94,8 @@ export function mapSvg(dump: VmapDump | string, options: MapOptions = {}): strin
 	// Categories: the largest busy tags, other tags, untagged, small-area blocks, lazy, pooled.
 	const blockAt = new Map<number, DumpSmallBlock>(d.blocks.map((b) => [b.start, b]));
 	const tagBytes = new Map<string, number>();
-	for (const a of d.areas) if (a.state === "busy" && !blockAt.has(a.start)) tagBytes.set(a.tag ?? "", (tagBytes.get(a.tag ?? "") ?? 0) + a.size);
+	for (const a of d.areas)
+		if (a.state === "busy" && !blockAt.has(a.start)) tagBytes.set(a.tag ?? "", (tagBytes.get(a.tag ?? "") ?? 0) + a.size);
 	const named = [...tagBytes.entries()].filter(([t]) => t !== "").sort((x, y) => y[1] - x[1] || (x[0] < y[0] ? -1 : 1));
 	const cats: Category[] = [];
 	const catOfTag = new Map<string, number>();
@@ -110,7 +130,9 @@ export function mapSvg(dump: VmapDump | string, options: MapOptions = {}): strin
 			const stroke = c < BLOCK ? ` stroke="#fff" stroke-width="0.5"` : "";
 			const tip = title === undefined ? "" : `<title>${esc(title)}</title>`;
 			for (const [r, x0, x1] of rowSegments(g0, g1, W)) {
-				big.push(`<rect data-start="${hex(start)}" x="${px(LEFT + x0)}" y="${rowY(r)}" width="${px(x1 - x0)}" height="${ROW_H}" fill="${cats[c]!.fill}"${stroke}>${tip}</rect>`);
+				big.push(
+					`<rect data-start="${hex(start)}" x="${px(LEFT + x0)}" y="${rowY(r)}" width="${px(x1 - x0)}" height="${ROW_H}" fill="${cats[c]!.fill}"${stroke}>${tip}</rect>`,
+				);
 			}
 			return;
 		}
@@ -188,7 +210,15 @@ export function mapSvg(dump: VmapDump | string, options: MapOptions = {}): strin
 	let agg: string[] = [];
 	let cell = 1;
 	for (; cell <= W; cell *= 2) {
-		agg = stackedCells(cov, rows, W, C, cell, pxBytes, (x, r, w, y0, h, c) => `<rect x="${LEFT + x}" y="${rowY(r) + y0}" width="${w}" height="${h}" fill="${cats[c]!.fill}"/>`);
+		agg = stackedCells(
+			cov,
+			rows,
+			W,
+			C,
+			cell,
+			pxBytes,
+			(x, r, w, y0, h, c) => `<rect x="${LEFT + x}" y="${rowY(r) + y0}" width="${w}" height="${h}" fill="${cats[c]!.fill}"/>`,
+		);
 		if (agg.length <= AGG_RECTS) break;
 	}
 
@@ -199,7 +229,9 @@ export function mapSvg(dump: VmapDump | string, options: MapOptions = {}): strin
 		const e = Math.min(t.largestFreeStart + t.largestFreeBlock, o.to);
 		if (s < e) {
 			for (const [r, x0, x1] of rowSegments((s - o.from) / pxBytes, (e - o.from) / pxBytes, W)) {
-				outline.push(`<rect x="${px(LEFT + x0 + 1)}" y="${rowY(r) + 1}" width="${px(Math.max(0, x1 - x0 - 2))}" height="${ROW_H - 2}" fill="none" stroke="${INK}" stroke-width="1.5" stroke-dasharray="4 3"/>`);
+				outline.push(
+					`<rect x="${px(LEFT + x0 + 1)}" y="${rowY(r) + 1}" width="${px(Math.max(0, x1 - x0 - 2))}" height="${ROW_H - 2}" fill="none" stroke="${INK}" stroke-width="1.5" stroke-dasharray="4 3"/>`,
+				);
 			}
 		}
 	}
@@ -211,7 +243,10 @@ export function mapSvg(dump: VmapDump | string, options: MapOptions = {}): strin
 	const rowLabelEvery = Math.ceil(rows / 40);
 	for (let r = 0; r < rows; r++) {
 		axes.push(`<rect x="${LEFT}" y="${rowY(r)}" width="${W}" height="${ROW_H}" fill="#fff" stroke="${FAINT}" stroke-width="1"/>`);
-		if (r % rowLabelEvery === 0) axes.push(`<text x="${LEFT - 6}" y="${rowY(r) + ROW_H - 3}" text-anchor="end" font-size="10" ${MONO}>0x${(o.from + r * rowBytes).toString(16).padStart(digits, "0")}</text>`);
+		if (r % rowLabelEvery === 0)
+			axes.push(
+				`<text x="${LEFT - 6}" y="${rowY(r) + ROW_H - 3}" text-anchor="end" font-size="10" ${MONO}>0x${(o.from + r * rowBytes).toString(16).padStart(digits, "0")}</text>`,
+			);
 	}
 	for (let k = 0; k <= 4; k++) {
 		const x = LEFT + (W * k) / 4;
@@ -219,8 +254,12 @@ export function mapSvg(dump: VmapDump | string, options: MapOptions = {}): strin
 		axes.push(`<line x1="${px(x)}" y1="${TOP - 6}" x2="${px(x)}" y2="${plotBottom}" stroke="${FAINT}" stroke-width="1"/>`);
 		axes.push(`<text x="${px(x)}" y="${TOP - 9}" text-anchor="${anchor}" font-size="10" ${MONO}>+${hex((rowBytes * k) / 4)}</text>`);
 	}
-	axes.push(`<text x="${LEFT + W / 2}" y="${TOP - 24}" text-anchor="middle" font-size="11" fill="#444" ${FONT}>offset within the row (hex, bytes): each row is ${bytes(rowBytes)} of addresses, left to right</text>`);
-	axes.push(`<text transform="translate(16 ${(TOP + plotBottom) / 2}) rotate(-90)" text-anchor="middle" font-size="11" fill="#444" ${FONT}>row start address (hex)</text>`);
+	axes.push(
+		`<text x="${LEFT + W / 2}" y="${TOP - 24}" text-anchor="middle" font-size="11" fill="#444" ${FONT}>offset within the row (hex, bytes): each row is ${bytes(rowBytes)} of addresses, left to right</text>`,
+	);
+	axes.push(
+		`<text transform="translate(16 ${(TOP + plotBottom) / 2}) rotate(-90)" text-anchor="middle" font-size="11" fill="#444" ${FONT}>row start address (hex)</text>`,
+	);
 
 	// Legend: a swatch and the bytes of each category present, then the totals.
 	const legend: string[] = [];
@@ -230,7 +269,10 @@ export function mapSvg(dump: VmapDump | string, options: MapOptions = {}): strin
 	present.forEach((c, n) => {
 		const x = 20 + (n % 2) * colW;
 		const y = ly + Math.floor(n / 2) * 18;
-		const what = c.k === POOLED ? `${bytes(c.bytes)} in ${count(c.areas)} ranges` : `${bytes(c.bytes)} in ${count(c.areas)} area${c.areas === 1 ? "" : "s"}`;
+		const what =
+			c.k === POOLED
+				? `${bytes(c.bytes)} in ${count(c.areas)} ranges`
+				: `${bytes(c.bytes)} in ${count(c.areas)} area${c.areas === 1 ? "" : "s"}`;
 		legend.push(`<rect x="${x}" y="${y - 10}" width="18" height="12" fill="${c.fill}" stroke="${GREY}" stroke-width="0.5"/>`);
 		legend.push(`<text x="${x + 24}" y="${y}" font-size="12" ${FONT}>${esc(c.label)}: ${what}</text>`);
 	});
@@ -240,8 +282,12 @@ export function mapSvg(dump: VmapDump | string, options: MapOptions = {}): strin
 		`<text x="44" y="${ly}" font-size="12" ${FONT}>free: ${bytes(t.freeBytes)} in ${count(t.freeBlocks)} block${t.freeBlocks === 1 ? "" : "s"}</text>`,
 	];
 	if (t.largestFreeStart >= 0) {
-		freeRow.push(`<rect x="${20 + colW}" y="${ly - 10}" width="18" height="12" fill="none" stroke="${INK}" stroke-width="1.5" stroke-dasharray="4 3"/>`);
-		freeRow.push(`<text x="${44 + colW}" y="${ly}" font-size="12" ${FONT}>largest free block: ${bytes(t.largestFreeBlock)} at ${hex(t.largestFreeStart)}</text>`);
+		freeRow.push(
+			`<rect x="${20 + colW}" y="${ly - 10}" width="18" height="12" fill="none" stroke="${INK}" stroke-width="1.5" stroke-dasharray="4 3"/>`,
+		);
+		freeRow.push(
+			`<text x="${44 + colW}" y="${ly}" font-size="12" ${FONT}>largest free block: ${bytes(t.largestFreeBlock)} at ${hex(t.largestFreeStart)}</text>`,
+		);
 	}
 	legend.push(...freeRow);
 	ly += 22;
@@ -252,9 +298,10 @@ export function mapSvg(dump: VmapDump | string, options: MapOptions = {}): strin
 		`<text id="${p}totals" x="20" y="${ly}" font-size="12" font-weight="600" ${FONT} data-busy-bytes="${t.busyBytes}" data-busy-areas="${t.busyAreas}" data-lazy-bytes="${lazy.bytes}" data-lazy-areas="${lazy.areas}" data-pooled-bytes="${pooled}" data-free-bytes="${t.freeBytes}" data-free-blocks="${t.freeBlocks}" data-block-bytes="${cats[BLOCK]!.bytes}" data-largest-free-block="${t.largestFreeBlock}">Totals: ${totals}</text>`,
 	);
 	ly += 18;
-	const note = aggregated > 0
-		? `1 px = ${bytes(pxBytes)}. ${count(aggregated)} pixels hold areas narrower than ${BIG_PX} px: there each state is as tall as its share of the bytes${cell > 1 ? ` of ${cell} px` : ""}.`
-		: `1 px = ${bytes(pxBytes)}; every area is drawn at its own width.`;
+	const note =
+		aggregated > 0
+			? `1 px = ${bytes(pxBytes)}. ${count(aggregated)} pixels hold areas narrower than ${BIG_PX} px: there each state is as tall as its share of the bytes${cell > 1 ? ` of ${cell} px` : ""}.`
+			: `1 px = ${bytes(pxBytes)}; every area is drawn at its own width.`;
 	legend.push(`<text x="20" y="${ly}" font-size="11" fill="#444" ${FONT}>${esc(note)}</text>`);
 	const height = ly + 16;
 	const totalW = LEFT + W + 20;
@@ -282,7 +329,15 @@ export function mapSvg(dump: VmapDump | string, options: MapOptions = {}): strin
  * The stacked bars of cells `cell` pixels wide: in each, category c is as tall (in whole pixels
  * of ROW_H, by largest remainder) as its share of the cell's bytes; runs of equal bars merge.
  */
-function stackedCells(cov: Float64Array, rows: number, W: number, C: number, cell: number, pxBytes: number, rect: (x: number, r: number, w: number, y0: number, h: number, c: number) => string): string[] {
+function stackedCells(
+	cov: Float64Array,
+	rows: number,
+	W: number,
+	C: number,
+	cell: number,
+	pxBytes: number,
+	rect: (x: number, r: number, w: number, y0: number, h: number, c: number) => string,
+): string[] {
 	const out: string[] = [];
 	const h = new Int32Array(C);
 	const runH = new Int32Array(C);
@@ -304,7 +359,7 @@ function stackedCells(cov: Float64Array, rows: number, W: number, C: number, cel
 			let given = 0;
 			for (let c = 0; c < C; c++) {
 				let b = 0;
-				for (let k = x; k < Math.min(W, x + cell); k++) b += cov[((r * W + k) * C) + c]!;
+				for (let k = x; k < Math.min(W, x + cell); k++) b += cov[(r * W + k) * C + c]!;
 				const exact = (b / cellBytes) * ROW_H;
 				h[c] = Math.floor(exact);
 				frac[c] = exact - h[c]!;
@@ -349,8 +404,13 @@ function blockLabel(b: DumpSmallBlock, from: number, to: number, pxBytes: number
 	const out: string[] = [];
 	for (const [r, x0, x1] of rowSegments((s - from) / pxBytes, (e - from) / pxBytes, width)) {
 		if (x1 - x0 < 3) continue;
-		out.push(`<rect x="${px(LEFT + x0)}" y="${rowY(r)}" width="${px(x1 - x0)}" height="${ROW_H}" fill="none" stroke="${INK}" stroke-width="0.8"/>`);
-		if (x1 - x0 >= 16) out.push(`<text x="${px(LEFT + (x0 + x1) / 2)}" y="${rowY(r) + ROW_H - 3}" text-anchor="middle" font-size="9" ${FONT}>${b.owner}</text>`);
+		out.push(
+			`<rect x="${px(LEFT + x0)}" y="${rowY(r)}" width="${px(x1 - x0)}" height="${ROW_H}" fill="none" stroke="${INK}" stroke-width="0.8"/>`,
+		);
+		if (x1 - x0 >= 16)
+			out.push(
+				`<text x="${px(LEFT + (x0 + x1) / 2)}" y="${rowY(r) + ROW_H - 3}" text-anchor="middle" font-size="9" ${FONT}>${b.owner}</text>`,
+			);
 	}
 	return out;
 }
@@ -366,11 +426,22 @@ function parseDump(dump: VmapDump | string): VmapDump {
 	}
 	const x = d as Partial<VmapDump> | null;
 	const ok =
-		typeof x === "object" && x !== null &&
-		Number.isSafeInteger(x.start) && Number.isSafeInteger(x.end) && x.start! < x.end! &&
-		typeof x.stats === "object" && x.stats !== null && Number.isSafeInteger(x.stats.pageSize) &&
-		Array.isArray(x.areas) && Array.isArray(x.free) && Array.isArray(x.blocks);
-	if (!ok) throw new VmapError("EINVAL", `Cannot draw a map: dump must be what VmapSpace.dump() returns ({ start, end, stats, areas, free, blocks }), got ${shown(d)}`);
+		typeof x === "object" &&
+		x !== null &&
+		Number.isSafeInteger(x.start) &&
+		Number.isSafeInteger(x.end) &&
+		x.start! < x.end! &&
+		typeof x.stats === "object" &&
+		x.stats !== null &&
+		Number.isSafeInteger(x.stats.pageSize) &&
+		Array.isArray(x.areas) &&
+		Array.isArray(x.free) &&
+		Array.isArray(x.blocks);
+	if (!ok)
+		throw new VmapError(
+			"EINVAL",
+			`Cannot draw a map: dump must be what VmapSpace.dump() returns ({ start, end, stats, areas, free, blocks }), got ${shown(d)}`,
+		);
 	checkSorted(x.areas!, "areas");
 	checkSorted(x.free!, "free");
 	return x as VmapDump;
@@ -379,8 +450,20 @@ function parseDump(dump: VmapDump | string): VmapDump {
 function checkSorted(list: Array<DumpArea | DumpFreeBlock>, name: string): void {
 	let last = -Infinity;
 	for (const a of list) {
-		if (!(typeof a === "object" && a !== null && Number.isSafeInteger(a.start) && Number.isSafeInteger(a.end) && a.start < a.end && a.start > last)) {
-			throw new VmapError("EINVAL", `Cannot draw a map: dump.${name} must list ranges { start, end } with start < end, in rising order, got ${shown(a)} after start ${last}`);
+		if (
+			!(
+				typeof a === "object" &&
+				a !== null &&
+				Number.isSafeInteger(a.start) &&
+				Number.isSafeInteger(a.end) &&
+				a.start < a.end &&
+				a.start > last
+			)
+		) {
+			throw new VmapError(
+				"EINVAL",
+				`Cannot draw a map: dump.${name} must list ranges { start, end } with start < end, in rising order, got ${shown(a)} after start ${last}`,
+			);
 		}
 		last = a.start;
 	}
@@ -396,6 +479,10 @@ function mapOptions(d: VmapDump, options: MapOptions): Required<Omit<MapOptions,
 	const to = wholeOption(CANNOT, "to", options.to, from + 1, d.end, d.end);
 	const title = titleOption(CANNOT, options.title);
 	const idPrefix = options.idPrefix ?? "vmap-";
-	if (typeof idPrefix !== "string" || !/^[A-Za-z][\w-]*$/.test(idPrefix)) throw new VmapError("EINVAL", `${CANNOT}: idPrefix must be letters, digits, _ or -, starting with a letter, got ${shown(idPrefix)}`);
+	if (typeof idPrefix !== "string" || !/^[A-Za-z][\w-]*$/.test(idPrefix))
+		throw new VmapError(
+			"EINVAL",
+			`${CANNOT}: idPrefix must be letters, digits, _ or -, starting with a letter, got ${shown(idPrefix)}`,
+		);
 	return { width, rows, from, to, title, idPrefix };
 }

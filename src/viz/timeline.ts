@@ -12,10 +12,38 @@
 import type { VmapStats } from "../api/types.ts";
 import { VmapError, shown } from "../api/errors.ts";
 import { validateOptions } from "../core/options.ts";
-import { BLUE, bytes, esc, FAINT, FONT, GREEN, GREY, INK, num, ORANGE, PURPLE, px, titleOption, VERMILLION, niceStep, wholeOption } from "./format.ts";
+import {
+	BLUE,
+	bytes,
+	esc,
+	FAINT,
+	FONT,
+	GREEN,
+	GREY,
+	INK,
+	num,
+	ORANGE,
+	PURPLE,
+	px,
+	titleOption,
+	VERMILLION,
+	niceStep,
+	wholeOption,
+} from "./format.ts";
 
 /** The figures a timeline keeps of each sample. */
-const FIELDS = ["t", "lazyPages", "lazyMaxPages", "purges", "drainPurges", "priorityPurges", "overflowPurges", "liveBytes", "spanBytes", "largestFreeBlock"] as const;
+const FIELDS = [
+	"t",
+	"lazyPages",
+	"lazyMaxPages",
+	"purges",
+	"drainPurges",
+	"priorityPurges",
+	"overflowPurges",
+	"liveBytes",
+	"spanBytes",
+	"largestFreeBlock",
+] as const;
 type Field = (typeof FIELDS)[number];
 
 /** A timeline as JSON: one array per figure, `t` in seconds from the first sample. */
@@ -33,11 +61,12 @@ export class Timeline {
 
 	/** Record `stats` (of stats(); nothing of it is kept) as of `nowMs` (performance.now() when omitted). */
 	sample(stats: VmapStats, nowMs: number = performance.now()): void {
-		if (this.#n === this.#cols[0]!.length) this.#cols = this.#cols.map((c) => {
-			const d = new Float64Array(c.length * 2);
-			d.set(c);
-			return d;
-		});
+		if (this.#n === this.#cols[0]!.length)
+			this.#cols = this.#cols.map((c) => {
+				const d = new Float64Array(c.length * 2);
+				d.set(c);
+				return d;
+			});
 		if (this.#t0 < 0) this.#t0 = nowMs;
 		const c = this.#cols;
 		const n = this.#n++;
@@ -72,8 +101,17 @@ export class Timeline {
 		}
 		const x = d as Partial<TimelineData> | null;
 		const n = Array.isArray(x?.t) ? x.t.length : -1;
-		const bad = typeof x !== "object" || x === null ? "not an object" : FIELDS.find((f) => !Array.isArray(x[f]) || x[f].length !== n || !x[f].every((v) => typeof v === "number" && Number.isFinite(v)));
-		if (bad !== undefined) throw new VmapError("EINVAL", `Cannot read a timeline: it must be a Timeline's toJSON() (${FIELDS.join(", ")}: arrays of numbers of one length), got ${typeof bad === "string" && bad !== "not an object" ? `a bad ${bad}` : shown(d)}`);
+		const bad =
+			typeof x !== "object" || x === null
+				? "not an object"
+				: FIELDS.find(
+						(f) => !Array.isArray(x[f]) || x[f].length !== n || !x[f].every((v) => typeof v === "number" && Number.isFinite(v)),
+					);
+		if (bad !== undefined)
+			throw new VmapError(
+				"EINVAL",
+				`Cannot read a timeline: it must be a Timeline's toJSON() (${FIELDS.join(", ")}: arrays of numbers of one length), got ${typeof bad === "string" && bad !== "not an object" ? `a bad ${bad}` : shown(d)}`,
+			);
 		const tl = new Timeline();
 		tl.#cols = FIELDS.map((f) => Float64Array.from(x![f]!.length > 0 ? x![f]! : [0]));
 		tl.#n = n;
@@ -146,7 +184,12 @@ export function timelineSvg(timeline: Timeline | TimelineData | string, options:
 			series: [
 				{ label: "lazy pages", colour: BLUE, values: tl.column("lazyPages") },
 				{ label: "lazyMaxPages: a drain is due", colour: ORANGE, values: lazyMax, dash: "6 4" },
-				{ label: "2 × lazyMaxPages: priority threshold", colour: VERMILLION, values: Float64Array.from(lazyMax, (v) => 2 * v), dash: "2 3" },
+				{
+					label: "2 × lazyMaxPages: priority threshold",
+					colour: VERMILLION,
+					values: Float64Array.from(lazyMax, (v) => 2 * v),
+					dash: "2 3",
+				},
 			],
 			floor: 2.2 * lastMax,
 		},
@@ -179,7 +222,9 @@ export function timelineSvg(timeline: Timeline | TimelineData | string, options:
 	const out: string[] = [];
 	const height = TOP + panels.length * (PANEL_H + PANEL_GAP) + 10;
 	const totalW = LEFT + W + 30;
-	out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${totalW}" height="${height}" viewBox="0 0 ${totalW} ${height}" data-samples="${n}">`);
+	out.push(
+		`<svg xmlns="http://www.w3.org/2000/svg" width="${totalW}" height="${height}" viewBox="0 0 ${totalW} ${height}" data-samples="${n}">`,
+	);
 	out.push(`<title>${esc(title)}</title>`);
 	out.push(`<rect width="${totalW}" height="${height}" fill="#fff"/>`);
 	out.push(`<text x="20" y="26" font-size="16" font-weight="600" ${FONT}>${esc(title)}</text>`);
@@ -205,7 +250,9 @@ export function timelineSvg(timeline: Timeline | TimelineData | string, options:
 			out.push(`<text x="${LEFT - 6}" y="${px(y + 4)}" text-anchor="end" font-size="10" ${FONT}>${label}</text>`);
 		}
 		const unitLabel = panel.unit === "pages" ? "pages" : panel.unit === "count" ? "purges" : panel.unit === "bytes" ? "bytes" : "ratio";
-		out.push(`<text transform="translate(22 ${(top + bottom) / 2}) rotate(-90)" text-anchor="middle" font-size="11" fill="#444" ${FONT}>${unitLabel}</text>`);
+		out.push(
+			`<text transform="translate(22 ${(top + bottom) / 2}) rotate(-90)" text-anchor="middle" font-size="11" fill="#444" ${FONT}>${unitLabel}</text>`,
+		);
 		// x ticks.
 		for (let v = 0; v <= tMax + 1e-9; v += tStep) {
 			const x = xOf(v);
@@ -214,13 +261,21 @@ export function timelineSvg(timeline: Timeline | TimelineData | string, options:
 		}
 		out.push(`<line x1="${LEFT}" y1="${bottom}" x2="${LEFT + W}" y2="${bottom}" stroke="${INK}" stroke-width="1"/>`);
 		out.push(`<line x1="${LEFT}" y1="${top}" x2="${LEFT}" y2="${bottom}" stroke="${INK}" stroke-width="1"/>`);
-		if (k === panels.length - 1) out.push(`<text x="${LEFT + W / 2}" y="${bottom + 32}" text-anchor="middle" font-size="11" fill="#444" ${FONT}>time since the first sample (s)</text>`);
+		if (k === panels.length - 1)
+			out.push(
+				`<text x="${LEFT + W / 2}" y="${bottom + 32}" text-anchor="middle" font-size="11" fill="#444" ${FONT}>time since the first sample (s)</text>`,
+			);
 		// Lines, then their legend to the right of the panel title.
 		let lx = LEFT + 8;
 		for (const s of panel.series) {
 			const pts = polyline(t, s.values, n, xOf, yOf, W, s.step === true);
-			if (pts !== "") out.push(`<polyline points="${pts}" fill="none" stroke="${s.colour}" stroke-width="1.8"${s.dash ? ` stroke-dasharray="${s.dash}"` : ""}><title>${esc(s.label)}</title></polyline>`);
-			out.push(`<line x1="${lx}" y1="${top - 6}" x2="${lx + 18}" y2="${top - 6}" stroke="${s.colour}" stroke-width="2.4"${s.dash ? ` stroke-dasharray="${s.dash}"` : ""}/>`);
+			if (pts !== "")
+				out.push(
+					`<polyline points="${pts}" fill="none" stroke="${s.colour}" stroke-width="1.8"${s.dash ? ` stroke-dasharray="${s.dash}"` : ""}><title>${esc(s.label)}</title></polyline>`,
+				);
+			out.push(
+				`<line x1="${lx}" y1="${top - 6}" x2="${lx + 18}" y2="${top - 6}" stroke="${s.colour}" stroke-width="2.4"${s.dash ? ` stroke-dasharray="${s.dash}"` : ""}/>`,
+			);
 			const label = `${s.label}${n > 0 && panel.unit !== "pages" ? `: ${fmt(panel.unit, s.values[n - 1]!)}` : ""}`;
 			out.push(`<text x="${lx + 23}" y="${top - 2}" font-size="11" ${FONT}>${esc(label)}</text>`);
 			lx += 34 + label.length * 6.1;
@@ -239,7 +294,15 @@ function fmt(unit: string, v: number): string {
  * Polyline points for `values` against `t`; with more samples than pixels, each pixel column
  * keeps its first, lowest, highest and last value, so spikes survive.
  */
-function polyline(t: ArrayLike<number>, values: ArrayLike<number>, n: number, xOf: (v: number) => number, yOf: (v: number) => number, width: number, step: boolean): string {
+function polyline(
+	t: ArrayLike<number>,
+	values: ArrayLike<number>,
+	n: number,
+	xOf: (v: number) => number,
+	yOf: (v: number) => number,
+	width: number,
+	step: boolean,
+): string {
 	const pts: string[] = [];
 	let prevY = Number.NaN;
 	const add = (x: number, y: number) => {

@@ -8,11 +8,14 @@ async function main() {
 	const owners = new Int32Array(new SharedArrayBuffer(4 * pages));
 	const ops = 20000;
 	const workers = [1, 2].map(() => new Worker("/test/browser/worker.js", { type: "module" }));
-	const reports = workers.map((w, i) => new Promise((resolve, reject) => {
-		w.onmessage = (e) => resolve(e.data);
-		w.onerror = (e) => reject(new Error(e.message));
-		w.postMessage({ handle: space.handle, owners: owners.buffer, ops, seed: 17 + i });
-	}));
+	const reports = workers.map(
+		(w, i) =>
+			new Promise((resolve, reject) => {
+				w.onmessage = (e) => resolve(e.data);
+				w.onerror = (e) => reject(new Error(e.message));
+				w.postMessage({ handle: space.handle, owners: owners.buffer, ops, seed: 17 + i });
+			}),
+	);
 	// The main thread works alongside, yielding now and then so the workers' reports arrive.
 	const violations = [];
 	let mainAllocs = 0;
@@ -53,4 +56,7 @@ async function main() {
 	};
 }
 
-main().then((r) => (window.__result = r), (e) => (window.__result = { error: String(e?.stack || e) }));
+main().then(
+	(r) => (window.__result = r),
+	(e) => (window.__result = { error: String(e?.stack || e) }),
+);

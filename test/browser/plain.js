@@ -21,11 +21,16 @@ function main() {
 	space.trim();
 	space.check();
 	const st = space.stats();
-	return { hasSAB: typeof SharedArrayBuffer !== "undefined", sharedError, whole: st.freeBlocks === 1 && st.freeBytes === st.size, allocs: st.allocs };
+	return {
+		hasSAB: typeof SharedArrayBuffer !== "undefined",
+		sharedError,
+		whole: st.freeBlocks === 1 && st.freeBytes === st.size,
+		allocs: st.allocs,
+	};
 }
 
 try {
 	window.__result = main();
 } catch (e) {
-	window.__result = { error: String((e?.stack) || e) };
+	window.__result = { error: String(e?.stack || e) };
 }

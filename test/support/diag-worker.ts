@@ -9,7 +9,12 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { VmapSpace } from "../../src/index.ts";
 
-const job = workerData as { handle: { buffer: SharedArrayBuffer }; control: SharedArrayBuffer; owners: SharedArrayBuffer; role: "diag" | "alloc" };
+const job = workerData as {
+	handle: { buffer: SharedArrayBuffer };
+	control: SharedArrayBuffer;
+	owners: SharedArrayBuffer;
+	role: "diag" | "alloc";
+};
 const stop = new Int32Array(job.control);
 const space = VmapSpace.attach(job.handle, { timeoutMs: 60_000 });
 const P = space.pageSize;
@@ -30,7 +35,10 @@ if (job.role === "diag") {
 		counts.dumps++;
 		space.check();
 		counts.checks++;
-		const bad = space.vmallocinfo().split("\n").find((l) => l !== "" && !/^0x[0-9a-f]{16}-0x[0-9a-f]{16} +\d+( .+)?$/.test(l));
+		const bad = space
+			.vmallocinfo()
+			.split("\n")
+			.find((l) => l !== "" && !/^0x[0-9a-f]{16}-0x[0-9a-f]{16} +\d+( .+)?$/.test(l));
 		if (bad !== undefined && violations.length < 10) violations.push(`vmallocinfo: a malformed line: ${bad}`);
 		counts.infos++;
 	}

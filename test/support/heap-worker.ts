@@ -228,7 +228,8 @@ if (job.mode === "mixed") {
 			try {
 				const b = heap.bytes(addr, P);
 				const v = b[0]!;
-				for (let i = 1; i < P; i += 61) if (b[i] !== v) note(`reader ${r}: ${addr} changed under it (byte ${i} is ${b[i]}, byte 0 ${v})`);
+				for (let i = 1; i < P; i += 61)
+					if (b[i] !== v) note(`reader ${r}: ${addr} changed under it (byte ${i} is ${b[i]}, byte 0 ${v})`);
 			} catch (e) {
 				note(`reader ${r}: ${addr}: ${(e as Error).message}`);
 			}

@@ -1,13 +1,5 @@
 /** Read a space's structures straight from its buffer, for assertions. */
-import {
-	BATCH_SLOTS,
-	HDR_FREE_HEAD,
-	MAX_VA_SIZE_PAGES,
-	N_BUSY_ROOT,
-	N_LAZY_ROOT,
-	nodeBase,
-	purgeTree,
-} from "../../src/buffer/layout.ts";
+import { BATCH_SLOTS, HDR_FREE_HEAD, MAX_VA_SIZE_PAGES, N_BUSY_ROOT, N_LAZY_ROOT, nodeBase, purgeTree } from "../../src/buffer/layout.ts";
 import { poolWord } from "../../src/tree/nodes.ts";
 import { rbFirst, rbNext } from "../../src/tree/rbtree.ts";
 import type { VmapSpace } from "../../src/space/space.ts";
@@ -43,13 +35,17 @@ function nodes(space: VmapSpace): number[] {
 function treed(space: VmapSpace, roots: number[]): Range[] {
 	const t = space.table;
 	const out: Range[] = [];
-	for (const root of roots) for (let va = rbFirst(t, root); va !== 0; va = rbNext(t, va)) out.push([vaStart(t.f64, va), vaEnd(t.f64, va)]);
+	for (const root of roots)
+		for (let va = rbFirst(t, root); va !== 0; va = rbNext(t, va)) out.push([vaStart(t.f64, va), vaEnd(t.f64, va)]);
 	return out.sort((a, b) => a[0] - b[0]);
 }
 
 /** Lazy areas (every node's lazy tree and purge trees) in address order. */
 export function lazyAreas(space: VmapSpace): Range[] {
-	return treed(space, nodes(space).flatMap((v) => [nodeBase(v) + N_LAZY_ROOT, ...Array.from({ length: BATCH_SLOTS }, (_, k) => purgeTree(v, k))]));
+	return treed(
+		space,
+		nodes(space).flatMap((v) => [nodeBase(v) + N_LAZY_ROOT, ...Array.from({ length: BATCH_SLOTS }, (_, k) => purgeTree(v, k))]),
+	);
 }
 
 /** Pooled areas (every pool of every node) in address order. */

@@ -19,7 +19,13 @@ import { VmapHeap, VmapSpace } from "../../src/index.ts";
 import { HDR_FREE_LOCK } from "../../src/buffer/layout.ts";
 import { PROGRESS, waitAtGate } from "../../harness/gate.ts";
 
-const job = workerData as { mode: string; handle: { buffer: SharedArrayBuffer; data?: SharedArrayBuffer }; control: SharedArrayBuffer; ms: number; areas: number };
+const job = workerData as {
+	mode: string;
+	handle: { buffer: SharedArrayBuffer; data?: SharedArrayBuffer };
+	control: SharedArrayBuffer;
+	ms: number;
+	areas: number;
+};
 const control = new Int32Array(job.control);
 const burn = (ms: number) => {
 	const until = performance.now() + ms;
@@ -38,7 +44,9 @@ if (job.mode === "heap-idle") {
 }
 
 if (job.mode === "heap-flush-sync") {
-	const heap = VmapHeap.attach(job.handle as { buffer: SharedArrayBuffer; data: SharedArrayBuffer }, { flush: () => new Promise<void>((r) => setTimeout(r, job.ms)) });
+	const heap = VmapHeap.attach(job.handle as { buffer: SharedArrayBuffer; data: SharedArrayBuffer }, {
+		flush: () => new Promise<void>((r) => setTimeout(r, job.ms)),
+	});
 	parentPort!.postMessage({ id: heap.space.id });
 	waitAtGate(control);
 	heap.vfree(heap.vmalloc(100));
@@ -66,12 +74,19 @@ if (job.mode === "busy-async-flush") {
 }
 
 const stuck = () => new Promise<void>(() => {});
-const space = VmapSpace.attach(job.handle, job.mode === "slow-flush" ? {
+const space = VmapSpace.attach(
+	job.handle,
+	job.mode === "slow-flush"
+		? {
 				flush: () => {
 					begun();
 					burn(job.ms);
 				},
-			} : job.mode === "stuck-flush" ? { flush: stuck } : {});
+			}
+		: job.mode === "stuck-flush"
+			? { flush: stuck }
+			: {},
+);
 const P = space.pageSize;
 parentPort!.postMessage({ id: space.id });
 waitAtGate(control);

@@ -23,7 +23,13 @@ interface Job {
 	seed: number;
 }
 type Area = [addr: number, size: number, owner: number];
-type Command = { cmd: "alloc"; n: number } | { cmd: "free"; areas: Area[] } | { cmd: "refree"; areas: Area[] } | { cmd: "check" } | { cmd: "close" } | { cmd: "exit" };
+type Command =
+	| { cmd: "alloc"; n: number }
+	| { cmd: "free"; areas: Area[] }
+	| { cmd: "refree"; areas: Area[] }
+	| { cmd: "check" }
+	| { cmd: "close" }
+	| { cmd: "exit" };
 
 const job = workerData as Job;
 let flushes = 0;
@@ -38,14 +44,16 @@ const violations: string[] = [];
 function claim(addr: number, size: number, want: number, to: number): void {
 	for (let p = (addr - space.start) / P, n = size / P; n > 0; p++, n--) {
 		const was = Atomics.compareExchange(owners, p, want, to);
-		if (was !== want && violations.length < 10) violations.push(`handle ${me}: page ${p} of [${addr}, ${addr + size}) was owned by ${was}, expected ${want}`);
+		if (was !== want && violations.length < 10)
+			violations.push(`handle ${me}: page ${p} of [${addr}, ${addr + size}) was owned by ${was}, expected ${want}`);
 	}
 }
 
 /** The area's size as find() reports it: small areas take their whole class. */
 function sizeOf(addr: number): number {
 	const info = space.find(addr);
-	if (info === undefined || info.start !== addr || info.state !== "busy") throw new Error(`find(${addr}) right after alloc: ${JSON.stringify(info)}`);
+	if (info === undefined || info.start !== addr || info.state !== "busy")
+		throw new Error(`find(${addr}) right after alloc: ${JSON.stringify(info)}`);
 	return info.size;
 }
 

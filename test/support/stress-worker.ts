@@ -10,7 +10,12 @@ import { parentPort, workerData } from "node:worker_threads";
 import { VmapError, VmapHeap } from "../../src/index.ts";
 import { randomBelow } from "../../harness/random.ts";
 
-const job = workerData as { handle: { buffer: SharedArrayBuffer; data: SharedArrayBuffer }; owners: SharedArrayBuffer; flush: "slow" | "async" | "throwing" | "none"; seed: number };
+const job = workerData as {
+	handle: { buffer: SharedArrayBuffer; data: SharedArrayBuffer };
+	owners: SharedArrayBuffer;
+	flush: "slow" | "async" | "throwing" | "none";
+	seed: number;
+};
 const rnd = randomBelow(job.seed);
 const burn = (ms: number) => {
 	const until = performance.now() + ms;
@@ -54,7 +59,8 @@ function release(i: number, deferred: boolean): void {
 	live[i] = live[live.length - 1]!;
 	live.pop();
 	const view = heap.bytes(addr, bytes);
-	for (let k = 0; k < bytes; k += 97) if (view[k] !== ((pattern + k) & 0xff) && violations.length < 10) violations.push(`handle ${me}: byte ${k} of ${addr} changed`);
+	for (let k = 0; k < bytes; k += 97)
+		if (view[k] !== ((pattern + k) & 0xff) && violations.length < 10) violations.push(`handle ${me}: byte ${k} of ${addr} changed`);
 	mark(addr, bytes, me, 0);
 	if (deferred) {
 		heap.freeDeferred(addr);

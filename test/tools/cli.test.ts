@@ -16,7 +16,11 @@ import type { Meta, Run } from "../../bench/results.ts";
 const MAIN = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url));
 /** `npm run bench`: the bench runs from the repository, not from the package's CLI. */
 const BENCH = fileURLToPath(new URL("../../bench/main.ts", import.meta.url));
-const vmap = (...args: string[]) => spawnSync(process.execPath, ["--import", "tsx", ...(args[0] === "bench" ? [BENCH, ...args.slice(1)] : [MAIN, ...args])], { encoding: "utf8", timeout: 600_000 });
+const vmap = (...args: string[]) =>
+	spawnSync(process.execPath, ["--import", "tsx", ...(args[0] === "bench" ? [BENCH, ...args.slice(1)] : [MAIN, ...args])], {
+		encoding: "utf8",
+		timeout: 600_000,
+	});
 
 test("vmap test: the kernel's Summary lines, one per worker and test, in mask order", () => {
 	const r = vmap("test", "--threads", "2", "--mask", "0x1005", "--loops", "50", "--repeat", "2", "--sequential");
@@ -34,7 +38,19 @@ test("vmap test: the kernel's Summary lines, one per worker and test, in mask or
 test("vmap: help for every option, and bad arguments exit 2 naming them", () => {
 	const help = vmap("test", "--help");
 	assert.equal(help.status, 0);
-	for (const opt of ["--mode", "--threads", "--mask", "--loops", "--repeat", "--sequential", "--nr-pages", "--nr-pcpu-objects", "--json", "--viz"]) assert.ok(help.stdout.includes(opt), opt);
+	for (const opt of [
+		"--mode",
+		"--threads",
+		"--mask",
+		"--loops",
+		"--repeat",
+		"--sequential",
+		"--nr-pages",
+		"--nr-pcpu-objects",
+		"--json",
+		"--viz",
+	])
+		assert.ok(help.stdout.includes(opt), opt);
 	assert.match(help.stdout, /pcpu_alloc_test\n.*vm_map_ram/);
 	assert.equal(vmap("--help").status, 0);
 	for (const [args, message] of [
@@ -65,10 +81,14 @@ test("vmap bench --quick: fresh processes, one row per peer, the broken peer nam
 		}
 		const heap = out.runs.filter((x) => x.spec.peer === "smo-heap");
 		assert.equal(heap[0]!.status, "broken");
-		assert.match(heap[0]!.status === "broken" ? heap[0]!.error : "", /TypeError: Cannot read properties of undefined \(reading 'MODE'\)/);
+		assert.match(
+			heap[0]!.status === "broken" ? heap[0]!.error : "",
+			/TypeError: Cannot read properties of undefined \(reading 'MODE'\)/,
+		);
 		assert.equal(heap[1]!.status, "skipped");
 		const text = readFileSync(svg, "utf8");
-		for (const p of PEERS) if (p.id !== "smo-heap") assert.ok(text.includes(`>${p.label.replace(/&/g, "&amp;")}: `), `chart labels ${p.label}`);
+		for (const p of PEERS)
+			if (p.id !== "smo-heap") assert.ok(text.includes(`>${p.label.replace(/&/g, "&amp;")}: `), `chart labels ${p.label}`);
 		assert.match(text, /Not drawn: shared-memory-objects MemoryHeap broke in W0 smo-heap: TypeError/);
 		assert.doesNotMatch(text, /="[^"]*(NaN|undefined|Infinity)[^"]*"|NaN\/s/, "every coordinate and rate is a number");
 	} finally {
@@ -90,7 +110,8 @@ test("vmap bench: bad arguments exit 2 naming them", () => {
 	}
 	const help = vmap("bench", "--help");
 	assert.equal(help.status, 0);
-	for (const opt of ["--svg", "--viz", "--json", "--only", "--list", "--seed", "--time-limit", "--quick"]) assert.ok(help.stdout.includes(opt), opt);
+	for (const opt of ["--svg", "--viz", "--json", "--only", "--list", "--seed", "--time-limit", "--quick"])
+		assert.ok(help.stdout.includes(opt), opt);
 	for (const p of PEERS) assert.ok(help.stdout.includes(p.name), p.name);
 });
 
@@ -100,7 +121,8 @@ test("vmap viz, vmap replay: help for every option, bad arguments exit 2 naming 
 	for (const opt of ["--out", "--rows", "--width", "--from", "--to", "--title"]) assert.ok(viz.stdout.includes(opt), opt);
 	const replay = vmap("replay", "--help");
 	assert.equal(replay.status, 0);
-	for (const opt of ["--out", "--page-size", "--size", "--nodes", "--lazy-max-pages", "--small-max", "--json", "a SIZE ID", "f ID"]) assert.ok(replay.stdout.includes(opt), opt);
+	for (const opt of ["--out", "--page-size", "--size", "--nodes", "--lazy-max-pages", "--small-max", "--json", "a SIZE ID", "f ID"])
+		assert.ok(replay.stdout.includes(opt), opt);
 	for (const [args, message] of [
 		[["viz"], /needs FILE: a dump\(\) JSON file or a timeline.json/],
 		[["viz", "a.json", "b.json"], /takes one FILE, got 2/],
@@ -124,7 +146,8 @@ test("vmap viz, vmap replay: help for every option, bad arguments exit 2 naming 
 		const b = vmap("bench", "--quick", "--only", "scale 1000 vmap", "--viz", join(dir, "bench"));
 		assert.equal(b.status, 0, b.stderr);
 		for (const p of PEERS.filter((x) => x.id.startsWith("vmap"))) {
-			for (const f of ["map", "timeline"]) assert.match(readFileSync(join(dir, "bench", `scale-1000-${p.id}.${f}.svg`), "utf8"), /^<svg /, `${p.id} ${f}`);
+			for (const f of ["map", "timeline"])
+				assert.match(readFileSync(join(dir, "bench", `scale-1000-${p.id}.${f}.svg`), "utf8"), /^<svg /, `${p.id} ${f}`);
 		}
 	} finally {
 		rmSync(dir, { recursive: true, force: true });

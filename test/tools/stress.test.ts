@@ -34,9 +34,26 @@ interface Report {
 	flushErrors: number;
 }
 
-test(`stress: 4 workers, slow/async/throwing flushes, dump/check, watched workers terminated every 2 s, for ${SECONDS} s`, { timeout: (SECONDS + 120) * 1000 }, async () => {
+test(`stress: 4 workers, slow/async/throwing flushes, dump/check, watched workers terminated every 2 s, for ${SECONDS} s`, {
+	timeout: (SECONDS + 120) * 1000,
+}, async () => {
 	const until = performance.now() + SECONDS * 1000;
-	const totals = { rounds: 0, poisoned: 0, terminated: 0, ops: 0, allocs: 0, frees: 0, deferred: 0, dumps: 0, checks: 0, purges: 0, busy: 0, flushErrors: 0, flushes: 0, leftovers: 0 };
+	const totals = {
+		rounds: 0,
+		poisoned: 0,
+		terminated: 0,
+		ops: 0,
+		allocs: 0,
+		frees: 0,
+		deferred: 0,
+		dumps: 0,
+		checks: 0,
+		purges: 0,
+		busy: 0,
+		flushErrors: 0,
+		flushes: 0,
+		leftovers: 0,
+	};
 	let seed = 1;
 	while (performance.now() < until) {
 		totals.rounds++;
@@ -48,7 +65,12 @@ test(`stress: 4 workers, slow/async/throwing flushes, dump/check, watched worker
 		let poisoned: VmapError | undefined;
 		const running = new Map<Worker, { id: number; report: Promise<Report | undefined> }>();
 		const start = async (flush: (typeof FLUSHES)[number]) => {
-			const w = startWorker(new URL("../support/stress-worker.ts", import.meta.url), { handle: heap.handle, owners, flush, seed: seed++ });
+			const w = startWorker(new URL("../support/stress-worker.ts", import.meta.url), {
+				handle: heap.handle,
+				owners,
+				flush,
+				seed: seed++,
+			});
 			heap.watch(w);
 			const id = await new Promise<number>((resolve, reject) => {
 				w.once("message", (m: { ready: number }) => resolve(m.ready));
@@ -99,7 +121,8 @@ test(`stress: 4 workers, slow/async/throwing flushes, dump/check, watched worker
 		}
 		for (const r of reports) {
 			assert.deepEqual(r.violations, [], `worker ${r.id} (${r.flush} flush)`);
-			for (const k of ["ops", "allocs", "frees", "deferred", "dumps", "checks", "purges", "busy", "flushErrors", "flushes"] as const) totals[k] += r[k];
+			for (const k of ["ops", "allocs", "frees", "deferred", "dumps", "checks", "purges", "busy", "flushErrors", "flushes"] as const)
+				totals[k] += r[k];
 		}
 		const dead = heap.space.table.hdr[HDR_DEAD]!;
 		if (dead !== 0 || poisoned !== undefined) {
@@ -111,7 +134,9 @@ test(`stress: 4 workers, slow/async/throwing flushes, dump/check, watched worker
 		// Cleanup: deferred frees go through (every other handle is gone), then what the
 		// terminated workers held is freed by hand; the space must then be whole.
 		heap.synchronize(10_000);
-		const areas = (JSON.parse(heap.space.dump()) as { areas: Array<{ start: number; state: string }> }).areas.filter((a) => a.state === "busy");
+		const areas = (JSON.parse(heap.space.dump()) as { areas: Array<{ start: number; state: string }> }).areas.filter(
+			(a) => a.state === "busy",
+		);
 		totals.leftovers += areas.length;
 		for (const a of areas) heap.vfree(a.start);
 		heap.purge();
