@@ -19,4 +19,5 @@ export { VmapSpace } from "./space/space.ts";
 export { VmapHeap, type HeapStats, type VmallocOptions, type VmapHeapHandle, type VmapHeapOptions } from "./heap/heap.ts";
 export type { DumpArea, DumpFreeBlock, DumpSmallBlock, VmapDump } from "./api/types.ts";
 export { mapSvg, type MapOptions } from "./viz/map.ts";
-export { Timeline, timelineSvg, type TimelineData, type TimelineOptions } from "./viz/timeline.ts";
+export { Timeline, type TimelineData } from "./viz/timeline.ts";
+export { timelineSvg, type TimelineOptions } from "./viz/timeline-svg.ts";

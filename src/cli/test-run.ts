@@ -10,7 +10,8 @@ import { join } from "node:path";
 import { Worker } from "node:worker_threads";
 import { VmapHeap } from "../heap/heap.ts";
 import { mapSvg } from "../viz/map.ts";
-import { Timeline, timelineSvg } from "../viz/timeline.ts";
+import { Timeline } from "../viz/timeline.ts";
+import { timelineSvg } from "../viz/timeline-svg.ts";
 import { ALL_MASK, CASES } from "./test-cases.ts";
 import { C_DONE, C_GATE, C_READY, type RunParams, type TestResult, type WorkerJob, type WorkerReport } from "./test-protocol.ts";
 

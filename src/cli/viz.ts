@@ -5,7 +5,8 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { parseWithFile, usageError, wholeNumber } from "./args.ts";
 import { mapSvg, type MapOptions } from "../viz/map.ts";
-import { Timeline, timelineSvg } from "../viz/timeline.ts";
+import { Timeline } from "../viz/timeline.ts";
+import { timelineSvg } from "../viz/timeline-svg.ts";
 
 interface VizParams {
 	file: string;
