@@ -16,15 +16,12 @@
  * freeDeferred, vmMapRam, vmUnmapRam, synchronize, purge) and quiescent(). bytes() and view()
  * are not: they are how a reader reaches an area inside its read-side section.
  */
-import type { AllocOptions, AttachOptions, WatchedWorker } from "../api/types.ts";
+import type { AttachOptions, WatchedWorker } from "../api/types.ts";
 import { Blocks, VM_MAP_RAM } from "./map-ram.ts";
 import { hex, shown, VmapError } from "../api/errors.ts";
 import {
-	blockPages,
 	blocksOffset,
-	H_COMMITTED,
 	H_DEFERRED,
-	H_FLAGS,
 	H_FREED_DEFERRED,
 	H_GP,
 	H_GROW_LOCK,
@@ -32,16 +29,14 @@ import {
 	H_BLOCK_PAGES,
 	H_NR_BLOCKS,
 	H_RING_CAP,
-	heapWords,
-	HF_POISON,
-	POISON_BYTE,
 } from "./layout.ts";
 import type { SpaceExtension } from "../core/extension.ts";
-import { MAX_DATA, parseHeapOptions, type VmapHeapOptions } from "./options.ts";
-import { validateOptions, validateTimeout, isPowerOfTwo } from "../core/options.ts";
+import type { VmapHeapOptions } from "./options.ts";
+import { HeapAreas } from "./areas.ts";
+import { createHeapBuffers } from "./create.ts";
+import { validateOptions, validateTimeout } from "../core/options.ts";
 import { wrongHandle } from "../core/state.ts";
-import { canWait } from "../buffer/lock.ts";
-import { checkReach, DEFERRED_TAG, liveArea, VMALLOC_TAG } from "./access.ts";
+import { checkReach, DEFERRED_TAG, liveArea } from "./access.ts";
 import type { HeapStats, TypedArrayConstructor, VmallocOptions, VmapHeapHandle } from "../api/heap-types.ts";
 import { HeapMemory } from "./memory.ts";
 import { GracePeriods } from "./rcu.ts";
@@ -51,12 +46,6 @@ export type { VmapHeapOptions };
 
 export type { HeapStats, VmallocOptions, VmapHeapHandle } from "../api/heap-types.ts";
 
-/** How long an allocation that found no room waits for deferred frees' grace period. */
-const OVERFLOW_GP_MS = 1000;
-/** How long it then waits for other handles' frees of such areas to finish. */
-const BARRIER_MS = 50;
-
-const VMALLOC_KEYS = ["tag", "align", "nowait"];
 const FREE_DEFERRED_KEYS = ["nowait"];
 
 export class VmapHeap {
@@ -77,8 +66,8 @@ export class VmapHeap {
 	readonly #deferredTag: number;
 	readonly #mapRamTag: number;
 	readonly #ownTags: readonly number[];
-	/** vmalloc()'s options to the space in the common case: no object made per call. */
-	readonly #plainOptions: AllocOptions = { tag: VMALLOC_TAG };
+	/** vmalloc and vrealloc (areas.ts). */
+	readonly #areas: HeapAreas;
 
 	private constructor(space: VmapSpace, data: SharedArrayBuffer) {
 		this.space = space;
@@ -93,6 +82,15 @@ export class VmapHeap {
 		this.#memory = new HeapMemory(space, this.#ext, data, this.guardPages);
 		this.poison = this.#memory.poison;
 		this.#rcu = new GracePeriods(this.#ext);
+		const synchronize = (ms: number) => this.synchronize(ms);
+		this.#areas = new HeapAreas({
+			space,
+			ext: this.#ext,
+			memory: this.#memory,
+			rcu: this.#rcu,
+			guardPages: this.guardPages,
+			synchronize,
+		});
 		this.#blocks = new Blocks(
 			{ space, ext: this.#ext, memory: this.#memory },
 			e + blocksOffset(hdr[e + H_RING_CAP]!),
@@ -116,31 +114,7 @@ export class VmapHeap {
 
 	/** Create a heap: a space over [pageSize, maxSize) and `size` bytes of shared data. */
 	static create(options: VmapHeapOptions): VmapHeap {
-		const { space: params, size, maxSize, guardPages, poison, ringCap } = parseHeapOptions(options);
-		const pageSize = params.pageSize;
-		const bp = blockPages(maxSize / pageSize, params.nodes);
-		const nrBlocks = Math.floor(maxSize / (bp * pageSize));
-		let data: SharedArrayBuffer;
-		try {
-			data = new SharedArrayBuffer(size, { maxByteLength: maxSize });
-		} catch (e) {
-			throw new VmapError(
-				"ENOMEM",
-				`Cannot create a heap: the runtime refused a SharedArrayBuffer of ${size} bytes growable to ${maxSize} (${(e as Error).message})`,
-			);
-		}
-		const space = VmapSpace.createWith(params, heapWords(ringCap, nrBlocks));
-		const ext = space.extension();
-		const hdr = ext.words;
-		const e = ext.base;
-		hdr[e + H_COMMITTED] = size / pageSize;
-		hdr[e + H_FLAGS] = poison ? HF_POISON : 0;
-		hdr[e + H_GUARD] = guardPages;
-		hdr[e + H_BLOCK_PAGES] = bp;
-		hdr[e + H_NR_BLOCKS] = nrBlocks;
-		hdr[e + H_RING_CAP] = ringCap;
-		hdr[e + H_GP] = 1;
-		if (poison) new Uint8Array(data).fill(POISON_BYTE);
+		const { space, data } = createHeapBuffers(options);
 		return new VmapHeap(space, data);
 	}
 
@@ -169,84 +143,14 @@ export class VmapHeap {
 
 	/** Allocate `bytes` (rounded up to whole pages, plus the guard pages). Returns the address. */
 	vmalloc(bytes: number, options?: VmallocOptions): number {
-		return this.#allocArea(bytes, options, false, "vmalloc");
+		this.#enter();
+		return this.#areas.alloc(bytes, options, false, "vmalloc");
 	}
 
 	/** vmalloc, with the bytes zeroed. */
 	vzalloc(bytes: number, options?: VmallocOptions): number {
-		return this.#allocArea(bytes, options, true, "vzalloc");
-	}
-
-	#allocArea(bytes: number, options: VmallocOptions | undefined, zero: boolean, op: string): number {
 		this.#enter();
-		const pages = this.#pagesFor(bytes, op);
-		if (options !== undefined) validateOptions(options, VMALLOC_KEYS, `Cannot ${op}`);
-		const tag = options?.tag ?? VMALLOC_TAG;
-		if (options?.align !== undefined && !isPowerOfTwo(options.align))
-			throw new VmapError("EINVAL", `Cannot ${op}: align must be a power of two, got ${shown(options.align)}`);
-		if (tag === VM_MAP_RAM || tag === DEFERRED_TAG)
-			throw new VmapError("EINVAL", `Cannot ${op}: the tag ${JSON.stringify(tag)} is the heap's own`);
-		let size = (pages + this.guardPages) * this.pageSize;
-		const nowait = options?.nowait ?? false;
-		let opts = this.#plainOptions;
-		if (options !== undefined) {
-			opts = { tag };
-			if (options.align !== undefined) opts.align = options.align;
-			if (nowait) opts.nowait = true;
-		}
-		// Without options or poisoning, a small request comes from this handle's small-area
-		// blocks (no lock): the area is its size class, guard pages included at its end.
-		let addr = options === undefined && !this.poison ? this.#ext.allocSmall(size) : -1;
-		if (addr >= 0) size = this.#ext.smallSize(size);
-		else addr = this.#allocOrdinary(size, opts, op, bytes, nowait);
-		try {
-			this.#memory.commit(addr + size);
-		} catch (e) {
-			this.space.free(addr);
-			throw e;
-		}
-		this.#memory.handOut(addr, size, op, true);
-		if (zero) this.#memory.u8.fill(0, addr, addr + size - this.guardPages * this.pageSize);
-		return addr;
-	}
-
-	/** space.alloc() with the heap's overflow handling: EBUSY after the space's purge waits for grace periods and retries once. */
-	#allocOrdinary(size: number, opts: AllocOptions, op: string, bytes: number, nowait: boolean): number {
-		try {
-			return this.space.alloc(size, opts);
-		} catch (e) {
-			// Nothing fits even after the space's purge: areas waiting for a grace period, or
-			// being freed after one by another handle right now, may be what is missing. Where
-			// this thread may block, wait for both (the grace period bounded), then retry once.
-			if (!(e instanceof VmapError) || e.code !== "EBUSY") throw e;
-			if (!canWait || nowait) throw this.#full(e, op, bytes, "");
-			if (this.#rcu.pending() > 0) {
-				try {
-					this.synchronize(OVERFLOW_GP_MS);
-				} catch (w) {
-					if (w instanceof VmapError && w.code === "ETIMEDOUT")
-						throw this.#full(e, op, bytes, `; ${this.#rcu.pending()} areas wait for a grace period: ${w.detail}`);
-					throw w;
-				}
-			}
-			this.#rcu.barrier(BARRIER_MS); // areas other handles took off the ring are back in the space
-			try {
-				return this.space.alloc(size, opts);
-			} catch (again) {
-				if (again instanceof VmapError && again.code === "EBUSY") throw this.#full(again, op, bytes, "");
-				throw again;
-			}
-		}
-	}
-
-	/** The heap is full for a request of `bytes`: say so in the heap's words, with the space's EBUSY as the cause. */
-	#full(e: VmapError, op: string, bytes: number, more: string): VmapError {
-		const s = this.space.stats();
-		return new VmapError(
-			"EBUSY",
-			`Cannot ${op} ${bytes} bytes: nothing fits in the heap's maxSize of ${this.maxSize} bytes (busy ${s.busyBytes}, freed and not yet purged ${s.lazyBytes}, largest free block ${s.largestFreeBlock}, each area with ${this.guardPages} guard page(s))${more}. Free more, or create the heap with a larger maxSize (at most ${MAX_DATA}). The space said: ${e.detail}`,
-			{ cause: e },
-		);
+		return this.#areas.alloc(bytes, options, true, "vzalloc");
 	}
 
 	/** Free the area at `addr` (lazily, as VmapSpace.free). */
@@ -273,61 +177,7 @@ export class VmapHeap {
 	vrealloc(addr: number, bytes: number): number {
 		if (addr === 0) return this.vmalloc(bytes);
 		this.#enter();
-		const area = liveArea(this.space, addr, "vrealloc");
-		if (bytes === 0) {
-			this.#memory.release(addr);
-			return 0;
-		}
-		const pages = this.#pagesFor(bytes, "vrealloc");
-		const P = this.pageSize;
-		const guard = this.guardPages * P;
-		const oldUsable = area.end - area.start - guard;
-		const size = pages * P + guard;
-		if (size === area.end - area.start) return addr;
-		const grows = size > area.end - area.start;
-		// With poisoning, a shrink's tail is poisoned before the resize frees it (once freed,
-		// another worker's purge may hand it out); its bytes are kept to restore if the resize
-		// fails, so that a failed call loses nothing.
-		let tail: Uint8Array | undefined;
-		if (this.poison) {
-			const bad = grows ? this.#memory.firstUnpoisoned(area.end - guard, area.end) : -1;
-			if (bad >= 0)
-				throw new VmapError(
-					"EFAULT",
-					`vrealloc ${hex(addr)}: its guard page was written at ${hex(bad)} (a write past the end of [${hex(addr)}, ${hex(area.end - guard)}))`,
-				);
-			if (!grows) {
-				tail = this.#memory.u8.slice(addr + pages * P, area.end);
-				this.#memory.u8.fill(POISON_BYTE, addr + pages * P, area.end);
-			}
-		}
-		let resized: boolean;
-		try {
-			resized = this.space.resize(addr, size);
-		} catch (e) {
-			if (tail !== undefined) this.#memory.u8.set(tail, addr + pages * P);
-			throw e;
-		}
-		if (resized) {
-			if (grows) {
-				this.#memory.commit(addr + size);
-				this.#memory.handOut(area.end, addr + size - area.end, "vrealloc", false);
-			}
-			return addr;
-		}
-		const to = this.#allocArea(bytes, area.tag === undefined ? undefined : { tag: area.tag }, false, "vrealloc");
-		const kept = Math.min(oldUsable, pages * P);
-		this.#memory.u8.copyWithin(to, addr, addr + kept);
-		try {
-			this.#memory.release(addr);
-		} catch (e) {
-			if (!(e instanceof VmapError) || e.code === "EFAULT") throw e; // the old area was freed (its guard was written)
-			// The old area stays (its free timed out after poisoning it): its bytes come back, the new area goes.
-			this.#memory.u8.copyWithin(addr, to, to + kept);
-			this.#memory.release(to);
-			throw e;
-		}
-		return to;
+		return this.#areas.realloc(addr, bytes);
 	}
 
 	/**
@@ -342,27 +192,7 @@ export class VmapHeap {
 		const nowait = options?.nowait ?? false;
 		if (typeof nowait !== "boolean")
 			throw new VmapError("EINVAL", `Cannot freeDeferred: nowait must be true or false, got ${shown(nowait)}`);
-		const area = liveArea(this.space, addr, "freeDeferred");
-		const cap = this.#ext.words[this.#e + H_RING_CAP]!;
-		const full = () =>
-			new VmapError("EBUSY", `Cannot freeDeferred ${hex(addr)}: ${cap} areas already wait for a grace period (deferredMax)`);
-		while (this.#rcu.pending() >= cap) {
-			if (nowait || !canWait) throw full();
-			this.synchronize();
-		}
-		if (!this.#ext.markArea(addr, this.#deferredTag)) {
-			throw new VmapError("EDOUBLEFREE", `Cannot freeDeferred ${hex(addr)}: another call queued it first`);
-		}
-		try {
-			while (!this.#rcu.enqueue(addr)) {
-				if (nowait || !canWait) throw full();
-				this.synchronize();
-			}
-		} catch (e) {
-			// Full, or a wait timed out: the area is live again, as it was.
-			this.#ext.markArea(addr, this.#ext.tagId(area.tag ?? VMALLOC_TAG));
-			throw e;
-		}
+		this.#areas.freeDeferred(addr, nowait, this.#deferredTag);
 	}
 
 	/** Report a quiescent point: this handle holds no reference into the heap now. */
@@ -543,13 +373,4 @@ export class VmapHeap {
 	}
 
 	readonly #releaseArea = (addr: number): void => this.#memory.release(addr);
-
-	/** Whole pages for `bytes`, or EINVAL in the words of `op`. */
-	#pagesFor(bytes: number, op: string): number {
-		if (!Number.isSafeInteger(bytes) || bytes < 1 || bytes > this.maxSize) {
-			const what = typeof bytes === "number" ? shown(bytes) : `${typeof bytes} ${shown(bytes)}`;
-			throw new VmapError("EINVAL", `Cannot ${op}: bytes must be a whole number from 1 to maxSize ${this.maxSize}, got ${what}`);
-		}
-		return Math.ceil(bytes / this.pageSize);
-	}
 }

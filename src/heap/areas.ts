@@ -1,0 +1,239 @@
+/**
+ * The heap's areas: vmalloc (a small request from this handle's small-area blocks, else an
+ * ordinary area, with the heap's overflow handling), vrealloc (in place, else by moving) and
+ * the queueing of deferred frees.
+ * Every area gets `guardPages` unused pages after its end, and its bytes committed (and, with
+ * poisoning, checked) before its address is returned.
+ */
+import type { AllocOptions } from "../api/types.ts";
+import type { VmallocOptions } from "../api/heap-types.ts";
+import { hex, shown, VmapError } from "../api/errors.ts";
+import { canWait } from "../buffer/lock.ts";
+import type { SpaceExtension } from "../core/extension.ts";
+import { isPowerOfTwo, validateOptions } from "../core/options.ts";
+import type { VmapSpace } from "../space/space.ts";
+import { DEFERRED_TAG, liveArea, VMALLOC_TAG } from "./access.ts";
+import { H_RING_CAP, POISON_BYTE } from "./layout.ts";
+import { VM_MAP_RAM } from "./map-ram.ts";
+import type { HeapMemory } from "./memory.ts";
+import { MAX_DATA } from "./options.ts";
+import type { GracePeriods } from "./rcu.ts";
+
+/** How long an allocation that found no room waits for deferred frees' grace period. */
+const OVERFLOW_GP_MS = 1000;
+/** How long it then waits for other handles' frees of such areas to finish. */
+const BARRIER_MS = 50;
+
+const VMALLOC_KEYS = ["tag", "align", "nowait"];
+
+/** What the areas need of their heap. */
+export interface HeapParts {
+	space: VmapSpace;
+	ext: SpaceExtension;
+	memory: HeapMemory;
+	rcu: GracePeriods;
+	guardPages: number;
+	/** Wait for a grace period, at most `ms`, and free what it released (VmapHeap.synchronize). */
+	synchronize: (ms: number) => void;
+}
+
+export class HeapAreas {
+	readonly space: VmapSpace;
+	readonly pageSize: number;
+	readonly guardPages: number;
+	readonly maxSize: number;
+	readonly poison: boolean;
+	readonly #ext: SpaceExtension;
+	readonly #memory: HeapMemory;
+	readonly #rcu: GracePeriods;
+	readonly #synchronize: (ms: number) => void;
+	/** vmalloc()'s options to the space in the common case: no object made per call. */
+	readonly #plainOptions: AllocOptions = { tag: VMALLOC_TAG };
+
+	constructor(p: HeapParts) {
+		this.space = p.space;
+		this.pageSize = p.space.pageSize;
+		this.guardPages = p.guardPages;
+		this.maxSize = p.space.end;
+		this.poison = p.memory.poison;
+		this.#ext = p.ext;
+		this.#memory = p.memory;
+		this.#rcu = p.rcu;
+		this.#synchronize = p.synchronize;
+	}
+
+	/** vmalloc() and vzalloc() (`zero`), in the words of `op`; the caller has entered the heap. */
+	alloc(bytes: number, options: VmallocOptions | undefined, zero: boolean, op: string): number {
+		const pages = this.pagesFor(bytes, op);
+		if (options !== undefined) validateOptions(options, VMALLOC_KEYS, `Cannot ${op}`);
+		const tag = options?.tag ?? VMALLOC_TAG;
+		if (options?.align !== undefined && !isPowerOfTwo(options.align))
+			throw new VmapError("EINVAL", `Cannot ${op}: align must be a power of two, got ${shown(options.align)}`);
+		if (tag === VM_MAP_RAM || tag === DEFERRED_TAG)
+			throw new VmapError("EINVAL", `Cannot ${op}: the tag ${JSON.stringify(tag)} is the heap's own`);
+		let size = (pages + this.guardPages) * this.pageSize;
+		const nowait = options?.nowait ?? false;
+		let opts = this.#plainOptions;
+		if (options !== undefined) {
+			opts = { tag };
+			if (options.align !== undefined) opts.align = options.align;
+			if (nowait) opts.nowait = true;
+		}
+		// Without options or poisoning, a small request comes from this handle's small-area
+		// blocks (no lock): the area is its size class, guard pages included at its end.
+		let addr = options === undefined && !this.poison ? this.#ext.allocSmall(size) : -1;
+		if (addr >= 0) size = this.#ext.smallSize(size);
+		else addr = this.#allocOrdinary(size, opts, op, bytes, nowait);
+		try {
+			this.#memory.commit(addr + size);
+		} catch (e) {
+			this.space.free(addr);
+			throw e;
+		}
+		this.#memory.handOut(addr, size, op, true);
+		if (zero) this.#memory.u8.fill(0, addr, addr + size - this.guardPages * this.pageSize);
+		return addr;
+	}
+
+	/** space.alloc() with the heap's overflow handling: EBUSY after the space's purge waits for grace periods and retries once. */
+	#allocOrdinary(size: number, opts: AllocOptions, op: string, bytes: number, nowait: boolean): number {
+		try {
+			return this.space.alloc(size, opts);
+		} catch (e) {
+			// Nothing fits even after the space's purge: areas waiting for a grace period, or
+			// being freed after one by another handle right now, may be what is missing. Where
+			// this thread may block, wait for both (the grace period bounded), then retry once.
+			if (!(e instanceof VmapError) || e.code !== "EBUSY") throw e;
+			if (!canWait || nowait) throw this.#full(e, op, bytes, "");
+			if (this.#rcu.pending() > 0) {
+				try {
+					this.#synchronize(OVERFLOW_GP_MS);
+				} catch (w) {
+					if (w instanceof VmapError && w.code === "ETIMEDOUT")
+						throw this.#full(e, op, bytes, `; ${this.#rcu.pending()} areas wait for a grace period: ${w.detail}`);
+					throw w;
+				}
+			}
+			this.#rcu.barrier(BARRIER_MS); // areas other handles took off the ring are back in the space
+			try {
+				return this.space.alloc(size, opts);
+			} catch (again) {
+				if (again instanceof VmapError && again.code === "EBUSY") throw this.#full(again, op, bytes, "");
+				throw again;
+			}
+		}
+	}
+
+	/** The heap is full for a request of `bytes`: say so in the heap's words, with the space's EBUSY as the cause. */
+	#full(e: VmapError, op: string, bytes: number, more: string): VmapError {
+		const s = this.space.stats();
+		return new VmapError(
+			"EBUSY",
+			`Cannot ${op} ${bytes} bytes: nothing fits in the heap's maxSize of ${this.maxSize} bytes (busy ${s.busyBytes}, freed and not yet purged ${s.lazyBytes}, largest free block ${s.largestFreeBlock}, each area with ${this.guardPages} guard page(s))${more}. Free more, or create the heap with a larger maxSize (at most ${MAX_DATA}). The space said: ${e.detail}`,
+			{ cause: e },
+		);
+	}
+
+	/**
+	 * Resize the area at `addr` to `bytes`, keeping its contents up to the smaller size: in
+	 * place when it shrinks or the range after it is free, otherwise by moving (allocate, copy,
+	 * free). Returns the area's address. The added bytes are not zeroed. vrealloc(addr, 0)
+	 * frees and returns 0 (as the kernel's); the caller has entered the heap, and handles addr 0.
+	 */
+	realloc(addr: number, bytes: number): number {
+		const area = liveArea(this.space, addr, "vrealloc");
+		if (bytes === 0) {
+			this.#memory.release(addr);
+			return 0;
+		}
+		const pages = this.pagesFor(bytes, "vrealloc");
+		const P = this.pageSize;
+		const guard = this.guardPages * P;
+		const oldUsable = area.end - area.start - guard;
+		const size = pages * P + guard;
+		if (size === area.end - area.start) return addr;
+		const grows = size > area.end - area.start;
+		// With poisoning, a shrink's tail is poisoned before the resize frees it (once freed,
+		// another worker's purge may hand it out); its bytes are kept to restore if the resize
+		// fails, so that a failed call loses nothing.
+		let tail: Uint8Array | undefined;
+		if (this.poison) {
+			const bad = grows ? this.#memory.firstUnpoisoned(area.end - guard, area.end) : -1;
+			if (bad >= 0)
+				throw new VmapError(
+					"EFAULT",
+					`vrealloc ${hex(addr)}: its guard page was written at ${hex(bad)} (a write past the end of [${hex(addr)}, ${hex(area.end - guard)}))`,
+				);
+			if (!grows) {
+				tail = this.#memory.u8.slice(addr + pages * P, area.end);
+				this.#memory.u8.fill(POISON_BYTE, addr + pages * P, area.end);
+			}
+		}
+		let resized: boolean;
+		try {
+			resized = this.space.resize(addr, size);
+		} catch (e) {
+			if (tail !== undefined) this.#memory.u8.set(tail, addr + pages * P);
+			throw e;
+		}
+		if (resized) {
+			if (grows) {
+				this.#memory.commit(addr + size);
+				this.#memory.handOut(area.end, addr + size - area.end, "vrealloc", false);
+			}
+			return addr;
+		}
+		const to = this.alloc(bytes, area.tag === undefined ? undefined : { tag: area.tag }, false, "vrealloc");
+		const kept = Math.min(oldUsable, pages * P);
+		this.#memory.u8.copyWithin(to, addr, addr + kept);
+		try {
+			this.#memory.release(addr);
+		} catch (e) {
+			if (!(e instanceof VmapError) || e.code === "EFAULT") throw e; // the old area was freed (its guard was written)
+			// The old area stays (its free timed out after poisoning it): its bytes come back, the new area goes.
+			this.#memory.u8.copyWithin(addr, to, to + kept);
+			this.#memory.release(to);
+			throw e;
+		}
+		return to;
+	}
+
+	/**
+	 * Queue the live area at `addr` for a free after a grace period (VmapHeap.freeDeferred): it
+	 * is marked `deferredTag` first, so that vfree() refuses it; with the queue full, wait for a
+	 * grace period, or EBUSY with `nowait` or where this thread may not block. A failure leaves
+	 * the area live, as it was.
+	 */
+	freeDeferred(addr: number, nowait: boolean, deferredTag: number): void {
+		const area = liveArea(this.space, addr, "freeDeferred");
+		const cap = this.#ext.words[this.#ext.base + H_RING_CAP]!;
+		const full = () =>
+			new VmapError("EBUSY", `Cannot freeDeferred ${hex(addr)}: ${cap} areas already wait for a grace period (deferredMax)`);
+		while (this.#rcu.pending() >= cap) {
+			if (nowait || !canWait) throw full();
+			this.#synchronize(Infinity);
+		}
+		if (!this.#ext.markArea(addr, deferredTag)) {
+			throw new VmapError("EDOUBLEFREE", `Cannot freeDeferred ${hex(addr)}: another call queued it first`);
+		}
+		try {
+			while (!this.#rcu.enqueue(addr)) {
+				if (nowait || !canWait) throw full();
+				this.#synchronize(Infinity);
+			}
+		} catch (e) {
+			// Full, or a wait timed out: the area is live again, as it was.
+			this.#ext.markArea(addr, this.#ext.tagId(area.tag ?? VMALLOC_TAG));
+			throw e;
+		}
+	}
+
+	/** Whole pages for `bytes`, or EINVAL in the words of `op`. */
+	pagesFor(bytes: number, op: string): number {
+		if (!Number.isSafeInteger(bytes) || bytes < 1 || bytes > this.maxSize) {
+			const what = typeof bytes === "number" ? shown(bytes) : `${typeof bytes} ${shown(bytes)}`;
+			throw new VmapError("EINVAL", `Cannot ${op}: bytes must be a whole number from 1 to maxSize ${this.maxSize}, got ${what}`);
+		}
+		return Math.ceil(bytes / this.pageSize);
+	}
+}
