@@ -25,7 +25,7 @@ import {
 } from "../buffer/layout.ts";
 import { encodeVnId, poolable, poolPeek, poolPop, poolWord } from "../tree/nodes.ts";
 import { validateOptions, isPowerOfTwo } from "./options.ts";
-import { flushingNote } from "../purge/purge.ts";
+import { flushingNote } from "../purge/batches.ts";
 import { workPosted } from "../purge/work.ts";
 import { setVaFlags, setVaRange, setVaTag, vaEnd, vaStart } from "../buffer/record.ts";
 import type { SpaceState } from "./state.ts";
@@ -200,7 +200,7 @@ function noFit(
 	s.locks.release(HDR_FREE_LOCK);
 	throw new VmapError(
 		"EBUSY",
-		`alloc for size ${size} align ${align} failed: Address range restricted to ${hex(vstart)} - ${hex(vend)}${flushingNote(s.purger)}`,
+		`alloc for size ${size} align ${align} failed: Address range restricted to ${hex(vstart)} - ${hex(vend)}${flushingNote(s.table)}`,
 	);
 }
 

@@ -7,6 +7,9 @@
  */
 import { BATCH_ORPHAN, BATCH_SLOTS, HDR_BATCH_GEN, HDR_BATCH_OWNER } from "../buffer/layout.ts";
 import type { VaTable } from "../buffer/va-table.ts";
+import { canWait, type Locks } from "../buffer/lock.ts";
+import { VmapError } from "../api/errors.ts";
+import { POLL_MS } from "./kinds.ts";
 
 /** One batch a handle flushes and purges: its slot, and the nodes it purges itself or posted for helpers. */
 export class Batch {
@@ -72,6 +75,50 @@ export function pendingBatch(t: VaTable, batches: readonly InFlight[]): InFlight
 }
 
 /**
+ * Wait, holding nothing, until each of `batches` (slot, generation) that other handles had in
+ * flight is done: what a sync or overflow purge promises is then true of their areas too.
+ * Returns "done", or "orphaned" when one was orphaned meanwhile (its owner closed or ended: the
+ * caller adopts it, then waits again), or "cannot" where this thread may not block. After
+ * timeoutMs since `since`, ETIMEDOUT names the batch and its owner (the caller's own batch is
+ * done; the other batch's areas stay out of use until it is). While it waits, `blocking` is
+ * told (a heap handle is then quiescent for grace periods: its thread holds no reference).
+ */
+export function waitForBatches(
+	t: VaTable,
+	locks: Locks,
+	batches: readonly InFlight[],
+	since: number,
+	blocking: ((blocked: boolean) => void) | undefined,
+): "done" | "orphaned" | "cannot" {
+	const hdr = t.hdr;
+	let blocked = false;
+	try {
+		for (;;) {
+			const pending = pendingBatch(t, batches);
+			if (pending === undefined) return "done";
+			const [k, gen] = pending;
+			locks.ensureAlive();
+			if (Atomics.load(hdr, HDR_BATCH_OWNER + k) === BATCH_ORPHAN) return "orphaned";
+			if (!canWait) return "cannot";
+			if (performance.now() - since >= locks.timeoutMs) {
+				const owner = Atomics.load(hdr, HDR_BATCH_OWNER + k);
+				throw new VmapError(
+					"ETIMEDOUT",
+					`Waited ${locks.timeoutMs} ms for purge batch ${k}, which handle ${owner} is still flushing or purging (its flush hook has not returned or settled); this purge's own batch is done`,
+				);
+			}
+			if (!blocked) {
+				blocked = true;
+				blocking?.(true);
+			}
+			Atomics.wait(hdr, HDR_BATCH_GEN + k, gen, POLL_MS);
+		}
+	} finally {
+		if (blocked) blocking?.(false);
+	}
+}
+
+/**
  * Resolves once each of `batches` is done: the areas other handles were flushing when a purge
  * began are then reusable too. Watches their generation words without blocking the thread, and
  * without keeping a Node process alive for them.
@@ -85,6 +132,12 @@ export function batchesDone(t: VaTable, batches: readonly InFlight[]): Promise<v
 		};
 		look();
 	});
+}
+
+/** What an EBUSY message adds when batches are still waiting for their flush. */
+export function flushingNote(t: VaTable): string {
+	const n = batchesInFlight(t);
+	return n > 0 ? ` (${n} purge batch${n > 1 ? "es are" : " is"} still being flushed or purged; allocAsync() waits for them)` : "";
 }
 
 /** Batches in flight (any handle's), for messages. */

@@ -10,6 +10,8 @@
 import { mergeOrAddVmapArea } from "../tree/free-space.ts";
 import {
 	HDR_FREE_LOCK,
+	HDR_PURGE_LOCK,
+	HDRF_TRIMS,
 	BATCH_SKIP_POPULATE,
 	HDR_BATCH_FLAGS,
 	MAX_VA_SIZE_PAGES,
@@ -21,7 +23,8 @@ import {
 	nodeBase,
 	POOL_LEN,
 } from "../buffer/layout.ts";
-import type { Locks } from "../buffer/lock.ts";
+import { type Locks, seqBegin, seqEnd } from "../buffer/lock.ts";
+import type { TrimResult } from "../api/types.ts";
 import { decayCount, poolable, poolAdd, poolPop, poolWord, decodeVnId } from "../tree/nodes.ts";
 import { removeFirst } from "../tree/lazy-tree.ts";
 import { rbFirst } from "../tree/rbtree.ts";
@@ -126,4 +129,27 @@ export function decayVaPoolNode(t: VaTable, locks: Locks, v: number, full: boole
 		}
 	}
 	return { areas, pages: decayedPages };
+}
+
+/**
+ * Shrinker (kernel vmap_node_shrink_scan): decay every pool fully, under the purge mutex
+ * (decays must not run concurrently: kernel fix ec05f51f1e65).
+ */
+export function trimPools(t: VaTable, locks: Locks, pageInverse: number): TrimResult {
+	locks.acquire(HDR_PURGE_LOCK);
+	let areas = 0;
+	let bytes = 0;
+	try {
+		for (let v = 0; v < t.nodes; v++) {
+			const decayed = decayVaPoolNode(t, locks, v, true);
+			areas += decayed.areas;
+			bytes += decayed.pages / pageInverse;
+		}
+		seqBegin(t.hdr);
+		t.hdrF[HDRF_TRIMS]!++;
+		seqEnd(t.hdr);
+	} finally {
+		locks.release(HDR_PURGE_LOCK);
+	}
+	return { areas, bytes };
 }

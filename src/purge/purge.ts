@@ -21,17 +21,7 @@
  * the event loop, so a flush that never settles keeps its batch unusable and nothing else.
  */
 import type { FlushHook, PurgeResult, TrimResult } from "../api/types.ts";
-import {
-	adoptOrphans,
-	Batch,
-	batchesDone,
-	batchesInFlight,
-	claimBatch,
-	type InFlight,
-	othersInFlight,
-	ownsBatch,
-	pendingBatch,
-} from "./batches.ts";
+import { adoptOrphans, Batch, batchesDone, claimBatch, type InFlight, othersInFlight, ownsBatch, waitForBatches } from "./batches.ts";
 import { Drain } from "./drain.ts";
 import { VmapError } from "../api/errors.ts";
 import {
@@ -49,11 +39,10 @@ import {
 	HDRF_FLUSHES,
 	HDRF_LAZY_MAX_PAGES,
 	HDRF_PURGES,
-	HDRF_TRIMS,
 } from "../buffer/layout.ts";
 import { canWait, type Locks, seqBegin, seqEnd } from "../buffer/lock.ts";
 import { detachLazyTrees, undoDetach } from "../tree/lazy-tree.ts";
-import { decayVaPoolNode } from "./purge-node.ts";
+import { decayVaPoolNode, trimPools } from "./purge-node.ts";
 import { POLL_MS, PURGE_POLICY, type PurgeKind, type PurgePolicy } from "./kinds.ts";
 import { helpPurges, postHelpers, stepBatch, waitForHelper } from "./work.ts";
 import type { VaTable } from "../buffer/va-table.ts";
@@ -111,7 +100,7 @@ export class Purger {
 		const p = PURGE_POLICY[kind];
 		for (;;) {
 			const pass = this.#pass(p);
-			if (pass.waitFor.length > 0) this.#waitForBatches(pass.waitFor);
+			this.#waitForOthers(pass.waitFor);
 			if (!pass.again) return pass.result;
 		}
 	}
@@ -244,48 +233,16 @@ export class Purger {
 	}
 
 	/**
-	 * Wait, holding nothing, until each of `batches` (slot, generation) that other handles had
-	 * in flight is done: what a sync or overflow purge promises is then true of their areas too.
-	 * A batch orphaned meanwhile (its owner closed or ended) is adopted and purged here. After
-	 * timeoutMs, ETIMEDOUT names the batch and its owner (this purge's own batch is done; the
-	 * other batch's areas stay out of use until it is); while
-	 * it waits, the layer above is told this handle is blocked (a heap handle is then quiescent
-	 * for grace periods: its thread holds no reference while it waits here).
+	 * Wait for the batches other handles had in flight (batches.ts's waitForBatches), adopting
+	 * and purging here each one orphaned meanwhile. A handle with a batch of its own waiting for
+	 * an asynchronous flush never blocks on others': they may be waiting for ours, which settles
+	 * only on this thread's event loop. Its purge's `done` covers them instead.
 	 */
-	#waitForBatches(batches: readonly InFlight[]): void {
-		// A handle with a batch of its own waiting for an asynchronous flush never blocks on
-		// others': they may be waiting for ours, which settles only on this thread's event loop.
-		// Its purge's `done` covers them instead.
+	#waitForOthers(batches: readonly InFlight[]): void {
 		if (batches.length === 0 || this.#inflight.size > 0) return;
-		const hdr = this.t.hdr;
-		const t0 = performance.now();
-		let blocked = false;
-		try {
-			for (;;) {
-				const pending = pendingBatch(this.t, batches);
-				if (pending === undefined) return;
-				const [k, gen] = pending;
-				this.locks.ensureAlive();
-				if (Atomics.load(hdr, HDR_BATCH_OWNER + k) === BATCH_ORPHAN) {
-					this.#pass(PURGE_POLICY.adopt); // waits for no other batch: no pass nests in it
-					continue;
-				}
-				if (!canWait) return;
-				if (performance.now() - t0 >= this.locks.timeoutMs) {
-					const owner = Atomics.load(hdr, HDR_BATCH_OWNER + k);
-					throw new VmapError(
-						"ETIMEDOUT",
-						`Waited ${this.locks.timeoutMs} ms for purge batch ${k}, which handle ${owner} is still flushing or purging (its flush hook has not returned or settled); this purge's own batch is done`,
-					);
-				}
-				if (!blocked) {
-					blocked = true;
-					this.blocking?.(true);
-				}
-				Atomics.wait(hdr, HDR_BATCH_GEN + k, gen, POLL_MS);
-			}
-		} finally {
-			if (blocked) this.blocking?.(false);
+		const since = performance.now();
+		while (waitForBatches(this.t, this.locks, batches, since, this.blocking) === "orphaned") {
+			this.#pass(PURGE_POLICY.adopt); // waits for no other batch: no pass nests in it
 		}
 	}
 
@@ -364,29 +321,9 @@ export class Purger {
 		}
 	}
 
-	/**
-	 * Shrinker (kernel vmap_node_shrink_scan): decay every pool fully, under the purge mutex
-	 * (decays must not run concurrently: kernel fix ec05f51f1e65).
-	 */
+	/** Shrinker (kernel vmap_node_shrink_scan): every pool decayed fully (purge-node.ts's trimPools). */
 	trim(): TrimResult {
-		const t = this.t;
-		const locks = this.locks;
-		locks.acquire(HDR_PURGE_LOCK);
-		let areas = 0;
-		let bytes = 0;
-		try {
-			for (let v = 0; v < t.nodes; v++) {
-				const decayed = decayVaPoolNode(t, locks, v, true);
-				areas += decayed.areas;
-				bytes += decayed.pages / this.#pageInverse;
-			}
-			seqBegin(t.hdr);
-			t.hdrF[HDRF_TRIMS]!++;
-			seqEnd(t.hdr);
-		} finally {
-			locks.release(HDR_PURGE_LOCK);
-		}
-		return { areas, bytes };
+		return trimPools(this.t, this.locks, this.#pageInverse);
 	}
 
 	/** Help other purges: purge the nodes they posted that this handle can take (work.ts). */
@@ -446,10 +383,4 @@ function stopped(e: unknown): unknown {
 		`The purge stopped before its areas were purged; they stay lazy and the next purge takes them. ${e.detail}`,
 		{ cause: e },
 	);
-}
-
-/** What an EBUSY message adds when batches are still waiting for their flush. */
-export function flushingNote(p: Purger): string {
-	const n = batchesInFlight(p.t);
-	return n > 0 ? ` (${n} purge batch${n > 1 ? "es are" : " is"} still being flushed or purged; allocAsync() waits for them)` : "";
 }
