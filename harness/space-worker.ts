@@ -10,7 +10,7 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { VmapSpace } from "../src/index.ts";
-import { N_BUSY_LOCK, nodeBase } from "../src/buffer/layout.ts";
+import { N_BUSY_LOCK, nodeBase } from "../src/buffer/node-layout.ts";
 import { waitAtGate } from "./gate.ts";
 import { randomBelow } from "./random.ts";
 

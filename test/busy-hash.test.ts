@@ -8,17 +8,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { VmapError, VmapSpace } from "../src/index.ts";
 import { HASH_START, hashBucket } from "../src/tree/busy-hash.ts";
-import {
-	HDR_HASH_RECORDS,
-	hashBudget,
-	N_BUSY_LOCK,
-	N_HASH_FIRST,
-	N_HASH_LOG,
-	N_HASH_OLD_LOG,
-	N_HASH_RETIRED_LEFT,
-	nodeBase,
-	REC_I32,
-} from "../src/buffer/layout.ts";
+import { HDR_HASH_RECORDS, hashBudget, REC_I32 } from "../src/buffer/layout.ts";
+import { N_BUSY_LOCK, N_HASH_FIRST, N_HASH_LOG, N_HASH_OLD_LOG, N_HASH_RETIRED_LEFT, nodeBase } from "../src/buffer/node-layout.ts";
 import { setVaNext, vaNext, vaStart } from "../src/buffer/record.ts";
 import { xorshift32 } from "../harness/random.ts";
 import { code } from "./support/code.ts";

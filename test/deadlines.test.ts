@@ -12,7 +12,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { VmapError, VmapHeap, VmapSpace } from "../src/index.ts";
 import { H_RCU_LOCK } from "../src/heap/layout.ts";
-import { HDR_FREE_LOCK, HDR_PURGE_LOCK, N_BUSY_LOCK, N_LAZY_LOCK, N_POOL_LOCK, nodeBase } from "../src/buffer/layout.ts";
+import { HDR_FREE_LOCK, HDR_PURGE_LOCK } from "../src/buffer/layout.ts";
+import { N_BUSY_LOCK, N_LAZY_LOCK, N_POOL_LOCK, nodeBase } from "../src/buffer/node-layout.ts";
 
 const P = 4096;
 const MS = 50;

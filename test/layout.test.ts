@@ -6,10 +6,14 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import * as H from "../src/heap/layout.ts";
-import * as L from "../src/buffer/layout.ts";
+import * as LH from "../src/buffer/layout.ts";
+import * as LN from "../src/buffer/node-layout.ts";
 import * as R from "../src/buffer/record.ts";
 
 type Words = Record<string, number>;
+
+/** The buffer's constants: the header and records (layout.ts) and a node's words (node-layout.ts). */
+const L = { ...LH, ...LN };
 
 /**
  * Int32 words claimed by the constants of `table` whose names start with `i32` (one word each;
@@ -78,6 +82,57 @@ test("layout: header, node, record, heap and block words do not overlap and stay
 	assert.ok(H.B_BITMAP + H.VMAP_BBMAP_MAX / 32 <= H.B_STARTS, "the mapped bitmap ends before the starts bitmap");
 	assert.ok(H.B_STARTS + H.VMAP_BBMAP_MAX / 32 <= H.RAM_BLOCK_WORDS, "the starts bitmap fits the block record");
 	assert.ok(H.R_TARGET >= 2 && H.R_TARGET < H.RING_WORDS, "a ring entry: the Float64 address, then its target");
+});
+
+const PER_BATCH = ["HDR_BATCH_OWNER", "HDR_BATCH_GEN", "HDR_BATCH_FLAGS", "HDRF_BATCH_START", "HDRF_BATCH_END"];
+
+/**
+ * The header constants of `words` (HDR_ one Int32 word, a lock also its owner word; HDRF_ a
+ * Float64 index: two words; per-batch ones BATCH_SLOTS times that) not on the 64-byte line
+ * `lines` gives them, or on none; and names `lines` gives that are no constant.
+ */
+function misplaced(words: Words, lines: ReadonlyArray<{ words: readonly string[] }>): string[] {
+	const listed = new Map<string, number>();
+	for (const [line, l] of lines.entries()) for (const name of l.words) listed.set(name, line);
+	const problems: string[] = [];
+	for (const [name, value] of Object.entries(words)) {
+		if (typeof value !== "number" || !/^HDRF?_/.test(name) || name === "HDR_WORDS") continue;
+		const line = listed.get(name);
+		listed.delete(name);
+		if (line === undefined) {
+			problems.push(`${name} is on no line`);
+			continue;
+		}
+		const f64 = name.startsWith("HDRF_");
+		const first = f64 ? 2 * value : value;
+		const span = (PER_BATCH.includes(name) ? L.BATCH_SLOTS : 1) * (f64 ? 2 : 1) + (name.endsWith("_LOCK") ? 1 : 0);
+		for (let w = first; w < first + span; w++) {
+			if (Math.floor(w / 16) !== line) problems.push(`${name}: word ${w} is on line ${Math.floor(w / 16)}, not ${line}`);
+		}
+	}
+	for (const name of listed.keys()) problems.push(`${name} is listed but no header constant`);
+	return problems;
+}
+
+test("layout: the line checker sees a word on another line, a batch word past its line, a lock's owner, and an unlisted word", () => {
+	const lines = [{ words: ["HDR_A", "HDRF_B", "HDR_X_LOCK"] }, { words: ["HDR_BATCH_OWNER"] }];
+	assert.deepEqual(misplaced({ HDR_A: 0, HDRF_B: 1, HDR_X_LOCK: 4, HDR_BATCH_OWNER: 16 }, lines), []);
+	assert.match(misplaced({ HDR_A: 16, HDRF_B: 1, HDR_X_LOCK: 4, HDR_BATCH_OWNER: 16 }, lines).join(), /HDR_A: word 16 is on line 1/);
+	assert.match(
+		misplaced({ HDR_A: 0, HDRF_B: 8, HDR_X_LOCK: 4, HDR_BATCH_OWNER: 16 }, lines).join(),
+		/HDRF_B: word 16 is on line 1, not 0/,
+	);
+	assert.match(misplaced({ HDR_A: 0, HDRF_B: 1, HDR_X_LOCK: 15, HDR_BATCH_OWNER: 16 }, lines).join(), /HDR_X_LOCK: word 16/);
+	assert.match(
+		misplaced({ HDR_A: 0, HDRF_B: 1, HDR_X_LOCK: 4, HDR_BATCH_OWNER: 14 }, lines).join(),
+		/HDR_BATCH_OWNER: word 14 is on line 0/,
+	);
+	assert.match(misplaced({ HDR_A: 0, HDRF_B: 1, HDR_X_LOCK: 4, HDR_BATCH_OWNER: 16, HDR_C: 2 }, lines).join(), /HDR_C is on no line/);
+});
+
+test("layout: every header word sits on the 64-byte line HEADER_LINES (and the drawing) gives it, per-batch words and lock owners included", () => {
+	assert.deepEqual(misplaced(L as unknown as Words, L.HEADER_LINES), []);
+	assert.equal(L.HEADER_LINES.length * 64, L.HDR_WORDS * 4, "the lines cover the header words");
 });
 
 test("layout: one record is the union the diagram draws", () => {

@@ -7,7 +7,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { VmapError, VmapSpace } from "../src/index.ts";
-import { HDR_FREE_LOCK, purgeTree } from "../src/buffer/layout.ts";
+import { HDR_FREE_LOCK } from "../src/buffer/layout.ts";
+import { purgeTree } from "../src/buffer/node-layout.ts";
 import { pooledAreas } from "./support/inspect.ts";
 import { code } from "./support/code.ts";
 

@@ -14,22 +14,17 @@ import {
 	vaLeft,
 	vaRight,
 } from "../src/buffer/record.ts";
+import { HDR_CAPACITY, HDR_FREE_ROOT, INITIAL_CAPACITY, VA_LEFT, VA_RIGHT, VA_BUSY } from "../src/buffer/layout.ts";
 import {
-	HDR_CAPACITY,
-	HDR_FREE_ROOT,
-	INITIAL_CAPACITY,
 	N_BUSY_ROOT,
 	N_LAZY_NR,
 	N_LAZY_LAST,
 	N_LAZY_ROOT,
-	VA_LEFT,
-	VA_RIGHT,
 	NF_BUSY_BYTES,
 	NF_LAZY_ADDED,
 	NF_LAZY_MIN,
 	nodeBase,
-	VA_BUSY,
-} from "../src/buffer/layout.ts";
+} from "../src/buffer/node-layout.ts";
 import { busyAreas, freeBlocks } from "./support/inspect.ts";
 import { code } from "./support/code.ts";
 

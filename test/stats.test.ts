@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { VmapSpace } from "../src/index.ts";
-import { N_BUSY_LOCK, nodeBase } from "../src/buffer/layout.ts";
+import { N_BUSY_LOCK, nodeBase } from "../src/buffer/node-layout.ts";
 import { CONTROL_BYTES, openGate, PROGRESS, STOP } from "../harness/gate.ts";
 import { reportOf, startWorker } from "../harness/workers.ts";
 import { randomBelow } from "../harness/random.ts";

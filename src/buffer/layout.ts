@@ -6,10 +6,12 @@
  *  byte 0            ╒═══ header: Int32 words (HDR_*) and Float64 words (HDRF_*) ═══╕
  *                    │ line 0  MAGIC VERSION CAPACITY ... START END PAGE_SIZE    │ read-mostly
  *  byte 64           │ line 1  FREE_LOCK owner FREE_ROOT ... SLOT_* FREE_BYTES   │ free-space lock
- *  byte 192          │ line 3  PURGE_LOCK owner SEQ_PURGE purge counters         │ purge mutex
- *  byte 256          │ line 4  more purge counters, TAG_LOCK                     │
- *  byte 320          │ line 5  NODES RECORDS_OFFSET SKIP_POPULATE EXT_* ZONE_SIZE│ read-mostly
+ *  byte 128          │ line 2  BATCH_START[4] BATCH_END[4]                       │ purge batches
+ *  byte 192          │ line 3  DRAIN_PURGES PURGE_LOCK owner SEQ_PURGE counters  │ purge mutex
+ *  byte 256          │ line 4  more purge counters | TAG_LOCK | BLOCK_* HASH_*   │ purge, tag, free
+ *  byte 320          │ line 5  NODES RECORDS_OFFSET EXT_* ZONE_SIZE SMALL_MAX    │ read-mostly
  *  byte 384          │ line 6  WORK                                              │ purge helpers
+ *  byte 448          │ line 7  BATCH_OWNER[4] BATCH_GEN[4] BATCH_FLAGS[4]        │ purge batches
  *  byte 512          ├────────────────── tag table ────────────────────────────┤
  *                    │ TAG_MAX entries × TAG_BYTES: [len u8][UTF-8 bytes]      │ entry 0 = no tag
  *  HANDLE_OFFSET     ├────────────────── handle table ─────────────────────────┤
@@ -57,7 +59,7 @@
  */
 
 export const MAGIC = 0x766d6170; // "vmap"
-export const VERSION = 11;
+export const VERSION = 12;
 
 // ── header, Int32 words ────────────────────────────────────────────────────────────────
 export const HDR_MAGIC = 0;
@@ -158,17 +160,17 @@ export const BATCH_SLOTS = 4;
 export const HDR_BATCH_OWNER = 112;
 export const HDR_BATCH_GEN = 116;
 export const HDR_BATCH_FLAGS = 120;
-/** Float64 words HDRF_BATCH_START + k and HDRF_BATCH_END + k: batch k's flush range. */
-export const HDRF_BATCH_START = 14;
-export const HDRF_BATCH_END = 18;
+/** Float64 words HDRF_BATCH_START + k and HDRF_BATCH_END + k: batch k's flush range (line 2, off the free-space line). */
+export const HDRF_BATCH_START = 16;
+export const HDRF_BATCH_END = 20;
 export const BATCH_ORPHAN = -1;
 export const BATCH_SKIP_POPULATE = 1;
 export const HDR_WORDS = 128;
 
 // ── header, Float64 words (index into a Float64Array over the whole header) ─────────────
-// Each counter names its statistics domain in brackets. A domain's lock word, holder, roots
-// and counters share one 64-byte line (see the diagram): a statistics reader then disturbs
-// one line per domain.
+// Each counter names its statistics domain in brackets. A domain's words sit on the lines
+// HEADER_LINES gives (test/layout.test.ts checks each word against it), so that a statistics
+// reader disturbs those lines only: the free-space domain's one line, the purge domain's three.
 export const HDRF_START = 4;
 export const HDRF_END = 5;
 export const HDRF_PAGE_SIZE = 6;
@@ -206,6 +208,87 @@ export const HDRF_SMALL_MAX = 45;
 export const HDRF_BLOCK_BYTES = 46;
 export const HEADER_BYTES = 512;
 
+/**
+ * The header's 64-byte lines (the drawing above, as data): the words on each, and whose they
+ * are. Per-batch words name batch 0's; the other batches' follow it on the same line.
+ */
+export const HEADER_LINES: ReadonlyArray<{ domain: string; words: readonly string[] }> = [
+	{
+		domain: "read-mostly",
+		words: [
+			...[
+				"HDR_MAGIC",
+				"HDR_VERSION",
+				"HDR_CAPACITY",
+				"HDR_MAX_CAPACITY",
+				"HDR_NO_PRIORITY",
+				"HDR_TAG_NR",
+				"HDR_DEAD",
+				"HDR_DEAD_WORD",
+			],
+			...["HDRF_START", "HDRF_END", "HDRF_PAGE_SIZE", "HDRF_LAZY_MAX_PAGES"],
+		],
+	},
+	{
+		domain: "free-space lock",
+		words: [
+			"HDR_FREE_LOCK",
+			"HDR_FREE_ROOT",
+			"HDR_FREE_HEAD",
+			"HDR_FREE_NR",
+			"HDR_SLOT_HIGH",
+			"HDR_SLOT_FREE",
+			"HDR_SLOT_FREE_NR",
+			"HDRF_FREE_BYTES",
+			"HDRF_FAILED",
+		],
+	},
+	{ domain: "purge batches: flush ranges", words: ["HDRF_BATCH_START", "HDRF_BATCH_END"] },
+	{
+		domain: "purge mutex",
+		words: [
+			"HDRF_DRAIN_PURGES",
+			"HDR_PURGE_LOCK",
+			"HDR_SEQ_PURGE",
+			"HDRF_PRIORITY_PURGES",
+			"HDRF_PURGES",
+			"HDRF_FLUSHES",
+			"HDRF_FLUSHED_BYTES",
+			"HDRF_HELPED",
+		],
+	},
+	{
+		domain: "purge counters, the tag lock, the block index and busy hash records (free-space lock)",
+		words: [
+			...[
+				"HDRF_OVERFLOW_PURGES",
+				"HDRF_FLUSH_ERRORS",
+				"HDRF_TRIMS",
+				"HDR_TAG_LOCK",
+				"HDR_BLOCK_INDEX",
+				"HDR_BLOCK_NR",
+				"HDR_BLOCK_USED",
+			],
+			...["HDR_SMALL_FLUSHES", "HDR_SMALL_MARK_TAG", "HDR_HASH_BUDGET", "HDR_HASH_RECORDS"],
+		],
+	},
+	{
+		domain: "read-mostly",
+		words: [
+			"HDR_NODES",
+			"HDR_RECORDS_OFFSET",
+			"HDR_EXT_OFFSET",
+			"HDR_EXT_WORDS",
+			"HDRF_ZONE_SIZE",
+			"HDRF_TIMEOUT_MS",
+			"HDRF_SMALL_MAX",
+			"HDRF_BLOCK_BYTES",
+		],
+	},
+	{ domain: "purge helpers", words: ["HDR_WORK"] },
+	{ domain: "purge batches: owners and generations", words: ["HDR_BATCH_OWNER", "HDR_BATCH_GEN", "HDR_BATCH_FLAGS"] },
+];
+
 // ── tag table ──────────────────────────────────────────────────────────────────────────
 export const TAG_OFFSET = HEADER_BYTES;
 export const TAG_BYTES = 64;
@@ -235,133 +318,6 @@ export const HANDLE_REMOTE = 2;
 export const HANDLE_FREE = 0;
 export const HANDLE_ALIVE = 1;
 export const HANDLE_DEAD = 2;
-
-// ── node table ─────────────────────────────────────────────────────────────────────────
-/**
- * One block of NODE_WORDS Int32 words per node (kernel struct vmap_node), from NODE_OFFSET.
- * Word indexes below are relative to the node's base word (nodeBase); Float64 indexes (NF_*)
- * relative to its base / 2. Each of the first four lines is one lock domain:
- *
- * ```
- *  line 0  BUSY_LOCK owner BUSY_ROOT BUSY_NR | busyBytes allocs frees
- *          HASH_FIRST HASH_LOG HASH_OLD_FIRST HASH_OLD_LOG HASH_MOVED
- *          HASH_RETIRED_FIRST                                      busy tree and hash
- *  line 1  LAZY_LOCK owner LAZY_ROOT LAZY_NR | lazyAdded lazyMin lazyMax
- *          LAZY_LAST                                                          lazy tree
- *  line 2  POOL_LOCK owner - - POOL_NR | lazyPurged purgedAreas
- *          poolHits poolBytes helperRuns                                         pools
- *  line 3  WORK | poolMisses (free domain) decayedAreas (pool domain)
- *          PURGE[k] root, nr for each of BATCH_SLOTS batches                   purge trees
- *          HASH_RETIRED_LEFT (busy domain)
- *  then    256 pools × [head, tail, len]
- * ```
- *
- * Lazy areas are indexed by address, as the kernel keeps them since 6.9 (vn->lazy.root, a
- * red-black tree, from "[PATCH v3 00/11] Mitigate a vmap lock contention v3", Rezki, 2024):
- * each node's lazy areas are a red-black tree keyed by vaStart, in the records' left, right
- * and parent words (a lazy record is in no other tree), and nothing else: no list beside it.
- * So find(), free() and resize() of a lazy address take O(log n) under one node's locks,
- * never a scan. A purge moves the whole tree to a purge tree of its batch (one root word), and
- * then takes it apart lowest area first (purge-node.ts): splicing out the lowest node keeps
- * a search tree valid, with no rebalancing, and its height can only fall, so lookups stay
- * O(log n) while the purge runs and each area leaves in O(1) amortized.
- *
- * Where an area lives (kernel, and the thread of "mm: vmalloc: Offload free_vmap_area_lock lock": three indices kept apart):
- * - busy: in the busy tree of addrToNode(vaStart), and its busy hash;
- * - lazy: in the lazy tree of its vn_id's node if it has one, else of addrToNode(vaStart);
- * - purge tree k: batch k's purge moved the node's lazy tree there; only that purge and its
- *   helpers take it apart, under the pool lock;
- * - pool: in pool (pages - 1) of its vn_id's node, an area of exactly that many pages.
- */
-export const NODE_OFFSET = HANDLE_OFFSET + HANDLE_MAX * HANDLE_WORDS * 4;
-export const NODE_MAX = 128;
-/** Pools per node: areas of exactly 1..MAX_VA_SIZE_PAGES pages. */
-export const MAX_VA_SIZE_PAGES = 256;
-export const N_BUSY_LOCK = 0;
-export const N_BUSY_ROOT = 2;
-export const N_BUSY_NR = 3;
-export const NF_BUSY_BYTES = 2;
-export const NF_ALLOCS = 3;
-export const NF_FREES = 4;
-/**
- * The busy hash (busy-hash.ts), under the busy lock: the first record and log2 of the bucket
- * count of the table (log 0: none yet), of the old table being moved into it (log 0: none) and
- * how many of its buckets have moved, and the first record of a retired table and how many of
- * its records are still to give back (N_HASH_RETIRED_LEFT sits in line 3, read only by
- * allocations holding the free-space lock).
- */
-export const N_HASH_FIRST = 10;
-export const N_HASH_LOG = 11;
-export const N_HASH_OLD_FIRST = 12;
-export const N_HASH_OLD_LOG = 13;
-export const N_HASH_MOVED = 14;
-export const N_HASH_RETIRED_FIRST = 15;
-export const N_HASH_RETIRED_LEFT = 62;
-export const N_LAZY_LOCK = 16;
-/** Root of the lazy tree (red-black, keyed by vaStart): areas freed lazily, not yet taken by a purge. */
-export const N_LAZY_ROOT = 18;
-export const N_LAZY_NR = 19;
-/**
- * The lazy tree's last record (highest vaStart), 0 when empty: frees in rising address order
- * (the common case: lowest-fit allocations freed in turn) link there without a descent.
- */
-export const N_LAZY_LAST = 26;
-/**
- * Pages ever freed lazily on this node. vmap_lazy_nr is the sum over nodes of LAZY_ADDED -
- * LAZY_PURGED: two counters, since frees and purges hold different locks.
- */
-export const NF_LAZY_ADDED = 10;
-/** Lowest vaStart and highest vaEnd in the lazy tree (+-Infinity when empty): the incremental flush range. */
-export const NF_LAZY_MIN = 11;
-export const NF_LAZY_MAX = 12;
-export const N_POOL_LOCK = 32;
-/**
- * The purge trees, one per batch: the lazy tree a purge took, flushed or being flushed, not
- * yet purged. Batch k's root is at N_PURGE + 2k, its number of areas right after (purgeTree()).
- */
-export const N_PURGE = 54;
-/** Areas in all of this node's pools. */
-export const N_POOL_NR = 36;
-/** Pages ever purged from this node's purge trees (into a pool or free space). */
-export const NF_LAZY_PURGED = 19;
-export const NF_PURGED_AREAS = 20;
-export const NF_POOL_HITS = 21;
-export const NF_POOL_BYTES = 22;
-/** Purges of this node's list that a helper did. */
-export const NF_HELPER_RUNS = 23;
-/** Purge work handoff: 0 none, -1 posted for a helper, else the id of the handle doing it. */
-export const N_WORK = 48;
-/** [free domain] Pool-path allocations that found no area in this node's pool. */
-export const NF_POOL_MISSES = 25;
-/** [pool domain] Areas decay moved from this node's pools back to free space. */
-export const NF_DECAYED = 26;
-/** Word offset, within the node block, of its 256 pools (POOL_WORDS each). */
-export const N_POOL_TABLE = 64;
-export const POOL_WORDS = 3;
-export const POOL_HEAD = 0;
-export const POOL_TAIL = 1;
-export const POOL_LEN = 2;
-export const NODE_WORDS = N_POOL_TABLE + MAX_VA_SIZE_PAGES * POOL_WORDS;
-
-/** First Int32 word of node `v`'s block (within a view from byte 0). */
-export function nodeBase(v: number): number {
-	return NODE_OFFSET / 4 + v * NODE_WORDS;
-}
-
-/** Word of the root of node `v`'s purge tree of batch `k` (its number of areas is the next word). */
-export function purgeTree(v: number, k: number): number {
-	return nodeBase(v) + N_PURGE + 2 * k;
-}
-
-/** Byte offset of the extension region for a space of `nodes` nodes. */
-export function extOffset(nodes: number): number {
-	return NODE_OFFSET + nodes * NODE_WORDS * 4;
-}
-
-/** Byte offset of record 0 for a space of `nodes` nodes and `extWords` extension words (whole cache lines). */
-export function recordsOffset(nodes: number, extWords: number): number {
-	return extOffset(nodes) + Math.ceil(extWords / 16) * 64;
-}
 
 // ── records ────────────────────────────────────────────────────────────────────────────
 export const REC_BYTES = 40;

@@ -36,14 +36,8 @@ import {
 	HDR_SEQ_PURGE,
 	HDR_TAG_LOCK,
 	LOCK_OWNER_OFFSET,
-	N_BUSY_LOCK,
-	N_LAZY_LOCK,
-	N_POOL_LOCK,
-	N_WORK,
-	NODE_OFFSET,
-	NODE_WORDS,
-	nodeBase,
 } from "./layout.ts";
+import { N_BUSY_LOCK, N_LAZY_LOCK, N_POOL_LOCK, N_WORK, NODE_OFFSET, NODE_WORDS, nodeBase } from "./node-layout.ts";
 import type { VaTable } from "./va-table.ts";
 
 export const LOCK_WAITERS = 1 << 30;

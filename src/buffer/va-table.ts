@@ -12,12 +12,10 @@ import {
 	HDR_SLOT_HIGH,
 	HDR_NODES,
 	HDR_RECORDS_OFFSET,
-	NF_LAZY_ADDED,
-	NF_LAZY_PURGED,
-	nodeBase,
 	REC_F64,
 	REC_I32,
 } from "./layout.ts";
+import { NF_LAZY_ADDED, NF_LAZY_PURGED, nodeBase } from "./node-layout.ts";
 import { clearRecord, setVaNext, vaNext } from "./record.ts";
 
 export type SpaceBuffer = SharedArrayBuffer | ArrayBuffer;

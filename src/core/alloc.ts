@@ -7,9 +7,8 @@ import { hashInsert, hashMaintain } from "../tree/busy-hash.ts";
 import { insertVmapArea } from "../tree/busy-tree.ts";
 import { hex, shown, VmapError } from "../api/errors.ts";
 import { alignUp, findVmapLowestMatch, vaClip } from "../tree/free-space.ts";
+import { HDR_FREE_LOCK, HDRF_FAILED, VA_BUSY } from "../buffer/layout.ts";
 import {
-	HDR_FREE_LOCK,
-	HDRF_FAILED,
 	N_BUSY_LOCK,
 	N_BUSY_NR,
 	N_BUSY_ROOT,
@@ -21,8 +20,7 @@ import {
 	NF_POOL_MISSES,
 	nodeBase,
 	POOL_LEN,
-	VA_BUSY,
-} from "../buffer/layout.ts";
+} from "../buffer/node-layout.ts";
 import { encodeVnId, poolable, poolPeek, poolPop, poolWord } from "../tree/nodes.ts";
 import { validateOptions, isPowerOfTwo } from "./options.ts";
 import { flushingNote } from "../purge/batches.ts";

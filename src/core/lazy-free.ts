@@ -7,18 +7,8 @@ import { hashFind, hashRemove } from "../tree/busy-hash.ts";
 import { findVmapArea } from "../tree/busy-tree.ts";
 import { corrupt, hex, shown, VmapError } from "../api/errors.ts";
 import { vaClip } from "../tree/free-space.ts";
-import {
-	HDR_FREE_LOCK,
-	HDR_FREE_ROOT,
-	N_BUSY_LOCK,
-	N_LAZY_LOCK,
-	N_BUSY_NR,
-	N_BUSY_ROOT,
-	NF_BUSY_BYTES,
-	NF_FREES,
-	nodeBase,
-	VA_SMALL_BLOCK,
-} from "../buffer/layout.ts";
+import { HDR_FREE_LOCK, HDR_FREE_ROOT, VA_SMALL_BLOCK } from "../buffer/layout.ts";
+import { N_BUSY_LOCK, N_LAZY_LOCK, N_BUSY_NR, N_BUSY_ROOT, NF_BUSY_BYTES, NF_FREES, nodeBase } from "../buffer/node-layout.ts";
 import { notAnArea } from "./locate.ts";
 import { NOT_SMALL } from "../small/cache.ts";
 import { decodeVnId } from "../tree/nodes.ts";

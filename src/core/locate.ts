@@ -6,7 +6,8 @@
 import type { AreaInfo } from "../api/types.ts";
 import { findVmapArea } from "../tree/busy-tree.ts";
 import { hex, shown, VmapError } from "../api/errors.ts";
-import { BATCH_SLOTS, N_BUSY_LOCK, N_BUSY_ROOT, N_LAZY_LOCK, N_LAZY_ROOT, N_POOL_LOCK, nodeBase, purgeTree } from "../buffer/layout.ts";
+import { BATCH_SLOTS } from "../buffer/layout.ts";
+import { N_BUSY_LOCK, N_BUSY_ROOT, N_LAZY_LOCK, N_LAZY_ROOT, N_POOL_LOCK, nodeBase, purgeTree } from "../buffer/node-layout.ts";
 import { vaEnd, vaStart, vaTag } from "../buffer/record.ts";
 import { NOT_SMALL } from "../small/cache.ts";
 import type { SpaceState } from "./state.ts";

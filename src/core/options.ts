@@ -1,7 +1,8 @@
 /** Checking VmapSpace.create()'s options: every wrong value is EINVAL, naming the option. */
 import type { FlushHook, VmapSpaceOptions } from "../api/types.ts";
 import { hex, shown, VmapError } from "../api/errors.ts";
-import { DEFAULT_MAX_AREAS, MAX_AREAS_LIMIT, NODE_MAX } from "../buffer/layout.ts";
+import { DEFAULT_MAX_AREAS, MAX_AREAS_LIMIT } from "../buffer/layout.ts";
+import { NODE_MAX } from "../buffer/node-layout.ts";
 import { defaultNodes } from "../tree/nodes.ts";
 import { blockBytesFor, smallMaxProblem } from "../small/descriptor.ts";
 

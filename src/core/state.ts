@@ -9,7 +9,6 @@ import { hex, shown, VmapError } from "../api/errors.ts";
 import { mergeOrAddVmapArea } from "../tree/free-space.ts";
 import {
 	bytesForCapacity,
-	extOffset,
 	HDR_CAPACITY,
 	HDR_EXT_OFFSET,
 	HDR_EXT_WORDS,
@@ -35,10 +34,9 @@ import {
 	HEADER_BYTES,
 	INITIAL_CAPACITY,
 	MAGIC,
-	nodeBase,
-	recordsOffset,
 	VERSION,
 } from "../buffer/layout.ts";
+import { extOffset, nodeBase, recordsOffset } from "../buffer/node-layout.ts";
 import { claimHandle } from "./handles.ts";
 import { Locks } from "../buffer/lock.ts";
 import { addrToNode, ZONE_PAGES } from "../tree/nodes.ts";

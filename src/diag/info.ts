@@ -18,12 +18,8 @@
 import type { VmapStats } from "../api/types.ts";
 import { corrupt } from "../api/errors.ts";
 import { nextTurn } from "../util/event-loop.ts";
+import { BATCH_SLOTS, HDR_FREE_LOCK, HDR_FREE_NR, HDR_FREE_ROOT, HDRF_BLOCK_BYTES } from "../buffer/layout.ts";
 import {
-	BATCH_SLOTS,
-	HDR_FREE_LOCK,
-	HDR_FREE_NR,
-	HDR_FREE_ROOT,
-	HDRF_BLOCK_BYTES,
 	N_BUSY_LOCK,
 	N_BUSY_NR,
 	N_BUSY_ROOT,
@@ -33,7 +29,7 @@ import {
 	N_POOL_LOCK,
 	nodeBase,
 	purgeTree,
-} from "../buffer/layout.ts";
+} from "../buffer/node-layout.ts";
 import { LOCK_SEQ } from "../buffer/lock.ts";
 import { blockStartOf, D_DIRTY_NR, D_FREE_NR, D_LIVE_NR, D_OWNER, D_REMOTE_NR, D_SLOTS, slotBytesOf } from "../small/descriptor.ts";
 import { eachBlock } from "../small/block-index.ts";

@@ -45,6 +45,9 @@ import {
 	HDR_SMALL_FLUSHES,
 	HDR_BLOCK_INDEX,
 	REC_I32,
+	BATCH_SLOTS,
+} from "../buffer/layout.ts";
+import {
 	MAX_VA_SIZE_PAGES,
 	N_BUSY_LOCK,
 	N_BUSY_NR,
@@ -65,9 +68,8 @@ import {
 	NF_PURGED_AREAS,
 	nodeBase,
 	purgeTree,
-	BATCH_SLOTS,
 	POOL_LEN,
-} from "../buffer/layout.ts";
+} from "../buffer/node-layout.ts";
 import { LOCK_SEQ } from "../buffer/lock.ts";
 import { poolWord } from "../tree/nodes.ts";
 import type { VaTable } from "../buffer/va-table.ts";

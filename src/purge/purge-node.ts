@@ -8,12 +8,8 @@
  * statistics reader waits at most one step.
  */
 import { mergeOrAddVmapArea } from "../tree/free-space.ts";
+import { HDR_FREE_LOCK, HDR_PURGE_LOCK, HDRF_TRIMS, BATCH_SKIP_POPULATE, HDR_BATCH_FLAGS } from "../buffer/layout.ts";
 import {
-	HDR_FREE_LOCK,
-	HDR_PURGE_LOCK,
-	HDRF_TRIMS,
-	BATCH_SKIP_POPULATE,
-	HDR_BATCH_FLAGS,
 	MAX_VA_SIZE_PAGES,
 	N_POOL_LOCK,
 	purgeTree,
@@ -22,7 +18,7 @@ import {
 	NF_PURGED_AREAS,
 	nodeBase,
 	POOL_LEN,
-} from "../buffer/layout.ts";
+} from "../buffer/node-layout.ts";
 import { type Locks, seqBegin, seqEnd } from "../buffer/lock.ts";
 import type { TrimResult } from "../api/types.ts";
 import { decayCount, poolable, poolAdd, poolPop, poolWord, decodeVnId } from "../tree/nodes.ts";

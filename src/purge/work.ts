@@ -12,7 +12,8 @@
  * operations; the purge of the node itself is ordinary locked work (purge-node.ts).
  */
 import { VmapError } from "../api/errors.ts";
-import { HDR_WORK, HDRF_HELPED, HDRF_LAZY_MAX_PAGES, N_POOL_LOCK, N_WORK, NF_HELPER_RUNS, nodeBase, purgeTree } from "../buffer/layout.ts";
+import { HDR_WORK, HDRF_HELPED, HDRF_LAZY_MAX_PAGES } from "../buffer/layout.ts";
+import { N_POOL_LOCK, N_WORK, NF_HELPER_RUNS, nodeBase, purgeTree } from "../buffer/node-layout.ts";
 import { canWait, type Locks, seqBegin, seqEnd } from "../buffer/lock.ts";
 import { isShared, type VaTable } from "../buffer/va-table.ts";
 import type { Batch } from "./batches.ts";

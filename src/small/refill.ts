@@ -5,7 +5,8 @@
  * area's busy lock, so that no other handle sees a block half made.
  */
 import { VmapError } from "../api/errors.ts";
-import { HDR_DEAD, HDR_FREE_LOCK, N_BUSY_LOCK, N_BUSY_ROOT, REC_I32, VA_SMALL_BLOCK } from "../buffer/layout.ts";
+import { HDR_DEAD, HDR_FREE_LOCK, REC_I32, VA_SMALL_BLOCK } from "../buffer/layout.ts";
+import { N_BUSY_LOCK, N_BUSY_ROOT } from "../buffer/node-layout.ts";
 import { setVaFlags, vaFlags } from "../buffer/record.ts";
 import { findVmapArea } from "../tree/busy-tree.ts";
 import { indexInsert, indexRun, nextIndexCapacity } from "./block-index.ts";

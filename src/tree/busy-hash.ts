@@ -23,9 +23,8 @@
  *
  * Everything here runs under the node's busy lock; hashMaintain also under the free-space lock.
  */
+import { HDR_HASH_BUDGET, HDR_HASH_RECORDS, REC_I32 } from "../buffer/layout.ts";
 import {
-	HDR_HASH_BUDGET,
-	HDR_HASH_RECORDS,
 	N_BUSY_NR,
 	N_BUSY_ROOT,
 	N_HASH_FIRST,
@@ -35,8 +34,7 @@ import {
 	N_HASH_OLD_LOG,
 	N_HASH_RETIRED_FIRST,
 	N_HASH_RETIRED_LEFT,
-	REC_I32,
-} from "../buffer/layout.ts";
+} from "../buffer/node-layout.ts";
 import { rbFirst, rbNext } from "./rbtree.ts";
 import { clearRecord, setVaNext, vaNext, vaStart } from "../buffer/record.ts";
 import type { VaTable } from "../buffer/va-table.ts";

@@ -23,24 +23,20 @@
  * writer: widenFlushRange, resetFlushRange.
  */
 import { insertVmapArea } from "./busy-tree.ts";
+import { HDRF_BATCH_END, HDRF_BATCH_START, VA_LAZY, VA_LEFT, VA_STATE } from "../buffer/layout.ts";
 import {
 	N_LAZY_LAST,
 	N_LAZY_LOCK,
 	N_LAZY_NR,
 	N_LAZY_ROOT,
 	N_POOL_LOCK,
-	HDRF_BATCH_END,
-	HDRF_BATCH_START,
 	NF_LAZY_ADDED,
 	NF_LAZY_MAX,
 	NF_LAZY_MIN,
 	NF_LAZY_PURGED,
 	nodeBase,
 	purgeTree,
-	VA_LAZY,
-	VA_LEFT,
-	VA_STATE,
-} from "../buffer/layout.ts";
+} from "../buffer/node-layout.ts";
 import type { Locks } from "../buffer/lock.ts";
 import { rbFirst, rbInsert, rbLeftmost } from "./rbtree.ts";
 import { clearVaLinks, setVaChild, setVaFlags, setVaParent, vaEnd, vaParent, vaRight, vaStart } from "../buffer/record.ts";

@@ -8,8 +8,8 @@
  * size, over the whole space, takes the head of its handle's node pool without touching the
  * free-space lock. A handle's node is its id modulo the nodes (the kernel's CPU id).
  */
+import { VA_SMALL_BLOCK, VA_POOL, VN_SHIFT } from "../buffer/layout.ts";
 import {
-	VA_SMALL_BLOCK,
 	MAX_VA_SIZE_PAGES,
 	N_POOL_NR,
 	N_POOL_TABLE,
@@ -19,9 +19,7 @@ import {
 	POOL_LEN,
 	POOL_TAIL,
 	POOL_WORDS,
-	VA_POOL,
-	VN_SHIFT,
-} from "../buffer/layout.ts";
+} from "../buffer/node-layout.ts";
 import type { VaTable } from "../buffer/va-table.ts";
 import { setVaFlags, setVaNext, setVaTag, vaNext, vaSize, vaStart } from "../buffer/record.ts";
 

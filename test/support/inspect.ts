@@ -1,5 +1,6 @@
 /** Read a space's structures straight from its buffer, for assertions. */
-import { BATCH_SLOTS, HDR_FREE_HEAD, MAX_VA_SIZE_PAGES, N_BUSY_ROOT, N_LAZY_ROOT, nodeBase, purgeTree } from "../../src/buffer/layout.ts";
+import { BATCH_SLOTS, HDR_FREE_HEAD } from "../../src/buffer/layout.ts";
+import { MAX_VA_SIZE_PAGES, N_BUSY_ROOT, N_LAZY_ROOT, nodeBase, purgeTree } from "../../src/buffer/node-layout.ts";
 import { poolWord } from "../../src/tree/nodes.ts";
 import { rbFirst, rbNext } from "../../src/tree/rbtree.ts";
 import type { VmapSpace } from "../../src/space/space.ts";
