@@ -11,7 +11,7 @@ import { Timeline } from "../viz/timeline.ts";
 import { timelineSvg } from "../viz/timeline-svg.ts";
 import { bytes, count } from "../viz/format.ts";
 import { parseWithFile, usageError, wholeNumber } from "./args.ts";
-import { parseTrace, traceText } from "./trace.ts";
+import { parseTrace, type Trace, traceText } from "./trace.ts";
 
 interface ReplayParams {
 	file: string;
@@ -31,11 +31,29 @@ const YIELD_EVERY = 1024;
 /** About this many timeline samples over the run. */
 const SAMPLES = 2000;
 
-async function replay(p: ReplayParams): Promise<number> {
-	const trace = parseTrace(traceText(readFileSync(p.file)), p.file);
-	const page = p.pageSize;
-	// Sizes in whole pages (0 bytes takes one page, as malloc(0) returns a unique pointer).
-	const pages = (n: number) => Math.max(page, Math.ceil(n / page) * page);
+/** The trace's shape, from a pass before the replay: its peak of live bytes (in whole pages) and where, and its allocations. */
+interface Prescan {
+	peakLive: number;
+	peakAt: number;
+	allocs: number;
+}
+
+/** What the timed loop saw: its seconds (map dumps excluded), the highest end handed out, the dump at the peak, the timeline. */
+interface Replayed {
+	sec: number;
+	peakEnd: number;
+	peakDump: string;
+	timeline: Timeline;
+	/** Operations between timeline samples. */
+	every: number;
+}
+
+/** Bytes a request of `n` takes: whole pages (0 bytes takes one page, as malloc(0) returns a unique pointer). */
+function pagesOf(n: number, page: number): number {
+	return Math.max(page, Math.ceil(n / page) * page);
+}
+
+function prescan(trace: Trace, page: number): Prescan {
 	let liveNow = 0;
 	let peakLive = 0;
 	let peakAt = 0;
@@ -44,8 +62,8 @@ async function replay(p: ReplayParams): Promise<number> {
 	for (let i = 0; i < trace.ops; i++) {
 		const s = trace.size[i]!;
 		if (s >= 0) {
-			held[trace.slot[i]!] = pages(s);
-			liveNow += pages(s);
+			held[trace.slot[i]!] = pagesOf(s, page);
+			liveNow += pagesOf(s, page);
 			allocs++;
 		} else liveNow -= held[trace.slot[i]!]!;
 		if (liveNow > peakLive) {
@@ -53,10 +71,17 @@ async function replay(p: ReplayParams): Promise<number> {
 			peakAt = i;
 		}
 	}
-	const size = p.size ?? 2 ** Math.ceil(Math.log2(Math.max(4 * peakLive, 64 * page)));
+	return { peakLive, peakAt, allocs };
+}
+
+async function replay(p: ReplayParams): Promise<number> {
+	const trace = parseTrace(traceText(readFileSync(p.file)), p.file);
+	const page = p.pageSize;
+	const pre = prescan(trace, page);
+	const size = p.size ?? 2 ** Math.ceil(Math.log2(Math.max(4 * pre.peakLive, 64 * page)));
 	// The space's default (32 MiB at 4 KiB pages) is made for kernel-sized spaces; a trace's
 	// lazy backlog is sized to the trace instead: an eighth of its peak of live bytes.
-	const lazyMaxPages = p.lazyMaxPages ?? Math.max(1, Math.ceil(peakLive / page / 8));
+	const lazyMaxPages = p.lazyMaxPages ?? Math.max(1, Math.ceil(pre.peakLive / page / 8));
 	const space = VmapSpace.create({
 		start: page,
 		size,
@@ -65,6 +90,63 @@ async function replay(p: ReplayParams): Promise<number> {
 		lazyMaxPages,
 		...(p.smallMax !== undefined && { smallMax: p.smallMax }),
 	});
+	const r = await run(space, trace, pre.peakAt);
+	space.check();
+	const endDump = space.dump();
+	const end = space.stats();
+	const peakSpan = r.peakEnd - space.start;
+	const figures = {
+		file: p.file,
+		ops: trace.ops,
+		allocs: pre.allocs,
+		frees: trace.ops - pre.allocs,
+		pageSize: page,
+		spaceBytes: size,
+		nodes: p.nodes,
+		lazyMaxPages: end.lazyMaxPages,
+		smallMax: end.smallMax,
+		sec: r.sec,
+		opsPerSec: trace.ops / r.sec,
+		peakLiveBytes: pre.peakLive,
+		peakLiveAtOp: pre.peakAt + 1,
+		peakSpanBytes: peakSpan,
+		fragmentation: peakSpan / pre.peakLive,
+		liveBytesAtEnd: end.busyBytes,
+		purges: end.purges,
+		drainPurges: end.drainPurges,
+		priorityPurges: end.priorityPurges,
+		overflowPurges: end.overflowPurges,
+		pictures: [] as string[],
+	};
+	// The maps show the part of the space the run used, in whole rows.
+	const to = Math.min(space.end, space.start + Math.max(64 * page, 2 ** Math.ceil(Math.log2(peakSpan))));
+	figures.pictures = writeReplayPictures(p, { ...r, endDump, to, ops: trace.ops, peakAt: pre.peakAt });
+	space.close();
+	if (p.json) console.log(JSON.stringify(figures, null, 2));
+	else {
+		console.log(
+			`vmap replay ${p.file}: ${count(trace.ops)} operations (${count(figures.allocs)} allocations, ${count(figures.frees)} frees)`,
+		);
+		console.log(
+			`space: ${bytes(size)} from ${space.start}, page size ${page} B (sizes round up to pages), ${p.nodes} node(s), lazyMaxPages ${count(end.lazyMaxPages)}, smallMax ${end.smallMax}`,
+		);
+		console.log(
+			`throughput: ${count(figures.opsPerSec)} operations/s (${r.sec.toFixed(3)} s, timeline sampling and event-loop turns included, map dumps not)`,
+		);
+		console.log(
+			`peak live: ${bytes(pre.peakLive)} (${count(pre.peakLive)} B in whole pages) at operation ${count(pre.peakAt + 1)}; peak span: ${bytes(peakSpan)}; fragmentation (peak span / peak live): ${figures.fragmentation.toFixed(3)}`,
+		);
+		console.log(
+			`purges: ${end.purges} (drain ${end.drainPurges}, priority ${end.priorityPurges}, overflow ${end.overflowPurges}); live at the end: ${bytes(end.busyBytes)}`,
+		);
+		console.log(`pictures: ${figures.pictures.join(", ")}`);
+	}
+	return 0;
+}
+
+/** The timed loop: every operation of `trace` on `space`, the timeline sampled, the space dumped at operation `peakAt`. */
+async function run(space: VmapSpace, trace: Trace, peakAt: number): Promise<Replayed> {
+	const page = space.pageSize;
 	const addr = new Float64Array(trace.slots);
 	const timeline = new Timeline();
 	const st = space.stats();
@@ -77,13 +159,13 @@ async function replay(p: ReplayParams): Promise<number> {
 		const s = trace.size[i]!;
 		const k = trace.slot[i]!;
 		if (s >= 0) {
-			const n = pages(s);
+			const n = pagesOf(s, page);
 			let a: number;
 			try {
 				a = space.alloc(n);
 			} catch (e) {
 				throw new Error(
-					`operation ${i + 1} (a ${s}): ${(e as Error).message}; a larger --size may help (the space has ${size} bytes)`,
+					`operation ${i + 1} (a ${s}): ${(e as Error).message}; a larger --size may help (the space has ${space.size} bytes)`,
 				);
 			}
 			addr[k] = a;
@@ -98,81 +180,32 @@ async function replay(p: ReplayParams): Promise<number> {
 		if (i % YIELD_EVERY === YIELD_EVERY - 1) await new Promise((r) => setImmediate(r));
 	}
 	timeline.sample(space.stats({ into: st }));
-	const sec = (performance.now() - t0 - dumpMs) / 1000;
-	space.check();
-	const endDump = space.dump();
-	const end = space.stats();
-	const peakSpan = peakEnd - space.start;
-	const figures = {
-		file: p.file,
-		ops: trace.ops,
-		allocs,
-		frees: trace.ops - allocs,
-		pageSize: page,
-		spaceBytes: size,
-		nodes: p.nodes,
-		lazyMaxPages: end.lazyMaxPages,
-		smallMax: end.smallMax,
-		sec,
-		opsPerSec: trace.ops / sec,
-		peakLiveBytes: peakLive,
-		peakLiveAtOp: peakAt + 1,
-		peakSpanBytes: peakSpan,
-		fragmentation: peakSpan / peakLive,
-		liveBytesAtEnd: end.busyBytes,
-		purges: end.purges,
-		drainPurges: end.drainPurges,
-		priorityPurges: end.priorityPurges,
-		overflowPurges: end.overflowPurges,
-		pictures: [] as string[],
-	};
+	return { sec: (performance.now() - t0 - dumpMs) / 1000, peakEnd, peakDump, timeline, every };
+}
 
+/** The maps at the peak and at the end, the timeline and its JSON, into p.out; returns the pictures' paths. */
+function writeReplayPictures(p: ReplayParams, r: Replayed & { endDump: string; to: number; ops: number; peakAt: number }): string[] {
 	mkdirSync(p.out, { recursive: true });
-	// The maps show the part of the space the run used, in whole rows.
-	const to = Math.min(space.end, space.start + Math.max(64 * page, 2 ** Math.ceil(Math.log2(peakSpan))));
 	const name = p.file.replace(/^.*[\\/]/, "").replace(/(\.trace)?(\.gz)?$/, "");
-	const write = (file: string, svg: string) => {
-		writeFileSync(join(p.out, file), svg);
-		figures.pictures.push(join(p.out, file));
-	};
-	write(
-		"map-peak.svg",
-		mapSvg(peakDump, {
-			to,
-			title: `${name}: the space at the peak of live bytes (operation ${count(peakAt + 1)} of ${count(trace.ops)})`,
-		}),
-	);
-	write("map-end.svg", mapSvg(endDump, { to, title: `${name}: the space after the last operation (${count(trace.ops)})` }));
-	write(
-		"timeline.svg",
-		timelineSvg(timeline, {
-			title: `${name}: ${count(trace.ops)} operations replayed in ${sec.toFixed(2)} s (stats() every ${count(every)} operations)`,
-		}),
-	);
-	writeFileSync(join(p.out, "timeline.json"), JSON.stringify(timeline));
-	space.close();
-
-	if (p.json) {
-		console.log(JSON.stringify(figures, null, 2));
-		return 0;
-	}
-	console.log(
-		`vmap replay ${p.file}: ${count(trace.ops)} operations (${count(figures.allocs)} allocations, ${count(figures.frees)} frees)`,
-	);
-	console.log(
-		`space: ${bytes(size)} from ${space.start}, page size ${page} B (sizes round up to pages), ${p.nodes} node(s), lazyMaxPages ${count(end.lazyMaxPages)}, smallMax ${end.smallMax}`,
-	);
-	console.log(
-		`throughput: ${count(figures.opsPerSec)} operations/s (${sec.toFixed(3)} s, timeline sampling and event-loop turns included, map dumps not)`,
-	);
-	console.log(
-		`peak live: ${bytes(peakLive)} (${count(peakLive)} B in whole pages) at operation ${count(peakAt + 1)}; peak span: ${bytes(peakSpan)}; fragmentation (peak span / peak live): ${figures.fragmentation.toFixed(3)}`,
-	);
-	console.log(
-		`purges: ${end.purges} (drain ${end.drainPurges}, priority ${end.priorityPurges}, overflow ${end.overflowPurges}); live at the end: ${bytes(end.busyBytes)}`,
-	);
-	console.log(`pictures: ${figures.pictures.join(", ")}`);
-	return 0;
+	const pictures: Array<[string, string]> = [
+		[
+			"map-peak.svg",
+			mapSvg(r.peakDump, {
+				to: r.to,
+				title: `${name}: the space at the peak of live bytes (operation ${count(r.peakAt + 1)} of ${count(r.ops)})`,
+			}),
+		],
+		["map-end.svg", mapSvg(r.endDump, { to: r.to, title: `${name}: the space after the last operation (${count(r.ops)})` })],
+		[
+			"timeline.svg",
+			timelineSvg(r.timeline, {
+				title: `${name}: ${count(r.ops)} operations replayed in ${r.sec.toFixed(2)} s (stats() every ${count(r.every)} operations)`,
+			}),
+		],
+	];
+	for (const [file, svg] of pictures) writeFileSync(join(p.out, file), svg);
+	writeFileSync(join(p.out, "timeline.json"), JSON.stringify(r.timeline));
+	return pictures.map(([file]) => join(p.out, file));
 }
 
 const REPLAY_HELP = `vmap replay FILE: an allocation trace through a VmapSpace

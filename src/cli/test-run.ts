@@ -94,6 +94,18 @@ function writePictures(dir: string, heap: VmapHeap, timeline: Timeline, what: st
 	return files.map(([name]) => join(dir, name));
 }
 
+/** One row of the table across workers: a test's counts summed, its averages' mean, min and max. */
+interface Row {
+	id: number;
+	name: string;
+	passed: number;
+	failed: number;
+	xfailed: number;
+	avgUs: number;
+	minUs: number;
+	maxUs: number;
+}
+
 /** Run the tests; returns the exit status (0: nothing failed and the heap came back whole). */
 export async function runTests(p: TestParams): Promise<number> {
 	const out = (s: string) => {
@@ -104,16 +116,67 @@ export async function runTests(p: TestParams): Promise<number> {
 	// others queue: kvfree_rcu_2_arg (nowait) must not find it full for that alone.
 	const deferredMax = Math.min(2 ** 20, 16_384 * p.threads);
 	const heap = VmapHeap.create({ size: HEAP_SIZE, maxSize: HEAP_MAX, nodes: Math.min(128, availableParallelism()), deferredMax });
-	const control = new SharedArrayBuffer(12);
-	const gate = new Int32Array(control);
 	const selected = CASES.filter((c) => (p.mask & c.id) !== 0);
+	printHeader(out, p, heap, selected.length);
+	const timeline = new Timeline();
+	const { results, seconds } = await runWorkers(p, heap, selected.length, timeline);
+	const rows = acrossWorkers(selected, results);
+	printResults(out, p, results, rows);
+	if (p.viz !== undefined) {
+		timeline.sample(heap.space.stats());
+		const what = `vmap test --mode ${p.mode}: ${p.threads} thread(s), ${selected.length} test(s), ${seconds.toFixed(1)} s`;
+		const files = writePictures(p.viz, heap, timeline, what);
+		process.stderr.write(`vmap test: pictures written: ${files.join(", ")}\n`);
+	}
+	const end = finalCheck(heap);
+	const s = end.stats;
+	const sum = (k: "passed" | "failed" | "xfailed") => rows.reduce((n, r) => n + r[k], 0);
+	const failed = sum("failed");
+	out("");
 	out(
-		`vmap test: mode ${p.mode}, ${p.threads} thread(s), run_test_mask ${p.mask} (0x${p.mask.toString(16)}: ${selected.length} test(s)), test_loop_count ${p.loops}, test_repeat_count ${p.repeat}, nr_pages ${p.nrPages}, nr_pcpu_objects ${p.nrPcpuObjects}, ${p.sequential ? "sequential" : "shuffled"} order`,
+		`Total: passed ${sum("passed")} failed ${failed} xfailed ${sum("xfailed")} in ${seconds.toFixed(1)} s; check() ${end.problems.length === 0 ? "passed" : "FAILED"}; free space whole again: ${end.whole ? "yes" : "NO"}; data grew to ${s.dataBytes / 2 ** 20} MiB; purges ${s.space.purges}, deferred frees ${s.deferred}`,
+	);
+	for (const line of end.problems) out(`  ${line}`);
+	const status = failed === 0 && end.problems.length === 0 ? 0 : 1;
+	if (p.json) {
+		const doc = {
+			params: p,
+			seconds,
+			workers: results,
+			tests: rows,
+			problems: end.problems,
+			whole: end.whole,
+			heap: { ...s, space: undefined },
+			status,
+		};
+		console.log(JSON.stringify(doc, null, 2));
+	}
+	return status;
+}
+
+function printHeader(out: (s: string) => void, p: TestParams, heap: VmapHeap, tests: number): void {
+	out(
+		`vmap test: mode ${p.mode}, ${p.threads} thread(s), run_test_mask ${p.mask} (0x${p.mask.toString(16)}: ${tests} test(s)), test_loop_count ${p.loops}, test_repeat_count ${p.repeat}, nr_pages ${p.nrPages}, nr_pcpu_objects ${p.nrPcpuObjects}, ${p.sequential ? "sequential" : "shuffled"} order`,
 	);
 	out(
 		`heap: ${heap.space.nodes} node(s), page size ${heap.pageSize}, guard pages ${heap.guardPages}, data ${HEAP_SIZE / 2 ** 20} MiB growing to at most ${HEAP_MAX / 2 ** 20} MiB (as far as the highest address the tests use; see --help on memory)`,
 	);
 	out("avg: the mean time of one repetition of a test (test_loop_count iterations), in microseconds, as the kernel prints it");
+}
+
+/**
+ * Start the workers, release them together (the kernel's vmalloc_test/N threads), and wait for
+ * their reports while sampling `timeline` (--viz) and showing progress; returns the reports and
+ * the seconds from release to the last report.
+ */
+async function runWorkers(
+	p: TestParams,
+	heap: VmapHeap,
+	tests: number,
+	timeline: Timeline,
+): Promise<{ results: WorkerReport[]; seconds: number }> {
+	const control = new SharedArrayBuffer(12);
+	const gate = new Int32Array(control);
 	const workers = Array.from({ length: p.threads }, (_, index) =>
 		startWorker({
 			handle: heap.handle,
@@ -135,49 +198,42 @@ export async function runTests(p: TestParams): Promise<number> {
 	const t0 = performance.now();
 	Atomics.store(gate, C_GATE, 1);
 	Atomics.notify(gate, C_GATE);
-	const total = p.threads * selected.length * p.repeat;
 	// --viz: the timeline, from stats() (no lock) every VIZ_MS while this thread waits.
-	const timeline = new Timeline();
 	const st = heap.space.stats();
 	const sampler = p.viz === undefined ? undefined : setInterval(() => timeline.sample(heap.space.stats({ into: st })), VIZ_MS);
-	// Progress on stderr: in place on a terminal; elsewhere (CI logs, pipes) a plain line every 10 s.
-	const tty = process.stderr.isTTY === true;
-	const line = () =>
-		`vmap test: ${Atomics.load(gate, C_DONE)}/${total} test repetitions done, ${((performance.now() - t0) / 1000).toFixed(1)} s`;
-	const progress =
-		tty && p.json
-			? undefined
-			: setInterval(
-					() => {
-						if (!tty) process.stderr.write(`${line()}\n`);
-						else if (performance.now() - t0 > 1000) process.stderr.write(`\r\x1b[K${line()}`);
-					},
-					tty ? 250 : 10_000,
-				);
-	let results: WorkerReport[];
+	const stopProgress = showProgress(p, gate, p.threads * tests * p.repeat, t0);
 	try {
-		results = await Promise.all(reports);
+		const results = await Promise.all(reports);
+		return { results, seconds: (performance.now() - t0) / 1000 };
 	} finally {
 		if (sampler) clearInterval(sampler);
-		if (progress) {
-			clearInterval(progress);
-			if (tty) process.stderr.write("\r\x1b[K");
-		}
+		stopProgress();
 		await Promise.all(workers.map((w) => w.terminate()));
 	}
-	const seconds = (performance.now() - t0) / 1000;
+}
 
-	for (const w of results.sort((a, b) => a.index - b.index)) {
-		// In mask order, as the kernel prints them, whatever order they ran in.
-		for (const r of [...w.results].sort((a, b) => a.id - b.id)) {
-			out(summary(r));
-			for (const e of r.errors) out(`  worker ${w.index} ${r.name}: ${e}`);
-		}
-		out(`All test took worker${w.index}=${w.totalUs} usec`);
-	}
+/** Progress on stderr: in place on a terminal; elsewhere (CI logs, pipes) a plain line every 10 s. Returns what stops it. */
+function showProgress(p: TestParams, gate: Int32Array, total: number, t0: number): () => void {
+	const tty = process.stderr.isTTY === true;
+	if (tty && p.json) return () => {};
+	const line = () =>
+		`vmap test: ${Atomics.load(gate, C_DONE)}/${total} test repetitions done, ${((performance.now() - t0) / 1000).toFixed(1)} s`;
+	const timer = setInterval(
+		() => {
+			if (!tty) process.stderr.write(`${line()}\n`);
+			else if (performance.now() - t0 > 1000) process.stderr.write(`\r\x1b[K${line()}`);
+		},
+		tty ? 250 : 10_000,
+	);
+	return () => {
+		clearInterval(timer);
+		if (tty) process.stderr.write("\r\x1b[K");
+	};
+}
 
-	// Across workers, in mask order.
-	const rows = selected.map((c) => {
+/** The table across workers, in mask order. */
+function acrossWorkers(selected: ReadonlyArray<{ id: number; name: string }>, results: WorkerReport[]): Row[] {
+	return selected.map((c) => {
 		const rs = results.map((w) => w.results.find((r) => r.id === c.id)!);
 		const avgs = rs.map((r) => r.avgUs);
 		return {
@@ -191,28 +247,31 @@ export async function runTests(p: TestParams): Promise<number> {
 			maxUs: Math.max(...avgs),
 		};
 	});
+}
+
+/** Every worker's Summary lines (in mask order, as the kernel prints them, whatever order they ran in), then the table. */
+function printResults(out: (s: string) => void, p: TestParams, results: WorkerReport[], rows: Row[]): void {
+	for (const w of results.sort((a, b) => a.index - b.index)) {
+		for (const r of [...w.results].sort((a, b) => a.id - b.id)) {
+			out(summary(r));
+			for (const e of r.errors) out(`  worker ${w.index} ${r.name}: ${e}`);
+		}
+		out(`All test took worker${w.index}=${w.totalUs} usec`);
+	}
 	const sum = (k: "passed" | "failed" | "xfailed") => rows.reduce((n, r) => n + r[k], 0);
 	out("");
-	out(`| id | test | workers | passed | failed | xfailed | repeat | loops | avg usec per repetition (mean over workers) | min | max |`);
-	out(`|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|`);
-	for (const r of rows)
+	out("| id | test | workers | passed | failed | xfailed | repeat | loops | avg usec per repetition (mean over workers) | min | max |");
+	out("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+	for (const r of rows) {
 		out(
 			`| ${r.id} | ${r.name} | ${p.threads} | ${r.passed} | ${r.failed} | ${r.xfailed} | ${p.repeat} | ${p.loops} | ${r.avgUs} | ${r.minUs} | ${r.maxUs} |`,
 		);
-	out(`| | total | ${p.threads} | ${sum("passed")} | ${sum("failed")} | ${sum("xfailed")} | | | | | |`);
-
-	if (p.viz !== undefined) {
-		timeline.sample(heap.space.stats({ into: st }));
-		const files = writePictures(
-			p.viz,
-			heap,
-			timeline,
-			`vmap test --mode ${p.mode}: ${p.threads} thread(s), ${selected.length} test(s), ${seconds.toFixed(1)} s`,
-		);
-		process.stderr.write(`vmap test: pictures written: ${files.join(", ")}\n`);
 	}
+	out(`| | total | ${p.threads} | ${sum("passed")} | ${sum("failed")} | ${sum("xfailed")} | | | | | |`);
+}
 
-	// After the run: validate, then free and purge everything and demand the whole space back.
+/** After the run: validate, then free and purge everything and demand the whole space back. */
+function finalCheck(heap: VmapHeap): { problems: string[]; whole: boolean; stats: ReturnType<VmapHeap["stats"]> } {
 	const problems: string[] = [];
 	try {
 		heap.synchronize(10_000);
@@ -222,43 +281,18 @@ export async function runTests(p: TestParams): Promise<number> {
 		problems.push(String((e as Error).message));
 	}
 	const s = heap.stats();
-	const spaceWhole =
+	const whole =
 		s.space.busyAreas === 0 &&
 		s.space.lazyAreas === 0 &&
 		s.blocks === 0 &&
 		s.deferredPending === 0 &&
 		s.space.freeBytes + s.space.poolBytes === s.space.size;
-	if (!spaceWhole) {
+	if (!whole) {
 		problems.push(
 			`leaked: ${s.space.busyAreas} busy areas (${s.space.busyBytes} bytes), ${s.space.lazyAreas} lazy, ${s.blocks} vm_map_ram blocks, ${s.deferredPending} deferred frees; free ${s.space.freeBytes + s.space.poolBytes} of ${s.space.size} bytes`,
 		);
 		problems.push(...heap.vmallocinfo().split("\n").slice(0, 10));
 	}
 	heap.close();
-	const failed = sum("failed");
-	out("");
-	out(
-		`Total: passed ${sum("passed")} failed ${failed} xfailed ${sum("xfailed")} in ${seconds.toFixed(1)} s; check() ${problems.length === 0 ? "passed" : "FAILED"}; free space whole again: ${spaceWhole ? "yes" : "NO"}; data grew to ${s.dataBytes / 2 ** 20} MiB; purges ${s.space.purges}, deferred frees ${s.deferred}`,
-	);
-	for (const line of problems) out(`  ${line}`);
-	const status = failed === 0 && problems.length === 0 ? 0 : 1;
-	if (p.json) {
-		console.log(
-			JSON.stringify(
-				{
-					params: p,
-					seconds,
-					workers: results,
-					tests: rows,
-					problems,
-					whole: spaceWhole,
-					heap: { ...s, space: undefined },
-					status,
-				},
-				null,
-				2,
-			),
-		);
-	}
-	return status;
+	return { problems, whole, stats: s };
 }

@@ -22,7 +22,7 @@ import {
 	POOL_LEN,
 } from "../buffer/node-layout.ts";
 import { encodeVnId, poolable, poolPeek, poolPop, poolWord } from "../tree/nodes.ts";
-import { validateOptions, isPowerOfTwo } from "./options.ts";
+import { validateAlign, validateNowait, validateOptions, validateTag } from "./options.ts";
 import { flushingNote } from "../purge/batches.ts";
 import { workPosted } from "../purge/work.ts";
 import { setVaFlags, setVaRange, setVaTag, vaEnd, vaStart } from "../buffer/record.ts";
@@ -30,37 +30,32 @@ import type { SpaceState } from "./state.ts";
 
 const ALLOC_KEYS = ["align", "vstart", "vend", "tag", "nowait", "timeoutMs"];
 
+/** When nothing fits: purge the lazy areas and retry once (kernel "overflow"), or fail at once. */
+export type Overflow = "purge" | "fail";
+
+/** What an alloc's options ask, checked. */
+interface AllocRequest {
+	align: number;
+	vstart: number;
+	vend: number;
+	tagName: string | undefined;
+	overflow: Overflow;
+}
+
 /**
- * Allocate `size` bytes at the lowest address that fits (see VmapSpace.alloc). `overflowPurge`:
- * when nothing fits, purge and retry once. Every check that can fail runs before anything is
+ * Allocate `size` bytes at the lowest address that fits (see VmapSpace.alloc), or as
+ * `overflow` says when nothing does. Every check that can fail runs before anything is
  * written (the tag is interned last of all), so a failed call changes nothing.
  */
-export function allocVmapArea(s: SpaceState, size: number, options: AllocOptions | undefined, overflowPurge: boolean): number {
+export function allocVmapArea(s: SpaceState, size: number, options: AllocOptions | undefined, overflow: Overflow): number {
 	const pageSize = s.pageSize;
 	let align = pageSize;
 	let vstart = s.start;
 	let vend = s.end;
 	let tagName: string | undefined;
 	if (options !== undefined) {
-		validateOptions(options, ALLOC_KEYS, "Cannot alloc");
-		if (options.align !== undefined) {
-			align = options.align;
-			if (!isPowerOfTwo(align)) throw new VmapError("EINVAL", `Cannot alloc: align must be a power of two, got ${shown(align)}`);
-			if (align < pageSize) align = pageSize;
-		}
-		if (options.vstart !== undefined) vstart = options.vstart;
-		if (options.vend !== undefined) vend = options.vend;
-		if (vstart !== s.start || vend !== s.end) validateWindow(s, vstart, vend);
-		if (options.tag !== undefined) {
-			if (typeof options.tag !== "string")
-				throw new VmapError("EINVAL", `Cannot alloc: tag must be a string, got ${shown(options.tag)}`);
-			tagName = options.tag;
-		}
-		if (options.nowait !== undefined) {
-			if (typeof options.nowait !== "boolean")
-				throw new VmapError("EINVAL", `Cannot alloc: nowait must be true or false, got ${shown(options.nowait)}`);
-			if (options.nowait) overflowPurge = false;
-		}
+		const r = allocRequest(s, options, overflow);
+		({ align, vstart, vend, tagName, overflow } = r);
 	}
 	// Whole pages: size / pageSize is exact (a power of two), and Math.floor is one instruction
 	// where `%` on doubles is a call to fmod.
@@ -105,7 +100,7 @@ export function allocVmapArea(s: SpaceState, size: number, options: AllocOptions
 	}
 	if (va === 0) {
 		locks.release(HDR_FREE_LOCK);
-		return noFit(s, size, options, align, vstart, vend, overflowPurge);
+		return noFit(s, size, options, { align, vstart, vend, tagName, overflow });
 	}
 	const start = vaStart(t.f64, va); // after reserve(), which may have replaced the views
 	// Block starts are page aligned: the common case needs no rounding.
@@ -172,18 +167,31 @@ function pooled(s: SpaceState): number {
 	return n;
 }
 
+/** The checked request of `options` (EINVAL naming what is wrong); `nowait` means no overflow purge. */
+function allocRequest(s: SpaceState, options: AllocOptions, overflow: Overflow): AllocRequest {
+	const cannot = "Cannot alloc";
+	validateOptions(options, ALLOC_KEYS, cannot);
+	// A null vstart or vend is EINVAL (validateWindow), not the default.
+	const vstart = options.vstart !== undefined ? options.vstart : s.start;
+	const vend = options.vend !== undefined ? options.vend : s.end;
+	const r: AllocRequest = { align: s.pageSize, vstart, vend, tagName: options.tag, overflow };
+	if (options.align !== undefined) {
+		validateAlign(options.align, cannot);
+		if (options.align > s.pageSize) r.align = options.align;
+	}
+	if (r.vstart !== s.start || r.vend !== s.end) validateWindow(s, r.vstart, r.vend);
+	if (options.tag !== undefined) validateTag(options.tag, cannot);
+	if (options.nowait !== undefined) {
+		validateNowait(options.nowait, cannot);
+		if (options.nowait) r.overflow = "fail";
+	}
+	return r;
+}
+
 /** No block fits: purge and retry once (kernel "overflow"), or fail with EBUSY. */
-function noFit(
-	s: SpaceState,
-	size: number,
-	options: AllocOptions | undefined,
-	align: number,
-	vstart: number,
-	vend: number,
-	overflowPurge: boolean,
-): number {
+function noFit(s: SpaceState, size: number, options: AllocOptions | undefined, r: AllocRequest): number {
 	const t = s.table;
-	if (overflowPurge && (t.lazyPages() > 0 || pooled(s) > 0)) {
+	if (r.overflow === "purge" && (t.lazyPages() > 0 || pooled(s) > 0)) {
 		try {
 			s.purger.purge("overflow");
 		} catch (e) {
@@ -191,14 +199,14 @@ function noFit(
 			// still flushing elsewhere past timeoutMs stays out of use: retry with what there is.
 			if (e instanceof VmapError && e.code === "EOWNERDEAD") throw e;
 		}
-		return allocVmapArea(s, size, options, false);
+		return allocVmapArea(s, size, options, "fail");
 	}
 	s.locks.acquire(HDR_FREE_LOCK);
 	t.hdrF[HDRF_FAILED]!++;
 	s.locks.release(HDR_FREE_LOCK);
 	throw new VmapError(
 		"EBUSY",
-		`alloc for size ${size} align ${align} failed: Address range restricted to ${hex(vstart)} - ${hex(vend)}${flushingNote(s.table)}`,
+		`alloc for size ${size} align ${r.align} failed: Address range restricted to ${hex(r.vstart)} - ${hex(r.vend)}${flushingNote(s.table)}`,
 	);
 }
 

@@ -24,7 +24,7 @@ function blockSource(s: SpaceState): BlockSource {
 	return {
 		allocBlockArea(bytes: number): number {
 			try {
-				return allocVmapArea(s, bytes, { align: bytes, tag: SMALL_BLOCK_TAG, nowait: true }, false);
+				return allocVmapArea(s, bytes, { align: bytes, tag: SMALL_BLOCK_TAG, nowait: true }, "fail");
 			} catch (e) {
 				if (e instanceof VmapError && (e.code === "EBUSY" || e.code === "ENOMEM")) return -1;
 				throw e;

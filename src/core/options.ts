@@ -30,6 +30,21 @@ export function isPowerOfTwo(x: unknown): x is number {
 	return typeof x === "number" && Number.isSafeInteger(x) && x > 0 && 2 ** Math.round(Math.log2(x)) === x;
 }
 
+/** EINVAL, in the words of `cannot` ("Cannot alloc"), unless `align` is a power of two. */
+export function validateAlign(align: unknown, cannot: string): asserts align is number {
+	if (!isPowerOfTwo(align)) throw new VmapError("EINVAL", `${cannot}: align must be a power of two, got ${shown(align)}`);
+}
+
+/** EINVAL unless `tag` is a string. */
+export function validateTag(tag: unknown, cannot: string): asserts tag is string {
+	if (typeof tag !== "string") throw new VmapError("EINVAL", `${cannot}: tag must be a string, got ${shown(tag)}`);
+}
+
+/** EINVAL unless `nowait` is true or false. */
+export function validateNowait(nowait: unknown, cannot: string): asserts nowait is boolean {
+	if (typeof nowait !== "boolean") throw new VmapError("EINVAL", `${cannot}: nowait must be true or false, got ${shown(nowait)}`);
+}
+
 /** EINVAL, in the words of `cannot` ("Cannot attach"), unless `x` is a number of milliseconds, at least 0, or Infinity. */
 export function validateTimeout(x: unknown, cannot: string): asserts x is number {
 	// NaN fails, Infinity passes.

@@ -10,7 +10,7 @@ import type { VmallocOptions } from "../api/heap-types.ts";
 import { hex, shown, VmapError } from "../api/errors.ts";
 import { canWait } from "../buffer/lock.ts";
 import type { SpaceExtension } from "../core/extension.ts";
-import { isPowerOfTwo, validateOptions } from "../core/options.ts";
+import { validateAlign, validateNowait, validateOptions, validateTag } from "../core/options.ts";
 import type { VmapSpace } from "../space/space.ts";
 import { DEFERRED_TAG, liveArea, VMALLOC_TAG } from "./access.ts";
 import { H_RING_CAP, POISON_BYTE } from "./layout.ts";
@@ -65,25 +65,13 @@ export class HeapAreas {
 	/** vmalloc() and vzalloc() (`zero`), in the words of `op`; the caller has entered the heap. */
 	alloc(bytes: number, options: VmallocOptions | undefined, zero: boolean, op: string): number {
 		const pages = this.pagesFor(bytes, op);
-		if (options !== undefined) validateOptions(options, VMALLOC_KEYS, `Cannot ${op}`);
-		const tag = options?.tag ?? VMALLOC_TAG;
-		if (options?.align !== undefined && !isPowerOfTwo(options.align))
-			throw new VmapError("EINVAL", `Cannot ${op}: align must be a power of two, got ${shown(options.align)}`);
-		if (tag === VM_MAP_RAM || tag === DEFERRED_TAG)
-			throw new VmapError("EINVAL", `Cannot ${op}: the tag ${JSON.stringify(tag)} is the heap's own`);
+		const opts = options === undefined ? this.#plainOptions : this.#allocOptions(options, op);
 		let size = (pages + this.guardPages) * this.pageSize;
-		const nowait = options?.nowait ?? false;
-		let opts = this.#plainOptions;
-		if (options !== undefined) {
-			opts = { tag };
-			if (options.align !== undefined) opts.align = options.align;
-			if (nowait) opts.nowait = true;
-		}
 		// Without options or poisoning, a small request comes from this handle's small-area
 		// blocks (no lock): the area is its size class, guard pages included at its end.
 		let addr = options === undefined && !this.poison ? this.#ext.allocSmall(size) : -1;
 		if (addr >= 0) size = this.#ext.smallSize(size);
-		else addr = this.#allocOrdinary(size, opts, op, bytes, nowait);
+		else addr = this.#allocOrdinary(size, opts, op, bytes);
 		try {
 			this.#memory.commit(addr + size);
 		} catch (e) {
@@ -95,8 +83,30 @@ export class HeapAreas {
 		return addr;
 	}
 
+	/** The space's options for vmalloc's `options` (checked: EINVAL in the words of `op`). */
+	#allocOptions(options: VmallocOptions, op: string): AllocOptions {
+		const cannot = `Cannot ${op}`;
+		validateOptions(options, VMALLOC_KEYS, cannot);
+		const opts: AllocOptions = { tag: VMALLOC_TAG };
+		if (options.align !== undefined) {
+			validateAlign(options.align, cannot);
+			opts.align = options.align;
+		}
+		if (options.tag !== undefined) {
+			validateTag(options.tag, cannot);
+			if (options.tag === VM_MAP_RAM || options.tag === DEFERRED_TAG)
+				throw new VmapError("EINVAL", `${cannot}: the tag ${JSON.stringify(options.tag)} is the heap's own`);
+			opts.tag = options.tag;
+		}
+		if (options.nowait !== undefined) {
+			validateNowait(options.nowait, cannot);
+			if (options.nowait) opts.nowait = true;
+		}
+		return opts;
+	}
+
 	/** space.alloc() with the heap's overflow handling: EBUSY after the space's purge waits for grace periods and retries once. */
-	#allocOrdinary(size: number, opts: AllocOptions, op: string, bytes: number, nowait: boolean): number {
+	#allocOrdinary(size: number, opts: AllocOptions, op: string, bytes: number): number {
 		try {
 			return this.space.alloc(size, opts);
 		} catch (e) {
@@ -104,7 +114,7 @@ export class HeapAreas {
 			// being freed after one by another handle right now, may be what is missing. Where
 			// this thread may block, wait for both (the grace period bounded), then retry once.
 			if (!(e instanceof VmapError) || e.code !== "EBUSY") throw e;
-			if (!canWait || nowait) throw this.#full(e, op, bytes, "");
+			if (!canWait || opts.nowait === true) throw this.#full(e, op, bytes, "");
 			if (this.#rcu.pending() > 0) {
 				try {
 					this.#synchronize(OVERFLOW_GP_MS);

@@ -184,11 +184,11 @@ export class VmapSpace {
 				const addr = small.alloc(size);
 				if (addr !== NOT_SMALL) return addr;
 			}
-			return allocVmapArea(this.#s, size, undefined, true);
+			return allocVmapArea(this.#s, size, undefined, "purge");
 		}
 		if (options?.timeoutMs !== undefined)
-			return this.#within(options.timeoutMs, "alloc", () => allocVmapArea(this.#s, size, options, true));
-		return allocVmapArea(this.#s, size, options, true);
+			return this.#within(options.timeoutMs, "alloc", () => allocVmapArea(this.#s, size, options, "purge"));
+		return allocVmapArea(this.#s, size, options, "purge");
 	}
 
 	/** Run `call` with this handle's waits bounded by `timeoutMs` instead of its own. */
@@ -210,12 +210,12 @@ export class VmapSpace {
 	 */
 	async allocAsync(size: number, options?: AllocOptions): Promise<number> {
 		try {
-			return allocVmapArea(this.#s, size, options, true);
+			return allocVmapArea(this.#s, size, options, "purge");
 		} catch (e) {
 			if (!(e instanceof VmapError) || e.code !== "EBUSY") throw e;
 		}
 		await this.#s.purger.purge("overflow").done;
-		return allocVmapArea(this.#s, size, options, false);
+		return allocVmapArea(this.#s, size, options, "fail");
 	}
 
 	/**
