@@ -186,29 +186,26 @@ function batching(eager: boolean, pairs: number) {
 	return { pairs, sec, pairsPerSec: pairs / sec, ...probe, flushes: st.flushes, pairsPerFlush: pairs / st.flushes, maxRssMiB };
 }
 
+/** The allocator the workers share (a vmap space, or a shared-memory-objects MemoryBuffer), its handle for them and its range. */
+async function sharedAllocator(spec: Extract<Spec, { kind: "workers" }>) {
+	if (spec.peer === "vmap") {
+		const space = workersSpace(spec.workload, spec.nodes, spec.cache);
+		// Private: each worker creates a space like this one for itself.
+		return { handle: spec.private ? null : space.handle, space, base: space.start, limit: space.start + space.size };
+	}
+	const { MemoryBuffer } = await loadSmo();
+	const buffer = new SharedArrayBuffer(64 * 2 ** 20);
+	new MemoryBuffer({ buf: buffer, align: 8 });
+	return { handle: { buffer }, space: undefined, base: 1, limit: buffer.byteLength };
+}
+
 /**
  * `workers` real worker_threads share one allocator, released together; aggregate ops/s is
  * all operations over the slowest worker's time (W0 counts alloc+free pairs). Afterwards the
  * ranges every worker still holds are checked for overlap across workers.
  */
 async function shared(spec: Extract<Spec, { kind: "workers" }>) {
-	let handle: { buffer: SharedArrayBuffer } | null;
-	let space: VmapSpace | undefined;
-	let base = 1;
-	let limit: number;
-	if (spec.peer === "vmap") {
-		space = workersSpace(spec.workload, spec.nodes, spec.cache);
-		// Private: each worker creates a space like this one for itself.
-		handle = spec.private ? null : space.handle;
-		base = space.start;
-		limit = space.start + space.size;
-	} else {
-		const { MemoryBuffer } = await loadSmo();
-		const buffer = new SharedArrayBuffer(64 * 2 ** 20);
-		new MemoryBuffer({ buf: buffer, align: 8 });
-		handle = { buffer };
-		limit = buffer.byteLength;
-	}
+	const { handle, space, base, limit } = await sharedAllocator(spec);
 	const control = new SharedArrayBuffer(8);
 	const gate = new Int32Array(control);
 	const entry = new URL("./worker-job.ts", import.meta.url).href;

@@ -58,19 +58,58 @@ function wrap(text: string, width: number): string[] {
 	return lines;
 }
 
+/** One peer's line: its points, one per scale point it ran. */
+interface Series {
+	peer: (typeof PEERS)[number];
+	colour: string | undefined;
+	points: Point[];
+}
+
+/** The plot's log scales: a live count to x, a rate to y, and the decades drawn. */
+interface Scales {
+	sx: (live: number) => number;
+	sy: (v: number) => number;
+	x0: number;
+	x1: number;
+	y0: number;
+	y1: number;
+}
+
 export function chart(runs: Run[], m: Meta): string {
 	const series = PEERS.map((p) => {
 		const points: Point[] = [];
 		for (const live of SCALE) {
 			const r = runs.find((x) => x.name === `scale ${live} ${p.id}`);
-			if (r?.status !== "ok") continue;
-			const x = r.result;
-			points.push({ live, opsPerSec: Number(x.opsPerSec), capped: p.linear });
+			if (r?.status === "ok") points.push({ live, opsPerSec: Number(r.result.opsPerSec), capped: p.linear });
 		}
 		return { peer: p, colour: COLOURS[p.id], points };
 	}).filter((s) => s.points.length > 0);
 	const broken = runs.filter((r) => r.spec.kind === "scale" || r.spec.kind === "W0").filter((r) => r.status === "broken");
+	const sc = scales(series);
+	const o: string[] = [
+		`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="Helvetica, Arial, sans-serif" font-size="14">`,
+		`<rect width="${W}" height="${H}" fill="#ffffff"/>`,
+		`<text x="${PLOT.left}" y="34" font-size="20" font-weight="bold">Allocator throughput as the live count grows</text>`,
+		`<text x="${PLOT.left}" y="58" fill="#444">Random sizes 1..4096 B, one alloc or free per operation; higher is faster; both axes log scale.</text>`,
+		`<text x="${PLOT.left}" y="78" fill="#444">vmap bench, ${esc(m.date.slice(0, 10))}, Node ${esc(m.node)}, ${m.cores} cores, seed ${m.seed}${m.quick ? ", --quick" : ""}. Hollow points: O(n) peer, capped run.</text>`,
+		...axes(sc),
+		...lines(series, sc),
+		...endLabels(series, sc),
+	];
+	// Peers that broke, in their own words.
+	let y = PLOT.bottom + 78;
+	for (const r of broken) {
+		const p = peer(r.spec.peer);
+		for (const text of wrap(`Not drawn: ${p.label} broke in ${r.name}: ${brokenNote(r)}`, 130)) {
+			o.push(`<text x="${PLOT.left}" y="${y}" fill="#a00" font-size="13">${esc(text)}</text>`);
+			y += 17;
+		}
+	}
+	o.push(`</svg>`);
+	return `${o.join("\n")}\n`;
+}
 
+function scales(series: Series[]): Scales {
 	const lives = series.flatMap((s) => s.points.map((p) => p.live));
 	const rates = series.flatMap((s) => s.points.map((p) => p.opsPerSec));
 	const x0 = Math.log10(Math.min(...lives, 1_000));
@@ -79,21 +118,12 @@ export function chart(runs: Run[], m: Meta): string {
 	const y1 = Math.ceil(Math.log10(Math.max(...rates, 1e5)));
 	const sx = (live: number) => PLOT.left + ((Math.log10(live) - x0) / (x1 - x0)) * (PLOT.right - PLOT.left);
 	const sy = (v: number) => PLOT.bottom - ((Math.log10(v) - y0) / (y1 - y0)) * (PLOT.bottom - PLOT.top);
+	return { sx, sy, x0, x1, y0, y1 };
+}
 
+/** Grid and axes. */
+function axes({ sx, sy, x0, x1, y0, y1 }: Scales): string[] {
 	const o: string[] = [];
-	o.push(
-		`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="Helvetica, Arial, sans-serif" font-size="14">`,
-	);
-	o.push(`<rect width="${W}" height="${H}" fill="#ffffff"/>`);
-	o.push(`<text x="${PLOT.left}" y="34" font-size="20" font-weight="bold">Allocator throughput as the live count grows</text>`);
-	o.push(
-		`<text x="${PLOT.left}" y="58" fill="#444">Random sizes 1..4096 B, one alloc or free per operation; higher is faster; both axes log scale.</text>`,
-	);
-	o.push(
-		`<text x="${PLOT.left}" y="78" fill="#444">vmap bench, ${esc(m.date.slice(0, 10))}, Node ${esc(m.node)}, ${m.cores} cores, seed ${m.seed}${m.quick ? ", --quick" : ""}. Hollow points: O(n) peer, capped run.</text>`,
-	);
-
-	// Grid and axes.
 	for (let d = y0; d <= y1; d++) {
 		const y = sy(10 ** d);
 		o.push(`<line x1="${PLOT.left}" y1="${y.toFixed(1)}" x2="${PLOT.right}" y2="${y.toFixed(1)}" stroke="#ddd"/>`);
@@ -113,8 +143,12 @@ export function chart(runs: Run[], m: Meta): string {
 	o.push(
 		`<text transform="translate(26 ${(PLOT.top + PLOT.bottom) / 2}) rotate(-90)" text-anchor="middle" fill="#222">operations per second</text>`,
 	);
+	return o;
+}
 
-	// Lines and points; vmap's drawn last, on top, and thicker.
+/** Lines and points; vmap's drawn last, on top, and thicker. */
+function lines(series: Series[], { sx, sy }: Scales): string[] {
+	const o: string[] = [];
 	const order = [...series].sort((a, b) => Number(a.peer.id.startsWith("vmap")) - Number(b.peer.id.startsWith("vmap")));
 	for (const s of order) {
 		const width = s.peer.id.startsWith("vmap") ? 3.5 : 2;
@@ -128,8 +162,12 @@ export function chart(runs: Run[], m: Meta): string {
 			);
 		}
 	}
+	return o;
+}
 
-	// Labels at each line's right end, pushed apart so none overlap, each joined to its point.
+/** Labels at each line's right end, pushed apart so none overlap, each joined to its point. */
+function endLabels(series: Series[], { sx, sy }: Scales): string[] {
+	const o: string[] = [];
 	const GAP = 17;
 	const labels = series.map((s) => {
 		const last = s.points[s.points.length - 1]!;
@@ -152,16 +190,5 @@ export function chart(runs: Run[], m: Meta): string {
 			`<text x="${lx}" y="${(l.y + 5).toFixed(1)}" fill="${l.s.colour}" font-weight="${l.s.peer.id.startsWith("vmap") ? "bold" : "normal"}">${esc(l.s.peer.label)}: ${rate(l.last.opsPerSec)}/s${at}</text>`,
 		);
 	}
-
-	// Peers that broke, in their own words.
-	let y = PLOT.bottom + 78;
-	for (const r of broken) {
-		const p = peer(r.spec.peer);
-		for (const text of wrap(`Not drawn: ${p.label} broke in ${r.name}: ${brokenNote(r)}`, 130)) {
-			o.push(`<text x="${PLOT.left}" y="${y}" fill="#a00" font-size="13">${esc(text)}</text>`);
-			y += 17;
-		}
-	}
-	o.push(`</svg>`);
-	return `${o.join("\n")}\n`;
+	return o;
 }

@@ -165,7 +165,7 @@ export function random(a: Subject, p: RandomParams) {
 	};
 	while (held.n < p.live && fails < p.live) doAlloc();
 	const fillFails = fails;
-	let overlaps = held.overlaps(a.base, a.limit);
+	const overlaps = held.overlaps(a.base, a.limit);
 	fails = 0;
 	let done = 0;
 	let capped: "time" | false = false;
@@ -195,24 +195,41 @@ export function random(a: Subject, p: RandomParams) {
 		}
 	}
 	const sec = (performance.now() - t0) / 1000;
-	const maxRssMiB = rssMiB();
 	if (space !== undefined)
 		vizFiles(p.viz!, space, timeline, peakEnd - a.base, `${done.toLocaleString("en-US")} operations in ${sec.toFixed(2)} s`);
-	overlaps += held.overlaps(a.base, a.limit);
+	return randomResult(a, p, held, { ops: done, sec, capped, fillFails, fails, overlaps, peakLive, peakSpan: peakEnd - a.base });
+}
+
+/** What random() counted in its timed loop, before the last overlap check and the allocator's own. */
+interface RandomCounts {
+	ops: number;
+	sec: number;
+	capped: "time" | false;
+	fillFails: number;
+	fails: number;
+	overlaps: number;
+	peakLive: number;
+	peakSpan: number;
+}
+
+/** random()'s figures: its counts, the ranges still held checked for overlap, the allocator checked, and its audit. */
+function randomResult(a: Subject, p: RandomParams, held: Held, c: RandomCounts) {
+	const maxRssMiB = rssMiB();
+	const overlaps = c.overlaps + held.overlaps(a.base, a.limit);
 	a.check();
 	return {
 		opsPlanned: p.ops,
-		ops: done,
-		sec,
-		opsPerSec: done / sec,
-		capped,
-		fillFails,
-		fails,
+		ops: c.ops,
+		sec: c.sec,
+		opsPerSec: c.ops / c.sec,
+		capped: c.capped,
+		fillFails: c.fillFails,
+		fails: c.fails,
 		overlaps,
 		live: held.n,
-		peakLive,
-		peakSpan: peakEnd - a.base,
-		fragmentation: (peakEnd - a.base) / peakLive,
+		peakLive: c.peakLive,
+		peakSpan: c.peakSpan,
+		fragmentation: c.peakSpan / c.peakLive,
 		maxRssMiB,
 		...a.audit?.(held.n),
 	};
