@@ -75,10 +75,10 @@ export interface Listing {
 }
 
 /**
- * Read the busy and lazy areas, and with `free` the free blocks, one chunk per step of the
- * generator (yielding between chunks, holding no lock).
+ * Read the busy and lazy areas, and with `{ free: true }` the free blocks, one chunk per step
+ * of the generator (yielding between chunks, holding no lock).
  */
-export function* listAreas(s: SpaceState, free: boolean): Generator<void, Listing> {
+export function* listAreas(s: SpaceState, { free }: { free: boolean }): Generator<void, Listing> {
 	const busy: Rows[] = [];
 	const lazy: Rows[] = [];
 	for (let v = 0; v < s.nodes; v++) {

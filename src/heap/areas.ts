@@ -78,7 +78,7 @@ export class HeapAreas {
 			this.space.free(addr);
 			throw e;
 		}
-		this.#memory.handOut(addr, size, op, true);
+		this.#memory.handOutArea(addr, size, op);
 		if (zero) this.#memory.u8.fill(0, addr, addr + size - this.guardPages * this.pageSize);
 		return addr;
 	}
@@ -189,7 +189,7 @@ export class HeapAreas {
 		if (resized) {
 			if (grows) {
 				this.#memory.commit(addr + size);
-				this.#memory.handOut(area.end, addr + size - area.end, "vrealloc", false);
+				this.#memory.handOutTail(area.end, addr + size - area.end, "vrealloc");
 			}
 			return addr;
 		}

@@ -102,15 +102,18 @@ export class HeapMemory {
 		return -1;
 	}
 
-	/**
-	 * With poisoning: EFAULT unless [addr, addr + size) still holds the poison; the area at
-	 * `addr` is given back first when `giveBack` (a new area; not the tail a resize added).
-	 */
-	handOut(addr: number, size: number, op: string, giveBack: boolean): void {
+	/** A new area [addr, addr + size), with poisoning: EFAULT unless it still holds the poison, the area given back first. */
+	handOutArea(addr: number, size: number, op: string): void {
 		const fault = this.handOutFault(addr, size, op);
 		if (fault === undefined) return;
-		if (giveBack) this.#space.free(addr);
+		this.#space.free(addr);
 		throw fault;
+	}
+
+	/** The tail [addr, addr + size) a resize added to a live area, with poisoning: EFAULT unless it still holds the poison (the area stays). */
+	handOutTail(addr: number, size: number, op: string): void {
+		const fault = this.handOutFault(addr, size, op);
+		if (fault !== undefined) throw fault;
 	}
 
 	/** Poison (and check the guard pages of) the area at `addr`, then free it. */

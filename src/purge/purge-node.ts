@@ -127,6 +127,9 @@ export function decayVaPoolNode(t: VaTable, locks: Locks, v: number, full: boole
 	return { areas, pages: decayedPages };
 }
 
+/** decayVaPoolNode()'s `full`: every area of every pool. */
+const FULLY = true;
+
 /**
  * Shrinker (kernel vmap_node_shrink_scan): decay every pool fully, under the purge mutex
  * (decays must not run concurrently: kernel fix ec05f51f1e65).
@@ -137,7 +140,7 @@ export function trimPools(t: VaTable, locks: Locks, pageInverse: number): TrimRe
 	let bytes = 0;
 	try {
 		for (let v = 0; v < t.nodes; v++) {
-			const decayed = decayVaPoolNode(t, locks, v, true);
+			const decayed = decayVaPoolNode(t, locks, v, FULLY);
 			areas += decayed.areas;
 			bytes += decayed.pages / pageInverse;
 		}

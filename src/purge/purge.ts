@@ -306,7 +306,7 @@ export class Purger {
 			this.orphan(b); // a lock wait timed out: the next purge takes the batch, unflushed as it is
 			return;
 		}
-		this.endBatch(b.k, false);
+		this.#releaseBatch(b.k);
 	}
 
 	/**
@@ -365,13 +365,18 @@ export class Purger {
 	 * Batch `k` is done (or given up): free it, change its generation, wake waiters; areas freed
 	 * meanwhile may make a drain due.
 	 */
-	endBatch(k: number, drainAfter = true): void {
+	endBatch(k: number): void {
+		this.#releaseBatch(k);
+		if (this.t.lazyPages() > this.t.hdrF[HDRF_LAZY_MAX_PAGES]!) this.drain.schedule();
+	}
+
+	/** Batch `k` is done or given up: free it, change its generation, wake waiters. */
+	#releaseBatch(k: number): void {
 		const hdr = this.t.hdr;
 		hdr[HDR_BATCH_FLAGS + k] = 0;
 		Atomics.add(hdr, HDR_BATCH_GEN + k, 1);
 		Atomics.store(hdr, HDR_BATCH_OWNER + k, 0);
 		Atomics.notify(hdr, HDR_BATCH_OWNER + k);
-		if (drainAfter && this.t.lazyPages() > this.t.hdrF[HDRF_LAZY_MAX_PAGES]!) this.drain.schedule();
 	}
 }
 

@@ -303,28 +303,28 @@ export class VmapSpace {
 	vmallocinfo(): string {
 		const s = this.#s;
 		s.locks.ensureAlive();
-		return vmallocinfoText(runChunks(listAreas(s, false)), (id) => s.tags.name(id));
+		return vmallocinfoText(runChunks(listAreas(s, { free: false })), (id) => s.tags.name(id));
 	}
 
 	/** vmallocinfo(), giving the event loop a turn every few milliseconds of work. */
 	async vmallocinfoAsync(): Promise<string> {
 		const s = this.#s;
 		s.locks.ensureAlive();
-		return vmallocinfoText(await runChunksAsync(listAreas(s, false)), (id) => s.tags.name(id));
+		return vmallocinfoText(await runChunksAsync(listAreas(s, { free: false })), (id) => s.tags.name(id));
 	}
 
 	/** JSON: the space, its statistics, every area, every free block and every small-area block (see vmallocinfo()). */
 	dump(): string {
 		const s = this.#s;
 		const stats = this.stats();
-		return dumpText(s, runChunks(listAreas(s, true)), stats, (id) => s.tags.name(id));
+		return dumpText(s, runChunks(listAreas(s, { free: true })), stats, (id) => s.tags.name(id));
 	}
 
 	/** dump(), giving the event loop a turn every few milliseconds of work. */
 	async dumpAsync(): Promise<string> {
 		const s = this.#s;
 		const stats = this.stats();
-		return dumpText(s, await runChunksAsync(listAreas(s, true)), stats, (id) => s.tags.name(id));
+		return dumpText(s, await runChunksAsync(listAreas(s, { free: true })), stats, (id) => s.tags.name(id));
 	}
 
 	/** The area holding `addr` (busy, or lazy: freed and not yet purged), or undefined. */

@@ -5,7 +5,9 @@
  */
 import { corrupt, hex } from "../api/errors.ts";
 
-import { rbInsert } from "./rbtree.ts";
+import { PLAIN, rbInsert } from "./rbtree.ts";
+import { VA_LEFT, VA_RIGHT } from "../buffer/layout.ts";
+import type { Side } from "../buffer/record.ts";
 import type { VaTable } from "../buffer/va-table.ts";
 import { vaEnd, vaLeft, vaRight, vaStart } from "../buffer/record.ts";
 
@@ -18,21 +20,21 @@ export function insertVmapArea(t: VaTable, rootWord: number, va: number, what = 
 	const i32 = t.i32;
 	const start = vaStart(f64, va);
 	let parent = 0;
-	let left = false;
+	let side: Side = VA_RIGHT;
 	for (let node = t.hdr[rootWord]!; node !== 0; ) {
 		parent = node;
 		const s = vaStart(f64, node);
 		if (start < s) {
-			left = true;
+			side = VA_LEFT;
 			node = vaLeft(i32, node);
 		} else if (start > s) {
-			left = false;
+			side = VA_RIGHT;
 			node = vaRight(i32, node);
 		} else {
 			corrupt(`${what}: an area already starts at ${hex(start)}`);
 		}
 	}
-	rbInsert(t, rootWord, va, parent, left, false);
+	rbInsert(t, rootWord, va, parent, side, PLAIN);
 }
 
 /**

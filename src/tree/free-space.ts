@@ -10,8 +10,9 @@
  */
 import { findVmapArea } from "./busy-tree.ts";
 import { corrupt, hex } from "../api/errors.ts";
-import { HDR_FREE_HEAD, HDR_FREE_NR, HDR_FREE_ROOT, HDRF_FREE_BYTES } from "../buffer/layout.ts";
-import { augmentPropagate, augmentPropagateGrow, rbErase, rbInsert, rbInsertAfter, rbPrev } from "./rbtree.ts";
+import { HDR_FREE_HEAD, HDR_FREE_NR, HDR_FREE_ROOT, HDRF_FREE_BYTES, VA_LEFT, VA_RIGHT } from "../buffer/layout.ts";
+import type { Side } from "../buffer/record.ts";
+import { AUGMENTED, augmentPropagate, augmentPropagateGrow, rbErase, rbInsert, rbInsertAfter, rbPrev } from "./rbtree.ts";
 import type { VaTable } from "../buffer/va-table.ts";
 import {
 	setVaEnd,
@@ -187,7 +188,7 @@ export function vaClip(t: VaTable, va: number, nva: number, size: number): numbe
 		setVaNext(i32, va, tail);
 		t.hdr[HDR_FREE_NR]!++;
 		augmentPropagate(t, va);
-		rbInsertAfter(t, HDR_FREE_ROOT, va, tail, true);
+		rbInsertAfter(t, HDR_FREE_ROOT, va, tail, AUGMENTED);
 		return 0;
 	}
 	augmentPropagate(t, va);
@@ -202,7 +203,7 @@ function unlinkFree(t: VaTable, va: number): void {
 	if (prev === 0) t.hdr[HDR_FREE_HEAD] = next;
 	else setVaNext(i32, prev, next);
 	setVaNext(i32, va, 0);
-	rbErase(t, HDR_FREE_ROOT, va, true);
+	rbErase(t, HDR_FREE_ROOT, va, AUGMENTED);
 	t.hdr[HDR_FREE_NR]!--;
 }
 
@@ -221,18 +222,18 @@ export function mergeOrAddVmapArea(t: VaTable, va: number): number {
 	const start = vaStart(f64, va);
 	const end = vaEnd(f64, va);
 	let parent = 0;
-	let left = false;
+	let side: Side = VA_RIGHT;
 	let prev = 0;
 	let next = 0;
 	for (let node = t.hdr[HDR_FREE_ROOT]!; node !== 0; ) {
 		parent = node;
 		if (start < vaStart(f64, node)) {
 			next = node;
-			left = true;
+			side = VA_LEFT;
 			node = vaLeft(i32, node);
 		} else {
 			prev = node;
-			left = false;
+			side = VA_RIGHT;
 			node = vaRight(i32, node);
 		}
 	}
@@ -248,7 +249,7 @@ export function mergeOrAddVmapArea(t: VaTable, va: number): number {
 		const nextEnd = vaEnd(f64, next);
 		setVaNext(i32, prev, vaNext(i32, next));
 		setVaNext(i32, next, 0);
-		rbErase(t, HDR_FREE_ROOT, next, true);
+		rbErase(t, HDR_FREE_ROOT, next, AUGMENTED);
 		t.hdr[HDR_FREE_NR]!--;
 		t.freeSlot(next);
 		setVaEnd(f64, prev, nextEnd);
@@ -271,7 +272,7 @@ export function mergeOrAddVmapArea(t: VaTable, va: number): number {
 	setVaNext(i32, va, next);
 	if (prev === 0) t.hdr[HDR_FREE_HEAD] = va;
 	else setVaNext(i32, prev, va);
-	rbInsert(t, HDR_FREE_ROOT, va, parent, left, true);
+	rbInsert(t, HDR_FREE_ROOT, va, parent, side, AUGMENTED);
 	t.hdr[HDR_FREE_NR]!++;
 	return va;
 }

@@ -23,7 +23,7 @@
  * writer: widenFlushRange, resetFlushRange.
  */
 import { insertVmapArea } from "./busy-tree.ts";
-import { HDRF_BATCH_END, HDRF_BATCH_START, VA_LAZY, VA_LEFT, VA_STATE } from "../buffer/layout.ts";
+import { HDRF_BATCH_END, HDRF_BATCH_START, VA_LAZY, VA_LEFT, VA_RIGHT, VA_STATE } from "../buffer/layout.ts";
 import {
 	N_LAZY_LAST,
 	N_LAZY_LOCK,
@@ -38,7 +38,7 @@ import {
 	purgeTree,
 } from "../buffer/node-layout.ts";
 import type { Locks } from "../buffer/lock.ts";
-import { rbFirst, rbInsert, rbLeftmost } from "./rbtree.ts";
+import { PLAIN, rbFirst, rbInsert, rbLeftmost } from "./rbtree.ts";
 import { clearVaLinks, setVaChild, setVaFlags, setVaParent, vaEnd, vaParent, vaRight, vaStart } from "../buffer/record.ts";
 import type { VaTable } from "../buffer/va-table.ts";
 
@@ -82,7 +82,7 @@ function linkLazy(t: VaTable, b: number, va: number, start: number): void {
 	const hdr = t.hdr;
 	const last = hdr[b + N_LAZY_LAST]!;
 	if (last === 0 || start > vaStart(t.f64, last)) {
-		rbInsert(t, b + N_LAZY_ROOT, va, last, false, false);
+		rbInsert(t, b + N_LAZY_ROOT, va, last, VA_RIGHT, PLAIN);
 		hdr[b + N_LAZY_LAST] = va;
 	} else insertVmapArea(t, b + N_LAZY_ROOT, va, "lazy tree");
 }

@@ -40,6 +40,10 @@ import type { VaTable } from "../buffer/va-table.ts";
 const L = VA_LEFT;
 const R = VA_RIGHT;
 
+/** The `aug` argument of the calls below: the tree keeps subtreeMaxSize (the free tree), or not (the busy and lazy trees). */
+export const AUGMENTED = true;
+export const PLAIN = false;
+
 function opposite(side: Side): Side {
 	return side === L ? R : L;
 }
@@ -125,17 +129,17 @@ function rotate(t: VaTable, rootWord: number, x: number, side: Side, aug: boolea
 }
 
 /**
- * Link `z` (a record with no tree links) as the `left`/right child of `parent` (0: as the root),
- * then restore the red-black properties.
+ * Link `z` (a record with no tree links) as the `side` child of `parent` (0: as the root), then
+ * restore the red-black properties.
  */
-export function rbInsert(t: VaTable, rootWord: number, z: number, parent: number, left: boolean, aug: boolean): void {
+export function rbInsert(t: VaTable, rootWord: number, z: number, parent: number, side: Side, aug: boolean): void {
 	const f64 = t.f64;
 	const i32 = t.i32;
 	setVaChild(i32, z, L, 0);
 	setVaChild(i32, z, R, 0);
 	setVaParentColour(i32, z, parent, true);
 	if (parent === 0) t.hdr[rootWord] = z;
-	else setVaChild(i32, parent, left ? L : R, z);
+	else setVaChild(i32, parent, side, z);
 	if (aug) {
 		setSubtreeMaxSize(f64, z, 0);
 		augmentPropagateGrow(t, z);
@@ -297,9 +301,9 @@ export function rbInsertAfter(t: VaTable, rootWord: number, x: number, z: number
 	const i32 = t.i32;
 	let y = vaRight(i32, x);
 	if (y === 0) {
-		rbInsert(t, rootWord, z, x, false, aug);
+		rbInsert(t, rootWord, z, x, R, aug);
 		return;
 	}
 	while (vaLeft(i32, y) !== 0) y = vaLeft(i32, y);
-	rbInsert(t, rootWord, z, y, true, aug);
+	rbInsert(t, rootWord, z, y, L, aug);
 }
