@@ -1,3 +1,4 @@
+/** The package's entry: re-exports only, the top of the layers (scripts/check-imports.mjs lists them in order). */
 export type {
 	AllocOptions,
 	AreaInfo,

@@ -1,5 +1,5 @@
 /**
- * The small-area cache (src/small.ts) beyond the model test: what check() catches in a block,
+ * The small-area cache (src/small/) beyond the model test: what check() catches in a block,
  * asynchronous flushes, handles that close or end holding small areas, and the option.
  */
 import assert from "node:assert/strict";

@@ -1,4 +1,8 @@
-/** Public types. */
+/**
+ * The api layer (src/api/): the public types and options (types.ts, heap-types.ts) and the
+ * error class with its wording helpers (errors.ts). It is the bottom layer: it imports nothing
+ * of the project, and every other layer may import it. Nothing here touches a buffer.
+ */
 
 export interface VmapSpaceOptions {
 	/** First address of the managed range; a multiple of pageSize. @defaultValue pageSize */

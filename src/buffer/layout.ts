@@ -1,4 +1,10 @@
 /**
+ * The buffer layer (src/buffer/): the words of the one buffer and every access to them that is
+ * not a tree or a protocol of its own: this drawing and its constants, a node's words
+ * (node-layout.ts), the record accessors (record.ts), the record table and its growth
+ * (va-table.ts), the locks and the purge counters' sequence word (lock.ts), the tag table
+ * (tags.ts). It may import only api/. Invariants: below, beside each region.
+ *
  * The one buffer that holds a whole space. Every worker that is handed the buffer reads the
  * same header and the same records; nothing about the space lives in JS objects.
  *
@@ -20,7 +26,7 @@
  *                    │ NODES blocks × NODE_WORDS: locks, busy tree and hash,   │ see below
  *                    │ lazy tree, purge trees, 256 pools                       │
  *  EXT_OFFSET × 4    ├────────────────── extension (EXT_WORDS) ────────────────┤
- *                    │ the heap's shared state (heap-layout.ts); empty for a   │
+ *                    │ the heap's shared state (heap/layout.ts); empty for a   │
  *                    │ bare space                                              │
  *  RECORDS_OFFSET    ├────────────────── vmap_area records ────────────────────┤
  *                    │ record 0 (all zero: "none") │ record 1 │ record 2 │ ... │ REC_BYTES each
@@ -106,7 +112,7 @@ export const HDR_PURGE_LOCK = 50;
 export const HDR_FREE_LOCK = 16;
 export const HDR_TAG_LOCK = 70;
 /**
- * The block index (small-blocks.ts), written under the FREE lock and read without one: the
+ * The block index (small/descriptor.ts), written under the FREE lock and read without one: the
  * first record of its run (0 before the first block), blocks in it, entries in use (blocks and
  * tombstones). SMALL_FLUSHES counts the caches' flushes (Atomics.add).
  */
@@ -133,7 +139,7 @@ export const HDR_NODES = 80;
 export const HDR_RECORDS_OFFSET = 81;
 /**
  * Word offset and length of the extension region between the node table and the records:
- * shared state of a layer built on the space (the heap's, heap-layout.ts); 0 words for a bare
+ * shared state of a layer built on the space (the heap's, heap/layout.ts); 0 words for a bare
  * space. Its lock words are driven by the space's Locks, so dead holders are detected alike.
  */
 export const HDR_EXT_OFFSET = 83;
@@ -201,7 +207,7 @@ export const HDRF_ZONE_SIZE = 42;
 /** The timeoutMs option: how long a wait made holding no lock lasts (Infinity: as long as the holder lives). */
 export const HDRF_TIMEOUT_MS = 44;
 /**
- * The small-area cache (small.ts, small-blocks.ts): smallMax, the largest request it serves
+ * The small-area cache (small/): smallMax, the largest request it serves
  * (0: off), and the bytes of one block, a power of two; both fixed at creation.
  */
 export const HDRF_SMALL_MAX = 45;
@@ -312,7 +318,7 @@ export const HANDLE_STATE = 0;
 export const HANDLE_THREAD = 1;
 /**
  * Frees other handles made into this handle's small-area blocks (Atomics.add, wrapping): the
- * owner's flush looks for them in its blocks only when the count moved (small.ts).
+ * owner's flush looks for them in its blocks only when the count moved (small/owner.ts).
  */
 export const HANDLE_REMOTE = 2;
 export const HANDLE_FREE = 0;
@@ -347,7 +353,7 @@ export const VA_LAZY = 2;
 export const VA_POOL = 4;
 export const VA_STATE = 0xff;
 /**
- * Flag of a busy area that is a small-area block (small-blocks.ts): its small areas are handed
+ * Flag of a busy area that is a small-area block (small/descriptor.ts): its small areas are handed
  * out by the cache, and only the cache frees the block, when none of them is live.
  */
 export const VA_SMALL_BLOCK = 1 << 30;

@@ -1,5 +1,9 @@
 #!/usr/bin/env node
-/** The `vmap` command line: `vmap test` (the kernel's test_vmalloc driver), `vmap viz` and `vmap replay`. */
+/**
+ * The cli layer (src/cli/): the `vmap` command: `vmap test` (the kernel's test_vmalloc driver:
+ * test-run.ts, test-cases.ts, test-worker.ts), `vmap viz` and `vmap replay`. It may import every
+ * layer, and only files the package ships (the benchmarks live in the repository's bench/).
+ */
 import { readFileSync } from "node:fs";
 import { parseOptions, usageError, wholeNumber } from "./args.ts";
 import { replayCommand } from "./replay.ts";

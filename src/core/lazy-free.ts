@@ -106,7 +106,7 @@ function freeVmapAreaNoflush(s: SpaceState, v: number, va: number, outer2 = -1, 
 }
 
 /**
- * Free a small-area block's area (small.ts) lazily, as one area, so that the ordinary purge
+ * Free a small-area block's area (small/) lazily, as one area, so that the ordinary purge
  * flushes its dirty slots before the range is handed out again. The FREE lock (the block
  * index's), the busy lock and the lazy lock are all taken before anything changes; then
  * `unindex` takes the block out of the index, and the area leaves its busy tree.

@@ -1,4 +1,10 @@
 /**
+ * The core layer (src/core/): the space's operations on the layers below: one handle's state
+ * (this file), options (options.ts), alloc (alloc.ts), lazy free and resize (lazy-free.ts),
+ * find (locate.ts), handles (handles.ts), the small-area cache's port (block-source.ts) and the
+ * heap's (extension.ts). It may import small/, purge/, tree/, buffer/, util/ and api/. Every
+ * operation checks everything that can fail before its first shared write.
+ *
  * Setting a space up: the header of a new buffer, the checks on a buffer handed to attach(),
  * and SpaceState, what one handle of a space holds (its views, its locks, its tag cache, its
  * purger, and the space's fixed geometry), which the space's files (alloc.ts, lazy-free.ts,

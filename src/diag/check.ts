@@ -1,4 +1,9 @@
 /**
+ * The diag layer (src/diag/): reading a space whole, for people and tests: the validator
+ * (this file, check-node.ts, check-walk.ts), the listings (info.ts), the lock-free statistics
+ * (stats.ts) and the snapshot (snapshot.ts). It may import core/ and every layer below; it
+ * changes nothing in the buffer.
+ *
  * The O(n) validator. Walks every structure in the buffer and throws ECORRUPT naming the first
  * broken invariant. It trusts nothing the fast paths maintain: counters, subtreeMaxSize, the
  * free list and the slot accounting are all recomputed from the records.

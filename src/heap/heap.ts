@@ -1,4 +1,9 @@
 /**
+ * The heap layer (src/heap/): VmapHeap, bytes at the addresses of a space, built on the space
+ * through its extension port (core/extension.ts): its areas (areas.ts), memory (memory.ts),
+ * grace periods (rcu.ts), vm_map_ram blocks (map-ram.ts), shared words (layout.ts). It may
+ * import space/, core/ and the layers below.
+ *
  * VmapHeap: a space that hands out bytes. The space manages addresses; a data
  * SharedArrayBuffer holds the bytes at those addresses (address = byte offset), so an address
  * posted to another worker names the same bytes there. Page 0 is never handed out: 0 stays
@@ -6,7 +11,7 @@
  *
  * - vmalloc areas carry `guardPages` unused pages after their end (kernel: one guard page
  *   unless VM_NO_GUARD); bytes() and view() never reach into them.
- * - vm_map_ram mappings of up to VMAP_MAX_ALLOC pages come from per-handle blocks (blocks.ts);
+ * - vm_map_ram mappings of up to VMAP_MAX_ALLOC pages come from per-handle blocks (heap/map-ram.ts);
  *   larger ones are areas of their own.
  * - Deferred frees wait for a grace period (rcu.ts).
  * - The data buffer grows (up to maxSize) when an area lands beyond it; growth and poisoning of
@@ -55,9 +60,9 @@ export class VmapHeap {
 	readonly guardPages: number;
 	readonly maxSize: number;
 	readonly poison: boolean;
-	/** The heap's region of the space's header (heap-layout.ts), its locks, and the tag-aware frees. */
+	/** The heap's region of the space's header (heap/layout.ts), its locks, and the tag-aware frees. */
 	readonly #ext: SpaceExtension;
-	/** First word of the region: heap-layout.ts offsets are relative to it. */
+	/** First word of the region: heap/layout.ts offsets are relative to it. */
 	readonly #e: number;
 	readonly #memory: HeapMemory;
 	readonly #rcu: GracePeriods;

@@ -7,7 +7,7 @@
  * quarter of it (VMAP_PURGE_THRESHOLD: purge_fragmented_blocks), or at once when all its
  * pages are dirty.
  *
- * Every block's record lives in the shared block table (heap-layout.ts) under its own lock,
+ * Every block's record lives in the shared block table (heap/layout.ts) under its own lock,
  * so any handle may unmap pages another mapped. Which blocks a handle allocates from is this
  * handle's own list (the kernel's per-CPU vmap_block_queue).
  */

@@ -3,7 +3,7 @@
  * poisoning, the poison written into freed bytes and checked when they are handed out again.
  * Lent to the vm_map_ram blocks as well as used by the heap.
  *
- * Invariant (heap-layout.ts): H_COMMITTED pages of the data are backed and, with poisoning,
+ * Invariant (heap/layout.ts): H_COMMITTED pages of the data are backed and, with poisoning,
  * filled; it is published only after the growth and the fill, under the grow lock.
  */
 import { hex, VmapError } from "../api/errors.ts";

@@ -1,4 +1,10 @@
 /**
+ * The purge layer (src/purge/): making lazily freed areas reusable. This file runs a purge of
+ * a kind (kinds.ts: the policy of each); batches.ts claims, adopts and waits for batches;
+ * purge-node.ts purges one node's tree into pools or free space and decays pools; work.ts
+ * hands nodes to helpers; drain.ts decides when the free path purges. It may import tree/,
+ * buffer/, util/ and api/. No lock is held across the flush hook or a turn of the event loop.
+ *
  * The purge (kernel __purge_vmap_area_lazy) and the shrinker (vmap_node_shrink_scan).
  *
  * A purge:
@@ -11,7 +17,7 @@
  *    takes;
  * 3. purges every node's purge tree of its batches into pools or free space (purge-node.ts),
  *    holding only the short locks of each step. With several nodes and a backlog of
- *    k * lazyMaxPages, k - 1 nodes are posted for helpers (purge-work.ts); the purging handle
+ *    k * lazyMaxPages, k - 1 nodes are posted for helpers (purge/work.ts); the purging handle
  *    does the rest, takes back what nobody took and waits for the helpers;
  * 4. gives the batch back; its generation word changes, which is what purge({ sync: true })
  *    watches for the batches other handles had in flight.

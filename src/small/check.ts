@@ -1,5 +1,5 @@
 /**
- * check() of the small-area blocks (small-blocks.ts): the block index, every descriptor and
+ * check() of the small-area blocks (small/descriptor.ts): the block index, every descriptor and
  * its area, and, for the blocks the checking handle owns (whose words only its own thread
  * writes, so a copy of them is exact), every bitmap against the others and the counts.
  * Blocks of other live handles are checked for everything but their bitmaps, which their

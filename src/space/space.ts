@@ -1,12 +1,13 @@
 /**
- * VmapSpace: the public face of a space. Each call checks its arguments and hands over to the
- * file that does the work:
- * - space-init.ts: the buffer's header, attach checks, one handle's state;
- * - alloc.ts: alloc_vmap_area, the node pools, overflow;
- * - lazy-free.ts: free_vmap_area_noflush, resize;
- * - purge.ts, drain.ts: purges and when they run;
- * - locate.ts: find(), and what an address that starts no area is;
- * - check.ts, info.ts, stats.ts: the validator, the listings, the lock-free counters.
+ * The space layer: VmapSpace, the public face of a space. Each call checks its arguments and
+ * hands over to the layer that does the work; it may import every layer below it (core/,
+ * diag/, small/, purge/, tree/, buffer/, api/), and nothing above (heap/, viz/, cli/):
+ * - core/state.ts: the buffer's header, attach checks, one handle's state;
+ * - core/alloc.ts: alloc_vmap_area, the node pools, overflow;
+ * - core/lazy-free.ts: free_vmap_area_noflush, resize;
+ * - purge/: purges and when they run;
+ * - core/locate.ts: find(), and what an address that starts no area is;
+ * - diag/: the validator, the listings, the lock-free counters.
  */
 import { allocVmapArea } from "../core/alloc.ts";
 import type {
@@ -42,17 +43,22 @@ import { isShared, type VaTable } from "../buffer/va-table.ts";
 
 const NOTHING_REFUSED: readonly number[] = [];
 
+/** The keys each options object may have (module constants: a call allocates no array). */
+const ATTACH_KEYS = ["flush", "timeoutMs"];
+const PURGE_KEYS = ["sync", "timeoutMs"];
+const STATS_KEYS = ["pools", "into"];
+
 /**
  * A range allocator over [start, start + size), with all of its state in one buffer.
  *
  * Freeing is lazy, as in the kernel: a freed area becomes reusable only after a purge has
- * called the flush hook over it (see purge.ts and drain.ts for when purges run).
+ * called the flush hook over it (purge/purge.ts and purge/drain.ts say when purges run).
  *
  * Busy areas are split over nodes by address, and each node keeps pools of recently purged
- * areas of 1..256 pages that allocations of those sizes take first (see nodes.ts).
+ * areas of 1..256 pages that allocations of those sizes take first (tree/nodes.ts).
  *
  * Small requests (at most smallMax bytes, no options) come from the handle's own blocks
- * (small.ts): no lock, no atomic.
+ * (small/cache.ts): no lock, no atomic.
  *
  * Complexity: alloc of a small area O(1) (a scan of a block's bitmap, 32 slots a word, and a
  * new block now and then), from a pool O(1), else O(log n) (a larger alignment may scan, see
@@ -60,11 +66,6 @@ const NOTHING_REFUSED: readonly number[] = [];
  * O(log n); find O(nodes log n); purge O(k log n) for k lazy areas; check O(n); n is the
  * number of areas and free blocks.
  */
-/** The keys each options object may have (module constants: a call allocates no array). */
-const ATTACH_KEYS = ["flush", "timeoutMs"];
-const PURGE_KEYS = ["sync", "timeoutMs"];
-const STATS_KEYS = ["pools", "into"];
-
 export class VmapSpace {
 	/** First address of the space. */
 	readonly start: number;

@@ -1,4 +1,10 @@
 /**
+ * The tree layer (src/tree/): the indexes of areas by address, each single-threaded under the
+ * lock its caller holds: this red-black tree, the free space with its lowest-fit search
+ * (free-space.ts), the busy trees and their hash (busy-tree.ts, busy-hash.ts), the lazy and
+ * purge trees (lazy-tree.ts), a node's pools (nodes.ts). It may import buffer/ and api/.
+ * Every tree has its validator in diag/ and a slow oracle in the tests.
+ *
  * A red-black tree over record slots, with parent links and an optional augmented value.
  *
  * The tree does not compare keys: callers find the link position (parent and side) by their

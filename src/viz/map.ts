@@ -1,4 +1,8 @@
 /**
+ * The viz layer (src/viz/): pictures as SVG text, from a dump() or a Timeline, with no Node
+ * import: the map (this file and map-*.ts), the timeline (timeline.ts, timeline-svg.ts) and
+ * their shared formatting (format.ts). It may import core/ (option checks) and api/.
+ *
  * mapSvg(): a picture of an address space from its dump(), as rows of address bands.
  *
  * Every busy area is coloured by its tag (the five largest tags get a colour each, the rest
