@@ -89,7 +89,7 @@ test("heap workers: a producer hands areas to a consumer through a shared queue 
 test("heap workers: a deferred free is not reused while a reader is still inside its read-side section", async () => {
 	// A small heap, purged often: without the grace period a freed area comes back at once.
 	const heap = VmapHeap.create({ size: 64 * P, lazyMaxPages: 2, nodes: 1 });
-	const slots = new SharedArrayBuffer(4 * 3);
+	const slots = new SharedArrayBuffer(4 * (1 + 2 * 2)); // two readers: see heap-worker.ts
 	const reports = await run(heap, [
 		{ mode: "rcu-writer", ops: OPS / 2, extra: { slots } },
 		{ mode: "rcu-reader", ops: 0, extra: { slots } },
@@ -101,7 +101,10 @@ test("heap workers: a deferred free is not reused while a reader is still inside
 		reports.flatMap((r) => r.violations),
 		[],
 	);
-	assert.ok(reports[1]!.ops > 100 && reports[2]!.ops > 100, "the readers read while the writer freed");
+	assert.ok(
+		reports[1]!.ops >= 100 && reports[2]!.ops >= 100,
+		"the readers read while the writer freed (the writer waited half way for 100 reads each)",
+	);
 	const s = heap.stats();
 	assert.equal(s.deferred, OPS / 2);
 	wholeAgain(heap);

@@ -7,10 +7,11 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { VmapSpace } from "../src/index.ts";
-import { CHUNK_AREAS } from "../src/diag/info.ts";
+import { CHUNK_AREAS, listAreas } from "../src/diag/info.ts";
+import { spaceLockWords } from "../src/buffer/lock.ts";
 import { TextWriter } from "../src/util/text-writer.ts";
 import { busyAreas, freeBlocks, lazyAreas } from "./support/inspect.ts";
-import { reportOf, startWorker } from "../harness/workers.ts";
+import { HANG_MS, reportOf, startWorker, waitUntil } from "../harness/workers.ts";
 
 const P = 4096;
 
@@ -69,29 +70,55 @@ test("on a still space the listings are exact across many slices, with batches i
 	space.check();
 });
 
+test("listings hold no lock between their chunks: another handle takes every lock word between two steps", () => {
+	const space = VmapSpace.create({ size: 2 ** 32, pageSize: P, nodes: 2, smallMax: 0, lazyMaxPages: 1 << 20 });
+	const held = Array.from({ length: 8 * CHUNK_AREAS }, (_, i) => space.alloc(P * (1 + (i % 3))));
+	for (let i = 0; i < held.length; i += 3) space.free(held[i]!);
+	const other = VmapSpace.attach(space.handle);
+	const words = spaceLockWords(other.table);
+	const listing = listAreas(space.state, { free: true });
+	let steps = 0;
+	for (let r = listing.next(); !r.done; r = listing.next()) {
+		steps++;
+		for (const w of words) {
+			assert.ok(other.locks.tryAcquire(w), `lock word ${w} is held between chunks ${steps} and ${steps + 1}`);
+			other.locks.release(w);
+		}
+	}
+	assert.ok(steps >= 4, `the listing took ${steps} chunks, not several`);
+	other.close();
+	space.check();
+});
+
 test("workers: dump(), check() and vmallocinfo() in a loop on one worker while two others allocate and free: no error, no overlap, everyone progresses", async () => {
 	const space = VmapSpace.create({ size: 2 ** 32, pageSize: P, nodes: 2, smallMax: 0, lazyMaxPages: 256 });
 	// Enough areas that a listing takes many slices.
 	const held = Array.from({ length: 20 * CHUNK_AREAS }, (_, i) => space.alloc(P * (1 + (i % 2))));
 	for (let i = 0; i < held.length; i += 2) space.free(held[i]!);
-	const control = new SharedArrayBuffer(4);
-	const owners = new SharedArrayBuffer(4 * (space.size / P));
 	const roles = ["diag", "alloc", "alloc"] as const;
-	const workers = roles.map((role) =>
-		startWorker(new URL("./support/diag-worker.ts", import.meta.url), { handle: space.handle, control, owners, role }),
+	const control = new SharedArrayBuffer(4 * (1 + 4 * roles.length));
+	const words = new Int32Array(control);
+	const owners = new SharedArrayBuffer(4 * (space.size / P));
+	const workers = roles.map((role, index) =>
+		startWorker(new URL("./support/diag-worker.ts", import.meta.url), { handle: space.handle, control, owners, role, index }),
 	);
 	for (const w of workers) space.watch(w);
 	const reports = workers.map((w) => reportOf<{ violations: string[]; counts: Record<string, number> }>(w));
-	await new Promise((r) => setTimeout(r, 3000));
-	Atomics.store(new Int32Array(control), 0, 1);
+	// Progress, not time: the diagnostics go round twice while each allocating worker makes 1000 pairs.
+	const count = (index: number, k: number) => Atomics.load(words, 1 + 4 * index + k);
+	await waitUntil(
+		"two dumps, checks and listings, and 1000 pairs of each allocating worker",
+		() => [0, 1, 2].every((k) => count(0, k) >= 2) && count(1, 3) >= 1000 && count(2, 3) >= 1000,
+		reports,
+	);
+	Atomics.store(words, 0, 1);
 	const out = await Promise.all(reports);
 	for (const [i, r] of out.entries()) assert.deepEqual(r.violations, [], `worker ${i} (${roles[i]})`);
 	const diag = out[0]!.counts;
 	assert.ok(diag.dumps! >= 1 && diag.checks! >= 1 && diag.infos! >= 1, `the diagnostics ran: ${JSON.stringify(diag)}`);
-	for (const r of out.slice(1)) assert.ok(r.counts.pairs! > 1000, `an allocating worker progressed: ${JSON.stringify(r.counts)}`);
-	// Not a timing claim (bench/ measures stalls): a bound no live system should reach.
+	for (const r of out.slice(1)) assert.ok(r.counts.pairs! >= 1000, `an allocating worker progressed: ${JSON.stringify(r.counts)}`);
+	// The gaps are reported, not asserted: bench/ measures stalls.
 	const gaps = out.slice(1).map((r) => r.counts.maxGapMs!);
-	assert.ok(Math.max(...gaps) < 2000, `allocating workers' longest gaps ${gaps.map((g) => g.toFixed(1)).join(", ")} ms`);
 	console.log(
 		`# listings under load: ${JSON.stringify(diag)}; allocating workers' longest gaps ${gaps.map((g) => g.toFixed(1)).join(", ")} ms`,
 	);
@@ -104,25 +131,37 @@ test("workers: while another worker rebalances the busy tree under them, every a
 	// Areas that stay busy, in one busy tree small enough to be read in one slice, beside the
 	// worker's area that comes and goes (each alloc and free rebalances the tree under them).
 	const fixed = Array.from({ length: 100 }, () => space.alloc(P, {}));
-	const control = new SharedArrayBuffer(4);
+	const control = new SharedArrayBuffer(4 * 5);
+	const words = new Int32Array(control);
 	const owners = new SharedArrayBuffer(4 * (space.size / P));
-	const w = startWorker(new URL("./support/diag-worker.ts", import.meta.url), { handle: space.handle, control, owners, role: "alloc" });
+	const w = startWorker(new URL("./support/diag-worker.ts", import.meta.url), {
+		handle: space.handle,
+		control,
+		owners,
+		role: "alloc",
+		index: 0,
+	});
 	space.watch(w);
 	const report = reportOf<{ violations: string[]; counts: Record<string, number> }>(w);
 	const hex = (x: number) => `0x${x.toString(16).padStart(16, "0")}-`;
 	let listings = 0;
 	let missing = 0;
-	const until = performance.now() + 1500;
-	while (performance.now() < until) {
+	// Progress, not time: list until the worker has made 1000 pairs since the first listing
+	// began (each alloc and free rebalancing the tree), and at least 50 listings ran.
+	const pairsAtStart = Atomics.load(words, 4);
+	const hang = performance.now() + HANG_MS;
+	while (listings < 50 || Atomics.load(words, 4) - pairsAtStart < 1000) {
+		if (performance.now() > hang)
+			assert.fail(`no progress in ${HANG_MS} ms: ${listings} listings, ${Atomics.load(words, 4) - pairsAtStart} pairs`);
 		const info = space.vmallocinfo();
 		for (const a of fixed) if (!info.includes(hex(a))) missing++;
 		listings++;
 		if (listings % 64 === 0) await new Promise((r) => setImmediate(r));
 	}
-	Atomics.store(new Int32Array(control), 0, 1);
+	Atomics.store(words, 0, 1);
 	const r = await report;
 	assert.deepEqual(r.violations, []);
-	assert.ok(r.counts.pairs! > 1000, `the worker churned: ${JSON.stringify(r.counts)}`);
+	assert.ok(r.counts.pairs! >= 1000, `the worker churned: ${JSON.stringify(r.counts)}`);
 	assert.equal(missing, 0, `${missing} areas missing from ${listings} listings`);
 	space.check();
 });

@@ -115,14 +115,15 @@ test("liveness: a drain paused between slices while its thread busy-loops 2 s st
 test("liveness: dump() of 300 k areas in one worker holds no lock while it lists: another worker allocates and frees meanwhile", async () => {
 	const space = VmapSpace.create({ size: 2 ** 40 });
 	const slow = await slowWorker("long-dump", space.handle, { areas: 300_000 });
-	// Pairs begun and finished while the dump runs. Were its locks held for the listing (about
-	// a second here), every pair would wait for the end and none would count.
+	// Pairs begun and finished while the dump runs (that no lock is held between its chunks is
+	// listing.test.ts's deterministic test): this thread is not stalled for the whole listing.
 	let during = 0;
 	while (Atomics.load(slow.control, PROGRESS) === 1) {
 		space.free(space.alloc(P));
 		if (Atomics.load(slow.control, PROGRESS) === 1) during++;
 	}
-	assert.ok(during >= 1000, `only ${during} alloc+free pairs finished during the dump`);
+	console.log(`# ${during} alloc+free pairs finished during the worker's dump of 300 k areas`);
+	assert.ok(during > 0, "no alloc+free pair finished during the dump");
 	const done = await slow.done;
 	assert.equal(done.status, "done");
 	await slow.worker.terminate();

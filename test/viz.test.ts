@@ -1,23 +1,14 @@
 /**
  * The pictures: mapSvg() of known spaces (every area at its width, the legend's totals equal to
- * stats()), aggregation at scale, timelineSvg(), their bad inputs; and the `vmap viz` and
- * `vmap replay` commands as a user runs them.
+ * stats()), aggregation at scale, timelineSvg(), their bad inputs. The `vmap viz` and `vmap
+ * replay` commands: test/tools/viz-cli.test.ts.
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { test } from "node:test";
-import { fileURLToPath } from "node:url";
-import { gzipSync } from "node:zlib";
 import fc from "fast-check";
-import { parseTrace } from "../src/cli/trace.ts";
 import { mapSvg, Timeline, timelineSvg, type VmapDump, VmapSpace, type VmapStats } from "../src/index.ts";
 
 const P = 4096;
-const MAIN = fileURLToPath(new URL("../src/cli/main.ts", import.meta.url));
-const vmap = (...args: string[]) => spawnSync(process.execPath, ["--import", "tsx", MAIN, ...args], { encoding: "utf8", timeout: 120_000 });
 
 /** The attributes of every <rect data-start=...>: its start (hex) and width. */
 function areaRects(svg: string): Array<{ start: number; width: number; fill: string }> {
@@ -252,66 +243,4 @@ test("timelineSvg: the lazy backlog against lazyMaxPages and 2x, purges by kind,
 	assert.equal(json.t[299], 2.99, "seconds from the first sample");
 	assert.deepEqual(json.lazyPages.slice(0, 3), [0, 0, 1], "the third step freed a page: one lazy page");
 	assert.equal(timelineSvg(JSON.stringify(tl)), svg, "a timeline read back from JSON draws the same");
-});
-
-test("vmap viz draws a dump file and a timeline file; vmap replay replays a trace (plain and gzip) and writes the pictures", () => {
-	const dir = mkdtempSync(join(tmpdir(), "vmap-viz-"));
-	try {
-		const s = VmapSpace.create({ size: 256 * P });
-		s.alloc(3 * P, { tag: "x" });
-		writeFileSync(join(dir, "dump.json"), s.dump());
-		let r = vmap("viz", join(dir, "dump.json"), "--rows", "8");
-		assert.equal(r.status, 0, r.stderr);
-		assert.match(readFileSync(join(dir, "dump.svg"), "utf8"), /^<svg [^>]*data-rows="8"/);
-
-		const trace = "# a comment\na 100 one\na 5000 two\nf one\na 0 three\nf two\nf three\n";
-		writeFileSync(join(dir, "t.trace"), trace);
-		writeFileSync(join(dir, "t.trace.gz"), gzipSync(trace));
-		for (const file of ["t.trace", "t.trace.gz"]) {
-			r = vmap("replay", join(dir, file), "--out", join(dir, "out"), "--json");
-			assert.equal(r.status, 0, r.stderr);
-			const f = JSON.parse(r.stdout) as {
-				ops: number;
-				allocs: number;
-				frees: number;
-				peakLiveBytes: number;
-				fragmentation: number;
-				pictures: string[];
-			};
-			assert.deepEqual([f.ops, f.allocs, f.frees, f.peakLiveBytes], [6, 3, 3, 112 + 5008], file);
-			assert.ok(f.fragmentation >= 1);
-			assert.deepEqual(
-				f.pictures.map((p) => p.slice(dir.length + 5)),
-				["map-peak.svg", "map-end.svg", "timeline.svg"],
-			);
-		}
-		r = vmap("viz", join(dir, "out", "timeline.json"), "-o", join(dir, "tl.svg"));
-		assert.equal(r.status, 0, r.stderr);
-		assert.match(readFileSync(join(dir, "tl.svg"), "utf8"), /Lazy backlog/);
-
-		// Bad traces name the line and what was expected (the parser here; the command once).
-		for (const [text, re] of [
-			["a 10 x\nf y\n", /t2.trace:2: ID "y" is freed but not live/],
-			["a 10 x\na 5 x\n", /t2.trace:2: ID "x" is allocated again while it is live/],
-			["a -3 x\n", /t2.trace:1: SIZE must be a whole number of bytes, got "-3"/],
-			["a 1.5 x\n", /t2.trace:1: SIZE must be a whole number of bytes, got "1.5"/],
-			["m 3 x\n", /t2.trace:1: a line is "a SIZE ID" or "f ID"/],
-			["f\n", /t2.trace:1: a free is "f ID", got "f"/],
-			["# nothing\n", /t2.trace: no operation in the trace/],
-		] as const) {
-			assert.throws(() => parseTrace(text, "t2.trace"), re, text);
-		}
-		writeFileSync(join(dir, "t2.trace"), "a 10 x\nf y\n");
-		r = vmap("replay", join(dir, "t2.trace"), "--out", join(dir, "out2"));
-		assert.equal(r.status, 1);
-		assert.match(r.stderr, /t2.trace:2: ID "y" is freed but not live/);
-		r = vmap("viz", join(dir, "t.trace"));
-		assert.equal(r.status, 1);
-		assert.match(r.stderr, /t.trace: not a JSON file/);
-		r = vmap("replay");
-		assert.equal(r.status, 2);
-		assert.match(r.stderr, /needs FILE: an allocation trace/);
-	} finally {
-		rmSync(dir, { recursive: true, force: true });
-	}
 });

@@ -67,7 +67,7 @@ function checkBusy(w: Walk, v: number, blockAreas: number[]): { busy: number; ha
 		w.all.push([s, e, "busy area"]);
 		const flags = vaFlags(i32, va);
 		if ((flags & VA_STATE) !== VA_BUSY) corrupt(`${node} busy tree: record ${va} has state flags ${flags & VA_STATE}, not busy`);
-		checkVn(flags, `${node} busy tree: record ${va}`, w.bounds.nodes);
+		checkVn(flags, w.bounds.nodes, () => `${node} busy tree: record ${va}`);
 		if (flags & VA_SMALL_BLOCK) blockAreas.push(va);
 		const home = addrToNode(s, w.bounds.zoneInverse, w.bounds.nodes);
 		if (home !== v) corrupt(`${node} busy tree: record ${va} starts at ${hex(s)}, which belongs to node ${home}`);
@@ -122,6 +122,7 @@ function checkPools(w: Walk, v: number): number {
 	let bytes = 0;
 	for (let k = 1; k <= MAX_VA_SIZE_PAGES; k++) {
 		const p = poolWord(v, k);
+		if ((hdr[p + POOL_HEAD]! | hdr[p + POOL_LEN]! | hdr[p + POOL_TAIL]!) === 0) continue; // empty, as it says: nothing to walk
 		const pool = walkPool(w, `${node} pool ${k}`, hdr[p + POOL_HEAD]!, hdr[p + POOL_LEN]!, v);
 		if (pool.areas !== 0 && pool.bytes !== pool.areas * k * w.bounds.pageSize)
 			corrupt(`${node} pool ${k}: holds an area that is not ${k} pages`);

@@ -44,9 +44,9 @@ export class Walk {
 }
 
 /** A record's vn_id is none or a node of the space. */
-export function checkVn(flags: number, what: string, nodes: number): void {
+export function checkVn(flags: number, nodes: number, what: () => string): void {
 	const vn = decodeVnId(flags);
-	if (vn < -1 || vn >= nodes) corrupt(`${what} carries node id ${vn}, not one of the ${nodes} nodes`);
+	if (vn < -1 || vn >= nodes) corrupt(`${what()} carries node id ${vn}, not one of the ${nodes} nodes`);
 }
 
 /**
@@ -65,7 +65,7 @@ export function walkLazy(w: Walk, name: string, rootWord: number, nr: number, ba
 	for (const va of records) {
 		const flags = vaFlags(i32, va);
 		if ((flags & VA_STATE) !== VA_LAZY) corrupt(`${name}: record ${va} has state flags ${flags & VA_STATE}, not lazy`);
-		checkVn(flags, `${name}: record ${va}`, bounds.nodes);
+		checkVn(flags, bounds.nodes, () => `${name}: record ${va}`);
 		const s = vaStart(f64, va);
 		const e = vaEnd(f64, va);
 		const vn = decodeVnId(flags);
@@ -96,7 +96,7 @@ export function walkPool(w: Walk, name: string, head: number, nr: number, v: num
 		seen[va] = 1;
 		const flags = vaFlags(i32, va);
 		if ((flags & VA_STATE) !== VA_POOL) corrupt(`${name}: record ${va} has state flags ${flags & VA_STATE}, not pooled`);
-		checkVn(flags, `${name}: record ${va}`, bounds.nodes);
+		checkVn(flags, bounds.nodes, () => `${name}: record ${va}`);
 		const s = vaStart(f64, va);
 		const e = vaEnd(f64, va);
 		if (!(s < e) || s < bounds.spaceStart || e > bounds.spaceEnd || s % bounds.pageSize !== 0 || e % bounds.pageSize !== 0) {

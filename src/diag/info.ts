@@ -67,6 +67,9 @@ export class Rows {
 	}
 }
 
+/** The rows of an empty tree, shared: nothing writes to a tree's rows once it is read. */
+const NO_ROWS = new Rows(0);
+
 /** What a listing read: busy and lazy areas, free blocks (tag 0), each in address order. */
 export interface Listing {
 	busy: Rows;
@@ -109,6 +112,8 @@ export function* listAreas(s: SpaceState, { free }: { free: boolean }): Generato
  * preempt the holder inside it, and other workers then waited for a whole time slice).
  */
 function* treeChunks(s: SpaceState, lock: number, inner: number, root: number, count: number): Generator<void, Rows> {
+	// An empty tree, as its root word says at this instant (a chunk of no area): no rows to make.
+	if (count === 0 && Atomics.load(s.table.hdr, root) === 0) return NO_ROWS;
 	const locks = s.locks;
 	const t = s.table;
 	const into = new Rows(count + CHUNK_AREAS);
@@ -226,6 +231,8 @@ function mergeRuns(runs: Rows[]): Rows {
 }
 
 function merge(x: Rows, y: Rows): Rows {
+	if (x.n === 0) return y; // one tree's rows hold each start once: nothing to merge or drop
+	if (y.n === 0) return x;
 	const out = new Rows();
 	out.reserve(x.n + y.n);
 	const a = x.a;

@@ -388,6 +388,11 @@ export class VmapSpace {
 		return this.#s.table;
 	}
 
+	/** @internal This handle's state (tests step the listings' generators with it). */
+	get state(): SpaceState {
+		return this.#s;
+	}
+
 	/** @internal This handle's locks. */
 	get locks(): Locks {
 		return this.#s.locks;

@@ -4,7 +4,8 @@
  * order inside the space, each vmallocinfo line checked for its shape. Role "alloc": alloc+free of 1..4 pages on the locked path, each live
  * area claimed page by page in a shared ownership map (an overlap is a page already owned),
  * keeping the longest gap between two operations. Both stop when control word 0 turns nonzero,
- * then close and report.
+ * then close and report. As they go, each publishes its counts in the control words
+ * 1 + 4 * index + (0 dumps, 1 checks, 2 infos, 3 pairs), for the test's progress handshakes.
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { VmapSpace } from "../../src/index.ts";
@@ -14,8 +15,10 @@ const job = workerData as {
 	control: SharedArrayBuffer;
 	owners: SharedArrayBuffer;
 	role: "diag" | "alloc";
+	index: number;
 };
 const stop = new Int32Array(job.control);
+const progress = (k: number) => Atomics.add(stop, 1 + 4 * job.index + k, 1);
 const space = VmapSpace.attach(job.handle, { timeoutMs: 60_000 });
 const P = space.pageSize;
 const me = space.id;
@@ -33,14 +36,17 @@ if (job.role === "diag") {
 			}
 		}
 		counts.dumps++;
+		progress(0);
 		space.check();
 		counts.checks++;
+		progress(1);
 		const bad = space
 			.vmallocinfo()
 			.split("\n")
 			.find((l) => l !== "" && !/^0x[0-9a-f]{16}-0x[0-9a-f]{16} +\d+( .+)?$/.test(l));
 		if (bad !== undefined && violations.length < 10) violations.push(`vmallocinfo: a malformed line: ${bad}`);
 		counts.infos++;
+		progress(2);
 	}
 } else {
 	const owners = new Int32Array(job.owners);
@@ -58,6 +64,7 @@ if (job.role === "diag") {
 		claim(a, size, me, 0);
 		space.free(a);
 		counts.pairs++;
+		progress(3);
 		const now = performance.now();
 		if (now - last > counts.maxGapMs) counts.maxGapMs = now - last;
 		last = now;

@@ -7,15 +7,21 @@
  *   queue (queue.ts), half through a MessagePort;
  * - "consumer": checks what arrives byte by byte and frees it;
  * - "rcu-writer": publishes a fresh area in a shared slot and freeDeferred()s the one before;
- *   after every vmalloc, no reader may be reading inside the new area;
+ *   after every vmalloc, no reader may be reading inside the new area. Half way it waits until
+ *   every reader has read READS_BEFORE_HALF times (a handshake: readers read while it frees);
  * - "rcu-reader": in read-side sections, reads the published area (it must be whole and
  *   unchanged), marking what it reads, then reports a quiescent point.
+ * The rcu modes share `slots`: [0] the published area, [1..R] what reader r reads now, [R+1..2R]
+ * how many reads reader r has done, for R readers.
  */
 import { type MessagePort, parentPort, workerData } from "node:worker_threads";
 import { VmapHeap, type VmapHeapHandle } from "../../src/index.ts";
 import { SharedQueue } from "./queue.ts";
 import { waitAtGate } from "../../harness/gate.ts";
 import { randomBelow } from "../../harness/random.ts";
+
+/** Reads each reader does before the writer goes on past half its operations. */
+const READS_BEFORE_HALF = 100;
 
 interface Job {
 	handle: VmapHeapHandle;
@@ -203,9 +209,11 @@ if (job.mode === "mixed") {
 	job.port!.close();
 } else if (job.mode === "rcu-writer") {
 	const slots = new Int32Array(job.slots!);
+	const readers = (slots.length - 1) / 2;
 	for (; ops < job.ops; ops++) {
+		if (ops === job.ops >> 1) waitForReaders(slots, readers);
 		const addr = heap.vmalloc(P);
-		for (let r = 1; r < slots.length; r++) {
+		for (let r = 1; r <= readers; r++) {
 			const reading = Atomics.load(slots, r);
 			if (reading >= addr && reading < addr + P + guard) note(`vmalloc returned ${addr}, which reader ${r} is still reading`);
 		}
@@ -218,7 +226,8 @@ if (job.mode === "mixed") {
 	Atomics.store(control, 2, 1);
 } else {
 	const slots = new Int32Array(job.slots!);
-	const r = 1 + (job.seed % (slots.length - 1));
+	const readers = (slots.length - 1) / 2;
+	const r = 1 + (job.seed % readers);
 	while (Atomics.load(control, 2) === 0) {
 		// A read-side section: a few reads, then a quiescent point.
 		for (let k = 0; k < 4; k++) {
@@ -234,6 +243,7 @@ if (job.mode === "mixed") {
 				note(`reader ${r}: ${addr}: ${(e as Error).message}`);
 			}
 			ops++;
+			Atomics.add(slots, readers + r, 1);
 		}
 		Atomics.store(slots, r, 0);
 		heap.quiescent();
@@ -243,3 +253,20 @@ if (job.mode === "mixed") {
 const report = { id: me, mode: job.mode, ops, moved, busy, violations, ms: performance.now() - t0, stats: heap.stats() };
 heap.close();
 parentPort!.postMessage(report);
+
+/**
+ * The writer's handshake: wait until each of the `readers` has read READS_BEFORE_HALF times
+ * (30 s at most: past that, a reader that never reads is a violation, not a wait for ever).
+ */
+function waitForReaders(slots: Int32Array, readers: number): void {
+	const until = performance.now() + 30_000;
+	for (let r = 1; r <= readers; r++) {
+		while (Atomics.load(slots, readers + r) < READS_BEFORE_HALF) {
+			if (performance.now() > until) {
+				note(`reader ${r} read ${Atomics.load(slots, readers + r)} times in 30 s while the writer waited`);
+				return;
+			}
+			Atomics.wait(control, 3, 0, 1);
+		}
+	}
+}

@@ -1,4 +1,5 @@
 /** Read a space's structures straight from its buffer, for assertions. */
+import assert from "node:assert/strict";
 import { BATCH_SLOTS, HDR_FREE_HEAD } from "../../src/buffer/layout.ts";
 import { MAX_VA_SIZE_PAGES, N_BUSY_ROOT, N_LAZY_ROOT, nodeBase, purgeTree } from "../../src/buffer/node-layout.ts";
 import { poolWord } from "../../src/tree/nodes.ts";
@@ -87,4 +88,11 @@ export function coalesce(ranges: Range[]): Range[] {
 		else out.push([s, e]);
 	}
 	return out;
+}
+
+/** assert.deepEqual for lists of ranges, fast when they agree (the model tests compare after every command). */
+export function sameRanges(actual: readonly Range[], expected: readonly Range[], message?: string): void {
+	let same = actual.length === expected.length;
+	for (let i = 0; same && i < actual.length; i++) same = actual[i]![0] === expected[i]![0] && actual[i]![1] === expected[i]![1];
+	if (!same) assert.deepEqual(actual, expected, message);
 }

@@ -10,7 +10,7 @@ import { dirname, join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 
-const SCRIPTS = fileURLToPath(new URL("../scripts/", import.meta.url));
+const SCRIPTS = fileURLToPath(new URL("../../scripts/", import.meta.url));
 
 /** Run `script` with `args` in a fresh folder holding `files`; its status and output. */
 function runIn(files: Record<string, string>, script: string, ...args: string[]): { status: number | null; out: string } {
