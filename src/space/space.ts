@@ -1,13 +1,8 @@
 /**
  * The space layer: VmapSpace, the public face of a space. Each call checks its arguments and
- * hands over to the layer that does the work; it may import every layer below it (core/,
- * diag/, small/, purge/, tree/, buffer/, api/), and nothing above (heap/, viz/, cli/):
- * - core/state.ts: the buffer's header, attach checks, one handle's state;
- * - core/alloc.ts: alloc_vmap_area, the node pools, overflow;
- * - core/lazy-free.ts: free_vmap_area_noflush, resize;
- * - purge/: purges and when they run;
- * - core/locate.ts: find(), and what an address that starts no area is;
- * - diag/: the validator, the listings, the lock-free counters.
+ * hands over to the layer that does the work: core/ (a handle's state, alloc, lazy free and
+ * resize, find), purge/ (purges and when they run), diag/ (the validator, the listings, the
+ * lock-free counters). It may import every layer below it, and nothing above (heap/, viz/, cli/).
  */
 import { allocVmapArea } from "../core/alloc.ts";
 import type {
