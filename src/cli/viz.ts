@@ -48,7 +48,7 @@ FILE is JSON: what VmapSpace.dump() returns (or VmapHeap's space.dump()), drawn 
 the space: rows of address bands, busy areas coloured by tag, lazy areas hatched, pooled ones
 dotted, small-area blocks gridded with their owner's handle id, free space blank, the largest
 free block outlined, a legend with the bytes of each state. Or a timeline.json that vmap test
---viz, vmap bench --viz and vmap replay write, drawn as the timeline.
+--viz, npm run bench -- --viz and vmap replay write, drawn as the timeline.
 
 Options:
   -o, --out FILE   the SVG to write; default FILE with .json replaced by .svg

@@ -1,6 +1,6 @@
 /**
  * What the heap's calls may touch: the live vmalloc area an address starts (liveArea), and
- * whether bytes may be read and written (checkReach: EFAULT otherwise).
+ * whether bytes may be read and written (validateReach: EFAULT otherwise).
  */
 import type { AreaInfo } from "../api/types.ts";
 import type { Blocks } from "./map-ram.ts";
@@ -31,7 +31,7 @@ export function liveArea(space: VmapSpace, addr: number, op: string): AreaInfo {
 }
 
 /** EFAULT unless [addr, addr + length) may be read and written; EINVAL for bad arguments. */
-export function checkReach(
+export function validateReach(
 	ext: SpaceExtension,
 	space: VmapSpace,
 	blocks: Blocks,

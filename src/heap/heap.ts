@@ -41,7 +41,7 @@ import { HeapAreas } from "./areas.ts";
 import { createHeapBuffers } from "./create.ts";
 import { validateOptions, validateTimeout } from "../core/options.ts";
 import { wrongHandle } from "../core/state.ts";
-import { checkReach, DEFERRED_TAG, liveArea } from "./access.ts";
+import { validateReach, DEFERRED_TAG, liveArea } from "./access.ts";
 import type { HeapStats, TypedArrayConstructor, VmallocOptions, VmapHeapHandle } from "../api/heap-types.ts";
 import { HeapMemory } from "./memory.ts";
 import { GracePeriods } from "./rcu.ts";
@@ -273,7 +273,7 @@ export class VmapHeap {
 	 */
 	bytes(addr: number, length: number): Uint8Array {
 		this.#rcu.online();
-		checkReach(this.#ext, this.space, this.#blocks, this.guardPages, addr, length, 1, "bytes");
+		validateReach(this.#ext, this.space, this.#blocks, this.guardPages, addr, length, 1, "bytes");
 		return new Uint8Array(this.data, addr, length);
 	}
 
@@ -289,7 +289,7 @@ export class VmapHeap {
 				`Cannot view: length must be a whole number of elements, got ${typeof length === "number" ? shown(length) : `${typeof length} ${shown(length)}`}`,
 			);
 		this.#rcu.online();
-		checkReach(this.#ext, this.space, this.#blocks, this.guardPages, addr, length * size, size, "view");
+		validateReach(this.#ext, this.space, this.#blocks, this.guardPages, addr, length * size, size, "view");
 		return new type(this.data, addr, length);
 	}
 

@@ -51,12 +51,12 @@ export function parseDump(dump: VmapDump | string): VmapDump {
 			"EINVAL",
 			`Cannot draw a map: dump must be what VmapSpace.dump() returns ({ start, end, stats, areas, free, blocks }), got ${shown(d)}`,
 		);
-	checkSorted(x.areas!, "areas");
-	checkSorted(x.free!, "free");
+	validateSorted(x.areas!, "areas");
+	validateSorted(x.free!, "free");
 	return x as VmapDump;
 }
 
-function checkSorted(list: Array<DumpArea | DumpFreeBlock>, name: string): void {
+function validateSorted(list: Array<DumpArea | DumpFreeBlock>, name: string): void {
 	let last = -Infinity;
 	for (const a of list) {
 		if (
