@@ -3,6 +3,8 @@
  * kernel's test threads are: word GATE_OPEN (0) is the gate, GATE_READY (1) counts workers
  * waiting at it. A control buffer may hold more words after these for the test's own use.
  */
+import { waitUntil } from "./workers.ts";
+
 export const GATE_OPEN = 0;
 export const GATE_READY = 1;
 /** Words a test may add after the gate's: 1 asks the workers to stop; a count of progress (e.g. snapshots taken). */
@@ -22,12 +24,7 @@ export function waitAtGate(control: Int32Array): void {
  * that dies on start-up never leaves the test waiting.
  */
 export async function openGate(control: Int32Array, count: number, reports: readonly Promise<unknown>[]): Promise<void> {
-	let failed: { error: unknown } | undefined;
-	for (const r of reports) r.catch((error: unknown) => (failed ??= { error }));
-	while (Atomics.load(control, GATE_READY) < count) {
-		if (failed !== undefined) throw failed.error;
-		await new Promise((r) => setTimeout(r, 5));
-	}
+	await waitUntil(`${count} workers at the start gate`, () => Atomics.load(control, GATE_READY) >= count, reports);
 	Atomics.store(control, GATE_OPEN, 1);
 	Atomics.notify(control, GATE_OPEN);
 }

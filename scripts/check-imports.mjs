@@ -5,21 +5,11 @@
 // - a file in src/ that imports, or loads by `new URL(...)`, a file outside src/ (the package
 //   ships src/ only, compiled into dist/).
 // Usage: node scripts/check-imports.mjs src bench test [--graph]
-import { readdirSync, readFileSync, statSync } from "node:fs";
-import { dirname, join, relative, resolve } from "node:path";
+import { readFileSync } from "node:fs";
+import { dirname, relative, resolve } from "node:path";
+import { sourceFiles } from "./source-files.mjs";
 
 const IMPORT = /(?:^|[^.\w])(?:import|export)\s*(?:type\s+)?(?:[\w*{}\s,$]*?\s*from\s*)?["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)/g;
-
-function sourceFiles(dir) {
-	const out = [];
-	for (const name of readdirSync(dir)) {
-		const path = join(dir, name);
-		if (name === "node_modules" || name.startsWith(".")) continue;
-		if (statSync(path).isDirectory()) out.push(...sourceFiles(path));
-		else if (/\.(ts|mts|js|mjs)$/.test(name) && !name.endsWith(".d.ts")) out.push(path);
-	}
-	return out;
-}
 
 const URL_REF = /new\s+URL\(\s*["'`](\.[^"'`]+)["'`]\s*,\s*import\.meta\.url/g;
 

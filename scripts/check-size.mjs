@@ -2,23 +2,13 @@
 // method, arrow or expression, nested ones each on their own) over MAX_FUNCTION lines in the
 // folders named. Lines are counted from the function's first line to its last, comments included.
 // Usage: node scripts/check-size.mjs src bench test harness
-import { readdirSync, readFileSync, statSync } from "node:fs";
-import { join, relative } from "node:path";
+import { readFileSync } from "node:fs";
+import { relative } from "node:path";
+import { sourceFiles } from "./source-files.mjs";
 import ts from "typescript";
 
 const MAX_FILE = 400;
 const MAX_FUNCTION = 80;
-
-function sourceFiles(dir) {
-	const out = [];
-	for (const name of readdirSync(dir)) {
-		const path = join(dir, name);
-		if (name === "node_modules" || name.startsWith(".")) continue;
-		if (statSync(path).isDirectory()) out.push(...sourceFiles(path));
-		else if (/\.(ts|mts|mjs|js)$/.test(name) && !name.endsWith(".d.ts")) out.push(path);
-	}
-	return out;
-}
 
 function nameOf(node, sf) {
 	if (node.name) return node.name.getText(sf);
