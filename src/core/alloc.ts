@@ -146,7 +146,11 @@ function nodeAlloc(s: SpaceState, pool: number, align: number, vn: number, tag: 
 	return start;
 }
 
-/** Link record `va`, [start, start + size), into node base `b`'s busy tree and hash; the caller holds b's busy lock. */
+/**
+ * Link record `va`, [start, start + size), into node base `b`'s busy tree and hash; the caller
+ * holds b's busy lock. Seven arguments, not an object: this is every allocation's path, which
+ * makes no JS object.
+ */
 function linkBusy(s: SpaceState, b: number, va: number, start: number, size: number, vn: number, tag: number): void {
 	const t = s.table;
 	const i32 = t.i32;

@@ -30,17 +30,17 @@ export function liveArea(space: VmapSpace, addr: number, op: string): AreaInfo {
 	throw new VmapError("EINVAL", `Cannot ${op} ${hex(addr)}: ${range} is a vm_map_ram mapping; use vmUnmapRam`);
 }
 
+/** What validateReach() looks at: the heap's space and its extension, its vm_map_ram blocks, the guard pages of an area. */
+export interface Reach {
+	ext: SpaceExtension;
+	space: VmapSpace;
+	blocks: Blocks;
+	guardPages: number;
+}
+
 /** EFAULT unless [addr, addr + length) may be read and written; EINVAL for bad arguments. */
-export function validateReach(
-	ext: SpaceExtension,
-	space: VmapSpace,
-	blocks: Blocks,
-	guardPages: number,
-	addr: number,
-	length: number,
-	align: number,
-	op: string,
-): void {
+export function validateReach(reach: Reach, addr: number, length: number, align: number, op: string): void {
+	const { ext, space, blocks, guardPages } = reach;
 	ext.ensureAlive();
 	if (!Number.isSafeInteger(addr) || addr < 0 || addr % align !== 0) {
 		throw new VmapError(

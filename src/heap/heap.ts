@@ -41,7 +41,7 @@ import { HeapAreas } from "./areas.ts";
 import { createHeapBuffers } from "./create.ts";
 import { validateOptions, validateTimeout } from "../core/options.ts";
 import { wrongHandle } from "../core/state.ts";
-import { validateReach, DEFERRED_TAG, liveArea } from "./access.ts";
+import { DEFERRED_TAG, liveArea, type Reach, validateReach } from "./access.ts";
 import type { HeapStats, TypedArrayConstructor, VmallocOptions, VmapHeapHandle } from "../api/heap-types.ts";
 import { HeapMemory } from "./memory.ts";
 import { GracePeriods } from "./rcu.ts";
@@ -67,6 +67,8 @@ export class VmapHeap {
 	readonly #memory: HeapMemory;
 	readonly #rcu: GracePeriods;
 	readonly #blocks: Blocks;
+	/** What bytes() and view() check an address against (access.ts). */
+	readonly #reach: Reach;
 	/** Tag ids of the heap's own areas, which vfree() refuses. */
 	readonly #deferredTag: number;
 	readonly #mapRamTag: number;
@@ -102,6 +104,7 @@ export class VmapHeap {
 			hdr[e + H_BLOCK_PAGES]!,
 			hdr[e + H_NR_BLOCKS]!,
 		);
+		this.#reach = { ext: this.#ext, space, blocks: this.#blocks, guardPages: this.guardPages };
 		this.#deferredTag = this.#ext.tagId(DEFERRED_TAG);
 		this.#mapRamTag = this.#ext.tagId(VM_MAP_RAM);
 		this.#ownTags = [this.#deferredTag, this.#mapRamTag];
@@ -273,7 +276,7 @@ export class VmapHeap {
 	 */
 	bytes(addr: number, length: number): Uint8Array {
 		this.#rcu.online();
-		validateReach(this.#ext, this.space, this.#blocks, this.guardPages, addr, length, 1, "bytes");
+		validateReach(this.#reach, addr, length, 1, "bytes");
 		return new Uint8Array(this.data, addr, length);
 	}
 
@@ -289,7 +292,7 @@ export class VmapHeap {
 				`Cannot view: length must be a whole number of elements, got ${typeof length === "number" ? shown(length) : `${typeof length} ${shown(length)}`}`,
 			);
 		this.#rcu.online();
-		validateReach(this.#ext, this.space, this.#blocks, this.guardPages, addr, length * size, size, "view");
+		validateReach(this.#reach, addr, length * size, size, "view");
 		return new type(this.data, addr, length);
 	}
 

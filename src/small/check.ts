@@ -89,9 +89,9 @@ export function checkBlocks(t: VaTable, self: number, blockAreas: number[], seen
 	if (i32[first * REC_I32 + 1] !== indexRun(cap))
 		corrupt(`block index: run of ${i32[first * REC_I32 + 1]} records, ${indexRun(cap)} expected`);
 
-	const classes = sizeClasses(smallMax, blockBytes, pageSize);
 	const areaOf = new Map<number, number>();
 	for (const va of blockAreas) areaOf.set(vaStart(f64, va), va);
+	const ctx: BlockCheck = { t, classes: sizeClasses(smallMax, blockBytes, pageSize), blockBytes, areaOf, self, mark };
 	let blocks = 0;
 	let used = 0;
 	for (let e = 0; e < cap; e++) {
@@ -108,7 +108,7 @@ export function checkBlocks(t: VaTable, self: number, blockAreas: number[], seen
 		if (blockStartOf(f64, d) !== start) corrupt(`${what}: indexed at ${hex(start)}, its descriptor says ${hex(blockStartOf(f64, d))}`);
 		if (lookupBlock(t, first, start, 1 / blockBytes) !== d)
 			corrupt(`${what}: a lookup of ${hex(start)} does not find it (probe chain broken)`);
-		checkDescriptor(t, d, start, classes, blockBytes, areaOf, self, mark);
+		checkDescriptor(ctx, d, start);
 	}
 	if (blocks !== hdr[HDR_BLOCK_NR]) corrupt(`block index: holds ${blocks} blocks, header says ${hdr[HDR_BLOCK_NR]}`);
 	if (used !== hdr[HDR_BLOCK_USED])
@@ -118,16 +118,22 @@ export function checkBlocks(t: VaTable, self: number, blockAreas: number[], seen
 	return records;
 }
 
-function checkDescriptor(
-	t: VaTable,
-	d: number,
-	start: number,
-	classes: number[],
-	blockBytes: number,
-	areaOf: Map<number, number>,
-	self: number,
-	mark: (rec: number, n: number, what: string) => void,
-): void {
+/** What checkDescriptor() checks a descriptor against. */
+interface BlockCheck {
+	t: VaTable;
+	/** The size classes, bytes. */
+	classes: number[];
+	blockBytes: number;
+	/** Busy areas flagged as blocks, by start. */
+	areaOf: Map<number, number>;
+	/** The checking handle: only its own blocks' bitmaps are still. */
+	self: number;
+	/** Claim `n` records from `rec` for `what` (each in one structure only). */
+	mark: (rec: number, n: number, what: string) => void;
+}
+
+function checkDescriptor(ctx: BlockCheck, d: number, start: number): void {
+	const { t, classes, blockBytes, areaOf, self, mark } = ctx;
 	const i32 = t.i32;
 	const f64 = t.f64;
 	const name = `small-area block [${hex(start)}, ${hex(start + blockBytes)})`;

@@ -62,7 +62,8 @@ function widenFlushRange(t: VaTable, v: number, start: number, end: number): voi
  * tree, flagged lazy (keeping the vn_id in `flags`), and count its pages in vmapLazyNr. The
  * caller holds v's lazy lock, taken before it unlinked `va` from anywhere. Once linked, `va`
  * belongs to the purges: the caller may not read it again (a purge in another worker may merge
- * it away at once: the kernel's free-path ordering race).
+ * it away at once: the kernel's free-path ordering race). Seven arguments, not an object: this
+ * is every free's path, which makes no JS object.
  */
 export function lazyTreeAdd(t: VaTable, v: number, va: number, start: number, end: number, flags: number, pageInverse: number): void {
 	const b = nodeBase(v);
