@@ -65,7 +65,7 @@ export async function bench(o: BenchOptions): Promise<number> {
 		return 0;
 	}
 	if (cases.length === 0) {
-		process.stderr.write(`vmap bench: --only ${o.only.join(",")} matches no case (see vmap bench --list)\n`);
+		process.stderr.write(`vmap bench: --only ${o.only.join(",")} matches no case (see npm run bench -- --list)\n`);
 		return 2;
 	}
 	const t0 = performance.now();
