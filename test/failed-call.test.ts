@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { VmapError, VmapHeap, VmapSpace } from "../src/index.ts";
+import { Timeline, VmapError, VmapHeap, VmapSpace, type VmapStats } from "../src/index.ts";
 
 const P = 4096;
 
@@ -172,4 +172,70 @@ test("vrealloc with poisoning: a shrink whose resize fails keeps every byte; a m
 	assert.equal(h.stats().space.busyAreas, busy, "the new area was given back");
 	assert.equal(h.space.find(b)?.state, "busy", "the old area stays");
 	h.check();
+});
+
+test("odd arguments are EINVAL, not a TypeError: an object without a prototype, stats({ into }) with no node figures, Timeline.sample() of nothing, a heap's nowait or tag of the wrong type", () => {
+	const space = VmapSpace.create({ size: 64 * P, pageSize: P, nodes: 2 });
+	space.alloc(P);
+	const heap = VmapHeap.create({ size: 64 * P });
+	const timeline = new Timeline();
+	expectNoChange(
+		[
+			["free of an object without a prototype", () => space.free(Object.create(null) as number), "EINVAL"],
+			["stats into nodes of numbers", () => space.stats({ into: { nodes: [1, 2] } as unknown as VmapStats }), "EINVAL"],
+			["Timeline.sample(undefined)", () => timeline.sample(undefined as unknown as VmapStats), "EINVAL"],
+			["vmalloc nowait 'yes'", () => heap.vmalloc(P, { nowait: "yes" as unknown as boolean }), "EINVAL"],
+			["vmalloc tag null", () => heap.vmalloc(P, { tag: null as unknown as string }), "EINVAL"],
+		],
+		() => `${space.dump()} ${heap.space.dump()} ${timeline.length}`,
+	);
+});
+
+test("after close() every call is EINVAL (stats(), dump(), dumpAsync(), watch() and exited() too); its properties stay readable", async () => {
+	const space = VmapSpace.create({ size: 64 * P, pageSize: P });
+	const other = VmapSpace.attach(space.handle);
+	other.close();
+	for (const [name, call] of [
+		["stats", () => other.stats()],
+		["dump", () => other.dump()],
+		["watch", () => other.watch({ threadId: 1, once() {} } as never)],
+		["exited", () => other.exited(space.id)],
+		["alloc", () => other.alloc(P)],
+		["check", () => other.check()],
+	] as const) {
+		assert.throws(call, (e: unknown) => e instanceof VmapError && e.code === "EINVAL" && /was closed/.test(e.message), name);
+	}
+	await assert.rejects(other.dumpAsync(), (e: unknown) => e instanceof VmapError && e.code === "EINVAL");
+	assert.equal(other.pageSize, P);
+	space.check();
+});
+
+test("an alloc no free space could ever meet fails at once: no purge, no flush hook", () => {
+	let flushes = 0;
+	const space = VmapSpace.create({ size: 64 * P, pageSize: P, flush: () => void flushes++ });
+	space.free(space.alloc(P)); // something lazy, so that an overflow purge would have work
+	const ranges = () => {
+		const d = JSON.parse(space.dump()) as { areas: unknown[]; free: unknown[] };
+		return JSON.stringify([d.areas, d.free]);
+	};
+	const before = ranges();
+	assert.throws(
+		() => space.alloc(P, { align: 2 ** 52 }),
+		(e: unknown) => e instanceof VmapError && e.code === "EBUSY",
+	);
+	assert.equal(flushes, 0, "the flush hook ran for a request that could never fit");
+	assert.equal(ranges(), before, "the lazy area is still lazy: nothing was purged");
+});
+
+test("allocAsync({ timeoutMs }) ends by then when the purge's flush does not settle: ETIMEDOUT, nothing allocated", async () => {
+	const space = VmapSpace.create({ size: 4 * P, pageSize: P, smallMax: 0, flush: () => new Promise<void>(() => {}) });
+	const held = [space.alloc(P), space.alloc(P), space.alloc(P), space.alloc(P)];
+	space.free(held[0]!);
+	const busy = space.stats().busyAreas;
+	const t0 = performance.now();
+	await assert.rejects(space.allocAsync(2 * P, { timeoutMs: 100 }), (e: unknown) => e instanceof VmapError && e.code === "ETIMEDOUT");
+	// A bound no live system reaches (the call waited for ever before): not a speed claim.
+	assert.ok(performance.now() - t0 < 30_000, "allocAsync outlived its timeoutMs by far");
+	assert.equal(space.stats().busyAreas, busy, "nothing was allocated");
+	for (const a of held.slice(1)) assert.equal(space.find(a)?.state, "busy");
 });

@@ -204,7 +204,12 @@ test("mapSvg and timelineSvg: bad input is EINVAL, saying what was expected", ()
 	const bad = (f: () => unknown, re: RegExp) =>
 		assert.throws(f, (e: Error & { code?: string }) => e.code === "EINVAL" && re.test(e.message), String(re));
 	bad(() => mapSvg("{nope"), /^EINVAL: Cannot draw a map: dump is not JSON/);
-	bad(() => mapSvg({} as VmapDump), /dump must be what VmapSpace.dump\(\) returns \(\{ start, end, stats, areas, free, blocks \}\)/);
+	bad(
+		() => mapSvg({} as VmapDump),
+		/dump must be what VmapSpace.dump\(\) returns \(\{ start, end, stats with a power-of-two pageSize, areas, free, blocks \}\)/,
+	);
+	const parsed = JSON.parse(dump) as VmapDump;
+	bad(() => mapSvg({ ...parsed, stats: { ...parsed.stats, pageSize: 0 } }), /stats with a power-of-two pageSize/);
 	bad(
 		() => mapSvg({ ...(JSON.parse(dump) as VmapDump), areas: [{ start: 5, end: 3, size: -2, state: "busy" }] }),
 		/dump.areas must list ranges \{ start, end \} with start < end, in rising order/,

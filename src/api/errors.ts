@@ -39,5 +39,9 @@ export function shown(v: unknown): string {
 	if (typeof v === "string") return JSON.stringify(v);
 	if (typeof v === "bigint") return `${v}n`;
 	if (typeof v === "number" && Number.isInteger(v) && Math.abs(v) >= 0x10000) return `${v} (${hex(v)})`;
-	return String(v);
+	try {
+		return String(v);
+	} catch {
+		return Object.prototype.toString.call(v); // no toString (Object.create(null)) or one that throws
+	}
 }

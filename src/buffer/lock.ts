@@ -184,6 +184,11 @@ export class Locks {
 	/** Throw EOWNERDEAD if a handle died holding a lock, EINVAL if this handle was closed. */
 	ensureAlive(): void {
 		if (this.#t.hdr[HDR_DEAD] !== 0) throw deadError(this.#t.hdr);
+		this.ensureOpen();
+	}
+
+	/** EINVAL once this handle is closed (a space left unusable may still be read: stats(), dump()). */
+	ensureOpen(): void {
 		if (this.closed) throw new VmapError("EINVAL", `This handle (id ${this.self}) was closed; attach a new one`);
 	}
 

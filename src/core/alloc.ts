@@ -22,13 +22,36 @@ import {
 	POOL_LEN,
 } from "../buffer/node-layout.ts";
 import { encodeVnId, poolable, poolPeek, poolPop, poolWord } from "../tree/nodes.ts";
-import { validateAlign, validateNowait, validateOptions, validateTag } from "./options.ts";
+import { validateAlign, validateNowait, validateOptions, validateTag, validateTimeout } from "./options.ts";
+import { beforeDeadline, withTimeout } from "./deadline.ts";
 import { flushingNote } from "../purge/batches.ts";
 import { workPosted } from "../purge/work.ts";
 import { setVaFlags, setVaRange, setVaTag, vaEnd, vaStart } from "../buffer/record.ts";
 import type { SpaceState } from "./state.ts";
 
 const ALLOC_KEYS = ["align", "vstart", "vend", "tag", "nowait", "timeoutMs"];
+
+/**
+ * VmapSpace.allocAsync: allocVmapArea, and when nothing fits even after its purge, a wait for
+ * the purge's flush (an asynchronous hook) and one more try. With `timeoutMs`, the lock waits
+ * and the wait for the flush all end by then: ETIMEDOUT, nothing allocated.
+ */
+export async function allocVmapAreaAsync(s: SpaceState, size: number, options: AllocOptions | undefined): Promise<number> {
+	const timeoutMs = options?.timeoutMs;
+	if (timeoutMs !== undefined) validateTimeout(timeoutMs, "Cannot allocAsync");
+	const deadline = performance.now() + (timeoutMs ?? Infinity);
+	const within = <T>(call: () => T): T =>
+		timeoutMs === undefined ? call() : withTimeout(s.locks, Math.max(0, deadline - performance.now()), "allocAsync", call);
+	try {
+		return within(() => allocVmapArea(s, size, options, "purge"));
+	} catch (e) {
+		if (!(e instanceof VmapError) || e.code !== "EBUSY") throw e;
+	}
+	const flushed = within(() => s.purger.purge("overflow")).done;
+	const late = `Cannot allocAsync ${size} bytes: the purge's flush did not settle within timeoutMs ${timeoutMs}; nothing was allocated`;
+	await (timeoutMs === undefined ? flushed : beforeDeadline(flushed, deadline, late));
+	return within(() => allocVmapArea(s, size, options, "fail"));
+}
 
 /** When nothing fits: purge the lazy areas and retry once (kernel "overflow"), or fail at once. */
 export type Overflow = "purge" | "fail";
@@ -192,10 +215,15 @@ function allocRequest(s: SpaceState, options: AllocOptions, overflow: Overflow):
 	return r;
 }
 
-/** No block fits: purge and retry once (kernel "overflow"), or fail with EBUSY. */
+/**
+ * No block fits: purge and retry once (kernel "overflow"), or fail with EBUSY. A request that
+ * no free space could ever meet (no multiple of `align` in the window leaves room for `size`)
+ * fails at once: a purge, and its flush hook, could not help it.
+ */
 function noFit(s: SpaceState, size: number, options: AllocOptions | undefined, r: AllocRequest): number {
 	const t = s.table;
-	if (r.overflow === "purge" && (t.lazyPages() > 0 || pooled(s) > 0)) {
+	const possible = alignUp(r.vstart, r.align) + size <= r.vend;
+	if (r.overflow === "purge" && possible && (t.lazyPages() > 0 || pooled(s) > 0)) {
 		try {
 			s.purger.purge("overflow");
 		} catch (e) {

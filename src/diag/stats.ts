@@ -19,6 +19,7 @@
  * domain every figure agrees with every other.
  */
 import type { VmapStats } from "../api/types.ts";
+import { shown, VmapError } from "../api/errors.ts";
 import type { NodeStats } from "../api/types.ts";
 import { D_DIRTY_NR, D_LIVE_NR, D_REMOTE_NR, D_STATE, slotBytesOf, SMALL_BLOCK_ACTIVE } from "../small/descriptor.ts";
 import {
@@ -222,6 +223,23 @@ function emptyNode(): NodeStats {
 		decayedAreas: 0,
 		helperRuns: 0,
 	};
+}
+
+/** EINVAL unless `into` is a stats() result of a space of `nodes` nodes (one readStats can fill in place). */
+export function validateStatsInto(into: unknown, nodes: number): asserts into is VmapStats {
+	const x = into as { nodes?: unknown } | null;
+	const list = typeof x === "object" && x !== null && Array.isArray(x.nodes) ? (x.nodes as unknown[]) : undefined;
+	const bad = list?.find((n) => typeof n !== "object" || n === null);
+	if (list !== undefined && list.length === nodes && bad === undefined) return;
+	const got =
+		typeof into !== "object" || into === null
+			? shown(into)
+			: list === undefined
+				? "an object without nodes"
+				: list.length !== nodes
+					? `a result with ${list.length} nodes`
+					: `nodes that are not node figures (${shown(bad)})`;
+	throw new VmapError("EINVAL", `Cannot read stats: into must be a previous stats() result of this space (${nodes} nodes), got ${got}`);
 }
 
 /** A VmapStats of `nodes` zeroed nodes, for readStats to fill. */

@@ -4,7 +4,8 @@
  * resize, find), purge/ (purges and when they run), diag/ (the validator, the listings, the
  * lock-free counters). It may import every layer below it, and nothing above (heap/, viz/, cli/).
  */
-import { allocVmapArea } from "../core/alloc.ts";
+import { allocVmapArea, allocVmapAreaAsync } from "../core/alloc.ts";
+import { withTimeout } from "../core/deadline.ts";
 import type {
 	AllocOptions,
 	AreaInfo,
@@ -32,7 +33,7 @@ import { NOT_SMALL } from "../small/cache.ts";
 import { openSmallCache } from "../core/block-source.ts";
 import { validateOptions, validateTimeout, parseSpaceOptions, type SpaceParams } from "../core/options.ts";
 import { listenForWork } from "../purge/work.ts";
-import { readStats } from "../diag/stats.ts";
+import { readStats, validateStatsInto } from "../diag/stats.ts";
 import { attachableBuffer, createSpaceBuffer, openSpace, SpaceState } from "../core/state.ts";
 import { isShared, type VaTable } from "../buffer/va-table.ts";
 
@@ -183,35 +184,18 @@ export class VmapSpace {
 			return allocVmapArea(this.#s, size, undefined, "purge");
 		}
 		if (options?.timeoutMs !== undefined)
-			return this.#within(options.timeoutMs, "alloc", () => allocVmapArea(this.#s, size, options, "purge"));
+			return withTimeout(this.#s.locks, options.timeoutMs, "alloc", () => allocVmapArea(this.#s, size, options, "purge"));
 		return allocVmapArea(this.#s, size, options, "purge");
-	}
-
-	/** Run `call` with this handle's waits bounded by `timeoutMs` instead of its own. */
-	#within<T>(timeoutMs: number, op: string, call: () => T): T {
-		validateTimeout(timeoutMs, `Cannot ${op}`);
-		const locks = this.#s.locks;
-		const saved = locks.timeoutMs;
-		locks.timeoutMs = timeoutMs;
-		try {
-			return call();
-		} finally {
-			locks.timeoutMs = saved;
-		}
 	}
 
 	/**
 	 * alloc() that, when nothing fits even after its purge, waits for the purge's flush (an
 	 * asynchronous flush hook), purges again and retries once before it rejects with EBUSY.
+	 * With `timeoutMs`, the whole call (its lock waits and the wait for the flush) ends by then:
+	 * ETIMEDOUT, nothing allocated.
 	 */
 	async allocAsync(size: number, options?: AllocOptions): Promise<number> {
-		try {
-			return allocVmapArea(this.#s, size, options, "purge");
-		} catch (e) {
-			if (!(e instanceof VmapError) || e.code !== "EBUSY") throw e;
-		}
-		await this.#s.purger.purge("overflow").done;
-		return allocVmapArea(this.#s, size, options, "fail");
+		return allocVmapAreaAsync(this.#s, size, options);
 	}
 
 	/**
@@ -248,7 +232,8 @@ export class VmapSpace {
 		if (typeof sync !== "boolean") throw new VmapError("EINVAL", `Cannot purge: sync must be true or false, got ${shown(sync)}`);
 		const kind = sync ? "sync" : "try";
 		this.#s.small?.flush(); // this handle's freed small areas: its own flush
-		if (options?.timeoutMs !== undefined) return this.#within(options.timeoutMs, "purge", () => this.#s.purger.purge(kind));
+		if (options?.timeoutMs !== undefined)
+			return withTimeout(this.#s.locks, options.timeoutMs, "purge", () => this.#s.purger.purge(kind));
 		return this.#s.purger.purge(kind);
 	}
 
@@ -266,26 +251,13 @@ export class VmapSpace {
 	 * `{ pools: true }` adds each node's 256 pool lengths; `{ into }` refills an earlier result.
 	 */
 	stats(options?: StatsOptions): VmapStats {
+		this.#s.locks.ensureOpen();
 		validateOptions(options, STATS_KEYS, "Cannot read stats");
 		const pools = options?.pools ?? false;
 		if (typeof pools !== "boolean")
 			throw new VmapError("EINVAL", `Cannot read stats: pools must be true or false, got ${shown(pools)}`);
 		const into = options?.into;
-		if (
-			into !== undefined &&
-			!(typeof into === "object" && into !== null && Array.isArray(into.nodes) && into.nodes.length === this.nodes)
-		) {
-			const got =
-				typeof into === "object" && into !== null
-					? Array.isArray(into.nodes)
-						? `a result with ${into.nodes.length} nodes`
-						: "an object without nodes"
-					: shown(into);
-			throw new VmapError(
-				"EINVAL",
-				`Cannot read stats: into must be a previous stats() result of this space (${this.nodes} nodes), got ${got}`,
-			);
-		}
+		if (into !== undefined) validateStatsInto(into, this.nodes);
 		return readStats(this.#s.table, pools, into);
 	}
 
@@ -311,6 +283,7 @@ export class VmapSpace {
 
 	/** JSON: the space, its statistics, every area, every free block and every small-area block (see vmallocinfo()). */
 	dump(): string {
+		this.#s.locks.ensureOpen();
 		const s = this.#s;
 		const stats = this.stats();
 		return dumpText(s, runChunks(listAreas(s, { free: true })), stats, (id) => s.tags.name(id));
@@ -318,6 +291,7 @@ export class VmapSpace {
 
 	/** dump(), giving the event loop a turn every few milliseconds of work. */
 	async dumpAsync(): Promise<string> {
+		this.#s.locks.ensureOpen();
 		const s = this.#s;
 		const stats = this.stats();
 		return dumpText(s, await runChunksAsync(listAreas(s, { free: true })), stats, (id) => s.tags.name(id));
@@ -342,6 +316,7 @@ export class VmapSpace {
 	 * created; without it, a worker that exits without close() looks alive forever.
 	 */
 	watch(worker: WatchedWorker): void {
+		this.#s.locks.ensureOpen();
 		const threadId = (worker as { threadId?: unknown } | null)?.threadId;
 		if (typeof threadId !== "number" || threadId < 0 || typeof (worker as { once?: unknown }).once !== "function") {
 			throw new VmapError(
@@ -359,6 +334,7 @@ export class VmapSpace {
 	 * terminated a Web Worker, which had posted its handle's id): end it, as watch() would.
 	 */
 	exited(id: number): void {
+		this.#s.locks.ensureOpen();
 		if (!Number.isSafeInteger(id) || id < 1 || id > HANDLE_MAX || id === this.id) {
 			throw new VmapError(
 				"EINVAL",

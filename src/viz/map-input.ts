@@ -1,7 +1,7 @@
 /** What mapSvg() takes: the dump, checked (every range sorted and well formed), and its options. */
 import type { DumpArea, DumpFreeBlock, VmapDump } from "../api/types.ts";
 import { shown, VmapError } from "../api/errors.ts";
-import { validateOptions } from "../core/options.ts";
+import { isPowerOfTwo, validateOptions } from "../core/options.ts";
 import { titleOption, wholeOption } from "./format.ts";
 
 export interface MapOptions {
@@ -42,14 +42,14 @@ export function parseDump(dump: VmapDump | string): VmapDump {
 		x.start! < x.end! &&
 		typeof x.stats === "object" &&
 		x.stats !== null &&
-		Number.isSafeInteger(x.stats.pageSize) &&
+		isPowerOfTwo(x.stats.pageSize) &&
 		Array.isArray(x.areas) &&
 		Array.isArray(x.free) &&
 		Array.isArray(x.blocks);
 	if (!ok)
 		throw new VmapError(
 			"EINVAL",
-			`Cannot draw a map: dump must be what VmapSpace.dump() returns ({ start, end, stats, areas, free, blocks }), got ${shown(d)}`,
+			`Cannot draw a map: dump must be what VmapSpace.dump() returns ({ start, end, stats with a power-of-two pageSize, areas, free, blocks }), got ${shown(d)}`,
 		);
 	validateSorted(x.areas!, "areas");
 	validateSorted(x.free!, "free");

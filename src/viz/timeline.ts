@@ -43,6 +43,12 @@ export class Timeline {
 
 	/** Record `stats` (of stats(); nothing of it is kept) as of `nowMs` (performance.now() when omitted). */
 	sample(stats: VmapStats, nowMs: number = performance.now()): void {
+		if (typeof stats !== "object" || stats === null || typeof nowMs !== "number") {
+			throw new VmapError(
+				"EINVAL",
+				`Cannot sample: stats must be a stats() result and nowMs a number, got ${shown(stats)} and ${shown(nowMs)}`,
+			);
+		}
 		if (this.#n === this.#cols[0]!.length)
 			this.#cols = this.#cols.map((c) => {
 				const d = new Float64Array(c.length * 2);
