@@ -9,6 +9,7 @@ import * as H from "../src/heap/layout.ts";
 import * as LH from "../src/buffer/layout.ts";
 import * as LN from "../src/buffer/node-layout.ts";
 import * as R from "../src/buffer/record.ts";
+import * as D from "../src/small/descriptor.ts";
 
 type Words = Record<string, number>;
 
@@ -213,4 +214,22 @@ test("layout: every record accessor reads and writes the word layout.ts names (t
 	);
 	f64[fw(L.REC_F64 - 1)] = 1;
 	assert.equal(R.recordIsZero(f64, va), false, "recordIsZero looks at the record's last word");
+});
+
+test("layout: every small-area descriptor accessor reads the word descriptor.ts names (they use literal offsets)", () => {
+	const i32 = new Int32Array(64);
+	const f64 = new Float64Array(i32.buffer);
+	const d = 2 * D.D_BITS; // an even word, as every descriptor's first is (records are 40 bytes)
+	f64[(d >> 1) + D.DF_START] = 123;
+	f64[(d >> 1) + D.DF_SLOT_BYTES] = 456;
+	assert.deepEqual([D.blockStartOf(f64, d), D.slotBytesOf(f64, d)], [123, 456]);
+	for (const w of [1, 2, 7]) {
+		assert.equal(D.bitmap(d, w, D.LIVE), d + D.D_BITS + D.LIVE * w);
+		assert.equal(D.liveBits(d), D.bitmap(d, w, D.LIVE));
+		assert.equal(D.dirtyBits(d, w), D.bitmap(d, w, D.DIRTY));
+		assert.equal(D.freeBits(d, w), D.bitmap(d, w, D.FREE));
+		assert.equal(D.remoteBits(d, w), D.bitmap(d, w, D.REMOTE));
+		assert.equal(D.markBits(d, w), D.bitmap(d, w, D.MARK));
+	}
+	assert.equal(D.D_BITS, D.DF_SLOT_BYTES * 2 + 2, "the bitmaps follow the Float64 words");
 });

@@ -20,10 +20,14 @@ import {
 	D_SLOTS,
 	D_WORDS,
 	DIRTY,
-	FREE,
+	dirtyBits,
+	freeBits,
 	LIVE,
+	liveBits,
 	MARK,
+	markBits,
 	REMOTE,
+	remoteBits,
 	slotBytesOf,
 } from "./descriptor.ts";
 import { remoteFree } from "./owner.ts";
@@ -50,16 +54,16 @@ function unitsOf(c: CacheState, size: number): number {
  * unusable or the handle closed (the ordinary path says so), or no block can be had.
  */
 export function carve(c: CacheState, size: number): number | typeof NOT_SMALL {
-	const units = unitsOf(c, size);
-	if (Number.isNaN(units) || c.t.hdr[HDR_DEAD] !== 0) return NOT_SMALL;
+	const units = typeof size === "number" ? size * c.unitInverse : NaN;
+	if (!(units >= 1 && units <= c.maxUnits && Math.floor(units) === units) || c.t.hdr[HDR_DEAD] !== 0) return NOT_SMALL;
 	const k = c.classOf[units]!;
 	for (;;) {
 		const d = c.cur[k]!;
 		if (d !== 0) {
 			const i32 = c.t.i32;
 			const words = i32[d + D_WORDS]!;
-			const live = bitmap(d, words, LIVE);
-			const free = bitmap(d, words, FREE);
+			const live = liveBits(d);
+			const free = freeBits(d, words);
 			for (let w = c.hint[k]!; w < words; w++) {
 				const m = i32[free + w]!;
 				if (m === 0) continue;
@@ -99,10 +103,10 @@ export function freeSmall(c: CacheState, addr: number, op: string, keepMarked: b
 	const w = slot >> 5;
 	const bit = 1 << (slot & 31);
 	const words = i32[d + D_WORDS]!;
-	const live = bitmap(d, words, LIVE) + w;
-	const remote = bitmap(d, words, REMOTE) + w;
+	const live = liveBits(d) + w;
+	const remote = remoteBits(d, words) + w;
 	if ((i32[live]! & bit) === 0 || (i32[remote]! & bit) !== 0) return badFree(c, d, addr, op);
-	const mark = bitmap(d, words, MARK) + w;
+	const mark = markBits(d, words) + w;
 	if ((i32[mark]! & bit) !== 0) {
 		if (keepMarked) return "marked";
 		Atomics.and(i32, mark, ~bit); // others set marks in this word too
@@ -111,7 +115,7 @@ export function freeSmall(c: CacheState, addr: number, op: string, keepMarked: b
 	c.lastStart = blockStart;
 	c.lastD = d;
 	i32[live] = i32[live]! ^ bit;
-	i32[bitmap(d, words, DIRTY) + w]! |= bit;
+	i32[dirtyBits(d, words) + w]! |= bit;
 	i32[d + D_LIVE_NR]!--;
 	const dirty = i32[d + D_DIRTY_NR]!;
 	i32[d + D_DIRTY_NR] = dirty + 1;

@@ -86,6 +86,30 @@ export function bitmap(d: number, w: number, k: number): number {
 	return d + 16 + k * w;
 }
 
+/**
+ * The bitmaps the carving path reads, each by name: bitmap(d, w, LIVE) and the others, with the
+ * offsets written out (D_BITS + k * w) for the reason record.ts gives.
+ */
+export function liveBits(d: number): number {
+	return d + 16;
+}
+
+export function dirtyBits(d: number, w: number): number {
+	return d + 16 + w;
+}
+
+export function freeBits(d: number, w: number): number {
+	return d + 16 + 3 * w;
+}
+
+export function remoteBits(d: number, w: number): number {
+	return d + 16 + 4 * w;
+}
+
+export function markBits(d: number, w: number): number {
+	return d + 16 + 5 * w;
+}
+
 /** Records of a descriptor for `slots` slots. */
 export function descriptorRun(slots: number): number {
 	return Math.ceil((D_BITS + BITMAPS * Math.ceil(slots / 32)) / REC_I32);
