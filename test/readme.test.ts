@@ -45,8 +45,9 @@ test("README: its code blocks are js (run below) or sh (commands), and there are
 	assert.match(
 		BLOCKS[0]!.code,
 		/^npm ci --no-audit --no-fund && npm run vmap -- test --mode smoke .*\nnpm ci --no-audit --no-fund && npm test /,
-		"README starts with the two commands",
+		"README's first code block is the two commands",
 	);
+	assert.match(README, /^# \S.*\n\n[^`#]+\n\n```sh\nnpm ci/, "the two commands stand right under the title and its one-paragraph summary");
 });
 
 for (const [i, b] of BLOCKS.entries()) {
