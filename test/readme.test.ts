@@ -47,7 +47,11 @@ test("README: its code blocks are js (run below) or sh (commands), and there are
 		/^npm ci --no-audit --no-fund && npm run vmap -- test --mode smoke .*\nnpm ci --no-audit --no-fund && npm test /,
 		"README's first code block is the two commands",
 	);
-	assert.match(README, /^# \S.*\n\n(?:[^\n]+\n)+\n```sh\nnpm ci/, "the two commands stand right under the title and its one-paragraph summary");
+	assert.match(
+		README,
+		/^# \S.*\n\n(?:[^\n]+\n)+\n```sh\nnpm ci/,
+		"the two commands stand right under the title and its one-paragraph summary",
+	);
 });
 
 for (const [i, b] of BLOCKS.entries()) {

@@ -67,6 +67,14 @@ export class Rows {
 	}
 }
 
+/** Whether the tree at `root` is empty, read as a sequence lock reads (lock.ts): no writer held `lock` or `inner` across the read. */
+function emptyTree(hdr: Int32Array, lock: number, inner: number, root: number): boolean {
+	const outer = Atomics.load(hdr, lock) & LOCK_SEQ;
+	const under = inner === -1 ? 0 : Atomics.load(hdr, inner) & LOCK_SEQ;
+	if (((outer | under) & 1) !== 0 || Atomics.load(hdr, root) !== 0) return false;
+	return (Atomics.load(hdr, lock) & LOCK_SEQ) === outer && (inner === -1 || (Atomics.load(hdr, inner) & LOCK_SEQ) === under);
+}
+
 /** The rows of an empty tree, shared: nothing writes to a tree's rows once it is read. */
 const NO_ROWS = new Rows(0);
 
@@ -112,8 +120,9 @@ export function* listAreas(s: SpaceState, { free }: { free: boolean }): Generato
  * preempt the holder inside it, and other workers then waited for a whole time slice).
  */
 function* treeChunks(s: SpaceState, lock: number, inner: number, root: number, count: number): Generator<void, Rows> {
-	// An empty tree, as its root word says at this instant (a chunk of no area): no rows to make.
-	if (count === 0 && Atomics.load(s.table.hdr, root) === 0) return NO_ROWS;
+	// An empty tree, its root word read between two equal, even reads of its lock words (no
+	// writer inside: a tree being moved is never read as empty on both sides): no rows to make.
+	if (count === 0 && emptyTree(s.table.hdr, lock, inner, root)) return NO_ROWS;
 	const locks = s.locks;
 	const t = s.table;
 	const into = new Rows(count + CHUNK_AREAS);

@@ -116,6 +116,13 @@ class Alloc extends Step {
 		}
 		const blocks = freeBlocks(s);
 		let expected = m.lowestFit(size, align, vstart, vend, blocks);
+		// No multiple of the alignment in the window leaves room: no purge could help, so none runs.
+		const step = Math.max(align, m.pageSize);
+		if (expected === undefined && Math.ceil(vstart / step) * step + size > vend) {
+			expectError("EBUSY", () => s.alloc(size, opts));
+			assert.deepEqual(r.flushes, [], "a request that could never fit purges nothing");
+			return;
+		}
 		if (expected === undefined && (m.lazyAreas().length > 0 || pooledAreas(s).length > 0)) {
 			// Overflow: the space must purge everything, then retry once.
 			const range = m.flushRange();
