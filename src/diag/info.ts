@@ -35,6 +35,7 @@ import { blockStartOf, D_DIRTY_NR, D_FREE_NR, D_LIVE_NR, D_OWNER, D_REMOTE_NR, D
 import { eachBlock } from "../small/block-index.ts";
 import type { SpaceState } from "../core/state.ts";
 import { TextWriter } from "../util/text-writer.ts";
+import { NO_ROWS, Rows } from "./rows.ts";
 import { vaEnd, vaLeft, vaParent, vaRight, vaStart, vaTag } from "../buffer/record.ts";
 import type { VaTable } from "../buffer/va-table.ts";
 
@@ -45,28 +46,6 @@ const MAX_DEPTH = 64;
 /** The async listings give the event loop a turn after about this much work. */
 const TURN_MS = 4;
 
-/**
- * Areas as flat triples (start, end, tag id, 0 for none) in a Float64Array that grows by
- * doubling. A chunk makes room before it takes its locks, so that nothing is allocated while
- * they are held: an allocation may start a garbage collection, which would stall every handle
- * waiting for them (measured: 100-400 ms pauses at 2 M areas when the rows were a JS array).
- */
-export class Rows {
-	a: Float64Array;
-	n = 0;
-	/** `areas`: about how many will be read (a guess: growing copies everything so far). */
-	constructor(areas = 0) {
-		this.a = new Float64Array(3 * Math.max(64, areas));
-	}
-	/** Room for `k` more numbers. */
-	reserve(k: number): void {
-		if (this.n + k <= this.a.length) return;
-		const b = new Float64Array(Math.max(2 * this.a.length, this.n + k));
-		b.set(this.a.subarray(0, this.n));
-		this.a = b;
-	}
-}
-
 /** Whether the tree at `root` is empty, read as a sequence lock reads (lock.ts): no writer held `lock` or `inner` across the read. */
 function emptyTree(hdr: Int32Array, lock: number, inner: number, root: number): boolean {
 	const outer = Atomics.load(hdr, lock) & LOCK_SEQ;
@@ -74,9 +53,6 @@ function emptyTree(hdr: Int32Array, lock: number, inner: number, root: number): 
 	if (((outer | under) & 1) !== 0 || Atomics.load(hdr, root) !== 0) return false;
 	return (Atomics.load(hdr, lock) & LOCK_SEQ) === outer && (inner === -1 || (Atomics.load(hdr, inner) & LOCK_SEQ) === under);
 }
-
-/** The rows of an empty tree, shared: nothing writes to a tree's rows once it is read. */
-const NO_ROWS = new Rows(0);
 
 /** What a listing read: busy and lazy areas, free blocks (tag 0), each in address order. */
 export interface Listing {
