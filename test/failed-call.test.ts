@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Timeline, VmapError, VmapHeap, VmapSpace, type VmapStats } from "../src/index.ts";
+import { waitUntil } from "../harness/workers.ts";
 
 const P = 4096;
 
@@ -238,4 +239,27 @@ test("allocAsync({ timeoutMs }) ends by then when the purge's flush does not set
 	assert.ok(performance.now() - t0 < 30_000, "allocAsync outlived its timeoutMs by far");
 	assert.equal(space.stats().busyAreas, busy, "nothing was allocated");
 	for (const a of held.slice(1)) assert.equal(space.find(a)?.state, "busy");
+});
+
+test("lazy areas that hold every record of a bounded table: an alloc purges and retries instead of ENOMEM, and frees schedule a drain by records as well as pages", async () => {
+	const space = VmapSpace.create({ size: 4096 * P, pageSize: P, maxAreas: 64, smallMax: 0, lazyMaxPages: 1 << 20 });
+	const held: number[] = [];
+	assert.throws(
+		() => {
+			for (;;) held.push(space.alloc(P));
+		},
+		(e: unknown) => e instanceof VmapError && e.code === "ENOMEM",
+	);
+	for (const a of held.slice(0, -1)) space.free(a); // the lazy areas touch: a purge merges them into one free block
+	assert.equal(space.stats().lazyAreas, held.length - 1);
+	const a = space.alloc(P); // was ENOMEM: the table full of lazy records, no purge, no retry
+	assert.equal(space.find(a)?.state, "busy");
+	assert.equal(space.stats().lazyAreas, 0, "the overflow purge gave the lazy records back");
+	space.check();
+	// Far below lazyMaxPages, but most records lazy: the frees schedule a drain.
+	const more: number[] = [];
+	for (let i = 0; i < 50; i++) more.push(space.alloc(P));
+	for (const b of more) space.free(b);
+	await waitUntil("a drain of the lazy records", () => space.stats().lazyAreas === 0);
+	space.check();
 });

@@ -119,7 +119,11 @@ export function allocVmapArea(s: SpaceState, size: number, options: AllocOptions
 		va = findVmapLowestMatch(t, size, align, vstart, vend, pageSize);
 	} catch (e) {
 		locks.release(HDR_FREE_LOCK);
-		throw e;
+		// The table is full (maxAreas): lazy areas hold records that a purge gives back as it
+		// merges them into free space. Purge and retry once, as when nothing fits.
+		if (!(e instanceof VmapError && e.code === "ENOMEM" && overflow === "purge" && t.lazyPages() > 0)) throw e;
+		overflowPurge(s);
+		return allocVmapArea(s, size, options, "fail");
 	}
 	if (va === 0) {
 		locks.release(HDR_FREE_LOCK);
@@ -215,6 +219,17 @@ function allocRequest(s: SpaceState, options: AllocOptions, overflow: Overflow):
 	return r;
 }
 
+/** The overflow purge before an allocation's one retry: what it could not do (a flush that failed, a wait that timed out) the retry lives with. */
+function overflowPurge(s: SpaceState): void {
+	try {
+		s.purger.purge("overflow");
+	} catch (e) {
+		// A flush hook that threw leaves its batch lazy (counted in flushErrors), and a batch
+		// still flushing elsewhere past timeoutMs stays out of use: retry with what there is.
+		if (e instanceof VmapError && e.code === "EOWNERDEAD") throw e;
+	}
+}
+
 /**
  * No block fits: purge and retry once (kernel "overflow"), or fail with EBUSY. A request that
  * no free space could ever meet (no multiple of `align` in the window leaves room for `size`)
@@ -224,13 +239,7 @@ function noFit(s: SpaceState, size: number, options: AllocOptions | undefined, r
 	const t = s.table;
 	const possible = alignUp(r.vstart, r.align) + size <= r.vend;
 	if (r.overflow === "purge" && possible && (t.lazyPages() > 0 || pooled(s) > 0)) {
-		try {
-			s.purger.purge("overflow");
-		} catch (e) {
-			// A flush hook that threw leaves its batch lazy (counted in flushErrors), and a batch
-			// still flushing elsewhere past timeoutMs stays out of use: retry with what there is.
-			if (e instanceof VmapError && e.code === "EOWNERDEAD") throw e;
-		}
+		overflowPurge(s);
 		return allocVmapArea(s, size, options, "fail");
 	}
 	s.locks.acquire(HDR_FREE_LOCK);

@@ -11,7 +11,7 @@
  */
 import type { PurgeResult } from "../api/types.ts";
 import { VmapError } from "../api/errors.ts";
-import { HDR_DEAD, HDR_NO_PRIORITY, HDRF_LAZY_MAX_PAGES } from "../buffer/layout.ts";
+import { HDR_DEAD, HDR_MAX_CAPACITY, HDR_NO_PRIORITY, HDR_SLOT_FREE_NR, HDR_SLOT_HIGH, HDRF_LAZY_MAX_PAGES } from "../buffer/layout.ts";
 import type { Locks } from "../buffer/lock.ts";
 import type { VaTable } from "../buffer/va-table.ts";
 import type { Batch } from "./batches.ts";
@@ -29,6 +29,15 @@ export interface DrainHost {
 	help(): void;
 	step(b: Batch): "more" | "wait" | "done";
 	endBatch(k: number): void;
+}
+
+/**
+ * Whether the records in use pass three quarters of the most the table may hold (maxAreas): a
+ * drain is then due whatever the lazy pages, since each lazy area holds a record until a purge
+ * merges it into free space.
+ */
+function recordsNearlyFull(hdr: Int32Array): boolean {
+	return 4 * (hdr[HDR_SLOT_HIGH]! - hdr[HDR_SLOT_FREE_NR]!) > 3 * hdr[HDR_MAX_CAPACITY]!;
 }
 
 /** A drain yields to the event loop after about this much work. */
@@ -62,7 +71,7 @@ export class Drain {
 		if (nrLazy > lazyMax) {
 			if (nrLazy >= 2 * lazyMax && t.hdr[HDR_NO_PRIORITY] === 0) this.#priorityPurge(2 * lazyMax);
 			else this.schedule();
-		}
+		} else if (nrLazy > 0 && recordsNearlyFull(t.hdr)) this.schedule(); // lazy areas hold records too
 	}
 
 	/** The handle closes: a drain of ours in progress finishes now. */
