@@ -14,6 +14,7 @@ export type {
 	VmapSpaceOptions,
 	VmapStats,
 	WatchedWorker,
+	WatchOptions,
 } from "./api/types.ts";
 export { VmapError, type VmapErrorCode } from "./api/errors.ts";
 export { VmapSpace } from "./space/space.ts";

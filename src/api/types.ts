@@ -124,6 +124,16 @@ export interface AttachOptions {
 }
 
 /** A worker that watch() can follow: Node's worker_threads Worker. */
+/** watch()'s options. */
+export interface WatchOptions {
+	/**
+	 * Told what went wrong while the worker's handles were ended after it exited (a lock wait
+	 * that timed out, a space left unusable): the exit listener itself never throws. By default
+	 * a process warning (Node) or console.warn elsewhere.
+	 */
+	onError?: (error: unknown) => void;
+}
+
 export interface WatchedWorker {
 	readonly threadId: number;
 	once(event: "exit", listener: (code: number) => void): unknown;

@@ -21,7 +21,7 @@
  * freeDeferred, vmMapRam, vmUnmapRam, synchronize, purge) and quiescent(). bytes() and view()
  * are not: they are how a reader reaches an area inside its read-side section.
  */
-import type { AttachOptions, WatchedWorker } from "../api/types.ts";
+import type { AttachOptions, WatchedWorker, WatchOptions } from "../api/types.ts";
 import { Blocks, VM_MAP_RAM } from "./map-ram.ts";
 import { hex, shown, VmapError } from "../api/errors.ts";
 import {
@@ -209,8 +209,8 @@ export class VmapHeap {
 	}
 
 	/** See VmapSpace.watch(): when `worker` exits, its handles end and grace periods stop waiting for them. */
-	watch(worker: WatchedWorker): void {
-		this.space.watch(worker);
+	watch(worker: WatchedWorker, options?: WatchOptions): void {
+		this.space.watch(worker, options);
 	}
 
 	/** See VmapSpace.exited(). */

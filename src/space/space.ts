@@ -18,6 +18,7 @@ import type {
 	VmapSpaceOptions,
 	VmapStats,
 	WatchedWorker,
+	WatchOptions,
 } from "../api/types.ts";
 import { checkSpace } from "../diag/check.ts";
 import { shown, VmapError } from "../api/errors.ts";
@@ -36,6 +37,7 @@ import { listenForWork } from "../purge/work.ts";
 import { readStats, validateStatsInto } from "../diag/stats.ts";
 import { attachableBuffer, createSpaceBuffer, openSpace, SpaceState } from "../core/state.ts";
 import { isShared, type VaTable } from "../buffer/va-table.ts";
+import { reportError } from "../util/report.ts";
 
 const NOTHING_REFUSED: readonly number[] = [];
 
@@ -43,6 +45,7 @@ const NOTHING_REFUSED: readonly number[] = [];
 const ATTACH_KEYS = ["flush", "timeoutMs"];
 const PURGE_KEYS = ["sync", "timeoutMs"];
 const STATS_KEYS = ["pools", "into"];
+const WATCH_KEYS = ["onError"];
 
 /**
  * A range allocator over [start, start + size), with all of its state in one buffer.
@@ -313,10 +316,16 @@ export class VmapSpace {
 	 * exits (after terminate() or a crash), each of its handles ends as if closed. A handle that
 	 * held a lock then makes the space unusable (EOWNERDEAD: what it guarded may be half-changed);
 	 * one that held nothing is simply gone, and waits for it end. Call it where the Worker was
-	 * created; without it, a worker that exits without close() looks alive forever.
+	 * created; without it, a worker that exits without close() looks alive forever. The exit
+	 * listener never throws: what goes wrong is told to `options.onError` (by default a warning).
 	 */
-	watch(worker: WatchedWorker): void {
+	watch(worker: WatchedWorker, options?: WatchOptions): void {
 		this.#s.locks.ensureOpen();
+		validateOptions(options, WATCH_KEYS, "Cannot watch");
+		const onError = options?.onError;
+		if (onError !== undefined && typeof onError !== "function") {
+			throw new VmapError("EINVAL", `Cannot watch: onError must be a function (error) => void, got ${shown(onError)}`);
+		}
 		const threadId = (worker as { threadId?: unknown } | null)?.threadId;
 		if (typeof threadId !== "number" || threadId < 0 || typeof (worker as { once?: unknown }).once !== "function") {
 			throw new VmapError(
@@ -325,7 +334,11 @@ export class VmapSpace {
 			);
 		}
 		worker.once("exit", () => {
-			for (const id of handlesOfThread(this.#s.table, threadId)) this.#ended(id);
+			try {
+				for (const id of handlesOfThread(this.#s.table, threadId)) this.#ended(id);
+			} catch (e) {
+				reportError(e, onError, `ending the handles of worker thread ${threadId}`);
+			}
 		});
 	}
 
