@@ -75,9 +75,14 @@ function prescan(trace: Trace, page: number): Prescan {
 }
 
 async function replay(p: ReplayParams): Promise<number> {
-	const trace = parseTrace(traceText(readFileSync(p.file)), p.file);
+	const trace = parseTrace(traceText(readFileSync(p.file), p.file), p.file);
 	const page = p.pageSize;
 	const pre = prescan(trace, page);
+	if (p.size === undefined && 4 * pre.peakLive > 2 ** 52) {
+		throw new Error(
+			`${p.file}: its peak of live bytes, ${pre.peakLive} in whole pages, needs a space of more than 2^52 bytes (4 x the peak), more than a space can hold; give --size`,
+		);
+	}
 	const size = p.size ?? 2 ** Math.ceil(Math.log2(Math.max(4 * pre.peakLive, 64 * page)));
 	// The space's default (32 MiB at 4 KiB pages) is made for kernel-sized spaces; a trace's
 	// lazy backlog is sized to the trace instead: an eighth of its peak of live bytes.

@@ -21,10 +21,24 @@ export interface Trace {
 	slots: number;
 }
 
-/** Bytes of a trace file, gunzipped when they start with gzip's magic number. */
-export function traceText(buf: Uint8Array): string {
+/** The most text a trace may hold, gunzipped: beyond it a trace (or a gzip bomb) is refused before it is read whole. */
+export const MAX_TRACE_BYTES = 256 * 2 ** 20;
+
+/** Bytes of the trace file `name`, gunzipped when they start with gzip's magic number; errors name the file. */
+export function traceText(buf: Uint8Array, name: string): string {
 	const gz = buf.length >= 2 && buf[0] === 0x1f && buf[1] === 0x8b;
-	return new TextDecoder().decode(gz ? gunzipSync(buf) : buf);
+	const tooLarge = `${name}: the trace holds more than ${MAX_TRACE_BYTES / 2 ** 20} MiB of text, the most vmap replay reads`;
+	if (!gz && buf.length > MAX_TRACE_BYTES) throw new Error(tooLarge);
+	let text = buf;
+	if (gz) {
+		try {
+			text = gunzipSync(buf, { maxOutputLength: MAX_TRACE_BYTES });
+		} catch (e) {
+			if ((e as { code?: string }).code === "ERR_BUFFER_TOO_LARGE") throw new Error(`${tooLarge} once gunzipped`);
+			throw new Error(`${name}: not a whole gzip file (${(e as Error).message})`);
+		}
+	}
+	return new TextDecoder().decode(text);
 }
 
 /** Parse `text`; errors name `name`, the line and what was expected. */

@@ -78,3 +78,27 @@ test("vmap viz draws a dump file and a timeline file; vmap replay replays a trac
 		rmSync(dir, { recursive: true, force: true });
 	}
 });
+
+test("vmap replay on hostile input: a gzip bomb is refused once past 256 MiB, a cut gzip file and a trace too large for any space are named", () => {
+	const dir = mkdtempSync(join(tmpdir(), "vmap-replay-"));
+	try {
+		writeFileSync(join(dir, "bomb.trace.gz"), gzipSync(Buffer.alloc(300 * 2 ** 20, 0x61)));
+		const whole = gzipSync("a 10 x\nf x\n");
+		writeFileSync(join(dir, "cut.trace.gz"), whole.subarray(0, whole.length - 6));
+		writeFileSync(join(dir, "huge.trace"), "a 4000000000000000 x\n");
+		for (const [file, message] of [
+			["bomb.trace.gz", /bomb\.trace\.gz: the trace holds more than 256 MiB of text, the most vmap replay reads once gunzipped/],
+			["cut.trace.gz", /cut\.trace\.gz: not a whole gzip file \(unexpected end of file\)/],
+			[
+				"huge.trace",
+				/huge\.trace: its peak of live bytes, 4000000000000000 in whole pages, needs a space of more than 2\^52 bytes .*give --size/,
+			],
+		] as const) {
+			const r = vmap("replay", join(dir, file), "--out", join(dir, "out"));
+			assert.equal(r.status, 1, file);
+			assert.match(r.stderr, message, file);
+		}
+	} finally {
+		rmSync(dir, { recursive: true, force: true });
+	}
+});
