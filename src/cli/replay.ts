@@ -218,8 +218,9 @@ const REPLAY_HELP = `vmap replay FILE: an allocation trace through a VmapSpace
 FILE holds one operation per line (gzip accepted, by its magic number):
   a SIZE ID    allocate SIZE bytes (0 allowed) and call the area ID
   f ID         free the area called ID
-ID is any word, unique among the areas live at the time; # starts a comment line. The
-repository's examples/traces/ has real traces and the LD_PRELOAD shim that recorded them.
+ID is any word, unique among the areas live at the time; # starts a comment line. A trace
+holds at most 256 MiB of text (gunzipped). The repository's examples/traces/ has real traces
+and the LD_PRELOAD shim that recorded them.
 
 Sizes round up to whole pages, and live bytes count them so. It prints the operations per
 second (the event loop gets a turn every 1024 operations, so that drains run as in a program
