@@ -59,12 +59,14 @@ const SKIPPED: PurgeResult = Object.freeze({ status: "skipped", areas: 0, bytes:
 
 /**
  * One pass of a purge: its answer, the other handles' batches it must wait for before giving
- * that answer (sync and overflow), and whether to go round again once it has.
+ * that answer (sync and overflow), and whether to go round again once it has: "always" (every
+ * batch was in flight), "if lazy" (adopted batches took the slot its lazy trees needed: again
+ * if areas are still lazy after the wait), or "no".
  */
 interface Pass {
 	result: PurgeResult;
 	waitFor: readonly InFlight[];
-	again: boolean;
+	again: "always" | "if lazy" | "no";
 }
 
 /** What a pass took under the mutex: its batches (its own first, when it got a slot), and the areas detached. */
@@ -107,17 +109,17 @@ export class Purger {
 		for (;;) {
 			const pass = this.#pass(p);
 			this.#waitForOthers(pass.waitFor);
-			if (!pass.again) return pass.result;
+			if (pass.again === "no" || (pass.again === "if lazy" && this.t.lazyPages() === 0)) return pass.result;
 		}
 	}
 
 	/** One pass: take the mutex, detach, flush holding nothing, purge the nodes (now or in slices). */
 	#pass(p: PurgePolicy): Pass {
 		const t = this.t;
-		if (this.locks.closed) return { result: SKIPPED, waitFor: [], again: false };
+		if (this.locks.closed) return { result: SKIPPED, waitFor: [], again: "no" };
 		// Whoever needs the space now finishes this handle's drain here, between its slices.
 		if (p.finishDrain && this.drain.draining) this.drain.finish();
-		if (!this.#takeMutex(p)) return { result: SKIPPED, waitFor: [], again: false };
+		if (!this.#takeMutex(p)) return { result: SKIPPED, waitFor: [], again: "no" };
 		// A purge that waits answers for every batch in flight when it began: other handles'
 		// (waited for, with waitOthers), and this handle's own (in `done`, with coverOwn).
 		const others = othersInFlight(t, this.locks.self);
@@ -135,7 +137,7 @@ export class Purger {
 		}
 		if (start >= end) {
 			for (const b of batches) this.endBatch(b.k);
-			return { result: { status: "empty", areas: 0, bytes: 0, start: 0, end: 0, done: answered(settled) }, waitFor, again: false };
+			return { result: { status: "empty", areas: 0, bytes: 0, start: 0, end: 0, done: answered(settled) }, waitFor, again: "no" };
 		}
 		this.#count(p, end - start);
 		let pending: void | PromiseLike<void>;
@@ -147,11 +149,11 @@ export class Purger {
 		}
 		if (pending !== undefined && typeof pending.then === "function") {
 			const done = this.#flushLater(batches, pending, p.bounded);
-			return { result: { status: "flushing", areas, bytes, start, end, done: answered(done) }, waitFor: [], again: false };
+			return { result: { status: "flushing", areas, bytes, start, end, done: answered(done) }, waitFor: [], again: "no" };
 		}
 		const merged = this.#flushed(batches, p.bounded);
 		// Adopted batches took every slot, so the lazy trees were left: a sync purge goes on with them.
-		const again = !taken.claimed && p.waitOthers && t.lazyPages() > 0;
+		const again = !taken.claimed && p.waitOthers ? "if lazy" : "no";
 		return { result: { status: p.bounded ? "flushing" : "done", areas, bytes, start, end, done: answered(merged) }, waitFor, again };
 	}
 
@@ -262,10 +264,10 @@ export class Purger {
 	 * nothing, for another handle's batch to be done (ETIMEDOUT after timeoutMs), and go again.
 	 */
 	#noBatch(p: PurgePolicy): Pass {
-		if (!p.waitBatch) return { result: SKIPPED, waitFor: [], again: false };
+		if (!p.waitBatch) return { result: SKIPPED, waitFor: [], again: "no" };
 		if (this.drain.draining) {
 			this.drain.finish();
-			return { result: SKIPPED, waitFor: [], again: true };
+			return { result: SKIPPED, waitFor: [], again: "always" };
 		}
 		if (this.#inflight.size > 0) {
 			const kind: PurgeKind = p.overflow ? "overflow" : "sync";
@@ -274,7 +276,7 @@ export class Purger {
 			return {
 				result: { status: "queued", areas: 0, bytes: 0, start: 0, end: 0, done: done.then(ignore) },
 				waitFor: [],
-				again: false,
+				again: "no",
 			};
 		}
 		const hdr = this.t.hdr;
@@ -290,7 +292,7 @@ export class Purger {
 			}
 			if (canWait) Atomics.wait(hdr, HDR_BATCH_OWNER, owner, POLL_MS);
 		}
-		return { result: SKIPPED, waitFor: [], again: true };
+		return { result: SKIPPED, waitFor: [], again: "always" };
 	}
 
 	/** The batches are flushed: offer nodes to helpers, then purge the nodes, now or in slices. */
