@@ -15,7 +15,7 @@
  * space (one thread, or between phases) it is exact. check() needs the whole at one instant
  * and reads a copy instead (snapshot.ts).
  */
-import type { VmapStats } from "../api/types.ts";
+import type { DumpSmallBlock, VmapStats } from "../api/types.ts";
 import { corrupt } from "../api/errors.ts";
 import { nextTurn } from "../util/event-loop.ts";
 import { BATCH_SLOTS, HDR_FREE_LOCK, HDR_FREE_NR, HDR_FREE_ROOT, HDRF_BLOCK_BYTES } from "../buffer/layout.ts";
@@ -354,16 +354,7 @@ function smallBlocks(s: SpaceState) {
 	const t = s.table;
 	t.sync();
 	const i32 = t.i32;
-	const blocks: Array<{
-		start: number;
-		end: number;
-		owner: number;
-		areaSize: number;
-		slots: number;
-		live: number;
-		lazy: number;
-		free: number;
-	}> = [];
+	const blocks: DumpSmallBlock[] = [];
 	eachBlock(t, (d) => {
 		const start = blockStartOf(t.f64, d);
 		const remote = i32[d + D_REMOTE_NR]!;

@@ -54,8 +54,8 @@ function unitsOf(c: CacheState, size: number): number {
  * unusable or the handle closed (the ordinary path says so), or no block can be had.
  */
 export function carve(c: CacheState, size: number): number | typeof NOT_SMALL {
-	const units = typeof size === "number" ? size * c.unitInverse : NaN;
-	if (!(units >= 1 && units <= c.maxUnits && Math.floor(units) === units) || c.t.hdr[HDR_DEAD] !== 0) return NOT_SMALL;
+	const units = unitsOf(c, size);
+	if (Number.isNaN(units) || c.t.hdr[HDR_DEAD] !== 0) return NOT_SMALL;
 	const k = c.classOf[units]!;
 	for (;;) {
 		const d = c.cur[k]!;
