@@ -91,11 +91,11 @@ async function redraw() {
 		state.frames++;
 	} catch (e) {
 		if (e && e.code === "EOWNERDEAD") {
-			// A killed worker held a lock: the space is poisoned. The last map stays; stats() and
-			// the timeline go on (they take no lock).
+			// A killed worker's critical section could not be undone: the space is poisoned. The
+			// last map stays; stats() and the timeline go on (they take no lock).
 			clearInterval(mapTimer);
 			renderTable();
-			status(`The space is poisoned (a handle ended holding a lock): ${e.message}. Reload the page to start again.`, true);
+			status(`The space is poisoned: ${e.message}. Reload the page to start again.`, true);
 			state.poisoned = true;
 			return;
 		}
@@ -140,7 +140,8 @@ $("kill").onclick = () => {
 	}
 	w.worker.terminate();
 	w.alive = false;
-	// A Web Worker has no exit event: the page saw it end, and says so.
+	// A Web Worker has no exit event: the page saw it end, and says so. What it was changing
+	// under a lock, if anything, is undone and its locks released.
 	heap.exited(w.id);
 	const r = w.report ?? { live: 0, liveBytes: 0 };
 	const dead = isPoisoned();
@@ -150,13 +151,13 @@ $("kill").onclick = () => {
 	state.killed.push(w.index);
 	status(
 		dead
-			? `worker ${w.index} (handle ${w.id}) was killed holding a lock: the space is poisoned, and every other worker now gets EOWNERDEAD (see the table). Reload the page to start again.`
-			: `worker ${w.index} (handle ${w.id}) killed mid-run: it held no lock, so the others go on. Its ${r.live} areas (${fmt(r.liveBytes)}) stay busy, tagged "worker ${w.index}" and in its blocks: only it could have freed them.`,
+			? `worker ${w.index} (handle ${w.id}) was killed in a critical section that could not be undone: the space is poisoned, and every other worker now gets EOWNERDEAD (see the table). Reload the page to start again.`
+			: `worker ${w.index} (handle ${w.id}) killed mid-run: what it was changing under a lock, if anything, was undone and its locks released, so the others go on. Its ${r.live} areas (${fmt(r.liveBytes)}) stay busy, tagged "worker ${w.index}" and in its blocks: only it could have freed them.`,
 		dead,
 	);
 };
 
-/** Whether the space was poisoned (a handle ended holding a lock): any locked call then throws EOWNERDEAD. */
+/** Whether the space was poisoned (a handle ended in a critical section that could not be undone): any locked call then throws EOWNERDEAD. */
 function isPoisoned() {
 	try {
 		heap.space.find(heap.space.start);

@@ -6,11 +6,15 @@
  * - "mixed": alloc/free/find, occasional purges;
  * - "free-storm": alloc + free as fast as possible ("mm/vmalloc: Keep a separate lazy-free list": free racing another's purges);
  * - "purge-storm": purge({ sync: true }) in a loop, check() now and then;
- * - "hold-lock": take the busy lock and never release it (the test then terminates us).
+ * - "hold-lock": take the free-space lock and node 0's busy lock, change the structures they
+ *   guard half way (journaled writes, as a critical section makes), and stop there for good:
+ *   the test terminates us mid-section.
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { VmapSpace } from "../src/index.ts";
-import { N_BUSY_LOCK, nodeBase } from "../src/buffer/node-layout.ts";
+import { addF, put } from "../src/buffer/journal.ts";
+import { HDR_FREE_HEAD, HDR_FREE_LOCK, HDR_FREE_ROOT, HDRF_FREE_BYTES } from "../src/buffer/layout.ts";
+import { N_BUSY_LOCK, N_BUSY_ROOT, nodeBase } from "../src/buffer/node-layout.ts";
 import { waitAtGate } from "./gate.ts";
 import { randomBelow } from "./random.ts";
 
@@ -55,7 +59,12 @@ let allocs = 0;
 let busy = 0;
 let ops = 0;
 if (job.mode === "hold-lock") {
+	space.locks.acquire(HDR_FREE_LOCK);
 	space.locks.acquire(nodeBase(0) + N_BUSY_LOCK);
+	const t = space.table;
+	put(t.hdr, HDR_FREE_ROOT, 0); // the free tree, gone
+	addF(t.hdrF, HDRF_FREE_BYTES, -P);
+	put(t.hdr, nodeBase(0) + N_BUSY_ROOT, t.hdr[HDR_FREE_HEAD]!); // a free block in the busy tree
 	parentPort!.postMessage({ holding: true });
 	for (;;) Atomics.wait(control, 1, 0, 1000); // hold it until terminated
 }

@@ -1,6 +1,6 @@
 /**
  * The buffer layout against itself: no two header, node, record, heap or block words overlap
- * (a lock word's owner word included), every word lies inside its region, and the regions
+ * (a lock word's sequence word included), every word lies inside its region, and the regions
  * follow each other in the order layout.ts draws.
  */
 import assert from "node:assert/strict";
@@ -18,7 +18,7 @@ const L = { ...LH, ...LN };
 
 /**
  * Int32 words claimed by the constants of `table` whose names start with `i32` (one word each;
- * a name ending in _LOCK also claims its owner word) or `f64` (a Float64 index: two words).
+ * a name ending in _LOCK also claims its sequence word) or `f64` (a Float64 index: two words).
  * Returns the problems: a word claimed twice, or outside [0, limit).
  */
 function overlaps(table: Words, i32: string, f64: string | undefined, limit: number, skip: readonly string[]): string[] {
@@ -37,16 +37,16 @@ function overlaps(table: Words, i32: string, f64: string | undefined, limit: num
 			claim(2 * value + 1, `${name} (high half)`);
 		} else if (name.startsWith(i32)) {
 			claim(value, name);
-			if (name.endsWith("_LOCK")) claim(value + L.LOCK_OWNER_OFFSET, `${name}'s owner`);
+			if (name.endsWith("_LOCK")) claim(value + L.LOCK_SEQ_OFFSET, `${name}'s sequence`);
 		}
 	}
 	return problems;
 }
 
-test("layout: the overlap finder sees a shared word, a lock's owner word and a word out of range", () => {
+test("layout: the overlap finder sees a shared word, a lock's sequence word and a word out of range", () => {
 	assert.deepEqual(overlaps({ X_A: 1, X_B: 2 }, "X_", undefined, 4, []), []);
 	assert.match(overlaps({ X_A: 1, XF_B: 0 }, "X_", "XF_", 4, []).join(), /share word 1/);
-	assert.match(overlaps({ X_A_LOCK: 1, X_B: 2 }, "X_", undefined, 4, []).join(), /X_B and X_A_LOCK's owner share word 2/);
+	assert.match(overlaps({ X_A_LOCK: 1, X_B: 2 }, "X_", undefined, 4, []).join(), /X_B and X_A_LOCK's sequence share word 2/);
 	assert.match(overlaps({ X_A: 4 }, "X_", undefined, 4, []).join(), /outside/);
 });
 
@@ -88,7 +88,7 @@ test("layout: header, node, record, heap and block words do not overlap and stay
 const PER_BATCH = ["HDR_BATCH_OWNER", "HDR_BATCH_GEN", "HDR_BATCH_FLAGS", "HDRF_BATCH_START", "HDRF_BATCH_END"];
 
 /**
- * The header constants of `words` (HDR_ one Int32 word, a lock also its owner word; HDRF_ a
+ * The header constants of `words` (HDR_ one Int32 word, a lock also its sequence word; HDRF_ a
  * Float64 index: two words; per-batch ones BATCH_SLOTS times that) not on the 64-byte line
  * `lines` gives them, or on none; and names `lines` gives that are no constant.
  */
@@ -163,7 +163,11 @@ test("layout: one record is the union the diagram draws", () => {
 test("layout: the regions follow each other in the drawn order", () => {
 	assert.equal(L.TAG_OFFSET, L.HEADER_BYTES);
 	assert.equal(L.HANDLE_OFFSET, L.TAG_OFFSET + L.TAG_MAX * L.TAG_BYTES);
-	assert.equal(L.NODE_OFFSET, L.HANDLE_OFFSET + L.HANDLE_MAX * L.HANDLE_WORDS * 4);
+	assert.equal(L.JOURNAL_OFFSET, L.HANDLE_OFFSET + L.HANDLE_MAX * L.HANDLE_WORDS * 4);
+	assert.equal(L.NODE_OFFSET, L.JOURNAL_OFFSET + L.JOURNALS * L.JOURNAL_BYTES);
+	assert.equal(L.JOURNAL_OFFSET % 64, 0, "the journals start a cache line");
+	assert.equal(L.JOURNAL_BYTES % 64, 0, "each journal starts a cache line");
+	assert.ok(16 + 16 * L.JOURNAL_ENTRIES <= L.JOURNAL_BYTES, "the entries fit");
 	for (const nodes of [1, 2, 128]) {
 		assert.equal(L.extOffset(nodes), L.NODE_OFFSET + nodes * L.NODE_WORDS * 4);
 		for (const ext of [0, 1, 17]) {

@@ -6,7 +6,8 @@
  * - EDOUBLEFREE: the area at the address was freed already.
  * - ENOMEM: the record table cannot grow (maxAreas reached, or the host refused memory).
  * - ECORRUPT: check() found a broken invariant.
- * - EOWNERDEAD: a handle died holding a lock; the space refuses further use.
+ * - EOWNERDEAD: a handle died in a critical section that could not be undone (its journal
+ *   overflowed); the space refuses further use.
  * - EFAULT: (heap) bytes asked for lie outside a live area, or poisoned bytes were written.
  * - ETIMEDOUT: a wait (for a lock, a purge batch being flushed, a grace period) passed its timeoutMs.
  */

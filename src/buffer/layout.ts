@@ -22,6 +22,8 @@
  *                    │ TAG_MAX entries × TAG_BYTES: [len u8][UTF-8 bytes]      │ entry 0 = no tag
  *  HANDLE_OFFSET     ├────────────────── handle table ─────────────────────────┤
  *                    │ HANDLE_MAX entries × [state, thread, remote] (Int32)    │ id = index + 1
+ *  JOURNAL_OFFSET    ├────────────────── undo journals ────────────────────────┤
+ *                    │ JOURNALS × [owner, -, count (f64), entries...]          │ journal.ts
  *  NODE_OFFSET       ├────────────────── node table ───────────────────────────┤
  *                    │ NODES blocks × NODE_WORDS: locks, busy tree and hash,   │ see below
  *                    │ lazy tree, purge trees, 256 pools                       │
@@ -65,7 +67,7 @@
  */
 
 export const MAGIC = 0x766d6170; // "vmap"
-export const VERSION = 12;
+export const VERSION = 13;
 
 // ── header, Int32 words ────────────────────────────────────────────────────────────────
 export const HDR_MAGIC = 0;
@@ -131,8 +133,12 @@ export const HDR_HASH_BUDGET = 77;
 export const HDR_HASH_RECORDS = 78;
 /** Sequence word of the purge counters (see stats.ts). */
 export const HDR_SEQ_PURGE = 52;
-/** The handle id holding a lock sits this many words after the lock word (for waiters' liveness checks). */
-export const LOCK_OWNER_OFFSET = 1;
+/**
+ * A lock's sequence word sits this many words after the lock word: the holder adds one before
+ * it releases, so a lock-free reader that saw it unchanged and the lock free before and after
+ * its copy read no write (lock.ts).
+ */
+export const LOCK_SEQ_OFFSET = 1;
 /** Number of nodes (kernel nr_vmap_nodes), fixed at creation. */
 export const HDR_NODES = 80;
 /** Byte offset of record 0: the node table's size depends on the number of nodes. */
@@ -324,6 +330,30 @@ export const HANDLE_REMOTE = 2;
 export const HANDLE_FREE = 0;
 export const HANDLE_ALIVE = 1;
 export const HANDLE_DEAD = 2;
+
+// ── undo journals (journal.ts) ───────────────────────────────────────────────────────────
+/**
+ * JOURNALS journals of JOURNAL_BYTES, each a cache line of [owner (Int32: the id of the
+ * handle writing it, 0 free), -, count (Float64: words its entries use, or
+ * JOURNAL_OVERFLOWED)] and then JOURNAL_ENTRIES entries of two Float64 words [key, old value].
+ * A handle claims one while it holds a lock (lock.ts), so JOURNALS handles can be inside
+ * critical sections at once; more wait for one to come free.
+ */
+export const JOURNAL_OFFSET = HANDLE_OFFSET + HANDLE_MAX * HANDLE_WORDS * 4;
+export const JOURNALS = 16;
+export const JOURNAL_ENTRIES = 1024;
+export const JOURNAL_BYTES = 64 + 16 * JOURNAL_ENTRIES;
+export const JOURNAL_OVERFLOWED = -1;
+
+/** Int32 word of journal `j`'s owner. */
+export function journalOwner(j: number): number {
+	return (JOURNAL_OFFSET + j * JOURNAL_BYTES) / 4;
+}
+
+/** Float64 word of journal `j`'s count (its entries follow it). */
+export function journalHead(j: number): number {
+	return (JOURNAL_OFFSET + j * JOURNAL_BYTES) / 8 + 1;
+}
 
 // ── records ────────────────────────────────────────────────────────────────────────────
 export const REC_BYTES = 40;

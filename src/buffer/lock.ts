@@ -1,31 +1,34 @@
 /**
  * Locks shared by every handle of a space: Int32 words in the header, driven by Atomics.
  *
- * A lock word counts: even when free, odd while held, one more at every acquire and release
- * (bits 0-29), with LOCK_WAITERS (bit 30) set while a thread sleeps on it. So the word is also
- * the sequence lock of everything written under it: a statistics reader copies counters
- * between two equal, even readings of the word and needs no lock (as "vmalloc: use rcu list
- * iterator to reduce vmap_area_lock contention" asks). Acquire is a plain read and one
+ * A lock word is 0 when free; its holder sets bit 0 and its handle id in bits 1-11 with one
+ * compareExchange, so who holds a lock is never unknown, not even for the instant after the
+ * exchange. LOCK_WAITERS (bit 30) is set while a thread sleeps on it. The next word
+ * (LOCK_SEQ_OFFSET) counts the lock's releases: the holder adds one before it releases, so a
+ * statistics reader copies counters between two readings of it, with the lock seen free
+ * before and after, and needs no lock (as "vmalloc: use rcu list iterator to reduce
+ * vmap_area_lock contention" asks: seqRead()/seqSame()). Acquire is a plain read and one
  * compareExchange; release one exchange, and a notify only if LOCK_WAITERS was set (notify
  * costs even with nobody waiting). On V8 every Atomics call is about 10 ns (not inlined), so
  * two per critical section is the budget. A contended acquirer spins briefly, then sets
  * LOCK_WAITERS and sleeps in Atomics.wait (or keeps spinning where waiting is forbidden: a
- * browser's main thread). The holder's handle id sits LOCK_OWNER_OFFSET words after the lock
- * word.
+ * browser's main thread).
  *
  * Liveness. No lock is held across user code (a flush hook) or a turn of the event loop, so
  * every holding is short unless its holder's thread is slow, busy or paused, and then waiters
  * simply wait: a holder is never taken for dead because it is slow. Death is observed, not
  * guessed (handles.ts): a handle that closes, or whose worker's exit is seen by watch(),
- * ends; if it held a lock then, HDR_DEAD records it and every call throws EOWNERDEAD, since it
- * may have left the structures half-changed. Every wait ends after `timeoutMs` with ETIMEDOUT
- * naming the holder, the inner locks of the lock order included (a live holder keeps them for
- * microseconds; an unobserved dead one forever). That is safe because every critical section
- * takes all of its locks before it changes anything (two-phase), and releases what it holds
- * when a later acquire throws; a purge, which changes the space in several steps, hands its
- * batch to the next purge (BATCH_ORPHAN) when a step times out.
+ * ends. Every write made under a lock is journaled (journal.ts), so when a handle ends holding
+ * locks, the observer undoes its unfinished critical section and releases them, and the space
+ * goes on. Every wait ends after `timeoutMs` with ETIMEDOUT naming the holder, the inner
+ * locks of the lock order included (a live holder keeps them for microseconds; an unobserved
+ * dead one forever). That is safe because every critical section takes all of its locks
+ * before it changes anything (two-phase), and releases what it holds when a later acquire
+ * throws; a purge, which changes the space in several steps, hands its batch to the next
+ * purge (BATCH_ORPHAN) when a step times out.
  */
 import { VmapError } from "../api/errors.ts";
+import { crashPoint, journalClose, journalCommit, journalOpen, journalRollback } from "./journal.ts";
 import {
 	HDR_DEAD,
 	HDR_DEAD_WORD,
@@ -35,14 +38,50 @@ import {
 	HDR_PURGE_LOCK,
 	HDR_SEQ_PURGE,
 	HDR_TAG_LOCK,
-	LOCK_OWNER_OFFSET,
+	journalHead,
+	journalOwner,
+	JOURNAL_ENTRIES,
+	JOURNALS,
+	LOCK_SEQ_OFFSET,
 } from "./layout.ts";
 import { N_BUSY_LOCK, N_LAZY_LOCK, N_POOL_LOCK, N_WORK, NODE_OFFSET, NODE_WORDS, nodeBase } from "./node-layout.ts";
-import type { VaTable } from "./va-table.ts";
+import { isShared, type VaTable } from "./va-table.ts";
 
 export const LOCK_WAITERS = 1 << 30;
-/** The counting bits of a lock word. */
-export const LOCK_SEQ = LOCK_WAITERS - 1;
+/** A sequence word counts in these bits, so that it is never negative (seqRead's -1). */
+export const LOCK_SEQ_MASK = 0x3fffffff;
+/** The holder's handle id in a held lock word: (word >> 1) & LOCK_HOLDER. */
+export const LOCK_HOLDER = 0x7ff;
+
+/** The handle holding lock `word`, 0 when free. */
+export function lockHolder(hdr: Int32Array, word: number): number {
+	const w = Atomics.load(hdr, word);
+	return (w & 1) === 0 ? 0 : (w >> 1) & LOCK_HOLDER;
+}
+
+/**
+ * Open a lock-free read of what lock `word` guards (or of the purge counters, HDR_SEQ_PURGE):
+ * a token for seqSame(), or -1 while a writer is in (retry).
+ */
+export function seqRead(hdr: Int32Array, word: number): number {
+	if (word === HDR_SEQ_PURGE) {
+		const seq = Atomics.load(hdr, word);
+		return (seq & 1) === 0 ? seq : -1;
+	}
+	const seq = Atomics.load(hdr, word + LOCK_SEQ_OFFSET); // before the lock word: see seqSame
+	return (Atomics.load(hdr, word) & 1) === 0 ? seq : -1;
+}
+
+/**
+ * Whether no writer came since seqRead() gave `token`: the lock is free now and its sequence
+ * unchanged. A writer that came after the first reading of the lock word added one to the
+ * sequence before it released, or holds the lock still.
+ */
+export function seqSame(hdr: Int32Array, word: number, token: number): boolean {
+	if (token < 0) return false;
+	if (word === HDR_SEQ_PURGE) return Atomics.load(hdr, word) === token;
+	return (Atomics.load(hdr, word) & 1) === 0 && Atomics.load(hdr, word + LOCK_SEQ_OFFSET) === token;
+}
 /**
  * Open a write to the purge counters (HDR_SEQ_PURGE, a sequence word: odd while a write is
  * open, so a lock-free reader retries); the caller holds the purge mutex.
@@ -96,16 +135,24 @@ export const canWait: boolean = (() => {
 })();
 
 export class Locks {
-	/** This handle's id, written beside the lock words it holds. */
+	/** This handle's id, written into the lock words it holds. */
 	readonly self: number;
 	/** Milliseconds this handle spent waiting for locks held by others. */
 	waitMs = 0;
 	/** Views come from the table each time: a one-thread space's buffer is replaced as it grows. */
 	readonly #t: VaTable;
+	/** A held lock word's value (LOCK_WAITERS aside). */
+	readonly #held: number;
+	/** Locks held now; the journal is claimed while it is not 0. */
+	#depth = 0;
+	/** The journal this handle used last (tried first next time), -1 in a one-thread space: no other handle can observe it die. */
+	#journal: number;
 
 	constructor(t: VaTable, self: number) {
 		this.#t = t;
 		this.self = self;
+		this.#held = (self << 1) | 1;
+		this.#journal = isShared(t.buffer) ? (self - 1) % JOURNALS : -1;
 	}
 
 	/**
@@ -115,21 +162,41 @@ export class Locks {
 	timeoutMs = Infinity;
 
 	/**
-	 * Take lock `word`, waiting while its holder lives. Throws EOWNERDEAD once a holder's end
-	 * was observed, and ETIMEDOUT after timeoutMs; either way the caller still holds what it
-	 * held, and releases it.
+	 * Take lock `word`, waiting while its holder lives. Throws EOWNERDEAD once a recovery
+	 * failed, and ETIMEDOUT after timeoutMs; either way the caller still holds what it held, and
+	 * releases it.
 	 */
 	acquire(word: number): void {
-		if (!this.tryAcquire(word)) this.#contended(word);
+		if (this.#depth === 0) this.#claimJournal();
+		try {
+			if (!this.#take(word)) this.#contended(word);
+		} catch (e) {
+			if (this.#depth === 0) this.#freeJournal();
+			throw e;
+		}
+		this.#depth++;
 	}
 
 	/** Take lock `word` if it is free now. */
 	tryAcquire(word: number): boolean {
+		if (this.#depth === 0) {
+			if ((this.#t.hdr[word]! & 1) !== 0) return false; // no journal for a lock in use
+			this.#claimJournal();
+		}
+		if (this.#take(word)) {
+			this.#depth++;
+			return true;
+		}
+		if (this.#depth === 0) this.#freeJournal();
+		return false;
+	}
+
+	#take(word: number): boolean {
 		const hdr = this.#t.hdr;
 		const cur = hdr[word]!; // plain read: the compareExchange validates it
-		if ((cur & 1) !== 0 || Atomics.compareExchange(hdr, word, cur, cur + 1) !== cur) return false;
-		hdr[word + LOCK_OWNER_OFFSET] = this.self;
-		return true;
+		if ((cur & 1) !== 0) return false;
+		crashPoint();
+		return Atomics.compareExchange(hdr, word, cur, cur | this.#held) === cur;
 	}
 
 	/**
@@ -138,9 +205,8 @@ export class Locks {
 	 * the call fails having changed nothing.
 	 */
 	acquireUnder(word: number, outer: number, outer2 = -1): void {
-		if (this.tryAcquire(word)) return;
 		try {
-			this.#contended(word);
+			this.acquire(word);
 		} catch (e) {
 			this.release(outer);
 			if (outer2 !== -1) this.release(outer2);
@@ -148,12 +214,20 @@ export class Locks {
 		}
 	}
 
+	/**
+	 * Commit what was written under the locks held (journal.ts) and release `word`. A lock
+	 * released while others are still held ends a step: what the holder wrote so far stays,
+	 * even if it dies holding the others.
+	 */
 	release(word: number): void {
 		const hdr = this.#t.hdr;
-		hdr[word + LOCK_OWNER_OFFSET] = 0;
-		// Even again, LOCK_WAITERS cleared: sleepers set it anew before they sleep again. While we
-		// hold the word only LOCK_WAITERS can change under us, so a plain read gives our count.
-		if (Atomics.exchange(hdr, word, ((hdr[word]! & LOCK_SEQ) + 1) & LOCK_SEQ) & LOCK_WAITERS) Atomics.notify(hdr, word, 1);
+		crashPoint();
+		journalCommit();
+		crashPoint();
+		hdr[word + LOCK_SEQ_OFFSET] = (hdr[word + LOCK_SEQ_OFFSET]! + 1) & LOCK_SEQ_MASK;
+		// Free, LOCK_WAITERS cleared: sleepers set it anew before they sleep again.
+		if (Atomics.exchange(hdr, word, 0) & LOCK_WAITERS) Atomics.notify(hdr, word, 1);
+		if (--this.#depth === 0) this.#freeJournal();
 	}
 
 	/**
@@ -164,24 +238,22 @@ export class Locks {
 	 */
 	releaseToWaiter(word: number): void {
 		const hdr = this.#t.hdr;
-		hdr[word + LOCK_OWNER_OFFSET] = 0;
-		const released = ((hdr[word]! & LOCK_SEQ) + 1) & LOCK_SEQ;
-		if ((Atomics.exchange(hdr, word, released) & LOCK_WAITERS) === 0) return;
-		Atomics.notify(hdr, word, 1);
+		const waiters = (Atomics.load(hdr, word) & LOCK_WAITERS) !== 0;
+		this.release(word);
+		if (!waiters) return;
 		const until = performance.now() + HANDOFF_MS;
-		while (Atomics.load(hdr, word) === released && performance.now() < until); // until the waiter takes it
+		while (Atomics.load(hdr, word) === 0 && performance.now() < until); // until the waiter takes it
 	}
 
 	/** The handle id holding `word`, 0 when free. */
 	owner(word: number): number {
-		const hdr = this.#t.hdr;
-		return Atomics.load(hdr, word) & 1 ? hdr[word + LOCK_OWNER_OFFSET]! : 0;
+		return lockHolder(this.#t.hdr, word);
 	}
 
 	/** Set by close(): this handle takes no more locks. */
 	closed = false;
 
-	/** Throw EOWNERDEAD if a handle died holding a lock, EINVAL if this handle was closed. */
+	/** Throw EOWNERDEAD if a recovery failed, EINVAL if this handle was closed. */
 	ensureAlive(): void {
 		if (this.#t.hdr[HDR_DEAD] !== 0) throw deadError(this.#t.hdr);
 		this.ensureOpen();
@@ -192,6 +264,56 @@ export class Locks {
 		if (this.closed) throw new VmapError("EINVAL", `This handle (id ${this.self}) was closed; attach a new one`);
 	}
 
+	/**
+	 * Claim a journal for the critical section about to begin: the one used last if free, else
+	 * any; when all JOURNALS are in use (that many handles inside critical sections), wait as
+	 * for a lock.
+	 */
+	#claimJournal(): void {
+		if (this.#journal < 0) return;
+		const hdr = this.#t.hdr;
+		const sticky = journalOwner(this.#journal);
+		if (hdr[sticky] === 0) {
+			crashPoint();
+			if (Atomics.compareExchange(hdr, sticky, 0, this.self) === 0) {
+				journalOpen(this.#t.hdrF, journalHead(this.#journal));
+				return;
+			}
+		}
+		this.#claimAnyJournal();
+	}
+
+	#claimAnyJournal(): void {
+		const hdr = this.#t.hdr;
+		const t0 = performance.now();
+		for (let spin = 0; ; spin++) {
+			for (let i = 1; i <= JOURNALS; i++) {
+				const j = (this.#journal + i) % JOURNALS;
+				if (hdr[journalOwner(j)] !== 0) continue;
+				crashPoint();
+				if (Atomics.compareExchange(hdr, journalOwner(j), 0, this.self) !== 0) continue;
+				this.#journal = j;
+				journalOpen(this.#t.hdrF, journalHead(j));
+				return;
+			}
+			if (hdr[HDR_DEAD] !== 0) throw deadError(hdr);
+			if (spin >= SPINS && performance.now() - t0 >= this.timeoutMs)
+				throw new VmapError(
+					"ETIMEDOUT",
+					`Waited ${this.timeoutMs} ms for an undo journal: all ${JOURNALS} are held by handles inside critical sections; nothing was changed`,
+				);
+			if (spin >= SPINS && canWait) Atomics.wait(hdr, journalOwner(this.#journal), hdr[journalOwner(this.#journal)]!, 1);
+		}
+	}
+
+	/** Give the journal back: empty (committed by the last release). */
+	#freeJournal(): void {
+		if (this.#journal < 0) return;
+		journalClose();
+		crashPoint();
+		Atomics.store(this.#t.hdr, journalOwner(this.#journal), 0);
+	}
+
 	#contended(word: number): void {
 		const hdr = this.#t.hdr;
 		const t0 = performance.now();
@@ -200,17 +322,15 @@ export class Locks {
 			const cur = Atomics.load(hdr, word);
 			if ((cur & 1) === 0) {
 				// Keep LOCK_WAITERS if set: others may sleep, and our release must wake one.
-				if (Atomics.compareExchange(hdr, word, cur, cur + 1) === cur) {
-					hdr[word + LOCK_OWNER_OFFSET] = this.self;
-					break;
-				}
+				crashPoint();
+				if (Atomics.compareExchange(hdr, word, cur, cur | this.#held) === cur) break;
 				continue;
 			}
 			if (hdr[HDR_DEAD] !== 0) throw deadError(hdr);
 			if (spin < SPINS) continue;
 			if (performance.now() >= deadline) {
 				this.waitMs += performance.now() - t0;
-				throw timedOut(hdr, word, hdr[word + LOCK_OWNER_OFFSET]!, this.timeoutMs);
+				throw timedOut(hdr, word, (cur >> 1) & LOCK_HOLDER, this.timeoutMs);
 			}
 			if (!canWait) continue;
 			if ((cur & LOCK_WAITERS) === 0 && Atomics.compareExchange(hdr, word, cur, cur | LOCK_WAITERS) !== cur) continue;
@@ -225,7 +345,7 @@ export function deadError(hdr: Int32Array): VmapError {
 	const who = hdr[HDR_DEAD];
 	return new VmapError(
 		"EOWNERDEAD",
-		`The space is unusable: handle ${who} ended (its worker exited) while holding ${lockName(hdr, hdr[HDR_DEAD_WORD]!)}, so the structures it guards may be half-changed`,
+		`The space is unusable: handle ${who} ended (its worker exited) while holding ${lockName(hdr, hdr[HDR_DEAD_WORD]!)}, in a critical section longer than its undo journal (${JOURNAL_ENTRIES} writes), so what it had changed could not be undone`,
 	);
 }
 
@@ -235,6 +355,32 @@ export function timedOut(hdr: Int32Array, word: number, owner: number, ms: numbe
 		"ETIMEDOUT",
 		`Waited ${ms} ms for ${lockName(hdr, word)}, held by handle ${owner}; nothing was changed. The holder is slow, busy or paused, or its worker exited unobserved (watch(worker) makes such an exit known)`,
 	);
+}
+
+/**
+ * Handle `id` ended and its thread runs no more: undo its unfinished critical section (its
+ * journal) and release every lock it held among the space's and `moreLocks`. Runs holding no
+ * lock and waits for none: the locks it touches are the dead handle's. Returns the lock words
+ * it held, or undefined when its journal had overflowed, so that the section could not be
+ * undone (the locks then stay held).
+ */
+export function recoverHolder(t: VaTable, id: number, moreLocks: readonly number[]): number[] | undefined {
+	const hdr = t.hdr;
+	for (let j = 0; j < JOURNALS; j++) {
+		if (Atomics.load(hdr, journalOwner(j)) === id && !journalRollback(t, journalHead(j))) return undefined;
+	}
+	// Purge counters it was writing: the rollback restored those written under a lock; readers
+	// who copied meanwhile must see the sequence move.
+	Atomics.add(hdr, HDR_SEQ_PURGE, (Atomics.load(hdr, HDR_SEQ_PURGE) & 1) === 0 ? 2 : 1);
+	const held: number[] = [];
+	for (const word of [...spaceLockWords(t), ...moreLocks]) {
+		if (lockHolder(hdr, word) !== id) continue;
+		held.push(word);
+		hdr[word + LOCK_SEQ_OFFSET] = (hdr[word + LOCK_SEQ_OFFSET]! + 1) & LOCK_SEQ_MASK;
+		if (Atomics.exchange(hdr, word, 0) & LOCK_WAITERS) Atomics.notify(hdr, word);
+	}
+	for (let j = 0; j < JOURNALS; j++) Atomics.compareExchange(hdr, journalOwner(j), id, 0);
+	return held;
 }
 
 /** The space's lock words: global, then every node's. */

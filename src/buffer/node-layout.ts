@@ -2,7 +2,7 @@
  * The node table's words (kernel struct vmap_node): where each of a node's lock domains sits,
  * and what the records that follow it begin at. The buffer as a whole: layout.ts.
  */
-import { HANDLE_MAX, HANDLE_OFFSET, HANDLE_WORDS } from "./layout.ts";
+import { JOURNAL_BYTES, JOURNAL_OFFSET, JOURNALS } from "./layout.ts";
 
 /**
  * One block of NODE_WORDS Int32 words per node (kernel struct vmap_node), from NODE_OFFSET.
@@ -40,7 +40,7 @@ import { HANDLE_MAX, HANDLE_OFFSET, HANDLE_WORDS } from "./layout.ts";
  *   helpers take it apart, under the pool lock;
  * - pool: in pool (pages - 1) of its vn_id's node, an area of exactly that many pages.
  */
-export const NODE_OFFSET = HANDLE_OFFSET + HANDLE_MAX * HANDLE_WORDS * 4;
+export const NODE_OFFSET = JOURNAL_OFFSET + JOURNALS * JOURNAL_BYTES;
 export const NODE_MAX = 128;
 /** Pools per node: areas of exactly 1..MAX_VA_SIZE_PAGES pages. */
 export const MAX_VA_SIZE_PAGES = 256;

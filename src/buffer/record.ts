@@ -12,9 +12,13 @@
  * fitIn, lowestFit and afterFree no longer inlined). test/layout.test.ts checks every accessor
  * against layout.ts.
  *
+ * Every setter journals the word's old value first (journal.ts): under a lock, a critical
+ * section its holder does not finish is undone.
+ *
  * Word 2 is a union (layout.ts): subtreeMaxSize for a free-tree record, flags and tag for a
  * busy, lazy or pooled one. Nothing checks which: the caller knows the record's state.
  */
+import { logRec, logRecF } from "./journal.ts";
 import type { VA_LEFT, VA_RIGHT } from "./layout.ts";
 
 /** A child side of a tree node: VA_LEFT or VA_RIGHT. */
@@ -41,30 +45,50 @@ export function subtreeMaxSize(f64: Float64Array, va: number): number {
 }
 
 export function setVaStart(f64: Float64Array, va: number, start: number): void {
-	f64[va * 5] = start;
+	const i = va * 5;
+	logRecF(i, f64[i]!);
+	f64[i] = start;
 }
 
 export function setVaEnd(f64: Float64Array, va: number, end: number): void {
-	f64[va * 5 + 1] = end;
+	const i = va * 5 + 1;
+	logRecF(i, f64[i]!);
+	f64[i] = end;
 }
 
 export function setVaRange(f64: Float64Array, va: number, start: number, end: number): void {
-	f64[va * 5] = start;
-	f64[va * 5 + 1] = end;
+	const i = va * 5;
+	logRecF(i, f64[i]!);
+	f64[i] = start;
+	logRecF(i + 1, f64[i + 1]!);
+	f64[i + 1] = end;
 }
 
 export function setSubtreeMaxSize(f64: Float64Array, va: number, size: number): void {
-	f64[va * 5 + 2] = size;
+	const i = va * 5 + 2;
+	logRecF(i, f64[i]!);
+	f64[i] = size;
 }
 
 /** Zero every word of record `va`. */
 export function clearRecord(f64: Float64Array, va: number): void {
 	const f = va * 5;
-	f64[f] = 0;
-	f64[f + 1] = 0;
-	f64[f + 2] = 0;
-	f64[f + 3] = 0;
-	f64[f + 4] = 0;
+	for (let i = f; i < f + 5; i++) {
+		logRecF(i, f64[i]!);
+		f64[i] = 0;
+	}
+}
+
+/** Int32 word `i` of the record table (a run's words: busy hash tables, small-area descriptors, the block index). */
+export function setRecWord(i32: Int32Array, i: number, v: number): void {
+	logRec(i, i32[i]!);
+	i32[i] = v;
+}
+
+/** Float64 word `i` of the record table (a run's words). */
+export function setRecWordF(f64: Float64Array, i: number, v: number): void {
+	logRecF(i, f64[i]!);
+	f64[i] = v;
 }
 
 // ── Int32 words: state, tag, links ───────────────────────────────────────────────────────
@@ -75,7 +99,9 @@ export function vaFlags(i32: Int32Array, va: number): number {
 }
 
 export function setVaFlags(i32: Int32Array, va: number, flags: number): void {
-	i32[va * 10 + 4] = flags;
+	const i = va * 10 + 4;
+	logRec(i, i32[i]!);
+	i32[i] = flags;
 }
 
 /** Tag id of a busy or lazy record (0: none). */
@@ -84,7 +110,9 @@ export function vaTag(i32: Int32Array, va: number): number {
 }
 
 export function setVaTag(i32: Int32Array, va: number, tag: number): void {
-	i32[va * 10 + 5] = tag;
+	const i = va * 10 + 5;
+	logRec(i, i32[i]!);
+	i32[i] = tag;
 }
 
 /** The next record on whichever list `va` is on (free, lazy, purge, pool or slot list). */
@@ -93,7 +121,9 @@ export function vaNext(i32: Int32Array, va: number): number {
 }
 
 export function setVaNext(i32: Int32Array, va: number, next: number): void {
-	i32[va * 10 + 9] = next;
+	const i = va * 10 + 9;
+	logRec(i, i32[i]!);
+	i32[i] = next;
 }
 
 export function vaLeft(i32: Int32Array, va: number): number {
@@ -109,7 +139,9 @@ export function vaChild(i32: Int32Array, va: number, side: Side): number {
 }
 
 export function setVaChild(i32: Int32Array, va: number, side: Side, child: number): void {
-	i32[va * 10 + side] = child;
+	const i = va * 10 + side;
+	logRec(i, i32[i]!);
+	i32[i] = child;
 }
 
 /** Parent slot (the parent word holds it shifted left by one). */
@@ -125,28 +157,40 @@ export function vaIsRed(i32: Int32Array, va: number): boolean {
 /** Set the parent, keeping the colour. */
 export function setVaParent(i32: Int32Array, va: number, parent: number): void {
 	const w = va * 10 + 8;
-	i32[w] = (parent << 1) | (i32[w]! & 1);
+	const old = i32[w]!;
+	logRec(w, old);
+	i32[w] = (parent << 1) | (old & 1);
 }
 
 /** Set parent and colour at once (a new leaf, or a node taking another's place). */
 export function setVaParentColour(i32: Int32Array, va: number, parent: number, red: boolean): void {
-	i32[va * 10 + 8] = (parent << 1) | (red ? 1 : 0);
+	const i = va * 10 + 8;
+	logRec(i, i32[i]!);
+	i32[i] = (parent << 1) | (red ? 1 : 0);
 }
 
 export function setVaRed(i32: Int32Array, va: number): void {
-	i32[va * 10 + 8]! |= 1;
+	const i = va * 10 + 8;
+	const old = i32[i]!;
+	logRec(i, old);
+	i32[i] = old | 1;
 }
 
 /** Paint `va` black; nil stays untouched (record 0 is never written). */
 export function setVaBlack(i32: Int32Array, va: number): void {
-	if (va !== 0) i32[va * 10 + 8]! &= ~1;
+	if (va === 0) return;
+	const i = va * 10 + 8;
+	const old = i32[i]!;
+	logRec(i, old);
+	i32[i] = old & ~1;
 }
 
 /** Unlink `va` from every tree: no children, no parent, black. */
 export function clearVaLinks(i32: Int32Array, va: number): void {
-	i32[va * 10 + 6] = 0;
-	i32[va * 10 + 7] = 0;
-	i32[va * 10 + 8] = 0;
+	for (let i = va * 10 + 6; i <= va * 10 + 8; i++) {
+		logRec(i, i32[i]!);
+		i32[i] = 0;
+	}
 }
 
 /** Whether every word of record `va` is zero (record 0, nil, must stay so). */

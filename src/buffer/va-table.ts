@@ -1,4 +1,5 @@
 import { VmapError } from "../api/errors.ts";
+import { add, put, putAtomic } from "./journal.ts";
 import {
 	bytesForCapacity,
 	HANDLE_MAX,
@@ -141,7 +142,7 @@ export class VaTable {
 			throw new VmapError("ENOMEM", `Cannot grow the record table to ${next} records: ${(e as Error).message}`);
 		}
 		this.#mapHeader();
-		Atomics.store(this.hdr, HDR_CAPACITY, next); // after the buffer grew: a reader of it may map that far
+		putAtomic(this.hdr, HDR_CAPACITY, next); // after the buffer grew: a reader of it may map that far
 		this.remap();
 	}
 
@@ -159,13 +160,16 @@ export class VaTable {
 	/**
 	 * Take `n` consecutive slots (a small-area block's descriptor, the block index) from the
 	 * never-used end; `reserveRun()` must have made room. Their words are all zero. They return
-	 * one by one with freeSlot().
+	 * one by one with freeSlot(). Records at and above SLOT_HIGH may hold words of a critical
+	 * section that was undone (journal.ts): taking one zeroes it, unjournaled (their old words
+	 * mean nothing).
 	 */
 	takeRun(n: number): number {
 		const hdr = this.hdr;
 		const first = hdr[HDR_SLOT_HIGH]!;
 		if (first + n > this.capacity) throw new VmapError("ENOMEM", "record table full (reserveRun() was not called)");
-		hdr[HDR_SLOT_HIGH] = first + n;
+		put(hdr, HDR_SLOT_HIGH, first + n);
+		this.f64.fill(0, first * REC_F64, (first + n) * REC_F64);
 		return first;
 	}
 
@@ -174,13 +178,14 @@ export class VaTable {
 		const hdr = this.hdr;
 		let slot = hdr[HDR_SLOT_FREE]!;
 		if (slot !== 0) {
-			hdr[HDR_SLOT_FREE] = vaNext(this.i32, slot);
-			hdr[HDR_SLOT_FREE_NR]!--;
+			put(hdr, HDR_SLOT_FREE, vaNext(this.i32, slot));
+			add(hdr, HDR_SLOT_FREE_NR, -1);
 			clearRecord(this.f64, slot);
 		} else {
 			slot = hdr[HDR_SLOT_HIGH]!;
 			if (slot >= this.capacity) throw new VmapError("ENOMEM", "record table full (reserve() was not called)");
-			hdr[HDR_SLOT_HIGH] = slot + 1;
+			put(hdr, HDR_SLOT_HIGH, slot + 1);
+			this.f64.fill(0, slot * REC_F64, (slot + 1) * REC_F64); // see takeRun()
 		}
 		return slot;
 	}
@@ -189,8 +194,8 @@ export class VaTable {
 	freeSlot(slot: number): void {
 		const hdr = this.hdr;
 		setVaNext(this.i32, slot, hdr[HDR_SLOT_FREE]!);
-		hdr[HDR_SLOT_FREE] = slot;
-		hdr[HDR_SLOT_FREE_NR]!++;
+		put(hdr, HDR_SLOT_FREE, slot);
+		add(hdr, HDR_SLOT_FREE_NR, 1);
 	}
 }
 

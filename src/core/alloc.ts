@@ -2,6 +2,7 @@
  * Allocation (kernel alloc_vmap_area): the argument checks, the node pool path (node_alloc),
  * the lowest fit in free space, and the overflow purge and retry.
  */
+import { add, addF } from "../buffer/journal.ts";
 import type { AllocOptions } from "../api/types.ts";
 import { hashInsert, hashMaintain } from "../tree/busy-hash.ts";
 import { insertVmapArea } from "../tree/busy-tree.ts";
@@ -28,6 +29,7 @@ import { flushingNote } from "../purge/batches.ts";
 import { workPosted } from "../purge/work.ts";
 import { setVaFlags, setVaRange, setVaTag, vaEnd, vaStart } from "../buffer/record.ts";
 import type { SpaceState } from "./state.ts";
+import type { BlockSetup } from "../small/cache.ts";
 
 const ALLOC_KEYS = ["align", "vstart", "vend", "tag", "nowait", "timeoutMs"];
 
@@ -68,9 +70,17 @@ interface AllocRequest {
 /**
  * Allocate `size` bytes at the lowest address that fits (see VmapSpace.alloc), or as
  * `overflow` says when nothing does. Every check that can fail runs before anything is
- * written (the tag is interned last of all), so a failed call changes nothing.
+ * written (the tag is interned last of all), so a failed call changes nothing. `block`: the
+ * area is a small-area block, set up in the same critical section (small/cache-state.ts
+ * BlockSetup; from free space only).
  */
-export function allocVmapArea(s: SpaceState, size: number, options: AllocOptions | undefined, overflow: Overflow): number {
+export function allocVmapArea(
+	s: SpaceState,
+	size: number,
+	options: AllocOptions | undefined,
+	overflow: Overflow,
+	block?: BlockSetup,
+): number {
 	const pageSize = s.pageSize;
 	let align = pageSize;
 	let vstart = s.start;
@@ -97,7 +107,7 @@ export function allocVmapArea(s: SpaceState, size: number, options: AllocOptions
 	// free_vmap_area_lock lock").
 	let vn = 0;
 	let pool = 0;
-	if (s.nodes > 1 && vstart === s.start && vend === s.end) {
+	if (s.nodes > 1 && vstart === s.start && vend === s.end && block === undefined) {
 		vn = encodeVnId(s.node);
 		if (poolable(pages)) {
 			pool = poolWord(s.node, pages);
@@ -116,6 +126,7 @@ export function allocVmapArea(s: SpaceState, size: number, options: AllocOptions
 	let va: number;
 	try {
 		t.reserve(2); // the busy record and a middle split: running out fails before any change
+		block?.reserve();
 		va = findVmapLowestMatch(t, size, align, vstart, vend, pageSize);
 	} catch (e) {
 		locks.release(HDR_FREE_LOCK);
@@ -123,7 +134,7 @@ export function allocVmapArea(s: SpaceState, size: number, options: AllocOptions
 		// merges them into free space. Purge and retry once, as when nothing fits.
 		if (!(e instanceof VmapError && e.code === "ENOMEM" && overflow === "purge" && t.lazyPages() > 0)) throw e;
 		overflowPurge(s);
-		return allocVmapArea(s, size, options, "fail");
+		return allocVmapArea(s, size, options, "fail", block);
 	}
 	if (va === 0) {
 		locks.release(HDR_FREE_LOCK);
@@ -136,9 +147,10 @@ export function allocVmapArea(s: SpaceState, size: number, options: AllocOptions
 	locks.acquireUnder(b + N_BUSY_LOCK, HDR_FREE_LOCK);
 	let busy = vaClip(t, va, nva, size);
 	if (busy === 0) busy = t.allocSlot();
-	if (pool !== 0) t.hdrF[(nodeBase(s.node) >> 1) + NF_POOL_MISSES]!++;
+	if (pool !== 0) addF(t.hdrF, (nodeBase(s.node) >> 1) + NF_POOL_MISSES, 1);
 	setVaRange(t.f64, busy, nva, nva + size);
 	linkBusy(s, b, busy, nva, size, vn, tag);
+	block?.setUp(busy, nva); // before hashMaintain, which may take the records block.reserve() counted on
 	hashMaintain(t, b); // last: it may grow the record table, which the free-space lock allows
 	locks.release(b + N_BUSY_LOCK);
 	locks.release(HDR_FREE_LOCK);
@@ -167,7 +179,7 @@ function nodeAlloc(s: SpaceState, pool: number, align: number, vn: number, tag: 
 	// Under both locks: the area is never in neither structure.
 	poolPop(t, s.node, pool);
 	linkBusy(s, b, va, start, vaEnd(t.f64, va) - start, vn, tag);
-	t.hdrF[(nodeBase(s.node) >> 1) + NF_POOL_HITS]!++;
+	addF(t.hdrF, (nodeBase(s.node) >> 1) + NF_POOL_HITS, 1);
 	s.locks.release(b + N_BUSY_LOCK);
 	s.locks.release(lock);
 	return start;
@@ -185,10 +197,10 @@ function linkBusy(s: SpaceState, b: number, va: number, start: number, size: num
 	setVaTag(i32, va, tag);
 	insertVmapArea(t, b + N_BUSY_ROOT, va);
 	hashInsert(t, b, va, start);
-	t.hdr[b + N_BUSY_NR]!++;
+	add(t.hdr, b + N_BUSY_NR, 1);
 	const f = b >> 1;
-	t.hdrF[f + NF_BUSY_BYTES]! += size;
-	t.hdrF[f + NF_ALLOCS]!++;
+	addF(t.hdrF, f + NF_BUSY_BYTES, size);
+	addF(t.hdrF, f + NF_ALLOCS, 1);
 }
 
 /** Areas in every node's pools (plain reads: a hint). */
@@ -243,7 +255,7 @@ function noFit(s: SpaceState, size: number, options: AllocOptions | undefined, r
 		return allocVmapArea(s, size, options, "fail");
 	}
 	s.locks.acquire(HDR_FREE_LOCK);
-	t.hdrF[HDRF_FAILED]!++;
+	addF(t.hdrF, HDRF_FAILED, 1);
 	s.locks.release(HDR_FREE_LOCK);
 	throw new VmapError(
 		"EBUSY",

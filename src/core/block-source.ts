@@ -22,9 +22,9 @@ export function openSmallCache(s: SpaceState, flush: FlushHook | undefined): voi
 
 function blockSource(s: SpaceState): BlockSource {
 	return {
-		allocBlockArea(bytes: number): number {
+		allocBlockArea(bytes, setup): number {
 			try {
-				return allocVmapArea(s, bytes, { align: bytes, tag: SMALL_BLOCK_TAG, nowait: true }, "fail");
+				return allocVmapArea(s, bytes, { align: bytes, tag: SMALL_BLOCK_TAG, nowait: true }, "fail", setup);
 			} catch (e) {
 				if (e instanceof VmapError && (e.code === "EBUSY" || e.code === "ENOMEM")) return -1;
 				throw e;

@@ -4,10 +4,11 @@
  * its worker sees the worker exit (watch(): Node's "exit" event, which fires after terminate()
  * and after a crash), or when a page that terminated a Web Worker says so (exited(id)).
  *
- * An ended handle that held nothing is forgotten: its id is free again, the purge work it had
- * taken is posted anew, and the layer above is told (the heap takes it offline for grace
- * periods). One that held a lock may have left the structures that lock guards half-changed:
- * HDR_DEAD records it and every call on the space throws EOWNERDEAD from then on.
+ * An ended handle is forgotten: what it was changing under locks is undone from its journal
+ * (buffer/journal.ts) and its locks released, its id is free again, the purge work it had
+ * taken is posted anew, its batches are orphaned for the next purge, and the layer above is
+ * told (the heap takes it offline for grace periods). Only when its journal had overflowed
+ * does HDR_DEAD record it, and every call on the space throws EOWNERDEAD from then on.
  */
 import { VmapError } from "../api/errors.ts";
 import {
@@ -23,9 +24,8 @@ import {
 	HANDLE_WORDS,
 	HDR_DEAD,
 	HDR_DEAD_WORD,
-	LOCK_OWNER_OFFSET,
 } from "../buffer/layout.ts";
-import { spaceLockWords } from "../buffer/lock.ts";
+import { lockHolder, recoverHolder, spaceLockWords } from "../buffer/lock.ts";
 import { repostWork } from "../purge/work.ts";
 import type { VaTable } from "../buffer/va-table.ts";
 
@@ -75,20 +75,21 @@ export function handlesOfThread(t: VaTable, threadId: number): number[] {
 
 /**
  * Handle `id` was observed to end (its worker exited). Call only once its thread runs no more
- * (after the worker's "exit" event): its lock holdings are then final. Returns "dead" when it
- * held one of the space's locks or of `moreLocks` (the space is poisoned: EOWNERDEAD), else
- * "gone" (its id is free again); "closed" when the handle had closed already.
+ * (after the worker's "exit" event): its lock holdings are then final. What it was changing
+ * under locks (the space's or `moreLocks`) is undone and its locks released (lock.ts
+ * recoverHolder). Returns "gone" (its id is free again); "dead" only when that could not be
+ * done (a journal overflowed: the space is poisoned, EOWNERDEAD); "closed" when the handle had
+ * closed already.
  */
 export function handleEnded(t: VaTable, id: number, moreLocks: readonly number[]): "dead" | "gone" | "closed" {
 	const hdr = t.hdr;
 	const entry = (id - 1) * HANDLE_WORDS + HANDLE_STATE;
 	if (Atomics.load(t.handles, entry) !== HANDLE_ALIVE) return "closed";
-	for (const word of [...spaceLockWords(t), ...moreLocks]) {
-		if ((Atomics.load(hdr, word) & 1) !== 0 && Atomics.load(hdr, word + LOCK_OWNER_OFFSET) === id) {
-			Atomics.store(t.handles, entry, HANDLE_DEAD);
-			if (Atomics.compareExchange(hdr, HDR_DEAD, 0, id) === 0) Atomics.store(hdr, HDR_DEAD_WORD, word);
-			return "dead";
-		}
+	if (recoverHolder(t, id, moreLocks) === undefined) {
+		Atomics.store(t.handles, entry, HANDLE_DEAD);
+		const word = [...spaceLockWords(t), ...moreLocks].find((w) => lockHolder(hdr, w) === id) ?? 0;
+		if (Atomics.compareExchange(hdr, HDR_DEAD, 0, id) === 0) Atomics.store(hdr, HDR_DEAD_WORD, word);
+		return "dead";
 	}
 	// Purge work it had taken and not finished: its purge tree is whole between steps, and
 	// every step runs under locks, so another handle can take the node over.

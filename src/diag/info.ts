@@ -30,7 +30,7 @@ import {
 	nodeBase,
 	purgeTree,
 } from "../buffer/node-layout.ts";
-import { LOCK_SEQ } from "../buffer/lock.ts";
+import { seqRead, seqSame } from "../buffer/lock.ts";
 import { blockStartOf, D_DIRTY_NR, D_FREE_NR, D_LIVE_NR, D_OWNER, D_REMOTE_NR, D_SLOTS, slotBytesOf } from "../small/descriptor.ts";
 import { eachBlock } from "../small/block-index.ts";
 import type { SpaceState } from "../core/state.ts";
@@ -48,10 +48,10 @@ const TURN_MS = 4;
 
 /** Whether the tree at `root` is empty, read as a sequence lock reads (lock.ts): no writer held `lock` or `inner` across the read. */
 function emptyTree(hdr: Int32Array, lock: number, inner: number, root: number): boolean {
-	const outer = Atomics.load(hdr, lock) & LOCK_SEQ;
-	const under = inner === -1 ? 0 : Atomics.load(hdr, inner) & LOCK_SEQ;
-	if (((outer | under) & 1) !== 0 || Atomics.load(hdr, root) !== 0) return false;
-	return (Atomics.load(hdr, lock) & LOCK_SEQ) === outer && (inner === -1 || (Atomics.load(hdr, inner) & LOCK_SEQ) === under);
+	const outer = seqRead(hdr, lock);
+	const under = inner === -1 ? 0 : seqRead(hdr, inner);
+	if (outer < 0 || under < 0 || Atomics.load(hdr, root) !== 0) return false;
+	return seqSame(hdr, lock, outer) && (inner === -1 || seqSame(hdr, inner, under));
 }
 
 /** What a listing read: busy and lazy areas, free blocks (tag 0), each in address order. */
@@ -107,15 +107,11 @@ function* treeChunks(s: SpaceState, lock: number, inner: number, root: number, c
 		into.reserve(3 * CHUNK_AREAS); // before the locks: see Rows
 		t.sync();
 		const hdr = t.hdr;
-		const outerSeq = Atomics.load(hdr, lock) & LOCK_SEQ;
-		const innerSeq = inner === -1 ? 0 : Atomics.load(hdr, inner) & LOCK_SEQ;
-		let n = ((outerSeq | innerSeq) & 1) === 0 ? walkChunk(t, root, from, into) : -1;
+		const outerSeq = seqRead(hdr, lock);
+		const innerSeq = inner === -1 ? 0 : seqRead(hdr, inner);
+		let n = outerSeq >= 0 && innerSeq >= 0 ? walkChunk(t, root, from, into) : -1;
 		// A writer came meanwhile: read it again under the locks.
-		if (
-			n >= 0 &&
-			((Atomics.load(hdr, lock) & LOCK_SEQ) !== outerSeq || (inner !== -1 && (Atomics.load(hdr, inner) & LOCK_SEQ) !== innerSeq))
-		)
-			n = -1;
+		if (n >= 0 && !(seqSame(hdr, lock, outerSeq) && (inner === -1 || seqSame(hdr, inner, innerSeq)))) n = -1;
 		if (n < 0) {
 			locks.acquire(lock);
 			if (inner !== -1) locks.acquireUnder(inner, lock); // a wait that fails releases `lock` too

@@ -5,11 +5,11 @@
  * Counters are grouped in domains, one per lock that guards their writers: free space (the
  * free-space lock; each node's pool misses are counted there too), and per node its busy tree
  * (busy lock), its lazy tree (lazy lock) and its pools and purge trees (pool lock); purges (the
- * purge mutex). The lock words count, odd while held (lock.ts), so they are their domains'
- * sequence locks; the purge counters have their own word, HDR_SEQ_PURGE, made odd by seqBegin
- * and even by seqEnd around each short update, since the purge mutex stays held across a whole
- * flush. A reader copies a domain's counters between two equal, even readings of its word and
- * retries otherwise, so each domain is read as one consistent snapshot. A long holder of a
+ * purge mutex). Each lock word and the sequence word beside it (lock.ts) make their domain's
+ * sequence lock; the purge counters have their own word, HDR_SEQ_PURGE, made odd by seqBegin
+ * and even by seqEnd around each short update, since helpers write them holding no purge
+ * mutex. A reader copies a domain's counters between two readings (seqRead, seqSame) that
+ * saw no writer, and retries otherwise, so each domain is read as one consistent snapshot. A long holder of a
  * lock (check(), dump()) makes readers of that domain retry until it ends, up to GIVE_UP_MS.
  *
  * Across domains a snapshot may be momentarily inconsistent: an area moving from one structure
@@ -71,7 +71,7 @@ import {
 	purgeTree,
 	POOL_LEN,
 } from "../buffer/node-layout.ts";
-import { LOCK_SEQ } from "../buffer/lock.ts";
+import { seqRead, seqSame } from "../buffer/lock.ts";
 import { poolWord } from "../tree/nodes.ts";
 import type { VaTable } from "../buffer/va-table.ts";
 import { subtreeMaxSize, vaEnd, vaRight, vaStart } from "../buffer/record.ts";
@@ -187,18 +187,18 @@ function spanBytes(t: VaTable, root: number): number {
 }
 
 /**
- * Copy one domain consistently: copy it until the copy ran entirely between two equal, even
- * readings of the sequence word. Returns false if a writer kept the word moving (or odd) for
+ * Copy one domain consistently: copy it until the copy ran entirely between two readings of
+ * its sequence lock that saw no writer. Returns false if writers kept coming for
  * GIVE_UP_MS; the last copy is then still in `s`.
  */
 function readDomain(t: VaTable, seqWord: number, s: VmapStats, domain: number, v: number, pools: boolean): boolean {
 	const hdr = t.hdr;
 	let deadline = 0;
 	for (let i = 0; ; i++) {
-		const before = Atomics.load(hdr, seqWord) & LOCK_SEQ;
-		if ((before & 1) === 0) {
+		const before = seqRead(hdr, seqWord);
+		if (before >= 0) {
 			copyDomain(t, s, domain, v, pools);
-			if ((Atomics.load(hdr, seqWord) & LOCK_SEQ) === before) return true;
+			if (seqSame(hdr, seqWord, before)) return true;
 		}
 		if ((i & 1023) === 1023) {
 			const now = performance.now();

@@ -7,6 +7,7 @@
  * in steps of PURGE_STEP areas per lock hold: allocators interleave with a long purge, and a
  * statistics reader waits at most one step.
  */
+import { add, addF, journalCommit } from "../buffer/journal.ts";
 import { mergeOrAddVmapArea } from "../tree/free-space.ts";
 import { HDR_FREE_LOCK, HDR_PURGE_LOCK, HDRF_TRIMS, BATCH_SKIP_POPULATE, HDR_BATCH_FLAGS } from "../buffer/layout.ts";
 import {
@@ -70,20 +71,19 @@ export function purgeVmapNodeStep(t: VaTable, locks: Locks, v: number, k: number
 	const hdr = t.hdr;
 	const hdrF = t.hdrF;
 	let n = 0;
-	let pages = 0;
 	for (let va = rbFirst(t, tree); va !== 0 && n < PURGE_STEP; n++) {
 		const p = vaSize(f64, va) * pageInverse;
 		const pool = toPool(t, va, v, k, pageInverse);
 		if (poolOnly && !pool) break;
 		const next = removeFirst(t, tree, va);
-		hdr[tree + 1]!--;
-		pages += p;
+		add(hdr, tree + 1, -1);
 		if (pool) poolAdd(t, v, va, p);
 		else mergeOrAddVmapArea(t, va);
+		addF(hdrF, (b >> 1) + NF_LAZY_PURGED, p);
+		addF(hdrF, (b >> 1) + NF_PURGED_AREAS, 1);
+		journalCommit(); // each area is a step: what it did stays (journal.ts)
 		va = next;
 	}
-	hdrF[(b >> 1) + NF_LAZY_PURGED]! += pages;
-	hdrF[(b >> 1) + NF_PURGED_AREAS]! += n;
 	locks.release(b + N_POOL_LOCK);
 	if (!poolOnly) locks.release(HDR_FREE_LOCK);
 	return true;
@@ -116,8 +116,9 @@ export function decayVaPoolNode(t: VaTable, locks: Locks, v: number, full: boole
 					break;
 				}
 				mergeOrAddVmapArea(t, va);
+				addF(t.hdrF, (b >> 1) + NF_DECAYED, 1);
+				journalCommit(); // each area is a step: what it did stays (journal.ts)
 			}
-			t.hdrF[(b >> 1) + NF_DECAYED]! += n;
 			areas += n;
 			decayedPages += n * pages;
 			locks.release(b + N_POOL_LOCK);
@@ -145,7 +146,7 @@ export function trimPools(t: VaTable, locks: Locks, pageInverse: number): TrimRe
 			bytes += decayed.pages / pageInverse;
 		}
 		seqBegin(t.hdr);
-		t.hdrF[HDRF_TRIMS]!++;
+		addF(t.hdrF, HDRF_TRIMS, 1);
 		seqEnd(t.hdr);
 	} finally {
 		locks.release(HDR_PURGE_LOCK);

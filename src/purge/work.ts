@@ -11,6 +11,7 @@
  * is busy with another batch's work purges that node itself). Posting and taking are Atomics
  * operations; the purge of the node itself is ordinary locked work (purge-node.ts).
  */
+import { addF } from "../buffer/journal.ts";
 import { VmapError } from "../api/errors.ts";
 import { HDR_WORK, HDRF_HELPED, HDRF_LAZY_MAX_PAGES } from "../buffer/layout.ts";
 import { N_POOL_LOCK, N_WORK, NF_HELPER_RUNS, nodeBase, purgeTree } from "../buffer/node-layout.ts";
@@ -109,7 +110,7 @@ export function helpPurges(t: VaTable, locks: Locks, pageInverse: number): void 
 			while (purgeVmapNodeStep(t, locks, v, k, pageInverse));
 			const b = nodeBase(v);
 			locks.acquire(b + N_POOL_LOCK);
-			t.hdrF[(b >> 1) + NF_HELPER_RUNS]!++;
+			addF(t.hdrF, (b >> 1) + NF_HELPER_RUNS, 1);
 			locks.release(b + N_POOL_LOCK);
 		} catch (e) {
 			// Helping is optional: a lock wait that timed out posts the node again for anyone.
@@ -162,7 +163,7 @@ export function stepBatch(t: VaTable, locks: Locks, pageInverse: number, b: Batc
 	if (helper === 0) {
 		b.posted.shift();
 		seqBegin(t.hdr);
-		t.hdrF[HDRF_HELPED]!++;
+		addF(t.hdrF, HDRF_HELPED, 1);
 		seqEnd(t.hdr);
 		return "more";
 	}

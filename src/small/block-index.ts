@@ -6,7 +6,9 @@
  * reader validates what it finds (STATE and START of the descriptor), since a table replaced
  * by growth is freed while readers may hold it.
  */
+import { add, put, putAtomic } from "../buffer/journal.ts";
 import { HDR_BLOCK_INDEX, HDR_BLOCK_NR, HDR_BLOCK_USED, REC_I32 } from "../buffer/layout.ts";
+import { clearRecord, setRecWord, setRecWordF } from "../buffer/record.ts";
 import type { VaTable } from "../buffer/va-table.ts";
 import { BITMAPS, blockStartOf, D_BITS, D_STATE, D_WORDS, SMALL_BLOCK_ACTIVE } from "./descriptor.ts";
 
@@ -69,8 +71,8 @@ export function indexInsert(t: VaTable, d: number, blockInverse: number): void {
 	const hdr = t.hdr;
 	const cap = nextIndexCapacity(t);
 	const first = cap === 0 ? hdr[HDR_BLOCK_INDEX]! : rebuildIndex(t, cap, blockInverse);
-	if (put(t, first, d, blockInverse)) hdr[HDR_BLOCK_USED]!++;
-	hdr[HDR_BLOCK_NR]!++;
+	if (putEntry(t, first, d, blockInverse)) add(hdr, HDR_BLOCK_USED, 1);
+	add(hdr, HDR_BLOCK_NR, 1);
 }
 
 /** The capacity of the index the next insert rebuilds (for reserving its run), or 0 when it inserts in place. */
@@ -82,7 +84,7 @@ export function nextIndexCapacity(t: VaTable): number {
 }
 
 /** Put `d` in the first empty or deleted entry of its probe chain; true if the entry was empty. */
-function put(t: VaTable, first: number, d: number, blockInverse: number): boolean {
+function putEntry(t: VaTable, first: number, d: number, blockInverse: number): boolean {
 	const i32 = t.i32;
 	const f64 = t.f64;
 	const start = blockStartOf(f64, d);
@@ -92,8 +94,8 @@ function put(t: VaTable, first: number, d: number, blockInverse: number): boolea
 	while (i32[base + e * 4 + 2]! > 0) e = (e + 1) & mask;
 	const w = base + e * 4;
 	const empty = i32[w + 2] === 0;
-	f64[w >> 1] = start;
-	i32[w + 2] = d;
+	setRecWordF(f64, w >> 1, start);
+	setRecWord(i32, w + 2, d);
 	return empty;
 }
 
@@ -107,16 +109,19 @@ function rebuildIndex(t: VaTable, cap: number, blockInverse: number): number {
 	let n = 0;
 	if (old !== 0) {
 		eachBlock(t, (d) => {
-			put(t, first, d, blockInverse);
+			putEntry(t, first, d, blockInverse);
 			n++;
 		});
 	}
 	// Readers without a lock load the index word, then its entries: publish it once filled.
-	Atomics.store(t.hdr, HDR_BLOCK_INDEX, first);
-	t.hdr[HDR_BLOCK_USED] = n;
+	putAtomic(t.hdr, HDR_BLOCK_INDEX, first);
+	put(t.hdr, HDR_BLOCK_USED, n);
 	if (old !== 0) {
+		// Its records go back as they are (readers validate what they find), its capacity word
+		// zeroed so that a reader still holding it stops at once.
 		const oldRun = t.i32[old * REC_I32 + 1]!;
-		for (let r = 0; r < oldRun; r++) clearAndFree(t, old + r);
+		setRecWord(t.i32, old * REC_I32, 0);
+		for (let r = 0; r < oldRun; r++) t.freeSlot(old + r);
 	}
 	return first;
 }
@@ -131,16 +136,16 @@ export function indexRemove(t: VaTable, d: number, blockInverse: number): void {
 	for (let e = slotOf(start, blockInverse, mask); ; e = (e + 1) & mask) {
 		const w = base + e * 4 + 2;
 		if (i32[w] === d) {
-			i32[w] = -1;
+			setRecWord(i32, w, -1);
 			break;
 		}
 		if (i32[w] === 0) throw new Error(`block index: descriptor ${d} is not indexed`);
 	}
-	t.hdr[HDR_BLOCK_NR]!--;
+	add(t.hdr, HDR_BLOCK_NR, -1);
 }
 
 /** Zero a record (a run's record may hold any words) and return it to the slot free list. */
 export function clearAndFree(t: VaTable, rec: number): void {
-	t.i32.fill(0, rec * REC_I32, (rec + 1) * REC_I32);
+	clearRecord(t.f64, rec);
 	t.freeSlot(rec);
 }

@@ -15,9 +15,22 @@ import { sizeClasses } from "./descriptor.ts";
  * the ordinary allocator and go back through the ordinary lazy free, so that the space's purge
  * flushes a retired block's dirty slots before its range is reused.
  */
+/**
+ * A small-area block's setup, run inside the critical section that allocates its area (the
+ * free-space lock and the area's busy lock held), so that a block exists whole or not at all:
+ * `reserve` makes room for its records before anything changes, `setUp` writes its descriptor.
+ */
+export interface BlockSetup {
+	reserve(): void;
+	setUp(va: number, addr: number): void;
+}
+
 export interface BlockSource {
-	/** A busy area of `bytes` aligned to `bytes`, without purging or waiting, or -1 when the space has no room. */
-	allocBlockArea(bytes: number): number;
+	/**
+	 * A busy area of `bytes` aligned to `bytes`, without purging or waiting, or -1 when the
+	 * space has no room; `setup` runs in its critical section (core/alloc.ts BlockSetup).
+	 */
+	allocBlockArea(bytes: number, setup: BlockSetup): number;
 	/** Free the block area at `addr` lazily; `unindex` runs under the locks that make the block unreachable. */
 	freeBlockArea(addr: number, unindex: () => void): void;
 	/** Base word of the node whose busy tree holds an area starting at `addr`. */

@@ -18,7 +18,7 @@ import { carve, classSize, findSmall, freeSmall, markSmall, resizeSmall } from "
 import { flushCache } from "./flush.ts";
 import { ended, handOver } from "./owner.ts";
 
-export { type BlockSource, NOT_SMALL } from "./cache-state.ts";
+export { type BlockSetup, type BlockSource, NOT_SMALL } from "./cache-state.ts";
 
 export class SmallCache extends CacheState {
 	/** A small area of at least `size` bytes, or NOT_SMALL (carve.ts). */

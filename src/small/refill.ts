@@ -1,14 +1,12 @@
 /**
  * New work for a size class whose current block is full: another block of the class with FREE
  * slots, a flush when the dirty bytes are due, or a new block. A new block's area comes from
- * the space (BlockSource); its descriptor is written and indexed under the FREE lock and the
- * area's busy lock, so that no other handle sees a block half made.
+ * the space (BlockSource); its descriptor is written and indexed in the critical section that
+ * allocates the area (BlockSetup), so that no other handle sees a block half made and a
+ * failure or death leaves none.
  */
-import { VmapError } from "../api/errors.ts";
-import { HDR_DEAD, HDR_FREE_LOCK, REC_I32, VA_SMALL_BLOCK } from "../buffer/layout.ts";
-import { N_BUSY_LOCK, N_BUSY_ROOT } from "../buffer/node-layout.ts";
+import { HDR_DEAD, REC_I32, VA_SMALL_BLOCK } from "../buffer/layout.ts";
 import { setVaFlags, vaFlags } from "../buffer/record.ts";
-import { findVmapArea } from "../tree/busy-tree.ts";
 import { indexInsert, indexRun, nextIndexCapacity } from "./block-index.ts";
 import type { CacheState } from "./cache-state.ts";
 import {
@@ -85,40 +83,25 @@ function takeListed(c: CacheState, k: number): boolean {
 	return false;
 }
 
-/** A new block of class `k`, owned by this handle, or 0 when the space has no room for one. */
+/**
+ * A new block of class `k`, owned by this handle, or 0 when the space has no room for one. Its
+ * area, descriptor and index entry are made in one critical section (BlockSetup): a failure
+ * or a death leaves no block half made.
+ */
 function newBlock(c: CacheState, k: number): number {
 	const t = c.t;
-	const locks = c.locks;
-	const slots = slotsOf(c, k);
-	const addr = c.source.allocBlockArea(c.blockBytes);
+	const run = descriptorRun(slotsOf(c, k));
+	let d = 0;
+	const addr = c.source.allocBlockArea(c.blockBytes, {
+		reserve: () => t.reserveRun(run + indexRun(nextIndexCapacity(t)) + 2), // + 2: the busy record and a split may come from the same end
+		setUp: (va, start) => {
+			d = t.takeRun(run) * REC_I32;
+			writeDescriptor(c, d, k, va, run, start);
+			setVaFlags(t.i32, va, vaFlags(t.i32, va) | VA_SMALL_BLOCK);
+			indexInsert(t, d, c.blockInverse);
+		},
+	});
 	if (addr < 0) return 0;
-	const run = descriptorRun(slots);
-	// The block index's lock, then the area's busy lock, both before anything changes; a
-	// failure gives the area back.
-	locks.acquire(HDR_FREE_LOCK);
-	try {
-		t.reserveRun(run + indexRun(nextIndexCapacity(t)));
-	} catch (e) {
-		locks.release(HDR_FREE_LOCK);
-		c.source.freeBlockArea(addr, () => {});
-		if (e instanceof VmapError && e.code === "ENOMEM") return 0;
-		throw e;
-	}
-	const b = c.source.busyNodeBase(addr);
-	try {
-		locks.acquireUnder(b + N_BUSY_LOCK, HDR_FREE_LOCK); // a wait that fails releases both
-	} catch (e) {
-		c.source.freeBlockArea(addr, () => {});
-		throw e;
-	}
-	t.sync();
-	const va = findVmapArea(t, b + N_BUSY_ROOT, addr);
-	const d = t.takeRun(run) * REC_I32;
-	writeDescriptor(c, d, k, va, run, addr);
-	setVaFlags(t.i32, va, vaFlags(t.i32, va) | VA_SMALL_BLOCK);
-	indexInsert(t, d, c.blockInverse);
-	locks.release(b + N_BUSY_LOCK);
-	locks.release(HDR_FREE_LOCK);
 	c.mine.push(d);
 	return d;
 }

@@ -313,9 +313,9 @@ export class VmapSpace {
 
 	/**
 	 * Follow `worker` (Node's worker_threads Worker), which holds handles of this space: when it
-	 * exits (after terminate() or a crash), each of its handles ends as if closed. A handle that
-	 * held a lock then makes the space unusable (EOWNERDEAD: what it guarded may be half-changed);
-	 * one that held nothing is simply gone, and waits for it end. Call it where the Worker was
+	 * exits (after terminate() or a crash), each of its handles ends as if closed: what it was
+	 * changing under a lock is undone from its journal and its locks released (EOWNERDEAD only
+	 * if that journal had overflowed), and waits for it end. Call it where the Worker was
 	 * created; without it, a worker that exits without close() looks alive forever. The exit
 	 * listener never throws: what goes wrong is told to `options.onError` (by default a warning).
 	 */
@@ -344,7 +344,10 @@ export class VmapSpace {
 
 	/**
 	 * Handle `id`'s worker is known to have exited without closing it (a browser page that
-	 * terminated a Web Worker, which had posted its handle's id): end it, as watch() would.
+	 * terminated a Web Worker, which had posted its handle's id): end it, as watch() would,
+	 * undoing what it was changing under a lock. Call it only once that worker runs no more: a
+	 * browser's terminate() stops the worker's script at its next interrupt check, so after
+	 * terminate() returns, not before.
 	 */
 	exited(id: number): void {
 		this.#s.locks.ensureOpen();

@@ -23,6 +23,7 @@
  *
  * Everything here runs under the node's busy lock; hashMaintain also under the free-space lock.
  */
+import { add, put } from "../buffer/journal.ts";
 import { HDR_HASH_BUDGET, HDR_HASH_RECORDS, REC_I32 } from "../buffer/layout.ts";
 import {
 	N_BUSY_NR,
@@ -36,7 +37,7 @@ import {
 	N_HASH_RETIRED_LEFT,
 } from "../buffer/node-layout.ts";
 import { rbFirst, rbNext } from "./rbtree.ts";
-import { clearRecord, setVaNext, vaNext, vaStart } from "../buffer/record.ts";
+import { clearRecord, setVaNext, vaNext, vaStart, setRecWord } from "../buffer/record.ts";
 import type { VaTable } from "../buffer/va-table.ts";
 
 /** Busy areas of a node before it gets a table: below it, the tree's descent is a few cached levels. */
@@ -96,7 +97,7 @@ export function hashInsert(t: VaTable, b: number, va: number, start: number): vo
 	const i32 = t.i32;
 	const w = hdr[b + N_HASH_FIRST]! * REC_I32 + hashBucket(start, log);
 	setVaNext(i32, va, i32[w]!);
-	i32[w] = va;
+	setRecWord(i32, w, va);
 	if (hdr[b + N_HASH_OLD_LOG] !== 0) migrateStep(t, b);
 }
 
@@ -104,7 +105,7 @@ export function hashInsert(t: VaTable, b: number, va: number, start: number): vo
 function unlink(i32: Int32Array, w: number, va: number): boolean {
 	for (let x = i32[w]!; x !== 0; x = i32[w]!) {
 		if (x === va) {
-			i32[w] = vaNext(i32, va);
+			setRecWord(i32, w, vaNext(i32, va));
 			setVaNext(i32, va, 0);
 			return true;
 		}
@@ -139,23 +140,23 @@ function migrateStep(t: VaTable, b: number): void {
 	let moved = hdr[b + N_HASH_MOVED]!;
 	for (const stop = Math.min(n, moved + MIGRATE_STEP); moved < stop; moved++) {
 		let va = i32[oldFirst + moved]!;
-		i32[oldFirst + moved] = 0;
+		setRecWord(i32, oldFirst + moved, 0);
 		while (va !== 0) {
 			const after = vaNext(i32, va);
 			const w = first + hashBucket(vaStart(f64, va), log);
 			setVaNext(i32, va, i32[w]!);
-			i32[w] = va;
+			setRecWord(i32, w, va);
 			va = after;
 		}
 	}
-	hdr[b + N_HASH_MOVED] = moved;
+	put(hdr, b + N_HASH_MOVED, moved);
 	if (moved < n) return;
 	// Every bucket moved: the old table's records wait for hashMaintain to give them back.
-	hdr[b + N_HASH_RETIRED_FIRST] = hdr[b + N_HASH_OLD_FIRST]!;
-	hdr[b + N_HASH_RETIRED_LEFT] = hashRecords(oldLog);
-	hdr[b + N_HASH_OLD_FIRST] = 0;
-	hdr[b + N_HASH_OLD_LOG] = 0;
-	hdr[b + N_HASH_MOVED] = 0;
+	put(hdr, b + N_HASH_RETIRED_FIRST, hdr[b + N_HASH_OLD_FIRST]!);
+	put(hdr, b + N_HASH_RETIRED_LEFT, hashRecords(oldLog));
+	put(hdr, b + N_HASH_OLD_FIRST, 0);
+	put(hdr, b + N_HASH_OLD_LOG, 0);
+	put(hdr, b + N_HASH_MOVED, 0);
 }
 
 /**
@@ -174,9 +175,9 @@ export function hashMaintain(t: VaTable, b: number): void {
 			clearRecord(t.f64, r); // buckets of a retired table: slots hold zeros until reused
 			t.freeSlot(r);
 		}
-		hdr[b + N_HASH_RETIRED_LEFT] = left - n;
-		hdr[HDR_HASH_RECORDS]! -= n;
-		if (left === n) hdr[b + N_HASH_RETIRED_FIRST] = 0;
+		put(hdr, b + N_HASH_RETIRED_LEFT, left - n);
+		add(hdr, HDR_HASH_RECORDS, -n);
+		if (left === n) put(hdr, b + N_HASH_RETIRED_FIRST, 0);
 		return;
 	}
 	const log = hdr[b + N_HASH_LOG]!;
@@ -194,10 +195,10 @@ export function hashMaintain(t: VaTable, b: number): void {
 	}
 	const first = t.takeRun(run);
 	const h = t.hdr; // after reserveRun, which may have replaced the views
-	h[HDR_HASH_RECORDS]! += run;
+	add(h, HDR_HASH_RECORDS, run);
 	if (log === 0) {
-		h[b + N_HASH_FIRST] = first;
-		h[b + N_HASH_LOG] = next;
+		put(h, b + N_HASH_FIRST, first);
+		put(h, b + N_HASH_LOG, next);
 		// The first table: every busy area of the node, from its tree (HASH_START of them, plus
 		// what pools handed out since the last allocation that held the free-space lock).
 		const f64 = t.f64;
@@ -205,13 +206,13 @@ export function hashMaintain(t: VaTable, b: number): void {
 		for (let va = rbFirst(t, b + N_BUSY_ROOT); va !== 0; va = rbNext(t, va)) {
 			const w = first * REC_I32 + hashBucket(vaStart(f64, va), next);
 			setVaNext(i32, va, i32[w]!);
-			i32[w] = va;
+			setRecWord(i32, w, va);
 		}
 		return;
 	}
-	h[b + N_HASH_OLD_FIRST] = h[b + N_HASH_FIRST]!;
-	h[b + N_HASH_OLD_LOG] = log;
-	h[b + N_HASH_MOVED] = 0;
-	h[b + N_HASH_FIRST] = first;
-	h[b + N_HASH_LOG] = next;
+	put(h, b + N_HASH_OLD_FIRST, h[b + N_HASH_FIRST]!);
+	put(h, b + N_HASH_OLD_LOG, log);
+	put(h, b + N_HASH_MOVED, 0);
+	put(h, b + N_HASH_FIRST, first);
+	put(h, b + N_HASH_LOG, next);
 }

@@ -22,6 +22,7 @@
  * learns the range covering its batch without walking the trees. This file is their only
  * writer: widenFlushRange, resetFlushRange.
  */
+import { add, addF, journalCommit, put, putF } from "../buffer/journal.ts";
 import { insertVmapArea } from "./busy-tree.ts";
 import { HDRF_BATCH_END, HDRF_BATCH_START, VA_LAZY, VA_LEFT, VA_RIGHT, VA_STATE } from "../buffer/layout.ts";
 import {
@@ -45,16 +46,16 @@ import type { VaTable } from "../buffer/va-table.ts";
 /** Empty node `v`'s flush range. Under v's lazy lock (or before anyone else can see the space). */
 export function resetFlushRange(t: VaTable, v: number): void {
 	const f = nodeBase(v) >> 1;
-	t.hdrF[f + NF_LAZY_MIN] = Infinity;
-	t.hdrF[f + NF_LAZY_MAX] = -Infinity;
+	putF(t.hdrF, f + NF_LAZY_MIN, Infinity);
+	putF(t.hdrF, f + NF_LAZY_MAX, -Infinity);
 }
 
 /** Widen node `v`'s flush range to cover [start, end). Under v's lazy lock. */
 function widenFlushRange(t: VaTable, v: number, start: number, end: number): void {
 	const f = nodeBase(v) >> 1;
 	const hdrF = t.hdrF;
-	if (start < hdrF[f + NF_LAZY_MIN]!) hdrF[f + NF_LAZY_MIN] = start;
-	if (end > hdrF[f + NF_LAZY_MAX]!) hdrF[f + NF_LAZY_MAX] = end;
+	if (start < hdrF[f + NF_LAZY_MIN]!) putF(hdrF, f + NF_LAZY_MIN, start);
+	if (end > hdrF[f + NF_LAZY_MAX]!) putF(hdrF, f + NF_LAZY_MAX, end);
 }
 
 /**
@@ -67,11 +68,11 @@ function widenFlushRange(t: VaTable, v: number, start: number, end: number): voi
  */
 export function lazyTreeAdd(t: VaTable, v: number, va: number, start: number, end: number, flags: number, pageInverse: number): void {
 	const b = nodeBase(v);
-	t.hdrF[(b >> 1) + NF_LAZY_ADDED]! += (end - start) * pageInverse;
+	addF(t.hdrF, (b >> 1) + NF_LAZY_ADDED, (end - start) * pageInverse);
 	widenFlushRange(t, v, start, end);
 	setVaFlags(t.i32, va, VA_LAZY | (flags & ~VA_STATE));
 	linkLazy(t, b, va, start); // published
-	t.hdr[b + N_LAZY_NR]!++;
+	add(t.hdr, b + N_LAZY_NR, 1);
 }
 
 /**
@@ -84,7 +85,7 @@ function linkLazy(t: VaTable, b: number, va: number, start: number): void {
 	const last = hdr[b + N_LAZY_LAST]!;
 	if (last === 0 || start > vaStart(t.f64, last)) {
 		rbInsert(t, b + N_LAZY_ROOT, va, last, VA_RIGHT, PLAIN);
-		hdr[b + N_LAZY_LAST] = va;
+		put(hdr, b + N_LAZY_LAST, va);
 	} else insertVmapArea(t, b + N_LAZY_ROOT, va, "lazy tree");
 }
 
@@ -98,7 +99,7 @@ export function removeFirst(t: VaTable, rootWord: number, x: number): number {
 	const p = vaParent(i32, x);
 	const r = vaRight(i32, x);
 	clearVaLinks(i32, x);
-	if (p === 0) t.hdr[rootWord] = r;
+	if (p === 0) put(t.hdr, rootWord, r);
 	else setVaChild(i32, p, VA_LEFT, r); // the lowest node is a left child
 	if (r === 0) return p;
 	setVaParent(i32, r, p);
@@ -128,8 +129,8 @@ export function detachLazyTrees(t: VaTable, locks: Locks, k: number, pageInverse
 		for (let v = 0; v < t.nodes; v++) detachNode(t, locks, v, k, pageInverse, batch);
 	} finally {
 		// Also when a lock wait threw: the nodes detached so far are the batch.
-		t.hdrF[HDRF_BATCH_START + k] = batch.start;
-		t.hdrF[HDRF_BATCH_END + k] = batch.end;
+		putF(t.hdrF, HDRF_BATCH_START + k, batch.start);
+		putF(t.hdrF, HDRF_BATCH_END + k, batch.end);
 	}
 	return batch;
 }
@@ -145,16 +146,16 @@ function detachNode(t: VaTable, locks: Locks, v: number, k: number, pageInverse:
 	const root = hdr[b + N_LAZY_ROOT]!;
 	if (root !== 0) {
 		const p = purgeTree(v, k);
-		hdr[p] = root;
-		hdr[p + 1] = hdr[b + N_LAZY_NR]!;
+		put(hdr, p, root);
+		put(hdr, p + 1, hdr[b + N_LAZY_NR]!);
 		batch.areas += hdr[b + N_LAZY_NR]!;
 		// No purge tree existed: what is lazy on this node is what the lazy tree holds.
 		batch.bytes += (hdrF[f + NF_LAZY_ADDED]! - hdrF[f + NF_LAZY_PURGED]!) / pageInverse;
 		if (hdrF[f + NF_LAZY_MIN]! < batch.start) batch.start = hdrF[f + NF_LAZY_MIN]!;
 		if (hdrF[f + NF_LAZY_MAX]! > batch.end) batch.end = hdrF[f + NF_LAZY_MAX]!;
-		hdr[b + N_LAZY_ROOT] = 0;
-		hdr[b + N_LAZY_NR] = 0;
-		hdr[b + N_LAZY_LAST] = 0;
+		put(hdr, b + N_LAZY_ROOT, 0);
+		put(hdr, b + N_LAZY_NR, 0);
+		put(hdr, b + N_LAZY_LAST, 0);
 		resetFlushRange(t, v);
 		batch.nodes.push(v);
 	}
@@ -182,10 +183,11 @@ export function undoDetach(t: VaTable, locks: Locks, k: number): void {
 			const start = vaStart(f64, va);
 			widenFlushRange(t, v, start, vaEnd(f64, va));
 			linkLazy(t, b, va, start);
+			add(hdr, p + 1, -1);
+			add(hdr, b + N_LAZY_NR, 1);
+			journalCommit(); // each area is a step: what it did stays (journal.ts)
 			va = next;
 		}
-		hdr[b + N_LAZY_NR]! += hdr[p + 1]!;
-		hdr[p + 1] = 0;
 		locks.release(b + N_LAZY_LOCK);
 		locks.release(b + N_POOL_LOCK);
 	}

@@ -8,6 +8,7 @@
  * size, over the whole space, takes the head of its handle's node pool without touching the
  * free-space lock. A handle's node is its id modulo the nodes (the kernel's CPU id).
  */
+import { add, addF, put } from "../buffer/journal.ts";
 import { VA_SMALL_BLOCK, VA_POOL, VN_SHIFT } from "../buffer/layout.ts";
 import {
 	MAX_VA_SIZE_PAGES,
@@ -76,12 +77,12 @@ export function poolAdd(t: VaTable, v: number, va: number, pages: number): void 
 	setVaFlags(i32, va, VA_POOL | encodeVnId(v));
 	setVaTag(i32, va, 0);
 	setVaNext(i32, va, head);
-	hdr[p + POOL_HEAD] = va;
-	if (head === 0) hdr[p + POOL_TAIL] = va;
-	hdr[p + POOL_LEN]!++;
+	put(hdr, p + POOL_HEAD, va);
+	if (head === 0) put(hdr, p + POOL_TAIL, va);
+	add(hdr, p + POOL_LEN, 1);
 	const b = nodeBase(v);
-	hdr[b + N_POOL_NR]!++;
-	t.hdrF[(b >> 1) + NF_POOL_BYTES]! += vaSize(f64, va);
+	add(hdr, b + N_POOL_NR, 1);
+	addF(t.hdrF, (b >> 1) + NF_POOL_BYTES, vaSize(f64, va));
 }
 
 /**
@@ -95,13 +96,13 @@ export function poolPop(t: VaTable, v: number, p: number): number {
 	const va = hdr[p + POOL_HEAD]!;
 	if (va === 0) return 0;
 	const next = vaNext(i32, va);
-	hdr[p + POOL_HEAD] = next;
-	if (next === 0) hdr[p + POOL_TAIL] = 0;
+	put(hdr, p + POOL_HEAD, next);
+	if (next === 0) put(hdr, p + POOL_TAIL, 0);
 	setVaNext(i32, va, 0);
-	hdr[p + POOL_LEN]!--;
+	add(hdr, p + POOL_LEN, -1);
 	const b = nodeBase(v);
-	hdr[b + N_POOL_NR]!--;
-	t.hdrF[(b >> 1) + NF_POOL_BYTES]! -= vaSize(f64, va);
+	add(hdr, b + N_POOL_NR, -1);
+	addF(t.hdrF, (b >> 1) + NF_POOL_BYTES, -(vaSize(f64, va)));
 	return va;
 }
 
@@ -121,10 +122,10 @@ export function poolPeek(t: VaTable, p: number, align: number): number {
 	const next = vaNext(i32, va);
 	if (next !== 0) {
 		// Rotate: the head becomes the tail.
-		hdr[p + POOL_HEAD] = next;
+		put(hdr, p + POOL_HEAD, next);
 		setVaNext(i32, hdr[p + POOL_TAIL]!, va);
 		setVaNext(i32, va, 0);
-		hdr[p + POOL_TAIL] = va;
+		put(hdr, p + POOL_TAIL, va);
 	}
 	return 0;
 }

@@ -23,6 +23,7 @@
  * - after a block shrinks in place: `augmentPropagate`, recomputed from the node up, stopping
  *   where a value does not change.
  */
+import { put } from "../buffer/journal.ts";
 import { VA_LEFT, VA_RIGHT } from "../buffer/layout.ts";
 import {
 	clearVaLinks,
@@ -107,7 +108,7 @@ function augmentPropagateToRoot(t: VaTable, x: number): void {
 /** Point whatever pointed at `old` (its parent's child link, or the root word) at `now`. */
 function replaceChild(t: VaTable, rootWord: number, parent: number, old: number, now: number): void {
 	const i32 = t.i32;
-	if (parent === 0) t.hdr[rootWord] = now;
+	if (parent === 0) put(t.hdr, rootWord, now);
 	else setVaChild(i32, parent, vaLeft(i32, parent) === old ? L : R, now);
 }
 
@@ -144,7 +145,7 @@ export function rbInsert(t: VaTable, rootWord: number, z: number, parent: number
 	setVaChild(i32, z, L, 0);
 	setVaChild(i32, z, R, 0);
 	setVaParentColour(i32, z, parent, true);
-	if (parent === 0) t.hdr[rootWord] = z;
+	if (parent === 0) put(t.hdr, rootWord, z);
 	else setVaChild(i32, parent, side, z);
 	if (aug) {
 		setSubtreeMaxSize(f64, z, 0);
