@@ -28,8 +28,17 @@
  * if the thread had stopped there; a test then ends the handle from another one and checks
  * what recovery left.
  */
-import { JOURNAL_ENTRIES, JOURNAL_OVERFLOWED } from "./layout.ts";
-import type { VaTable } from "./va-table.ts";
+import { JOURNAL_BYTES, JOURNAL_ENTRIES, JOURNAL_OFFSET, JOURNAL_OVERFLOWED } from "./layout.ts";
+
+/** Int32 word of journal `j`'s owner. */
+export function journalOwner(j: number): number {
+	return (JOURNAL_OFFSET + j * JOURNAL_BYTES) / 4;
+}
+
+/** Float64 word of journal `j`'s count (its entries follow it). */
+export function journalHead(j: number): number {
+	return (JOURNAL_OFFSET + j * JOURNAL_BYTES) / 8 + 1;
+}
 
 const NONE: Float64Array = new Float64Array(0);
 
@@ -153,17 +162,18 @@ export function logRecF(i: number, old: number): void {
 	log(i * 4 + 3, old);
 }
 
+/** The views a rollback writes through, in key order (0-3): header Int32, header Float64, records Int32, records Float64. */
+export type JournalViews = readonly [Int32Array, Float64Array, Int32Array, Float64Array];
+
 /**
- * Undo the journal whose count word is Float64 word `head`, newest entry first, and empty it.
- * Only for a journal whose writer has stopped for good. False if it had overflowed (nothing
- * is undone then: the caller reports what was lost).
+ * Undo the journal whose count word is Float64 word `head` (of views[1]), newest entry first,
+ * and empty it. Only for a journal whose writer has stopped for good. False if it had
+ * overflowed (nothing is undone then: the caller reports what was lost).
  */
-export function journalRollback(t: VaTable, head: number): boolean {
-	t.remap();
-	const hdrF = t.hdrF;
+export function journalRollback(views: JournalViews, head: number): boolean {
+	const hdrF = views[1];
 	const used = hdrF[head]!;
 	if (used === JOURNAL_OVERFLOWED) return false;
-	const views = [t.hdr, t.hdrF, t.i32, t.f64];
 	for (let n = head + 1 + used - 2; n > head; n -= 2) {
 		const key = hdrF[n]!;
 		views[key % 4]![Math.floor(key / 4)] = hdrF[n + 1]!;
@@ -185,10 +195,24 @@ let crashed = false;
 /** Journals that overflowed in this thread (tests assert none). */
 export let overflows = 0;
 
-/** @internal Make the n-th crash point from now stop the thread (n >= 1); 0 cancels and thaws. */
+/**
+ * @internal Make the n-th crash point from now stop the thread (n >= 1); 0 cancels, forgets a
+ * journal the stopped thread left open, and thaws.
+ */
 export function crashAfter(n: number): void {
+	if (n === 0) journalClose();
 	j.countdown = n;
 	crashed = false;
+	if (j.end !== 0) {
+		j.mark = j.next;
+		j.end = limit();
+	}
+}
+
+/** @internal Crash points left before the one crashAfter() set (to count a section's points: set many, run, subtract). */
+export function crashPointsLeft(): number {
+	settle();
+	return j.countdown;
 }
 
 /** @internal Whether a crash point was reached since crashAfter(). */

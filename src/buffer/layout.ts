@@ -333,27 +333,16 @@ export const HANDLE_DEAD = 2;
 
 // ── undo journals (journal.ts) ───────────────────────────────────────────────────────────
 /**
- * JOURNALS journals of JOURNAL_BYTES, each a cache line of [owner (Int32: the id of the
- * handle writing it, 0 free), -, count (Float64: words its entries use, or
- * JOURNAL_OVERFLOWED)] and then JOURNAL_ENTRIES entries of two Float64 words [key, old value].
- * A handle claims one while it holds a lock (lock.ts), so JOURNALS handles can be inside
- * critical sections at once; more wait for one to come free.
+ * JOURNALS journals of JOURNAL_BYTES: a line of [owner (Int32: the id of the handle writing
+ * it, 0 free), -, count (Float64: words its entries use, or JOURNAL_OVERFLOWED)], then
+ * JOURNAL_ENTRIES entries of two Float64 words [key, old value]. A handle claims one while it
+ * holds a lock (lock.ts): JOURNALS handles in critical sections at once, more wait.
  */
 export const JOURNAL_OFFSET = HANDLE_OFFSET + HANDLE_MAX * HANDLE_WORDS * 4;
 export const JOURNALS = 16;
 export const JOURNAL_ENTRIES = 1024;
 export const JOURNAL_BYTES = 64 + 16 * JOURNAL_ENTRIES;
 export const JOURNAL_OVERFLOWED = -1;
-
-/** Int32 word of journal `j`'s owner. */
-export function journalOwner(j: number): number {
-	return (JOURNAL_OFFSET + j * JOURNAL_BYTES) / 4;
-}
-
-/** Float64 word of journal `j`'s count (its entries follow it). */
-export function journalHead(j: number): number {
-	return (JOURNAL_OFFSET + j * JOURNAL_BYTES) / 8 + 1;
-}
 
 // ── records ────────────────────────────────────────────────────────────────────────────
 export const REC_BYTES = 40;

@@ -28,7 +28,7 @@
  * purge (BATCH_ORPHAN) when a step times out.
  */
 import { VmapError } from "../api/errors.ts";
-import { crashPoint, journalClose, journalCommit, journalOpen, journalRollback } from "./journal.ts";
+import { CrashPoint, crashPoint, hasCrashed, journalClose, journalCommit, journalHead, journalOpen, journalOwner } from "./journal.ts";
 import {
 	HDR_DEAD,
 	HDR_DEAD_WORD,
@@ -38,8 +38,6 @@ import {
 	HDR_PURGE_LOCK,
 	HDR_SEQ_PURGE,
 	HDR_TAG_LOCK,
-	journalHead,
-	journalOwner,
 	JOURNAL_ENTRIES,
 	JOURNALS,
 	LOCK_SEQ_OFFSET,
@@ -167,6 +165,7 @@ export class Locks {
 	 * releases it.
 	 */
 	acquire(word: number): void {
+		if (hasCrashed()) throw new CrashPoint(); // a stopped thread takes no lock (tests)
 		if (this.#depth === 0) this.#claimJournal();
 		try {
 			if (!this.#take(word)) this.#contended(word);
@@ -355,32 +354,6 @@ export function timedOut(hdr: Int32Array, word: number, owner: number, ms: numbe
 		"ETIMEDOUT",
 		`Waited ${ms} ms for ${lockName(hdr, word)}, held by handle ${owner}; nothing was changed. The holder is slow, busy or paused, or its worker exited unobserved (watch(worker) makes such an exit known)`,
 	);
-}
-
-/**
- * Handle `id` ended and its thread runs no more: undo its unfinished critical section (its
- * journal) and release every lock it held among the space's and `moreLocks`. Runs holding no
- * lock and waits for none: the locks it touches are the dead handle's. Returns the lock words
- * it held, or undefined when its journal had overflowed, so that the section could not be
- * undone (the locks then stay held).
- */
-export function recoverHolder(t: VaTable, id: number, moreLocks: readonly number[]): number[] | undefined {
-	const hdr = t.hdr;
-	for (let j = 0; j < JOURNALS; j++) {
-		if (Atomics.load(hdr, journalOwner(j)) === id && !journalRollback(t, journalHead(j))) return undefined;
-	}
-	// Purge counters it was writing: the rollback restored those written under a lock; readers
-	// who copied meanwhile must see the sequence move.
-	Atomics.add(hdr, HDR_SEQ_PURGE, (Atomics.load(hdr, HDR_SEQ_PURGE) & 1) === 0 ? 2 : 1);
-	const held: number[] = [];
-	for (const word of [...spaceLockWords(t), ...moreLocks]) {
-		if (lockHolder(hdr, word) !== id) continue;
-		held.push(word);
-		hdr[word + LOCK_SEQ_OFFSET] = (hdr[word + LOCK_SEQ_OFFSET]! + 1) & LOCK_SEQ_MASK;
-		if (Atomics.exchange(hdr, word, 0) & LOCK_WAITERS) Atomics.notify(hdr, word);
-	}
-	for (let j = 0; j < JOURNALS; j++) Atomics.compareExchange(hdr, journalOwner(j), id, 0);
-	return held;
 }
 
 /** The space's lock words: global, then every node's. */

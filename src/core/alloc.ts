@@ -86,10 +86,7 @@ export function allocVmapArea(
 	let vstart = s.start;
 	let vend = s.end;
 	let tagName: string | undefined;
-	if (options !== undefined) {
-		const r = allocRequest(s, options, overflow);
-		({ align, vstart, vend, tagName, overflow } = r);
-	}
+	if (options !== undefined) ({ align, vstart, vend, tagName, overflow } = allocRequest(s, options, overflow));
 	// Whole pages: size / pageSize is exact (a power of two), and Math.floor is one instruction
 	// where `%` on doubles is a call to fmod.
 	const pages = typeof size === "number" ? size * s.pageInverse : NaN; // a bigint or symbol is EINVAL, not a TypeError
@@ -103,8 +100,7 @@ export function allocVmapArea(
 
 	// The pool path (kernel node_alloc): only over the whole space, with several nodes. The
 	// area is tagged with this handle's node even when the pool has none, so that its purge
-	// refills this node's pool: pools fill by demand ("mm: vmalloc: Offload
-	// free_vmap_area_lock lock").
+	// refills this node's pool: pools fill by demand ("mm: vmalloc: Offload free_vmap_area_lock lock").
 	let vn = 0;
 	let pool = 0;
 	if (s.nodes > 1 && vstart === s.start && vend === s.end && block === undefined) {

@@ -25,7 +25,9 @@ import {
 	HDR_DEAD,
 	HDR_DEAD_WORD,
 } from "../buffer/layout.ts";
-import { lockHolder, recoverHolder, spaceLockWords } from "../buffer/lock.ts";
+import { crashPoint } from "../buffer/journal.ts";
+import { lockHolder, spaceLockWords } from "../buffer/lock.ts";
+import { recoverHolder } from "../buffer/recover.ts";
 import { repostWork } from "../purge/work.ts";
 import type { VaTable } from "../buffer/va-table.ts";
 
@@ -54,6 +56,7 @@ export function claimHandle(t: VaTable): number {
 
 /** Give handle `id`'s entry back (close()). */
 export function releaseHandle(t: VaTable, id: number): void {
+	crashPoint();
 	Atomics.store(t.handles, (id - 1) * HANDLE_WORDS + HANDLE_STATE, HANDLE_FREE);
 }
 

@@ -113,6 +113,7 @@ export class VmapHeap {
 			() => [e + H_GROW_LOCK, ...this.#rcu.lockWords, ...this.#blocks.lockWords],
 			(id) => {
 				this.#rcu.forget(id);
+				this.#rcu.recover(id, (addr) => this.space.find(addr), DEFERRED_TAG);
 				this.#blocks.orphan(id);
 			},
 		);

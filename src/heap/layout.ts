@@ -7,7 +7,7 @@
  *  line 0   GROW_LOCK owner COMMITTED FLAGS GUARD BLOCK_PAGES NR_BLOCKS RING_CAP     growth, constants
  *  line 1   RCU_LOCK owner GP RING_HEAD RING_NR DEFERRED FREED QS_HIGH RECLAIMING  grace periods
  *  QS       HANDLE_MAX words: the grace period each handle last passed; 0 = offline
- *  RING     RING_CAP × [addr (Float64), target, -]: areas waiting for a grace period
+ *  RING     RING_CAP × [addr (Float64), target, taker]: areas waiting for a grace period
  *  BLOCKS   NR_BLOCKS × RAM_BLOCK_WORDS: vm_map_ram blocks, indexed by address / block bytes
  * ```
  *
@@ -51,8 +51,14 @@ export const H_RECLAIMING = 24;
 export const H_QS = 32;
 export const H_RING = H_QS + HANDLE_MAX;
 export const RING_WORDS = 4;
-/** Ring entry words: the address as Float64 at +0, the target grace period at +2. */
+/**
+ * Ring entry words: the address as Float64 at +0, the target grace period at +2, and at +3
+ * the taker: 0 waiting, a handle id while that handle frees the area, R_DONE once freed (the
+ * entry leaves when the ring's head passes it).
+ */
 export const R_TARGET = 2;
+export const R_TAKER = 3;
+export const R_DONE = -1;
 
 export const RAM_BLOCK_WORDS = 96;
 export const B_LOCK = 0;

@@ -11,6 +11,7 @@
  * so any handle may unmap pages another mapped. Which blocks a handle allocates from is this
  * handle's own list (the kernel's per-CPU vmap_block_queue).
  */
+import { add, put, putAtomic } from "../buffer/journal.ts";
 import { VmapError, hex } from "../api/errors.ts";
 import {
 	B_BITMAP,
@@ -156,8 +157,8 @@ export class Blocks {
 				const off = this.pages - free;
 				setBits(hdr, w + B_BITMAP, off, pages, 1);
 				setBits(hdr, w + B_STARTS, off, 1, 1);
-				hdr[w + B_FREE] = free - pages;
-				hdr[w + B_MAPPED]! += pages;
+				put(hdr, w + B_FREE, free - pages);
+				add(hdr, w + B_MAPPED, pages);
 				this.#host.ext.unlock(w + B_LOCK);
 				const addr = idx * this.bytes + off * this.#pageSize;
 				this.#handOut(idx, addr, pages);
@@ -180,13 +181,13 @@ export class Blocks {
 		hdr.fill(0, w + B_BITMAP, w + RAM_BLOCK_WORDS);
 		setBits(hdr, w + B_BITMAP, 0, pages, 1);
 		setBits(hdr, w + B_STARTS, 0, 1, 1);
-		hdr[w + B_OWNER] = self;
-		hdr[w + B_FREE] = this.pages - pages;
-		hdr[w + B_DIRTY] = 0;
-		hdr[w + B_DIRTY_MIN] = this.pages;
-		hdr[w + B_DIRTY_MAX] = 0;
-		hdr[w + B_MAPPED] = pages;
-		Atomics.store(hdr, w + B_STATE, RAM_BLOCK_ACTIVE);
+		put(hdr, w + B_OWNER, self);
+		put(hdr, w + B_FREE, this.pages - pages);
+		put(hdr, w + B_DIRTY, 0);
+		put(hdr, w + B_DIRTY_MIN, this.pages);
+		put(hdr, w + B_DIRTY_MAX, 0);
+		put(hdr, w + B_MAPPED, pages);
+		putAtomic(hdr, w + B_STATE, RAM_BLOCK_ACTIVE);
 		this.#host.ext.unlock(w + B_LOCK);
 		if (this.pages > pages) this.#mine.push(idx);
 		this.#handOut(idx, start, pages);
@@ -240,13 +241,13 @@ export class Blocks {
 		setBits(hdr, w + B_BITMAP, off, pages, 0);
 		setBits(hdr, w + B_STARTS, off, 1, 0);
 		this.#host.memory.takeBack(addr, pages * this.#pageSize);
-		hdr[w + B_DIRTY]! += pages;
+		add(hdr, w + B_DIRTY, pages);
 		const dirty = hdr[w + B_DIRTY]!;
-		hdr[w + B_MAPPED]! -= pages;
-		if (off < hdr[w + B_DIRTY_MIN]!) hdr[w + B_DIRTY_MIN] = off;
-		if (off + pages > hdr[w + B_DIRTY_MAX]!) hdr[w + B_DIRTY_MAX] = off + pages;
+		add(hdr, w + B_MAPPED, -pages);
+		if (off < hdr[w + B_DIRTY_MIN]!) put(hdr, w + B_DIRTY_MIN, off);
+		if (off + pages > hdr[w + B_DIRTY_MAX]!) put(hdr, w + B_DIRTY_MAX, off + pages);
 		const purge = dirty === this.pages || (hdr[w + B_MAPPED] === 0 && dirty >= this.pages / 4);
-		if (purge) Atomics.store(hdr, w + B_STATE, RAM_BLOCK_NONE);
+		if (purge) putAtomic(hdr, w + B_STATE, RAM_BLOCK_NONE);
 		this.#host.ext.unlock(w + B_LOCK);
 		if (purge) this.#host.space.free(start);
 	}
@@ -265,8 +266,8 @@ export class Blocks {
 			this.#host.ext.lock(w + B_LOCK);
 			const mine = hdr[w + B_OWNER] === this.#host.ext.id;
 			const purge = hdr[w + B_STATE] === RAM_BLOCK_ACTIVE && hdr[w + B_MAPPED] === 0 && (hdr[w + B_DIRTY]! > 0 || (mineToo && mine));
-			if (purge) Atomics.store(hdr, w + B_STATE, RAM_BLOCK_NONE);
-			else if (mineToo && mine) hdr[w + B_OWNER] = 0; // orphaned: nobody maps from it again
+			if (purge) putAtomic(hdr, w + B_STATE, RAM_BLOCK_NONE);
+			else if (mineToo && mine) put(hdr, w + B_OWNER, 0); // orphaned: nobody maps from it again
 			this.#host.ext.unlock(w + B_LOCK);
 			if (purge) {
 				this.#host.space.free(idx * this.bytes);
@@ -358,7 +359,7 @@ function setBits(hdr: Int32Array, w: number, from: number, n: number, value: 0 |
 	for (let b = from; b < from + n; b++) {
 		const word = w + (b >> 5);
 		const mask = 1 << (b & 31);
-		hdr[word] = value ? hdr[word]! | mask : hdr[word]! & ~mask;
+		put(hdr, word, value ? hdr[word]! | mask : hdr[word]! & ~mask);
 	}
 }
 

@@ -6,6 +6,7 @@
  * Invariant (heap/layout.ts): H_COMMITTED pages of the data are backed and, with poisoning,
  * filled; it is published only after the growth and the fill, under the grow lock.
  */
+import { putAtomic } from "../buffer/journal.ts";
 import { hex, VmapError } from "../api/errors.ts";
 import type { SpaceExtension } from "../core/extension.ts";
 import type { VmapSpace } from "../space/space.ts";
@@ -58,7 +59,7 @@ export class HeapMemory {
 				});
 			}
 			if (this.poison) this.u8.fill(POISON_BYTE, have, want);
-			Atomics.store(hdr, e + H_COMMITTED, want / P);
+			putAtomic(hdr, e + H_COMMITTED, want / P);
 		} finally {
 			this.#ext.unlock(e + H_GROW_LOCK);
 		}

@@ -14,6 +14,7 @@
  * obtained an address of the area (from wherever the writer published it) reported a GP below
  * T, so the area waits for its next report.
  */
+import { add, put, putF } from "../buffer/journal.ts";
 import type { AreaInfo } from "../api/types.ts";
 import { hex, VmapError } from "../api/errors.ts";
 import { HANDLE_MAX } from "../buffer/layout.ts";
@@ -29,6 +30,8 @@ import {
 	H_RING_CAP,
 	H_RING_HEAD,
 	H_RING_NR,
+	R_DONE,
+	R_TAKER,
 	R_TARGET,
 	RING_WORDS,
 } from "./layout.ts";
@@ -123,10 +126,11 @@ export class GracePeriods {
 		}
 		const target = Atomics.add(hdr, e + H_GP, 1) + 1;
 		const w = e + H_RING + ((hdr[e + H_RING_HEAD]! + nr) % cap) * RING_WORDS;
-		this.#ext.wordsF64[w >> 1] = addr;
-		hdr[w + R_TARGET] = target;
-		hdr[e + H_RING_NR] = nr + 1;
-		hdr[e + H_DEFERRED]!++;
+		putF(this.#ext.wordsF64, w >> 1, addr);
+		put(hdr, w + R_TARGET, target);
+		put(hdr, w + R_TAKER, 0);
+		put(hdr, e + H_RING_NR, nr + 1);
+		add(hdr, e + H_DEFERRED, 1);
 		this.#ext.unlock(e + H_RCU_LOCK);
 		Atomics.store(hdr, this.#qs, target);
 		return true;
@@ -134,9 +138,11 @@ export class GracePeriods {
 
 	/**
 	 * Free the queued areas whose grace period has ended, oldest first, with `free`. Entries
-	 * leave the ring under the RCU lock, and are freed after it is dropped (a free may purge,
-	 * and a purge may wait for a handle that waits for this lock); H_RECLAIMING counts them
-	 * until their frees finish, for barrier().
+	 * are marked as this handle's under the RCU lock, freed after it is dropped (a free may
+	 * purge, and a purge may wait for a handle that waits for this lock), and marked done under
+	 * it again; the head moves past done entries. So at every instant an entry is waiting,
+	 * taken by a live or dead handle (recover()), or done: no area leaves the ring unfreed.
+	 * H_RECLAIMING counts the taken entries, for barrier().
 	 */
 	freeExpired(free: (addr: number) => void): void {
 		const e = this.#e;
@@ -145,19 +151,14 @@ export class GracePeriods {
 		const taken = this.#taken;
 		this.#ext.lock(e + H_RCU_LOCK);
 		const hdr = this.#hdr;
-		const f = this.#ext.wordsF64;
-		const cap = hdr[e + H_RING_CAP]!;
-		let head = hdr[e + H_RING_HEAD]!;
-		let nr = hdr[e + H_RING_NR]!;
-		while (nr > 0 && hdr[e + H_RING + head * RING_WORDS + R_TARGET]! <= done) {
-			taken.push(f[(e + H_RING + head * RING_WORDS) >> 1]!);
-			head = (head + 1) % cap;
-			nr--;
+		for (let i = 0, nr = hdr[e + H_RING_NR]!; i < nr; i++) {
+			const w = this.#entry(i);
+			if (hdr[w + R_TARGET]! > done) break;
+			if (hdr[w + R_TAKER] !== 0) continue;
+			put(hdr, w + R_TAKER, this.#ext.id);
+			add(hdr, e + H_RECLAIMING, 1);
+			taken.push(this.#ext.wordsF64[w >> 1]!);
 		}
-		hdr[e + H_RING_HEAD] = head;
-		hdr[e + H_RING_NR] = nr;
-		hdr[e + H_FREED_DEFERRED]! += taken.length;
-		Atomics.add(hdr, e + H_RECLAIMING, taken.length);
 		this.#ext.unlock(e + H_RCU_LOCK);
 		let failure: unknown;
 		for (const addr of taken) {
@@ -166,11 +167,77 @@ export class GracePeriods {
 			} catch (err) {
 				failure ??= err;
 			} finally {
-				Atomics.sub(hdr, e + H_RECLAIMING, 1);
+				this.#finish(addr, this.#ext.id);
 			}
 		}
 		taken.length = 0;
 		if (failure !== undefined) throw failure;
+	}
+
+	/** Word of the ring's `i`-th entry from its head. */
+	#entry(i: number): number {
+		const hdr = this.#hdr;
+		const e = this.#e;
+		return e + H_RING + ((hdr[e + H_RING_HEAD]! + i) % hdr[e + H_RING_CAP]!) * RING_WORDS;
+	}
+
+	/** The entry of `addr` taken by handle `taker` is done: mark it, and move the head past done entries. */
+	#finish(addr: number, taker: number): void {
+		const e = this.#e;
+		this.#ext.lock(e + H_RCU_LOCK);
+		const hdr = this.#hdr;
+		for (let i = 0, nr = hdr[e + H_RING_NR]!; i < nr; i++) {
+			const w = this.#entry(i);
+			if (hdr[w + R_TAKER] !== taker || this.#ext.wordsF64[w >> 1] !== addr) continue;
+			put(hdr, w + R_TAKER, R_DONE);
+			add(hdr, e + H_RECLAIMING, -1);
+			break;
+		}
+		this.#dropDone();
+		this.#ext.unlock(e + H_RCU_LOCK);
+	}
+
+	/** Under the RCU lock: move the head past the done entries at the front. */
+	#dropDone(): void {
+		const hdr = this.#hdr;
+		const e = this.#e;
+		let n = 0;
+		for (let nr = hdr[e + H_RING_NR]!; n < nr && hdr[this.#entry(n) + R_TAKER] === R_DONE; n++);
+		if (n === 0) return;
+		put(hdr, e + H_RING_HEAD, (hdr[e + H_RING_HEAD]! + n) % hdr[e + H_RING_CAP]!);
+		add(hdr, e + H_RING_NR, -n);
+		add(hdr, e + H_FREED_DEFERRED, n);
+	}
+
+	/**
+	 * Handle `id` ended: the entries it had taken and not marked done. One whose area is still
+	 * queued (a busy area marked `tag` at its address, and no other entry for that address,
+	 * which would mean it was freed, reused and queued again) waits again; the others were
+	 * freed before the end came, and are done.
+	 */
+	recover(id: number, find: (addr: number) => AreaInfo | undefined, tag: string): void {
+		const e = this.#e;
+		this.#ext.lock(e + H_RCU_LOCK);
+		try {
+			const hdr = this.#hdr;
+			const f = this.#ext.wordsF64;
+			const nr = hdr[e + H_RING_NR]!;
+			for (let i = 0; i < nr; i++) {
+				const w = this.#entry(i);
+				if (hdr[w + R_TAKER] !== id) continue;
+				const addr = f[w >> 1]!;
+				let again = false;
+				for (let j = 0; j < nr; j++)
+					if (j !== i && hdr[this.#entry(j) + R_TAKER] !== R_DONE && f[this.#entry(j) >> 1] === addr) again = true;
+				const area = find(addr);
+				const queued = !again && area !== undefined && area.start === addr && area.state === "busy" && area.tag === tag;
+				put(hdr, w + R_TAKER, queued ? 0 : R_DONE);
+				add(hdr, e + H_RECLAIMING, -1);
+			}
+			this.#dropDone();
+		} finally {
+			this.#ext.unlock(e + H_RCU_LOCK);
+		}
 	}
 
 	/** Areas freeExpired() took off the ring, this handle's scratch. */
@@ -206,8 +273,8 @@ export class GracePeriods {
 				const w = e + H_RING + ((hdr[e + H_RING_HEAD]! + i) % cap) * RING_WORDS;
 				const addr = f[w >> 1]!;
 				const target = hdr[w + R_TARGET]!;
-				const area = find(addr);
-				if (!area || area.start !== addr || area.state !== "busy" || area.tag !== tag)
+				const area = hdr[w + R_TAKER] === 0 ? find(addr) : undefined; // a taken one is being freed
+				if (hdr[w + R_TAKER] === 0 && (!area || area.start !== addr || area.state !== "busy" || area.tag !== tag))
 					problems.push(`deferred free ${hex(addr)} is not a busy area marked ${tag}`);
 				if (target < last || target > gp)
 					problems.push(`deferred free ${hex(addr)} waits for grace period ${target} (previous ${last}, counter ${gp})`);

@@ -121,17 +121,15 @@ export interface Batch {
  * Move every node's lazy tree to its purge tree of batch `k` (empty: the caller owns the
  * batch, which the last purge of it emptied), and gather the batch's flush range from the
  * nodes' bounds into the batch's header words. Each node is moved under its pool and lazy
- * locks, so that lookups and check() see every area in one tree or the other.
+ * locks, so that lookups and check() see every area in one tree or the other; the range
+ * grows in the same critical section, so that it covers what was moved at every instant.
  */
 export function detachLazyTrees(t: VaTable, locks: Locks, k: number, pageInverse: number): Batch {
 	const batch: Batch = { nodes: [], areas: 0, bytes: 0, start: Infinity, end: -Infinity };
-	try {
-		for (let v = 0; v < t.nodes; v++) detachNode(t, locks, v, k, pageInverse, batch);
-	} finally {
-		// Also when a lock wait threw: the nodes detached so far are the batch.
-		putF(t.hdrF, HDRF_BATCH_START + k, batch.start);
-		putF(t.hdrF, HDRF_BATCH_END + k, batch.end);
-	}
+	putF(t.hdrF, HDRF_BATCH_START + k, Infinity);
+	putF(t.hdrF, HDRF_BATCH_END + k, -Infinity);
+	// A lock wait that throws leaves the nodes detached so far as the batch, their range written.
+	for (let v = 0; v < t.nodes; v++) detachNode(t, locks, v, k, pageInverse, batch);
 	return batch;
 }
 
@@ -153,6 +151,10 @@ function detachNode(t: VaTable, locks: Locks, v: number, k: number, pageInverse:
 		batch.bytes += (hdrF[f + NF_LAZY_ADDED]! - hdrF[f + NF_LAZY_PURGED]!) / pageInverse;
 		if (hdrF[f + NF_LAZY_MIN]! < batch.start) batch.start = hdrF[f + NF_LAZY_MIN]!;
 		if (hdrF[f + NF_LAZY_MAX]! > batch.end) batch.end = hdrF[f + NF_LAZY_MAX]!;
+		// The batch's flush range, in the same step as the move: a death after it leaves a
+		// range that covers every tree the batch holds (the adopter flushes it again).
+		putF(hdrF, HDRF_BATCH_START + k, batch.start);
+		putF(hdrF, HDRF_BATCH_END + k, batch.end);
 		put(hdr, b + N_LAZY_ROOT, 0);
 		put(hdr, b + N_LAZY_NR, 0);
 		put(hdr, b + N_LAZY_LAST, 0);

@@ -102,7 +102,7 @@ export function poolPop(t: VaTable, v: number, p: number): number {
 	add(hdr, p + POOL_LEN, -1);
 	const b = nodeBase(v);
 	add(hdr, b + N_POOL_NR, -1);
-	addF(t.hdrF, (b >> 1) + NF_POOL_BYTES, -(vaSize(f64, va)));
+	addF(t.hdrF, (b >> 1) + NF_POOL_BYTES, -vaSize(f64, va));
 	return va;
 }
 

@@ -1,0 +1,178 @@
+/**
+ * Death at every instant of every critical section: a handle stops at its k-th crash point
+ * (each journaled write and each step of the lock protocol), for every k, and another handle
+ * that observes its end recovers the space (test/support/crash.ts says what is checked).
+ */
+import { test } from "node:test";
+import { VmapHeap, VmapSpace } from "../src/index.ts";
+import { crashEveryPoint, type Scenario } from "./support/crash.ts";
+
+const P = 4096;
+
+/** A space of `pages` pages with `live` areas of 1..4 pages, every third one freed (lazily), and a recoverer. */
+function spaceWith(pages: number, live: number, options: { nodes?: number; lazyMaxPages?: number; smallMax?: number } = {}) {
+	return () => {
+		const victim = VmapSpace.create({ size: pages * P, nodes: 1, smallMax: 0, lazyMaxPages: 1 << 20, ...options });
+		const areas: number[] = [];
+		for (let i = 0; i < live; i++) areas.push(victim.alloc(P * (1 + (i % 4))));
+		for (let i = 0; i < live; i += 3) victim.free(areas[i]!);
+		(victim as unknown as { areas: number[] }).areas = areas;
+		return { victim, id: victim.id, recoverer: VmapSpace.attach(victim.handle) };
+	};
+}
+
+/** The live small areas and the busy areas that are not blocks: what a small-area operation must keep or make. */
+function smallLive(r: VmapSpace): unknown {
+	const d = JSON.parse(r.dump()) as { areas: Array<{ tag: string; state: string }>; stats: { smallAreas: number; smallBytes: number } };
+	return { small: [d.stats.smallAreas, d.stats.smallBytes], areas: d.areas.filter((a) => a.tag !== "vmap_block" && a.state === "busy") };
+}
+
+/** How many allocations of 256 bytes make a fresh small-area space's `n`-th block. */
+function allocsToBlock(n: number): number {
+	const space = smallWith(0)().victim;
+	let i = 0;
+	while (space.stats().smallBlocks < n) {
+		space.alloc(256);
+		i++;
+	}
+	return i;
+}
+
+const areasOf = (v: VmapSpace) => (v as unknown as { areas: number[] }).areas;
+
+/** A space with the small-area cache: `live` small areas of 16..256 bytes (pageSize 16), every third freed. */
+function smallWith(live: number) {
+	return () => {
+		const victim = VmapSpace.create({ start: 1 << 20, size: 1 << 22, pageSize: 16, smallMax: 256, nodes: 1 });
+		const areas: number[] = [];
+		for (let i = 0; i < live; i++) areas.push(victim.alloc(16 * (1 + (i % 16))));
+		for (let i = 0; i < live; i += 3) victim.free(areas[i]!);
+		(victim as unknown as { areas: number[] }).areas = areas;
+		return { victim, id: victim.id, recoverer: VmapSpace.attach(victim.handle) };
+	};
+}
+
+const scenarios: Array<Scenario<VmapSpace>> = [
+	{ name: "alloc (free space: split, rebalance, busy tree and hash)", setup: spaceWith(512, 40), op: (v) => void v.alloc(2 * P) },
+	{ name: "alloc of a whole free block", setup: spaceWith(64, 8), op: (v) => void v.alloc(P, { vstart: v.start + 62 * P }) },
+	{ name: "alloc, tagged (the tag table)", setup: spaceWith(256, 20), op: (v) => void v.alloc(P, { tag: "crash" }) },
+	{ name: "free (busy to lazy)", setup: spaceWith(512, 40), op: (v) => v.free(areasOf(v)[7]!) },
+	{ name: "resize, shrinking", setup: spaceWith(512, 40), op: (v) => void v.resize(areasOf(v)[7]!, P) },
+	{ name: "resize, growing", setup: spaceWith(512, 40), op: (v) => void v.resize(areasOf(v)[8]!, 4 * P) },
+	{
+		name: "purge (detach, purge steps, merges into free space)",
+		setup: spaceWith(512, 60),
+		op: (v) => void v.purge({ sync: true }),
+		settle: (r) => void r.purge({ sync: true }),
+	},
+	{
+		name: "purge with 2 nodes (pools, decay)",
+		setup: spaceWith(1024, 60, { nodes: 2 }),
+		op: (v) => void v.purge({ sync: true }),
+		settle: (r) => {
+			r.purge({ sync: true });
+			r.trim();
+		},
+	},
+	{
+		name: "small alloc that makes a new block (area, descriptor and index in one section)",
+		setup: smallWith(40),
+		op: (v) => void v.alloc(4096 - 16 * 3),
+		project: smallLive,
+	},
+	{
+		name: "small alloc that makes the 9th block (the block index is rebuilt, its old run freed)",
+		setup: () => {
+			const st = smallWith(0)();
+			for (let i = 1; i < allocsToBlock(9); i++) st.victim.alloc(256);
+			return st;
+		},
+		op: (v) => void v.alloc(256),
+		project: smallLive,
+	},
+	{
+		name: "close with small areas live (empty blocks retire)",
+		setup: () => {
+			const st = smallWith(40)();
+			// Two classes' blocks empty: their areas not freed yet go now.
+			areasOf(st.victim).forEach((a, i) => {
+				if (i % 16 < 2 && i % 3 !== 0) st.victim.free(a);
+			});
+			return st;
+		},
+		op: (v) => v.close(),
+		project: smallLive,
+	},
+	{
+		name: "trim (full decay of the pools)",
+		setup: () => {
+			const st = spaceWith(1024, 60, { nodes: 2 })();
+			st.victim.purge({ sync: true });
+			return st;
+		},
+		op: (v) => void v.trim(),
+		settle: (r) => void r.trim(),
+	},
+];
+
+for (const s of scenarios) {
+	test(`crash points: ${s.name}`, () => {
+		const points = crashEveryPoint(s);
+		console.log(`# ${s.name}: ${points} crash points, each recovered`);
+	});
+}
+
+/** A heap of 256 pages (growing to 1024) with 30 areas of 1..4 pages, every third one freed, and a recoverer. */
+function heapWith(options: { poison?: boolean } = {}) {
+	return () => {
+		const victim = VmapHeap.create({ size: 256 * P, maxSize: 1024 * P, nodes: 1, smallMax: 0, lazyMaxPages: 1 << 20, ...options });
+		const areas: number[] = [];
+		for (let i = 0; i < 30; i++) areas.push(victim.vmalloc(P * (1 + (i % 4))));
+		for (let i = 0; i < 30; i += 3) victim.vfree(areas[i]!);
+		(victim as unknown as { areas: number[] }).areas = areas;
+		return { victim, id: victim.space.id, recoverer: VmapHeap.attach(victim.handle) };
+	};
+}
+
+const heapAreas = (v: VmapHeap) => (v as unknown as { areas: number[] }).areas;
+
+const heapScenarios: Array<Scenario<VmapHeap, VmapHeap>> = [
+	{ name: "heap vmalloc", setup: heapWith(), op: (v) => void v.vmalloc(3 * P) },
+	{ name: "heap vmalloc that grows the data", setup: heapWith(), op: (v) => void v.vmalloc(400 * P) },
+	{ name: "heap vfree", setup: heapWith(), op: (v) => v.vfree(heapAreas(v)[4]!) },
+	{
+		name: "heap vrealloc that moves (two critical sections around the copy)",
+		setup: heapWith({ poison: true }),
+		op: (v) => void v.vrealloc(heapAreas(v)[4]!, 9 * P),
+		both: true,
+	},
+	{ name: "heap freeDeferred", setup: heapWith(), op: (v) => v.freeDeferred(heapAreas(v)[5]!) },
+	{ name: "heap vmMapRam", setup: heapWith(), op: (v) => void v.vmMapRam(3) },
+	{
+		name: "heap vmUnmapRam",
+		setup: () => {
+			const st = heapWith()();
+			(st.victim as unknown as { areas: number[] }).areas = [st.victim.vmMapRam(3)];
+			return st;
+		},
+		op: (v) => v.vmUnmapRam(heapAreas(v)[0]!, 3),
+	},
+	{
+		name: "heap synchronize (the grace-period ring, the deferred areas freed)",
+		setup: () => {
+			const st = heapWith()();
+			for (const i of [4, 5, 7]) st.victim.freeDeferred(heapAreas(st.victim)[i]!);
+			st.recoverer.offline(); // holds no reference: the grace period waits for nobody else
+			return st;
+		},
+		op: (v) => v.synchronize(),
+		settle: (r) => r.synchronize(), // the frees a death left to do
+	},
+];
+
+for (const s of heapScenarios) {
+	test(`crash points: ${s.name}`, () => {
+		const points = crashEveryPoint(s);
+		console.log(`# ${s.name}: ${points} crash points, each recovered`);
+	});
+}
