@@ -122,7 +122,9 @@ function pastEnd(key: number, old: number): void {
 
 /** Header Int32 word `i` := v, journaled. */
 export function put(hdr: Int32Array, i: number, v: number): void {
-	log(i * 4, hdr[i]!);
+	const old = hdr[i]!;
+	if (old === v) return;
+	log(i * 4, old);
 	hdr[i] = v;
 }
 
@@ -141,7 +143,9 @@ export function add(hdr: Int32Array, i: number, d: number): void {
 
 /** Header Float64 word `i` := v, journaled. */
 export function putF(hdrF: Float64Array, i: number, v: number): void {
-	log(i * 4 + 1, hdrF[i]!);
+	const old = hdrF[i]!;
+	if (old === v) return;
+	log(i * 4 + 1, old);
 	hdrF[i] = v;
 }
 

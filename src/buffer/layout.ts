@@ -11,9 +11,9 @@
  * ```
  *  byte 0            ╒═══ header: Int32 words (HDR_*) and Float64 words (HDRF_*) ═══╕
  *                    │ line 0  MAGIC VERSION CAPACITY ... START END PAGE_SIZE    │ read-mostly
- *  byte 64           │ line 1  FREE_LOCK owner FREE_ROOT ... SLOT_* FREE_BYTES   │ free-space lock
+ *  byte 64           │ line 1  FREE_LOCK seq FREE_ROOT ... SLOT_* FREE_BYTES     │ free-space lock
  *  byte 128          │ line 2  BATCH_START[4] BATCH_END[4]                       │ purge batches
- *  byte 192          │ line 3  DRAIN_PURGES PURGE_LOCK owner SEQ_PURGE counters  │ purge mutex
+ *  byte 192          │ line 3  DRAIN_PURGES PURGE_LOCK seq SEQ_PURGE counters    │ purge mutex
  *  byte 256          │ line 4  more purge counters | TAG_LOCK | BLOCK_* HASH_*   │ purge, tag, free
  *  byte 320          │ line 5  NODES RECORDS_OFFSET EXT_* ZONE_SIZE SMALL_MAX    │ read-mostly
  *  byte 384          │ line 6  WORK                                              │ purge helpers

@@ -10,12 +10,12 @@ import { JOURNAL_BYTES, JOURNAL_OFFSET, JOURNALS } from "./layout.ts";
  * relative to its base / 2. Each of the first four lines is one lock domain:
  *
  * ```
- *  line 0  BUSY_LOCK owner BUSY_ROOT BUSY_NR | busyBytes allocs frees
+ *  line 0  BUSY_LOCK seq BUSY_ROOT BUSY_NR | busyBytes allocs frees
  *          HASH_FIRST HASH_LOG HASH_OLD_FIRST HASH_OLD_LOG HASH_MOVED
  *          HASH_RETIRED_FIRST                                      busy tree and hash
- *  line 1  LAZY_LOCK owner LAZY_ROOT LAZY_NR | lazyAdded lazyMin lazyMax
+ *  line 1  LAZY_LOCK seq LAZY_ROOT LAZY_NR | lazyAdded lazyMin lazyMax
  *          LAZY_LAST                                                          lazy tree
- *  line 2  POOL_LOCK owner - - POOL_NR | lazyPurged purgedAreas
+ *  line 2  POOL_LOCK seq - - POOL_NR | lazyPurged purgedAreas
  *          poolHits poolBytes helperRuns                                         pools
  *  line 3  WORK | poolMisses (free domain) decayedAreas (pool domain)
  *          PURGE[k] root, nr for each of BATCH_SLOTS batches                   purge trees

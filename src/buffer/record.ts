@@ -13,7 +13,8 @@
  * against layout.ts.
  *
  * Every setter journals the word's old value first (journal.ts): under a lock, a critical
- * section its holder does not finish is undone.
+ * section its holder does not finish is undone. A write of the value a word holds already is
+ * skipped (a sixth of them on the locked path: recolouring, augmented values that stay).
  *
  * Word 2 is a union (layout.ts): subtreeMaxSize for a free-tree record, flags and tag for a
  * busy, lazy or pooled one. Nothing checks which: the caller knows the record's state.
@@ -46,27 +47,30 @@ export function subtreeMaxSize(f64: Float64Array, va: number): number {
 
 export function setVaStart(f64: Float64Array, va: number, start: number): void {
 	const i = va * 5;
-	logRecF(i, f64[i]!);
+	const old = f64[i]!;
+	if (old === start) return;
+	logRecF(i, old);
 	f64[i] = start;
 }
 
 export function setVaEnd(f64: Float64Array, va: number, end: number): void {
 	const i = va * 5 + 1;
-	logRecF(i, f64[i]!);
+	const old = f64[i]!;
+	if (old === end) return;
+	logRecF(i, old);
 	f64[i] = end;
 }
 
 export function setVaRange(f64: Float64Array, va: number, start: number, end: number): void {
-	const i = va * 5;
-	logRecF(i, f64[i]!);
-	f64[i] = start;
-	logRecF(i + 1, f64[i + 1]!);
-	f64[i + 1] = end;
+	setVaStart(f64, va, start);
+	setVaEnd(f64, va, end);
 }
 
 export function setSubtreeMaxSize(f64: Float64Array, va: number, size: number): void {
 	const i = va * 5 + 2;
-	logRecF(i, f64[i]!);
+	const old = f64[i]!;
+	if (old === size) return;
+	logRecF(i, old);
 	f64[i] = size;
 }
 
@@ -81,13 +85,17 @@ export function clearRecord(f64: Float64Array, va: number): void {
 
 /** Int32 word `i` of the record table (a run's words: busy hash tables, small-area descriptors, the block index). */
 export function setRecWord(i32: Int32Array, i: number, v: number): void {
-	logRec(i, i32[i]!);
+	const old = i32[i]!;
+	if (old === v) return;
+	logRec(i, old);
 	i32[i] = v;
 }
 
 /** Float64 word `i` of the record table (a run's words). */
 export function setRecWordF(f64: Float64Array, i: number, v: number): void {
-	logRecF(i, f64[i]!);
+	const old = f64[i]!;
+	if (old === v) return;
+	logRecF(i, old);
 	f64[i] = v;
 }
 
@@ -100,7 +108,9 @@ export function vaFlags(i32: Int32Array, va: number): number {
 
 export function setVaFlags(i32: Int32Array, va: number, flags: number): void {
 	const i = va * 10 + 4;
-	logRec(i, i32[i]!);
+	const old = i32[i]!;
+	if (old === flags) return;
+	logRec(i, old);
 	i32[i] = flags;
 }
 
@@ -111,7 +121,9 @@ export function vaTag(i32: Int32Array, va: number): number {
 
 export function setVaTag(i32: Int32Array, va: number, tag: number): void {
 	const i = va * 10 + 5;
-	logRec(i, i32[i]!);
+	const old = i32[i]!;
+	if (old === tag) return;
+	logRec(i, old);
 	i32[i] = tag;
 }
 
@@ -122,7 +134,9 @@ export function vaNext(i32: Int32Array, va: number): number {
 
 export function setVaNext(i32: Int32Array, va: number, next: number): void {
 	const i = va * 10 + 9;
-	logRec(i, i32[i]!);
+	const old = i32[i]!;
+	if (old === next) return;
+	logRec(i, old);
 	i32[i] = next;
 }
 
@@ -140,7 +154,9 @@ export function vaChild(i32: Int32Array, va: number, side: Side): number {
 
 export function setVaChild(i32: Int32Array, va: number, side: Side, child: number): void {
 	const i = va * 10 + side;
-	logRec(i, i32[i]!);
+	const old = i32[i]!;
+	if (old === child) return;
+	logRec(i, old);
 	i32[i] = child;
 }
 
@@ -165,7 +181,9 @@ export function setVaParent(i32: Int32Array, va: number, parent: number): void {
 /** Set parent and colour at once (a new leaf, or a node taking another's place). */
 export function setVaParentColour(i32: Int32Array, va: number, parent: number, red: boolean): void {
 	const i = va * 10 + 8;
-	logRec(i, i32[i]!);
+	const old = i32[i]!;
+	if (old === ((parent << 1) | (red ? 1 : 0))) return;
+	logRec(i, old);
 	i32[i] = (parent << 1) | (red ? 1 : 0);
 }
 

@@ -4,8 +4,8 @@
  * line) aligned, so Float64 words sit at even offsets.
  *
  * ```
- *  line 0   GROW_LOCK owner COMMITTED FLAGS GUARD BLOCK_PAGES NR_BLOCKS RING_CAP     growth, constants
- *  line 1   RCU_LOCK owner GP RING_HEAD RING_NR DEFERRED FREED QS_HIGH RECLAIMING  grace periods
+ *  line 0   GROW_LOCK seq COMMITTED FLAGS GUARD BLOCK_PAGES NR_BLOCKS RING_CAP     growth, constants
+ *  line 1   RCU_LOCK seq GP RING_HEAD RING_NR DEFERRED FREED QS_HIGH RECLAIMING  grace periods
  *  QS       HANDLE_MAX words: the grace period each handle last passed; 0 = offline
  *  RING     RING_CAP × [addr (Float64), target, taker]: areas waiting for a grace period
  *  BLOCKS   NR_BLOCKS × RAM_BLOCK_WORDS: vm_map_ram blocks, indexed by address / block bytes
