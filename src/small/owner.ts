@@ -5,12 +5,14 @@
  * flushes, looking through its blocks only when that count moved.
  *
  * A block whose owner closed or ended is owned by nobody (OWNER 0): each free into it takes it
- * for a moment (CAS on OWNER) to take remote frees in, and the free that empties it retires it.
+ * for a moment (CAS on OWNER), repairs what a dead owner may have left half-written
+ * (repair.ts), takes remote frees in, and the free that empties it retires it.
  * A retired block leaves the index, and its area goes back through the ordinary lazy free.
  */
 import { HANDLE_REMOTE, HANDLE_WORDS, HDR_FREE_LOCK, REC_I32 } from "../buffer/layout.ts";
 import { clearAndFree, eachBlock, indexRemove } from "./block-index.ts";
 import type { CacheState } from "./cache-state.ts";
+import { hasRemote, repairBlock } from "./repair.ts";
 import {
 	bitmap,
 	blockStartOf,
@@ -91,13 +93,14 @@ function adopt(c: CacheState, d: number): void {
 	for (;;) {
 		const i32 = c.t.i32;
 		if (Atomics.compareExchange(i32, d + D_OWNER, 0, c.self) !== 0) return;
+		repairBlock(i32, d); // its last owner may have died mid-write: the bitmaps say what is true
 		takeRemote(c, d);
 		if (i32[d + D_LIVE_NR] === 0) {
 			retire(c, d);
 			return;
 		}
 		Atomics.store(c.t.i32, d + D_OWNER, 0);
-		if (Atomics.load(c.t.i32, d + D_REMOTE_NR) === 0) return;
+		if (!hasRemote(c.t.i32, d)) return; // the bitmap, not the count: a dead owner may have left the count high
 	}
 }
 

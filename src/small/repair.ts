@@ -1,0 +1,71 @@
+/**
+ * Repair on adoption: a block's owner may have died between any two of its plain writes (a
+ * carve takes a slot out of FREE before it puts it in LIVE; a flush puts slots in FREE before
+ * it takes them out of DIRTY; takeRemote() exchanges REMOTE words before it counts them). So
+ * the handle that takes an ownerless block over trusts no count and no half-made partition:
+ * the bitmaps say what each slot is, resolved to the side that can never hand a slot out
+ * twice, and the counts are recounted from them. Idempotent: an adopter that dies in it leaves
+ * it for the next.
+ */
+import {
+	bitmap,
+	D_DIRTY_NR,
+	D_FREE_NR,
+	D_LIVE_NR,
+	D_REMOTE_NR,
+	D_SLOTS,
+	D_WORDS,
+	DIRTY,
+	FLUSHING,
+	FREE,
+	LIVE,
+	popcount,
+	REMOTE,
+} from "./descriptor.ts";
+
+/**
+ * Make block `d`'s bitmaps a partition again and recount it; the caller owns `d` now (its
+ * CAS on OWNER succeeded). A slot in no bitmap (a carve or a takeRemote() cut short) goes to
+ * DIRTY, flushed before reuse; a slot both LIVE and elsewhere stays LIVE; one both DIRTY and
+ * FREE (a flush cut short) stays DIRTY. A dead owner's flush in flight is forgotten: its slots
+ * stay dirty for the next flush. REMOTE_NR becomes the REMOTE bits now, never fewer than there
+ * are: a freer that has set its bit and not yet counted it adds one more, which only makes the
+ * owner look once more.
+ */
+export function repairBlock(i32: Int32Array, d: number): void {
+	const words = i32[d + D_WORDS]!;
+	const slots = i32[d + D_SLOTS]!;
+	const live = bitmap(d, words, LIVE);
+	const dirty = bitmap(d, words, DIRTY);
+	const free = bitmap(d, words, FREE);
+	let nLive = 0;
+	let nDirty = 0;
+	let nFree = 0;
+	let nRemote = 0;
+	for (let w = 0; w < words; w++) {
+		const all = slots - 32 * w >= 32 ? -1 : (1 << (slots - 32 * w)) - 1;
+		const l = i32[live + w]! & all;
+		const dt = ((i32[dirty + w]! | ~(l | i32[dirty + w]! | i32[free + w]!)) & all & ~l) | 0;
+		const f = i32[free + w]! & all & ~l & ~dt;
+		i32[live + w] = l;
+		i32[dirty + w] = dt;
+		i32[free + w] = f;
+		i32[bitmap(d, words, FLUSHING) + w] = 0;
+		nLive += popcount(l);
+		nDirty += popcount(dt);
+		nFree += popcount(f);
+		nRemote += popcount(Atomics.load(i32, bitmap(d, words, REMOTE) + w));
+	}
+	i32[d + D_LIVE_NR] = nLive;
+	i32[d + D_DIRTY_NR] = nDirty;
+	i32[d + D_FREE_NR] = nFree;
+	Atomics.store(i32, d + D_REMOTE_NR, nRemote);
+}
+
+/** Whether any slot of block `d` was freed by another handle and not taken in yet (the bitmap, not the count). */
+export function hasRemote(i32: Int32Array, d: number): boolean {
+	const words = i32[d + D_WORDS]!;
+	const remote = bitmap(d, words, REMOTE);
+	for (let w = 0; w < words; w++) if (Atomics.load(i32, remote + w) !== 0) return true;
+	return false;
+}
