@@ -110,6 +110,11 @@ export class SpaceExtension {
 		return markVmapArea(this.#s, addr, tag);
 	}
 
+	/** The start of every small area that carries the mark (setSmallMarkTag), in every handle's blocks; [] without the cache. */
+	markedSmallAreas(): number[] {
+		return this.#s.small?.markedAreas() ?? [];
+	}
+
 	/** The one tag small areas can carry (markArea), for every handle of the space: set it before sharing the space. */
 	setSmallMarkTag(tag: number): void {
 		this.#s.table.hdr[HDR_SMALL_MARK_TAG] = tag;

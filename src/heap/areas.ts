@@ -215,26 +215,16 @@ export class HeapAreas {
 	 * the area live, as it was.
 	 */
 	freeDeferred(addr: number, nowait: boolean, deferredTag: number): void {
-		const area = liveArea(this.space, addr, "freeDeferred");
+		liveArea(this.space, addr, "freeDeferred"); // EINVAL, ENOENT, EDOUBLEFREE before anything
 		const cap = this.#ext.words[this.#ext.base + H_RING_CAP]!;
 		const full = () =>
 			new VmapError("EBUSY", `Cannot freeDeferred ${hex(addr)}: ${cap} areas already wait for a grace period (deferredMax)`);
-		while (this.#rcu.pending() >= cap) {
-			if (nowait || !canWait) throw full();
+		for (;;) {
+			const queued = this.#rcu.enqueue(addr, () => this.#ext.markArea(addr, deferredTag));
+			if (queued === "queued") return;
+			if (queued === "marked") throw new VmapError("EDOUBLEFREE", `Cannot freeDeferred ${hex(addr)}: another call queued it first`);
+			if (nowait || !canWait) throw full(); // nothing changed: the area is live, as it was
 			this.#synchronize(Infinity);
-		}
-		if (!this.#ext.markArea(addr, deferredTag)) {
-			throw new VmapError("EDOUBLEFREE", `Cannot freeDeferred ${hex(addr)}: another call queued it first`);
-		}
-		try {
-			while (!this.#rcu.enqueue(addr)) {
-				if (nowait || !canWait) throw full();
-				this.#synchronize(Infinity);
-			}
-		} catch (e) {
-			// Full, or a wait timed out: the area is live again, as it was.
-			this.#ext.markArea(addr, this.#ext.tagId(area.tag ?? VMALLOC_TAG));
-			throw e;
 		}
 	}
 

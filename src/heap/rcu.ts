@@ -113,27 +113,47 @@ export class GracePeriods {
 		return this.#hdr[this.#e + H_RING_NR]!;
 	}
 
-	/** Queue `addr` to be freed after a grace period. Returns false when the ring is full. */
-	enqueue(addr: number): boolean {
+	/**
+	 * Queue `addr` to be freed after a grace period, marking its area with `mark` in the same
+	 * hold of the RCU lock, after the entry is written: an area's busy lock, released inside,
+	 * commits both together, so no death leaves a marked area off the ring (a small area's mark,
+	 * an atomic bit, is swept up by recover()). "full": the ring is; "marked": `mark` refused
+	 * (another call queued it first). Either way nothing changed.
+	 */
+	enqueue(addr: number, mark: () => boolean): "queued" | "full" | "marked" {
 		const e = this.#e;
 		this.#ext.lock(e + H_RCU_LOCK);
 		const hdr = this.#hdr;
-		const cap = hdr[e + H_RING_CAP]!;
 		const nr = hdr[e + H_RING_NR]!;
-		if (nr === cap) {
+		if (nr === hdr[e + H_RING_CAP]!) {
 			this.#ext.unlock(e + H_RCU_LOCK);
-			return false;
+			return "full";
 		}
+		const target = this.#append(addr);
+		if (!mark()) {
+			put(hdr, e + H_RING_NR, nr);
+			add(hdr, e + H_DEFERRED, -1);
+			this.#ext.unlock(e + H_RCU_LOCK);
+			return "marked";
+		}
+		this.#ext.unlock(e + H_RCU_LOCK);
+		Atomics.store(hdr, this.#qs, target);
+		return "queued";
+	}
+
+	/** Under the RCU lock, with room: a new entry for `addr`, waiting for the next grace period; returns its target. */
+	#append(addr: number): number {
+		const e = this.#e;
+		const hdr = this.#hdr;
+		const nr = hdr[e + H_RING_NR]!;
 		const target = Atomics.add(hdr, e + H_GP, 1) + 1;
-		const w = e + H_RING + ((hdr[e + H_RING_HEAD]! + nr) % cap) * RING_WORDS;
+		const w = e + H_RING + ((hdr[e + H_RING_HEAD]! + nr) % hdr[e + H_RING_CAP]!) * RING_WORDS;
 		putF(this.#ext.wordsF64, w >> 1, addr);
 		put(hdr, w + R_TARGET, target);
 		put(hdr, w + R_TAKER, 0);
 		put(hdr, e + H_RING_NR, nr + 1);
 		add(hdr, e + H_DEFERRED, 1);
-		this.#ext.unlock(e + H_RCU_LOCK);
-		Atomics.store(hdr, this.#qs, target);
-		return true;
+		return target;
 	}
 
 	/**
@@ -235,6 +255,14 @@ export class GracePeriods {
 				add(hdr, e + H_RECLAIMING, -1);
 			}
 			this.#dropDone();
+			// A small area marked for queueing by a handle that died before its entry was
+			// committed: queue it, as that handle meant to.
+			for (const addr of this.#ext.markedSmallAreas()) {
+				let queued = false;
+				for (let i = 0; i < hdr[e + H_RING_NR]! && !queued; i++)
+					queued = f[this.#entry(i) >> 1] === addr && hdr[this.#entry(i) + R_TAKER] !== R_DONE;
+				if (!queued && hdr[e + H_RING_NR]! < hdr[e + H_RING_CAP]!) this.#append(addr);
+			}
 		} finally {
 			this.#ext.unlock(e + H_RCU_LOCK);
 		}

@@ -6,8 +6,9 @@
  * The layer: the shared words of a block and their invariants (descriptor.ts), the index from
  * an address to its block (block-index.ts), this handle's lists (cache-state.ts), carving
  * (carve.ts), new blocks (refill.ts), the flush policy (flush.ts), ownership and remote frees
- * (owner.ts). It may import buffer/, tree/ and api/; the space it lives in reaches it through
- * the BlockSource port (core/block-source.ts), so nothing here imports core/.
+ * (owner.ts), repair after a death (repair.ts). It may import buffer/, tree/ and api/; the
+ * space it lives in reaches it through the BlockSource port (core/block-source.ts), so nothing
+ * here imports core/.
  *
  * One result style: every call that may not concern the cache (an address in no block, a
  * request that is not small) answers NOT_SMALL, and the caller asks the trees.
@@ -17,6 +18,7 @@ import { CacheState, type NOT_SMALL } from "./cache-state.ts";
 import { carve, classSize, findSmall, freeSmall, markSmall, resizeSmall } from "./carve.ts";
 import { flushCache } from "./flush.ts";
 import { ended, handOver } from "./owner.ts";
+import { markedAreas } from "./repair.ts";
 
 export { type BlockSetup, type BlockSource, NOT_SMALL } from "./cache-state.ts";
 
@@ -34,6 +36,11 @@ export class SmallCache extends CacheState {
 	/** Set or clear the small-area mark of the live small area at `addr` (carve.ts). */
 	mark(addr: number, on: boolean): boolean | typeof NOT_SMALL {
 		return markSmall(this, addr, on);
+	}
+
+	/** The start of every marked small area, in every handle's blocks (repair.ts). */
+	markedAreas(): number[] {
+		return markedAreas(this.t, this.locks);
 	}
 
 	/** The bytes a small request of `size` takes (its class), or `size` when it is not small. */

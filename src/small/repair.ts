@@ -5,10 +5,15 @@
  * the handle that takes an ownerless block over trusts no count and no half-made partition:
  * the bitmaps say what each slot is, resolved to the side that can never hand a slot out
  * twice, and the counts are recounted from them. Idempotent: an adopter that dies in it leaves
- * it for the next.
+ * it for the next. And the sweep of marks a dead handle may have left (markedAreas).
  */
+import { HDR_FREE_LOCK } from "../buffer/layout.ts";
+import type { Locks } from "../buffer/lock.ts";
+import type { VaTable } from "../buffer/va-table.ts";
+import { eachBlock } from "./block-index.ts";
 import {
 	bitmap,
+	blockStartOf,
 	D_DIRTY_NR,
 	D_FREE_NR,
 	D_LIVE_NR,
@@ -20,7 +25,9 @@ import {
 	FREE,
 	LIVE,
 	popcount,
+	MARK,
 	REMOTE,
+	slotBytesOf,
 } from "./descriptor.ts";
 
 /**
@@ -68,4 +75,29 @@ export function hasRemote(i32: Int32Array, d: number): boolean {
 	const remote = bitmap(d, words, REMOTE);
 	for (let w = 0; w < words; w++) if (Atomics.load(i32, remote + w) !== 0) return true;
 	return false;
+}
+
+/**
+ * The start of every marked small area (MARK: the heap's freeDeferred), in every block: what a
+ * sweep after a death compares with the grace-period ring. Under the FREE lock (the index).
+ */
+export function markedAreas(t: VaTable, locks: Locks): number[] {
+	const out: number[] = [];
+	locks.acquire(HDR_FREE_LOCK);
+	try {
+		t.sync();
+		eachBlock(t, (d) => {
+			const words = t.i32[d + D_WORDS]!;
+			const mark = bitmap(d, words, MARK);
+			for (let w = 0; w < words; w++) {
+				for (let m = Atomics.load(t.i32, mark + w); m !== 0; m &= m - 1) {
+					const slot = 32 * w + (31 - Math.clz32(m & -m));
+					out.push(blockStartOf(t.f64, d) + slot * slotBytesOf(t.f64, d));
+				}
+			}
+		});
+	} finally {
+		locks.release(HDR_FREE_LOCK);
+	}
+	return out;
 }

@@ -1,5 +1,6 @@
 /**
- * A worker of the liveness stress run: random vmalloc/vfree on a shared heap, every live area
+ * A worker of the liveness stress run and the kill soak: random vmalloc/vfree on a shared heap
+ * (small and large, a third tagged), every live area
  * claimed page by page in a shared ownership map (an overlap is a page already owned) and
  * filled with a pattern checked before it is freed (bytes intact), with a flush hook that is
  * slow, asynchronous, throwing or absent, and now and then dump(), check(), a sync purge or a
@@ -47,10 +48,17 @@ const violations: string[] = [];
 const counts = { ops: 0, allocs: 0, frees: 0, deferred: 0, dumps: 0, checks: 0, purges: 0, busy: 0, flushErrors: 0 };
 const live: Array<[number, number, number]> = []; // addr, bytes, pattern
 
+/** A broken promise: kept for the report, and posted at once (a worker may be terminated before it reports). */
+function violation(what: string): void {
+	if (violations.length >= 10) return;
+	violations.push(what);
+	parentPort!.postMessage({ violation: what });
+}
+
 function mark(addr: number, bytes: number, from: number, to: number): void {
 	for (let p = Math.floor(addr / P), end = Math.ceil((addr + bytes) / P); p < end; p++) {
 		const was = Atomics.compareExchange(owners, p, from, to);
-		if (was !== from && violations.length < 10) violations.push(`handle ${me}: page ${p} held by ${was}, expected ${from}`);
+		if (was !== from) violation(`handle ${me}: page ${p} held by ${was}, expected ${from}`);
 	}
 }
 
@@ -59,8 +67,7 @@ function release(i: number, deferred: boolean): void {
 	live[i] = live[live.length - 1]!;
 	live.pop();
 	const view = heap.bytes(addr, bytes);
-	for (let k = 0; k < bytes; k += 97)
-		if (view[k] !== ((pattern + k) & 0xff) && violations.length < 10) violations.push(`handle ${me}: byte ${k} of ${addr} changed`);
+	for (let k = 0; k < bytes; k += 97) if (view[k] !== ((pattern + k) & 0xff)) violation(`handle ${me}: byte ${k} of ${addr} changed`);
 	mark(addr, bytes, me, 0);
 	if (deferred) {
 		heap.freeDeferred(addr);
@@ -84,7 +91,7 @@ for (;;) {
 			if (live.length > 0 && (live.length > 150 || r < 450)) release(rnd(live.length), r < 20);
 			else if (r < 990) {
 				const bytes = 1 + rnd(4 * P);
-				const addr = heap.vmalloc(bytes);
+				const addr = r < 300 ? heap.vmalloc(bytes, { tag: `worker ${me % 4}` }) : heap.vmalloc(bytes); // tagged: the locked path
 				mark(addr, bytes, 0, me);
 				const pattern = rnd(256);
 				const view = heap.bytes(addr, bytes);
