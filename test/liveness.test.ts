@@ -8,6 +8,8 @@ import assert from "node:assert/strict";
 import type { Worker } from "node:worker_threads";
 import { test } from "node:test";
 import { VmapError, VmapHeap, VmapSpace } from "../src/index.ts";
+import { HDR_EXT_OFFSET } from "../src/buffer/layout.ts";
+import { H_RCU_LOCK } from "../src/heap/layout.ts";
 import { CONTROL_BYTES, openGate, PROGRESS } from "../harness/gate.ts";
 import { startWorker } from "../harness/workers.ts";
 
@@ -263,4 +265,22 @@ test("liveness: `using` closes a handle at the end of its block, as close() does
 		heap.vfree(heap.vmalloc(10));
 	}
 	space.check();
+});
+
+test("liveness: the exit listener never blocks: a worker that ends while its end hooks' locks are held (here by this thread) is finished from a timer once they are free", async () => {
+	const heap = VmapHeap.create({ size: 1 << 20 });
+	const idle = await slowWorker("heap-idle", heap.handle);
+	heap.watch(idle.worker);
+	const p = heap.vmalloc(100);
+	heap.freeDeferred(p);
+	const rcuLock = heap.space.table.hdr[HDR_EXT_OFFSET]! + H_RCU_LOCK;
+	heap.space.locks.acquire(rcuLock); // what the heap's end hook needs (the grace-period ring)
+	await idle.worker.terminate();
+	await new Promise((r) => setImmediate(r)); // the "exit" event: its listener returned, with the lock still ours
+	assert.equal(heap.space.locks.owner(rcuLock), heap.space.id);
+	heap.space.locks.release(rcuLock);
+	await new Promise((r) => setTimeout(r, 20)); // the hooks' timer
+	heap.synchronize(5000);
+	assert.equal(heap.stats().deferredPending, 0, "the ended handle was taken offline: the grace period ended");
+	heap.check();
 });

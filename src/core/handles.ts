@@ -11,6 +11,7 @@
  * does HDR_DEAD record it, and every call on the space throws EOWNERDEAD from then on.
  */
 import { VmapError } from "../api/errors.ts";
+import { reportError } from "../util/report.ts";
 import {
 	BATCH_ORPHAN,
 	BATCH_SLOTS,
@@ -26,7 +27,7 @@ import {
 	HDR_DEAD_WORD,
 } from "../buffer/layout.ts";
 import { crashPoint } from "../buffer/journal.ts";
-import { lockHolder, spaceLockWords } from "../buffer/lock.ts";
+import { type Locks, lockHolder, spaceLockWords } from "../buffer/lock.ts";
 import { recoverHolder } from "../buffer/recover.ts";
 import { repostWork } from "../purge/work.ts";
 import type { VaTable } from "../buffer/va-table.ts";
@@ -103,4 +104,33 @@ export function handleEnded(t: VaTable, id: number, moreLocks: readonly number[]
 	}
 	Atomics.store(t.handles, entry, HANDLE_FREE);
 	return "gone";
+}
+
+/**
+ * The layer's end hooks for handle `id` (the heap's grace periods, the small-area blocks),
+ * which take locks. From an exit listener they must never block: a lock they wait for may be
+ * held by a live handle that itself waits for a dead one whose exit event comes after this
+ * one. So each lock is tried without waiting (timeoutMs 0), and when one is busy the hooks not
+ * yet done run again from a timer; a hook may run again after a timeout (each takes its locks
+ * before it changes anything, or is idempotent). Other failures go to `onError`.
+ */
+export function runEndHooks(
+	locks: Locks,
+	id: number,
+	hooks: Array<(id: number) => void>,
+	onError: ((error: unknown) => void) | undefined,
+): void {
+	const timeoutMs = locks.timeoutMs;
+	locks.timeoutMs = 0;
+	try {
+		while (hooks.length > 0) {
+			hooks[0]!(id);
+			hooks.shift();
+		}
+	} catch (e) {
+		if (e instanceof VmapError && e.code === "ETIMEDOUT" && !locks.closed) setTimeout(() => runEndHooks(locks, id, hooks, onError), 1);
+		else reportError(e, onError, `ending handle ${id}`);
+	} finally {
+		locks.timeoutMs = timeoutMs;
+	}
 }

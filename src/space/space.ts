@@ -24,7 +24,7 @@ import { checkSpace } from "../diag/check.ts";
 import { shown, VmapError } from "../api/errors.ts";
 import { SpaceExtension } from "../core/extension.ts";
 import { dumpText, listAreas, runChunks, runChunksAsync, vmallocinfoText } from "../diag/info.ts";
-import { handleEnded, handlesOfThread, releaseHandle } from "../core/handles.ts";
+import { handleEnded, handlesOfThread, releaseHandle, runEndHooks } from "../core/handles.ts";
 import { HANDLE_MAX, HDR_DEAD } from "../buffer/layout.ts";
 import type { Locks } from "../buffer/lock.ts";
 import { findArea } from "../core/locate.ts";
@@ -335,7 +335,7 @@ export class VmapSpace {
 		}
 		worker.once("exit", () => {
 			try {
-				for (const id of handlesOfThread(this.#s.table, threadId)) this.#ended(id);
+				for (const id of handlesOfThread(this.#s.table, threadId)) this.#ended(id, onError);
 			} catch (e) {
 				reportError(e, onError, `ending the handles of worker thread ${threadId}`);
 			}
@@ -360,9 +360,9 @@ export class VmapSpace {
 		this.#ended(id);
 	}
 
-	#ended(id: number): void {
+	#ended(id: number, onError?: (error: unknown) => void): void {
 		const s = this.#s;
-		if (handleEnded(s.table, id, s.moreLockWords()) === "gone") for (const hook of s.endHooks) hook(id);
+		if (handleEnded(s.table, id, s.moreLockWords()) === "gone") runEndHooks(s.locks, id, [...s.endHooks], onError);
 	}
 
 	/** Milliseconds this handle has spent waiting for locks other handles held. */

@@ -5,7 +5,9 @@
  * VMAP_SOAK_KILLS (default 1,000) terminate()s. Every worker is watched, so its end is seen and
  * whatever critical section it was in is undone. It must end with 0 poisoned spaces, 0 hangs
  * (a worker not ready within HANG_MS), 0 overlaps and 0 bytes changed in live areas, and the
- * space whole after the dead workers' leftovers are freed.
+ * space whole after the dead workers' leftovers are freed. (What it found: a freeDeferred that
+ * marked its area before queueing it, and an exit listener that blocked on a lock held by a
+ * live handle waiting for a dead one: both fixed.)
  */
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -47,12 +49,12 @@ test(`kill soak: ${KILLS} terminate()s at random instants of 4 workers sharing a
 	heap.offline(); // this thread reads nothing during the run
 	const owners = new SharedArrayBuffer(4 * (heap.maxSize / heap.pageSize));
 	const rnd = randomBelow(7);
-	const totals = { kills: 0, poisoned: 0, hangs: 0, violations: [] as string[], errors: [] as string[], watchErrors: 0 };
+	const totals = { kills: 0, poisoned: 0, hangs: 0, violations: [] as string[], errors: [] as string[], watchErrors: [] as string[] };
 	let seed = 1;
 	const lane = async (k: number) => {
 		while (totals.kills < KILLS && totals.poisoned === 0) {
 			const w = new Worker(worker, { workerData: { handle: heap.handle, owners, flush: FLUSHES[k], seed: seed++ } });
-			heap.watch(w, { onError: () => totals.watchErrors++ });
+			heap.watch(w, { onError: (e) => totals.watchErrors.push(String(e)) });
 			const exited = new Promise((r) => w.once("exit", r));
 			w.on("message", (m: { violation?: string }) => {
 				if (m.violation !== undefined) totals.violations.push(m.violation);
@@ -82,11 +84,12 @@ test(`kill soak: ${KILLS} terminate()s at random instants of 4 workers sharing a
 	heap.check();
 	const s = heap.stats().space;
 	console.log(
-		`# kill soak: ${totals.kills} terminate()s, ${totals.poisoned} poisoned spaces, ${totals.hangs} hangs, ${totals.violations.length} overlaps or changed bytes, ${totals.errors.length} worker errors, ${totals.watchErrors} exit-handler errors, ${leftovers.length} areas the dead left busy, freed after`,
+		`# kill soak: ${totals.kills} terminate()s, ${totals.poisoned} poisoned spaces, ${totals.hangs} hangs, ${totals.violations.length} overlaps or changed bytes, ${totals.errors.length} worker errors, ${totals.watchErrors.length} exit-handler errors, ${leftovers.length} areas the dead left busy, freed after`,
 	);
 	assert.deepEqual(totals.errors, []);
 	assert.deepEqual(totals.violations, []);
-	assert.deepEqual([totals.poisoned, totals.hangs, totals.watchErrors], [0, 0, 0]);
+	assert.deepEqual(totals.watchErrors, []);
+	assert.deepEqual([totals.poisoned, totals.hangs], [0, 0]);
 	assert.deepEqual([s.busyAreas, s.lazyAreas, s.freeBytes + s.poolBytes], [0, 0, s.size], "the space is whole again");
 	heap.close();
 	rmSync(dir, { recursive: true });
