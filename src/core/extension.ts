@@ -51,15 +51,16 @@ export class SpaceExtension {
 		return this.#s.locks.closed;
 	}
 
-	/** EOWNERDEAD if a handle died holding a lock, EINVAL if this handle was closed. */
+	/** EOWNERDEAD if a handle died in a section that could not be undone, EINVAL if this handle was closed. */
 	ensureAlive(): void {
 		this.#s.locks.ensureAlive();
 	}
 
 	/**
 	 * What the layer adds when a handle's end is observed (watch(), exited()): `lockWords` lists
-	 * its lock words (an ended handle holding one poisons the space as for the space's own), and
-	 * `ended` runs for a handle that ended holding nothing.
+	 * its lock words (an ended handle's are released after its journal is undone, as the
+	 * space's own), and `ended` runs after that, from a timer when a lock it needs is busy (it
+	 * may run again after a timeout: it takes its locks before it changes anything).
 	 */
 	onHandleEnded(lockWords: () => number[], ended: (id: number) => void): void {
 		this.#s.moreLockWords = lockWords;

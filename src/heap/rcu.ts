@@ -342,7 +342,7 @@ export class GracePeriods {
 		const until = performance.now() + timeoutMs;
 		const nap = new Int32Array(new SharedArrayBuffer(4));
 		for (let spin = 0; !this.ended(target); spin++) {
-			this.#ext.ensureAlive(); // EOWNERDEAD as soon as a handle is known to have ended holding a lock
+			this.#ext.ensureAlive(); // EOWNERDEAD as soon as a recovery is known to have failed
 			if (performance.now() > until) this.#timedOut(target, timeoutMs);
 			if (spin > 100) Atomics.wait(nap, 0, 0, 0.5);
 		}
