@@ -31,10 +31,12 @@ $("n").textContent = String(N);
 const workers = [];
 for (let i = 0; i < N; i++) {
 	const w = new Worker("/demo/worker.js", { type: "module" });
-	const row = { index: i, worker: w, id: 0, alive: true, report: null };
+	const row = { index: i, worker: w, id: 0, token: "", alive: true, report: null };
 	w.onmessage = ({ data }) => {
-		if (data.type === "hello") row.id = data.id;
-		else row.report = data;
+		if (data.type === "hello") {
+			row.id = data.id;
+			row.token = data.token;
+		} else row.report = data;
 	};
 	w.onerror = (e) => {
 		e.preventDefault();
@@ -141,8 +143,8 @@ $("kill").onclick = () => {
 	w.worker.terminate();
 	w.alive = false;
 	// A Web Worker has no exit event: the page saw it end, and says so. What it was changing
-	// under a lock, if anything, is undone and its locks released.
-	heap.exited(w.id);
+	// under a lock, if anything, is undone and its locks released; its areas are freed.
+	heap.exited(w.token, { freeAreas: true });
 	const r = w.report ?? { live: 0, liveBytes: 0 };
 	const dead = isPoisoned();
 	state.poisoned = dead;
@@ -152,7 +154,7 @@ $("kill").onclick = () => {
 	status(
 		dead
 			? `worker ${w.index} (handle ${w.id}) was killed in a critical section that could not be undone: the space is poisoned, and every other worker now gets EOWNERDEAD (see the table). Reload the page to start again.`
-			: `worker ${w.index} (handle ${w.id}) killed mid-run: what it was changing under a lock, if anything, was undone and its locks released, so the others go on. Its ${r.live} areas (${fmt(r.liveBytes)}) stay busy, tagged "worker ${w.index}" and in its blocks: only it could have freed them.`,
+			: `worker ${w.index} (handle ${w.id}) killed mid-run: what it was changing under a lock, if anything, was undone and its locks released, so the others go on. The ${r.live} areas (${fmt(r.liveBytes)}) it had last reported live were freed with it (exited's freeAreas).`,
 		dead,
 	);
 };

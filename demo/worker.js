@@ -23,7 +23,7 @@ function start({ handle, index, seed }) {
 	};
 	const live = []; // [addr, bytes]
 	const r = { type: "report", index, id: heap.space.id, allocs: 0, frees: 0, live: 0, liveBytes: 0, badBytes: 0, error: "" };
-	self.postMessage({ type: "hello", index, id: heap.space.id });
+	self.postMessage({ type: "hello", index, id: heap.space.id, token: heap.space.token });
 
 	const alloc = () => {
 		// Half from the worker's small-area blocks (no options), half tagged with its name.

@@ -4,6 +4,7 @@ export type {
 	AreaInfo,
 	AreaState,
 	AttachOptions,
+	ExitedOptions,
 	FlushHook,
 	NodeStats,
 	PurgeOptions,

@@ -17,7 +17,7 @@ function spaceWith(pages: number, live: number, options: { nodes?: number; lazyM
 		for (let i = 0; i < live; i++) areas.push(victim.alloc(P * (1 + (i % 4))));
 		for (let i = 0; i < live; i += 3) victim.free(areas[i]!);
 		(victim as unknown as { areas: number[] }).areas = areas;
-		return { victim, id: victim.id, recoverer: VmapSpace.attach(victim.handle) };
+		return { victim, token: victim.token, recoverer: VmapSpace.attach(victim.handle) };
 	};
 }
 
@@ -48,7 +48,7 @@ function smallWith(live: number) {
 		for (let i = 0; i < live; i++) areas.push(victim.alloc(16 * (1 + (i % 16))));
 		for (let i = 0; i < live; i += 3) victim.free(areas[i]!);
 		(victim as unknown as { areas: number[] }).areas = areas;
-		return { victim, id: victim.id, recoverer: VmapSpace.attach(victim.handle) };
+		return { victim, token: victim.token, recoverer: VmapSpace.attach(victim.handle) };
 	};
 }
 
@@ -130,7 +130,7 @@ function heapWith(options: { poison?: boolean } = {}) {
 		for (let i = 0; i < 30; i++) areas.push(victim.vmalloc(P * (1 + (i % 4))));
 		for (let i = 0; i < 30; i += 3) victim.vfree(areas[i]!);
 		(victim as unknown as { areas: number[] }).areas = areas;
-		return { victim, id: victim.space.id, recoverer: VmapHeap.attach(victim.handle) };
+		return { victim, token: victim.space.token, recoverer: VmapHeap.attach(victim.handle) };
 	};
 }
 

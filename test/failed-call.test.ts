@@ -75,7 +75,7 @@ test("a failed call changes nothing: every VmapSpace method with bad arguments",
 		["stats into {}", () => space.stats({ into: {} as never }), "EINVAL"],
 		["attach a heap's data", () => VmapSpace.attach({ buffer: new SharedArrayBuffer(8) }), "EINVAL"],
 		["attach flush 5", () => VmapSpace.attach(space.handle, { flush: 5 as never }), "EINVAL"],
-		["exited(own id)", () => space.exited(space.id), "EINVAL"],
+		["exited(own token)", () => space.exited(space.token), "EINVAL"],
 		["watch({})", () => space.watch({} as never), "EINVAL"],
 	];
 	expectNoChange(cases, () => space.dump());
@@ -200,7 +200,7 @@ test("after close() every call is EINVAL (stats(), dump(), dumpAsync(), watch() 
 		["stats", () => other.stats()],
 		["dump", () => other.dump()],
 		["watch", () => other.watch({ threadId: 1, once() {} } as never)],
-		["exited", () => other.exited(space.id)],
+		["exited", () => other.exited(space.token)],
 		["alloc", () => other.alloc(P)],
 		["check", () => other.check()],
 	] as const) {

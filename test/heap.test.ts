@@ -247,7 +247,7 @@ test("vm_map_ram: small mappings share a block, pages handed out once; a block w
 	assert.equal(s.mappedPages, 127);
 	const block = h.space.find(maps[0]![0])!;
 	assert.deepEqual([block.tag, block.size], ["vm_map_ram", 1024 * P]);
-	assert.match(h.vmallocinfo(), /^0x[0-9a-f]+-0x[0-9a-f]+ +4194304 vm_map_ram$/m);
+	assert.match(h.vmallocinfo(), /^0x[0-9a-f]+-0x[0-9a-f]+ +4194304 handle=1 vm_map_ram$/m);
 	for (let i = 1; i < maps.length; i++) assert.equal(maps[i]![0], maps[i - 1]![0] + maps[i - 1]![1] * P, "handed out from the front");
 	h.bytes(maps[3]![0], 8 * P).fill(3);
 	assert.equal(

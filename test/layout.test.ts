@@ -204,6 +204,12 @@ test("layout: every record accessor reads and writes the word layout.ts names (t
 		assert.equal(i32[iw(field)], 40 + field, `word ${field}`);
 		assert.equal(get(i32, va), 40 + field, `word ${field}`);
 	}
+	R.setVaFlags(i32, va, L.VA_BUSY | (L.VA_OWNER_MASK << L.VA_OWNER_SHIFT) | L.VA_SMALL_BLOCK);
+	assert.equal(R.vaOwner(i32, va), L.VA_OWNER_MASK, "vaOwner reads the bits VA_OWNER_SHIFT and VA_OWNER_MASK name");
+	assert.ok(
+		L.HANDLE_MAX <= L.VA_OWNER_MASK && L.VA_OWNER_MASK << L.VA_OWNER_SHIFT < L.VA_SMALL_BLOCK,
+		"every handle id fits below the block flag",
+	);
 	R.setVaParentColour(i32, va, 3, true);
 	assert.equal(i32[iw(L.VA_PARENT)], (3 << 1) | 1);
 	assert.deepEqual([R.vaParent(i32, va), R.vaIsRed(i32, va)], [3, true]);

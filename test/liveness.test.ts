@@ -20,7 +20,7 @@ async function slowWorker(
 	mode: string,
 	handle: object,
 	extra: Record<string, unknown> = {},
-): Promise<{ worker: Worker; id: number; control: Int32Array; done: Promise<{ status: string }> }> {
+): Promise<{ worker: Worker; id: number; token: string; control: Int32Array; done: Promise<{ status: string }> }> {
 	const control = new SharedArrayBuffer(CONTROL_BYTES);
 	const flag = new Int32Array(control);
 	const worker = startWorker(new URL("./support/slow-worker.ts", import.meta.url), { mode, handle, control, ms: 0, areas: 0, ...extra });
@@ -30,7 +30,7 @@ async function slowWorker(
 	worker.on("message", (m) => (waiters.length > 0 ? waiters.shift()!(m) : messages.push(m)));
 	worker.on("error", (e) => errors.push(e));
 	const next = () => new Promise<unknown>((resolve) => (messages.length > 0 ? resolve(messages.shift()) : waiters.push(resolve)));
-	const hello = (await next()) as { id: number };
+	const hello = (await next()) as { id: number; token: string };
 	const failed = new Promise<never>((_, reject) => worker.once("error", reject));
 	failed.catch(() => {});
 	await openGate(flag, 1, [failed]);
@@ -40,7 +40,7 @@ async function slowWorker(
 			await new Promise((r) => setTimeout(r, 2));
 		}
 	}
-	return { worker, id: hello.id, control: flag, done: next() as Promise<{ status: string }> };
+	return { worker, id: hello.id, token: hello.token, control: flag, done: next() as Promise<{ status: string }> };
 }
 
 test("liveness: a synchronous flush hook that runs 1.5 s makes others wait, never declares its worker dead", async () => {
@@ -151,7 +151,7 @@ test("liveness: an unwatched worker terminated holding a lock is waited for; tim
 		/EINVAL: Cannot alloc: timeoutMs must be a number of milliseconds, at least 0, or Infinity, got -1/,
 	);
 	assert.throws(() => space.purge({ sync: true, timeoutMs: Number.NaN }), /EINVAL: Cannot purge: timeoutMs must be/);
-	space.exited(slow.id); // its critical section is undone and its lock released
+	space.exited(slow.token); // its critical section is undone and its lock released
 	space.free(space.alloc(P));
 	space.purge({ sync: true });
 	space.check();
@@ -228,8 +228,8 @@ test("liveness: synchronize() takes a number of milliseconds or Infinity, nothin
 test("liveness: watch() and exited() check their arguments", () => {
 	const space = VmapSpace.create({ size: 64 * P });
 	assert.throws(() => space.watch({} as never), /EINVAL: Cannot watch: worker must be a running worker_threads Worker/);
-	assert.throws(() => space.exited(space.id), /EINVAL: Cannot mark handle 1 exited/);
-	assert.throws(() => space.exited(0), /EINVAL/);
+	assert.throws(() => space.exited(space.token), /EINVAL: Cannot mark a handle exited: the token must be another handle.s token/);
+	assert.throws(() => space.exited(1 as never), /EINVAL/);
 	assert.throws(() => VmapSpace.attach(space.handle, { timeoutMs: -5 }), /EINVAL: Cannot attach: timeoutMs/);
 	assert.throws(() => VmapSpace.create({ size: 64 * P, timeoutMs: Number.NaN }), /EINVAL: Cannot create a space: timeoutMs/);
 });

@@ -50,7 +50,7 @@ test("lookups of lazy, pooled, free and unknown addresses never take the free-sp
 	try {
 		for (let i = 1; i < 64; i += 4) {
 			const a = areas[i]!;
-			assert.deepEqual(space.find(a + 5), { start: a, end: a + 2 * P, size: 2 * P, tag: undefined, state: "lazy" });
+			assert.deepEqual(space.find(a + 5), { start: a, end: a + 2 * P, size: 2 * P, tag: undefined, state: "lazy", owner: 1 });
 			assert.match(thrown(() => space.free(a)).message, /^EDOUBLEFREE: .* is freed already \(lazy, waiting for a purge\)/);
 			assert.match(thrown(() => space.free(a + P)).message, /^ENOENT: .* lies inside the area .*, which is freed already/);
 		}

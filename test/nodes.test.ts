@@ -134,7 +134,7 @@ test("busy areas live at their address's node, lazy ones at their vn_id's; find(
 	const big = s.alloc(40 * P); // zones 0-2, stored at node 0
 	assert.equal(big, 0);
 	const inZone2 = big + 35 * P;
-	assert.deepEqual(s.find(inZone2), { start: 0, end: 40 * P, size: 40 * P, tag: undefined, state: "busy" });
+	assert.deepEqual(s.find(inZone2), { start: 0, end: 40 * P, size: 40 * P, tag: undefined, state: "busy", owner: 1 });
 	const viaPool = s.alloc(P); // [40P, 41P): zone 2, address node 2, asked through node 0's pool path
 	const windowed = s.alloc(P, { vend: s.end - P }); // zone 2 too, no node id
 	let st = s.stats();

@@ -180,15 +180,15 @@ test("vmallocinfo lists busy areas, then unpurged lazy ones; dump() is JSON of e
 	s.free(b);
 	assert.equal(
 		s.vmallocinfo(),
-		"0x0000000010000000-0x0000000010003000   12288 textures\n" +
-			"0x0000000010004000-0x0000000010006000    8192 ioremap\n" +
+		"0x0000000010000000-0x0000000010003000   12288 handle=1 textures\n" +
+			"0x0000000010004000-0x0000000010006000    8192 handle=1 ioremap\n" +
 			"0x0000000010003000-0x0000000010004000    4096 unpurged vm_area\n",
 	);
 	const d = JSON.parse(s.dump());
 	assert.deepEqual(d.areas, [
-		{ start: a, end: a + 3 * P, size: 3 * P, state: "busy", tag: "textures" },
-		{ start: b, end: b + P, size: P, state: "lazy" },
-		{ start: c, end: c + 2 * P, size: 2 * P, state: "busy", tag: "ioremap" },
+		{ start: a, end: a + 3 * P, size: 3 * P, state: "busy", tag: "textures", owner: 1 },
+		{ start: b, end: b + P, size: P, state: "lazy", owner: 1 },
+		{ start: c, end: c + 2 * P, size: 2 * P, state: "busy", tag: "ioremap", owner: 1 },
 	]);
 	assert.deepEqual(d.free, [{ start: c + 2 * P, end: s.end, size: s.end - c - 2 * P }]);
 	assert.equal(d.stats.lazyBytes, P);

@@ -355,7 +355,7 @@ test("small areas: an owner that died between its plain writes (a carve, a flush
 		b.free(a[0]!); // a remote free: the block has a REMOTE bit
 		cut(s, firstBlock(s));
 		if (seen) assert.throws(() => s.check(), { code: "ECORRUPT" }, `${name}: check() sees the cut`);
-		b.exited(s.id); // before: a spin for ever in adopt() (the count), or ECORRUPT later
+		b.exited(s.token); // before: a spin for ever in adopt() (the count), or ECORRUPT later
 		b.check();
 		for (const x of a.slice(1)) b.free(x); // every live area is still live, and frees as such
 		b.purge({ sync: true });

@@ -81,7 +81,7 @@ test("addresses above 4 GiB and up to 2^53", () => {
 	assert.equal(a, 2 ** 52);
 	const b = top.alloc(2 ** 20, { vstart: 2 ** 53 - 2 ** 21 });
 	assert.equal(b, 2 ** 53 - 2 ** 21);
-	assert.deepEqual(top.find(b + 12345), { start: b, end: b + 2 ** 20, size: 2 ** 20, tag: undefined, state: "busy" });
+	assert.deepEqual(top.find(b + 12345), { start: b, end: b + 2 ** 20, size: 2 ** 20, tag: undefined, state: "busy", owner: 1 });
 	top.check();
 	const big = VmapSpace.create({ start: 2 ** 33, size: 2 ** 40, smallMax: 0 }); // exact lowest fits
 	const x = big.alloc(2 ** 33);

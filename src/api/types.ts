@@ -132,6 +132,22 @@ export interface WatchOptions {
 	 * a process warning (Node) or console.warn elsewhere.
 	 */
 	onError?: (error: unknown) => void;
+	/**
+	 * Free every area the ended handle allocated and still holds (for a worker pool that
+	 * terminates workers mid-task): its busy areas, its small areas, and in a heap its
+	 * vm_map_ram mappings, as free(), vfree() and vmUnmapRam() would free them. Areas queued
+	 * by freeDeferred are left to their grace period. Only for workers whose areas die with
+	 * them: an area the worker handed to another thread is freed too. @defaultValue false
+	 */
+	freeAreas?: boolean;
+}
+
+/** exited()'s options. */
+export interface ExitedOptions {
+	/** As WatchOptions.freeAreas. @defaultValue false */
+	freeAreas?: boolean;
+	/** As WatchOptions.onError. */
+	onError?: (error: unknown) => void;
 }
 
 export interface WatchedWorker {
@@ -260,6 +276,11 @@ export interface AreaInfo {
 	size: number;
 	tag: string | undefined;
 	state: AreaState;
+	/**
+	 * The id of the handle that allocated it (the kernel's vmallocinfo shows the caller). An id
+	 * is reused once its handle has ended: see VmapSpace.token and WatchOptions.freeAreas.
+	 */
+	owner: number;
 }
 
 declare global {
@@ -280,6 +301,8 @@ export interface DumpArea {
 	size: number;
 	state: AreaState;
 	tag?: string;
+	/** The id of the handle that allocated it (AreaInfo.owner). */
+	owner?: number;
 }
 
 /** A free block in a dump. */

@@ -21,7 +21,7 @@
  *  byte 512          ├────────────────── tag table ────────────────────────────┤
  *                    │ TAG_MAX entries × TAG_BYTES: [len u8][UTF-8 bytes]      │ entry 0 = no tag
  *  HANDLE_OFFSET     ├────────────────── handle table ─────────────────────────┤
- *                    │ HANDLE_MAX entries × [state, thread, remote] (Int32)    │ id = index + 1
+ *                    │ HANDLE_MAX entries × [state, thread, remote, gen] (i32) │ id = index + 1
  *  JOURNAL_OFFSET    ├────────────────── undo journals ────────────────────────┤
  *                    │ JOURNALS × [owner, -, count (f64), entries...]          │ journal.ts
  *  NODE_OFFSET       ├────────────────── node table ───────────────────────────┤
@@ -67,7 +67,7 @@
  */
 
 export const MAGIC = 0x766d6170; // "vmap"
-export const VERSION = 13;
+export const VERSION = 14;
 
 // ── header, Int32 words ────────────────────────────────────────────────────────────────
 export const HDR_MAGIC = 0;
@@ -310,16 +310,18 @@ export const TAG_MAX = 1024;
 
 // ── handle table ───────────────────────────────────────────────────────────────────────
 /**
- * One entry per attached handle (the kernel's "CPU"): [state, thread, remote]. Handle ids are entry
- * index + 1, so 0 can mean "nobody" in lock words. `thread` is the worker_threads threadId of
- * the thread that attached (0 on Node's main thread), -1 where the runtime has none (a
- * browser): watch(worker) finds a worker's handles by it.
- * States: FREE (never used, or closed); ALIVE; DEAD (observed to end holding a lock: the
- * space is then unusable, and the entry is never reused).
+ * One entry per attached handle (the kernel's "CPU"): [state, thread, remote, generation].
+ * Ids are entry index + 1, so 0 can mean "nobody" in lock words. `thread`: the worker_threads
+ * threadId of the thread that attached (0: Node's main thread; -1: none, a browser), by which
+ * watch(worker) finds a worker's handles. `generation` counts the entry's claims: a token (id
+ * and generation, VmapSpace.token) never names a later handle that reuses the id.
+ * States: FREE (never used, or closed); ALIVE; ENDING (observed to end, locks recovered, end
+ * hooks still running: its id, which its areas carry, is not reused yet); DEAD (ended in a
+ * section that could not be undone: the space is unusable, the entry never reused).
  */
 export const HANDLE_OFFSET = TAG_OFFSET + TAG_MAX * TAG_BYTES;
 export const HANDLE_MAX = 1024;
-export const HANDLE_WORDS = 3;
+export const HANDLE_WORDS = 4;
 export const HANDLE_STATE = 0;
 export const HANDLE_THREAD = 1;
 /**
@@ -327,9 +329,11 @@ export const HANDLE_THREAD = 1;
  * owner's flush looks for them in its blocks only when the count moved (small/owner.ts).
  */
 export const HANDLE_REMOTE = 2;
+export const HANDLE_GEN = 3;
 export const HANDLE_FREE = 0;
 export const HANDLE_ALIVE = 1;
 export const HANDLE_DEAD = 2;
+export const HANDLE_ENDING = 3;
 
 // ── undo journals (journal.ts) ───────────────────────────────────────────────────────────
 /**
@@ -363,9 +367,10 @@ export const VA_PARENT = 8;
 export const VA_NEXT = 9;
 
 /**
- * Flags of a busy, lazy or pooled record (word VA_FLAGS): the state in the low byte, and the
- * node that asked for it (vn_id) encoded as (id + 1) << VN_SHIFT, 0 meaning "no node" (kernel
- * encode_vn_id).
+ * Flags of a busy, lazy or pooled record (word VA_FLAGS): the state in the low byte, the
+ * node that asked for it (vn_id) encoded as (id + 1) << VN_SHIFT in the next, 0 meaning "no
+ * node" (kernel encode_vn_id), and from bit VA_OWNER_SHIFT the id of the handle that
+ * allocated it (the kernel's vmallocinfo shows a caller; 0 for a pooled record).
  */
 export const VA_BUSY = 1;
 export const VA_LAZY = 2;
@@ -377,6 +382,9 @@ export const VA_STATE = 0xff;
  */
 export const VA_SMALL_BLOCK = 1 << 30;
 export const VN_SHIFT = 8;
+export const VN_MASK = 0xff;
+export const VA_OWNER_SHIFT = 16;
+export const VA_OWNER_MASK = 0x7ff; // ids 1..HANDLE_MAX (1024): 11 bits
 
 /** Records are slot numbers < 2^30 so that `parent << 1 | red` fits an Int32. */
 export const MAX_AREAS_LIMIT = 2 ** 25;
@@ -388,6 +396,4 @@ export function hashBudget(maxAreas: number): number {
 	return Math.ceil(maxAreas / 8);
 }
 
-export function bytesForCapacity(recordsAt: number, capacity: number): number {
-	return recordsAt + capacity * REC_BYTES;
-}
+export const bytesForCapacity = (recordsAt: number, capacity: number): number => recordsAt + capacity * REC_BYTES;

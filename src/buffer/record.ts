@@ -101,9 +101,14 @@ export function setRecWordF(f64: Float64Array, i: number, v: number): void {
 
 // ── Int32 words: state, tag, links ───────────────────────────────────────────────────────
 
-/** State (VA_BUSY, VA_LAZY, VA_POOL) and vn_id of a busy, lazy or pooled record. */
+/** State (VA_BUSY, VA_LAZY, VA_POOL), vn_id and owner of a busy, lazy or pooled record. */
 export function vaFlags(i32: Int32Array, va: number): number {
 	return i32[va * 10 + 4]!;
+}
+
+/** The id of the handle that allocated a busy or lazy record (flags from bit VA_OWNER_SHIFT, 16; 11 bits), 0 for none. */
+export function vaOwner(i32: Int32Array, va: number): number {
+	return (i32[va * 10 + 4]! >>> 16) & 0x7ff;
 }
 
 export function setVaFlags(i32: Int32Array, va: number, flags: number): void {

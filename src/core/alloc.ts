@@ -189,7 +189,7 @@ function nodeAlloc(s: SpaceState, pool: number, align: number, vn: number, tag: 
 function linkBusy(s: SpaceState, b: number, va: number, start: number, size: number, vn: number, tag: number): void {
 	const t = s.table;
 	const i32 = t.i32;
-	setVaFlags(i32, va, VA_BUSY | vn);
+	setVaFlags(i32, va, VA_BUSY | vn | s.ownerFlags);
 	setVaTag(i32, va, tag);
 	insertVmapArea(t, b + N_BUSY_ROOT, va);
 	hashInsert(t, b, va, start);

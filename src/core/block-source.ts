@@ -17,8 +17,10 @@ export function openSmallCache(s: SpaceState, flush: FlushHook | undefined): voi
 	if (s.table.hdrF[HDRF_SMALL_MAX]! === 0) return;
 	const small = new SmallCache(s.table, s.locks, s.pageSize, flush, blockSource(s));
 	s.small = small;
-	s.endHooks.push((id) => small.ended(id));
+	s.endHooks.push((id, reclaim) => small.ended(id, reclaim ? (s.releaseArea ?? noRelease) : undefined));
 }
+
+function noRelease(): void {}
 
 function blockSource(s: SpaceState): BlockSource {
 	return {

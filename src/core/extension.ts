@@ -60,11 +60,19 @@ export class SpaceExtension {
 	 * What the layer adds when a handle's end is observed (watch(), exited()): `lockWords` lists
 	 * its lock words (an ended handle's are released after its journal is undone, as the
 	 * space's own), and `ended` runs after that, from a timer when a lock it needs is busy (it
-	 * may run again after a timeout: it takes its locks before it changes anything).
+	 * may run again after a timeout: it takes its locks before it changes anything), with
+	 * `reclaim` true when the handle's areas are to be freed (WatchOptions.freeAreas): the
+	 * layer frees what it keeps its own books of (the heap's vm_map_ram blocks) before the space
+	 * frees the handle's areas, telling `release` of each first.
 	 */
-	onHandleEnded(lockWords: () => number[], ended: (id: number) => void): void {
+	onHandleEnded(
+		lockWords: () => number[],
+		ended: (id: number, reclaim: boolean) => void,
+		release: (addr: number, size: number) => void,
+	): void {
 		this.#s.moreLockWords = lockWords;
 		this.#s.endHooks.push(ended);
+		this.#s.releaseArea = release;
 	}
 
 	/**

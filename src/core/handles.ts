@@ -18,7 +18,9 @@ import {
 	HDR_BATCH_OWNER,
 	HANDLE_ALIVE,
 	HANDLE_DEAD,
+	HANDLE_ENDING,
 	HANDLE_FREE,
+	HANDLE_GEN,
 	HANDLE_MAX,
 	HANDLE_STATE,
 	HANDLE_THREAD,
@@ -48,6 +50,7 @@ export function claimHandle(t: VaTable): number {
 	const handles = t.handles;
 	for (let i = 0; i < HANDLE_MAX; i++) {
 		if (Atomics.compareExchange(handles, i * HANDLE_WORDS + HANDLE_STATE, HANDLE_FREE, HANDLE_ALIVE) === HANDLE_FREE) {
+			Atomics.add(handles, i * HANDLE_WORDS + HANDLE_GEN, 1);
 			Atomics.store(handles, i * HANDLE_WORDS + HANDLE_THREAD, THREAD_ID);
 			return i + 1;
 		}
@@ -55,7 +58,25 @@ export function claimHandle(t: VaTable): number {
 	throw new VmapError("EINVAL", `Cannot attach: all ${HANDLE_MAX} handle ids are in use (close() handles you no longer need)`);
 }
 
-/** Give handle `id`'s entry back (close()). */
+/**
+ * Handle `id`'s token: its id and the generation of its entry, "id.generation". A token
+ * names one handle for ever: the entry's next claim has another generation.
+ */
+export function handleToken(t: VaTable, id: number): string {
+	return `${id}.${Atomics.load(t.handles, (id - 1) * HANDLE_WORDS + HANDLE_GEN)}`;
+}
+
+/** The handle id a token names while that handle is alive, 0 when it is not (ended, closed, or the id reused); -1 for what is not a token. */
+export function tokenHandle(t: VaTable, token: unknown): number {
+	const m = typeof token === "string" ? /^([1-9][0-9]{0,3})\.([0-9]{1,10})$/.exec(token) : null;
+	const id = m === null ? 0 : Number(m[1]);
+	if (m === null || id > HANDLE_MAX) return -1;
+	const w = (id - 1) * HANDLE_WORDS;
+	const alive = Atomics.load(t.handles, w + HANDLE_STATE) === HANDLE_ALIVE;
+	return alive && String(Atomics.load(t.handles, w + HANDLE_GEN) >>> 0) === m[2] ? id : 0;
+}
+
+/** Give handle `id`'s entry back (close(), or the end of its end hooks). */
 export function releaseHandle(t: VaTable, id: number): void {
 	crashPoint();
 	Atomics.store(t.handles, (id - 1) * HANDLE_WORDS + HANDLE_STATE, HANDLE_FREE);
@@ -81,14 +102,16 @@ export function handlesOfThread(t: VaTable, threadId: number): number[] {
  * Handle `id` was observed to end (its worker exited). Call only once its thread runs no more
  * (after the worker's "exit" event): its lock holdings are then final. What it was changing
  * under locks (the space's or `moreLocks`) is undone and its locks released (lock.ts
- * recoverHolder). Returns "gone" (its id is free again); "dead" only when that could not be
- * done (a journal overflowed: the space is poisoned, EOWNERDEAD); "closed" when the handle had
- * closed already.
+ * recoverHolder). Returns "ending": the entry stays ENDING, its id not reused, while the end
+ * hooks run (runEndHooks), since its areas carry that id; "dead" only when it could not be
+ * undone (a journal overflowed: the space is poisoned, EOWNERDEAD); "closed" when the handle
+ * had closed already, or another observer is ending it.
  */
-export function handleEnded(t: VaTable, id: number, moreLocks: readonly number[]): "dead" | "gone" | "closed" {
+export function handleEnded(t: VaTable, id: number, moreLocks: readonly number[]): "dead" | "ending" | "closed" {
 	const hdr = t.hdr;
 	const entry = (id - 1) * HANDLE_WORDS + HANDLE_STATE;
-	if (Atomics.load(t.handles, entry) !== HANDLE_ALIVE) return "closed";
+	// One observer ends it: a second (watch() and exited() both) finds it ending.
+	if (Atomics.compareExchange(t.handles, entry, HANDLE_ALIVE, HANDLE_ENDING) !== HANDLE_ALIVE) return "closed";
 	if (recoverHolder(t, id, moreLocks) === undefined) {
 		Atomics.store(t.handles, entry, HANDLE_DEAD);
 		const word = [...spaceLockWords(t), ...moreLocks].find((w) => lockHolder(hdr, w) === id) ?? 0;
@@ -102,8 +125,7 @@ export function handleEnded(t: VaTable, id: number, moreLocks: readonly number[]
 	for (let k = 0; k < BATCH_SLOTS; k++) {
 		if (Atomics.compareExchange(hdr, HDR_BATCH_OWNER + k, id, BATCH_ORPHAN) === id) Atomics.notify(hdr, HDR_BATCH_OWNER + k);
 	}
-	Atomics.store(t.handles, entry, HANDLE_FREE);
-	return "gone";
+	return "ending"; // the end hooks run next; the last gives the id back (releaseHandle)
 }
 
 /**
@@ -112,25 +134,32 @@ export function handleEnded(t: VaTable, id: number, moreLocks: readonly number[]
  * held by a live handle that itself waits for a dead one whose exit event comes after this
  * one. So each lock is tried without waiting (timeoutMs 0), and when one is busy the hooks not
  * yet done run again from a timer; a hook may run again after a timeout (each takes its locks
- * before it changes anything, or is idempotent). Other failures go to `onError`.
+ * before it changes anything, or is idempotent). Other failures go to `onError`. When the hooks
+ * are done, failed, or can run no more (this handle closed), the ended handle's id is given
+ * back.
  */
 export function runEndHooks(
+	t: VaTable,
 	locks: Locks,
 	id: number,
-	hooks: Array<(id: number) => void>,
+	hooks: Array<() => void>,
 	onError: ((error: unknown) => void) | undefined,
 ): void {
 	const timeoutMs = locks.timeoutMs;
 	locks.timeoutMs = 0;
 	try {
-		while (hooks.length > 0) {
-			hooks[0]!(id);
+		while (hooks.length > 0 && !locks.closed) {
+			hooks[0]!();
 			hooks.shift();
 		}
 	} catch (e) {
-		if (e instanceof VmapError && e.code === "ETIMEDOUT" && !locks.closed) setTimeout(() => runEndHooks(locks, id, hooks, onError), 1);
-		else reportError(e, onError, `ending handle ${id}`);
+		if (e instanceof VmapError && e.code === "ETIMEDOUT" && !locks.closed) {
+			setTimeout(() => runEndHooks(t, locks, id, hooks, onError), 1);
+			return;
+		}
+		reportError(e, onError, `ending handle ${id}`);
 	} finally {
 		locks.timeoutMs = timeoutMs;
 	}
+	releaseHandle(t, id);
 }

@@ -16,7 +16,7 @@ import { decodeVnId } from "../tree/nodes.ts";
 import { lazyTreeAdd } from "../tree/lazy-tree.ts";
 import { workPosted } from "../purge/work.ts";
 import { PLAIN, rbErase } from "../tree/rbtree.ts";
-import { setVaEnd, setVaRange, setVaTag, vaEnd, vaFlags, vaStart, vaTag } from "../buffer/record.ts";
+import { setVaEnd, setVaRange, setVaTag, vaEnd, vaFlags, vaOwner, vaStart, vaTag } from "../buffer/record.ts";
 import type { SpaceState } from "./state.ts";
 
 /**
@@ -76,6 +76,32 @@ export function freeVmapArea(s: SpaceState, addr: number, op: string, refused: r
 	s.locks.release(b + N_BUSY_LOCK);
 	s.purger.drain.afterFree();
 	return 0;
+}
+
+/**
+ * Free the busy area at `addr` if handle `owner` allocated it, it is no small-area block and it
+ * does not carry the tag `mark` (queued for a deferred free, which frees it): an ended
+ * handle's area (WatchOptions.freeAreas). `release` is told first, under the area's busy
+ * lock, so that nothing reuses the area before the layer above is done with it.
+ */
+export function freeOwnedArea(
+	s: SpaceState,
+	addr: number,
+	owner: number,
+	mark: number,
+	release?: (addr: number, size: number) => void,
+): void {
+	const v = s.addrNode(addr);
+	const b = nodeBase(v);
+	const va = lookupBusyAt(s, b, addr);
+	if (va === 0) return;
+	const i32 = s.table.i32;
+	if (vaOwner(i32, va) === owner && (vaFlags(i32, va) & VA_SMALL_BLOCK) === 0 && (mark === 0 || vaTag(i32, va) !== mark)) {
+		release?.(addr, vaEnd(s.table.f64, va) - addr);
+		freeVmapAreaNoflush(s, v, va);
+	}
+	s.locks.release(b + N_BUSY_LOCK);
+	s.purger.drain.afterFree();
 }
 
 /**

@@ -8,7 +8,7 @@ import { findVmapArea } from "../tree/busy-tree.ts";
 import { hex, shown, VmapError } from "../api/errors.ts";
 import { BATCH_SLOTS } from "../buffer/layout.ts";
 import { N_BUSY_LOCK, N_BUSY_ROOT, N_LAZY_LOCK, N_LAZY_ROOT, N_POOL_LOCK, nodeBase, purgeTree } from "../buffer/node-layout.ts";
-import { vaEnd, vaStart, vaTag } from "../buffer/record.ts";
+import { vaEnd, vaOwner, vaStart, vaTag } from "../buffer/record.ts";
 import { NOT_SMALL } from "../small/cache.ts";
 import type { SpaceState } from "./state.ts";
 
@@ -82,7 +82,8 @@ function describe(s: SpaceState, va: number, state: "busy" | "lazy"): AreaInfo {
 	const start = vaStart(f64, va);
 	const end = vaEnd(f64, va);
 	const tag = vaTag(i32, va);
-	return { start, end, size: end - start, tag: tag === 0 ? undefined : s.tags.name(tag), state };
+	const owner = vaOwner(i32, va);
+	return { start, end, size: end - start, tag: tag === 0 ? undefined : s.tags.name(tag), state, owner };
 }
 
 /** `addr` starts no busy area: throw the error that says what lies there, in the words of `op`. */

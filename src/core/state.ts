@@ -40,6 +40,7 @@ import {
 	HEADER_BYTES,
 	INITIAL_CAPACITY,
 	MAGIC,
+	VA_OWNER_SHIFT,
 	VERSION,
 } from "../buffer/layout.ts";
 import { extOffset, nodeBase, recordsOffset } from "../buffer/node-layout.ts";
@@ -60,6 +61,8 @@ export class SpaceState {
 	readonly table: VaTable;
 	/** This handle's id: the kernel's "CPU" (1 for the handle that created the space). */
 	readonly id: number;
+	/** The id in a busy record's flags (VA_OWNER_SHIFT): the areas this handle allocates carry it. */
+	readonly ownerFlags: number;
 	readonly locks: Locks;
 	readonly tags: TagTable;
 	readonly purger: Purger;
@@ -74,7 +77,10 @@ export class SpaceState {
 	readonly zoneInverse: number;
 	/** What the layer above (the heap) adds: its lock words, and what it does when a handle ends. */
 	moreLockWords: () => number[] = () => [];
-	readonly endHooks: Array<(id: number) => void> = [];
+	/** Run when a handle ends (after its locks are recovered); `reclaim`: its areas are to be freed (WatchOptions.freeAreas). */
+	readonly endHooks: Array<(id: number, reclaim: boolean) => void> = [];
+	/** What the layer above does to an ended handle's area before freeAreas frees it (the heap poisons it), if anything. */
+	releaseArea: ((addr: number, size: number) => void) | undefined = undefined;
 	/** This handle's small-area cache; undefined when the space has none (smallMax 0). Set once, by openSmallCache(), right after construction. */
 	small: SmallCache | undefined = undefined;
 
@@ -89,6 +95,7 @@ export class SpaceState {
 		this.zoneInverse = 1 / hdrF[HDRF_ZONE_SIZE]!;
 		this.id = claimHandle(this.table);
 		this.node = (this.id - 1) % this.nodes;
+		this.ownerFlags = this.id << VA_OWNER_SHIFT;
 		this.locks = new Locks(this.table, this.id);
 		this.locks.timeoutMs = timeoutMs ?? hdrF[HDRF_TIMEOUT_MS]!;
 		this.tags = new TagTable(this.table, this.locks);

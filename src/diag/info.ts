@@ -36,7 +36,7 @@ import { eachBlock } from "../small/block-index.ts";
 import type { SpaceState } from "../core/state.ts";
 import { TextWriter } from "../util/text-writer.ts";
 import { NO_ROWS, Rows } from "./rows.ts";
-import { vaEnd, vaLeft, vaParent, vaRight, vaStart, vaTag } from "../buffer/record.ts";
+import { vaEnd, vaOwner, vaLeft, vaParent, vaRight, vaStart, vaTag } from "../buffer/record.ts";
 import type { VaTable } from "../buffer/va-table.ts";
 
 /** Records one chunk reads: tens of microseconds at a million areas (cache-missing loads). */
@@ -54,7 +54,25 @@ function emptyTree(hdr: Int32Array, lock: number, inner: number, root: number): 
 	return seqSame(hdr, lock, outer) && (inner === -1 || seqSame(hdr, inner, under));
 }
 
-/** What a listing read: busy and lazy areas, free blocks (tag 0), each in address order. */
+/**
+ * A row's third cell: an area's tag id and the id of the handle that allocated it, in one
+ * number (tag ids are below TAG_MAX, which is below OWNER_UNIT).
+ */
+const OWNER_UNIT = 2 ** 16;
+
+function label(tag: number, owner: number): number {
+	return tag + owner * OWNER_UNIT;
+}
+
+function labelTag(label: number): number {
+	return label % OWNER_UNIT;
+}
+
+export function labelOwner(label: number): number {
+	return Math.floor(label / OWNER_UNIT);
+}
+
+/** What a listing read: busy and lazy areas (each with its label), free blocks (label 0), each in address order. */
 export interface Listing {
 	busy: Rows;
 	lazy: Rows;
@@ -166,7 +184,7 @@ function walkChunk(t: VaTable, root: number, from: number, into: Rows): number {
 		if (!(start > last)) return -1;
 		a[n] = start;
 		a[n + 1] = vaEnd(f64, va);
-		a[n + 2] = tagged ? vaTag(i32, va) : 0;
+		a[n + 2] = tagged ? label(vaTag(i32, va), vaOwner(i32, va)) : 0;
 		n += 3;
 		last = start;
 		va = nextInOrder(i32, va, cap);
@@ -265,7 +283,8 @@ export async function runChunksAsync<T>(g: Generator<void, T>): Promise<T> {
 type TagName = (id: number) => string;
 
 /**
- * One line per busy area, `0x<start>-0x<end> <size> <tag>`, in address order; then one
+ * One line per busy area, `0x<start>-0x<end> <size> handle=<id> <tag>`, in address order
+ * (the kernel shows the caller where this shows the handle that allocated it); then one
  * `0x<start>-0x<end> <size> unpurged vm_area` line per lazy area, as the kernel lists them
  * after its busy areas.
  */
@@ -280,8 +299,10 @@ export function vmallocinfoText(l: Listing, tagName: TagName): string {
 			.int(a[i + 1]! - a[i]!, 7);
 	const busy = l.busy.a;
 	for (let i = 0; i < l.busy.n; i += 3) {
-		const tag = busy[i + 2]!;
+		const tag = labelTag(busy[i + 2]!);
+		const owner = labelOwner(busy[i + 2]!);
 		line(busy, i);
+		if (owner !== 0) w.text(" handle=").int(owner);
 		if (tag !== 0) w.text(" ").text(tagName(tag));
 		w.text("\n");
 	}
@@ -313,7 +334,10 @@ export function dumpText(s: SpaceState, l: Listing, stats: VmapStats, tagName: T
 			.text(`,"size":`)
 			.int(a[k + 1]! - a[k]!)
 			.text(state);
-		if (a[k + 2] !== 0) w.text(`,"tag":`).text(JSON.stringify(tagName(a[k + 2]!)));
+		const tag = labelTag(a[k + 2]!);
+		const owner = labelOwner(a[k + 2]!);
+		if (tag !== 0) w.text(`,"tag":`).text(JSON.stringify(tagName(tag)));
+		if (owner !== 0) w.text(`,"owner":`).int(owner);
 		w.text("}");
 	};
 	while (i < l.busy.n || j < l.lazy.n) {

@@ -21,7 +21,7 @@
  * freeDeferred, vmMapRam, vmUnmapRam, synchronize, purge) and quiescent(). bytes() and view()
  * are not: they are how a reader reaches an area inside its read-side section.
  */
-import type { AttachOptions, WatchedWorker, WatchOptions } from "../api/types.ts";
+import type { AttachOptions, ExitedOptions, WatchedWorker, WatchOptions } from "../api/types.ts";
 import { Blocks, VM_MAP_RAM } from "./map-ram.ts";
 import { hex, shown, VmapError } from "../api/errors.ts";
 import {
@@ -111,11 +111,13 @@ export class VmapHeap {
 		this.#ext.setSmallMarkTag(this.#deferredTag); // a small area queued by freeDeferred is marked
 		this.#ext.onHandleEnded(
 			() => [e + H_GROW_LOCK, ...this.#rcu.lockWords, ...this.#blocks.lockWords],
-			(id) => {
+			(id, reclaim) => {
 				this.#rcu.forget(id);
 				this.#rcu.recover(id, (addr) => this.space.find(addr), DEFERRED_TAG);
+				if (reclaim) this.#blocks.reclaim(id);
 				this.#blocks.orphan(id);
 			},
+			(addr, size) => this.#memory.takeBack(addr, size),
 		);
 		this.#ext.onBlocking((blocked) => (blocked ? this.#rcu.offline() : this.#rcu.quiescent()));
 		this.#rcu.quiescent(); // online
@@ -215,8 +217,8 @@ export class VmapHeap {
 	}
 
 	/** See VmapSpace.exited(). */
-	exited(id: number): void {
-		this.space.exited(id);
+	exited(token: string, options?: ExitedOptions): void {
+		this.space.exited(token, options);
 	}
 
 	/** Idle: grace periods stop waiting for this handle until its next call into the heap (bytes() and view() included). */

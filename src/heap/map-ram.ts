@@ -78,6 +78,28 @@ export class Blocks {
 		for (let idx = 0; idx < this.count; idx++) Atomics.compareExchange(hdr, this.#word(idx) + B_OWNER, id, 0);
 	}
 
+	/**
+	 * Handle `id` ended and its areas are to be freed (WatchOptions.freeAreas): each block it
+	 * maps from is purged, its mappings with it, their pages taken back as vmUnmapRam takes
+	 * them. A block left purged with its area busy (a free cut short) is the space's to free:
+	 * its area carries the id too.
+	 */
+	reclaim(id: number): void {
+		const hdr = this.#hdr;
+		for (let idx = 0; idx < this.count; idx++) {
+			const w = this.#word(idx);
+			if (Atomics.load(hdr, w + B_STATE) !== RAM_BLOCK_ACTIVE || Atomics.load(hdr, w + B_OWNER) !== id) continue;
+			this.#host.ext.lock(w + B_LOCK);
+			const purge = hdr[w + B_STATE] === RAM_BLOCK_ACTIVE && hdr[w + B_OWNER] === id;
+			if (purge) {
+				this.#host.memory.takeBack(idx * this.bytes, this.bytes); // mapped pages; the others hold the poison already
+				putAtomic(hdr, w + B_STATE, RAM_BLOCK_NONE);
+			}
+			this.#host.ext.unlock(w + B_LOCK);
+			if (purge) this.#host.space.free(idx * this.bytes);
+		}
+	}
+
 	/** Every block's lock word. */
 	get lockWords(): number[] {
 		const out: number[] = [];

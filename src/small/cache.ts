@@ -68,8 +68,11 @@ export class SmallCache extends CacheState {
 		handOver(this);
 	}
 
-	/** Handle `id` ended without close(): its blocks are owned by nobody from now on (owner.ts). */
-	ended(id: number): void {
-		ended(this, id);
+	/**
+	 * Handle `id` ended without close(): its blocks are owned by nobody from now on; with
+	 * `release`, its live small areas are freed, each told to `release` first (owner.ts).
+	 */
+	ended(id: number, release?: (addr: number, size: number) => void): void {
+		ended(this, id, release);
 	}
 }

@@ -8,6 +8,7 @@
 import type { AreaInfo } from "../api/types.ts";
 import { hex, VmapError } from "../api/errors.ts";
 import { HDR_BLOCK_INDEX, HDR_DEAD, HDR_SMALL_MARK_TAG } from "../buffer/layout.ts";
+import { vaOwner } from "../buffer/record.ts";
 import { lookupBlock } from "./block-index.ts";
 import { type CacheState, NOT_SMALL } from "./cache-state.ts";
 import {
@@ -15,6 +16,7 @@ import {
 	blockStartOf,
 	D_DIRTY_NR,
 	D_FREE_NR,
+	D_AREA,
 	D_LIVE_NR,
 	D_OWNER,
 	D_SLOTS,
@@ -153,7 +155,8 @@ export function findSmall(c: CacheState, addr: number): AreaInfo | undefined | t
 	if (at.state === "free" || at.state === "tail") return undefined;
 	const markTag = c.t.hdr[HDR_SMALL_MARK_TAG]!;
 	const tag = at.marked && markTag !== 0 ? c.source.tagName(markTag) : undefined;
-	return { start: at.start, end: at.end, size: at.end - at.start, tag, state: at.state };
+	const owner = vaOwner(c.t.i32, c.t.i32[d + D_AREA]!); // the block's maker allocated every slot of it
+	return { start: at.start, end: at.end, size: at.end - at.start, tag, state: at.state, owner };
 }
 
 /**

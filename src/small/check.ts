@@ -8,6 +8,7 @@
 import { corrupt, hex } from "../api/errors.ts";
 import {
 	HANDLE_ALIVE,
+	HANDLE_ENDING,
 	HANDLE_MAX,
 	HANDLE_WORDS,
 	HDR_BLOCK_INDEX,
@@ -156,8 +157,8 @@ function checkDescriptor(ctx: BlockCheck, d: number, start: number): void {
 		corrupt(`${name}: its area is not a busy block of ${blockBytes} bytes`);
 	const owner = i32[d + D_OWNER]!;
 	if (owner < 0 || owner > HANDLE_MAX) corrupt(`${name}: owner ${owner} is no handle id`);
-	if (owner !== 0 && t.handles[(owner - 1) * HANDLE_WORDS] !== HANDLE_ALIVE)
-		corrupt(`${name}: owned by handle ${owner}, which is not attached`);
+	const state = owner === 0 ? HANDLE_ALIVE : t.handles[(owner - 1) * HANDLE_WORDS];
+	if (state !== HANDLE_ALIVE && state !== HANDLE_ENDING) corrupt(`${name}: owned by handle ${owner}, which is not attached`); // ENDING: its end hooks orphan it
 	if (owner !== self) return; // its bitmaps change under their owner's hand
 	const live = bitmap(d, words, LIVE);
 	const dirty = bitmap(d, words, DIRTY);

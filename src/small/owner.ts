@@ -9,13 +9,16 @@
  * (repair.ts), takes remote frees in, and the free that empties it retires it.
  * A retired block leaves the index, and its area goes back through the ordinary lazy free.
  */
+import { VmapError } from "../api/errors.ts";
 import { HANDLE_REMOTE, HANDLE_WORDS, HDR_FREE_LOCK, REC_I32 } from "../buffer/layout.ts";
+import { vaOwner } from "../buffer/record.ts";
 import { clearAndFree, eachBlock, indexRemove } from "./block-index.ts";
 import type { CacheState } from "./cache-state.ts";
 import { hasRemote, repairBlock } from "./repair.ts";
 import {
 	bitmap,
 	blockStartOf,
+	D_AREA,
 	D_CLASS,
 	D_DIRTY_NR,
 	D_LISTED,
@@ -26,6 +29,7 @@ import {
 	D_WORDS,
 	DIRTY,
 	LIVE,
+	MARK,
 	popcount,
 	REMOTE,
 	slotBytesOf,
@@ -90,18 +94,60 @@ function takeRemote(c: CacheState, d: number): number {
  * while another handle holds it is seen by that handle's second look, or takes it after.
  */
 function adopt(c: CacheState, d: number): void {
-	for (;;) {
-		const i32 = c.t.i32;
-		if (Atomics.compareExchange(i32, d + D_OWNER, 0, c.self) !== 0) return;
-		repairBlock(i32, d); // its last owner may have died mid-write: the bitmaps say what is true
-		takeRemote(c, d);
-		if (i32[d + D_LIVE_NR] === 0) {
-			retire(c, d);
-			return;
-		}
-		Atomics.store(c.t.i32, d + D_OWNER, 0);
+	while (Atomics.compareExchange(c.t.i32, d + D_OWNER, 0, c.self) === 0 && keepOrRetire(c, d)) {
 		if (!hasRemote(c.t.i32, d)) return; // the bitmap, not the count: a dead owner may have left the count high
 	}
+}
+
+/**
+ * Block `d`, owned by nobody, that this handle has just taken (its CAS on OWNER): repaired
+ * (its last owner may have died mid-write: the bitmaps say what is true), with the remote
+ * frees taken in; retired when nothing in it is live, else given back (OWNER 0): true then.
+ * A retire that fails (its lock was busy) gives the block back too, for the next free or end
+ * hook to retire it, and throws.
+ */
+function keepOrRetire(c: CacheState, d: number): boolean {
+	const i32 = c.t.i32;
+	repairBlock(i32, d);
+	takeRemote(c, d);
+	if (i32[d + D_LIVE_NR] !== 0) {
+		Atomics.store(i32, d + D_OWNER, 0);
+		return true;
+	}
+	try {
+		retire(c, d);
+	} catch (e) {
+		Atomics.store(i32, d + D_OWNER, 0);
+		throw e;
+	}
+	return false;
+}
+
+/**
+ * Block `d`, made by an ended handle and owned by nobody: free each of its live small areas
+ * (WatchOptions.freeAreas) but those carrying the mark (queued for a deferred free, which
+ * frees them), telling `release` of each first; then it retires. Each slot is claimed as a
+ * remote free claims it (Atomics.or on REMOTE), so a free of the same area racing this one
+ * finds it freed. False when another handle holds the block at this moment.
+ */
+function reclaimBlock(c: CacheState, d: number, release: (addr: number, size: number) => void): boolean {
+	const i32 = c.t.i32;
+	if (Atomics.compareExchange(i32, d + D_OWNER, 0, c.self) !== 0) return false;
+	repairBlock(i32, d);
+	const words = i32[d + D_WORDS]!;
+	const start = blockStartOf(c.t.f64, d);
+	const bytes = slotBytesOf(c.t.f64, d);
+	let n = 0;
+	for (let w = 0; w < words; w++) {
+		const want = i32[bitmap(d, words, LIVE) + w]! & ~Atomics.load(i32, bitmap(d, words, MARK) + w);
+		if (want === 0) continue;
+		const mine = want & ~Atomics.or(i32, bitmap(d, words, REMOTE) + w, want);
+		for (let m = mine; m !== 0; m &= m - 1) release(start + (w * 32 + 31 - Math.clz32(m & -m)) * bytes, bytes);
+		n += popcount(mine);
+	}
+	if (n !== 0) Atomics.add(i32, d + D_REMOTE_NR, n);
+	if (keepOrRetire(c, d) && hasRemote(i32, d)) adopt(c, d);
+	return true;
 }
 
 /**
@@ -165,18 +211,37 @@ export function handOver(c: CacheState): void {
 	if (failed !== undefined) throw failed;
 }
 
-/** Handle `id` ended without close(): its blocks are owned by nobody from now on. */
-export function ended(c: CacheState, id: number): void {
+/**
+ * Handle `id` ended without close(): its blocks are owned by nobody from now on, and each
+ * block it made and nobody owns is adopted (its remote frees taken in, retired if empty), or
+ * with `release` reclaimed (reclaimBlock). Blocks are found by the id their area carries (the
+ * handle that made a block is the only one that carved it), so a run cut short by a busy lock
+ * (ETIMEDOUT) is run again whole. Another's block it held for a moment (adopt) is adopted
+ * here once; if that is cut short, the next free into it adopts it.
+ */
+export function ended(c: CacheState, id: number, release: ((addr: number, size: number) => void) | undefined): void {
 	const t = c.t;
-	const orphans: number[] = [];
+	const made: number[] = [];
+	const held: number[] = []; // another's block it held for a moment
 	c.locks.acquire(HDR_FREE_LOCK);
 	try {
 		t.sync();
 		eachBlock(t, (d) => {
-			if (Atomics.compareExchange(t.i32, d + D_OWNER, id, 0) === id) orphans.push(d);
+			const was = Atomics.compareExchange(t.i32, d + D_OWNER, id, 0);
+			if (vaOwner(t.i32, t.i32[d + D_AREA]!) === id) {
+				if (Atomics.load(t.i32, d + D_OWNER) === 0) made.push(d);
+			} else if (was === id) held.push(d);
 		});
 	} finally {
 		c.locks.release(HDR_FREE_LOCK);
 	}
-	for (const d of orphans) if (c.max !== 0) adopt(c, d);
+	if (c.max === 0) return; // this handle closed: the next free into each adopts it
+	for (const d of held) adopt(c, d);
+	let busy = false;
+	for (const d of made) {
+		if (release === undefined) adopt(c, d);
+		else if (!reclaimBlock(c, d, release)) busy = true;
+	}
+	if (busy)
+		throw new VmapError("ETIMEDOUT", `Cannot free the small areas of ended handle ${id} yet: another handle holds one of its blocks`);
 }

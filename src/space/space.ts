@@ -10,6 +10,7 @@ import type {
 	AllocOptions,
 	AreaInfo,
 	AttachOptions,
+	ExitedOptions,
 	PurgeOptions,
 	PurgeResult,
 	StatsOptions,
@@ -24,8 +25,9 @@ import { checkSpace } from "../diag/check.ts";
 import { shown, VmapError } from "../api/errors.ts";
 import { SpaceExtension } from "../core/extension.ts";
 import { dumpText, listAreas, runChunks, runChunksAsync, vmallocinfoText } from "../diag/info.ts";
-import { handleEnded, handlesOfThread, releaseHandle, runEndHooks } from "../core/handles.ts";
-import { HANDLE_MAX, HDR_DEAD } from "../buffer/layout.ts";
+import { handlesOfThread, handleToken, releaseHandle, tokenHandle } from "../core/handles.ts";
+import { endHandle, validateEndOptions } from "./end.ts";
+import { HDR_DEAD } from "../buffer/layout.ts";
 import type { Locks } from "../buffer/lock.ts";
 import { findArea } from "../core/locate.ts";
 import { snapshot } from "../diag/snapshot.ts";
@@ -45,7 +47,6 @@ const NOTHING_REFUSED: readonly number[] = [];
 const ATTACH_KEYS = ["flush", "timeoutMs"];
 const PURGE_KEYS = ["sync", "timeoutMs"];
 const STATS_KEYS = ["pools", "into"];
-const WATCH_KEYS = ["onError"];
 
 /**
  * A range allocator over [start, start + size), with all of its state in one buffer.
@@ -75,8 +76,16 @@ export class VmapSpace {
 	readonly nodes: number;
 	/** This handle's node: its pool serves this handle's allocations (id - 1 modulo nodes). */
 	readonly node: number;
-	/** This handle's id: the kernel's "CPU" (1 for the handle that created the space). */
+	/**
+	 * This handle's id: the kernel's "CPU" (1 for the handle that created the space), shown
+	 * as the owner of the areas it allocates. Reused once the handle has ended: `token` is not.
+	 */
 	readonly id: number;
+	/**
+	 * This handle's token, "id.generation": it names this handle and never a later one that
+	 * reuses the id. Post it to the thread that may have to call exited() for it.
+	 */
+	readonly token: string;
 	readonly #s: SpaceState;
 
 	private constructor(s: SpaceState) {
@@ -87,6 +96,7 @@ export class VmapSpace {
 		this.nodes = s.nodes;
 		this.node = s.node;
 		this.id = s.id;
+		this.token = handleToken(s.table, s.id);
 	}
 
 	/** Create a space: one free block covering [start, start + size). */
@@ -316,16 +326,13 @@ export class VmapSpace {
 	 * exits (after terminate() or a crash), each of its handles ends as if closed: what it was
 	 * changing under a lock is undone from its journal and its locks released (EOWNERDEAD only
 	 * if that journal had overflowed), and waits for it end. Call it where the Worker was
-	 * created; without it, a worker that exits without close() looks alive forever. The exit
-	 * listener never throws: what goes wrong is told to `options.onError` (by default a warning).
+	 * created; without it, a worker that exits without close() looks alive forever. With
+	 * `freeAreas`, the areas its handles still held are freed too. The exit listener never
+	 * throws: what goes wrong is told to `options.onError` (by default a warning).
 	 */
 	watch(worker: WatchedWorker, options?: WatchOptions): void {
 		this.#s.locks.ensureOpen();
-		validateOptions(options, WATCH_KEYS, "Cannot watch");
-		const onError = options?.onError;
-		if (onError !== undefined && typeof onError !== "function") {
-			throw new VmapError("EINVAL", `Cannot watch: onError must be a function (error) => void, got ${shown(onError)}`);
-		}
+		const { onError, freeAreas } = validateEndOptions(options, "Cannot watch");
 		const threadId = (worker as { threadId?: unknown } | null)?.threadId;
 		if (typeof threadId !== "number" || threadId < 0 || typeof (worker as { once?: unknown }).once !== "function") {
 			throw new VmapError(
@@ -335,7 +342,7 @@ export class VmapSpace {
 		}
 		worker.once("exit", () => {
 			try {
-				for (const id of handlesOfThread(this.#s.table, threadId)) this.#ended(id, onError);
+				for (const id of handlesOfThread(this.#s.table, threadId)) endHandle(this.#s, id, freeAreas, onError);
 			} catch (e) {
 				reportError(e, onError, `ending the handles of worker thread ${threadId}`);
 			}
@@ -343,26 +350,27 @@ export class VmapSpace {
 	}
 
 	/**
-	 * Handle `id`'s worker is known to have exited without closing it (a browser page that
-	 * terminated a Web Worker, which had posted its handle's id): end it, as watch() would,
-	 * undoing what it was changing under a lock. Call it only once that worker runs no more: a
-	 * browser's terminate() stops the worker's script at its next interrupt check, so after
-	 * terminate() returns, not before.
+	 * The handle whose `token` this is has a worker that is known to have exited without closing
+	 * it (a browser page that terminated a Web Worker, which had posted `space.token`): end it,
+	 * as watch() would, undoing what it was changing under a lock. Call it only once that
+	 * worker runs no more: a browser's terminate() stops the worker's script at its next
+	 * interrupt check, so after terminate() returns, not before. Nothing happens when that
+	 * handle has ended or closed already (its id may serve a newer handle by then: the token
+	 * does not name it). What goes wrong after the handle's locks are recovered goes to
+	 * `options.onError`, as for watch().
 	 */
-	exited(id: number): void {
-		this.#s.locks.ensureOpen();
-		if (!Number.isSafeInteger(id) || id < 1 || id > HANDLE_MAX || id === this.id) {
+	exited(token: string, options?: ExitedOptions): void {
+		const s = this.#s;
+		s.locks.ensureOpen();
+		const { onError, freeAreas } = validateEndOptions(options, "Cannot mark a handle exited");
+		const id = tokenHandle(s.table, token);
+		if (id < 0 || id === this.id) {
 			throw new VmapError(
 				"EINVAL",
-				`Cannot mark handle ${shown(id)} exited: it must be another handle's id, from 1 to ${HANDLE_MAX}`,
+				`Cannot mark a handle exited: the token must be another handle's token ("id.generation", space.token), got ${shown(token)}`,
 			);
 		}
-		this.#ended(id);
-	}
-
-	#ended(id: number, onError?: (error: unknown) => void): void {
-		const s = this.#s;
-		if (handleEnded(s.table, id, s.moreLockWords()) === "gone") runEndHooks(s.locks, id, [...s.endHooks], onError);
+		if (id !== 0) endHandle(this.#s, id, freeAreas, onError);
 	}
 
 	/** Milliseconds this handle has spent waiting for locks other handles held. */

@@ -9,7 +9,7 @@
  * free-space lock. A handle's node is its id modulo the nodes (the kernel's CPU id).
  */
 import { add, addF, put } from "../buffer/journal.ts";
-import { VA_SMALL_BLOCK, VA_POOL, VN_SHIFT } from "../buffer/layout.ts";
+import { VA_POOL, VN_MASK, VN_SHIFT } from "../buffer/layout.ts";
 import {
 	MAX_VA_SIZE_PAGES,
 	N_POOL_NR,
@@ -51,7 +51,7 @@ export function encodeVnId(node: number): number {
 
 /** The node id in a record's flags, -1 for none. */
 export function decodeVnId(flags: number): number {
-	return ((flags & ~VA_SMALL_BLOCK) >>> VN_SHIFT) - 1;
+	return ((flags >>> VN_SHIFT) & VN_MASK) - 1;
 }
 
 /** Word of node `v`'s pool of `pages`-page areas (1 <= pages <= MAX_VA_SIZE_PAGES). */

@@ -16,8 +16,8 @@ export type Recoverer = VmapSpace | VmapHeap;
 export interface Stage<V, R extends Recoverer = VmapSpace> {
 	/** The handle that runs the operation and dies in it. */
 	victim: V;
-	/** Its id (the recoverer ends it). */
-	id: number;
+	/** Its token (the recoverer ends it). */
+	token: string;
 	recoverer: R;
 }
 
@@ -85,7 +85,7 @@ export function crashEveryPoint<V, R extends Recoverer>(s: Scenario<V, R>): numb
 	crashAfter(0);
 	const look = s.project ?? (s.settle === undefined ? state : holdings);
 	if (s.settle !== undefined) {
-		ref.recoverer.exited(ref.id); // as in the runs below: settle() runs on a space the victim has left
+		ref.recoverer.exited(ref.token); // as in the runs below: settle() runs on a space the victim has left
 		s.settle(ref.recoverer);
 	}
 	const after = look(ref.recoverer);
@@ -102,7 +102,7 @@ export function crashEveryPoint<V, R extends Recoverer>(s: Scenario<V, R>): numb
 		}
 		assert.ok(hasCrashed(), `${s.name}: crash point ${k} of ${points} was not reached`);
 		crashAfter(0);
-		st.recoverer.exited(st.id);
+		st.recoverer.exited(st.token);
 		try {
 			st.recoverer.check();
 			if (s.settle !== undefined) {

@@ -38,7 +38,7 @@ const begun = () => {
 
 if (job.mode === "heap-idle") {
 	const heap = VmapHeap.attach(job.handle as { buffer: SharedArrayBuffer; data: SharedArrayBuffer });
-	parentPort!.postMessage({ id: heap.space.id });
+	parentPort!.postMessage({ id: heap.space.id, token: heap.space.token });
 	waitAtGate(control);
 	for (;;) Atomics.wait(control, PROGRESS, 0, 1000);
 }
@@ -47,7 +47,7 @@ if (job.mode === "heap-flush-sync") {
 	const heap = VmapHeap.attach(job.handle as { buffer: SharedArrayBuffer; data: SharedArrayBuffer }, {
 		flush: () => new Promise<void>((r) => setTimeout(r, job.ms)),
 	});
-	parentPort!.postMessage({ id: heap.space.id });
+	parentPort!.postMessage({ id: heap.space.id, token: heap.space.token });
 	waitAtGate(control);
 	heap.vfree(heap.vmalloc(100));
 	const r = heap.space.purge();
@@ -61,7 +61,7 @@ if (job.mode === "heap-flush-sync") {
 
 if (job.mode === "busy-async-flush") {
 	const space = VmapSpace.attach(job.handle, { flush: () => new Promise<void>((r) => setTimeout(r, 1)) });
-	parentPort!.postMessage({ id: space.id });
+	parentPort!.postMessage({ id: space.id, token: space.token });
 	waitAtGate(control);
 	space.free(space.alloc(space.pageSize));
 	const r = space.purge();
@@ -88,7 +88,7 @@ const space = VmapSpace.attach(
 			: {},
 );
 const P = space.pageSize;
-parentPort!.postMessage({ id: space.id });
+parentPort!.postMessage({ id: space.id, token: space.token });
 waitAtGate(control);
 if (job.mode === "slow-flush") {
 	space.free(space.alloc(P));

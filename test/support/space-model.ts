@@ -334,6 +334,7 @@ class Find extends Step {
 					size: want.end - want.start,
 					tag: want.tag,
 					state: want.lazy ? "lazy" : "busy",
+					owner: r.space.id,
 				});
 		}
 	}
@@ -377,6 +378,7 @@ class Lookup extends Step {
 			size: want.end - want.start,
 			tag: want.tag,
 			state: want.lazy ? "lazy" : "busy",
+			owner: s.id,
 		};
 		assert.deepEqual(s.find(addr), info, `find(${addr})`);
 		const code = want?.start === addr && want.lazy ? "EDOUBLEFREE" : "ENOENT";
