@@ -5,8 +5,23 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { VmapError, VmapSpace } from "../src/index.ts";
-import { HDR_BLOCK_INDEX, REC_I32, VA_FLAGS, VA_SMALL_BLOCK } from "../src/buffer/layout.ts";
-import { bitmap, D_AREA, DF_START, D_LIVE_NR, D_REMOTE_NR, D_WORDS, DIRTY, FLUSHING, FREE, LIVE } from "../src/small/descriptor.ts";
+import { HANDLE_HAZARD, HANDLE_WORDS, HDR_BLOCK_INDEX, HDR_SMALL_LIMBO, REC_I32, VA_FLAGS, VA_SMALL_BLOCK } from "../src/buffer/layout.ts";
+import {
+	bitmap,
+	D_AREA,
+	DF_START,
+	D_LIVE_NR,
+	D_OWNER,
+	D_REMOTE_NR,
+	D_STATE,
+	D_WORDS,
+	DIRTY,
+	FLUSHING,
+	FREE,
+	LIVE,
+	OWNER_RETIRED,
+	SMALL_BLOCK_LIMBO,
+} from "../src/small/descriptor.ts";
 import { eachBlock } from "../src/small/block-index.ts";
 import { xorshift32 } from "../harness/random.ts";
 
@@ -371,3 +386,47 @@ function cutCarve(s: VmapSpace, d: number): void {
 	const f = s.table.i32[w]!;
 	s.table.i32[w] = f & (f - 1);
 }
+
+test("small areas: a block retired while a remote freer is still inside it (between its OR and its look at OWNER) keeps its descriptor in limbo: the freer's late count and CAS land on no other record's words, and the records are freed once it has left", () => {
+	const s = VmapSpace.create(options);
+	const owner = VmapSpace.attach(s.handle);
+	const freer = VmapSpace.attach(s.handle);
+	const x = owner.alloc(P);
+	const d = firstBlock(s);
+	const i32 = s.table.i32;
+	const hazard = (freer.id - 1) * HANDLE_WORDS + HANDLE_HAZARD;
+	freer.free(x); // the OR, the count, the look at OWNER...
+	Atomics.store(s.table.handles, hazard, d); // ...and the freer stalls before it is done with the block
+	owner.close(); // the owner takes the free in: nothing live, so the block retires
+	assert.equal(s.stats().smallBlocks, 0, "retired");
+	assert.equal(s.table.hdr[HDR_SMALL_LIMBO], d, "its descriptor waits in limbo");
+	assert.deepEqual([i32[d + D_STATE], i32[d + D_OWNER]], [SMALL_BLOCK_LIMBO, OWNER_RETIRED]);
+	s.check();
+	// The stalled freer's last steps: its count lands in the limbo descriptor, and an adoption's
+	// CAS (nobody owns it, 0, to its id) fails: before, it took a zeroed record for a block.
+	Atomics.add(i32, d + D_REMOTE_NR, 1);
+	assert.equal(Atomics.compareExchange(i32, d + D_OWNER, 0, freer.id), OWNER_RETIRED);
+	s.free(s.alloc(P)); // a new block: the limbo descriptor stays while the hazard names it
+	assert.equal(s.table.hdr[HDR_SMALL_LIMBO], d);
+	Atomics.store(s.table.handles, hazard, 0); // the freer is done
+	freer.alloc(P); // its new block drains the limbo
+	assert.equal(s.table.hdr[HDR_SMALL_LIMBO], 0, "freed");
+	assert.equal(i32[d + D_STATE], 0);
+	s.check();
+});
+
+test("small areas: a remote freer that ends inside a block leaves no hazard: the handle that observes its end clears it, and the limbo drains", () => {
+	const s = VmapSpace.create(options);
+	const owner = VmapSpace.attach(s.handle);
+	const freer = VmapSpace.attach(s.handle);
+	const x = owner.alloc(P);
+	const d = firstBlock(s);
+	freer.free(x);
+	Atomics.store(s.table.handles, (freer.id - 1) * HANDLE_WORDS + HANDLE_HAZARD, d); // dies inside its window
+	owner.close();
+	assert.equal(s.table.hdr[HDR_SMALL_LIMBO], d);
+	s.exited(freer.token);
+	s.free(s.alloc(P)); // a new block drains it
+	assert.equal(s.table.hdr[HDR_SMALL_LIMBO], 0);
+	s.check();
+});

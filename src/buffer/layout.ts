@@ -21,7 +21,7 @@
  *  byte 512          ├────────────────── tag table ────────────────────────────┤
  *                    │ TAG_MAX entries × TAG_BYTES: [len u8][UTF-8 bytes]      │ entry 0 = no tag
  *  HANDLE_OFFSET     ├────────────────── handle table ─────────────────────────┤
- *                    │ HANDLE_MAX entries × [state, thread, remote, gen] (i32) │ id = index + 1
+ *                    │ HANDLE_MAX × [state thread remote gen hazard] (i32)     │ id = index + 1
  *  JOURNAL_OFFSET    ├────────────────── undo journals ────────────────────────┤
  *                    │ JOURNALS × [owner, -, count (f64), entries...]          │ journal.ts
  *  NODE_OFFSET       ├────────────────── node table ───────────────────────────┤
@@ -57,15 +57,14 @@
  *   free list. A record is on at most one list.
  * - A lazily freed area leaves its busy tree for a lazy tree (flagged VA_LAZY), then a purge
  *   tree, then a pool (VA_POOL) or free space: at every moment it is in exactly one. The busy tree
- *   holds only busy areas, so a backlog of lazy areas never deepens it ("mm: add priority threshold to __purge_vmap_area_lazy()": "number of
- *   lazy pages directly influence on busy list length").
+ *   holds only busy areas, so a backlog of lazy areas never deepens it ("number of lazy pages
+ *   directly influence on busy list length": "mm: add priority threshold to __purge_vmap_area_lazy()").
  * - The table grows by appending records (the buffer grows at its end), so a slot number never
  *   changes meaning and nothing is moved.
  *
  * Addresses and sizes are Float64 because spaces go up to 2^53; every value stored is an
  * integer, so Float64 arithmetic on them is exact.
  */
-
 export const MAGIC = 0x766d6170; // "vmap"
 export const VERSION = 14;
 
@@ -116,7 +115,8 @@ export const HDR_TAG_LOCK = 70;
 /**
  * The block index (small/descriptor.ts), written under the FREE lock and read without one: the
  * first record of its run (0 before the first block), blocks in it, entries in use (blocks and
- * tombstones). SMALL_FLUSHES counts the caches' flushes (Atomics.add).
+ * tombstones). SMALL_FLUSHES counts the caches' flushes (Atomics.add). SMALL_LIMBO: the first
+ * retired descriptor whose records wait for remote freers to leave (small/limbo.ts), 0 none.
  */
 export const HDR_BLOCK_INDEX = 72;
 export const HDR_BLOCK_NR = 73;
@@ -131,8 +131,8 @@ export const HDR_SMALL_MARK_TAG = 76;
  */
 export const HDR_HASH_BUDGET = 77;
 export const HDR_HASH_RECORDS = 78;
-/** Sequence word of the purge counters (see stats.ts). */
-export const HDR_SEQ_PURGE = 52;
+export const HDR_SMALL_LIMBO = 79;
+export const HDR_SEQ_PURGE = 52; // sequence word of the purge counters (stats.ts)
 /**
  * A lock's sequence word sits this many words after the lock word: the holder adds one before
  * it releases, so a lock-free reader that saw it unchanged and the lock free before and after
@@ -281,7 +281,7 @@ export const HEADER_LINES: ReadonlyArray<{ domain: string; words: readonly strin
 				"HDR_BLOCK_NR",
 				"HDR_BLOCK_USED",
 			],
-			...["HDR_SMALL_FLUSHES", "HDR_SMALL_MARK_TAG", "HDR_HASH_BUDGET", "HDR_HASH_RECORDS"],
+			...["HDR_SMALL_FLUSHES", "HDR_SMALL_MARK_TAG", "HDR_HASH_BUDGET", "HDR_HASH_RECORDS", "HDR_SMALL_LIMBO"],
 		],
 	},
 	{
@@ -310,7 +310,7 @@ export const TAG_MAX = 1024;
 
 // ── handle table ───────────────────────────────────────────────────────────────────────
 /**
- * One entry per attached handle (the kernel's "CPU"): [state, thread, remote, generation].
+ * One entry per attached handle (the kernel's "CPU"): [state, thread, remote, generation, hazard].
  * Ids are entry index + 1, so 0 can mean "nobody" in lock words. `thread`: the worker_threads
  * threadId of the thread that attached (0: Node's main thread; -1: none, a browser), by which
  * watch(worker) finds a worker's handles. `generation` counts the entry's claims: a token (id
@@ -321,7 +321,7 @@ export const TAG_MAX = 1024;
  */
 export const HANDLE_OFFSET = TAG_OFFSET + TAG_MAX * TAG_BYTES;
 export const HANDLE_MAX = 1024;
-export const HANDLE_WORDS = 4;
+export const HANDLE_WORDS = 5;
 export const HANDLE_STATE = 0;
 export const HANDLE_THREAD = 1;
 /**
@@ -330,6 +330,8 @@ export const HANDLE_THREAD = 1;
  */
 export const HANDLE_REMOTE = 2;
 export const HANDLE_GEN = 3;
+/** The small-area descriptor (d) this handle frees into as a remote freer, 0 for none: a hazard pointer (small/limbo.ts). */
+export const HANDLE_HAZARD = 4;
 export const HANDLE_FREE = 0;
 export const HANDLE_ALIVE = 1;
 export const HANDLE_DEAD = 2;
@@ -392,8 +394,5 @@ export const DEFAULT_MAX_AREAS = 2 ** 22;
 export const INITIAL_CAPACITY = 64;
 
 /** Records the busy hashes may hold beyond maxAreas: an eighth (a hash takes a tenth of its areas' records at most, and an old table while it moves). */
-export function hashBudget(maxAreas: number): number {
-	return Math.ceil(maxAreas / 8);
-}
-
+export const hashBudget = (maxAreas: number): number => Math.ceil(maxAreas / 8);
 export const bytesForCapacity = (recordsAt: number, capacity: number): number => recordsAt + capacity * REC_BYTES;

@@ -91,6 +91,12 @@ export function setRecWord(i32: Int32Array, i: number, v: number): void {
 	i32[i] = v;
 }
 
+/** setRecWord() with Atomics.store, for a word threads holding no lock read. */
+export function setRecWordAtomic(i32: Int32Array, i: number, v: number): void {
+	logRec(i, i32[i]!);
+	Atomics.store(i32, i, v);
+}
+
 /** Float64 word `i` of the record table (a run's words). */
 export function setRecWordF(f64: Float64Array, i: number, v: number): void {
 	const old = f64[i]!;

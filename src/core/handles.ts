@@ -21,6 +21,7 @@ import {
 	HANDLE_ENDING,
 	HANDLE_FREE,
 	HANDLE_GEN,
+	HANDLE_HAZARD,
 	HANDLE_MAX,
 	HANDLE_STATE,
 	HANDLE_THREAD,
@@ -118,6 +119,7 @@ export function handleEnded(t: VaTable, id: number, moreLocks: readonly number[]
 		if (Atomics.compareExchange(hdr, HDR_DEAD, 0, id) === 0) Atomics.store(hdr, HDR_DEAD_WORD, word);
 		return "dead";
 	}
+	Atomics.store(t.handles, (id - 1) * HANDLE_WORDS + HANDLE_HAZARD, 0); // whatever it was freeing into, it is done with
 	// Purge work it had taken and not finished: its purge tree is whole between steps, and
 	// every step runs under locks, so another handle can take the node over.
 	for (let v = 0; v < t.nodes; v++) repostWork(t, v, id);

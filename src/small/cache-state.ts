@@ -5,7 +5,7 @@
  * (descriptor.ts).
  */
 import type { FlushHook } from "../api/types.ts";
-import { HANDLE_REMOTE, HANDLE_WORDS, HDRF_BLOCK_BYTES, HDRF_SMALL_MAX } from "../buffer/layout.ts";
+import { HANDLE_HAZARD, HANDLE_REMOTE, HANDLE_WORDS, HDRF_BLOCK_BYTES, HDRF_SMALL_MAX } from "../buffer/layout.ts";
 import type { Locks } from "../buffer/lock.ts";
 import type { VaTable } from "../buffer/va-table.ts";
 import { sizeClasses } from "./descriptor.ts";
@@ -79,6 +79,8 @@ export class CacheState {
 	/** This handle's HANDLE_REMOTE word, and its value when the blocks were last looked through. */
 	readonly remoteWord: number;
 	remoteSeen: number;
+	/** This handle's HANDLE_HAZARD word: the descriptor it frees into remotely (limbo.ts). */
+	readonly hazardWord: number;
 	/** Bytes of this handle's DIRTY slots. */
 	dirtyBytes = 0;
 	/** The block of this handle's last own free (its start and d): frees come in runs. */
@@ -115,5 +117,6 @@ export class CacheState {
 		// No block is this handle's yet, so no remote free into one was counted before this.
 		this.remoteWord = (this.self - 1) * HANDLE_WORDS + HANDLE_REMOTE;
 		this.remoteSeen = Atomics.load(t.handles, this.remoteWord);
+		this.hazardWord = (this.self - 1) * HANDLE_WORDS + HANDLE_HAZARD;
 	}
 }

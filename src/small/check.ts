@@ -34,6 +34,9 @@ import {
 	D_RUN,
 	D_SLOTS,
 	D_STATE,
+	D_BITS,
+	OWNER_RETIRED,
+	SMALL_BLOCK_LIMBO,
 	D_WORDS,
 	descriptorRun,
 	DIRTY,
@@ -49,6 +52,7 @@ import {
 	SMALL_BLOCK_ACTIVE,
 } from "./descriptor.ts";
 import { indexRun, lookupBlock } from "./block-index.ts";
+import { eachInLimbo } from "./limbo.ts";
 import type { VaTable } from "../buffer/va-table.ts";
 
 /**
@@ -111,6 +115,12 @@ export function checkBlocks(t: VaTable, self: number, blockAreas: number[], seen
 			corrupt(`${what}: a lookup of ${hex(start)} does not find it (probe chain broken)`);
 		checkDescriptor(ctx, d, start);
 	}
+	eachInLimbo(t, (d) => {
+		const what = `limbo descriptor at record ${d / REC_I32}`;
+		if (d <= 0 || d % REC_I32 !== 0 || d + D_BITS > i32.length) corrupt(`${what}: not a record's first word`);
+		if (i32[d + D_STATE] !== SMALL_BLOCK_LIMBO || i32[d + D_OWNER] !== OWNER_RETIRED) corrupt(`${what}: not a retired descriptor`);
+		mark(d / REC_I32, i32[d + D_RUN]!, what);
+	});
 	if (blocks !== hdr[HDR_BLOCK_NR]) corrupt(`block index: holds ${blocks} blocks, header says ${hdr[HDR_BLOCK_NR]}`);
 	if (used !== hdr[HDR_BLOCK_USED])
 		corrupt(`block index: ${used} entries in use (blocks and deleted), header says ${hdr[HDR_BLOCK_USED]}`);

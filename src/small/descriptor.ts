@@ -9,7 +9,7 @@
  * records (VaTable.takeRun), Int32 words from d = first record * REC_I32:
  *
  * ```
- *  0 STATE  1 OWNER  2 CLASS  3 SLOTS  4 WORDS (W)  5 AREA  6 RUN  7 LISTED
+ *  0 STATE  1 OWNER  2 CLASS  3 SLOTS  4 WORDS (W)  5 AREA  6 RUN  7 LISTED / LIMBO_NEXT
  *  8 LIVE_NR  9 DIRTY_NR  10 FREE_NR  11 REMOTE_NR  12-13 START (f64)  14-15 SLOT_BYTES (f64)
  *  16 .. 16+6W: six bitmaps of W words, LIVE DIRTY FLUSHING FREE REMOTE MARK (bit s = slot s)
  * ```
@@ -45,6 +45,8 @@ export const D_AREA = 5;
 export const D_RUN = 6;
 /** 1 while the block is on its owner's list of blocks with FREE slots (cache-state.ts): the owner's bookkeeping, so a block is listed once. */
 export const D_LISTED = 7;
+/** Word 7 is a union: a descriptor in limbo (limbo.ts) is on no owner's list, and links the next one there. */
+export const D_LIMBO_NEXT = 7;
 export const D_LIVE_NR = 8;
 export const D_DIRTY_NR = 9;
 export const D_FREE_NR = 10;
@@ -62,8 +64,11 @@ export const REMOTE = 4;
 export const MARK = 5;
 export const BITMAPS = 6;
 
-/** STATE of a descriptor in use ("blk"); 0 once retired. */
+/** STATE of a descriptor in use ("blk"); LIMBO ("lmb") once retired while a remote freer may still touch it (limbo.ts); 0 once its records are freed. */
 export const SMALL_BLOCK_ACTIVE = 0x626c6b;
+export const SMALL_BLOCK_LIMBO = 0x6c6d62;
+/** OWNER of a retired descriptor: no handle id, and not 0, so that no adoption's CAS (0 to its id) lands on it. */
+export const OWNER_RETIRED = -1;
 /** Most slots in a block: its smallest class is BLOCK_BYTES / MAX_SLOTS. */
 export const MAX_SLOTS = 1024;
 /** The largest class has at least this many slots: BLOCK_BYTES = pow2 >= MIN_SLOTS * smallMax. */

@@ -10,9 +10,10 @@
  * A retired block leaves the index, and its area goes back through the ordinary lazy free.
  */
 import { VmapError } from "../api/errors.ts";
-import { HANDLE_REMOTE, HANDLE_WORDS, HDR_FREE_LOCK, REC_I32 } from "../buffer/layout.ts";
+import { HANDLE_ALIVE, HANDLE_MAX, HANDLE_REMOTE, HANDLE_STATE, HANDLE_WORDS, HDR_BLOCK_INDEX, HDR_FREE_LOCK } from "../buffer/layout.ts";
 import { vaOwner } from "../buffer/record.ts";
-import { clearAndFree, eachBlock, indexRemove } from "./block-index.ts";
+import { eachBlock, indexRemove, lookupBlock } from "./block-index.ts";
+import { dropDescriptor } from "./limbo.ts";
 import type { CacheState } from "./cache-state.ts";
 import { hasRemote, repairBlock } from "./repair.ts";
 import {
@@ -25,7 +26,6 @@ import {
 	D_LIVE_NR,
 	D_OWNER,
 	D_REMOTE_NR,
-	D_RUN,
 	D_WORDS,
 	DIRTY,
 	LIVE,
@@ -40,16 +40,35 @@ import {
  * atomic OR, counted in the block and in its owner's handle entry; the owner takes it in at its
  * next flush. False, changing nothing, when the bit was set already (a double free). The count
  * goes up after the bit is set, so an owner that reads the count before it looks through its
- * blocks sees the bit then, or the count moved at its next flush.
+ * blocks sees the bit then, or the count moved at its next flush. From the OR on, the owner may
+ * retire the block: the hazard, published before it, keeps the descriptor's records from
+ * serving anything else until this free is done with them (limbo.ts). A block nobody owns is
+ * adopted; if its retire cannot take a lock in time, the free still stands (the next free into
+ * the block, or a handle's end, retires it).
  */
 export function remoteFree(c: CacheState, d: number, remote: number, bit: number): boolean {
-	const i32 = c.t.i32;
-	if ((Atomics.or(i32, remote, bit) & bit) !== 0) return false;
-	Atomics.add(i32, d + D_REMOTE_NR, 1);
-	const owner = Atomics.load(i32, d + D_OWNER);
-	if (owner === 0) adopt(c, d);
-	else Atomics.add(c.t.handles, (owner - 1) * HANDLE_WORDS + HANDLE_REMOTE, 1);
-	return true;
+	const t = c.t;
+	const i32 = t.i32;
+	Atomics.store(t.handles, c.hazardWord, d);
+	try {
+		if ((Atomics.or(i32, remote, bit) & bit) !== 0) return false;
+		Atomics.add(i32, d + D_REMOTE_NR, 1);
+		const owner = Atomics.load(i32, d + D_OWNER);
+		if (owner > 0) Atomics.add(t.handles, (owner - 1) * HANDLE_WORDS + HANDLE_REMOTE, 1);
+		else if (owner === 0) adoptOrLeave(c, d);
+		return true;
+	} finally {
+		Atomics.store(t.handles, c.hazardWord, 0);
+	}
+}
+
+/** adopt(), except that a retire timed out leaves the block ownerless, for the next free or a handle's end to retire. */
+function adoptOrLeave(c: CacheState, d: number): void {
+	try {
+		adopt(c, d);
+	} catch (e) {
+		if (!(e instanceof VmapError && e.code === "ETIMEDOUT")) throw e;
+	}
 }
 
 /** Take the frees other handles made into this handle's blocks into DIRTY (none counted since the last look: nothing to do). */
@@ -91,7 +110,8 @@ function takeRemote(c: CacheState, d: number): number {
 /**
  * Block `d` is owned by nobody and a free went into it: own it for the moment, take the
  * remote frees in, retire it if nothing in it is live, else give it back. A free that lands
- * while another handle holds it is seen by that handle's second look, or takes it after.
+ * while another handle holds it is seen by that handle's second look, or takes it after. The
+ * caller's hazard names `d` (limbo.ts): once nobody owns it, others may retire it.
  */
 function adopt(c: CacheState, d: number): void {
 	while (Atomics.compareExchange(c.t.i32, d + D_OWNER, 0, c.self) === 0 && keepOrRetire(c, d)) {
@@ -128,7 +148,8 @@ function keepOrRetire(c: CacheState, d: number): boolean {
  * (WatchOptions.freeAreas) but those carrying the mark (queued for a deferred free, which
  * frees them), telling `release` of each first; then it retires. Each slot is claimed as a
  * remote free claims it (Atomics.or on REMOTE), so a free of the same area racing this one
- * finds it freed. False when another handle holds the block at this moment.
+ * finds it freed. False when another handle holds the block at this moment. The caller's
+ * hazard names `d`.
  */
 function reclaimBlock(c: CacheState, d: number, release: (addr: number, size: number) => void): boolean {
 	const i32 = c.t.i32;
@@ -159,9 +180,7 @@ export function retire(c: CacheState, d: number): void {
 	const k = t.i32[d + D_CLASS]!;
 	c.source.freeBlockArea(blockStartOf(t.f64, d), () => {
 		indexRemove(t, d, c.blockInverse);
-		const first = d / REC_I32;
-		const run = t.i32[d + D_RUN]!;
-		for (let r = 0; r < run; r++) clearAndFree(t, first + r);
+		dropDescriptor(t, d, c.self);
 	});
 	// Out of every list of this handle's: its records now serve others.
 	const list = c.avail[k];
@@ -204,44 +223,76 @@ export function handOver(c: CacheState): void {
 				failed ??= e;
 			}
 		}
-		Atomics.store(c.t.i32, d + D_OWNER, 0);
-		if (Atomics.load(c.t.i32, d + D_REMOTE_NR) !== 0) adopt(c, d);
+		// Others may retire it once it is nobody's: the hazard keeps its records for this look.
+		Atomics.store(c.t.handles, c.hazardWord, d);
+		try {
+			Atomics.store(i32, d + D_OWNER, 0);
+			if (Atomics.load(i32, d + D_REMOTE_NR) !== 0) adopt(c, d);
+		} catch (e) {
+			failed ??= e;
+		} finally {
+			Atomics.store(c.t.handles, c.hazardWord, 0);
+		}
 	}
 	c.mine.length = 0;
 	if (failed !== undefined) throw failed;
 }
 
 /**
- * Handle `id` ended without close(): its blocks are owned by nobody from now on, and each
- * block it made and nobody owns is adopted (its remote frees taken in, retired if empty), or
- * with `release` reclaimed (reclaimBlock). Blocks are found by the id their area carries (the
- * handle that made a block is the only one that carved it), so a run cut short by a busy lock
- * (ETIMEDOUT) is run again whole. Another's block it held for a moment (adopt) is adopted
- * here once; if that is cut short, the next free into it adopts it.
+ * Handle `id` ended without close(): its blocks are owned by nobody from now on. Then each
+ * block nobody owns that may need a look is adopted (its remote frees taken in, retired if
+ * empty), or, if `id` made it and `release` is given, reclaimed (reclaimBlock): those it made
+ * (the handle that made a block is the only one that carved it, and the area says who made
+ * it), another's it held for a moment, and any with a remote free in it (an ended freer may
+ * have set its bit without telling anyone). Every live owner looks through its blocks once
+ * more for the same reason. A run cut short by a busy lock (ETIMEDOUT) is run again whole.
  */
 export function ended(c: CacheState, id: number, release: ((addr: number, size: number) => void) | undefined): void {
 	const t = c.t;
-	const made: number[] = [];
-	const held: number[] = []; // another's block it held for a moment
+	const look: number[] = []; // [d, start, made by id] triples
 	c.locks.acquire(HDR_FREE_LOCK);
 	try {
 		t.sync();
 		eachBlock(t, (d) => {
-			const was = Atomics.compareExchange(t.i32, d + D_OWNER, id, 0);
-			if (vaOwner(t.i32, t.i32[d + D_AREA]!) === id) {
-				if (Atomics.load(t.i32, d + D_OWNER) === 0) made.push(d);
-			} else if (was === id) held.push(d);
+			const i32 = t.i32;
+			const was = Atomics.compareExchange(i32, d + D_OWNER, id, 0);
+			const made = vaOwner(i32, i32[d + D_AREA]!) === id;
+			if (was === id || (Atomics.load(i32, d + D_OWNER) === 0 && (made || hasRemote(i32, d))))
+				look.push(d, blockStartOf(t.f64, d), made ? 1 : 0);
 		});
 	} finally {
 		c.locks.release(HDR_FREE_LOCK);
 	}
+	for (let i = 0; i < HANDLE_MAX; i++)
+		if (t.handles[i * HANDLE_WORDS + HANDLE_STATE] === HANDLE_ALIVE) Atomics.add(t.handles, i * HANDLE_WORDS + HANDLE_REMOTE, 1);
 	if (c.max === 0) return; // this handle closed: the next free into each adopts it
-	for (const d of held) adopt(c, d);
 	let busy = false;
-	for (const d of made) {
-		if (release === undefined) adopt(c, d);
-		else if (!reclaimBlock(c, d, release)) busy = true;
+	for (let i = 0; i < look.length; i += 3) {
+		const d = look[i]!;
+		if (!guard(c, d, look[i + 1]!)) continue; // retired meanwhile
+		try {
+			if (release !== undefined && look[i + 2] === 1) busy = !reclaimBlock(c, d, release) || busy;
+			else adopt(c, d);
+		} finally {
+			Atomics.store(t.handles, c.hazardWord, 0);
+		}
 	}
 	if (busy)
 		throw new VmapError("ETIMEDOUT", `Cannot free the small areas of ended handle ${id} yet: another handle holds one of its blocks`);
+}
+
+/**
+ * Publish block `d` (starting at `start`) as this handle's hazard if it is still in the index,
+ * checked under the FREE lock, under which blocks retire: true then, and its records are this
+ * block's until the hazard is cleared. (A descriptor's records are never-used ones, VaTable.takeRun,
+ * so an indexed d is the same block.)
+ */
+function guard(c: CacheState, d: number, start: number): boolean {
+	const t = c.t;
+	c.locks.acquire(HDR_FREE_LOCK);
+	t.sync();
+	const ok = lookupBlock(t, t.hdr[HDR_BLOCK_INDEX]!, start, c.blockInverse) === d;
+	if (ok) Atomics.store(t.handles, c.hazardWord, d);
+	c.locks.release(HDR_FREE_LOCK);
+	return ok;
 }

@@ -8,6 +8,7 @@
 import { HDR_DEAD, REC_I32, VA_SMALL_BLOCK } from "../buffer/layout.ts";
 import { setVaFlags, vaFlags } from "../buffer/record.ts";
 import { indexInsert, indexRun, nextIndexCapacity } from "./block-index.ts";
+import { drainLimbo } from "./limbo.ts";
 import type { CacheState } from "./cache-state.ts";
 import {
 	bitmap,
@@ -99,6 +100,7 @@ function newBlock(c: CacheState, k: number): number {
 			writeDescriptor(c, d, k, va, run, start);
 			setVaFlags(t.i32, va, vaFlags(t.i32, va) | VA_SMALL_BLOCK);
 			indexInsert(t, d, c.blockInverse);
+			drainLimbo(t, c.self);
 		},
 	});
 	if (addr < 0) return 0;
