@@ -3,7 +3,7 @@
  * and fragmentation (peak address span / peak live bytes), and writes the map at the peak of
  * live bytes and at the end, and the timeline of the run.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { VmapSpace } from "../space/space.ts";
 import { mapSvg } from "../viz/map.ts";
@@ -11,7 +11,7 @@ import { Timeline } from "../viz/timeline.ts";
 import { timelineSvg } from "../viz/timeline-svg.ts";
 import { bytes, count } from "../viz/format.ts";
 import { parseWithFile, usageError, wholeNumber } from "./args.ts";
-import { parseTrace, type Trace, traceText } from "./trace.ts";
+import { readTrace, type Trace } from "./trace.ts";
 
 interface ReplayParams {
 	file: string;
@@ -75,7 +75,7 @@ function prescan(trace: Trace, page: number): Prescan {
 }
 
 async function replay(p: ReplayParams): Promise<number> {
-	const trace = parseTrace(traceText(readFileSync(p.file), p.file), p.file);
+	const trace = await readTrace(p.file);
 	const page = p.pageSize;
 	const pre = prescan(trace, page);
 	if (p.size === undefined && 4 * pre.peakLive > 2 ** 52) {
@@ -218,9 +218,9 @@ const REPLAY_HELP = `vmap replay FILE: an allocation trace through a VmapSpace
 FILE holds one operation per line (gzip accepted, by its magic number):
   a SIZE ID    allocate SIZE bytes (0 allowed) and call the area ID
   f ID         free the area called ID
-ID is any word, unique among the areas live at the time; # starts a comment line. A trace
-holds at most 256 MiB of text (gunzipped). The repository's examples/traces/ has real traces
-and the LD_PRELOAD shim that recorded them.
+ID is any word, unique among the areas live at the time; # starts a comment line. The trace
+is read as a stream: at most 16,777,216 operations, lines of at most 4096 characters. The
+repository's examples/traces/ has real traces and the LD_PRELOAD shim that recorded them.
 
 Sizes round up to whole pages, and live bytes count them so. It prints the operations per
 second (the event loop gets a turn every 1024 operations, so that drains run as in a program

@@ -4,20 +4,20 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
-import { parseTrace } from "../../src/cli/trace.ts";
+import { MAX_LINE, MAX_TRACE_OPS, readTrace } from "../../src/cli/trace.ts";
 import { VmapSpace } from "../../src/index.ts";
 
 const P = 4096;
 const MAIN = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url));
 const vmap = (...args: string[]) => spawnSync(process.execPath, ["--import", "tsx", MAIN, ...args], { encoding: "utf8", timeout: 120_000 });
 
-test("vmap viz draws a dump file and a timeline file; vmap replay replays a trace (plain and gzip) and writes the pictures", () => {
+test("vmap viz draws a dump file and a timeline file; vmap replay replays a trace (plain and gzip) and writes the pictures", async () => {
 	const dir = mkdtempSync(join(tmpdir(), "vmap-viz-"));
 	try {
 		const s = VmapSpace.create({ size: 256 * P });
@@ -62,7 +62,8 @@ test("vmap viz draws a dump file and a timeline file; vmap replay replays a trac
 			["f\n", /t2.trace:1: a free is "f ID", got "f"/],
 			["# nothing\n", /t2.trace: no operation in the trace/],
 		] as const) {
-			assert.throws(() => parseTrace(text, "t2.trace"), re, text);
+			writeFileSync(join(dir, "t2.trace"), text);
+			await assert.rejects(readTrace(join(dir, "t2.trace")), re, text);
 		}
 		writeFileSync(join(dir, "t2.trace"), "a 10 x\nf y\n");
 		r = vmap("replay", join(dir, "t2.trace"), "--out", join(dir, "out2"));
@@ -79,16 +80,18 @@ test("vmap viz draws a dump file and a timeline file; vmap replay replays a trac
 	}
 });
 
-test("vmap replay on hostile input: a gzip bomb is refused once past 256 MiB, a cut gzip file and a trace too large for any space are named", () => {
+test("vmap replay on hostile input, read as a stream: a gzip bomb is refused at its first bound (line length or operations), a cut gzip file, a directory and a trace too large for any space are named", async () => {
 	const dir = mkdtempSync(join(tmpdir(), "vmap-replay-"));
 	try {
 		writeFileSync(join(dir, "bomb.trace.gz"), gzipSync(Buffer.alloc(300 * 2 ** 20, 0x61)));
 		const whole = gzipSync("a 10 x\nf x\n");
 		writeFileSync(join(dir, "cut.trace.gz"), whole.subarray(0, whole.length - 6));
 		writeFileSync(join(dir, "huge.trace"), "a 4000000000000000 x\n");
+		mkdirSync(join(dir, "a.dir"));
 		for (const [file, message] of [
-			["bomb.trace.gz", /bomb\.trace\.gz: the trace holds more than 256 MiB of text, the most vmap replay reads once gunzipped/],
+			["bomb.trace.gz", new RegExp(`bomb\\.trace\\.gz:1: the line is longer than ${MAX_LINE} characters: not a trace`)],
 			["cut.trace.gz", /cut\.trace\.gz: not a whole gzip file \(unexpected end of file\)/],
+			["a.dir", /a\.dir: cannot read it \(EISDIR/],
 			[
 				"huge.trace",
 				/huge\.trace: its peak of live bytes, 4000000000000000 in whole pages, needs a space of more than 2\^52 bytes .*give --size/,
@@ -98,6 +101,14 @@ test("vmap replay on hostile input: a gzip bomb is refused once past 256 MiB, a 
 			assert.equal(r.status, 1, file);
 			assert.match(r.stderr, message, file);
 		}
+		// A bomb of valid lines: refused at MAX_TRACE_OPS operations, having held no more than their arrays.
+		const lines = "a 1 x\nf x\n".repeat(2 ** 16);
+		const chunk = gzipSync(lines);
+		writeFileSync(join(dir, "ops.trace.gz"), Buffer.concat(Array.from({ length: MAX_TRACE_OPS / 2 ** 17 + 1 }, () => chunk)));
+		await assert.rejects(
+			readTrace(join(dir, "ops.trace.gz")),
+			new RegExp(`ops\\.trace\\.gz:${MAX_TRACE_OPS + 1}: the trace holds more than ${MAX_TRACE_OPS} operations`),
+		);
 	} finally {
 		rmSync(dir, { recursive: true, force: true });
 	}
