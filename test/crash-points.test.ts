@@ -6,6 +6,7 @@
 import { test } from "node:test";
 import { VmapHeap, VmapSpace } from "../src/index.ts";
 import { crashEveryPoint, type Scenario } from "./support/crash.ts";
+import { JOURNALS_OWN } from "../src/buffer/layout.ts";
 
 const P = 4096;
 
@@ -54,6 +55,16 @@ function smallWith(live: number) {
 
 const scenarios: Array<Scenario<VmapSpace>> = [
 	{ name: "alloc (free space: split, rebalance, busy tree and hash)", setup: spaceWith(512, 40), op: (v) => void v.alloc(2 * P) },
+	{
+		name: "alloc by a handle with a shared journal (an id past JOURNALS_OWN: its journal claimed and given back)",
+		setup: () => {
+			const first = spaceWith(512, 40)();
+			for (let i = 2; i <= JOURNALS_OWN; i++) VmapSpace.attach(first.victim.handle);
+			const victim = VmapSpace.attach(first.victim.handle);
+			return { victim, token: victim.token, recoverer: first.recoverer };
+		},
+		op: (v) => void v.alloc(2 * P),
+	},
 	{ name: "alloc of a whole free block", setup: spaceWith(64, 8), op: (v) => void v.alloc(P, { vstart: v.start + 62 * P }) },
 	{ name: "alloc, tagged (the tag table)", setup: spaceWith(256, 20), op: (v) => void v.alloc(P, { tag: "crash" }) },
 	{ name: "free (busy to lazy)", setup: spaceWith(512, 40), op: (v) => v.free(areasOf(v)[7]!) },

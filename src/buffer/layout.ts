@@ -66,7 +66,7 @@
  * integer, so Float64 arithmetic on them is exact.
  */
 export const MAGIC = 0x766d6170; // "vmap"
-export const VERSION = 14;
+export const VERSION = 15;
 
 // ── header, Int32 words ────────────────────────────────────────────────────────────────
 export const HDR_MAGIC = 0;
@@ -341,11 +341,13 @@ export const HANDLE_ENDING = 3;
 /**
  * JOURNALS journals of JOURNAL_BYTES: a line of [owner (Int32: the id of the handle writing
  * it, 0 free), -, count (Float64: words its entries use, or JOURNAL_OVERFLOWED)], then
- * JOURNAL_ENTRIES entries of two Float64 words [key, old value]. A handle claims one while it
- * holds a lock (lock.ts): JOURNALS handles in critical sections at once, more wait.
+ * JOURNAL_ENTRIES entries of two Float64 words [key, old value]. Journal id - 1 is handle
+ * id's own for ids up to JOURNALS_OWN (its critical sections claim nothing); a handle with a
+ * higher id claims one of the others while it holds a lock (lock.ts), waiting when all are.
  */
 export const JOURNAL_OFFSET = HANDLE_OFFSET + HANDLE_MAX * HANDLE_WORDS * 4;
-export const JOURNALS = 16;
+export const JOURNALS_OWN = 16;
+export const JOURNALS = 24;
 export const JOURNAL_ENTRIES = 1024;
 export const JOURNAL_BYTES = 64 + 16 * JOURNAL_ENTRIES;
 export const JOURNAL_OVERFLOWED = -1;

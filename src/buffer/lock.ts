@@ -40,6 +40,7 @@ import {
 	HDR_TAG_LOCK,
 	JOURNAL_ENTRIES,
 	JOURNALS,
+	JOURNALS_OWN,
 	LOCK_SEQ_OFFSET,
 } from "./layout.ts";
 import { N_BUSY_LOCK, N_LAZY_LOCK, N_POOL_LOCK, N_WORK, NODE_OFFSET, NODE_WORDS, nodeBase } from "./node-layout.ts";
@@ -143,14 +144,27 @@ export class Locks {
 	readonly #held: number;
 	/** Locks held now; the journal is claimed while it is not 0. */
 	#depth = 0;
-	/** The journal this handle used last (tried first next time), -1 in a one-thread space: no other handle can observe it die. */
+	/**
+	 * This handle's own journal (ids up to JOURNALS_OWN), else the shared one it used last
+	 * (tried first next time); -1 in a one-thread space: no other handle can observe it die.
+	 */
 	#journal: number;
+	/** Whether #journal is this handle's own: held for its whole life, no claim per section. */
+	readonly #own: boolean;
 
 	constructor(t: VaTable, self: number) {
 		this.#t = t;
 		this.self = self;
 		this.#held = (self << 1) | 1;
-		this.#journal = isShared(t.buffer) ? (self - 1) % JOURNALS : -1;
+		const shared = isShared(t.buffer);
+		this.#own = shared && self <= JOURNALS_OWN;
+		this.#journal = !shared ? -1 : this.#own ? self - 1 : JOURNALS_OWN + (self % (JOURNALS - JOURNALS_OWN));
+		if (this.#own) Atomics.store(t.hdr, journalOwner(this.#journal), self);
+	}
+
+	/** close(): this handle's own journal, empty, is nobody's (kept while a lock is held: a close cut short by death is rolled back from it). */
+	closeJournal(): void {
+		if (this.#own && this.#depth === 0) Atomics.store(this.#t.hdr, journalOwner(this.#journal), 0);
 	}
 
 	/**
@@ -269,6 +283,10 @@ export class Locks {
 	 */
 	#claimJournal(): void {
 		if (this.#journal < 0) return;
+		if (this.#own) {
+			journalOpen(this.#t.hdrF, journalHead(this.#journal));
+			return;
+		}
 		const hdr = this.#t.hdr;
 		const sticky = journalOwner(this.#journal);
 		if (hdr[sticky] === 0) {
@@ -285,8 +303,8 @@ export class Locks {
 		const hdr = this.#t.hdr;
 		const t0 = performance.now();
 		for (let spin = 0; ; spin++) {
-			for (let i = 1; i <= JOURNALS; i++) {
-				const j = (this.#journal + i) % JOURNALS;
+			for (let i = 1; i <= JOURNALS - JOURNALS_OWN; i++) {
+				const j = JOURNALS_OWN + ((this.#journal - JOURNALS_OWN + i) % (JOURNALS - JOURNALS_OWN));
 				if (hdr[journalOwner(j)] !== 0) continue;
 				crashPoint();
 				if (Atomics.compareExchange(hdr, journalOwner(j), 0, this.self) !== 0) continue;
@@ -298,7 +316,7 @@ export class Locks {
 			if (spin >= SPINS && performance.now() - t0 >= this.timeoutMs)
 				throw new VmapError(
 					"ETIMEDOUT",
-					`Waited ${this.timeoutMs} ms for an undo journal: all ${JOURNALS} are held by handles inside critical sections; nothing was changed`,
+					`Waited ${this.timeoutMs} ms for an undo journal: all ${JOURNALS - JOURNALS_OWN} shared ones are held by handles (ids above ${JOURNALS_OWN}) inside critical sections; nothing was changed`,
 				);
 			if (spin >= SPINS && canWait) Atomics.wait(hdr, journalOwner(this.#journal), hdr[journalOwner(this.#journal)]!, 1);
 		}
@@ -308,6 +326,7 @@ export class Locks {
 	#freeJournal(): void {
 		if (this.#journal < 0) return;
 		journalClose();
+		if (this.#own) return;
 		crashPoint();
 		Atomics.store(this.#t.hdr, journalOwner(this.#journal), 0);
 	}

@@ -185,8 +185,10 @@ export function vaIsRed(i32: Int32Array, va: number): boolean {
 export function setVaParent(i32: Int32Array, va: number, parent: number): void {
 	const w = va * 10 + 8;
 	const old = i32[w]!;
+	const v = (parent << 1) | (old & 1);
+	if (old === v) return;
 	logRec(w, old);
-	i32[w] = (parent << 1) | (old & 1);
+	i32[w] = v;
 }
 
 /** Set parent and colour at once (a new leaf, or a node taking another's place). */
@@ -201,6 +203,7 @@ export function setVaParentColour(i32: Int32Array, va: number, parent: number, r
 export function setVaRed(i32: Int32Array, va: number): void {
 	const i = va * 10 + 8;
 	const old = i32[i]!;
+	if ((old & 1) !== 0) return;
 	logRec(i, old);
 	i32[i] = old | 1;
 }
@@ -210,6 +213,7 @@ export function setVaBlack(i32: Int32Array, va: number): void {
 	if (va === 0) return;
 	const i = va * 10 + 8;
 	const old = i32[i]!;
+	if ((old & 1) === 0) return;
 	logRec(i, old);
 	i32[i] = old & ~1;
 }

@@ -150,11 +150,10 @@ export class VmapSpace {
 	}
 
 	/**
-	 * Done with this handle: a drain of its own in progress finishes now, batches still waiting
-	 * for its asynchronous flush go to the next purge (which flushes them again), purges it
-	 * queued are cancelled, it runs no more scheduled drains, any later call on it throws EINVAL,
-	 * and its id returns to the handle table (which holds HANDLE_MAX). Lazy areas it freed stay
-	 * for other handles' purges. Idempotent; `using space = ...` calls it at the end of the block.
+	 * Done with this handle: a drain of its own in progress finishes now, batches waiting for
+	 * its asynchronous flush go to the next purge (which flushes them again), purges it queued
+	 * are cancelled, any later call on it throws EINVAL, and its id returns to the handle table.
+	 * Lazy areas it freed stay for other handles' purges. Idempotent; `using` calls it.
 	 */
 	close(): void {
 		const s = this.#s;
@@ -164,6 +163,7 @@ export class VmapSpace {
 			s.purger.handOver();
 		} finally {
 			s.locks.closed = true;
+			s.locks.closeJournal();
 			releaseHandle(s.table, s.id);
 		}
 	}
