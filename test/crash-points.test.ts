@@ -92,6 +92,43 @@ const scenarios: Array<Scenario<VmapSpace>> = [
 		project: smallLive,
 	},
 	{
+		name: "small alloc from a block (lock-free: FREE, LIVE and the counts, one plain write each)",
+		setup: smallWith(40),
+		op: (v) => void v.alloc(16),
+		project: smallLive,
+	},
+	{
+		name: "small free by the block's owner (lock-free: LIVE, DIRTY and the counts)",
+		setup: smallWith(40),
+		op: (v) => v.free(areasOf(v)[1]!),
+		project: smallLive,
+	},
+	{
+		name: "small free into another handle's block (remote: the hazard, the OR on REMOTE, the counts, the owner told)",
+		setup: () => {
+			const owner = smallWith(40)();
+			const victim = VmapSpace.attach(owner.victim.handle);
+			(victim as unknown as { areas: number[] }).areas = areasOf(owner.victim);
+			return { victim, token: victim.token, recoverer: owner.victim };
+		},
+		op: (v) => v.free(areasOf(v)[1]!),
+		tidy: (r) => void r.purge({ sync: true }), // the owner takes the free in, however far it got
+		project: smallLive,
+	},
+	{
+		name: "purge of small areas: the owner takes remote frees in and flushes (DIRTY, FLUSHING, FREE; spares and retires)",
+		setup: () => {
+			const st = smallWith(60)();
+			const other = VmapSpace.attach(st.victim.handle);
+			areasOf(st.victim).forEach((a, i) => {
+				if (i % 3 === 1) other.free(a);
+			});
+			return st;
+		},
+		op: (v) => void v.purge({ sync: true }),
+		project: smallLive,
+	},
+	{
 		name: "small alloc that makes the 9th block (the block index is rebuilt, its old run freed)",
 		setup: () => {
 			const st = smallWith(0)();

@@ -224,6 +224,15 @@ export function hasCrashed(): boolean {
 	return crashed;
 }
 
+/**
+ * Whether crash points are set (tests): a hot path without a journal (the small-area cache)
+ * reads it once into a local and calls crashPoint() only when it is, so that its points cost
+ * a register test, not a load each.
+ */
+export function crashArmed(): boolean {
+	return j.countdown !== 0;
+}
+
 /** A step of the lock protocol or a journaled write: throws once the countdown ran out. */
 export function crashPoint(): void {
 	if (j.countdown === 0) return;

@@ -5,6 +5,7 @@
  * (find, mark, resize) read the block's words without a lock: another handle may be changing
  * them, so they answer for the moment they looked.
  */
+import { crashArmed, crashPoint } from "../buffer/journal.ts";
 import type { AreaInfo } from "../api/types.ts";
 import { hex, VmapError } from "../api/errors.ts";
 import { HDR_BLOCK_INDEX, HDR_DEAD, HDR_SMALL_MARK_TAG } from "../buffer/layout.ts";
@@ -70,9 +71,15 @@ export function carve(c: CacheState, size: number): number | typeof NOT_SMALL {
 				const m = i32[free + w]!;
 				if (m === 0) continue;
 				const bit = m & -m;
+				// A crash point before each write (tests: an owner may stop between any two; repair.ts).
+				const armed = crashArmed();
+				if (armed) crashPoint();
 				i32[free + w] = m ^ bit;
+				if (armed) crashPoint();
 				i32[live + w]! |= bit;
+				if (armed) crashPoint();
 				i32[d + D_LIVE_NR]!++;
+				if (armed) crashPoint();
 				i32[d + D_FREE_NR]!--;
 				c.hint[k] = w;
 				return blockStartOf(c.t.f64, d) + ((w << 5) + 31 - Math.clz32(bit)) * c.classBytes[k]!;
@@ -111,15 +118,21 @@ export function freeSmall(c: CacheState, addr: number, op: string, keepMarked: b
 	const mark = markBits(d, words) + w;
 	if ((i32[mark]! & bit) !== 0) {
 		if (keepMarked) return "marked";
+		crashPoint();
 		Atomics.and(i32, mark, ~bit); // others set marks in this word too
 	}
 	if (i32[d + D_OWNER] !== c.self) return remoteFree(c, d, remote, bit) ? "freed" : badFree(c, d, addr, op);
 	c.lastStart = blockStart;
 	c.lastD = d;
+	const armed = crashArmed();
+	if (armed) crashPoint();
 	i32[live] = i32[live]! ^ bit;
+	if (armed) crashPoint();
 	i32[dirtyBits(d, words) + w]! |= bit;
+	if (armed) crashPoint();
 	i32[d + D_LIVE_NR]!--;
 	const dirty = i32[d + D_DIRTY_NR]!;
+	if (armed) crashPoint();
 	i32[d + D_DIRTY_NR] = dirty + 1;
 	if (dirty === 0) c.dirtyList.push(d);
 	c.dirtyBytes += slotBytesOf(t.f64, d);
@@ -140,6 +153,7 @@ export function markSmall(c: CacheState, addr: number, on: boolean): boolean | t
 	const slot = (addr - at.blockStart) / slotBytesOf(c.t.f64, d);
 	const word = bitmap(d, i32[d + D_WORDS]!, MARK) + (slot >> 5);
 	const bit = 1 << (slot & 31);
+	crashPoint();
 	const old = on ? Atomics.or(i32, word, bit) : Atomics.and(i32, word, ~bit);
 	return ((old & bit) !== 0) !== on;
 }

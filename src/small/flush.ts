@@ -12,6 +12,7 @@
  * three times per flush (remote frees, FLUSHING, reclaim) took about a quarter of an
  * operation's time (98 of 400 ns in a CPU profile of that loop).
  */
+import { crashPoint } from "../buffer/journal.ts";
 import { HDR_SMALL_FLUSHES, HDRF_LAZY_MAX_PAGES } from "../buffer/layout.ts";
 import type { CacheState } from "./cache-state.ts";
 import {
@@ -87,6 +88,7 @@ function startFlushing(c: CacheState): [lo: number, hi: number] {
 	for (const d of flushing) {
 		const words = i32[d + D_WORDS]!;
 		const dirty = bitmap(d, words, DIRTY);
+		crashPoint();
 		i32.copyWithin(bitmap(d, words, FLUSHING), dirty, dirty + words);
 		const start = blockStartOf(c.t.f64, d);
 		if (start < lo) lo = start;
@@ -119,7 +121,9 @@ function reclaim(c: CacheState): void {
 		const n = flushedSlots(c, d);
 		const k = i32[d + D_CLASS]!;
 		if (n !== 0) {
+			crashPoint();
 			i32[d + D_DIRTY_NR]! -= n;
+			crashPoint();
 			i32[d + D_FREE_NR]! += n;
 			c.dirtyBytes -= n * slotBytesOf(c.t.f64, d);
 			if (d === c.cur[k])
@@ -152,8 +156,11 @@ function flushedSlots(c: CacheState, d: number): number {
 	for (let w = 0; w < words; w++) {
 		const f = i32[fl + w]!;
 		if (f === 0) continue;
+		crashPoint();
 		i32[free + w]! |= f;
+		crashPoint();
 		i32[dirty + w]! &= ~f;
+		crashPoint();
 		i32[fl + w] = 0;
 		n += popcount(f);
 	}

@@ -9,6 +9,7 @@
  * (repair.ts), takes remote frees in, and the free that empties it retires it.
  * A retired block leaves the index, and its area goes back through the ordinary lazy free.
  */
+import { crashPoint, hasCrashed } from "../buffer/journal.ts";
 import { VmapError } from "../api/errors.ts";
 import { HANDLE_ALIVE, HANDLE_MAX, HANDLE_REMOTE, HANDLE_STATE, HANDLE_WORDS, HDR_BLOCK_INDEX, HDR_FREE_LOCK } from "../buffer/layout.ts";
 import { vaOwner } from "../buffer/record.ts";
@@ -49,16 +50,20 @@ import {
 export function remoteFree(c: CacheState, d: number, remote: number, bit: number): boolean {
 	const t = c.t;
 	const i32 = t.i32;
+	crashPoint();
 	Atomics.store(t.handles, c.hazardWord, d);
 	try {
+		crashPoint();
 		if ((Atomics.or(i32, remote, bit) & bit) !== 0) return false;
+		crashPoint();
 		Atomics.add(i32, d + D_REMOTE_NR, 1);
 		const owner = Atomics.load(i32, d + D_OWNER);
+		crashPoint();
 		if (owner > 0) Atomics.add(t.handles, (owner - 1) * HANDLE_WORDS + HANDLE_REMOTE, 1);
 		else if (owner === 0) adoptOrLeave(c, d);
 		return true;
 	} finally {
-		Atomics.store(t.handles, c.hazardWord, 0);
+		if (!hasCrashed()) Atomics.store(t.handles, c.hazardWord, 0); // a stopped thread writes nothing more (tests)
 	}
 }
 
@@ -85,7 +90,12 @@ export function takeRemoteFrees(c: CacheState): void {
 	}
 }
 
-/** Block `d`'s remote frees, into DIRTY, by its owner of the moment; returns their bytes. */
+/**
+ * Block `d`'s remote frees, into DIRTY, by its owner of the moment; returns their bytes. Each
+ * word's bits leave REMOTE last (an AND of just those bits: frees landing meanwhile stay), so
+ * an owner that stops between any two writes leaves every free it took still in REMOTE or in
+ * DIRTY: repair.ts drops the REMOTE bits of slots no longer live.
+ */
 function takeRemote(c: CacheState, d: number): number {
 	const i32 = c.t.i32;
 	const words = i32[d + D_WORDS]!;
@@ -94,15 +104,22 @@ function takeRemote(c: CacheState, d: number): number {
 	const dirty = bitmap(d, words, DIRTY);
 	let n = 0;
 	for (let w = 0; w < words; w++) {
-		if (Atomics.load(i32, remote + w) === 0) continue;
-		const r = Atomics.exchange(i32, remote + w, 0);
+		const r = Atomics.load(i32, remote + w);
+		if (r === 0) continue;
+		crashPoint();
 		i32[live + w]! &= ~r;
+		crashPoint();
 		i32[dirty + w]! |= r;
+		crashPoint();
+		Atomics.and(i32, remote + w, ~r);
 		n += popcount(r);
 	}
 	if (n === 0) return 0;
+	crashPoint();
 	Atomics.sub(i32, d + D_REMOTE_NR, n);
+	crashPoint();
 	i32[d + D_LIVE_NR]! -= n;
+	crashPoint();
 	i32[d + D_DIRTY_NR]! += n;
 	return n * slotBytesOf(c.t.f64, d);
 }

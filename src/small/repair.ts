@@ -35,9 +35,10 @@ import {
  * CAS on OWNER succeeded). A slot in no bitmap (a carve or a takeRemote() cut short) goes to
  * DIRTY, flushed before reuse; a slot both LIVE and elsewhere stays LIVE; one both DIRTY and
  * FREE (a flush cut short) stays DIRTY. A dead owner's flush in flight is forgotten: its slots
- * stay dirty for the next flush. REMOTE_NR becomes the REMOTE bits now, never fewer than there
- * are: a freer that has set its bit and not yet counted it adds one more, which only makes the
- * owner look once more.
+ * stay dirty for the next flush. A REMOTE bit of a slot no longer LIVE was taken in by a
+ * takeRemote() cut short: it goes. REMOTE_NR becomes the REMOTE bits now, never fewer than
+ * there are: a freer that has set its bit and not yet counted it adds one more, which only
+ * makes the owner look once more.
  */
 export function repairBlock(i32: Int32Array, d: number): void {
 	const words = i32[d + D_WORDS]!;
@@ -61,7 +62,7 @@ export function repairBlock(i32: Int32Array, d: number): void {
 		nLive += popcount(l);
 		nDirty += popcount(dt);
 		nFree += popcount(f);
-		nRemote += popcount(Atomics.load(i32, bitmap(d, words, REMOTE) + w));
+		nRemote += popcount(Atomics.and(i32, bitmap(d, words, REMOTE) + w, l) & l); // a slot no longer live was taken in
 	}
 	i32[d + D_LIVE_NR] = nLive;
 	i32[d + D_DIRTY_NR] = nDirty;

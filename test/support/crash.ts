@@ -43,6 +43,12 @@ export interface Scenario<V, R extends Recoverer = VmapSpace> {
 	 * a death is retired when its end is seen, so there the live small areas are what counts.
 	 */
 	project?(recoverer: R): unknown;
+	/**
+	 * Run on the recoverer before each state is read, before and after alike (the state before
+	 * is read from a stage of its own): for what a death leaves for another step to take in
+	 * (a remote free its owner has not taken in yet).
+	 */
+	tidy?(recoverer: R): void;
 }
 
 const MANY = 1e9;
@@ -83,7 +89,17 @@ export function crashEveryPoint<V, R extends Recoverer>(s: Scenario<V, R>): numb
 	s.op(ref.victim);
 	const points = MANY - crashPointsLeft();
 	crashAfter(0);
-	const look = s.project ?? (s.settle === undefined ? state : holdings);
+	const project = s.project ?? (s.settle === undefined ? state : holdings);
+	const look = (r: R) => {
+		s.tidy?.(r);
+		return project(r);
+	};
+	let tidyBefore: unknown;
+	if (s.tidy !== undefined) {
+		const b = s.setup();
+		tidyBefore = look(b.recoverer);
+		b.recoverer.close();
+	}
 	if (s.settle !== undefined) {
 		ref.recoverer.exited(ref.token); // as in the runs below: settle() runs on a space the victim has left
 		s.settle(ref.recoverer);
@@ -93,7 +109,7 @@ export function crashEveryPoint<V, R extends Recoverer>(s: Scenario<V, R>): numb
 	const overflowed = overflows;
 	for (let k = 1; k <= points; k++) {
 		const st = s.setup();
-		const before = look(st.recoverer);
+		const before = s.tidy === undefined ? look(st.recoverer) : tidyBefore;
 		crashAfter(k);
 		try {
 			s.op(st.victim);
