@@ -123,9 +123,9 @@ $("storm").onclick = () => {
 	);
 };
 $("purge").onclick = () => {
-	const before = heap.space.stats();
-	heap.purge();
-	const after = heap.space.stats();
+	const before = heap.stats();
+	heap.purge({ sync: true });
+	const after = heap.stats();
 	status(
 		`purge: ${before.lazyAreas} lazy areas (${fmt(before.lazyBytes)}) before, ${after.lazyAreas} after; ${after.purges - before.purges} purge(s) ran.`,
 	);

@@ -30,11 +30,11 @@ if (isMainThread) {
 	for (const r of reports) console.log(r);
 	heap.vfree(Atomics.exchange(settings, 0, 0)); // nobody reads the last settings now
 	heap.synchronize();
-	heap.purge();
+	heap.purge({ sync: true });
 	heap.check();
 	const s = heap.stats();
 	console.log(
-		`heap after the run: data ${s.dataBytes / 2 ** 20} MiB of at most ${s.maxBytes / 2 ** 20} MiB, ${s.space.allocs} areas allocated and ${s.space.frees} freed, ${s.deferred} deferred frees, busy now ${s.space.busyAreas}, free ${s.space.freeBytes === s.space.size ? "the whole space" : `${s.space.freeBytes} bytes`}; check() passed`,
+		`heap after the run: data ${s.dataBytes / 2 ** 20} MiB of at most ${s.maxBytes / 2 ** 20} MiB, ${s.allocs} areas allocated and ${s.frees} freed, ${s.deferred} deferred frees, busy now ${s.busyAreas}, free ${s.freeBytes === s.size ? "the whole space" : `${s.freeBytes} bytes`}; check() passed`,
 	);
 } else {
 	const job = workerData as {

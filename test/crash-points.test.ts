@@ -24,7 +24,7 @@ function spaceWith(pages: number, live: number, options: { nodes?: number; lazyM
 
 /** The live small areas and the busy areas that are not blocks: what a small-area operation must keep or make. */
 function smallLive(r: VmapSpace): unknown {
-	const d = JSON.parse(r.dump()) as { areas: Array<{ tag: string; state: string }>; stats: { smallAreas: number; smallBytes: number } };
+	const d = r.dump() as { areas: Array<{ tag: string; state: string }>; stats: { smallAreas: number; smallBytes: number } };
 	return { small: [d.stats.smallAreas, d.stats.smallBytes], areas: d.areas.filter((a) => a.tag !== "vmap_block" && a.state === "busy") };
 }
 

@@ -65,7 +65,7 @@ test("deadlines: alloc() waiting for a busy lock under the free-space lock gives
 	const before = space.dump();
 	assert.throws(() => holding(other, nodeLocks(space, N_BUSY_LOCK), () => space.alloc(P)), timedOut(other, /node \d's busy lock/));
 	allFree(space);
-	assert.equal(space.dump(), before);
+	assert.deepEqual(space.dump(), before);
 	space.check();
 	assert.equal(space.alloc(P), 3 * P + space.start);
 });
@@ -79,7 +79,7 @@ test("deadlines: alloc() from a node pool waiting for a busy lock under the pool
 	const before = space.dump();
 	assert.throws(() => holding(other, nodeLocks(space, N_BUSY_LOCK), () => space.alloc(P)), timedOut(other, /node \d's busy lock/));
 	allFree(space);
-	assert.equal(space.dump(), before);
+	assert.deepEqual(space.dump(), before);
 	assert.equal(space.stats().poolAreas, 1);
 	space.check();
 	assert.equal(space.alloc(P), a, "the pooled area is handed out once the lock is free");
@@ -92,7 +92,7 @@ test("deadlines: free() and a shrinking resize() waiting for a lazy lock under t
 	assert.throws(() => holding(other, nodeLocks(space, N_LAZY_LOCK), () => space.free(a)), timedOut(other, /node \d's lazy lock/));
 	assert.throws(() => holding(other, nodeLocks(space, N_LAZY_LOCK), () => space.resize(a, P)), timedOut(other, /node \d's lazy lock/));
 	allFree(space);
-	assert.equal(space.dump(), before);
+	assert.deepEqual(space.dump(), before);
 	assert.equal(space.find(a)?.state, "busy");
 	space.check();
 	space.free(a);
@@ -107,7 +107,7 @@ test("deadlines: dump(), check() and vmallocinfo() waiting for a lock give up an
 		assert.throws(() => holding(other, nodeLocks(space, N_LAZY_LOCK).slice(1), call), timedOut(other, /node 1's lazy lock/));
 		allFree(space);
 	}
-	assert.equal(space.dump(), before);
+	assert.deepEqual(space.dump(), before);
 });
 
 test("deadlines: find() and free() of a lazy or unknown address waiting for a node's lock give up, release what they held and change nothing", () => {
@@ -122,7 +122,7 @@ test("deadlines: find() and free() of a lazy or unknown address waiting for a no
 			allFree(space);
 		}
 	}
-	assert.equal(space.dump(), before);
+	assert.deepEqual(space.dump(), before);
 	assert.equal(space.find(a)?.state, "lazy", "the space works afterwards");
 	space.check();
 });
@@ -182,7 +182,7 @@ test("deadlines: a heap's freeDeferred() waiting for the grace-period ring's loc
 	const ring = other.space.extension().base + H_RCU_LOCK;
 	const before = heap.space.dump();
 	assert.throws(() => holding(other.space, [ring], () => heap.freeDeferred(p)), timedOut(other.space, /the heap's lock/));
-	assert.equal(heap.space.dump(), before);
+	assert.deepEqual(heap.space.dump(), before);
 	assert.equal(heap.space.find(p)?.tag, "mine");
 	heap.check();
 	heap.vfree(p);

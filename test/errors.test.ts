@@ -63,7 +63,7 @@ test("errors: a full heap says it is full at its maxSize and how to raise it", (
 	const heap = VmapHeap.create({ size: 16 * P });
 	heap.vmalloc(8 * P); // 9 pages with its guard page, of 15
 	// The areas and free blocks (the failedAllocs counter counts the failure, as the kernel's does).
-	const layout = () => JSON.stringify({ ...JSON.parse(heap.space.dump()), stats: undefined });
+	const layout = () => JSON.stringify({ ...heap.space.dump(), stats: undefined });
 	const before = layout();
 	assert.throws(
 		() => heap.vmalloc(8 * P),

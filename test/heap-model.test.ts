@@ -181,7 +181,7 @@ const commands = [
 		cmd(
 			"purge()",
 			() => true,
-			(_m, { heap }) => heap.purge(),
+			(_m, { heap }) => heap.purge({ sync: true }),
 		),
 	),
 	fc.tuple(fc.nat(), fc.constantFrom("vfree", "vrealloc", "freeDeferred", "vmUnmapRam", "bytes")).map(([at, op]) =>
@@ -198,12 +198,7 @@ const commands = [
 				// unmapped one by one.
 				if (inside && (op === "bytes" || op === "vmUnmapRam")) return;
 				if (addr === 0 && op === "vrealloc") return; // vrealloc(0, n) is vmalloc(n)
-				const before = JSON.stringify([
-					heap.stats().space.busyBytes,
-					heap.stats().space.allocs,
-					heap.stats().space.frees,
-					heap.stats().mappedPages,
-				]);
+				const before = JSON.stringify([heap.stats().busyBytes, heap.stats().allocs, heap.stats().frees, heap.stats().mappedPages]);
 				const call = {
 					vfree: () => heap.vfree(addr),
 					vrealloc: () => heap.vrealloc(addr, P),
@@ -213,12 +208,7 @@ const commands = [
 				}[op];
 				assert.throws(call, /^VmapError: (EINVAL|ENOENT|EDOUBLEFREE|EFAULT): /);
 				assert.equal(
-					JSON.stringify([
-						heap.stats().space.busyBytes,
-						heap.stats().space.allocs,
-						heap.stats().space.frees,
-						heap.stats().mappedPages,
-					]),
+					JSON.stringify([heap.stats().busyBytes, heap.stats().allocs, heap.stats().frees, heap.stats().mappedPages]),
 					before,
 					"a bad call changes nothing",
 				);

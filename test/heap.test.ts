@@ -11,11 +11,11 @@ const P = 4096;
 function snapshot(h: VmapHeap): unknown {
 	const s = h.stats();
 	return [
-		s.space.busyBytes,
-		s.space.lazyBytes,
-		s.space.freeBytes,
-		s.space.allocs,
-		s.space.frees,
+		s.busyBytes,
+		s.lazyBytes,
+		s.freeBytes,
+		s.allocs,
+		s.frees,
 		s.blocks,
 		s.mappedPages,
 		s.dirtyPages,
@@ -87,7 +87,7 @@ test("vzalloc zeroes bytes that held data; vmalloc does not promise to", () => {
 	const a = h.vmalloc(4 * P);
 	h.bytes(a, 4 * P).fill(0xee);
 	h.vfree(a);
-	h.purge();
+	h.purge({ sync: true });
 	const z = h.vzalloc(4 * P);
 	assert.equal(z, a, "the lowest fit: the same range again");
 	assert.ok(h.bytes(z, 4 * P).every((x) => x === 0));
@@ -293,10 +293,10 @@ test("vm_map_ram: small mappings share a block, pages handed out once; a block w
 	const again = h.vmMapRam(2);
 	assert.equal(again, maps[0]![0] + 127 * P, "the next pages of the same block, never a dirty one");
 	h.vmUnmapRam(again, 2);
-	h.purge();
+	h.purge({ sync: true });
 	s = h.stats();
 	assert.equal(s.blocks, 0, "purge() takes blocks with nothing mapped, whatever their dirt");
-	assert.equal(s.space.busyAreas, 0);
+	assert.equal(s.busyAreas, 0);
 	h.check();
 
 	// Past a quarter: 4 × 64 pages mapped and unmapped frees the block at once.
@@ -324,13 +324,13 @@ test("poisoning catches a write after free (on reuse) and a write into the guard
 	);
 	const stale = h.bytes(a, P);
 	h.vfree(a);
-	h.purge();
+	h.purge({ sync: true });
 	stale[17] = 1; // use after free through a view kept too long
 	assert.throws(
 		() => h.vmalloc(P),
 		/EFAULT: vmalloc: byte 0x1011 of \[0x1000, 0x3000\) was written after it was freed \(0x1, not the poison 0x6b\)/,
 	);
-	h.purge();
+	h.purge({ sync: true });
 	const b = h.vmalloc(P);
 	assert.equal(b, a, "the range was poisoned again and given back");
 	new Uint8Array(h.data, b + P, 1)[0] = 0; // past the end, into the guard page
@@ -424,4 +424,26 @@ test("freeDeferred({ nowait }) with the queue full is EBUSY and changes nothing"
 	assert.equal(h.space.find(a)?.state, "lazy");
 	reader.close();
 	h.check();
+});
+
+test("one vocabulary for space and heap: stats() has the space's figures at the top level, purge(options) takes the same options and checks and gives the same result, dump() is plain data", () => {
+	const h = VmapHeap.create({ size: 64 * P, maxSize: 256 * P, nodes: 1, lazyMaxPages: 1 << 20 });
+	const a = h.vmalloc(3 * P);
+	h.vfree(a);
+	const s = h.stats();
+	const own = h.space.stats();
+	for (const k of ["busyAreas", "lazyAreas", "lazyBytes", "freeBytes", "allocs", "frees", "size", "pageSize"] as const)
+		assert.equal(s[k], own[k], `stats().${k}`);
+	assert.equal((s as unknown as { space?: unknown }).space, undefined, "no second way to read them");
+	assert.throws(() => h.purge({ sink: true } as never), /EINVAL: Cannot purge: unknown option "sink"/);
+	assert.throws(() => h.purge({ sync: 1 } as never), /EINVAL: Cannot purge: sync must be true or false, got 1/);
+	const r = h.purge({ sync: true });
+	assert.equal(r.status, "done");
+	assert.equal(r.areas, 1);
+	assert.equal(h.stats().lazyAreas, 0);
+	const d = h.space.dump();
+	assert.equal(typeof d, "object");
+	assert.deepEqual(JSON.parse(JSON.stringify(d)), d, "JSON keeps it whole");
+	assert.equal(d.stats.size, h.space.size);
+	h.close();
 });

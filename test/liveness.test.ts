@@ -12,6 +12,7 @@ import { HDR_EXT_OFFSET } from "../src/buffer/layout.ts";
 import { H_RCU_LOCK } from "../src/heap/layout.ts";
 import { CONTROL_BYTES, openGate, PROGRESS } from "../harness/gate.ts";
 import { startWorker } from "../harness/workers.ts";
+import { longWait } from "../src/util/report.ts";
 
 const P = 4096;
 
@@ -183,10 +184,10 @@ test("liveness: a heap handle whose asynchronous flush is pending calls synchron
 	const heap = VmapHeap.create({ size: 1 << 20 });
 	const a = await slowWorker("heap-flush-sync", heap.handle, { ms: 300 });
 	heap.vfree(heap.vmalloc(100));
-	heap.purge(); // waits for a's batch, which waits for a's synchronize(), which waits for us
+	heap.purge({ sync: true }); // waits for a's batch, which waits for a's synchronize(), which waits for us
 	assert.deepEqual(await a.done, { status: "flushing" });
 	await a.worker.terminate();
-	assert.equal(heap.stats().space.lazyAreas, 0);
+	assert.equal(heap.stats().lazyAreas, 0);
 	heap.check();
 });
 
@@ -283,4 +284,61 @@ test("liveness: the exit listener never blocks: a worker that ends while its end
 	heap.synchronize(5000);
 	assert.equal(heap.stats().deferredPending, 0, "the ended handle was taken offline: the grace period ended");
 	heap.check();
+});
+
+test("liveness: a thread back in its event loop holds up no grace period: its handle goes offline at the end of the turn; a readLock() section keeps it online across turns", async () => {
+	const heap = VmapHeap.create({ size: 64 * P });
+	const idle = VmapHeap.attach(heap.handle);
+	const a = heap.vmalloc(P);
+	idle.bytes(a, 8); // a reader: online, in this turn only
+	heap.freeDeferred(a);
+	await heap.synchronizeAsync(5000); // before: ETIMEDOUT, the idle handle held it up for ever
+	assert.notEqual(heap.space.find(a)?.state, "busy", "freed after its grace period");
+
+	const b = heap.vmalloc(P);
+	idle.readLock();
+	idle.readLock(); // nests
+	idle.bytes(b, 8);
+	heap.freeDeferred(b);
+	await assert.rejects(
+		heap.synchronizeAsync(300),
+		(e: unknown) => e instanceof VmapError && e.code === "ETIMEDOUT" && /handle\(s\) 2 passed no quiescent point/.test(e.message),
+	);
+	idle.readUnlock();
+	await assert.rejects(heap.synchronizeAsync(300), { code: "ETIMEDOUT" }, "one section still open");
+	idle.readUnlock();
+	await heap.synchronizeAsync(5000);
+	assert.notEqual(heap.space.find(b)?.state, "busy");
+	assert.throws(() => idle.readUnlock(), /EINVAL: Cannot readUnlock: no readLock\(\) section is open on this handle/);
+	heap.check();
+});
+
+test("liveness: a wait on other handles without a deadline warns once when it lasts long (10 s; shortened here), naming the handle and the fix", async () => {
+	const saved = longWait.longMs;
+	longWait.longMs = 50;
+	const warnings: string[] = [];
+	const onWarning = (w: Error) => warnings.push(w.message);
+	process.on("warning", onWarning);
+	try {
+		const heap = VmapHeap.create({ size: 64 * P });
+		const reader = VmapHeap.attach(heap.handle);
+		reader.readLock();
+		const a = heap.vmalloc(P);
+		heap.freeDeferred(a);
+		const done = heap.synchronizeAsync(); // no timeout
+		await new Promise((r) => setTimeout(r, 300));
+		reader.readUnlock();
+		await done;
+		await new Promise((r) => setImmediate(r)); // warnings are emitted on the next tick
+		const mine = warnings.filter((m) => m.includes("grace period"));
+		assert.equal(mine.length, 1, `warned once: ${warnings.join(" | ")}`);
+		assert.match(
+			mine[0]!,
+			/synchronize\(\) has waited 0.05 s for a grace period, and waits on \(no timeoutMs\): handle\(s\) 2 passed no quiescent point\. .*readUnlock\(\)/,
+		);
+		heap.close();
+	} finally {
+		longWait.longMs = saved;
+		process.off("warning", onWarning);
+	}
 });

@@ -68,7 +68,7 @@ test("lookups of lazy, pooled, free and unknown addresses never take the free-sp
 	} finally {
 		other.locks.release(HDR_FREE_LOCK);
 	}
-	assert.equal(space.dump(), before, "the failed calls changed nothing");
+	assert.deepEqual(space.dump(), before, "the failed calls changed nothing");
 	space.check();
 	other.close();
 });

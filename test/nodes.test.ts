@@ -40,9 +40,11 @@ test("nodes option: default and bad values", () => {
 		() => VmapSpace.create({ size: 64 * P, nodes: 2 }).stats({ pools: "yes" as never }),
 		/EINVAL: Cannot read stats: pools must be true or false/,
 	);
-	// lazyMaxPages scales with fls(nodes), as the kernel's with fls(num_online_cpus()).
-	assert.equal(VmapSpace.create({ size: 64 * P, nodes: 1 }).stats().lazyMaxPages, 8192);
-	assert.equal(VmapSpace.create({ size: 64 * P, nodes: 4 }).stats().lazyMaxPages, 3 * 8192);
+	// lazyMaxPages scales with fls(nodes), as the kernel's with fls(num_online_cpus()), up to an eighth of the space.
+	assert.equal(VmapSpace.create({ size: 2 ** 40, nodes: 1 }).stats().lazyMaxPages, 8192);
+	assert.equal(VmapSpace.create({ size: 2 ** 40, nodes: 4 }).stats().lazyMaxPages, 3 * 8192);
+	assert.equal(VmapSpace.create({ size: 64 * P, nodes: 4 }).stats().lazyMaxPages, 8, "a small space drains by itself: an eighth of it");
+	assert.equal(VmapSpace.create({ size: 2 * P, nodes: 1 }).stats().lazyMaxPages, 1);
 });
 
 test("one node: no pools, allocation is always the lowest fit", () => {
@@ -79,11 +81,11 @@ test("trim(): every pool decays fully, under the purge mutex; the shrinker's cou
 	const s = VmapSpace.create({ size: 256 * P, nodes: 4 });
 	fillPool(s, 1, 7);
 	fillPool(s, 5, 3);
-	assert.deepEqual(s.trim(), { areas: 6 + 3, bytes: (6 + 15) * P }); // pool 1 lost 1 to the second purge's decay
+	assert.deepEqual(s.trim(), { areas: 6 + 3, bytes: (6 + 15) * P, blocks: 0 }); // pool 1 lost 1 to the second purge's decay
 	const st = s.stats();
 	assert.deepEqual([st.poolAreas, st.poolBytes, st.trims], [0, 0, 1]);
 	assert.deepEqual(freeBlocks(s), [[s.start, s.end]]);
-	assert.deepEqual(s.trim(), { areas: 0, bytes: 0 });
+	assert.deepEqual(s.trim(), { areas: 0, bytes: 0, blocks: 0 });
 	s.check();
 });
 

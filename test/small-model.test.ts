@@ -72,7 +72,7 @@ class World {
 	}
 
 	dump(): Dump {
-		return JSON.parse(this.space.dump()) as Dump;
+		return this.space.dump() as Dump;
 	}
 
 	/** [start, end) may be handed out: it overlaps no live area and no freed range a flush has not covered. */
@@ -125,7 +125,7 @@ class World {
 	fails(code: string, call: () => unknown): void {
 		const before = this.space.dump();
 		assert.throws(call, (e: unknown) => e instanceof VmapError && e.code === code, `expected ${code}`);
-		assert.equal(this.space.dump(), before, "a failed call changed the space");
+		assert.deepEqual(this.space.dump(), before, "a failed call changed the space");
 	}
 }
 
@@ -307,7 +307,7 @@ class Resize extends Step {
 		const size = Math.max(w.pageSize, Math.ceil((2 * w.smallMax * this.frac) / 1000 / w.pageSize) * w.pageSize);
 		const before = w.space.dump();
 		assert.equal(w.space.resize(start, size), size <= a.end - start, `resize of a small area to ${size}: in place within its class`);
-		assert.equal(w.space.dump(), before, "a small area's resize changes nothing");
+		assert.deepEqual(w.space.dump(), before, "a small area's resize changes nothing");
 	}
 	override toString = () => `resize(#${this.pick}, ${this.frac})`;
 }

@@ -83,7 +83,7 @@ test("small areas: three workers free each other's small areas (remote frees); n
 		const st = space.stats();
 		assert.equal(st.smallAreas, 0);
 		assert.ok(st.smallBlocks < blocksBefore, `emptied orphaned blocks retire: ${blocksBefore} blocks, then ${st.smallBlocks}`);
-		const dump = JSON.parse(space.dump()) as { blocks: Array<{ owner: number }> };
+		const dump = space.dump() as { blocks: Array<{ owner: number }> };
 		assert.ok(
 			dump.blocks.every((b) => b.owner !== 0),
 			"no block owned by nobody is left: each retired when its last area was freed",
@@ -94,7 +94,7 @@ test("small areas: three workers free each other's small areas (remote frees); n
 		assert.equal(space.stats().smallBlocks, 0, "closed handles retire their empty blocks");
 		space.purge({ sync: true });
 		space.check();
-		const left = (JSON.parse(space.dump()) as { areas: unknown[] }).areas;
+		const left = (space.dump() as { areas: unknown[] }).areas;
 		assert.deepEqual(left, [], "no area is left");
 		space.trim(); // two nodes: purged areas wait in pools
 		assert.deepEqual(freeBlocks(space), [[space.start, space.end]]);

@@ -252,7 +252,7 @@ test("small areas: a handle that closes with live small areas; another frees the
 	assert.equal(s.stats().smallBlocks, 0, "every block of the closed handle retired when its last area was freed");
 	s.purge({ sync: true });
 	s.check();
-	const d = JSON.parse(s.dump()) as { areas: unknown[] };
+	const d = s.dump() as { areas: unknown[] };
 	assert.deepEqual(d.areas, []);
 });
 
@@ -428,5 +428,26 @@ test("small areas: a remote freer that ends inside a block leaves no hazard: the
 	s.exited(freer.token);
 	s.free(s.alloc(P)); // a new block drains it
 	assert.equal(s.table.hdr[HDR_SMALL_LIMBO], 0);
+	s.check();
+});
+
+test("small areas: trim() retires every block with nothing live, this handle's (spares and current blocks too) and nobody's, and the next purge makes their areas free space (purge_fragmented_blocks)", () => {
+	const s = VmapSpace.create(options);
+	const other = VmapSpace.attach(s.handle);
+	const mine = Array.from({ length: 400 }, (_, i) => s.alloc(P * (1 + (i % 16))));
+	const theirs = Array.from({ length: 100 }, (_, i) => other.alloc(P * (1 + (i % 16))));
+	other.close(); // its blocks are nobody's, its areas still live
+	for (const x of [...mine, ...theirs]) s.free(x);
+	s.purge({ sync: true });
+	const before = s.stats().smallBlocks;
+	assert.ok(before > 0, "empty blocks stay after a purge: spares, current blocks");
+	const r = s.trim();
+	assert.equal(r.blocks, before, "trim() says how many it retired");
+	assert.equal(s.stats().smallBlocks, 0);
+	s.purge({ sync: true });
+	s.check();
+	const st = s.stats();
+	assert.deepEqual([st.busyAreas, st.lazyAreas, st.freeBytes], [0, 0, st.size], "the space is one free block again");
+	assert.equal(s.alloc(P) > 0, true, "the cache makes new blocks after a trim");
 	s.check();
 });

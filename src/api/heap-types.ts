@@ -16,7 +16,8 @@ export interface VmallocOptions {
 	nowait?: boolean;
 }
 
-export interface HeapStats {
+/** The space's statistics, and the heap's own. */
+export interface HeapStats extends VmapStats {
 	/** Data bytes backed now, and the most they may grow to. */
 	dataBytes: number;
 	maxBytes: number;
@@ -31,7 +32,6 @@ export interface HeapStats {
 	deferredPending: number;
 	/** The grace-period counter. */
 	gracePeriod: number;
-	space: VmapStats;
 }
 
 /** A typed-array constructor such as Float64Array, for view(). */

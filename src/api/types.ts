@@ -26,7 +26,7 @@ export interface VmapSpaceOptions {
 	/**
 	 * Lazily freed pages that make a drain due (kernel lazy_max_pages()). At twice this the
 	 * free path purges by itself, so a loop that never yields cannot grow the backlog without
-	 * bound ("mm: add priority threshold to __purge_vmap_area_lazy()"). @defaultValue fls(nodes) * 32 MiB / pageSize
+	 * bound ("mm: add priority threshold to __purge_vmap_area_lazy()"). @defaultValue min(fls(nodes) * 32 MiB, size / 8) / pageSize
 	 */
 	lazyMaxPages?: number;
 	/**
@@ -82,8 +82,11 @@ export interface StatsOptions {
 
 /** What trim() gave back to free space. */
 export interface TrimResult {
+	/** Pooled areas given back to free space, and their bytes. */
 	areas: number;
 	bytes: number;
+	/** Small-area blocks retired (their areas freed lazily: the next purge makes them free space). */
+	blocks: number;
 }
 
 /** One node's figures (each group read consistently, like VmapStats). */
@@ -325,7 +328,7 @@ export interface DumpSmallBlock {
 }
 
 /**
- * `JSON.parse(space.dump())`. Addresses in [start, end) that are in no area and no free block
+ * What space.dump() returns: plain data (JSON.stringify() keeps it, JSON.parse() gives it back). Addresses in [start, end) that are in no area and no free block
  * are pooled (purged into a node's pool), or moved between listings while others worked.
  */
 export interface VmapDump {

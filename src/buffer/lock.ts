@@ -28,6 +28,7 @@
  * purge (BATCH_ORPHAN) when a step times out.
  */
 import { VmapError } from "../api/errors.ts";
+import { longWait, warn } from "../util/report.ts";
 import { crashPoint, journalClose, journalCommit, journalHead, journalOpen, journalOwner } from "./journal.ts";
 import {
 	HDR_DEAD,
@@ -335,6 +336,7 @@ export class Locks {
 		const hdr = this.#t.hdr;
 		const t0 = performance.now();
 		const deadline = t0 + this.timeoutMs;
+		let warnAt = this.timeoutMs === Infinity ? t0 + longWait.longMs : Infinity;
 		for (let spin = 0; ; spin++) {
 			crashPoint(); // a stopped thread waits for nothing, its own locks included (tests)
 			const cur = Atomics.load(hdr, word);
@@ -346,9 +348,14 @@ export class Locks {
 			}
 			if (hdr[HDR_DEAD] !== 0) throw deadError(hdr);
 			if (spin < SPINS) continue;
-			if (performance.now() >= deadline) {
-				this.waitMs += performance.now() - t0;
+			const now = performance.now();
+			if (now >= deadline) {
+				this.waitMs += now - t0;
 				throw timedOut(hdr, word, (cur >> 1) & LOCK_HOLDER, this.timeoutMs);
+			}
+			if (now >= warnAt) {
+				warnAt = Infinity;
+				warn(longWaitMessage(hdr, word, this.self, (cur >> 1) & LOCK_HOLDER));
 			}
 			if (!canWait) continue;
 			if ((cur & LOCK_WAITERS) === 0 && Atomics.compareExchange(hdr, word, cur, cur | LOCK_WAITERS) !== cur) continue;
@@ -373,6 +380,11 @@ export function timedOut(hdr: Int32Array, word: number, owner: number, ms: numbe
 		"ETIMEDOUT",
 		`Waited ${ms} ms for ${lockName(hdr, word)}, held by handle ${owner}; nothing was changed. The holder is slow, busy or paused, or its worker exited unobserved (watch(worker) makes such an exit known)`,
 	);
+}
+
+/** The warning for a wait without a deadline that lasted longWait.longMs: who waits for what, and the fixes. */
+function longWaitMessage(hdr: Int32Array, word: number, self: number, owner: number): string {
+	return `handle ${self} has waited ${longWait.longMs / 1000} s for ${lockName(hdr, word)}, held by handle ${owner}, and waits on (no timeoutMs). If that handle's worker exited, watch(worker) where it was created (or exited(token) in a browser) makes the exit known; timeoutMs bounds the wait`;
 }
 
 /** The space's lock words: global, then every node's. */

@@ -6,6 +6,7 @@
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { VmapSpace } from "../space/space.ts";
+import type { VmapDump } from "../api/types.ts";
 import { mapSvg } from "../viz/map.ts";
 import { Timeline } from "../viz/timeline.ts";
 import { timelineSvg } from "../viz/timeline-svg.ts";
@@ -42,7 +43,7 @@ interface Prescan {
 interface Replayed {
 	sec: number;
 	peakEnd: number;
-	peakDump: string;
+	peakDump: VmapDump | undefined;
 	timeline: Timeline;
 	/** Operations between timeline samples. */
 	every: number;
@@ -157,7 +158,7 @@ async function run(space: VmapSpace, trace: Trace, peakAt: number): Promise<Repl
 	const st = space.stats();
 	const every = Math.max(1, Math.floor(trace.ops / SAMPLES));
 	let peakEnd = space.start;
-	let peakDump = "";
+	let peakDump: VmapDump | undefined;
 	let dumpMs = 0;
 	const t0 = performance.now();
 	for (let i = 0; i < trace.ops; i++) {
@@ -189,13 +190,13 @@ async function run(space: VmapSpace, trace: Trace, peakAt: number): Promise<Repl
 }
 
 /** The maps at the peak and at the end, the timeline and its JSON, into p.out; returns the pictures' paths. */
-function writeReplayPictures(p: ReplayParams, r: Replayed & { endDump: string; to: number; ops: number; peakAt: number }): string[] {
+function writeReplayPictures(p: ReplayParams, r: Replayed & { endDump: VmapDump; to: number; ops: number; peakAt: number }): string[] {
 	mkdirSync(p.out, { recursive: true });
 	const name = p.file.replace(/^.*[\\/]/, "").replace(/(\.trace)?(\.gz)?$/, "");
 	const pictures: Array<[string, string]> = [
 		[
 			"map-peak.svg",
-			mapSvg(r.peakDump, {
+			mapSvg(r.peakDump ?? r.endDump, {
 				to: r.to,
 				title: `${name}: the space at the peak of live bytes (operation ${count(r.peakAt + 1)} of ${count(r.ops)})`,
 			}),

@@ -26,6 +26,15 @@ const OPTION_KEYS = [
 /** The kernel's lazy_max_pages() unit: fls(nr_cpus) * 32 MiB worth of pages. */
 const LAZY_MAX_BYTES = 32 * 2 ** 20;
 
+/**
+ * lazyMaxPages when not given: the kernel's fls(nodes) * 32 MiB, made for a space of terabytes,
+ * but at most an eighth of the space, so that a small space drains by itself long before its
+ * lazy areas crowd out what allocations need (the priority purge comes at a quarter).
+ */
+export function defaultLazyMaxPages(nodes: number, size: number, pageSize: number): number {
+	return Math.max(1, Math.floor(Math.min((32 - Math.clz32(nodes)) * LAZY_MAX_BYTES, size / 8) / pageSize));
+}
+
 export function isPowerOfTwo(x: unknown): x is number {
 	return typeof x === "number" && Number.isSafeInteger(x) && x > 0 && 2 ** Math.round(Math.log2(x)) === x;
 }
@@ -106,7 +115,7 @@ export function parseSpaceOptions(options: VmapSpaceOptions, what: string): Spac
 		throw new VmapError("EINVAL", `${cannot}: nodes must be a whole number from 1 to ${NODE_MAX}, got ${shown(nodes)}`);
 	}
 	// fls(nodes): the bit length of the node count, as the kernel scales by fls(num_online_cpus()).
-	const lazyMaxPages = options.lazyMaxPages ?? Math.max(1, ((32 - Math.clz32(nodes)) * LAZY_MAX_BYTES) / pageSize);
+	const lazyMaxPages = options.lazyMaxPages ?? defaultLazyMaxPages(nodes, size, pageSize);
 	if (!Number.isSafeInteger(lazyMaxPages) || lazyMaxPages < 1) {
 		throw new VmapError("EINVAL", `${cannot}: lazyMaxPages must be a whole number of pages, at least 1, got ${shown(lazyMaxPages)}`);
 	}

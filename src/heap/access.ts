@@ -69,3 +69,17 @@ export function validateReach(reach: Reach, addr: number, length: number, align:
 		);
 	}
 }
+
+/** view()'s arguments checked: the element size of `type`. */
+export function elementSize(type: unknown, length: number): number {
+	const size = (type as { BYTES_PER_ELEMENT?: unknown } | null)?.BYTES_PER_ELEMENT;
+	if (typeof type !== "function" || typeof size !== "number") {
+		throw new VmapError("EINVAL", `Cannot view: type must be a typed-array constructor such as Float64Array, got ${shown(type)}`);
+	}
+	if (!Number.isSafeInteger(length) || length < 0)
+		throw new VmapError(
+			"EINVAL",
+			`Cannot view: length must be a whole number of elements, got ${typeof length === "number" ? shown(length) : `${typeof length} ${shown(length)}`}`,
+		);
+	return size;
+}

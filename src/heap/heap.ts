@@ -18,10 +18,10 @@
  *   new bytes happen under the heap's grow lock, and H_COMMITTED is published after them.
  *
  * Quiescent points: every call that allocates or frees (vmalloc, vzalloc, vrealloc, vfree,
- * freeDeferred, vmMapRam, vmUnmapRam, synchronize, purge) and quiescent(). bytes() and view()
- * are not: they are how a reader reaches an area inside its read-side section.
+ * freeDeferred, vmMapRam, vmUnmapRam, synchronize, purge), quiescent(), and the end of a turn
+ * of the event loop (read-side.ts). bytes() and view() are not: they reach inside a section.
  */
-import type { AttachOptions, ExitedOptions, WatchedWorker, WatchOptions } from "../api/types.ts";
+import type { AttachOptions, ExitedOptions, PurgeOptions, PurgeResult, WatchedWorker, WatchOptions } from "../api/types.ts";
 import { Blocks, VM_MAP_RAM } from "./map-ram.ts";
 import { hex, shown, VmapError } from "../api/errors.ts";
 import {
@@ -41,10 +41,11 @@ import { HeapAreas } from "./areas.ts";
 import { createHeapBuffers } from "./create.ts";
 import { validateOptions, validateTimeout } from "../core/options.ts";
 import { wrongHandle } from "../core/state.ts";
-import { DEFERRED_TAG, liveArea, type Reach, validateReach } from "./access.ts";
+import { DEFERRED_TAG, liveArea, type Reach, validateReach, elementSize } from "./access.ts";
 import type { HeapStats, TypedArrayConstructor, VmallocOptions, VmapHeapHandle } from "../api/heap-types.ts";
 import { HeapMemory } from "./memory.ts";
 import { GracePeriods } from "./rcu.ts";
+import { ReadSide } from "./read-side.ts";
 import { VmapSpace } from "../space/space.ts";
 
 export type { VmapHeapOptions };
@@ -66,6 +67,7 @@ export class VmapHeap {
 	readonly #e: number;
 	readonly #memory: HeapMemory;
 	readonly #rcu: GracePeriods;
+	readonly #turns: ReadSide;
 	readonly #blocks: Blocks;
 	/** What bytes() and view() check an address against (access.ts). */
 	readonly #reach: Reach;
@@ -89,6 +91,7 @@ export class VmapHeap {
 		this.#memory = new HeapMemory(space, this.#ext, data, this.guardPages);
 		this.poison = this.#memory.poison;
 		this.#rcu = new GracePeriods(this.#ext);
+		this.#turns = new ReadSide(this.#rcu, () => this.#ext.closed);
 		const synchronize = (ms: number) => this.synchronize(ms);
 		this.#areas = new HeapAreas({
 			space,
@@ -211,20 +214,35 @@ export class VmapHeap {
 		this.#enter();
 	}
 
-	/** See VmapSpace.watch(): when `worker` exits, its handles end and grace periods stop waiting for them. */
+	/** VmapSpace.watch(): when `worker` exits, its handles end and grace periods stop waiting for them. */
 	watch(worker: WatchedWorker, options?: WatchOptions): void {
 		this.space.watch(worker, options);
 	}
 
-	/** See VmapSpace.exited(). */
+	/** VmapSpace.exited(). */
 	exited(token: string, options?: ExitedOptions): void {
 		this.space.exited(token, options);
 	}
 
-	/** Idle: grace periods stop waiting for this handle until its next call into the heap (bytes() and view() included). */
+	/** Idle now (the end of the turn does it too): grace periods stop waiting for this handle until its next call into the heap. */
 	offline(): void {
 		this.#ext.ensureAlive();
 		this.#rcu.offline();
+	}
+
+	/**
+	 * A read-side section across turns of the event loop (rcu_read_lock): until readUnlock(),
+	 * grace periods wait for this handle. Without one, the handle goes offline by itself at the
+	 * end of each turn (read-side.ts). Nests.
+	 */
+	readLock(): void {
+		this.#ext.ensureAlive();
+		this.#turns.readLock();
+	}
+
+	/** End a readLock() section; EINVAL when none is open. */
+	readUnlock(): void {
+		this.#turns.readUnlock();
 	}
 
 	/**
@@ -278,39 +296,36 @@ export class VmapHeap {
 	 * inside one live area (before its guard pages) or mapped vm_map_ram pages.
 	 */
 	bytes(addr: number, length: number): Uint8Array {
-		this.#rcu.online();
+		this.#turns.online();
 		validateReach(this.#reach, addr, length, 1, "bytes");
 		return new Uint8Array(this.data, addr, length);
 	}
 
 	/** `length` elements of `type` at `addr` (a multiple of the element size), as bytes() checks. */
 	view<T>(addr: number, type: TypedArrayConstructor<T>, length: number): T {
-		const size = (type as { BYTES_PER_ELEMENT?: unknown } | null)?.BYTES_PER_ELEMENT;
-		if (typeof type !== "function" || typeof size !== "number") {
-			throw new VmapError("EINVAL", `Cannot view: type must be a typed-array constructor such as Float64Array, got ${shown(type)}`);
-		}
-		if (!Number.isSafeInteger(length) || length < 0)
-			throw new VmapError(
-				"EINVAL",
-				`Cannot view: length must be a whole number of elements, got ${typeof length === "number" ? shown(length) : `${typeof length} ${shown(length)}`}`,
-			);
-		this.#rcu.online();
+		const size = elementSize(type, length);
+		this.#turns.online();
 		validateReach(this.#reach, addr, length * size, size, "view");
 		return new type(this.data, addr, length);
 	}
 
-	/** Purge: every vm_map_ram block with nothing mapped, then every lazy area (sync). */
-	purge(): void {
+	/**
+	 * Purge: every vm_map_ram block with nothing mapped, then the lazy areas, as the space's
+	 * purge(options) does (the same options, checks and result: try semantics unless `sync`).
+	 */
+	purge(options?: PurgeOptions): PurgeResult {
 		this.#enter();
 		this.#blocks.purgeFragmented(false);
-		this.space.purge({ sync: true });
+		return this.space.purge(options);
 	}
 
+	/** The space's statistics (VmapStats), and the heap's own beside them. */
 	stats(): HeapStats {
 		const hdr = this.#ext.words;
 		const e = this.#e;
 		const b = this.#blocks.totals();
 		return {
+			...this.space.stats(),
 			dataBytes: this.#memory.committed,
 			maxBytes: this.maxSize,
 			blocks: b.blocks,
@@ -321,7 +336,6 @@ export class VmapHeap {
 			deferredFreed: hdr[e + H_FREED_DEFERRED]!,
 			deferredPending: this.#rcu.pending(),
 			gracePeriod: Atomics.load(hdr, e + H_GP),
-			space: this.space.stats(),
 		};
 	}
 
@@ -350,8 +364,7 @@ export class VmapHeap {
 
 	/**
 	 * Done with this handle: its clean vm_map_ram blocks are freed and the rest orphaned, it
-	 * leaves the grace periods, then its space handle closes. Deferred frees stay queued for
-	 * the other handles.
+	 * leaves the grace periods, its space handle closes. Deferred frees stay queued for others.
 	 */
 	close(): void {
 		if (this.#ext.closed) return;
@@ -374,7 +387,7 @@ export class VmapHeap {
 	/** Every allocating or freeing call starts here: a quiescent point, then expired deferred frees. */
 	#enter(): void {
 		this.#ext.ensureAlive();
-		this.#rcu.quiescent();
+		this.#turns.quiescent();
 		if (this.#rcu.pending() > 0) this.#freeExpired();
 	}
 

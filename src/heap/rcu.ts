@@ -17,6 +17,7 @@
 import { add, put, putF } from "../buffer/journal.ts";
 import type { AreaInfo } from "../api/types.ts";
 import { hex, VmapError } from "../api/errors.ts";
+import { longWait, warn } from "../util/report.ts";
 import { HANDLE_MAX } from "../buffer/layout.ts";
 import {
 	H_DEFERRED,
@@ -37,6 +38,10 @@ import {
 } from "./layout.ts";
 import { canWait } from "../buffer/lock.ts";
 import type { SpaceExtension } from "../core/extension.ts";
+
+/** What a handle holding up grace periods is told to do. */
+const FIXES =
+	"A handle that keeps a view across turns of its event loop should readUnlock() when done; one that loops without returning to its event loop, call quiescent() or offline(); one that is done, close(); a worker that may exit without closing, watch(worker) where it was created";
 
 export class GracePeriods {
 	readonly #ext: SpaceExtension;
@@ -341,9 +346,11 @@ export class GracePeriods {
 		}
 		const until = performance.now() + timeoutMs;
 		const nap = new Int32Array(new SharedArrayBuffer(4));
+		let warnAt = this.#warnAt(timeoutMs);
 		for (let spin = 0; !this.ended(target); spin++) {
 			this.#ext.ensureAlive(); // EOWNERDEAD as soon as a recovery is known to have failed
 			if (performance.now() > until) this.#timedOut(target, timeoutMs);
+			if (performance.now() > warnAt) warnAt = this.#warnLong(target);
 			if (spin > 100) Atomics.wait(nap, 0, 0, 0.5);
 		}
 	}
@@ -351,17 +358,32 @@ export class GracePeriods {
 	/** Resolve when the grace period of `target` ends; reject with ETIMEDOUT after `timeoutMs`. */
 	async waitAsync(target: number, timeoutMs: number): Promise<void> {
 		const until = performance.now() + timeoutMs;
+		let warnAt = this.#warnAt(timeoutMs);
 		while (!this.ended(target)) {
 			this.#ext.ensureAlive();
 			if (performance.now() > until) this.#timedOut(target, timeoutMs);
+			if (performance.now() > warnAt) warnAt = this.#warnLong(target);
 			await new Promise((r) => setTimeout(r, 1));
 		}
+	}
+
+	/** When a wait without a deadline warns (longWait.longMs from now), Infinity with one. */
+	#warnAt(timeoutMs: number): number {
+		return timeoutMs === Infinity ? performance.now() + longWait.longMs : Infinity;
+	}
+
+	/** Warn, once, of a grace period that has held a wait without a deadline for longWait.longMs; returns Infinity (no second warning). */
+	#warnLong(target: number): number {
+		warn(
+			`synchronize() has waited ${longWait.longMs / 1000} s for a grace period, and waits on (no timeoutMs): handle(s) ${this.#laggards(target).join(", ")} passed no quiescent point. ${FIXES}`,
+		);
+		return Infinity;
 	}
 
 	#timedOut(target: number, timeoutMs: number): never {
 		throw new VmapError(
 			"ETIMEDOUT",
-			`A grace period did not end within ${timeoutMs} ms: handle(s) ${this.#laggards(target).join(", ")} passed no quiescent point (an idle handle should call offline(); a handle that is done, close(); a worker that may exit without closing, watch(worker))`,
+			`A grace period did not end within ${timeoutMs} ms: handle(s) ${this.#laggards(target).join(", ")} passed no quiescent point. ${FIXES}`,
 		);
 	}
 }

@@ -49,6 +49,13 @@ export class Drain {
 	#scheduled = false;
 	/** The batches this handle's drain is purging in slices. */
 	#batches: Batch[] = [];
+	/**
+	 * True while this handle runs another's end hooks (core/handles.ts runEndHooks): the frees
+	 * they make (WatchOptions.freeAreas) start no drain here. This thread is the one that
+	 * observes workers' ends: a purge it ran could wait for a lock a dead worker holds, whose
+	 * exit event waits behind it. Other handles' frees drain the backlog.
+	 */
+	quiet = false;
 
 	constructor(purger: DrainHost) {
 		this.#purger = purger;
@@ -65,6 +72,7 @@ export class Drain {
 	 * purges return space is throttled by doing the purge itself.
 	 */
 	afterFree(): void {
+		if (this.quiet) return;
 		const t = this.#purger.t;
 		const lazyMax = t.hdrF[HDRF_LAZY_MAX_PAGES]!;
 		const nrLazy = t.lazyPages();

@@ -21,7 +21,6 @@ import {
 	POOL_LEN,
 } from "../buffer/node-layout.ts";
 import { type Locks, seqBegin, seqEnd } from "../buffer/lock.ts";
-import type { TrimResult } from "../api/types.ts";
 import { decayCount, poolable, poolAdd, poolPop, poolWord, decodeVnId } from "../tree/nodes.ts";
 import { removeFirst } from "../tree/lazy-tree.ts";
 import { rbFirst } from "../tree/rbtree.ts";
@@ -135,7 +134,7 @@ const FULLY = true;
  * Shrinker (kernel vmap_node_shrink_scan): decay every pool fully, under the purge mutex
  * (decays must not run concurrently: kernel fix ec05f51f1e65).
  */
-export function trimPools(t: VaTable, locks: Locks, pageInverse: number): TrimResult {
+export function trimPools(t: VaTable, locks: Locks, pageInverse: number): { areas: number; bytes: number } {
 	locks.acquire(HDR_PURGE_LOCK);
 	let areas = 0;
 	let bytes = 0;

@@ -26,7 +26,7 @@
  * space.purge() and space.trim(). Liveness: no lock is held across the flush hook or a turn of
  * the event loop, so a flush that never settles keeps its batch unusable and nothing else.
  */
-import type { FlushHook, PurgeResult, TrimResult } from "../api/types.ts";
+import type { FlushHook, PurgeResult } from "../api/types.ts";
 import { adoptOrphans, Batch, batchesDone, claimBatch, type InFlight, othersInFlight, ownsBatch, waitForBatches } from "./batches.ts";
 import { Drain } from "./drain.ts";
 import { VmapError } from "../api/errors.ts";
@@ -330,7 +330,7 @@ export class Purger {
 	}
 
 	/** Shrinker (kernel vmap_node_shrink_scan): every pool decayed fully (purge-node.ts's trimPools). */
-	trim(): TrimResult {
+	trim(): { areas: number; bytes: number } {
 		return trimPools(this.t, this.locks, this.#pageInverse);
 	}
 

@@ -17,7 +17,7 @@ import type { AreaInfo } from "../api/types.ts";
 import { CacheState, type NOT_SMALL } from "./cache-state.ts";
 import { carve, classSize, findSmall, freeSmall, markSmall, resizeSmall } from "./carve.ts";
 import { flushCache } from "./flush.ts";
-import { ended, handOver } from "./owner.ts";
+import { ended, handOver, trimBlocks } from "./owner.ts";
 import { markedAreas } from "./repair.ts";
 
 export { type BlockSetup, type BlockSource, NOT_SMALL } from "./cache-state.ts";
@@ -61,6 +61,11 @@ export class SmallCache extends CacheState {
 	/** Flush this handle's dirty slots now (flush.ts). */
 	flush(): void {
 		flushCache(this);
+	}
+
+	/** trim(): empty blocks retire, this handle's and nobody's (owner.ts); returns how many. */
+	trim(): number {
+		return trimBlocks(this);
 	}
 
 	/** close(): the cache stops and its blocks are handed over (owner.ts). */

@@ -299,6 +299,45 @@ export function ended(c: CacheState, id: number, release: ((addr: number, size: 
 }
 
 /**
+ * trim() (the kernel's purge_fragmented_blocks): this handle's blocks with nothing live and
+ * nothing dirty retire, its spares and current ones too, but those a flush in flight covers;
+ * then every block nobody owns is adopted, which retires it when nothing in it is live.
+ * Returns the blocks retired.
+ */
+export function trimBlocks(c: CacheState): number {
+	if (c.max === 0) return 0;
+	takeRemoteFrees(c);
+	const i32 = c.t.i32;
+	let n = 0;
+	for (const d of [...c.mine]) {
+		if (i32[d + D_LIVE_NR] !== 0 || i32[d + D_DIRTY_NR] !== 0 || c.flushing.includes(d)) continue;
+		retire(c, d);
+		n++;
+	}
+	const look: number[] = [];
+	c.locks.acquire(HDR_FREE_LOCK);
+	try {
+		c.t.sync();
+		eachBlock(c.t, (d) => {
+			if (Atomics.load(c.t.i32, d + D_OWNER) === 0) look.push(d, blockStartOf(c.t.f64, d));
+		});
+	} finally {
+		c.locks.release(HDR_FREE_LOCK);
+	}
+	for (let i = 0; i < look.length; i += 2) {
+		const d = look[i]!;
+		if (!guard(c, d, look[i + 1]!)) continue;
+		try {
+			adopt(c, d);
+			if (!guard(c, d, look[i + 1]!)) n++; // no longer in the index: retired
+		} finally {
+			Atomics.store(c.t.handles, c.hazardWord, 0);
+		}
+	}
+	return n;
+}
+
+/**
  * Publish block `d` (starting at `start`) as this handle's hazard if it is still in the index,
  * checked under the FREE lock, under which blocks retire: true then, and its records are this
  * block's until the hazard is cleared. (A descriptor's records are never-used ones, VaTable.takeRun,

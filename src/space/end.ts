@@ -6,19 +6,52 @@
  * handle's id is not reused before its end hooks, this one among them, are done
  * (HANDLE_ENDING).
  */
-import type { ExitedOptions, WatchOptions } from "../api/types.ts";
+import type { ExitedOptions, WatchedWorker, WatchOptions } from "../api/types.ts";
+import { reportError } from "../util/report.ts";
 import { shown, VmapError } from "../api/errors.ts";
 import { HDR_SMALL_MARK_TAG } from "../buffer/layout.ts";
 import { labelOwner, listAreas, runChunks } from "../diag/info.ts";
-import { handleEnded, runEndHooks } from "../core/handles.ts";
+import { handleEnded, handlesOfThread, runEndHooks, tokenHandle } from "../core/handles.ts";
 import { freeOwnedArea } from "../core/lazy-free.ts";
 import { validateOptions } from "../core/options.ts";
 import type { SpaceState } from "../core/state.ts";
 
 const END_KEYS = ["onError", "freeAreas"];
 
+/** watch(): when `worker` exits, end each of its handles. */
+export function watchWorker(s: SpaceState, worker: WatchedWorker, options: WatchOptions | undefined): void {
+	const { onError, freeAreas } = validateEndOptions(options, "Cannot watch");
+	const threadId = (worker as { threadId?: unknown } | null)?.threadId;
+	if (typeof threadId !== "number" || threadId < 0 || typeof (worker as { once?: unknown }).once !== "function") {
+		throw new VmapError(
+			"EINVAL",
+			`Cannot watch: worker must be a running worker_threads Worker (with threadId and once()), got ${shown(worker)}`,
+		);
+	}
+	worker.once("exit", () => {
+		try {
+			for (const id of handlesOfThread(s.table, threadId)) endHandle(s, id, freeAreas, onError);
+		} catch (e) {
+			reportError(e, onError, `ending the handles of worker thread ${threadId}`);
+		}
+	});
+}
+
+/** exited(): end the handle `token` names, if it is still alive. */
+export function endByToken(s: SpaceState, token: string, options: ExitedOptions | undefined): void {
+	const { onError, freeAreas } = validateEndOptions(options, "Cannot mark a handle exited");
+	const id = tokenHandle(s.table, token);
+	if (id < 0 || id === s.id) {
+		throw new VmapError(
+			"EINVAL",
+			`Cannot mark a handle exited: the token must be another handle's token ("id.generation", space.token), got ${shown(token)}`,
+		);
+	}
+	if (id !== 0) endHandle(s, id, freeAreas, onError);
+}
+
 /** watch()'s and exited()'s options, checked. */
-export function validateEndOptions(options: WatchOptions | ExitedOptions | undefined, cannot: string) {
+function validateEndOptions(options: WatchOptions | ExitedOptions | undefined, cannot: string) {
 	validateOptions(options, END_KEYS, cannot);
 	const onError = options?.onError;
 	if (onError !== undefined && typeof onError !== "function")
@@ -32,8 +65,16 @@ export function validateEndOptions(options: WatchOptions | ExitedOptions | undef
 /** End handle `id`, whose thread runs no more: recover its locks, run the end hooks, free its areas if asked. */
 export function endHandle(s: SpaceState, id: number, freeAreas: boolean, onError: ((error: unknown) => void) | undefined): void {
 	if (handleEnded(s.table, id, s.moreLockWords()) !== "ending") return;
-	const hooks = s.endHooks.map((hook) => () => hook(id, freeAreas));
-	if (freeAreas) hooks.push(() => freeAreasOf(s, id));
+	const quietly = (hook: () => void) => () => {
+		s.purger.drain.quiet = true;
+		try {
+			hook();
+		} finally {
+			s.purger.drain.quiet = false;
+		}
+	};
+	const hooks = s.endHooks.map((hook) => quietly(() => hook(id, freeAreas)));
+	if (freeAreas) hooks.push(quietly(() => freeAreasOf(s, id)));
 	runEndHooks(s.table, s.locks, id, hooks, onError);
 }
 

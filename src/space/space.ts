@@ -15,6 +15,7 @@ import type {
 	PurgeResult,
 	StatsOptions,
 	TrimResult,
+	VmapDump,
 	VmapHandle,
 	VmapSpaceOptions,
 	VmapStats,
@@ -25,8 +26,8 @@ import { checkSpace } from "../diag/check.ts";
 import { shown, VmapError } from "../api/errors.ts";
 import { SpaceExtension } from "../core/extension.ts";
 import { dumpText, listAreas, runChunks, runChunksAsync, vmallocinfoText } from "../diag/info.ts";
-import { handlesOfThread, handleToken, releaseHandle, tokenHandle } from "../core/handles.ts";
-import { endHandle, validateEndOptions } from "./end.ts";
+import { handleToken, releaseHandle } from "../core/handles.ts";
+import { endByToken, watchWorker } from "./end.ts";
 import { HDR_DEAD } from "../buffer/layout.ts";
 import type { Locks } from "../buffer/lock.ts";
 import { findArea } from "../core/locate.ts";
@@ -39,7 +40,6 @@ import { listenForWork } from "../purge/work.ts";
 import { readStats, validateStatsInto } from "../diag/stats.ts";
 import { attachableBuffer, createSpaceBuffer, openSpace, SpaceState } from "../core/state.ts";
 import { isShared, type VaTable } from "../buffer/va-table.ts";
-import { reportError } from "../util/report.ts";
 
 const NOTHING_REFUSED: readonly number[] = [];
 
@@ -251,12 +251,15 @@ export class VmapSpace {
 	}
 
 	/**
-	 * Give every pooled area back to free space (the kernel's shrinker, for memory pressure):
-	 * a full decay of every pool, under the purge mutex. Returns the areas and bytes released.
+	 * Give memory back (the kernel's shrinker, for memory pressure): every pooled area to free
+	 * space, a full decay of every pool under the purge mutex; and every small-area block with
+	 * nothing live, this handle's (its spares too) and nobody's, retired (purge_fragmented_blocks).
+	 * Returns the pooled areas and bytes released and the blocks retired.
 	 */
 	trim(): TrimResult {
 		this.#s.locks.ensureAlive();
-		return this.#s.purger.trim();
+		const blocks = this.#s.small?.trim() ?? 0; // retired blocks' areas are lazy: the next purge frees them
+		return { ...this.#s.purger.trim(), blocks };
 	}
 
 	/**
@@ -294,20 +297,23 @@ export class VmapSpace {
 		return vmallocinfoText(await runChunksAsync(listAreas(s, { free: false })), (id) => s.tags.name(id));
 	}
 
-	/** JSON: the space, its statistics, every area, every free block and every small-area block (see vmallocinfo()). */
-	dump(): string {
+	/**
+	 * A snapshot: the space, its statistics, every area, every free block and every small-area
+	 * block (see vmallocinfo() for how it is read), as plain data: JSON.stringify() it to keep it.
+	 */
+	dump(): VmapDump {
 		this.#s.locks.ensureOpen();
 		const s = this.#s;
 		const stats = this.stats();
-		return dumpText(s, runChunks(listAreas(s, { free: true })), stats, (id) => s.tags.name(id));
+		return JSON.parse(dumpText(s, runChunks(listAreas(s, { free: true })), stats, (id) => s.tags.name(id))) as VmapDump;
 	}
 
 	/** dump(), giving the event loop a turn every few milliseconds of work. */
-	async dumpAsync(): Promise<string> {
+	async dumpAsync(): Promise<VmapDump> {
 		this.#s.locks.ensureOpen();
 		const s = this.#s;
 		const stats = this.stats();
-		return dumpText(s, await runChunksAsync(listAreas(s, { free: true })), stats, (id) => s.tags.name(id));
+		return JSON.parse(dumpText(s, await runChunksAsync(listAreas(s, { free: true })), stats, (id) => s.tags.name(id))) as VmapDump;
 	}
 
 	/** The area holding `addr` (busy, or lazy: freed and not yet purged), or undefined. */
@@ -332,21 +338,7 @@ export class VmapSpace {
 	 */
 	watch(worker: WatchedWorker, options?: WatchOptions): void {
 		this.#s.locks.ensureOpen();
-		const { onError, freeAreas } = validateEndOptions(options, "Cannot watch");
-		const threadId = (worker as { threadId?: unknown } | null)?.threadId;
-		if (typeof threadId !== "number" || threadId < 0 || typeof (worker as { once?: unknown }).once !== "function") {
-			throw new VmapError(
-				"EINVAL",
-				`Cannot watch: worker must be a running worker_threads Worker (with threadId and once()), got ${shown(worker)}`,
-			);
-		}
-		worker.once("exit", () => {
-			try {
-				for (const id of handlesOfThread(this.#s.table, threadId)) endHandle(this.#s, id, freeAreas, onError);
-			} catch (e) {
-				reportError(e, onError, `ending the handles of worker thread ${threadId}`);
-			}
-		});
+		watchWorker(this.#s, worker, options);
 	}
 
 	/**
@@ -360,17 +352,8 @@ export class VmapSpace {
 	 * `options.onError`, as for watch().
 	 */
 	exited(token: string, options?: ExitedOptions): void {
-		const s = this.#s;
-		s.locks.ensureOpen();
-		const { onError, freeAreas } = validateEndOptions(options, "Cannot mark a handle exited");
-		const id = tokenHandle(s.table, token);
-		if (id < 0 || id === this.id) {
-			throw new VmapError(
-				"EINVAL",
-				`Cannot mark a handle exited: the token must be another handle's token ("id.generation", space.token), got ${shown(token)}`,
-			);
-		}
-		if (id !== 0) endHandle(this.#s, id, freeAreas, onError);
+		this.#s.locks.ensureOpen();
+		endByToken(this.#s, token, options);
 	}
 
 	/** Milliseconds this handle has spent waiting for locks other handles held. */

@@ -12,8 +12,15 @@ export function reportError(error: unknown, onError: ((error: unknown) => void) 
 		}
 		return;
 	}
-	const message = `vmap: ${what}: ${error instanceof Error ? error.message : String(error)}`;
+	warn(`${what}: ${error instanceof Error ? error.message : String(error)}`);
+}
+
+/** A wait on other handles without a deadline warns once it has lasted `longMs` (10 s; tests shorten it). */
+export const longWait = { longMs: 10_000 };
+
+/** A warning: a process warning (Node), else console.warn. */
+export function warn(message: string): void {
 	const p = (globalThis as { process?: { emitWarning?: (m: string, type: string) => void } }).process;
-	if (typeof p?.emitWarning === "function") p.emitWarning(message, "VmapWarning");
-	else console.warn(message);
+	if (typeof p?.emitWarning === "function") p.emitWarning(`vmap: ${message}`, "VmapWarning");
+	else console.warn(`vmap: ${message}`);
 }

@@ -65,7 +65,7 @@ try {
 	}
 }
 console.log(state, purged.status, node?.busyAreas, trimmed.bytes, handle.buffer.byteLength, attach.flush !== undefined, f.length, hs.dataBytes, hh.data.byteLength);
-const dump: VmapDump = JSON.parse(space.dump()) as VmapDump;
+const dump: VmapDump = (space.dump()) as VmapDump;
 const first: DumpArea | undefined = dump.areas[0];
 const mapOptions: MapOptions = { rows: 8, width: 400 };
 const timeline = new Timeline();

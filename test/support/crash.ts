@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { CrashPoint, crashAfter, crashPointsLeft, hasCrashed, overflows } from "../../src/buffer/journal.ts";
-import type { VmapHeap, VmapSpace } from "../../src/index.ts";
+import type { VmapDump, VmapHeap, VmapSpace } from "../../src/index.ts";
 
 /** Another handle of the victim's space (or heap): it observes the end, recovers and checks. */
 export type Recoverer = VmapSpace | VmapHeap;
@@ -55,7 +55,7 @@ const MANY = 1e9;
 
 /** The state a dump describes, minus what only says who looked (statistics of handles and waits). */
 export function state(r: Recoverer): unknown {
-	const d = JSON.parse(dumpOf(r)) as { areas: unknown; free: unknown; blocks: Owned[]; stats: Record<string, unknown> };
+	const d = dumpOf(r) as unknown as { areas: unknown; free: unknown; blocks: Owned[]; stats: Record<string, unknown> };
 	const { lockWaitMs: _w, ...stats } = d.stats;
 	return { areas: d.areas, free: d.free, blocks: unowned(d.blocks), stats };
 }
@@ -67,7 +67,7 @@ function unowned(blocks: Owned[]): unknown {
 	return blocks.map(({ owner: _o, ...rest }) => rest);
 }
 
-function dumpOf(r: Recoverer): string {
+function dumpOf(r: Recoverer): VmapDump {
 	return "space" in r ? r.space.dump() : r.dump();
 }
 
@@ -78,7 +78,7 @@ const GAUGES = ["busyBytes", "busyAreas", "lazyBytes", "lazyAreas", "freeBytes",
  * adopts the dead one's batch flushes it again and counts that (as it should).
  */
 export function holdings(r: Recoverer): unknown {
-	const d = JSON.parse(dumpOf(r)) as { areas: unknown; free: unknown; blocks: Owned[]; stats: Record<string, unknown> };
+	const d = dumpOf(r) as unknown as { areas: unknown; free: unknown; blocks: Owned[]; stats: Record<string, unknown> };
 	return { areas: d.areas, free: d.free, blocks: unowned(d.blocks), gauges: GAUGES.map((g) => [g, d.stats[g]]) };
 }
 

@@ -27,7 +27,7 @@ const counts = { dumps: 0, checks: 0, infos: 0, pairs: 0, maxGapMs: 0 };
 
 if (job.role === "diag") {
 	while (Atomics.load(stop, 0) === 0) {
-		const d = JSON.parse(space.dump()) as { areas: Array<{ start: number; end: number }> };
+		const d = space.dump() as { areas: Array<{ start: number; end: number }> };
 		for (let i = 0; i < d.areas.length; i++) {
 			const a = d.areas[i]!;
 			if (a.start < space.start || a.end > space.start + space.size || (i > 0 && d.areas[i - 1]!.start >= a.start)) {

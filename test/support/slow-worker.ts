@@ -111,7 +111,7 @@ if (job.mode === "slow-flush") {
 } else if (job.mode === "long-dump") {
 	for (let i = 0; i < job.areas; i++) space.alloc(P);
 	begun();
-	const json = space.dump();
+	const json = JSON.stringify(space.dump());
 	Atomics.store(control, PROGRESS, 2);
 	parentPort!.postMessage({ status: "done", bytes: json.length });
 } else if (job.mode === "stuck-flush") {

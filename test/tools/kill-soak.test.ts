@@ -18,6 +18,7 @@ import { test } from "node:test";
 import { Worker } from "node:worker_threads";
 import { build } from "esbuild";
 import { VmapHeap } from "../../src/index.ts";
+import { lockHolder, lockName, spaceLockWords } from "../../src/buffer/lock.ts";
 import { HANDLE_ENDING, HANDLE_MAX, HANDLE_STATE, HANDLE_WORDS, HDR_DEAD } from "../../src/buffer/layout.ts";
 import { HANG_MS } from "../../harness/workers.ts";
 import { randomBelow } from "../../harness/random.ts";
@@ -43,6 +44,16 @@ async function bundledWorker(dir: string): Promise<string> {
 		logLevel: "error",
 	});
 	return outfile;
+}
+
+/** Who holds which lock now, and how many handles are ending: what a hang report needs. */
+function holders(heap: VmapHeap): string {
+	const t = heap.space.table;
+	const held = spaceLockWords(t)
+		.map((w) => [w, lockHolder(t.hdr, w)] as const)
+		.filter(([, h]) => h !== 0)
+		.map(([w, h]) => `${lockName(t.hdr, w)} by ${h}`);
+	return `locks held: ${held.join(", ") || "none"}; ending handles: ${endingHandles(heap)}`;
 }
 
 /** Handles whose end hooks have not finished. */
@@ -87,7 +98,10 @@ test(`kill soak: ${WHAT} terminate()s at random instants of 4 workers sharing a 
 				exited.then(() => false),
 				new Promise<boolean>((r) => setTimeout(() => r(false), HANG_MS)),
 			]);
-			if (!ready && totals.errors.length === 0) totals.hangs++;
+			if (!ready && totals.errors.length === 0) {
+				totals.hangs++;
+				console.log(`# hang: lane ${k}, worker not ready in ${HANG_MS} ms; ${holders(heap)}`);
+			}
 			await new Promise((r) => setTimeout(r, rnd(80)));
 			await w.terminate();
 			await exited; // watch() has ended its handle, undoing what it was in the middle of
@@ -101,12 +115,12 @@ test(`kill soak: ${WHAT} terminate()s at random instants of 4 workers sharing a 
 	while (endingHandles(heap) > 0) await new Promise((r) => setTimeout(r, 5));
 	heap.synchronize(10_000);
 	heap.check();
-	const areas = (JSON.parse(heap.space.dump()) as { areas: Array<{ start: number; state: string; owner?: number }> }).areas;
+	const areas = (heap.space.dump() as { areas: Array<{ start: number; state: string; owner?: number }> }).areas;
 	const leftovers = areas.filter((a) => a.state === "busy");
 	heap.space.purge({ sync: true });
 	heap.space.trim();
 	heap.check();
-	const s = heap.stats().space;
+	const s = heap.stats();
 	console.log(
 		`# kill soak: ${totals.kills} terminate()s, ${totals.poisoned} poisoned spaces, ${totals.hangs} hangs, ${totals.violations.length} overlaps or changed bytes, ${totals.errors.length} worker errors, ${totals.watchErrors.length} exit-handler errors, ${leftovers.length} areas left busy by the dead (${s.frees} frees in all)`,
 	);

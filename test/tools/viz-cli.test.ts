@@ -22,7 +22,7 @@ test("vmap viz draws a dump file and a timeline file; vmap replay replays a trac
 	try {
 		const s = VmapSpace.create({ size: 256 * P });
 		s.alloc(3 * P, { tag: "x" });
-		writeFileSync(join(dir, "dump.json"), s.dump());
+		writeFileSync(join(dir, "dump.json"), JSON.stringify(s.dump()));
 		let r = vmap("viz", join(dir, "dump.json"), "--rows", "8");
 		assert.equal(r.status, 0, r.stderr);
 		assert.match(readFileSync(join(dir, "dump.svg"), "utf8"), /^<svg [^>]*data-rows="8"/);
