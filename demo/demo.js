@@ -134,6 +134,14 @@ $("trim").onclick = () => {
 	const r = heap.space.trim();
 	status(`trim(): ${r.areas} pooled areas (${fmt(r.bytes)}) went back to free space.`);
 };
+/**
+ * How long after terminate() a Web Worker's thread may still run: Chromium lets its current
+ * task go on for up to 2 s before it forces the end (kForcibleTerminationDelay in Blink's
+ * worker_thread.cc; whatwg/html#6210), and terminate() returns at once. Only after that has
+ * the page seen the worker end, and may call exited().
+ */
+const TERMINATE_GRACE_MS = 2500;
+
 $("kill").onclick = () => {
 	const w = [...workers].reverse().find((x) => x.alive && x.id > 0);
 	if (!w) {
@@ -142,22 +150,32 @@ $("kill").onclick = () => {
 	}
 	w.worker.terminate();
 	w.alive = false;
-	// A Web Worker has no exit event: the page saw it end, and says so. What it was changing
-	// under a lock, if anything, is undone and its locks released; its areas are freed.
+	state.killed.push(w.index);
+	renderTable();
+	status(
+		`worker ${w.index} (handle ${w.id}) terminated; its thread may finish its current task, so the page tells the heap in ${TERMINATE_GRACE_MS / 1000} s.`,
+	);
+	setTimeout(() => ended(w), TERMINATE_GRACE_MS);
+};
+
+/**
+ * A Web Worker has no exit event: the page knows it ended, and says so. What it was changing
+ * under a lock, if anything, is undone and its locks released; its areas are freed.
+ */
+function ended(w) {
 	heap.exited(w.token, { freeAreas: true });
 	const r = w.report ?? { live: 0, liveBytes: 0 };
 	const dead = isPoisoned();
 	state.poisoned = dead;
 	renderTable();
 	if (dead) setInterval(renderTable, 250); // the map no longer redraws: the table still shows the others' errors
-	state.killed.push(w.index);
 	status(
 		dead
 			? `worker ${w.index} (handle ${w.id}) was killed in a critical section that could not be undone: the space is poisoned, and every other worker now gets EOWNERDEAD (see the table). Reload the page to start again.`
 			: `worker ${w.index} (handle ${w.id}) killed mid-run: what it was changing under a lock, if anything, was undone and its locks released, so the others go on. The ${r.live} areas (${fmt(r.liveBytes)}) it had last reported live were freed with it (exited's freeAreas).`,
 		dead,
 	);
-};
+}
 
 /** Whether the space was poisoned (a handle ended in a critical section that could not be undone): any locked call then throws EOWNERDEAD. */
 function isPoisoned() {

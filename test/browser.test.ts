@@ -192,6 +192,9 @@ test("browser: the live demo page (npm run demo) draws the map and the timeline,
 
 		// Kill a worker: the page says what the others see, and they go on allocating.
 		await page.click("#kill");
+		assert.match((await demo()).status, /^worker 2 \(handle \d+\) terminated; its thread may finish its current task/);
+		// The page calls exited() only once Chromium has surely stopped the worker (up to 2 s after terminate()).
+		await until("the page told the heap the worker ended", (d) => !/terminated;/.test(d.status));
 		const killed = await demo();
 		assert.deepEqual(killed.killed, [2], "the last worker was killed");
 		// Whatever it was changing under a lock is undone (buffer/journal.ts): the others go on.

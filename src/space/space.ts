@@ -345,8 +345,8 @@ export class VmapSpace {
 	 * The handle whose `token` this is has a worker that is known to have exited without closing
 	 * it (a browser page that terminated a Web Worker, which had posted `space.token`): end it,
 	 * as watch() would, undoing what it was changing under a lock. Call it only once that
-	 * worker runs no more: a browser's terminate() stops the worker's script at its next
-	 * interrupt check, so after terminate() returns, not before. Nothing happens when that
+	 * worker runs no more: terminate() returns at once, but Chromium lets the worker's current
+	 * task run on for up to 2 s (whatwg/html#6210), so 2.5 s after it. Nothing happens when that
 	 * handle has ended or closed already (its id may serve a newer handle by then: the token
 	 * does not name it). What goes wrong after the handle's locks are recovered goes to
 	 * `options.onError`, as for watch().
