@@ -24,7 +24,7 @@ if (!crossOriginIsolated) {
 }
 
 // 64 MiB of addresses, 4 KiB pages, 2 nodes; a drain is due at 8 MiB lazily freed.
-const heap = VmapHeap.create({ size: 4 * 2 ** 20, maxSize: 64 * 2 ** 20, nodes: 2, lazyMaxPages: 2048 });
+const heap = VmapHeap.create({ size: 4 * 2 ** 20, maxSize: 64 * 2 ** 20, nodes: 2, lazyMaxPages: 2048, smallMax: 16 * 1024 }); // small requests (guard page included) from small-area blocks
 heap.offline(); // this page only watches: grace periods do not wait for it
 $("n").textContent = String(N);
 
@@ -72,6 +72,8 @@ function escapeHtml(s) {
 
 let drawing = false;
 let paused = false;
+/** Each tag keeps its colour for the life of the page (mapSvg's tagColours). */
+const tagColours = new Map();
 async function redraw() {
 	if (drawing || paused) return;
 	drawing = true;
@@ -82,7 +84,8 @@ async function redraw() {
 			width: 1000,
 			rows: 24,
 			idPrefix: "map-",
-			title: `The heap's address space now: ${fmt(heap.maxSize)}, ${N} workers`,
+			tagColours,
+			title: `The heap's address space now: ${fmt(heap.maxSize)}, ${workers.filter((w) => w.alive).length} of ${N} workers running`,
 		});
 		$("timeline").innerHTML = timelineSvg(timeline, {
 			width: 960,

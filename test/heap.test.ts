@@ -64,7 +64,7 @@ test("vmalloc: whole pages plus a guard page; bytes() and view() stop at the gua
 	assert.equal(new Float64Array(h.data, a, 1)[0], 1.5, "views are over the shared data, at the address");
 	assert.throws(
 		() => h.bytes(a, P + 1),
-		/EFAULT: Cannot bytes \[0x1000, 0x2001\): it crosses the end of the area \[0x1000, 0x2000\) into its guard page/,
+		/EFAULT: bytes\(\) cannot reach \[0x1000, 0x2001\): it crosses the end of the area \[0x1000, 0x2000\) into its guard page/,
 	);
 	assert.throws(() => h.bytes(a + P, 1), /EFAULT/, "the guard page itself");
 	assert.throws(
@@ -153,8 +153,8 @@ test("bad calls are typed errors and change nothing", () => {
 		code(() => h.bytes(gone, 1)),
 		"EFAULT",
 	);
-	assert.throws(() => h.bytes(gone, 1), /EFAULT: Cannot bytes \[0x3000, 0x3001\): the area \[0x3000, 0x5000\) was freed/);
-	assert.throws(() => h.bytes(50 * P, 1), /EFAULT: Cannot bytes \[0x32000, 0x32001\): 0x32000 is in no area \(free space\)/);
+	assert.throws(() => h.bytes(gone, 1), /EFAULT: bytes\(\) cannot reach \[0x3000, 0x3001\): the area \[0x3000, 0x5000\) was freed/);
+	assert.throws(() => h.bytes(50 * P, 1), /EFAULT: bytes\(\) cannot reach \[0x32000, 0x32001\): 0x32000 is in no area \(free space\)/);
 	assert.equal(
 		code(() => h.bytes(0, 1)),
 		"EFAULT",

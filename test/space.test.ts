@@ -147,14 +147,15 @@ test("create: bad options are EINVAL, with the option named", () => {
 	}
 });
 
-test("EBUSY names size, align and window; a failed alloc changes nothing", () => {
+test("EBUSY names size, align and window, and says how full the space is; a failed alloc changes nothing", () => {
 	const s = VmapSpace.create({ start: 0x10000000, size: 8 * P });
 	s.alloc(6 * P);
 	const before = [busyAreas(s), freeBlocks(s)];
 	assert.throws(() => s.alloc(4 * P, { align: 65536 }), {
 		name: "VmapError",
 		code: "EBUSY",
-		message: "EBUSY: alloc for size 16384 align 65536 failed: Address range restricted to 0x10000000 - 0x10008000",
+		message:
+			"EBUSY: alloc for size 16384 align 65536 failed: Address range restricted to 0x10000000 - 0x10008000: the space's largest free block is 8192 bytes",
 	});
 	assert.deepEqual([busyAreas(s), freeBlocks(s)], before);
 	s.check();

@@ -217,7 +217,10 @@ test("mapSvg and timelineSvg: bad input is EINVAL, saying what was expected", ()
 	bad(() => mapSvg(dump, { width: 1.5 }), /width must be a whole number from 100 to 20000, got 1.5/);
 	bad(() => mapSvg(dump, { from: 0 }), /from must be a whole number from 4096 to/);
 	bad(() => mapSvg(dump, { from: 8 * P, to: 8 * P }), /to must be a whole number from 32769 to/);
-	bad(() => mapSvg(dump, { colour: "red" } as never), /unknown option "colour" \(known: width, rows, from, to, title, idPrefix\)/);
+	bad(
+		() => mapSvg(dump, { colour: "red" } as never),
+		/unknown option "colour" \(known: width, rows, from, to, title, idPrefix, tagColours\)/,
+	);
 	bad(() => mapSvg(dump, { idPrefix: "1<" }), /idPrefix must be letters, digits/);
 	bad(() => timelineSvg("[1,2]"), /^EINVAL: Cannot read a timeline: it must be a Timeline's toJSON\(\)/);
 	bad(() => timelineSvg(new Timeline(), { width: 50 }), /width must be a whole number from 200 to 20000, got 50/);
@@ -247,4 +250,31 @@ test("timelineSvg: the lazy backlog against lazyMaxPages and 2x, purges by kind,
 	assert.equal(json.t[299], 2.99, "seconds from the first sample");
 	assert.deepEqual(json.lazyPages.slice(0, 3), [0, 0, 1], "the third step freed a page: one lazy page");
 	assert.equal(timelineSvg(JSON.stringify(tl)), svg, "a timeline read back from JSON draws the same");
+});
+
+test("mapSvg: with the same tagColours Map, a tag keeps its colour across redraws when the largest tags change places", () => {
+	const swatch = (svg: string, tag: string) => {
+		const lines = svg.split("\n");
+		const i = lines.findIndex((l) => l.includes(`>busy · ${tag}:`));
+		return /fill="(#[0-9A-Fa-f]{6})"/.exec(lines[i - 1] ?? "")?.[1];
+	};
+	const s = VmapSpace.create({ size: 256 * P, smallMax: 0 });
+	const a = s.alloc(8 * P, { tag: "a" });
+	s.alloc(2 * P, { tag: "b" });
+	const colours = new Map<string, string>();
+	const first = mapSvg(s.dump(), { rows: 4, tagColours: colours });
+	const [aColour, bColour] = [swatch(first, "a"), swatch(first, "b")];
+	assert.notEqual(aColour, bColour);
+	s.free(a);
+	s.alloc(P, { tag: "a" });
+	s.alloc(6 * P, { tag: "b" }); // b is now the larger
+	const second = mapSvg(s.dump(), { rows: 4, tagColours: colours });
+	assert.deepEqual([swatch(second, "a"), swatch(second, "b")], [aColour, bColour], "each tag keeps its colour");
+	const fresh = mapSvg(s.dump(), { rows: 4 });
+	assert.deepEqual(
+		[swatch(fresh, "a"), swatch(fresh, "b")],
+		[bColour, aColour],
+		"without the Map, the largest tag takes the first colour",
+	);
+	assert.throws(() => mapSvg(s.dump(), { tagColours: {} as never }), /EINVAL: Cannot draw a map: tagColours must be a Map/);
 });

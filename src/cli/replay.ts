@@ -101,6 +101,9 @@ async function replay(p: ReplayParams): Promise<number> {
 	const endDump = space.dump();
 	const end = space.stats();
 	const peakSpan = r.peakEnd - space.start;
+	// Live bytes: the busy areas, with the small areas handed out counted, not the blocks holding them.
+	const blockBytes = endDump.blocks.reduce((sum, b) => sum + b.end - b.start, 0);
+	const liveAtEnd = end.busyBytes - blockBytes + end.smallBytes;
 	const figures = {
 		file: p.file,
 		ops: trace.ops,
@@ -117,7 +120,7 @@ async function replay(p: ReplayParams): Promise<number> {
 		peakLiveAtOp: pre.peakAt + 1,
 		peakSpanBytes: peakSpan,
 		fragmentation: peakSpan / pre.peakLive,
-		liveBytesAtEnd: end.busyBytes,
+		liveBytesAtEnd: liveAtEnd,
 		purges: end.purges,
 		drainPurges: end.drainPurges,
 		priorityPurges: end.priorityPurges,
@@ -143,7 +146,7 @@ async function replay(p: ReplayParams): Promise<number> {
 			`peak live: ${bytes(pre.peakLive)} (${count(pre.peakLive)} B in whole pages) at operation ${count(pre.peakAt + 1)}; peak span: ${bytes(peakSpan)}; fragmentation (peak span / peak live): ${figures.fragmentation.toFixed(3)}`,
 		);
 		console.log(
-			`purges: ${end.purges} (drain ${end.drainPurges}, priority ${end.priorityPurges}, overflow ${end.overflowPurges}); live at the end: ${bytes(end.busyBytes)}`,
+			`purges: ${end.purges} (drain ${end.drainPurges}, priority ${end.priorityPurges}, overflow ${end.overflowPurges}); live at the end: ${bytes(liveAtEnd)} (small areas at their class sizes, not their blocks)`,
 		);
 		console.log(`pictures: ${figures.pictures.join(", ")}`);
 	}

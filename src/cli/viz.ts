@@ -18,9 +18,15 @@ interface VizParams {
 
 /** Draw `p.file`; returns the SVG's path. Errors (not JSON, neither kind) name the file. */
 function viz(p: VizParams): string {
+	let text: string;
+	try {
+		text = readFileSync(p.file, "utf8");
+	} catch (e) {
+		throw new Error(`${p.file}: cannot read it (${(e as Error).message})`);
+	}
 	let data: unknown;
 	try {
-		data = JSON.parse(readFileSync(p.file, "utf8"));
+		data = JSON.parse(text);
 	} catch (e) {
 		throw new Error(`${p.file}: not a JSON file (${(e as Error).message})`);
 	}

@@ -8,7 +8,7 @@ import { hashInsert, hashMaintain } from "../tree/busy-hash.ts";
 import { insertVmapArea } from "../tree/busy-tree.ts";
 import { hex, shown, VmapError } from "../api/errors.ts";
 import { alignUp, findVmapLowestMatch, vaClip } from "../tree/free-space.ts";
-import { HDR_FREE_LOCK, HDRF_FAILED, VA_BUSY } from "../buffer/layout.ts";
+import { HDR_FREE_LOCK, HDR_FREE_ROOT, HDRF_FAILED, VA_BUSY } from "../buffer/layout.ts";
 import {
 	N_BUSY_LOCK,
 	N_BUSY_NR,
@@ -27,7 +27,7 @@ import { validateAlign, validateNowait, validateOptions, validateTag, validateTi
 import { beforeDeadline, withTimeout } from "./deadline.ts";
 import { flushingNote } from "../purge/batches.ts";
 import { workPosted } from "../purge/work.ts";
-import { setVaFlags, setVaRange, setVaTag, vaEnd, vaStart } from "../buffer/record.ts";
+import { setVaFlags, setVaRange, setVaTag, subtreeMaxSize, vaEnd, vaStart } from "../buffer/record.ts";
 import type { SpaceState } from "./state.ts";
 import type { BlockSetup } from "../small/cache.ts";
 
@@ -252,10 +252,12 @@ function noFit(s: SpaceState, size: number, options: AllocOptions | undefined, r
 	}
 	s.locks.acquire(HDR_FREE_LOCK);
 	addF(t.hdrF, HDRF_FAILED, 1);
+	const largest = subtreeMaxSize(t.f64, t.hdr[HDR_FREE_ROOT]!);
 	s.locks.release(HDR_FREE_LOCK);
+	const lazy = t.lazyPages() * s.pageSize;
 	throw new VmapError(
 		"EBUSY",
-		`alloc for size ${size} align ${r.align} failed: Address range restricted to ${hex(r.vstart)} - ${hex(r.vend)}${flushingNote(s.table)}`,
+		`alloc for size ${size} align ${r.align} failed: Address range restricted to ${hex(r.vstart)} - ${hex(r.vend)}: the space's largest free block is ${largest} bytes${lazy > 0 ? `, and ${lazy} bytes are lazy (freed, waiting for a purge)` : ""}${flushingNote(s.table)}`,
 	);
 }
 

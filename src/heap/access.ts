@@ -50,22 +50,21 @@ export function validateReach(reach: Reach, addr: number, length: number, align:
 	}
 	if (!Number.isSafeInteger(length) || length < 0)
 		throw new VmapError("EINVAL", `Cannot ${op}: length must be a whole number, got ${shown(length)}`);
-	const range = () => `[${hex(addr)}, ${hex(addr + length)})`;
+	const refused = () => `${op}() cannot reach [${hex(addr)}, ${hex(addr + length)})`;
 	const idx = blocks.blockAt(addr);
 	if (idx >= 0) {
 		if (!blocks.mapped(idx, addr, length))
-			throw new VmapError("EFAULT", `Cannot ${op} ${range()}: not all of it is mapped in its vm_map_ram block`);
+			throw new VmapError("EFAULT", `${refused()}: not all of it is mapped in its vm_map_ram block`);
 		return;
 	}
 	const area = space.find(addr);
-	if (!area) throw new VmapError("EFAULT", `Cannot ${op} ${range()}: ${hex(addr)} is in no area (free space)`);
-	if (area.state === "lazy")
-		throw new VmapError("EFAULT", `Cannot ${op} ${range()}: the area [${hex(area.start)}, ${hex(area.end)}) was freed`);
+	if (!area) throw new VmapError("EFAULT", `${refused()}: ${hex(addr)} is in no area (free space)`);
+	if (area.state === "lazy") throw new VmapError("EFAULT", `${refused()}: the area [${hex(area.start)}, ${hex(area.end)}) was freed`);
 	const end = area.tag === VM_MAP_RAM ? area.end : area.end - guardPages * space.pageSize;
 	if (addr + length > end) {
 		throw new VmapError(
 			"EFAULT",
-			`Cannot ${op} ${range()}: it crosses the end of the area [${hex(area.start)}, ${hex(end)})${end < area.end ? " into its guard page" : ""}`,
+			`${refused()}: it crosses the end of the area [${hex(area.start)}, ${hex(end)})${end < area.end ? " into its guard page" : ""}`,
 		);
 	}
 }

@@ -40,15 +40,28 @@ export class Categories {
 	readonly lazy: number;
 	readonly pooled: number;
 
-	constructor(d: VmapDump, blockAt: ReadonlyMap<number, DumpSmallBlock>, idPrefix: string) {
+	/** `remembered`: the colour each tag had in earlier pictures (read and filled), so that it keeps it. */
+	constructor(d: VmapDump, blockAt: ReadonlyMap<number, DumpSmallBlock>, idPrefix: string, remembered: Map<string, string>) {
 		const tagBytes = new Map<string, number>();
 		for (const a of d.areas) {
 			if (a.state === "busy" && !blockAt.has(a.start)) tagBytes.set(a.tag ?? "", (tagBytes.get(a.tag ?? "") ?? 0) + a.size);
 		}
 		const named = [...tagBytes.entries()].filter(([t]) => t !== "").sort((x, y) => y[1] - x[1] || (x[0] < y[0] ? -1 : 1));
-		for (const [i, [tag]] of named.slice(0, TAG_COLOURS.length).entries()) {
+		const shown = named.slice(0, TAG_COLOURS.length).map(([tag]) => tag);
+		const taken = new Set<string>();
+		// A tag keeps the colour it had, unless a larger tag shown now has it already.
+		const kept = shown.map((tag) => {
+			const c = remembered.get(tag);
+			if (c === undefined || taken.has(c) || !TAG_COLOURS.includes(c)) return undefined;
+			taken.add(c);
+			return c;
+		});
+		for (const [i, tag] of shown.entries()) {
+			const colour = kept[i] ?? TAG_COLOURS.find((c) => !taken.has(c))!;
+			taken.add(colour);
+			remembered.set(tag, colour);
 			this.#ofTag.set(tag, this.list.length);
-			this.#add(`busy · ${tag}`, TAG_COLOURS[i]!);
+			this.#add(`busy · ${tag}`, colour);
 		}
 		this.other = this.#add(`busy · ${named.length - TAG_COLOURS.length} other tags`, GREY);
 		this.untagged = this.#add("busy · no tag", "#555555");

@@ -16,12 +16,18 @@ export interface MapOptions {
 	title?: string;
 	/** Prefix of the ids of the SVG's patterns, for several pictures in one HTML page. @defaultValue "vmap-" */
 	idPrefix?: string;
+	/**
+	 * The colour each tag was given, which mapSvg() reads and fills: pass the same Map to every
+	 * redraw of a page, and a tag keeps its colour for the page's life (else each picture gives
+	 * the largest tags the colours in order). @defaultValue a new Map
+	 */
+	tagColours?: Map<string, string>;
 }
 
 /** MapOptions with every default applied. */
 export type MapParams = Required<Omit<MapOptions, "title">> & { title: string | undefined };
 
-const MAP_KEYS = ["width", "rows", "from", "to", "title", "idPrefix"];
+const MAP_KEYS = ["width", "rows", "from", "to", "title", "idPrefix", "tagColours"];
 
 /** `dump` (a dump() object or its JSON text), checked: EINVAL naming what is wrong. */
 export function parseDump(dump: VmapDump | string): VmapDump {
@@ -94,5 +100,8 @@ export function mapOptions(d: VmapDump, options: MapOptions): MapParams {
 			"EINVAL",
 			`${CANNOT}: idPrefix must be letters, digits, _ or -, starting with a letter, got ${shown(idPrefix)}`,
 		);
-	return { width, rows, from, to, title, idPrefix };
+	const tagColours = options.tagColours ?? new Map<string, string>();
+	if (!(tagColours instanceof Map))
+		throw new VmapError("EINVAL", `${CANNOT}: tagColours must be a Map from tag to colour, got ${shown(tagColours)}`);
+	return { width, rows, from, to, title, idPrefix, tagColours };
 }

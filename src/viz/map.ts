@@ -36,7 +36,7 @@ export function mapSvg(dump: VmapDump | string, options: MapOptions = {}): strin
 	const g: Geometry = { from: o.from, to: o.to, width: o.width, rows: Math.ceil(span / rowBytes), rowBytes, pxBytes: rowBytes / o.width };
 
 	const blockAt = new Map<number, DumpSmallBlock>(d.blocks.map((b) => [b.start, b]));
-	const cats = new Categories(d, blockAt, o.idPrefix);
+	const cats = new Categories(d, blockAt, o.idPrefix, o.tagColours);
 	const raster = new Raster(
 		g,
 		cats.list.map((c) => c.fill),

@@ -38,10 +38,12 @@ test("vmap viz draws a dump file and a timeline file; vmap replay replays a trac
 				allocs: number;
 				frees: number;
 				peakLiveBytes: number;
+				liveBytesAtEnd: number;
 				fragmentation: number;
 				pictures: string[];
 			};
 			assert.deepEqual([f.ops, f.allocs, f.frees, f.peakLiveBytes], [6, 3, 3, 112 + 5008], file);
+			assert.equal(f.liveBytesAtEnd, 0, "everything was freed: the small-area blocks left do not count as live");
 			assert.ok(f.fragmentation >= 1);
 			assert.deepEqual(
 				f.pictures.map((p) => p.slice(dir.length + 5)),
@@ -72,6 +74,9 @@ test("vmap viz draws a dump file and a timeline file; vmap replay replays a trac
 		r = vmap("viz", join(dir, "t.trace"));
 		assert.equal(r.status, 1);
 		assert.match(r.stderr, /t.trace: not a JSON file/);
+		r = vmap("viz", dir); // a folder: read, not parsed
+		assert.equal(r.status, 1);
+		assert.match(r.stderr, /: cannot read it \(EISDIR/);
 		r = vmap("replay");
 		assert.equal(r.status, 2);
 		assert.match(r.stderr, /needs FILE: an allocation trace/);
