@@ -4,7 +4,7 @@ import { LINEAR_OPS, OPS, SCALE } from "./cases.ts";
 import { PEERS } from "./peers.ts";
 import { bench } from "./run.ts";
 
-const HELP = `vmap bench: vmap side by side with the JavaScript allocators, in one run
+const HELP = `vmalloc bench: vmap side by side with the JavaScript allocators, in one run
 
 Every case runs alone in a fresh child process, one after another, on the same workloads and
 the same xorshift32 seed, and the report gives ratios to vmap VmapSpace:

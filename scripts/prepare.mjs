@@ -14,11 +14,11 @@ try {
 	tsc = createRequire(join(root, "package.json")).resolve("typescript/bin/tsc");
 } catch {
 	if (existsSync(join(root, "dist", "index.js"))) {
-		console.error(`vmap: TypeScript is not installed in ${root}; keeping the dist/ built before`);
+		console.error(`vmalloc: TypeScript is not installed in ${root}; keeping the dist/ built before`);
 		process.exit(0);
 	}
 	console.error(
-		`vmap: cannot build dist/: TypeScript is not installed in ${root}. Run \`npm install\` there first (it builds dist/), then install this folder again.`,
+		`vmalloc: cannot build dist/: TypeScript is not installed in ${root}. Run \`npm install\` there first (it builds dist/), then install this folder again.`,
 	);
 	process.exit(1);
 }

@@ -1,5 +1,5 @@
 /**
- * `vmap bench` can be believed: its honesty counters catch a broken allocator, every peer
+ * `vmalloc bench` can be believed: its honesty counters catch a broken allocator, every peer
  * runs the workloads cleanly, a broken peer is reported with its own error, and the chart
  * labels every line. Speed is not asserted here; the bench measures it.
  */
@@ -110,7 +110,7 @@ test("bench peers: number-allocator's audit sees the IDs its free() loses", () =
 	assert.deepEqual(a.audit!(7), { leakedIds: 1 });
 });
 
-test("vmap bench: the chart's labels never overlap, however close the lines end", () => {
+test("vmalloc bench: the chart's labels never overlap, however close the lines end", () => {
 	const meta: Meta = {
 		date: "2026-11-22T00:00:00Z",
 		node: "v20",

@@ -24,7 +24,7 @@ const BLOCKS = [...README.matchAll(/^```(\w*)\n([\s\S]*?)^```$/gm)].map((m) => (
 let app = "";
 before(() => {
 	app = mkdtempSync(join(tmpdir(), "vmap-readme-"));
-	const pkg = join(app, "node_modules", "vmap");
+	const pkg = join(app, "node_modules", "vmalloc");
 	mkdirSync(pkg, { recursive: true });
 	copyFileSync(join(ROOT, "package.json"), join(pkg, "package.json"));
 	execFileSync(process.execPath, [
@@ -44,7 +44,7 @@ test("README: its code blocks are js (run below) or sh (commands), and there are
 	assert.ok(BLOCKS.filter((b) => b.lang === "js").length >= 3, "the three quick starts");
 	assert.match(
 		BLOCKS[0]!.code,
-		/^npm ci --no-audit --no-fund && npm run vmap -- test --mode smoke .*\nnpm ci --no-audit --no-fund && npm test /,
+		/^npm ci --no-audit --no-fund && npm run vmalloc -- test --mode smoke .*\nnpm ci --no-audit --no-fund && npm test /,
 		"README's first code block is the two commands",
 	);
 	assert.match(

@@ -1,6 +1,6 @@
 /**
  * The pictures: mapSvg() of known spaces (every area at its width, the legend's totals equal to
- * stats()), aggregation at scale, timelineSvg(), their bad inputs. The `vmap viz` and `vmap
+ * stats()), aggregation at scale, timelineSvg(), their bad inputs. The `vmalloc viz` and `vmap
  * replay` commands: test/tools/viz-cli.test.ts.
  */
 import assert from "node:assert/strict";

@@ -1,4 +1,4 @@
-/** Argument checks shared by the `vmap` subcommands: a bad argument exits 2, naming the option. */
+/** Argument checks shared by the `vmalloc` subcommands: a bad argument exits 2, naming the option. */
 import { parseArgs, type ParseArgsConfig } from "node:util";
 
 type Options = NonNullable<ParseArgsConfig["options"]>;
@@ -11,12 +11,12 @@ export function parseOptions<O extends Options>(command: string, argv: string[],
 	try {
 		return parseArgs({ args: argv, strict: true, allowPositionals: false, options }).values;
 	} catch (e) {
-		return usageError(command, `${(e as Error).message} (see vmap ${command} --help)`);
+		return usageError(command, `${(e as Error).message} (see vmalloc ${command} --help)`);
 	}
 }
 
 export function usageError(command: string, message: string): never {
-	process.stderr.write(`vmap ${command}: ${message}\n`);
+	process.stderr.write(`vmalloc ${command}: ${message}\n`);
 	process.exit(2);
 }
 
@@ -43,7 +43,7 @@ export function parseWithFile<O extends Options>(
 	try {
 		r = parseArgs({ args: argv, strict: true, allowPositionals: true, options });
 	} catch (e) {
-		return usageError(command, `${(e as Error).message} (see vmap ${command} --help)`);
+		return usageError(command, `${(e as Error).message} (see vmalloc ${command} --help)`);
 	}
 	if (r.positionals.length > 1)
 		usageError(command, `takes one ${what}, got ${r.positionals.length}: ${r.positionals.map((p) => JSON.stringify(p)).join(" ")}`);

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
- * The cli layer (src/cli/): the `vmap` command: `vmap test` (the kernel's test_vmalloc driver:
- * test-run.ts, test-cases.ts, test-worker.ts), `vmap viz` and `vmap replay`. It may import every
+ * The cli layer (src/cli/): the `vmalloc` command: `vmalloc test` (the kernel's test_vmalloc driver:
+ * test-run.ts, test-cases.ts, test-worker.ts), `vmalloc viz` and `vmalloc replay`. It may import every
  * layer, and only files the package ships (the benchmarks live in the repository's bench/).
  */
 import { readFileSync } from "node:fs";
@@ -11,18 +11,18 @@ import { ALL_MASK, CASES } from "./test-cases.ts";
 import { modeParams, runTests, type TestParams } from "./test-run.ts";
 import { vizCommand } from "./viz.ts";
 
-const HELP = `vmap: the Linux kernel's vmalloc allocator design, in TypeScript
+const HELP = `vmalloc: the Linux kernel's vmalloc allocator design, in TypeScript
 
 Usage:
-  vmap test [options]   run the kernel's test_vmalloc cases on a shared VmapHeap
-  vmap viz FILE         draw a dump() JSON file as a map of the space, or a timeline JSON file
-                        as the timeline (SVG)
-  vmap replay FILE      replay an allocation trace (a SIZE ID / f ID lines, gzip accepted):
-                        throughput, fragmentation, and the pictures
-  vmap --version        the package's version
-  vmap --help           this text; vmap <command> --help explains every option
+  vmalloc test [options]   run the kernel's test_vmalloc cases on a shared VmapHeap
+  vmalloc viz FILE         draw a dump() JSON file as a map of the space, or a timeline JSON
+                           file as the timeline (SVG)
+  vmalloc replay FILE      replay an allocation trace (a SIZE ID / f ID lines, gzip accepted):
+                           throughput, fragmentation, and the pictures
+  vmalloc --version        the package's version
+  vmalloc --help           this text; vmalloc <command> --help explains every option
 
-With --json, stdout is one JSON document; through npm, run it as npm run -s vmap -- ... so that
+With --json, stdout is one JSON document; through npm, run it as npm run -s vmalloc -- ... so that
 npm prints no banner before it.
 
 The benchmarks against the other JavaScript allocators (their devDependencies) run from a clone
@@ -34,7 +34,7 @@ function version(): string {
 	return (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
 }
 
-const TEST_HELP = `vmap test: the kernel's test_vmalloc driver (lib/test_vmalloc.c, test_vmalloc.sh), ported
+const TEST_HELP = `vmalloc test: the kernel's test_vmalloc driver (lib/test_vmalloc.c, test_vmalloc.sh), ported
 
 Workers are real worker_threads sharing one VmapHeap, released together like the kernel's
 vmalloc_test/N threads. For every worker and test it prints, as the kernel does,
@@ -72,7 +72,7 @@ Options (the module parameter each stands for in brackets):
   --json               print one JSON document instead of text
   --viz DIR            also write DIR/timeline.svg (stats() every 50 ms, read without a
                        lock), and DIR/map.svg of the heap as the tests end, before the final
-                       purge; with their JSON (timeline.json, dump.json) for vmap viz
+                       purge; with their JSON (timeline.json, dump.json) for vmalloc viz
   -h, --help           this text
 
 Tests (id = mask bit):
@@ -127,7 +127,7 @@ async function reported(command: string, run: () => number | Promise<number>): P
 	try {
 		return await run();
 	} catch (e) {
-		process.stderr.write(`vmap ${command}: ${(e as Error).message}\n`);
+		process.stderr.write(`vmalloc ${command}: ${(e as Error).message}\n`);
 		return 1;
 	}
 }
@@ -144,6 +144,6 @@ if (command === undefined || command === "--help" || command === "-h" || command
 } else if (command === "replay") {
 	process.exitCode = await reported("replay", () => replayCommand(rest));
 } else {
-	process.stderr.write(`vmap: unknown command ${JSON.stringify(command)}\n\n${HELP}`);
+	process.stderr.write(`vmalloc: unknown command ${JSON.stringify(command)}\n\n${HELP}`);
 	process.exitCode = 2;
 }

@@ -1,5 +1,5 @@
 /**
- * `vmap replay FILE`: an allocation trace (trace.ts) through a VmapSpace. It prints throughput
+ * `vmalloc replay FILE`: an allocation trace (trace.ts) through a VmapSpace. It prints throughput
  * and fragmentation (peak address span / peak live bytes), and writes the map at the peak of
  * live bytes and at the end, and the timeline of the run.
  */
@@ -134,7 +134,7 @@ async function replay(p: ReplayParams): Promise<number> {
 	if (p.json) console.log(JSON.stringify(figures, null, 2));
 	else {
 		console.log(
-			`vmap replay ${p.file}: ${count(trace.ops)} operations (${count(figures.allocs)} allocations, ${count(figures.frees)} frees)`,
+			`vmalloc replay ${p.file}: ${count(trace.ops)} operations (${count(figures.allocs)} allocations, ${count(figures.frees)} frees)`,
 		);
 		console.log(
 			`space: ${bytes(size)} from ${space.start}, page size ${page} B (sizes round up to pages), ${p.nodes} node(s), lazyMaxPages ${count(end.lazyMaxPages)}, smallMax ${end.smallMax}`,
@@ -217,7 +217,7 @@ function writeReplayPictures(p: ReplayParams, r: Replayed & { endDump: VmapDump;
 	return pictures.map(([file]) => join(p.out, file));
 }
 
-const REPLAY_HELP = `vmap replay FILE: an allocation trace through a VmapSpace
+const REPLAY_HELP = `vmalloc replay FILE: an allocation trace through a VmapSpace
 
 FILE holds one operation per line (gzip accepted, by its magic number):
   a SIZE ID    allocate SIZE bytes (0 allowed) and call the area ID
@@ -246,7 +246,7 @@ Options:
   -h, --help            this text
 `;
 
-/** `vmap replay` from its arguments; exits 2 on a bad one. */
+/** `vmalloc replay` from its arguments; exits 2 on a bad one. */
 export async function replayCommand(argv: string[]): Promise<number> {
 	const { values: v, file } = parseWithFile(
 		"replay",
@@ -267,7 +267,7 @@ export async function replayCommand(argv: string[]): Promise<number> {
 		process.stdout.write(REPLAY_HELP);
 		return 0;
 	}
-	if (file === undefined) usageError("replay", "needs FILE: an allocation trace (see vmap replay --help)");
+	if (file === undefined) usageError("replay", "needs FILE: an allocation trace (see vmalloc replay --help)");
 	if (!existsSync(file)) usageError("replay", `no such file: ${file}`);
 	const n = (name: string, value: string | undefined, min: number, max: number) => wholeNumber("replay", name, value, min, max);
 	const pageSize = n("page-size", v["page-size"], 1, 2 ** 30) ?? 16;

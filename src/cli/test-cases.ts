@@ -24,7 +24,7 @@ export interface TestCase {
 	name: string;
 	/** Expected to fail (the kernel's xfail): a failure counts as xfailed. */
 	xfail: boolean;
-	/** What the case does here, for `vmap test --help`. */
+	/** What the case does here, for `vmalloc test --help`. */
 	help: string;
 	run(c: CaseContext): boolean;
 }

@@ -1,4 +1,4 @@
-/** What the `vmap test` driver and its workers exchange. */
+/** What the `vmalloc test` driver and its workers exchange. */
 import type { VmapHeapHandle } from "../heap/heap.ts";
 
 /** The module parameters every worker runs with. */

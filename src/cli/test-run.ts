@@ -1,5 +1,5 @@
 /**
- * `vmap test`: the kernel's test_vmalloc driver (lib/test_vmalloc.c, run by
+ * `vmalloc test`: the kernel's test_vmalloc driver (lib/test_vmalloc.c, run by
  * tools/testing/selftests/mm/test_vmalloc.sh) on one shared VmapHeap. Workers are real
  * worker_threads released together; each prints the kernel's Summary lines; then a table
  * across workers, and the heap is checked and must be whole again once everything is freed.
@@ -56,7 +56,7 @@ const HEAP_MAX = 2 ** 32;
 function startWorker(job: WorkerJob): Worker {
 	const here = import.meta.url;
 	if (here.endsWith(".ts")) {
-		// From the sources (npm run vmap): the worker registers tsx through the bootstrap.
+		// From the sources (npm run vmalloc): the worker registers tsx through the bootstrap.
 		const entry = new URL("./test-worker.ts", here).href;
 		return new Worker(new URL("../../scripts/ts-worker.mjs", here), { workerData: { ...job, entry } });
 	}
@@ -124,9 +124,9 @@ export async function runTests(p: TestParams): Promise<number> {
 	printResults(out, p, results, rows);
 	if (p.viz !== undefined) {
 		timeline.sample(heap.space.stats());
-		const what = `vmap test --mode ${p.mode}: ${p.threads} thread(s), ${selected.length} test(s), ${seconds.toFixed(1)} s`;
+		const what = `vmalloc test --mode ${p.mode}: ${p.threads} thread(s), ${selected.length} test(s), ${seconds.toFixed(1)} s`;
 		const files = writePictures(p.viz, heap, timeline, what);
-		process.stderr.write(`vmap test: pictures written: ${files.join(", ")}\n`);
+		process.stderr.write(`vmalloc test: pictures written: ${files.join(", ")}\n`);
 	}
 	const end = finalCheck(heap);
 	const s = end.stats;
@@ -156,7 +156,7 @@ export async function runTests(p: TestParams): Promise<number> {
 
 function printHeader(out: (s: string) => void, p: TestParams, heap: VmapHeap, tests: number): void {
 	out(
-		`vmap test: mode ${p.mode}, ${p.threads} thread(s), run_test_mask ${p.mask} (0x${p.mask.toString(16)}: ${tests} test(s)), test_loop_count ${p.loops}, test_repeat_count ${p.repeat}, nr_pages ${p.nrPages}, nr_pcpu_objects ${p.nrPcpuObjects}, ${p.sequential ? "sequential" : "shuffled"} order`,
+		`vmalloc test: mode ${p.mode}, ${p.threads} thread(s), run_test_mask ${p.mask} (0x${p.mask.toString(16)}: ${tests} test(s)), test_loop_count ${p.loops}, test_repeat_count ${p.repeat}, nr_pages ${p.nrPages}, nr_pcpu_objects ${p.nrPcpuObjects}, ${p.sequential ? "sequential" : "shuffled"} order`,
 	);
 	out(
 		`heap: ${heap.space.nodes} node(s), page size ${heap.pageSize}, guard pages ${heap.guardPages}, data ${HEAP_SIZE / 2 ** 20} MiB growing to at most ${HEAP_MAX / 2 ** 20} MiB (as far as the highest address the tests use; see --help on memory)`,
@@ -217,7 +217,7 @@ function showProgress(p: TestParams, gate: Int32Array, total: number, t0: number
 	const tty = process.stderr.isTTY === true;
 	if (tty && p.json) return () => {};
 	const line = () =>
-		`vmap test: ${Atomics.load(gate, C_DONE)}/${total} test repetitions done, ${((performance.now() - t0) / 1000).toFixed(1)} s`;
+		`vmalloc test: ${Atomics.load(gate, C_DONE)}/${total} test repetitions done, ${((performance.now() - t0) / 1000).toFixed(1)} s`;
 	const timer = setInterval(
 		() => {
 			if (!tty) process.stderr.write(`${line()}\n`);

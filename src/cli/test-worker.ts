@@ -1,5 +1,5 @@
 /**
- * One worker of `vmap test` (the kernel's vmalloc_test/%d kthread): attaches the heap, waits at
+ * One worker of `vmalloc test` (the kernel's vmalloc_test/%d kthread): attaches the heap, waits at
  * the gate with the others, runs its tests (shuffled unless sequential), each `repeat` times,
  * and reports per test how many repetitions passed, failed and failed as expected, and the
  * average time of one repetition.

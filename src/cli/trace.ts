@@ -1,5 +1,5 @@
 /**
- * Allocation traces for `vmap replay`: text, one operation per line, gzip accepted.
+ * Allocation traces for `vmalloc replay`: text, one operation per line, gzip accepted.
  *
  *   a SIZE ID     allocate SIZE bytes (a whole number, 0 allowed) and call the area ID
  *   f ID          free the area called ID
@@ -122,7 +122,7 @@ class TraceParser {
 
 	#grow(): void {
 		const ops = this.#ops;
-		if (ops >= MAX_TRACE_OPS) this.fail(`the trace holds more than ${MAX_TRACE_OPS} operations, the most vmap replay replays`);
+		if (ops >= MAX_TRACE_OPS) this.fail(`the trace holds more than ${MAX_TRACE_OPS} operations, the most vmalloc replay replays`);
 		const slot = new Int32Array(Math.min(2 * ops, MAX_TRACE_OPS));
 		slot.set(this.#slot);
 		this.#slot = slot;

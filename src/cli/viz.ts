@@ -1,5 +1,5 @@
 /**
- * `vmap viz FILE`: a dump() JSON file drawn as the map of its space, or a timeline JSON file
+ * `vmalloc viz FILE`: a dump() JSON file drawn as the map of its space, or a timeline JSON file
  * (what `--viz` runs write beside their pictures) drawn as the timeline.
  */
 import { readFileSync, writeFileSync } from "node:fs";
@@ -48,13 +48,13 @@ function viz(p: VizParams): string {
 	return out;
 }
 
-const VIZ_HELP = `vmap viz FILE: draw a dump or a timeline as SVG
+const VIZ_HELP = `vmalloc viz FILE: draw a dump or a timeline as SVG
 
 FILE is JSON: what VmapSpace.dump() returns (or VmapHeap's space.dump()), drawn as the map of
 the space: rows of address bands, busy areas coloured by tag, lazy areas hatched, pooled ones
 dotted, small-area blocks gridded with their owner's handle id, free space blank, the largest
-free block outlined, a legend with the bytes of each state. Or a timeline.json that vmap test
---viz, npm run bench -- --viz and vmap replay write, drawn as the timeline.
+free block outlined, a legend with the bytes of each state. Or a timeline.json that vmalloc test
+--viz, npm run bench -- --viz and vmalloc replay write, drawn as the timeline.
 
 Options:
   -o, --out FILE   the SVG to write; default FILE with .json replaced by .svg
@@ -66,7 +66,7 @@ Options:
   -h, --help       this text
 `;
 
-/** `vmap viz` from its arguments; exits 2 on a bad one. */
+/** `vmalloc viz` from its arguments; exits 2 on a bad one. */
 export function vizCommand(argv: string[]): number {
 	const { values: v, file } = parseWithFile(
 		"viz",
@@ -86,7 +86,7 @@ export function vizCommand(argv: string[]): number {
 		process.stdout.write(VIZ_HELP);
 		return 0;
 	}
-	if (file === undefined) usageError("viz", "needs FILE: a dump() JSON file or a timeline.json (see vmap viz --help)");
+	if (file === undefined) usageError("viz", "needs FILE: a dump() JSON file or a timeline.json (see vmalloc viz --help)");
 	const n = (name: string, value: string | undefined, min: number, max: number) => wholeNumber("viz", name, value, min, max);
 	const map = { rows: n("rows", v.rows, 1, 4096), from: n("from", v.from, 0, 2 ** 53), to: n("to", v.to, 1, 2 ** 53) };
 	const out = viz({
@@ -96,6 +96,6 @@ export function vizCommand(argv: string[]): number {
 		width: n("width", v.width, 200, 20_000),
 		title: v.title,
 	});
-	process.stderr.write(`vmap viz: wrote ${out}\n`);
+	process.stderr.write(`vmalloc viz: wrote ${out}\n`);
 	return 0;
 }

@@ -21,6 +21,6 @@ export const longWait = { longMs: 10_000 };
 /** A warning: a process warning (Node), else console.warn. */
 export function warn(message: string): void {
 	const p = (globalThis as { process?: { emitWarning?: (m: string, type: string) => void } }).process;
-	if (typeof p?.emitWarning === "function") p.emitWarning(`vmap: ${message}`, "VmapWarning");
-	else console.warn(`vmap: ${message}`);
+	if (typeof p?.emitWarning === "function") p.emitWarning(`vmalloc: ${message}`, "VmapWarning");
+	else console.warn(`vmalloc: ${message}`);
 }

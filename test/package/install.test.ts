@@ -6,7 +6,7 @@
  * anew. In each consumer: every public name imported from an .mjs file and with require() from
  * a .cjs file; a .ts file using every public name typechecked with strict settings and
  * skipLibCheck: false (so the published .d.ts files are checked too), compiled and run;
- * `npx vmap --version`; `npx vmap bench --help` (which says what it needs); and `npx vmap test
+ * `npx vmalloc --version`; `npx vmalloc bench --help` (which says what it needs); and `npx vmalloc test
  * --mode smoke --threads 2`. The tarball gets the whole matrix: tsc under the node16, bundler
  * and node (node10) module resolutions, and every smoke case (the main job, as a user of the
  * package runs it). The folder and the git URL must install the very same dist/ (compared
@@ -28,12 +28,12 @@ const run = promisify(execFile);
 
 const CONSUMER = `
 declare const console: { log(...values: unknown[]): void };
-import { mapSvg, Timeline, timelineSvg, VmapError, VmapHeap, VmapSpace } from "vmap";
+import { mapSvg, Timeline, timelineSvg, VmapError, VmapHeap, VmapSpace } from "vmalloc";
 import type {
 	AllocOptions, AreaInfo, AreaState, AttachOptions, DumpArea, FlushHook, HeapStats, MapOptions, NodeStats, PurgeOptions, PurgeResult,
 	StatsOptions, TimelineData, TimelineOptions, TrimResult, VmallocOptions, VmapDump, VmapErrorCode, VmapHandle, VmapHeapHandle, VmapHeapOptions,
 	VmapSpaceOptions, VmapStats,
-} from "vmap";
+} from "vmalloc";
 
 const flush: FlushHook = (start: number, end: number) => void (end - start);
 const options: VmapSpaceOptions = { size: 2 ** 30, flush };
@@ -114,7 +114,10 @@ before(() => {
 		cpSync(join(ROOT, f), join(repo, f));
 	}
 	const git = (...args: string[]) =>
-		execFileSync("git", ["-c", "user.name=vmap test", "-c", "user.email=test@vmap.invalid", ...args], { cwd: repo, stdio: "ignore" });
+		execFileSync("git", ["-c", "user.name=vmalloc test", "-c", "user.email=test@vmap.invalid", ...args], {
+			cwd: repo,
+			stdio: "ignore",
+		});
 	git("init", "-q");
 	git("add", "-A");
 	git("commit", "-qm", "the working tree");
@@ -145,17 +148,17 @@ for (const [kind, spec, smoke, resolutions] of [
 	["folder", () => repo, ONE, ["node16"]],
 	["git", () => `git+file://${repo}`, ONE, ["node16"]],
 ] as const) {
-	test(`package, installed from ${kind === "git" ? "a git+file:// URL" : `the ${kind}`}: .mjs and require() import every name; the .d.ts typecheck (${resolutions.join(", ")} resolution); npx vmap --version, bench --help, test ${smoke.join(" ")}${kind === "tarball" ? ", replay, viz" : ""}`, {
+	test(`package, installed from ${kind === "git" ? "a git+file:// URL" : `the ${kind}`}: .mjs and require() import every name; the .d.ts typecheck (${resolutions.join(", ")} resolution); npx vmalloc --version, bench --help, test ${smoke.join(" ")}${kind === "tarball" ? ", replay, viz" : ""}`, {
 		timeout: 300_000,
 	}, async () => {
 		const app = join(work, `app-${kind}`);
 		mkdirSync(app);
 		writeFileSync(join(app, "package.json"), JSON.stringify({ name: `consumer-${kind}`, private: true, type: "module" }));
 		await run("npm", ["install", "--no-audit", "--no-fund", "--prefer-offline", spec()], { cwd: app });
-		const files = readdirSync(join(app, "node_modules", "vmap"));
+		const files = readdirSync(join(app, "node_modules", "vmalloc"));
 		for (const f of ["dist", "LICENSE", "README.md", "package.json"])
 			assert.ok(files.includes(f), `${kind}: the installed package has ${f} (${files.join(", ")})`);
-		const dist = tree(join(app, "node_modules", "vmap", "dist"));
+		const dist = tree(join(app, "node_modules", "vmalloc", "dist"));
 		assert.deepEqual(
 			[...dist.keys()].filter((f) => f.endsWith(".map")),
 			[],
@@ -164,8 +167,8 @@ for (const [kind, spec, smoke, resolutions] of [
 		if (kind === "tarball") tarballDist = dist;
 		else assert.deepEqual(dist, tarballDist, `${kind}: the same dist/ as the tarball's`);
 
-		writeFileSync(join(app, "check.mjs"), USE('import * as vmap from "vmap";'));
-		writeFileSync(join(app, "check.cjs"), USE('const vmap = require("vmap");'));
+		writeFileSync(join(app, "check.mjs"), USE('import * as vmap from "vmalloc";'));
+		writeFileSync(join(app, "check.cjs"), USE('const vmap = require("vmalloc");'));
 		for (const f of ["check.mjs", "check.cjs"]) {
 			const { stdout } = await run(process.execPath, [f], { cwd: app });
 			assert.equal(stdout, "Timeline,VmapError,VmapHeap,VmapSpace,mapSvg,timelineSvg\n", `${kind}: ${f}`);
@@ -207,16 +210,16 @@ for (const [kind, spec, smoke, resolutions] of [
 		const compiled = await run(process.execPath, [join(app, "out-node16", "main.js")], { cwd: app });
 		assert.match(compiled.stdout, /^ENOENT /, "the compiled consumer ran against the installed package");
 
-		const npx = (...args: string[]) => run("npx", ["--no-install", "vmap", ...args], { cwd: app, maxBuffer: 1 << 24 });
+		const npx = (...args: string[]) => run("npx", ["--no-install", "vmalloc", ...args], { cwd: app, maxBuffer: 1 << 24 });
 		assert.equal((await npx("--version")).stdout, `${VERSION}\n`);
 		const help = await npx("--help");
 		assert.match(help.stdout, /devDependencies[\s\S]*npm run bench/, "installed, --help says where the benchmarks run");
 		if (kind === "tarball") {
 			writeFileSync(join(app, "t.trace"), "a 100 x\na 5000 y\nf x\n");
 			const replayed = await npx("replay", "t.trace", "--out", "viz-out");
-			assert.match(replayed.stdout, /3 operations \(2 allocations, 1 frees\)/, "installed, vmap replay runs");
+			assert.match(replayed.stdout, /3 operations \(2 allocations, 1 frees\)/, "installed, vmalloc replay runs");
 			const drawn = await npx("viz", join("viz-out", "timeline.json"));
-			assert.match(drawn.stderr, /wrote viz-out\/timeline.svg/, "installed, vmap viz runs");
+			assert.match(drawn.stderr, /wrote viz-out\/timeline.svg/, "installed, vmalloc viz runs");
 		}
 		const { stdout } = await npx("test", ...smoke, "--json");
 		const out = JSON.parse(stdout) as {
@@ -242,9 +245,9 @@ for (const [kind, spec, smoke, resolutions] of [
 				`${t.name}: only align_shift_alloc_test is supposed to fail`,
 			);
 		}
-		assert.deepEqual([out.status, out.problems, out.whole], [0, [], true], `${kind}: npx vmap test ${smoke.join(" ")}`);
+		assert.deepEqual([out.status, out.problems, out.whole], [0, [], true], `${kind}: npx vmalloc test ${smoke.join(" ")}`);
 		console.log(
-			`# ${kind}: installed; .mjs, require(), tsc (${resolutions.join(", ")}), --version, bench --help; vmap test ${smoke.join(" ")}: ${out.tests.length} case(s) passed in ${out.seconds.toFixed(1)} s`,
+			`# ${kind}: installed; .mjs, require(), tsc (${resolutions.join(", ")}), --version, bench --help; vmalloc test ${smoke.join(" ")}: ${out.tests.length} case(s) passed in ${out.seconds.toFixed(1)} s`,
 		);
 	});
 }

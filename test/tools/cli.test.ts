@@ -1,6 +1,6 @@
 /**
  * The `vmap` command line in full, run as a user runs it (child processes from the sources):
- * the kernel's output format, help for every option, bad arguments, and `vmap bench` over
+ * the kernel's output format, help for every option, bad arguments, and `vmalloc bench` over
  * every peer. Slower than the unit tests: `npm run test:tools` (CI runs it after `npm test`).
  */
 import assert from "node:assert/strict";
@@ -22,7 +22,7 @@ const vmap = (...args: string[]) =>
 		timeout: 600_000,
 	});
 
-test("vmap test: the kernel's Summary lines, one per worker and test, in mask order", () => {
+test("vmalloc test: the kernel's Summary lines, one per worker and test, in mask order", () => {
 	const r = vmap("test", "--threads", "2", "--mask", "0x1005", "--loops", "50", "--repeat", "2", "--sequential");
 	assert.equal(r.status, 0, r.stderr);
 	const lines = r.stdout.split("\n").filter((l) => l.startsWith("Summary: "));
@@ -35,7 +35,7 @@ test("vmap test: the kernel's Summary lines, one per worker and test, in mask or
 	assert.match(r.stdout, /Total: passed 12 failed 0 xfailed 0 .*check\(\) passed; free space whole again: yes/);
 });
 
-test("vmap: help for every option, and bad arguments exit 2 naming them", () => {
+test("vmalloc: help for every option, and bad arguments exit 2 naming them", () => {
 	const help = vmap("test", "--help");
 	assert.equal(help.status, 0);
 	for (const opt of [
@@ -66,7 +66,7 @@ test("vmap: help for every option, and bad arguments exit 2 naming them", () => 
 	}
 });
 
-test("vmap bench --quick: fresh processes, one row per peer, the broken peer named with its error", () => {
+test("vmalloc bench --quick: fresh processes, one row per peer, the broken peer named with its error", () => {
 	const dir = mkdtempSync(join(tmpdir(), "vmap-bench-"));
 	try {
 		const svg = join(dir, "chart.svg");
@@ -96,7 +96,7 @@ test("vmap bench --quick: fresh processes, one row per peer, the broken peer nam
 	}
 });
 
-test("vmap bench: bad arguments exit 2 naming them", () => {
+test("vmalloc bench: bad arguments exit 2 naming them", () => {
 	for (const [args, message] of [
 		[["bench", "--seed", "0"], /--seed must be a whole number from 1 to/],
 		[["bench", "--time-limit", "x"], /--time-limit must be a whole number from 1 to 3600, got "x"/],
@@ -115,7 +115,7 @@ test("vmap bench: bad arguments exit 2 naming them", () => {
 	for (const p of PEERS) assert.ok(help.stdout.includes(p.name), p.name);
 });
 
-test("vmap viz, vmap replay: help for every option, bad arguments exit 2 naming them; --viz of test and bench writes the pictures", () => {
+test("vmalloc viz, vmalloc replay: help for every option, bad arguments exit 2 naming them; --viz of test and bench writes the pictures", () => {
 	const viz = vmap("viz", "--help");
 	assert.equal(viz.status, 0);
 	for (const opt of ["--out", "--rows", "--width", "--from", "--to", "--title"]) assert.ok(viz.stdout.includes(opt), opt);

@@ -1,5 +1,5 @@
 /**
- * `vmap viz` and `vmap replay` as a user runs them (child processes from the sources): the
+ * `vmalloc viz` and `vmalloc replay` as a user runs them (child processes from the sources): the
  * pictures written, a trace replayed plain and gzipped, bad traces named by file and line.
  */
 import assert from "node:assert/strict";
@@ -17,7 +17,7 @@ const P = 4096;
 const MAIN = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url));
 const vmap = (...args: string[]) => spawnSync(process.execPath, ["--import", "tsx", MAIN, ...args], { encoding: "utf8", timeout: 120_000 });
 
-test("vmap viz draws a dump file and a timeline file; vmap replay replays a trace (plain and gzip) and writes the pictures", async () => {
+test("vmalloc viz draws a dump file and a timeline file; vmalloc replay replays a trace (plain and gzip) and writes the pictures", async () => {
 	const dir = mkdtempSync(join(tmpdir(), "vmap-viz-"));
 	try {
 		const s = VmapSpace.create({ size: 256 * P });
@@ -85,7 +85,7 @@ test("vmap viz draws a dump file and a timeline file; vmap replay replays a trac
 	}
 });
 
-test("vmap replay on hostile input, read as a stream: a gzip bomb is refused at its first bound (line length or operations), a cut gzip file, a directory and a trace too large for any space are named", async () => {
+test("vmalloc replay on hostile input, read as a stream: a gzip bomb is refused at its first bound (line length or operations), a cut gzip file, a directory and a trace too large for any space are named", async () => {
 	const dir = mkdtempSync(join(tmpdir(), "vmap-replay-"));
 	try {
 		writeFileSync(join(dir, "bomb.trace.gz"), gzipSync(Buffer.alloc(300 * 2 ** 20, 0x61)));
