@@ -435,11 +435,16 @@ test("one vocabulary for space and heap: stats() has the space's figures at the 
 	for (const k of ["busyAreas", "lazyAreas", "lazyBytes", "freeBytes", "allocs", "frees", "size", "pageSize"] as const)
 		assert.equal(s[k], own[k], `stats().${k}`);
 	assert.equal((s as unknown as { space?: unknown }).space, undefined, "no second way to read them");
+	const m = h.vmMapRam(2);
+	h.vmUnmapRam(m, 2); // a vm_map_ram block with nothing mapped: a purge would free it
+	const before = h.space.dump();
 	assert.throws(() => h.purge({ sink: true } as never), /EINVAL: Cannot purge: unknown option "sink"/);
 	assert.throws(() => h.purge({ sync: 1 } as never), /EINVAL: Cannot purge: sync must be true or false, got 1/);
+	assert.throws(() => h.purge({ timeoutMs: -1 }), /EINVAL: Cannot purge: timeoutMs must be/);
+	assert.deepEqual(h.space.dump(), before, "a refused purge changed nothing");
 	const r = h.purge({ sync: true });
 	assert.equal(r.status, "done");
-	assert.equal(r.areas, 1);
+	assert.equal(r.areas, 2, "the freed area and the purged block's area");
 	assert.equal(h.stats().lazyAreas, 0);
 	const d = h.space.dump();
 	assert.equal(typeof d, "object");

@@ -1,5 +1,5 @@
 /** Checking VmapSpace.create()'s options: every wrong value is EINVAL, naming the option. */
-import type { FlushHook, VmapSpaceOptions } from "../api/types.ts";
+import type { FlushHook, PurgeOptions, VmapSpaceOptions } from "../api/types.ts";
 import { hex, shown, VmapError } from "../api/errors.ts";
 import { DEFAULT_MAX_AREAS, MAX_AREAS_LIMIT } from "../buffer/layout.ts";
 import { NODE_MAX } from "../buffer/node-layout.ts";
@@ -59,6 +59,17 @@ export function validateTimeout(x: unknown, cannot: string): asserts x is number
 	// NaN fails, Infinity passes.
 	if (!(typeof x === "number" && x >= 0))
 		throw new VmapError("EINVAL", `${cannot}: timeoutMs must be a number of milliseconds, at least 0, or Infinity, got ${shown(x)}`);
+}
+
+const PURGE_KEYS = ["sync", "timeoutMs"];
+
+/** purge()'s options, checked before anything changes: "sync" or "try" (space and heap alike). */
+export function purgeKind(options: PurgeOptions | undefined): "sync" | "try" {
+	validateOptions(options, PURGE_KEYS, "Cannot purge");
+	const sync = options?.sync ?? false;
+	if (typeof sync !== "boolean") throw new VmapError("EINVAL", `Cannot purge: sync must be true or false, got ${shown(sync)}`);
+	if (options?.timeoutMs !== undefined) validateTimeout(options.timeoutMs, "Cannot purge");
+	return sync ? "sync" : "try";
 }
 
 export interface SpaceParams {

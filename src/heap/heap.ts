@@ -39,7 +39,7 @@ import type { SpaceExtension } from "../core/extension.ts";
 import type { VmapHeapOptions } from "./options.ts";
 import { HeapAreas } from "./areas.ts";
 import { createHeapBuffers } from "./create.ts";
-import { validateOptions, validateTimeout } from "../core/options.ts";
+import { purgeKind, validateOptions, validateTimeout } from "../core/options.ts";
 import { wrongHandle } from "../core/state.ts";
 import { DEFERRED_TAG, liveArea, type Reach, validateReach, elementSize } from "./access.ts";
 import type { HeapStats, TypedArrayConstructor, VmallocOptions, VmapHeapHandle } from "../api/heap-types.ts";
@@ -309,11 +309,9 @@ export class VmapHeap {
 		return new type(this.data, addr, length);
 	}
 
-	/**
-	 * Purge: every vm_map_ram block with nothing mapped, then the lazy areas, as the space's
-	 * purge(options) does (the same options, checks and result: try semantics unless `sync`).
-	 */
+	/** vm_map_ram blocks with nothing mapped, then the lazy areas: the space's purge(options), its checks and result. */
 	purge(options?: PurgeOptions): PurgeResult {
+		purgeKind(options); // checked first: a bad call purges no block
 		this.#enter();
 		this.#blocks.purgeFragmented(false);
 		return this.space.purge(options);

@@ -35,7 +35,7 @@ import { snapshot } from "../diag/snapshot.ts";
 import { freeVmapArea, resizeVmapArea } from "../core/lazy-free.ts";
 import { NOT_SMALL } from "../small/cache.ts";
 import { openSmallCache } from "../core/block-source.ts";
-import { validateOptions, validateTimeout, parseSpaceOptions, type SpaceParams } from "../core/options.ts";
+import { purgeKind, validateOptions, validateTimeout, parseSpaceOptions, type SpaceParams } from "../core/options.ts";
 import { listenForWork } from "../purge/work.ts";
 import { readStats, validateStatsInto } from "../diag/stats.ts";
 import { attachableBuffer, createSpaceBuffer, openSpace, SpaceState } from "../core/state.ts";
@@ -45,7 +45,6 @@ const NOTHING_REFUSED: readonly number[] = [];
 
 /** The keys each options object may have (module constants: a call allocates no array). */
 const ATTACH_KEYS = ["flush", "timeoutMs"];
-const PURGE_KEYS = ["sync", "timeoutMs"];
 const STATS_KEYS = ["pools", "into"];
 
 /**
@@ -240,10 +239,7 @@ export class VmapSpace {
 	 */
 	purge(options?: PurgeOptions): PurgeResult {
 		this.#s.locks.ensureAlive();
-		validateOptions(options, PURGE_KEYS, "Cannot purge");
-		const sync = options?.sync ?? false;
-		if (typeof sync !== "boolean") throw new VmapError("EINVAL", `Cannot purge: sync must be true or false, got ${shown(sync)}`);
-		const kind = sync ? "sync" : "try";
+		const kind = purgeKind(options);
 		this.#s.small?.flush(); // this handle's freed small areas: its own flush
 		if (options?.timeoutMs !== undefined)
 			return withTimeout(this.#s.locks, options.timeoutMs, "purge", () => this.#s.purger.purge(kind));
