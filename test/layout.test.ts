@@ -241,5 +241,6 @@ test("layout: every small-area descriptor accessor reads the word descriptor.ts 
 		assert.equal(D.remoteBits(d, w), D.bitmap(d, w, D.REMOTE));
 		assert.equal(D.markBits(d, w), D.bitmap(d, w, D.MARK));
 	}
-	assert.equal(D.D_BITS, D.DF_SLOT_BYTES * 2 + 2, "the bitmaps follow the Float64 words");
+	assert.equal(D.D_TAG, D.DF_SLOT_BYTES * 2 + 2, "the tag follows the Float64 words");
+	assert.equal(D.D_BITS, D.D_TAG + 1, "the bitmaps follow the tag");
 });

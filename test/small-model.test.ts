@@ -30,7 +30,7 @@ type Range = [number, number];
 
 interface Dump {
 	areas: Array<{ start: number; end: number; state: "busy" | "lazy"; tag?: string }>;
-	blocks: Array<{ start: number; end: number; areaSize: number; slots: number; live: number; lazy: number; free: number }>;
+	blocks: Array<{ start: number; end: number; areaSize: number; slots: number; live: number; lazy: number; free: number; tag?: string }>;
 }
 
 class World {
@@ -141,17 +141,20 @@ abstract class Step implements fc.Command<object, World> {
 	}
 }
 
+/** A small area, untagged or tagged (the cache serves both: blocks per tag and class). */
 class AllocSmall extends Step {
 	readonly frac: number;
-	constructor(frac: number) {
+	readonly tag: string | undefined;
+	constructor(frac: number, tag?: string) {
 		super();
 		this.frac = frac;
+		this.tag = tag;
 	}
 	step(w: World): void {
 		const size = Math.max(w.pageSize, Math.ceil((w.smallMax * this.frac) / 1000 / w.pageSize) * w.pageSize);
 		let addr: number;
 		try {
-			addr = w.space.alloc(size);
+			addr = this.tag === undefined ? w.space.alloc(size) : w.space.alloc(size, { tag: this.tag });
 		} catch (e) {
 			assert.ok(e instanceof VmapError && e.code === "EBUSY", String(e));
 			return;
@@ -161,18 +164,19 @@ class AllocSmall extends Step {
 		const inBlock = blocks.find((b) => b.start <= addr && addr < b.end);
 		if (inBlock) {
 			const c = w.classOf(size);
-			assert.deepEqual([info.start, info.end, info.state, info.tag], [addr, addr + c, "busy", undefined]);
+			assert.deepEqual([info.start, info.end, info.state, info.tag], [addr, addr + c, "busy", this.tag]);
+			assert.equal(inBlock.tag, this.tag, "a block holds small areas of one tag");
 			w.handedOut(addr, addr + c, true);
 		} else {
 			// No block could be had: the ordinary path served it (exact size).
-			assert.deepEqual([info.start, info.end, info.state], [addr, addr + size, "busy"]);
+			assert.deepEqual([info.start, info.end, info.state, info.tag], [addr, addr + size, "busy", this.tag]);
 			w.handedOut(addr, addr + size, false);
 		}
 	}
-	override toString = () => `allocSmall(${this.frac})`;
+	override toString = () => `allocSmall(${this.frac}, ${this.tag})`;
 }
 
-/** A large area, or a small size with options (the ordinary path): exactly the lowest fit. */
+/** A large area, tagged or not (the ordinary path): exactly the lowest fit. */
 class AllocLarge extends Step {
 	readonly units: number;
 	readonly tagged: boolean;
@@ -183,7 +187,7 @@ class AllocLarge extends Step {
 	}
 	step(w: World): void {
 		const s = w.space;
-		const size = this.tagged ? this.units * w.pageSize : w.smallMax + this.units * w.pageSize;
+		const size = w.smallMax + this.units * w.pageSize;
 		const lowest = (blocks: Range[]) => blocks.find(([a, b]) => b - a >= size)?.[0];
 		let expected = lowest(freeBlocks(s));
 		const lazyBefore = w.dump().areas.some((a) => a.state === "lazy");
@@ -314,7 +318,7 @@ class Resize extends Step {
 
 const commands = [
 	fc.integer({ min: 0, max: 1000 }).map((f) => new AllocSmall(f)),
-	fc.integer({ min: 0, max: 1000 }).map((f) => new AllocSmall(f)),
+	fc.tuple(fc.integer({ min: 0, max: 1000 }), fc.constantFrom("a", "b")).map(([f, t]) => new AllocSmall(f, t)),
 	fc.integer({ min: 0, max: 1000 }).map((f) => new AllocSmall(f)),
 	fc.tuple(fc.integer({ min: 1, max: 64 }), fc.boolean()).map(([u, t]) => new AllocLarge(u, t)),
 	fc.nat().map((i) => new Free(i)),

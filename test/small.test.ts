@@ -282,15 +282,21 @@ test("small areas: smallMax is checked", () => {
 	assert.equal(VmapSpace.create({ size: 2 ** 20 }).stats().smallMax, 0, "default off in a space too small for 64 blocks");
 });
 
-test("small areas in a heap: vmalloc without options takes them; vfree, vzalloc, vrealloc, freeDeferred and bytes() behave as for any area", async () => {
+test("small areas in a heap: vmalloc with or without a tag takes them; vfree, vzalloc, vrealloc, freeDeferred and bytes() behave as for any area", async () => {
 	const { VmapHeap } = await import("../src/index.ts");
 	const heap = VmapHeap.create({ size: 1 << 20, maxSize: 1 << 27, nodes: 1 });
 	const s = heap.space;
 	assert.equal(s.stats().smallMax, 65536, "a heap of 128 MiB has the cache by default");
 	const a = heap.vmalloc(100); // one page and the guard page: two pages, a small area
 	const info = s.find(a)!;
-	assert.deepEqual([info.start, info.size, info.state, info.tag], [a, 2 * 4096, "busy", undefined]);
+	assert.deepEqual([info.start, info.size, info.state, info.tag], [a, 2 * 4096, "busy", "vmalloc"], "tagged as every vmalloc area");
 	assert.equal(s.stats().smallAreas, 1);
+	const tagged = heap.vmalloc(100, { tag: "particles" });
+	assert.deepEqual([s.find(tagged)?.tag, s.stats().smallAreas], ["particles", 2], "a tag keeps a request on the cache");
+	const aligned = heap.vmalloc(100, { align: 8 * 4096 });
+	assert.deepEqual([aligned % (8 * 4096), s.stats().smallAreas], [0, 2], "align above pageSize: the ordinary path");
+	heap.vfree(tagged);
+	heap.vfree(aligned);
 	heap.bytes(a, 4096).fill(7);
 	expectCode("EFAULT", () => heap.bytes(a, 4097), /guard page/);
 	// vzalloc zeroes what the caller may touch.
@@ -449,5 +455,58 @@ test("small areas: trim() retires every block with nothing live, this handle's (
 	const st = s.stats();
 	assert.deepEqual([st.busyAreas, st.lazyAreas, st.freeBytes], [0, 0, st.size], "the space is one free block again");
 	assert.equal(s.alloc(P) > 0, true, "the cache makes new blocks after a trim");
+	s.check();
+});
+
+test("small areas: the rule is size and alignment; a tag keeps a request on the cache, in blocks of its own tag", () => {
+	const s = VmapSpace.create(options); // pageSize 16, smallMax 256
+	const inBlock = (addr: number) => s.dump().blocks.find((b) => b.start <= addr && addr < b.end);
+	const a = s.alloc(64, { tag: "meshes" });
+	const b = s.alloc(64, { tag: "textures", align: P, nowait: true, timeoutMs: 1000, vstart: s.start, vend: s.end });
+	const plain = s.alloc(64);
+	assert.deepEqual(
+		[a, b, plain].map((x) => [s.find(x)?.tag, s.find(x)?.size, inBlock(x)?.tag]),
+		[
+			["meshes", 64, "meshes"],
+			["textures", 64, "textures"],
+			[undefined, 64, undefined],
+		],
+		"each tag has its own blocks; the block's areas carry its tag",
+	);
+	assert.equal(new Set([a, b, plain].map((x) => inBlock(x)!.start)).size, 3);
+	assert.match(s.vmallocinfo(), /vmap_block/, "a block's own area keeps its tag in the listings");
+	// Outside the rule: align above pageSize, a window narrower than the space, a size above smallMax.
+	for (const o of [
+		{ tag: "meshes", align: 2 * P },
+		{ tag: "meshes", vstart: s.start + P },
+		{ tag: "meshes", vend: s.end - P },
+	]) {
+		const x = s.alloc(64, o);
+		assert.equal(inBlock(x), undefined, `${JSON.stringify(o)}: the ordinary path`);
+		assert.equal(s.find(x)?.tag, "meshes");
+	}
+	assert.equal(inBlock(s.alloc(512, { tag: "meshes" })), undefined, "above smallMax: the ordinary path");
+	// Bad options on a small size fail as on any size, changing nothing.
+	const before = s.dump();
+	expectCode("EINVAL", () => s.alloc(64, { tag: 5 as unknown as string }), /tag must be a string/);
+	expectCode("EINVAL", () => s.alloc(64, { tagg: "x" } as never), /unknown option "tagg"/);
+	expectCode("EINVAL", () => s.alloc(64, { tag: "x", align: 3 }), /align/);
+	expectCode("EINVAL", () => s.alloc(64, { tag: "x", timeoutMs: -1 }), /timeoutMs/);
+	expectCode("EINVAL", () => s.alloc(64, { tag: "x".repeat(300) }), /at most/);
+	assert.deepEqual(s.dump(), before);
+	s.check();
+});
+
+test("small areas: an empty spare block of one tag serves another tag, retagged, before a new block is made", () => {
+	const s = VmapSpace.create(options);
+	const first = Array.from({ length: 64 }, () => s.alloc(256, { tag: "meshes" })); // whole blocks of one class
+	const blocksOfMeshes = new Set(s.dump().blocks.map((b) => b.start));
+	for (const x of first) s.free(x);
+	s.purge({ sync: true }); // the flush makes them empty: one stays as the class's spare
+	const blocks = s.stats().smallBlocks;
+	const c = s.alloc(256, { tag: "textures" });
+	const block = s.dump().blocks.find((b) => b.start <= c && c < b.end)!;
+	assert.ok(blocksOfMeshes.has(block.start), "the spare came back");
+	assert.deepEqual([block.tag, s.find(c)?.tag, s.stats().smallBlocks], ["textures", "textures", blocks]);
 	s.check();
 });

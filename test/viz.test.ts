@@ -87,7 +87,7 @@ test("mapSvg: a known small space, every area at its exact width and colour, the
 
 test("mapSvg: pooled areas (nodes 2, after a purge) and small-area blocks with their owner; totals equal stats()", () => {
 	const s = VmapSpace.create({ size: 4096 * P, nodes: 2, smallMax: 4 * P, lazyMaxPages: 1 << 20 });
-	const big = Array.from({ length: 60 }, (_, i) => s.alloc((1 + (i % 5)) * P, { tag: `t${i % 8}` }));
+	const big = Array.from({ length: 60 }, (_, i) => s.alloc((5 + (i % 5)) * P, { tag: `t${i % 8}` })); // above smallMax: not from blocks
 	const small = Array.from({ length: 50 }, () => s.alloc(P)); // from this handle's blocks
 	for (const x of big.filter((_, i) => i % 3 === 0)) s.free(x);
 	s.purge({ sync: true }); // purged areas of up to 256 pages go to their node's pools

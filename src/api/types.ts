@@ -325,6 +325,8 @@ export interface DumpSmallBlock {
 	live: number;
 	lazy: number;
 	free: number;
+	/** The tag every small area of the block carries; absent for none. */
+	tag?: string;
 }
 
 /**

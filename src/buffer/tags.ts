@@ -32,10 +32,19 @@ export class TagTable {
 		return this.#table.hdr;
 	}
 
+	/** The last tag interned and its index: tagged allocations come in runs of one tag, and a string compare is cheaper than a Map lookup. */
+	#lastName: string | undefined;
+	#lastId = 0;
+
 	/** The index of `tag`, adding it to the table if it is new. Throws EINVAL on a bad tag. */
 	intern(tag: string): number {
+		if (tag === this.#lastName) return this.#lastId;
 		const id = this.#ids.get(tag);
-		if (id !== undefined) return id;
+		if (id !== undefined) {
+			this.#lastName = tag;
+			this.#lastId = id;
+			return id;
+		}
 		const utf8 = encoder.encode(tag);
 		if (utf8.length > TAG_MAX_LEN) {
 			throw new VmapError(

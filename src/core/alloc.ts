@@ -23,13 +23,13 @@ import {
 	POOL_LEN,
 } from "../buffer/node-layout.ts";
 import { encodeVnId, poolable, poolPeek, poolPop, poolWord } from "../tree/nodes.ts";
-import { validateAlign, validateNowait, validateOptions, validateTag, validateTimeout } from "./options.ts";
+import { isPowerOfTwo, validateAlign, validateNowait, validateOptions, validateTag, validateTimeout } from "./options.ts";
 import { beforeDeadline, withTimeout } from "./deadline.ts";
 import { flushingNote } from "../purge/batches.ts";
 import { workPosted } from "../purge/work.ts";
 import { setVaFlags, setVaRange, setVaTag, subtreeMaxSize, vaEnd, vaStart } from "../buffer/record.ts";
 import type { SpaceState } from "./state.ts";
-import type { BlockSetup } from "../small/cache.ts";
+import { type BlockSetup, NOT_SMALL, type SmallCache } from "../small/cache.ts";
 
 const ALLOC_KEYS = ["align", "vstart", "vend", "tag", "nowait", "timeoutMs"];
 
@@ -53,6 +53,38 @@ export async function allocVmapAreaAsync(s: SpaceState, size: number, options: A
 	const late = `Cannot allocAsync ${size} bytes: the purge's flush did not settle within timeoutMs ${timeoutMs}; nothing was allocated`;
 	await (timeoutMs === undefined ? flushed : beforeDeadline(flushed, deadline, late));
 	return within(() => allocVmapArea(s, size, options, "fail"));
+}
+
+/**
+ * alloc() from this handle's small-area cache for a request with `options`, of a size the
+ * cache serves (SmallCache.serves), or NOT_SMALL for the ordinary path (smallTag's rule; or no
+ * block could be had). `timeoutMs` bounds the lock waits a new block may take.
+ */
+export function allocSmall(s: SpaceState, small: SmallCache, size: number, options: AllocOptions): number | typeof NOT_SMALL {
+	const tag = smallTag(s, options);
+	if (tag < 0) return NOT_SMALL;
+	const timeoutMs = options.timeoutMs;
+	if (timeoutMs === undefined) return small.alloc(size, tag);
+	return withTimeout(s.locks, timeoutMs, "alloc", () => small.alloc(size, tag));
+}
+
+/**
+ * The tag index a request with `options` takes from the small-area cache (0: no tag), or -1
+ * when the cache does not serve it. The rule, by size and alignment only: a request of at most
+ * smallMax bytes with `align` at most pageSize and no window narrower than the space comes from
+ * the cache, tagged or not (`nowait` and `timeoutMs` change nothing there). -1 too for an
+ * option the ordinary path refuses, so that its error says why. The caller has checked the
+ * size (SmallCache.serves): a tag is interned only for a request the cache may serve.
+ */
+function smallTag(s: SpaceState, options: AllocOptions): number {
+	if (typeof options !== "object" || options === null) return -1;
+	for (const key in options) if (!ALLOC_KEYS.includes(key)) return -1;
+	const { align, vstart, vend, tag, nowait } = options;
+	if (align !== undefined && !(isPowerOfTwo(align) && align <= s.pageSize)) return -1;
+	if ((vstart !== undefined && vstart !== s.start) || (vend !== undefined && vend !== s.end)) return -1;
+	if (nowait !== undefined && typeof nowait !== "boolean") return -1;
+	if (tag === undefined) return 0;
+	return typeof tag === "string" ? s.tags.intern(tag) : -1;
 }
 
 /** When nothing fits: purge the lazy areas and retry once (kernel "overflow"), or fail at once. */

@@ -8,6 +8,8 @@ import { HDR_EXT_OFFSET, HDR_EXT_WORDS, HDR_SMALL_MARK_TAG } from "../buffer/lay
 import { freeVmapArea, markVmapArea } from "./lazy-free.ts";
 import { NOT_SMALL } from "../small/cache.ts";
 import type { SpaceState } from "./state.ts";
+import type { AllocOptions } from "../api/types.ts";
+import { allocSmall } from "./alloc.ts";
 
 export class SpaceExtension {
 	readonly #s: SpaceState;
@@ -130,11 +132,22 @@ export class SpaceExtension {
 	}
 
 	/**
-	 * A small area (the space's small-area cache, as alloc() without options gives) of at least
-	 * `size` bytes, or -1 when `size` is not small or no block can be had.
+	 * A small area tagged `tag` (a tagIndex(), 0 none) from the space's small-area cache, of at
+	 * least `size` bytes, or -1 when `size` is not small or no block can be had.
 	 */
-	allocSmall(size: number): number {
-		return this.#s.small?.alloc(size) ?? -1; // NOT_SMALL (null) too
+	allocSmall(size: number, tag: number): number {
+		return this.#s.small?.alloc(size, tag) ?? -1; // NOT_SMALL (null) too
+	}
+
+	/** As allocSmall, for a request with the space's alloc() `options`: -1 too when the cache does not serve them (core/alloc.ts allocSmall). */
+	allocSmallWith(size: number, options: AllocOptions): number {
+		const small = this.#s.small;
+		return small?.serves(size) ? (allocSmall(this.#s, small, size, options) ?? -1) : -1;
+	}
+
+	/** The tag table index of `name`, added to the table when new (EINVAL for a tag too long or a full table). */
+	tagIndex(name: string): number {
+		return this.#s.tags.intern(name);
 	}
 
 	/** The bytes a small area for `size` takes (its size class), or `size` when it is not small. */

@@ -31,7 +31,7 @@ import {
 	purgeTree,
 } from "../buffer/node-layout.ts";
 import { seqRead, seqSame } from "../buffer/lock.ts";
-import { blockStartOf, D_DIRTY_NR, D_FREE_NR, D_LIVE_NR, D_OWNER, D_REMOTE_NR, D_SLOTS, slotBytesOf } from "../small/descriptor.ts";
+import { blockStartOf, D_DIRTY_NR, D_FREE_NR, D_LIVE_NR, D_OWNER, D_REMOTE_NR, D_TAG, D_SLOTS, slotBytesOf } from "../small/descriptor.ts";
 import { eachBlock } from "../small/block-index.ts";
 import type { SpaceState } from "../core/state.ts";
 import { TextWriter } from "../util/text-writer.ts";
@@ -362,7 +362,7 @@ export function dumpText(s: SpaceState, l: Listing, stats: VmapStats, tagName: T
 			.int(f[k + 1]! - f[k]!)
 			.text("}");
 	}
-	w.text(`],"blocks":${JSON.stringify(smallBlocks(s))}}`);
+	w.text(`],"blocks":${JSON.stringify(smallBlocks(s, tagName))}}`);
 	return w.toString();
 }
 
@@ -370,7 +370,7 @@ export function dumpText(s: SpaceState, l: Listing, stats: VmapStats, tagName: T
  * The small-area blocks, in address order: each is also one busy area (tag vmap_block). Read
  * without a lock (their counters change without one): each block as it was when read.
  */
-function smallBlocks(s: SpaceState) {
+function smallBlocks(s: SpaceState, tagName: TagName) {
 	const t = s.table;
 	t.sync();
 	const i32 = t.i32;
@@ -378,6 +378,7 @@ function smallBlocks(s: SpaceState) {
 	eachBlock(t, (d) => {
 		const start = blockStartOf(t.f64, d);
 		const remote = i32[d + D_REMOTE_NR]!;
+		const tag = i32[d + D_TAG]!;
 		blocks.push({
 			start,
 			end: start + t.hdrF[HDRF_BLOCK_BYTES]!,
@@ -387,6 +388,7 @@ function smallBlocks(s: SpaceState) {
 			live: i32[d + D_LIVE_NR]! - remote,
 			lazy: i32[d + D_DIRTY_NR]! + remote,
 			free: i32[d + D_FREE_NR]!,
+			...(tag !== 0 && { tag: tagName(tag) }),
 		});
 	});
 	return blocks.sort((a, b) => a.start - b.start);

@@ -49,6 +49,7 @@ export class HeapAreas {
 	readonly #synchronize: (ms: number) => void;
 	/** vmalloc()'s options to the space in the common case: no object made per call. */
 	readonly #plainOptions: AllocOptions = { tag: VMALLOC_TAG };
+	#vmallocTag = 0;
 
 	constructor(p: HeapParts) {
 		this.space = p.space;
@@ -67,9 +68,12 @@ export class HeapAreas {
 		const pages = this.pagesFor(bytes, op);
 		const opts = options === undefined ? this.#plainOptions : this.#allocOptions(options, op);
 		let size = (pages + this.guardPages) * this.pageSize;
-		// Without options or poisoning, a small request comes from this handle's small-area
-		// blocks (no lock): the area is its size class, guard pages included at its end.
-		let addr = options === undefined && !this.poison ? this.#ext.allocSmall(size) : -1;
+		// Without poisoning, a request the space's cache serves (at most smallMax bytes, align at
+		// most pageSize: space.alloc's rule) comes from this handle's small-area blocks of its
+		// tag, with no lock: the area is its size class, guard pages included at its end.
+		let addr = -1;
+		if (!this.poison)
+			addr = options === undefined ? this.#ext.allocSmall(size, this.#plainTag()) : this.#ext.allocSmallWith(size, opts);
 		if (addr >= 0) size = this.#ext.smallSize(size);
 		else addr = this.#allocOrdinary(size, opts, op, bytes);
 		try {
@@ -81,6 +85,12 @@ export class HeapAreas {
 		this.#memory.handOutArea(addr, size, op);
 		if (zero) this.#memory.u8.fill(0, addr, addr + size - this.guardPages * this.pageSize);
 		return addr;
+	}
+
+	/** The tag index of VMALLOC_TAG, interned at the first small vmalloc() without options. */
+	#plainTag(): number {
+		if (this.#vmallocTag === 0) this.#vmallocTag = this.#ext.tagIndex(VMALLOC_TAG);
+		return this.#vmallocTag;
 	}
 
 	/** The space's options for vmalloc's `options` (checked: EINVAL in the words of `op`). */

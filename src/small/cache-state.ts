@@ -5,10 +5,10 @@
  * (descriptor.ts).
  */
 import type { FlushHook } from "../api/types.ts";
-import { HANDLE_HAZARD, HANDLE_REMOTE, HANDLE_WORDS, HDRF_BLOCK_BYTES, HDRF_SMALL_MAX } from "../buffer/layout.ts";
+import { HANDLE_HAZARD, HANDLE_REMOTE, HANDLE_WORDS, HDRF_BLOCK_BYTES, HDRF_SMALL_MAX, TAG_MAX } from "../buffer/layout.ts";
 import type { Locks } from "../buffer/lock.ts";
 import type { VaTable } from "../buffer/va-table.ts";
-import { sizeClasses } from "./descriptor.ts";
+import { D_CLASS, D_TAG, sizeClasses } from "./descriptor.ts";
 
 /**
  * The space, as the cache sees it (core/block-source.ts implements it): block areas come from
@@ -59,10 +59,20 @@ export class CacheState {
 	readonly unitInverse: number;
 	/** Size class of a request of u pages, u = 1 .. smallMax / pageSize. */
 	readonly classOf: Uint16Array;
-	/** Per class: the block allocations come from (a descriptor's d, 0 none), and the word to look at first. */
-	readonly cur: Int32Array;
-	readonly hint: Int32Array;
-	/** Per class: this handle's other blocks that got FREE slots (each once, D_LISTED; one may have none left by now). */
+	/**
+	 * Blocks come in queues, one per (tag, size class): a block's small areas all carry its tag
+	 * (D_TAG). Queue q = group * classes + class, where group 0 is "no tag" and each tag this
+	 * handle has met gets the next group (groupOf). The per-queue arrays grow with the groups.
+	 */
+	readonly classes: number;
+	/** Per tag index: its group (0 for tag 0, and for a tag this handle has not met). */
+	readonly groupOf = new Int32Array(TAG_MAX);
+	/** Per group: its tag index. */
+	readonly groupTag: number[] = [0];
+	/** Per queue: the block allocations come from (a descriptor's d, 0 none), and the word to look at first. */
+	cur: Int32Array;
+	hint: Int32Array;
+	/** Per queue: this handle's other blocks that got FREE slots (each once, D_LISTED; one may have none left by now). */
 	readonly avail: number[][];
 	/** Every block this handle owns. */
 	readonly mine: number[] = [];
@@ -74,7 +84,7 @@ export class CacheState {
 	dirtyList: number[] = [];
 	/** The blocks whose DIRTY slots the flush in flight covers (FLUSHING); empty when none is. */
 	flushing: number[] = [];
-	/** Per class: the one empty block kept for reuse (0 none); reclaim retires other empty ones. */
+	/** Per size class: the one empty block kept for reuse, of whichever tag (0 none); reclaim retires other empty ones. */
 	readonly spareD: Int32Array;
 	/** This handle's HANDLE_REMOTE word, and its value when the blocks were last looked through. */
 	readonly remoteWord: number;
@@ -110,6 +120,7 @@ export class CacheState {
 			while (classes[c]! < u * pageSize) c++;
 			this.classOf[u] = c;
 		}
+		this.classes = classes.length;
 		this.cur = new Int32Array(classes.length);
 		this.hint = new Int32Array(classes.length);
 		this.avail = classes.map(() => []);
@@ -118,5 +129,35 @@ export class CacheState {
 		this.remoteWord = (this.self - 1) * HANDLE_WORDS + HANDLE_REMOTE;
 		this.remoteSeen = Atomics.load(t.handles, this.remoteWord);
 		this.hazardWord = (this.self - 1) * HANDLE_WORDS + HANDLE_HAZARD;
+	}
+
+	/** The queue of class `k` for tag index `tag`. */
+	queue(tag: number, k: number): number {
+		if (tag === 0) return k;
+		const g = this.groupOf[tag]!;
+		return (g !== 0 ? g : this.#addGroup(tag)) * this.classes + k;
+	}
+
+	/** The queue block `d` belongs to. */
+	queueOf(d: number): number {
+		const i32 = this.t.i32;
+		return this.queue(i32[d + D_TAG]!, i32[d + D_CLASS]!);
+	}
+
+	/** A group for tag index `tag`: the per-queue arrays grow by one class's worth. */
+	#addGroup(tag: number): number {
+		const g = this.groupTag.length;
+		this.groupTag.push(tag);
+		this.groupOf[tag] = g;
+		const n = (g + 1) * this.classes;
+		const grown = (a: Int32Array) => {
+			const b = new Int32Array(n);
+			b.set(a);
+			return b;
+		};
+		this.cur = grown(this.cur);
+		this.hint = grown(this.hint);
+		for (let k = 0; k < this.classes; k++) this.avail.push([]);
+		return g;
 	}
 }

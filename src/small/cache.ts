@@ -15,7 +15,7 @@
  */
 import type { AreaInfo } from "../api/types.ts";
 import { CacheState, type NOT_SMALL } from "./cache-state.ts";
-import { carve, classSize, findSmall, freeSmall, markSmall, resizeSmall } from "./carve.ts";
+import { carve, classSize, isSmall, findSmall, freeSmall, markSmall, resizeSmall } from "./carve.ts";
 import { flushCache } from "./flush.ts";
 import { ended, handOver, trimBlocks } from "./owner.ts";
 import { markedAreas } from "./repair.ts";
@@ -23,9 +23,14 @@ import { markedAreas } from "./repair.ts";
 export { type BlockSetup, type BlockSource, NOT_SMALL } from "./cache-state.ts";
 
 export class SmallCache extends CacheState {
-	/** A small area of at least `size` bytes, or NOT_SMALL (carve.ts). */
-	alloc(size: number): number | typeof NOT_SMALL {
-		return carve(this, size);
+	/** A small area of at least `size` bytes tagged `tag` (a tag table index, 0 none), or NOT_SMALL (carve.ts). */
+	alloc(size: number, tag = 0): number | typeof NOT_SMALL {
+		return carve(this, size, tag);
+	}
+
+	/** Whether a request of `size` bytes is one the cache serves by its size (carve.ts). */
+	serves(size: number): boolean {
+		return isSmall(this, size);
 	}
 
 	/** Free the small area starting at `addr`: "freed", "marked" (kept: `keepMarked`) or NOT_SMALL (carve.ts). */

@@ -21,6 +21,7 @@ import {
 	D_LIVE_NR,
 	D_OWNER,
 	D_SLOTS,
+	D_TAG,
 	D_WORDS,
 	DIRTY,
 	dirtyBits,
@@ -52,22 +53,23 @@ function unitsOf(c: CacheState, size: number): number {
 }
 
 /**
- * A small area of at least `size` bytes from this handle's blocks, or NOT_SMALL when the
- * request is not small (or not a valid size: the ordinary path says why), the space is left
- * unusable or the handle closed (the ordinary path says so), or no block can be had.
+ * A small area of at least `size` bytes, tagged `tag` (a tag table index, 0 none), from this
+ * handle's blocks of that tag, or NOT_SMALL when the request is not small (or not a valid
+ * size: the ordinary path says why), the space is left unusable or the handle closed (the
+ * ordinary path says so), or no block can be had.
  */
-export function carve(c: CacheState, size: number): number | typeof NOT_SMALL {
+export function carve(c: CacheState, size: number, tag: number): number | typeof NOT_SMALL {
 	const units = unitsOf(c, size);
 	if (Number.isNaN(units) || c.t.hdr[HDR_DEAD] !== 0) return NOT_SMALL;
-	const k = c.classOf[units]!;
+	const q = tag === 0 ? c.classOf[units]! : c.queue(tag, c.classOf[units]!);
 	for (;;) {
-		const d = c.cur[k]!;
+		const d = c.cur[q]!;
 		if (d !== 0) {
 			const i32 = c.t.i32;
 			const words = i32[d + D_WORDS]!;
 			const live = liveBits(d);
 			const free = freeBits(d, words);
-			for (let w = c.hint[k]!; w < words; w++) {
+			for (let w = c.hint[q]!; w < words; w++) {
 				const m = i32[free + w]!;
 				if (m === 0) continue;
 				const bit = m & -m;
@@ -81,12 +83,17 @@ export function carve(c: CacheState, size: number): number | typeof NOT_SMALL {
 				i32[d + D_LIVE_NR]!++;
 				if (armed) crashPoint();
 				i32[d + D_FREE_NR]!--;
-				c.hint[k] = w;
-				return blockStartOf(c.t.f64, d) + ((w << 5) + 31 - Math.clz32(bit)) * c.classBytes[k]!;
+				c.hint[q] = w;
+				return blockStartOf(c.t.f64, d) + ((w << 5) + 31 - Math.clz32(bit)) * slotBytesOf(c.t.f64, d);
 			}
 		}
-		if (!refill(c, k)) return NOT_SMALL;
+		if (!refill(c, q)) return NOT_SMALL;
 	}
+}
+
+/** Whether a request of `size` bytes is small (at most smallMax, a whole number of pages). */
+export function isSmall(c: CacheState, size: number): boolean {
+	return !Number.isNaN(unitsOf(c, size));
 }
 
 /** The bytes a small request of `size` takes (its class), or `size` when it is not small. */
@@ -168,7 +175,8 @@ export function findSmall(c: CacheState, addr: number): AreaInfo | undefined | t
 	const at = slotAt(c, d, addr);
 	if (at.state === "free" || at.state === "tail") return undefined;
 	const markTag = c.t.hdr[HDR_SMALL_MARK_TAG]!;
-	const tag = at.marked && markTag !== 0 ? c.source.tagName(markTag) : undefined;
+	const id = at.marked && markTag !== 0 ? markTag : c.t.i32[d + D_TAG]!; // the mark stands in for the block's tag
+	const tag = id !== 0 ? c.source.tagName(id) : undefined;
 	const owner = vaOwner(c.t.i32, c.t.i32[d + D_AREA]!); // the block's maker allocated every slot of it
 	return { start: at.start, end: at.end, size: at.end - at.start, tag, state: at.state, owner };
 }

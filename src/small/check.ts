@@ -10,6 +10,7 @@ import {
 	HANDLE_ALIVE,
 	HANDLE_ENDING,
 	HANDLE_MAX,
+	HDR_TAG_NR,
 	HANDLE_WORDS,
 	HDR_BLOCK_INDEX,
 	HDR_BLOCK_NR,
@@ -27,6 +28,7 @@ import {
 	blockStartOf,
 	D_AREA,
 	D_CLASS,
+	D_TAG,
 	D_DIRTY_NR,
 	D_FREE_NR,
 	D_LIVE_NR,
@@ -165,6 +167,8 @@ function checkDescriptor(ctx: BlockCheck, d: number, start: number): void {
 		corrupt(`${name}: its area record ${i32[d + D_AREA]} is not a busy area flagged as a block starting there`);
 	if (vaEnd(f64, va) !== start + blockBytes || (vaFlags(i32, va) & (VA_STATE | VA_SMALL_BLOCK)) !== (VA_BUSY | VA_SMALL_BLOCK))
 		corrupt(`${name}: its area is not a busy block of ${blockBytes} bytes`);
+	const tag = i32[d + D_TAG]!;
+	if (!(tag >= 0 && tag < t.hdr[HDR_TAG_NR]!)) corrupt(`${name}: tag ${tag} is not in the tag table`);
 	const owner = i32[d + D_OWNER]!;
 	if (owner < 0 || owner > HANDLE_MAX) corrupt(`${name}: owner ${owner} is no handle id`);
 	const state = owner === 0 ? HANDLE_ALIVE : t.handles[(owner - 1) * HANDLE_WORDS];

@@ -11,7 +11,7 @@
  * ```
  *  0 STATE  1 OWNER  2 CLASS  3 SLOTS  4 WORDS (W)  5 AREA  6 RUN  7 LISTED / LIMBO_NEXT
  *  8 LIVE_NR  9 DIRTY_NR  10 FREE_NR  11 REMOTE_NR  12-13 START (f64)  14-15 SLOT_BYTES (f64)
- *  16 .. 16+6W: six bitmaps of W words, LIVE DIRTY FLUSHING FREE REMOTE MARK (bit s = slot s)
+ *  16 TAG  17 .. 17+6W: six bitmaps of W words, LIVE DIRTY FLUSHING FREE REMOTE MARK (bit s = slot s)
  * ```
  *
  * Invariants (check.ts validates them for blocks the checking handle owns):
@@ -54,7 +54,9 @@ export const D_REMOTE_NR = 11;
 /** Float64 words, relative to d / 2. */
 export const DF_START = 6;
 export const DF_SLOT_BYTES = 7;
-export const D_BITS = 16;
+/** The tag of every small area of the block (a tag table index, 0 none): a handle keeps blocks per (tag, class). Written once, before STATE. */
+export const D_TAG = 16;
+export const D_BITS = 17;
 /** Bitmap k of a block with W words starts at d + D_BITS + k * W. */
 export const LIVE = 0;
 export const DIRTY = 1;
@@ -88,7 +90,7 @@ export function slotBytesOf(f64: Float64Array, d: number): number {
 
 /** Bitmap `k` (LIVE .. MARK) of descriptor `d` with `w` words per bitmap: its first word (D_BITS + k * w). */
 export function bitmap(d: number, w: number, k: number): number {
-	return d + 16 + k * w;
+	return d + 17 + k * w;
 }
 
 /**
@@ -96,23 +98,23 @@ export function bitmap(d: number, w: number, k: number): number {
  * offsets written out (D_BITS + k * w) for the reason record.ts gives.
  */
 export function liveBits(d: number): number {
-	return d + 16;
+	return d + 17;
 }
 
 export function dirtyBits(d: number, w: number): number {
-	return d + 16 + w;
+	return d + 17 + w;
 }
 
 export function freeBits(d: number, w: number): number {
-	return d + 16 + 3 * w;
+	return d + 17 + 3 * w;
 }
 
 export function remoteBits(d: number, w: number): number {
-	return d + 16 + 4 * w;
+	return d + 17 + 4 * w;
 }
 
 export function markBits(d: number, w: number): number {
-	return d + 16 + 5 * w;
+	return d + 17 + 5 * w;
 }
 
 /** Records of a descriptor for `slots` slots. */

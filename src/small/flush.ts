@@ -17,8 +17,8 @@ import { HDR_SMALL_FLUSHES, HDRF_LAZY_MAX_PAGES } from "../buffer/layout.ts";
 import type { CacheState } from "./cache-state.ts";
 import {
 	bitmap,
-	blockStartOf,
 	D_CLASS,
+	blockStartOf,
 	D_DIRTY_NR,
 	D_FREE_NR,
 	D_LISTED,
@@ -110,7 +110,7 @@ function unflush(c: CacheState): void {
 
 /**
  * The flush completed: FLUSHING slots turn FREE; a block that it left empty is kept as its
- * class's spare or, when the class has one, retires. A block dirtied again meanwhile goes
+ * class's spare (of whichever tag: refill.ts retags it) or, when the class has one, retires. A block dirtied again meanwhile goes
  * back on the dirty list. Only a completed flush empties a block (a free leaves its slot
  * DIRTY), so the blocks it covered are the only new candidates.
  */
@@ -119,25 +119,26 @@ function reclaim(c: CacheState): void {
 	const retired: number[] = [];
 	for (const d of c.flushing) {
 		const n = flushedSlots(c, d);
-		const k = i32[d + D_CLASS]!;
+		const q = c.queueOf(d);
 		if (n !== 0) {
 			crashPoint();
 			i32[d + D_DIRTY_NR]! -= n;
 			crashPoint();
 			i32[d + D_FREE_NR]! += n;
 			c.dirtyBytes -= n * slotBytesOf(c.t.f64, d);
-			if (d === c.cur[k])
-				c.hint[k] = 0; // the freed slots may lie below the word it looked at last
+			if (d === c.cur[q])
+				c.hint[q] = 0; // the freed slots may lie below the word it looked at last
 			else if (i32[d + D_LISTED] === 0) {
 				// Listed once: a block that gets FREE slots at every flush would otherwise pile up in
 				// the list (measured: 123 k entries for 35 k blocks after 8 M operations, growing).
 				i32[d + D_LISTED] = 1;
-				c.avail[k]!.push(d);
+				c.avail[q]!.push(d);
 			}
 		}
 		if (i32[d + D_DIRTY_NR] !== 0) c.dirtyList.push(d);
-		else if (i32[d + D_LIVE_NR] === 0 && d !== c.cur[k]) {
-			if (isSpare(c, c.spareD[k]!, k) && c.spareD[k] !== d) retired.push(d);
+		else if (i32[d + D_LIVE_NR] === 0 && d !== c.cur[q]) {
+			const k = i32[d + D_CLASS]!;
+			if (isSpare(c, c.spareD[k]!) && c.spareD[k] !== d) retired.push(d);
 			else c.spareD[k] = d;
 		}
 	}
@@ -167,8 +168,8 @@ function flushedSlots(c: CacheState, d: number): number {
 	return n;
 }
 
-/** Whether block `d` (0: none) is an empty block of class `k` kept aside: not current, nothing live or dirty. */
-function isSpare(c: CacheState, d: number, k: number): boolean {
+/** Whether block `d` (0: none) is an empty block kept aside: not its queue's current one, nothing live or dirty. */
+export function isSpare(c: CacheState, d: number): boolean {
 	const i32 = c.t.i32;
-	return d !== 0 && d !== c.cur[k] && i32[d + D_LIVE_NR] === 0 && i32[d + D_DIRTY_NR] === 0;
+	return d !== 0 && d !== c.cur[c.queueOf(d)] && i32[d + D_LIVE_NR] === 0 && i32[d + D_DIRTY_NR] === 0;
 }

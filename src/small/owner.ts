@@ -194,20 +194,21 @@ function reclaimBlock(c: CacheState, d: number, release: (addr: number, size: nu
  */
 export function retire(c: CacheState, d: number): void {
 	const t = c.t;
-	const k = t.i32[d + D_CLASS]!;
+	const q = c.queueOf(d);
 	c.source.freeBlockArea(blockStartOf(t.f64, d), () => {
 		indexRemove(t, d, c.blockInverse);
 		dropDescriptor(t, d, c.self);
 	});
 	// Out of every list of this handle's: its records now serve others.
-	const list = c.avail[k];
+	const list = c.avail[q];
 	if (list !== undefined) for (let i = list.indexOf(d); i >= 0; i = list.indexOf(d)) list.splice(i, 1);
 	const at = c.mine.indexOf(d);
 	if (at >= 0) {
 		c.mine[at] = c.mine[c.mine.length - 1]!;
 		c.mine.pop();
 	}
-	if (c.cur[k] === d) c.cur[k] = 0;
+	if (c.cur[q] === d) c.cur[q] = 0;
+	const k = t.i32[d + D_CLASS]!;
 	if (c.spareD[k] === d) c.spareD[k] = 0;
 	if (c.lastD === d) c.lastStart = -1;
 }

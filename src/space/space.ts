@@ -4,7 +4,7 @@
  * resize, find), purge/ (purges and when they run), diag/ (the validator, the listings, the
  * lock-free counters). It may import every layer below it, and nothing above (heap/, viz/, cli/).
  */
-import { allocVmapArea, allocVmapAreaAsync } from "../core/alloc.ts";
+import { allocSmall, allocVmapArea, allocVmapAreaAsync } from "../core/alloc.ts";
 import { withTimeout } from "../core/deadline.ts";
 import type {
 	AllocOptions,
@@ -178,22 +178,27 @@ export class VmapSpace {
 	}
 
 	/**
-	 * Allocate `size` bytes (a whole number of pages). Without options and at most smallMax
-	 * bytes, from this handle's small-area blocks (rounded up to a size class; find() gives the
-	 * area's size); otherwise at the lowest address that fits, at a multiple of `align`, inside
+	 * Allocate `size` bytes (a whole number of pages). A request of at most smallMax bytes with
+	 * `align` at most pageSize and no window narrower than the space comes from this handle's
+	 * small-area blocks, tagged or not (rounded up to a size class; find() gives the area's
+	 * size); any other at the lowest address that fits, at a multiple of `align`, inside
 	 * [vstart, vend). Returns the address.
 	 * When nothing fits, purges the lazy areas and tries once more (kernel "overflow").
 	 * Throws EINVAL for bad arguments and EBUSY when nothing fits; either way nothing changes.
 	 */
 	alloc(size: number, options?: AllocOptions): number {
+		const small = this.#s.small;
 		if (options === undefined) {
 			// The small-area cache first: no lock, no atomic (small/carve.ts).
-			const small = this.#s.small;
 			if (small !== undefined) {
 				const addr = small.alloc(size);
 				if (addr !== NOT_SMALL) return addr;
 			}
 			return allocVmapArea(this.#s, size, undefined, "purge");
+		}
+		if (small?.serves(size)) {
+			const addr = allocSmall(this.#s, small, size, options);
+			if (addr !== NOT_SMALL) return addr;
 		}
 		if (options?.timeoutMs !== undefined)
 			return withTimeout(this.#s.locks, options.timeoutMs, "alloc", () => allocVmapArea(this.#s, size, options, "purge"));
@@ -204,9 +209,14 @@ export class VmapSpace {
 	 * alloc() that, when nothing fits even after its purge, waits for the purge's flush (an
 	 * asynchronous flush hook), purges again and retries once before it rejects with EBUSY.
 	 * With `timeoutMs`, the whole call (its lock waits and the wait for the flush) ends by then:
-	 * ETIMEDOUT, nothing allocated.
+	 * ETIMEDOUT, nothing allocated. Small requests come from the small-area blocks, as alloc()'s.
 	 */
 	async allocAsync(size: number, options?: AllocOptions): Promise<number> {
+		const small = this.#s.small;
+		if (small?.serves(size)) {
+			const addr = options === undefined ? small.alloc(size) : allocSmall(this.#s, small, size, options);
+			if (addr !== NOT_SMALL) return addr;
+		}
 		return allocVmapAreaAsync(this.#s, size, options);
 	}
 
