@@ -13,7 +13,8 @@
 import { xorshift32 } from "../harness/random.ts";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { mapSvg, Timeline, timelineSvg, VmapSpace } from "../src/index.ts";
+import { VmapSpace } from "../src/index.ts";
+import { mapSvg, Timeline, timelineSvg } from "../src/viz.ts";
 import type { Subject } from "./peers.ts";
 
 /** Live ranges held by a workload: addresses and sizes in the allocator's units. */

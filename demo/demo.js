@@ -1,5 +1,6 @@
 // The live page: creates the heap, starts the workers, and redraws the map and the timeline.
-import { mapSvg, Timeline, timelineSvg, VmapHeap } from "/dist/index.js";
+import { VmapHeap } from "/dist/index.js";
+import { mapSvg, Timeline, timelineSvg } from "/dist/viz.js";
 
 const params = new URLSearchParams(location.search);
 const N = Math.max(1, Math.min(16, Number(params.get("workers")) || Math.min(4, Math.max(2, navigator.hardwareConcurrency || 2))));

@@ -1,4 +1,9 @@
-/** The package's entry: re-exports only, the top of the layers (scripts/check-imports.mjs lists them in order). */
+/**
+ * The package's entry: the allocator (VmapSpace), the heap of bytes over it (VmapHeap), their
+ * errors and types. Pictures are the `vmalloc/viz` entry (viz.ts). Re-exports only, the top of
+ * the layers (scripts/check-imports.mjs lists them in order).
+ * @module vmalloc
+ */
 export type {
 	AllocOptions,
 	AreaInfo,
@@ -19,8 +24,6 @@ export type {
 } from "./api/types.ts";
 export { VmapError, type VmapErrorCode } from "./api/errors.ts";
 export { VmapSpace } from "./space/space.ts";
+export type { TypedArrayConstructor } from "./api/heap-types.ts";
 export { VmapHeap, type HeapStats, type VmallocOptions, type VmapHeapHandle, type VmapHeapOptions } from "./heap/heap.ts";
 export type { DumpArea, DumpFreeBlock, DumpSmallBlock, VmapDump } from "./api/types.ts";
-export { mapSvg, type MapOptions } from "./viz/map.ts";
-export { Timeline, type TimelineData } from "./viz/timeline.ts";
-export { timelineSvg, type TimelineOptions } from "./viz/timeline-svg.ts";

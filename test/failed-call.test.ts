@@ -5,7 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { Timeline, VmapError, VmapHeap, VmapSpace, type VmapStats } from "../src/index.ts";
+import { VmapError, VmapHeap, VmapSpace, type VmapStats } from "../src/index.ts";
+import { Timeline } from "../src/viz.ts";
 import { waitUntil } from "../harness/workers.ts";
 
 const P = 4096;

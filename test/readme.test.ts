@@ -73,3 +73,17 @@ for (const [i, b] of BLOCKS.entries()) {
 		});
 	});
 }
+
+test("README is for a newcomer: within 250 lines, a table against the alternatives, every kernel word it uses explained", () => {
+	const lines = README.split("\n").length;
+	assert.ok(lines <= 250, `README.md has ${lines} lines; the details belong in docs/guide.md`);
+	const when = README.slice(README.indexOf("## When to use it"));
+	for (const peer of ["@thi.ng/malloc", "shared-memory-objects", "a plain free list", "WebAssembly's malloc"])
+		assert.ok(
+			when.split("\n").some((l) => l.startsWith("| |") && l.includes(peer)),
+			`the alternatives table has a column for ${peer}`,
+		);
+	const glossary = README.slice(README.indexOf("The kernel's words"));
+	for (const word of ["TLB flush", "GFP_NOWAIT", "kvfree_rcu", "vmap_block", "vm_map_ram", "quiescent point", "grace period", "shrinker"])
+		assert.match(glossary, new RegExp(`^\\|[^\\n]*${word}`, "m"), `the glossary explains ${word}`);
+});

@@ -6,7 +6,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
-import { mapSvg, Timeline, timelineSvg, type VmapDump, VmapSpace, type VmapStats } from "../src/index.ts";
+import { type VmapDump, VmapSpace, type VmapStats } from "../src/index.ts";
+import { mapSvg, Timeline, timelineSvg } from "../src/viz.ts";
 
 const P = 4096;
 

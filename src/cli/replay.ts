@@ -129,7 +129,8 @@ async function replay(p: ReplayParams): Promise<number> {
 	};
 	// The maps show the part of the space the run used, in whole rows.
 	const to = Math.min(space.end, space.start + Math.max(64 * page, 2 ** Math.ceil(Math.log2(peakSpan))));
-	figures.pictures = writeReplayPictures(p, { ...r, endDump, to, ops: trace.ops, peakAt: pre.peakAt });
+	const drawn = to < space.end ? `; the maps draw its first ${bytes(to - space.start)}, which hold every area the replay made` : "";
+	figures.pictures = writeReplayPictures(p, { ...r, endDump, to, drawn, ops: trace.ops, peakAt: pre.peakAt });
 	space.close();
 	if (p.json) console.log(JSON.stringify(figures, null, 2));
 	else {
@@ -137,7 +138,7 @@ async function replay(p: ReplayParams): Promise<number> {
 			`vmalloc replay ${p.file}: ${count(trace.ops)} operations (${count(figures.allocs)} allocations, ${count(figures.frees)} frees)`,
 		);
 		console.log(
-			`space: ${bytes(size)} from ${space.start}, page size ${page} B (sizes round up to pages), ${p.nodes} node(s), lazyMaxPages ${count(end.lazyMaxPages)}, smallMax ${end.smallMax}`,
+			`space: ${bytes(size)} from ${space.start}, page size ${page} B (sizes round up to pages), ${p.nodes} node(s), lazyMaxPages ${count(end.lazyMaxPages)}, smallMax ${end.smallMax}${drawn}`,
 		);
 		console.log(
 			`throughput: ${count(figures.opsPerSec)} operations/s (${r.sec.toFixed(3)} s, timeline sampling and event-loop turns included, map dumps not)`,
@@ -193,7 +194,10 @@ async function run(space: VmapSpace, trace: Trace, peakAt: number): Promise<Repl
 }
 
 /** The maps at the peak and at the end, the timeline and its JSON, into p.out; returns the pictures' paths. */
-function writeReplayPictures(p: ReplayParams, r: Replayed & { endDump: VmapDump; to: number; ops: number; peakAt: number }): string[] {
+function writeReplayPictures(
+	p: ReplayParams,
+	r: Replayed & { endDump: VmapDump; to: number; drawn: string; ops: number; peakAt: number },
+): string[] {
 	mkdirSync(p.out, { recursive: true });
 	const name = p.file.replace(/^.*[\\/]/, "").replace(/(\.trace)?(\.gz)?$/, "");
 	const pictures: Array<[string, string]> = [
@@ -201,10 +205,16 @@ function writeReplayPictures(p: ReplayParams, r: Replayed & { endDump: VmapDump;
 			"map-peak.svg",
 			mapSvg(r.peakDump ?? r.endDump, {
 				to: r.to,
-				title: `${name}: the space at the peak of live bytes (operation ${count(r.peakAt + 1)} of ${count(r.ops)})`,
+				title: `${name}: the space at the peak of live bytes (operation ${count(r.peakAt + 1)} of ${count(r.ops)})${r.drawn && `, its first ${bytes(r.to - r.endDump.start)} of ${bytes(r.endDump.end - r.endDump.start)}`}`,
 			}),
 		],
-		["map-end.svg", mapSvg(r.endDump, { to: r.to, title: `${name}: the space after the last operation (${count(r.ops)})` })],
+		[
+			"map-end.svg",
+			mapSvg(r.endDump, {
+				to: r.to,
+				title: `${name}: the space after the last operation (${count(r.ops)})${r.drawn && `, its first ${bytes(r.to - r.endDump.start)} of ${bytes(r.endDump.end - r.endDump.start)}`}`,
+			}),
+		],
 		[
 			"timeline.svg",
 			timelineSvg(r.timeline, {

@@ -87,7 +87,7 @@ export class HeapAreas {
 		return addr;
 	}
 
-	/** The tag index of VMALLOC_TAG, interned at the first small vmalloc() without options. */
+	/** The tag index of VMALLOC_TAG, interned at the first small vmalloc() without options (every vmalloc area carries a tag). */
 	#plainTag(): number {
 		if (this.#vmallocTag === 0) this.#vmallocTag = this.#ext.tagIndex(VMALLOC_TAG);
 		return this.#vmallocTag;

@@ -24,8 +24,9 @@ export interface VmapHeapOptions {
 	priorityPurge?: boolean;
 	timeoutMs?: number;
 	/**
-	 * vmalloc() without options, on a heap without poisoning, takes areas of at most this many
-	 * bytes (guard pages included) from the handle's small-area blocks (VmapSpaceOptions.smallMax).
+	 * vmalloc() on a heap without poisoning takes areas of at most this many bytes (guard pages
+	 * included), with `align` at most pageSize, from the handle's small-area blocks of its tag
+	 * (VmapSpaceOptions.smallMax).
 	 */
 	smallMax?: number;
 }

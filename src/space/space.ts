@@ -51,13 +51,14 @@ const STATS_KEYS = ["pools", "into"];
  * A range allocator over [start, start + size), with all of its state in one buffer.
  *
  * Freeing is lazy, as in the kernel: a freed area becomes reusable only after a purge has
- * called the flush hook over it (purge/purge.ts and purge/drain.ts say when purges run).
+ * called the flush hook over it: purges run by themselves once `lazyMaxPages` is passed, when
+ * an allocation finds no room, and on purge().
  *
  * Busy areas are split over nodes by address, and each node keeps pools of recently purged
- * areas of 1..256 pages that allocations of those sizes take first (tree/nodes.ts).
+ * areas of 1..256 pages that allocations of those sizes take first.
  *
- * Small requests (at most smallMax bytes, no options) come from the handle's own blocks
- * (small/cache.ts): no lock, no atomic.
+ * Small requests (at most smallMax bytes, `align` at most pageSize, no window narrower than
+ * the space; tagged or not) come from the handle's own blocks: no lock, no atomic.
  *
  * Complexity: alloc of a small area O(1) (a scan of a block's bitmap, 32 slots a word, and a
  * new block now and then), from a pool O(1), else O(log n) (a larger alignment may scan, see

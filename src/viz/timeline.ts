@@ -13,8 +13,8 @@
 import type { VmapStats } from "../api/types.ts";
 import { VmapError, shown } from "../api/errors.ts";
 
-/** The figures a timeline keeps of each sample. */
-const FIELDS = [
+/** The series a Timeline keeps, in the order of its columns: `t` (seconds) and figures of stats(). */
+export const TIMELINE_FIELDS = [
 	"t",
 	"lazyPages",
 	"lazyMaxPages",
@@ -26,13 +26,14 @@ const FIELDS = [
 	"spanBytes",
 	"largestFreeBlock",
 ] as const;
-type Field = (typeof FIELDS)[number];
+/** The name of one series a Timeline keeps (one per sampled figure). */
+export type TimelineField = (typeof TIMELINE_FIELDS)[number];
 
 /** A timeline as JSON: one array per figure, `t` in seconds from the first sample. */
-export type TimelineData = { [K in Field]: number[] } & { title?: string };
+export type TimelineData = { [K in TimelineField]: number[] } & { title?: string };
 
 export class Timeline {
-	#cols: Float64Array[] = FIELDS.map(() => new Float64Array(256));
+	#cols: Float64Array[] = TIMELINE_FIELDS.map(() => new Float64Array(256));
 	#n = 0;
 	#t0 = -1;
 
@@ -73,7 +74,7 @@ export class Timeline {
 	/** The samples as plain arrays (JSON.stringify calls this). */
 	toJSON(): TimelineData {
 		const out = {} as TimelineData;
-		for (const [k, f] of FIELDS.entries()) out[f] = Array.from(this.#cols[k]!.subarray(0, this.#n));
+		for (const [k, f] of TIMELINE_FIELDS.entries()) out[f] = Array.from(this.#cols[k]!.subarray(0, this.#n));
 		return out;
 	}
 
@@ -92,23 +93,23 @@ export class Timeline {
 		const bad =
 			typeof x !== "object" || x === null
 				? "not an object"
-				: FIELDS.find(
+				: TIMELINE_FIELDS.find(
 						(f) => !Array.isArray(x[f]) || x[f].length !== n || !x[f].every((v) => typeof v === "number" && Number.isFinite(v)),
 					);
 		if (bad !== undefined)
 			throw new VmapError(
 				"EINVAL",
-				`Cannot read a timeline: it must be a Timeline's toJSON() (${FIELDS.join(", ")}: arrays of numbers of one length), got ${typeof bad === "string" && bad !== "not an object" ? `a bad ${bad}` : shown(d)}`,
+				`Cannot read a timeline: it must be a Timeline's toJSON() (${TIMELINE_FIELDS.join(", ")}: arrays of numbers of one length), got ${typeof bad === "string" && bad !== "not an object" ? `a bad ${bad}` : shown(d)}`,
 			);
 		const tl = new Timeline();
-		tl.#cols = FIELDS.map((f) => Float64Array.from(x![f]!.length > 0 ? x![f]! : [0]));
+		tl.#cols = TIMELINE_FIELDS.map((f) => Float64Array.from(x![f]!.length > 0 ? x![f]! : [0]));
 		tl.#n = n;
 		tl.#t0 = 0;
 		return tl;
 	}
 
 	/** @internal Column `f`, the first `length` values. */
-	column(f: Field): Float64Array {
-		return this.#cols[FIELDS.indexOf(f)]!.subarray(0, this.#n);
+	column(f: TimelineField): Float64Array {
+		return this.#cols[TIMELINE_FIELDS.indexOf(f)]!.subarray(0, this.#n);
 	}
 }

@@ -14,7 +14,7 @@
  */
 import assert from "node:assert/strict";
 import { execFile, execFileSync } from "node:child_process";
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, before, test } from "node:test";
@@ -28,12 +28,14 @@ const run = promisify(execFile);
 
 const CONSUMER = `
 declare const console: { log(...values: unknown[]): void };
-import { mapSvg, Timeline, timelineSvg, VmapError, VmapHeap, VmapSpace } from "vmalloc";
+import { VmapError, VmapHeap, VmapSpace } from "vmalloc";
+import { mapSvg, Timeline, timelineSvg } from "vmalloc/viz";
 import type {
-	AllocOptions, AreaInfo, AreaState, AttachOptions, DumpArea, FlushHook, HeapStats, MapOptions, NodeStats, PurgeOptions, PurgeResult,
-	StatsOptions, TimelineData, TimelineOptions, TrimResult, VmallocOptions, VmapDump, VmapErrorCode, VmapHandle, VmapHeapHandle, VmapHeapOptions,
+	AllocOptions, AreaInfo, AreaState, AttachOptions, DumpArea, FlushHook, HeapStats, NodeStats, PurgeOptions, PurgeResult,
+	StatsOptions, TrimResult, VmallocOptions, VmapDump, VmapErrorCode, VmapHandle, VmapHeapHandle, VmapHeapOptions,
 	VmapSpaceOptions, VmapStats,
 } from "vmalloc";
+import type { MapOptions, TimelineData, TimelineOptions } from "vmalloc/viz";
 
 const flush: FlushHook = (start: number, end: number) => void (end - start);
 const options: VmapSpaceOptions = { size: 2 ** 30, flush };
@@ -77,17 +79,26 @@ heap[Symbol.dispose]();
 space[Symbol.dispose]();
 `;
 
+const CJS_CONSUMER = `
+declare const console: { log(...values: unknown[]): void };
+import { VmapSpace } from "vmalloc";
+import { mapSvg } from "vmalloc/viz";
+const space = VmapSpace.create({ size: 1 << 20 });
+space.alloc(4096, { tag: "cjs" });
+console.log(mapSvg(space.dump()).startsWith("<svg"), space.stats().busyAreas);
+`;
+
 /** What every consumer runs with node: the names, a working space and heap. */
 const USE = (load: string) => `${load}
-const names = Object.keys(vmap).sort().join(",");
-if (names !== "Timeline,VmapError,VmapHeap,VmapSpace,mapSvg,timelineSvg") throw new Error("exports: " + names);
+const names = Object.keys(vmap).sort().join(",") + " " + Object.keys(viz).sort().join(",");
+if (names !== "VmapError,VmapHeap,VmapSpace Timeline,mapSvg,timelineSvg") throw new Error("exports: " + names);
 const space = vmap.VmapSpace.create({ size: 1 << 20 });
 space.free(space.alloc(4096));
 space.check();
 const heap = vmap.VmapHeap.create({ size: 1 << 20 });
 heap.vfree(heap.vmalloc(100));
 heap.check();
-if (!vmap.mapSvg(heap.space.dump()).startsWith("<svg")) throw new Error("mapSvg");
+if (!viz.mapSvg(heap.space.dump()).startsWith("<svg")) throw new Error("mapSvg");
 console.log(names);
 `;
 
@@ -156,8 +167,24 @@ for (const [kind, spec, smoke, resolutions] of [
 		writeFileSync(join(app, "package.json"), JSON.stringify({ name: `consumer-${kind}`, private: true, type: "module" }));
 		await run("npm", ["install", "--no-audit", "--no-fund", "--prefer-offline", spec()], { cwd: app });
 		const files = readdirSync(join(app, "node_modules", "vmalloc"));
-		for (const f of ["dist", "LICENSE", "README.md", "package.json"])
+		for (const f of ["dist", "docs", "examples", "CHANGELOG.md", "LICENSE", "README.md", "package.json"])
 			assert.ok(files.includes(f), `${kind}: the installed package has ${f} (${files.join(", ")})`);
+		const installed = join(app, "node_modules", "vmalloc");
+		for (const doc of [
+			"README.md",
+			...readdirSync(join(installed, "docs"))
+				.filter((f) => f.endsWith(".md"))
+				.map((f) => `docs/${f}`),
+		]) {
+			const text = readFileSync(join(installed, doc), "utf8");
+			for (const [, link] of text.matchAll(/\]\(([^)#\s]+)(?:#[^)]*)?\)/g)) {
+				if (/^[a-z]+:/.test(link!)) continue;
+				assert.ok(
+					existsSync(join(installed, dirname(doc), link!)),
+					`${kind}: ${doc} links to ${link}, which the package does not carry`,
+				);
+			}
+		}
 		const dist = tree(join(app, "node_modules", "vmalloc", "dist"));
 		assert.deepEqual(
 			[...dist.keys()].filter((f) => f.endsWith(".map")),
@@ -167,11 +194,11 @@ for (const [kind, spec, smoke, resolutions] of [
 		if (kind === "tarball") tarballDist = dist;
 		else assert.deepEqual(dist, tarballDist, `${kind}: the same dist/ as the tarball's`);
 
-		writeFileSync(join(app, "check.mjs"), USE('import * as vmap from "vmalloc";'));
-		writeFileSync(join(app, "check.cjs"), USE('const vmap = require("vmalloc");'));
+		writeFileSync(join(app, "check.mjs"), USE('import * as vmap from "vmalloc";\nimport * as viz from "vmalloc/viz";'));
+		writeFileSync(join(app, "check.cjs"), USE('const vmap = require("vmalloc");\nconst viz = require("vmalloc/viz");'));
 		for (const f of ["check.mjs", "check.cjs"]) {
 			const { stdout } = await run(process.execPath, [f], { cwd: app });
-			assert.equal(stdout, "Timeline,VmapError,VmapHeap,VmapSpace,mapSvg,timelineSvg\n", `${kind}: ${f}`);
+			assert.equal(stdout, "VmapError,VmapHeap,VmapSpace Timeline,mapSvg,timelineSvg\n", `${kind}: ${f}`);
 		}
 
 		writeFileSync(join(app, "main.ts"), CONSUMER);
@@ -215,6 +242,17 @@ for (const [kind, spec, smoke, resolutions] of [
 		const help = await npx("--help");
 		assert.match(help.stdout, /devDependencies[\s\S]*npm run bench/, "installed, --help says where the benchmarks run");
 		if (kind === "tarball") {
+			// A CommonJS TypeScript project: module nodenext (TypeScript 5.8 and later) compiles its
+			// imports to require(), which loads this ES module on Node 20.19 and later (README, "TypeScript").
+			const cjs = join(app, "cjs");
+			mkdirSync(cjs);
+			writeFileSync(join(cjs, "package.json"), JSON.stringify({ private: true, type: "commonjs" }));
+			writeFileSync(join(cjs, "main.ts"), CJS_CONSUMER);
+			const flags = ["--module", "nodenext", "--moduleResolution", "nodenext", "--strict", "--target", "es2022", "--lib", "es2024"];
+			await run(process.execPath, [TSC, ...flags, "--outDir", "out", "main.ts"], { cwd: cjs }).catch((e: { stdout?: string }) =>
+				assert.fail(`a CommonJS consumer under module nodenext does not typecheck:\n${e.stdout ?? e}`),
+			);
+			assert.equal((await run(process.execPath, [join("out", "main.js")], { cwd: cjs })).stdout, "true 1\n");
 			writeFileSync(join(app, "t.trace"), "a 100 x\na 5000 y\nf x\n");
 			const replayed = await npx("replay", "t.trace", "--out", "viz-out");
 			assert.match(replayed.stdout, /3 operations \(2 allocations, 1 frees\)/, "installed, vmalloc replay runs");
