@@ -91,7 +91,7 @@ console.log(mapSvg(space.dump()).startsWith("<svg"), space.stats().busyAreas);
 /** What every consumer runs with node: the names, a working space and heap. */
 const USE = (load: string) => `${load}
 const names = Object.keys(vmap).sort().join(",") + " " + Object.keys(viz).sort().join(",");
-if (names !== "VmapError,VmapHeap,VmapSpace Timeline,mapSvg,timelineSvg") throw new Error("exports: " + names);
+if (names !== "VmapError,VmapHeap,VmapSpace TIMELINE_FIELDS,Timeline,mapSvg,timelineSvg") throw new Error("exports: " + names);
 const space = vmap.VmapSpace.create({ size: 1 << 20 });
 space.free(space.alloc(4096));
 space.check();
@@ -198,7 +198,7 @@ for (const [kind, spec, smoke, resolutions] of [
 		writeFileSync(join(app, "check.cjs"), USE('const vmap = require("vmalloc");\nconst viz = require("vmalloc/viz");'));
 		for (const f of ["check.mjs", "check.cjs"]) {
 			const { stdout } = await run(process.execPath, [f], { cwd: app });
-			assert.equal(stdout, "VmapError,VmapHeap,VmapSpace Timeline,mapSvg,timelineSvg\n", `${kind}: ${f}`);
+			assert.equal(stdout, "VmapError,VmapHeap,VmapSpace TIMELINE_FIELDS,Timeline,mapSvg,timelineSvg\n", `${kind}: ${f}`);
 		}
 
 		writeFileSync(join(app, "main.ts"), CONSUMER);
