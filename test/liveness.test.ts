@@ -8,10 +8,10 @@ import assert from "node:assert/strict";
 import type { Worker } from "node:worker_threads";
 import { test } from "node:test";
 import { VmapError, VmapHeap, VmapSpace } from "../src/index.ts";
-import { HDR_EXT_OFFSET } from "../src/buffer/layout.ts";
+import { HDR_EXT_OFFSET, HDR_FREE_LOCK } from "../src/buffer/layout.ts";
 import { H_RCU_LOCK } from "../src/heap/layout.ts";
 import { CONTROL_BYTES, openGate, PROGRESS } from "../harness/gate.ts";
-import { startWorker } from "../harness/workers.ts";
+import { reportOf, startWorker, waitUntil } from "../harness/workers.ts";
 import { longWait } from "../src/util/report.ts";
 
 const P = 4096;
@@ -341,4 +341,39 @@ test("liveness: a wait on other handles without a deadline warns once when it la
 		longWait.longMs = saved;
 		process.off("warning", onWarning);
 	}
+});
+
+test("liveness: a lock wait without a deadline warns once when it lasts long, naming the lock, its holder and the fix", async () => {
+	const space = VmapSpace.create({ size: 1 << 24, pageSize: P, smallMax: 0 });
+	const holder = VmapSpace.attach(space.handle);
+	const control = new SharedArrayBuffer(CONTROL_BYTES);
+	holder.locks.acquire(HDR_FREE_LOCK);
+	const w = startWorker(new URL("../harness/lock-waiter.ts", import.meta.url), {
+		handle: space.handle,
+		control,
+		longMs: 50,
+		size: 4 * P,
+	});
+	const report = reportOf<{ addr: number; warnings: string[]; id: number }>(w);
+	space.watch(w);
+	try {
+		const word = new Int32Array(control);
+		await waitUntil("the waiter to start waiting", () => Atomics.load(word, 0) === 1, [report]);
+		await new Promise((r) => setTimeout(r, 400)); // the waiter blocks on the lock meanwhile
+		holder.locks.release(HDR_FREE_LOCK);
+		const r = await report;
+		const mine = r.warnings.filter((m) => m.includes("has waited"));
+		assert.equal(mine.length, 1, `warned once: ${r.warnings.join(" | ")}`);
+		assert.match(
+			mine[0]!,
+			new RegExp(
+				`^vmalloc: handle ${r.id} has waited 0.05 s for the free-space lock, held by handle ${holder.id}, and waits on \\(no timeoutMs\\)\\. .*watch\\(worker\\).*timeoutMs bounds the wait`,
+			),
+		);
+		assert.equal(space.find(r.addr)?.tag, "waiter", "the wait ended in the allocation once the lock was free");
+	} finally {
+		await w.terminate();
+	}
+	holder.close();
+	space.check();
 });

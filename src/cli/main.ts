@@ -36,24 +36,29 @@ function version(): string {
 
 const TEST_HELP = `vmalloc test: the kernel's test_vmalloc driver (lib/test_vmalloc.c, test_vmalloc.sh), ported
 
-Workers are real worker_threads sharing one VmapHeap, released together like the kernel's
-vmalloc_test/N threads. For every worker and test it prints, as the kernel does,
+Workers are real worker_threads sharing a VmapHeap, released together like the kernel's
+vmalloc_test/N threads. Each test runs on a fresh heap, by fresh workers, all at once; the tests
+follow each other in a shuffled order (the kernel shuffles each thread's order, so its threads
+may run different tests at once; here they run one test at a time, so that each heap's memory
+is given back before the next). For every worker and test it prints, as the kernel does,
   Summary: <test> passed: N failed: N xfailed: N repeat: N loops: N avg: N usec
 passed/failed/xfailed count repetitions (each test runs --repeat times per worker; an xfail
 test is one expected to fail); avg is the mean time of one repetition, that is of --loops
 iterations (for the tests scaled by it), not of one allocation. Then a table across workers
-(the mean of the workers' averages, their minimum and maximum) and a total. After the run the
+(the mean of the workers' averages, their minimum and maximum) and a total. After each test its
 heap is validated with check(), everything is freed and purged, and the space must be whole
 again. Exit status 1 when a test failed (xfailed ones do not count) or the heap did not come back.
 
 Progress goes to stderr: a line updated in place on a terminal, else a plain line every 10 s.
-Memory: the heap's data grows with the highest address the tests use (align_shift_alloc_test
-asks for alignments up to 2^31, so up to 4 GiB of address space), and the resident memory with
-every page the tests ever wrote: a SharedArrayBuffer cannot give pages back, and lazy freeing
-makes the tests write fresh addresses until a purge lets old ones be reused. Measured on 2
-threads, smoke mode, one test at a time: pcpu_alloc_test 510 MB, random_size_align_alloc_test
-390 MB, vrealloc_test 360 MB, full_fit_alloc_test 350 MB (the process alone: 80 MB); all 13
-together about 0.9-1 GB. --mask picks fewer tests.
+Memory: a heap's data grows with the highest address its test uses (align_shift_alloc_test asks
+for alignments up to 2^31, so up to 4 GiB of address space), and the resident memory with every
+page the test wrote: a SharedArrayBuffer cannot give pages back while it lives, and lazy freeing
+makes a test write fresh addresses until a purge lets old ones be reused. Between tests the heap
+is dropped and garbage collected, so the run's peak is its largest test's. Measured on 2 threads,
+smoke mode, npm run vmalloc, one test at a time (peak resident MB): random_size_align_alloc_test
+458, long_busy_list_alloc_test 438, pcpu_alloc_test 393 (its heap has 1 KiB pages, for objects
+of at most 1 KiB), fix_align_alloc_test 322, full_fit_alloc_test 312, the others 171-245; all 13
+together 462-475. --mask picks fewer tests.
 
 Options (the module parameter each stands for in brackets):
   --mode MODE          test_vmalloc.sh's parameter sets, under any option given:
@@ -66,7 +71,7 @@ Options (the module parameter each stands for in brackets):
                        default ${ALL_MASK} (0x${ALL_MASK.toString(16)}): all 13 (the kernel's default is 7 since 2025)
   --loops N            iterations inside each test [test_loop_count]
   --repeat N           repetitions of each test [test_repeat_count]
-  --sequential         run the tests in mask order; otherwise each worker shuffles [sequential_test_order]
+  --sequential         run the tests in mask order; otherwise in a shuffled order [sequential_test_order]
   --nr-pages N         pages for fix_size_alloc_test and vm_map_ram_test [nr_pages]; default 1
   --nr-pcpu-objects N  objects for pcpu_alloc_test [nr_pcpu_objects]; default 35000
   --json               print one JSON document instead of text

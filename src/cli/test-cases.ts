@@ -26,8 +26,13 @@ export interface TestCase {
 	xfail: boolean;
 	/** What the case does here, for `vmalloc test --help`. */
 	help: string;
+	/** The page size of the case's heap, when not the kernel's 4096. */
+	pageSize?: number;
 	run(c: CaseContext): boolean;
 }
+
+/** PAGE_SIZE / 4: the largest object of pcpu_alloc_test, and the page size of its heap. */
+const PCPU_UNIT = 1024;
 
 /** THREAD_ALIGN << 1 on x86_64 (THREAD_SIZE 16 KiB), the alignment of fix_align_alloc_test. */
 const FIX_ALIGN = 32 * 1024;
@@ -197,7 +202,8 @@ export const CASES: TestCase[] = [
 		id: 128,
 		name: "pcpu_alloc_test",
 		xfail: false,
-		help: "nr_pcpu_objects one-page vm_map_ram mappings from the worker's blocks, each written, then all unmapped (the kernel's percpu chunks are an allocator of their own; our smallest unit is a page from a vm_map_ram block); not scaled by loops",
+		help: "nr_pcpu_objects objects of 1..1024 bytes (PAGE_SIZE / 4), each a one-page vm_map_ram mapping from the worker's blocks on a heap of 1 KiB pages (the kernel's percpu chunks pack small objects; a page each of 4 KiB would hold four times the memory), each written, then all unmapped; not scaled by loops",
+		pageSize: PCPU_UNIT,
 		run: ({ heap, nrPcpuObjects, rnd }) => {
 			const got: number[] = [];
 			let ok = true;
@@ -206,7 +212,7 @@ export const CASES: TestCase[] = [
 				if (p === undefined) ok = false;
 				else {
 					// The kernel's object: 1..PAGE_SIZE/4 bytes; write its first and last byte.
-					const size = 1 + (rnd() % (heap.pageSize / 4));
+					const size = 1 + (rnd() % PCPU_UNIT);
 					const b = heap.bytes(p, size);
 					b[0] = 1;
 					b[size - 1] = 1;

@@ -1,18 +1,22 @@
 /**
  * `vmalloc test`: the kernel's test_vmalloc driver (lib/test_vmalloc.c, run by
- * tools/testing/selftests/mm/test_vmalloc.sh) on one shared VmapHeap. Workers are real
- * worker_threads released together; each prints the kernel's Summary lines; then a table
- * across workers, and the heap is checked and must be whole again once everything is freed.
+ * tools/testing/selftests/mm/test_vmalloc.sh). Each test case runs on a fresh shared VmapHeap,
+ * by fresh worker_threads released together, and the heap is checked and must be whole again
+ * once everything is freed; then every worker's Summary lines, as the kernel prints them, and a
+ * table across workers. A fresh heap per case bounds the resident memory by the largest case,
+ * not the sum of them all: a SharedArrayBuffer never gives a page back while it lives.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { Worker } from "node:worker_threads";
 import { VmapHeap } from "../heap/heap.ts";
 import { mapSvg } from "../viz/map.ts";
 import { Timeline } from "../viz/timeline.ts";
 import { timelineSvg } from "../viz/timeline-svg.ts";
-import { ALL_MASK, CASES } from "./test-cases.ts";
+import { ALL_MASK, CASES, type TestCase } from "./test-cases.ts";
 import { C_DONE, C_GATE, C_READY, type RunParams, type TestResult, type WorkerJob, type WorkerReport } from "./test-protocol.ts";
 
 export interface TestParams extends RunParams {
@@ -77,15 +81,18 @@ const summary = (r: TestResult) =>
 /** --viz: the timeline's sampling period. */
 const VIZ_MS = 50;
 
-/** The map of the heap's space as the tests end, and the run's timeline, with their JSON. */
-function writePictures(dir: string, heap: VmapHeap, timeline: Timeline, what: string): string[] {
+/** The map of the last case's heap as it ends, and the run's timeline (each case's heap in turn), with their JSON. */
+function writePictures(dir: string, heap: VmapHeap, timeline: Timeline, what: string, last: string): string[] {
 	mkdirSync(dir, { recursive: true });
 	const dump = heap.space.dump();
 	const stats = heap.space.stats();
 	// The tests reach up to 4 GiB for alignment; draw what they used, in whole rows.
 	const to = Math.min(heap.space.end, heap.space.start + 2 ** Math.ceil(Math.log2(Math.max(stats.spanBytes, 64 * heap.pageSize))));
 	const files: Array<[string, string]> = [
-		["map.svg", mapSvg(dump, { to, title: `${what}: the heap's space as the tests ended, before the final purge` })],
+		[
+			"map.svg",
+			mapSvg(dump, { to, title: `${what}: the heap's space as the tests ended (the last, ${last}), before the final purge` }),
+		],
 		["timeline.svg", timelineSvg(timeline, { title: `${what}: stats() every ${VIZ_MS} ms` })],
 		["dump.json", JSON.stringify(dump)],
 		["timeline.json", JSON.stringify(timeline)],
@@ -106,74 +113,161 @@ interface Row {
 	maxUs: number;
 }
 
-/** Run the tests; returns the exit status (0: nothing failed and the heap came back whole). */
+/** What the cases' heaps came to, summed over the cases. */
+interface Totals {
+	problems: string[];
+	whole: boolean;
+	dataMax: number;
+	purges: number;
+	deferred: number;
+}
+
+/** Run the tests; returns the exit status (0: nothing failed and every heap came back whole). */
 export async function runTests(p: TestParams): Promise<number> {
 	const out = (s: string) => {
 		if (!p.json) console.log(s);
 	};
-	// deferredMax: 16384 per worker (the heap's default for one). The ring is shared, and with
-	// more workers than cores one that is descheduled holds every grace period back while the
-	// others queue: kvfree_rcu_2_arg (nowait) must not find it full for that alone.
-	const deferredMax = Math.min(2 ** 20, 16_384 * p.threads);
-	const heap = VmapHeap.create({ size: HEAP_SIZE, maxSize: HEAP_MAX, nodes: Math.min(128, availableParallelism()), deferredMax });
 	const selected = CASES.filter((c) => (p.mask & c.id) !== 0);
-	printHeader(out, p, heap, selected.length);
+	const order = p.sequential ? selected : shuffled(selected);
+	printHeader(out, p, selected.length);
 	const timeline = new Timeline();
-	const { results, seconds } = await runWorkers(p, heap, selected.length, timeline);
+	const results: WorkerReport[] = Array.from({ length: p.threads }, (_, index) => ({ index, results: [], totalUs: 0 }));
+	const totals: Totals = { problems: [], whole: true, dataMax: 0, purges: 0, deferred: 0 };
+	let seconds = 0;
+	for (const [k, c] of order.entries()) {
+		const last = k === order.length - 1;
+		seconds += await runCase(p, c, `${k + 1}/${order.length} ${c.name}`, {
+			timeline,
+			results,
+			totals,
+			picture: last ? seconds : undefined,
+		});
+		await collect(); // here, where nothing reaches the case's heap any more
+	}
 	const rows = acrossWorkers(selected, results);
 	printResults(out, p, results, rows);
-	if (p.viz !== undefined) {
-		timeline.sample(heap.space.stats());
-		const what = `vmalloc test --mode ${p.mode}: ${p.threads} thread(s), ${selected.length} test(s), ${seconds.toFixed(1)} s`;
-		const files = writePictures(p.viz, heap, timeline, what);
+	return printTotal(out, p, rows, totals, seconds, results);
+}
+
+/** What the cases add to as they run. */
+interface RunState {
+	timeline: Timeline;
+	results: WorkerReport[];
+	totals: Totals;
+	/** --viz: the seconds of the cases before this one, when this is the last. */
+	picture: number | undefined;
+}
+
+/** One case on a fresh heap: its workers' reports into `r.results`, its heap's figures into `r.totals`; returns its seconds. */
+async function runCase(p: TestParams, c: TestCase, what: string, r: RunState): Promise<number> {
+	const heap = createHeap(p, c.pageSize ?? 4096);
+	const round = await runWorkers({ ...p, mask: c.id }, heap, r.timeline, what);
+	for (const w of round.results) {
+		r.results[w.index]!.results.push(...w.results);
+		r.results[w.index]!.totalUs += w.totalUs;
+	}
+	if (p.viz !== undefined && r.picture !== undefined) {
+		r.timeline.sample(heap.space.stats());
+		const tests = countBits(p.mask);
+		const what = `vmalloc test --mode ${p.mode}: ${p.threads} thread(s), ${tests} test(s), ${(r.picture + round.seconds).toFixed(1)} s`;
+		const files = writePictures(p.viz, heap, r.timeline, what, c.name);
 		process.stderr.write(`vmalloc test: pictures written: ${files.join(", ")}\n`);
 	}
 	const end = finalCheck(heap);
-	const s = end.stats;
+	const t = r.totals;
+	t.problems.push(...end.problems.map((line) => `${c.name}: ${line}`));
+	t.whole &&= end.whole;
+	t.dataMax = Math.max(t.dataMax, end.stats.dataBytes);
+	t.purges += end.stats.purges;
+	t.deferred += end.stats.deferred;
+	return round.seconds;
+}
+
+function countBits(mask: number): number {
+	let n = 0;
+	for (let m = mask; m !== 0; m &= m - 1) n++;
+	return n;
+}
+
+/** The total line (and with --json the whole document); returns the exit status. */
+function printTotal(out: (s: string) => void, p: TestParams, rows: Row[], t: Totals, seconds: number, workers: WorkerReport[]): number {
 	const sum = (k: "passed" | "failed" | "xfailed") => rows.reduce((n, r) => n + r[k], 0);
 	const failed = sum("failed");
+	const peakRssBytes = process.resourceUsage().maxRSS * 1024; // the process's peak, its workers' included
 	out("");
 	out(
-		`Total: passed ${sum("passed")} failed ${failed} xfailed ${sum("xfailed")} in ${seconds.toFixed(1)} s; check() ${end.problems.length === 0 ? "passed" : "FAILED"}; free space whole again: ${end.whole ? "yes" : "NO"}; data grew to ${s.dataBytes / 2 ** 20} MiB; purges ${s.purges}, deferred frees ${s.deferred}`,
+		`Total: passed ${sum("passed")} failed ${failed} xfailed ${sum("xfailed")} in ${seconds.toFixed(1)} s; check() ${t.problems.length === 0 ? "passed" : "FAILED"}; free space whole again: ${t.whole ? "yes" : "NO"}; data grew to at most ${t.dataMax / 2 ** 20} MiB; purges ${t.purges}, deferred frees ${t.deferred}; peak resident ${Math.round(peakRssBytes / 2 ** 20)} MiB`,
 	);
-	for (const line of end.problems) out(`  ${line}`);
-	const status = failed === 0 && end.problems.length === 0 ? 0 : 1;
+	for (const line of t.problems) out(`  ${line}`);
+	const status = failed === 0 && t.problems.length === 0 ? 0 : 1;
 	if (p.json) {
-		const doc = {
-			params: p,
-			seconds,
-			workers: results,
-			tests: rows,
-			problems: end.problems,
-			whole: end.whole,
-			heap: { ...s, space: undefined },
-			status,
-		};
+		const doc = { params: p, seconds, peakRssBytes, workers, tests: rows, problems: t.problems, whole: t.whole, heaps: t, status };
 		console.log(JSON.stringify(doc, null, 2));
 	}
 	return status;
 }
 
-function printHeader(out: (s: string) => void, p: TestParams, heap: VmapHeap, tests: number): void {
+/**
+ * Collect garbage until the finished case's buffers have given their pages back (they are
+ * unreachable once its heap closed, but each worker's view lives until that worker's isolate
+ * is torn down, a little after its exit), so that the next case starts from the process alone.
+ * Node exposes no gc() without --expose-gc; the flag can be set at run time and gc() read from
+ * a new context. 5 to 20 rounds of 10 ms, while the resident memory falls: the run goes on regardless.
+ */
+async function collect(): Promise<void> {
+	setFlagsFromString("--expose-gc");
+	const gc = runInNewContext("gc") as () => void;
+	let rss = Infinity;
+	for (let round = 0; round < 20 && (round < 5 || process.memoryUsage.rss() < rss); round++) {
+		rss = process.memoryUsage.rss();
+		gc();
+		await new Promise((r) => setTimeout(r, 10));
+	}
+}
+
+/** A fresh heap for one case. deferredMax: 16384 per worker (the heap's default for one). The ring is
+ * shared, and with more workers than cores one that is descheduled holds every grace period back while the
+ * others queue: kvfree_rcu_2_arg (nowait) must not find it full for that alone. */
+function createHeap(p: TestParams, pageSize: number): VmapHeap {
+	const deferredMax = Math.min(2 ** 20, 16_384 * p.threads);
+	return VmapHeap.create({ size: HEAP_SIZE, maxSize: HEAP_MAX, pageSize, nodes: Math.min(128, availableParallelism()), deferredMax });
+}
+
+/** The cases in a random order (the kernel shuffles each thread's; here all threads run one case at a time). */
+function shuffled<T>(cases: T[]): T[] {
+	const a = [...cases];
+	let x = (Date.now() >>> 0) | 1;
+	for (let i = a.length - 1; i > 0; i--) {
+		x ^= x << 13;
+		x ^= x >>> 17;
+		x ^= x << 5;
+		const k = (x >>> 0) % (i + 1);
+		[a[i], a[k]] = [a[k]!, a[i]!];
+	}
+	return a;
+}
+
+function printHeader(out: (s: string) => void, p: TestParams, tests: number): void {
 	out(
 		`vmalloc test: mode ${p.mode}, ${p.threads} thread(s), run_test_mask ${p.mask} (0x${p.mask.toString(16)}: ${tests} test(s)), test_loop_count ${p.loops}, test_repeat_count ${p.repeat}, nr_pages ${p.nrPages}, nr_pcpu_objects ${p.nrPcpuObjects}, ${p.sequential ? "sequential" : "shuffled"} order`,
 	);
 	out(
-		`heap: ${heap.space.nodes} node(s), page size ${heap.pageSize}, guard pages ${heap.guardPages}, data ${HEAP_SIZE / 2 ** 20} MiB growing to at most ${HEAP_MAX / 2 ** 20} MiB (as far as the highest address the tests use; see --help on memory)`,
+		`heap: a fresh one per test, shared by the threads: ${Math.min(128, availableParallelism())} node(s), page size 4096 (pcpu_alloc_test: 1024), guard pages 1, data ${HEAP_SIZE / 2 ** 20} MiB growing to at most ${HEAP_MAX / 2 ** 20} MiB (as far as the highest address the test uses; see --help on memory)`,
 	);
 	out("avg: the mean time of one repetition of a test (test_loop_count iterations), in microseconds, as the kernel prints it");
 }
 
 /**
- * Start the workers, release them together (the kernel's vmalloc_test/N threads), and wait for
- * their reports while sampling `timeline` (--viz) and showing progress; returns the reports and
- * the seconds from release to the last report.
+ * Start the workers for one case (`p.mask`), release them together (the kernel's
+ * vmalloc_test/N threads), and wait for their reports while sampling `timeline` (--viz) and
+ * showing progress (`what`: the case); returns the reports and the seconds from release to the
+ * last report. The workers end with the case, and with them their views of its heap.
  */
 async function runWorkers(
 	p: TestParams,
 	heap: VmapHeap,
-	tests: number,
 	timeline: Timeline,
+	what: string,
 ): Promise<{ results: WorkerReport[]; seconds: number }> {
 	const control = new SharedArrayBuffer(12);
 	const gate = new Int32Array(control);
@@ -201,7 +295,7 @@ async function runWorkers(
 	// --viz: the timeline, from stats() (no lock) every VIZ_MS while this thread waits.
 	const st = heap.space.stats();
 	const sampler = p.viz === undefined ? undefined : setInterval(() => timeline.sample(heap.space.stats({ into: st })), VIZ_MS);
-	const stopProgress = showProgress(p, gate, p.threads * tests * p.repeat, t0);
+	const stopProgress = showProgress(p, gate, p.threads * p.repeat, t0, what);
 	try {
 		const results = await Promise.all(reports);
 		return { results, seconds: (performance.now() - t0) / 1000 };
@@ -213,11 +307,11 @@ async function runWorkers(
 }
 
 /** Progress on stderr: in place on a terminal; elsewhere (CI logs, pipes) a plain line every 10 s. Returns what stops it. */
-function showProgress(p: TestParams, gate: Int32Array, total: number, t0: number): () => void {
+function showProgress(p: TestParams, gate: Int32Array, total: number, t0: number, what: string): () => void {
 	const tty = process.stderr.isTTY === true;
 	if (tty && p.json) return () => {};
 	const line = () =>
-		`vmalloc test: ${Atomics.load(gate, C_DONE)}/${total} test repetitions done, ${((performance.now() - t0) / 1000).toFixed(1)} s`;
+		`vmalloc test ${what}: ${Atomics.load(gate, C_DONE)}/${total} repetitions done, ${((performance.now() - t0) / 1000).toFixed(1)} s`;
 	const timer = setInterval(
 		() => {
 			if (!tty) process.stderr.write(`${line()}\n`);

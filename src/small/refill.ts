@@ -31,6 +31,10 @@ import {
 	SMALL_BLOCK_ACTIVE,
 } from "./descriptor.ts";
 import { flushAt, flushCache, isSpare } from "./flush.ts";
+import { takeRemoteFrees } from "./owner.ts";
+
+/** Remote frees into this handle's blocks that make a refill take them in (owner.ts takeRemoteFrees walks its blocks). */
+const REMOTE_BATCH = 64;
 
 /** Allocations a cache that could not get a block leaves to the ordinary path before it tries again. */
 const BACKOFF = 64;
@@ -45,6 +49,10 @@ export function refill(c: CacheState, q: number): boolean {
 	c.cur[q] = 0;
 	for (let round = 0; round < 2; round++) {
 		if (takeListed(c, q)) return true;
+		// Frees by other handles count toward the flush too: where they free most of what this
+		// handle allocates (a grace period's frees, a consumer's), its own dirty bytes alone never
+		// come due and new blocks would pile up, full of areas freed long ago.
+		if (round === 0 && Atomics.load(c.t.handles, c.remoteWord) - c.remoteSeen >= REMOTE_BATCH) takeRemoteFrees(c);
 		if (round === 0 && c.dirtyBytes >= flushAt(c) && !c.inFlight) {
 			flushCache(c);
 			continue;

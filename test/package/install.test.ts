@@ -267,6 +267,7 @@ for (const [kind, spec, smoke, resolutions] of [
 			problems: string[];
 			whole: boolean;
 			seconds: number;
+			peakRssBytes: number;
 		};
 		assert.deepEqual(
 			[out.params.loops, out.params.repeat, out.params.threads],
@@ -284,8 +285,13 @@ for (const [kind, spec, smoke, resolutions] of [
 			);
 		}
 		assert.deepEqual([out.status, out.problems, out.whole], [0, [], true], `${kind}: npx vmalloc test ${smoke.join(" ")}`);
+		// The main job stays well under 600 MB: each case on a fresh heap, given back before the next.
+		assert.ok(
+			out.peakRssBytes < 600 * 2 ** 20,
+			`${kind}: vmalloc test ${smoke.join(" ")} peaked at ${out.peakRssBytes / 2 ** 20} MiB resident`,
+		);
 		console.log(
-			`# ${kind}: installed; .mjs, require(), tsc (${resolutions.join(", ")}), --version, bench --help; vmalloc test ${smoke.join(" ")}: ${out.tests.length} case(s) passed in ${out.seconds.toFixed(1)} s`,
+			`# ${kind}: installed; .mjs, require(), tsc (${resolutions.join(", ")}), --version, bench --help; vmalloc test ${smoke.join(" ")}: ${out.tests.length} case(s) passed in ${out.seconds.toFixed(1)} s, peak resident ${Math.round(out.peakRssBytes / 2 ** 20)} MiB`,
 		);
 	});
 }
