@@ -31,6 +31,7 @@ export interface Subject {
 export type PeerId =
 	| "vmap"
 	| "vmap-nocache"
+	| "vmap-tagged"
 	| "vmap-1m"
 	| "vmap-heap"
 	| "thi.ng"
@@ -108,7 +109,8 @@ function orZero(alloc: (n: number) => number): (n: number) => number {
  * small-area cache on, for requests up to 4096 B). W0 passes `lazyMaxBytes` 1 MiB so that its
  * 64 MB of frees purge (at the default 32 MiB they stay under the priority threshold).
  */
-function spaceSubject(lazyMaxBytes: number | undefined, smallMax: number | undefined): Subject {
+function spaceSubject(lazyMaxBytes: number | undefined, smallMax: number | undefined, tag?: string): Subject {
+	const options = { tag: tag ?? "" }; // one object for every call, as a program passes a constant
 	const s = VmapSpace.create({
 		start: 1,
 		size: 2 ** 40,
@@ -120,7 +122,7 @@ function spaceSubject(lazyMaxBytes: number | undefined, smallMax: number | undef
 	});
 	return {
 		space: s,
-		alloc: orZero((n) => s.alloc(n)),
+		alloc: orZero(tag === undefined ? (n) => s.alloc(n) : (n) => s.alloc(n, options)),
 		free: (a) => s.free(a),
 		check: () => s.check(),
 		base: 1,
@@ -172,6 +174,15 @@ export const PEERS: Peer[] = [
 		linear: false,
 		note: "as above with the small-area cache off: every request takes the lowest fit in the free tree",
 		make: (_live, _max, w0) => spaceSubject(w0 ? W0_LAZY_BYTES : undefined, 0),
+	},
+	{
+		id: "vmap-tagged",
+		name: "vmap VmapSpace, tagged",
+		label: "vmap VmapSpace, tagged",
+		unit: "bytes",
+		linear: false,
+		note: "as the first row, every allocation with { tag } (a tag stays on the small-area cache: blocks per tag and size class)",
+		make: (_live, _max, w0) => spaceSubject(w0 ? W0_LAZY_BYTES : undefined, undefined, "bench"),
 	},
 	{
 		id: "vmap-1m",

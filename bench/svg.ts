@@ -13,6 +13,7 @@ import type { Meta, Run } from "./results.ts";
 const COLOURS: Record<PeerId, string> = {
 	vmap: "#0072B2",
 	"vmap-nocache": "#44AA99",
+	"vmap-tagged": "#117733",
 	"vmap-1m": "#56B4E9",
 	"vmap-heap": "#332288",
 	"thi.ng": "#E69F00",
