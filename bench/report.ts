@@ -84,7 +84,7 @@ export function markdown(runs: Run[], m: Meta): string {
 /** The title and the run's circumstances. */
 function header(rep: Report): void {
 	const m = rep.meta;
-	rep.line(`# vmap bench`);
+	rep.line(`# vmalloc bench`);
 	rep.line();
 	rep.line(
 		`${m.date.slice(0, 10)}; Node ${m.node}, ${m.platform}, ${m.cpu}, ${m.cores} cores; seed ${m.seed}${m.quick ? "; --quick (a tenth of the operations: a check that the bench runs, not figures)" : ""}.`,
