@@ -253,6 +253,15 @@ for (const [kind, spec, smoke, resolutions] of [
 				assert.fail(`a CommonJS consumer under module nodenext does not typecheck:\n${e.stdout ?? e}`),
 			);
 			assert.equal((await run(process.execPath, [join("out", "main.js")], { cwd: cjs })).stdout, "true 1\n");
+			// The examples it carries run from node_modules, as README's reader would run them.
+			const basic = await run(process.execPath, [join(installed, "examples", "basic.js")], { cwd: app, maxBuffer: 1 << 24 });
+			assert.match(
+				basic.stdout,
+				/1,000,000 areas allocated and freed with \d+ flushes; check\(\) passed/,
+				"installed, examples/basic.js runs",
+			);
+			const heapRun = await run(process.execPath, [join(installed, "examples", "heap.js")], { cwd: app });
+			assert.match(heapRun.stdout, /busy now 0, free the whole space; check\(\) passed/, "installed, examples/heap.js runs");
 			writeFileSync(join(app, "t.trace"), "a 100 x\na 5000 y\nf x\n");
 			const replayed = await npx("replay", "t.trace", "--out", "viz-out");
 			assert.match(replayed.stdout, /3 operations \(2 allocations, 1 frees\)/, "installed, vmalloc replay runs");

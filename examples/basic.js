@@ -1,10 +1,12 @@
 /**
  * A first look at a space: allocate with alignment, windows and tags, look addresses up, free
  * lazily, purge with one flush, read statistics and listings, validate. Run: npm run example
+ * (in a clone, after npm ci builds dist/), or node node_modules/vmalloc/examples/basic.js where
+ * the package is installed: it imports the package by its own name.
  */
-import { type VmapError, VmapSpace } from "../src/index.ts";
+import { VmapSpace } from "vmalloc";
 
-const hex = (n: number) => `0x${n.toString(16)}`;
+const hex = (n) => `0x${n.toString(16)}`;
 let flushes = 0;
 const space = VmapSpace.create({
 	start: 0x1000_0000,
@@ -29,14 +31,14 @@ for (const bad of [() => space.free(vbo), () => space.free(tex + 4096), () => sp
 	try {
 		bad();
 	} catch (e) {
-		console.log((e as VmapError).message);
+		console.log(e.message);
 	}
 }
 const r = space.purge();
 console.log(`purge: ${r.status}, ${r.areas} area(s), ${r.bytes} bytes; find(vbo) now: ${space.find(vbo)}`);
 
 // A million areas, then all freed again: the threshold batches a million frees into a few flushes.
-const many: number[] = [];
+const many = [];
 for (let i = 0; i < 1_000_000; i++) many.push(space.alloc(4096 * (1 + (i % 4))));
 for (const a of many) space.free(a);
 space.free(tex);
@@ -46,5 +48,5 @@ space.check();
 const st = space.stats();
 console.log(
 	`1,000,000 areas allocated and freed with ${st.flushes} flushes; check() passed; free blocks ${st.freeBlocks}, ` +
-		`largest ${st.largestFreeBlock} bytes of ${st.size}; buffer ${(space.table.buffer.byteLength / 2 ** 20).toFixed(1)} MiB`,
+		`largest ${st.largestFreeBlock} bytes of ${st.size}; buffer ${(space.handle.buffer.byteLength / 2 ** 20).toFixed(1)} MiB`,
 );
