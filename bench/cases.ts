@@ -3,11 +3,14 @@
  * own fresh process (bench/child.ts). A case is plain data, so the driver can pass it on a
  * command line and print it in --json.
  */
+import { basename } from "node:path";
+import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import { VmapSpace } from "../src/index.ts";
 import { PEERS, peer, type PeerId } from "./peers.ts";
 import { loadSmo } from "./peers/smo.ts";
 import { lookupsCase } from "./lookups.ts";
+import { traceCase } from "./traces.ts";
 import type { WorkerJob, WorkerReport } from "./worker-job.ts";
 import { reportOf } from "../harness/workers.ts";
 import { fixed, Held, PROBE, probeOverlaps, random, rssMiB, workersSpace } from "./workloads.ts";
@@ -28,7 +31,8 @@ export type Spec =
 			cache: boolean;
 	  }
 	| { kind: "batching"; peer: "vmap"; eager: boolean; pairs: number }
-	| { kind: "lookups"; peer: "vmap"; live: number };
+	| { kind: "lookups"; peer: "vmap"; live: number }
+	| { kind: "trace"; peer: "vmap"; file: string };
 
 export interface Case {
 	name: string;
@@ -44,6 +48,9 @@ export interface PlanOptions {
 	/** A folder for the pictures of vmap's scale runs (--viz). */
 	viz?: string | undefined;
 }
+
+/** The recorded traces (examples/traces/README.md), replayed beside the C library's malloc. */
+const TRACES = ["gcc-cc1.trace.gz", "python-ast.trace.gz"].map((f) => fileURLToPath(new URL(`../examples/traces/${f}`, import.meta.url)));
 
 /** Live counts of the scale series; 10k is W1. */
 export const SCALE = [1_000, 10_000, 100_000, 1_000_000];
@@ -123,6 +130,8 @@ export function plan(o: PlanOptions): Case[] {
 	out.push({ name: "lookups vmap", spec: { kind: "lookups", peer: "vmap", live: 1_000_000 / div } });
 	out.push({ name: "batching vmap lazy", spec: { kind: "batching", peer: "vmap", eager: false, pairs: 2_000_000 / div } });
 	out.push({ name: "batching vmap eager", spec: { kind: "batching", peer: "vmap", eager: true, pairs: 20_000 / div } });
+	for (const file of o.quick ? TRACES.slice(0, 1) : TRACES)
+		out.push({ name: `trace ${basename(file)}`, spec: { kind: "trace", peer: "vmap", file } });
 	return out;
 }
 
@@ -150,6 +159,8 @@ export async function runCase(spec: Spec): Promise<object> {
 			return batching(spec.eager, spec.pairs);
 		case "lookups":
 			return lookupsCase(spec.live);
+		case "trace":
+			return traceCase(spec.file);
 	}
 }
 

@@ -76,7 +76,18 @@ class Report {
 
 export function markdown(runs: Run[], m: Meta): string {
 	const rep = new Report(runs, m);
-	for (const section of [header, throughput, fragmentation, workers, lookups, perOperation, batching, everyRun, allocatorsAndBroken])
+	for (const section of [
+		header,
+		throughput,
+		fragmentation,
+		workers,
+		lookups,
+		perOperation,
+		batching,
+		traces,
+		everyRun,
+		allocatorsAndBroken,
+	])
 		section(rep);
 	return rep.out.join("\n");
 }
@@ -283,6 +294,36 @@ function batching(rep: Report): void {
 		}
 		rep.line();
 	}
+}
+
+/** Recorded traces: vmalloc beside the C library's malloc and the loop's own ceiling. */
+function traces(rep: Report): void {
+	const tr = rep.runs.filter((r) => r.spec.kind === "trace");
+	if (!tr.length) return;
+	rep.line(`## Real traces beside the C library's malloc`);
+	rep.line();
+	rep.line(
+		`Each trace of examples/traces/ (real programs' malloc and free, examples/traces/README.md) replayed in a tight loop, the median of 5 rounds each: through vmalloc (pageSize 16, a space of 4x the trace's peak of live bytes, lazyMaxPages an eighth of that peak, as vmalloc replay makes it), with the small-area cache and without; through the C library's malloc (examples/traces/replay.c, compiled at run time); and through the loop alone with a bump allocator, the ceiling of any allocator in it. Fragmentation: peak address span / peak live bytes.`,
+	);
+	rep.line();
+	rep.line(
+		`| trace | operations | vmalloc ops/s | vs C malloc | fragmentation | smallMax 0 ops/s | vs C malloc | fragmentation | C malloc ops/s | the loop alone ops/s |`,
+	);
+	rep.line(`|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|`);
+	for (const r of tr) {
+		if (r.status !== "ok") {
+			rep.line(`| ${r.name} | ${r.status === "broken" ? rep.footnote(r) : "not run"} |||||||||`);
+			continue;
+		}
+		const x = r.result;
+		const c = typeof x.nativeOpsPerSec === "number" ? x.nativeOpsPerSec : undefined;
+		const vs = (k: string) => (c === undefined ? "" : ratio(num(x, k) / c));
+		const cCell = c === undefined ? `not run: ${x.nativeMissing}` : `${rate(c)} (${x.compiler})`;
+		rep.line(
+			`| ${r.name.slice(6)} | ${rate(num(x, "ops"))} | ${rate(num(x, "cacheOpsPerSec"))} | ${vs("cacheOpsPerSec")} | ${num(x, "cacheFragmentation").toFixed(2)} | ${rate(num(x, "nocacheOpsPerSec"))} | ${vs("nocacheOpsPerSec")} | ${num(x, "nocacheFragmentation").toFixed(2)} | ${cCell} | ${rate(num(x, "harnessOpsPerSec"))} |`,
+		);
+	}
+	rep.line();
 }
 
 /** Every single-thread run: what ran, failures, overlaps. */

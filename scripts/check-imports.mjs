@@ -2,8 +2,8 @@
 // - an import cycle (type imports included) among the files of the folders named;
 // - an import from one of src/'s layer folders into a layer above it, in the order LAYERS
 //   gives (lowest first), or a folder LAYERS does not name;
-// - a file in src/ that imports, or loads by `new URL(...)`, a file outside src/ (the package
-//   ships src/ only, compiled into dist/).
+// - a file in src/ that imports a file outside src/, or loads by `new URL(...)` a file the
+//   package does not ship (src/ compiled into dist/, and package.json's "files").
 // Usage: node scripts/check-imports.mjs src bench test [--graph]
 import { readFileSync } from "node:fs";
 import { dirname, relative, resolve } from "node:path";
@@ -76,13 +76,23 @@ const roots = args.filter((a) => !a.startsWith("--"));
 const graph = new Map();
 for (const root of roots) for (const f of sourceFiles(root)) graph.set(resolve(f), importsOf(f));
 
+/** Whether package.json's "files" ship `path` (a file there, or in a folder there). */
+const FILES = (() => {
+	try {
+		return (JSON.parse(readFileSync("package.json", "utf8")).files ?? []).map((f) => resolve(f));
+	} catch {
+		return []; // no package.json here: nothing ships but src/
+	}
+})();
+const shipped = (path) => FILES.some((f) => path === f || path.startsWith(`${f}/`));
+
 const problems = [];
 const src = resolve("src");
 const layerOf = (file) => relative(src, dirname(file)).split("/")[0] || ".";
 for (const [file, deps] of graph) {
 	if (!file.startsWith(`${src}/`)) continue;
 	for (const d of [...deps, ...urlsOf(file)]) {
-		if (!d.startsWith(`${src}/`) && d !== resolve("package.json"))
+		if (!d.startsWith(`${src}/`) && d !== resolve("package.json") && !(urlsOf(file).includes(d) && shipped(d)))
 			problems.push(`${relative(".", file)} loads ${relative(".", d)}, which the package does not ship`);
 	}
 	const from = LAYERS.indexOf(layerOf(file));

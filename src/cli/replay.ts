@@ -12,6 +12,7 @@ import { Timeline } from "../viz/timeline.ts";
 import { timelineSvg } from "../viz/timeline-svg.ts";
 import { bytes, count } from "../viz/format.ts";
 import { parseWithFile, usageError, wholeNumber } from "./args.ts";
+import { harnessCeiling, type NativeAnchor, nativeReplay } from "./native.ts";
 import { readTrace, type Trace } from "./trace.ts";
 
 interface ReplayParams {
@@ -33,7 +34,7 @@ const YIELD_EVERY = 1024;
 const SAMPLES = 2000;
 
 /** The trace's shape, from a pass before the replay: its peak of live bytes (in whole pages) and where, and its allocations. */
-interface Prescan {
+export interface Prescan {
 	peakLive: number;
 	peakAt: number;
 	allocs: number;
@@ -50,11 +51,11 @@ interface Replayed {
 }
 
 /** Bytes a request of `n` takes: whole pages (0 bytes takes one page, as malloc(0) returns a unique pointer). */
-function pagesOf(n: number, page: number): number {
+export function pagesOf(n: number, page: number): number {
 	return Math.max(page, Math.ceil(n / page) * page);
 }
 
-function prescan(trace: Trace, page: number): Prescan {
+export function prescan(trace: Trace, page: number): Prescan {
 	let liveNow = 0;
 	let peakLive = 0;
 	let peakAt = 0;
@@ -126,6 +127,8 @@ async function replay(p: ReplayParams): Promise<number> {
 		priorityPurges: end.priorityPurges,
 		overflowPurges: end.overflowPurges,
 		pictures: [] as string[],
+		native: nativeReplay(trace),
+		harnessOpsPerSec: harnessCeiling(trace),
 	};
 	// The maps show the part of the space the run used, in whole rows.
 	const to = Math.min(space.end, space.start + Math.max(64 * page, 2 ** Math.ceil(Math.log2(peakSpan))));
@@ -141,7 +144,7 @@ async function replay(p: ReplayParams): Promise<number> {
 			`space: ${bytes(size)} from ${space.start}, page size ${page} B (sizes round up to pages), ${p.nodes} node(s), lazyMaxPages ${count(end.lazyMaxPages)}, smallMax ${end.smallMax}${drawn}`,
 		);
 		console.log(
-			`throughput: ${count(figures.opsPerSec)} operations/s (${r.sec.toFixed(3)} s, timeline sampling and event-loop turns included, map dumps not)`,
+			`throughput: ${count(figures.opsPerSec)} operations/s (${r.sec.toFixed(3)} s, timeline sampling and event-loop turns included, map dumps not)\n${anchorLine(figures.opsPerSec, figures.native, figures.harnessOpsPerSec)}`,
 		);
 		console.log(
 			`peak live: ${bytes(pre.peakLive)} (${count(pre.peakLive)} B in whole pages) at operation ${count(pre.peakAt + 1)}; peak span: ${bytes(peakSpan)}; fragmentation (peak span / peak live): ${figures.fragmentation.toFixed(3)}`,
@@ -152,6 +155,13 @@ async function replay(p: ReplayParams): Promise<number> {
 		console.log(`pictures: ${figures.pictures.join(", ")}`);
 	}
 	return 0;
+}
+
+/** vmalloc's speed beside the C library's malloc on the same trace and beside the loop's own ceiling. */
+function anchorLine(ops: number, native: NativeAnchor, ceiling: number): string {
+	const c = `the replay loop alone (a bump allocator): ${count(ceiling)} operations/s`;
+	if ("missing" in native) return `C malloc: not run: ${native.missing}; ${c}`;
+	return `C malloc (examples/traces/replay.c, ${native.compiler} -O2, median of ${native.rounds} rounds): ${count(native.opsPerSec)} operations/s; vmalloc: ${(ops / native.opsPerSec).toFixed(2)}x of it; ${c}`;
 }
 
 /** The timed loop: every operation of `trace` on `space`, the timeline sampled, the space dumped at operation `peakAt`. */

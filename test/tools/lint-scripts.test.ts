@@ -64,6 +64,17 @@ test("check-imports: a cycle (type imports included), an import into a higher la
 		"bench",
 	);
 	assert.match(outside.out, /src\/cli\/c\.ts loads bench\/x\.ts, which the package does not ship/);
+	const shipped = runIn(
+		{
+			...clean,
+			"package.json": JSON.stringify({ files: ["dist", "examples"] }),
+			"examples/x.c": "int main(void) { return 0; }\n",
+			"src/cli/c.ts": 'const u = new URL("../../examples/x.c", import.meta.url);\nexport { u };\n',
+		},
+		"check-imports.mjs",
+		"src",
+	);
+	assert.equal(shipped.status, 0, `a file in package.json's files may be loaded: ${shipped.out}`);
 });
 
 test("check-size: a file in src/ over 400 lines and a function over 80, nested ones on their own", () => {

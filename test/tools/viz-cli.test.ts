@@ -41,10 +41,16 @@ test("vmalloc viz draws a dump file and a timeline file; vmalloc replay replays 
 				liveBytesAtEnd: number;
 				fragmentation: number;
 				pictures: string[];
+				native: { opsPerSec: number; compiler: string } | { missing: string };
+				harnessOpsPerSec: number;
 			};
 			assert.deepEqual([f.ops, f.allocs, f.frees, f.peakLiveBytes], [6, 3, 3, 112 + 5008], file);
 			assert.equal(f.liveBytesAtEnd, 0, "everything was freed: the small-area blocks left do not count as live");
 			assert.ok(f.fragmentation >= 1);
+			// The native anchor: the C library's malloc on the same trace, or why it did not run.
+			if ("missing" in f.native) assert.match(f.native.missing, /C compiler|replay\.c|C replayer/);
+			else assert.ok(f.native.opsPerSec > 0 && f.native.compiler !== "", JSON.stringify(f.native));
+			assert.ok(f.harnessOpsPerSec > 0);
 			assert.deepEqual(
 				f.pictures.map((p) => p.slice(dir.length + 5)),
 				["map-peak.svg", "map-end.svg", "timeline.svg"],
