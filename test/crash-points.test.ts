@@ -98,6 +98,24 @@ const scenarios: Array<Scenario<VmapSpace>> = [
 		project: smallLive,
 	},
 	{
+		name: "small alloc, tagged, that makes a block of its tag (the tag interned, the descriptor's TAG word)",
+		setup: smallWith(40),
+		op: (v) => void v.alloc(64, { tag: "crash" }),
+		project: smallLive,
+	},
+	{
+		name: "small alloc, tagged, that takes the class's empty spare of no tag (off its lists, retagged)",
+		setup: () => {
+			const st = smallWith(0)();
+			const filled = Array.from({ length: 17 }, () => st.victim.alloc(256)); // a block of 16 areas, and one in the next
+			for (const a of filled.slice(0, 16)) st.victim.free(a);
+			st.victim.purge({ sync: true }); // the flush empties the first block: the class's spare
+			return st;
+		},
+		op: (v) => void v.alloc(256, { tag: "crash" }),
+		project: smallLive,
+	},
+	{
 		name: "small free by the block's owner (lock-free: LIVE, DIRTY and the counts)",
 		setup: smallWith(40),
 		op: (v) => v.free(areasOf(v)[1]!),
