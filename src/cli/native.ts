@@ -13,6 +13,8 @@ import type { Trace } from "./trace.ts";
 
 /** The C replayer's rounds: its figure is their median. */
 const ROUNDS = 5;
+/** The most a compile or the C replayer's run may take (a hung compiler ends the anchor, not the replay). */
+const LIMIT_MS = 120_000;
 
 export type NativeAnchor = { opsPerSec: number; compiler: string; rounds: number } | { missing: string };
 
@@ -27,7 +29,7 @@ export function nativeReplay(trace: Trace): NativeAnchor {
 	try {
 		const opsFile = join(dir, "ops.bin");
 		writeFileSync(opsFile, opsBytes(trace));
-		const out = execFileSync(built.exe, [opsFile, String(ROUNDS)], { encoding: "utf8", maxBuffer: 1 << 20 });
+		const out = execFileSync(built.exe, [opsFile, String(ROUNDS)], { encoding: "utf8", maxBuffer: 1 << 20, timeout: LIMIT_MS });
 		const secs = [...out.matchAll(/seconds (\S+)/g)].map((m) => Number(m[1])).sort((a, b) => a - b);
 		if (secs.length !== ROUNDS) return { missing: `the C replayer printed ${JSON.stringify(out.slice(0, 200))}` };
 		return { opsPerSec: trace.ops / secs[ROUNDS >> 1]!, compiler: built.compiler, rounds: ROUNDS };
@@ -47,7 +49,7 @@ function compile(code: string, path: string): { exe: string; compiler: string } 
 		if (cc === undefined || cc === "" || tried.includes(cc)) continue;
 		tried.push(cc);
 		try {
-			execFileSync(cc, ["-O2", "-o", exe, path], { stdio: "pipe" });
+			execFileSync(cc, ["-O2", "-o", exe, path], { stdio: "pipe", timeout: LIMIT_MS });
 			writeFileSync(`${exe}.cc`, cc); // which compiler built it, for the next run's line
 			return { exe, compiler: cc };
 		} catch {
