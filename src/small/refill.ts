@@ -52,7 +52,8 @@ export function refill(c: CacheState, q: number): boolean {
 		// Frees by other handles count toward the flush too: where they free most of what this
 		// handle allocates (a grace period's frees, a consumer's), its own dirty bytes alone never
 		// come due and new blocks would pile up, full of areas freed long ago.
-		if (round === 0 && Atomics.load(c.t.handles, c.remoteWord) - c.remoteSeen >= REMOTE_BATCH) takeRemoteFrees(c);
+		// The count is an Int32 that wraps: `| 0` keeps the difference right across the wrap.
+		if (round === 0 && ((Atomics.load(c.t.handles, c.remoteWord) - c.remoteSeen) | 0) >= REMOTE_BATCH) takeRemoteFrees(c);
 		if (round === 0 && c.dirtyBytes >= flushAt(c) && !c.inFlight) {
 			flushCache(c);
 			continue;
