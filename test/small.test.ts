@@ -510,3 +510,20 @@ test("small areas: an empty spare block of one tag serves another tag, retagged,
 	assert.deepEqual([block.tag, s.find(c)?.tag, s.stats().smallBlocks], ["textures", "textures", blocks]);
 	s.check();
 });
+
+test("small areas: a spare that trim() retires is no class's spare any more: its records, taken by another handle's block, are never taken for this handle's spare", () => {
+	const s = VmapSpace.create(options);
+	const other = VmapSpace.attach(s.handle);
+	const filled = Array.from({ length: 17 }, () => s.alloc(256)); // a block of 16 areas, and one in the next
+	for (const a of filled.slice(0, 16)) s.free(a);
+	s.purge({ sync: true }); // the first block is empty: the class's spare
+	assert.equal(s.trim().blocks, 1, "trim retires the spare");
+	other.free(other.alloc(256)); // another handle's block, of the same class, on the records the retired one freed
+	other.purge({ sync: true }); // and empty: nothing live or dirty in it
+	const x = s.alloc(256, { tag: "after" });
+	const block = s.dump().blocks.find((b) => b.start <= x && x < b.end)!;
+	assert.deepEqual([block.owner, block.tag], [s.id, "after"], "a block of this handle's own, not the other's");
+	s.check();
+	other.check();
+	other.close();
+});

@@ -194,7 +194,9 @@ function reclaimBlock(c: CacheState, d: number, release: (addr: number, size: nu
  */
 export function retire(c: CacheState, d: number): void {
 	const t = c.t;
+	// Its queue and class first: freeing the area frees the descriptor's records (zeroed).
 	const q = c.queueOf(d);
+	const k = t.i32[d + D_CLASS]!;
 	c.source.freeBlockArea(blockStartOf(t.f64, d), () => {
 		indexRemove(t, d, c.blockInverse);
 		dropDescriptor(t, d, c.self);
@@ -208,7 +210,6 @@ export function retire(c: CacheState, d: number): void {
 		c.mine.pop();
 	}
 	if (c.cur[q] === d) c.cur[q] = 0;
-	const k = t.i32[d + D_CLASS]!;
 	if (c.spareD[k] === d) c.spareD[k] = 0;
 	if (c.lastD === d) c.lastStart = -1;
 }
