@@ -29,7 +29,7 @@ import { flushingNote } from "../purge/batches.ts";
 import { workPosted } from "../purge/work.ts";
 import { setVaFlags, setVaRange, setVaTag, subtreeMaxSize, vaEnd, vaStart } from "../buffer/record.ts";
 import type { SpaceState } from "./state.ts";
-import { type BlockSetup, NOT_SMALL, type SmallCache } from "../small/cache.ts";
+import { type BlockSetup, NOT_SMALL } from "../small/cache.ts";
 
 const ALLOC_KEYS = ["align", "vstart", "vend", "tag", "nowait", "timeoutMs"];
 
@@ -56,11 +56,14 @@ export async function allocVmapAreaAsync(s: SpaceState, size: number, options: A
 }
 
 /**
- * alloc() from this handle's small-area cache for a request with `options`, of a size the
- * cache serves (SmallCache.serves), or NOT_SMALL for the ordinary path (smallTag's rule; or no
- * block could be had). `timeoutMs` bounds the lock waits a new block may take.
+ * alloc() from this handle's small-area cache, or NOT_SMALL for the ordinary path: the space
+ * has no cache, or the request is not one it serves (its size, then smallTag's rule), or no
+ * block could be had. `timeoutMs` bounds the lock waits a new block may take.
  */
-export function allocSmall(s: SpaceState, small: SmallCache, size: number, options: AllocOptions): number | typeof NOT_SMALL {
+export function allocSmall(s: SpaceState, size: number, options: AllocOptions | undefined): number | typeof NOT_SMALL {
+	const small = s.small;
+	if (small === undefined || !small.serves(size)) return NOT_SMALL; // first: a tag is interned only for a request the cache may serve
+	if (options === undefined) return small.alloc(size);
 	const tag = smallTag(s, options);
 	if (tag < 0) return NOT_SMALL;
 	const timeoutMs = options.timeoutMs;
@@ -73,8 +76,7 @@ export function allocSmall(s: SpaceState, small: SmallCache, size: number, optio
  * when the cache does not serve it. The rule, by size and alignment only: a request of at most
  * smallMax bytes with `align` at most pageSize and no window narrower than the space comes from
  * the cache, tagged or not (`nowait` and `timeoutMs` change nothing there). -1 too for an
- * option the ordinary path refuses, so that its error says why. The caller has checked the
- * size (SmallCache.serves): a tag is interned only for a request the cache may serve.
+ * option the ordinary path refuses, so that its error says why.
  */
 function smallTag(s: SpaceState, options: AllocOptions): number {
 	if (typeof options !== "object" || options === null) return -1;

@@ -141,8 +141,7 @@ export class SpaceExtension {
 
 	/** As allocSmall, for a request with the space's alloc() `options`: -1 too when the cache does not serve them (core/alloc.ts allocSmall). */
 	allocSmallWith(size: number, options: AllocOptions): number {
-		const small = this.#s.small;
-		return small?.serves(size) ? (allocSmall(this.#s, small, size, options) ?? -1) : -1;
+		return allocSmall(this.#s, size, options) ?? -1; // NOT_SMALL (null) too
 	}
 
 	/** The tag table index of `name`, added to the table when new (EINVAL for a tag too long or a full table). */

@@ -110,8 +110,8 @@ function unflush(c: CacheState): void {
 
 /**
  * The flush completed: FLUSHING slots turn FREE; a block that it left empty is kept as its
- * class's spare (of whichever tag: refill.ts retags it) or, when the class has one, retires. A block dirtied again meanwhile goes
- * back on the dirty list. Only a completed flush empties a block (a free leaves its slot
+ * class's spare (of whichever tag: refill.ts retags it) or, when the class has one, retires.
+ * A block dirtied again meanwhile goes back on the dirty list. Only a completed flush empties a block (a free leaves its slot
  * DIRTY), so the blocks it covered are the only new candidates.
  */
 function reclaim(c: CacheState): void {

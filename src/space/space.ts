@@ -188,19 +188,17 @@ export class VmapSpace {
 	 * Throws EINVAL for bad arguments and EBUSY when nothing fits; either way nothing changes.
 	 */
 	alloc(size: number, options?: AllocOptions): number {
-		const small = this.#s.small;
 		if (options === undefined) {
 			// The small-area cache first: no lock, no atomic (small/carve.ts).
+			const small = this.#s.small;
 			if (small !== undefined) {
 				const addr = small.alloc(size);
 				if (addr !== NOT_SMALL) return addr;
 			}
 			return allocVmapArea(this.#s, size, undefined, "purge");
 		}
-		if (small?.serves(size)) {
-			const addr = allocSmall(this.#s, small, size, options);
-			if (addr !== NOT_SMALL) return addr;
-		}
+		const addr = allocSmall(this.#s, size, options);
+		if (addr !== NOT_SMALL) return addr;
 		if (options?.timeoutMs !== undefined)
 			return withTimeout(this.#s.locks, options.timeoutMs, "alloc", () => allocVmapArea(this.#s, size, options, "purge"));
 		return allocVmapArea(this.#s, size, options, "purge");
@@ -213,12 +211,8 @@ export class VmapSpace {
 	 * ETIMEDOUT, nothing allocated. Small requests come from the small-area blocks, as alloc()'s.
 	 */
 	async allocAsync(size: number, options?: AllocOptions): Promise<number> {
-		const small = this.#s.small;
-		if (small?.serves(size)) {
-			const addr = options === undefined ? small.alloc(size) : allocSmall(this.#s, small, size, options);
-			if (addr !== NOT_SMALL) return addr;
-		}
-		return allocVmapAreaAsync(this.#s, size, options);
+		const addr = allocSmall(this.#s, size, options);
+		return addr !== NOT_SMALL ? addr : allocVmapAreaAsync(this.#s, size, options);
 	}
 
 	/**
