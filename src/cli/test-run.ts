@@ -140,7 +140,7 @@ export async function runTests(p: TestParams): Promise<number> {
 			timeline,
 			results,
 			totals,
-			picture: last ? seconds : undefined,
+			picture: last ? { before: seconds, tests: order.length } : undefined,
 		});
 		await collect(); // here, where nothing reaches the case's heap any more
 	}
@@ -154,8 +154,8 @@ interface RunState {
 	timeline: Timeline;
 	results: WorkerReport[];
 	totals: Totals;
-	/** --viz: the seconds of the cases before this one, when this is the last. */
-	picture: number | undefined;
+	/** --viz, on the last case: the seconds of the cases before it, and how many there were. */
+	picture: { before: number; tests: number } | undefined;
 }
 
 /** One case on a fresh heap: its workers' reports into `r.results`, its heap's figures into `r.totals`; returns its seconds. */
@@ -168,8 +168,7 @@ async function runCase(p: TestParams, c: TestCase, what: string, r: RunState): P
 	}
 	if (p.viz !== undefined && r.picture !== undefined) {
 		r.timeline.sample(heap.space.stats());
-		const tests = countBits(p.mask);
-		const what = `vmalloc test --mode ${p.mode}: ${p.threads} thread(s), ${tests} test(s), ${(r.picture + round.seconds).toFixed(1)} s`;
+		const what = `vmalloc test --mode ${p.mode}: ${p.threads} thread(s), ${r.picture.tests} test(s), ${(r.picture.before + round.seconds).toFixed(1)} s`;
 		const files = writePictures(p.viz, heap, r.timeline, what, c.name);
 		process.stderr.write(`vmalloc test: pictures written: ${files.join(", ")}\n`);
 	}
@@ -181,12 +180,6 @@ async function runCase(p: TestParams, c: TestCase, what: string, r: RunState): P
 	t.purges += end.stats.purges;
 	t.deferred += end.stats.deferred;
 	return round.seconds;
-}
-
-function countBits(mask: number): number {
-	let n = 0;
-	for (let m = mask; m !== 0; m &= m - 1) n++;
-	return n;
 }
 
 /** The total line (and with --json the whole document); returns the exit status. */
