@@ -7,7 +7,7 @@
  * - ENOMEM: the record table cannot grow (maxAreas reached, or the host refused memory).
  * - ECORRUPT: check() found a broken invariant.
  * - EOWNERDEAD: a handle died in a critical section that could not be undone (its journal
- *   overflowed); the space refuses further use.
+ *   overflowed, or the trees it rolled back could not be repaired); the space refuses further use.
  * - EFAULT: (heap) bytes asked for lie outside a live area, or poisoned bytes were written.
  * - ETIMEDOUT: a wait (for a lock, a purge batch being flushed, a grace period) passed its timeoutMs.
  */

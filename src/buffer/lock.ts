@@ -370,7 +370,7 @@ export function deadError(hdr: Int32Array): VmapError {
 	const who = hdr[HDR_DEAD];
 	return new VmapError(
 		"EOWNERDEAD",
-		`The space is unusable: handle ${who} ended (its worker exited) while holding ${lockName(hdr, hdr[HDR_DEAD_WORD]!)}, in a critical section longer than its undo journal (${JOURNAL_ENTRIES} writes), so what it had changed could not be undone`,
+		`The space is unusable: handle ${who} ended (its worker exited) while holding ${lockName(hdr, hdr[HDR_DEAD_WORD]!)}, and what it had changed could not be undone: its critical section outgrew its undo journal (${JOURNAL_ENTRIES} writes), or the trees rolled back did not form valid trees`,
 	);
 }
 

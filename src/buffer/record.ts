@@ -14,7 +14,12 @@
  *
  * Every setter journals the word's old value first (journal.ts): under a lock, a critical
  * section its holder does not finish is undone. A write of the value a word holds already is
- * skipped (a sixth of them on the locked path: recolouring, augmented values that stay).
+ * skipped.
+ *
+ * Derived words. A tree's parent links, colours and subtreeMaxSize are not journaled: they are
+ * functions of its shape (the child links, journaled) and ranges, and a recovery recomputes
+ * them for every tree its dead holder's locks guarded (tree/repair.ts). They were 12 of the 35
+ * journaled writes of an alloc or free at 10k live areas, and most of the rebalancing's.
  *
  * Word 2 is a union (layout.ts): subtreeMaxSize for a free-tree record, flags and tag for a
  * busy, lazy or pooled one. Nothing checks which: the caller knows the record's state.
@@ -66,12 +71,19 @@ export function setVaRange(f64: Float64Array, va: number, start: number, end: nu
 	setVaEnd(f64, va, end);
 }
 
+/** Not journaled: a tree's repair recomputes it (see "Derived words" above). */
 export function setSubtreeMaxSize(f64: Float64Array, va: number, size: number): void {
+	f64[va * 5 + 2] = size;
+}
+
+/**
+ * subtreeMaxSize := 0 for a record entering the free tree, journaled: word 2 held its flags and
+ * tag until now, and a rollback that puts it back where it was needs them.
+ */
+export function initSubtreeMaxSize(f64: Float64Array, va: number): void {
 	const i = va * 5 + 2;
-	const old = f64[i]!;
-	if (old === size) return;
-	logRecF(i, old);
-	f64[i] = size;
+	logRecF(i, f64[i]!);
+	f64[i] = 0;
 }
 
 /** Zero every word of record `va`. */
@@ -181,49 +193,34 @@ export function vaIsRed(i32: Int32Array, va: number): boolean {
 	return (i32[va * 10 + 8]! & 1) === 1;
 }
 
-/** Set the parent, keeping the colour. */
+/** Set the parent, keeping the colour. Not journaled, nor are the colour setters below: derived words. */
 export function setVaParent(i32: Int32Array, va: number, parent: number): void {
 	const w = va * 10 + 8;
-	const old = i32[w]!;
-	const v = (parent << 1) | (old & 1);
-	if (old === v) return;
-	logRec(w, old);
-	i32[w] = v;
+	i32[w] = (parent << 1) | (i32[w]! & 1);
 }
 
 /** Set parent and colour at once (a new leaf, or a node taking another's place). */
 export function setVaParentColour(i32: Int32Array, va: number, parent: number, red: boolean): void {
-	const i = va * 10 + 8;
-	const old = i32[i]!;
-	if (old === ((parent << 1) | (red ? 1 : 0))) return;
-	logRec(i, old);
-	i32[i] = (parent << 1) | (red ? 1 : 0);
+	i32[va * 10 + 8] = (parent << 1) | (red ? 1 : 0);
 }
 
 export function setVaRed(i32: Int32Array, va: number): void {
-	const i = va * 10 + 8;
-	const old = i32[i]!;
-	if ((old & 1) !== 0) return;
-	logRec(i, old);
-	i32[i] = old | 1;
+	i32[va * 10 + 8]! |= 1;
 }
 
 /** Paint `va` black; nil stays untouched (record 0 is never written). */
 export function setVaBlack(i32: Int32Array, va: number): void {
-	if (va === 0) return;
-	const i = va * 10 + 8;
-	const old = i32[i]!;
-	if ((old & 1) === 0) return;
-	logRec(i, old);
-	i32[i] = old & ~1;
+	if (va !== 0) i32[va * 10 + 8]! &= ~1;
 }
 
 /** Unlink `va` from every tree: no children, no parent, black. */
 export function clearVaLinks(i32: Int32Array, va: number): void {
-	for (let i = va * 10 + 6; i <= va * 10 + 8; i++) {
-		logRec(i, i32[i]!);
-		i32[i] = 0;
-	}
+	const i = va * 10 + 6;
+	logRec(i, i32[i]!);
+	logRec(i + 1, i32[i + 1]!);
+	i32[i] = 0;
+	i32[i + 1] = 0;
+	i32[i + 2] = 0; // parent and colour: derived
 }
 
 /** Whether every word of record `va` is zero (record 0, nil, must stay so). */

@@ -1,5 +1,5 @@
 import { VmapError } from "../api/errors.ts";
-import { add, put, putAtomic } from "./journal.ts";
+import { put, putAtomic } from "./journal.ts";
 import {
 	bytesForCapacity,
 	HANDLE_MAX,
@@ -179,7 +179,7 @@ export class VaTable {
 		let slot = hdr[HDR_SLOT_FREE]!;
 		if (slot !== 0) {
 			put(hdr, HDR_SLOT_FREE, vaNext(this.i32, slot));
-			add(hdr, HDR_SLOT_FREE_NR, -1);
+			hdr[HDR_SLOT_FREE_NR]!--; // derived: not journaled (tree/repair.ts recounts)
 			clearRecord(this.f64, slot);
 		} else {
 			slot = hdr[HDR_SLOT_HIGH]!;
@@ -195,7 +195,7 @@ export class VaTable {
 		const hdr = this.hdr;
 		setVaNext(this.i32, slot, hdr[HDR_SLOT_FREE]!);
 		put(hdr, HDR_SLOT_FREE, slot);
-		add(hdr, HDR_SLOT_FREE_NR, 1);
+		hdr[HDR_SLOT_FREE_NR]!++; // derived
 	}
 }
 

@@ -2,7 +2,7 @@
  * Allocation (kernel alloc_vmap_area): the argument checks, the node pool path (node_alloc),
  * the lowest fit in free space, and the overflow purge and retry.
  */
-import { add, addF } from "../buffer/journal.ts";
+import { addF } from "../buffer/journal.ts";
 import type { AllocOptions } from "../api/types.ts";
 import { hashInsert, hashMaintain } from "../tree/busy-hash.ts";
 import { insertVmapArea } from "../tree/busy-tree.ts";
@@ -227,9 +227,9 @@ function linkBusy(s: SpaceState, b: number, va: number, start: number, size: num
 	setVaTag(i32, va, tag);
 	insertVmapArea(t, b + N_BUSY_ROOT, va);
 	hashInsert(t, b, va, start);
-	add(t.hdr, b + N_BUSY_NR, 1);
+	t.hdr[b + N_BUSY_NR]!++; // derived, as NF_BUSY_BYTES: not journaled (tree/repair.ts recounts)
 	const f = b >> 1;
-	addF(t.hdrF, f + NF_BUSY_BYTES, size);
+	t.hdrF[f + NF_BUSY_BYTES]! += size;
 	addF(t.hdrF, f + NF_ALLOCS, 1);
 }
 

@@ -33,6 +33,7 @@ import { crashPoint } from "../buffer/journal.ts";
 import { type Locks, lockHolder, spaceLockWords } from "../buffer/lock.ts";
 import { recoverHolder } from "../buffer/recover.ts";
 import { repostWork } from "../purge/work.ts";
+import { repairTrees } from "../tree/repair.ts";
 import type { VaTable } from "../buffer/va-table.ts";
 
 /** This thread's worker_threads threadId (0: Node's main thread), or -1 where there is none. */
@@ -103,7 +104,7 @@ export function handlesOfThread(t: VaTable, threadId: number): number[] {
  * Handle `id` was observed to end (its worker exited). Call only once its thread runs no more
  * (after the worker's "exit" event): its lock holdings are then final. What it was changing
  * under locks (the space's or `moreLocks`) is undone and its locks released (lock.ts
- * recoverHolder). Returns "ending": the entry stays ENDING, its id not reused, while the end
+ * recoverHolder; the trees' derived words recomputed, tree/repair.ts). Returns "ending": the entry stays ENDING, its id not reused, while the end
  * hooks run (runEndHooks), since its areas carry that id; "dead" only when it could not be
  * undone (a journal overflowed: the space is poisoned, EOWNERDEAD); "closed" when the handle
  * had closed already, or another observer is ending it.
@@ -113,7 +114,7 @@ export function handleEnded(t: VaTable, id: number, moreLocks: readonly number[]
 	const entry = (id - 1) * HANDLE_WORDS + HANDLE_STATE;
 	// One observer ends it: a second (watch() and exited() both) finds it ending.
 	if (Atomics.compareExchange(t.handles, entry, HANDLE_ALIVE, HANDLE_ENDING) !== HANDLE_ALIVE) return "closed";
-	if (recoverHolder(t, id, moreLocks) === undefined) {
+	if (recoverHolder(t, id, moreLocks, (word) => repairTrees(t, word)) === undefined) {
 		Atomics.store(t.handles, entry, HANDLE_DEAD);
 		const word = [...spaceLockWords(t), ...moreLocks].find((w) => lockHolder(hdr, w) === id) ?? 0;
 		if (Atomics.compareExchange(hdr, HDR_DEAD, 0, id) === 0) Atomics.store(hdr, HDR_DEAD_WORD, word);

@@ -3,7 +3,7 @@
  * and stays out of use until a purge has flushed it. Also resize, whose shrink frees its tail
  * the same way, and the one lookup all of them start with (lookupBusyAt: the busy hash, O(1)).
  */
-import { add, addF } from "../buffer/journal.ts";
+import { addF } from "../buffer/journal.ts";
 import { hashFind, hashRemove } from "../tree/busy-hash.ts";
 import { findVmapArea } from "../tree/busy-tree.ts";
 import { corrupt, hex, shown, VmapError } from "../api/errors.ts";
@@ -125,8 +125,8 @@ function freeVmapAreaNoflush(s: SpaceState, v: number, va: number, outer2 = -1, 
 	before?.();
 	hashRemove(t, b, va, start);
 	rbErase(t, b + N_BUSY_ROOT, va, PLAIN);
-	add(t.hdr, b + N_BUSY_NR, -1);
-	addF(t.hdrF, (b >> 1) + NF_BUSY_BYTES, -(end - start));
+	t.hdr[b + N_BUSY_NR]!--; // derived, as NF_BUSY_BYTES: not journaled (tree/repair.ts recounts)
+	t.hdrF[(b >> 1) + NF_BUSY_BYTES]! -= end - start;
 	addF(t.hdrF, (b >> 1) + NF_FREES, 1);
 	lazyTreeAdd(t, lazy, va, start, end, flags, s.pageInverse);
 	s.locks.release(nodeBase(lazy) + N_LAZY_LOCK);
@@ -206,7 +206,7 @@ export function resizeVmapArea(s: SpaceState, addr: number, size: number): boole
 		const lazy = lazyNode(flags, s.addrNode(newEnd));
 		locks.acquireUnder(nodeBase(lazy) + N_LAZY_LOCK, b + N_BUSY_LOCK, HDR_FREE_LOCK);
 		setVaEnd(f64, va, newEnd);
-		addF(t.hdrF, (b >> 1) + NF_BUSY_BYTES, -(end - newEnd));
+		t.hdrF[(b >> 1) + NF_BUSY_BYTES]! -= end - newEnd; // derived
 		const tail = t.allocSlot();
 		setVaRange(f64, tail, newEnd, end);
 		setVaTag(i32, tail, vaTag(i32, va));
@@ -218,7 +218,7 @@ export function resizeVmapArea(s: SpaceState, addr: number, size: number): boole
 			const usedUp = vaClip(t, fb, end, newEnd - end);
 			if (usedUp !== 0) t.freeSlot(usedUp);
 			setVaEnd(f64, va, newEnd);
-			addF(t.hdrF, (b >> 1) + NF_BUSY_BYTES, newEnd - end);
+			t.hdrF[(b >> 1) + NF_BUSY_BYTES]! += newEnd - end; // derived
 		} else done = false;
 	}
 	locks.release(b + N_BUSY_LOCK);

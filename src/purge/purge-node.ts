@@ -7,7 +7,7 @@
  * in steps of PURGE_STEP areas per lock hold: allocators interleave with a long purge, and a
  * statistics reader waits at most one step.
  */
-import { add, addF, journalCommit } from "../buffer/journal.ts";
+import { addF, journalCommit } from "../buffer/journal.ts";
 import { mergeOrAddVmapArea } from "../tree/free-space.ts";
 import { HDR_FREE_LOCK, HDR_PURGE_LOCK, HDRF_TRIMS, BATCH_SKIP_POPULATE, HDR_BATCH_FLAGS } from "../buffer/layout.ts";
 import {
@@ -75,7 +75,7 @@ export function purgeVmapNodeStep(t: VaTable, locks: Locks, v: number, k: number
 		const pool = toPool(t, va, v, k, pageInverse);
 		if (poolOnly && !pool) break;
 		const next = removeFirst(t, tree, va);
-		add(hdr, tree + 1, -1);
+		hdr[tree + 1]!--; // derived: not journaled (tree/repair.ts recounts)
 		if (pool) poolAdd(t, v, va, p);
 		else mergeOrAddVmapArea(t, va);
 		addF(hdrF, (b >> 1) + NF_LAZY_PURGED, p);

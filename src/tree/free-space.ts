@@ -8,7 +8,7 @@
  * - the free list is the tree's in-order sequence;
  * - every block starts and ends on a page boundary.
  */
-import { add, addF, put } from "../buffer/journal.ts";
+import { put } from "../buffer/journal.ts";
 import { findVmapArea } from "./busy-tree.ts";
 import { corrupt, hex } from "../api/errors.ts";
 import { HDR_FREE_HEAD, HDR_FREE_NR, HDR_FREE_ROOT, HDRF_FREE_BYTES, VA_LEFT, VA_RIGHT } from "../buffer/layout.ts";
@@ -168,7 +168,7 @@ export function vaClip(t: VaTable, va: number, nva: number, size: number): numbe
 	const end = vaEnd(f64, va);
 	const nend = nva + size;
 	if (nva < start || nend > end) corrupt(`va_clip: [${hex(nva)}, ${hex(nend)}) is not inside free block [${hex(start)}, ${hex(end)})`);
-	addF(t.hdrF, HDRF_FREE_BYTES, -size);
+	t.hdrF[HDRF_FREE_BYTES]! -= size; // derived: not journaled (tree/repair.ts recounts)
 	if (nva === start && nend === end) {
 		// Full fit: the block leaves the free tree and the free list.
 		unlinkFree(t, va);
@@ -187,7 +187,7 @@ export function vaClip(t: VaTable, va: number, nva: number, size: number): numbe
 		setVaRange(f64, tail, nend, end);
 		setVaNext(i32, tail, vaNext(i32, va));
 		setVaNext(i32, va, tail);
-		add(t.hdr, HDR_FREE_NR, 1);
+		t.hdr[HDR_FREE_NR]!++;
 		augmentPropagate(t, va);
 		rbInsertAfter(t, HDR_FREE_ROOT, va, tail, AUGMENTED);
 		return 0;
@@ -205,7 +205,7 @@ function unlinkFree(t: VaTable, va: number): void {
 	else setVaNext(i32, prev, next);
 	setVaNext(i32, va, 0);
 	rbErase(t, HDR_FREE_ROOT, va, AUGMENTED);
-	add(t.hdr, HDR_FREE_NR, -1);
+	t.hdr[HDR_FREE_NR]!--;
 }
 
 /**
@@ -241,7 +241,7 @@ export function mergeOrAddVmapArea(t: VaTable, va: number): number {
 	if ((prev !== 0 && vaEnd(f64, prev) > start) || (next !== 0 && vaStart(f64, next) < end)) {
 		corrupt(`merge: [${hex(start)}, ${hex(end)}) overlaps a free block`);
 	}
-	addF(t.hdrF, HDRF_FREE_BYTES, end - start);
+	t.hdrF[HDRF_FREE_BYTES]! += end - start; // derived, as the free tree's count
 	const mergeNext = next !== 0 && vaStart(f64, next) === end;
 	const mergePrev = prev !== 0 && vaEnd(f64, prev) === start;
 	if (mergePrev && mergeNext) {
@@ -251,7 +251,7 @@ export function mergeOrAddVmapArea(t: VaTable, va: number): number {
 		setVaNext(i32, prev, vaNext(i32, next));
 		setVaNext(i32, next, 0);
 		rbErase(t, HDR_FREE_ROOT, next, AUGMENTED);
-		add(t.hdr, HDR_FREE_NR, -1);
+		t.hdr[HDR_FREE_NR]!--;
 		t.freeSlot(next);
 		setVaEnd(f64, prev, nextEnd);
 		augmentPropagateGrow(t, prev);
@@ -274,6 +274,6 @@ export function mergeOrAddVmapArea(t: VaTable, va: number): number {
 	if (prev === 0) put(t.hdr, HDR_FREE_HEAD, va);
 	else setVaNext(i32, prev, va);
 	rbInsert(t, HDR_FREE_ROOT, va, parent, side, AUGMENTED);
-	add(t.hdr, HDR_FREE_NR, 1);
+	t.hdr[HDR_FREE_NR]!++;
 	return va;
 }

@@ -22,7 +22,7 @@
  * learns the range covering its batch without walking the trees. This file is their only
  * writer: widenFlushRange, resetFlushRange.
  */
-import { add, addF, journalCommit, put, putF } from "../buffer/journal.ts";
+import { addF, journalCommit, put, putF } from "../buffer/journal.ts";
 import { insertVmapArea } from "./busy-tree.ts";
 import { HDRF_BATCH_END, HDRF_BATCH_START, VA_LAZY, VA_LEFT, VA_RIGHT, VA_STATE } from "../buffer/layout.ts";
 import {
@@ -72,7 +72,7 @@ export function lazyTreeAdd(t: VaTable, v: number, va: number, start: number, en
 	widenFlushRange(t, v, start, end);
 	setVaFlags(t.i32, va, VA_LAZY | (flags & ~VA_STATE));
 	linkLazy(t, b, va, start); // published
-	add(t.hdr, b + N_LAZY_NR, 1);
+	t.hdr[b + N_LAZY_NR]!++; // derived: not journaled (tree/repair.ts recounts)
 }
 
 /**
@@ -145,7 +145,7 @@ function detachNode(t: VaTable, locks: Locks, v: number, k: number, pageInverse:
 	if (root !== 0) {
 		const p = purgeTree(v, k);
 		put(hdr, p, root);
-		put(hdr, p + 1, hdr[b + N_LAZY_NR]!);
+		hdr[p + 1] = hdr[b + N_LAZY_NR]!; // derived, as every tree's count
 		batch.areas += hdr[b + N_LAZY_NR]!;
 		// No purge tree existed: what is lazy on this node is what the lazy tree holds.
 		batch.bytes += (hdrF[f + NF_LAZY_ADDED]! - hdrF[f + NF_LAZY_PURGED]!) / pageInverse;
@@ -156,7 +156,7 @@ function detachNode(t: VaTable, locks: Locks, v: number, k: number, pageInverse:
 		putF(hdrF, HDRF_BATCH_START + k, batch.start);
 		putF(hdrF, HDRF_BATCH_END + k, batch.end);
 		put(hdr, b + N_LAZY_ROOT, 0);
-		put(hdr, b + N_LAZY_NR, 0);
+		hdr[b + N_LAZY_NR] = 0;
 		put(hdr, b + N_LAZY_LAST, 0);
 		resetFlushRange(t, v);
 		batch.nodes.push(v);
@@ -185,8 +185,8 @@ export function undoDetach(t: VaTable, locks: Locks, k: number): void {
 			const start = vaStart(f64, va);
 			widenFlushRange(t, v, start, vaEnd(f64, va));
 			linkLazy(t, b, va, start);
-			add(hdr, p + 1, -1);
-			add(hdr, b + N_LAZY_NR, 1);
+			hdr[p + 1]!--;
+			hdr[b + N_LAZY_NR]!++;
 			journalCommit(); // each area is a step: what it did stays (journal.ts)
 			va = next;
 		}

@@ -27,6 +27,7 @@ import { put } from "../buffer/journal.ts";
 import { VA_LEFT, VA_RIGHT } from "../buffer/layout.ts";
 import {
 	clearVaLinks,
+	initSubtreeMaxSize,
 	setSubtreeMaxSize,
 	setVaBlack,
 	setVaChild,
@@ -148,7 +149,7 @@ export function rbInsert(t: VaTable, rootWord: number, z: number, parent: number
 	if (parent === 0) put(t.hdr, rootWord, z);
 	else setVaChild(i32, parent, side, z);
 	if (aug) {
-		setSubtreeMaxSize(f64, z, 0);
+		initSubtreeMaxSize(f64, z);
 		augmentPropagateGrow(t, z);
 	}
 

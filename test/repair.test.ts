@@ -1,0 +1,84 @@
+/**
+ * Tree repair (src/tree/repair.ts): parents, colours, subtreeMaxSize and the trees' counts are
+ * not journaled, and a recovery recomputes them from the child links, lists and ranges.
+ * Whatever those words hold when a holder dies (any subset of its unjournaled writes, made or
+ * not), the repair must end with valid trees: here every derived word of every tree, and every
+ * count, is overwritten with garbage, the repair runs, and check() must pass, with the same
+ * areas as before. The crash-point tests (crash-points.test.ts) fail when the repair is skipped.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { VmapSpace } from "../src/index.ts";
+import { spaceLockWords } from "../src/buffer/lock.ts";
+import { HDR_SLOT_FREE_NR, VA_LEFT } from "../src/buffer/layout.ts";
+import { setSubtreeMaxSize, setVaChild, setVaParentColour, vaLeft, vaRight } from "../src/buffer/record.ts";
+import { repairTrees, treesGuardedBy } from "../src/tree/repair.ts";
+import type { VaTable } from "../src/buffer/va-table.ts";
+import { xorshift32 } from "../harness/random.ts";
+
+const P = 4096;
+
+/** Every record of the tree rooted at header word `rootWord`. */
+function records(t: VaTable, rootWord: number): number[] {
+	const out: number[] = [];
+	const stack = [t.hdr[rootWord]!];
+	while (stack.length > 0) {
+		const x = stack.pop()!;
+		if (x === 0) continue;
+		out.push(x);
+		stack.push(vaLeft(t.i32, x), vaRight(t.i32, x));
+	}
+	return out;
+}
+
+test("repair: trees whose parents, colours, subtreeMaxSize and counts are garbage come back valid from their child links", () => {
+	for (const nodes of [1, 2]) {
+		const space = VmapSpace.create({ size: 2 ** 32, pageSize: P, nodes, smallMax: 0, lazyMaxPages: 1 << 20 });
+		const rnd = xorshift32(11 + nodes);
+		const live: number[] = [];
+		for (let i = 0; i < 3000; i++) {
+			if (live.length > 0 && rnd() % 3 === 0) space.free(live.splice(rnd() % live.length, 1)[0]!);
+			else live.push(space.alloc(P * (1 + (rnd() % 6))));
+		}
+		space.purge({ sync: true }); // some lazy areas purged into free space, the later ones lazy
+		for (let i = 0; i < 500; i++) space.free(live.splice(rnd() % live.length, 1)[0]!);
+		const before = JSON.stringify(space.dump().areas);
+		const t = space.table;
+		let scrambled = 0;
+		for (const word of spaceLockWords(t)) {
+			for (const tree of treesGuardedBy(t, word)) {
+				t.hdr[tree.countWord] = rnd() % 1000; // the derived counts too
+				if (tree.bytesWord >= 0) t.hdrF[tree.bytesWord] = rnd();
+				for (const x of records(t, tree.rootWord)) {
+					setVaParentColour(t.i32, x, rnd() % 5000, (rnd() & 1) === 1);
+					if (tree.aug) setSubtreeMaxSize(t.f64, x, rnd());
+					scrambled++;
+				}
+			}
+		}
+		assert.ok(scrambled > 800, `scrambled ${scrambled} records`);
+		t.hdr[HDR_SLOT_FREE_NR] = 12345;
+		assert.throws(() => space.check(), /ECORRUPT|corrupt/i, "the garbage is seen before the repair");
+		for (const word of spaceLockWords(t)) assert.equal(repairTrees(t, word), true);
+		space.check();
+		assert.equal(JSON.stringify(space.dump().areas), before);
+		// And the space goes on.
+		for (let i = 0; i < 2000; i++) {
+			if (live.length > 0 && rnd() % 2 === 0) space.free(live.splice(rnd() % live.length, 1)[0]!);
+			else live.push(space.alloc(P * (1 + (rnd() % 6))));
+		}
+		space.check();
+	}
+});
+
+test("repair: a shape that is not a tree (a cycle) is refused, not looped on", () => {
+	const space = VmapSpace.create({ size: 2 ** 24, pageSize: P, nodes: 1, smallMax: 0 });
+	for (let i = 0; i < 20; i++) space.alloc(P);
+	const t = space.table;
+	const [busyLock] = spaceLockWords(t).filter((w) => treesGuardedBy(t, w).some((tr) => !tr.aug && tr.balanced));
+	const root = t.hdr[treesGuardedBy(t, busyLock!)[0]!.rootWord]!;
+	const child = vaLeft(t.i32, root);
+	// The child's left link points back at the root.
+	setVaChild(t.i32, child, VA_LEFT, root);
+	assert.equal(repairTrees(t, busyLock!), false);
+});
