@@ -67,25 +67,34 @@ export function journalOpen(hdrF: Float64Array, head: number): void {
 	j.view = hdrF;
 	j.head = head;
 	j.next = head + 1;
-	j.mark = j.next;
 	j.capacity = head + 1 + 2 * JOURNAL_ENTRIES;
-	j.end = limit();
+	j.end = j.capacity;
+	if (j.countdown !== 0) {
+		j.mark = j.next;
+		j.end = limit();
+	}
 	hdrF[head] = 0;
 }
 
 /** Commit: what was written stays, the journal empties. Before a lock word is released, and between the steps of a long section. */
 export function journalCommit(): void {
 	if (j.end === 0) return;
-	settle();
-	j.view[j.head] = 0;
-	j.next = j.head + 1;
-	j.mark = j.next;
-	j.end = limit();
+	const head = j.head;
+	if (j.countdown !== 0) {
+		settle();
+		j.view[head] = 0;
+		j.next = head + 1;
+		j.mark = j.next;
+		j.end = limit();
+	} else if (j.next !== head + 1) {
+		j.view[head] = 0; // a section that journaled nothing leaves the count word alone
+		j.next = head + 1;
+	}
 }
 
 /** Stop journaling (the last lock was released). */
 export function journalClose(): void {
-	settle();
+	if (j.countdown !== 0) settle();
 	j.view = NONE;
 	j.end = 0;
 	j.next = 0;
@@ -233,9 +242,12 @@ export function crashArmed(): boolean {
 	return j.countdown !== 0;
 }
 
-/** A step of the lock protocol or a journaled write: throws once the countdown ran out. */
+/** A step of the lock protocol or a journaled write: throws once the countdown ran out. Small, to be inlined: one load and a test when no crash point is set. */
 export function crashPoint(): void {
-	if (j.countdown === 0) return;
+	if (j.countdown !== 0) countdownStep();
+}
+
+function countdownStep(): void {
 	settle();
 	if (crashed || --j.countdown === 0) {
 		crashed = true;

@@ -152,6 +152,8 @@ export class Locks {
 	#journal: number;
 	/** Whether #journal is this handle's own: held for its whole life, no claim per section. */
 	readonly #own: boolean;
+	/** Its count word (journalHead), when it is. */
+	readonly #head: number;
 
 	constructor(t: VaTable, self: number) {
 		this.#t = t;
@@ -160,6 +162,7 @@ export class Locks {
 		const shared = isShared(t.buffer);
 		this.#own = shared && self <= JOURNALS_OWN;
 		this.#journal = !shared ? -1 : this.#own ? self - 1 : JOURNALS_OWN + (self % (JOURNALS - JOURNALS_OWN));
+		this.#head = this.#own ? journalHead(this.#journal) : 0;
 		if (this.#own) Atomics.store(t.hdr, journalOwner(this.#journal), self);
 	}
 
@@ -181,13 +184,18 @@ export class Locks {
 	 */
 	acquire(word: number): void {
 		if (this.#depth === 0) this.#claimJournal();
+		if (!this.#take(word)) this.#acquireContended(word);
+		this.#depth++;
+	}
+
+	/** acquire() of a lock in use: wait; when the wait throws, give back the journal claimed for it. */
+	#acquireContended(word: number): void {
 		try {
-			if (!this.#take(word)) this.#contended(word);
+			this.#contended(word);
 		} catch (e) {
 			if (this.#depth === 0) this.#freeJournal();
 			throw e;
 		}
-		this.#depth++;
 	}
 
 	/** Take lock `word` if it is free now. */
@@ -207,9 +215,8 @@ export class Locks {
 	#take(word: number): boolean {
 		const hdr = this.#t.hdr;
 		const cur = hdr[word]!; // plain read: the compareExchange validates it
-		if ((cur & 1) !== 0) return false;
 		crashPoint();
-		return Atomics.compareExchange(hdr, word, cur, cur | this.#held) === cur;
+		return (cur & 1) === 0 && Atomics.compareExchange(hdr, word, cur, cur | this.#held) === cur;
 	}
 
 	/**
@@ -285,7 +292,7 @@ export class Locks {
 	#claimJournal(): void {
 		if (this.#journal < 0) return;
 		if (this.#own) {
-			journalOpen(this.#t.hdrF, journalHead(this.#journal));
+			journalOpen(this.#t.hdrF, this.#head);
 			return;
 		}
 		const hdr = this.#t.hdr;
