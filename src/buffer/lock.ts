@@ -150,9 +150,8 @@ export class Locks {
 	 * (tried first next time); -1 in a one-thread space: no other handle can observe it die.
 	 */
 	#journal: number;
-	/** Whether #journal is this handle's own: held for its whole life, no claim per section. */
+	/** Whether #journal is this handle's own (held for its whole life, no claim per section), and then its count word. */
 	readonly #own: boolean;
-	/** Its count word (journalHead), when it is. */
 	readonly #head: number;
 
 	constructor(t: VaTable, self: number) {
@@ -204,10 +203,7 @@ export class Locks {
 			if ((this.#t.hdr[word]! & 1) !== 0) return false; // no journal for a lock in use
 			this.#claimJournal();
 		}
-		if (this.#take(word)) {
-			this.#depth++;
-			return true;
-		}
+		if (this.#take(word)) return ++this.#depth > 0;
 		if (this.#depth === 0) this.#freeJournal();
 		return false;
 	}
