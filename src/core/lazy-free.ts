@@ -21,18 +21,14 @@ import type { SpaceState } from "./state.ts";
 
 /**
  * The busy area that starts exactly at `addr`, looked up in the busy hash of node base `b`
- * (s.busyNodeBase(addr)), or its busy tree while it has no hash, under its busy lock, which this
- * takes. Returns the record with the lock still held, or 0 with the lock released.
+ * (s.busyNodeBase(addr)), under its busy lock, which this takes. Returns the record with the
+ * lock still held, or 0 with the lock released.
  */
 export function lookupBusyAt(s: SpaceState, b: number, addr: number): number {
 	const t = s.table;
 	s.locks.acquire(b + N_BUSY_LOCK);
 	t.sync(); // another handle may have grown the table
-	let va = hashFind(t, b, addr);
-	if (va < 0) {
-		va = findVmapArea(t, b + N_BUSY_ROOT, addr); // no hash yet: a node of few areas
-		if (va !== 0 && vaStart(t.f64, va) !== addr) va = 0;
-	}
+	const va = hashFind(t, b, addr);
 	if (va !== 0) return va;
 	s.locks.release(b + N_BUSY_LOCK);
 	return 0;

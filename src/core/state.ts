@@ -50,6 +50,7 @@ import { addrToNode, ZONE_PAGES } from "../tree/nodes.ts";
 import type { SpaceParams } from "./options.ts";
 import { Purger } from "../purge/purge.ts";
 import { resetFlushRange } from "../tree/lazy-tree.ts";
+import { hashFirstTable } from "../tree/busy-hash.ts";
 import { setVaRange } from "../buffer/record.ts";
 import { blockBytesFor } from "../small/descriptor.ts";
 import type { SmallCache } from "../small/cache.ts";
@@ -119,7 +120,7 @@ export class SpaceState {
  */
 export function createSpaceBuffer(params: SpaceParams, extWords: number): SpaceBuffer {
 	const { start, size, pageSize, shared, maxAreas, lazyMaxPages, priorityPurge, nodes } = params;
-	const maxCapacity = maxAreas + hashBudget(maxAreas) + 1; // record 0 is nil
+	const maxCapacity = maxAreas + hashBudget(maxAreas, nodes) + 1; // record 0 is nil
 	const capacity = Math.min(INITIAL_CAPACITY, maxCapacity);
 	const recordsAt = recordsOffset(nodes, extWords);
 	const bytes = bytesForCapacity(recordsAt, capacity);
@@ -133,7 +134,7 @@ export function createSpaceBuffer(params: SpaceParams, extWords: number): SpaceB
 	hdr[HDR_VERSION] = VERSION;
 	hdr[HDR_CAPACITY] = capacity;
 	hdr[HDR_MAX_CAPACITY] = maxCapacity;
-	hdr[HDR_HASH_BUDGET] = hashBudget(maxAreas);
+	hdr[HDR_HASH_BUDGET] = hashBudget(maxAreas, nodes);
 	hdr[HDR_SLOT_HIGH] = 1;
 	hdr[HDR_TAG_NR] = 1;
 	hdrF[HDRF_START] = start;
@@ -157,7 +158,10 @@ export function createSpaceBuffer(params: SpaceParams, extWords: number): SpaceB
 export function openSpace(buffer: SpaceBuffer, flush: FlushHook | undefined): SpaceState {
 	const s = new SpaceState(buffer, flush, undefined);
 	const t = s.table;
-	for (let v = 0; v < s.nodes; v++) resetFlushRange(t, v);
+	for (let v = 0; v < s.nodes; v++) {
+		resetFlushRange(t, v);
+		hashFirstTable(t, nodeBase(v));
+	}
 	t.reserve(1);
 	const va = t.allocSlot();
 	setVaRange(t.f64, va, s.start, s.end);

@@ -3,7 +3,7 @@
  * every batch, the pools; each against the node's counters.
  */
 import { corrupt, hex } from "../api/errors.ts";
-import { BATCH_SLOTS, HDR_BATCH_OWNER, REC_I32, VA_BUSY, VA_SMALL_BLOCK, VA_STATE } from "../buffer/layout.ts";
+import { BATCH_SLOTS, HASH_MIN_LOG, HDR_BATCH_OWNER, REC_I32, VA_BUSY, VA_SMALL_BLOCK, VA_STATE } from "../buffer/layout.ts";
 import {
 	MAX_VA_SIZE_PAGES,
 	N_BUSY_NR,
@@ -153,15 +153,14 @@ function checkHash(w: Walk, b: number, node: string, busy: number[], id: number)
 	const log = hdr[b + N_HASH_LOG]!;
 	const oldLog = hdr[b + N_HASH_OLD_LOG]!;
 	const moved = hdr[b + N_HASH_MOVED]!;
-	const runs: Array<[what: string, first: number, records: number]> = [];
-	if (log !== 0) runs.push(["table", hdr[b + N_HASH_FIRST]!, hashRecords(log)]);
+	if (!(log >= HASH_MIN_LOG && log <= 30 && oldLog >= 0 && oldLog < log && moved >= 0 && moved <= (oldLog === 0 ? 0 : 2 ** oldLog))) {
+		corrupt(
+			`${name}: log ${log}, old log ${oldLog}, ${moved} old buckets moved: out of range (every node has a table from the space's creation)`,
+		);
+	}
+	const runs: Array<[what: string, first: number, records: number]> = [["table", hdr[b + N_HASH_FIRST]!, hashRecords(log)]];
 	if (oldLog !== 0) runs.push(["old table", hdr[b + N_HASH_OLD_FIRST]!, hashRecords(oldLog)]);
 	if (hdr[b + N_HASH_RETIRED_LEFT]! > 0) runs.push(["retired table", hdr[b + N_HASH_RETIRED_FIRST]!, hdr[b + N_HASH_RETIRED_LEFT]!]);
-	if (log === 0 && (oldLog !== 0 || hdr[b + N_HASH_FIRST] !== 0))
-		corrupt(`${name}: no table (log 0), but table record ${hdr[b + N_HASH_FIRST]} or an old table of log ${oldLog}`);
-	if (!(log >= 0 && log <= 30 && oldLog >= 0 && oldLog < Math.max(1, log) && moved >= 0 && moved <= (oldLog === 0 ? 0 : 2 ** oldLog))) {
-		corrupt(`${name}: log ${log}, old log ${oldLog}, ${moved} old buckets moved: out of range`);
-	}
 	let records = 0;
 	for (const [what, first, n] of runs) {
 		if (!(first >= 1 && first + n <= high))
@@ -192,12 +191,10 @@ function checkHash(w: Walk, b: number, node: string, busy: number[], id: number)
 			}
 		}
 	};
-	if (log !== 0) chains(hdr[b + N_HASH_FIRST]!, log, 0);
+	chains(hdr[b + N_HASH_FIRST]!, log, 0);
 	if (oldLog !== 0) chains(hdr[b + N_HASH_OLD_FIRST]!, oldLog, moved);
-	if (log !== 0) {
-		for (const va of busy)
-			if (marks[va] !== id) corrupt(`${name}: busy area ${va} [${hex(vaStart(f64, va))}, ${hex(vaEnd(f64, va))}) is in no bucket`);
-		if (chained !== busy.length) corrupt(`${name}: chains ${chained} records, the busy tree holds ${busy.length}`);
-	}
+	for (const va of busy)
+		if (marks[va] !== id) corrupt(`${name}: busy area ${va} [${hex(vaStart(f64, va))}, ${hex(vaEnd(f64, va))}) is in no bucket`);
+	if (chained !== busy.length) corrupt(`${name}: chains ${chained} records, the busy tree holds ${busy.length}`);
 	return records;
 }

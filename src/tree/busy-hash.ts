@@ -15,19 +15,19 @@
  * and every later hashed operation of the node moves MIGRATE_STEP of its buckets into the new
  * one. Lookups meanwhile search the new table, then the old bucket if it has not moved yet.
  * Once all have moved, the old table's records are retired, and given back RETIRE_STEP at a
- * time by later allocations. A node's first table is built from its busy tree when it reaches
- * HASH_START areas (a walk of that many). The tables' records come from a budget of their own
- * beyond maxAreas (hashBudget: an eighth), so they never take a record an area was promised;
- * a table that cannot grow (its budget spent, or the buffer at its limit) stays as it is:
- * chains grow longer, nothing fails.
+ * time by later allocations. Every node has a table from the space's creation (2^HASH_MIN_LOG
+ * buckets), so the hash always holds every busy area of its node: a recovery rebuilds a busy
+ * tree from it (repair.ts). The tables' records come from a budget of their own beyond
+ * maxAreas (hashBudget: the first tables and an eighth), so they never take a record an area
+ * was promised; a table that cannot grow (its budget spent, or the buffer at its limit) stays
+ * as it is: chains grow longer, nothing fails.
  *
  * Everything here runs under the node's busy lock; hashMaintain also under the free-space lock.
  */
 import { add, put } from "../buffer/journal.ts";
-import { HDR_HASH_BUDGET, HDR_HASH_RECORDS, REC_I32 } from "../buffer/layout.ts";
+import { HASH_FIRST_RECORDS, HASH_MIN_LOG, HDR_HASH_BUDGET, HDR_HASH_RECORDS, REC_I32 } from "../buffer/layout.ts";
 import {
 	N_BUSY_NR,
-	N_BUSY_ROOT,
 	N_HASH_FIRST,
 	N_HASH_LOG,
 	N_HASH_MOVED,
@@ -36,13 +36,9 @@ import {
 	N_HASH_RETIRED_FIRST,
 	N_HASH_RETIRED_LEFT,
 } from "../buffer/node-layout.ts";
-import { rbFirst, rbNext } from "./rbtree.ts";
 import { clearRecord, setVaNext, vaNext, vaStart, setRecWord } from "../buffer/record.ts";
 import type { VaTable } from "../buffer/va-table.ts";
 
-/** Busy areas of a node before it gets a table: below it, the tree's descent is a few cached levels. */
-export const HASH_START = 32;
-const HASH_MIN_LOG = 5;
 /** Areas per bucket above which the table doubles (at most 4 bytes of table per 2 areas after). */
 const MAX_LOAD = 2;
 /** Old buckets moved into the new table per hashed operation. */
@@ -71,14 +67,10 @@ function chainFind(f64: Float64Array, i32: Int32Array, head: number, addr: numbe
 	return va;
 }
 
-/**
- * The busy area of node base `b` starting exactly at `addr`, or 0; -1 when the node has no
- * table yet (look in the busy tree).
- */
+/** The busy area of node base `b` starting exactly at `addr`, or 0. */
 export function hashFind(t: VaTable, b: number, addr: number): number {
 	const hdr = t.hdr;
 	const log = hdr[b + N_HASH_LOG]!;
-	if (log === 0) return -1;
 	const f64 = t.f64;
 	const i32 = t.i32;
 	const va = chainFind(f64, i32, i32[hdr[b + N_HASH_FIRST]! * REC_I32 + hashBucket(addr, log)]!, addr);
@@ -89,11 +81,10 @@ export function hashFind(t: VaTable, b: number, addr: number): number {
 	return ob < hdr[b + N_HASH_MOVED]! ? 0 : chainFind(f64, i32, i32[hdr[b + N_HASH_OLD_FIRST]! * REC_I32 + ob]!, addr);
 }
 
-/** Chain busy record `va`, starting at `start`, into node base `b`'s table (if it has one). */
+/** Chain busy record `va`, starting at `start`, into node base `b`'s table. */
 export function hashInsert(t: VaTable, b: number, va: number, start: number): void {
 	const hdr = t.hdr;
 	const log = hdr[b + N_HASH_LOG]!;
-	if (log === 0) return;
 	const i32 = t.i32;
 	const w = hdr[b + N_HASH_FIRST]! * REC_I32 + hashBucket(start, log);
 	setVaNext(i32, va, i32[w]!);
@@ -114,11 +105,10 @@ function unlink(i32: Int32Array, w: number, va: number): boolean {
 	return false;
 }
 
-/** Take busy record `va`, starting at `start`, out of node base `b`'s table (if it has one). */
+/** Take busy record `va`, starting at `start`, out of node base `b`'s table. */
 export function hashRemove(t: VaTable, b: number, va: number, start: number): void {
 	const hdr = t.hdr;
 	const log = hdr[b + N_HASH_LOG]!;
-	if (log === 0) return;
 	const i32 = t.i32;
 	if (!unlink(i32, hdr[b + N_HASH_FIRST]! * REC_I32 + hashBucket(start, log), va)) {
 		const oldLog = hdr[b + N_HASH_OLD_LOG]!;
@@ -181,9 +171,8 @@ export function hashMaintain(t: VaTable, b: number): void {
 		return;
 	}
 	const log = hdr[b + N_HASH_LOG]!;
-	const count = hdr[b + N_BUSY_NR]!;
-	if (hdr[b + N_HASH_OLD_LOG] !== 0 || (log === 0 ? count < HASH_START : count <= MAX_LOAD * 2 ** log)) return;
-	const next = log === 0 ? Math.max(HASH_MIN_LOG, Math.ceil(Math.log2(count))) : log + 1;
+	if (hdr[b + N_HASH_OLD_LOG] !== 0 || hdr[b + N_BUSY_NR]! <= MAX_LOAD * 2 ** log) return;
+	const next = log + 1;
 	const run = hashRecords(next);
 	// Within the hashes' budget (HDR_HASH_BUDGET, beyond maxAreas): the areas keep every record
 	// they were promised.
@@ -196,23 +185,19 @@ export function hashMaintain(t: VaTable, b: number): void {
 	const first = t.takeRun(run);
 	const h = t.hdr; // after reserveRun, which may have replaced the views
 	add(h, HDR_HASH_RECORDS, run);
-	if (log === 0) {
-		put(h, b + N_HASH_FIRST, first);
-		put(h, b + N_HASH_LOG, next);
-		// The first table: every busy area of the node, from its tree (HASH_START of them, plus
-		// what pools handed out since the last allocation that held the free-space lock).
-		const f64 = t.f64;
-		const i32 = t.i32;
-		for (let va = rbFirst(t, b + N_BUSY_ROOT); va !== 0; va = rbNext(t, va)) {
-			const w = first * REC_I32 + hashBucket(vaStart(f64, va), next);
-			setVaNext(i32, va, i32[w]!);
-			setRecWord(i32, w, va);
-		}
-		return;
-	}
 	put(h, b + N_HASH_OLD_FIRST, h[b + N_HASH_FIRST]!);
 	put(h, b + N_HASH_OLD_LOG, log);
 	put(h, b + N_HASH_MOVED, 0);
 	put(h, b + N_HASH_FIRST, first);
 	put(h, b + N_HASH_LOG, next);
+}
+
+/** Node base `b`'s first table, empty, when the space is made (within the hashes' budget: hashBudget counts it). */
+export function hashFirstTable(t: VaTable, b: number): void {
+	t.reserveRun(HASH_FIRST_RECORDS);
+	const first = t.takeRun(HASH_FIRST_RECORDS);
+	const hdr = t.hdr;
+	hdr[HDR_HASH_RECORDS]! += HASH_FIRST_RECORDS;
+	hdr[b + N_HASH_FIRST] = first;
+	hdr[b + N_HASH_LOG] = HASH_MIN_LOG;
 }

@@ -178,8 +178,9 @@ class Alloc extends Step {
 /**
  * Several allocations in one command, each checked against the model as Alloc checks it, in
  * spaces of FILL_PAGES pages or more. Frees outnumber allocations among the commands: without
- * this no node ever held HASH_START busy areas, so the model never met the busy hash (free(),
- * resize() and the lookups through it).
+ * this no node ever held more busy areas than its first busy hash table's 32 buckets take, so
+ * the model never met a table growing and moving its buckets (free(), resize() and the
+ * lookups through it meanwhile).
  */
 const FILL_PAGES = 256;
 class Fill extends Step {
@@ -507,7 +508,7 @@ const commands = [
 const configs = fc.record({
 	pageShift: fc.constantFrom(0, 12, 16),
 	// Mostly small spaces, where every edge is near; one in eight large enough for Fill to give a
-	// node more than HASH_START busy areas: the busy hash.
+	// node more busy areas than its first busy hash table takes: a table's growth.
 	pages: fc.oneof(
 		{ arbitrary: fc.integer({ min: 8, max: 160 }), weight: 7 },
 		{ arbitrary: fc.integer({ min: FILL_PAGES, max: 1024 }), weight: 1 },
