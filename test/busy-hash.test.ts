@@ -8,8 +8,17 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { VmapError, VmapSpace } from "../src/index.ts";
 import { hashBucket } from "../src/tree/busy-hash.ts";
-import { HASH_MIN_LOG, HDR_HASH_RECORDS, hashBudget, REC_I32 } from "../src/buffer/layout.ts";
-import { N_BUSY_LOCK, N_HASH_FIRST, N_HASH_LOG, N_HASH_OLD_LOG, N_HASH_RETIRED_LEFT, nodeBase } from "../src/buffer/node-layout.ts";
+import { HDR_HASH_RECORDS, REC_I32 } from "../src/buffer/layout.ts";
+import {
+	HASH_MIN_LOG,
+	hashBudget,
+	N_BUSY_LOCK,
+	N_HASH_FIRST,
+	N_HASH_LOG,
+	N_HASH_OLD_LOG,
+	N_HASH_RETIRED_LEFT,
+	nodeBase,
+} from "../src/buffer/node-layout.ts";
 import { setVaNext, vaNext, vaStart } from "../src/buffer/record.ts";
 import { xorshift32 } from "../harness/random.ts";
 import { code } from "./support/code.ts";

@@ -125,7 +125,7 @@ export const HDR_SMALL_FLUSHES = 75;
 /** The tag id a small area's MARK bit stands for (0: none), set by the layer above (the heap). */
 export const HDR_SMALL_MARK_TAG = 76;
 /**
- * The busy hashes' records (busy-hash.ts): how many they may hold (hashBudget(), on
+ * The busy hashes' records (busy-hash.ts): how many they may hold (node-layout.ts hashBudget(), on
  * top of maxAreas: the tables never take records the areas were promised) and how many they
  * hold now, under the free-space lock.
  */
@@ -395,13 +395,4 @@ export const MAX_AREAS_LIMIT = 2 ** 25;
 export const DEFAULT_MAX_AREAS = 2 ** 22;
 export const INITIAL_CAPACITY = 64;
 
-/** log2 of the buckets of a node's first busy hash table, made with the space (busy-hash.ts). */
-export const HASH_MIN_LOG = 5;
-/** Records one first table takes (its buckets packed REC_I32 to a record). */
-export const HASH_FIRST_RECORDS = Math.ceil(2 ** HASH_MIN_LOG / REC_I32);
-/**
- * Records the busy hashes may hold beyond maxAreas: every node's first table, and an eighth (a
- * hash takes a tenth of its areas' records at most, and an old table while it moves).
- */
-export const hashBudget = (maxAreas: number, nodes: number): number => nodes * HASH_FIRST_RECORDS + Math.ceil(maxAreas / 8);
 export const bytesForCapacity = (recordsAt: number, capacity: number): number => recordsAt + capacity * REC_BYTES;

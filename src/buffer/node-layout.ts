@@ -2,7 +2,7 @@
  * The node table's words (kernel struct vmap_node): where each of a node's lock domains sits,
  * and what the records that follow it begin at. The buffer as a whole: layout.ts.
  */
-import { JOURNAL_BYTES, JOURNAL_OFFSET, JOURNALS } from "./layout.ts";
+import { JOURNAL_BYTES, JOURNAL_OFFSET, JOURNALS, REC_I32 } from "./layout.ts";
 
 /**
  * One block of NODE_WORDS Int32 words per node (kernel struct vmap_node), from NODE_OFFSET.
@@ -129,3 +129,13 @@ export function extOffset(nodes: number): number {
 export function recordsOffset(nodes: number, extWords: number): number {
 	return extOffset(nodes) + Math.ceil(extWords / 16) * 64;
 }
+
+/** log2 of the buckets of a node's first busy hash table, made with the space (busy-hash.ts). */
+export const HASH_MIN_LOG = 5;
+/** Records one first table takes (its buckets packed REC_I32 to a record). */
+export const HASH_FIRST_RECORDS = Math.ceil(2 ** HASH_MIN_LOG / REC_I32);
+/**
+ * Records the busy hashes may hold beyond maxAreas: every node's first table, and an eighth (a
+ * hash takes a tenth of its areas' records at most, and an old table while it moves).
+ */
+export const hashBudget = (maxAreas: number, nodes: number): number => nodes * HASH_FIRST_RECORDS + Math.ceil(maxAreas / 8);

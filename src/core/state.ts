@@ -20,7 +20,6 @@ import {
 	HDR_EXT_WORDS,
 	HDR_MAGIC,
 	HDR_HASH_BUDGET,
-	hashBudget,
 	HDR_MAX_CAPACITY,
 	HDR_NO_PRIORITY,
 	HDR_NODES,
@@ -43,7 +42,7 @@ import {
 	VA_OWNER_SHIFT,
 	VERSION,
 } from "../buffer/layout.ts";
-import { extOffset, nodeBase, recordsOffset } from "../buffer/node-layout.ts";
+import { extOffset, hashBudget, nodeBase, recordsOffset } from "../buffer/node-layout.ts";
 import { claimHandle } from "./handles.ts";
 import { Locks } from "../buffer/lock.ts";
 import { addrToNode, ZONE_PAGES } from "../tree/nodes.ts";

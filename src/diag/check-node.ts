@@ -3,7 +3,7 @@
  * every batch, the pools; each against the node's counters.
  */
 import { corrupt, hex } from "../api/errors.ts";
-import { BATCH_SLOTS, HASH_MIN_LOG, HDR_BATCH_OWNER, REC_I32, VA_BUSY, VA_SMALL_BLOCK, VA_STATE } from "../buffer/layout.ts";
+import { BATCH_SLOTS, HDR_BATCH_OWNER, REC_I32, VA_BUSY, VA_SMALL_BLOCK, VA_STATE } from "../buffer/layout.ts";
 import {
 	MAX_VA_SIZE_PAGES,
 	N_BUSY_NR,
@@ -30,6 +30,7 @@ import {
 	POOL_LEN,
 	POOL_TAIL,
 	purgeTree,
+	HASH_MIN_LOG,
 } from "../buffer/node-layout.ts";
 import { vaEnd, vaFlags, vaNext, vaStart } from "../buffer/record.ts";
 import { hashBucket, hashRecords } from "../tree/busy-hash.ts";

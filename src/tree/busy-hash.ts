@@ -25,8 +25,10 @@
  * Everything here runs under the node's busy lock; hashMaintain also under the free-space lock.
  */
 import { add, put } from "../buffer/journal.ts";
-import { HASH_FIRST_RECORDS, HASH_MIN_LOG, HDR_HASH_BUDGET, HDR_HASH_RECORDS, REC_I32 } from "../buffer/layout.ts";
+import { HDR_HASH_BUDGET, HDR_HASH_RECORDS, REC_I32 } from "../buffer/layout.ts";
 import {
+	HASH_FIRST_RECORDS,
+	HASH_MIN_LOG,
 	N_BUSY_NR,
 	N_HASH_FIRST,
 	N_HASH_LOG,
