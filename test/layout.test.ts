@@ -213,7 +213,7 @@ test("layout: every record accessor reads and writes the word layout.ts names (t
 	R.setVaParentColour(i32, va, 3, true);
 	assert.equal(i32[iw(L.VA_PARENT)], (3 << 1) | 1);
 	assert.deepEqual([R.vaParent(i32, va), R.vaIsRed(i32, va)], [3, true]);
-	R.clearVaLinks(i32, va);
+	R.clearVaLinks(i32, va, false);
 	assert.deepEqual([i32[iw(L.VA_LEFT)], i32[iw(L.VA_RIGHT)], i32[iw(L.VA_PARENT)]], [0, 0, 0]);
 	assert.equal(R.recordIsZero(f64, va), false);
 	R.clearRecord(f64, va);

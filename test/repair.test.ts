@@ -1,6 +1,8 @@
 /**
  * Tree repair (src/tree/repair.ts): parents, colours, subtreeMaxSize and the trees' counts are
- * not journaled, and a recovery recomputes them from the child links, lists and ranges.
+ * not journaled, nor are the free and busy trees' child links, and a recovery recomputes them:
+ * the free and busy trees from the free list and the busy hash, the others from their child
+ * links.
  * Whatever those words hold when a holder dies (any subset of its unjournaled writes, made or
  * not), the repair must end with valid trees: here every derived word of every tree, and every
  * count, is overwritten with garbage, the repair runs, and check() must pass, with the same
@@ -10,8 +12,9 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { VmapSpace } from "../src/index.ts";
 import { spaceLockWords } from "../src/buffer/lock.ts";
-import { HDR_SLOT_FREE_NR, VA_LEFT } from "../src/buffer/layout.ts";
-import { setSubtreeMaxSize, setVaChild, setVaParentColour, vaLeft, vaRight } from "../src/buffer/record.ts";
+import { HDR_SLOT_FREE_NR, VA_LEFT, VA_RIGHT } from "../src/buffer/layout.ts";
+import { setSubtreeMaxSize, setVaChild, setVaNext, setVaParentColour, vaLeft, vaRight } from "../src/buffer/record.ts";
+import { N_BUSY_ROOT, N_LAZY_ROOT, nodeBase } from "../src/buffer/node-layout.ts";
 import { repairTrees, treesGuardedBy } from "../src/tree/repair.ts";
 import type { VaTable } from "../src/buffer/va-table.ts";
 import { xorshift32 } from "../harness/random.ts";
@@ -31,7 +34,7 @@ function records(t: VaTable, rootWord: number): number[] {
 	return out;
 }
 
-test("repair: trees whose parents, colours, subtreeMaxSize and counts are garbage come back valid from their child links", () => {
+test("repair: trees whose parents, colours, subtreeMaxSize and counts (and the free and busy trees, child links) are garbage come back valid", () => {
 	for (const nodes of [1, 2]) {
 		const space = VmapSpace.create({ size: 2 ** 32, pageSize: P, nodes, smallMax: 0, lazyMaxPages: 1 << 20 });
 		const rnd = xorshift32(11 + nodes);
@@ -51,6 +54,11 @@ test("repair: trees whose parents, colours, subtreeMaxSize and counts are garbag
 				if (tree.bytesWord >= 0) t.hdrF[tree.bytesWord] = rnd();
 				for (const x of records(t, tree.rootWord)) {
 					setVaParentColour(t.i32, x, rnd() % 5000, (rnd() & 1) === 1);
+					if (tree.members !== undefined) {
+						// A tree rebuilt from the list beside it: its child links are garbage too.
+						setVaChild(t.i32, x, VA_LEFT, rnd() % 5000);
+						setVaChild(t.i32, x, VA_RIGHT, rnd() % 5000);
+					}
 					if (tree.aug) setSubtreeMaxSize(t.f64, x, rnd());
 					scrambled++;
 				}
@@ -71,14 +79,20 @@ test("repair: trees whose parents, colours, subtreeMaxSize and counts are garbag
 	}
 });
 
-test("repair: a shape that is not a tree (a cycle) is refused, not looped on", () => {
-	const space = VmapSpace.create({ size: 2 ** 24, pageSize: P, nodes: 1, smallMax: 0 });
-	for (let i = 0; i < 20; i++) space.alloc(P);
+test("repair: links that are not a tree (a cycle) are refused, not looped on: a lazy tree's shape, a busy hash chain", () => {
+	const space = VmapSpace.create({ size: 2 ** 24, pageSize: P, nodes: 1, smallMax: 0, lazyMaxPages: 1 << 20 });
+	const areas = Array.from({ length: 20 }, () => space.alloc(P));
+	for (const a of areas.slice(0, 10)) space.free(a);
 	const t = space.table;
-	const [busyLock] = spaceLockWords(t).filter((w) => treesGuardedBy(t, w).some((tr) => !tr.aug && tr.balanced));
-	const root = t.hdr[treesGuardedBy(t, busyLock!)[0]!.rootWord]!;
+	const guarding = (what: (tree: ReturnType<typeof treesGuardedBy>[number]) => boolean) =>
+		spaceLockWords(t).find((w) => treesGuardedBy(t, w).some(what))!;
+	const lazyLock = guarding((tr) => tr.rootWord === nodeBase(0) + N_LAZY_ROOT);
+	const root = t.hdr[nodeBase(0) + N_LAZY_ROOT]!;
 	const child = vaLeft(t.i32, root);
-	// The child's left link points back at the root.
-	setVaChild(t.i32, child, VA_LEFT, root);
-	assert.equal(repairTrees(t, busyLock!), false);
+	setVaChild(t.i32, child, VA_LEFT, root); // the child's left link points back at the root
+	assert.equal(repairTrees(t, lazyLock), false);
+	const busyLock = guarding((tr) => tr.rootWord === nodeBase(0) + N_BUSY_ROOT);
+	const va = t.hdr[nodeBase(0) + N_BUSY_ROOT]!;
+	setVaNext(t.i32, va, va); // its hash chain loops
+	assert.equal(repairTrees(t, busyLock), false);
 });

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { VmapError, VmapSpace } from "../src/index.ts";
-import { rbErase } from "../src/tree/rbtree.ts";
+import { LAZY_TREE, rbErase } from "../src/tree/rbtree.ts";
 import {
 	setSubtreeMaxSize,
 	setVaChild,
@@ -271,7 +271,7 @@ test("check() catches corruption of every kind it promises to", () => {
 		[
 			"lazy tree lost an area",
 			(s) => {
-				rbErase(s.table, B + N_LAZY_ROOT, s.table.hdr[B + N_LAZY_ROOT]!, false);
+				rbErase(s.table, B + N_LAZY_ROOT, s.table.hdr[B + N_LAZY_ROOT]!, LAZY_TREE);
 			},
 			/lazy tree: holds 6 areas, header says 7/,
 		],

@@ -183,6 +183,11 @@ export function setVaChild(i32: Int32Array, va: number, side: Side, child: numbe
 	i32[i] = child;
 }
 
+/** setVaChild() unjournaled, for the trees a recovery rebuilds from a list beside them (the free and busy trees: tree/repair.ts). */
+export function linkVaChild(i32: Int32Array, va: number, side: Side, child: number): void {
+	i32[va * 10 + side] = child;
+}
+
 /** Parent slot (the parent word holds it shifted left by one). */
 export function vaParent(i32: Int32Array, va: number): number {
 	return i32[va * 10 + 8]! >>> 1;
@@ -213,11 +218,13 @@ export function setVaBlack(i32: Int32Array, va: number): void {
 	if (va !== 0) i32[va * 10 + 8]! &= ~1;
 }
 
-/** Unlink `va` from every tree: no children, no parent, black. */
-export function clearVaLinks(i32: Int32Array, va: number): void {
+/** Unlink `va` from every tree: no children, no parent, black; the child links journaled unless `rebuilt` (see linkVaChild). */
+export function clearVaLinks(i32: Int32Array, va: number, rebuilt: boolean): void {
 	const i = va * 10 + 6;
-	logRec(i, i32[i]!);
-	logRec(i + 1, i32[i + 1]!);
+	if (!rebuilt) {
+		logRec(i, i32[i]!);
+		logRec(i + 1, i32[i + 1]!);
+	}
 	i32[i] = 0;
 	i32[i + 1] = 0;
 	i32[i + 2] = 0; // parent and colour: derived

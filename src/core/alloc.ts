@@ -6,6 +6,7 @@ import { addF } from "../buffer/journal.ts";
 import type { AllocOptions } from "../api/types.ts";
 import { hashInsert, hashMaintain } from "../tree/busy-hash.ts";
 import { insertVmapArea } from "../tree/busy-tree.ts";
+import { BUSY_TREE } from "../tree/rbtree.ts";
 import { hex, shown, VmapError } from "../api/errors.ts";
 import { alignUp, findVmapLowestMatch, vaClip } from "../tree/free-space.ts";
 import { HDR_FREE_LOCK, HDR_FREE_ROOT, HDRF_FAILED, VA_BUSY } from "../buffer/layout.ts";
@@ -225,7 +226,7 @@ function linkBusy(s: SpaceState, b: number, va: number, start: number, size: num
 	const i32 = t.i32;
 	setVaFlags(i32, va, VA_BUSY | vn | s.ownerFlags);
 	setVaTag(i32, va, tag);
-	insertVmapArea(t, b + N_BUSY_ROOT, va);
+	insertVmapArea(t, b + N_BUSY_ROOT, va, BUSY_TREE);
 	hashInsert(t, b, va, start);
 	t.hdr[b + N_BUSY_NR]!++; // derived, as NF_BUSY_BYTES: not journaled (tree/repair.ts recounts)
 	const f = b >> 1;

@@ -128,7 +128,7 @@ function migrateStep(t: VaTable, b: number): void {
 	const oldFirst = hdr[b + N_HASH_OLD_FIRST]! * REC_I32;
 	const first = hdr[b + N_HASH_FIRST]! * REC_I32;
 	const log = hdr[b + N_HASH_LOG]!;
-	const n = 2 ** oldLog;
+	const n = 1 << oldLog;
 	let moved = hdr[b + N_HASH_MOVED]!;
 	for (const stop = Math.min(n, moved + MIGRATE_STEP); moved < stop; moved++) {
 		let va = i32[oldFirst + moved]!;
@@ -173,7 +173,7 @@ export function hashMaintain(t: VaTable, b: number): void {
 		return;
 	}
 	const log = hdr[b + N_HASH_LOG]!;
-	if (hdr[b + N_HASH_OLD_LOG] !== 0 || hdr[b + N_BUSY_NR]! <= MAX_LOAD * 2 ** log) return;
+	if (hdr[b + N_HASH_OLD_LOG] !== 0 || hdr[b + N_BUSY_NR]! <= MAX_LOAD * (1 << log)) return; // log <= 30: no Math.pow
 	const next = log + 1;
 	const run = hashRecords(next);
 	// Within the hashes' budget (HDR_HASH_BUDGET, beyond maxAreas): the areas keep every record
@@ -202,4 +202,28 @@ export function hashFirstTable(t: VaTable, b: number): void {
 	hdr[HDR_HASH_RECORDS]! += HASH_FIRST_RECORDS;
 	hdr[b + N_HASH_FIRST] = first;
 	hdr[b + N_HASH_LOG] = HASH_MIN_LOG;
+}
+
+/**
+ * Every record node base `b`'s hash chains (its table's, and the old table's buckets not yet
+ * moved), for a recovery that rebuilds the busy tree from them; undefined when the chains are
+ * not lists of records (a cycle, a record outside the table).
+ */
+export function hashMembers(t: VaTable, b: number): number[] | undefined {
+	const hdr = t.hdr;
+	const i32 = t.i32;
+	const out: number[] = [];
+	const chains = (first: number, log: number, from: number): boolean => {
+		for (let i = from; i < 2 ** log; i++) {
+			for (let va = i32[first * REC_I32 + i]!; va !== 0; va = vaNext(i32, va)) {
+				if (va < 0 || va >= t.capacity || out.length >= t.capacity) return false;
+				out.push(va);
+			}
+		}
+		return true;
+	};
+	if (!chains(hdr[b + N_HASH_FIRST]!, hdr[b + N_HASH_LOG]!, 0)) return undefined;
+	const oldLog = hdr[b + N_HASH_OLD_LOG]!;
+	if (oldLog !== 0 && !chains(hdr[b + N_HASH_OLD_FIRST]!, oldLog, hdr[b + N_HASH_MOVED]!)) return undefined;
+	return out;
 }

@@ -39,7 +39,7 @@ import {
 	purgeTree,
 } from "../buffer/node-layout.ts";
 import type { Locks } from "../buffer/lock.ts";
-import { PLAIN, rbFirst, rbInsert, rbLeftmost } from "./rbtree.ts";
+import { LAZY_TREE, rbFirst, rbInsert, rbLeftmost } from "./rbtree.ts";
 import { clearVaLinks, setVaChild, setVaFlags, setVaParent, vaEnd, vaParent, vaRight, vaStart } from "../buffer/record.ts";
 import type { VaTable } from "../buffer/va-table.ts";
 
@@ -84,9 +84,9 @@ function linkLazy(t: VaTable, b: number, va: number, start: number): void {
 	const hdr = t.hdr;
 	const last = hdr[b + N_LAZY_LAST]!;
 	if (last === 0 || start > vaStart(t.f64, last)) {
-		rbInsert(t, b + N_LAZY_ROOT, va, last, VA_RIGHT, PLAIN);
+		rbInsert(t, b + N_LAZY_ROOT, va, last, VA_RIGHT, LAZY_TREE);
 		put(hdr, b + N_LAZY_LAST, va);
-	} else insertVmapArea(t, b + N_LAZY_ROOT, va, "lazy tree");
+	} else insertVmapArea(t, b + N_LAZY_ROOT, va, LAZY_TREE, "lazy tree");
 }
 
 /**
@@ -98,7 +98,7 @@ export function removeFirst(t: VaTable, rootWord: number, x: number): number {
 	const i32 = t.i32;
 	const p = vaParent(i32, x);
 	const r = vaRight(i32, x);
-	clearVaLinks(i32, x);
+	clearVaLinks(i32, x, false);
 	if (p === 0) put(t.hdr, rootWord, r);
 	else setVaChild(i32, p, VA_LEFT, r); // the lowest node is a left child
 	if (r === 0) return p;

@@ -22,12 +22,15 @@
  */
 import {
 	BATCH_SLOTS,
+	HDR_FREE_HEAD,
 	HDR_FREE_LOCK,
 	HDR_FREE_NR,
 	HDR_FREE_ROOT,
 	HDR_SLOT_FREE,
 	HDR_SLOT_FREE_NR,
 	HDRF_FREE_BYTES,
+	VA_LEFT,
+	VA_RIGHT,
 } from "../buffer/layout.ts";
 import {
 	N_BUSY_LOCK,
@@ -41,12 +44,25 @@ import {
 	nodeBase,
 	purgeTree,
 } from "../buffer/node-layout.ts";
-import { setSubtreeMaxSize, setVaParentColour, subtreeMaxSize, vaIsRed, vaLeft, vaNext, vaRight, vaSize } from "../buffer/record.ts";
+import {
+	linkVaChild,
+	setSubtreeMaxSize,
+	setVaParentColour,
+	subtreeMaxSize,
+	vaIsRed,
+	vaLeft,
+	vaNext,
+	vaRight,
+	vaSize,
+	vaStart,
+} from "../buffer/record.ts";
+import { hashMembers } from "./busy-hash.ts";
 import type { VaTable } from "../buffer/va-table.ts";
 
 /**
  * A tree to repair: its root word, whether it is red-black, whether it keeps subtreeMaxSize,
- * and the header words that count its records (Int32) and bytes (Float64; -1: none).
+ * the header words that count its records (Int32) and bytes (Float64; -1: none), and for a
+ * tree whose child links are not journaled, its records from the list beside it.
  */
 interface TreeRoot {
 	rootWord: number;
@@ -54,17 +70,32 @@ interface TreeRoot {
 	aug: boolean;
 	countWord: number;
 	bytesWord: number;
+	members?: () => number[] | undefined;
 }
 
 /** The trees lock `word` guards (none for the space's other locks and the heap's). */
 export function treesGuardedBy(t: VaTable, word: number): TreeRoot[] {
 	if (word === HDR_FREE_LOCK)
-		return [{ rootWord: HDR_FREE_ROOT, balanced: true, aug: true, countWord: HDR_FREE_NR, bytesWord: HDRF_FREE_BYTES }];
+		return [
+			{
+				...{ rootWord: HDR_FREE_ROOT, balanced: true, aug: true, countWord: HDR_FREE_NR, bytesWord: HDRF_FREE_BYTES },
+				members: () => listed(t, t.hdr[HDR_FREE_HEAD]!),
+			},
+		];
 	for (let v = 0; v < t.nodes; v++) {
 		const b = nodeBase(v);
 		if (word === b + N_BUSY_LOCK)
 			return [
-				{ rootWord: b + N_BUSY_ROOT, balanced: true, aug: false, countWord: b + N_BUSY_NR, bytesWord: (b >> 1) + NF_BUSY_BYTES },
+				{
+					...{
+						rootWord: b + N_BUSY_ROOT,
+						balanced: true,
+						aug: false,
+						countWord: b + N_BUSY_NR,
+						bytesWord: (b >> 1) + NF_BUSY_BYTES,
+					},
+					members: () => byStart(t, hashMembers(t, b)),
+				},
 			];
 		if (word === b + N_LAZY_LOCK)
 			return [{ rootWord: b + N_LAZY_ROOT, balanced: true, aug: false, countWord: b + N_LAZY_NR, bytesWord: -1 }];
@@ -99,7 +130,12 @@ function recountSlots(t: VaTable): boolean {
 	return true;
 }
 
-function repairTree(t: VaTable, { rootWord, balanced, aug, countWord, bytesWord }: TreeRoot): boolean {
+function repairTree(t: VaTable, { rootWord, balanced, aug, countWord, bytesWord, members }: TreeRoot): boolean {
+	if (members !== undefined) {
+		const m = members();
+		if (m === undefined) return false;
+		t.hdr[rootWord] = build(t.i32, m, 0, m.length - 1);
+	}
 	const root = t.hdr[rootWord]!;
 	const order = root === 0 ? [] : postOrder(t, root);
 	if (order === undefined) return false;
@@ -168,6 +204,43 @@ function linkChild(
 	if (!asBlack && (xRed || ((red[c]! >>> want) & 1) === 0)) return false;
 	setVaParentColour(i32, c, x, !asBlack);
 	height[c] = want;
+	return true;
+}
+
+/**
+ * Link `m[lo..hi]` (in address order) as a balanced tree, its middle record the root; returns
+ * the root (0 for none). Its height differs from a perfect tree's by at most one, so a
+ * red-black colouring exists, and repairTree() finds it with the parents.
+ */
+function build(i32: Int32Array, m: number[], lo: number, hi: number): number {
+	if (lo > hi) return 0;
+	const mid = (lo + hi) >>> 1;
+	const x = m[mid]!;
+	linkVaChild(i32, x, VA_LEFT, build(i32, m, lo, mid - 1));
+	linkVaChild(i32, x, VA_RIGHT, build(i32, m, mid + 1, hi));
+	return x;
+}
+
+/** The records of the list from `head` through their `next` links, which must rise by address; undefined if they do not, or loop. */
+function listed(t: VaTable, head: number): number[] | undefined {
+	const out: number[] = [];
+	for (let va = head; va !== 0; va = vaNext(t.i32, va)) {
+		if (va < 0 || va >= t.capacity || out.length >= t.capacity) return undefined;
+		out.push(va);
+	}
+	return rising(t, out) ? out : undefined;
+}
+
+/** `m` sorted by start; undefined if undefined, or if two records start at one address. */
+function byStart(t: VaTable, m: number[] | undefined): number[] | undefined {
+	if (m === undefined) return undefined;
+	const f64 = t.f64;
+	m.sort((a, b) => vaStart(f64, a) - vaStart(f64, b));
+	return rising(t, m) ? m : undefined;
+}
+
+function rising(t: VaTable, m: number[]): boolean {
+	for (let i = 1; i < m.length; i++) if (!(vaStart(t.f64, m[i - 1]!) < vaStart(t.f64, m[i]!))) return false;
 	return true;
 }
 
