@@ -86,6 +86,19 @@ export function initSubtreeMaxSize(f64: Float64Array, va: number): void {
 	f64[i] = 0;
 }
 
+/**
+ * Fill record `va`, which VaTable.allocSlot() took in the current critical section: range,
+ * flags and tag (word 2), unjournaled. allocSlot journaled the record's old words as it
+ * cleared them, and a rollback (newest entry first) puts those back over whatever is written
+ * here, so these writes owe the journal nothing.
+ */
+export function initVa(f64: Float64Array, i32: Int32Array, va: number, start: number, end: number, flags: number, tag: number): void {
+	f64[va * 5] = start;
+	f64[va * 5 + 1] = end;
+	i32[va * 10 + 4] = flags;
+	i32[va * 10 + 5] = tag;
+}
+
 /** Zero every word of record `va`. */
 export function clearRecord(f64: Float64Array, va: number): void {
 	const f = va * 5;

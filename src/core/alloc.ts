@@ -28,7 +28,7 @@ import { isPowerOfTwo, validateAlign, validateNowait, validateOptions, validateT
 import { beforeDeadline, withTimeout } from "./deadline.ts";
 import { flushingNote } from "../purge/batches.ts";
 import { workPosted } from "../purge/work.ts";
-import { setVaFlags, setVaRange, setVaTag, subtreeMaxSize, vaEnd, vaStart } from "../buffer/record.ts";
+import { initVa, setVaFlags, setVaRange, setVaTag, subtreeMaxSize, vaEnd, vaStart } from "../buffer/record.ts";
 import type { SpaceState } from "./state.ts";
 import { type BlockSetup, NOT_SMALL } from "../small/cache.ts";
 
@@ -176,11 +176,18 @@ export function allocVmapArea(
 	const nva = start >= vstart && align === pageSize ? start : alignUp(start > vstart ? start : vstart, align);
 	const b = s.busyNodeBase(nva);
 	locks.acquireUnder(b + N_BUSY_LOCK, HDR_FREE_LOCK);
+	const flags = VA_BUSY | vn | s.ownerFlags;
 	let busy = vaClip(t, va, nva, size);
-	if (busy === 0) busy = t.allocSlot();
+	if (busy === 0) {
+		busy = t.allocSlot();
+		initVa(t.f64, t.i32, busy, nva, nva + size, flags, tag);
+	} else {
+		setVaRange(t.f64, busy, nva, nva + size);
+		setVaFlags(t.i32, busy, flags);
+		setVaTag(t.i32, busy, tag);
+	}
 	if (pool !== 0) addF(t.hdrF, (nodeBase(s.node) >> 1) + NF_POOL_MISSES, 1);
-	setVaRange(t.f64, busy, nva, nva + size);
-	linkBusy(s, b, busy, nva, size, vn, tag);
+	linkBusy(s, b, busy, nva, size);
 	block?.setUp(busy, nva); // before hashMaintain, which may take the records block.reserve() counted on
 	hashMaintain(t, b); // last: it may grow the record table, which the free-space lock allows
 	locks.release(b + N_BUSY_LOCK);
@@ -209,7 +216,9 @@ function nodeAlloc(s: SpaceState, pool: number, align: number, vn: number, tag: 
 	t.sync(); // the busy tree may reach records another handle's growth added
 	// Under both locks: the area is never in neither structure.
 	poolPop(t, s.node, pool);
-	linkBusy(s, b, va, start, vaEnd(t.f64, va) - start, vn, tag);
+	setVaFlags(t.i32, va, VA_BUSY | vn | s.ownerFlags);
+	setVaTag(t.i32, va, tag);
+	linkBusy(s, b, va, start, vaEnd(t.f64, va) - start);
 	addF(t.hdrF, (nodeBase(s.node) >> 1) + NF_POOL_HITS, 1);
 	s.locks.release(b + N_BUSY_LOCK);
 	s.locks.release(lock);
@@ -217,15 +226,11 @@ function nodeAlloc(s: SpaceState, pool: number, align: number, vn: number, tag: 
 }
 
 /**
- * Link record `va`, [start, start + size), into node base `b`'s busy tree and hash; the caller
- * holds b's busy lock. Seven arguments, not an object: this is every allocation's path, which
- * makes no JS object.
+ * Link record `va`, [start, start + size), flagged busy, into node base `b`'s busy tree and
+ * hash; the caller holds b's busy lock.
  */
-function linkBusy(s: SpaceState, b: number, va: number, start: number, size: number, vn: number, tag: number): void {
+function linkBusy(s: SpaceState, b: number, va: number, start: number, size: number): void {
 	const t = s.table;
-	const i32 = t.i32;
-	setVaFlags(i32, va, VA_BUSY | vn | s.ownerFlags);
-	setVaTag(i32, va, tag);
 	insertVmapArea(t, b + N_BUSY_ROOT, va, BUSY_TREE);
 	hashInsert(t, b, va, start);
 	t.hdr[b + N_BUSY_NR]!++; // derived, as NF_BUSY_BYTES: not journaled (tree/repair.ts recounts)

@@ -18,7 +18,7 @@ import type { VaTable } from "../buffer/va-table.ts";
 import {
 	setVaEnd,
 	setVaNext,
-	setVaRange,
+	initVa,
 	setVaStart,
 	subtreeMaxSize,
 	vaEnd,
@@ -184,7 +184,7 @@ export function vaClip(t: VaTable, va: number, nva: number, size: number): numbe
 		// Middle: the block keeps its head; a new record takes the tail, right after it.
 		setVaEnd(f64, va, nva);
 		const tail = t.allocSlot();
-		setVaRange(f64, tail, nend, end);
+		initVa(f64, i32, tail, nend, end, 0, 0); // a slot taken in this section: no journal entry (record.ts)
 		setVaNext(i32, tail, vaNext(i32, va));
 		setVaNext(i32, va, tail);
 		t.hdr[HDR_FREE_NR]!++;
