@@ -176,16 +176,7 @@ export function allocVmapArea(
 	const nva = start >= vstart && align === pageSize ? start : alignUp(start > vstart ? start : vstart, align);
 	const b = s.busyNodeBase(nva);
 	locks.acquireUnder(b + N_BUSY_LOCK, HDR_FREE_LOCK);
-	const flags = VA_BUSY | vn | s.ownerFlags;
-	let busy = vaClip(t, va, nva, size);
-	if (busy === 0) {
-		busy = t.allocSlot();
-		initVa(t.f64, t.i32, busy, nva, nva + size, flags, tag);
-	} else {
-		setVaRange(t.f64, busy, nva, nva + size);
-		setVaFlags(t.i32, busy, flags);
-		setVaTag(t.i32, busy, tag);
-	}
+	const busy = carveBusy(t, va, nva, size, VA_BUSY | vn | s.ownerFlags, tag);
 	if (pool !== 0) addF(t.hdrF, (nodeBase(s.node) >> 1) + NF_POOL_MISSES, 1);
 	linkBusy(s, b, busy, nva, size);
 	block?.setUp(busy, nva); // before hashMaintain, which may take the records block.reserve() counted on
@@ -193,6 +184,23 @@ export function allocVmapArea(
 	locks.release(b + N_BUSY_LOCK);
 	locks.release(HDR_FREE_LOCK);
 	return nva;
+}
+
+/**
+ * The busy record of [nva, nva + size), carved from free block `va` (vaClip): the block's own
+ * record when it is used whole, else a slot taken now, filled without journal entries (initVa).
+ */
+function carveBusy(t: SpaceState["table"], va: number, nva: number, size: number, flags: number, tag: number): number {
+	const busy = vaClip(t, va, nva, size);
+	if (busy === 0) {
+		const fresh = t.allocSlot();
+		initVa(t.f64, t.i32, fresh, nva, nva + size, flags, tag);
+		return fresh;
+	}
+	setVaRange(t.f64, busy, nva, nva + size);
+	setVaFlags(t.i32, busy, flags);
+	setVaTag(t.i32, busy, tag);
+	return busy;
 }
 
 /**
