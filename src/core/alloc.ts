@@ -30,6 +30,7 @@ import { flushingNote } from "../purge/batches.ts";
 import { workPosted } from "../purge/work.ts";
 import { initVa, setVaFlags, setVaRange, setVaTag, subtreeMaxSize, vaEnd, vaStart } from "../buffer/record.ts";
 import type { SpaceState } from "./state.ts";
+import type { VaTable } from "../buffer/va-table.ts";
 import { type BlockSetup, NOT_SMALL } from "../small/cache.ts";
 
 const ALLOC_KEYS = ["align", "vstart", "vend", "tag", "nowait", "timeoutMs"];
@@ -190,7 +191,7 @@ export function allocVmapArea(
  * The busy record of [nva, nva + size), carved from free block `va` (vaClip): the block's own
  * record when it is used whole, else a slot taken now, filled without journal entries (initVa).
  */
-function carveBusy(t: SpaceState["table"], va: number, nva: number, size: number, flags: number, tag: number): number {
+function carveBusy(t: VaTable, va: number, nva: number, size: number, flags: number, tag: number): number {
 	const busy = vaClip(t, va, nva, size);
 	if (busy === 0) {
 		const fresh = t.allocSlot();
