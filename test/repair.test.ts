@@ -12,8 +12,9 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { VmapSpace } from "../src/index.ts";
 import { spaceLockWords } from "../src/buffer/lock.ts";
-import { HDR_SLOT_FREE_NR, VA_LEFT, VA_RIGHT } from "../src/buffer/layout.ts";
-import { setSubtreeMaxSize, setVaChild, setVaNext, setVaParentColour, vaLeft, vaRight } from "../src/buffer/record.ts";
+import { HDR_FREE_LOCK, HDR_FREE_ROOT, HDR_SLOT_FREE_NR, VA_LEFT, VA_RIGHT } from "../src/buffer/layout.ts";
+import { journalHead, journalRollback } from "../src/buffer/journal.ts";
+import { initVa, setSubtreeMaxSize, setVaChild, setVaNext, setVaParentColour, vaLeft, vaRight } from "../src/buffer/record.ts";
 import { N_BUSY_ROOT, N_LAZY_ROOT, nodeBase } from "../src/buffer/node-layout.ts";
 import { repairTrees, treesGuardedBy } from "../src/tree/repair.ts";
 import type { VaTable } from "../src/buffer/va-table.ts";
@@ -52,6 +53,12 @@ test("repair: trees whose parents, colours, subtreeMaxSize and counts (and the f
 			for (const tree of treesGuardedBy(t, word)) {
 				t.hdr[tree.countWord] = rnd() % 1000; // the derived counts too
 				if (tree.bytesWord >= 0) t.hdrF[tree.bytesWord] = rnd();
+				if (tree.bounds !== undefined) {
+					// A lazy tree's last record and flush range.
+					t.hdr[tree.bounds.last] = rnd() % 5000;
+					t.hdrF[tree.bounds.min] = rnd();
+					t.hdrF[tree.bounds.max] = rnd();
+				}
 				for (const x of records(t, tree.rootWord)) {
 					setVaParentColour(t.i32, x, rnd() % 5000, (rnd() & 1) === 1);
 					if (tree.members !== undefined) {
@@ -95,4 +102,28 @@ test("repair: links that are not a tree (a cycle) are refused, not looped on: a 
 	const va = t.hdr[nodeBase(0) + N_BUSY_ROOT]!;
 	setVaNext(t.i32, va, va); // its hash chain loops
 	assert.equal(repairTrees(t, busyLock), false);
+});
+
+test("journal: a record freed and taken again in one critical section comes back whole from a rollback; one taken from the free list journals only its link", () => {
+	const space = VmapSpace.create({ size: 2 ** 24, pageSize: P, nodes: 1, smallMax: 0 });
+	for (let i = 0; i < 8; i++) space.alloc(P);
+	space.free(space.alloc(P)); // a lazy area, so that the free list has a hole after a purge
+	space.purge({ sync: true });
+	const t = space.table;
+	const r = t.hdr[HDR_FREE_ROOT]!;
+	const before = Array.from(t.i32.subarray(r * 10, r * 10 + 10));
+	const views = [t.hdr, t.hdrF, t.i32, t.f64] as const;
+	space.locks.acquire(HDR_FREE_LOCK);
+	t.reserve(2);
+	t.freeSlot(r); // as a merge gives back a record (its words stay until the slot is taken)
+	const again = t.allocSlot();
+	assert.equal(again, r, "the slot freed last is taken first");
+	initVa(t.f64, t.i32, again, 1, 2, 3, 4);
+	const listed = t.allocSlot(); // from the list, or never used: either way its old words mean nothing
+	initVa(t.f64, t.i32, listed, 5, 6, 7, 8);
+	assert.equal(journalRollback(views, journalHead(0)), true);
+	assert.deepEqual(Array.from(t.i32.subarray(r * 10, r * 10 + 10)), before, "the record freed and taken again is whole");
+	assert.equal(repairTrees(t, HDR_FREE_LOCK), true); // as a recovery does: the slot count is derived
+	space.locks.release(HDR_FREE_LOCK);
+	space.check();
 });

@@ -60,10 +60,21 @@ const j = {
 	mark: 0,
 	/** Crash points left before the thread stops (tests; 0: none set, -1: stopped). */
 	countdown: 0,
+	/** Counts journal opens and commits: what was written since the last is the section in progress (journalSection()). */
+	section: 0,
 };
+
+/**
+ * A number that changes whenever a critical section begins or commits, so that records freed
+ * under one number were freed in the section now open; -1 while nothing is journaled.
+ */
+export function journalSection(): number {
+	return j.end === 0 ? -1 : j.section;
+}
 
 /** Start journaling into the journal whose count word is Float64 word `head` of `hdrF`, empty. */
 export function journalOpen(hdrF: Float64Array, head: number): void {
+	j.section++;
 	j.view = hdrF;
 	j.head = head;
 	j.next = head + 1;
@@ -79,6 +90,7 @@ export function journalOpen(hdrF: Float64Array, head: number): void {
 /** Commit: what was written stays, the journal empties. Before a lock word is released, and between the steps of a long section. */
 export function journalCommit(): void {
 	if (j.end === 0) return;
+	j.section++;
 	const head = j.head;
 	if (j.countdown !== 0) {
 		settle();

@@ -99,6 +99,21 @@ export function initVa(f64: Float64Array, i32: Int32Array, va: number, start: nu
 	i32[va * 10 + 5] = tag;
 }
 
+/**
+ * Zero record `va`, taken from the slot free list where it was when the critical section
+ * began: only its `next` word, the list's link, matters to a rollback (which puts the record
+ * back on the list), so only Float64 word 4 (parent and next) is journaled.
+ */
+export function clearListedRecord(f64: Float64Array, va: number): void {
+	const f = va * 5;
+	logRecF(f + 4, f64[f + 4]!);
+	f64[f] = 0;
+	f64[f + 1] = 0;
+	f64[f + 2] = 0;
+	f64[f + 3] = 0;
+	f64[f + 4] = 0;
+}
+
 /** Zero every word of record `va`. */
 export function clearRecord(f64: Float64Array, va: number): void {
 	const f = va * 5;

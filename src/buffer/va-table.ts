@@ -1,5 +1,5 @@
 import { VmapError } from "../api/errors.ts";
-import { put, putAtomic } from "./journal.ts";
+import { journalSection, put, putAtomic } from "./journal.ts";
 import {
 	bytesForCapacity,
 	HANDLE_MAX,
@@ -17,7 +17,7 @@ import {
 	REC_I32,
 } from "./layout.ts";
 import { NF_LAZY_ADDED, NF_LAZY_PURGED, nodeBase } from "./node-layout.ts";
-import { clearRecord, setVaNext, vaNext } from "./record.ts";
+import { clearListedRecord, clearRecord, setVaNext, vaNext } from "./record.ts";
 
 export type SpaceBuffer = SharedArrayBuffer | ArrayBuffer;
 
@@ -173,14 +173,20 @@ export class VaTable {
 		return first;
 	}
 
-	/** Take a slot; `reserve()` must have made room. The record's words are all zero. */
+	/**
+	 * Take a slot; `reserve()` must have made room. The record's words are all zero. A slot that
+	 * was on the free list when the critical section began journals only its link (its other
+	 * words mean nothing to a rollback); one freed in this section journals every word, which
+	 * a rollback must give back to the record it was.
+	 */
 	allocSlot(): number {
 		const hdr = this.hdr;
 		let slot = hdr[HDR_SLOT_FREE]!;
 		if (slot !== 0) {
 			put(hdr, HDR_SLOT_FREE, vaNext(this.i32, slot));
 			hdr[HDR_SLOT_FREE_NR]!--; // derived: not journaled (tree/repair.ts recounts)
-			clearRecord(this.f64, slot);
+			if (this.#freedIn === journalSection() && this.#freed.includes(slot)) clearRecord(this.f64, slot);
+			else clearListedRecord(this.f64, slot);
 		} else {
 			slot = hdr[HDR_SLOT_HIGH]!;
 			if (slot >= this.capacity) throw new VmapError("ENOMEM", "record table full (reserve() was not called)");
@@ -190,8 +196,18 @@ export class VaTable {
 		return slot;
 	}
 
+	/** Slots freed in the critical section numbered #freedIn (journalSection()), for allocSlot. */
+	readonly #freed: number[] = [];
+	#freedIn = -1;
+
 	/** Return a slot to the slot free list. The slot must be in no tree and on no list. */
 	freeSlot(slot: number): void {
+		const section = journalSection();
+		if (this.#freedIn !== section) {
+			this.#freed.length = 0;
+			this.#freedIn = section;
+		}
+		if (section >= 0) this.#freed.push(slot);
 		const hdr = this.hdr;
 		setVaNext(this.i32, slot, hdr[HDR_SLOT_FREE]!);
 		put(hdr, HDR_SLOT_FREE, slot);

@@ -43,19 +43,22 @@ import { LAZY_TREE, rbFirst, rbInsert, rbLeftmost } from "./rbtree.ts";
 import { clearVaLinks, setVaChild, setVaFlags, setVaParent, vaEnd, vaParent, vaRight, vaStart } from "../buffer/record.ts";
 import type { VaTable } from "../buffer/va-table.ts";
 
-/** Empty node `v`'s flush range. Under v's lazy lock (or before anyone else can see the space). */
+/**
+ * Empty node `v`'s flush range. Under v's lazy lock (or before anyone else can see the space).
+ * The range, like LAZY_LAST, is derived from the lazy tree: not journaled (repair.ts recomputes it).
+ */
 export function resetFlushRange(t: VaTable, v: number): void {
 	const f = nodeBase(v) >> 1;
-	putF(t.hdrF, f + NF_LAZY_MIN, Infinity);
-	putF(t.hdrF, f + NF_LAZY_MAX, -Infinity);
+	t.hdrF[f + NF_LAZY_MIN] = Infinity;
+	t.hdrF[f + NF_LAZY_MAX] = -Infinity;
 }
 
 /** Widen node `v`'s flush range to cover [start, end). Under v's lazy lock. */
 function widenFlushRange(t: VaTable, v: number, start: number, end: number): void {
 	const f = nodeBase(v) >> 1;
 	const hdrF = t.hdrF;
-	if (start < hdrF[f + NF_LAZY_MIN]!) putF(hdrF, f + NF_LAZY_MIN, start);
-	if (end > hdrF[f + NF_LAZY_MAX]!) putF(hdrF, f + NF_LAZY_MAX, end);
+	if (start < hdrF[f + NF_LAZY_MIN]!) hdrF[f + NF_LAZY_MIN] = start;
+	if (end > hdrF[f + NF_LAZY_MAX]!) hdrF[f + NF_LAZY_MAX] = end;
 }
 
 /**
@@ -85,7 +88,7 @@ function linkLazy(t: VaTable, b: number, va: number, start: number): void {
 	const last = hdr[b + N_LAZY_LAST]!;
 	if (last === 0 || start > vaStart(t.f64, last)) {
 		rbInsert(t, b + N_LAZY_ROOT, va, last, VA_RIGHT, LAZY_TREE);
-		put(hdr, b + N_LAZY_LAST, va);
+		hdr[b + N_LAZY_LAST] = va; // derived
 	} else insertVmapArea(t, b + N_LAZY_ROOT, va, LAZY_TREE, "lazy tree");
 }
 
@@ -157,7 +160,7 @@ function detachNode(t: VaTable, locks: Locks, v: number, k: number, pageInverse:
 		putF(hdrF, HDRF_BATCH_END + k, batch.end);
 		put(hdr, b + N_LAZY_ROOT, 0);
 		hdr[b + N_LAZY_NR] = 0;
-		put(hdr, b + N_LAZY_LAST, 0);
+		hdr[b + N_LAZY_LAST] = 0;
 		resetFlushRange(t, v);
 		batch.nodes.push(v);
 	}

@@ -36,11 +36,14 @@ import {
 	N_BUSY_LOCK,
 	N_BUSY_NR,
 	N_BUSY_ROOT,
+	N_LAZY_LAST,
 	N_LAZY_LOCK,
 	N_LAZY_NR,
 	N_LAZY_ROOT,
 	N_POOL_LOCK,
 	NF_BUSY_BYTES,
+	NF_LAZY_MAX,
+	NF_LAZY_MIN,
 	nodeBase,
 	purgeTree,
 } from "../buffer/node-layout.ts";
@@ -53,6 +56,7 @@ import {
 	vaLeft,
 	vaNext,
 	vaRight,
+	vaEnd,
 	vaSize,
 	vaStart,
 } from "../buffer/record.ts";
@@ -71,6 +75,8 @@ interface TreeRoot {
 	countWord: number;
 	bytesWord: number;
 	members?: () => number[] | undefined;
+	/** For a lazy tree: the words of its last record (Int32) and of its flush range's bounds (Float64). */
+	bounds?: { last: number; min: number; max: number };
 }
 
 /** The trees lock `word` guards (none for the space's other locks and the heap's). */
@@ -97,8 +103,10 @@ export function treesGuardedBy(t: VaTable, word: number): TreeRoot[] {
 					members: () => byStart(t, hashMembers(t, b)),
 				},
 			];
-		if (word === b + N_LAZY_LOCK)
-			return [{ rootWord: b + N_LAZY_ROOT, balanced: true, aug: false, countWord: b + N_LAZY_NR, bytesWord: -1 }];
+		if (word === b + N_LAZY_LOCK) {
+			const bounds = { last: b + N_LAZY_LAST, min: (b >> 1) + NF_LAZY_MIN, max: (b >> 1) + NF_LAZY_MAX };
+			return [{ rootWord: b + N_LAZY_ROOT, balanced: true, aug: false, countWord: b + N_LAZY_NR, bytesWord: -1, bounds }];
+		}
 		if (word === b + N_POOL_LOCK) {
 			// Purge trees are taken apart lowest first without rebalancing: no colours to keep.
 			const trees: TreeRoot[] = [];
@@ -130,7 +138,7 @@ function recountSlots(t: VaTable): boolean {
 	return true;
 }
 
-function repairTree(t: VaTable, { rootWord, balanced, aug, countWord, bytesWord, members }: TreeRoot): boolean {
+function repairTree(t: VaTable, { rootWord, balanced, aug, countWord, bytesWord, members, bounds }: TreeRoot): boolean {
 	if (members !== undefined) {
 		const m = members();
 		if (m === undefined) return false;
@@ -143,6 +151,7 @@ function repairTree(t: VaTable, { rootWord, balanced, aug, countWord, bytesWord,
 	const f64 = t.f64;
 	t.hdr[countWord] = order.length;
 	if (bytesWord >= 0) t.hdrF[bytesWord] = order.reduce((sum, x) => sum + vaSize(f64, x), 0);
+	if (bounds !== undefined) recomputeBounds(t, order, bounds);
 	if (root === 0) return true;
 	// Bottom up: subtreeMaxSize, and the masks of black heights (bit h: black height h).
 	// Slot 0 is nil: black height 0 with a black root, none with a red one.
@@ -205,6 +214,22 @@ function linkChild(
 	setVaParentColour(i32, c, x, !asBlack);
 	height[c] = want;
 	return true;
+}
+
+/** A lazy tree's last record and flush range (lowest start, highest end; +-Infinity when empty), from its records. */
+function recomputeBounds(t: VaTable, order: number[], bounds: { last: number; min: number; max: number }): void {
+	const f64 = t.f64;
+	let last = 0;
+	let min = Infinity;
+	let max = -Infinity;
+	for (const x of order) {
+		if (last === 0 || vaStart(f64, x) > vaStart(f64, last)) last = x;
+		min = Math.min(min, vaStart(f64, x));
+		max = Math.max(max, vaEnd(f64, x));
+	}
+	t.hdr[bounds.last] = last;
+	t.hdrF[bounds.min] = min;
+	t.hdrF[bounds.max] = max;
 }
 
 /**
