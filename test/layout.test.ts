@@ -63,8 +63,10 @@ function withBatches(): Words {
 	for (let k = 0; k < L.BATCH_SLOTS; k++) {
 		words[`N_PURGE_ROOT_${k}`] = L.N_PURGE + 2 * k;
 		words[`N_PURGE_NR_${k}`] = L.N_PURGE + 2 * k + 1;
+		words[`N_PURGE_HEAD_${k}`] = L.N_PURGE_HEAD + k;
 	}
 	delete words.N_PURGE;
+	delete words.N_PURGE_HEAD;
 	return words;
 }
 
@@ -213,7 +215,7 @@ test("layout: every record accessor reads and writes the word layout.ts names (t
 	R.setVaParentColour(i32, va, 3, true);
 	assert.equal(i32[iw(L.VA_PARENT)], (3 << 1) | 1);
 	assert.deepEqual([R.vaParent(i32, va), R.vaIsRed(i32, va)], [3, true]);
-	R.clearVaLinks(i32, va, false);
+	R.clearVaLinks(i32, va);
 	assert.deepEqual([i32[iw(L.VA_LEFT)], i32[iw(L.VA_RIGHT)], i32[iw(L.VA_PARENT)]], [0, 0, 0]);
 	assert.equal(R.recordIsZero(f64, va), false);
 	R.clearRecord(f64, va);

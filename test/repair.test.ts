@@ -1,12 +1,11 @@
 /**
- * Tree repair (src/tree/repair.ts): parents, colours, subtreeMaxSize and the trees' counts are
- * not journaled, nor are the free and busy trees' child links, and a recovery recomputes them:
- * the free and busy trees from the free list and the busy hash, the others from their child
- * links.
- * Whatever those words hold when a holder dies (any subset of its unjournaled writes, made or
- * not), the repair must end with valid trees: here every derived word of every tree, and every
- * count, is overwritten with garbage, the repair runs, and check() must pass, with the same
- * areas as before. The crash-point tests (crash-points.test.ts) fail when the repair is skipped.
+ * Tree repair (src/tree/repair.ts): no tree word is journaled (links, colours, subtreeMaxSize,
+ * roots, counts, bounds); a recovery rebuilds each tree from the list beside it, whose links
+ * are journaled (the free list, the busy hash, the lazy and purge lists). Whatever those words
+ * hold when a holder dies (any subset of its unjournaled writes, made or not), the repair must
+ * end with valid trees: here every one of them is overwritten with garbage, the repair runs,
+ * and check() must pass, with the same areas as before. The crash-point tests
+ * (crash-points.test.ts) fail when a rebuild is skipped.
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -14,8 +13,8 @@ import { VmapSpace } from "../src/index.ts";
 import { spaceLockWords } from "../src/buffer/lock.ts";
 import { HDR_FREE_LOCK, HDR_FREE_ROOT, HDR_SLOT_FREE_NR, VA_LEFT, VA_RIGHT } from "../src/buffer/layout.ts";
 import { journalHead, journalRollback } from "../src/buffer/journal.ts";
-import { initVa, setSubtreeMaxSize, setVaChild, setVaNext, setVaParentColour, vaLeft, vaRight } from "../src/buffer/record.ts";
-import { N_BUSY_ROOT, N_LAZY_ROOT, nodeBase } from "../src/buffer/node-layout.ts";
+import { initVa, setSubtreeMaxSize, setVaChild, setVaNext, setVaParentColour, vaLeft, vaNext, vaRight } from "../src/buffer/record.ts";
+import { N_BUSY_ROOT, N_LAZY_HEAD, N_LAZY_ROOT, nodeBase } from "../src/buffer/node-layout.ts";
 import { repairTrees, treesGuardedBy } from "../src/tree/repair.ts";
 import type { VaTable } from "../src/buffer/va-table.ts";
 import { xorshift32 } from "../harness/random.ts";
@@ -35,7 +34,7 @@ function records(t: VaTable, rootWord: number): number[] {
 	return out;
 }
 
-test("repair: trees whose parents, colours, subtreeMaxSize and counts (and the free and busy trees, child links) are garbage come back valid", () => {
+test("repair: trees whose every link, colour, subtreeMaxSize, count and bound is garbage come back valid from their lists", () => {
 	for (const nodes of [1, 2]) {
 		const space = VmapSpace.create({ size: 2 ** 32, pageSize: P, nodes, smallMax: 0, lazyMaxPages: 1 << 20 });
 		const rnd = xorshift32(11 + nodes);
@@ -61,11 +60,9 @@ test("repair: trees whose parents, colours, subtreeMaxSize and counts (and the f
 				}
 				for (const x of records(t, tree.rootWord)) {
 					setVaParentColour(t.i32, x, rnd() % 5000, (rnd() & 1) === 1);
-					if (tree.members !== undefined) {
-						// A tree rebuilt from the list beside it: its child links are garbage too.
-						setVaChild(t.i32, x, VA_LEFT, rnd() % 5000);
-						setVaChild(t.i32, x, VA_RIGHT, rnd() % 5000);
-					}
+					// Every tree is rebuilt from the list beside it: its child links may be garbage too.
+					setVaChild(t.i32, x, VA_LEFT, rnd() % 5000);
+					setVaChild(t.i32, x, VA_RIGHT, rnd() % 5000);
 					if (tree.aug) setSubtreeMaxSize(t.f64, x, rnd());
 					scrambled++;
 				}
@@ -86,7 +83,7 @@ test("repair: trees whose parents, colours, subtreeMaxSize and counts (and the f
 	}
 });
 
-test("repair: links that are not a tree (a cycle) are refused, not looped on: a lazy tree's shape, a busy hash chain", () => {
+test("repair: lists that loop are refused, not followed for ever: a lazy tree's list, a busy hash chain", () => {
 	const space = VmapSpace.create({ size: 2 ** 24, pageSize: P, nodes: 1, smallMax: 0, lazyMaxPages: 1 << 20 });
 	const areas = Array.from({ length: 20 }, () => space.alloc(P));
 	for (const a of areas.slice(0, 10)) space.free(a);
@@ -94,9 +91,8 @@ test("repair: links that are not a tree (a cycle) are refused, not looped on: a 
 	const guarding = (what: (tree: ReturnType<typeof treesGuardedBy>[number]) => boolean) =>
 		spaceLockWords(t).find((w) => treesGuardedBy(t, w).some(what))!;
 	const lazyLock = guarding((tr) => tr.rootWord === nodeBase(0) + N_LAZY_ROOT);
-	const root = t.hdr[nodeBase(0) + N_LAZY_ROOT]!;
-	const child = vaLeft(t.i32, root);
-	setVaChild(t.i32, child, VA_LEFT, root); // the child's left link points back at the root
+	const head = t.hdr[nodeBase(0) + N_LAZY_HEAD]!;
+	setVaNext(t.i32, vaNext(t.i32, head), head); // the lazy list loops
 	assert.equal(repairTrees(t, lazyLock), false);
 	const busyLock = guarding((tr) => tr.rootWord === nodeBase(0) + N_BUSY_ROOT);
 	const va = t.hdr[nodeBase(0) + N_BUSY_ROOT]!;

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { VmapError, VmapSpace } from "../src/index.ts";
-import { LAZY_TREE, rbErase } from "../src/tree/rbtree.ts";
+import { PLAIN, rbErase } from "../src/tree/rbtree.ts";
 import {
 	setSubtreeMaxSize,
 	setVaChild,
@@ -12,11 +12,13 @@ import {
 	subtreeMaxSize,
 	vaEnd,
 	vaLeft,
+	vaNext,
 	vaRight,
 } from "../src/buffer/record.ts";
 import { HDR_CAPACITY, HDR_FREE_ROOT, INITIAL_CAPACITY, VA_LEFT, VA_RIGHT, VA_BUSY } from "../src/buffer/layout.ts";
 import {
 	N_BUSY_ROOT,
+	N_LAZY_HEAD,
 	N_LAZY_NR,
 	N_LAZY_LAST,
 	N_LAZY_ROOT,
@@ -271,9 +273,19 @@ test("check() catches corruption of every kind it promises to", () => {
 		[
 			"lazy tree lost an area",
 			(s) => {
-				rbErase(s.table, B + N_LAZY_ROOT, s.table.hdr[B + N_LAZY_ROOT]!, LAZY_TREE);
+				rbErase(s.table, B + N_LAZY_ROOT, s.table.hdr[B + N_LAZY_ROOT]!, PLAIN);
 			},
-			/lazy tree: holds 6 areas, header says 7/,
+			/lazy tree: its list's entry \d+ is record \d+, the tree's is record \d+/,
+		],
+		[
+			"lazy list longer than the tree",
+			(s) => {
+				const t = s.table;
+				let last = t.hdr[B + N_LAZY_HEAD]!;
+				while (vaNext(t.i32, last) !== 0) last = vaNext(t.i32, last);
+				setVaNext(t.i32, last, last);
+			},
+			/lazy tree: its list continues past the tree's last record/,
 		],
 		[
 			"lazy tree unbalanced",

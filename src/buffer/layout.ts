@@ -66,7 +66,7 @@
  * integer, so Float64 arithmetic on them is exact.
  */
 export const MAGIC = 0x766d6170; // "vmap"
-export const VERSION = 17;
+export const VERSION = 18;
 
 // ── header, Int32 words ────────────────────────────────────────────────────────────────
 export const HDR_MAGIC = 0;

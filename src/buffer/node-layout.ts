@@ -14,12 +14,13 @@ import { JOURNAL_BYTES, JOURNAL_OFFSET, JOURNALS, REC_I32 } from "./layout.ts";
  *          HASH_FIRST HASH_LOG HASH_OLD_FIRST HASH_OLD_LOG HASH_MOVED
  *          HASH_RETIRED_FIRST                                      busy tree and hash
  *  line 1  LAZY_LOCK seq LAZY_ROOT LAZY_NR | lazyAdded lazyMin lazyMax
- *          LAZY_LAST                                                          lazy tree
+ *          LAZY_LAST LAZY_HEAD                                                lazy tree
  *  line 2  POOL_LOCK seq - - POOL_NR | lazyPurged purgedAreas
  *          poolHits poolBytes helperRuns                                         pools
  *  line 3  WORK | poolMisses (free domain) decayedAreas (pool domain)
  *          PURGE[k] root, nr for each of BATCH_SLOTS batches                   purge trees
  *          HASH_RETIRED_LEFT (busy domain)
+ *  line 4  PURGE_HEAD[k] for each batch                                   purge trees' lists
  *  then    256 pools × [head, tail, len]
  * ```
  *
@@ -74,6 +75,12 @@ export const N_LAZY_NR = 19;
  */
 export const N_LAZY_LAST = 26;
 /**
+ * The first record of the lazy tree's list: its records in address order through their `next`
+ * words (a lazy record is on no other list), so that a recovery rebuilds the tree from it
+ * (tree/repair.ts) and its links need no journal.
+ */
+export const N_LAZY_HEAD = 27;
+/**
  * Pages ever freed lazily on this node. vmap_lazy_nr is the sum over nodes of LAZY_ADDED -
  * LAZY_PURGED: two counters, since frees and purges hold different locks.
  */
@@ -87,6 +94,8 @@ export const N_POOL_LOCK = 32;
  * yet purged. Batch k's root is at N_PURGE + 2k, its number of areas right after (purgeTree()).
  */
 export const N_PURGE = 54;
+/** The first record of batch k's purge tree's list (the lazy tree's list it took), at N_PURGE_HEAD + k. */
+export const N_PURGE_HEAD = 64;
 /** Areas in all of this node's pools. */
 export const N_POOL_NR = 36;
 /** Pages ever purged from this node's purge trees (into a pool or free space). */
@@ -103,7 +112,7 @@ export const NF_POOL_MISSES = 25;
 /** [pool domain] Areas decay moved from this node's pools back to free space. */
 export const NF_DECAYED = 26;
 /** Word offset, within the node block, of its 256 pools (POOL_WORDS each). */
-export const N_POOL_TABLE = 64;
+export const N_POOL_TABLE = 80;
 export const POOL_WORDS = 3;
 export const POOL_HEAD = 0;
 export const POOL_TAIL = 1;
@@ -118,6 +127,11 @@ export function nodeBase(v: number): number {
 /** Word of the root of node `v`'s purge tree of batch `k` (its number of areas is the next word). */
 export function purgeTree(v: number, k: number): number {
 	return nodeBase(v) + N_PURGE + 2 * k;
+}
+
+/** Word of the first record of node `v`'s purge tree of batch `k`'s list. */
+export function purgeHead(v: number, k: number): number {
+	return nodeBase(v) + N_PURGE_HEAD + k;
 }
 
 /** Byte offset of the extension region for a space of `nodes` nodes. */

@@ -211,7 +211,7 @@ export function setVaChild(i32: Int32Array, va: number, side: Side, child: numbe
 	i32[i] = child;
 }
 
-/** setVaChild() unjournaled, for the trees a recovery rebuilds from a list beside them (the free and busy trees: tree/repair.ts). */
+/** A child link, unjournaled: a recovery rebuilds every tree from the list beside it (tree/repair.ts). */
 export function linkVaChild(i32: Int32Array, va: number, side: Side, child: number): void {
 	i32[va * 10 + side] = child;
 }
@@ -246,16 +246,12 @@ export function setVaBlack(i32: Int32Array, va: number): void {
 	if (va !== 0) i32[va * 10 + 8]! &= ~1;
 }
 
-/** Unlink `va` from every tree: no children, no parent, black; the child links journaled unless `rebuilt` (see linkVaChild). */
-export function clearVaLinks(i32: Int32Array, va: number, rebuilt: boolean): void {
+/** Unlink `va` from every tree: no children, no parent, black. Not journaled: trees are rebuilt on recovery (tree/repair.ts). */
+export function clearVaLinks(i32: Int32Array, va: number): void {
 	const i = va * 10 + 6;
-	if (!rebuilt) {
-		logRec(i, i32[i]!);
-		logRec(i + 1, i32[i + 1]!);
-	}
 	i32[i] = 0;
 	i32[i + 1] = 0;
-	i32[i + 2] = 0; // parent and colour: derived
+	i32[i + 2] = 0;
 }
 
 /** Whether every word of record `va` is zero (record 0, nil, must stay so). */

@@ -6,7 +6,6 @@ import { addF } from "../buffer/journal.ts";
 import type { AllocOptions } from "../api/types.ts";
 import { hashInsert, hashMaintain } from "../tree/busy-hash.ts";
 import { insertVmapArea } from "../tree/busy-tree.ts";
-import { BUSY_TREE } from "../tree/rbtree.ts";
 import { hex, shown, VmapError } from "../api/errors.ts";
 import { alignUp, findVmapLowestMatch, vaClip } from "../tree/free-space.ts";
 import { HDR_FREE_LOCK, HDR_FREE_ROOT, HDRF_FAILED, VA_BUSY } from "../buffer/layout.ts";
@@ -240,7 +239,7 @@ function nodeAlloc(s: SpaceState, pool: number, align: number, vn: number, tag: 
  */
 function linkBusy(s: SpaceState, b: number, va: number, start: number, size: number): void {
 	const t = s.table;
-	insertVmapArea(t, b + N_BUSY_ROOT, va, BUSY_TREE);
+	insertVmapArea(t, b + N_BUSY_ROOT, va);
 	hashInsert(t, b, va, start);
 	t.hdr[b + N_BUSY_NR]!++; // derived, as NF_BUSY_BYTES: not journaled (tree/repair.ts recounts)
 	const f = b >> 1;

@@ -15,7 +15,7 @@ import { NOT_SMALL } from "../small/cache.ts";
 import { decodeVnId } from "../tree/nodes.ts";
 import { lazyTreeAdd } from "../tree/lazy-tree.ts";
 import { workPosted } from "../purge/work.ts";
-import { BUSY_TREE, rbErase } from "../tree/rbtree.ts";
+import { PLAIN, rbErase } from "../tree/rbtree.ts";
 import { setVaEnd, setVaRange, setVaTag, vaEnd, vaFlags, vaOwner, vaStart, vaTag } from "../buffer/record.ts";
 import type { SpaceState } from "./state.ts";
 
@@ -120,7 +120,7 @@ function freeVmapAreaNoflush(s: SpaceState, v: number, va: number, outer2 = -1, 
 	s.locks.acquireUnder(nodeBase(lazy) + N_LAZY_LOCK, b + N_BUSY_LOCK, outer2);
 	before?.();
 	hashRemove(t, b, va, start);
-	rbErase(t, b + N_BUSY_ROOT, va, BUSY_TREE);
+	rbErase(t, b + N_BUSY_ROOT, va, PLAIN);
 	t.hdr[b + N_BUSY_NR]!--; // derived, as NF_BUSY_BYTES: not journaled (tree/repair.ts recounts)
 	t.hdrF[(b >> 1) + NF_BUSY_BYTES]! -= end - start;
 	addF(t.hdrF, (b >> 1) + NF_FREES, 1);

@@ -15,6 +15,7 @@ import {
 	N_HASH_OLD_LOG,
 	N_HASH_RETIRED_FIRST,
 	N_HASH_RETIRED_LEFT,
+	N_LAZY_HEAD,
 	N_LAZY_LAST,
 	N_LAZY_NR,
 	N_LAZY_ROOT,
@@ -29,6 +30,7 @@ import {
 	POOL_HEAD,
 	POOL_LEN,
 	POOL_TAIL,
+	purgeHead,
 	purgeTree,
 	HASH_MIN_LOG,
 } from "../buffer/node-layout.ts";
@@ -90,13 +92,13 @@ function checkLazy(w: Walk, v: number): number {
 	const b = nodeBase(v);
 	const f = b >> 1;
 	const node = `node ${v}`;
-	const lazy = walkLazy(w, `${node} lazy tree`, b + N_LAZY_ROOT, hdr[b + N_LAZY_NR]!, true, v);
+	const lazy = walkLazy(w, `${node} lazy tree`, b + N_LAZY_ROOT, b + N_LAZY_HEAD, hdr[b + N_LAZY_NR]!, true, v);
 	if (hdr[b + N_LAZY_LAST] !== lazy.last)
 		corrupt(`${node} lazy tree: its last record is ${lazy.last}, LAZY_LAST says ${hdr[b + N_LAZY_LAST]}`);
 	const batch = { areas: 0, bytes: 0 };
 	for (let k = 0; k < BATCH_SLOTS; k++) {
 		const p = purgeTree(v, k);
-		const tree = walkLazy(w, `${node} purge tree of batch ${k}`, p, hdr[p + 1]!, false, v);
+		const tree = walkLazy(w, `${node} purge tree of batch ${k}`, p, purgeHead(v, k), hdr[p + 1]!, false, v);
 		if (tree.areas !== 0 && hdr[HDR_BATCH_OWNER + k] === 0)
 			corrupt(`${node} purge tree of batch ${k}: holds ${tree.areas} areas, but the batch is free`);
 		batch.areas += tree.areas;

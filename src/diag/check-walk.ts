@@ -52,13 +52,20 @@ export function checkVn(flags: number, nodes: number, what: () => string): void 
 /**
  * Walk the lazy tree or a purge tree of node `v` (rooted at header word `rootWord`, `nr` areas
  * by its count): a search tree, red-black if `balanced`, of lazy records on the right node
- * (their vn_id's, else their address's), each in no other structure. Adds them to `w.all`;
- * returns their number, bytes, last record and the range they cover (+-Infinity when empty).
+ * (their vn_id's, else their address's), each in no other structure, and its list from header
+ * word `headWord`, the same records in the same order. Adds them to `w.all`; returns their
+ * number, bytes, last record and the range they cover (+-Infinity when empty).
  */
-export function walkLazy(w: Walk, name: string, rootWord: number, nr: number, balanced: boolean, v: number) {
+export function walkLazy(w: Walk, name: string, rootWord: number, headWord: number, nr: number, balanced: boolean, v: number) {
 	const { f64, i32 } = w.t;
 	const { bounds, all } = w;
 	const records = walkTree(w, name, rootWord, false, balanced);
+	let listed = w.t.hdr[headWord]!;
+	for (let i = 0; i < records.length; i++) {
+		if (listed !== records[i]) corrupt(`${name}: its list's entry ${i} is record ${listed}, the tree's is record ${records[i]}`);
+		listed = vaNext(i32, listed);
+	}
+	if (listed !== 0) corrupt(`${name}: its list continues past the tree's last record, at record ${listed}`);
 	let bytes = 0;
 	let min = Infinity;
 	let max = -Infinity;

@@ -13,6 +13,7 @@ import { HDR_FREE_LOCK, HDR_PURGE_LOCK, HDRF_TRIMS, BATCH_SKIP_POPULATE, HDR_BAT
 import {
 	MAX_VA_SIZE_PAGES,
 	N_POOL_LOCK,
+	purgeHead,
 	purgeTree,
 	NF_DECAYED,
 	NF_LAZY_PURGED,
@@ -74,7 +75,7 @@ export function purgeVmapNodeStep(t: VaTable, locks: Locks, v: number, k: number
 		const p = vaSize(f64, va) * pageInverse;
 		const pool = toPool(t, va, v, k, pageInverse);
 		if (poolOnly && !pool) break;
-		const next = removeFirst(t, tree, va);
+		const next = removeFirst(t, tree, purgeHead(v, k), va);
 		hdr[tree + 1]!--; // derived: not journaled (tree/repair.ts recounts)
 		if (pool) poolAdd(t, v, va, p);
 		else mergeOrAddVmapArea(t, va);

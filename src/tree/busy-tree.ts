@@ -5,7 +5,7 @@
  */
 import { corrupt, hex } from "../api/errors.ts";
 
-import { type BUSY_TREE, type LAZY_TREE, rbInsert } from "./rbtree.ts";
+import { PLAIN, rbInsert } from "./rbtree.ts";
 import { VA_LEFT, VA_RIGHT } from "../buffer/layout.ts";
 import type { Side } from "../buffer/record.ts";
 import type { VaTable } from "../buffer/va-table.ts";
@@ -13,15 +13,9 @@ import { vaEnd, vaLeft, vaRight, vaStart } from "../buffer/record.ts";
 
 /**
  * Link record `va` (vaStart/vaEnd set, in no tree) into the address tree rooted at header word
- * `rootWord`, a busy or lazy tree (`kind`); `what` names the tree in the error a duplicate start raises.
+ * `rootWord`; `what` names the tree in the error a duplicate start raises.
  */
-export function insertVmapArea(
-	t: VaTable,
-	rootWord: number,
-	va: number,
-	kind: typeof BUSY_TREE | typeof LAZY_TREE,
-	what = "busy tree",
-): void {
+export function insertVmapArea(t: VaTable, rootWord: number, va: number, what = "busy tree"): void {
 	const f64 = t.f64;
 	const i32 = t.i32;
 	const start = vaStart(f64, va);
@@ -40,7 +34,7 @@ export function insertVmapArea(
 			corrupt(`${what}: an area already starts at ${hex(start)}`);
 		}
 	}
-	rbInsert(t, rootWord, va, parent, side, kind);
+	rbInsert(t, rootWord, va, parent, side, PLAIN);
 }
 
 /**

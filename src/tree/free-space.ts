@@ -13,7 +13,7 @@ import { findVmapArea } from "./busy-tree.ts";
 import { corrupt, hex } from "../api/errors.ts";
 import { HDR_FREE_HEAD, HDR_FREE_NR, HDR_FREE_ROOT, HDRF_FREE_BYTES, VA_LEFT, VA_RIGHT } from "../buffer/layout.ts";
 import type { Side } from "../buffer/record.ts";
-import { FREE_TREE, augmentPropagate, augmentPropagateGrow, rbErase, rbInsert, rbInsertAfter, rbPrev } from "./rbtree.ts";
+import { AUGMENTED, augmentPropagate, augmentPropagateGrow, rbErase, rbInsert, rbInsertAfter, rbPrev } from "./rbtree.ts";
 import type { VaTable } from "../buffer/va-table.ts";
 import {
 	setVaEnd,
@@ -189,7 +189,7 @@ export function vaClip(t: VaTable, va: number, nva: number, size: number): numbe
 		setVaNext(i32, va, tail);
 		t.hdr[HDR_FREE_NR]!++;
 		augmentPropagate(t, va);
-		rbInsertAfter(t, HDR_FREE_ROOT, va, tail, FREE_TREE);
+		rbInsertAfter(t, HDR_FREE_ROOT, va, tail, AUGMENTED);
 		return 0;
 	}
 	augmentPropagate(t, va);
@@ -204,7 +204,7 @@ function unlinkFree(t: VaTable, va: number): void {
 	if (prev === 0) put(t.hdr, HDR_FREE_HEAD, next);
 	else setVaNext(i32, prev, next);
 	setVaNext(i32, va, 0);
-	rbErase(t, HDR_FREE_ROOT, va, FREE_TREE);
+	rbErase(t, HDR_FREE_ROOT, va, AUGMENTED);
 	t.hdr[HDR_FREE_NR]!--;
 }
 
@@ -250,7 +250,7 @@ export function mergeOrAddVmapArea(t: VaTable, va: number): number {
 		const nextEnd = vaEnd(f64, next);
 		setVaNext(i32, prev, vaNext(i32, next));
 		setVaNext(i32, next, 0);
-		rbErase(t, HDR_FREE_ROOT, next, FREE_TREE);
+		rbErase(t, HDR_FREE_ROOT, next, AUGMENTED);
 		t.hdr[HDR_FREE_NR]!--;
 		t.freeSlot(next);
 		setVaEnd(f64, prev, nextEnd);
@@ -273,7 +273,7 @@ export function mergeOrAddVmapArea(t: VaTable, va: number): number {
 	setVaNext(i32, va, next);
 	if (prev === 0) put(t.hdr, HDR_FREE_HEAD, va);
 	else setVaNext(i32, prev, va);
-	rbInsert(t, HDR_FREE_ROOT, va, parent, side, FREE_TREE);
+	rbInsert(t, HDR_FREE_ROOT, va, parent, side, AUGMENTED);
 	t.hdr[HDR_FREE_NR]!++;
 	return va;
 }

@@ -26,6 +26,7 @@ import { addF, journalCommit, put, putF } from "../buffer/journal.ts";
 import { insertVmapArea } from "./busy-tree.ts";
 import { HDRF_BATCH_END, HDRF_BATCH_START, VA_LAZY, VA_LEFT, VA_RIGHT, VA_STATE } from "../buffer/layout.ts";
 import {
+	N_LAZY_HEAD,
 	N_LAZY_LAST,
 	N_LAZY_LOCK,
 	N_LAZY_NR,
@@ -36,11 +37,23 @@ import {
 	NF_LAZY_MIN,
 	NF_LAZY_PURGED,
 	nodeBase,
+	purgeHead,
 	purgeTree,
 } from "../buffer/node-layout.ts";
 import type { Locks } from "../buffer/lock.ts";
-import { LAZY_TREE, rbFirst, rbInsert, rbLeftmost } from "./rbtree.ts";
-import { clearVaLinks, setVaChild, setVaFlags, setVaParent, vaEnd, vaParent, vaRight, vaStart } from "../buffer/record.ts";
+import { PLAIN, rbFirst, rbInsert, rbLeftmost, rbPrev } from "./rbtree.ts";
+import {
+	clearVaLinks,
+	linkVaChild,
+	setVaFlags,
+	setVaNext,
+	setVaParent,
+	vaEnd,
+	vaNext,
+	vaParent,
+	vaRight,
+	vaStart,
+} from "../buffer/record.ts";
 import type { VaTable } from "../buffer/va-table.ts";
 
 /**
@@ -79,31 +92,48 @@ export function lazyTreeAdd(t: VaTable, v: number, va: number, start: number, en
 }
 
 /**
- * Link `va`, starting at `start`, into node base `b`'s lazy tree: as the right child of the
- * tree's last record when it starts above it (that record has no right child: the common case
- * of lowest-fit areas freed in turn, no descent), else by a descent.
+ * Link `va`, starting at `start`, into node base `b`'s lazy tree and its list: as the right
+ * child of the tree's last record when it starts above it (that record has no right child: the
+ * common case of lowest-fit areas freed in turn, no descent), after it on the list; else by a
+ * descent, after its in-order predecessor. Only the list's links are journaled: the tree is
+ * rebuilt from the list on recovery (repair.ts).
  */
 function linkLazy(t: VaTable, b: number, va: number, start: number): void {
 	const hdr = t.hdr;
+	const i32 = t.i32;
 	const last = hdr[b + N_LAZY_LAST]!;
+	let prev: number;
 	if (last === 0 || start > vaStart(t.f64, last)) {
-		rbInsert(t, b + N_LAZY_ROOT, va, last, VA_RIGHT, LAZY_TREE);
+		rbInsert(t, b + N_LAZY_ROOT, va, last, VA_RIGHT, PLAIN);
 		hdr[b + N_LAZY_LAST] = va; // derived
-	} else insertVmapArea(t, b + N_LAZY_ROOT, va, LAZY_TREE, "lazy tree");
+		prev = last;
+	} else {
+		insertVmapArea(t, b + N_LAZY_ROOT, va, "lazy tree");
+		prev = rbPrev(t, va);
+	}
+	if (prev === 0) {
+		setVaNext(i32, va, hdr[b + N_LAZY_HEAD]!);
+		put(hdr, b + N_LAZY_HEAD, va);
+	} else {
+		setVaNext(i32, va, vaNext(i32, prev));
+		setVaNext(i32, prev, va);
+	}
 }
 
 /**
  * Splice out `x`, the lowest node of the tree rooted at header word `rootWord`, with no
- * rebalancing: its right subtree takes its place. Returns the next lowest node (0: the tree
- * is empty). `x` is left with no links.
+ * rebalancing: its right subtree takes its place; and take it off the head of the tree's list
+ * (header word `headWord`), where it is. Returns the next lowest node (0: the tree is empty).
+ * `x` is left with no tree links; its `next` is the caller's to set.
  */
-export function removeFirst(t: VaTable, rootWord: number, x: number): number {
+export function removeFirst(t: VaTable, rootWord: number, headWord: number, x: number): number {
 	const i32 = t.i32;
+	put(t.hdr, headWord, vaNext(i32, x));
 	const p = vaParent(i32, x);
 	const r = vaRight(i32, x);
-	clearVaLinks(i32, x, false);
-	if (p === 0) put(t.hdr, rootWord, r);
-	else setVaChild(i32, p, VA_LEFT, r); // the lowest node is a left child
+	clearVaLinks(i32, x);
+	if (p === 0) t.hdr[rootWord] = r;
+	else linkVaChild(i32, p, VA_LEFT, r); // the lowest node is a left child
 	if (r === 0) return p;
 	setVaParent(i32, r, p);
 	return rbLeftmost(t, r);
@@ -147,7 +177,8 @@ function detachNode(t: VaTable, locks: Locks, v: number, k: number, pageInverse:
 	const root = hdr[b + N_LAZY_ROOT]!;
 	if (root !== 0) {
 		const p = purgeTree(v, k);
-		put(hdr, p, root);
+		hdr[p] = root; // the tree is derived from its list (repair.ts), which moves journaled
+		put(hdr, purgeHead(v, k), hdr[b + N_LAZY_HEAD]!);
 		hdr[p + 1] = hdr[b + N_LAZY_NR]!; // derived, as every tree's count
 		batch.areas += hdr[b + N_LAZY_NR]!;
 		// No purge tree existed: what is lazy on this node is what the lazy tree holds.
@@ -158,7 +189,8 @@ function detachNode(t: VaTable, locks: Locks, v: number, k: number, pageInverse:
 		// range that covers every tree the batch holds (the adopter flushes it again).
 		putF(hdrF, HDRF_BATCH_START + k, batch.start);
 		putF(hdrF, HDRF_BATCH_END + k, batch.end);
-		put(hdr, b + N_LAZY_ROOT, 0);
+		hdr[b + N_LAZY_ROOT] = 0;
+		put(hdr, b + N_LAZY_HEAD, 0);
 		hdr[b + N_LAZY_NR] = 0;
 		hdr[b + N_LAZY_LAST] = 0;
 		resetFlushRange(t, v);
@@ -184,7 +216,7 @@ export function undoDetach(t: VaTable, locks: Locks, k: number): void {
 		const f64 = t.f64;
 		const hdr = t.hdr;
 		for (let va = rbFirst(t, p); va !== 0; ) {
-			const next = removeFirst(t, p, va);
+			const next = removeFirst(t, p, purgeHead(v, k), va);
 			const start = vaStart(f64, va);
 			widenFlushRange(t, v, start, vaEnd(f64, va));
 			linkLazy(t, b, va, start);

@@ -23,7 +23,6 @@
  * - after a block shrinks in place: `augmentPropagate`, recomputed from the node up, stopping
  *   where a value does not change.
  */
-import { put } from "../buffer/journal.ts";
 import { VA_LEFT, VA_RIGHT } from "../buffer/layout.ts";
 import {
 	clearVaLinks,
@@ -31,7 +30,6 @@ import {
 	setSubtreeMaxSize,
 	setVaBlack,
 	linkVaChild,
-	setVaChild,
 	setVaParent,
 	setVaParentColour,
 	setVaRed,
@@ -50,30 +48,12 @@ const L = VA_LEFT;
 const R = VA_RIGHT;
 
 /**
- * The `kind` argument of the calls below: which tree, for what it keeps and what its writes owe
- * the undo journal (journal.ts). The free tree keeps subtreeMaxSize. The free and busy trees'
- * child links and root words are not journaled: a recovery rebuilds those trees from the list
- * beside them, the address-ordered free list and the busy hash (repair.ts). The lazy and purge
- * trees have no such list, so their links and roots are journaled.
+ * The `aug` argument of the calls below: the tree keeps subtreeMaxSize (the free tree), or not
+ * (the busy, lazy and purge trees). No write here is journaled (journal.ts): a recovery
+ * rebuilds every tree from the list beside it (repair.ts).
  */
-export const FREE_TREE = 3;
-export const BUSY_TREE = 2;
-export const LAZY_TREE = 0;
-type TreeKind = typeof FREE_TREE | typeof BUSY_TREE | typeof LAZY_TREE;
-const AUG = 1;
-const REBUILT = 2;
-
-/** Child link `side` of `x` := `c`, journaled unless the tree is rebuilt on recovery. */
-function setChild(i32: Int32Array, x: number, side: Side, c: number, kind: TreeKind): void {
-	if ((kind & REBUILT) !== 0) linkVaChild(i32, x, side, c);
-	else setVaChild(i32, x, side, c);
-}
-
-/** The tree's root word := `x`, likewise. */
-function setRoot(t: VaTable, rootWord: number, x: number, kind: TreeKind): void {
-	if ((kind & REBUILT) !== 0) t.hdr[rootWord] = x;
-	else put(t.hdr, rootWord, x);
-}
+export const AUGMENTED = true;
+export const PLAIN = false;
 
 function opposite(side: Side): Side {
 	return side === L ? R : L;
@@ -130,30 +110,30 @@ function augmentPropagateToRoot(t: VaTable, x: number): void {
 }
 
 /** Point whatever pointed at `old` (its parent's child link, or the root word) at `now`. */
-function replaceChild(t: VaTable, rootWord: number, parent: number, old: number, now: number, kind: TreeKind): void {
+function replaceChild(t: VaTable, rootWord: number, parent: number, old: number, now: number): void {
 	const i32 = t.i32;
-	if (parent === 0) setRoot(t, rootWord, now, kind);
-	else setChild(i32, parent, vaLeft(i32, parent) === old ? L : R, now, kind);
+	if (parent === 0) t.hdr[rootWord] = now;
+	else linkVaChild(i32, parent, vaLeft(i32, parent) === old ? L : R, now);
 }
 
 /**
  * Rotate `x` down to the `side` (L: left rotation, its right child comes up).
  * Keeps subtreeMaxSize right when the tree is augmented.
  */
-function rotate(t: VaTable, rootWord: number, x: number, side: Side, kind: TreeKind): void {
+function rotate(t: VaTable, rootWord: number, x: number, side: Side, aug: boolean): void {
 	const f64 = t.f64;
 	const i32 = t.i32;
 	const other = opposite(side);
 	const y = vaChild(i32, x, other);
 	const inner = vaChild(i32, y, side);
 	const p = vaParent(i32, x);
-	setChild(i32, x, other, inner, kind);
+	linkVaChild(i32, x, other, inner);
 	if (inner !== 0) setVaParent(i32, inner, x);
 	setVaParent(i32, y, p);
-	replaceChild(t, rootWord, p, x, y, kind);
-	setChild(i32, y, side, x, kind);
+	replaceChild(t, rootWord, p, x, y);
+	linkVaChild(i32, y, side, x);
 	setVaParent(i32, x, y);
-	if ((kind & AUG) !== 0) {
+	if (aug) {
 		setSubtreeMaxSize(f64, y, subtreeMaxSize(f64, x));
 		setSubtreeMaxSize(f64, x, augmentCompute(t, x));
 	}
@@ -163,15 +143,15 @@ function rotate(t: VaTable, rootWord: number, x: number, side: Side, kind: TreeK
  * Link `z` (a record with no tree links) as the `side` child of `parent` (0: as the root), then
  * restore the red-black properties.
  */
-export function rbInsert(t: VaTable, rootWord: number, z: number, parent: number, side: Side, kind: TreeKind): void {
+export function rbInsert(t: VaTable, rootWord: number, z: number, parent: number, side: Side, aug: boolean): void {
 	const f64 = t.f64;
 	const i32 = t.i32;
-	setChild(i32, z, L, 0, kind);
-	setChild(i32, z, R, 0, kind);
+	linkVaChild(i32, z, L, 0);
+	linkVaChild(i32, z, R, 0);
 	setVaParentColour(i32, z, parent, true);
-	if (parent === 0) setRoot(t, rootWord, z, kind);
-	else setChild(i32, parent, side, z, kind);
-	if ((kind & AUG) !== 0) {
+	if (parent === 0) t.hdr[rootWord] = z;
+	else linkVaChild(i32, parent, side, z);
+	if (aug) {
 		initSubtreeMaxSize(f64, z);
 		augmentPropagateGrow(t, z);
 	}
@@ -192,19 +172,19 @@ export function rbInsert(t: VaTable, rootWord: number, z: number, parent: number
 			continue;
 		}
 		if (vaChild(i32, p, other) === z) {
-			rotate(t, rootWord, p, side, kind);
+			rotate(t, rootWord, p, side, aug);
 			z = p;
 		}
 		setVaBlack(i32, vaParent(i32, z));
 		setVaRed(i32, g);
-		rotate(t, rootWord, g, other, kind);
+		rotate(t, rootWord, g, other, aug);
 		break;
 	}
 	setVaBlack(i32, t.hdr[rootWord]!);
 }
 
 /** Unlink `z` from the tree, then restore the red-black properties. */
-export function rbErase(t: VaTable, rootWord: number, z: number, kind: TreeKind): void {
+export function rbErase(t: VaTable, rootWord: number, z: number, aug: boolean): void {
 	const i32 = t.i32;
 	const zl = vaLeft(i32, z);
 	const zr = vaRight(i32, z);
@@ -217,7 +197,7 @@ export function rbErase(t: VaTable, rootWord: number, z: number, kind: TreeKind)
 		x = zl === 0 ? zr : zl;
 		xp = zp;
 		removedBlack = !vaIsRed(i32, z);
-		replaceChild(t, rootWord, zp, z, x, kind);
+		replaceChild(t, rootWord, zp, z, x);
 		if (x !== 0) setVaParent(i32, x, zp);
 	} else {
 		// y: z's successor, which has no left child, takes z's place and colour.
@@ -229,23 +209,23 @@ export function rbErase(t: VaTable, rootWord: number, z: number, kind: TreeKind)
 			xp = y;
 		} else {
 			xp = vaParent(i32, y);
-			setChild(i32, xp, L, x, kind);
+			linkVaChild(i32, xp, L, x);
 			if (x !== 0) setVaParent(i32, x, xp);
-			setChild(i32, y, R, zr, kind);
+			linkVaChild(i32, y, R, zr);
 			setVaParent(i32, zr, y);
 		}
-		setChild(i32, y, L, zl, kind);
+		linkVaChild(i32, y, L, zl);
 		setVaParent(i32, zl, y);
-		replaceChild(t, rootWord, zp, z, y, kind);
+		replaceChild(t, rootWord, zp, z, y);
 		setVaParentColour(i32, y, zp, vaIsRed(i32, z)); // z's parent and colour
 	}
-	clearVaLinks(i32, z, (kind & REBUILT) !== 0);
-	if ((kind & AUG) !== 0) augmentPropagateToRoot(t, xp);
-	if (removedBlack) eraseFixup(t, rootWord, x, xp, kind);
+	clearVaLinks(i32, z);
+	if (aug) augmentPropagateToRoot(t, xp);
+	if (removedBlack) eraseFixup(t, rootWord, x, xp, aug);
 }
 
 /** CLRS RB-DELETE-FIXUP: `x` (child of `xp`, possibly nil) carries an extra black. */
-function eraseFixup(t: VaTable, rootWord: number, x: number, xp: number, kind: TreeKind): void {
+function eraseFixup(t: VaTable, rootWord: number, x: number, xp: number, aug: boolean): void {
 	const i32 = t.i32;
 	while (xp !== 0 && (x === 0 || !vaIsRed(i32, x))) {
 		const side: Side = vaLeft(i32, xp) === x ? L : R;
@@ -254,7 +234,7 @@ function eraseFixup(t: VaTable, rootWord: number, x: number, xp: number, kind: T
 		if (vaIsRed(i32, w)) {
 			setVaBlack(i32, w);
 			setVaRed(i32, xp);
-			rotate(t, rootWord, xp, side, kind);
+			rotate(t, rootWord, xp, side, aug);
 			w = vaChild(i32, xp, other);
 		}
 		const wNear = vaChild(i32, w, side);
@@ -268,14 +248,14 @@ function eraseFixup(t: VaTable, rootWord: number, x: number, xp: number, kind: T
 		if (!vaIsRed(i32, wFar)) {
 			setVaBlack(i32, wNear);
 			setVaRed(i32, w);
-			rotate(t, rootWord, w, other, kind);
+			rotate(t, rootWord, w, other, aug);
 			w = vaChild(i32, xp, other);
 		}
 		// w takes xp's colour, xp and w's far child turn black, rotate: the extra black is gone.
 		setVaParentColour(i32, w, vaParent(i32, w), vaIsRed(i32, xp));
 		setVaBlack(i32, xp);
 		setVaBlack(i32, vaChild(i32, w, other));
-		rotate(t, rootWord, xp, side, kind);
+		rotate(t, rootWord, xp, side, aug);
 		x = t.hdr[rootWord]!;
 		break;
 	}
@@ -328,13 +308,13 @@ export function rbPrev(t: VaTable, x: number): number {
 }
 
 /** Link `z` as the in-order successor of `x`, which is in the tree. */
-export function rbInsertAfter(t: VaTable, rootWord: number, x: number, z: number, kind: TreeKind): void {
+export function rbInsertAfter(t: VaTable, rootWord: number, x: number, z: number, aug: boolean): void {
 	const i32 = t.i32;
 	let y = vaRight(i32, x);
 	if (y === 0) {
-		rbInsert(t, rootWord, z, x, R, kind);
+		rbInsert(t, rootWord, z, x, R, aug);
 		return;
 	}
 	while (vaLeft(i32, y) !== 0) y = vaLeft(i32, y);
-	rbInsert(t, rootWord, z, y, L, kind);
+	rbInsert(t, rootWord, z, y, L, aug);
 }

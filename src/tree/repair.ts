@@ -1,24 +1,25 @@
 /**
  * Tree repair, after a recovery rolled back a dead holder's critical section (buffer/recover.ts).
  *
- * The undo journal restores every word a section changed except a tree's derived words: parent
- * links, colours and subtreeMaxSize, which the tree code writes without journaling them
- * (record.ts), and the counts of what a tree or list holds (free blocks and bytes, busy areas
- * and bytes, lazy and purge areas, free slots). They are functions of what the journal does
- * restore, the child links, the lists and the ranges, so a repair recomputes them for each tree
- * the dead holder's locks guarded:
- * - parents, by a walk from the root;
- * - subtreeMaxSize of the free tree, bottom up;
- * - colours of a red-black tree: the rolled-back shape is the one the holder found when it
- *   took the lock, a valid red-black tree, so a colouring exists; a dynamic programme finds
- *   one. For each node, the black heights its subtree can have with a black root (B) and with
+ * The undo journal restores every word a section changed except what a tree is made of: child
+ * and parent links, colours, subtreeMaxSize, root words, and the counts and bounds of what a
+ * tree holds (free blocks and bytes, busy areas and bytes, lazy and purge areas, a lazy tree's
+ * last record and flush range, free slots). The tree code writes those without journaling
+ * them (record.ts), because every tree has a list beside it whose links are journaled: the
+ * address-ordered free list, a node's busy hash, the lazy tree's and each purge tree's list in
+ * address order. A repair rebuilds each tree the dead holder's locks guarded from its list:
+ * - the shape, balanced, from the records in address order (sorted, for the busy hash's);
+ * - parents, by a walk from the root; subtreeMaxSize of the free tree, bottom up;
+ * - colours of a red-black tree by a dynamic programme (any shape that has a colouring gets
+ *   one): for each node, the black heights its subtree can have with a black root (B) and with
  *   a red root (R), as bit masks: B(nil) = {0}, R(nil) = {}; B(x) = {h + 1 : h in
  *   (B|R)(left) and (B|R)(right)}; R(x) = B(left) and B(right). The root takes a black height
- *   from B(root), then each child, top down, black when its parent's choice allows, else red.
+ *   from B(root), then each child, top down, black when its parent's choice allows, else red;
+ * - the counts and bounds, by counting.
  *
- * The result depends only on the child links and ranges, never on the derived words it
- * overwrites: whatever subset of its unjournaled writes the dead holder made, the repair ends
- * the same, and a repair cut short by its own thread's death can run again.
+ * The result depends only on the lists and ranges, never on the words it overwrites: whatever
+ * subset of its unjournaled writes the dead holder made, the repair ends the same, and a repair
+ * cut short by its own thread's death can run again.
  */
 import {
 	BATCH_SLOTS,
@@ -36,6 +37,7 @@ import {
 	N_BUSY_LOCK,
 	N_BUSY_NR,
 	N_BUSY_ROOT,
+	N_LAZY_HEAD,
 	N_LAZY_LAST,
 	N_LAZY_LOCK,
 	N_LAZY_NR,
@@ -45,6 +47,7 @@ import {
 	NF_LAZY_MAX,
 	NF_LAZY_MIN,
 	nodeBase,
+	purgeHead,
 	purgeTree,
 } from "../buffer/node-layout.ts";
 import {
@@ -65,8 +68,8 @@ import type { VaTable } from "../buffer/va-table.ts";
 
 /**
  * A tree to repair: its root word, whether it is red-black, whether it keeps subtreeMaxSize,
- * the header words that count its records (Int32) and bytes (Float64; -1: none), and for a
- * tree whose child links are not journaled, its records from the list beside it.
+ * the header words that count its records (Int32) and bytes (Float64; -1: none), and its
+ * records, in address order, from the list beside it.
  */
 interface TreeRoot {
 	rootWord: number;
@@ -74,7 +77,7 @@ interface TreeRoot {
 	aug: boolean;
 	countWord: number;
 	bytesWord: number;
-	members?: () => number[] | undefined;
+	members: () => number[] | undefined;
 	/** For a lazy tree: the words of its last record (Int32) and of its flush range's bounds (Float64). */
 	bounds?: { last: number; min: number; max: number };
 }
@@ -105,14 +108,27 @@ export function treesGuardedBy(t: VaTable, word: number): TreeRoot[] {
 			];
 		if (word === b + N_LAZY_LOCK) {
 			const bounds = { last: b + N_LAZY_LAST, min: (b >> 1) + NF_LAZY_MIN, max: (b >> 1) + NF_LAZY_MAX };
-			return [{ rootWord: b + N_LAZY_ROOT, balanced: true, aug: false, countWord: b + N_LAZY_NR, bytesWord: -1, bounds }];
+			return [
+				{
+					...{ rootWord: b + N_LAZY_ROOT, balanced: true, aug: false, countWord: b + N_LAZY_NR, bytesWord: -1, bounds },
+					members: () => listed(t, t.hdr[b + N_LAZY_HEAD]!),
+				},
+			];
 		}
 		if (word === b + N_POOL_LOCK) {
 			// Purge trees are taken apart lowest first without rebalancing: no colours to keep.
 			const trees: TreeRoot[] = [];
 			for (let k = 0; k < BATCH_SLOTS; k++) {
 				const p = purgeTree(v, k);
-				trees.push({ rootWord: p, balanced: false, aug: false, countWord: p + 1, bytesWord: -1 });
+				const head = purgeHead(v, k);
+				trees.push({
+					rootWord: p,
+					balanced: false,
+					aug: false,
+					countWord: p + 1,
+					bytesWord: -1,
+					members: () => listed(t, t.hdr[head]!),
+				});
 			}
 			return trees;
 		}
@@ -139,11 +155,9 @@ function recountSlots(t: VaTable): boolean {
 }
 
 function repairTree(t: VaTable, { rootWord, balanced, aug, countWord, bytesWord, members, bounds }: TreeRoot): boolean {
-	if (members !== undefined) {
-		const m = members();
-		if (m === undefined) return false;
-		t.hdr[rootWord] = build(t.i32, m, 0, m.length - 1);
-	}
+	const m = members();
+	if (m === undefined) return false;
+	t.hdr[rootWord] = build(t.i32, m, 0, m.length - 1);
 	const root = t.hdr[rootWord]!;
 	const order = root === 0 ? [] : postOrder(t, root);
 	if (order === undefined) return false;
