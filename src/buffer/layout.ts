@@ -53,8 +53,9 @@
  *   Float64 subtreeMaxSize; a busy, lazy or pooled record uses it as two Int32 words, flags
  *   and tag.
  * - `next` links a free record into the address-ordered free list, a busy record into a
- *   chain of its node's busy hash, a pooled record into its pool, and an unused record into the slot
- *   free list. A record is on at most one list.
+ *   chain of its node's busy hash, a lazy record into its lazy or purge tree's list, a pooled
+ *   record into its pool, and an unused record into the slot free list. A record is on at
+ *   most one list, and every record in a tree is on the list beside it (repair.ts).
  * - A lazily freed area leaves its busy tree for a lazy tree (flagged VA_LAZY), then a purge
  *   tree, then a pool (VA_POOL) or free space: at every moment it is in exactly one. The busy tree
  *   holds only busy areas, so a backlog of lazy areas never deepens it ("number of lazy pages

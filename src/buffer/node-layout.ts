@@ -27,12 +27,14 @@ import { JOURNAL_BYTES, JOURNAL_OFFSET, JOURNALS, REC_I32 } from "./layout.ts";
  * Lazy areas are indexed by address, as the kernel keeps them since 6.9 (vn->lazy.root, a
  * red-black tree, from "[PATCH v3 00/11] Mitigate a vmap lock contention v3", Rezki, 2024):
  * each node's lazy areas are a red-black tree keyed by vaStart, in the records' left, right
- * and parent words (a lazy record is in no other tree), and nothing else: no list beside it.
- * So find(), free() and resize() of a lazy address take O(log n) under one node's locks,
- * never a scan. A purge moves the whole tree to a purge tree of its batch (one root word), and
- * then takes it apart lowest area first (purge-node.ts): splicing out the lowest node keeps
- * a search tree valid, with no rebalancing, and its height can only fall, so lookups stay
- * O(log n) while the purge runs and each area leaves in O(1) amortized.
+ * and parent words (a lazy record is in no other tree), and a list of the same records in
+ * address order through their `next` words, from which a recovery rebuilds the tree (its links
+ * are not journaled: tree/repair.ts). So find(), free() and resize() of a lazy address take
+ * O(log n) under one node's locks, never a scan. A purge moves the whole tree to a purge tree
+ * of its batch (one root word, one list head), and then takes it apart lowest area first
+ * (purge-node.ts): splicing out the lowest node, the list's head, keeps a search tree valid,
+ * with no rebalancing, and its height can only fall, so lookups stay O(log n) while the purge
+ * runs and each area leaves in O(1) amortized.
  *
  * Where an area lives (kernel, and the thread of "mm: vmalloc: Offload free_vmap_area_lock lock": three indices kept apart):
  * - busy: in the busy tree of addrToNode(vaStart), and its busy hash;
