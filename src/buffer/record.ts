@@ -203,16 +203,8 @@ export function vaChild(i32: Int32Array, va: number, side: Side): number {
 	return i32[va * 10 + side]!;
 }
 
+/** A child link, not journaled: a recovery rebuilds every tree from the list beside it (tree/repair.ts). */
 export function setVaChild(i32: Int32Array, va: number, side: Side, child: number): void {
-	const i = va * 10 + side;
-	const old = i32[i]!;
-	if (old === child) return;
-	logRec(i, old);
-	i32[i] = child;
-}
-
-/** A child link, unjournaled: a recovery rebuilds every tree from the list beside it (tree/repair.ts). */
-export function linkVaChild(i32: Int32Array, va: number, side: Side, child: number): void {
 	i32[va * 10 + side] = child;
 }
 

@@ -44,7 +44,7 @@ import type { Locks } from "../buffer/lock.ts";
 import { PLAIN, rbFirst, rbInsert, rbLeftmost, rbPrev } from "./rbtree.ts";
 import {
 	clearVaLinks,
-	linkVaChild,
+	setVaChild,
 	setVaFlags,
 	setVaNext,
 	setVaParent,
@@ -133,7 +133,7 @@ export function removeFirst(t: VaTable, rootWord: number, headWord: number, x: n
 	const r = vaRight(i32, x);
 	clearVaLinks(i32, x);
 	if (p === 0) t.hdr[rootWord] = r;
-	else linkVaChild(i32, p, VA_LEFT, r); // the lowest node is a left child
+	else setVaChild(i32, p, VA_LEFT, r); // the lowest node is a left child
 	if (r === 0) return p;
 	setVaParent(i32, r, p);
 	return rbLeftmost(t, r);

@@ -29,7 +29,7 @@ import {
 	initSubtreeMaxSize,
 	setSubtreeMaxSize,
 	setVaBlack,
-	linkVaChild,
+	setVaChild,
 	setVaParent,
 	setVaParentColour,
 	setVaRed,
@@ -113,7 +113,7 @@ function augmentPropagateToRoot(t: VaTable, x: number): void {
 function replaceChild(t: VaTable, rootWord: number, parent: number, old: number, now: number): void {
 	const i32 = t.i32;
 	if (parent === 0) t.hdr[rootWord] = now;
-	else linkVaChild(i32, parent, vaLeft(i32, parent) === old ? L : R, now);
+	else setVaChild(i32, parent, vaLeft(i32, parent) === old ? L : R, now);
 }
 
 /**
@@ -127,11 +127,11 @@ function rotate(t: VaTable, rootWord: number, x: number, side: Side, aug: boolea
 	const y = vaChild(i32, x, other);
 	const inner = vaChild(i32, y, side);
 	const p = vaParent(i32, x);
-	linkVaChild(i32, x, other, inner);
+	setVaChild(i32, x, other, inner);
 	if (inner !== 0) setVaParent(i32, inner, x);
 	setVaParent(i32, y, p);
 	replaceChild(t, rootWord, p, x, y);
-	linkVaChild(i32, y, side, x);
+	setVaChild(i32, y, side, x);
 	setVaParent(i32, x, y);
 	if (aug) {
 		setSubtreeMaxSize(f64, y, subtreeMaxSize(f64, x));
@@ -146,11 +146,11 @@ function rotate(t: VaTable, rootWord: number, x: number, side: Side, aug: boolea
 export function rbInsert(t: VaTable, rootWord: number, z: number, parent: number, side: Side, aug: boolean): void {
 	const f64 = t.f64;
 	const i32 = t.i32;
-	linkVaChild(i32, z, L, 0);
-	linkVaChild(i32, z, R, 0);
+	setVaChild(i32, z, L, 0);
+	setVaChild(i32, z, R, 0);
 	setVaParentColour(i32, z, parent, true);
 	if (parent === 0) t.hdr[rootWord] = z;
-	else linkVaChild(i32, parent, side, z);
+	else setVaChild(i32, parent, side, z);
 	if (aug) {
 		initSubtreeMaxSize(f64, z);
 		augmentPropagateGrow(t, z);
@@ -209,12 +209,12 @@ export function rbErase(t: VaTable, rootWord: number, z: number, aug: boolean): 
 			xp = y;
 		} else {
 			xp = vaParent(i32, y);
-			linkVaChild(i32, xp, L, x);
+			setVaChild(i32, xp, L, x);
 			if (x !== 0) setVaParent(i32, x, xp);
-			linkVaChild(i32, y, R, zr);
+			setVaChild(i32, y, R, zr);
 			setVaParent(i32, zr, y);
 		}
-		linkVaChild(i32, y, L, zl);
+		setVaChild(i32, y, L, zl);
 		setVaParent(i32, zl, y);
 		replaceChild(t, rootWord, zp, z, y);
 		setVaParentColour(i32, y, zp, vaIsRed(i32, z)); // z's parent and colour

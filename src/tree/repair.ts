@@ -51,7 +51,7 @@ import {
 	purgeTree,
 } from "../buffer/node-layout.ts";
 import {
-	linkVaChild,
+	setVaChild,
 	setSubtreeMaxSize,
 	setVaParentColour,
 	subtreeMaxSize,
@@ -255,8 +255,8 @@ function build(i32: Int32Array, m: number[], lo: number, hi: number): number {
 	if (lo > hi) return 0;
 	const mid = (lo + hi) >>> 1;
 	const x = m[mid]!;
-	linkVaChild(i32, x, VA_LEFT, build(i32, m, lo, mid - 1));
-	linkVaChild(i32, x, VA_RIGHT, build(i32, m, mid + 1, hi));
+	setVaChild(i32, x, VA_LEFT, build(i32, m, lo, mid - 1));
+	setVaChild(i32, x, VA_RIGHT, build(i32, m, mid + 1, hi));
 	return x;
 }
 
