@@ -12,14 +12,16 @@
  * fitIn, lowestFit and afterFree no longer inlined). test/layout.test.ts checks every accessor
  * against layout.ts.
  *
- * Every setter journals the word's old value first (journal.ts): under a lock, a critical
- * section its holder does not finish is undone. A write of the value a word holds already is
- * skipped.
+ * The setters of ranges, flags, tags and `next` journal the word's old value first
+ * (journal.ts): under a lock, a critical section its holder does not finish is undone. A write
+ * of the value a word holds already is skipped.
  *
- * Derived words. A tree's parent links, colours and subtreeMaxSize are not journaled: they are
- * functions of its shape (the child links, journaled) and ranges, and a recovery recomputes
- * them for every tree its dead holder's locks guarded (tree/repair.ts). They were 12 of the 35
- * journaled writes of an alloc or free at 10k live areas, and most of the rebalancing's.
+ * Tree words are not journaled: child and parent links, colours, subtreeMaxSize. Every tree has
+ * a list beside it whose links are (the free list, the busy hash, the lazy and purge lists), and
+ * a recovery rebuilds every tree its dead holder's locks guarded from that list
+ * (tree/repair.ts). They were 25 of the 35 journaled writes of an alloc or free at 10k live
+ * areas. Nor are the words of a record taken in the open section (initVa): the journal holds
+ * its old words already.
  *
  * Word 2 is a union (layout.ts): subtreeMaxSize for a free-tree record, flags and tag for a
  * busy, lazy or pooled one. Nothing checks which: the caller knows the record's state.
