@@ -4,14 +4,16 @@
  * statements). Databases do this; the kernel never has to.
  *
  * A handle that takes its first lock claims one of JOURNALS journals (header words, layout.ts)
- * and keeps it until it releases its last lock. Every write to a shared word made under a
- * lock goes through this file: it appends [key, old value] to the journal, counts it, and
+ * and keeps it until it releases its last lock. Every write under a lock that a rollback must
+ * restore goes through this file: it appends [key, old value] to the journal, counts it, and
  * only then writes the word. So at every instant the journal lists the old value of every
- * word the critical section changed. Releasing a lock commits: the journal empties, before
- * the lock word is released. When a handle's end is observed while it holds locks
- * (handles.ts), the observer rolls its journal back, newest entry first, and releases its
- * locks: the structures are as they were when the holder last released a lock (or took its
- * first). Nobody else can have written those words meanwhile: their locks were held.
+ * such word the critical section changed. What can be rebuilt from those words is written
+ * plainly: the trees and their counts (tree/repair.ts), and the words of a record taken in the
+ * open section (record.ts initVa). Releasing a lock commits: the journal empties, before the
+ * lock word is released. When a handle's end is observed while it holds locks (handles.ts),
+ * the observer rolls its journal back, newest entry first, has the trees rebuilt and releases
+ * its locks: the structures are as they were when the holder last released a lock (or took
+ * its first). Nobody else can have written those words meanwhile: their locks were held.
  *
  * Ordering hazards: the entry is written before the count, the count before the word; the
  * commit empties the journal before the lock word is released. A thread that dies stops
