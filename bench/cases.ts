@@ -272,8 +272,11 @@ async function shared(spec: Extract<Spec, { kind: "workers" }>) {
 	};
 	if (!st) return common;
 	const lockWaitMs = out.reduce((n, r) => n + r.lockWaitMs!, 0);
+	const waitsByLock: Record<string, number> = {};
+	for (const r of out) for (const [lock, ms] of Object.entries(r.lockWaits ?? {})) waitsByLock[lock] = (waitsByLock[lock] ?? 0) + ms;
 	return {
 		...common,
+		waitsByLock,
 		nodes: spec.nodes,
 		poolHitRate: st.poolHits + st.poolMisses > 0 ? st.poolHits / (st.poolHits + st.poolMisses) : 0,
 		helped: st.helped,

@@ -24,6 +24,17 @@ export function ratio(x: number): string {
 
 const num = (r: Row, k: string): number => Number(r[k]);
 
+/** The two locks most of a workers run's wait went to, with their shares of it: " (node 1's busy lock 45%, ...)"; "" under 1 ms. */
+function waitedOn(x: Row): string {
+	const w = (x.waitsByLock ?? {}) as Record<string, number>;
+	const total = Object.values(w).reduce((a, b) => a + b, 0);
+	if (total < 1) return "";
+	const top = Object.entries(w)
+		.sort((a, b) => b[1] - a[1])
+		.slice(0, 2);
+	return ` (${top.map(([lock, ms]) => `${lock.replace(/^the /, "")} ${Math.round((100 * ms) / total)}%`).join(", ")})`;
+}
+
 /** A path inside the repository or node_modules, not the machine's. */
 const short = (at: string): string => at.replace(/\(?(file:\/\/)?\/[^ ]*?\/(node_modules|bench|src)\//, "($2/");
 
@@ -172,7 +183,7 @@ function workers(rep: Report): void {
 		rep.line(`## Workers sharing one allocator`);
 		rep.line();
 		rep.line(
-			`Real worker_threads released together by an Atomics gate; aggregate = all operations over the slowest worker's time (W0 counts pairs). After the run every worker holds ${PROBE.toLocaleString("en-US")} areas (W0) or its 10k live set (W1), and all of them are checked for overlap across workers. vmap W0 allocates one page (pageSize 4096), W1 random sizes 1..4096 B (pageSize 1); "private" gives each worker a space of its own (the same options): what two threads can do on this machine with nothing shared, the ceiling for the shared rows. shared-memory-objects W0 allocates 64 B from one locked MemoryBuffer.`,
+			`Real worker_threads released together by an Atomics gate; aggregate = all operations over the slowest worker's time (W0 counts pairs). After the run every worker holds ${PROBE.toLocaleString("en-US")} areas (W0) or its 10k live set (W1), and all of them are checked for overlap across workers. vmap W0 allocates one page (pageSize 4096), W1 random sizes 1..4096 B (pageSize 1); "private" gives each worker a space of its own (the same options): what two threads can do on this machine with nothing shared, the ceiling for the shared rows. The lock wait names the two locks most of it went to (VmapSpace.lockWaits()). shared-memory-objects W0 allocates 64 B from one locked MemoryBuffer.`,
 		);
 		rep.line();
 		rep.line(
@@ -201,7 +212,7 @@ function workers(rep: Report): void {
 					: `workers vmap ${s.workload} x1 nodes 1 no cache`;
 			const priv = vmap && s.workers === 2 ? vs(`workers vmap ${s.workload} x2 private`) : "";
 			rep.line(
-				`${lead} ${rate(num(x, "ops"))} | ${rate(num(x, "opsPerSec"))} | ${vs(one)} | ${priv} | ${vmap ? `${(100 * num(x, "lockWaitShare")).toFixed(1)}%` : "-"} | ${vmap ? `${(100 * num(x, "poolHitRate")).toFixed(1)}%` : "-"} | ${x.fails} | ${x.overlaps} | ${mib(x)} |`,
+				`${lead} ${rate(num(x, "ops"))} | ${rate(num(x, "opsPerSec"))} | ${vs(one)} | ${priv} | ${vmap ? `${(100 * num(x, "lockWaitShare")).toFixed(1)}%${waitedOn(x)}` : "-"} | ${vmap ? `${(100 * num(x, "poolHitRate")).toFixed(1)}%` : "-"} | ${x.fails} | ${x.overlaps} | ${mib(x)} |`,
 			);
 		}
 		rep.line();

@@ -32,6 +32,8 @@ export interface WorkerReport {
 	ms: number;
 	/** vmap only: time the timed loop spent waiting for lock words (shared-memory-objects keeps no such figure). */
 	lockWaitMs: number | null;
+	/** vmap only: that time by lock (VmapSpace.lockWaits()), milliseconds per lock name. */
+	lockWaits: Record<string, number> | null;
 	fails: number;
 	/** Private spaces: overlaps among this worker's own ranges. */
 	overlaps: number;
@@ -49,6 +51,7 @@ const gate = new Int32Array(job.control);
 const rnd = xorshift32(job.seed);
 let a: Allocator;
 let lockWaitMs = (): number | null => null;
+let lockWaits = (): Record<string, number> | null => null;
 let close = () => {};
 let unit: number;
 if (job.peer === "vmap") {
@@ -56,6 +59,7 @@ if (job.peer === "vmap") {
 	a = space;
 	unit = space.pageSize;
 	lockWaitMs = () => space.lockWaitMs;
+	lockWaits = () => Object.fromEntries(space.lockWaits().map((w) => [w.lock, w.ms]));
 	close = () => space.close();
 } else {
 	if (job.selfShim) (globalThis as { self?: unknown }).self = globalThis;
@@ -82,6 +86,7 @@ if (job.workload === "W1") while (n < job.live && fails < job.live) take(1 + (rn
 Atomics.add(gate, 1, 1); // ready
 Atomics.wait(gate, 0, 0);
 const waitedBefore = lockWaitMs() ?? 0; // the fill's waits are not the timed loop's
+const waitsBefore = lockWaits();
 const t0 = performance.now();
 if (job.workload === "W0") {
 	for (let i = 0; i < job.ops; i++) {
@@ -112,10 +117,13 @@ if (job.handle === null) {
 	overlaps = own.overlaps(-Infinity, Infinity);
 }
 const waited = lockWaitMs();
+const byLock = lockWaits();
+if (byLock !== null) for (const [lock, ms] of Object.entries(waitsBefore ?? {})) byLock[lock] = byLock[lock]! - ms;
 const report: WorkerReport = {
 	ops: job.ops,
 	ms,
 	lockWaitMs: waited === null ? null : waited - waitedBefore,
+	lockWaits: byLock,
 	fails,
 	overlaps,
 	addr: addr.slice(0, n),

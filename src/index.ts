@@ -11,6 +11,7 @@ export type {
 	AttachOptions,
 	ExitedOptions,
 	FlushHook,
+	LockWait,
 	NodeStats,
 	PurgeOptions,
 	PurgeResult,

@@ -188,3 +188,18 @@ test("deadlines: a heap's freeDeferred() waiting for the grace-period ring's loc
 	heap.vfree(p);
 	heap.check();
 });
+
+test("lockWaits(): the time a handle waited, by lock, named as errors name it; a handle that never waited has none", () => {
+	const { space, other } = spaces(2);
+	assert.deepEqual(space.lockWaits(), []);
+	space.alloc(P);
+	assert.deepEqual(space.lockWaits(), [], "an acquire that found its lock free counts nothing");
+	assert.throws(() => holding(other, [HDR_FREE_LOCK], () => space.alloc(P)), timedOut(other, /the free-space lock/));
+	assert.throws(() => holding(other, nodeLocks(space, N_BUSY_LOCK), () => space.alloc(P)), timedOut(other, /node \d's busy lock/));
+	const waits = space.lockWaits();
+	assert.deepEqual(waits.map((w) => w.lock).sort(), ["node 0's busy lock", "the free-space lock"], JSON.stringify(waits));
+	for (const w of waits) assert.ok(w.ms >= MS * 0.9, `${w.lock}: ${w.ms} ms, the deadline was ${MS} ms`);
+	assert.ok(waits[0]!.ms >= waits[1]!.ms, "the longest first");
+	assert.ok(Math.abs(waits[0]!.ms + waits[1]!.ms - space.lockWaitMs) < 1e-6, "they add up to lockWaitMs");
+	assert.deepEqual(other.lockWaits(), []);
+});

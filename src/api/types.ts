@@ -195,6 +195,14 @@ export interface PurgeResult {
  * read may catch an operation in flight (see stats.ts). `consistent` is false only when a
  * writer kept a group changing for the whole of a long retry loop.
  */
+/** Time one handle spent waiting for one lock another handle held (VmapSpace.lockWaits()). */
+export interface LockWait {
+	/** The lock, as errors name it: "the free-space lock", "node 1's busy lock", "the purge mutex". */
+	lock: string;
+	/** Milliseconds waited for it, over the handle's life. */
+	ms: number;
+}
+
 export interface VmapStats {
 	size: number;
 	pageSize: number;

@@ -30,21 +30,10 @@
 import { VmapError } from "../api/errors.ts";
 import { longWait, warn } from "../util/report.ts";
 import { crashPoint, journalClose, journalCommit, journalHead, journalOpen, journalOwner } from "./journal.ts";
-import {
-	HDR_DEAD,
-	HDR_DEAD_WORD,
-	HDR_EXT_OFFSET,
-	HDR_EXT_WORDS,
-	HDR_FREE_LOCK,
-	HDR_PURGE_LOCK,
-	HDR_SEQ_PURGE,
-	HDR_TAG_LOCK,
-	JOURNAL_ENTRIES,
-	JOURNALS,
-	JOURNALS_OWN,
-	LOCK_SEQ_OFFSET,
-} from "./layout.ts";
-import { N_BUSY_LOCK, N_LAZY_LOCK, N_POOL_LOCK, N_WORK, NODE_OFFSET, NODE_WORDS, nodeBase } from "./node-layout.ts";
+import { HDR_DEAD, HDR_FREE_LOCK, HDR_PURGE_LOCK, HDR_SEQ_PURGE, HDR_TAG_LOCK, JOURNALS, JOURNALS_OWN, LOCK_SEQ_OFFSET } from "./layout.ts";
+import { deadError, lockName, longWaitMessage, timedOut } from "./lock-names.ts";
+import type { LockWait } from "../api/types.ts";
+import { N_BUSY_LOCK, N_LAZY_LOCK, N_POOL_LOCK, nodeBase } from "./node-layout.ts";
 import { isShared, type VaTable } from "./va-table.ts";
 
 export const LOCK_WAITERS = 1 << 30;
@@ -102,27 +91,6 @@ const SLEEP_MS = 20;
 /** How long releaseToWaiter() leaves a released lock to a woken waiter: a futex wake takes tens of microseconds. */
 const HANDOFF_MS = 0.2;
 
-const LOCK_NAMES: Record<number, string> = {
-	[HDR_FREE_LOCK]: "the free-space lock",
-	[HDR_PURGE_LOCK]: "the purge mutex",
-	[HDR_TAG_LOCK]: "the tag lock",
-};
-const NODE_LOCK_NAMES: Record<number, string> = {
-	[N_BUSY_LOCK]: "busy lock",
-	[N_LAZY_LOCK]: "lazy lock",
-	[N_POOL_LOCK]: "pool lock",
-	[N_WORK]: "purge work (as a helper)",
-};
-
-/** What header word `word` is, for messages: "the purge mutex", "node 3's busy lock". */
-export function lockName(hdr: Int32Array, word: number): string {
-	if (hdr[HDR_EXT_WORDS]! > 0 && word >= hdr[HDR_EXT_OFFSET]!)
-		return `the heap's lock at word ${word - hdr[HDR_EXT_OFFSET]!} of its region (heap-layout.ts)`;
-	const w = word - NODE_OFFSET / 4;
-	if (w >= 0) return `node ${Math.floor(w / NODE_WORDS)}'s ${NODE_LOCK_NAMES[w % NODE_WORDS] ?? "lock"}`;
-	return LOCK_NAMES[word] ?? "a lock";
-}
-
 /** Whether this thread may block in Atomics.wait (not on a browser's main thread). */
 export const canWait: boolean = (() => {
 	if (typeof SharedArrayBuffer !== "function") return false; // no sharing, nobody to wait for
@@ -139,6 +107,8 @@ export class Locks {
 	readonly self: number;
 	/** Milliseconds this handle spent waiting for locks held by others. */
 	waitMs = 0;
+	/** The same by lock word. */
+	readonly #waits = new Map<number, number>();
 	/** Views come from the table each time: a one-thread space's buffer is replaced as it grows. */
 	readonly #t: VaTable;
 	/** A held lock word's value (LOCK_WAITERS aside). */
@@ -353,7 +323,7 @@ export class Locks {
 			if (spin < SPINS) continue;
 			const now = performance.now();
 			if (now >= deadline) {
-				this.waitMs += now - t0;
+				this.#waited(word, now - t0);
 				throw timedOut(hdr, word, (cur >> 1) & LOCK_HOLDER, this.timeoutMs);
 			}
 			if (now >= warnAt) {
@@ -364,30 +334,20 @@ export class Locks {
 			if ((cur & LOCK_WAITERS) === 0 && Atomics.compareExchange(hdr, word, cur, cur | LOCK_WAITERS) !== cur) continue;
 			Atomics.wait(hdr, word, cur | LOCK_WAITERS, SLEEP_MS);
 		}
-		this.waitMs += performance.now() - t0;
+		this.#waited(word, performance.now() - t0);
 	}
-}
 
-/** The error of every call once a handle was observed to end holding a lock. */
-export function deadError(hdr: Int32Array): VmapError {
-	const who = hdr[HDR_DEAD];
-	return new VmapError(
-		"EOWNERDEAD",
-		`The space is unusable: handle ${who} ended (its worker exited) while holding ${lockName(hdr, hdr[HDR_DEAD_WORD]!)}, and what it had changed could not be undone: its critical section outgrew its undo journal (${JOURNAL_ENTRIES} writes), or the trees rolled back did not form valid trees`,
-	);
-}
+	/** Time waited for lock `word`, counted in waitMs and by lock (waits only: an acquire that found the lock free adds nothing). */
+	#waited(word: number, ms: number): void {
+		this.waitMs += ms;
+		this.#waits.set(word, (this.#waits.get(word) ?? 0) + ms);
+	}
 
-/** A wait for `word` that passed its deadline: who holds what, and what to do about it. */
-export function timedOut(hdr: Int32Array, word: number, owner: number, ms: number): VmapError {
-	return new VmapError(
-		"ETIMEDOUT",
-		`Waited ${ms} ms for ${lockName(hdr, word)}, held by handle ${owner}; nothing was changed. The holder is slow, busy or paused, or its worker exited unobserved (watch(worker) makes such an exit known)`,
-	);
-}
-
-/** The warning for a wait without a deadline that lasted longWait.longMs: who waits for what, and the fixes. */
-function longWaitMessage(hdr: Int32Array, word: number, self: number, owner: number): string {
-	return `handle ${self} has waited ${longWait.longMs / 1000} s for ${lockName(hdr, word)}, held by handle ${owner}, and waits on (no timeoutMs). If that handle's worker exited, watch(worker) where it was created (or exited(token) in a browser) makes the exit known; timeoutMs bounds the wait`;
+	/** What waitMs was spent on: milliseconds per lock, named as in messages, the longest first. */
+	waitsByLock(): LockWait[] {
+		const hdr = this.#t.hdr;
+		return [...this.#waits].map(([word, ms]) => ({ lock: lockName(hdr, word), ms })).sort((a, b) => b.ms - a.ms);
+	}
 }
 
 /** The space's lock words: global, then every node's. */

@@ -11,6 +11,7 @@ import type {
 	AreaInfo,
 	AttachOptions,
 	ExitedOptions,
+	LockWait,
 	PurgeOptions,
 	PurgeResult,
 	StatsOptions,
@@ -360,6 +361,15 @@ export class VmapSpace {
 	/** Milliseconds this handle has spent waiting for locks other handles held. */
 	get lockWaitMs(): number {
 		return this.#s.locks.waitMs;
+	}
+
+	/**
+	 * Where lockWaitMs went: milliseconds per lock this handle has waited for, the longest
+	 * first (an acquire that found its lock free counts nothing). For workers that contend,
+	 * e.g. on the busy locks of nodes whose address zones their areas share.
+	 */
+	lockWaits(): LockWait[] {
+		return this.#s.locks.waitsByLock();
 	}
 
 	/** @internal The record table (tests and tools inspect the buffer through it). */
