@@ -84,62 +84,47 @@ interface TreeRoot {
 
 /** The trees lock `word` guards (none for the space's other locks and the heap's). */
 export function treesGuardedBy(t: VaTable, word: number): TreeRoot[] {
-	if (word === HDR_FREE_LOCK)
-		return [
-			{
-				...{ rootWord: HDR_FREE_ROOT, balanced: true, aug: true, countWord: HDR_FREE_NR, bytesWord: HDRF_FREE_BYTES },
-				members: () => listed(t, t.hdr[HDR_FREE_HEAD]!),
-			},
-		];
+	const hdr = t.hdr;
+	if (word === HDR_FREE_LOCK) {
+		const members = () => listed(t, hdr[HDR_FREE_HEAD]!);
+		return [{ rootWord: HDR_FREE_ROOT, balanced: true, aug: true, countWord: HDR_FREE_NR, bytesWord: HDRF_FREE_BYTES, members }];
+	}
 	for (let v = 0; v < t.nodes; v++) {
 		const b = nodeBase(v);
-		if (word === b + N_BUSY_LOCK)
+		if (word === b + N_BUSY_LOCK) {
+			const members = () => byStart(t, hashMembers(t, b));
 			return [
 				{
-					...{
-						rootWord: b + N_BUSY_ROOT,
-						balanced: true,
-						aug: false,
-						countWord: b + N_BUSY_NR,
-						bytesWord: (b >> 1) + NF_BUSY_BYTES,
-					},
-					members: () => byStart(t, hashMembers(t, b)),
-				},
-			];
-		if (word === b + N_LAZY_LOCK) {
-			const bounds = { last: b + N_LAZY_LAST, min: (b >> 1) + NF_LAZY_MIN, max: (b >> 1) + NF_LAZY_MAX };
-			return [
-				{
-					...{ rootWord: b + N_LAZY_ROOT, balanced: true, aug: false, countWord: b + N_LAZY_NR, bytesWord: -1, bounds },
-					members: () => listed(t, t.hdr[b + N_LAZY_HEAD]!),
-				},
-			];
-		}
-		if (word === b + N_POOL_LOCK) {
-			// Purge trees are taken apart lowest first without rebalancing: no colours to keep.
-			const trees: TreeRoot[] = [];
-			for (let k = 0; k < BATCH_SLOTS; k++) {
-				const p = purgeTree(v, k);
-				const head = purgeHead(v, k);
-				trees.push({
-					rootWord: p,
-					balanced: false,
+					rootWord: b + N_BUSY_ROOT,
+					balanced: true,
 					aug: false,
-					countWord: p + 1,
-					bytesWord: -1,
-					members: () => listed(t, t.hdr[head]!),
-				});
-			}
-			return trees;
+					countWord: b + N_BUSY_NR,
+					bytesWord: (b >> 1) + NF_BUSY_BYTES,
+					members,
+				},
+			];
 		}
+		if (word === b + N_LAZY_LOCK) {
+			const members = () => listed(t, hdr[b + N_LAZY_HEAD]!);
+			const bounds = { last: b + N_LAZY_LAST, min: (b >> 1) + NF_LAZY_MIN, max: (b >> 1) + NF_LAZY_MAX };
+			return [{ rootWord: b + N_LAZY_ROOT, balanced: true, aug: false, countWord: b + N_LAZY_NR, bytesWord: -1, members, bounds }];
+		}
+		if (word !== b + N_POOL_LOCK) continue;
+		// Purge trees are taken apart lowest first without rebalancing: no colours to keep.
+		const trees: TreeRoot[] = [];
+		for (let k = 0; k < BATCH_SLOTS; k++) {
+			const members = () => listed(t, hdr[purgeHead(v, k)]!);
+			trees.push({ rootWord: purgeTree(v, k), balanced: false, aug: false, countWord: purgeTree(v, k) + 1, bytesWord: -1, members });
+		}
+		return trees;
 	}
 	return [];
 }
 
 /**
- * Recompute the derived words of every tree lock `word` guards. False when a tree's shape is
- * not one (a cycle, a record out of the table) or has no red-black colouring: the rollback did
- * not give back a valid state, and the caller reports the space as lost.
+ * Rebuild every tree lock `word` guards from its list, with its counts. False when a list is
+ * not one (a loop, a record out of the table, addresses out of order): the rollback did not
+ * give back a valid state, and the caller reports the space as lost.
  */
 export function repairTrees(t: VaTable, word: number): boolean {
 	for (const tree of treesGuardedBy(t, word)) if (!repairTree(t, tree)) return false;
