@@ -173,7 +173,10 @@ export class Locks {
 			if ((this.#t.hdr[word]! & 1) !== 0) return false; // no journal for a lock in use
 			this.#claimJournal();
 		}
-		if (this.#take(word)) return ++this.#depth > 0;
+		if (this.#take(word)) {
+			this.#depth++;
+			return true;
+		}
 		if (this.#depth === 0) this.#freeJournal();
 		return false;
 	}

@@ -73,7 +73,7 @@ export function setVaRange(f64: Float64Array, va: number, start: number, end: nu
 	setVaEnd(f64, va, end);
 }
 
-/** Not journaled: a tree's repair recomputes it (see "Derived words" above). */
+/** Not journaled: a recovery rebuilds the tree (see above). */
 export function setSubtreeMaxSize(f64: Float64Array, va: number, size: number): void {
 	f64[va * 5 + 2] = size;
 }
@@ -220,7 +220,7 @@ export function vaIsRed(i32: Int32Array, va: number): boolean {
 	return (i32[va * 10 + 8]! & 1) === 1;
 }
 
-/** Set the parent, keeping the colour. Not journaled, nor are the colour setters below: derived words. */
+/** Set the parent, keeping the colour. Not journaled, nor are the colour setters below (see above). */
 export function setVaParent(i32: Int32Array, va: number, parent: number): void {
 	const w = va * 10 + 8;
 	i32[w] = (parent << 1) | (i32[w]! & 1);

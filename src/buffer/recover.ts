@@ -9,9 +9,8 @@ import type { VaTable } from "./va-table.ts";
 
 /**
  * Handle `id` ended and its thread runs no more: undo its unfinished critical section (its
- * journal), have `repair` recompute the derived words of what each lock it held guards (the
- * trees' parents, colours and subtreeMaxSize, which are not journaled: tree/repair.ts), and
- * release those locks, among the space's and `moreLocks`. Runs holding no lock and waits for
+ * journal), have `repair` rebuild the trees each lock it held guards (their words are not
+ * journaled: tree/repair.ts), and release those locks, among the space's and `moreLocks`. Runs holding no lock and waits for
  * none: the locks it touches are the dead handle's. Returns the lock words it held, or
  * undefined when its journal had overflowed or a repair failed, so that the section could not
  * be undone (the locks then stay held).

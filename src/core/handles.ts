@@ -104,7 +104,7 @@ export function handlesOfThread(t: VaTable, threadId: number): number[] {
  * Handle `id` was observed to end (its worker exited). Call only once its thread runs no more
  * (after the worker's "exit" event): its lock holdings are then final. What it was changing
  * under locks (the space's or `moreLocks`) is undone and its locks released (lock.ts
- * recoverHolder; the trees' derived words recomputed, tree/repair.ts). Returns "ending": the entry stays ENDING, its id not reused, while the end
+ * recoverHolder; its trees rebuilt, tree/repair.ts). Returns "ending": the entry stays ENDING, its id not reused, while the end
  * hooks run (runEndHooks), since its areas carry that id; "dead" only when it could not be
  * undone (a journal overflowed: the space is poisoned, EOWNERDEAD); "closed" when the handle
  * had closed already, or another observer is ending it.
