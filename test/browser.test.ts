@@ -225,29 +225,39 @@ test("browser: the live demo page (npm run demo) draws the map and the timeline,
 		// then held still, so that the boxes measured are the ones in the picture).
 		const frames = (await demo()).frames;
 		if (!killed.poisoned) await until("one more frame", (d) => d.frames > frames); // a poisoned space keeps its last map
-		await page.click("#pause");
-		const shot = decodePng(await page.screenshot({ fullPage: true }));
-		const map = (await page.locator("#map svg").boundingBox())!;
-		const totals = (await page.locator("#map-totals").boundingBox())!;
-		const plot = { x: map.x + 150, y: map.y + 84, width: map.width - 170, height: totals.y - map.y - 180 };
-		const white = countColour(shot, plot, "#ffffff", 6);
-		const share = 1 - white / (plot.width * plot.height);
-		const legend = { x: map.x, y: totals.y - 90, width: map.width, height: 90 };
-		const swatches = {
-			blue: countColour(shot, legend, "#0072b2"),
-			orange: countColour(shot, legend, "#e69f00"),
-			purple: countColour(shot, legend, "#cc79a7"),
-			ink: countColour(shot, { ...totals, x: totals.x, width: totals.width }, "#222222", 60),
+		// The legend names the tags of the areas in the picture: a surviving worker may hold none at
+		// the instant a frame is drawn (it frees all it holds in turns), so up to five frames are
+		// looked at, each held still, until one shows two workers' tags.
+		const picture = async () => {
+			await page.click("#pause");
+			const shot = decodePng(await page.screenshot({ fullPage: true }));
+			const map = (await page.locator("#map svg").boundingBox())!;
+			const totals = (await page.locator("#map-totals").boundingBox())!;
+			const plot = { x: map.x + 150, y: map.y + 84, width: map.width - 170, height: totals.y - map.y - 180 };
+			const share = 1 - countColour(shot, plot, "#ffffff", 6) / (plot.width * plot.height);
+			const legend = { x: map.x, y: totals.y - 90, width: map.width, height: 90 };
+			const swatches = {
+				blue: countColour(shot, legend, "#0072b2"),
+				orange: countColour(shot, legend, "#e69f00"),
+				purple: countColour(shot, legend, "#cc79a7"),
+				ink: countColour(shot, { ...totals, x: totals.x, width: totals.width }, "#222222", 60),
+			};
+			return { share, swatches };
 		};
+		const tagged = (w: { blue: number; orange: number; purple: number }) => [w.blue, w.orange, w.purple].filter((n) => n > 100).length;
+		let { share, swatches } = await picture();
+		for (let tries = 1; tries < 5 && !killed.poisoned && tagged(swatches) < 2; tries++) {
+			const frames = (await demo()).frames;
+			await page.click("#pause"); // resume pictures
+			await until("one more frame", (d) => d.frames > frames);
+			({ share, swatches } = await picture());
+		}
 		console.log(
 			`# demo: ${end.frames} frames, ${end.samples} samples, ${end.allocs} allocations, ${end.stats.purges} purges; map ${Math.round(share * 100)}% painted; legend swatch pixels ${JSON.stringify(swatches)}`,
 		);
 		assert.ok(share > 0.05, `the map is ${Math.round(share * 100)}% painted: blank`);
 		// Two workers' tags in the legend, in the colours their tags had from the first picture (tagColours).
-		assert.ok(
-			[swatches.blue, swatches.orange, swatches.purple].filter((n) => n > 100).length >= 2,
-			`legend swatches missing: ${JSON.stringify(swatches)}`,
-		);
+		assert.ok(tagged(swatches) >= 2, `legend swatches missing: ${JSON.stringify(swatches)}`);
 		assert.ok(swatches.ink > 100, "the legend's totals line is not drawn");
 		assert.deepEqual(problems, [], "console errors or page errors");
 	} finally {
