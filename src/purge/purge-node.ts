@@ -7,7 +7,7 @@
  * in steps of PURGE_STEP areas per lock hold: allocators interleave with a long purge, and a
  * statistics reader waits at most one step.
  */
-import { addF, journalCommit } from "../buffer/journal.ts";
+import { addF } from "../buffer/journal.ts";
 import { mergeOrAddVmapArea } from "../tree/free-space.ts";
 import { HDR_FREE_LOCK, HDR_PURGE_LOCK, HDRF_TRIMS, BATCH_SKIP_POPULATE, HDR_BATCH_FLAGS } from "../buffer/layout.ts";
 import {
@@ -26,7 +26,7 @@ import { decayCount, poolable, poolAdd, poolPop, poolWord, decodeVnId } from "..
 import { removeFirst } from "../tree/lazy-tree.ts";
 import { rbFirst } from "../tree/rbtree.ts";
 import type { VaTable } from "../buffer/va-table.ts";
-import { vaFlags, vaSize } from "../buffer/record.ts";
+import { setVaEnd, vaEnd, vaFlags, vaSize, vaStart } from "../buffer/record.ts";
 
 /** Areas moved per lock hold. */
 export const PURGE_STEP = 64;
@@ -46,9 +46,10 @@ function toPool(t: VaTable, va: number, v: number, k: number, pageInverse: numbe
 
 /**
  * One step of node `v`'s purge tree of batch `k`: up to PURGE_STEP areas, each into v's pool
- * or free space, subtracting its pages from vmapLazyNr as it goes (the backlog is never
- * reported lower than it is: "mm: vmalloc: Replace purge_lock spinlock with atomic
- * refcount"). Areas leave the tree lowest first (lazy-tree.ts: no rebalancing, and lookups
+ * or free space (areas that touch each other merged as one), and their pages subtracted from
+ * vmapLazyNr in the same critical section (the backlog is never reported lower than it is:
+ * "mm: vmalloc: Replace purge_lock spinlock with atomic refcount"; a step is one section, so
+ * its journal holds what up to PURGE_STEP areas wrote). Areas leave the tree lowest first (lazy-tree.ts: no rebalancing, and lookups
  * stay O(log n) meanwhile). Only the batch's purge and the one helper that took node v take
  * this tree apart, so its lowest area may be peeked without the lock. When that area goes to a
  * pool the step holds only v's pool lock and stops at the first area that does not;
@@ -71,19 +72,31 @@ export function purgeVmapNodeStep(t: VaTable, locks: Locks, v: number, k: number
 	const hdr = t.hdr;
 	const hdrF = t.hdrF;
 	let n = 0;
+	let pages = 0;
+	// Areas leave lowest first, so those that touch come in runs: a run grows in its first
+	// record, off every tree until it is merged, once (the others' records are freed).
+	let run = 0;
 	for (let va = rbFirst(t, tree); va !== 0 && n < PURGE_STEP; n++) {
 		const p = vaSize(f64, va) * pageInverse;
 		const pool = toPool(t, va, v, k, pageInverse);
 		if (poolOnly && !pool) break;
 		const next = removeFirst(t, tree, purgeHead(v, k), va);
 		hdr[tree + 1]!--; // derived: not journaled (tree/repair.ts recounts)
-		if (pool) poolAdd(t, v, va, p);
-		else mergeOrAddVmapArea(t, va);
-		addF(hdrF, (b >> 1) + NF_LAZY_PURGED, p);
-		addF(hdrF, (b >> 1) + NF_PURGED_AREAS, 1);
-		journalCommit(); // each area is a step: what it did stays (journal.ts)
+		if (!pool && run !== 0 && vaEnd(f64, run) === vaStart(f64, va)) {
+			setVaEnd(f64, run, vaEnd(f64, va));
+			t.freeSlot(va);
+		} else {
+			if (run !== 0) mergeOrAddVmapArea(t, run);
+			run = 0;
+			if (pool) poolAdd(t, v, va, p);
+			else run = va;
+		}
+		pages += p;
 		va = next;
 	}
+	if (run !== 0) mergeOrAddVmapArea(t, run);
+	addF(hdrF, (b >> 1) + NF_LAZY_PURGED, pages);
+	addF(hdrF, (b >> 1) + NF_PURGED_AREAS, n);
 	locks.release(b + N_POOL_LOCK);
 	if (!poolOnly) locks.release(HDR_FREE_LOCK);
 	return true;
@@ -116,9 +129,8 @@ export function decayVaPoolNode(t: VaTable, locks: Locks, v: number, full: boole
 					break;
 				}
 				mergeOrAddVmapArea(t, va);
-				addF(t.hdrF, (b >> 1) + NF_DECAYED, 1);
-				journalCommit(); // each area is a step: what it did stays (journal.ts)
 			}
+			addF(t.hdrF, (b >> 1) + NF_DECAYED, n); // the step is one critical section, counted once
 			areas += n;
 			decayedPages += n * pages;
 			locks.release(b + N_POOL_LOCK);
