@@ -235,13 +235,14 @@ test("layout: every small-area descriptor accessor reads the word descriptor.ts 
 	f64[(d >> 1) + D.DF_START] = 123;
 	f64[(d >> 1) + D.DF_SLOT_BYTES] = 456;
 	assert.deepEqual([D.blockStartOf(f64, d), D.slotBytesOf(f64, d)], [123, 456]);
-	for (const w of [1, 2, 7]) {
-		assert.equal(D.bitmap(d, w, D.LIVE), d + D.D_BITS + D.LIVE * w);
-		assert.equal(D.liveBits(d), D.bitmap(d, w, D.LIVE));
-		assert.equal(D.dirtyBits(d, w), D.bitmap(d, w, D.DIRTY));
-		assert.equal(D.freeBits(d, w), D.bitmap(d, w, D.FREE));
-		assert.equal(D.remoteBits(d, w), D.bitmap(d, w, D.REMOTE));
-		assert.equal(D.markBits(d, w), D.bitmap(d, w, D.MARK));
+	for (const w of [0, 1, 2, 7]) {
+		assert.equal(D.bitWord(d, D.LIVE, w), d + D.D_BITS + D.BITMAPS * w + D.LIVE);
+		assert.equal(D.liveWord(d, w), D.bitWord(d, D.LIVE, w));
+		assert.equal(D.dirtyWord(d, w), D.bitWord(d, D.DIRTY, w));
+		assert.equal(D.freeWord(d, w), D.bitWord(d, D.FREE, w));
+		assert.equal(D.remoteWord(d, w), D.bitWord(d, D.REMOTE, w));
+		assert.equal(D.markWord(d, w), D.bitWord(d, D.MARK, w));
+		assert.equal(D.bitWord(d, D.MARK, w) + 1, D.bitWord(d, D.LIVE, w + 1), "word w of every bitmap, then word w + 1");
 	}
 	assert.equal(D.D_TAG, D.DF_SLOT_BYTES * 2 + 2, "the tag follows the Float64 words");
 	assert.equal(D.D_BITS, D.D_TAG + 1, "the bitmaps follow the tag");

@@ -7,14 +7,13 @@ import { test } from "node:test";
 import { VmapError, VmapSpace } from "../src/index.ts";
 import { HANDLE_HAZARD, HANDLE_WORDS, HDR_BLOCK_INDEX, HDR_SMALL_LIMBO, REC_I32, VA_FLAGS, VA_SMALL_BLOCK } from "../src/buffer/layout.ts";
 import {
-	bitmap,
+	bitWord,
 	D_AREA,
 	DF_START,
 	D_LIVE_NR,
 	D_OWNER,
 	D_REMOTE_NR,
 	D_STATE,
-	D_WORDS,
 	DIRTY,
 	FLUSHING,
 	FREE,
@@ -50,7 +49,7 @@ test("small areas: check() names each broken block invariant", () => {
 		[
 			"a slot both live and free",
 			(s, d) => {
-				s.table.i32[bitmap(d, s.table.i32[d + D_WORDS]!, FREE)]! |= 1;
+				s.table.i32[bitWord(d, FREE, 0)]! |= 1;
 			},
 			/in two of live, dirty and free/,
 		],
@@ -64,14 +63,14 @@ test("small areas: check() names each broken block invariant", () => {
 		[
 			"a flushing slot that is not dirty",
 			(s, d) => {
-				s.table.i32[bitmap(d, s.table.i32[d + D_WORDS]!, FLUSHING)]! |= 1 << 30;
+				s.table.i32[bitWord(d, FLUSHING, 0)]! |= 1 << 30;
 			},
 			/flushing slot is not dirty/,
 		],
 		[
 			"a slot in no bitmap",
 			(s, d) => {
-				s.table.i32[bitmap(d, s.table.i32[d + D_WORDS]!, LIVE)]! &= ~1;
+				s.table.i32[bitWord(d, LIVE, 0)]! &= ~1;
 			},
 			/live \| dirty \| free/,
 		],
@@ -269,7 +268,7 @@ test("small areas: using the space's own block words from a second handle in the
 	s.check();
 	b.check();
 	const d = firstBlock(s);
-	assert.equal(s.table.i32[bitmap(d, s.table.i32[d + D_WORDS]!, DIRTY)], 0);
+	assert.equal(s.table.i32[bitWord(d, DIRTY, 0)], 0);
 });
 
 test("small areas: smallMax is checked", () => {
@@ -360,11 +359,10 @@ test("small areas: an owner that died between its plain writes (a carve, a flush
 		[
 			"a flush cut short: slots in FREE and still in DIRTY, FLUSHING set",
 			(s, d) => {
-				const words = s.table.i32[d + D_WORDS]!;
-				const free = s.table.i32[bitmap(d, words, FREE)]!;
+				const free = s.table.i32[bitWord(d, FREE, 0)]!;
 				const low = free & -free; // a free slot, shown as dirty and flushing as well
-				s.table.i32[bitmap(d, words, DIRTY)]! |= low;
-				s.table.i32[bitmap(d, words, FLUSHING)]! |= low;
+				s.table.i32[bitWord(d, DIRTY, 0)]! |= low;
+				s.table.i32[bitWord(d, FLUSHING, 0)]! |= low;
 			},
 			true,
 		],
@@ -387,8 +385,7 @@ test("small areas: an owner that died between its plain writes (a carve, a flush
 
 /** The first FREE slot of block `d` taken out of FREE and put nowhere, as a carve that stopped after its first write. */
 function cutCarve(s: VmapSpace, d: number): void {
-	const words = s.table.i32[d + D_WORDS]!;
-	const w = bitmap(d, words, FREE);
+	const w = bitWord(d, FREE, 0);
 	const f = s.table.i32[w]!;
 	s.table.i32[w] = f & (f - 1);
 }

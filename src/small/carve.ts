@@ -13,7 +13,7 @@ import { vaOwner } from "../buffer/record.ts";
 import { lookupBlock } from "./block-index.ts";
 import { type CacheState, NOT_SMALL } from "./cache-state.ts";
 import {
-	bitmap,
+	bitWord,
 	blockStartOf,
 	D_DIRTY_NR,
 	D_FREE_NR,
@@ -24,14 +24,14 @@ import {
 	D_TAG,
 	D_WORDS,
 	DIRTY,
-	dirtyBits,
-	freeBits,
+	dirtyWord,
+	freeWord,
 	LIVE,
-	liveBits,
+	liveWord,
 	MARK,
-	markBits,
+	markWord,
 	REMOTE,
-	remoteBits,
+	remoteWord,
 	slotBytesOf,
 } from "./descriptor.ts";
 import { remoteFree } from "./owner.ts";
@@ -67,18 +67,17 @@ export function carve(c: CacheState, size: number, tag: number): number | typeof
 		if (d !== 0) {
 			const i32 = c.t.i32;
 			const words = i32[d + D_WORDS]!;
-			const live = liveBits(d);
-			const free = freeBits(d, words);
 			for (let w = c.hint[q]!; w < words; w++) {
-				const m = i32[free + w]!;
+				const free = freeWord(d, w);
+				const m = i32[free]!;
 				if (m === 0) continue;
 				const bit = m & -m;
 				// A crash point before each write (tests: an owner may stop between any two; repair.ts).
 				const armed = crashArmed();
 				if (armed) crashPoint();
-				i32[free + w] = m ^ bit;
+				i32[free] = m ^ bit;
 				if (armed) crashPoint();
-				i32[live + w]! |= bit;
+				i32[liveWord(d, w)]! |= bit;
 				if (armed) crashPoint();
 				i32[d + D_LIVE_NR]!++;
 				if (armed) crashPoint();
@@ -118,11 +117,10 @@ export function freeSmall(c: CacheState, addr: number, op: string, keepMarked: b
 	if (!(Math.floor(slot) === slot && slot < i32[d + D_SLOTS]!)) return badFree(c, d, addr, op);
 	const w = slot >> 5;
 	const bit = 1 << (slot & 31);
-	const words = i32[d + D_WORDS]!;
-	const live = liveBits(d) + w;
-	const remote = remoteBits(d, words) + w;
+	const live = liveWord(d, w);
+	const remote = remoteWord(d, w);
 	if ((i32[live]! & bit) === 0 || (i32[remote]! & bit) !== 0) return badFree(c, d, addr, op);
-	const mark = markBits(d, words) + w;
+	const mark = markWord(d, w);
 	if ((i32[mark]! & bit) !== 0) {
 		if (keepMarked) return "marked";
 		crashPoint();
@@ -135,7 +133,7 @@ export function freeSmall(c: CacheState, addr: number, op: string, keepMarked: b
 	if (armed) crashPoint();
 	i32[live] = i32[live]! ^ bit;
 	if (armed) crashPoint();
-	i32[dirtyBits(d, words) + w]! |= bit;
+	i32[dirtyWord(d, w)]! |= bit;
 	if (armed) crashPoint();
 	i32[d + D_LIVE_NR]!--;
 	const dirty = i32[d + D_DIRTY_NR]!;
@@ -158,7 +156,7 @@ export function markSmall(c: CacheState, addr: number, on: boolean): boolean | t
 	if (at.start !== addr || at.state !== "busy") return false;
 	const i32 = c.t.i32;
 	const slot = (addr - at.blockStart) / slotBytesOf(c.t.f64, d);
-	const word = bitmap(d, i32[d + D_WORDS]!, MARK) + (slot >> 5);
+	const word = markWord(d, slot >> 5);
 	const bit = 1 << (slot & 31);
 	crashPoint();
 	const old = on ? Atomics.or(i32, word, bit) : Atomics.and(i32, word, ~bit);
@@ -220,10 +218,9 @@ function slotAt(c: CacheState, d: number, addr: number): SlotAt {
 	const slot = Math.floor((addr - blockStart) / bytes);
 	const start = blockStart + slot * bytes;
 	if (slot >= i32[d + D_SLOTS]!) return { start, end: blockStart + c.blockBytes, state: "tail", blockStart, marked: false };
-	const words = i32[d + D_WORDS]!;
 	const w = slot >> 5;
 	const bit = 1 << (slot & 31);
-	const is = (k: number) => (i32[bitmap(d, words, k) + w]! & bit) !== 0;
+	const is = (k: number) => (i32[bitWord(d, k, w)]! & bit) !== 0;
 	const state = is(REMOTE) || is(DIRTY) ? "lazy" : is(LIVE) ? "busy" : "free";
 	return { start, end: start + bytes, state, blockStart, marked: is(MARK) };
 }

@@ -24,7 +24,7 @@ import {
 } from "../buffer/layout.ts";
 import { vaEnd, vaFlags, vaStart } from "../buffer/record.ts";
 import {
-	bitmap,
+	bitWord,
 	blockStartOf,
 	D_AREA,
 	D_CLASS,
@@ -174,26 +174,20 @@ function checkDescriptor(ctx: BlockCheck, d: number, start: number): void {
 	const state = owner === 0 ? HANDLE_ALIVE : t.handles[(owner - 1) * HANDLE_WORDS];
 	if (state !== HANDLE_ALIVE && state !== HANDLE_ENDING) corrupt(`${name}: owned by handle ${owner}, which is not attached`); // ENDING: its end hooks orphan it
 	if (owner !== self) return; // its bitmaps change under their owner's hand
-	const live = bitmap(d, words, LIVE);
-	const dirty = bitmap(d, words, DIRTY);
-	const flushing = bitmap(d, words, FLUSHING);
-	const free = bitmap(d, words, FREE);
-	const remote = bitmap(d, words, REMOTE);
-	const marked = bitmap(d, words, MARK);
 	let nLive = 0;
 	let nDirty = 0;
 	let nFree = 0;
 	for (let w = 0; w < words; w++) {
 		const all = slots - 32 * w >= 32 ? -1 : (1 << (slots - 32 * w)) - 1;
-		const l = i32[live + w]!;
-		const dt = i32[dirty + w]!;
-		const f = i32[free + w]!;
+		const l = i32[bitWord(d, LIVE, w)]!;
+		const dt = i32[bitWord(d, DIRTY, w)]!;
+		const f = i32[bitWord(d, FREE, w)]!;
 		if ((l & dt) | (l & f) | (dt & f)) corrupt(`${name}: word ${w}: a slot is in two of live, dirty and free`);
 		if ((l | dt | f) !== all)
 			corrupt(`${name}: word ${w}: live | dirty | free is ${hex((l | dt | f) >>> 0)}, the slots are ${hex(all >>> 0)}`);
-		if ((i32[flushing + w]! & ~dt) !== 0) corrupt(`${name}: word ${w}: a flushing slot is not dirty`);
-		if ((i32[remote + w]! & ~l) !== 0) corrupt(`${name}: word ${w}: a slot freed by another handle is not live`);
-		if ((i32[marked + w]! & ~l) !== 0) corrupt(`${name}: word ${w}: a marked slot is not live`);
+		if ((i32[bitWord(d, FLUSHING, w)]! & ~dt) !== 0) corrupt(`${name}: word ${w}: a flushing slot is not dirty`);
+		if ((i32[bitWord(d, REMOTE, w)]! & ~l) !== 0) corrupt(`${name}: word ${w}: a slot freed by another handle is not live`);
+		if ((i32[bitWord(d, MARK, w)]! & ~l) !== 0) corrupt(`${name}: word ${w}: a marked slot is not live`);
 		nLive += popcount(l);
 		nDirty += popcount(dt);
 		nFree += popcount(f);

@@ -11,7 +11,8 @@
  * ```
  *  0 STATE  1 OWNER  2 CLASS  3 SLOTS  4 WORDS (W)  5 AREA  6 RUN  7 LISTED / LIMBO_NEXT
  *  8 LIVE_NR  9 DIRTY_NR  10 FREE_NR  11 REMOTE_NR  12-13 START (f64)  14-15 SLOT_BYTES (f64)
- *  16 TAG  17 .. 17+6W: six bitmaps of W words, LIVE DIRTY FLUSHING FREE REMOTE MARK (bit s = slot s)
+ *  16 TAG  17 .. 17+6W: six bitmaps of W words, LIVE DIRTY FLUSHING FREE REMOTE MARK (bit s = slot s),
+ *         interleaved by word: word w of bitmap k at 17 + 6w + k
  * ```
  *
  * Invariants (check.ts validates them for blocks the checking handle owns):
@@ -57,7 +58,7 @@ export const DF_SLOT_BYTES = 7;
 /** The tag of every small area of the block (a tag table index, 0 none): a handle keeps blocks per (tag, class). Written once, before STATE. */
 export const D_TAG = 16;
 export const D_BITS = 17;
-/** Bitmap k of a block with W words starts at d + D_BITS + k * W. */
+/** Word w of bitmap k is at d + D_BITS + BITMAPS * w + k (bitWord). */
 export const LIVE = 0;
 export const DIRTY = 1;
 export const FLUSHING = 2;
@@ -88,33 +89,37 @@ export function slotBytesOf(f64: Float64Array, d: number): number {
 	return f64[(d >> 1) + 7]!;
 }
 
-/** Bitmap `k` (LIVE .. MARK) of descriptor `d` with `w` words per bitmap: its first word (D_BITS + k * w). */
-export function bitmap(d: number, w: number, k: number): number {
-	return d + 17 + k * w;
+/**
+ * Word `w` of bitmap `k` (LIVE .. MARK) of descriptor `d`: the bitmaps are interleaved by
+ * word, D_BITS + BITMAPS * w + k, so that every bit of a slot lies in one 24-byte group (a free
+ * at a million live areas reads one line of bitmaps, not six).
+ */
+export function bitWord(d: number, k: number, w: number): number {
+	return d + 17 + 6 * w + k;
 }
 
 /**
- * The bitmaps the carving path reads, each by name: bitmap(d, w, LIVE) and the others, with the
- * offsets written out (D_BITS + k * w) for the reason record.ts gives.
+ * Word `w` of each bitmap the carving path reads, by name: bitWord(d, LIVE, w) and the others,
+ * with the offsets written out (D_BITS + BITMAPS * w + k) for the reason record.ts gives.
  */
-export function liveBits(d: number): number {
-	return d + 17;
+export function liveWord(d: number, w: number): number {
+	return d + 17 + 6 * w;
 }
 
-export function dirtyBits(d: number, w: number): number {
-	return d + 17 + w;
+export function dirtyWord(d: number, w: number): number {
+	return d + 18 + 6 * w;
 }
 
-export function freeBits(d: number, w: number): number {
-	return d + 17 + 3 * w;
+export function freeWord(d: number, w: number): number {
+	return d + 20 + 6 * w;
 }
 
-export function remoteBits(d: number, w: number): number {
-	return d + 17 + 4 * w;
+export function remoteWord(d: number, w: number): number {
+	return d + 21 + 6 * w;
 }
 
-export function markBits(d: number, w: number): number {
-	return d + 17 + 5 * w;
+export function markWord(d: number, w: number): number {
+	return d + 22 + 6 * w;
 }
 
 /** Records of a descriptor for `slots` slots. */

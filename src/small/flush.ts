@@ -16,7 +16,7 @@ import { crashPoint } from "../buffer/journal.ts";
 import { HDR_SMALL_FLUSHES, HDRF_LAZY_MAX_PAGES } from "../buffer/layout.ts";
 import type { CacheState } from "./cache-state.ts";
 import {
-	bitmap,
+	bitWord,
 	D_CLASS,
 	blockStartOf,
 	D_DIRTY_NR,
@@ -87,9 +87,8 @@ function startFlushing(c: CacheState): [lo: number, hi: number] {
 	c.flushing = flushing;
 	for (const d of flushing) {
 		const words = i32[d + D_WORDS]!;
-		const dirty = bitmap(d, words, DIRTY);
 		crashPoint();
-		i32.copyWithin(bitmap(d, words, FLUSHING), dirty, dirty + words);
+		for (let w = 0; w < words; w++) i32[bitWord(d, FLUSHING, w)] = i32[bitWord(d, DIRTY, w)]!;
 		const start = blockStartOf(c.t.f64, d);
 		if (start < lo) lo = start;
 		if (start + c.blockBytes > hi) hi = start + c.blockBytes;
@@ -102,7 +101,7 @@ function unflush(c: CacheState): void {
 	const i32 = c.t.i32;
 	for (const d of c.flushing) {
 		const words = i32[d + D_WORDS]!;
-		i32.fill(0, bitmap(d, words, FLUSHING), bitmap(d, words, FLUSHING) + words);
+		for (let w = 0; w < words; w++) i32[bitWord(d, FLUSHING, w)] = 0;
 		c.dirtyList.push(d);
 	}
 	c.flushing.length = 0;
@@ -150,19 +149,17 @@ function reclaim(c: CacheState): void {
 function flushedSlots(c: CacheState, d: number): number {
 	const i32 = c.t.i32;
 	const words = i32[d + D_WORDS]!;
-	const fl = bitmap(d, words, FLUSHING);
-	const dirty = bitmap(d, words, DIRTY);
-	const free = bitmap(d, words, FREE);
 	let n = 0;
 	for (let w = 0; w < words; w++) {
-		const f = i32[fl + w]!;
+		const fl = bitWord(d, FLUSHING, w);
+		const f = i32[fl]!;
 		if (f === 0) continue;
 		crashPoint();
-		i32[free + w]! |= f;
+		i32[bitWord(d, FREE, w)]! |= f;
 		crashPoint();
-		i32[dirty + w]! &= ~f;
+		i32[bitWord(d, DIRTY, w)]! &= ~f;
 		crashPoint();
-		i32[fl + w] = 0;
+		i32[fl] = 0;
 		n += popcount(f);
 	}
 	return n;

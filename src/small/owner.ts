@@ -18,7 +18,7 @@ import { dropDescriptor } from "./limbo.ts";
 import type { CacheState } from "./cache-state.ts";
 import { hasRemote, repairBlock } from "./repair.ts";
 import {
-	bitmap,
+	bitWord,
 	blockStartOf,
 	D_AREA,
 	D_CLASS,
@@ -99,19 +99,17 @@ export function takeRemoteFrees(c: CacheState): void {
 function takeRemote(c: CacheState, d: number): number {
 	const i32 = c.t.i32;
 	const words = i32[d + D_WORDS]!;
-	const remote = bitmap(d, words, REMOTE);
-	const live = bitmap(d, words, LIVE);
-	const dirty = bitmap(d, words, DIRTY);
 	let n = 0;
 	for (let w = 0; w < words; w++) {
-		const r = Atomics.load(i32, remote + w);
+		const remote = bitWord(d, REMOTE, w);
+		const r = Atomics.load(i32, remote);
 		if (r === 0) continue;
 		crashPoint();
-		i32[live + w]! &= ~r;
+		i32[bitWord(d, LIVE, w)]! &= ~r;
 		crashPoint();
-		i32[dirty + w]! |= r;
+		i32[bitWord(d, DIRTY, w)]! |= r;
 		crashPoint();
-		Atomics.and(i32, remote + w, ~r);
+		Atomics.and(i32, remote, ~r);
 		n += popcount(r);
 	}
 	if (n === 0) return 0;
@@ -177,9 +175,9 @@ function reclaimBlock(c: CacheState, d: number, release: (addr: number, size: nu
 	const bytes = slotBytesOf(c.t.f64, d);
 	let n = 0;
 	for (let w = 0; w < words; w++) {
-		const want = i32[bitmap(d, words, LIVE) + w]! & ~Atomics.load(i32, bitmap(d, words, MARK) + w);
+		const want = i32[bitWord(d, LIVE, w)]! & ~Atomics.load(i32, bitWord(d, MARK, w));
 		if (want === 0) continue;
-		const mine = want & ~Atomics.or(i32, bitmap(d, words, REMOTE) + w, want);
+		const mine = want & ~Atomics.or(i32, bitWord(d, REMOTE, w), want);
 		for (let m = mine; m !== 0; m &= m - 1) release(start + (w * 32 + 31 - Math.clz32(m & -m)) * bytes, bytes);
 		n += popcount(mine);
 	}

@@ -12,7 +12,7 @@ import { indexInsert, indexRun, nextIndexCapacity } from "./block-index.ts";
 import { drainLimbo } from "./limbo.ts";
 import type { CacheState } from "./cache-state.ts";
 import {
-	bitmap,
+	bitWord,
 	D_AREA,
 	D_CLASS,
 	D_FREE_NR,
@@ -164,7 +164,6 @@ function writeDescriptor(c: CacheState, d: number, k: number, tag: number, va: n
 	i32[d + D_FREE_NR] = slots;
 	f64[(d >> 1) + DF_START] = addr;
 	f64[(d >> 1) + DF_SLOT_BYTES] = c.classBytes[k]!;
-	const free = bitmap(d, words, FREE);
-	for (let w = 0; w < words; w++) i32[free + w] = slots - 32 * w >= 32 ? -1 : (1 << (slots - 32 * w)) - 1;
+	for (let w = 0; w < words; w++) i32[bitWord(d, FREE, w)] = slots - 32 * w >= 32 ? -1 : (1 << (slots - 32 * w)) - 1;
 	i32[d + D_STATE] = SMALL_BLOCK_ACTIVE;
 }

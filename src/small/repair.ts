@@ -12,7 +12,7 @@ import type { Locks } from "../buffer/lock.ts";
 import type { VaTable } from "../buffer/va-table.ts";
 import { eachBlock } from "./block-index.ts";
 import {
-	bitmap,
+	bitWord,
 	blockStartOf,
 	D_DIRTY_NR,
 	D_FREE_NR,
@@ -43,26 +43,26 @@ import {
 export function repairBlock(i32: Int32Array, d: number): void {
 	const words = i32[d + D_WORDS]!;
 	const slots = i32[d + D_SLOTS]!;
-	const live = bitmap(d, words, LIVE);
-	const dirty = bitmap(d, words, DIRTY);
-	const free = bitmap(d, words, FREE);
 	let nLive = 0;
 	let nDirty = 0;
 	let nFree = 0;
 	let nRemote = 0;
 	for (let w = 0; w < words; w++) {
 		const all = slots - 32 * w >= 32 ? -1 : (1 << (slots - 32 * w)) - 1;
-		const l = i32[live + w]! & all;
-		const dt = ((i32[dirty + w]! | ~(l | i32[dirty + w]! | i32[free + w]!)) & all & ~l) | 0;
-		const f = i32[free + w]! & all & ~l & ~dt;
-		i32[live + w] = l;
-		i32[dirty + w] = dt;
-		i32[free + w] = f;
-		i32[bitmap(d, words, FLUSHING) + w] = 0;
+		const live = bitWord(d, LIVE, w);
+		const dirty = bitWord(d, DIRTY, w);
+		const free = bitWord(d, FREE, w);
+		const l = i32[live]! & all;
+		const dt = ((i32[dirty]! | ~(l | i32[dirty]! | i32[free]!)) & all & ~l) | 0;
+		const f = i32[free]! & all & ~l & ~dt;
+		i32[live] = l;
+		i32[dirty] = dt;
+		i32[free] = f;
+		i32[bitWord(d, FLUSHING, w)] = 0;
 		nLive += popcount(l);
 		nDirty += popcount(dt);
 		nFree += popcount(f);
-		nRemote += popcount(Atomics.and(i32, bitmap(d, words, REMOTE) + w, l) & l); // a slot no longer live was taken in
+		nRemote += popcount(Atomics.and(i32, bitWord(d, REMOTE, w), l) & l); // a slot no longer live was taken in
 	}
 	i32[d + D_LIVE_NR] = nLive;
 	i32[d + D_DIRTY_NR] = nDirty;
@@ -73,8 +73,7 @@ export function repairBlock(i32: Int32Array, d: number): void {
 /** Whether any slot of block `d` was freed by another handle and not taken in yet (the bitmap, not the count). */
 export function hasRemote(i32: Int32Array, d: number): boolean {
 	const words = i32[d + D_WORDS]!;
-	const remote = bitmap(d, words, REMOTE);
-	for (let w = 0; w < words; w++) if (Atomics.load(i32, remote + w) !== 0) return true;
+	for (let w = 0; w < words; w++) if (Atomics.load(i32, bitWord(d, REMOTE, w)) !== 0) return true;
 	return false;
 }
 
@@ -89,9 +88,8 @@ export function markedAreas(t: VaTable, locks: Locks): number[] {
 		t.sync();
 		eachBlock(t, (d) => {
 			const words = t.i32[d + D_WORDS]!;
-			const mark = bitmap(d, words, MARK);
 			for (let w = 0; w < words; w++) {
-				for (let m = Atomics.load(t.i32, mark + w); m !== 0; m &= m - 1) {
+				for (let m = Atomics.load(t.i32, bitWord(d, MARK, w)); m !== 0; m &= m - 1) {
 					const slot = 32 * w + (31 - Math.clz32(m & -m));
 					out.push(blockStartOf(t.f64, d) + slot * slotBytesOf(t.f64, d));
 				}
