@@ -132,7 +132,9 @@ test("the pool probe looks at the head only: a misaligned head moves to the tail
 
 test("busy areas live at their address's node, lazy ones at their vn_id's; find() searches nodes backwards", () => {
 	const Z = 16 * P; // zone size
-	const s = VmapSpace.create({ start: 0, size: 64 * Z, nodes: 4, lazyMaxPages: 1000 });
+	// Four zones only: node 0's next zone after 40P would be zone 4, past the end, so a pool-path
+	// allocation of node 0 lands in zone 2 (zone-fit.ts falls back to the lowest fit).
+	const s = VmapSpace.create({ start: 0, size: 4 * Z, nodes: 4, lazyMaxPages: 1000 });
 	const big = s.alloc(40 * P); // zones 0-2, stored at node 0
 	assert.equal(big, 0);
 	const inZone2 = big + 35 * P;
@@ -163,6 +165,44 @@ test("busy areas live at their address's node, lazy ones at their vn_id's; find(
 	s.trim();
 	assert.deepEqual(freeBlocks(s), [[s.start, s.end]]);
 	s.check();
+});
+
+test("a pool miss starts in a zone of the asking handle's node, so that its busy tree and, after its purge, its pool are that node's: two handles on two nodes share no node lock", () => {
+	const Z = 16 * P;
+	const s = VmapSpace.create({ start: 0, size: 64 * Z, nodes: 2, lazyMaxPages: 1 << 20 });
+	const other = VmapSpace.attach(s.handle);
+	assert.deepEqual([s.node, other.node], [0, 1]);
+	const zoneOf = (addr: number) => Math.floor(addr / Z) % 2;
+	// Node 1's handle: its first area is its zone's first page, not the space's lowest page.
+	const a = other.alloc(P);
+	assert.equal(a, Z, "the lowest page of node 1's first zone (zone 1)");
+	const b = s.alloc(P);
+	assert.equal(b, 0, "node 0: the plain lowest fit is in its zone already");
+	// Fill node 0's first zone: the next pool miss of node 0 goes to its next zone (zone 2), over
+	// free pages in zone 1 that are lower.
+	const fill = s.alloc(15 * P);
+	assert.equal(fill, P);
+	const c = s.alloc(P);
+	assert.equal(c, 2 * Z, "node 0's next zone");
+	for (const x of [a, b, c, fill]) assert.equal(s.state.addrNode(x), zoneOf(x));
+	assert.deepEqual([zoneOf(a), zoneOf(b), zoneOf(c)], [1, 0, 0]);
+	// Larger than a pool holds (256 pages) and windowed requests keep the plain lowest fit.
+	const large = s.alloc(257 * P);
+	assert.equal(large, 2 * Z + P, "not a pool's size: the lowest fit");
+	const windowed = s.alloc(P, { vend: s.end - P });
+	assert.equal(windowed, Z + P, "a window: the lowest fit, in zone 1 though node 0 asked");
+	// Freed and purged, each area refills its own node's pool, and is handed out again by it.
+	other.free(a);
+	s.free(c);
+	s.purge();
+	assert.deepEqual(pooledAreas(s), [
+		[Z, Z + P],
+		[2 * Z, 2 * Z + P],
+	]);
+	assert.equal(other.alloc(P), a, "node 1's pool hit");
+	assert.equal(s.alloc(P), c, "node 0's pool hit");
+	s.check();
+	other.close();
 });
 
 test("check() catches corrupt pools and misplaced areas", () => {

@@ -27,6 +27,7 @@ import { isPowerOfTwo, validateAlign, validateNowait, validateOptions, validateT
 import { beforeDeadline, withTimeout } from "./deadline.ts";
 import { flushingNote } from "../purge/batches.ts";
 import { workPosted } from "../purge/work.ts";
+import { ownZoneFit, zoneFitStart } from "./zone-fit.ts";
 import { initVa, setVaFlags, setVaRange, setVaTag, subtreeMaxSize, vaEnd, vaStart } from "../buffer/record.ts";
 import type { SpaceState } from "./state.ts";
 import type { VaTable } from "../buffer/va-table.ts";
@@ -173,7 +174,11 @@ export function allocVmapArea(
 	}
 	const start = vaStart(t.f64, va); // after reserve(), which may have replaced the views
 	// Block starts are page aligned: the common case needs no rounding.
-	const nva = start >= vstart && align === pageSize ? start : alignUp(start > vstart ? start : vstart, align);
+	let nva = start >= vstart && align === pageSize ? start : alignUp(start > vstart ? start : vstart, align);
+	if (pool !== 0 && align === pageSize) {
+		va = ownZoneFit(t, s, va, nva, size); // a pool miss starts in a zone of this node (zone-fit.ts)
+		nva = zoneFitStart;
+	}
 	const b = s.busyNodeBase(nva);
 	locks.acquireUnder(b + N_BUSY_LOCK, HDR_FREE_LOCK);
 	const busy = carveBusy(t, va, nva, size, VA_BUSY | vn | s.ownerFlags, tag);

@@ -72,7 +72,9 @@ export class SpaceState {
 	readonly nodes: number;
 	/** This handle's node: its pool serves this handle's allocations (id - 1 modulo nodes). */
 	readonly node: number;
-	/** 1 / pageSize and 1 / zone size, exact: multiplying by them divides without rounding. */
+	/** Bytes of a zone: the addresses dealt to the nodes in turn (one node: a page). */
+	readonly zoneSize: number;
+	/** 1 / pageSize and 1 / zoneSize, exact: multiplying by them divides without rounding. */
 	readonly pageInverse: number;
 	readonly zoneInverse: number;
 	/** What the layer above (the heap) adds: its lock words, and what it does when a handle ends. */
@@ -92,7 +94,8 @@ export class SpaceState {
 		this.pageSize = hdrF[HDRF_PAGE_SIZE]!;
 		this.pageInverse = 1 / this.pageSize;
 		this.nodes = this.table.nodes;
-		this.zoneInverse = 1 / hdrF[HDRF_ZONE_SIZE]!;
+		this.zoneSize = hdrF[HDRF_ZONE_SIZE]!;
+		this.zoneInverse = 1 / this.zoneSize;
 		this.id = claimHandle(this.table);
 		this.node = (this.id - 1) % this.nodes;
 		this.ownerFlags = this.id << VA_OWNER_SHIFT;

@@ -23,6 +23,7 @@ import fc from "fast-check";
 import { VmapError, VmapSpace } from "../../src/index.ts";
 import { busyAreas, coalesce, freeBlocks, lazyAreas, poolHead, pooledAreas, sameRanges } from "./inspect.ts";
 import { Model, type ModelArea } from "./model.ts";
+import { ZONE_TRIES } from "../../src/core/zone-fit.ts";
 
 export const SEED = Number(process.env.VMAP_SEED ?? 20261122);
 /** Runs of each of the two model test files (600 in all). */
@@ -66,6 +67,27 @@ function expectPurge(m: Model, r: Real): void {
 	const range = m.flushRange();
 	assert.deepEqual(r.flushes.splice(0), range ? [range] : [], "flush calls of a purge");
 	m.purge();
+}
+
+/**
+ * Where a pool miss of `size` bytes goes, given the plain lowest fit `first` among `blocks`: the
+ * lowest fit starting in a zone of the handle's node (zones of 16 pages dealt to the nodes in
+ * turn), found as the space finds it: try the node's next zone at or above the fit in the same
+ * block, else search again from that zone, at most ZONE_TRIES times; else `first`.
+ */
+function ownZoneFit(m: Model, s: VmapSpace, blocks: Array<[number, number]>, size: number, first: number): number {
+	const zone = 16 * m.pageSize;
+	let at = first;
+	for (let i = 0; i < ZONE_TRIES; i++) {
+		const z = Math.floor(at / zone);
+		const own = z % s.nodes === s.node ? at : (z + ((s.node - (z % s.nodes) + s.nodes) % s.nodes)) * zone;
+		const block = blocks.find(([gs, ge]) => gs <= at && at < ge)!;
+		if (own + size <= block[1]) return own;
+		const next = m.lowestFit(size, m.pageSize, own, m.end, blocks);
+		if (next === undefined) break;
+		at = next;
+	}
+	return first;
 }
 
 /** A window inside the space chosen by two fractions in thousandths, maybe off page boundaries. */
@@ -115,7 +137,11 @@ class Alloc extends Step {
 			return;
 		}
 		const blocks = freeBlocks(s);
+		// A pool miss (several nodes, the whole space, a pool's size, page alignment) prefers this
+		// handle's zones (src/core/zone-fit.ts).
+		const zoned = s.nodes > 1 && whole && this.pages <= 256 && align <= m.pageSize;
 		let expected = m.lowestFit(size, align, vstart, vend, blocks);
+		if (zoned && expected !== undefined) expected = ownZoneFit(m, s, blocks, size, expected);
 		// No multiple of the alignment in the window leaves room: no purge could help, so none runs.
 		const step = Math.max(align, m.pageSize);
 		if (expected === undefined && Math.ceil(vstart / step) * step + size > vend) {
@@ -128,6 +154,7 @@ class Alloc extends Step {
 			const range = m.flushRange();
 			m.purge();
 			expected = m.lowestFit(size, align, vstart, vend);
+			if (zoned && expected !== undefined) expected = ownZoneFit(m, s, m.gaps(), size, expected);
 			if (expected === undefined) {
 				expectError("EBUSY", () => s.alloc(size, opts));
 				assert.deepEqual(r.flushes, range ? [range] : [], "the overflow purge flushes the covering range once");
