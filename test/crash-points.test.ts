@@ -11,12 +11,17 @@ import { JOURNALS_OWN } from "../src/buffer/layout.ts";
 const P = 4096;
 
 /** A space of `pages` pages with `live` areas of 1..4 pages, every third one freed (lazily), and a recoverer. */
-function spaceWith(pages: number, live: number, options: { nodes?: number; lazyMaxPages?: number; smallMax?: number } = {}) {
+function spaceWith(
+	pages: number,
+	live: number,
+	options: { nodes?: number; lazyMaxPages?: number; smallMax?: number } = {},
+	freed = (i: number) => i % 3 === 0,
+) {
 	return () => {
 		const victim = VmapSpace.create({ size: pages * P, nodes: 1, smallMax: 0, lazyMaxPages: 1 << 20, ...options });
 		const areas: number[] = [];
 		for (let i = 0; i < live; i++) areas.push(victim.alloc(P * (1 + (i % 4))));
-		for (let i = 0; i < live; i += 3) victim.free(areas[i]!);
+		for (let i = 0; i < live; i++) if (freed(i)) victim.free(areas[i]!);
 		(victim as unknown as { areas: number[] }).areas = areas;
 		return { victim, token: victim.token, recoverer: VmapSpace.attach(victim.handle) };
 	};
@@ -73,6 +78,12 @@ const scenarios: Array<Scenario<VmapSpace>> = [
 	{
 		name: "purge (detach, purge steps, merges into free space)",
 		setup: spaceWith(512, 60),
+		op: (v) => void v.purge({ sync: true }),
+		settle: (r) => void r.purge({ sync: true }),
+	},
+	{
+		name: "purge of lazy areas that touch (each run merged into free space as one)",
+		setup: spaceWith(512, 60, {}, (i) => i % 5 < 3),
 		op: (v) => void v.purge({ sync: true }),
 		settle: (r) => void r.purge({ sync: true }),
 	},
