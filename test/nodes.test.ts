@@ -10,6 +10,7 @@ import { setVaFlags } from "../src/buffer/record.ts";
 import { VA_LAZY } from "../src/buffer/layout.ts";
 import { N_BUSY_ROOT, N_POOL_NR, nodeBase, POOL_LEN } from "../src/buffer/node-layout.ts";
 import { poolWord } from "../src/tree/nodes.ts";
+import { ZONE_TRIES } from "../src/core/zone-fit.ts";
 import { freeBlocks, poolHead, pooledAreas } from "./support/inspect.ts";
 import { startWorker } from "../harness/workers.ts";
 
@@ -203,6 +204,24 @@ test("a pool miss starts in a zone of the asking handle's node, so that its busy
 	assert.equal(s.alloc(P), c, "node 0's pool hit");
 	s.check();
 	other.close();
+});
+
+test("a pool miss whose node's zones are full as far as ZONE_TRIES searches reach takes the plain lowest fit: the search under the free-space lock is bounded", () => {
+	const Z = 16 * P;
+	const zones = 2 * ZONE_TRIES + 8;
+	const s = VmapSpace.create({ start: 0, size: zones * Z, nodes: 2, lazyMaxPages: 1 << 20 });
+	assert.equal(s.node, 0);
+	// Fill node 0's zones 0, 2, 4, ... up to one past the last the searches reach (each search
+	// skips one zone of node 1), with areas larger than a pool holds (so no pool path); node 1's
+	// zones stay free.
+	const reach = 2 * ZONE_TRIES + 2;
+	for (let z = 0; z < reach; z += 2) s.alloc(Z, { vstart: z * Z, vend: (z + 1) * Z });
+	assert.equal(s.alloc(P), Z, "the plain lowest fit, in node 1's zone 1");
+	// One zone of node 0 within reach is free again: the search finds it.
+	s.free(2 * (ZONE_TRIES - 1) * Z);
+	s.purge({ sync: true });
+	assert.equal(s.alloc(P), 2 * (ZONE_TRIES - 1) * Z, "node 0's zone found by the last search");
+	s.check();
 });
 
 test("check() catches corrupt pools and misplaced areas", () => {
