@@ -88,3 +88,63 @@ test("stats(): a domain whose writer never finishes is flagged, and every other 
 	assert.equal(got.consistent, false);
 	assert.deepEqual({ ...got, consistent: true }, want, "the domains after the stuck one were read all the same");
 });
+
+test("stats(): the small-area figures, summed per handle (small/sums.ts), equal what the blocks hold through remote frees, a flush, a close and an end", () => {
+	const s = VmapSpace.create({ size: 4096 * P, pageSize: 16, smallMax: 256, nodes: 1 });
+	const b = VmapSpace.attach(s.handle);
+	const c = VmapSpace.attach(s.handle);
+	const open = new Set([s, b, c]);
+	/** The figures every open handle reads, which must equal the blocks' own counts (dump()). */
+	const agree = (what: string) => {
+		const d = s.dump();
+		const fromBlocks = [0, 0, 0, 0, 0];
+		for (const x of d.blocks) {
+			fromBlocks[0]! += 1;
+			fromBlocks[1]! += x.live;
+			fromBlocks[2]! += x.live * x.areaSize;
+			fromBlocks[3]! += x.lazy;
+			fromBlocks[4]! += x.lazy * x.areaSize;
+		}
+		for (const h of open) {
+			const st = h.stats();
+			assert.deepEqual(
+				[st.smallBlocks, st.smallAreas, st.smallBytes, st.smallLazyAreas, st.smallLazyBytes],
+				fromBlocks,
+				`${what}, read by handle ${h.id}`,
+			);
+		}
+	};
+	const mine = Array.from({ length: 300 }, (_, i) => s.alloc(16 * (1 + (i % 16))));
+	const theirs = Array.from({ length: 200 }, (_, i) => b.alloc(32 * (1 + (i % 8))));
+	const cs = Array.from({ length: 40 }, () => c.alloc(48));
+	agree("three handles' blocks");
+	for (const x of mine.slice(0, 50)) s.free(x);
+	agree("the owner's frees (dirty)");
+	for (const x of mine.slice(50, 120)) b.free(x); // remote frees, not yet taken in
+	for (const x of theirs.slice(0, 30)) c.free(x);
+	agree("remote frees waiting in their owners' blocks");
+	s.purge({ sync: true }); // s takes its remote frees in and flushes
+	agree("after s's flush");
+	b.close();
+	open.delete(b);
+	agree("b closed: its blocks are nobody's");
+	for (const x of theirs.slice(30, 60)) s.free(x); // frees into nobody's blocks
+	agree("frees into nobody's blocks");
+	s.exited(c.token); // c ends without close(): a handle observes it
+	open.delete(c);
+	agree("c ended");
+	for (const x of cs.slice(0, 20)) s.free(x); // into the blocks c made
+	agree("frees into an ended handle's blocks");
+	const d = VmapSpace.attach(s.handle); // may take b's id again: a new maker
+	d.alloc(64);
+	open.add(d);
+	agree("a new handle in a reused id");
+	d.close();
+	open.delete(d);
+	for (const x of mine.slice(120)) s.free(x);
+	for (const x of theirs.slice(60)) s.free(x);
+	for (const x of cs.slice(20)) s.free(x);
+	s.purge({ sync: true });
+	agree("everything freed and purged");
+	s.check();
+});
