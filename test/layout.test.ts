@@ -7,7 +7,6 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import * as H from "../src/heap/layout.ts";
 import * as LH from "../src/buffer/layout.ts";
-import { HEADER_LINES } from "../src/buffer/header-lines.ts";
 import * as LN from "../src/buffer/node-layout.ts";
 import * as R from "../src/buffer/record.ts";
 import * as D from "../src/small/descriptor.ts";
@@ -135,8 +134,8 @@ test("layout: the line checker sees a word on another line, a batch word past it
 });
 
 test("layout: every header word sits on the 64-byte line HEADER_LINES (and the drawing) gives it, per-batch words and lock owners included", () => {
-	assert.deepEqual(misplaced(L as unknown as Words, HEADER_LINES), []);
-	assert.equal(HEADER_LINES.length * 64, L.HDR_WORDS * 4, "the lines cover the header words");
+	assert.deepEqual(misplaced(L as unknown as Words, L.HEADER_LINES), []);
+	assert.equal(L.HEADER_LINES.length * 64, L.HDR_WORDS * 4, "the lines cover the header words");
 });
 
 test("layout: one record is the union the diagram draws", () => {
@@ -166,10 +165,7 @@ test("layout: one record is the union the diagram draws", () => {
 test("layout: the regions follow each other in the drawn order", () => {
 	assert.equal(L.TAG_OFFSET, L.HEADER_BYTES);
 	assert.equal(L.HANDLE_OFFSET, L.TAG_OFFSET + L.TAG_MAX * L.TAG_BYTES);
-	assert.equal(L.SUMS_OFFSET, L.HANDLE_OFFSET + L.HANDLE_MAX * L.HANDLE_WORDS * 4);
-	assert.equal(L.SUMS_OFFSET % 64, 0, "the small-area sums start a cache line");
-	assert.equal(L.SUMS_BYTES, 64, "each handle's sums are one cache line");
-	assert.equal(L.JOURNAL_OFFSET, L.SUMS_OFFSET + L.HANDLE_MAX * L.SUMS_BYTES);
+	assert.equal(L.JOURNAL_OFFSET, L.HANDLE_OFFSET + L.HANDLE_MAX * L.HANDLE_WORDS * 4);
 	assert.equal(L.NODE_OFFSET, L.JOURNAL_OFFSET + L.JOURNALS * L.JOURNAL_BYTES);
 	assert.equal(L.JOURNAL_OFFSET % 64, 0, "the journals start a cache line");
 	assert.equal(L.JOURNAL_BYTES % 64, 0, "each journal starts a cache line");
@@ -249,6 +245,5 @@ test("layout: every small-area descriptor accessor reads the word descriptor.ts 
 		assert.equal(D.bitWord(d, D.MARK, w) + 1, D.bitWord(d, D.LIVE, w + 1), "word w of every bitmap, then word w + 1");
 	}
 	assert.equal(D.D_TAG, D.DF_SLOT_BYTES * 2 + 2, "the tag follows the Float64 words");
-	assert.equal(D.D_MAKER, D.D_TAG + 1, "the maker follows the tag");
-	assert.equal(D.D_BITS, D.D_MAKER + 1, "the bitmaps follow the maker");
+	assert.equal(D.D_BITS, D.D_TAG + 1, "the bitmaps follow the tag");
 });

@@ -22,8 +22,6 @@
  *                    │ TAG_MAX entries × TAG_BYTES: [len u8][UTF-8 bytes]      │ entry 0 = no tag
  *  HANDLE_OFFSET     ├────────────────── handle table ─────────────────────────┤
  *                    │ HANDLE_MAX × [state thread remote gen hazard] (i32)     │ id = index + 1
- *  SUMS_OFFSET       ├────────────────── small-area sums ──────────────────────┤
- *                    │ HANDLE_MAX × one line: what each handle's blocks hold   │ small/sums.ts
  *  JOURNAL_OFFSET    ├────────────────── undo journals ────────────────────────┤
  *                    │ JOURNALS × [owner, -, count (f64), entries...]          │ journal.ts
  *  NODE_OFFSET       ├────────────────── node table ───────────────────────────┤
@@ -69,7 +67,7 @@
  * integer, so Float64 arithmetic on them is exact.
  */
 export const MAGIC = 0x766d6170; // "vmap"
-export const VERSION = 20;
+export const VERSION = 19;
 
 // ── header, Int32 words ────────────────────────────────────────────────────────────────
 export const HDR_MAGIC = 0;
@@ -144,8 +142,6 @@ export const HDR_SEQ_PURGE = 52; // sequence word of the purge counters (stats.t
 export const LOCK_SEQ_OFFSET = 1;
 /** Number of nodes (kernel nr_vmap_nodes), fixed at creation. */
 export const HDR_NODES = 80;
-/** The highest handle id claimed yet: how far a statistics reader looks through the sums (SUMS_OFFSET). */
-export const HDR_HANDLE_HIGH = 94;
 /** Byte offset of record 0: the node table's size depends on the number of nodes. */
 export const HDR_RECORDS_OFFSET = 81;
 /**
@@ -186,7 +182,7 @@ export const HDR_WORDS = 128;
 
 // ── header, Float64 words (index into a Float64Array over the whole header) ─────────────
 // Each counter names its statistics domain in brackets. A domain's words sit on the lines
-// header-lines.ts gives (test/layout.test.ts checks each word against it), so that a statistics
+// HEADER_LINES gives (test/layout.test.ts checks each word against it), so that a statistics
 // reader disturbs those lines only: the free-space domain's one line, the purge domain's three.
 export const HDRF_START = 4;
 export const HDRF_END = 5;
@@ -225,6 +221,87 @@ export const HDRF_SMALL_MAX = 45;
 export const HDRF_BLOCK_BYTES = 46;
 export const HEADER_BYTES = 512;
 
+/**
+ * The header's 64-byte lines (the drawing above, as data): the words on each, and whose they
+ * are. Per-batch words name batch 0's; the other batches' follow it on the same line.
+ */
+export const HEADER_LINES: ReadonlyArray<{ domain: string; words: readonly string[] }> = [
+	{
+		domain: "read-mostly",
+		words: [
+			...[
+				"HDR_MAGIC",
+				"HDR_VERSION",
+				"HDR_CAPACITY",
+				"HDR_MAX_CAPACITY",
+				"HDR_NO_PRIORITY",
+				"HDR_TAG_NR",
+				"HDR_DEAD",
+				"HDR_DEAD_WORD",
+			],
+			...["HDRF_START", "HDRF_END", "HDRF_PAGE_SIZE", "HDRF_LAZY_MAX_PAGES"],
+		],
+	},
+	{
+		domain: "free-space lock",
+		words: [
+			"HDR_FREE_LOCK",
+			"HDR_FREE_ROOT",
+			"HDR_FREE_HEAD",
+			"HDR_FREE_NR",
+			"HDR_SLOT_HIGH",
+			"HDR_SLOT_FREE",
+			"HDR_SLOT_FREE_NR",
+			"HDRF_FREE_BYTES",
+			"HDRF_FAILED",
+		],
+	},
+	{ domain: "purge batches: flush ranges", words: ["HDRF_BATCH_START", "HDRF_BATCH_END"] },
+	{
+		domain: "purge mutex",
+		words: [
+			"HDRF_DRAIN_PURGES",
+			"HDR_PURGE_LOCK",
+			"HDR_SEQ_PURGE",
+			"HDRF_PRIORITY_PURGES",
+			"HDRF_PURGES",
+			"HDRF_FLUSHES",
+			"HDRF_FLUSHED_BYTES",
+			"HDRF_HELPED",
+		],
+	},
+	{
+		domain: "purge counters, the tag lock, the block index and busy hash records (free-space lock)",
+		words: [
+			...[
+				"HDRF_OVERFLOW_PURGES",
+				"HDRF_FLUSH_ERRORS",
+				"HDRF_TRIMS",
+				"HDR_TAG_LOCK",
+				"HDR_BLOCK_INDEX",
+				"HDR_BLOCK_NR",
+				"HDR_BLOCK_USED",
+			],
+			...["HDR_SMALL_FLUSHES", "HDR_SMALL_MARK_TAG", "HDR_HASH_BUDGET", "HDR_HASH_RECORDS", "HDR_SMALL_LIMBO"],
+		],
+	},
+	{
+		domain: "read-mostly",
+		words: [
+			"HDR_NODES",
+			"HDR_RECORDS_OFFSET",
+			"HDR_EXT_OFFSET",
+			"HDR_EXT_WORDS",
+			"HDRF_ZONE_SIZE",
+			"HDRF_TIMEOUT_MS",
+			"HDRF_SMALL_MAX",
+			"HDRF_BLOCK_BYTES",
+		],
+	},
+	{ domain: "purge helpers", words: ["HDR_WORK"] },
+	{ domain: "purge batches: owners and generations", words: ["HDR_BATCH_OWNER", "HDR_BATCH_GEN", "HDR_BATCH_FLAGS"] },
+];
+
 // ── tag table ──────────────────────────────────────────────────────────────────────────
 export const TAG_OFFSET = HEADER_BYTES;
 export const TAG_BYTES = 64;
@@ -261,10 +338,6 @@ export const HANDLE_ALIVE = 1;
 export const HANDLE_DEAD = 2;
 export const HANDLE_ENDING = 3;
 
-// ── small-area sums: a cache line per handle id (small/sums.ts) ────────────────────────
-export const SUMS_OFFSET = Math.ceil((HANDLE_OFFSET + HANDLE_MAX * HANDLE_WORDS * 4) / 64) * 64;
-export const SUMS_BYTES = 64;
-
 // ── undo journals (journal.ts) ───────────────────────────────────────────────────────────
 /**
  * JOURNALS journals of JOURNAL_BYTES: a line of [owner (Int32: the id of the handle writing
@@ -273,7 +346,7 @@ export const SUMS_BYTES = 64;
  * id's own for ids up to JOURNALS_OWN (its critical sections claim nothing); a handle with a
  * higher id claims one of the others while it holds a lock (lock.ts), waiting when all are.
  */
-export const JOURNAL_OFFSET = SUMS_OFFSET + HANDLE_MAX * SUMS_BYTES;
+export const JOURNAL_OFFSET = HANDLE_OFFSET + HANDLE_MAX * HANDLE_WORDS * 4;
 export const JOURNALS_OWN = 16;
 export const JOURNALS = 24;
 export const JOURNAL_ENTRIES = 1024;

@@ -21,7 +21,6 @@ import {
 	HANDLE_ENDING,
 	HANDLE_FREE,
 	HANDLE_GEN,
-	HDR_HANDLE_HIGH,
 	HANDLE_HAZARD,
 	HANDLE_MAX,
 	HANDLE_STATE,
@@ -55,8 +54,6 @@ export function claimHandle(t: VaTable): number {
 		if (Atomics.compareExchange(handles, i * HANDLE_WORDS + HANDLE_STATE, HANDLE_FREE, HANDLE_ALIVE) === HANDLE_FREE) {
 			Atomics.add(handles, i * HANDLE_WORDS + HANDLE_GEN, 1);
 			Atomics.store(handles, i * HANDLE_WORDS + HANDLE_THREAD, THREAD_ID);
-			for (let high = Atomics.load(t.hdr, HDR_HANDLE_HIGH); high < i + 1; high = Atomics.load(t.hdr, HDR_HANDLE_HIGH))
-				if (Atomics.compareExchange(t.hdr, HDR_HANDLE_HIGH, high, i + 1) === high) break;
 			return i + 1;
 		}
 	}

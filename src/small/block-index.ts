@@ -2,8 +2,7 @@
  * The block index: from a small-area block's start to its descriptor (descriptor.ts). An
  * open-addressing table in a run of records, written under the FREE lock, read without a lock.
  * Its first word holds its capacity (a power of two), its second its run's length; entry e is
- * four Int32 words at 4 + 4e: START (f64), DESC (the descriptor's d; 0 empty, -1 deleted), MAKER
- * (the descriptor's D_MAKER: whose sums count the block, small/sums.ts). A
+ * four Int32 words at 4 + 4e: START (f64), DESC (the descriptor's d; 0 empty, -1 deleted). A
  * reader validates what it finds (STATE and START of the descriptor), since a table replaced
  * by growth is freed while readers may hold it.
  */
@@ -11,7 +10,7 @@ import { add, put, putAtomic } from "../buffer/journal.ts";
 import { HDR_BLOCK_INDEX, HDR_BLOCK_NR, HDR_BLOCK_USED, REC_I32 } from "../buffer/layout.ts";
 import { clearRecord, setRecWord, setRecWordF } from "../buffer/record.ts";
 import type { VaTable } from "../buffer/va-table.ts";
-import { BITMAPS, blockStartOf, D_BITS, D_MAKER, D_STATE, D_WORDS, SMALL_BLOCK_ACTIVE } from "./descriptor.ts";
+import { BITMAPS, blockStartOf, D_BITS, D_STATE, D_WORDS, SMALL_BLOCK_ACTIVE } from "./descriptor.ts";
 
 /** Index word of the first entry of the block index at record `first`, and its capacity. */
 function indexBase(first: number): number {
@@ -97,7 +96,6 @@ function putEntry(t: VaTable, first: number, d: number, blockInverse: number): b
 	const empty = i32[w + 2] === 0;
 	setRecWordF(f64, w >> 1, start);
 	setRecWord(i32, w + 2, d);
-	setRecWord(i32, w + 3, i32[d + D_MAKER]!); // a statistics reader sees whose sums count it without reading the descriptor
 	return empty;
 }
 

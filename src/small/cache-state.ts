@@ -5,7 +5,6 @@
  * (descriptor.ts).
  */
 import type { FlushHook } from "../api/types.ts";
-import { makerOf, openSums, sumsWord } from "./sums.ts";
 import { HANDLE_HAZARD, HANDLE_REMOTE, HANDLE_WORDS, HDRF_BLOCK_BYTES, HDRF_SMALL_MAX, TAG_MAX } from "../buffer/layout.ts";
 import type { Locks } from "../buffer/lock.ts";
 import type { VaTable } from "../buffer/va-table.ts";
@@ -90,9 +89,6 @@ export class CacheState {
 	/** This handle's HANDLE_REMOTE word, and its value when the blocks were last looked through. */
 	readonly remoteWord: number;
 	remoteSeen: number;
-	/** This handle as the maker of blocks (sums.ts makerOf), and the first word of its line of sums. */
-	readonly maker: number;
-	readonly sums: number;
 	/** This handle's HANDLE_HAZARD word: the descriptor it frees into remotely (limbo.ts). */
 	readonly hazardWord: number;
 	/** Bytes of this handle's DIRTY slots. */
@@ -132,9 +128,6 @@ export class CacheState {
 		// No block is this handle's yet, so no remote free into one was counted before this.
 		this.remoteWord = (this.self - 1) * HANDLE_WORDS + HANDLE_REMOTE;
 		this.remoteSeen = Atomics.load(t.handles, this.remoteWord);
-		this.maker = makerOf(t, this.self);
-		this.sums = sumsWord(this.self);
-		openSums(t, this.self, this.remoteSeen);
 		this.hazardWord = (this.self - 1) * HANDLE_WORDS + HANDLE_HAZARD;
 	}
 

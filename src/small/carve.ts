@@ -35,7 +35,6 @@ import {
 	slotBytesOf,
 } from "./descriptor.ts";
 import { remoteFree } from "./owner.ts";
-import { addSlots, S_LIVE, SF_LIVE_BYTES } from "./sums.ts";
 import { refill } from "./refill.ts";
 
 /** What lies at an address of a block. */
@@ -84,10 +83,7 @@ export function carve(c: CacheState, size: number, tag: number): number | typeof
 				if (armed) crashPoint();
 				i32[d + D_FREE_NR]!--;
 				c.hint[q] = w;
-				const bytes = slotBytesOf(c.t.f64, d);
-				c.t.hdr[c.sums + S_LIVE]!++; // this handle's sums (sums.ts): dropped if it dies, so no crash point
-				c.t.hdrF[(c.sums >> 1) + SF_LIVE_BYTES]! += bytes;
-				return blockStartOf(c.t.f64, d) + ((w << 5) + 31 - Math.clz32(bit)) * bytes;
+				return blockStartOf(c.t.f64, d) + ((w << 5) + 31 - Math.clz32(bit)) * slotBytesOf(c.t.f64, d);
 			}
 		}
 		if (!refill(c, q)) return NOT_SMALL;
@@ -144,9 +140,7 @@ export function freeSmall(c: CacheState, addr: number, op: string, keepMarked: b
 	if (armed) crashPoint();
 	i32[d + D_DIRTY_NR] = dirty + 1;
 	if (dirty === 0) c.dirtyList.push(d);
-	const bytes = slotBytesOf(t.f64, d);
-	c.dirtyBytes += bytes;
-	addSlots(t.hdr, t.hdrF, c.sums, -1, 1, bytes);
+	c.dirtyBytes += slotBytesOf(t.f64, d);
 	return "freed";
 }
 

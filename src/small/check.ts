@@ -5,7 +5,6 @@
  * Blocks of other live handles are checked for everything but their bitmaps, which their
  * owners change without a lock; each owner's own check() covers them.
  */
-import { S_BLOCKS, S_DIRTY, S_LIVE, S_MAKER, SF_DIRTY_BYTES, SF_LIVE_BYTES, sumsWord } from "./sums.ts";
 import { corrupt, hex } from "../api/errors.ts";
 import {
 	HANDLE_ALIVE,
@@ -33,7 +32,6 @@ import {
 	D_DIRTY_NR,
 	D_FREE_NR,
 	D_LIVE_NR,
-	D_MAKER,
 	D_OWNER,
 	D_RUN,
 	D_SLOTS,
@@ -103,7 +101,6 @@ export function checkBlocks(t: VaTable, self: number, blockAreas: number[], seen
 	const ctx: BlockCheck = { t, classes: sizeClasses(smallMax, blockBytes, pageSize), blockBytes, areaOf, self, mark };
 	let blocks = 0;
 	let used = 0;
-	const sums = new OwnSums(t, self);
 	for (let e = 0; e < cap; e++) {
 		const w = first * REC_I32 + 4 + e * 4;
 		const d = i32[w + 2]!;
@@ -118,11 +115,8 @@ export function checkBlocks(t: VaTable, self: number, blockAreas: number[], seen
 		if (blockStartOf(f64, d) !== start) corrupt(`${what}: indexed at ${hex(start)}, its descriptor says ${hex(blockStartOf(f64, d))}`);
 		if (lookupBlock(t, first, start, 1 / blockBytes) !== d)
 			corrupt(`${what}: a lookup of ${hex(start)} does not find it (probe chain broken)`);
-		if (i32[w + 3] !== i32[d + D_MAKER]) corrupt(`${what}: maker ${i32[w + 3]}, its descriptor says ${i32[d + D_MAKER]}`);
 		checkDescriptor(ctx, d, start);
-		sums.add(d);
 	}
-	sums.check();
 	eachInLimbo(t, (d) => {
 		const what = `limbo descriptor at record ${d / REC_I32}`;
 		if (d <= 0 || d % REC_I32 !== 0 || d + D_BITS > i32.length) corrupt(`${what}: not a record's first word`);
@@ -135,48 +129,6 @@ export function checkBlocks(t: VaTable, self: number, blockAreas: number[], seen
 	if (blocks !== blockAreas.length)
 		corrupt(`small-area blocks: ${blockAreas.length} busy areas are flagged as blocks, the index holds ${blocks}`);
 	return records;
-}
-
-/** The checking handle's line of sums (sums.ts) against its blocks' descriptors: equal, as it is between its calls. */
-class OwnSums {
-	readonly #t: VaTable;
-	readonly #w: number;
-	readonly #maker: number;
-	#blocks = 0;
-	#live = 0;
-	#dirty = 0;
-	#liveBytes = 0;
-	#dirtyBytes = 0;
-
-	constructor(t: VaTable, self: number) {
-		this.#t = t;
-		this.#w = sumsWord(self);
-		this.#maker = t.hdr[this.#w + S_MAKER]!;
-	}
-
-	add(d: number): void {
-		const i32 = this.#t.i32;
-		if (this.#maker === 0 || i32[d + D_MAKER] !== this.#maker) return;
-		const bytes = slotBytesOf(this.#t.f64, d);
-		this.#blocks++;
-		this.#live += i32[d + D_LIVE_NR]!;
-		this.#dirty += i32[d + D_DIRTY_NR]!;
-		this.#liveBytes += i32[d + D_LIVE_NR]! * bytes;
-		this.#dirtyBytes += i32[d + D_DIRTY_NR]! * bytes;
-	}
-
-	check(): void {
-		if (this.#maker === 0) return;
-		const hdr = this.#t.hdr;
-		const f = this.#t.hdrF;
-		const w = this.#w;
-		const line = [hdr[w + S_BLOCKS], hdr[w + S_LIVE], hdr[w + S_DIRTY], f[(w >> 1) + SF_LIVE_BYTES], f[(w >> 1) + SF_DIRTY_BYTES]];
-		const blocks = [this.#blocks, this.#live, this.#dirty, this.#liveBytes, this.#dirtyBytes];
-		if (line.some((x, i) => x !== blocks[i]))
-			corrupt(
-				`small-area sums of this handle: [blocks, live, dirty, live bytes, dirty bytes] = [${line}], its blocks hold [${blocks}]`,
-			);
-	}
 }
 
 /** What checkDescriptor() checks a descriptor against. */

@@ -11,8 +11,8 @@
  * ```
  *  0 STATE  1 OWNER  2 CLASS  3 SLOTS  4 WORDS (W)  5 AREA  6 RUN  7 LISTED / LIMBO_NEXT
  *  8 LIVE_NR  9 DIRTY_NR  10 FREE_NR  11 REMOTE_NR  12-13 START (f64)  14-15 SLOT_BYTES (f64)
- *  16 TAG  17 MAKER  18 .. 18+6W: six bitmaps of W words, LIVE DIRTY FLUSHING FREE REMOTE MARK
- *  (bit s = slot s), interleaved by word: word w of bitmap k at 18 + 6w + k
+ *  16 TAG  17 .. 17+6W: six bitmaps of W words, LIVE DIRTY FLUSHING FREE REMOTE MARK (bit s = slot s),
+ *         interleaved by word: word w of bitmap k at 17 + 6w + k
  * ```
  *
  * Invariants (check.ts validates them for blocks the checking handle owns):
@@ -57,9 +57,7 @@ export const DF_START = 6;
 export const DF_SLOT_BYTES = 7;
 /** The tag of every small area of the block (a tag table index, 0 none): a handle keeps blocks per (tag, class). Written once, before STATE. */
 export const D_TAG = 16;
-/** The handle that made the block (sums.ts makerOf: id and generation), written once, before STATE; its index entry repeats it. */
-export const D_MAKER = 17;
-export const D_BITS = 18;
+export const D_BITS = 17;
 /** Word w of bitmap k is at d + D_BITS + BITMAPS * w + k (bitWord). */
 export const LIVE = 0;
 export const DIRTY = 1;
@@ -97,7 +95,7 @@ export function slotBytesOf(f64: Float64Array, d: number): number {
  * at a million live areas reads one line of bitmaps, not six).
  */
 export function bitWord(d: number, k: number, w: number): number {
-	return d + 18 + 6 * w + k;
+	return d + 17 + 6 * w + k;
 }
 
 /**
@@ -105,23 +103,23 @@ export function bitWord(d: number, k: number, w: number): number {
  * with the offsets written out (D_BITS + BITMAPS * w + k) for the reason record.ts gives.
  */
 export function liveWord(d: number, w: number): number {
-	return d + 18 + 6 * w;
+	return d + 17 + 6 * w;
 }
 
 export function dirtyWord(d: number, w: number): number {
-	return d + 19 + 6 * w;
+	return d + 18 + 6 * w;
 }
 
 export function freeWord(d: number, w: number): number {
-	return d + 21 + 6 * w;
+	return d + 20 + 6 * w;
 }
 
 export function remoteWord(d: number, w: number): number {
-	return d + 22 + 6 * w;
+	return d + 21 + 6 * w;
 }
 
 export function markWord(d: number, w: number): number {
-	return d + 23 + 6 * w;
+	return d + 22 + 6 * w;
 }
 
 /** Records of a descriptor for `slots` slots. */

@@ -13,7 +13,6 @@
  * operation's time (98 of 400 ns in a CPU profile of that loop).
  */
 import { crashPoint } from "../buffer/journal.ts";
-import { addSlots } from "./sums.ts";
 import { HDR_SMALL_FLUSHES, HDRF_LAZY_MAX_PAGES } from "../buffer/layout.ts";
 import type { CacheState } from "./cache-state.ts";
 import {
@@ -125,9 +124,7 @@ function reclaim(c: CacheState): void {
 			i32[d + D_DIRTY_NR]! -= n;
 			crashPoint();
 			i32[d + D_FREE_NR]! += n;
-			const bytes = slotBytesOf(c.t.f64, d);
-			c.dirtyBytes -= n * bytes;
-			if (c.max !== 0) addSlots(c.t.hdr, c.t.hdrF, c.sums, 0, -n, bytes); // not once closed: its line may be another handle's
+			c.dirtyBytes -= n * slotBytesOf(c.t.f64, d);
 			if (d === c.cur[q])
 				c.hint[q] = 0; // the freed slots may lie below the word it looked at last
 			else if (i32[d + D_LISTED] === 0) {

@@ -17,7 +17,6 @@ import { eachBlock, indexRemove, lookupBlock } from "./block-index.ts";
 import { dropDescriptor } from "./limbo.ts";
 import type { CacheState } from "./cache-state.ts";
 import { hasRemote, repairBlock } from "./repair.ts";
-import { addSlots, dropSums, S_BLOCKS, S_REMOTE_SEEN } from "./sums.ts";
 import {
 	bitWord,
 	blockStartOf,
@@ -26,7 +25,6 @@ import {
 	D_DIRTY_NR,
 	D_LISTED,
 	D_LIVE_NR,
-	D_MAKER,
 	D_OWNER,
 	D_REMOTE_NR,
 	D_WORDS,
@@ -87,13 +85,9 @@ export function takeRemoteFrees(c: CacheState): void {
 	for (const d of c.mine) {
 		if (Atomics.load(t.i32, d + D_REMOTE_NR) === 0) continue;
 		const clean = t.i32[d + D_DIRTY_NR] === 0;
-		const live = t.i32[d + D_LIVE_NR]!;
 		c.dirtyBytes += takeRemote(c, d);
-		const n = live - t.i32[d + D_LIVE_NR]!;
-		addSlots(t.hdr, t.hdrF, c.sums, -n, n, slotBytesOf(t.f64, d));
 		if (clean && t.i32[d + D_DIRTY_NR] !== 0) c.dirtyList.push(d);
 	}
-	t.hdr[c.sums + S_REMOTE_SEEN] = seen; // readers look for remote frees in its blocks while HANDLE_REMOTE differs
 }
 
 /**
@@ -201,18 +195,10 @@ export function retire(c: CacheState, d: number): void {
 	// Its queue and class first: freeing the area frees the descriptor's records (zeroed).
 	const q = c.queueOf(d);
 	const k = t.i32[d + D_CLASS]!;
-	// This handle's sums count the block while it is its maker's (not a block it holds for a moment).
-	const counted = c.max !== 0 && t.i32[d + D_MAKER] === c.maker;
-	const dirty = t.i32[d + D_DIRTY_NR]!;
-	const bytes = slotBytesOf(t.f64, d);
 	c.source.freeBlockArea(blockStartOf(t.f64, d), () => {
 		indexRemove(t, d, c.blockInverse);
 		dropDescriptor(t, d, c.self);
 	});
-	if (counted) {
-		t.hdr[c.sums + S_BLOCKS]!--; // its dirty slots leave the small areas: the block's area is lazy now
-		addSlots(t.hdr, t.hdrF, c.sums, 0, -dirty, bytes);
-	}
 	// Out of every list of this handle's: its records now serve others.
 	const list = c.avail[q];
 	if (list !== undefined) for (let i = list.indexOf(d); i >= 0; i = list.indexOf(d)) list.splice(i, 1);
@@ -232,7 +218,6 @@ export function retire(c: CacheState, d: number): void {
  */
 export function handOver(c: CacheState): void {
 	if (c.max === 0) return;
-	dropSums(c.t, c.self); // before any block is nobody's: readers read its blocks from now on
 	c.max = c.maxUnits = 0;
 	c.lastStart = -1;
 	c.cur.fill(0);
@@ -282,7 +267,6 @@ export function handOver(c: CacheState): void {
 export function ended(c: CacheState, id: number, release: ((addr: number, size: number) => void) | undefined): void {
 	const t = c.t;
 	const look: number[] = []; // [d, start, made by id] triples
-	dropSums(t, id); // before its blocks are nobody's; what it left half-counted is read from the blocks
 	c.locks.acquire(HDR_FREE_LOCK);
 	try {
 		t.sync();

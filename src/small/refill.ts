@@ -17,7 +17,6 @@ import {
 	D_CLASS,
 	D_FREE_NR,
 	D_LISTED,
-	D_MAKER,
 	D_OWNER,
 	D_RUN,
 	D_SLOTS,
@@ -33,7 +32,6 @@ import {
 } from "./descriptor.ts";
 import { flushAt, flushCache, isSpare } from "./flush.ts";
 import { takeRemoteFrees } from "./owner.ts";
-import { S_BLOCKS } from "./sums.ts";
 
 /** Remote frees into this handle's blocks that make a refill take them in (owner.ts takeRemoteFrees walks its blocks). */
 const REMOTE_BATCH = 64;
@@ -140,7 +138,6 @@ function newBlock(c: CacheState, q: number): number {
 		},
 	});
 	if (addr < 0) return 0;
-	t.hdr[c.sums + S_BLOCKS]!++;
 	c.mine.push(d);
 	return d;
 }
@@ -159,7 +156,6 @@ function writeDescriptor(c: CacheState, d: number, k: number, tag: number, va: n
 	i32[d + D_OWNER] = c.self;
 	i32[d + D_CLASS] = k;
 	i32[d + D_TAG] = tag;
-	i32[d + D_MAKER] = c.maker;
 	i32[d + D_SLOTS] = slots;
 	i32[d + D_WORDS] = words;
 	i32[d + D_AREA] = va;
