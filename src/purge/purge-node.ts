@@ -51,10 +51,10 @@ function toPool(t: VaTable, va: number, v: number, k: number, pageInverse: numbe
  * vmalloc: Replace purge_lock spinlock with atomic refcount"). A step is one section: its journal
  * holds what up to PURGE_STEP areas wrote (a decay's pop and a merge on both sides are about 12
  * entries: the most seen in one section, purging and trimming 20,000 areas that merge on both
- * sides with two nodes, was 769 of JOURNAL_ENTRIES 1024). Areas leave the tree lowest first (lazy-
- * tree.ts: no rebalancing, and lookups stay O(log n) meanwhile). Only the batch's purge and the
- * one helper that took node v take this tree apart, so its lowest area may be peeked without the
- * lock. When that area goes to a pool the step holds only v's pool lock and stops at the first
+ * sides with two nodes, was 769 of JOURNAL_ENTRIES 1024). Areas leave the tree lowest first
+ * (lazy-tree.ts: no rebalancing, and lookups stay O(log n) meanwhile). Only the batch's purge and
+ * the one helper that took node v take this tree apart, so its lowest area may be peeked without
+ * the lock. When that area goes to a pool the step holds only v's pool lock and stops at the first
  * area that does not; otherwise it also holds the free-space lock (taken first: the lock order).
  * Returns false when the tree is empty.
  */
