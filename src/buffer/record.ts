@@ -101,6 +101,11 @@ export function initVa(f64: Float64Array, i32: Int32Array, va: number, start: nu
 	i32[va * 10 + 5] = tag;
 }
 
+/** `next` of record `va`, which VaTable.allocSlot() took in the current critical section: unjournaled, as initVa. */
+export function initVaNext(i32: Int32Array, va: number, next: number): void {
+	i32[va * 10 + 9] = next;
+}
+
 /**
  * Zero record `va`, taken from the slot free list where it was when the critical section
  * began: only its `next` word, the list's link, matters to a rollback (which puts the record

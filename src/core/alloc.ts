@@ -183,7 +183,7 @@ export function allocVmapArea(
 	locks.acquireUnder(b + N_BUSY_LOCK, HDR_FREE_LOCK);
 	const busy = carveBusy(t, va, nva, size, VA_BUSY | vn | s.ownerFlags, tag);
 	if (pool !== 0) addF(t.hdrF, (nodeBase(s.node) >> 1) + NF_POOL_MISSES, 1);
-	linkBusy(s, b, busy, nva, size);
+	linkBusy(s, b, busy, nva, size, busy !== va); // not the free block's own record: a slot taken now
 	block?.setUp(busy, nva); // before hashMaintain, which may take the records block.reserve() counted on
 	hashMaintain(t, b); // last: it may grow the record table, which the free-space lock allows
 	locks.release(b + N_BUSY_LOCK);
@@ -231,7 +231,7 @@ function nodeAlloc(s: SpaceState, pool: number, align: number, vn: number, tag: 
 	poolPop(t, s.node, pool);
 	setVaFlags(t.i32, va, VA_BUSY | vn | s.ownerFlags);
 	setVaTag(t.i32, va, tag);
-	linkBusy(s, b, va, start, vaEnd(t.f64, va) - start);
+	linkBusy(s, b, va, start, vaEnd(t.f64, va) - start, false);
 	addF(t.hdrF, (nodeBase(s.node) >> 1) + NF_POOL_HITS, 1);
 	s.locks.release(b + N_BUSY_LOCK);
 	s.locks.release(lock);
@@ -240,12 +240,12 @@ function nodeAlloc(s: SpaceState, pool: number, align: number, vn: number, tag: 
 
 /**
  * Link record `va`, [start, start + size), flagged busy, into node base `b`'s busy tree and
- * hash; the caller holds b's busy lock.
+ * hash; the caller holds b's busy lock. `fresh`: allocSlot() took `va` in this critical section.
  */
-function linkBusy(s: SpaceState, b: number, va: number, start: number, size: number): void {
+function linkBusy(s: SpaceState, b: number, va: number, start: number, size: number, fresh: boolean): void {
 	const t = s.table;
 	insertVmapArea(t, b + N_BUSY_ROOT, va);
-	hashInsert(t, b, va, start);
+	hashInsert(t, b, va, start, fresh);
 	t.hdr[b + N_BUSY_NR]!++; // derived, as NF_BUSY_BYTES: not journaled (tree/repair.ts recounts)
 	const f = b >> 1;
 	t.hdrF[f + NF_BUSY_BYTES]! += size;

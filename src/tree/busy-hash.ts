@@ -38,7 +38,7 @@ import {
 	N_HASH_RETIRED_FIRST,
 	N_HASH_RETIRED_LEFT,
 } from "../buffer/node-layout.ts";
-import { clearRecord, setVaNext, vaNext, vaStart, setRecWord } from "../buffer/record.ts";
+import { clearRecord, initVaNext, setVaNext, vaNext, vaStart, setRecWord } from "../buffer/record.ts";
 import type { VaTable } from "../buffer/va-table.ts";
 
 /** Areas per bucket above which the table doubles (at most 4 bytes of table per 2 areas after). */
@@ -83,13 +83,17 @@ export function hashFind(t: VaTable, b: number, addr: number): number {
 	return ob < hdr[b + N_HASH_MOVED]! ? 0 : chainFind(f64, i32, i32[hdr[b + N_HASH_OLD_FIRST]! * REC_I32 + ob]!, addr);
 }
 
-/** Chain busy record `va`, starting at `start`, into node base `b`'s table. */
-export function hashInsert(t: VaTable, b: number, va: number, start: number): void {
+/**
+ * Chain busy record `va`, starting at `start`, into node base `b`'s table; `fresh`: allocSlot()
+ * took it in this critical section (its link is then written without a journal entry, initVaNext).
+ */
+export function hashInsert(t: VaTable, b: number, va: number, start: number, fresh: boolean): void {
 	const hdr = t.hdr;
 	const log = hdr[b + N_HASH_LOG]!;
 	const i32 = t.i32;
 	const w = hdr[b + N_HASH_FIRST]! * REC_I32 + hashBucket(start, log);
-	setVaNext(i32, va, i32[w]!);
+	if (fresh) initVaNext(i32, va, i32[w]!);
+	else setVaNext(i32, va, i32[w]!);
 	setRecWord(i32, w, va);
 	if (hdr[b + N_HASH_OLD_LOG] !== 0) migrateStep(t, b);
 }

@@ -19,6 +19,7 @@ import {
 	setVaEnd,
 	setVaNext,
 	initVa,
+	initVaNext,
 	setVaStart,
 	subtreeMaxSize,
 	vaEnd,
@@ -185,7 +186,7 @@ export function vaClip(t: VaTable, va: number, nva: number, size: number): numbe
 		setVaEnd(f64, va, nva);
 		const tail = t.allocSlot();
 		initVa(f64, i32, tail, nend, end, 0, 0); // a slot taken in this section: no journal entry (record.ts)
-		setVaNext(i32, tail, vaNext(i32, va));
+		initVaNext(i32, tail, vaNext(i32, va));
 		setVaNext(i32, va, tail);
 		t.hdr[HDR_FREE_NR]!++;
 		augmentPropagate(t, va);
