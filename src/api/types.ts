@@ -189,12 +189,6 @@ export interface PurgeResult {
 	done: Promise<void>;
 }
 
-/**
- * Counters read without taking allocator locks. Figures of one group (free space; busy and
- * lazy areas with allocs and frees; purges) always agree with each other; between groups a
- * read may catch an operation in flight (see stats.ts). `consistent` is false only when a
- * writer kept a group changing for the whole of a long retry loop.
- */
 /** Time one handle spent waiting for one lock another handle held (VmapSpace.lockWaits()). */
 export interface LockWait {
 	/** The lock, as errors name it: "the free-space lock", "node 1's busy lock", "the purge mutex". */
@@ -203,6 +197,12 @@ export interface LockWait {
 	ms: number;
 }
 
+/**
+ * Counters read without taking allocator locks. Figures of one group (free space; busy and
+ * lazy areas with allocs and frees; purges) always agree with each other; between groups a
+ * read may catch an operation in flight (see stats.ts). `consistent` is false only when a
+ * writer kept a group changing for the whole of a long retry loop.
+ */
 export interface VmapStats {
 	size: number;
 	pageSize: number;

@@ -20,6 +20,8 @@
 import type { VaTable } from "../buffer/va-table.ts";
 import { vaEnd, vaStart } from "../buffer/record.ts";
 import { findVmapLowestMatch } from "../tree/free-space.ts";
+import { addrToNode } from "../tree/nodes.ts";
+import type { SpaceState } from "./state.ts";
 
 /**
  * Searches before the plain lowest fit stands: each skips at least one zone of another node, and
@@ -32,37 +34,29 @@ export const ZONE_TRIES = 64;
 /** The start ownZoneFit() chose (module scratch: the pool-miss path returns two numbers and allocates nothing). */
 export let zoneFitStart = 0;
 
-/** The first address at or above `at` in a zone of node `node` (zones of `zoneSize` bytes, dealt to `nodes` nodes in turn). */
-export function nextOwnZone(at: number, zoneSize: number, nodes: number, node: number): number {
-	const z = Math.floor(at / zoneSize); // exact: zoneSize is a power of two
-	const delta = (node - (z % nodes) + nodes) % nodes;
-	return delta === 0 ? at : (z + delta) * zoneSize;
-}
-
-/** Where ownZoneFit() looks: the zones and the node of the handle asking, the space's end and page. */
-export interface ZoneFitting {
-	readonly zoneSize: number;
-	readonly nodes: number;
-	readonly node: number;
-	readonly end: number;
-	readonly pageSize: number;
+/** The first address at or above `at` in a zone of handle `s`'s node. */
+function nextOwnZone(s: SpaceState, at: number): number {
+	const delta = s.node - addrToNode(at, s.zoneInverse, s.nodes);
+	if (delta === 0) return at;
+	// The zones dealt to the other nodes after at's, up to the next of this node's.
+	return (Math.floor(at * s.zoneInverse) + (delta > 0 ? delta : delta + s.nodes)) * s.zoneSize;
 }
 
 /**
- * The free block to carve for a pool-path miss of `size` bytes (aligned to a page), given the
- * plain lowest fit: block `va`, start `nva`. Sets zoneFitStart.
+ * The free block to carve for a pool-path miss of `size` bytes (aligned to a page) by handle
+ * `s`, given the plain lowest fit: block `va`, start `nva`. Sets zoneFitStart.
  */
-export function ownZoneFit(t: VaTable, z: ZoneFitting, va: number, nva: number, size: number): number {
+export function ownZoneFit(t: VaTable, s: SpaceState, va: number, nva: number, size: number): number {
 	zoneFitStart = nva;
 	let block = va;
 	let at = nva;
 	for (let i = 0; i < ZONE_TRIES; i++) {
-		const own = nextOwnZone(at, z.zoneSize, z.nodes, z.node);
+		const own = nextOwnZone(s, at);
 		if (own + size <= vaEnd(t.f64, block)) {
 			zoneFitStart = own;
 			return block;
 		}
-		block = findVmapLowestMatch(t, size, z.pageSize, own, z.end, z.pageSize);
+		block = findVmapLowestMatch(t, size, s.pageSize, own, s.end, s.pageSize);
 		if (block === 0) break;
 		at = Math.max(vaStart(t.f64, block), own);
 	}

@@ -92,7 +92,7 @@ export function slotBytesOf(f64: Float64Array, d: number): number {
 /**
  * Word `w` of bitmap `k` (LIVE .. MARK) of descriptor `d`: the bitmaps are interleaved by
  * word, D_BITS + BITMAPS * w + k, so that every bit of a slot lies in one 24-byte group (a free
- * at a million live areas reads one line of bitmaps, not six).
+ * at a million live areas reads one line of bitmaps, not four).
  */
 export function bitWord(d: number, k: number, w: number): number {
 	return d + 17 + 6 * w + k;
