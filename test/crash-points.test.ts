@@ -145,7 +145,7 @@ const scenarios: Array<Scenario<VmapSpace>> = [
 		project: smallLive,
 	},
 	{
-		name: "purge of small areas: the owner takes remote frees in and flushes (DIRTY, FLUSHING, FREE; spares and retires)",
+		name: "purge of small areas: the owner takes remote frees in and flushes (no hook: DIRTY to FREE; spares and retires)",
 		setup: () => {
 			const st = smallWith(60)();
 			const other = VmapSpace.attach(st.victim.handle);
@@ -153,6 +153,22 @@ const scenarios: Array<Scenario<VmapSpace>> = [
 				if (i % 3 === 1) other.free(a);
 			});
 			return st;
+		},
+		op: (v) => void v.purge({ sync: true }),
+		project: smallLive,
+	},
+	{
+		name: "purge of small areas through a flush hook (DIRTY, FLUSHING, the hook, FREE; spares and retires)",
+		setup: () => {
+			const st = smallWith(60)();
+			const victim = VmapSpace.attach(st.victim.handle, { flush: () => {} });
+			const other = VmapSpace.attach(st.victim.handle);
+			const areas = Array.from({ length: 60 }, (_, i) => victim.alloc(16 * (1 + (i % 16))));
+			areas.forEach((a, i) => {
+				if (i % 3 === 0) victim.free(a);
+				if (i % 3 === 1) other.free(a);
+			});
+			return { victim, token: victim.token, recoverer: st.victim };
 		},
 		op: (v) => void v.purge({ sync: true }),
 		project: smallLive,

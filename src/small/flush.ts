@@ -10,7 +10,9 @@
  * block it owns. At a million live small areas of random sizes a handle owns some 35 k blocks
  * and flushes every lazyMaxPages of frees, with about 11 k blocks dirty; walking all of them
  * three times per flush (remote frees, FLUSHING, reclaim) took about a quarter of an
- * operation's time (98 of 400 ns in a CPU profile of that loop).
+ * operation's time (98 of 400 ns in a CPU profile of that loop). Each walk misses the cache on
+ * nearly every block, so a handle with no hook skips FLUSHING (in a profile of 2 M operations
+ * at a million live areas: 183 ms in the two walks, 146 ms in the one).
  */
 import { crashPoint } from "../buffer/journal.ts";
 import { HDR_SMALL_FLUSHES, HDRF_LAZY_MAX_PAGES } from "../buffer/layout.ts";
@@ -43,17 +45,27 @@ export function flushAt(c: CacheState): number {
  * the flush hook once over the range of the blocks holding them, and when it has completed
  * turn them FREE. An asynchronous hook leaves them FLUSHING until it settles; one that throws
  * or rejects leaves them DIRTY for the next flush. At most one flush is in flight per handle.
+ * A handle with no hook has nothing to wait for: its DIRTY slots turn FREE at once.
  */
 export function flushCache(c: CacheState): void {
 	if (c.inFlight || c.max === 0) return;
 	takeRemoteFrees(c);
 	if (c.dirtyBytes === 0) return;
-	const [lo, hi] = startFlushing(c);
 	Atomics.add(c.t.hdr, HDR_SMALL_FLUSHES, 1);
+	if (c.hook === undefined) {
+		// Nothing to wait for: the DIRTY slots turn FREE at once, in one walk of the dirty
+		// list instead of two (at a million live areas each walk misses the cache on every block).
+		const flushing = c.dirtyList;
+		c.dirtyList = c.flushing; // empty: no flush is in flight
+		c.flushing = flushing;
+		reclaim(c, DIRTY);
+		return;
+	}
+	const [lo, hi] = startFlushing(c);
 	let pending: void | PromiseLike<void>;
 	c.inFlight = true; // a hook that allocates does not flush again from inside
 	try {
-		pending = c.hook?.(lo, hi);
+		pending = c.hook(lo, hi);
 	} catch {
 		c.inFlight = false;
 		unflush(c); // the slots stay dirty: the next flush covers them
@@ -61,14 +73,14 @@ export function flushCache(c: CacheState): void {
 	}
 	c.inFlight = false;
 	if (pending === null || typeof pending !== "object" || typeof pending.then !== "function") {
-		reclaim(c);
+		reclaim(c, FLUSHING);
 		return;
 	}
 	c.inFlight = true;
 	pending.then(
 		() => {
 			c.inFlight = false;
-			if (c.max !== 0) reclaim(c);
+			if (c.max !== 0) reclaim(c, FLUSHING);
 		},
 		() => {
 			c.inFlight = false;
@@ -108,16 +120,17 @@ function unflush(c: CacheState): void {
 }
 
 /**
- * The flush completed: FLUSHING slots turn FREE; a block that it left empty is kept as its
- * class's spare (of whichever tag: refill.ts retags it) or, when the class has one, retires.
- * A block dirtied again meanwhile goes back on the dirty list. Only a completed flush empties a block (a free leaves its slot
- * DIRTY), so the blocks it covered are the only new candidates.
+ * The flush completed: the slots of bitmap `from` (FLUSHING, or DIRTY when there was no hook
+ * to wait for) turn FREE; a block that it left empty is kept as its class's spare (of
+ * whichever tag: refill.ts retags it) or, when the class has one, retires. A block dirtied
+ * again meanwhile goes back on the dirty list. Only a completed flush empties a block (a free
+ * leaves its slot DIRTY), so the blocks it covered are the only new candidates.
  */
-function reclaim(c: CacheState): void {
+function reclaim(c: CacheState, from: typeof FLUSHING | typeof DIRTY): void {
 	const i32 = c.t.i32;
 	const retired: number[] = [];
 	for (const d of c.flushing) {
-		const n = flushedSlots(c, d);
+		const n = flushedSlots(c, d, from);
 		const q = c.queueOf(d);
 		if (n !== 0) {
 			crashPoint();
@@ -145,21 +158,22 @@ function reclaim(c: CacheState): void {
 	for (const d of retired) retire(c, d);
 }
 
-/** Block `d`'s FLUSHING slots turn FREE (and leave DIRTY); returns how many. */
-function flushedSlots(c: CacheState, d: number): number {
+/** Block `d`'s slots of bitmap `from` (FLUSHING, or DIRTY itself) turn FREE, and leave DIRTY and FLUSHING; returns how many. */
+function flushedSlots(c: CacheState, d: number, from: typeof FLUSHING | typeof DIRTY): number {
 	const i32 = c.t.i32;
 	const words = i32[d + D_WORDS]!;
 	let n = 0;
 	for (let w = 0; w < words; w++) {
-		const fl = bitWord(d, FLUSHING, w);
-		const f = i32[fl]!;
+		const f = i32[bitWord(d, from, w)]!;
 		if (f === 0) continue;
 		crashPoint();
 		i32[bitWord(d, FREE, w)]! |= f;
 		crashPoint();
 		i32[bitWord(d, DIRTY, w)]! &= ~f;
-		crashPoint();
-		i32[fl] = 0;
+		if (from === FLUSHING) {
+			crashPoint();
+			i32[bitWord(d, FLUSHING, w)] = 0;
+		}
 		n += popcount(f);
 	}
 	return n;
