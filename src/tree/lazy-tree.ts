@@ -94,19 +94,25 @@ export function lazyTreeAdd(t: VaTable, v: number, va: number, start: number, en
 /**
  * Link `va`, starting at `start`, into node base `b`'s lazy tree and its list: as the right
  * child of the tree's last record when it starts above it (that record has no right child: the
- * common case of lowest-fit areas freed in turn, no descent), after it on the list; else by a
- * descent, after its in-order predecessor. Only the list's links are journaled: the tree is
- * rebuilt from the list on recovery (repair.ts).
+ * common case of lowest-fit areas freed in turn, no descent), after it on the list; as the left
+ * child of the first record when it starts below it (no left child: areas a pool hands out,
+ * highest first, freed in turn), at the list's head; else by a descent, after its in-order
+ * predecessor. Only the list's links are journaled: the tree is rebuilt from the list on
+ * recovery (repair.ts).
  */
 function linkLazy(t: VaTable, b: number, va: number, start: number): void {
 	const hdr = t.hdr;
 	const i32 = t.i32;
 	const last = hdr[b + N_LAZY_LAST]!;
+	const head = hdr[b + N_LAZY_HEAD]!;
 	let prev: number;
 	if (last === 0 || start > vaStart(t.f64, last)) {
 		rbInsert(t, b + N_LAZY_ROOT, va, last, VA_RIGHT, PLAIN);
 		hdr[b + N_LAZY_LAST] = va; // derived
 		prev = last;
+	} else if (start < vaStart(t.f64, head)) {
+		rbInsert(t, b + N_LAZY_ROOT, va, head, VA_LEFT, PLAIN);
+		prev = 0;
 	} else {
 		insertVmapArea(t, b + N_LAZY_ROOT, va, "lazy tree");
 		prev = rbPrev(t, va);
