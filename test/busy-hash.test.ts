@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { VmapError, VmapSpace } from "../src/index.ts";
-import { hashBucket } from "../src/tree/busy-hash.ts";
+import { hashBucket, hashFind, hashRemove } from "../src/tree/busy-hash.ts";
 import { HDR_HASH_RECORDS, REC_I32 } from "../src/buffer/layout.ts";
 import {
 	HASH_MIN_LOG,
@@ -130,6 +130,43 @@ test("busy hash: check() names a busy area missing from its bucket, one in the w
 		t.hdr[HDR_HASH_RECORDS]!++; // the count of the tables' records
 		broken(s, /busy hash: the tables hold \d+ records, the header says \d+ of a budget of \d+/);
 	}
+});
+
+test("busy hash: a removal unlinks at the word the last find saw linking to the record, and walks the chain when that word no longer does", () => {
+	const s = VmapSpace.create({ size: 2 ** 30, pageSize: P, nodes: 1, smallMax: 0 });
+	const t = s.table;
+	const b = nodeBase(0);
+	const log = t.hdr[b + N_HASH_LOG]!;
+	// Five areas whose starts share a bucket: a chain of five.
+	const starts: number[] = [];
+	for (let a = s.start; starts.length < 5; a += P) if (hashBucket(a, log) === hashBucket(s.start, log)) starts.push(a);
+	const vas = starts.map((a) => {
+		const got = s.alloc(P, { vstart: a, vend: a + P });
+		assert.equal(got, a);
+		return hashFind(t, b, a);
+	});
+	const chain = () => {
+		const out: number[] = [];
+		for (let va = t.i32[t.hdr[b + N_HASH_FIRST]! * REC_I32 + hashBucket(s.start, log)]!; va !== 0; va = vaNext(t.i32, va))
+			out.push(vaStart(t.f64, va));
+		return out.sort((x, y) => x - y);
+	};
+	assert.deepEqual(chain(), starts);
+	// Found, then removed: unlinked where the find saw it.
+	assert.equal(hashFind(t, b, starts[2]!), vas[2]);
+	hashRemove(t, b, vas[2]!, starts[2]!);
+	assert.deepEqual(chain(), [starts[0], starts[1], starts[3], starts[4]]);
+	// The last find was of another record: the chain is walked.
+	assert.equal(hashFind(t, b, starts[4]!), vas[4]);
+	hashRemove(t, b, vas[1]!, starts[1]!);
+	assert.deepEqual(chain(), [starts[0], starts[3], starts[4]]);
+	// A found link that changed since (the record before it left): walked too.
+	assert.equal(hashFind(t, b, starts[0]!), vas[0]);
+	const before = hashFind(t, b, starts[3]!);
+	hashRemove(t, b, vas[0]!, starts[0]!); // the hint is of starts[3]: a walk
+	assert.equal(before, vas[3]);
+	assert.deepEqual(chain(), [starts[3], starts[4]]);
+	assert.equal(hashFind(t, b, starts[2]!), 0, "a removed area is not found");
 });
 
 test("busy hash: the tables live in a budget beyond maxAreas, so a space always holds maxAreas areas", () => {

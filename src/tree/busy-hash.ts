@@ -50,23 +50,42 @@ const RETIRE_STEP = 64;
 /** The Int32 word of `next` within a record (record.ts: va * 10 + 9), for unlinking in place. */
 const NEXT_WORD = 9;
 
+/** 2^-32: multiplying by it divides by 2^32 exactly (a multiplication, where `/` is a division). */
+const TWO_POW_MINUS_32 = 2 ** -32;
+
 /** The bucket of start address `addr` in a table of 2^log buckets (Fibonacci hashing of both 32-bit halves). */
 export function hashBucket(addr: number, log: number): number {
 	const lo = addr >>> 0;
-	const hi = (addr / 4294967296) >>> 0;
+	const hi = (addr * TWO_POW_MINUS_32) >>> 0;
 	return Math.imul(lo ^ Math.imul(hi, 0x27d4eb2d), 0x9e3779b1) >>> (32 - log);
 }
+
+/**
+ * Where the last hashFind() found its record: the Int32 word of view `i32` that links to it (a
+ * bucket, or its predecessor's `next`; 0 none). A free finds its area, then unlinks it under
+ * the same hold of the lock: hashRemove() takes the link from here, in the same view, when it
+ * still links to that record, instead of hashing and walking the chain again. One object, not
+ * module `let`s (see journal.ts).
+ */
+const NO_VIEW: Int32Array = new Int32Array(0);
+const found = { word: 0, i32: NO_VIEW }; // NO_VIEW once used: no old buffer is kept alive
 
 /** Records a table of 2^log buckets takes. */
 export function hashRecords(log: number): number {
 	return Math.ceil(2 ** log / REC_I32);
 }
 
-/** The record on the chain from `head` that starts at `addr`, or 0. */
-function chainFind(f64: Float64Array, i32: Int32Array, head: number, addr: number): number {
-	let va = head;
-	while (va !== 0 && vaStart(f64, va) !== addr) va = vaNext(i32, va);
-	return va;
+/** The record on the chain whose head is in Int32 word `w` that starts at `addr`, or 0; found.word links to it. */
+function chainFind(f64: Float64Array, i32: Int32Array, w: number, addr: number): number {
+	for (let va = i32[w]!; va !== 0; va = i32[w]!) {
+		if (vaStart(f64, va) === addr) {
+			found.word = w;
+			found.i32 = i32;
+			return va;
+		}
+		w = va * REC_I32 + NEXT_WORD;
+	}
+	return 0;
 }
 
 /** The busy area of node base `b` starting exactly at `addr`, or 0. */
@@ -75,12 +94,14 @@ export function hashFind(t: VaTable, b: number, addr: number): number {
 	const log = hdr[b + N_HASH_LOG]!;
 	const f64 = t.f64;
 	const i32 = t.i32;
-	const va = chainFind(f64, i32, i32[hdr[b + N_HASH_FIRST]! * REC_I32 + hashBucket(addr, log)]!, addr);
+	found.word = 0;
+	found.i32 = NO_VIEW;
+	const va = chainFind(f64, i32, hdr[b + N_HASH_FIRST]! * REC_I32 + hashBucket(addr, log), addr);
 	if (va !== 0) return va;
 	const oldLog = hdr[b + N_HASH_OLD_LOG]!;
 	if (oldLog === 0) return 0;
 	const ob = hashBucket(addr, oldLog);
-	return ob < hdr[b + N_HASH_MOVED]! ? 0 : chainFind(f64, i32, i32[hdr[b + N_HASH_OLD_FIRST]! * REC_I32 + ob]!, addr);
+	return ob < hdr[b + N_HASH_MOVED]! ? 0 : chainFind(f64, i32, hdr[b + N_HASH_OLD_FIRST]! * REC_I32 + ob, addr);
 }
 
 /**
@@ -98,12 +119,11 @@ export function hashInsert(t: VaTable, b: number, va: number, start: number, fre
 	if (hdr[b + N_HASH_OLD_LOG] !== 0) migrateStep(t, b);
 }
 
-/** Unlink `va` from the chain whose head is in Int32 word `w`; whether it was there. */
+/** Unlink `va` from the chain whose head is in Int32 word `w`; whether it was there. Its `next` is left as it was. */
 function unlink(i32: Int32Array, w: number, va: number): boolean {
 	for (let x = i32[w]!; x !== 0; x = i32[w]!) {
 		if (x === va) {
 			setRecWord(i32, w, vaNext(i32, va));
-			setVaNext(i32, va, 0);
 			return true;
 		}
 		w = x * REC_I32 + NEXT_WORD;
@@ -111,11 +131,24 @@ function unlink(i32: Int32Array, w: number, va: number): boolean {
 	return false;
 }
 
-/** Take busy record `va`, starting at `start`, out of node base `b`'s table. */
+/**
+ * Take busy record `va`, starting at `start`, out of node base `b`'s table. Its `next` is left
+ * as it was: the caller links it into a lazy tree's list in the same critical section.
+ */
 export function hashRemove(t: VaTable, b: number, va: number, start: number): void {
 	const hdr = t.hdr;
-	const log = hdr[b + N_HASH_LOG]!;
 	const i32 = t.i32;
+	const w = found.word;
+	const view = found.i32;
+	found.word = 0;
+	found.i32 = NO_VIEW;
+	if (w !== 0 && view === i32 && i32[w] === va) {
+		// The word hashFind() found linking to va, unchanged since: unlink va there.
+		setRecWord(i32, w, vaNext(i32, va));
+		if (hdr[b + N_HASH_OLD_LOG] !== 0) migrateStep(t, b);
+		return;
+	}
+	const log = hdr[b + N_HASH_LOG]!;
 	if (!unlink(i32, hdr[b + N_HASH_FIRST]! * REC_I32 + hashBucket(start, log), va)) {
 		const oldLog = hdr[b + N_HASH_OLD_LOG]!;
 		if (oldLog !== 0) unlink(i32, hdr[b + N_HASH_OLD_FIRST]! * REC_I32 + hashBucket(start, oldLog), va);
