@@ -9,7 +9,7 @@
  */
 import { addF } from "../buffer/journal.ts";
 import { mergeOrAddVmapArea } from "../tree/free-space.ts";
-import { HDR_FREE_LOCK, HDR_PURGE_LOCK, HDRF_TRIMS, BATCH_SKIP_POPULATE, HDR_BATCH_FLAGS, HDRF_ZONE_SIZE } from "../buffer/layout.ts";
+import { HDR_FREE_LOCK, HDR_PURGE_LOCK, HDRF_TRIMS, BATCH_SKIP_POPULATE, HDR_BATCH_FLAGS } from "../buffer/layout.ts";
 import {
 	MAX_VA_SIZE_PAGES,
 	N_POOL_LOCK,
@@ -22,7 +22,7 @@ import {
 	POOL_LEN,
 } from "../buffer/node-layout.ts";
 import { type Locks, seqBegin, seqEnd } from "../buffer/lock.ts";
-import { addrToNode, decayCount, poolable, poolAdd, poolPop, poolWord, decodeVnId } from "../tree/nodes.ts";
+import { decayCount, poolable, poolAdd, poolPop, poolWord, decodeVnId } from "../tree/nodes.ts";
 import { removeFirst } from "../tree/lazy-tree.ts";
 import { rbFirst } from "../tree/rbtree.ts";
 import type { VaTable } from "../buffer/va-table.ts";
@@ -33,20 +33,14 @@ export const PURGE_STEP = 64;
 
 /**
  * Whether purged area `va` of node `v` goes to v's pool: it was asked for through node v's
- * pool path (vn_id v), it lies in a zone of v's, it fits a pool, and the running purge refills
- * pools (not an overflow purge or trim: kernel skip_populate, so that the retry finds the space
- * in the free tree). An area in another node's zone (a pool miss that found no room in v's
- * zones: zone-fit.ts) goes back to free space: in v's pool it would be handed out again and
- * again with its busy tree under the other node's lock (measured, two workers on two nodes:
- * 10-12 % of each one's allocations, and each waited on the other's busy lock as much as on
- * its own).
+ * pool path (vn_id v), it fits a pool, and the running purge refills pools (not an overflow
+ * purge or trim: kernel skip_populate, so that the retry finds the space in the free tree).
  */
 function toPool(t: VaTable, va: number, v: number, k: number, pageInverse: number): boolean {
 	const f64 = t.f64;
 	const i32 = t.i32;
 	if ((t.hdr[HDR_BATCH_FLAGS + k]! & BATCH_SKIP_POPULATE) !== 0) return false;
 	if (decodeVnId(vaFlags(i32, va)) !== v) return false;
-	if (addrToNode(vaStart(f64, va), 1 / t.hdrF[HDRF_ZONE_SIZE]!, t.nodes) !== v) return false;
 	return poolable(vaSize(f64, va) * pageInverse);
 }
 
