@@ -206,7 +206,7 @@ test("a pool miss starts in a zone of the asking handle's node, so that its busy
 	other.close();
 });
 
-test("a pool miss whose node's zones are full as far as ZONE_TRIES searches reach takes the plain lowest fit: the search under the free-space lock is bounded", () => {
+test("a pool miss whose node's zones are full as far as ZONE_TRIES searches reach takes the first zone of its node in a block long enough to hold one, else the plain lowest fit: the search under the free-space lock is bounded", () => {
 	const Z = 16 * P;
 	const zones = 2 * ZONE_TRIES + 8;
 	const s = VmapSpace.create({ start: 0, size: zones * Z, nodes: 2, lazyMaxPages: 1 << 20 });
@@ -216,6 +216,10 @@ test("a pool miss whose node's zones are full as far as ZONE_TRIES searches reac
 	// zones stay free.
 	const reach = 2 * ZONE_TRIES + 2;
 	for (let z = 0; z < reach; z += 2) s.alloc(Z, { vstart: z * Z, vend: (z + 1) * Z });
+	const far = s.alloc(P);
+	assert.equal(far, reach * Z, "node 0's zone past them, in the free block above: one search for a block that holds a zone");
+	// With no such block (everything above taken), the plain lowest fit.
+	s.alloc(zones * Z - reach * Z - P, { vstart: reach * Z + P, vend: zones * Z });
 	assert.equal(s.alloc(P), Z, "the plain lowest fit, in node 1's zone 1");
 	// One zone of node 0 within reach is free again: the search finds it.
 	s.free(2 * (ZONE_TRIES - 1) * Z);

@@ -73,21 +73,28 @@ function expectPurge(m: Model, r: Real): void {
  * Where a pool miss of `size` bytes goes, given the plain lowest fit `first` among `blocks`: the
  * lowest fit starting in a zone of the handle's node (zones of 16 pages dealt to the nodes in
  * turn), found as the space finds it: try the node's next zone at or above the fit in the same
- * block, else search again from that zone, at most ZONE_TRIES times; else `first`.
+ * block, else search again from that zone, at most ZONE_TRIES times; then the first zone of the
+ * node in the lowest block at or above the last zone tried with room for `size` and nodes - 1
+ * zones more; else `first`.
  */
 function ownZoneFit(m: Model, s: VmapSpace, blocks: Array<[number, number]>, size: number, first: number): number {
 	const zone = 16 * m.pageSize;
+	const ownAt = (at: number) => {
+		const z = Math.floor(at / zone);
+		return z % s.nodes === s.node ? at : (z + ((s.node - (z % s.nodes) + s.nodes) % s.nodes)) * zone;
+	};
 	let at = first;
 	for (let i = 0; i < ZONE_TRIES; i++) {
-		const z = Math.floor(at / zone);
-		const own = z % s.nodes === s.node ? at : (z + ((s.node - (z % s.nodes) + s.nodes) % s.nodes)) * zone;
+		const own = ownAt(at);
 		const block = blocks.find(([gs, ge]) => gs <= at && at < ge)!;
 		if (own + size <= block[1]) return own;
 		const next = m.lowestFit(size, m.pageSize, own, m.end, blocks);
-		if (next === undefined) break;
+		if (next === undefined) return first;
 		at = next;
 	}
-	return first;
+	const from = ownAt(at);
+	const wide = m.lowestFit(size + (s.nodes - 1) * zone, m.pageSize, from, m.end, blocks);
+	return wide === undefined ? first : ownAt(wide);
 }
 
 /** A window inside the space chosen by two fractions in thousandths, maybe off page boundaries. */
