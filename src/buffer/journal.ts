@@ -151,6 +151,15 @@ export function put(hdr: Int32Array, i: number, v: number): void {
 	hdr[i] = v;
 }
 
+/**
+ * Journal header Int32 word `i` as it is now, without writing it: the caller then writes it
+ * plainly until the section commits (a rollback restores this value, the one the section
+ * began with). For a word a loop rewrites many times in one section.
+ */
+export function touch(hdr: Int32Array, i: number): void {
+	log(i * 4, hdr[i]!);
+}
+
 /** Header Int32 word `i` := v with Atomics.store (read by threads holding no lock), journaled. */
 export function putAtomic(hdr: Int32Array, i: number, v: number): void {
 	log(i * 4, hdr[i]!);

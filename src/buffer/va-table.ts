@@ -1,5 +1,5 @@
 import { VmapError } from "../api/errors.ts";
-import { journalSection, put, putAtomic } from "./journal.ts";
+import { journalSection, put, putAtomic, touch } from "./journal.ts";
 import {
 	bytesForCapacity,
 	HANDLE_MAX,
@@ -183,7 +183,8 @@ export class VaTable {
 		const hdr = this.hdr;
 		let slot = hdr[HDR_SLOT_FREE]!;
 		if (slot !== 0) {
-			put(hdr, HDR_SLOT_FREE, vaNext(this.i32, slot));
+			this.#touchFreeHead();
+			hdr[HDR_SLOT_FREE] = vaNext(this.i32, slot);
 			hdr[HDR_SLOT_FREE_NR]!--; // derived: not journaled (tree/repair.ts recounts)
 			if (this.#freedNow(slot)) clearRecord(this.f64, slot);
 			else clearListedRecord(this.f64, slot);
@@ -205,6 +206,21 @@ export class VaTable {
 	#freedNr = 0;
 	#freedIn = -1;
 
+	/** The critical section (journalSection()) that journaled HDR_SLOT_FREE already. */
+	#headIn = -1;
+
+	/**
+	 * Journal the slot free list's head once per critical section (journal.ts touch()): a
+	 * section that takes and gives back many slots (a purge step frees a record per merged area)
+	 * then writes it plainly; a rollback restores the head the section began with.
+	 */
+	#touchFreeHead(): void {
+		const section = journalSection();
+		if (section === this.#headIn) return;
+		this.#headIn = section;
+		touch(this.hdr, HDR_SLOT_FREE);
+	}
+
 	/** Whether `slot` was freed in the critical section now open. */
 	#freedNow(slot: number): boolean {
 		if (this.#freedIn !== journalSection()) return false;
@@ -222,7 +238,8 @@ export class VaTable {
 		if (section >= 0) this.#freed[this.#freedNr++] = slot;
 		const hdr = this.hdr;
 		setVaNext(this.i32, slot, hdr[HDR_SLOT_FREE]!);
-		put(hdr, HDR_SLOT_FREE, slot);
+		this.#touchFreeHead();
+		hdr[HDR_SLOT_FREE] = slot;
 		hdr[HDR_SLOT_FREE_NR]!++; // derived
 	}
 }

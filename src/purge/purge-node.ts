@@ -7,7 +7,7 @@
  * in steps of PURGE_STEP areas per lock hold: allocators interleave with a long purge, and a
  * statistics reader waits at most one step.
  */
-import { addF } from "../buffer/journal.ts";
+import { addF, touch } from "../buffer/journal.ts";
 import { mergeOrAddVmapArea } from "../tree/free-space.ts";
 import { HDR_FREE_LOCK, HDR_PURGE_LOCK, HDRF_TRIMS, BATCH_SKIP_POPULATE, HDR_BATCH_FLAGS } from "../buffer/layout.ts";
 import {
@@ -78,6 +78,7 @@ export function purgeVmapNodeStep(t: VaTable, locks: Locks, v: number, k: number
 	// Areas leave lowest first, so those that touch come in runs: a run grows in its first
 	// record, off every tree until it is merged, once (the others' records are freed).
 	let run = 0;
+	touch(hdr, purgeHead(v, k)); // the list's head, journaled once for the step (removeFirst)
 	for (let va = rbFirst(t, tree); va !== 0 && n < PURGE_STEP; n++) {
 		const p = vaSize(f64, va) * pageInverse;
 		const pool = toPool(t, va, v, k, pageInverse);

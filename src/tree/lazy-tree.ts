@@ -22,7 +22,7 @@
  * learns the range covering its batch without walking the trees. This file is their only
  * writer: widenFlushRange, resetFlushRange.
  */
-import { addF, journalCommit, put, putF } from "../buffer/journal.ts";
+import { addF, journalCommit, put, putF, touch } from "../buffer/journal.ts";
 import { insertVmapArea } from "./busy-tree.ts";
 import { HDRF_BATCH_END, HDRF_BATCH_START, VA_LAZY, VA_LEFT, VA_RIGHT, VA_STATE } from "../buffer/layout.ts";
 import {
@@ -129,12 +129,13 @@ function linkLazy(t: VaTable, b: number, va: number, start: number): void {
 /**
  * Splice out `x`, the lowest node of the tree rooted at header word `rootWord`, with no
  * rebalancing: its right subtree takes its place; and take it off the head of the tree's list
- * (header word `headWord`), where it is. Returns the next lowest node (0: the tree is empty).
- * `x` is left with no tree links; its `next` is the caller's to set.
+ * (header word `headWord`, which the caller journaled in this critical section: touch()),
+ * where it is. Returns the next lowest node (0: the tree is empty). `x` is left with no tree
+ * links; its `next` is the caller's to set.
  */
 export function removeFirst(t: VaTable, rootWord: number, headWord: number, x: number): number {
 	const i32 = t.i32;
-	put(t.hdr, headWord, vaNext(i32, x));
+	t.hdr[headWord] = vaNext(i32, x); // journaled by the caller, once per section
 	const p = vaParent(i32, x);
 	const r = vaRight(i32, x);
 	clearVaLinks(i32, x);
@@ -222,6 +223,7 @@ export function undoDetach(t: VaTable, locks: Locks, k: number): void {
 		const f64 = t.f64;
 		const hdr = t.hdr;
 		for (let va = rbFirst(t, p); va !== 0; ) {
+			touch(hdr, purgeHead(v, k)); // each area is a section of its own (below)
 			const next = removeFirst(t, p, purgeHead(v, k), va);
 			const start = vaStart(f64, va);
 			widenFlushRange(t, v, start, vaEnd(f64, va));
