@@ -68,6 +68,11 @@ export function setVaEnd(f64: Float64Array, va: number, end: number): void {
 	f64[i] = end;
 }
 
+/** End of record `va` := end, unjournaled: setVaEnd() journaled the word in this critical section already (a run that grows area by area). */
+export function growVaEnd(f64: Float64Array, va: number, end: number): void {
+	f64[va * 5 + 1] = end;
+}
+
 export function setVaRange(f64: Float64Array, va: number, start: number, end: number): void {
 	setVaStart(f64, va, start);
 	setVaEnd(f64, va, end);

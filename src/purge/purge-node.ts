@@ -26,7 +26,7 @@ import { decayCount, poolable, poolAdd, poolPop, poolWord, decodeVnId } from "..
 import { removeFirst } from "../tree/lazy-tree.ts";
 import { rbFirst } from "../tree/rbtree.ts";
 import type { VaTable } from "../buffer/va-table.ts";
-import { setVaEnd, vaEnd, vaFlags, vaSize, vaStart } from "../buffer/record.ts";
+import { growVaEnd, setVaEnd, vaEnd, vaFlags, vaSize, vaStart } from "../buffer/record.ts";
 
 /** Areas moved per lock hold. */
 export const PURGE_STEP = 64;
@@ -78,6 +78,7 @@ export function purgeVmapNodeStep(t: VaTable, locks: Locks, v: number, k: number
 	// Areas leave lowest first, so those that touch come in runs: a run grows in its first
 	// record, off every tree until it is merged, once (the others' records are freed).
 	let run = 0;
+	let grown = false; // the run's end was journaled in this step (setVaEnd), then grows plainly
 	touch(hdr, purgeHead(v, k)); // the list's head, journaled once for the step (removeFirst)
 	for (let va = rbFirst(t, tree); va !== 0 && n < PURGE_STEP; n++) {
 		const p = vaSize(f64, va) * pageInverse;
@@ -86,11 +87,14 @@ export function purgeVmapNodeStep(t: VaTable, locks: Locks, v: number, k: number
 		const next = removeFirst(t, tree, purgeHead(v, k), va);
 		hdr[tree + 1]!--; // derived: not journaled (tree/repair.ts recounts)
 		if (!pool && run !== 0 && vaEnd(f64, run) === vaStart(f64, va)) {
-			setVaEnd(f64, run, vaEnd(f64, va));
+			if (grown) growVaEnd(f64, run, vaEnd(f64, va));
+			else setVaEnd(f64, run, vaEnd(f64, va));
+			grown = true;
 			t.freeSlot(va);
 		} else {
 			if (run !== 0) mergeOrAddVmapArea(t, run);
 			run = 0;
+			grown = false;
 			if (pool) poolAdd(t, v, va, p);
 			else run = va;
 		}
