@@ -8,7 +8,7 @@ import { test } from "node:test";
 import { VmapError, VmapSpace } from "../src/index.ts";
 import { setVaFlags } from "../src/buffer/record.ts";
 import { VA_LAZY } from "../src/buffer/layout.ts";
-import { N_BUSY_ROOT, N_POOL_NR, nodeBase, POOL_LEN } from "../src/buffer/node-layout.ts";
+import { N_BUSY_ROOT, N_POOL_NR, NF_ALLOCS, nodeBase, POOL_LEN } from "../src/buffer/node-layout.ts";
 import { poolWord } from "../src/tree/nodes.ts";
 import { ZONE_TRIES } from "../src/core/zone-fit.ts";
 import { freeBlocks, poolHead, pooledAreas } from "./support/inspect.ts";
@@ -236,6 +236,13 @@ test("check() catches corrupt pools and misplaced areas", () => {
 				s.table.hdr[nodeBase(0) + N_POOL_NR]!++;
 			},
 			/node 0 pools: hold \d+ areas, header says/,
+		],
+		[
+			"allocations count",
+			(s) => {
+				s.table.hdrF[(nodeBase(0) >> 1) + NF_ALLOCS]!++;
+			},
+			/node 0 busy tree: holds \d+ areas, but \d+ allocations less \d+ frees counted/,
 		],
 		[
 			"pool length",

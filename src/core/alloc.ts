@@ -249,7 +249,7 @@ function linkBusy(s: SpaceState, b: number, va: number, start: number, size: num
 	t.hdr[b + N_BUSY_NR]!++; // derived, as NF_BUSY_BYTES: not journaled (tree/repair.ts recounts)
 	const f = b >> 1;
 	t.hdrF[f + NF_BUSY_BYTES]! += size;
-	addF(t.hdrF, f + NF_ALLOCS, 1);
+	t.hdrF[f + NF_ALLOCS]!++; // derived too: frees + busy areas (tree/repair.ts)
 }
 
 /** Areas in every node's pools (plain reads: a hint). */

@@ -20,7 +20,9 @@ import {
 	N_LAZY_NR,
 	N_LAZY_ROOT,
 	N_POOL_NR,
+	NF_ALLOCS,
 	NF_BUSY_BYTES,
+	NF_FREES,
 	NF_LAZY_ADDED,
 	NF_LAZY_MAX,
 	NF_LAZY_MIN,
@@ -76,6 +78,10 @@ function checkBusy(w: Walk, v: number, blockAreas: number[]): { busy: number; ha
 		if (home !== v) corrupt(`${node} busy tree: record ${va} starts at ${hex(s)}, which belongs to node ${home}`);
 	}
 	if (busy.length !== hdr[b + N_BUSY_NR]) corrupt(`${node} busy tree: holds ${busy.length} areas, header says ${hdr[b + N_BUSY_NR]}`);
+	const allocs = hdrF[(b >> 1) + NF_ALLOCS]!;
+	const frees = hdrF[(b >> 1) + NF_FREES]!;
+	if (allocs - frees !== busy.length)
+		corrupt(`${node} busy tree: holds ${busy.length} areas, but ${allocs} allocations less ${frees} frees counted`);
 	const hashRuns = checkHash(w, b, node, busy, v + 1);
 	if (bytes !== hdrF[(b >> 1) + NF_BUSY_BYTES])
 		corrupt(`${node} busy tree: holds ${bytes} bytes in busy areas, header says ${hdrF[(b >> 1) + NF_BUSY_BYTES]}`);

@@ -4,7 +4,7 @@
  * The undo journal restores every word a section changed except what a tree is made of: child
  * and parent links, colours, subtreeMaxSize, root words, and the counts and bounds of what a
  * tree holds (free blocks and bytes, busy areas and bytes, lazy and purge areas, a lazy tree's
- * last record and flush range, free slots). The tree code writes those without journaling
+ * last record and flush range, free slots, a node's allocations: its frees and busy areas). The tree code writes those without journaling
  * them (record.ts), because every tree has a list beside it whose links are journaled: the
  * address-ordered free list, a node's busy hash, the lazy tree's and each purge tree's list in
  * address order. A repair rebuilds each tree the dead holder's locks guarded from its list: the
@@ -38,7 +38,9 @@ import {
 	N_LAZY_NR,
 	N_LAZY_ROOT,
 	N_POOL_LOCK,
+	NF_ALLOCS,
 	NF_BUSY_BYTES,
+	NF_FREES,
 	NF_LAZY_MAX,
 	NF_LAZY_MIN,
 	nodeBase,
@@ -108,6 +110,12 @@ export function treesGuardedBy(t: VaTable, word: number): TreeRoot[] {
  */
 export function repairTrees(t: VaTable, word: number): boolean {
 	for (const tree of treesGuardedBy(t, word)) if (!repairTree(t, tree)) return false;
+	for (let v = 0; v < t.nodes; v++) {
+		// A node's allocations count, derived as the busy tree's: every busy area was counted
+		// once allocated and not yet freed (frees are journaled, under the same busy lock).
+		const b = nodeBase(v);
+		if (word === b + N_BUSY_LOCK) t.hdrF[(b >> 1) + NF_ALLOCS] = t.hdrF[(b >> 1) + NF_FREES]! + t.hdr[b + N_BUSY_NR]!;
+	}
 	return word !== HDR_FREE_LOCK || recountSlots(t);
 }
 
