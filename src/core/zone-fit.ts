@@ -67,8 +67,9 @@ export function ownZoneFit(t: VaTable, s: SpaceState, va: number, nva: number, s
 		at = Math.max(vaStart(t.f64, block), own);
 	}
 	// A block this long holds the request at its first zone of the node, wherever it starts.
-	block = findVmapLowestMatch(t, size + (s.nodes - 1) * s.zoneSize, s.pageSize, nextOwnZone(s, at), s.end, s.pageSize);
+	const from = nextOwnZone(s, at);
+	block = findVmapLowestMatch(t, size + (s.nodes - 1) * s.zoneSize, s.pageSize, from, s.end, s.pageSize);
 	if (block === 0) return va;
-	zoneFitStart = nextOwnZone(s, Math.max(vaStart(t.f64, block), nextOwnZone(s, at)));
+	zoneFitStart = nextOwnZone(s, Math.max(vaStart(t.f64, block), from));
 	return block;
 }

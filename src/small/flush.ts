@@ -55,9 +55,7 @@ export function flushCache(c: CacheState): void {
 	if (c.hook === undefined) {
 		// Nothing to wait for: the DIRTY slots turn FREE at once, in one walk of the dirty
 		// list instead of two (at a million live areas each walk misses the cache on every block).
-		const flushing = c.dirtyList;
-		c.dirtyList = c.flushing; // empty: no flush is in flight
-		c.flushing = flushing;
+		takeDirtyList(c);
 		reclaim(c, DIRTY);
 		return;
 	}
@@ -89,15 +87,20 @@ export function flushCache(c: CacheState): void {
 	);
 }
 
+/** The dirty list becomes the flushing list (the empty flushing list the dirty one: no flush is in flight); returns it. */
+function takeDirtyList(c: CacheState): number[] {
+	const flushing = c.dirtyList;
+	c.dirtyList = c.flushing;
+	c.flushing = flushing;
+	return flushing;
+}
+
 /** The dirty list becomes the flushing list, its DIRTY slots FLUSHING; returns the range of its blocks. */
 function startFlushing(c: CacheState): [lo: number, hi: number] {
 	const i32 = c.t.i32;
 	let lo = Infinity;
 	let hi = -Infinity;
-	const flushing = c.dirtyList;
-	c.dirtyList = c.flushing; // empty: no flush is in flight
-	c.flushing = flushing;
-	for (const d of flushing) {
+	for (const d of takeDirtyList(c)) {
 		const words = i32[d + D_WORDS]!;
 		crashPoint();
 		for (let w = 0; w < words; w++) i32[bitWord(d, FLUSHING, w)] = i32[bitWord(d, DIRTY, w)]!;

@@ -104,14 +104,13 @@ function linkLazy(t: VaTable, b: number, va: number, start: number): void {
 	const hdr = t.hdr;
 	const i32 = t.i32;
 	const last = hdr[b + N_LAZY_LAST]!;
-	const head = hdr[b + N_LAZY_HEAD]!;
 	let prev: number;
 	if (last === 0 || start > vaStart(t.f64, last)) {
 		rbInsert(t, b + N_LAZY_ROOT, va, last, VA_RIGHT, PLAIN);
 		hdr[b + N_LAZY_LAST] = va; // derived
 		prev = last;
-	} else if (start < vaStart(t.f64, head)) {
-		rbInsert(t, b + N_LAZY_ROOT, va, head, VA_LEFT, PLAIN);
+	} else if (start < vaStart(t.f64, hdr[b + N_LAZY_HEAD]!)) {
+		rbInsert(t, b + N_LAZY_ROOT, va, hdr[b + N_LAZY_HEAD]!, VA_LEFT, PLAIN);
 		prev = 0;
 	} else {
 		insertVmapArea(t, b + N_LAZY_ROOT, va, "lazy tree");

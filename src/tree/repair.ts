@@ -4,8 +4,9 @@
  * The undo journal restores every word a section changed except what a tree is made of: child
  * and parent links, colours, subtreeMaxSize, root words, and the counts and bounds of what a
  * tree holds (free blocks and bytes, busy areas and bytes, lazy and purge areas, a lazy tree's
- * last record and flush range, free slots, a node's allocations: its frees and busy areas). The tree code writes those without journaling
- * them (record.ts), because every tree has a list beside it whose links are journaled: the
+ * last record and flush range, free slots, a node's allocations: its frees and busy areas). The
+ * tree code writes those without journaling them (record.ts), because every tree has a list
+ * beside it whose links are journaled: the
  * address-ordered free list, a node's busy hash, the lazy tree's and each purge tree's list in
  * address order. A repair rebuilds each tree the dead holder's locks guarded from its list: the
  * records in address order (sorted, for the busy hash's) linked from the middle out, so that
@@ -64,6 +65,12 @@ interface TreeRoot {
 	members: () => number[] | undefined;
 	/** For a lazy tree: the words of its last record (Int32) and of its flush range's bounds (Float64). */
 	bounds?: { last: number; min: number; max: number };
+	/**
+	 * For a busy tree: its node's allocations count (Float64), derived as the tree's count: every
+	 * busy area was counted once allocated and not yet freed (frees, journaled under the same busy
+	 * lock, in Float64 word `frees`).
+	 */
+	allocs?: { word: number; frees: number };
 }
 
 /** The trees lock `word` guards (none for the space's other locks and the heap's). */
@@ -84,6 +91,7 @@ export function treesGuardedBy(t: VaTable, word: number): TreeRoot[] {
 					countWord: b + N_BUSY_NR,
 					bytesWord: (b >> 1) + NF_BUSY_BYTES,
 					members,
+					allocs: { word: (b >> 1) + NF_ALLOCS, frees: (b >> 1) + NF_FREES },
 				},
 			];
 		}
@@ -110,12 +118,6 @@ export function treesGuardedBy(t: VaTable, word: number): TreeRoot[] {
  */
 export function repairTrees(t: VaTable, word: number): boolean {
 	for (const tree of treesGuardedBy(t, word)) if (!repairTree(t, tree)) return false;
-	for (let v = 0; v < t.nodes; v++) {
-		// A node's allocations count, derived as the busy tree's: every busy area was counted
-		// once allocated and not yet freed (frees are journaled, under the same busy lock).
-		const b = nodeBase(v);
-		if (word === b + N_BUSY_LOCK) t.hdrF[(b >> 1) + NF_ALLOCS] = t.hdrF[(b >> 1) + NF_FREES]! + t.hdr[b + N_BUSY_NR]!;
-	}
 	return word !== HDR_FREE_LOCK || recountSlots(t);
 }
 
@@ -127,7 +129,7 @@ function recountSlots(t: VaTable): boolean {
 	return true;
 }
 
-function repairTree(t: VaTable, { rootWord, aug, countWord, bytesWord, members, bounds }: TreeRoot): boolean {
+function repairTree(t: VaTable, { rootWord, aug, countWord, bytesWord, members, bounds, allocs }: TreeRoot): boolean {
 	const m = members();
 	if (m === undefined) return false;
 	const { i32, f64 } = t;
@@ -149,6 +151,7 @@ function repairTree(t: VaTable, { rootWord, aug, countWord, bytesWord, members, 
 	t.hdr[rootWord] = build(0, m.length - 1, 0, 0);
 	t.hdr[countWord] = m.length;
 	if (bytesWord >= 0) t.hdrF[bytesWord] = m.reduce((sum, x) => sum + vaSize(f64, x), 0);
+	if (allocs !== undefined) t.hdrF[allocs.word] = t.hdrF[allocs.frees]! + m.length;
 	if (bounds !== undefined) {
 		// A lazy tree's last record and flush range (+-Infinity when empty); its areas do not overlap.
 		const last = m[m.length - 1] ?? 0;
