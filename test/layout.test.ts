@@ -165,7 +165,9 @@ test("layout: one record is the union the diagram draws", () => {
 test("layout: the regions follow each other in the drawn order", () => {
 	assert.equal(L.TAG_OFFSET, L.HEADER_BYTES);
 	assert.equal(L.HANDLE_OFFSET, L.TAG_OFFSET + L.TAG_MAX * L.TAG_BYTES);
-	assert.equal(L.JOURNAL_OFFSET, L.HANDLE_OFFSET + L.HANDLE_MAX * L.HANDLE_WORDS * 4);
+	assert.equal(L.GAUGE_OFFSET, L.HANDLE_OFFSET + L.HANDLE_MAX * L.HANDLE_WORDS * 4);
+	assert.equal(L.GAUGE_OFFSET % 64, 0, "each gauge is a cache line of its own");
+	assert.equal(L.JOURNAL_OFFSET, L.GAUGE_OFFSET + L.HANDLE_MAX * L.GAUGE_BYTES);
 	assert.equal(L.NODE_OFFSET, L.JOURNAL_OFFSET + L.JOURNALS * L.JOURNAL_BYTES);
 	assert.equal(L.JOURNAL_OFFSET % 64, 0, "the journals start a cache line");
 	assert.equal(L.JOURNAL_BYTES % 64, 0, "each journal starts a cache line");
@@ -235,6 +237,10 @@ test("layout: every small-area descriptor accessor reads the word descriptor.ts 
 	f64[(d >> 1) + D.DF_START] = 123;
 	f64[(d >> 1) + D.DF_SLOT_BYTES] = 456;
 	assert.deepEqual([D.blockStartOf(f64, d), D.slotBytesOf(f64, d)], [123, 456]);
+	i32[d + D.D_SLOTS] = 100;
+	i32[d + D.D_LIVE_NR] = 30;
+	i32[d + D.D_DIRTY_NR] = 7;
+	assert.equal(D.freeSlots(i32, d), 63, "freeSlots: SLOTS - LIVE_NR - DIRTY_NR");
 	for (const w of [0, 1, 2, 7]) {
 		assert.equal(D.bitWord(d, D.LIVE, w), d + D.D_BITS + D.BITMAPS * w + D.LIVE);
 		assert.equal(D.liveWord(d, w), D.bitWord(d, D.LIVE, w));

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { VmapError, VmapSpace } from "../src/index.ts";
 import { HANDLE_HAZARD, HANDLE_WORDS, HDR_BLOCK_INDEX, HDR_SMALL_LIMBO, REC_I32, VA_FLAGS, VA_SMALL_BLOCK } from "../src/buffer/layout.ts";
+import { GAUGE_DIRTY, GAUGE_IN_USE_BYTES, gaugeWord, gaugeWordF } from "../src/buffer/gauges.ts";
 import {
 	bitWord,
 	D_AREA,
@@ -59,6 +60,33 @@ test("small areas: check() names each broken block invariant", () => {
 				s.table.i32[d + D_LIVE_NR]!++;
 			},
 			/the counts say/,
+		],
+		[
+			"a gauge off by one area",
+			(s) => {
+				s.table.hdr[gaugeWord(s.id) + GAUGE_DIRTY]!++;
+			},
+			/gauges of handle 1: .* are \[41,2,1280,16\], its blocks hold \[41,1,1280,16\]/,
+		],
+		[
+			"a gauge off by some bytes",
+			(s) => {
+				s.table.hdrF[gaugeWordF(s.id) + GAUGE_IN_USE_BYTES]! += P;
+			},
+			/gauges of handle 1/,
+		],
+		[
+			"an index entry naming another maker",
+			(s, d) => {
+				const i32 = s.table.i32;
+				const first = s.table.hdr[HDR_BLOCK_INDEX]!;
+				for (let w = first * REC_I32 + 4; ; w += 4) {
+					if (i32[w + 2] !== d) continue;
+					i32[w + 3] = 7;
+					break;
+				}
+			},
+			/its maker is handle 7, its area says 1/,
 		],
 		[
 			"a flushing slot that is not dirty",
@@ -523,4 +551,48 @@ test("small areas: a spare that trim() retires is no class's spare any more: its
 	s.check();
 	other.check();
 	other.close();
+});
+
+test("small areas: stats() sums each live maker's gauges and reads every other block, the same figures a block-by-block count gives", () => {
+	// The oracle: dump()'s blocks, each read from its descriptor (info.ts), summed.
+	const byBlocks = (s: VmapSpace) => {
+		const blocks = (s.dump() as { blocks: Array<{ areaSize: number; live: number; lazy: number }> }).blocks;
+		const sum = (f: (b: (typeof blocks)[0]) => number) => blocks.reduce((a, b) => a + f(b), 0);
+		return [blocks.length, sum((b) => b.live), sum((b) => b.live * b.areaSize), sum((b) => b.lazy), sum((b) => b.lazy * b.areaSize)];
+	};
+	const byStats = (s: VmapSpace) => {
+		const st = s.stats();
+		return [st.smallBlocks, st.smallAreas, st.smallBytes, st.smallLazyAreas, st.smallLazyBytes];
+	};
+	const s = VmapSpace.create(options);
+	let handles = [s, VmapSpace.attach(s.handle), VmapSpace.attach(s.handle), VmapSpace.attach(s.handle)];
+	const rnd = xorshift32(7);
+	const live: number[] = [];
+	let steps = 0;
+	for (let i = 0; i < 3000; i++) {
+		const h = handles[rnd() % handles.length]!;
+		const r = rnd() % 100;
+		if (r < 50 || live.length === 0) live.push(h.alloc(P * (1 + (rnd() % 16))));
+		else if (r < 97) {
+			// Any handle frees: most frees land in another handle's block (remote frees, counted
+			// by the descriptor until the owner takes them in).
+			const k = rnd() % live.length;
+			h.free(live[k]!);
+			live[k] = live[live.length - 1]!;
+			live.pop();
+		} else if (r < 99) h.purge({ sync: true });
+		else h.trim();
+		if (i === 1000) {
+			handles[3]!.close(); // its blocks: owned by nobody, read one by one
+			handles = handles.slice(0, 3);
+		}
+		if (i === 2000) {
+			handles[0]!.exited(handles[2]!.token); // ended without close: its gauges are read no more
+			handles = handles.slice(0, 2);
+		}
+		assert.deepEqual(byStats(handles[0]!), byBlocks(handles[0]!), `step ${i}`);
+		steps++;
+	}
+	handles[0]!.check();
+	assert.equal(steps, 3000);
 });

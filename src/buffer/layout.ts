@@ -3,7 +3,7 @@
  * not a tree or a protocol of its own: this drawing and its constants, a node's words
  * (node-layout.ts), the record accessors (record.ts), the record table and its growth
  * (va-table.ts), the locks and the purge counters' sequence word (lock.ts), the tag table
- * (tags.ts). It may import only api/. Invariants: below, beside each region.
+ * (tags.ts), the small-area gauges (gauges.ts). It may import only api/. Invariants: below, beside each region.
  *
  * The one buffer that holds a whole space. Every worker that is handed the buffer reads the
  * same header and the same records; nothing about the space lives in JS objects.
@@ -22,6 +22,7 @@
  *                    │ TAG_MAX entries × TAG_BYTES: [len u8][UTF-8 bytes]      │ entry 0 = no tag
  *  HANDLE_OFFSET     ├────────────────── handle table ─────────────────────────┤
  *                    │ HANDLE_MAX × [state thread remote gen hazard] (i32)     │ id = index + 1
+ *  GAUGE_OFFSET      ├── small-area gauges: HANDLE_MAX lines, one writer each ──┤ gauges.ts
  *  JOURNAL_OFFSET    ├────────────────── undo journals ────────────────────────┤
  *                    │ JOURNALS × [owner, -, count (f64), entries...]          │ journal.ts
  *  NODE_OFFSET       ├────────────────── node table ───────────────────────────┤
@@ -67,7 +68,7 @@
  * integer, so Float64 arithmetic on them is exact.
  */
 export const MAGIC = 0x766d6170; // "vmap"
-export const VERSION = 19;
+export const VERSION = 20;
 
 // ── header, Int32 words ────────────────────────────────────────────────────────────────
 export const HDR_MAGIC = 0;
@@ -213,10 +214,7 @@ export const HDRF_TRIMS = 34;
 export const HDRF_ZONE_SIZE = 42;
 /** The timeoutMs option: how long a wait made holding no lock lasts (Infinity: as long as the holder lives). */
 export const HDRF_TIMEOUT_MS = 44;
-/**
- * The small-area cache (small/): smallMax, the largest request it serves
- * (0: off), and the bytes of one block, a power of two; both fixed at creation.
- */
+/** The small-area cache (small/): smallMax, the largest request it serves (0: off), and the bytes of one block, a power of two; both fixed at creation. */
 export const HDRF_SMALL_MAX = 45;
 export const HDRF_BLOCK_BYTES = 46;
 export const HEADER_BYTES = 512;
@@ -338,6 +336,10 @@ export const HANDLE_ALIVE = 1;
 export const HANDLE_DEAD = 2;
 export const HANDLE_ENDING = 3;
 
+/** Small-area gauges: a cache line per handle entry (gauges.ts). */
+export const GAUGE_OFFSET = HANDLE_OFFSET + HANDLE_MAX * HANDLE_WORDS * 4;
+export const GAUGE_BYTES = 64;
+
 // ── undo journals (journal.ts) ───────────────────────────────────────────────────────────
 /**
  * JOURNALS journals of JOURNAL_BYTES: a line of [owner (Int32: the id of the handle writing
@@ -346,7 +348,7 @@ export const HANDLE_ENDING = 3;
  * id's own for ids up to JOURNALS_OWN (its critical sections claim nothing); a handle with a
  * higher id claims one of the others while it holds a lock (lock.ts), waiting when all are.
  */
-export const JOURNAL_OFFSET = HANDLE_OFFSET + HANDLE_MAX * HANDLE_WORDS * 4;
+export const JOURNAL_OFFSET = GAUGE_OFFSET + HANDLE_MAX * GAUGE_BYTES;
 export const JOURNALS_OWN = 16;
 export const JOURNALS = 24;
 export const JOURNAL_ENTRIES = 1024;
@@ -381,10 +383,7 @@ export const VA_BUSY = 1;
 export const VA_LAZY = 2;
 export const VA_POOL = 4;
 export const VA_STATE = 0xff;
-/**
- * Flag of a busy area that is a small-area block (small/descriptor.ts): its small areas are handed
- * out by the cache, and only the cache frees the block, when none of them is live.
- */
+/** Flag of a busy area that is a small-area block (small/descriptor.ts): only the cache frees it, when none of its small areas is live. */
 export const VA_SMALL_BLOCK = 1 << 30;
 export const VN_SHIFT = 8;
 export const VN_MASK = 0xff;

@@ -21,7 +21,7 @@
 import type { VmapStats } from "../api/types.ts";
 import { shown, VmapError } from "../api/errors.ts";
 import type { NodeStats } from "../api/types.ts";
-import { D_DIRTY_NR, D_LIVE_NR, D_REMOTE_NR, D_STATE, slotBytesOf, SMALL_BLOCK_ACTIVE } from "../small/descriptor.ts";
+import { readSmall } from "./small-stats.ts";
 import {
 	HDR_FREE_LOCK,
 	HDR_FREE_NR,
@@ -42,10 +42,6 @@ import {
 	HDRF_PURGES,
 	HDRF_START,
 	HDRF_TRIMS,
-	HDRF_SMALL_MAX,
-	HDR_SMALL_FLUSHES,
-	HDR_BLOCK_INDEX,
-	REC_I32,
 	BATCH_SLOTS,
 } from "../buffer/layout.ts";
 import {
@@ -339,36 +335,4 @@ export function readStats(t: VaTable, pools: boolean, into?: VmapStats): VmapSta
 	s.consistent = consistent;
 	readSmall(t, s);
 	return s;
-}
-
-/**
- * The small-area figures: a walk of the block index without a lock, O(blocks). Each block's
- * counts are read as its owner left them; while owners run, the sums are a moment's estimate.
- */
-function readSmall(t: VaTable, s: VmapStats): void {
-	s.smallMax = t.hdrF[HDRF_SMALL_MAX]!;
-	s.smallFlushes = Atomics.load(t.hdr, HDR_SMALL_FLUSHES);
-	s.smallBlocks = s.smallAreas = s.smallBytes = s.smallLazyAreas = s.smallLazyBytes = 0;
-	const first = Atomics.load(t.hdr, HDR_BLOCK_INDEX);
-	if (first === 0) return;
-	t.sync();
-	const i32 = t.i32;
-	const f64 = t.f64;
-	if (first >= t.capacity) return;
-	const cap = i32[first * REC_I32]!;
-	for (let e = 0; e < cap; e++) {
-		const w = first * REC_I32 + 4 + e * 4;
-		if (w + 3 >= i32.length) break; // the index was replaced while read
-		const d = i32[w + 2]!;
-		if (d <= 0 || d + D_REMOTE_NR >= i32.length || i32[d + D_STATE] !== SMALL_BLOCK_ACTIVE) continue;
-		const remote = i32[d + D_REMOTE_NR]!;
-		const live = i32[d + D_LIVE_NR]! - remote;
-		const lazy = i32[d + D_DIRTY_NR]! + remote;
-		const bytes = slotBytesOf(f64, d);
-		s.smallBlocks++;
-		s.smallAreas += live;
-		s.smallBytes += live * bytes;
-		s.smallLazyAreas += lazy;
-		s.smallLazyBytes += lazy * bytes;
-	}
 }

@@ -2,9 +2,11 @@
  * The block index: from a small-area block's start to its descriptor (descriptor.ts). An
  * open-addressing table in a run of records, written under the FREE lock, read without a lock.
  * Its first word holds its capacity (a power of two), its second its run's length; entry e is
- * four Int32 words at 4 + 4e: START (f64), DESC (the descriptor's d; 0 empty, -1 deleted). A
- * reader validates what it finds (STATE and START of the descriptor), since a table replaced
- * by growth is freed while readers may hold it.
+ * four Int32 words at 4 + 4e: START (f64), DESC (the descriptor's d; 0 empty, -1 deleted),
+ * MAKER (the token of the handle that made the block, layout.ts makerToken: written once,
+ * so a statistics reader learns whose gauges count the block without reading its descriptor,
+ * whose line the owner keeps writing). A reader validates what it finds (STATE and START of
+ * the descriptor), since a table replaced by growth is freed while readers may hold it.
  */
 import { add, put, putAtomic } from "../buffer/journal.ts";
 import { HDR_BLOCK_INDEX, HDR_BLOCK_NR, HDR_BLOCK_USED, REC_I32 } from "../buffer/layout.ts";
@@ -12,8 +14,12 @@ import { clearRecord, setRecWord, setRecWordF } from "../buffer/record.ts";
 import type { VaTable } from "../buffer/va-table.ts";
 import { BITMAPS, blockStartOf, D_BITS, D_STATE, D_WORDS, SMALL_BLOCK_ACTIVE } from "./descriptor.ts";
 
-/** Index word of the first entry of the block index at record `first`, and its capacity. */
-function indexBase(first: number): number {
+/** Words of an entry: its descriptor (d) and its maker's token. */
+export const ENTRY_DESC = 2;
+export const ENTRY_MAKER = 3;
+
+/** Index word of the first entry of the block index at record `first`. */
+export function indexBase(first: number): number {
 	return first * REC_I32 + 4;
 }
 
@@ -67,11 +73,11 @@ export function indexRun(cap: number): number {
  * Add descriptor `d` (its START set) to the index, under the FREE lock; grows the index first
  * when it is half full. The caller reserved indexRun(nextCapacity) records (reserveRun).
  */
-export function indexInsert(t: VaTable, d: number, blockInverse: number): void {
+export function indexInsert(t: VaTable, d: number, maker: number, blockInverse: number): void {
 	const hdr = t.hdr;
 	const cap = nextIndexCapacity(t);
 	const first = cap === 0 ? hdr[HDR_BLOCK_INDEX]! : rebuildIndex(t, cap, blockInverse);
-	if (putEntry(t, first, d, blockInverse)) add(hdr, HDR_BLOCK_USED, 1);
+	if (putEntry(t, first, d, maker, blockInverse)) add(hdr, HDR_BLOCK_USED, 1);
 	add(hdr, HDR_BLOCK_NR, 1);
 }
 
@@ -83,8 +89,8 @@ export function nextIndexCapacity(t: VaTable): number {
 	return Math.max(16, 2 ** Math.ceil(Math.log2(4 * (hdr[HDR_BLOCK_NR]! + 1))));
 }
 
-/** Put `d` in the first empty or deleted entry of its probe chain; true if the entry was empty. */
-function putEntry(t: VaTable, first: number, d: number, blockInverse: number): boolean {
+/** Put `d` (made by `maker`) in the first empty or deleted entry of its probe chain; true if the entry was empty. */
+function putEntry(t: VaTable, first: number, d: number, maker: number, blockInverse: number): boolean {
 	const i32 = t.i32;
 	const f64 = t.f64;
 	const start = blockStartOf(f64, d);
@@ -95,6 +101,7 @@ function putEntry(t: VaTable, first: number, d: number, blockInverse: number): b
 	const w = base + e * 4;
 	const empty = i32[w + 2] === 0;
 	setRecWordF(f64, w >> 1, start);
+	setRecWord(i32, w + 3, maker);
 	setRecWord(i32, w + 2, d);
 	return empty;
 }
@@ -108,10 +115,14 @@ function rebuildIndex(t: VaTable, cap: number, blockInverse: number): number {
 	t.i32[first * REC_I32 + 1] = run;
 	let n = 0;
 	if (old !== 0) {
-		eachBlock(t, (d) => {
-			putEntry(t, first, d, blockInverse);
+		const base = indexBase(old);
+		for (let e = 0, cap = t.i32[old * REC_I32]!; e < cap; e++) {
+			const w = base + e * 4;
+			const d = t.i32[w + 2]!;
+			if (d <= 0) continue;
+			putEntry(t, first, d, t.i32[w + 3]!, blockInverse);
 			n++;
-		});
+		}
 	}
 	// Readers without a lock load the index word, then its entries: publish it once filled.
 	putAtomic(t.hdr, HDR_BLOCK_INDEX, first);

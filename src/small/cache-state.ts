@@ -5,7 +5,17 @@
  * (descriptor.ts).
  */
 import type { FlushHook } from "../api/types.ts";
-import { HANDLE_HAZARD, HANDLE_REMOTE, HANDLE_WORDS, HDRF_BLOCK_BYTES, HDRF_SMALL_MAX, TAG_MAX } from "../buffer/layout.ts";
+import { HANDLE_GEN, HANDLE_HAZARD, HANDLE_REMOTE, HANDLE_WORDS, HDRF_BLOCK_BYTES, HDRF_SMALL_MAX, TAG_MAX } from "../buffer/layout.ts";
+import {
+	GAUGE_DIRTY,
+	GAUGE_DIRTY_BYTES,
+	GAUGE_IN_USE,
+	GAUGE_IN_USE_BYTES,
+	GAUGE_REMOTE_SEEN,
+	gaugeWord,
+	gaugeWordF,
+	makerToken,
+} from "../buffer/gauges.ts";
 import type { Locks } from "../buffer/lock.ts";
 import type { VaTable } from "../buffer/va-table.ts";
 import { D_CLASS, D_TAG, sizeClasses } from "./descriptor.ts";
@@ -86,13 +96,23 @@ export class CacheState {
 	flushing: number[] = [];
 	/** Per size class: the one empty block kept for reuse, of whichever tag (0 none); reclaim retires other empty ones. */
 	readonly spareD: Int32Array;
-	/** This handle's HANDLE_REMOTE word, and its value when the blocks were last looked through. */
+	/** This handle's HANDLE_REMOTE word, and the header word (its gauge's GAUGE_REMOTE_SEEN) of its value when the blocks were last looked through. */
 	readonly remoteWord: number;
-	remoteSeen: number;
+	readonly remoteSeen: number;
 	/** This handle's HANDLE_HAZARD word: the descriptor it frees into remotely (limbo.ts). */
 	readonly hazardWord: number;
-	/** Bytes of this handle's DIRTY slots. */
-	dirtyBytes = 0;
+	/**
+	 * This handle's gauges (layout.ts GAUGE_*), the sums over the blocks it owns, as header
+	 * word indices: `inUse` and `dirty` of t.hdr (areas LIVE or DIRTY, and DIRTY), `inUseBytes`
+	 * and `dirtyBytes` of t.hdrF (their bytes: dirtyBytes also decides when a flush is due).
+	 * Only this handle writes them, with plain stores.
+	 */
+	readonly inUse: number;
+	readonly dirty: number;
+	readonly inUseBytes: number;
+	readonly dirtyBytes: number;
+	/** This handle's token as the index keeps it for the blocks it makes (makerToken). */
+	readonly token: number;
 	/** The block of this handle's last own free (its start and d): frees come in runs. */
 	lastStart = -1;
 	lastD = 0;
@@ -127,8 +147,19 @@ export class CacheState {
 		this.spareD = new Int32Array(classes.length);
 		// No block is this handle's yet, so no remote free into one was counted before this.
 		this.remoteWord = (this.self - 1) * HANDLE_WORDS + HANDLE_REMOTE;
-		this.remoteSeen = Atomics.load(t.handles, this.remoteWord);
 		this.hazardWord = (this.self - 1) * HANDLE_WORDS + HANDLE_HAZARD;
+		this.token = makerToken(this.self, Atomics.load(t.handles, (this.self - 1) * HANDLE_WORDS + HANDLE_GEN));
+		// The gauges start at zero: no block carries this token yet, so no reader looks at them.
+		const g = gaugeWord(this.self);
+		const gf = gaugeWordF(this.self);
+		this.inUse = g + GAUGE_IN_USE;
+		this.dirty = g + GAUGE_DIRTY;
+		this.inUseBytes = gf + GAUGE_IN_USE_BYTES;
+		this.dirtyBytes = gf + GAUGE_DIRTY_BYTES;
+		this.remoteSeen = g + GAUGE_REMOTE_SEEN;
+		t.hdr[this.inUse] = t.hdr[this.dirty] = 0;
+		t.hdrF[this.inUseBytes] = t.hdrF[this.dirtyBytes] = 0;
+		t.hdr[this.remoteSeen] = Atomics.load(t.handles, this.remoteWord);
 	}
 
 	/** The queue of class `k` for tag index `tag`. */

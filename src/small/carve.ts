@@ -16,7 +16,6 @@ import {
 	bitWord,
 	blockStartOf,
 	D_DIRTY_NR,
-	D_FREE_NR,
 	D_AREA,
 	D_LIVE_NR,
 	D_OWNER,
@@ -68,26 +67,36 @@ export function carve(c: CacheState, size: number, tag: number): number | typeof
 			const i32 = c.t.i32;
 			const words = i32[d + D_WORDS]!;
 			for (let w = c.hint[q]!; w < words; w++) {
-				const free = freeWord(d, w);
-				const m = i32[free]!;
+				const m = i32[freeWord(d, w)]!;
 				if (m === 0) continue;
-				const bit = m & -m;
-				// A crash point before each write (tests: an owner may stop between any two; repair.ts).
-				const armed = crashArmed();
-				if (armed) crashPoint();
-				i32[free] = m ^ bit;
-				if (armed) crashPoint();
-				i32[liveWord(d, w)]! |= bit;
-				if (armed) crashPoint();
-				i32[d + D_LIVE_NR]!++;
-				if (armed) crashPoint();
-				i32[d + D_FREE_NR]!--;
 				c.hint[q] = w;
-				return blockStartOf(c.t.f64, d) + ((w << 5) + 31 - Math.clz32(bit)) * slotBytesOf(c.t.f64, d);
+				return takeSlot(c, d, w, m & -m);
 			}
 		}
 		if (!refill(c, q)) return NOT_SMALL;
 	}
+}
+
+/**
+ * Hand out the slot of `bit` in word `w` of block `d` (FREE there): FREE to LIVE, counted in
+ * the block and in this handle's gauges; returns its address. (A function of its own: carve
+ * stays small enough for V8 to inline it into the allocation path.)
+ */
+function takeSlot(c: CacheState, d: number, w: number, bit: number): number {
+	const t = c.t;
+	const i32 = t.i32;
+	// A crash point before each write (tests: an owner may stop between any two; repair.ts).
+	const armed = crashArmed();
+	if (armed) crashPoint();
+	i32[freeWord(d, w)]! ^= bit;
+	if (armed) crashPoint();
+	i32[liveWord(d, w)]! |= bit;
+	if (armed) crashPoint();
+	i32[d + D_LIVE_NR]!++;
+	const bytes = slotBytesOf(t.f64, d);
+	t.hdr[c.inUse]!++; // the gauges: only a reader of stats() looks at them, and not after a death
+	t.hdrF[c.inUseBytes]! += bytes;
+	return blockStartOf(t.f64, d) + ((w << 5) + 31 - Math.clz32(bit)) * bytes;
 }
 
 /** Whether a request of `size` bytes is small (at most smallMax, a whole number of pages). */
@@ -140,7 +149,8 @@ export function freeSmall(c: CacheState, addr: number, op: string, keepMarked: b
 	if (armed) crashPoint();
 	i32[d + D_DIRTY_NR] = dirty + 1;
 	if (dirty === 0) c.dirtyList.push(d);
-	c.dirtyBytes += slotBytesOf(t.f64, d);
+	t.hdr[c.dirty]!++;
+	t.hdrF[c.dirtyBytes]! += slotBytesOf(t.f64, d);
 	return "freed";
 }
 

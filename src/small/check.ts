@@ -3,7 +3,8 @@
  * its area, and, for the blocks the checking handle owns (whose words only its own thread
  * writes, so a copy of them is exact), every bitmap against the others and the counts.
  * Blocks of other live handles are checked for everything but their bitmaps, which their
- * owners change without a lock; each owner's own check() covers them.
+ * owners change without a lock; each owner's own check() covers them, and its gauges
+ * (buffer/layout.ts GAUGE_*) against the counts of the blocks it owns.
  */
 import { corrupt, hex } from "../api/errors.ts";
 import {
@@ -21,8 +22,10 @@ import {
 	VA_BUSY,
 	VA_SMALL_BLOCK,
 	VA_STATE,
+	VA_OWNER_MASK,
 } from "../buffer/layout.ts";
-import { vaEnd, vaFlags, vaStart } from "../buffer/record.ts";
+import { GAUGE_DIRTY, GAUGE_DIRTY_BYTES, GAUGE_IN_USE, GAUGE_IN_USE_BYTES, gaugeWord, gaugeWordF } from "../buffer/gauges.ts";
+import { vaEnd, vaFlags, vaOwner, vaStart } from "../buffer/record.ts";
 import {
 	bitWord,
 	blockStartOf,
@@ -30,7 +33,6 @@ import {
 	D_CLASS,
 	D_TAG,
 	D_DIRTY_NR,
-	D_FREE_NR,
 	D_LIVE_NR,
 	D_OWNER,
 	D_RUN,
@@ -53,7 +55,7 @@ import {
 	slotBytesOf,
 	SMALL_BLOCK_ACTIVE,
 } from "./descriptor.ts";
-import { indexRun, lookupBlock } from "./block-index.ts";
+import { ENTRY_DESC, ENTRY_MAKER, indexBase, indexRun, lookupBlock } from "./block-index.ts";
 import { eachInLimbo } from "./limbo.ts";
 import type { VaTable } from "../buffer/va-table.ts";
 
@@ -102,8 +104,8 @@ export function checkBlocks(t: VaTable, self: number, blockAreas: number[], seen
 	let blocks = 0;
 	let used = 0;
 	for (let e = 0; e < cap; e++) {
-		const w = first * REC_I32 + 4 + e * 4;
-		const d = i32[w + 2]!;
+		const w = indexBase(first) + e * 4;
+		const d = i32[w + ENTRY_DESC]!;
 		if (d === 0) continue;
 		used++;
 		if (d === -1) continue;
@@ -117,6 +119,7 @@ export function checkBlocks(t: VaTable, self: number, blockAreas: number[], seen
 			corrupt(`${what}: a lookup of ${hex(start)} does not find it (probe chain broken)`);
 		checkDescriptor(ctx, d, start);
 	}
+	checkGauges(t, self);
 	eachInLimbo(t, (d) => {
 		const what = `limbo descriptor at record ${d / REC_I32}`;
 		if (d <= 0 || d % REC_I32 !== 0 || d + D_BITS > i32.length) corrupt(`${what}: not a record's first word`);
@@ -129,6 +132,41 @@ export function checkBlocks(t: VaTable, self: number, blockAreas: number[], seen
 	if (blocks !== blockAreas.length)
 		corrupt(`small-area blocks: ${blockAreas.length} busy areas are flagged as blocks, the index holds ${blocks}`);
 	return records;
+}
+
+/**
+ * Each block's maker, as the index keeps it, against the owner recorded in its area; and the
+ * gauges of handle `self` against the counts of the blocks it owns (whose words are still).
+ */
+function checkGauges(t: VaTable, self: number): void {
+	const i32 = t.i32;
+	const first = t.hdr[HDR_BLOCK_INDEX]!;
+	let inUse = 0;
+	let dirty = 0;
+	let inUseBytes = 0;
+	let dirtyBytes = 0;
+	for (let e = 0, cap = i32[first * REC_I32]!; e < cap; e++) {
+		const w = indexBase(first) + e * 4;
+		const d = i32[w + ENTRY_DESC]!;
+		if (d <= 0) continue;
+		const maker = vaOwner(i32, i32[d + D_AREA]!);
+		if ((i32[w + ENTRY_MAKER]! & VA_OWNER_MASK) !== maker)
+			corrupt(`block index entry ${e}: its maker is handle ${i32[w + ENTRY_MAKER]! & VA_OWNER_MASK}, its area says ${maker}`);
+		if (i32[d + D_OWNER] !== self) continue;
+		const bytes = slotBytesOf(t.f64, d);
+		inUse += i32[d + D_LIVE_NR]! + i32[d + D_DIRTY_NR]!;
+		dirty += i32[d + D_DIRTY_NR]!;
+		inUseBytes += (i32[d + D_LIVE_NR]! + i32[d + D_DIRTY_NR]!) * bytes;
+		dirtyBytes += i32[d + D_DIRTY_NR]! * bytes;
+	}
+	const g = gaugeWord(self);
+	const gf = gaugeWordF(self);
+	const gauges = [t.hdr[g + GAUGE_IN_USE]!, t.hdr[g + GAUGE_DIRTY]!, t.hdrF[gf + GAUGE_IN_USE_BYTES]!, t.hdrF[gf + GAUGE_DIRTY_BYTES]!];
+	const sums = [inUse, dirty, inUseBytes, dirtyBytes];
+	if (gauges.some((x, i) => x !== sums[i]))
+		corrupt(
+			`small-area gauges of handle ${self}: [in use, dirty, in-use bytes, dirty bytes] are [${gauges}], its blocks hold [${sums}]`,
+		);
 }
 
 /** What checkDescriptor() checks a descriptor against. */
@@ -176,7 +214,6 @@ function checkDescriptor(ctx: BlockCheck, d: number, start: number): void {
 	if (owner !== self) return; // its bitmaps change under their owner's hand
 	let nLive = 0;
 	let nDirty = 0;
-	let nFree = 0;
 	for (let w = 0; w < words; w++) {
 		const all = slots - 32 * w >= 32 ? -1 : (1 << (slots - 32 * w)) - 1;
 		const l = i32[bitWord(d, LIVE, w)]!;
@@ -190,11 +227,10 @@ function checkDescriptor(ctx: BlockCheck, d: number, start: number): void {
 		if ((i32[bitWord(d, MARK, w)]! & ~l) !== 0) corrupt(`${name}: word ${w}: a marked slot is not live`);
 		nLive += popcount(l);
 		nDirty += popcount(dt);
-		nFree += popcount(f);
 	}
-	if (nLive !== i32[d + D_LIVE_NR] || nDirty !== i32[d + D_DIRTY_NR] || nFree !== i32[d + D_FREE_NR]) {
+	if (nLive !== i32[d + D_LIVE_NR] || nDirty !== i32[d + D_DIRTY_NR]) {
 		corrupt(
-			`${name}: bitmaps hold ${nLive} live, ${nDirty} dirty, ${nFree} free slots; the counts say ${i32[d + D_LIVE_NR]}, ${i32[d + D_DIRTY_NR]}, ${i32[d + D_FREE_NR]}`,
+			`${name}: bitmaps hold ${nLive} live and ${nDirty} dirty slots; the counts say ${i32[d + D_LIVE_NR]} and ${i32[d + D_DIRTY_NR]}`,
 		);
 	}
 }

@@ -10,7 +10,7 @@
  *
  * ```
  *  0 STATE  1 OWNER  2 CLASS  3 SLOTS  4 WORDS (W)  5 AREA  6 RUN  7 LISTED / LIMBO_NEXT
- *  8 LIVE_NR  9 DIRTY_NR  10 FREE_NR  11 REMOTE_NR  12-13 START (f64)  14-15 SLOT_BYTES (f64)
+ *  8 LIVE_NR  9 DIRTY_NR  10 (unused)  11 REMOTE_NR  12-13 START (f64)  14-15 SLOT_BYTES (f64)
  *  16 TAG  17 .. 17+6W: six bitmaps of W words, LIVE DIRTY FLUSHING FREE REMOTE MARK (bit s = slot s),
  *         interleaved by word: word w of bitmap k at 17 + 6w + k
  * ```
@@ -18,7 +18,10 @@
  * Invariants (check.ts validates them for blocks the checking handle owns):
  * - LIVE, DIRTY and FREE are disjoint and together are the slots; FLUSHING ⊆ DIRTY;
  *   REMOTE ⊆ LIVE; MARK ⊆ LIVE; the _NR words count them (REMOTE_NR may run ahead of REMOTE by one free
- *   in progress).
+ *   in progress); the FREE slots are the others, SLOTS - LIVE_NR - DIRTY_NR (freeSlots), not
+ *   counted: a count the carving path need not write.
+ * - The owner's gauges (buffer/layout.ts GAUGE_*) sum LIVE_NR + DIRTY_NR, DIRTY_NR and their
+ *   bytes over the blocks it owns.
  * - LIVE: handed out and not freed by the owner. DIRTY: freed, not yet flushed (a small area
  *   is lazy until then: never handed out again before a flush covering it has completed).
  *   FLUSHING: part of DIRTY that a flush in flight covers. FREE: may be handed out.
@@ -50,7 +53,6 @@ export const D_LISTED = 7;
 export const D_LIMBO_NEXT = 7;
 export const D_LIVE_NR = 8;
 export const D_DIRTY_NR = 9;
-export const D_FREE_NR = 10;
 export const D_REMOTE_NR = 11;
 /** Float64 words, relative to d / 2. */
 export const DF_START = 6;
@@ -87,6 +89,11 @@ export function blockStartOf(f64: Float64Array, d: number): number {
 /** SLOT_BYTES: the block's size class, bytes (Float64 word DF_SLOT_BYTES of d / 2). */
 export function slotBytesOf(f64: Float64Array, d: number): number {
 	return f64[(d >> 1) + 7]!;
+}
+
+/** Block `d`'s FREE slots: those neither LIVE nor DIRTY (SLOTS - LIVE_NR - DIRTY_NR). */
+export function freeSlots(i32: Int32Array, d: number): number {
+	return i32[d + 3]! - i32[d + 8]! - i32[d + 9]!;
 }
 
 /**

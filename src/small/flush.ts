@@ -22,7 +22,6 @@ import {
 	D_CLASS,
 	blockStartOf,
 	D_DIRTY_NR,
-	D_FREE_NR,
 	D_LISTED,
 	D_LIVE_NR,
 	D_WORDS,
@@ -50,7 +49,7 @@ export function flushAt(c: CacheState): number {
 export function flushCache(c: CacheState): void {
 	if (c.inFlight || c.max === 0) return;
 	takeRemoteFrees(c);
-	if (c.dirtyBytes === 0) return;
+	if (c.t.hdrF[c.dirtyBytes] === 0) return;
 	Atomics.add(c.t.hdr, HDR_SMALL_FLUSHES, 1);
 	if (c.hook === undefined) {
 		// Nothing to wait for: the DIRTY slots turn FREE at once, in one walk of the dirty
@@ -138,9 +137,11 @@ function reclaim(c: CacheState, from: typeof FLUSHING | typeof DIRTY): void {
 		if (n !== 0) {
 			crashPoint();
 			i32[d + D_DIRTY_NR]! -= n;
-			crashPoint();
-			i32[d + D_FREE_NR]! += n;
-			c.dirtyBytes -= n * slotBytesOf(c.t.f64, d);
+			const bytes = n * slotBytesOf(c.t.f64, d);
+			c.t.hdr[c.dirty]! -= n;
+			c.t.hdr[c.inUse]! -= n;
+			c.t.hdrF[c.dirtyBytes]! -= bytes;
+			c.t.hdrF[c.inUseBytes]! -= bytes;
 			if (d === c.cur[q])
 				c.hint[q] = 0; // the freed slots may lie below the word it looked at last
 			else if (i32[d + D_LISTED] === 0) {

@@ -80,18 +80,27 @@ function adoptOrLeave(c: CacheState, d: number): void {
 export function takeRemoteFrees(c: CacheState): void {
 	const t = c.t;
 	const seen = Atomics.load(t.handles, c.remoteWord);
-	if (seen === c.remoteSeen) return;
-	c.remoteSeen = seen;
+	if (seen === t.hdr[c.remoteSeen]) return;
 	for (const d of c.mine) {
 		if (Atomics.load(t.i32, d + D_REMOTE_NR) === 0) continue;
 		const clean = t.i32[d + D_DIRTY_NR] === 0;
-		c.dirtyBytes += takeRemote(c, d);
+		takeRemoteMine(c, d);
 		if (clean && t.i32[d + D_DIRTY_NR] !== 0) c.dirtyList.push(d);
 	}
+	// Published after the look: a statistics reader counts remote frees not taken in while
+	// the handle's HANDLE_REMOTE differs from it (stats.ts).
+	t.hdr[c.remoteSeen] = seen;
+}
+
+/** takeRemote() of a block this handle owns: its gauges count the frees taken in as DIRTY. */
+function takeRemoteMine(c: CacheState, d: number): void {
+	const n = takeRemote(c, d);
+	c.t.hdr[c.dirty]! += n;
+	c.t.hdrF[c.dirtyBytes]! += n * slotBytesOf(c.t.f64, d);
 }
 
 /**
- * Block `d`'s remote frees, into DIRTY, by its owner of the moment; returns their bytes. Each
+ * Block `d`'s remote frees, into DIRTY, by its owner of the moment; returns how many. Each
  * word's bits leave REMOTE last (an AND of just those bits: frees landing meanwhile stay), so
  * an owner that stops between any two writes leaves every free it took still in REMOTE or in
  * DIRTY: repair.ts drops the REMOTE bits of slots no longer live.
@@ -119,7 +128,7 @@ function takeRemote(c: CacheState, d: number): number {
 	i32[d + D_LIVE_NR]! -= n;
 	crashPoint();
 	i32[d + D_DIRTY_NR]! += n;
-	return n * slotBytesOf(c.t.f64, d);
+	return n;
 }
 
 /**
@@ -192,9 +201,12 @@ function reclaimBlock(c: CacheState, d: number, release: (addr: number, size: nu
  */
 export function retire(c: CacheState, d: number): void {
 	const t = c.t;
-	// Its queue and class first: freeing the area frees the descriptor's records (zeroed).
+	// Its queue, class and counts first: freeing the area frees the descriptor's records (zeroed).
 	const q = c.queueOf(d);
 	const k = t.i32[d + D_CLASS]!;
+	const dirty = t.i32[d + D_DIRTY_NR]!;
+	const inUse = dirty + t.i32[d + D_LIVE_NR]!;
+	const bytes = slotBytesOf(t.f64, d);
 	c.source.freeBlockArea(blockStartOf(t.f64, d), () => {
 		indexRemove(t, d, c.blockInverse);
 		dropDescriptor(t, d, c.self);
@@ -206,6 +218,11 @@ export function retire(c: CacheState, d: number): void {
 	if (at >= 0) {
 		c.mine[at] = c.mine[c.mine.length - 1]!;
 		c.mine.pop();
+		// Its dirty slots are the lazy area's now (the purge flushes them); its gauges leave this handle's.
+		t.hdr[c.dirty]! -= dirty;
+		t.hdr[c.inUse]! -= inUse;
+		t.hdrF[c.dirtyBytes]! -= dirty * bytes;
+		t.hdrF[c.inUseBytes]! -= inUse * bytes;
 	}
 	if (c.cur[q] === d) c.cur[q] = 0;
 	if (c.spareD[k] === d) c.spareD[k] = 0;
@@ -228,7 +245,7 @@ export function handOver(c: CacheState): void {
 	const blocks = c.mine.splice(0);
 	let failed: unknown;
 	for (const d of blocks) {
-		takeRemote(c, d);
+		takeRemoteMine(c, d);
 		const i32 = c.t.i32;
 		i32[d + D_LISTED] = 0; // on no list now
 		if (i32[d + D_LIVE_NR] === 0) {

@@ -15,7 +15,6 @@ import {
 	bitWord,
 	D_AREA,
 	D_CLASS,
-	D_FREE_NR,
 	D_LISTED,
 	D_OWNER,
 	D_RUN,
@@ -27,6 +26,7 @@ import {
 	DF_START,
 	descriptorRun,
 	FREE,
+	freeSlots,
 	MAX_SLOTS,
 	SMALL_BLOCK_ACTIVE,
 } from "./descriptor.ts";
@@ -53,8 +53,8 @@ export function refill(c: CacheState, q: number): boolean {
 		// handle allocates (a grace period's frees, a consumer's), its own dirty bytes alone never
 		// come due and new blocks would pile up, full of areas freed long ago.
 		// The count is an Int32 that wraps: `| 0` keeps the difference right across the wrap.
-		if (round === 0 && ((Atomics.load(c.t.handles, c.remoteWord) - c.remoteSeen) | 0) >= REMOTE_BATCH) takeRemoteFrees(c);
-		if (round === 0 && c.dirtyBytes >= flushAt(c) && !c.inFlight) {
+		if (round === 0 && ((Atomics.load(c.t.handles, c.remoteWord) - c.t.hdr[c.remoteSeen]!) | 0) >= REMOTE_BATCH) takeRemoteFrees(c);
+		if (round === 0 && c.t.hdrF[c.dirtyBytes]! >= flushAt(c) && !c.inFlight) {
 			flushCache(c);
 			continue;
 		}
@@ -69,7 +69,7 @@ export function refill(c: CacheState, q: number): boolean {
 			return true;
 		}
 		// No room for a block: what this handle's flush frees may be.
-		if (round === 0 && c.dirtyBytes > 0 && !c.inFlight) {
+		if (round === 0 && c.t.hdrF[c.dirtyBytes]! > 0 && !c.inFlight) {
 			flushCache(c);
 			continue;
 		}
@@ -86,7 +86,7 @@ function takeListed(c: CacheState, q: number): boolean {
 	while (list.length > 0) {
 		const d = list.pop()!;
 		i32[d + D_LISTED] = 0;
-		if (i32[d + D_FREE_NR]! > 0) {
+		if (freeSlots(i32, d) > 0) {
 			c.cur[q] = d;
 			c.hint[q] = 0;
 			return true;
@@ -133,7 +133,7 @@ function newBlock(c: CacheState, q: number): number {
 			d = t.takeRun(run) * REC_I32;
 			writeDescriptor(c, d, k, tag, va, run, start);
 			setVaFlags(t.i32, va, vaFlags(t.i32, va) | VA_SMALL_BLOCK);
-			indexInsert(t, d, c.blockInverse);
+			indexInsert(t, d, c.token, c.blockInverse);
 			drainLimbo(t, c.self);
 		},
 	});
@@ -161,7 +161,6 @@ function writeDescriptor(c: CacheState, d: number, k: number, tag: number, va: n
 	i32[d + D_AREA] = va;
 	i32[d + D_RUN] = run;
 	i32[d + D_LISTED] = 0;
-	i32[d + D_FREE_NR] = slots;
 	f64[(d >> 1) + DF_START] = addr;
 	f64[(d >> 1) + DF_SLOT_BYTES] = c.classBytes[k]!;
 	for (let w = 0; w < words; w++) i32[bitWord(d, FREE, w)] = slots - 32 * w >= 32 ? -1 : (1 << (slots - 32 * w)) - 1;

@@ -15,7 +15,6 @@ import {
 	bitWord,
 	blockStartOf,
 	D_DIRTY_NR,
-	D_FREE_NR,
 	D_LIVE_NR,
 	D_REMOTE_NR,
 	D_SLOTS,
@@ -45,7 +44,6 @@ export function repairBlock(i32: Int32Array, d: number): void {
 	const slots = i32[d + D_SLOTS]!;
 	let nLive = 0;
 	let nDirty = 0;
-	let nFree = 0;
 	let nRemote = 0;
 	for (let w = 0; w < words; w++) {
 		const all = slots - 32 * w >= 32 ? -1 : (1 << (slots - 32 * w)) - 1;
@@ -61,12 +59,10 @@ export function repairBlock(i32: Int32Array, d: number): void {
 		i32[bitWord(d, FLUSHING, w)] = 0;
 		nLive += popcount(l);
 		nDirty += popcount(dt);
-		nFree += popcount(f);
 		nRemote += popcount(Atomics.and(i32, bitWord(d, REMOTE, w), l) & l); // a slot no longer live was taken in
 	}
 	i32[d + D_LIVE_NR] = nLive;
 	i32[d + D_DIRTY_NR] = nDirty;
-	i32[d + D_FREE_NR] = nFree;
 	Atomics.store(i32, d + D_REMOTE_NR, nRemote);
 }
 

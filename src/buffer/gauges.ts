@@ -1,0 +1,44 @@
+import { GAUGE_BYTES, GAUGE_OFFSET, HANDLE_ALIVE, HANDLE_GEN, HANDLE_MAX, HANDLE_STATE, HANDLE_WORDS } from "./layout.ts";
+
+/**
+ * Small-area gauges (the buffer's region at GAUGE_OFFSET, layout.ts): one cache line per handle entry: the sums of the small-area blocks that handle owns, written
+ * by it alone with plain stores on its own path (the kernel's per-CPU counters), so that a
+ * statistics reader sums a line per handle instead of reading every block's descriptor, whose
+ * counts the owner rewrites on every small alloc and free (a reader that did made the owner's
+ * next write to each miss: 15 % of a W1 loop beside a back-to-back reader). Float64 words
+ * GAUGE_IN_USE_BYTES and GAUGE_DIRTY_BYTES, Int32 words GAUGE_IN_USE (areas LIVE or DIRTY in its
+ * blocks, remote frees not yet taken in among them), GAUGE_DIRTY and GAUGE_REMOTE_SEEN (its
+ * HANDLE_REMOTE when it last took remote frees in: a reader sees frees not taken in yet while
+ * HANDLE_REMOTE differs). Read only while the entry is ALIVE and of the generation that made
+ * the block (the block index keeps the maker's token): an ended handle's gauges may be off by
+ * the write it died before, and are never read again; its blocks are read block by block.
+ */
+/** Float64 words of a gauge line (GAUGE_OFFSET / 8 + id - 1 lines). */
+export const GAUGE_IN_USE_BYTES = 0;
+export const GAUGE_DIRTY_BYTES = 1;
+/** Int32 words of a gauge line. */
+export const GAUGE_IN_USE = 4;
+export const GAUGE_DIRTY = 5;
+export const GAUGE_REMOTE_SEEN = 6;
+
+/** Handle `id`'s gauge line, as an index of Int32 header words (hdr), and of Float64 ones (hdrF). */
+export const gaugeWord = (id: number): number => GAUGE_OFFSET / 4 + (id - 1) * (GAUGE_BYTES / 4);
+export const gaugeWordF = (id: number): number => GAUGE_OFFSET / 8 + (id - 1) * (GAUGE_BYTES / 8);
+
+/**
+ * A handle's token as a block index entry keeps it (the block's maker): its id in the low 11
+ * bits (VA_OWNER_MASK), the low 20 bits of its entry's generation above. It names the maker
+ * until its entry has been claimed 2^20 more times.
+ */
+export const makerToken = (id: number, gen: number): number => id | ((gen & 0xfffff) << 11);
+/** Whether the handle entry `token` (makerToken) names is ALIVE and of its generation; false for what is no token (a stale read). */
+export function makerAlive(handles: Int32Array, token: number): boolean {
+	const id = token & 0x7ff;
+	const w = (id - 1) * HANDLE_WORDS;
+	return (
+		id >= 1 &&
+		id <= HANDLE_MAX &&
+		Atomics.load(handles, w + HANDLE_STATE) === HANDLE_ALIVE &&
+		makerToken(token & 0x7ff, Atomics.load(handles, w + HANDLE_GEN)) === token
+	);
+}
