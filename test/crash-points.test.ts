@@ -103,7 +103,7 @@ const scenarios: Array<Scenario<VmapSpace>> = [
 		project: smallLive,
 	},
 	{
-		name: "small alloc from a block (lock-free: FREE, LIVE and the counts, one plain write each)",
+		name: "small alloc from a block (lock-free: FREE and LIVE, one plain write each; the gauges are not read after a death)",
 		setup: smallWith(40),
 		op: (v) => void v.alloc(16),
 		project: smallLive,
@@ -127,7 +127,7 @@ const scenarios: Array<Scenario<VmapSpace>> = [
 		project: smallLive,
 	},
 	{
-		name: "small free by the block's owner (lock-free: LIVE, DIRTY and the counts)",
+		name: "small free by the block's owner (lock-free: LIVE, DIRTY and the dirty count)",
 		setup: smallWith(40),
 		op: (v) => v.free(areasOf(v)[1]!),
 		project: smallLive,

@@ -237,10 +237,13 @@ test("layout: every small-area descriptor accessor reads the word descriptor.ts 
 	f64[(d >> 1) + D.DF_START] = 123;
 	f64[(d >> 1) + D.DF_SLOT_BYTES] = 456;
 	assert.deepEqual([D.blockStartOf(f64, d), D.slotBytesOf(f64, d)], [123, 456]);
-	i32[d + D.D_SLOTS] = 100;
-	i32[d + D.D_LIVE_NR] = 30;
+	i32[d + D.D_SLOTS] = 40;
+	i32[d + D.D_WORDS] = 2;
+	i32[D.liveWord(d, 0)] = 0b1011;
+	i32[D.liveWord(d, 1)] = 0b1;
 	i32[d + D.D_DIRTY_NR] = 7;
-	assert.equal(D.freeSlots(i32, d), 63, "freeSlots: SLOTS - LIVE_NR - DIRTY_NR");
+	assert.deepEqual([D.liveSlots(i32, d), D.freeSlots(i32, d)], [4, 29], "liveSlots: the LIVE bits; freeSlots: SLOTS - live - DIRTY_NR");
+	i32[D.liveWord(d, 0)] = i32[D.liveWord(d, 1)] = 0;
 	for (const w of [0, 1, 2, 7]) {
 		assert.equal(D.bitWord(d, D.LIVE, w), d + D.D_BITS + D.BITMAPS * w + D.LIVE);
 		assert.equal(D.liveWord(d, w), D.bitWord(d, D.LIVE, w));

@@ -11,7 +11,7 @@ import {
 	bitWord,
 	D_AREA,
 	DF_START,
-	D_LIVE_NR,
+	D_DIRTY_NR,
 	D_OWNER,
 	D_REMOTE_NR,
 	D_STATE,
@@ -55,11 +55,11 @@ test("small areas: check() names each broken block invariant", () => {
 			/in two of live, dirty and free/,
 		],
 		[
-			"a live count off by one",
+			"a dirty count off by one",
 			(s, d) => {
-				s.table.i32[d + D_LIVE_NR]!++;
+				s.table.i32[d + D_DIRTY_NR]!++;
 			},
-			/the counts say/,
+			/the count says/,
 		],
 		[
 			"a gauge off by one area",

@@ -1,18 +1,21 @@
+/**
+ * Small-area gauges, the buffer's region at GAUGE_OFFSET (layout.ts): one cache line per handle
+ * entry, the sums over the small-area blocks that handle owns, written by it alone with plain
+ * stores on its own path (the kernel's per-CPU counters). A statistics reader sums a line per
+ * handle instead of reading every block's descriptor, whose words the owner rewrites on every
+ * small alloc and free (a reader that did made the owner's next write to each block miss the
+ * cache: a W1 loop ran at 0.87 of its speed beside a back-to-back reader).
+ *
+ * Float64 words GAUGE_IN_USE_BYTES and GAUGE_DIRTY_BYTES, Int32 words GAUGE_IN_USE (slots LIVE
+ * or DIRTY in its blocks, remote frees not yet taken in among them), GAUGE_DIRTY and
+ * GAUGE_REMOTE_SEEN (its HANDLE_REMOTE when it last took remote frees in: while HANDLE_REMOTE
+ * differs, a reader looks for frees not taken in yet). Read only while the entry is ALIVE and
+ * of the generation that made the block (the block index keeps the maker's token): an ended
+ * handle's gauges may be off by the write it died before, and are never read again; its
+ * blocks are read one by one.
+ */
 import { GAUGE_BYTES, GAUGE_OFFSET, HANDLE_ALIVE, HANDLE_GEN, HANDLE_MAX, HANDLE_STATE, HANDLE_WORDS } from "./layout.ts";
 
-/**
- * Small-area gauges (the buffer's region at GAUGE_OFFSET, layout.ts): one cache line per handle entry: the sums of the small-area blocks that handle owns, written
- * by it alone with plain stores on its own path (the kernel's per-CPU counters), so that a
- * statistics reader sums a line per handle instead of reading every block's descriptor, whose
- * counts the owner rewrites on every small alloc and free (a reader that did made the owner's
- * next write to each miss: 15 % of a W1 loop beside a back-to-back reader). Float64 words
- * GAUGE_IN_USE_BYTES and GAUGE_DIRTY_BYTES, Int32 words GAUGE_IN_USE (areas LIVE or DIRTY in its
- * blocks, remote frees not yet taken in among them), GAUGE_DIRTY and GAUGE_REMOTE_SEEN (its
- * HANDLE_REMOTE when it last took remote frees in: a reader sees frees not taken in yet while
- * HANDLE_REMOTE differs). Read only while the entry is ALIVE and of the generation that made
- * the block (the block index keeps the maker's token): an ended handle's gauges may be off by
- * the write it died before, and are never read again; its blocks are read block by block.
- */
 /** Float64 words of a gauge line (GAUGE_OFFSET / 8 + id - 1 lines). */
 export const GAUGE_IN_USE_BYTES = 0;
 export const GAUGE_DIRTY_BYTES = 1;

@@ -31,7 +31,7 @@ import {
 	purgeTree,
 } from "../buffer/node-layout.ts";
 import { seqRead, seqSame } from "../buffer/lock.ts";
-import { blockStartOf, D_DIRTY_NR, freeSlots, D_LIVE_NR, D_OWNER, D_REMOTE_NR, D_TAG, D_SLOTS, slotBytesOf } from "../small/descriptor.ts";
+import { blockStartOf, D_DIRTY_NR, freeSlots, liveSlots, D_OWNER, D_REMOTE_NR, D_TAG, D_SLOTS, slotBytesOf } from "../small/descriptor.ts";
 import { eachBlock } from "../small/block-index.ts";
 import type { SpaceState } from "../core/state.ts";
 import { TextWriter } from "../util/text-writer.ts";
@@ -385,7 +385,7 @@ function smallBlocks(s: SpaceState, tagName: TagName) {
 			owner: i32[d + D_OWNER]!,
 			areaSize: slotBytesOf(t.f64, d),
 			slots: i32[d + D_SLOTS]!,
-			live: i32[d + D_LIVE_NR]! - remote,
+			live: liveSlots(i32, d) - remote,
 			lazy: i32[d + D_DIRTY_NR]! + remote,
 			free: freeSlots(i32, d),
 			...(tag !== 0 && { tag: tagName(tag) }),

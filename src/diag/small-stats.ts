@@ -25,7 +25,7 @@ import {
 } from "../buffer/gauges.ts";
 import type { VaTable } from "../buffer/va-table.ts";
 import { ENTRY_DESC, ENTRY_MAKER, indexBase } from "../small/block-index.ts";
-import { D_DIRTY_NR, D_LIVE_NR, D_REMOTE_NR, D_STATE, slotBytesOf, SMALL_BLOCK_ACTIVE } from "../small/descriptor.ts";
+import { D_DIRTY_NR, liveSlots, D_REMOTE_NR, D_STATE, slotBytesOf, SMALL_BLOCK_ACTIVE } from "../small/descriptor.ts";
 
 // Per handle entry, for readSmall: the token it last met as a maker in this snapshot (makerTok,
 // of snapshot makerEpoch) and what it found (makerState: 0 ended, 1 alive, 2 alive with remote
@@ -60,7 +60,7 @@ function makerOf(t: VaTable, token: number): number {
 
 /**
  * The small-area figures, without a lock: the blocks of a live maker from its gauges (one
- * line per handle, layout.ts GAUGE_*), each other block (its maker closed or ended: owned by
+ * line per handle, buffer/gauges.ts), each other block (its maker closed or ended: owned by
  * nobody, or for a moment by a handle taking frees in) from its descriptor, and the remote
  * frees not taken in from the descriptors of the makers that have some. A reader never reads
  * the descriptor of a block whose owner is carving and freeing in it: the owner's next write
@@ -100,7 +100,7 @@ export function readSmall(t: VaTable, s: VmapStats): void {
 		}
 		if (i32[d + D_STATE] !== SMALL_BLOCK_ACTIVE) continue;
 		const r = i32[d + D_REMOTE_NR]!;
-		const live = i32[d + D_LIVE_NR]! - r;
+		const live = liveSlots(i32, d) - r;
 		const lazy = i32[d + D_DIRTY_NR]! + r;
 		const bytes = slotBytesOf(f64, d);
 		s.smallBlocks++;

@@ -3,7 +3,7 @@
  * open-addressing table in a run of records, written under the FREE lock, read without a lock.
  * Its first word holds its capacity (a power of two), its second its run's length; entry e is
  * four Int32 words at 4 + 4e: START (f64), DESC (the descriptor's d; 0 empty, -1 deleted),
- * MAKER (the token of the handle that made the block, layout.ts makerToken: written once,
+ * MAKER (the token of the handle that made the block, buffer/gauges.ts makerToken: written once,
  * so a statistics reader learns whose gauges count the block without reading its descriptor,
  * whose line the owner keeps writing). A reader validates what it finds (STATE and START of
  * the descriptor), since a table replaced by growth is freed while readers may hold it.

@@ -102,7 +102,7 @@ export class CacheState {
 	/** This handle's HANDLE_HAZARD word: the descriptor it frees into remotely (limbo.ts). */
 	readonly hazardWord: number;
 	/**
-	 * This handle's gauges (layout.ts GAUGE_*), the sums over the blocks it owns, as header
+	 * This handle's gauges (buffer/gauges.ts), the sums over the blocks it owns, as header
 	 * word indices: `inUse` and `dirty` of t.hdr (areas LIVE or DIRTY, and DIRTY), `inUseBytes`
 	 * and `dirtyBytes` of t.hdrF (their bytes: dirtyBytes also decides when a flush is due).
 	 * Only this handle writes them, with plain stores.

@@ -17,7 +17,6 @@ import {
 	blockStartOf,
 	D_DIRTY_NR,
 	D_AREA,
-	D_LIVE_NR,
 	D_OWNER,
 	D_SLOTS,
 	D_TAG,
@@ -91,8 +90,6 @@ function takeSlot(c: CacheState, d: number, w: number, bit: number): number {
 	i32[freeWord(d, w)]! ^= bit;
 	if (armed) crashPoint();
 	i32[liveWord(d, w)]! |= bit;
-	if (armed) crashPoint();
-	i32[d + D_LIVE_NR]!++;
 	const bytes = slotBytesOf(t.f64, d);
 	t.hdr[c.inUse]!++; // the gauges: only a reader of stats() looks at them, and not after a death
 	t.hdrF[c.inUseBytes]! += bytes;
@@ -143,8 +140,6 @@ export function freeSmall(c: CacheState, addr: number, op: string, keepMarked: b
 	i32[live] = i32[live]! ^ bit;
 	if (armed) crashPoint();
 	i32[dirtyWord(d, w)]! |= bit;
-	if (armed) crashPoint();
-	i32[d + D_LIVE_NR]!--;
 	const dirty = i32[d + D_DIRTY_NR]!;
 	if (armed) crashPoint();
 	i32[d + D_DIRTY_NR] = dirty + 1;

@@ -1,10 +1,10 @@
 /**
  * check() of the small-area blocks (small/descriptor.ts): the block index, every descriptor and
  * its area, and, for the blocks the checking handle owns (whose words only its own thread
- * writes, so a copy of them is exact), every bitmap against the others and the counts.
+ * writes, so a copy of them is exact), every bitmap against the others and the dirty count.
  * Blocks of other live handles are checked for everything but their bitmaps, which their
  * owners change without a lock; each owner's own check() covers them, and its gauges
- * (buffer/layout.ts GAUGE_*) against the counts of the blocks it owns.
+ * (buffer/gauges.ts) against the slots of the blocks it owns.
  */
 import { corrupt, hex } from "../api/errors.ts";
 import {
@@ -33,7 +33,7 @@ import {
 	D_CLASS,
 	D_TAG,
 	D_DIRTY_NR,
-	D_LIVE_NR,
+	liveSlots,
 	D_OWNER,
 	D_RUN,
 	D_SLOTS,
@@ -154,9 +154,10 @@ function checkGauges(t: VaTable, self: number): void {
 			corrupt(`block index entry ${e}: its maker is handle ${i32[w + ENTRY_MAKER]! & VA_OWNER_MASK}, its area says ${maker}`);
 		if (i32[d + D_OWNER] !== self) continue;
 		const bytes = slotBytesOf(t.f64, d);
-		inUse += i32[d + D_LIVE_NR]! + i32[d + D_DIRTY_NR]!;
+		const used = liveSlots(i32, d) + i32[d + D_DIRTY_NR]!;
+		inUse += used;
 		dirty += i32[d + D_DIRTY_NR]!;
-		inUseBytes += (i32[d + D_LIVE_NR]! + i32[d + D_DIRTY_NR]!) * bytes;
+		inUseBytes += used * bytes;
 		dirtyBytes += i32[d + D_DIRTY_NR]! * bytes;
 	}
 	const g = gaugeWord(self);
@@ -212,7 +213,6 @@ function checkDescriptor(ctx: BlockCheck, d: number, start: number): void {
 	const state = owner === 0 ? HANDLE_ALIVE : t.handles[(owner - 1) * HANDLE_WORDS];
 	if (state !== HANDLE_ALIVE && state !== HANDLE_ENDING) corrupt(`${name}: owned by handle ${owner}, which is not attached`); // ENDING: its end hooks orphan it
 	if (owner !== self) return; // its bitmaps change under their owner's hand
-	let nLive = 0;
 	let nDirty = 0;
 	for (let w = 0; w < words; w++) {
 		const all = slots - 32 * w >= 32 ? -1 : (1 << (slots - 32 * w)) - 1;
@@ -225,12 +225,7 @@ function checkDescriptor(ctx: BlockCheck, d: number, start: number): void {
 		if ((i32[bitWord(d, FLUSHING, w)]! & ~dt) !== 0) corrupt(`${name}: word ${w}: a flushing slot is not dirty`);
 		if ((i32[bitWord(d, REMOTE, w)]! & ~l) !== 0) corrupt(`${name}: word ${w}: a slot freed by another handle is not live`);
 		if ((i32[bitWord(d, MARK, w)]! & ~l) !== 0) corrupt(`${name}: word ${w}: a marked slot is not live`);
-		nLive += popcount(l);
 		nDirty += popcount(dt);
 	}
-	if (nLive !== i32[d + D_LIVE_NR] || nDirty !== i32[d + D_DIRTY_NR]) {
-		corrupt(
-			`${name}: bitmaps hold ${nLive} live and ${nDirty} dirty slots; the counts say ${i32[d + D_LIVE_NR]} and ${i32[d + D_DIRTY_NR]}`,
-		);
-	}
+	if (nDirty !== i32[d + D_DIRTY_NR]) corrupt(`${name}: bitmaps hold ${nDirty} dirty slots; the count says ${i32[d + D_DIRTY_NR]}`);
 }

@@ -10,18 +10,18 @@
  *
  * ```
  *  0 STATE  1 OWNER  2 CLASS  3 SLOTS  4 WORDS (W)  5 AREA  6 RUN  7 LISTED / LIMBO_NEXT
- *  8 LIVE_NR  9 DIRTY_NR  10 (unused)  11 REMOTE_NR  12-13 START (f64)  14-15 SLOT_BYTES (f64)
+ *  8 (unused)  9 DIRTY_NR  10 (unused)  11 REMOTE_NR  12-13 START (f64)  14-15 SLOT_BYTES (f64)
  *  16 TAG  17 .. 17+6W: six bitmaps of W words, LIVE DIRTY FLUSHING FREE REMOTE MARK (bit s = slot s),
  *         interleaved by word: word w of bitmap k at 17 + 6w + k
  * ```
  *
  * Invariants (check.ts validates them for blocks the checking handle owns):
  * - LIVE, DIRTY and FREE are disjoint and together are the slots; FLUSHING ⊆ DIRTY;
- *   REMOTE ⊆ LIVE; MARK ⊆ LIVE; the _NR words count them (REMOTE_NR may run ahead of REMOTE by one free
- *   in progress); the FREE slots are the others, SLOTS - LIVE_NR - DIRTY_NR (freeSlots), not
- *   counted: a count the carving path need not write.
- * - The owner's gauges (buffer/layout.ts GAUGE_*) sum LIVE_NR + DIRTY_NR, DIRTY_NR and their
- *   bytes over the blocks it owns.
+ *   REMOTE ⊆ LIVE; MARK ⊆ LIVE; DIRTY_NR and REMOTE_NR count theirs (REMOTE_NR may run ahead
+ *   of REMOTE by one free in progress). LIVE and FREE are not counted (liveSlots, freeSlots: a
+ *   walk of the block's words where a count is wanted, which is off the carving path): the
+ *   owner's gauges (buffer/gauges.ts) count the areas in use for the statistics instead.
+ * - The owner's gauges sum LIVE + DIRTY slots, DIRTY slots and their bytes over the blocks it owns.
  * - LIVE: handed out and not freed by the owner. DIRTY: freed, not yet flushed (a small area
  *   is lazy until then: never handed out again before a flush covering it has completed).
  *   FLUSHING: part of DIRTY that a flush in flight covers. FREE: may be handed out.
@@ -51,7 +51,6 @@ export const D_RUN = 6;
 export const D_LISTED = 7;
 /** Word 7 is a union: a descriptor in limbo (limbo.ts) is on no owner's list, and links the next one there. */
 export const D_LIMBO_NEXT = 7;
-export const D_LIVE_NR = 8;
 export const D_DIRTY_NR = 9;
 export const D_REMOTE_NR = 11;
 /** Float64 words, relative to d / 2. */
@@ -91,9 +90,28 @@ export function slotBytesOf(f64: Float64Array, d: number): number {
 	return f64[(d >> 1) + 7]!;
 }
 
-/** Block `d`'s FREE slots: those neither LIVE nor DIRTY (SLOTS - LIVE_NR - DIRTY_NR). */
+/** Block `d`'s LIVE slots (a popcount of its LIVE bitmap). */
+export function liveSlots(i32: Int32Array, d: number): number {
+	let n = 0;
+	for (let w = 0, words = i32[d + D_WORDS]!; w < words; w++) n += popcount(i32[liveWord(d, w)]!);
+	return n;
+}
+
+/** Whether block `d` has a LIVE slot. */
+export function hasLive(i32: Int32Array, d: number): boolean {
+	for (let w = 0, words = i32[d + D_WORDS]!; w < words; w++) if (i32[liveWord(d, w)] !== 0) return true;
+	return false;
+}
+
+/** Whether block `d` has a FREE slot. */
+export function hasFree(i32: Int32Array, d: number): boolean {
+	for (let w = 0, words = i32[d + D_WORDS]!; w < words; w++) if (i32[freeWord(d, w)] !== 0) return true;
+	return false;
+}
+
+/** Block `d`'s FREE slots: those neither LIVE nor DIRTY. */
 export function freeSlots(i32: Int32Array, d: number): number {
-	return i32[d + 3]! - i32[d + 8]! - i32[d + 9]!;
+	return i32[d + D_SLOTS]! - liveSlots(i32, d) - i32[d + D_DIRTY_NR]!;
 }
 
 /**

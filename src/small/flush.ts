@@ -23,7 +23,7 @@ import {
 	blockStartOf,
 	D_DIRTY_NR,
 	D_LISTED,
-	D_LIVE_NR,
+	hasLive,
 	D_WORDS,
 	DIRTY,
 	FLUSHING,
@@ -152,7 +152,7 @@ function reclaim(c: CacheState, from: typeof FLUSHING | typeof DIRTY): void {
 			}
 		}
 		if (i32[d + D_DIRTY_NR] !== 0) c.dirtyList.push(d);
-		else if (i32[d + D_LIVE_NR] === 0 && d !== c.cur[q]) {
+		else if (d !== c.cur[q] && !hasLive(i32, d)) {
 			const k = i32[d + D_CLASS]!;
 			if (isSpare(c, c.spareD[k]!) && c.spareD[k] !== d) retired.push(d);
 			else c.spareD[k] = d;
@@ -186,5 +186,5 @@ function flushedSlots(c: CacheState, d: number, from: typeof FLUSHING | typeof D
 /** Whether block `d` (0: none) is an empty block kept aside: not its queue's current one, nothing live or dirty. */
 export function isSpare(c: CacheState, d: number): boolean {
 	const i32 = c.t.i32;
-	return d !== 0 && d !== c.cur[c.queueOf(d)] && i32[d + D_LIVE_NR] === 0 && i32[d + D_DIRTY_NR] === 0;
+	return d !== 0 && d !== c.cur[c.queueOf(d)] && i32[d + D_DIRTY_NR] === 0 && !hasLive(i32, d);
 }

@@ -24,7 +24,8 @@ import {
 	D_CLASS,
 	D_DIRTY_NR,
 	D_LISTED,
-	D_LIVE_NR,
+	hasLive,
+	liveSlots,
 	D_OWNER,
 	D_REMOTE_NR,
 	D_WORDS,
@@ -125,8 +126,6 @@ function takeRemote(c: CacheState, d: number): number {
 	crashPoint();
 	Atomics.sub(i32, d + D_REMOTE_NR, n);
 	crashPoint();
-	i32[d + D_LIVE_NR]! -= n;
-	crashPoint();
 	i32[d + D_DIRTY_NR]! += n;
 	return n;
 }
@@ -154,7 +153,7 @@ function keepOrRetire(c: CacheState, d: number): boolean {
 	const i32 = c.t.i32;
 	repairBlock(i32, d);
 	takeRemote(c, d);
-	if (i32[d + D_LIVE_NR] !== 0) {
+	if (hasLive(i32, d)) {
 		Atomics.store(i32, d + D_OWNER, 0);
 		return true;
 	}
@@ -205,7 +204,7 @@ export function retire(c: CacheState, d: number): void {
 	const q = c.queueOf(d);
 	const k = t.i32[d + D_CLASS]!;
 	const dirty = t.i32[d + D_DIRTY_NR]!;
-	const inUse = dirty + t.i32[d + D_LIVE_NR]!;
+	const inUse = dirty + liveSlots(t.i32, d);
 	const bytes = slotBytesOf(t.f64, d);
 	c.source.freeBlockArea(blockStartOf(t.f64, d), () => {
 		indexRemove(t, d, c.blockInverse);
@@ -248,7 +247,7 @@ export function handOver(c: CacheState): void {
 		takeRemoteMine(c, d);
 		const i32 = c.t.i32;
 		i32[d + D_LISTED] = 0; // on no list now
-		if (i32[d + D_LIVE_NR] === 0) {
+		if (!hasLive(i32, d)) {
 			try {
 				c.mine.push(d);
 				retire(c, d);
@@ -327,7 +326,7 @@ export function trimBlocks(c: CacheState): number {
 	const i32 = c.t.i32;
 	let n = 0;
 	for (const d of [...c.mine]) {
-		if (i32[d + D_LIVE_NR] !== 0 || i32[d + D_DIRTY_NR] !== 0 || c.flushing.includes(d)) continue;
+		if (hasLive(i32, d) || i32[d + D_DIRTY_NR] !== 0 || c.flushing.includes(d)) continue;
 		retire(c, d);
 		n++;
 	}

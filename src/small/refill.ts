@@ -26,7 +26,7 @@ import {
 	DF_START,
 	descriptorRun,
 	FREE,
-	freeSlots,
+	hasFree,
 	MAX_SLOTS,
 	SMALL_BLOCK_ACTIVE,
 } from "./descriptor.ts";
@@ -86,7 +86,7 @@ function takeListed(c: CacheState, q: number): boolean {
 	while (list.length > 0) {
 		const d = list.pop()!;
 		i32[d + D_LISTED] = 0;
-		if (freeSlots(i32, d) > 0) {
+		if (hasFree(i32, d)) {
 			c.cur[q] = d;
 			c.hint[q] = 0;
 			return true;

@@ -4,7 +4,7 @@
  * it takes them out of DIRTY; takeRemote() exchanges REMOTE words before it counts them). So
  * the handle that takes an ownerless block over trusts no count and no half-made partition:
  * the bitmaps say what each slot is, resolved to the side that can never hand a slot out
- * twice, and the counts are recounted from them. Idempotent: an adopter that dies in it leaves
+ * twice, and the dirty and remote counts are recounted from them. Idempotent: an adopter that dies in it leaves
  * it for the next. And the sweep of marks a dead handle may have left (markedAreas).
  */
 import { HDR_FREE_LOCK } from "../buffer/layout.ts";
@@ -15,7 +15,6 @@ import {
 	bitWord,
 	blockStartOf,
 	D_DIRTY_NR,
-	D_LIVE_NR,
 	D_REMOTE_NR,
 	D_SLOTS,
 	D_WORDS,
@@ -42,7 +41,6 @@ import {
 export function repairBlock(i32: Int32Array, d: number): void {
 	const words = i32[d + D_WORDS]!;
 	const slots = i32[d + D_SLOTS]!;
-	let nLive = 0;
 	let nDirty = 0;
 	let nRemote = 0;
 	for (let w = 0; w < words; w++) {
@@ -57,11 +55,9 @@ export function repairBlock(i32: Int32Array, d: number): void {
 		i32[dirty] = dt;
 		i32[free] = f;
 		i32[bitWord(d, FLUSHING, w)] = 0;
-		nLive += popcount(l);
 		nDirty += popcount(dt);
 		nRemote += popcount(Atomics.and(i32, bitWord(d, REMOTE, w), l) & l); // a slot no longer live was taken in
 	}
-	i32[d + D_LIVE_NR] = nLive;
 	i32[d + D_DIRTY_NR] = nDirty;
 	Atomics.store(i32, d + D_REMOTE_NR, nRemote);
 }
