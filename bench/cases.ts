@@ -121,6 +121,8 @@ export function plan(o: PlanOptions): Case[] {
 			[2, 2],
 		] as const)
 			workers(`workers vmap ${w} x${n} nodes ${nodes} no cache`, "vmap", w, n, nodes, total, { cache: false });
+		// The ceiling for the rows above: two workers with nothing shared, each on a space of its own.
+		workers(`workers vmap ${w} x2 private no cache`, "vmap", w, 2, 1, total, { private: true, cache: false });
 	}
 	workers("workers smo W0 x1", "smo", "W0", 1, 1, 400_000);
 	workers("workers smo W0 x2", "smo", "W0", 2, 1, 400_000);

@@ -210,7 +210,7 @@ function workers(rep: Report): void {
 				: s.cache
 					? `workers vmap ${s.workload} x1`
 					: `workers vmap ${s.workload} x1 nodes 1 no cache`;
-			const priv = vmap && s.workers === 2 ? vs(`workers vmap ${s.workload} x2 private`) : "";
+			const priv = vmap && s.workers === 2 ? vs(`workers vmap ${s.workload} x2 private${s.cache ? "" : " no cache"}`) : "";
 			rep.line(
 				`${lead} ${rate(num(x, "ops"))} | ${rate(num(x, "opsPerSec"))} | ${vs(one)} | ${priv} | ${vmap ? `${(100 * num(x, "lockWaitShare")).toFixed(1)}%${waitedOn(x)}` : "-"} | ${vmap ? `${(100 * num(x, "poolHitRate")).toFixed(1)}%` : "-"} | ${x.fails} | ${x.overlaps} | ${mib(x)} |`,
 			);
