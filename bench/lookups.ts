@@ -8,7 +8,7 @@
  *   worker's alloc+free pair can stall while this thread runs vmallocinfo(),
  *   vmallocinfoAsync(), dump() and check(): the worker records the longest gap between two of
  *   its pairs in each phase, and in a phase where nothing else runs (its own noise: GC, the
- *   scheduler). Its pairs take the locked path (options given, so not the small-area cache).
+ *   scheduler). Its pairs take the locked path (the space has smallMax 0: no small-area cache).
  *   A last phase gives the machine's floor: this thread spins as long as the longest call
  *   took, and the worker only reads the clock (no allocator, no event loop), so the gap is the
  *   scheduler's and the host's alone.
@@ -63,10 +63,11 @@ function lookups(live: number) {
 	const space = VmapSpace.create({
 		size: 2 ** 44,
 		pageSize: P,
-		maxAreas: 2 * live + 1024,
+		maxAreas: 3 * live + 1024, // lazy areas, the busy ones between them, and the free blocks zone-fit leaves (2 nodes)
 		nodes: 2,
 		lazyMaxPages: 2 ** 40,
 		priorityPurge: false,
+		smallMax: 0, // areas in the trees: with the cache on, these sizes would be small areas
 	});
 	const addrs = fill(space, live, true);
 	for (const a of addrs) space.free(a);
@@ -89,7 +90,15 @@ function lookups(live: number) {
 }
 
 async function stalls(live: number) {
-	const space = VmapSpace.create({ size: 2 ** 44, pageSize: P, maxAreas: live + 65536, nodes: 2, lazyMaxPages: STALL_LAZY_PAGES });
+	// smallMax 0: the worker's pairs take the locks (with the cache on they would take none).
+	const space = VmapSpace.create({
+		size: 2 ** 44,
+		pageSize: P,
+		maxAreas: live + 65536,
+		nodes: 2,
+		lazyMaxPages: STALL_LAZY_PAGES,
+		smallMax: 0,
+	});
 	fill(space, live, false);
 	const control = new SharedArrayBuffer(8 + 16 * PHASES.length);
 	const words = new Int32Array(control);

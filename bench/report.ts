@@ -242,7 +242,7 @@ function lookups(rep: Report): void {
 			rep.line(`| resize() of a lazy area (EDOUBLEFREE) | ${us("resizeLazy")} |`);
 			rep.line();
 			rep.line(
-				`Then a space of ${rate(num(x, "live"))} busy areas (lazyMaxPages ${STALL_LAZY_PAGES}, so the worker's own purges stay small); another worker runs alloc+free pairs of 1..4 pages on the locked path (options given), giving its event loop a turn every 64 pairs. Its worst gap between two pairs while this thread runs each call, and while nothing else runs (the worker's own noise: GC, the scheduler, its drain). The last row is the machine's floor: this thread spins as long as the longest call took while the worker only reads the clock (no allocator, no event loop), so whatever gap it sees is the scheduler's and the host's:`,
+				`Then a space of ${rate(num(x, "live"))} busy areas (lazyMaxPages ${STALL_LAZY_PAGES}, so the worker's own purges stay small); another worker runs alloc+free pairs of 1..4 pages on the locked path (the space has smallMax 0), giving its event loop a turn every 64 pairs. Its worst gap between two pairs while this thread runs each call, and while nothing else runs (the worker's own noise: GC, the scheduler, its drain). The last row is the machine's floor: this thread spins as long as the longest call took while the worker only reads the clock (no allocator, no event loop), so whatever gap it sees is the scheduler's and the host's:`,
 			);
 			rep.line();
 			const d = x.durationMs!;
