@@ -25,7 +25,17 @@ import {
 } from "../buffer/gauges.ts";
 import type { VaTable } from "../buffer/va-table.ts";
 import { ENTRY_DESC, ENTRY_MAKER, indexBase } from "../small/block-index.ts";
-import { D_DIRTY_NR, liveSlots, D_REMOTE_NR, D_STATE, slotBytesOf, SMALL_BLOCK_ACTIVE } from "../small/descriptor.ts";
+import {
+	BITMAPS,
+	D_BITS,
+	D_DIRTY_NR,
+	D_WORDS,
+	liveSlots,
+	D_REMOTE_NR,
+	D_STATE,
+	slotBytesOf,
+	SMALL_BLOCK_ACTIVE,
+} from "../small/descriptor.ts";
 
 // Per handle entry, for readSmall: the token it last met as a maker in this snapshot (makerTok,
 // of snapshot makerEpoch) and what it found (makerState: 0 ended, 1 alive, 2 alive with remote
@@ -99,6 +109,7 @@ export function readSmall(t: VaTable, s: VmapStats): void {
 			continue;
 		}
 		if (i32[d + D_STATE] !== SMALL_BLOCK_ACTIVE) continue;
+		if (d + D_BITS + BITMAPS * i32[d + D_WORDS]! > i32.length) continue; // a stale index's garbage: its words end past the view
 		const r = i32[d + D_REMOTE_NR]!;
 		const live = liveSlots(i32, d) - r;
 		const lazy = i32[d + D_DIRTY_NR]! + r;
