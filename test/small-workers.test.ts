@@ -43,6 +43,15 @@ test("small areas: three workers free each other's small areas (remote frees); n
 		const checkAll = async (ws: Worker[]) => {
 			for (const w of ws) await ask(w, { cmd: "check" });
 			space.check();
+			// The workers are still: stats(), from each live worker's gauges, equals a count block by block.
+			const st = space.stats();
+			const blocks = (space.dump() as { blocks: Array<{ areaSize: number; live: number; lazy: number }> }).blocks;
+			const sum = (f: (b: (typeof blocks)[0]) => number) => blocks.reduce((a, b) => a + f(b), 0);
+			assert.deepEqual(
+				[st.smallBlocks, st.smallAreas, st.smallBytes, st.smallLazyAreas, st.smallLazyBytes],
+				[blocks.length, sum((b) => b.live), sum((b) => b.live * b.areaSize), sum((b) => b.lazy), sum((b) => b.lazy * b.areaSize)],
+				"stats() against the blocks",
+			);
 		};
 
 		for (let round = 0; round < 3; round++) {
