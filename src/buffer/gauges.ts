@@ -15,6 +15,7 @@
  * blocks are read one by one.
  */
 import { GAUGE_BYTES, GAUGE_OFFSET, HANDLE_ALIVE, HANDLE_GEN, HANDLE_MAX, HANDLE_STATE, HANDLE_WORDS } from "./layout.ts";
+import type { VaTable } from "./va-table.ts";
 
 /** Float64 words of a gauge line (GAUGE_OFFSET / 8 + id - 1 lines). */
 export const GAUGE_IN_USE_BYTES = 0;
@@ -27,6 +28,17 @@ export const GAUGE_REMOTE_SEEN = 6;
 /** Handle `id`'s gauge line, as an index of Int32 header words (hdr), and of Float64 ones (hdrF). */
 export const gaugeWord = (id: number): number => GAUGE_OFFSET / 4 + (id - 1) * (GAUGE_BYTES / 4);
 export const gaugeWordF = (id: number): number => GAUGE_OFFSET / 8 + (id - 1) * (GAUGE_BYTES / 8);
+
+/** Handle `id`'s gauges into `into`: [in use, dirty, in-use bytes, dirty bytes]; returns `into`. */
+export function readGauges(t: VaTable, id: number, into: Float64Array): Float64Array {
+	const g = gaugeWord(id);
+	const gf = gaugeWordF(id);
+	into[0] = t.hdr[g + GAUGE_IN_USE]!;
+	into[1] = t.hdr[g + GAUGE_DIRTY]!;
+	into[2] = t.hdrF[gf + GAUGE_IN_USE_BYTES]!;
+	into[3] = t.hdrF[gf + GAUGE_DIRTY_BYTES]!;
+	return into;
+}
 
 /**
  * A handle's token as a block index entry keeps it (the block's maker): its id in the low 11

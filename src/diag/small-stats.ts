@@ -13,16 +13,7 @@ import {
 	REC_I32,
 	VA_OWNER_MASK,
 } from "../buffer/layout.ts";
-import {
-	GAUGE_DIRTY,
-	GAUGE_DIRTY_BYTES,
-	GAUGE_IN_USE,
-	GAUGE_IN_USE_BYTES,
-	GAUGE_REMOTE_SEEN,
-	gaugeWord,
-	gaugeWordF,
-	makerAlive,
-} from "../buffer/gauges.ts";
+import { GAUGE_REMOTE_SEEN, gaugeWord, makerAlive, readGauges } from "../buffer/gauges.ts";
 import type { VaTable } from "../buffer/va-table.ts";
 import { ENTRY_DESC, ENTRY_MAKER, indexBase } from "../small/block-index.ts";
 import {
@@ -46,6 +37,7 @@ const makerTok = new Int32Array(VA_OWNER_MASK + 1);
 const makerState = new Uint8Array(VA_OWNER_MASK + 1);
 const listedEpoch = new Int32Array(VA_OWNER_MASK + 1);
 const makers = new Int32Array(VA_OWNER_MASK + 1);
+const gauges = new Float64Array(4);
 let epoch = 0;
 let met = 0;
 
@@ -120,15 +112,12 @@ export function readSmall(t: VaTable, s: VmapStats): void {
 		s.smallLazyAreas += lazy;
 		s.smallLazyBytes += lazy * bytes;
 	}
-	const hdr = t.hdr;
-	const hdrF = t.hdrF;
 	for (let i = 0; i < met; i++) {
-		const g = gaugeWord(makers[i]!);
-		const gf = gaugeWordF(makers[i]!);
-		s.smallAreas += hdr[g + GAUGE_IN_USE]! - hdr[g + GAUGE_DIRTY]!;
-		s.smallBytes += hdrF[gf + GAUGE_IN_USE_BYTES]! - hdrF[gf + GAUGE_DIRTY_BYTES]!;
-		s.smallLazyAreas += hdr[g + GAUGE_DIRTY]!;
-		s.smallLazyBytes += hdrF[gf + GAUGE_DIRTY_BYTES]!;
+		const g = readGauges(t, makers[i]!, gauges); // in use, dirty, in-use bytes, dirty bytes
+		s.smallAreas += g[0]! - g[1]!;
+		s.smallBytes += g[2]! - g[3]!;
+		s.smallLazyAreas += g[1]!;
+		s.smallLazyBytes += g[3]!;
 	}
 	s.smallAreas -= remote;
 	s.smallBytes -= remoteBytes;

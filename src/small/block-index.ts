@@ -52,15 +52,16 @@ export function lookupBlock(t: VaTable, first: number, blockStart: number, block
 	return 0;
 }
 
-/** Every descriptor in the index (under the FREE lock, or of a still copy). */
-export function eachBlock(t: VaTable, visit: (d: number) => void): void {
+/** Every descriptor in the index, with its maker's token (under the FREE lock, or of a still copy). */
+export function eachBlock(t: VaTable, visit: (d: number, maker: number) => void): void {
 	const first = t.hdr[HDR_BLOCK_INDEX]!;
 	if (first === 0) return;
 	const cap = t.i32[first * REC_I32]!;
 	const base = indexBase(first);
 	for (let e = 0; e < cap; e++) {
-		const d = t.i32[base + e * 4 + 2]!;
-		if (d > 0) visit(d);
+		const w = base + e * 4;
+		const d = t.i32[w + ENTRY_DESC]!;
+		if (d > 0) visit(d, t.i32[w + ENTRY_MAKER]!);
 	}
 }
 
@@ -101,8 +102,8 @@ function putEntry(t: VaTable, first: number, d: number, maker: number, blockInve
 	const w = base + e * 4;
 	const empty = i32[w + 2] === 0;
 	setRecWordF(f64, w >> 1, start);
-	setRecWord(i32, w + 3, maker);
-	setRecWord(i32, w + 2, d);
+	setRecWord(i32, w + ENTRY_MAKER, maker);
+	setRecWord(i32, w + ENTRY_DESC, d);
 	return empty;
 }
 
@@ -115,14 +116,10 @@ function rebuildIndex(t: VaTable, cap: number, blockInverse: number): number {
 	t.i32[first * REC_I32 + 1] = run;
 	let n = 0;
 	if (old !== 0) {
-		const base = indexBase(old);
-		for (let e = 0, cap = t.i32[old * REC_I32]!; e < cap; e++) {
-			const w = base + e * 4;
-			const d = t.i32[w + 2]!;
-			if (d <= 0) continue;
-			putEntry(t, first, d, t.i32[w + 3]!, blockInverse);
+		eachBlock(t, (d, maker) => {
+			putEntry(t, first, d, maker, blockInverse);
 			n++;
-		}
+		});
 	}
 	// Readers without a lock load the index word, then its entries: publish it once filled.
 	putAtomic(t.hdr, HDR_BLOCK_INDEX, first);

@@ -162,6 +162,19 @@ export class CacheState {
 		t.hdr[this.remoteSeen] = Atomics.load(t.handles, this.remoteWord);
 	}
 
+	/**
+	 * Add `inUse` slots in use and `dirty` dirty ones, of `slotBytes` each, to this handle's
+	 * gauges (negative: take them away). The carving path and the owner's free write the one
+	 * count and the bytes they change themselves.
+	 */
+	addGauges(inUse: number, dirty: number, slotBytes: number): void {
+		const t = this.t;
+		t.hdr[this.inUse]! += inUse;
+		t.hdr[this.dirty]! += dirty;
+		t.hdrF[this.inUseBytes]! += inUse * slotBytes;
+		t.hdrF[this.dirtyBytes]! += dirty * slotBytes;
+	}
+
 	/** The queue of class `k` for tag index `tag`. */
 	queue(tag: number, k: number): number {
 		if (tag === 0) return k;

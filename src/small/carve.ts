@@ -78,7 +78,7 @@ export function carve(c: CacheState, size: number, tag: number): number | typeof
 
 /**
  * Hand out the slot of `bit` in word `w` of block `d` (FREE there): FREE to LIVE, counted in
- * the block and in this handle's gauges; returns its address. (A function of its own: carve
+ * this handle's gauges (the block counts no LIVE slots); returns its address. (A function of its own: carve
  * stays small enough for V8 to inline it into the allocation path.)
  */
 function takeSlot(c: CacheState, d: number, w: number, bit: number): number {

@@ -24,7 +24,7 @@ import {
 	VA_STATE,
 	VA_OWNER_MASK,
 } from "../buffer/layout.ts";
-import { GAUGE_DIRTY, GAUGE_DIRTY_BYTES, GAUGE_IN_USE, GAUGE_IN_USE_BYTES, gaugeWord, gaugeWordF } from "../buffer/gauges.ts";
+import { readGauges } from "../buffer/gauges.ts";
 import { vaEnd, vaFlags, vaOwner, vaStart } from "../buffer/record.ts";
 import {
 	bitWord,
@@ -55,7 +55,7 @@ import {
 	slotBytesOf,
 	SMALL_BLOCK_ACTIVE,
 } from "./descriptor.ts";
-import { ENTRY_DESC, ENTRY_MAKER, indexBase, indexRun, lookupBlock } from "./block-index.ts";
+import { eachBlock, ENTRY_DESC, indexBase, indexRun, lookupBlock } from "./block-index.ts";
 import { eachInLimbo } from "./limbo.ts";
 import type { VaTable } from "../buffer/va-table.ts";
 
@@ -136,34 +136,26 @@ export function checkBlocks(t: VaTable, self: number, blockAreas: number[], seen
 
 /**
  * Each block's maker, as the index keeps it, against the owner recorded in its area; and the
- * gauges of handle `self` against the counts of the blocks it owns (whose words are still).
+ * gauges of handle `self` against the slots of the blocks it owns (whose words are still).
  */
 function checkGauges(t: VaTable, self: number): void {
 	const i32 = t.i32;
-	const first = t.hdr[HDR_BLOCK_INDEX]!;
-	let inUse = 0;
-	let dirty = 0;
-	let inUseBytes = 0;
-	let dirtyBytes = 0;
-	for (let e = 0, cap = i32[first * REC_I32]!; e < cap; e++) {
-		const w = indexBase(first) + e * 4;
-		const d = i32[w + ENTRY_DESC]!;
-		if (d <= 0) continue;
+	const sums = [0, 0, 0, 0]; // as readGauges(): in use, dirty, in-use bytes, dirty bytes
+	eachBlock(t, (d, token) => {
 		const maker = vaOwner(i32, i32[d + D_AREA]!);
-		if ((i32[w + ENTRY_MAKER]! & VA_OWNER_MASK) !== maker)
-			corrupt(`block index entry ${e}: its maker is handle ${i32[w + ENTRY_MAKER]! & VA_OWNER_MASK}, its area says ${maker}`);
-		if (i32[d + D_OWNER] !== self) continue;
+		if ((token & VA_OWNER_MASK) !== maker)
+			corrupt(
+				`small-area block at ${hex(blockStartOf(t.f64, d))}: its maker is handle ${token & VA_OWNER_MASK}, its area says ${maker}`,
+			);
+		if (i32[d + D_OWNER] !== self) return;
 		const bytes = slotBytesOf(t.f64, d);
 		const used = liveSlots(i32, d) + i32[d + D_DIRTY_NR]!;
-		inUse += used;
-		dirty += i32[d + D_DIRTY_NR]!;
-		inUseBytes += used * bytes;
-		dirtyBytes += i32[d + D_DIRTY_NR]! * bytes;
-	}
-	const g = gaugeWord(self);
-	const gf = gaugeWordF(self);
-	const gauges = [t.hdr[g + GAUGE_IN_USE]!, t.hdr[g + GAUGE_DIRTY]!, t.hdrF[gf + GAUGE_IN_USE_BYTES]!, t.hdrF[gf + GAUGE_DIRTY_BYTES]!];
-	const sums = [inUse, dirty, inUseBytes, dirtyBytes];
+		sums[0]! += used;
+		sums[1]! += i32[d + D_DIRTY_NR]!;
+		sums[2]! += used * bytes;
+		sums[3]! += i32[d + D_DIRTY_NR]! * bytes;
+	});
+	const gauges = [...readGauges(t, self, new Float64Array(4))];
 	if (gauges.some((x, i) => x !== sums[i]))
 		corrupt(
 			`small-area gauges of handle ${self}: [in use, dirty, in-use bytes, dirty bytes] are [${gauges}], its blocks hold [${sums}]`,

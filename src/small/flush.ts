@@ -137,11 +137,7 @@ function reclaim(c: CacheState, from: typeof FLUSHING | typeof DIRTY): void {
 		if (n !== 0) {
 			crashPoint();
 			i32[d + D_DIRTY_NR]! -= n;
-			const bytes = n * slotBytesOf(c.t.f64, d);
-			c.t.hdr[c.dirty]! -= n;
-			c.t.hdr[c.inUse]! -= n;
-			c.t.hdrF[c.dirtyBytes]! -= bytes;
-			c.t.hdrF[c.inUseBytes]! -= bytes;
+			c.addGauges(-n, -n, slotBytesOf(c.t.f64, d));
 			if (d === c.cur[q])
 				c.hint[q] = 0; // the freed slots may lie below the word it looked at last
 			else if (i32[d + D_LISTED] === 0) {

@@ -95,9 +95,7 @@ export function takeRemoteFrees(c: CacheState): void {
 
 /** takeRemote() of a block this handle owns: its gauges count the frees taken in as DIRTY. */
 function takeRemoteMine(c: CacheState, d: number): void {
-	const n = takeRemote(c, d);
-	c.t.hdr[c.dirty]! += n;
-	c.t.hdrF[c.dirtyBytes]! += n * slotBytesOf(c.t.f64, d);
+	c.addGauges(0, takeRemote(c, d), slotBytesOf(c.t.f64, d));
 }
 
 /**
@@ -218,10 +216,7 @@ export function retire(c: CacheState, d: number): void {
 		c.mine[at] = c.mine[c.mine.length - 1]!;
 		c.mine.pop();
 		// Its dirty slots are the lazy area's now (the purge flushes them); its gauges leave this handle's.
-		t.hdr[c.dirty]! -= dirty;
-		t.hdr[c.inUse]! -= inUse;
-		t.hdrF[c.dirtyBytes]! -= dirty * bytes;
-		t.hdrF[c.inUseBytes]! -= inUse * bytes;
+		c.addGauges(-inUse, -dirty, bytes);
 	}
 	if (c.cur[q] === d) c.cur[q] = 0;
 	if (c.spareD[k] === d) c.spareD[k] = 0;
