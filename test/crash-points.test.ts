@@ -174,6 +174,17 @@ const scenarios: Array<Scenario<VmapSpace>> = [
 		project: smallLive,
 	},
 	{
+		name: "a flush that empties three blocks of one class (one stays its spare, two retire straight to free space: every slot flushed)",
+		setup: () => {
+			const st = smallWith(0)();
+			const areas = Array.from({ length: 49 }, () => st.victim.alloc(256)); // 16 a block: the 4th is the current one
+			for (const a of areas.slice(0, 48)) st.victim.free(a);
+			return st;
+		},
+		op: (v) => void v.purge({ sync: true }),
+		project: smallLive,
+	},
+	{
 		name: "small alloc that makes the 9th block (the block index is rebuilt, its old run freed)",
 		setup: () => {
 			const st = smallWith(0)();

@@ -483,6 +483,29 @@ test("small areas: trim() retires every block with nothing live, this handle's (
 	s.check();
 });
 
+test("small areas: a block a flush left empty beyond its class's spare retires straight to free space (every slot flushed or never used); one retired with slots still dirty is lazy until a purge", () => {
+	const s = VmapSpace.create(options);
+	const areas = Array.from({ length: 49 }, () => s.alloc(256)); // 16 a block: three full blocks and a current one
+	const starts = s.dump().blocks.map((b) => b.start);
+	for (const a of areas.slice(0, 48)) s.free(a);
+	s.purge({ sync: true }); // the cache flushes: its dirty slots turn FREE, and empty blocks retire
+	const after = s.dump().blocks.map((b) => b.start);
+	const gone = starts.filter((x) => !after.includes(x));
+	assert.equal(gone.length, 2, "one empty block stays as the class's spare");
+	for (const x of gone) assert.equal(s.find(x), undefined, "free space at once, no purge needed");
+	assert.deepEqual([s.stats().lazyAreas, s.stats().purgedAreas], [0, 0], "nothing lazily freed, nothing purged");
+	assert.equal(s.alloc(4096), gone.sort((a, b) => a - b)[0], "the lowest fit finds the first of them");
+	s.check();
+	// close() retires a block whose slots are DIRTY: its area is lazy, so a purge flushes them first.
+	const t = VmapSpace.attach(s.handle);
+	const x = t.alloc(256);
+	t.free(x);
+	const block = s.dump().blocks.find((b) => b.start <= x && x < b.end)!;
+	t.close();
+	assert.equal(s.find(block.start)?.state, "lazy");
+	s.check();
+});
+
 test("small areas: the rule is size and alignment; a tag keeps a request on the cache, in blocks of its own tag", () => {
 	const s = VmapSpace.create(options); // pageSize 16, smallMax 256
 	const inBlock = (addr: number) => s.dump().blocks.find((b) => b.start <= addr && addr < b.end);

@@ -64,7 +64,7 @@ export interface VmapSpaceOptions {
 	 * alloc and free, one atomic for a free from another handle. A block is one busy area of
 	 * the power of two >= 16 * smallMax bytes (tagged "vmap_block"); sizes round up to a size
 	 * class (every page up to 8 pages, then 4 classes per doubling: at most 25% more, and at
-	 * least blockBytes / 1024). The rule: a request of at most smallMax bytes with `align` at
+	 * least blockBytes / 2048). The rule: a request of at most smallMax bytes with `align` at
 	 * most pageSize and no window narrower than the space comes from the blocks, tagged or not
 	 * (a handle keeps blocks per tag and size class). 0 turns it off.
 	 * @defaultValue max(4096, 16 * pageSize) bytes when the space holds 64 such blocks, else 0

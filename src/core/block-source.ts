@@ -1,7 +1,8 @@
 /**
  * The small-area cache's port to the space (small/cache-state.ts's BlockSource): a block's
  * area is an ordinary busy area, allocated without purging or waiting, and freed through the
- * ordinary lazy free, so that the space's purge flushes its dirty slots before reuse.
+ * ordinary lazy free, so that the space's purge flushes its dirty slots before reuse, or,
+ * when none of its slots waits for a flush, straight back to free space.
  */
 import type { FlushHook } from "../api/types.ts";
 import { VmapError } from "../api/errors.ts";
@@ -32,7 +33,7 @@ function blockSource(s: SpaceState): BlockSource {
 				throw e;
 			}
 		},
-		freeBlockArea: (addr, unindex) => freeBlockArea(s, addr, unindex),
+		freeBlockArea: (addr, unindex, flushed) => freeBlockArea(s, addr, unindex, flushed),
 		busyNodeBase: (addr) => s.busyNodeBase(addr),
 		tagName: (tag) => s.tags.name(tag),
 	};

@@ -7,7 +7,7 @@ import { addF } from "../buffer/journal.ts";
 import { hashFind, hashRemove } from "../tree/busy-hash.ts";
 import { findVmapArea } from "../tree/busy-tree.ts";
 import { corrupt, hex, shown, VmapError } from "../api/errors.ts";
-import { vaClip } from "../tree/free-space.ts";
+import { mergeOrAddVmapArea, vaClip } from "../tree/free-space.ts";
 import { HDR_FREE_LOCK, HDR_FREE_ROOT, VA_SMALL_BLOCK } from "../buffer/layout.ts";
 import { N_BUSY_LOCK, N_LAZY_LOCK, N_BUSY_NR, N_BUSY_ROOT, NF_BUSY_BYTES, NF_FREES, nodeBase } from "../buffer/node-layout.ts";
 import { notAnArea } from "./locate.ts";
@@ -119,22 +119,21 @@ function freeVmapAreaNoflush(s: SpaceState, v: number, va: number, outer2 = -1, 
 	const lazy = lazyNode(flags, v);
 	s.locks.acquireUnder(nodeBase(lazy) + N_LAZY_LOCK, b + N_BUSY_LOCK, outer2);
 	before?.();
-	hashRemove(t, b, va, start);
-	rbErase(t, b + N_BUSY_ROOT, va, PLAIN);
-	t.hdr[b + N_BUSY_NR]!--; // derived, as NF_BUSY_BYTES: not journaled (tree/repair.ts recounts)
-	t.hdrF[(b >> 1) + NF_BUSY_BYTES]! -= end - start;
-	addF(t.hdrF, (b >> 1) + NF_FREES, 1);
+	leaveBusyTree(s, b, va);
 	lazyTreeAdd(t, lazy, va, start, end, flags, s.pageInverse);
 	s.locks.release(nodeBase(lazy) + N_LAZY_LOCK);
 }
 
 /**
- * Free a small-area block's area (small/) lazily, as one area, so that the ordinary purge
- * flushes its dirty slots before the range is handed out again. The FREE lock (the block
- * index's), the busy lock and the lazy lock are all taken before anything changes; then
- * `unindex` takes the block out of the index, and the area leaves its busy tree.
+ * Free a small-area block's area (small/). Lazily, as one area, so that the ordinary purge
+ * flushes its dirty slots before the range is handed out again; or, when `flushed` (every slot
+ * FREE: never handed out, or freed and covered by a completed flush), straight back to free
+ * space, as a purge would put it once flushed, since nothing in it waits for a flush. The FREE
+ * lock (the block index's and free space's), the busy lock and, for a lazy free, the lazy lock
+ * are all taken before anything changes; then `unindex` takes the block out of the index, and
+ * the area leaves its busy tree.
  */
-export function freeBlockArea(s: SpaceState, addr: number, unindex: () => void): void {
+export function freeBlockArea(s: SpaceState, addr: number, unindex: () => void, flushed: boolean): void {
 	const locks = s.locks;
 	locks.acquire(HDR_FREE_LOCK);
 	const v = s.addrNode(addr);
@@ -144,10 +143,25 @@ export function freeBlockArea(s: SpaceState, addr: number, unindex: () => void):
 		locks.release(HDR_FREE_LOCK);
 		corrupt(`small-area block at ${hex(addr)} has no busy area`);
 	}
-	freeVmapAreaNoflush(s, v, va, HDR_FREE_LOCK, unindex); // a wait that fails releases both
+	if (flushed) {
+		unindex();
+		leaveBusyTree(s, b, va);
+		mergeOrAddVmapArea(s.table, va);
+	} else freeVmapAreaNoflush(s, v, va, HDR_FREE_LOCK, unindex); // a wait that fails releases both
 	locks.release(b + N_BUSY_LOCK);
 	locks.release(HDR_FREE_LOCK);
-	s.purger.drain.afterFree();
+	if (!flushed) s.purger.drain.afterFree();
+}
+
+/** Busy record `va` of the node at base `b` (its busy lock held) leaves the busy hash and tree, counted as a free. */
+function leaveBusyTree(s: SpaceState, b: number, va: number): void {
+	const t = s.table;
+	const start = vaStart(t.f64, va);
+	hashRemove(t, b, va, start);
+	rbErase(t, b + N_BUSY_ROOT, va, PLAIN);
+	t.hdr[b + N_BUSY_NR]!--; // derived, as NF_BUSY_BYTES: not journaled (tree/repair.ts recounts)
+	t.hdrF[(b >> 1) + NF_BUSY_BYTES]! -= vaEnd(t.f64, va) - start;
+	addF(t.hdrF, (b >> 1) + NF_FREES, 1);
 }
 
 /** The node whose lazy tree takes an area with `flags` found at node `v`: its vn_id's if it has one. */

@@ -23,7 +23,8 @@ import { D_CLASS, D_TAG, sizeClasses } from "./descriptor.ts";
 /**
  * The space, as the cache sees it (core/block-source.ts implements it): block areas come from
  * the ordinary allocator and go back through the ordinary lazy free, so that the space's purge
- * flushes a retired block's dirty slots before its range is reused.
+ * flushes a retired block's dirty slots before its range is reused; a block with none (every
+ * slot FREE) goes straight back to free space.
  */
 /**
  * A small-area block's setup, run inside the critical section that allocates its area (the
@@ -41,8 +42,11 @@ export interface BlockSource {
 	 * space has no room; `setup` runs in its critical section (core/alloc.ts BlockSetup).
 	 */
 	allocBlockArea(bytes: number, setup: BlockSetup): number;
-	/** Free the block area at `addr` lazily; `unindex` runs under the locks that make the block unreachable. */
-	freeBlockArea(addr: number, unindex: () => void): void;
+	/**
+	 * Free the block area at `addr`: lazily, or straight to free space when `flushed` (no slot
+	 * waits for a flush); `unindex` runs under the locks that make the block unreachable.
+	 */
+	freeBlockArea(addr: number, unindex: () => void, flushed: boolean): void;
 	/** Base word of the node whose busy tree holds an area starting at `addr`. */
 	busyNodeBase(addr: number): number;
 	/** The name of tag `tag`. */

@@ -74,7 +74,7 @@ export const SMALL_BLOCK_LIMBO = 0x6c6d62;
 /** OWNER of a retired descriptor: no handle id, and not 0, so that no adoption's CAS (0 to its id) lands on it. */
 export const OWNER_RETIRED = -1;
 /** Most slots in a block: its smallest class is BLOCK_BYTES / MAX_SLOTS. */
-export const MAX_SLOTS = 1024;
+export const MAX_SLOTS = 2048;
 /** The largest class has at least this many slots: BLOCK_BYTES = pow2 >= MIN_SLOTS * smallMax. */
 export const MIN_SLOTS = 16;
 /** The tag of block areas in the listings. */

@@ -3,8 +3,8 @@
  * and is handed out again only after a flush covering its block has completed. The cache
  * batches those flushes: it calls the handle's flush hook over the range of its dirty blocks
  * once they hold flushAt() bytes, then the dirty slots turn FREE. A block with no live slot
- * beyond one spare per size class retires (owner.ts), so the space's purge flushes it before
- * its range is reused.
+ * beyond one spare per size class retires (owner.ts): it leaves with every slot FREE, so its
+ * area goes straight back to free space.
  *
  * Scale: a flush and its completion visit the blocks on this handle's dirty list, not every
  * block it owns. At a million live small areas of random sizes a handle owns some 35 k blocks

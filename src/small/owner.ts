@@ -7,7 +7,8 @@
  * A block whose owner closed or ended is owned by nobody (OWNER 0): each free into it takes it
  * for a moment (CAS on OWNER), repairs what a dead owner may have left half-written
  * (repair.ts), takes remote frees in, and the free that empties it retires it.
- * A retired block leaves the index, and its area goes back through the ordinary lazy free.
+ * A retired block leaves the index, and its area goes back through the ordinary lazy free (or
+ * straight to free space when no slot of it waits for a flush).
  */
 import { crashPoint, hasCrashed } from "../buffer/journal.ts";
 import { VmapError } from "../api/errors.ts";
@@ -194,7 +195,8 @@ function reclaimBlock(c: CacheState, d: number, release: (addr: number, size: nu
 
 /**
  * Block `d`, owned by this handle and with nothing live, leaves: out of the index, and its
- * area freed lazily as one, so that the ordinary purge flushes its dirty slots.
+ * area freed as one: lazily when it has dirty slots, so that the ordinary purge flushes them,
+ * else (every slot FREE: flushed, or never handed out) straight back to free space.
  */
 export function retire(c: CacheState, d: number): void {
 	const t = c.t;
@@ -204,10 +206,16 @@ export function retire(c: CacheState, d: number): void {
 	const dirty = t.i32[d + D_DIRTY_NR]!;
 	const inUse = dirty + liveSlots(t.i32, d);
 	const bytes = slotBytesOf(t.f64, d);
-	c.source.freeBlockArea(blockStartOf(t.f64, d), () => {
-		indexRemove(t, d, c.blockInverse);
-		dropDescriptor(t, d, c.self);
-	});
+	// Nothing live and nothing dirty: every slot is FREE, flushed or never handed out.
+	const flushed = inUse === 0;
+	c.source.freeBlockArea(
+		blockStartOf(t.f64, d),
+		() => {
+			indexRemove(t, d, c.blockInverse);
+			dropDescriptor(t, d, c.self);
+		},
+		flushed,
+	);
 	// Out of every list of this handle's: its records now serve others.
 	const list = c.avail[q];
 	if (list !== undefined) for (let i = list.indexOf(d); i >= 0; i = list.indexOf(d)) list.splice(i, 1);
