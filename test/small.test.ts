@@ -462,7 +462,7 @@ test("small areas: a remote freer that ends inside a block leaves no hazard: the
 	s.check();
 });
 
-test("small areas: trim() retires every block with nothing live, this handle's (spares and current blocks too) and nobody's, and the next purge makes their areas free space (purge_fragmented_blocks)", () => {
+test("small areas: trim() retires every block with nothing live, this handle's (spares and current blocks too) and nobody's; their areas are free space at once, or after the next purge for those whose slots wait for a flush (purge_fragmented_blocks)", () => {
 	const s = VmapSpace.create(options);
 	const other = VmapSpace.attach(s.handle);
 	const mine = Array.from({ length: 400 }, (_, i) => s.alloc(P * (1 + (i % 16))));

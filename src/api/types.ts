@@ -87,7 +87,10 @@ export interface TrimResult {
 	/** Pooled areas given back to free space, and their bytes. */
 	areas: number;
 	bytes: number;
-	/** Small-area blocks retired (their areas freed lazily: the next purge makes them free space). */
+	/**
+	 * Small-area blocks retired: their areas are free space at once when no slot waits for a flush
+	 * (this handle's blocks), else freed lazily (the next purge makes them free space).
+	 */
 	blocks: number;
 }
 
