@@ -174,6 +174,33 @@ test("priority: at 2 * lazyMaxPages the free path purges by itself", () => {
 	s.check();
 });
 
+test("priority with 2 nodes: a free reads the other nodes' backlog every 16 frees, and purges only on every node's figure", () => {
+	// Node 1's backlog, then node 0's frees: seen at node 0's next read of node 1, 16 frees on.
+	const s = VmapSpace.create({ size: 4096 * P, nodes: 2, lazyMaxPages: 64 }); // handle 1: node 0
+	const b = VmapSpace.attach(s.handle); // handle 2: node 1
+	const mine = Array.from({ length: 40 }, () => s.alloc(P));
+	const theirs = Array.from({ length: 30 }, () => b.alloc(4 * P));
+	s.free(mine[0]!); // node 0 reads node 1: nothing yet
+	for (const x of theirs) b.free(x); // node 1: 120 pages, below 2 x 64 with node 0's 1
+	for (const x of mine.slice(1, 17)) s.free(x); // at the 17th, node 0 reads node 1 again: 137 pages
+	assert.equal(s.stats().priorityPurges, 1, "seen within 16 frees");
+	s.check();
+	// A figure read before another node purged never makes a purge by itself.
+	const c = VmapSpace.create({ size: 4096 * P, nodes: 2, lazyMaxPages: 8 });
+	const d = VmapSpace.attach(c.handle);
+	const cs = Array.from({ length: 40 }, () => c.alloc(P));
+	const ds = Array.from({ length: 40 }, () => d.alloc(P));
+	for (const x of ds.slice(0, 15)) d.free(x); // node 1: 15 pages
+	c.free(cs[0]!); // node 0 reads node 1: 16 pages in all, 2 x 8: purged here
+	assert.equal(c.stats().priorityPurges, 1);
+	for (const x of ds.slice(15, 29)) d.free(x); // node 1: 14 pages again
+	c.free(cs[1]!); // node 0's read of node 1 is still 15 from before the purge: 16, but every node holds 15
+	d.purge({ sync: true }); // node 1 gives its pages back
+	for (const x of cs.slice(2, 6)) c.free(x); // node 0: 5 pages, and the stale 15
+	assert.equal(c.stats().priorityPurges, 1, "a stale figure made no purge");
+	c.check();
+});
+
 test("vmallocinfo lists busy areas, then unpurged lazy ones; dump() is JSON of everything", () => {
 	const s = VmapSpace.create({ start: 0x10000000, size: 1024 * P });
 	const a = s.alloc(3 * P, { tag: "textures" });

@@ -98,13 +98,15 @@ export class VaTable {
 	 * reads. Exact under every node's LAZY and POOL lock; otherwise a heuristic's estimate.
 	 */
 	lazyPages(): number {
-		const hdrF = this.hdrF;
 		let n = 0;
-		for (let v = 0; v < this.nodes; v++) {
-			const f = nodeBase(v) >> 1;
-			n += hdrF[f + NF_LAZY_ADDED]! - hdrF[f + NF_LAZY_PURGED]!;
-		}
+		for (let v = 0; v < this.nodes; v++) n += this.nodeLazyPages(v);
 		return n;
+	}
+
+	/** Node `v`'s share of lazyPages(): the pages its lazy tree took and its purges have not given back. */
+	nodeLazyPages(v: number): number {
+		const f = nodeBase(v) >> 1;
+		return this.hdrF[f + NF_LAZY_ADDED]! - this.hdrF[f + NF_LAZY_PURGED]!;
 	}
 
 	/** Free slots available without growing. */

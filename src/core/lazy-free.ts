@@ -68,9 +68,9 @@ export function freeVmapArea(s: SpaceState, addr: number, op: string, refused: r
 		s.locks.release(b + N_BUSY_LOCK);
 		return tag;
 	}
-	freeVmapAreaNoflush(s, v, va);
+	const lazy = freeVmapAreaNoflush(s, v, va);
 	s.locks.release(b + N_BUSY_LOCK);
-	s.purger.drain.afterFree();
+	s.purger.drain.afterFree(lazy);
 	return 0;
 }
 
@@ -92,23 +92,24 @@ export function freeOwnedArea(
 	const va = lookupBusyAt(s, b, addr);
 	if (va === 0) return;
 	const i32 = s.table.i32;
+	let lazy = -1;
 	if (vaOwner(i32, va) === owner && (vaFlags(i32, va) & VA_SMALL_BLOCK) === 0 && (mark === 0 || vaTag(i32, va) !== mark)) {
 		release?.(addr, vaEnd(s.table.f64, va) - addr);
-		freeVmapAreaNoflush(s, v, va);
+		lazy = freeVmapAreaNoflush(s, v, va);
 	}
 	s.locks.release(b + N_BUSY_LOCK);
-	s.purger.drain.afterFree();
+	s.purger.drain.afterFree(lazy);
 }
 
 /**
  * Busy record `va` of node `v` (whose busy lock the caller holds) leaves its busy tree for a
- * lazy tree: its vn_id's node's if it has one, else v's. That tree's lazy lock is taken before
+ * lazy tree: its vn_id's node's if it has one, else v's (returned). That tree's lazy lock is taken before
  * anything changes (a wait that fails releases the busy lock too). Everything needed from the
  * area is read before it is published in the lazy tree: once there, a purge in another worker
  * may merge it away ("mm/vmalloc: Keep a separate lazy-free list": the free path must not
  * touch an area after it is visible to purges).
  */
-function freeVmapAreaNoflush(s: SpaceState, v: number, va: number, outer2 = -1, before?: () => void): void {
+function freeVmapAreaNoflush(s: SpaceState, v: number, va: number, outer2 = -1, before?: () => void): number {
 	const t = s.table;
 	const f64 = t.f64;
 	const i32 = t.i32;
@@ -122,6 +123,7 @@ function freeVmapAreaNoflush(s: SpaceState, v: number, va: number, outer2 = -1, 
 	leaveBusyTree(s, b, va);
 	lazyTreeAdd(t, lazy, va, start, end, flags, s.pageInverse);
 	s.locks.release(nodeBase(lazy) + N_LAZY_LOCK);
+	return lazy;
 }
 
 /**
@@ -143,14 +145,15 @@ export function freeBlockArea(s: SpaceState, addr: number, unindex: () => void, 
 		locks.release(HDR_FREE_LOCK);
 		corrupt(`small-area block at ${hex(addr)} has no busy area`);
 	}
+	let lazy = -1;
 	if (flushed) {
 		unindex();
 		leaveBusyTree(s, b, va);
 		mergeOrAddVmapArea(s.table, va);
-	} else freeVmapAreaNoflush(s, v, va, HDR_FREE_LOCK, unindex); // a wait that fails releases both
+	} else lazy = freeVmapAreaNoflush(s, v, va, HDR_FREE_LOCK, unindex); // a wait that fails releases both
 	locks.release(b + N_BUSY_LOCK);
 	locks.release(HDR_FREE_LOCK);
-	if (!flushed) s.purger.drain.afterFree();
+	if (!flushed) s.purger.drain.afterFree(lazy);
 }
 
 /** Busy record `va` of the node at base `b` (its busy lock held) leaves the busy hash and tree, counted as a free. */
@@ -209,11 +212,12 @@ export function resizeVmapArea(s: SpaceState, addr: number, size: number): boole
 	const end = vaEnd(f64, va);
 	const newEnd = addr + size;
 	let done = true;
+	let lazy = -1;
 	if (newEnd < end) {
 		// The tail leaves the area under the busy lock and joins a lazy tree under the lazy
 		// lock, taken first: check(), holding everything, sees it in one place or the other.
 		const flags = vaFlags(i32, va);
-		const lazy = lazyNode(flags, s.addrNode(newEnd));
+		lazy = lazyNode(flags, s.addrNode(newEnd));
 		locks.acquireUnder(nodeBase(lazy) + N_LAZY_LOCK, b + N_BUSY_LOCK, HDR_FREE_LOCK);
 		setVaEnd(f64, va, newEnd);
 		t.hdrF[(b >> 1) + NF_BUSY_BYTES]! -= end - newEnd; // derived
@@ -233,7 +237,7 @@ export function resizeVmapArea(s: SpaceState, addr: number, size: number): boole
 	}
 	locks.release(b + N_BUSY_LOCK);
 	locks.release(HDR_FREE_LOCK);
-	if (newEnd < end) s.purger.drain.afterFree();
+	if (lazy >= 0) s.purger.drain.afterFree(lazy);
 	return done;
 }
 

@@ -40,6 +40,15 @@ function recordsNearlyFull(hdr: Int32Array): boolean {
 	return 4 * (hdr[HDR_SLOT_HIGH]! - hdr[HDR_SLOT_FREE_NR]!) > 3 * hdr[HDR_MAX_CAPACITY]!;
 }
 
+/**
+ * Frees between two reads of the other nodes' lazy pages. Their words share cache lines with
+ * those nodes' lock words, which their own workers write on every operation: read on every
+ * free, they are a cache miss for this worker and one for the other at its next write there
+ * (two workers on two nodes, W0 with the cache off: lazyPages() took 31 ns of each pair in a
+ * profile of one of them, none with one worker).
+ */
+const OTHERS_EVERY = 16;
+
 /** A drain yields to the event loop after about this much work. */
 const SLICE_MS = 0.1;
 const ignore = () => {};
@@ -57,8 +66,37 @@ export class Drain {
 	 */
 	quiet = false;
 
+	/** Each node's lazy pages as this handle last read them (lazyEstimate), and the frees since it read them all. */
+	readonly #seen: Float64Array;
+	#age = OTHERS_EVERY;
+
 	constructor(purger: DrainHost) {
 		this.#purger = purger;
+		this.#seen = new Float64Array(purger.t.nodes);
+	}
+
+	/**
+	 * vmapLazyNr as a free checks it: the node whose lazy tree the free just wrote (`v`, -1
+	 * none) read again, the others as read OTHERS_EVERY frees ago at most (exact with one
+	 * node). Another handle's frees are seen a few frees late; this handle's own frees at once,
+	 * and a purge's pages a few frees late (the figure is then too high, never too low, for
+	 * what this handle did).
+	 */
+	#lazyEstimate(t: VaTable, v: number): number {
+		if (t.nodes === 1) return t.lazyPages();
+		if (++this.#age >= OTHERS_EVERY) return this.#readAll(t);
+		if (v >= 0) this.#seen[v] = t.nodeLazyPages(v);
+		let n = 0;
+		for (let u = 0; u < this.#seen.length; u++) n += this.#seen[u]!;
+		return n;
+	}
+
+	/** Read every node's lazy pages (lazyEstimate's figures); their sum. */
+	#readAll(t: VaTable): number {
+		this.#age = 0;
+		let n = 0;
+		for (let u = 0; u < this.#seen.length; u++) n += this.#seen[u] = t.nodeLazyPages(u);
+		return n;
 	}
 
 	/** Whether this handle's drain is between two slices. */
@@ -67,15 +105,17 @@ export class Drain {
 	}
 
 	/**
-	 * After a free (no lock held): drain when past lazyMaxPages; at twice that, purge here
-	 * (above the priority threshold freeing comes first): a thread that frees faster than
-	 * purges return space is throttled by doing the purge itself.
+	 * After a free (no lock held) into node `v`'s lazy tree (-1: none): drain when past
+	 * lazyMaxPages; at twice that, purge here (above the priority threshold freeing comes
+	 * first): a thread that frees faster than purges return space is throttled by doing the
+	 * purge itself.
 	 */
-	afterFree(): void {
+	afterFree(v: number): void {
 		if (this.quiet) return;
 		const t = this.#purger.t;
 		const lazyMax = t.hdrF[HDRF_LAZY_MAX_PAGES]!;
-		const nrLazy = t.lazyPages();
+		let nrLazy = this.#lazyEstimate(t, v);
+		if (nrLazy >= 2 * lazyMax && t.nodes > 1) nrLazy = this.#readAll(t); // the priority threshold: on every node's figure
 		if (nrLazy > lazyMax) {
 			if (nrLazy >= 2 * lazyMax && t.hdr[HDR_NO_PRIORITY] === 0) this.#priorityPurge(2 * lazyMax);
 			else this.schedule();
