@@ -98,7 +98,7 @@ export function freeOwnedArea(
 		lazy = freeVmapAreaNoflush(s, v, va);
 	}
 	s.locks.release(b + N_BUSY_LOCK);
-	s.purger.drain.afterFree(lazy);
+	if (lazy >= 0) s.purger.drain.afterFree(lazy);
 }
 
 /**
@@ -153,7 +153,7 @@ export function freeBlockArea(s: SpaceState, addr: number, unindex: () => void, 
 	} else lazy = freeVmapAreaNoflush(s, v, va, HDR_FREE_LOCK, unindex); // a wait that fails releases both
 	locks.release(b + N_BUSY_LOCK);
 	locks.release(HDR_FREE_LOCK);
-	if (!flushed) s.purger.drain.afterFree(lazy);
+	if (lazy >= 0) s.purger.drain.afterFree(lazy);
 }
 
 /** Busy record `va` of the node at base `b` (its busy lock held) leaves the busy hash and tree, counted as a free. */

@@ -76,8 +76,8 @@ export class Drain {
 	}
 
 	/**
-	 * vmapLazyNr as a free checks it: the node whose lazy tree the free just wrote (`v`, -1
-	 * none) read again, the others as read OTHERS_EVERY frees ago at most (exact with one
+	 * vmapLazyNr as a free checks it: the node whose lazy tree the free just wrote (`v`) read
+	 * again, the others as read OTHERS_EVERY frees ago at most (exact with one
 	 * node). Another handle's frees are seen a few frees late; this handle's own frees at once,
 	 * and a purge's pages a few frees late (the figure is then too high, never too low, for
 	 * what this handle did).
@@ -85,7 +85,7 @@ export class Drain {
 	#lazyEstimate(t: VaTable, v: number): number {
 		if (t.nodes === 1) return t.lazyPages();
 		if (++this.#age >= OTHERS_EVERY) return this.#readAll(t);
-		if (v >= 0) this.#seen[v] = t.nodeLazyPages(v);
+		this.#seen[v] = t.nodeLazyPages(v);
 		let n = 0;
 		for (let u = 0; u < this.#seen.length; u++) n += this.#seen[u]!;
 		return n;
@@ -105,7 +105,7 @@ export class Drain {
 	}
 
 	/**
-	 * After a free (no lock held) into node `v`'s lazy tree (-1: none): drain when past
+	 * After a free (no lock held) into node `v`'s lazy tree: drain when past
 	 * lazyMaxPages; at twice that, purge here (above the priority threshold freeing comes
 	 * first): a thread that frees faster than purges return space is throttled by doing the
 	 * purge itself.
