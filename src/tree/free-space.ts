@@ -112,7 +112,8 @@ export function fitIn(t: VaTable, va: number, size: number, align: number, vstar
  * - align == pageSize: the lowest block that fits, exactly (O(log n)).
  * - align > pageSize: first the kernel's adjusted search, tightened: a block starting at or
  *   above vstart with size >= size + align - pageSize always fits, since aligning a page
- *   boundary up wastes at most align - pageSize. When that finds nothing inside the window, a
+ *   boundary up wastes at most align - pageSize. What it finds, a few lower blocks may still
+ *   beat (lowerAlignedFit). When it finds nothing inside the window, a
  *   pruned in-order scan tries every block big enough before alignment, so the call fails only
  *   when no block in the window fits.
  */
@@ -131,7 +132,8 @@ export function findVmapLowestMatch(t: VaTable, size: number, align: number, vst
 		if (holding !== 0 && fitIn(t, holding, size, align, vstart, vend) >= 0) return holding;
 		va = lowestAtOrAbove(t, size + slack, vstart);
 	}
-	if (va !== 0 && fitIn(t, va, size, align, vstart, vend) >= 0) return va;
+	if (va !== 0 && fitIn(t, va, size, align, vstart, vend) >= 0)
+		return slack === 0 ? va : lowerAlignedFit(t, size, align, vstart, vend, va);
 	if (slack === 0) return 0;
 
 	// Pruned scan: blocks of at least `size` bytes, in address order, that start early enough.
@@ -143,6 +145,30 @@ export function findVmapLowestMatch(t: VaTable, size: number, align: number, vst
 		if (fitIn(t, c, size, align, vstart, vend) >= 0) return c;
 		from = vaStart(f64, c) + 1;
 	}
+}
+
+/** Blocks below the adjusted search's answer that an aligned request probes (lowerAlignedFit). */
+export const ALIGNED_PROBES = 16;
+
+/**
+ * Block `va`, found by the adjusted search, fits `size` at `align`; a lower block may fit too,
+ * which that search cannot see: one of less than size + align - pageSize whose start happens
+ * to be aligned (a small-area block's 64 KiB at a 64 KiB boundary, freed by another block).
+ * Left there, such holes stay empty while the space grows. So the blocks of at least `size`
+ * bytes below `va` are tried in address order, at most ALIGNED_PROBES of them (a bound, as
+ * the kernel keeps its search O(log n)): the first that fits, else `va`.
+ */
+function lowerAlignedFit(t: VaTable, size: number, align: number, vstart: number, vend: number, va: number): number {
+	const f64 = t.f64;
+	const limit = vaStart(f64, va);
+	let from = vstart;
+	for (let i = 0; i < ALIGNED_PROBES; i++) {
+		const c = lowestAtOrAbove(t, size, from);
+		if (c === 0 || vaStart(f64, c) >= limit) return va;
+		if (fitIn(t, c, size, align, vstart, vend) >= 0) return c;
+		from = vaStart(f64, c) + 1;
+	}
+	return va;
 }
 
 /**
