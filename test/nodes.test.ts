@@ -55,6 +55,32 @@ test("one node: no pools, allocation is always the lowest fit", () => {
 	assert.deepEqual(freeBlocks(s), [[s.start, s.end]]);
 });
 
+test("pools hold areas up to 1 MiB, in at most 4096 pools: bytes with pageSize 1, pages with pageSize 4096", () => {
+	// pageSize 1: requests of 1..4096 bytes are pool sizes (the kernel's 256 pages would cover 256 bytes).
+	const bytes = VmapSpace.create({ start: 1, size: 2 ** 24, pageSize: 1, nodes: 2, smallMax: 0 });
+	for (const size of [256, 257, 4096]) {
+		const got = Array.from({ length: 4 }, () => bytes.alloc(size));
+		for (const a of got) bytes.free(a);
+		bytes.purge();
+		assert.equal(bytes.stats({ pools: true }).nodes[bytes.node]!.poolLengths![size - 1], 4, `${size}-byte areas pooled`);
+		assert.ok(got.includes(bytes.alloc(size)), `a ${size}-byte request takes a pooled area`);
+	}
+	const beyond = bytes.alloc(4097);
+	bytes.free(beyond);
+	bytes.purge();
+	assert.equal(bytes.stats().poolAreas, 4 * 3 - 3, "4097 bytes: no pool");
+	bytes.check();
+	// pageSize 4096: 256 pages (1 MiB) is the largest pooled area, as in the kernel.
+	const pages = VmapSpace.create({ size: 2 ** 30, nodes: 2 });
+	for (const n of [256, 257]) {
+		const a = pages.alloc(n * P);
+		pages.free(a);
+		pages.purge();
+	}
+	assert.deepEqual([pages.stats().poolAreas, pages.stats().poolBytes], [1, 256 * P]);
+	pages.check();
+});
+
 test("decay: each purge takes about 25% (len >> 2) from every pool; pools of fewer than 4 keep theirs", () => {
 	const s = VmapSpace.create({ size: 256 * P, nodes: 2, lazyMaxPages: 1000 });
 	fillPool(s, 1, 8);

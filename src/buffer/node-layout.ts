@@ -45,8 +45,12 @@ import { JOURNAL_BYTES, JOURNAL_OFFSET, JOURNALS, REC_I32 } from "./layout.ts";
  */
 export const NODE_OFFSET = JOURNAL_OFFSET + JOURNALS * JOURNAL_BYTES;
 export const NODE_MAX = 128;
-/** Pools per node: areas of exactly 1..MAX_VA_SIZE_PAGES pages. */
-export const MAX_VA_SIZE_PAGES = 256;
+/**
+ * Pools per node: areas of exactly 1..MAX_VA_SIZE_PAGES pages, of at most POOL_MAX_BYTES
+ * (tree/nodes.ts poolable): the kernel's 256 pools of 4 KiB pages, and in a space of smaller
+ * pages as many as cover its requests up to 4 KiB (pageSize 1) or 64 KiB (pageSize 16).
+ */
+export const MAX_VA_SIZE_PAGES = 4096;
 export const N_BUSY_LOCK = 0;
 export const N_BUSY_ROOT = 2;
 export const N_BUSY_NR = 3;

@@ -141,7 +141,7 @@ export function allocVmapArea(
 	let pool = 0;
 	if (s.nodes > 1 && vstart === s.start && vend === s.end && block === undefined) {
 		vn = encodeVnId(s.node);
-		if (poolable(pages)) {
+		if (poolable(pages, s.pageInverse)) {
 			pool = poolWord(s.node, pages);
 			if (t.hdr[pool + POOL_LEN] !== 0) {
 				// A peek first, as the kernel does: an empty pool costs no lock.

@@ -41,7 +41,7 @@ function toPool(t: VaTable, va: number, v: number, k: number, pageInverse: numbe
 	const i32 = t.i32;
 	if ((t.hdr[HDR_BATCH_FLAGS + k]! & BATCH_SKIP_POPULATE) !== 0) return false;
 	if (decodeVnId(vaFlags(i32, va)) !== v) return false;
-	return poolable(vaSize(f64, va) * pageInverse);
+	return poolable(vaSize(f64, va) * pageInverse, pageInverse);
 }
 
 /**

@@ -59,9 +59,12 @@ export function poolWord(v: number, pages: number): number {
 	return nodeBase(v) + N_POOL_TABLE + (pages - 1) * POOL_WORDS;
 }
 
-/** Whether an area of `pages` pages fits a pool. */
-export function poolable(pages: number): boolean {
-	return pages <= MAX_VA_SIZE_PAGES;
+/** The largest area a pool holds, bytes: the kernel's (256 pages of 4 KiB). */
+export const POOL_MAX_BYTES = 2 ** 20;
+
+/** Whether an area of `pages` pages (of 1 / `pageInverse` bytes) fits a pool: at most MAX_VA_SIZE_PAGES and POOL_MAX_BYTES. */
+export function poolable(pages: number, pageInverse: number): boolean {
+	return pages <= MAX_VA_SIZE_PAGES && pages <= POOL_MAX_BYTES * pageInverse;
 }
 
 /**
