@@ -44,7 +44,8 @@ export interface VmapSpaceOptions {
 	priorityPurge?: boolean;
 	/**
 	 * Nodes (kernel vmap_nodes): busy areas are split over them by address, in zones of 16
-	 * pages, and each keeps pools of purged areas of 1..256 pages for instant reuse. A handle
+	 * pages, and each keeps pools of purged areas of 1, 2, 3, ... pages (up to 1 MiB, at most
+	 * 4096 pools) for instant reuse. A handle
 	 * allocates from the pool of node (id - 1) % nodes. With one node there are no pools and
 	 * allocation always takes the lowest fit. From 1 to 128.
 	 * @defaultValue clamp(navigator.hardwareConcurrency, 1, 128); 1 where that is missing (Node 20)

@@ -21,7 +21,7 @@ import { JOURNAL_BYTES, JOURNAL_OFFSET, JOURNALS, REC_I32 } from "./layout.ts";
  *          PURGE[k] root, nr for each of BATCH_SLOTS batches                   purge trees
  *          HASH_RETIRED_LEFT (busy domain)
  *  line 4  PURGE_HEAD[k] for each batch                                   purge trees' lists
- *  then    256 pools × [head, tail, len]
+ *  then    MAX_VA_SIZE_PAGES pools × [head, tail, len]
  * ```
  *
  * Lazy areas are indexed by address, as the kernel keeps them since 6.9 (vn->lazy.root, a
@@ -117,7 +117,7 @@ export const N_WORK = 48;
 export const NF_POOL_MISSES = 25;
 /** [pool domain] Areas decay moved from this node's pools back to free space. */
 export const NF_DECAYED = 26;
-/** Word offset, within the node block, of its 256 pools (POOL_WORDS each). */
+/** Word offset, within the node block, of its MAX_VA_SIZE_PAGES pools (POOL_WORDS each). */
 export const N_POOL_TABLE = 80;
 export const POOL_WORDS = 3;
 export const POOL_HEAD = 0;

@@ -4,7 +4,7 @@
  *
  * Busy areas are split over nodes by address (zones of ZONE_PAGES pages, dealt round-robin),
  * so frees and allocations of different zones take different busy locks. Each node also keeps
- * 256 LIFO pools of areas of exactly 1..256 pages that purges refill: an allocation of such a
+ * LIFO pools of areas of exactly 1..MAX_VA_SIZE_PAGES pages, up to POOL_MAX_BYTES, that purges refill: an allocation of such a
  * size, over the whole space, takes the head of its handle's node pool without touching the
  * free-space lock. A handle's node is its id modulo the nodes (the kernel's CPU id).
  */
