@@ -12,6 +12,7 @@ import { mergeOrAddVmapArea } from "../tree/free-space.ts";
 import { HDR_FREE_LOCK, HDR_PURGE_LOCK, HDRF_TRIMS, BATCH_SKIP_POPULATE, HDR_BATCH_FLAGS } from "../buffer/layout.ts";
 import {
 	MAX_VA_SIZE_PAGES,
+	N_POOL_NR,
 	N_POOL_LOCK,
 	purgeHead,
 	purgeTree,
@@ -118,9 +119,14 @@ export function decayVaPoolNode(t: VaTable, locks: Locks, v: number, full: boole
 	const b = nodeBase(v);
 	let areas = 0;
 	let decayedPages = 0;
-	for (let pages = 1; pages <= MAX_VA_SIZE_PAGES; pages++) {
+	// Peeks: allocators only take from pools meanwhile (purges, which add, hold the purge mutex),
+	// so once the pools looked at held every area the node had at the start, the rest are empty.
+	let unseen = t.hdr[b + N_POOL_NR]!;
+	for (let pages = 1; pages <= MAX_VA_SIZE_PAGES && unseen > 0; pages++) {
 		const p = poolWord(v, pages);
-		if (t.hdr[p + POOL_LEN] === 0) continue; // a peek: allocators only take from pools meanwhile
+		const len = t.hdr[p + POOL_LEN]!;
+		if (len === 0) continue;
+		unseen -= len;
 		let left = -1;
 		while (left !== 0) {
 			locks.acquire(HDR_FREE_LOCK);
