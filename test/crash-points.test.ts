@@ -10,18 +10,24 @@ import { JOURNALS_OWN } from "../src/buffer/layout.ts";
 
 const P = 4096;
 
-/** A space of `pages` pages with `live` areas of 1..4 pages, every third one freed (lazily), and a recoverer. */
+/**
+ * A space of `pages` pages with `live` areas of 1..4 pages, every third one freed (lazily), and
+ * a recoverer. The frees go in order of `rank`, then of address (with one node, an area freed
+ * right after the lazy tree's highest area, or right before its lowest, merges into it).
+ */
 function spaceWith(
 	pages: number,
 	live: number,
 	options: { nodes?: number; lazyMaxPages?: number; smallMax?: number } = {},
 	freed = (i: number) => i % 3 === 0,
+	rank = (_i: number) => 0,
 ) {
 	return () => {
 		const victim = VmapSpace.create({ size: pages * P, nodes: 1, smallMax: 0, lazyMaxPages: 1 << 20, ...options });
 		const areas: number[] = [];
 		for (let i = 0; i < live; i++) areas.push(victim.alloc(P * (1 + (i % 4))));
-		for (let i = 0; i < live; i++) if (freed(i)) victim.free(areas[i]!);
+		const order = areas.map((_, i) => i).sort((a, b) => rank(a) - rank(b) || a - b);
+		for (const i of order) if (freed(i)) victim.free(areas[i]!);
 		(victim as unknown as { areas: number[] }).areas = areas;
 		return { victim, token: victim.token, recoverer: VmapSpace.attach(victim.handle) };
 	};
@@ -73,6 +79,12 @@ const scenarios: Array<Scenario<VmapSpace>> = [
 	{ name: "alloc of a whole free block", setup: spaceWith(64, 8), op: (v) => void v.alloc(P, { vstart: v.start + 62 * P }) },
 	{ name: "alloc, tagged (the tag table)", setup: spaceWith(256, 20), op: (v) => void v.alloc(P, { tag: "crash" }) },
 	{ name: "free (busy to lazy)", setup: spaceWith(512, 40), op: (v) => v.free(areasOf(v)[7]!) },
+	{ name: "free right after the highest lazy area (merged into it)", setup: spaceWith(512, 41), op: (v) => v.free(areasOf(v)[40]!) },
+	{
+		name: "free right before the lowest lazy area (merged into it)",
+		setup: spaceWith(512, 40, {}, (i) => i % 3 === 1),
+		op: (v) => v.free(areasOf(v)[0]!),
+	},
 	{ name: "resize, shrinking", setup: spaceWith(512, 40), op: (v) => void v.resize(areasOf(v)[7]!, P) },
 	{ name: "resize, growing", setup: spaceWith(512, 40), op: (v) => void v.resize(areasOf(v)[8]!, 4 * P) },
 	{
@@ -83,7 +95,13 @@ const scenarios: Array<Scenario<VmapSpace>> = [
 	},
 	{
 		name: "purge of lazy areas that touch (each run merged into free space as one)",
-		setup: spaceWith(512, 60, {}, (i) => i % 5 < 3),
+		setup: spaceWith(
+			512,
+			60,
+			{},
+			(i) => i % 5 < 3,
+			(i) => [0, 2, 1][i % 5] ?? 3,
+		), // in an order that merges none as it frees
 		op: (v) => void v.purge({ sync: true }),
 		settle: (r) => void r.purge({ sync: true }),
 	},

@@ -3,8 +3,8 @@ import { test } from "node:test";
 import { setImmediate as tick } from "node:timers/promises";
 import { VmapError, VmapSpace } from "../src/index.ts";
 import { othersInFlight, pendingBatch } from "../src/purge/batches.ts";
-import { HDR_BATCH_GEN, HDR_BATCH_OWNER } from "../src/buffer/layout.ts";
-import { freeBlocks } from "./support/inspect.ts";
+import { HDR_BATCH_GEN, HDR_BATCH_OWNER, HDR_FREE_LOCK } from "../src/buffer/layout.ts";
+import { freeBlocks, lazyAreas } from "./support/inspect.ts";
 import { randomBelow } from "../harness/random.ts";
 
 const P = 4096;
@@ -24,10 +24,11 @@ test("a freed range is not reused before the purge that flushes it", () => {
 	const flushes: Array<[number, number]> = [];
 	const s = VmapSpace.create({ start: 0x10000, size: 8 * P, lazyMaxPages: 1 << 20, flush: (a, b) => void flushes.push([a, b]) });
 	const a = s.alloc(2 * P);
+	s.alloc(P); // apart: lazy areas that touch merge into one
 	const b = s.alloc(2 * P);
 	s.free(a);
 	assert.equal(s.find(a)?.state, "lazy");
-	assert.equal(s.alloc(2 * P), 0x10000 + 4 * P, "the lazy range is skipped");
+	assert.equal(s.alloc(2 * P), 0x10000 + 5 * P, "the lazy range is skipped");
 	s.free(b);
 	const r = s.purge();
 	assert.deepEqual([r.status, r.areas, r.bytes, r.start, r.end], ["done", 2, 4 * P, a, b + 2 * P]);
@@ -37,6 +38,60 @@ test("a freed range is not reused before the purge that flushes it", () => {
 	assert.equal(s.purge().status, "empty");
 	assert.equal(flushes.length, 1, "an empty purge does not flush");
 	s.check();
+});
+
+test("one node: an area freed right after the lazy tree's highest area, or right before its lowest, merges into it; any address of the range is EDOUBLEFREE; with two nodes none merge", () => {
+	const s = VmapSpace.create({ size: 64 * P, nodes: 1, smallMax: 0, lazyMaxPages: 1 << 20 });
+	const a = [0, 1, 2, 3].map(() => s.alloc(P));
+	s.alloc(P); // busy: b touches nothing lazy
+	const b = s.alloc(2 * P);
+	for (const i of [1, 2, 3, 0]) s.free(a[i]!); // 2 and 3 after the highest, 0 before the lowest
+	assert.deepEqual(lazyAreas(s), [[a[0], a[3]! + P]]);
+	assert.equal(s.stats().lazyAreas, 1);
+	assert.deepEqual(s.find(a[2]! + 7), { start: a[0], end: a[3]! + P, size: 4 * P, tag: undefined, state: "lazy", owner: s.id });
+	s.free(b);
+	assert.deepEqual(lazyAreas(s), [
+		[a[0], a[3]! + P],
+		[b, b + 2 * P],
+	]);
+	const before = JSON.stringify(s.dump());
+	const code = (addr: number) => {
+		try {
+			s.free(addr);
+		} catch (e) {
+			return e instanceof VmapError ? `${e.code}: ${e.message}` : String(e);
+		}
+		return "freed";
+	};
+	assert.match(code(a[0]!), /^EDOUBLEFREE: .*freed already \(lazy, waiting for a purge\)/);
+	for (const addr of [a[2]!, a[3]! + 5])
+		assert.match(code(addr), /^EDOUBLEFREE: .*areas freed already and merged while they wait for a purge/);
+	assert.match(code(b), /^EDOUBLEFREE/);
+	assert.match(code(b + P), /^ENOENT: .*inside the area .*freed already/, "a range of one area knows where it began");
+	assert.equal(JSON.stringify(s.dump()), before, "the failed frees changed nothing");
+	const r = s.purge();
+	assert.deepEqual([r.areas, r.bytes], [2, 6 * P]);
+	s.check();
+
+	// The merge gives the record back under the free-space lock, taken only if free: when
+	// another handle holds it, the area is linked as it is.
+	const other = VmapSpace.attach(s.handle);
+	const c = [0, 1].map(() => s.alloc(P));
+	s.free(c[0]!);
+	other.locks.acquire(HDR_FREE_LOCK);
+	s.free(c[1]!);
+	other.locks.release(HDR_FREE_LOCK);
+	assert.deepEqual(lazyAreas(s), [
+		[c[0], c[0]! + P],
+		[c[1], c[1]! + P],
+	]);
+	s.check();
+
+	const two = VmapSpace.create({ size: 256 * P, nodes: 2, smallMax: 0, lazyMaxPages: 1 << 20 });
+	const d = [0, 1, 2].map(() => two.alloc(P));
+	for (const x of d) two.free(x);
+	assert.equal(two.stats().lazyAreas, 3, "two nodes: each lazy area returns to its node's pool as it is");
+	two.check();
 });
 
 test("overflow: an allocation that finds no fit purges once and retries", () => {
@@ -236,15 +291,17 @@ test("close(): no drain runs afterwards, calls throw EINVAL, the id is given bac
 	assert.equal(s.stats().vmapLazyNr, 3);
 	assert.throws(() => other.alloc(P), /EINVAL: This handle \(id 2\) was closed/);
 	assert.equal(VmapSpace.attach(s.handle).id, 2, "id 2 is free again");
-	assert.equal(s.purge().areas, 3);
+	assert.equal(s.purge().bytes, 3 * P, "what the closed handle freed is still there to purge");
 	s.check();
 });
 
 test("bounded drain: a long purge yields to the event loop between slices, holding no lock", async () => {
 	const lazyMaxPages = 50_000;
 	const s = VmapSpace.create({ size: 2 ** 34, lazyMaxPages, smallMax: 0 }); // areas in the lazy trees
-	const batch = Array.from({ length: 60_000 }, () => s.alloc(P));
-	const later = Array.from({ length: 2 * lazyMaxPages }, () => s.alloc(P));
+	// Each area with a busy one after it: lazy areas that touch merge into one, and the drain is to take many.
+	const apart = (n: number) => Array.from({ length: n }, () => [s.alloc(P), s.alloc(P)][0]!);
+	const batch = apart(60_000);
+	const later = apart(2 * lazyMaxPages);
 	for (const a of batch) s.free(a); // past lazyMaxPages, below twice it: a drain is scheduled
 	let midway = 0;
 	let skipped = false;

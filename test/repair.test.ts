@@ -86,7 +86,7 @@ test("repair: trees whose every link, colour, subtreeMaxSize, count and bound is
 test("repair: lists that loop are refused, not followed for ever: a lazy tree's list, a busy hash chain", () => {
 	const space = VmapSpace.create({ size: 2 ** 24, pageSize: P, nodes: 1, smallMax: 0, lazyMaxPages: 1 << 20 });
 	const areas = Array.from({ length: 20 }, () => space.alloc(P));
-	for (const a of areas.slice(0, 10)) space.free(a);
+	for (const a of areas.filter((_, i) => i % 2 === 0)) space.free(a); // apart: lazy areas that touch merge into one
 	const t = space.table;
 	const guarding = (what: (tree: ReturnType<typeof treesGuardedBy>[number]) => boolean) =>
 		spaceLockWords(t).find((w) => treesGuardedBy(t, w).some(what))!;

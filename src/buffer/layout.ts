@@ -385,6 +385,8 @@ export const VA_POOL = 4;
 export const VA_STATE = 0xff;
 /** Flag of a busy area that is a small-area block (small/descriptor.ts): only the cache frees it, when none of its small areas is live. */
 export const VA_SMALL_BLOCK = 1 << 30;
+/** Flag of a lazy record that holds several freed areas, merged as they were freed (tree/lazy-tree.ts): their starts are not known apart. */
+export const VA_MERGED = 1 << 27;
 export const VN_SHIFT = 8;
 export const VN_MASK = 0xff;
 export const VA_OWNER_SHIFT = 16;

@@ -13,7 +13,7 @@ import { N_BUSY_LOCK, N_LAZY_LOCK, N_BUSY_NR, N_BUSY_ROOT, NF_BUSY_BYTES, NF_FRE
 import { notAnArea } from "./locate.ts";
 import { NOT_SMALL } from "../small/cache.ts";
 import { decodeVnId } from "../tree/nodes.ts";
-import { lazyTreeAdd } from "../tree/lazy-tree.ts";
+import { lazyMergeInto, lazyMergeTarget, lazyTreeAdd } from "../tree/lazy-tree.ts";
 import { workPosted } from "../purge/work.ts";
 import { PLAIN, rbErase } from "../tree/rbtree.ts";
 import { setVaEnd, setVaRange, setVaTag, vaEnd, vaFlags, vaOwner, vaStart, vaTag } from "../buffer/record.ts";
@@ -121,7 +121,15 @@ function freeVmapAreaNoflush(s: SpaceState, v: number, va: number, outer2 = -1, 
 	s.locks.acquireUnder(nodeBase(lazy) + N_LAZY_LOCK, b + N_BUSY_LOCK, outer2);
 	before?.();
 	leaveBusyTree(s, b, va);
-	lazyTreeAdd(t, lazy, va, start, end, flags, s.pageInverse);
+	// A merge gives the record back, which takes the free-space lock (the record free list's):
+	// taken only if free now, since it comes before the busy lock in the lock order.
+	const freeHeld = outer2 === HDR_FREE_LOCK;
+	const into = lazyMergeTarget(t, lazy, start, end);
+	if (into !== 0 && (freeHeld || s.locks.tryAcquire(HDR_FREE_LOCK))) {
+		lazyMergeInto(t, lazy, into, start, end, s.pageInverse);
+		t.freeSlot(va);
+		if (!freeHeld) s.locks.release(HDR_FREE_LOCK); // commits: the area is lazy, whole
+	} else lazyTreeAdd(t, lazy, va, start, end, flags, s.pageInverse);
 	s.locks.release(nodeBase(lazy) + N_LAZY_LOCK);
 	return lazy;
 }
@@ -221,10 +229,14 @@ export function resizeVmapArea(s: SpaceState, addr: number, size: number): boole
 		locks.acquireUnder(nodeBase(lazy) + N_LAZY_LOCK, b + N_BUSY_LOCK, HDR_FREE_LOCK);
 		setVaEnd(f64, va, newEnd);
 		t.hdrF[(b >> 1) + NF_BUSY_BYTES]! -= end - newEnd; // derived
-		const tail = t.allocSlot();
-		setVaRange(f64, tail, newEnd, end);
-		setVaTag(i32, tail, vaTag(i32, va));
-		lazyTreeAdd(t, lazy, tail, newEnd, end, flags, s.pageInverse);
+		const into = lazyMergeTarget(t, lazy, newEnd, end);
+		if (into !== 0) lazyMergeInto(t, lazy, into, newEnd, end, s.pageInverse);
+		else {
+			const tail = t.allocSlot();
+			setVaRange(f64, tail, newEnd, end);
+			setVaTag(i32, tail, vaTag(i32, va));
+			lazyTreeAdd(t, lazy, tail, newEnd, end, flags, s.pageInverse);
+		}
 		locks.release(nodeBase(lazy) + N_LAZY_LOCK);
 	} else if (newEnd > end) {
 		const fb = findVmapArea(t, HDR_FREE_ROOT, end);

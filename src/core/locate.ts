@@ -6,9 +6,9 @@
 import type { AreaInfo } from "../api/types.ts";
 import { findVmapArea } from "../tree/busy-tree.ts";
 import { hex, shown, VmapError } from "../api/errors.ts";
-import { BATCH_SLOTS } from "../buffer/layout.ts";
+import { BATCH_SLOTS, VA_MERGED } from "../buffer/layout.ts";
 import { N_BUSY_LOCK, N_BUSY_ROOT, N_LAZY_LOCK, N_LAZY_ROOT, N_POOL_LOCK, nodeBase, purgeTree } from "../buffer/node-layout.ts";
-import { vaEnd, vaOwner, vaStart, vaTag } from "../buffer/record.ts";
+import { vaEnd, vaFlags, vaOwner, vaStart, vaTag } from "../buffer/record.ts";
 import { NOT_SMALL } from "../small/cache.ts";
 import type { SpaceState } from "./state.ts";
 
@@ -47,6 +47,9 @@ function findBusy(s: SpaceState, addr: number): AreaInfo | undefined {
 	return undefined;
 }
 
+/** Whether the lazy area findLazy() found last holds several freed areas (VA_MERGED): module scratch, as the answer is one more bit. */
+let lazyMerged = false;
+
 /**
  * The lazy area holding `addr`: each node's lazy tree and purge trees, searched holding that
  * node's pool and lazy locks, so that a purge moving the node's lazy tree (or a failed flush
@@ -60,6 +63,7 @@ function findBusy(s: SpaceState, addr: number): AreaInfo | undefined {
 function findLazy(s: SpaceState, addr: number): AreaInfo | undefined {
 	const t = s.table;
 	const locks = s.locks;
+	lazyMerged = false;
 	for (let v = 0; v < s.nodes; v++) {
 		const b = nodeBase(v);
 		locks.acquire(b + N_POOL_LOCK);
@@ -68,6 +72,7 @@ function findLazy(s: SpaceState, addr: number): AreaInfo | undefined {
 		let va = findVmapArea(t, b + N_LAZY_ROOT, addr);
 		for (let k = 0; va === 0 && k < BATCH_SLOTS; k++) va = findVmapArea(t, purgeTree(v, k), addr);
 		const info = va === 0 ? undefined : describe(s, va, "lazy");
+		if (va !== 0) lazyMerged = (vaFlags(t.i32, va) & VA_MERGED) !== 0;
 		locks.release(b + N_LAZY_LOCK);
 		locks.release(b + N_POOL_LOCK);
 		if (info !== undefined) return info;
@@ -101,6 +106,13 @@ export function notAnArea(s: SpaceState, addr: number, op: string): never {
 	const range = `[${hex(info.start)}, ${hex(info.end)})`;
 	if (info.state === "lazy" && info.start === addr) {
 		throw new VmapError("EDOUBLEFREE", `Cannot ${op} ${hex(addr)}: the area ${range} is freed already (lazy, waiting for a purge)`);
+	}
+	if (info.state === "lazy" && lazyMerged) {
+		// Areas freed one after another merged into one lazy range: where each began is not kept.
+		throw new VmapError(
+			"EDOUBLEFREE",
+			`Cannot ${op} ${hex(addr)}: it lies in ${range}, areas freed already and merged while they wait for a purge (lazy): a second free of one of them, or an address inside one`,
+		);
 	}
 	if (info.start === addr) {
 		// Between the failed lookup and this diagnosis another worker allocated an area here.

@@ -219,7 +219,8 @@ export class VmapSpace {
 	/**
 	 * Free the area that starts at `addr`, lazily: it stays unusable until a purge has flushed
 	 * it. Throws EINVAL for a bad address, ENOENT when no area starts there and EDOUBLEFREE
-	 * when the area is freed already; nothing changes then.
+	 * when the area is freed already (with one node, areas freed one after another merge into
+	 * one lazy range, and any address inside that is EDOUBLEFREE); nothing changes then.
 	 */
 	free(addr: number): void {
 		const small = this.#s.small;
@@ -318,7 +319,10 @@ export class VmapSpace {
 		return JSON.parse(dumpText(s, await runChunksAsync(listAreas(s, { free: true })), stats, (id) => s.tags.name(id))) as VmapDump;
 	}
 
-	/** The area holding `addr` (busy, or lazy: freed and not yet purged), or undefined. */
+	/**
+	 * The area holding `addr` (busy, or lazy: freed and not yet purged; with one node, lazy
+	 * areas that touch are one range), or undefined.
+	 */
 	find(addr: number): AreaInfo | undefined {
 		return findArea(this.#s, addr);
 	}

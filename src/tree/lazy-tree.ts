@@ -24,7 +24,7 @@
  */
 import { addF, journalCommit, put, putF, touch } from "../buffer/journal.ts";
 import { insertVmapArea } from "./busy-tree.ts";
-import { HDRF_BATCH_END, HDRF_BATCH_START, VA_LAZY, VA_LEFT, VA_RIGHT, VA_STATE } from "../buffer/layout.ts";
+import { HDRF_BATCH_END, HDRF_BATCH_START, VA_LAZY, VA_LEFT, VA_MERGED, VA_RIGHT, VA_STATE } from "../buffer/layout.ts";
 import {
 	N_LAZY_HEAD,
 	N_LAZY_LAST,
@@ -47,8 +47,11 @@ import {
 	setVaChild,
 	setVaFlags,
 	setVaNext,
+	setVaEnd,
 	setVaParent,
+	setVaStart,
 	vaEnd,
+	vaFlags,
 	vaNext,
 	vaParent,
 	vaRight,
@@ -89,6 +92,41 @@ export function lazyTreeAdd(t: VaTable, v: number, va: number, start: number, en
 	setVaFlags(t.i32, va, VA_LAZY | (flags & ~VA_STATE));
 	linkLazy(t, b, va, start); // published
 	t.hdr[b + N_LAZY_NR]!++; // derived: not journaled (tree/repair.ts recounts)
+}
+
+/**
+ * With one node, the lazy area of node `v` that [start, end) would merge into: the tree's
+ * highest area when it ends at `start`, else its lowest when it starts at `end`; 0 when
+ * neither, or with several nodes (a pool takes areas of exactly one size, and a purge sends
+ * each lazy area to the pool of the node that asked for it). Merging on insert is what the
+ * kernel's lazy tree did before per-node pools (96e2db456135): areas freed one after another
+ * at rising addresses (lowest fit, freed in turn: the locked path's commonest case) are one
+ * record and one tree node, with no insert, and one merge into free space at the purge.
+ */
+export function lazyMergeTarget(t: VaTable, v: number, start: number, end: number): number {
+	if (t.nodes !== 1) return 0;
+	const b = nodeBase(v);
+	const f64 = t.f64;
+	const last = t.hdr[b + N_LAZY_LAST]!;
+	if (last !== 0 && vaEnd(f64, last) === start) return last;
+	const head = t.hdr[b + N_LAZY_HEAD]!;
+	return head !== 0 && vaStart(f64, head) === end ? head : 0;
+}
+
+/**
+ * [start, end) joins node `v`'s lazy tree merged into `into` (lazyMergeTarget), flagged
+ * VA_MERGED, and its pages count in vmapLazyNr; the caller gives back the record that held the
+ * range, if any, under the free-space lock (the record free list's). The caller holds v's lazy
+ * lock: `into` is in v's lazy tree, not yet a purge's (a purge takes the tree whole under it).
+ */
+export function lazyMergeInto(t: VaTable, v: number, into: number, start: number, end: number, pageInverse: number): void {
+	const b = nodeBase(v);
+	addF(t.hdrF, (b >> 1) + NF_LAZY_ADDED, (end - start) * pageInverse);
+	widenFlushRange(t, v, start, end);
+	const f64 = t.f64;
+	if (vaEnd(f64, into) === start) setVaEnd(f64, into, end);
+	else setVaStart(f64, into, start); // the lowest still: the tree's order holds
+	setVaFlags(t.i32, into, vaFlags(t.i32, into) | VA_MERGED);
 }
 
 /**

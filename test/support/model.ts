@@ -10,6 +10,8 @@ export interface ModelArea {
 	end: number;
 	tag: string | undefined;
 	lazy: boolean;
+	/** A lazy range of several freed areas (mergeLazy): where each began is not known. */
+	merged?: boolean;
 }
 
 export class Model {
@@ -18,11 +20,17 @@ export class Model {
 	readonly start: number;
 	readonly end: number;
 	readonly pageSize: number;
+	/**
+	 * A space of one node merges an area it frees into the highest lazy range when that ends
+	 * where the area starts, else into the lowest when that starts where it ends.
+	 */
+	readonly mergeLazy: boolean;
 
-	constructor(start: number, end: number, pageSize: number) {
+	constructor(start: number, end: number, pageSize: number, mergeLazy = false) {
 		this.start = start;
 		this.end = end;
 		this.pageSize = pageSize;
+		this.mergeLazy = mergeLazy;
 	}
 
 	/** Free gaps in address order. */
@@ -106,8 +114,27 @@ export class Model {
 		const i = this.busy.findIndex((x) => x.start === start && !x.lazy);
 		const a = this.busy[i];
 		if (!a) throw new Error(`model: no busy area at ${start}`);
-		if (end < a.end) this.busy.splice(i + 1, 0, { start: end, end: a.end, tag: a.tag, lazy: true });
+		const tail = { start: end, end: a.end, tag: a.tag, lazy: true };
 		a.end = end;
+		if (tail.start < tail.end) {
+			this.busy.splice(i + 1, 0, tail);
+			this.#merge(tail);
+		}
+	}
+
+	/** Lazy area `a`, just freed, merges as the space merges it (mergeLazy). */
+	#merge(a: ModelArea): void {
+		if (!this.mergeLazy) return;
+		const others = this.lazyAreas().filter((x) => x !== a);
+		if (others.length === 0) return;
+		const last = others.reduce((x, y) => (y.start > x.start ? y : x));
+		const head = others.reduce((x, y) => (y.start < x.start ? y : x));
+		const into = last.end === a.start ? last : head.start === a.end ? head : undefined;
+		if (into === undefined) return;
+		into.start = Math.min(into.start, a.start);
+		into.end = Math.max(into.end, a.end);
+		into.merged = true;
+		this.busy.splice(this.busy.indexOf(a), 1);
 	}
 
 	/** Free lazily. */
@@ -115,5 +142,6 @@ export class Model {
 		const a = this.busy.find((x) => x.start === start);
 		if (!a || a.lazy) throw new Error(`model: no busy area at ${start}`);
 		a.lazy = true;
+		this.#merge(a);
 	}
 }
