@@ -79,7 +79,21 @@ const scenarios: Array<Scenario<VmapSpace>> = [
 	{ name: "alloc of a whole free block", setup: spaceWith(64, 8), op: (v) => void v.alloc(P, { vstart: v.start + 62 * P }) },
 	{ name: "alloc, tagged (the tag table)", setup: spaceWith(256, 20), op: (v) => void v.alloc(P, { tag: "crash" }) },
 	{ name: "free (busy to lazy)", setup: spaceWith(512, 40), op: (v) => v.free(areasOf(v)[7]!) },
-	{ name: "free right after the highest lazy area (merged into it)", setup: spaceWith(512, 41), op: (v) => v.free(areasOf(v)[40]!) },
+	{
+		name: "free right after the highest lazy area (merged into it; the record parked by the handle)",
+		setup: spaceWith(512, 41),
+		op: (v) => v.free(areasOf(v)[40]!),
+	},
+	{
+		name: "free merged into the highest lazy area with a record parked already (this one freed under the free-space lock)",
+		setup: spaceWith(512, 42, {}, (i) => i % 3 === 0 || i === 40),
+		op: (v) => v.free(areasOf(v)[41]!),
+	},
+	{
+		name: "alloc that takes the handle's parked record",
+		setup: spaceWith(512, 41, {}, (i) => i % 3 === 0 || i === 40),
+		op: (v) => void v.alloc(P),
+	},
 	{
 		name: "free right before the lowest lazy area (merged into it)",
 		setup: spaceWith(512, 40, {}, (i) => i % 3 === 1),

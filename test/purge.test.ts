@@ -3,7 +3,8 @@ import { test } from "node:test";
 import { setImmediate as tick } from "node:timers/promises";
 import { VmapError, VmapSpace } from "../src/index.ts";
 import { othersInFlight, pendingBatch } from "../src/purge/batches.ts";
-import { HDR_BATCH_GEN, HDR_BATCH_OWNER, HDR_FREE_LOCK } from "../src/buffer/layout.ts";
+import { HDR_BATCH_GEN, HDR_BATCH_OWNER, HDR_FREE_LOCK, HDR_SLOT_HIGH } from "../src/buffer/layout.ts";
+import { parkedWord } from "../src/buffer/gauges.ts";
 import { freeBlocks, lazyAreas } from "./support/inspect.ts";
 import { randomBelow } from "../harness/random.ts";
 
@@ -73,19 +74,31 @@ test("one node: an area freed right after the lazy tree's highest area, or right
 	assert.deepEqual([r.areas, r.bytes], [2, 6 * P]);
 	s.check();
 
-	// The merge gives the record back under the free-space lock, taken only if free: when
-	// another handle holds it, the area is linked as it is.
+	// The record a merge frees is parked by the handle for its next allocation; with one parked
+	// already, it goes back to the record free list under the free-space lock, taken only if
+	// free: when another handle holds it, the area is linked as it is.
 	const other = VmapSpace.attach(s.handle);
-	const c = [0, 1].map(() => s.alloc(P));
+	const parked = () => s.table.hdr[parkedWord(s.id)]!;
+	const c = [0, 1, 2].map(() => s.alloc(P));
+	assert.equal(parked(), 0, "the allocations took the parked record");
 	s.free(c[0]!);
-	other.locks.acquire(HDR_FREE_LOCK);
 	s.free(c[1]!);
+	assert.notEqual(parked(), 0, "the merge parked c[1]'s record");
+	other.locks.acquire(HDR_FREE_LOCK);
+	s.free(c[2]!);
 	other.locks.release(HDR_FREE_LOCK);
 	assert.deepEqual(lazyAreas(s), [
-		[c[0], c[0]! + P],
-		[c[1], c[1]! + P],
+		[c[0], c[1]! + P],
+		[c[2], c[2]! + P],
 	]);
-	s.check();
+	s.check(); // the parked record counted: no record lost, none twice
+	const high = s.table.hdr[HDR_SLOT_HIGH];
+	s.free(s.alloc(P)); // the parked record, taken and parked again
+	assert.equal(s.table.hdr[HDR_SLOT_HIGH], high, "no new record");
+	const id = s.id;
+	s.close();
+	assert.equal(other.table.hdr[parkedWord(id)], 0, "close() gives the parked record back");
+	other.check();
 
 	const two = VmapSpace.create({ size: 256 * P, nodes: 2, smallMax: 0, lazyMaxPages: 1 << 20 });
 	const d = [0, 1, 2].map(() => two.alloc(P));

@@ -68,7 +68,7 @@
  * integer, so Float64 arithmetic on them is exact.
  */
 export const MAGIC = 0x766d6170; // "vmap"
-export const VERSION = 22;
+export const VERSION = 23;
 
 // ── header, Int32 words ────────────────────────────────────────────────────────────────
 export const HDR_MAGIC = 0;

@@ -183,6 +183,8 @@ export class VaTable {
 	 */
 	allocSlot(): number {
 		const hdr = this.hdr;
+		const parked = this.parkedWord === 0 ? 0 : hdr[this.parkedWord]!;
+		if (parked !== 0) return this.#takeParked(parked);
 		let slot = hdr[HDR_SLOT_FREE]!;
 		if (slot !== 0) {
 			this.#touchFreeHead();
@@ -228,6 +230,37 @@ export class VaTable {
 		if (this.#freedIn !== journalSection()) return false;
 		for (let i = 0; i < this.#freedNr; i++) if (this.#freed[i] === slot) return true;
 		return false;
+	}
+
+	/**
+	 * Header word of this handle's parked record (gauges.ts GAUGE_PARKED), 0 for a table no
+	 * handle allocates through (a snapshot). Set once, by the handle that owns this view.
+	 */
+	parkedWord = 0;
+	/** The critical section (journalSection()) that parked the record. */
+	#parkedIn = -2;
+
+	/** Whether this handle has no parked record: park() may keep one. */
+	canPark(): boolean {
+		return this.parkedWord !== 0 && this.hdr[this.parkedWord] === 0;
+	}
+
+	/** Keep record `va`, in no tree and on no list, as this handle's parked record (journaled); canPark() must be true. */
+	park(va: number): void {
+		put(this.hdr, this.parkedWord, va);
+		this.#parkedIn = journalSection();
+	}
+
+	/**
+	 * allocSlot() of this handle's parked record `slot`. Its words mean nothing to a rollback,
+	 * unless it was parked in the section now open (the area it held was busy when the section
+	 * began): then each is journaled, as for a record freed in the section.
+	 */
+	#takeParked(slot: number): number {
+		put(this.hdr, this.parkedWord, 0);
+		if (this.#parkedIn === journalSection()) clearRecord(this.f64, slot);
+		else this.f64.fill(0, slot * REC_F64, (slot + 1) * REC_F64);
+		return slot;
 	}
 
 	/** Return a slot to the slot free list. The slot must be in no tree and on no list. */
