@@ -258,8 +258,17 @@ export class VaTable {
 	 */
 	#takeParked(slot: number): number {
 		put(this.hdr, this.parkedWord, 0);
-		if (this.#parkedIn === journalSection()) clearRecord(this.f64, slot);
-		else this.f64.fill(0, slot * REC_F64, (slot + 1) * REC_F64);
+		const f64 = this.f64;
+		if (this.#parkedIn === journalSection()) clearRecord(f64, slot);
+		else {
+			// Five stores, not fill(): a builtin call, a quarter of this function's time in a profile.
+			const f = slot * REC_F64;
+			f64[f] = 0;
+			f64[f + 1] = 0;
+			f64[f + 2] = 0;
+			f64[f + 3] = 0;
+			f64[f + 4] = 0;
+		}
 		return slot;
 	}
 
