@@ -80,17 +80,17 @@ const scenarios: Array<Scenario<VmapSpace>> = [
 	{ name: "alloc, tagged (the tag table)", setup: spaceWith(256, 20), op: (v) => void v.alloc(P, { tag: "crash" }) },
 	{ name: "free (busy to lazy)", setup: spaceWith(512, 40), op: (v) => v.free(areasOf(v)[7]!) },
 	{
-		name: "free right after the highest lazy area (merged into it; the record parked by the handle)",
+		name: "free right after the highest lazy area (merged into it; the record kept by the handle)",
 		setup: spaceWith(512, 41),
 		op: (v) => v.free(areasOf(v)[40]!),
 	},
 	{
-		name: "free merged into the highest lazy area with a record parked already (this one freed under the free-space lock)",
+		name: "free merged into the highest lazy area with a record kept already (this one freed under the free-space lock)",
 		setup: spaceWith(512, 42, {}, (i) => i % 3 === 0 || i === 40),
 		op: (v) => v.free(areasOf(v)[41]!),
 	},
 	{
-		name: "alloc that takes the handle's parked record",
+		name: "alloc that takes the handle's kept record",
 		setup: spaceWith(512, 41, {}, (i) => i % 3 === 0 || i === 40),
 		op: (v) => void v.alloc(P),
 	},

@@ -4,7 +4,7 @@ import { setImmediate as tick } from "node:timers/promises";
 import { VmapError, VmapSpace } from "../src/index.ts";
 import { othersInFlight, pendingBatch } from "../src/purge/batches.ts";
 import { HDR_BATCH_GEN, HDR_BATCH_OWNER, HDR_FREE_LOCK, HDR_SLOT_HIGH } from "../src/buffer/layout.ts";
-import { parkedWord } from "../src/buffer/gauges.ts";
+import { keptWord } from "../src/buffer/gauges.ts";
 import { freeBlocks, lazyAreas } from "./support/inspect.ts";
 import { randomBelow } from "../harness/random.ts";
 
@@ -74,16 +74,16 @@ test("one node: an area freed right after the lazy tree's highest area, or right
 	assert.deepEqual([r.areas, r.bytes], [2, 6 * P]);
 	s.check();
 
-	// The record a merge frees is parked by the handle for its next allocation; with one parked
+	// The record a merge frees is kept by the handle for its next allocation; with one kept
 	// already, it goes back to the record free list under the free-space lock, taken only if
 	// free: when another handle holds it, the area is linked as it is.
 	const other = VmapSpace.attach(s.handle);
-	const parked = () => s.table.hdr[parkedWord(s.id)]!;
+	const kept = () => s.table.hdr[keptWord(s.id)]!;
 	const c = [0, 1, 2].map(() => s.alloc(P));
-	assert.equal(parked(), 0, "the allocations took the parked record");
+	assert.equal(kept(), 0, "the allocations took the kept record");
 	s.free(c[0]!);
 	s.free(c[1]!);
-	assert.notEqual(parked(), 0, "the merge parked c[1]'s record");
+	assert.notEqual(kept(), 0, "the merge kept c[1]'s record");
 	other.locks.acquire(HDR_FREE_LOCK);
 	s.free(c[2]!);
 	other.locks.release(HDR_FREE_LOCK);
@@ -91,13 +91,13 @@ test("one node: an area freed right after the lazy tree's highest area, or right
 		[c[0], c[1]! + P],
 		[c[2], c[2]! + P],
 	]);
-	s.check(); // the parked record counted: no record lost, none twice
+	s.check(); // the kept record counted: no record lost, none twice
 	const high = s.table.hdr[HDR_SLOT_HIGH];
-	s.free(s.alloc(P)); // the parked record, taken and parked again
+	s.free(s.alloc(P)); // the kept record, taken and kept again
 	assert.equal(s.table.hdr[HDR_SLOT_HIGH], high, "no new record");
 	const id = s.id;
 	s.close();
-	assert.equal(other.table.hdr[parkedWord(id)], 0, "close() gives the parked record back");
+	assert.equal(other.table.hdr[keptWord(id)], 0, "close() gives the kept record back");
 	other.check();
 
 	const two = VmapSpace.create({ size: 256 * P, nodes: 2, smallMax: 0, lazyMaxPages: 1 << 20 });

@@ -2,7 +2,7 @@
  * Small-area gauges, the buffer's region at GAUGE_OFFSET (layout.ts): one cache line per handle
  * entry, the sums over the small-area blocks that handle owns, written by it alone with plain
  * stores on its own path (the kernel's per-CPU counters). The line also holds the handle's
- * parked record (GAUGE_PARKED), written by it alone too. A statistics reader sums a line per
+ * kept record (GAUGE_KEPT), written by it alone too. A statistics reader sums a line per
  * handle instead of reading every block's descriptor, whose words the owner rewrites on every
  * small alloc and free (a reader that did made the owner's next write to each block miss the
  * cache: a W1 loop ran at 0.87 of its speed beside a back-to-back reader).
@@ -27,17 +27,17 @@ export const GAUGE_DIRTY = 5;
 export const GAUGE_REMOTE_SEEN = 6;
 /**
  * Not a gauge: a record this handle took out of a lazy free that merged (tree/lazy-tree.ts)
- * and keeps for its next allocation (VaTable.park, allocSlot), 0 for none. Giving it back to
+ * and keeps for its next allocation (VaTable.keep, allocSlot), 0 for none. Giving it back to
  * the record free list would take the free-space lock, which comes before the busy lock in the
- * lock order. A handle that closes or ends gives it back (core/parked-record.ts); check() counts it.
+ * lock order. A handle that closes or ends gives it back (core/kept-record.ts); check() counts it.
  */
-export const GAUGE_PARKED = 7;
+export const GAUGE_KEPT = 7;
 
 /** Handle `id`'s gauge line, as an index of Int32 header words (hdr), and of Float64 ones (hdrF). */
 export const gaugeWord = (id: number): number => GAUGE_OFFSET / 4 + (id - 1) * (GAUGE_BYTES / 4);
 export const gaugeWordF = (id: number): number => GAUGE_OFFSET / 8 + (id - 1) * (GAUGE_BYTES / 8);
-/** Header word of handle `id`'s parked record (GAUGE_PARKED). */
-export const parkedWord = (id: number): number => gaugeWord(id) + GAUGE_PARKED;
+/** Header word of handle `id`'s kept record (GAUGE_KEPT). */
+export const keptWord = (id: number): number => gaugeWord(id) + GAUGE_KEPT;
 
 /** Handle `id`'s gauges into `into`: [in use, dirty, in-use bytes, dirty bytes]; returns `into`. */
 export function readGauges(t: VaTable, id: number, into: Float64Array): Float64Array {

@@ -183,8 +183,8 @@ export class VaTable {
 	 */
 	allocSlot(): number {
 		const hdr = this.hdr;
-		const parked = this.parkedWord === 0 ? 0 : hdr[this.parkedWord]!;
-		if (parked !== 0) return this.#takeParked(parked);
+		const kept = this.keptWord === 0 ? 0 : hdr[this.keptWord]!;
+		if (kept !== 0) return this.#takeKept(kept);
 		let slot = hdr[HDR_SLOT_FREE]!;
 		if (slot !== 0) {
 			this.#touchFreeHead();
@@ -233,33 +233,33 @@ export class VaTable {
 	}
 
 	/**
-	 * Header word of this handle's parked record (gauges.ts GAUGE_PARKED), 0 for a table no
+	 * Header word of this handle's kept record (gauges.ts GAUGE_KEPT), 0 for a table no
 	 * handle allocates through (a snapshot). Set once, by the handle that owns this view.
 	 */
-	parkedWord = 0;
-	/** The critical section (journalSection()) that parked the record. */
-	#parkedIn = -2;
+	keptWord = 0;
+	/** The critical section (journalSection()) that kept the record. */
+	#keptIn = -2;
 
-	/** Whether this handle has no parked record: park() may keep one. */
-	canPark(): boolean {
-		return this.parkedWord !== 0 && this.hdr[this.parkedWord] === 0;
+	/** Whether this handle has no kept record: keep() may keep one. */
+	canKeep(): boolean {
+		return this.keptWord !== 0 && this.hdr[this.keptWord] === 0;
 	}
 
-	/** Keep record `va`, in no tree and on no list, as this handle's parked record (journaled); canPark() must be true. */
-	park(va: number): void {
-		put(this.hdr, this.parkedWord, va);
-		this.#parkedIn = journalSection();
+	/** Keep record `va`, in no tree and on no list, as this handle's kept record (journaled); canKeep() must be true. */
+	keep(va: number): void {
+		put(this.hdr, this.keptWord, va);
+		this.#keptIn = journalSection();
 	}
 
 	/**
-	 * allocSlot() of this handle's parked record `slot`. Its words mean nothing to a rollback,
-	 * unless it was parked in the section now open (the area it held was busy when the section
+	 * allocSlot() of this handle's kept record `slot`. Its words mean nothing to a rollback,
+	 * unless it was kept in the section now open (the area it held was busy when the section
 	 * began): then each is journaled, as for a record freed in the section.
 	 */
-	#takeParked(slot: number): number {
-		put(this.hdr, this.parkedWord, 0);
+	#takeKept(slot: number): number {
+		put(this.hdr, this.keptWord, 0);
 		const f64 = this.f64;
-		if (this.#parkedIn === journalSection()) clearRecord(f64, slot);
+		if (this.#keptIn === journalSection()) clearRecord(f64, slot);
 		else {
 			// Five stores, not fill(): a builtin call, a quarter of this function's time in a profile.
 			const f = slot * REC_F64;

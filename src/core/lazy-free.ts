@@ -121,15 +121,15 @@ function freeVmapAreaNoflush(s: SpaceState, v: number, va: number, outer2 = -1, 
 	s.locks.acquireUnder(nodeBase(lazy) + N_LAZY_LOCK, b + N_BUSY_LOCK, outer2);
 	before?.();
 	leaveBusyTree(s, b, va);
-	// A merge leaves the record with nothing to hold: this handle parks it for its next
-	// allocation (core/parked-record.ts), or it goes back to the record free list, which takes the
+	// A merge leaves the record with nothing to hold: this handle keeps it for its next
+	// allocation (core/kept-record.ts), or it goes back to the record free list, which takes the
 	// free-space lock: taken only if free now, since it comes before the busy lock in the lock order.
 	const freeHeld = outer2 === HDR_FREE_LOCK;
-	const park = !freeHeld && t.canPark();
+	const keep = !freeHeld && t.canKeep();
 	const into = lazyMergeTarget(t, lazy, start, end);
-	if (into !== 0 && (freeHeld || park || s.locks.tryAcquire(HDR_FREE_LOCK))) {
+	if (into !== 0 && (freeHeld || keep || s.locks.tryAcquire(HDR_FREE_LOCK))) {
 		lazyMergeInto(t, lazy, into, start, end, s.pageInverse);
-		if (park) t.park(va);
+		if (keep) t.keep(va);
 		else {
 			t.freeSlot(va);
 			if (!freeHeld) s.locks.release(HDR_FREE_LOCK); // commits: the area is lazy, whole

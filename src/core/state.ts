@@ -52,8 +52,8 @@ import { resetFlushRange } from "../tree/lazy-tree.ts";
 import { hashFirstTable } from "../tree/busy-hash.ts";
 import { setVaRange } from "../buffer/record.ts";
 import { blockBytesFor } from "../small/descriptor.ts";
-import { parkedWord } from "../buffer/gauges.ts";
-import { giveBackParked } from "./parked-record.ts";
+import { keptWord } from "../buffer/gauges.ts";
+import { giveBackKept } from "./kept-record.ts";
 import type { SmallCache } from "../small/cache.ts";
 import { TagTable } from "../buffer/tags.ts";
 import { isShared, type SpaceBuffer, VaTable } from "../buffer/va-table.ts";
@@ -99,14 +99,14 @@ export class SpaceState {
 		this.zoneSize = hdrF[HDRF_ZONE_SIZE]!;
 		this.zoneInverse = 1 / this.zoneSize;
 		this.id = claimHandle(this.table);
-		this.table.parkedWord = parkedWord(this.id);
+		this.table.keptWord = keptWord(this.id);
 		this.node = (this.id - 1) % this.nodes;
 		this.ownerFlags = this.id << VA_OWNER_SHIFT;
 		this.locks = new Locks(this.table, this.id);
 		this.locks.timeoutMs = timeoutMs ?? hdrF[HDRF_TIMEOUT_MS]!;
 		this.tags = new TagTable(this.table, this.locks);
 		this.purger = new Purger(this.table, this.locks, flush, this.pageSize);
-		this.endHooks.push((id) => giveBackParked(this.table, this.locks, id));
+		this.endHooks.push((id) => giveBackKept(this.table, this.locks, id));
 	}
 
 	/** The node whose busy tree holds an area starting at `addr` (kernel addr_to_node_id). */

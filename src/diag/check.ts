@@ -32,7 +32,7 @@ import {
 	VERSION,
 } from "../buffer/layout.ts";
 import { recordIsZero, vaEnd, vaNext, vaStart } from "../buffer/record.ts";
-import { parkedWord } from "../buffer/gauges.ts";
+import { keptWord } from "../buffer/gauges.ts";
 import type { VaTable } from "../buffer/va-table.ts";
 import { checkBlocks } from "../small/check.ts";
 import { checkNode } from "./check-node.ts";
@@ -133,18 +133,18 @@ function checkSlots(w: Walk): void {
 		onFreeList++;
 	}
 	if (onFreeList !== hdr[HDR_SLOT_FREE_NR]) corrupt(`slot free list: holds ${onFreeList} records, header says ${hdr[HDR_SLOT_FREE_NR]}`);
-	let parked = 0;
+	let kept = 0;
 	for (let id = 1; id <= HANDLE_MAX; id++) {
-		const va = hdr[parkedWord(id)]!;
+		const va = hdr[keptWord(id)]!;
 		if (va === 0) continue;
-		if (!(va > 0 && va < high)) corrupt(`handle ${id}'s parked record ${va} is not below SLOT_HIGH ${high}`);
-		if (seen[va]) corrupt(`handle ${id}'s parked record ${va} is also in use (or another's parked record, or free)`);
+		if (!(va > 0 && va < high)) corrupt(`handle ${id}'s kept record ${va} is not below SLOT_HIGH ${high}`);
+		if (seen[va]) corrupt(`handle ${id}'s kept record ${va} is also in use (or another's kept record, or free)`);
 		seen[va] = 1;
-		parked++;
+		kept++;
 	}
-	if (records + onFreeList + parked + 1 !== high) {
+	if (records + onFreeList + kept + 1 !== high) {
 		corrupt(
-			`slots: ${records + onFreeList + parked} records accounted for (${records} in use, ${onFreeList} unused, ${parked} parked by handles) but ${high - 1} handed out`,
+			`slots: ${records + onFreeList + kept} records accounted for (${records} in use, ${onFreeList} unused, ${kept} kept by handles) but ${high - 1} handed out`,
 		);
 	}
 }

@@ -36,7 +36,7 @@ import { snapshot } from "../diag/snapshot.ts";
 import { freeVmapArea, resizeVmapArea } from "../core/lazy-free.ts";
 import { NOT_SMALL } from "../small/cache.ts";
 import { openSmallCache } from "../core/block-source.ts";
-import { giveBackParked } from "../core/parked-record.ts";
+import { giveBackKept } from "../core/kept-record.ts";
 import { purgeKind, validateOptions, validateTimeout, parseSpaceOptions, type SpaceParams } from "../core/options.ts";
 import { listenForWork } from "../purge/work.ts";
 import { readStats, validateStatsInto } from "../diag/stats.ts";
@@ -163,7 +163,7 @@ export class VmapSpace {
 		try {
 			s.small?.handOver();
 			s.purger.handOver();
-			giveBackParked(s.table, s.locks, s.id);
+			giveBackKept(s.table, s.locks, s.id);
 		} finally {
 			s.locks.closed = true;
 			s.locks.closeJournal();

@@ -1,5 +1,5 @@
 /**
- * A handle's parked record (buffer/gauges.ts GAUGE_PARKED): a lazy free that merged keeps the
+ * A handle's kept record (buffer/gauges.ts GAUGE_KEPT): a lazy free that merged keeps the
  * record it no longer needs for the handle's next allocation. When the handle closes, or ends
  * and another handle runs its end hooks, the record goes back to the record free list, under
  * the free-space lock (its list's). A record left by an id's earlier holder (a give-back cut
@@ -7,20 +7,20 @@
  * handle's.
  */
 import { put } from "../buffer/journal.ts";
-import { parkedWord } from "../buffer/gauges.ts";
+import { keptWord } from "../buffer/gauges.ts";
 import { HDR_FREE_LOCK } from "../buffer/layout.ts";
 import type { Locks } from "../buffer/lock.ts";
 import type { VaTable } from "../buffer/va-table.ts";
 
-/** Give handle `id`'s parked record, if any, back to the record free list. Handle `id` allocates no more. */
-export function giveBackParked(t: VaTable, locks: Locks, id: number): void {
-	const word = parkedWord(id);
+/** Give handle `id`'s kept record, if any, back to the record free list. Handle `id` allocates no more. */
+export function giveBackKept(t: VaTable, locks: Locks, id: number): void {
+	const word = keptWord(id);
 	if (Atomics.load(t.hdr, word) === 0) return;
 	locks.acquire(HDR_FREE_LOCK);
-	const parked = t.hdr[word]!;
-	if (parked !== 0) {
+	const kept = t.hdr[word]!;
+	if (kept !== 0) {
 		put(t.hdr, word, 0);
-		t.freeSlot(parked);
+		t.freeSlot(kept);
 	}
 	locks.release(HDR_FREE_LOCK);
 }
