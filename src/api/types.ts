@@ -100,7 +100,7 @@ export interface NodeStats {
 	/** Busy areas whose start lies in this node's zones, and their bytes. */
 	busyAreas: number;
 	busyBytes: number;
-	/** Areas in this node's lazy tree and purge trees. */
+	/** Areas in this node's lazy tree and purge trees (with one node, areas that touched as they were freed count as one). */
 	lazyAreas: number;
 	/** Areas in this node's pools, and their bytes. */
 	poolAreas: number;
@@ -184,7 +184,10 @@ export interface PurgeResult {
 	 * - "empty": nothing was lazy.
 	 */
 	status: "done" | "flushing" | "queued" | "skipped" | "empty";
-	/** Areas and bytes in the batch, and the range flushed ([0, 0) when none). */
+	/**
+	 * Areas and bytes in the batch, and the range flushed ([0, 0) when none). With one node,
+	 * areas that touched as they were freed are one lazy area (VmapSpace.free).
+	 */
 	areas: number;
 	bytes: number;
 	start: number;

@@ -253,13 +253,13 @@ export class VaTable {
 
 	/**
 	 * allocSlot() of this handle's kept record `slot`. Its words mean nothing to a rollback,
-	 * unless it was kept in the section now open (the area it held was busy when the section
-	 * began): then each is journaled, as for a record freed in the section.
+	 * unless it was kept in the journaled section now open (the area it held was busy when the
+	 * section began): then each is journaled, as for a record freed in the section.
 	 */
 	#takeKept(slot: number): number {
 		put(this.hdr, this.keptWord, 0);
 		const f64 = this.f64;
-		if (this.#keptIn === journalSection()) clearRecord(f64, slot);
+		if (this.#keptIn >= 0 && this.#keptIn === journalSection()) clearRecord(f64, slot);
 		else {
 			// Five stores, not fill(): a builtin call, a quarter of this function's time in a profile.
 			const f = slot * REC_F64;

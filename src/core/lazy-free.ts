@@ -124,9 +124,9 @@ function freeVmapAreaNoflush(s: SpaceState, v: number, va: number, outer2 = -1, 
 	// A merge leaves the record with nothing to hold: this handle keeps it for its next
 	// allocation (core/kept-record.ts), or it goes back to the record free list, which takes the
 	// free-space lock: taken only if free now, since it comes before the busy lock in the lock order.
-	const freeHeld = outer2 === HDR_FREE_LOCK;
-	const keep = !freeHeld && t.canKeep();
 	const into = lazyMergeTarget(t, lazy, start, end);
+	const freeHeld = outer2 === HDR_FREE_LOCK;
+	const keep = into !== 0 && !freeHeld && t.canKeep();
 	if (into !== 0 && (freeHeld || keep || s.locks.tryAcquire(HDR_FREE_LOCK))) {
 		lazyMergeInto(t, lazy, into, start, end, s.pageInverse);
 		if (keep) t.keep(va);

@@ -87,8 +87,7 @@ function widenFlushRange(t: VaTable, v: number, start: number, end: number): voi
  */
 export function lazyTreeAdd(t: VaTable, v: number, va: number, start: number, end: number, flags: number, pageInverse: number): void {
 	const b = nodeBase(v);
-	addF(t.hdrF, (b >> 1) + NF_LAZY_ADDED, (end - start) * pageInverse);
-	widenFlushRange(t, v, start, end);
+	countLazy(t, v, start, end, pageInverse);
 	setVaFlags(t.i32, va, VA_LAZY | (flags & ~VA_STATE));
 	linkLazy(t, b, va, start); // published
 	t.hdr[b + N_LAZY_NR]!++; // derived: not journaled (tree/repair.ts recounts)
@@ -120,13 +119,17 @@ export function lazyMergeTarget(t: VaTable, v: number, start: number, end: numbe
  * lock: `into` is in v's lazy tree, not yet a purge's (a purge takes the tree whole under it).
  */
 export function lazyMergeInto(t: VaTable, v: number, into: number, start: number, end: number, pageInverse: number): void {
-	const b = nodeBase(v);
-	addF(t.hdrF, (b >> 1) + NF_LAZY_ADDED, (end - start) * pageInverse);
-	widenFlushRange(t, v, start, end);
+	countLazy(t, v, start, end, pageInverse);
 	const f64 = t.f64;
 	if (vaEnd(f64, into) === start) setVaEnd(f64, into, end);
 	else setVaStart(f64, into, start); // the lowest still: the tree's order holds
 	setVaFlags(t.i32, into, vaFlags(t.i32, into) | VA_MERGED);
+}
+
+/** [start, end) joins node `v`'s lazy tree: its pages count in vmapLazyNr, and the flush range covers it. */
+function countLazy(t: VaTable, v: number, start: number, end: number, pageInverse: number): void {
+	addF(t.hdrF, (nodeBase(v) >> 1) + NF_LAZY_ADDED, (end - start) * pageInverse);
+	widenFlushRange(t, v, start, end);
 }
 
 /**
