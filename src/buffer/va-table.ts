@@ -17,7 +17,7 @@ import {
 	REC_I32,
 } from "./layout.ts";
 import { NF_LAZY_ADDED, NF_LAZY_PURGED, nodeBase } from "./node-layout.ts";
-import { clearListedRecord, clearRecord, setVaNext, vaNext } from "./record.ts";
+import { clearListedRecord, clearRecord, setVaNext, vaNext, zeroRecord } from "./record.ts";
 
 export type SpaceBuffer = SharedArrayBuffer | ArrayBuffer;
 
@@ -258,17 +258,8 @@ export class VaTable {
 	 */
 	#takeKept(slot: number): number {
 		put(this.hdr, this.keptWord, 0);
-		const f64 = this.f64;
-		if (this.#keptIn >= 0 && this.#keptIn === journalSection()) clearRecord(f64, slot);
-		else {
-			// Five stores, not fill(): a builtin call, a quarter of this function's time in a profile.
-			const f = slot * REC_F64;
-			f64[f] = 0;
-			f64[f + 1] = 0;
-			f64[f + 2] = 0;
-			f64[f + 3] = 0;
-			f64[f + 4] = 0;
-		}
+		if (this.#keptIn >= 0 && this.#keptIn === journalSection()) clearRecord(this.f64, slot);
+		else zeroRecord(this.f64, slot);
 		return slot;
 	}
 
